@@ -1,0 +1,126 @@
+using System.Text.Json;
+using GpuNet;
+using GpuNet.Bench;
+using GpuNet.Kernels.Checks;
+
+const string Usage = """
+usage: gpunet-bench VERB [options]
+
+verbs:
+  devices                                  list the devices GpuNet can open
+  check [--device NAME] [--kernel NAME...] [--json FILE] [--seed N]
+                                           run every registered kernel against its CPU reference
+                                           on one device and print a table; exit 1 on any failure
+
+  NAME of a device: auto, cpu, cuda, cuda:N, opencl, opencl:N (default: $GPUNET_DEVICE, else auto)
+""";
+
+var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
+{
+    ["devices"] = new Dictionary<string, string>(),
+    ["check"] = new Dictionary<string, string> { ["device"] = "one", ["kernel"] = "many", ["json"] = "one", ["seed"] = "one" },
+};
+
+try
+{
+    if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+    {
+        Console.WriteLine(Usage);
+        return args.Length == 0 ? 2 : 0;
+    }
+    if (!verbs.TryGetValue(args[0], out var spec))
+        throw new UsageException($"unknown verb '{args[0]}'");
+    var cli = Cli.Parse(args, spec);
+    return cli.Verb switch
+    {
+        "devices" => Verbs.Devices(),
+        "check" => Verbs.Check(cli),
+        _ => throw new UsageException($"unknown verb '{cli.Verb}'"),
+    };
+}
+catch (UsageException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    Console.Error.WriteLine(Usage);
+    return 2;
+}
+catch (GpuNetException e)
+{
+    Console.Error.WriteLine($"error: {e.Message}");
+    return 2;
+}
+
+internal static class Verbs
+{
+    public static int Devices()
+    {
+        var table = new Table("id", "name", "kind", "memory", "warp", "SMs", "max threads/group", "shared/group", "compute cap.", "driver");
+        foreach (var d in Device.List())
+            table.Add(d.Id, d.Name, d.Kind.ToString(), MemoryPoolStats.FormatBytes(d.MemoryBytes), d.WarpSize.ToString(),
+                d.Multiprocessors.ToString(), d.MaxThreadsPerGroup.ToString(), MemoryPoolStats.FormatBytes(d.MaxSharedMemoryPerGroup),
+                d.ComputeCapability ?? "-", d.DriverVersion ?? "-");
+        table.Print(Console.Out);
+        return 0;
+    }
+
+    public static int Check(Cli cli)
+    {
+        IReadOnlyList<CheckCase> cases;
+        try
+        {
+            cases = KernelRegistry.Select(cli.Many("kernel"));
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        ulong? seed = null;
+        if (cli.One("seed") is { } s)
+            seed = ulong.TryParse(s, out var v) ? v : throw new UsageException($"--seed takes a non-negative integer, got '{s}'");
+        using var device = Device.Open(cli.One("device"));
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}; seed {seed ?? CheckRunner.DefaultSeed}; {cases.Count} cases");
+        var table = new Table("kernel", "case", "shape", "max abs err", "rel L2 err", "pass");
+        var results = new List<CheckResult>();
+        foreach (var c in cases)
+        {
+            var r = CheckRunner.Run(c, device, seed);
+            results.Add(r);
+            table.Add(r.Kernel, r.Case, r.Shape, r.MaxAbsErr.ToString("0.00e+0"), r.RelL2Err.ToString("0.00e+0"), r.Passed ? "pass" : "FAIL");
+            Console.Error.Write($"\r{results.Count}/{cases.Count} {c.Id,-50}");
+        }
+        Console.Error.WriteLine();
+        table.Print(Console.Out);
+        foreach (var r in results.Where(r => !r.Passed))
+            Console.WriteLine($"FAILED {r}");
+        int failed = results.Count(r => !r.Passed);
+        Console.WriteLine($"{results.Count - failed} passed, {failed} failed");
+        if (cli.One("json") is { } path)
+            WriteJson(path, device.Info, results);
+        return failed == 0 ? 0 : 1;
+    }
+
+    private static void WriteJson(string path, DeviceInfo info, List<CheckResult> results)
+    {
+        var doc = new
+        {
+            device = new
+            {
+                name = info.Name, id = info.Id, kind = info.Kind.ToString().ToLowerInvariant(), memory_bytes = info.MemoryBytes,
+                warp_size = info.WarpSize, multiprocessors = info.Multiprocessors, max_threads_per_group = info.MaxThreadsPerGroup,
+                max_shared_memory_per_group = info.MaxSharedMemoryPerGroup, compute_capability = info.ComputeCapability, driver_version = info.DriverVersion,
+            },
+            results = results.Select(r => new
+            {
+                kernel = r.Kernel, @case = r.Case, shape = r.Shape,
+                max_abs_err = double.IsFinite(r.MaxAbsErr) ? r.MaxAbsErr : (double?)null,
+                rel_l2_err = double.IsFinite(r.RelL2Err) ? r.RelL2Err : (double?)null,
+                passed = r.Passed, seed = r.Seed, error = r.Error,
+            }),
+        };
+        var dir = Path.GetDirectoryName(Path.GetFullPath(path));
+        if (dir is not null)
+            Directory.CreateDirectory(dir);
+        File.WriteAllText(path, JsonSerializer.Serialize(doc, new JsonSerializerOptions { WriteIndented = true }));
+        Console.WriteLine($"wrote {path}");
+    }
+}

@@ -1,0 +1,117 @@
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>What one check case produced: the kernel's output and the reference's.</summary>
+/// <param name="Got">The device result, read back.</param>
+/// <param name="Expected">The double-precision reference.</param>
+public sealed record CheckOutput(float[] Got, double[] Expected);
+
+/// <summary>
+/// One correctness case of one kernel: <see cref="Run"/> makes fresh seeded inputs on a device,
+/// poisons the output with NaN, launches the op and returns its output with the CPU reference's.
+/// </summary>
+/// <param name="Family">Kernel family (one test class each): <c>elementwise</c>, <c>reduce</c>, ...</param>
+/// <param name="Kernel">Stable snake_case kernel name (<c>add</c>, <c>sum_last_axis</c>, ...).</param>
+/// <param name="Name">Case name, unique within the kernel.</param>
+/// <param name="Shape">Shapes involved, as printed in the table.</param>
+/// <param name="Tolerance">Largest relative L2 error that passes.</param>
+/// <param name="Run">Runs the case on a device with a seed.</param>
+public sealed record CheckCase(string Family, string Kernel, string Name, string Shape, double Tolerance, Func<Device, ulong, CheckOutput> Run)
+{
+    /// <summary>The default tolerance: float32 arithmetic against a double reference.</summary>
+    public const double Fp32Tolerance = 1e-5;
+
+    /// <summary><c>kernel/case</c>.</summary>
+    public string Id => $"{Kernel}/{Name}";
+}
+
+/// <summary>The verdict on one case.</summary>
+public sealed record CheckResult(string Kernel, string Case, string Shape, double MaxAbsErr, double RelL2Err, bool Passed, ulong Seed, string? Error)
+{
+    /// <summary>One line for logs and assertion messages.</summary>
+    public override string ToString() =>
+        $"{Kernel}/{Case} {Shape}: max abs {MaxAbsErr:0.###e+0}, rel L2 {RelL2Err:0.###e+0}, {(Passed ? "pass" : "FAIL")} (seed {Seed})" +
+        (Error is null ? "" : $": {Error}");
+}
+
+/// <summary>Runs check cases and judges them.</summary>
+public static class CheckRunner
+{
+    /// <summary>The seed for this process: <c>GPUNET_SEED</c> if set, else fresh from the clock (printed with every result, so a failure can be replayed).</summary>
+    public static ulong DefaultSeed { get; } =
+        ulong.TryParse(Environment.GetEnvironmentVariable("GPUNET_SEED"), out var s) ? s : (ulong)DateTime.UtcNow.Ticks;
+
+    /// <summary>Runs <paramref name="c"/> on <paramref name="device"/>; exceptions become failed results, never escape.</summary>
+    public static CheckResult Run(CheckCase c, Device device, ulong? seed = null)
+    {
+        ulong caseSeed = Mix(seed ?? DefaultSeed, c.Id);
+        try
+        {
+            var output = c.Run(device, caseSeed);
+            var (maxAbs, relL2, error) = Compare(output.Got, output.Expected);
+            bool passed = error is null && relL2 <= c.Tolerance;
+            return new CheckResult(c.Kernel, c.Name, c.Shape, maxAbs, relL2, passed, caseSeed,
+                error ?? (passed ? null : $"rel L2 {relL2:0.###e+0} over tolerance {c.Tolerance:0.#e+0}"));
+        }
+        catch (Exception e)
+        {
+            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, false, caseSeed, $"{e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    /// <summary>
+    /// Max absolute error and relative L2 error ‖got − expected‖ / ‖expected‖ (the absolute L2
+    /// error when the reference is all zeros). Non-finite expected values must be matched exactly;
+    /// a NaN where a number was expected (an unwritten, poisoned element) always fails.
+    /// </summary>
+    public static (double MaxAbs, double RelL2, string? Error) Compare(ReadOnlySpan<float> got, ReadOnlySpan<double> expected)
+    {
+        if (got.Length != expected.Length)
+            return (double.NaN, double.NaN, $"output has {got.Length} elements, reference {expected.Length}");
+        double maxAbs = 0, diff2 = 0, ref2 = 0;
+        for (int i = 0; i < got.Length; i++)
+        {
+            double g = got[i], e = expected[i];
+            if (!double.IsFinite(e))
+            {
+                bool same = double.IsNaN(e) ? double.IsNaN(g) : g == e;
+                if (!same)
+                    return (double.PositiveInfinity, double.PositiveInfinity, $"element {i}: expected {e}, got {g}");
+                continue;
+            }
+            if (!double.IsFinite(g))
+                return (double.PositiveInfinity, double.PositiveInfinity, $"element {i}: expected {e}, got {g}{(double.IsNaN(g) ? " (unwritten or invalid)" : "")}");
+            double d = Math.Abs(g - e);
+            maxAbs = Math.Max(maxAbs, d);
+            diff2 += d * d;
+            ref2 += e * e;
+        }
+        double rel = ref2 > 0 ? Math.Sqrt(diff2 / ref2) : Math.Sqrt(diff2);
+        return (maxAbs, rel, null);
+    }
+
+    /// <summary>A tensor of <paramref name="shape"/> full of NaN, written from the host (so no kernel under test is involved).</summary>
+    public static Tensor Poisoned(Device device, params int[] shape)
+    {
+        var host = new float[ShapeUtil.Product(shape)];
+        Array.Fill(host, float.NaN);
+        return Tensor.FromArray(device, host, shape);
+    }
+
+    /// <summary>Uniform random input in [-1, 1) from the case seed and an input number.</summary>
+    public static Tensor Random(Device device, ulong seed, int input, params int[] shape) =>
+        Tensor.RandomUniform(device, shape, seed + (ulong)input * 0x9E3779B97F4A7C15UL, -1f, 1f);
+
+    /// <summary>The tensor's elements as doubles, for the reference.</summary>
+    public static double[] Host(Tensor t) => Array.ConvertAll(t.ToArray(), v => (double)v);
+
+    /// <summary>Formats shapes for the table: <c>[37, 53] + [53]</c>.</summary>
+    public static string Shapes(params int[][] shapes) => string.Join(" + ", shapes.Select(s => GpuNetException.FormatShape(s)));
+
+    private static ulong Mix(ulong seed, string id)
+    {
+        ulong h = seed ^ 0xCBF29CE484222325UL;
+        foreach (char ch in id)
+            h = (h ^ ch) * 0x100000001B3UL;
+        return h;
+    }
+}

@@ -1,0 +1,122 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of the elementwise family: fill, copy_strided, add/sub/mul/div, axpy.</summary>
+internal static class ElementwiseChecks
+{
+    private const string Family = "elementwise";
+
+    private static CheckCase Case(string kernel, string name, string shape, Func<Device, ulong, CheckOutput> run) =>
+        new(Family, kernel, name, shape, CheckCase.Fp32Tolerance, run);
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        foreach (var shape in new[] { new[] { 1 }, new[] { 37, 53 }, new[] { 3, 5, 7 }, new[] { 256, 1031 } })
+            yield return Case("fill", "contiguous_" + string.Join("x", shape), Shapes(shape), (d, seed) =>
+            {
+                float value = ToValue(seed);
+                using var t = Poisoned(d, shape);
+                Ops.Fill(t, value);
+                return new(t.ToArray(), Enumerable.Repeat((double)value, t.Length).ToArray());
+            });
+        yield return Case("fill", "strided_view", "[13, 17] cols 3..12", (d, seed) =>
+        {
+            // Only the view's elements change: the rest of the base keeps its random values.
+            float value = ToValue(seed);
+            using var t = Random(d, seed, 0, 13, 17);
+            var expected = Host(t);
+            using (var view = t.Slice(1, 3, 9))
+                Ops.Fill(view, value);
+            for (int r = 0; r < 13; r++)
+                for (int c = 3; c < 12; c++)
+                    expected[r * 17 + c] = value;
+            return new(t.ToArray(), expected);
+        });
+
+        yield return StridedCopy("transpose_2d", new[] { 37, 29 }, t => t.Transpose(0, 1));
+        yield return StridedCopy("permute_3d", new[] { 5, 7, 11 }, t => t.Permute(2, 0, 1));
+        yield return StridedCopy("slice_offset", new[] { 9, 31 }, t => t.Slice(1, 3, 23));
+        yield return StridedCopy("slice_then_transpose", new[] { 4, 13, 6 }, t => t.Slice(1, 2, 9).Transpose(0, 2));
+        yield return StridedCopy("permute_rank7", new[] { 2, 3, 1, 2, 3, 2, 5 }, t => t.Permute(6, 5, 4, 3, 2, 1, 0));
+        yield return StridedCopy("expand_broadcast", new[] { 1, 19 }, t => t.Expand(23, 19));
+        yield return StridedCopy("size_one", new[] { 1 }, t => t.Reshape(1, 1));
+
+        var ops = new (string Kernel, Func<Tensor, Tensor, Tensor, Tensor> Op, Func<double, double, double> Ref)[]
+        {
+            ("add", (a, b, o) => Ops.Add(a, b, o), (x, y) => x + y),
+            ("sub", (a, b, o) => Ops.Sub(a, b, o), (x, y) => x - y),
+            ("mul", (a, b, o) => Ops.Mul(a, b, o), (x, y) => x * y),
+            ("div", (a, b, o) => Ops.Div(a, b, o), (x, y) => x / y),
+        };
+        var shapes = new (string Name, int[] A, int[] B)[]
+        {
+            ("tiny", new[] { 1 }, new[] { 1 }),
+            ("odd_same_shape", new[] { 37, 53 }, new[] { 37, 53 }),
+            ("broadcast_row", new[] { 37, 53 }, new[] { 53 }),
+            ("broadcast_column", new[] { 29, 1 }, new[] { 29, 31 }),
+            ("broadcast_both", new[] { 7, 1, 5 }, new[] { 3, 1 }),
+            ("scalar", new[] { 13, 17 }, new[] { 1 }),
+            ("moderate", new[] { 256, 1031 }, new[] { 256, 1031 }),
+        };
+        foreach (var (kernel, op, reference) in ops)
+        {
+            foreach (var (name, sa, sb) in shapes)
+                yield return Case(kernel, name, Shapes(sa, sb), (d, seed) =>
+                {
+                    using var a = Random(d, seed, 0, sa);
+                    using var b = Random(d, seed, 1, sb);
+                    using var o = Poisoned(d, ElementwiseReference.BroadcastShape(sa, sb));
+                    op(a, b, o);
+                    return new(o.ToArray(), ElementwiseReference.Binary(Host(a), sa, Host(b), sb, reference));
+                });
+            yield return Case(kernel, "unaligned_views", "[11, 67] cols 1..66 + transposed [66, 11]", (d, seed) =>
+            {
+                // Offsets that are not multiples of 4 force the scalar path; a transposed operand the strided one.
+                using var baseA = Random(d, seed, 0, 11, 67);
+                using var baseB = Random(d, seed, 1, 66, 11);
+                using var a = baseA.Slice(1, 1, 66);
+                using var b = baseB.Transpose(0, 1);
+                using var o = Poisoned(d, 11, 66);
+                op(a, b, o);
+                var ha = ElementwiseReference.StridedView(Host(baseA), new[] { 11, 66 }, new[] { 67, 1 }, 1);
+                var hb = ElementwiseReference.StridedView(Host(baseB), new[] { 11, 66 }, new[] { 1, 11 }, 0);
+                return new(o.ToArray(), ElementwiseReference.Binary(ha, new[] { 11, 66 }, hb, new[] { 11, 66 }, reference));
+            });
+        }
+
+        foreach (var (name, sx, sy) in new[] { ("same_shape", new[] { 37, 53 }, new[] { 37, 53 }), ("broadcast_x", new[] { 53 }, new[] { 37, 53 }), ("moderate", new[] { 100003 }, new[] { 100003 }) })
+            yield return Case("axpy", name, Shapes(sx, sy), (d, seed) =>
+            {
+                float alpha = ToValue(seed) * 3;
+                using var x = Random(d, seed, 0, sx);
+                using var y = Random(d, seed, 1, sy);
+                using var o = Poisoned(d, sy);
+                Ops.Axpy(alpha, x, y, o);
+                return new(o.ToArray(), ElementwiseReference.Binary(Host(x), sx, Host(y), sy, (a, b) => alpha * a + b));
+            });
+        yield return Case("axpy", "in_place", "[61, 7]", (d, seed) =>
+        {
+            float alpha = ToValue(seed) * 3;
+            using var x = Random(d, seed, 0, 61, 7);
+            using var y = Random(d, seed, 1, 61, 7);
+            var expected = ElementwiseReference.Binary(Host(x), new[] { 61, 7 }, Host(y), new[] { 61, 7 }, (a, b) => alpha * a + b);
+            Ops.AxpyInPlace(alpha, x, y);
+            return new(y.ToArray(), expected);
+        });
+    }
+
+    private static CheckCase StridedCopy(string name, int[] baseShape, Func<Tensor, Tensor> view) =>
+        Case("copy_strided", name, Shapes(baseShape), (d, seed) =>
+        {
+            using var t = Random(d, seed, 0, baseShape);
+            using var v = view(t);
+            using var o = Poisoned(d, v.ShapeArray());
+            Ops.Copy(v, o);
+            var expected = ElementwiseReference.StridedView(Host(t), v.ShapeArray(), v.Strides.ToArray(), v.Offset);
+            return new(o.ToArray(), expected);
+        });
+
+    private static float ToValue(ulong seed) => Philox.ToUniform(Philox.Word(seed, 0)) * 2 - 1;
+}

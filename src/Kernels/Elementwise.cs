@@ -1,0 +1,321 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>A per-element function of one input. Structs implementing it are passed to the kernels by value, so
+    /// fields (a slope, a constant) become kernel parameters and the JIT inlines <see cref="Apply"/>.</summary>
+    public interface IUnaryOp
+    {
+        /// <summary>The function.</summary>
+        float Apply(float x);
+    }
+
+    /// <summary>A per-element function of two inputs (see <see cref="IUnaryOp"/>).</summary>
+    public interface IBinaryOp
+    {
+        /// <summary>The function.</summary>
+        float Apply(float a, float b);
+    }
+
+    /// <summary>Built-in elementwise operators.</summary>
+    public static class ElementwiseOps
+    {
+        /// <summary>x (copy).</summary>
+        public struct Identity : IUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => x; }
+
+        /// <summary>A constant (fill).</summary>
+        public struct Constant : IUnaryOp { /// <summary>The value.</summary>
+            public float Value; /// <inheritdoc/>
+            public readonly float Apply(float x) => Value; }
+
+        /// <summary>a + b.</summary>
+        public struct Add : IBinaryOp { /// <inheritdoc/>
+            public readonly float Apply(float a, float b) => a + b; }
+
+        /// <summary>a − b.</summary>
+        public struct Sub : IBinaryOp { /// <inheritdoc/>
+            public readonly float Apply(float a, float b) => a - b; }
+
+        /// <summary>a · b.</summary>
+        public struct Mul : IBinaryOp { /// <inheritdoc/>
+            public readonly float Apply(float a, float b) => a * b; }
+
+        /// <summary>a / b (IEEE: x/0 is ±inf, 0/0 is NaN, as in NumPy and PyTorch).</summary>
+        public struct Div : IBinaryOp { /// <inheritdoc/>
+            public readonly float Apply(float a, float b) => a / b; }
+
+        /// <summary>alpha · a + b (BLAS axpy with x = a, y = b).</summary>
+        public struct Axpy : IBinaryOp { /// <summary>Scale of the first operand.</summary>
+            public float Alpha; /// <inheritdoc/>
+            public readonly float Apply(float a, float b) => Alpha * a + b; }
+    }
+
+    /// <summary>
+    /// The elementwise kernel family. Two shapes of kernel, each generic over its operator:
+    /// a flat one for operands that are contiguous and of equal shape (float4 loads and stores
+    /// when all bases are 16-byte aligned, a scalar tail for the last n mod 4), and a strided one
+    /// for views and NumPy broadcasting (each operand addressed through a <see cref="Layout6"/>,
+    /// broadcast dimensions having stride 0). Both walk the output with a grid-stride loop.
+    /// Bytes: 4·n per input read + 4·n written; FLOPs: n per operator application.
+    /// </summary>
+    public static class ElementwiseKernels
+    {
+        /// <summary>o[i] = value for a contiguous o.</summary>
+        public static void Fill(ArrayView<float> o, float value, int vectorized)
+        {
+            int n = o.IntLength, tid = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX, tail = 0;
+            if (vectorized != 0)
+            {
+                int n4 = n / 4;
+                var o4 = o.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
+                Float4 v;
+                v.X = value; v.Y = value; v.Z = value; v.W = value;
+                for (int i = tid; i < n4; i += stride)
+                    o4[i] = v;
+                tail = n4 * 4;
+            }
+            for (int i = tail + tid; i < n; i += stride)
+                o[i] = value;
+        }
+
+        /// <summary>o[i] = op(a[i]) over contiguous equal-length views.</summary>
+        public static void FlatUnary<TOp>(ArrayView<float> a, ArrayView<float> o, int vectorized, TOp op)
+            where TOp : struct, IUnaryOp
+        {
+            int n = o.IntLength, tid = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX, tail = 0;
+            if (vectorized != 0)
+            {
+                int n4 = n / 4;
+                var a4 = a.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
+                var o4 = o.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
+                for (int i = tid; i < n4; i += stride)
+                {
+                    var x = a4[i];
+                    Float4 r;
+                    r.X = op.Apply(x.X); r.Y = op.Apply(x.Y); r.Z = op.Apply(x.Z); r.W = op.Apply(x.W);
+                    o4[i] = r;
+                }
+                tail = n4 * 4;
+            }
+            for (int i = tail + tid; i < n; i += stride)
+                o[i] = op.Apply(a[i]);
+        }
+
+        /// <summary>o[i] = op(a[i], b[i]) over contiguous equal-length views.</summary>
+        public static void FlatBinary<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> o, int vectorized, TOp op)
+            where TOp : struct, IBinaryOp
+        {
+            int n = o.IntLength, tid = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX, tail = 0;
+            if (vectorized != 0)
+            {
+                int n4 = n / 4;
+                var a4 = a.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
+                var b4 = b.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
+                var o4 = o.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
+                for (int i = tid; i < n4; i += stride)
+                {
+                    var x = a4[i];
+                    var y = b4[i];
+                    Float4 r;
+                    r.X = op.Apply(x.X, y.X); r.Y = op.Apply(x.Y, y.Y); r.Z = op.Apply(x.Z, y.Z); r.W = op.Apply(x.W, y.W);
+                    o4[i] = r;
+                }
+                tail = n4 * 4;
+            }
+            for (int i = tail + tid; i < n; i += stride)
+                o[i] = op.Apply(a[i], b[i]);
+        }
+
+        /// <summary>o[lo(i)] = op(a[la(i)]) for any views of one logical shape; n elements.</summary>
+        public static void StridedUnary<TOp>(ArrayView<float> a, ArrayView<float> o, Layout6 la, Layout6 lo, int n, TOp op)
+            where TOp : struct, IUnaryOp
+        {
+            for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+                o[lo.Offset(i)] = op.Apply(a[la.Offset(i)]);
+        }
+
+        /// <summary>o[lo(i)] = op(a[la(i)], b[lb(i)]) for any views (broadcast operands have stride 0); n elements.</summary>
+        public static void StridedBinary<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> o, Layout6 la, Layout6 lb, Layout6 lo, int n, TOp op)
+            where TOp : struct, IBinaryOp
+        {
+            for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+                o[lo.Offset(i)] = op.Apply(a[la.Offset(i)], b[lb.Offset(i)]);
+        }
+
+        /// <summary>The storage a view touches, starting at its first element (strided kernels index from there).</summary>
+        internal static ArrayView<float> Span(Tensor t)
+        {
+            var (lo, hi) = ShapeUtil.Extent(t.ShapeArray(), t.Strides.ToArray(), t.Offset);
+            return t.Storage.SubView(lo, hi - lo + 1);
+        }
+
+        /// <summary>Launches op over (a) → o; a is read as if broadcast to o's shape.</summary>
+        internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp
+        {
+            if (o.Length == 0)
+                return;
+            var device = o.Device;
+            var shape = o.ShapeArray();
+            var sa = ShapeUtil.BroadcastStrides(name, "input", a.ShapeArray(), a.Strides.ToArray(), shape);
+            var (dims, st) = ShapeUtil.Coalesce(shape, o.Strides.ToArray(), sa);
+            int group = LaunchShapes.ElementwiseGroup(device);
+            var config = LaunchShapes.Linear(device, o.Length, group);
+            if (IsFlat(dims, st))
+            {
+                int vec = a.IsAligned(16) && o.IsAligned(16) ? 1 : 0;
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, TOp>>(FlatUnary<TOp>);
+                using (device.Profiler.Measure(name))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
+                        a.Storage.SubView(a.Offset, o.Length), o.Storage.SubView(o.Offset, o.Length), vec, op);
+                return;
+            }
+            var lo = Layout6.Create(name, dims, st[0]);
+            var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Layout6, Layout6, int, TOp>>(StridedUnary<TOp>);
+            using (device.Profiler.Measure(name))
+                ks(device.Accelerator.DefaultStream, config, Span(a), Span(o), Layout6.Create(name, dims, st[1]), lo, o.Length, op);
+        }
+
+        /// <summary>Launches op over (a, b) → o; a and b are read as if broadcast to o's shape.</summary>
+        internal static void MapBinary<TOp>(string name, Tensor a, Tensor b, Tensor o, TOp op) where TOp : struct, IBinaryOp
+        {
+            if (o.Length == 0)
+                return;
+            var device = o.Device;
+            var shape = o.ShapeArray();
+            var sa = ShapeUtil.BroadcastStrides(name, "a", a.ShapeArray(), a.Strides.ToArray(), shape);
+            var sb = ShapeUtil.BroadcastStrides(name, "b", b.ShapeArray(), b.Strides.ToArray(), shape);
+            var (dims, st) = ShapeUtil.Coalesce(shape, o.Strides.ToArray(), sa, sb);
+            int group = LaunchShapes.ElementwiseGroup(device);
+            if (IsFlat(dims, st))
+            {
+                int vec = a.IsAligned(16) && b.IsAligned(16) && o.IsAligned(16) ? 1 : 0;
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, TOp>>(FlatBinary<TOp>);
+                using (device.Profiler.Measure(name))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
+                        a.Storage.SubView(a.Offset, o.Length), b.Storage.SubView(b.Offset, o.Length), o.Storage.SubView(o.Offset, o.Length), vec, op);
+                return;
+            }
+            var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Layout6, Layout6, Layout6, int, TOp>>(StridedBinary<TOp>);
+            using (device.Profiler.Measure(name))
+                ks(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, group), Span(a), Span(b), Span(o),
+                    Layout6.Create(name, dims, st[1]), Layout6.Create(name, dims, st[2]), Layout6.Create(name, dims, st[0]), o.Length, op);
+        }
+
+        /// <summary>True when every operand walks the (coalesced) shape with stride 1: one flat run.</summary>
+        private static bool IsFlat(int[] dims, int[][] strides) =>
+            dims.Length == 0 || (dims.Length == 1 && strides.All(s => s[0] == 1));
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    /// <summary>The GpuNet operations. Each validates its arguments (typed errors, nothing launched on bad
+    /// input), allocates its output from the pool unless one is given, and launches the kernel.</summary>
+    public static partial class Ops
+    {
+        /// <summary>Sets every element of <paramref name="tensor"/> (any view) to <paramref name="value"/>. Kernel <c>fill</c>.</summary>
+        public static void Fill(Tensor tensor, float value)
+        {
+            var device = tensor.Device;
+            Validate.Input("fill", "tensor", tensor, device);
+            if (tensor.Length == 0)
+                return;
+            if (!tensor.IsContiguous)
+            {
+                ElementwiseKernels.MapUnary("fill", tensor, tensor, new ElementwiseOps.Constant { Value = value });
+                return;
+            }
+            int vec = tensor.IsAligned(16) ? 1 : 0;
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, int>>(ElementwiseKernels.Fill);
+            using (device.Profiler.Measure("fill"))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (tensor.Length + 3) / 4, LaunchShapes.ElementwiseGroup(device)),
+                    tensor.ContiguousView, value, vec);
+        }
+
+        /// <summary>A new tensor of <paramref name="shape"/> filled with <paramref name="value"/>.</summary>
+        public static Tensor Full(Device device, float value, params int[] shape)
+        {
+            var t = Tensor.Empty(device, shape);
+            Fill(t, value);
+            return t;
+        }
+
+        /// <summary>
+        /// Copies <paramref name="source"/> (any view, broadcast to the destination's shape) into
+        /// <paramref name="destination"/> (any view). Kernel <c>copy_strided</c>.
+        /// </summary>
+        public static void Copy(Tensor source, Tensor destination)
+        {
+            var device = destination.Device;
+            Validate.Input("copy_strided", "destination", destination, device);
+            Validate.Input("copy_strided", "source", source, device);
+            ElementwiseKernels.MapUnary("copy_strided", source, destination, new ElementwiseOps.Identity());
+        }
+
+        /// <summary>
+        /// A contiguous tensor with the same elements: a new view of the same memory when the tensor
+        /// is already contiguous, otherwise a copy (kernel <c>copy_strided</c>). Dispose it either way.
+        /// </summary>
+        public static Tensor Contiguous(this Tensor tensor)
+        {
+            Validate.Input("contiguous", "tensor", tensor, tensor.Device);
+            if (tensor.IsContiguous)
+                return tensor.Reshape(tensor.ShapeArray());
+            var result = Tensor.Empty(tensor.Device, tensor.ShapeArray());
+            ElementwiseKernels.MapUnary("copy_strided", tensor, result, new ElementwiseOps.Identity());
+            return result;
+        }
+
+        /// <summary>a + b with NumPy broadcasting. Kernel <c>add</c>.</summary>
+        public static Tensor Add(Tensor a, Tensor b, Tensor? output = null) => Binary("add", a, b, output, new ElementwiseOps.Add());
+
+        /// <summary>a − b with NumPy broadcasting. Kernel <c>sub</c>.</summary>
+        public static Tensor Sub(Tensor a, Tensor b, Tensor? output = null) => Binary("sub", a, b, output, new ElementwiseOps.Sub());
+
+        /// <summary>a · b (elementwise) with NumPy broadcasting. Kernel <c>mul</c>.</summary>
+        public static Tensor Mul(Tensor a, Tensor b, Tensor? output = null) => Binary("mul", a, b, output, new ElementwiseOps.Mul());
+
+        /// <summary>a / b with NumPy broadcasting. Kernel <c>div</c>.</summary>
+        public static Tensor Div(Tensor a, Tensor b, Tensor? output = null) => Binary("div", a, b, output, new ElementwiseOps.Div());
+
+        /// <summary>alpha · x + y, x broadcast to y's shape; a new tensor (or <paramref name="output"/>). Kernel <c>axpy</c>.</summary>
+        public static Tensor Axpy(float alpha, Tensor x, Tensor y, Tensor? output = null)
+        {
+            var device = y.Device;
+            Validate.Input("axpy", "y", y, device);
+            Validate.Input("axpy", "x", x, device);
+            var o = Validate.OutputOrNew("axpy", output, device, y.ShapeArray(), requireContiguous: false);
+            ElementwiseKernels.MapBinary("axpy", x, y, o, new ElementwiseOps.Axpy { Alpha = alpha });
+            return o;
+        }
+
+        /// <summary>y ← alpha · x + y in place, x broadcast to y's shape. Kernel <c>axpy</c>.</summary>
+        public static void AxpyInPlace(float alpha, Tensor x, Tensor y) => Axpy(alpha, x, y, y);
+
+        /// <summary>Applies a binary operator with broadcasting: the output has the broadcast shape of a and b.</summary>
+        public static Tensor Binary<TOp>(string name, Tensor a, Tensor b, Tensor? output, TOp op) where TOp : struct, IBinaryOp
+        {
+            var device = a.Device;
+            Validate.Input(name, "a", a, device);
+            Validate.Input(name, "b", b, device);
+            var shape = ShapeUtil.BroadcastShapes(name, a.ShapeArray(), b.ShapeArray());
+            var o = Validate.OutputOrNew(name, output, device, shape, requireContiguous: false);
+            ElementwiseKernels.MapBinary(name, a, b, o, op);
+            return o;
+        }
+
+        /// <summary>Applies a unary operator elementwise: the output has the input's shape.</summary>
+        public static Tensor Unary<TOp>(string name, Tensor x, Tensor? output, TOp op) where TOp : struct, IUnaryOp
+        {
+            var device = x.Device;
+            Validate.Input(name, "x", x, device);
+            var o = Validate.OutputOrNew(name, output, device, x.ShapeArray(), requireContiguous: false);
+            ElementwiseKernels.MapUnary(name, x, o, op);
+            return o;
+        }
+    }
+}

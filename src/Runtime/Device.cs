@@ -1,0 +1,276 @@
+using ILGPU;
+using ILGPU.Runtime;
+using ILGPU.Runtime.CPU;
+using ILGPU.Runtime.Cuda;
+using ILGPU.Runtime.OpenCL;
+
+namespace GpuNet;
+
+/// <summary>The backend a <see cref="Device"/> runs on.</summary>
+public enum DeviceKind
+{
+    /// <summary>ILGPU's CPU accelerator, created GPU-like (warp 32, 256 threads per group).</summary>
+    Cpu,
+    /// <summary>An NVIDIA GPU through CUDA.</summary>
+    Cuda,
+    /// <summary>A GPU through OpenCL 2.0/3.0 with generic address space.</summary>
+    OpenCL,
+}
+
+/// <summary>What GpuNet knows about a device, without opening it.</summary>
+/// <param name="Id">Stable name to open it by: <c>cpu</c>, <c>cuda:0</c>, <c>opencl:1</c>.</param>
+/// <param name="Name">The driver's name for the device.</param>
+/// <param name="Kind">Backend.</param>
+/// <param name="Index">Index among devices of the same kind.</param>
+/// <param name="MemoryBytes">Device memory (host memory available to the process for the CPU accelerator).</param>
+/// <param name="WarpSize">Threads per warp.</param>
+/// <param name="Multiprocessors">Number of multiprocessors.</param>
+/// <param name="MaxThreadsPerGroup">Largest group (thread block) the device accepts.</param>
+/// <param name="MaxSharedMemoryPerGroup">Shared memory one group may use, in bytes.</param>
+/// <param name="ComputeCapability">CUDA compute capability (e.g. <c>9.0</c>); null elsewhere.</param>
+/// <param name="DriverVersion">CUDA driver version, or OpenCL platform version; null for the CPU.</param>
+public sealed record DeviceInfo(
+    string Id,
+    string Name,
+    DeviceKind Kind,
+    int Index,
+    long MemoryBytes,
+    int WarpSize,
+    int Multiprocessors,
+    int MaxThreadsPerGroup,
+    int MaxSharedMemoryPerGroup,
+    string? ComputeCapability,
+    string? DriverVersion)
+{
+    /// <summary>True for CUDA and OpenCL devices.</summary>
+    public bool IsGpu => Kind != DeviceKind.Cpu;
+}
+
+/// <summary>
+/// One opened compute device: an ILGPU context and accelerator, its caching memory pool,
+/// its kernel cache and its profiler. Open by name (<c>auto</c>, <c>cpu</c>, <c>cuda</c>,
+/// <c>cuda:N</c>, <c>opencl</c>, <c>opencl:N</c>); the default comes from the
+/// <c>GPUNET_DEVICE</c> environment variable, else <c>auto</c> (the best GPU, else the CPU).
+/// A device is meant to be driven from one thread at a time.
+/// </summary>
+public sealed class Device : IDisposable
+{
+    /// <summary>The environment variable that names the default device.</summary>
+    public const string EnvironmentVariable = "GPUNET_DEVICE";
+
+    /// <summary>
+    /// The CPU accelerator's shape: warp 32 and 8 warps (256 threads) per group so GPU kernels run
+    /// unchanged; one multiprocessor, because every thread of a group is an OS thread there and
+    /// more multiprocessors only multiply threads on a small machine.
+    /// </summary>
+    private static readonly CPUDevice GpuLikeCpu = new(numThreadsPerWarp: 32, numWarpsPerMultiprocessor: 8, numMultiprocessors: 1);
+
+    private static int _instances;
+    private readonly Context _context;
+    private bool _disposed;
+
+    private Device(Context context, Accelerator accelerator, DeviceInfo info)
+    {
+        _context = context;
+        Accelerator = accelerator;
+        Info = info;
+        Instance = Interlocked.Increment(ref _instances);
+        Pool = new MemoryPool(this);
+        Kernels = new KernelCache(this);
+        Profiler = new Profiler(this);
+    }
+
+    /// <summary>The device's description.</summary>
+    public DeviceInfo Info { get; }
+
+    /// <summary>The stable name (<c>cpu</c>, <c>cuda:0</c>, ...).</summary>
+    public string Id => Info.Id;
+
+    /// <summary>The backend.</summary>
+    public DeviceKind Kind => Info.Kind;
+
+    /// <summary>Process-wide number of this opened instance (1, 2, ...): tells apart two opens of the same device in messages.</summary>
+    public int Instance { get; }
+
+    /// <summary><see cref="Id"/> plus the instance number, e.g. <c>cpu#2</c>.</summary>
+    public string Label => $"{Id}#{Instance}";
+
+    /// <summary>The underlying ILGPU accelerator, for callers that launch their own kernels.</summary>
+    public Accelerator Accelerator { get; }
+
+    /// <summary>The device's caching allocator.</summary>
+    public MemoryPool Pool { get; }
+
+    /// <summary>Compiled kernels, one per (kernel, specialization).</summary>
+    public KernelCache Kernels { get; }
+
+    /// <summary>Per-kernel launch counts and device time (off until enabled).</summary>
+    public Profiler Profiler { get; }
+
+    /// <summary>True once <see cref="Dispose"/> ran.</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>Lists every device ILGPU finds here that GpuNet can open, the CPU accelerator last.</summary>
+    public static IReadOnlyList<DeviceInfo> List()
+    {
+        using var context = CreateContext();
+        return Enumerate(context).Select(d => d.Info).ToList();
+    }
+
+    /// <summary>True when at least one CUDA or OpenCL device is present.</summary>
+    public static bool AnyGpu() => List().Any(d => d.IsGpu);
+
+    /// <summary>
+    /// Opens a device by name. <paramref name="name"/> null or empty means the
+    /// <c>GPUNET_DEVICE</c> environment variable, else <c>auto</c>.
+    /// </summary>
+    /// <exception cref="UnsupportedDeviceException">The name is unknown or no such device is present.</exception>
+    public static Device Open(string? name = null)
+    {
+        if (string.IsNullOrWhiteSpace(name))
+            name = Environment.GetEnvironmentVariable(EnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(name))
+            name = "auto";
+        string requested = name.Trim().ToLowerInvariant();
+
+        var context = CreateContext();
+        try
+        {
+            var all = Enumerate(context);
+            var chosen = Select(requested, all, name);
+            Accelerator accelerator = chosen.Ilgpu is CPUDevice cpu
+                ? cpu.CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel)
+                : chosen.Ilgpu.CreateAccelerator(context);
+            return new Device(context, accelerator, chosen.Info);
+        }
+        catch
+        {
+            context.Dispose();
+            throw;
+        }
+    }
+
+    private static (ILGPU.Runtime.Device Ilgpu, DeviceInfo Info) Select(string requested, List<(ILGPU.Runtime.Device Ilgpu, DeviceInfo Info)> all, string original)
+    {
+        var names = all.Select(d => d.Info.Id).ToList();
+        if (requested == "auto")
+            return all.Where(d => d.Info.Kind == DeviceKind.Cuda).OrderByDescending(d => d.Info.MemoryBytes).FirstOrDefault() is { Ilgpu: not null } cuda
+                ? cuda
+                : all.Where(d => d.Info.Kind == DeviceKind.OpenCL).OrderByDescending(d => d.Info.MemoryBytes).FirstOrDefault() is { Ilgpu: not null } cl
+                    ? cl
+                    : all.First(d => d.Info.Kind == DeviceKind.Cpu);
+
+        string kindPart = requested;
+        int index = 0;
+        int colon = requested.IndexOf(':');
+        if (colon >= 0)
+        {
+            kindPart = requested[..colon];
+            if (!int.TryParse(requested[(colon + 1)..], out index) || index < 0)
+                throw new UnsupportedDeviceException("open_device", original, "has no valid index (expected kind:N with N ≥ 0)", names);
+        }
+        DeviceKind kind = kindPart switch
+        {
+            "cpu" => DeviceKind.Cpu,
+            "cuda" => DeviceKind.Cuda,
+            "opencl" or "cl" => DeviceKind.OpenCL,
+            _ => throw new UnsupportedDeviceException("open_device", original, "is not a device name (expected auto, cpu, cuda, cuda:N, opencl or opencl:N)", names),
+        };
+        var ofKind = all.Where(d => d.Info.Kind == kind).ToList();
+        if (ofKind.Count == 0)
+            throw new UnsupportedDeviceException("open_device", original, $"is not present (no {kind} device found)", names);
+        if (index >= ofKind.Count)
+            throw new UnsupportedDeviceException("open_device", original, $"is not present (only {ofKind.Count} {kind} device(s))", names);
+        return ofKind[index];
+    }
+
+    private static Context CreateContext() =>
+        Context.Create(builder => builder
+            .Cuda()
+            .OpenCL()
+            .CPU(GpuLikeCpu)
+            .EnableAlgorithms()
+            .Optimize(OptimizationLevel.O2)
+            .Profiling());
+
+    private static List<(ILGPU.Runtime.Device Ilgpu, DeviceInfo Info)> Enumerate(Context context)
+    {
+        var result = new List<(ILGPU.Runtime.Device, DeviceInfo)>();
+        int cudaIndex = 0, clIndex = 0;
+        foreach (var d in context.Devices)
+        {
+            switch (d)
+            {
+                case CudaDevice cuda:
+                    string? cc = cuda.Architecture is { } arch ? $"{arch.Major}.{arch.Minor}" : null;
+                    result.Add((d, Describe(d, DeviceKind.Cuda, cudaIndex++, cc, cuda.DriverVersion.ToString())));
+                    break;
+                case CLDevice cl:
+                    result.Add((d, Describe(d, DeviceKind.OpenCL, clIndex++, null, cl.PlatformVersion.ToString())));
+                    break;
+            }
+        }
+        foreach (var d in context.GetDevices<CPUDevice>())
+        {
+            if (d.WarpSize != GpuLikeCpu.WarpSize || d.MaxNumThreadsPerGroup != GpuLikeCpu.MaxNumThreadsPerGroup)
+                continue;
+            result.Add((d, Describe(d, DeviceKind.Cpu, 0, null, null)));
+            break;
+        }
+        return result;
+    }
+
+    private static DeviceInfo Describe(ILGPU.Runtime.Device d, DeviceKind kind, int index, string? cc, string? driver)
+    {
+        string id = kind switch { DeviceKind.Cpu => "cpu", DeviceKind.Cuda => $"cuda:{index}", _ => $"opencl:{index}" };
+        long memory = kind == DeviceKind.Cpu ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize;
+        string name = kind == DeviceKind.Cpu ? $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores)" : d.Name;
+        return new DeviceInfo(id, name, kind, index, memory, d.WarpSize, d.NumMultiprocessors,
+            d.MaxNumThreadsPerGroup, d.MaxSharedMemoryPerGroup, cc, driver);
+    }
+
+    /// <summary>Waits until every launched kernel and copy on this device has finished.</summary>
+    public void Synchronize()
+    {
+        EnsureAlive("synchronize");
+        Accelerator.Synchronize();
+    }
+
+    /// <summary>
+    /// Opens a scope: every tensor created on this device (on this thread) until the scope is
+    /// disposed is disposed with it, except those passed to <see cref="TensorScope.Keep"/>.
+    /// </summary>
+    public TensorScope Scope()
+    {
+        EnsureAlive("scope");
+        return TensorScope.Push(this);
+    }
+
+    /// <summary>Throws <see cref="TensorDisposedException"/> if the device was disposed.</summary>
+    public void EnsureAlive(string op)
+    {
+        if (_disposed)
+            throw new TensorDisposedException(op, $"device {Id}");
+    }
+
+    /// <inheritdoc />
+    public override string ToString() => $"{Id} ({Info.Name})";
+
+    /// <summary>Frees the pool, the compiled kernels, the accelerator and the context.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        try
+        {
+            Accelerator.Synchronize();
+        }
+        finally
+        {
+            _disposed = true;
+            Pool.ReleaseAll();
+            Accelerator.Dispose();
+            _context.Dispose();
+        }
+    }
+}

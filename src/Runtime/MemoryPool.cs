@@ -1,0 +1,194 @@
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet;
+
+/// <summary>A snapshot of a <see cref="MemoryPool"/>'s accounting. All sizes in bytes.</summary>
+/// <param name="BytesInUse">Bytes held by live tensors (size-class rounded).</param>
+/// <param name="PeakBytesInUse">Largest <paramref name="BytesInUse"/> seen since creation or the last <see cref="MemoryPool.ResetPeak"/>.</param>
+/// <param name="BytesCached">Bytes held in the cache, free for reuse.</param>
+/// <param name="Requests">Allocations asked of the pool.</param>
+/// <param name="CacheHits">Requests served from the cache without touching the device allocator.</param>
+/// <param name="DeviceAllocations">Requests that went to the device allocator.</param>
+/// <param name="LimitBytes">Cap on in-use plus cached bytes, or 0 for none.</param>
+public readonly record struct MemoryPoolStats(
+    long BytesInUse,
+    long PeakBytesInUse,
+    long BytesCached,
+    long Requests,
+    long CacheHits,
+    long DeviceAllocations,
+    long LimitBytes)
+{
+    /// <summary>Bytes the pool holds from the device (in use plus cached).</summary>
+    public long BytesReserved => BytesInUse + BytesCached;
+
+    /// <inheritdoc />
+    public override string ToString() =>
+        $"in use {FormatBytes(BytesInUse)}, peak {FormatBytes(PeakBytesInUse)}, cached {FormatBytes(BytesCached)}, " +
+        $"requests {Requests}, cache hits {CacheHits}, device allocations {DeviceAllocations}" +
+        (LimitBytes > 0 ? $", limit {FormatBytes(LimitBytes)}" : "");
+
+    /// <summary>Formats a byte count as B, KiB, MiB or GiB.</summary>
+    public static string FormatBytes(long bytes) => bytes switch
+    {
+        < 1024 => $"{bytes} B",
+        < 1024 * 1024 => $"{bytes / 1024.0:0.#} KiB",
+        < 1024L * 1024 * 1024 => $"{bytes / (1024.0 * 1024):0.#} MiB",
+        _ => $"{bytes / (1024.0 * 1024 * 1024):0.##} GiB",
+    };
+}
+
+/// <summary>A device buffer rented from a <see cref="MemoryPool"/>.</summary>
+internal sealed class PooledBuffer
+{
+    internal PooledBuffer(MemoryBuffer1D<byte, Stride1D.Dense> buffer, long classBytes)
+    {
+        Buffer = buffer;
+        ClassBytes = classBytes;
+    }
+
+    internal MemoryBuffer1D<byte, Stride1D.Dense> Buffer { get; }
+
+    internal long ClassBytes { get; }
+}
+
+/// <summary>
+/// A caching allocator per device. Requests are rounded up to a size class; a freed buffer goes
+/// to its class's free list and serves the next request of that class without a device call
+/// (device allocation is slow and synchronizing on CUDA). Classes are powers of two up to 1 MiB
+/// and eight steps per power of two above, so rounding wastes at most 12.5% on large buffers.
+/// </summary>
+public sealed class MemoryPool
+{
+    private const long MinClass = 256;
+    private const long SmallLimit = 1 << 20;
+
+    private readonly Device _device;
+    private readonly Dictionary<long, Stack<PooledBuffer>> _free = new();
+    private readonly object _lock = new();
+    private long _inUse, _peak, _cached, _requests, _hits, _deviceAllocs;
+
+    internal MemoryPool(Device device) => _device = device;
+
+    /// <summary>
+    /// Cap on the bytes the pool may hold from the device (in use plus cached); 0 means no cap
+    /// beyond the device's own memory. A request over the cap raises
+    /// <see cref="DeviceOutOfMemoryException"/> exactly as a real out-of-memory would.
+    /// </summary>
+    public long LimitBytes { get; set; }
+
+    /// <summary>The current accounting.</summary>
+    public MemoryPoolStats Stats
+    {
+        get
+        {
+            lock (_lock)
+                return new MemoryPoolStats(_inUse, _peak, _cached, _requests, _hits, _deviceAllocs, LimitBytes);
+        }
+    }
+
+    /// <summary>The size class a request of <paramref name="bytes"/> is rounded up to.</summary>
+    public static long SizeClass(long bytes)
+    {
+        if (bytes <= MinClass)
+            return MinClass;
+        if (bytes <= SmallLimit)
+            return (long)System.Numerics.BitOperations.RoundUpToPowerOf2((ulong)bytes);
+        long pow = 1L << (63 - System.Numerics.BitOperations.LeadingZeroCount((ulong)bytes));
+        long step = pow / 8;
+        return (bytes + step - 1) / step * step;
+    }
+
+    /// <summary>Starts peak tracking again from the current in-use bytes.</summary>
+    public void ResetPeak()
+    {
+        lock (_lock)
+            _peak = _inUse;
+    }
+
+    /// <summary>Frees every cached (unused) buffer back to the device.</summary>
+    public void TrimCache()
+    {
+        lock (_lock)
+        {
+            foreach (var stack in _free.Values)
+                while (stack.Count > 0)
+                    stack.Pop().Buffer.Dispose();
+            _free.Clear();
+            _cached = 0;
+        }
+    }
+
+    internal PooledBuffer Rent(long bytes, string op)
+    {
+        _device.EnsureAlive(op);
+        long cls = SizeClass(bytes);
+        lock (_lock)
+        {
+            _requests++;
+            if (_free.TryGetValue(cls, out var stack) && stack.Count > 0)
+            {
+                _hits++;
+                _cached -= cls;
+                return Track(stack.Pop());
+            }
+        }
+
+        // Miss: allocate from the device. On failure, give the cache back and try once more
+        // before reporting, so cached-but-unused memory never causes an out-of-memory.
+        for (int attempt = 0; ; attempt++)
+        {
+            Exception? cause = null;
+            bool overLimit;
+            lock (_lock)
+                overLimit = LimitBytes > 0 && _inUse + _cached + cls > LimitBytes;
+            if (!overLimit)
+            {
+                try
+                {
+                    var buffer = _device.Accelerator.Allocate1D<byte>(cls);
+                    lock (_lock)
+                    {
+                        _deviceAllocs++;
+                        return Track(new PooledBuffer(buffer, cls));
+                    }
+                }
+                catch (Exception e) when (e is OutOfMemoryException or AcceleratorException or InsufficientExecutionStackException)
+                {
+                    cause = e;
+                }
+            }
+            if (attempt == 0 && Stats.BytesCached > 0)
+            {
+                TrimCache();
+                continue;
+            }
+            throw new DeviceOutOfMemoryException(op, _device.Id, bytes, Stats, cause);
+        }
+    }
+
+    private PooledBuffer Track(PooledBuffer b)
+    {
+        _inUse += b.ClassBytes;
+        if (_inUse > _peak)
+            _peak = _inUse;
+        return b;
+    }
+
+    internal void Return(PooledBuffer b)
+    {
+        lock (_lock)
+        {
+            _inUse -= b.ClassBytes;
+            if (_device.IsDisposed)
+                return;
+            if (!_free.TryGetValue(b.ClassBytes, out var stack))
+                _free[b.ClassBytes] = stack = new Stack<PooledBuffer>();
+            stack.Push(b);
+            _cached += b.ClassBytes;
+        }
+    }
+
+    internal void ReleaseAll() => TrimCache();
+}

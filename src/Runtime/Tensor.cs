@@ -1,0 +1,309 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet;
+
+/// <summary>
+/// Device memory shared by a tensor and its views. Reference-counted: the buffer goes back to the
+/// pool when the last tensor over it is disposed, so disposing a base tensor never invalidates a
+/// view that is still alive.
+/// </summary>
+internal sealed class TensorStorage
+{
+    private int _refs = 1;
+
+    internal TensorStorage(Device device, PooledBuffer buffer, int elements)
+    {
+        Device = device;
+        Buffer = buffer;
+        Elements = elements;
+    }
+
+    internal Device Device { get; }
+
+    internal PooledBuffer Buffer { get; }
+
+    internal int Elements { get; }
+
+    internal void AddRef() => Interlocked.Increment(ref _refs);
+
+    internal void Release()
+    {
+        if (Interlocked.Decrement(ref _refs) == 0)
+            Device.Pool.Return(Buffer);
+    }
+}
+
+/// <summary>
+/// An n-dimensional array on a <see cref="GpuNet.Device"/>: shape, strides (in elements) and an
+/// offset over reference-counted pooled memory. Views (<see cref="Reshape"/>, <see cref="Slice"/>,
+/// <see cref="Permute"/>, <see cref="Transpose"/>, <see cref="Expand"/>) share memory with their
+/// source; each view is its own <see cref="IDisposable"/>. Element counts are limited to
+/// <see cref="int.MaxValue"/> so kernels index with 32-bit arithmetic.
+/// </summary>
+public sealed class Tensor : IDisposable
+{
+    private readonly int[] _shape;
+    private readonly int[] _strides;
+    private readonly TensorStorage _storage;
+    private bool _disposed;
+
+    private Tensor(TensorStorage storage, int[] shape, int[] strides, int offset)
+    {
+        _storage = storage;
+        _shape = shape;
+        _strides = strides;
+        Offset = offset;
+        Length = checked((int)ShapeUtil.Product(shape));
+        TensorScope.Register(this);
+    }
+
+    /// <summary>The device the tensor lives on.</summary>
+    public Device Device => _storage.Device;
+
+    /// <summary>Element type.</summary>
+    public DType DType => DType.Float32;
+
+    /// <summary>Size of each dimension.</summary>
+    public IReadOnlyList<int> Shape => _shape;
+
+    /// <summary>Step in elements between neighbours along each dimension (0 for broadcast dimensions).</summary>
+    public IReadOnlyList<int> Strides => _strides;
+
+    /// <summary>Position of element [0, ..., 0] in the storage, in elements.</summary>
+    public int Offset { get; }
+
+    /// <summary>Number of dimensions.</summary>
+    public int Rank => _shape.Length;
+
+    /// <summary>Number of elements.</summary>
+    public int Length { get; }
+
+    /// <summary>True once disposed.</summary>
+    public bool IsDisposed => _disposed;
+
+    /// <summary>True when the elements are laid out row-major without gaps (strides of a fresh tensor).</summary>
+    public bool IsContiguous => ShapeUtil.IsContiguous(_shape, _strides);
+
+    /// <summary>The whole underlying storage as floats (for kernels; index it with <see cref="Offset"/> and <see cref="Strides"/>).</summary>
+    public ArrayView<float> Storage => _storage.Buffer.Buffer.View.BaseView.Cast<float>().SubView(0, _storage.Elements);
+
+    /// <summary>The elements of a contiguous tensor, in order.</summary>
+    /// <exception cref="ShapeMismatchException">The tensor is a non-contiguous view.</exception>
+    public ArrayView<float> ContiguousView
+    {
+        get
+        {
+            if (!IsContiguous)
+                throw new ShapeMismatchException("contiguous_view", "tensor", "a contiguous tensor", $"a strided view {Describe()}; call Contiguous() first");
+            return Storage.SubView(Offset, Length);
+        }
+    }
+
+    /// <summary>True when the first element's device address is a multiple of <paramref name="bytes"/> (for vector loads).</summary>
+    public bool IsAligned(int bytes) =>
+        (_storage.Buffer.Buffer.NativePtr.ToInt64() + (long)Offset * sizeof(float)) % bytes == 0;
+
+    /// <summary>The shape as a new array.</summary>
+    public int[] ShapeArray() => (int[])_shape.Clone();
+
+    /// <summary>Size of dimension <paramref name="dim"/>; negative counts from the end.</summary>
+    public int Size(int dim) => _shape[ShapeUtil.NormalizeAxis("size", dim, Rank)];
+
+    // ---------------------------------------------------------------- creation
+
+    /// <summary>A new tensor with uninitialized contents (pooled memory is reused as it is).</summary>
+    public static Tensor Empty(Device device, params int[] shape)
+    {
+        device.EnsureAlive("empty");
+        ShapeUtil.Validate("empty", shape);
+        long n = ShapeUtil.Product(shape);
+        if (n > int.MaxValue)
+            throw new ShapeMismatchException("empty", "shape", $"at most {int.MaxValue} elements", $"{GpuNetException.FormatShape(shape)} = {n} elements");
+        var buffer = device.Pool.Rent(Math.Max(n, 1) * sizeof(float), "empty");
+        var storage = new TensorStorage(device, buffer, (int)n);
+        return new Tensor(storage, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape), 0);
+    }
+
+    /// <summary>A new tensor of zeros.</summary>
+    public static Tensor Zeros(Device device, params int[] shape)
+    {
+        var t = Empty(device, shape);
+        t.Storage.MemSetToZero();
+        return t;
+    }
+
+    /// <summary>A new tensor holding <paramref name="data"/> (row-major) in the given shape.</summary>
+    /// <exception cref="ShapeMismatchException">The data length does not equal the shape's element count.</exception>
+    public static Tensor FromArray(Device device, ReadOnlySpan<float> data, params int[] shape)
+    {
+        ShapeUtil.Validate("from_array", shape);
+        long n = ShapeUtil.Product(shape);
+        if (data.Length != n)
+            throw new ShapeMismatchException("from_array", "data", $"{n} elements for shape {GpuNetException.FormatShape(shape)}", $"{data.Length} elements");
+        var t = Empty(device, shape);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    /// <summary>A 1-D tensor holding <paramref name="data"/>.</summary>
+    public static Tensor FromArray(Device device, float[] data) => FromArray(device, data, data.Length);
+
+    /// <summary>Uniform random values in [low, high) from the Philox stream of <paramref name="seed"/>: the same on every device.</summary>
+    public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
+    {
+        ShapeUtil.Validate("random_uniform", shape);
+        var host = new float[ShapeUtil.Product(shape)];
+        Philox.FillUniform(host, seed, low, high);
+        return FromArray(device, host, shape);
+    }
+
+    /// <summary>Normal random values from the Philox stream of <paramref name="seed"/>: the same on every device.</summary>
+    public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f)
+    {
+        ShapeUtil.Validate("random_normal", shape);
+        var host = new float[ShapeUtil.Product(shape)];
+        Philox.FillNormal(host, seed, mean, std);
+        return FromArray(device, host, shape);
+    }
+
+    // ---------------------------------------------------------------- host I/O
+
+    /// <summary>Overwrites a contiguous tensor with <paramref name="data"/> (row-major).</summary>
+    public void CopyFrom(ReadOnlySpan<float> data)
+    {
+        EnsureAlive("copy_from", "tensor");
+        if (data.Length != Length)
+            throw new ShapeMismatchException("copy_from", "data", $"{Length} elements", $"{data.Length} elements");
+        if (Length == 0)
+            return;
+        var view = ContiguousView;
+        view.CopyFromCPU(ref MemoryMarshal.GetReference(data), data.Length);
+    }
+
+    /// <summary>Copies the elements, in row-major order of this tensor's shape, into <paramref name="dest"/>.
+    /// Works on any view: strided views are gathered on the host.</summary>
+    public void CopyTo(Span<float> dest)
+    {
+        EnsureAlive("copy_to", "tensor");
+        if (dest.Length != Length)
+            throw new ShapeMismatchException("copy_to", "dest", $"{Length} elements", $"{dest.Length} elements");
+        if (Length == 0)
+            return;
+        if (IsContiguous)
+        {
+            Storage.SubView(Offset, Length).CopyToCPU(ref MemoryMarshal.GetReference(dest), Length);
+            return;
+        }
+        // Read the span of storage the view touches once, then gather with the strides.
+        var (lo, hi) = ShapeUtil.Extent(_shape, _strides, Offset);
+        var raw = new float[hi - lo + 1];
+        Storage.SubView(lo, raw.Length).CopyToCPU(ref raw[0], raw.Length);
+        ShapeUtil.Gather(raw, _shape, _strides, Offset - lo, dest);
+    }
+
+    /// <summary>The elements as a new array, row-major.</summary>
+    public float[] ToArray()
+    {
+        var result = new float[Length];
+        CopyTo(result);
+        return result;
+    }
+
+    // ---------------------------------------------------------------- views
+
+    /// <summary>A view with a new shape over the same elements; one dimension may be -1 (inferred).</summary>
+    /// <exception cref="ShapeMismatchException">The element count differs, or the tensor is not contiguous.</exception>
+    public Tensor Reshape(params int[] shape)
+    {
+        EnsureAlive("reshape", "tensor");
+        var resolved = ShapeUtil.ResolveReshape("reshape", shape, Length);
+        if (!IsContiguous)
+            throw new ShapeMismatchException("reshape", "tensor", "a contiguous tensor", $"a strided view {Describe()}; call Contiguous() first");
+        return View(resolved, ShapeUtil.ContiguousStrides(resolved), Offset);
+    }
+
+    /// <summary>A view of <paramref name="length"/> entries of dimension <paramref name="dim"/> starting at <paramref name="start"/>.</summary>
+    public Tensor Slice(int dim, int start, int length)
+    {
+        EnsureAlive("slice", "tensor");
+        int d = ShapeUtil.NormalizeAxis("slice", dim, Rank);
+        if (start < 0 || length < 0 || start + length > _shape[d])
+            throw new ShapeMismatchException("slice", "range", $"0 ≤ start ≤ start+length ≤ {_shape[d]} on dimension {d}", $"start {start}, length {length}");
+        var shape = ShapeArray();
+        shape[d] = length;
+        return View(shape, (int[])_strides.Clone(), Offset + start * _strides[d]);
+    }
+
+    /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
+    public Tensor Permute(params int[] order)
+    {
+        EnsureAlive("permute", "tensor");
+        if (order.Length != Rank)
+            throw new ShapeMismatchException("permute", "order", $"{Rank} axes", $"{order.Length} axes");
+        var seen = new bool[Rank];
+        var shape = new int[Rank];
+        var strides = new int[Rank];
+        for (int i = 0; i < Rank; i++)
+        {
+            int a = ShapeUtil.NormalizeAxis("permute", order[i], Rank);
+            if (seen[a])
+                throw new ShapeMismatchException("permute", "order", "a permutation of the axes", "[" + string.Join(", ", order) + "]");
+            seen[a] = true;
+            shape[i] = _shape[a];
+            strides[i] = _strides[a];
+        }
+        return View(shape, strides, Offset);
+    }
+
+    /// <summary>A view with dimensions <paramref name="dim0"/> and <paramref name="dim1"/> swapped.</summary>
+    public Tensor Transpose(int dim0 = -2, int dim1 = -1)
+    {
+        var order = Enumerable.Range(0, Rank).ToArray();
+        int a = ShapeUtil.NormalizeAxis("transpose", dim0, Rank), b = ShapeUtil.NormalizeAxis("transpose", dim1, Rank);
+        (order[a], order[b]) = (order[b], order[a]);
+        return Permute(order);
+    }
+
+    /// <summary>A broadcast view: dimensions of size 1 grow to <paramref name="shape"/> with stride 0 (NumPy rules; new leading dimensions allowed).</summary>
+    public Tensor Expand(params int[] shape)
+    {
+        EnsureAlive("expand", "tensor");
+        var strides = ShapeUtil.BroadcastStrides("expand", "tensor", _shape, _strides, shape);
+        return View((int[])shape.Clone(), strides, Offset);
+    }
+
+    private Tensor View(int[] shape, int[] strides, int offset)
+    {
+        _storage.AddRef();
+        return new Tensor(_storage, shape, strides, offset);
+    }
+
+    // ---------------------------------------------------------------- checks and lifetime
+
+    /// <summary>Throws <see cref="TensorDisposedException"/> naming <paramref name="op"/> and <paramref name="argument"/> if disposed.</summary>
+    public void EnsureAlive(string op, string argument)
+    {
+        if (_disposed)
+            throw new TensorDisposedException(op, $"argument '{argument}' (tensor {GpuNetException.FormatShape(_shape)} on {_storage.Device.Id})");
+        _storage.Device.EnsureAlive(op);
+    }
+
+    /// <summary>Shape, strides when not contiguous, and device, for messages.</summary>
+    public string Describe() =>
+        GpuNetException.FormatShape(_shape) + (IsContiguous ? "" : " strides " + GpuNetException.FormatShape(_strides)) + $" on {_storage.Device.Id}";
+
+    /// <inheritdoc />
+    public override string ToString() => $"Tensor {Describe()}{(_disposed ? " (disposed)" : "")}";
+
+    /// <summary>Releases this tensor's hold on its storage; the memory returns to the pool when no view holds it.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        TensorScope.Unregister(this);
+        _storage.Release();
+    }
+}

@@ -1,0 +1,81 @@
+namespace GpuNet;
+
+/// <summary>
+/// Disposes the tensors created inside it (on its device and thread) when it is disposed, so a
+/// block of work leaves no temporaries behind. Scopes nest; <see cref="Keep"/> hands a tensor
+/// to the enclosing scope (or to the caller, when there is none).
+/// </summary>
+public sealed class TensorScope : IDisposable
+{
+    [ThreadStatic]
+    private static List<TensorScope>? _stack;
+
+    private readonly HashSet<Tensor> _owned = new(ReferenceEqualityComparer.Instance);
+    private bool _disposed;
+
+    private TensorScope(Device device) => Device = device;
+
+    /// <summary>The device whose tensors this scope collects.</summary>
+    public Device Device { get; }
+
+    /// <summary>Number of live tensors the scope will dispose.</summary>
+    public int Count => _owned.Count;
+
+    internal static TensorScope Push(Device device)
+    {
+        var scope = new TensorScope(device);
+        (_stack ??= new List<TensorScope>()).Add(scope);
+        return scope;
+    }
+
+    private static TensorScope? Innermost(Device device, TensorScope? below = null)
+    {
+        if (_stack is null)
+            return null;
+        int start = below is null ? _stack.Count - 1 : _stack.IndexOf(below) - 1;
+        for (int i = start; i >= 0; i--)
+            if (ReferenceEquals(_stack[i].Device, device))
+                return _stack[i];
+        return null;
+    }
+
+    internal static void Register(Tensor t) => Innermost(t.Device)?._owned.Add(t);
+
+    internal static void Unregister(Tensor t)
+    {
+        if (_stack is null)
+            return;
+        for (int i = _stack.Count - 1; i >= 0; i--)
+            if (_stack[i]._owned.Remove(t))
+                return;
+    }
+
+    /// <summary>Moves <paramref name="tensor"/> out of this scope into the enclosing one (or none) and returns it.</summary>
+    public Tensor Keep(Tensor tensor)
+    {
+        if (_owned.Remove(tensor))
+            Innermost(Device, this)?._owned.Add(tensor);
+        return tensor;
+    }
+
+    /// <summary>Disposes every tensor still owned and closes the scope (and any scope opened inside it and left open).</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (_stack is not null)
+        {
+            int at = _stack.IndexOf(this);
+            if (at >= 0)
+            {
+                for (int i = _stack.Count - 1; i > at; i--)
+                    _stack[i].Dispose();
+                _stack.RemoveAt(at);
+            }
+        }
+        foreach (var t in _owned.ToList())
+            t.Dispose();
+        _owned.Clear();
+    }
+}

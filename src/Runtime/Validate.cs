@@ -1,0 +1,43 @@
+namespace GpuNet;
+
+/// <summary>Argument checks every op launcher runs before it launches anything, so bad input
+/// raises a typed error and never touches device memory.</summary>
+public static class Validate
+{
+    /// <summary>Checks a tensor argument is alive and on <paramref name="device"/>.</summary>
+    public static void Input(string op, string name, Tensor tensor, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(tensor, name);
+        tensor.EnsureAlive(op, name);
+        if (!ReferenceEquals(tensor.Device, device))
+            throw new DeviceMismatchException(op, name, device.Label, tensor.Device.Label);
+        if (tensor.DType != DType.Float32)
+            throw new DTypeMismatchException(op, name, DType.Float32, tensor.DType);
+    }
+
+    /// <summary>Checks an output argument is alive, on <paramref name="device"/>, and has exactly <paramref name="shape"/>.</summary>
+    public static void Output(string op, string name, Tensor output, Device device, ReadOnlySpan<int> shape, bool requireContiguous = true)
+    {
+        Input(op, name, output, device);
+        if (!output.Shape.SequenceEqual(shape.ToArray()))
+            throw new ShapeMismatchException(op, name, GpuNetException.FormatShape(shape), GpuNetException.FormatShape(output.ShapeArray()));
+        if (requireContiguous && !output.IsContiguous)
+            throw new ShapeMismatchException(op, name, "a contiguous output tensor", output.Describe());
+    }
+
+    /// <summary>Returns <paramref name="output"/> after checking it, or a new tensor of <paramref name="shape"/> when it is null.</summary>
+    public static Tensor OutputOrNew(string op, Tensor? output, Device device, int[] shape, bool requireContiguous = true)
+    {
+        if (output is null)
+            return Tensor.Empty(device, shape);
+        Output(op, "output", output, device, shape, requireContiguous);
+        return output;
+    }
+
+    /// <summary>Checks a tensor has rank <paramref name="rank"/>.</summary>
+    public static void Rank(string op, string name, Tensor tensor, int rank)
+    {
+        if (tensor.Rank != rank)
+            throw new ShapeMismatchException(op, name, $"a rank-{rank} tensor", GpuNetException.FormatShape(tensor.ShapeArray()));
+    }
+}

@@ -1,0 +1,52 @@
+using Xunit;
+
+namespace GpuNet.Runtime.Tests;
+
+public sealed class KernelCacheAndProfilerTests
+{
+    [Fact]
+    public void KernelsCompileOncePerSpecialization()
+    {
+        using var d = Device.Open("cpu");
+        using var a = Tensor.Zeros(d, 8);
+        Ops.Add(a, a).Dispose();
+        int afterFirst = d.Kernels.Count;
+        Ops.Add(a, a).Dispose();
+        Assert.Equal(afterFirst, d.Kernels.Count);
+        Ops.Mul(a, a).Dispose(); // another operator struct: another specialization
+        Assert.Equal(afterFirst + 1, d.Kernels.Count);
+        Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("FlatBinary<Add>"));
+        Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("FlatBinary<Mul>"));
+    }
+
+    [Fact]
+    public void ProfilerCountsLaunchesAndDeviceTime()
+    {
+        using var d = Device.Open("cpu");
+        using var a = Tensor.Zeros(d, 1024);
+        Ops.Add(a, a).Dispose(); // compile outside the timed region
+        d.Profiler.Enabled = true;
+        for (int i = 0; i < 3; i++)
+            Ops.Add(a, a).Dispose();
+        Ops.Fill(a, 1);
+        var report = d.Profiler.Report();
+        var add = Assert.Single(report, p => p.Op == "add");
+        Assert.Equal(3, add.Launches);
+        Assert.True(add.TotalMs >= 0);
+        Assert.Equal(1, Assert.Single(report, p => p.Op == "fill").Launches);
+        var table = d.Profiler.Table();
+        Assert.Contains("add", table);
+        Assert.Contains("compile", table);
+        d.Profiler.Reset();
+        Assert.DoesNotContain(d.Profiler.Report(), p => p.Op == "add");
+    }
+
+    [Fact]
+    public void DisabledProfilerRecordsNoLaunches()
+    {
+        using var d = Device.Open("cpu");
+        using var a = Tensor.Zeros(d, 16);
+        Ops.Add(a, a).Dispose();
+        Assert.DoesNotContain(d.Profiler.Report(), p => p.Launches > 0);
+    }
+}

@@ -1,0 +1,166 @@
+using GpuNet.Tests;
+using Xunit;
+
+namespace GpuNet.Runtime.Tests;
+
+public sealed class TensorTests
+{
+    private static Device Cpu => TestDevices.Cpu;
+
+    [Fact]
+    public void RoundTripsHostData()
+    {
+        var data = new float[] { 1, 2, 3, 4, 5, 6 };
+        using var t = Tensor.FromArray(Cpu, data, 2, 3);
+        Assert.Equal(new[] { 2, 3 }, t.ShapeArray());
+        Assert.Equal(new[] { 3, 1 }, t.Strides.ToArray());
+        Assert.Equal(6, t.Length);
+        Assert.True(t.IsContiguous);
+        Assert.Equal(DType.Float32, t.DType);
+        Assert.Equal(data, t.ToArray());
+        var span = new float[6];
+        t.CopyTo(span);
+        Assert.Equal(data, span);
+    }
+
+    [Fact]
+    public void DataLengthMustMatchShape()
+    {
+        var e = Assert.Throws<ShapeMismatchException>(() => Tensor.FromArray(Cpu, new float[5], 2, 3));
+        Assert.Equal("from_array", e.Op);
+        Assert.Contains("6 elements", e.Message);
+    }
+
+    [Fact]
+    public void NegativeDimensionIsRejected() =>
+        Assert.Throws<ShapeMismatchException>(() => Tensor.Empty(Cpu, 2, -1));
+
+    [Fact]
+    public void ZerosAreZero()
+    {
+        using var t = Tensor.Zeros(Cpu, 7, 3);
+        Assert.All(t.ToArray(), v => Assert.Equal(0f, v));
+    }
+
+    [Fact]
+    public void ReshapeSharesMemoryAndInfersMinusOne()
+    {
+        using var t = Tensor.FromArray(Cpu, new float[] { 1, 2, 3, 4, 5, 6 }, 2, 3);
+        using var r = t.Reshape(3, -1);
+        Assert.Equal(new[] { 3, 2 }, r.ShapeArray());
+        t.CopyFrom(new float[] { 6, 5, 4, 3, 2, 1 });
+        Assert.Equal(new float[] { 6, 5, 4, 3, 2, 1 }, r.ToArray());
+        Assert.Throws<ShapeMismatchException>(() => t.Reshape(4, 2));
+        Assert.Throws<ShapeMismatchException>(() => t.Reshape(-1, -1));
+    }
+
+    [Fact]
+    public void ReshapeOfStridedViewIsRejected()
+    {
+        using var t = Tensor.FromArray(Cpu, new float[6], 2, 3);
+        using var tt = t.Transpose(0, 1);
+        var e = Assert.Throws<ShapeMismatchException>(() => tt.Reshape(6));
+        Assert.Contains("Contiguous()", e.Message);
+    }
+
+    [Fact]
+    public void SliceTransposePermuteExpandReadCorrectly()
+    {
+        var data = Enumerable.Range(0, 24).Select(i => (float)i).ToArray();
+        using var t = Tensor.FromArray(Cpu, data, 2, 3, 4);
+
+        using var s = t.Slice(2, 1, 2);
+        Assert.False(s.IsContiguous);
+        Assert.Equal(new float[] { 1, 2, 5, 6, 9, 10, 13, 14, 17, 18, 21, 22 }, s.ToArray());
+
+        using var p = t.Permute(2, 0, 1);
+        Assert.Equal(new[] { 4, 2, 3 }, p.ShapeArray());
+        var pv = p.ToArray();
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < 2; i++)
+                for (int j = 0; j < 3; j++)
+                    Assert.Equal(data[i * 12 + j * 4 + k], pv[k * 6 + i * 3 + j]);
+
+        using var tr = t.Transpose();
+        Assert.Equal(new[] { 2, 4, 3 }, tr.ShapeArray());
+        Assert.Equal(4f, tr.ToArray()[1]);
+
+        using var row = Tensor.FromArray(Cpu, new float[] { 1, 2, 3 }, 1, 3);
+        using var e = row.Expand(2, 2, 3);
+        Assert.Equal(new float[] { 1, 2, 3, 1, 2, 3, 1, 2, 3, 1, 2, 3 }, e.ToArray());
+        Assert.Throws<ShapeMismatchException>(() => row.Expand(2, 4));
+    }
+
+    [Fact]
+    public void InvalidViewsAreRejected()
+    {
+        using var t = Tensor.Zeros(Cpu, 2, 3);
+        Assert.Throws<ShapeMismatchException>(() => t.Slice(1, 2, 2));
+        Assert.Throws<ShapeMismatchException>(() => t.Slice(5, 0, 1));
+        Assert.Throws<ShapeMismatchException>(() => t.Permute(0, 0));
+        Assert.Throws<ShapeMismatchException>(() => t.Permute(0));
+    }
+
+    [Fact]
+    public void ViewOutlivesDisposedBase()
+    {
+        var t = Tensor.FromArray(Cpu, new float[] { 1, 2, 3, 4 }, 2, 2);
+        using var v = t.Transpose(0, 1);
+        t.Dispose();
+        Assert.Equal(new float[] { 1, 3, 2, 4 }, v.ToArray());
+    }
+
+    [Fact]
+    public void UseAfterDisposeNamesTheOp()
+    {
+        var t = Tensor.Zeros(Cpu, 3);
+        t.Dispose();
+        var e = Assert.Throws<TensorDisposedException>(() => t.ToArray());
+        Assert.Equal("copy_to", e.Op);
+        Assert.Throws<TensorDisposedException>(() => t.Reshape(3));
+        t.Dispose(); // twice is harmless
+    }
+
+    [Fact]
+    public void RandomIsSeededAndDeviceIndependent()
+    {
+        using var a = Tensor.RandomUniform(Cpu, new[] { 1000 }, 42, -2, 3);
+        using var b = Tensor.RandomUniform(Cpu, new[] { 1000 }, 42, -2, 3);
+        using var c = Tensor.RandomUniform(Cpu, new[] { 1000 }, 43, -2, 3);
+        var va = a.ToArray();
+        Assert.Equal(va, b.ToArray());
+        Assert.NotEqual(va, c.ToArray());
+        Assert.All(va, v => Assert.InRange(v, -2f, 3f));
+        var host = new float[1000];
+        Philox.FillUniform(host, 42, -2, 3);
+        Assert.Equal(host, va);
+    }
+
+    [Fact]
+    public void RandomDistributionsHaveTheirMoments()
+    {
+        const int n = 200_000;
+        using var u = Tensor.RandomUniform(Cpu, new[] { n }, 7);
+        using var g = Tensor.RandomNormal(Cpu, new[] { n }, 7, 1.5f, 2f);
+        var uv = u.ToArray();
+        var gv = g.ToArray();
+        double um = uv.Average(v => (double)v), gm = gv.Average(v => (double)v);
+        double uvar = uv.Average(v => (v - um) * (v - um)), gsd = Math.Sqrt(gv.Average(v => (v - gm) * (v - gm)));
+        // Standard errors at n = 2e5: mean(U) 6.5e-4, var(U) 1.3e-4 (rel. to 1/12), mean(N) 4.5e-3, sd(N) 3.2e-3: bounds are ~8 σ.
+        Assert.InRange(um, 0.5 - 0.005, 0.5 + 0.005);
+        Assert.InRange(uvar, 1 / 12.0 - 0.001, 1 / 12.0 + 0.001);
+        Assert.InRange(gm, 1.5 - 0.04, 1.5 + 0.04);
+        Assert.InRange(gsd, 2 - 0.03, 2 + 0.03);
+    }
+
+    [Fact]
+    public void PhiloxMatchesPublishedKnownAnswer()
+    {
+        // Random123's kat_vectors: philox4x32_10 with counter 0 and key 0.
+        var (x0, x1, x2, x3) = Philox.Block(0, 0, 0, 0, 0, 0);
+        Assert.Equal((0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u), (x0, x1, x2, x3));
+        // counter all ones, key all ones
+        var (y0, y1, y2, y3) = Philox.Block(0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff);
+        Assert.Equal((0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu), (y0, y1, y2, y3));
+    }
+}
