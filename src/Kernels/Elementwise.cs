@@ -52,59 +52,30 @@ namespace GpuNet.Kernels
             public readonly float Apply(float a, float b) => Alpha * a + b; }
     }
 
+    /// <summary>Lifts a unary operator to the binary kernels: the second operand is never read, so its
+    /// load is dead code and the compiler removes it (the PTX of a unary launch has one load per element).</summary>
+    public struct UnaryAsBinary<TOp> : IBinaryOp where TOp : struct, IUnaryOp
+    {
+        /// <summary>The unary operator.</summary>
+        public TOp Op;
+
+        /// <inheritdoc/>
+        public readonly float Apply(float a, float b) => Op.Apply(a);
+    }
+
     /// <summary>
-    /// The elementwise kernel family. Two shapes of kernel, each generic over its operator:
-    /// a flat one for operands that are contiguous and of equal shape (float4 loads and stores
-    /// when all bases are 16-byte aligned, a scalar tail for the last n mod 4), and a strided one
-    /// for views and NumPy broadcasting (each operand addressed through a <see cref="Layout6"/>,
-    /// broadcast dimensions having stride 0). Both walk the output with a grid-stride loop.
+    /// The elementwise kernel family: two kernels, each generic over its operator (unary operators
+    /// ride along through <see cref="UnaryAsBinary{TOp}"/>; fill is the unary <c>Constant</c>, which reads nothing).
+    /// <c>Flat</c> serves operands that are contiguous and of equal shape: float4 loads and stores when
+    /// all bases are 16-byte aligned, then a scalar tail for the last n mod 4. <c>Strided</c> serves
+    /// views and NumPy broadcasting: each operand addressed through a <see cref="Layout6"/>, broadcast
+    /// dimensions having stride 0. Both walk the output with a grid-stride loop.
     /// Bytes: 4·n per input read + 4·n written; FLOPs: n per operator application.
     /// </summary>
     public static class ElementwiseKernels
     {
-        /// <summary>o[i] = value for a contiguous o.</summary>
-        public static void Fill(ArrayView<float> o, float value, int vectorized)
-        {
-            int n = o.IntLength, tid = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX, tail = 0;
-            if (vectorized != 0)
-            {
-                int n4 = n / 4;
-                var o4 = o.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
-                Float4 v;
-                v.X = value; v.Y = value; v.Z = value; v.W = value;
-                for (int i = tid; i < n4; i += stride)
-                    o4[i] = v;
-                tail = n4 * 4;
-            }
-            for (int i = tail + tid; i < n; i += stride)
-                o[i] = value;
-        }
-
-        /// <summary>o[i] = op(a[i]) over contiguous equal-length views.</summary>
-        public static void FlatUnary<TOp>(ArrayView<float> a, ArrayView<float> o, int vectorized, TOp op)
-            where TOp : struct, IUnaryOp
-        {
-            int n = o.IntLength, tid = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX, tail = 0;
-            if (vectorized != 0)
-            {
-                int n4 = n / 4;
-                var a4 = a.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
-                var o4 = o.SubView(0, n4 * 4).Cast<Float4>().AsAligned(16);
-                for (int i = tid; i < n4; i += stride)
-                {
-                    var x = a4[i];
-                    Float4 r;
-                    r.X = op.Apply(x.X); r.Y = op.Apply(x.Y); r.Z = op.Apply(x.Z); r.W = op.Apply(x.W);
-                    o4[i] = r;
-                }
-                tail = n4 * 4;
-            }
-            for (int i = tail + tid; i < n; i += stride)
-                o[i] = op.Apply(a[i]);
-        }
-
         /// <summary>o[i] = op(a[i], b[i]) over contiguous equal-length views.</summary>
-        public static void FlatBinary<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> o, int vectorized, TOp op)
+        public static void Flat<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> o, int vectorized, TOp op)
             where TOp : struct, IBinaryOp
         {
             int n = o.IntLength, tid = Grid.GlobalIndex.X, stride = Grid.DimX * Group.DimX, tail = 0;
@@ -128,16 +99,8 @@ namespace GpuNet.Kernels
                 o[i] = op.Apply(a[i], b[i]);
         }
 
-        /// <summary>o[lo(i)] = op(a[la(i)]) for any views of one logical shape; n elements.</summary>
-        public static void StridedUnary<TOp>(ArrayView<float> a, ArrayView<float> o, Layout6 la, Layout6 lo, int n, TOp op)
-            where TOp : struct, IUnaryOp
-        {
-            for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-                o[lo.Offset(i)] = op.Apply(a[la.Offset(i)]);
-        }
-
-        /// <summary>o[lo(i)] = op(a[la(i)], b[lb(i)]) for any views (broadcast operands have stride 0); n elements.</summary>
-        public static void StridedBinary<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> o, Layout6 la, Layout6 lb, Layout6 lo, int n, TOp op)
+        /// <summary>o[lo(i)] = op(a[la(i)], b[lb(i)]) for any views of one logical shape (broadcast operands have stride 0); n elements.</summary>
+        public static void Strided<TOp>(ArrayView<float> a, ArrayView<float> b, ArrayView<float> o, Layout6 la, Layout6 lb, Layout6 lo, int n, TOp op)
             where TOp : struct, IBinaryOp
         {
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
@@ -152,30 +115,8 @@ namespace GpuNet.Kernels
         }
 
         /// <summary>Launches op over (a) → o; a is read as if broadcast to o's shape.</summary>
-        internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp
-        {
-            if (o.Length == 0)
-                return;
-            var device = o.Device;
-            var shape = o.ShapeArray();
-            var sa = ShapeUtil.BroadcastStrides(name, "input", a.ShapeArray(), a.Strides.ToArray(), shape);
-            var (dims, st) = ShapeUtil.Coalesce(shape, o.Strides.ToArray(), sa);
-            int group = LaunchShapes.ElementwiseGroup(device);
-            var config = LaunchShapes.Linear(device, o.Length, group);
-            if (IsFlat(dims, st))
-            {
-                int vec = a.IsAligned(16) && o.IsAligned(16) ? 1 : 0;
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, TOp>>(FlatUnary<TOp>);
-                using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
-                        a.Storage.SubView(a.Offset, o.Length), o.Storage.SubView(o.Offset, o.Length), vec, op);
-                return;
-            }
-            var lo = Layout6.Create(name, dims, st[0]);
-            var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, Layout6, Layout6, int, TOp>>(StridedUnary<TOp>);
-            using (device.Profiler.Measure(name))
-                ks(device.Accelerator.DefaultStream, config, Span(a), Span(o), Layout6.Create(name, dims, st[1]), lo, o.Length, op);
-        }
+        internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp =>
+            MapBinary(name, a, a, o, new UnaryAsBinary<TOp> { Op = op });
 
         /// <summary>Launches op over (a, b) → o; a and b are read as if broadcast to o's shape.</summary>
         internal static void MapBinary<TOp>(string name, Tensor a, Tensor b, Tensor o, TOp op) where TOp : struct, IBinaryOp
@@ -188,24 +129,22 @@ namespace GpuNet.Kernels
             var sb = ShapeUtil.BroadcastStrides(name, "b", b.ShapeArray(), b.Strides.ToArray(), shape);
             var (dims, st) = ShapeUtil.Coalesce(shape, o.Strides.ToArray(), sa, sb);
             int group = LaunchShapes.ElementwiseGroup(device);
-            if (IsFlat(dims, st))
+            var stream = device.Accelerator.DefaultStream;
+            bool flat = dims.Length == 0 || (dims.Length == 1 && st.All(s => s[0] == 1));
+            if (flat)
             {
                 int vec = a.IsAligned(16) && b.IsAligned(16) && o.IsAligned(16) ? 1 : 0;
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, TOp>>(FlatBinary<TOp>);
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, TOp>>(Flat<TOp>);
                 using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
+                    k(stream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
                         a.Storage.SubView(a.Offset, o.Length), b.Storage.SubView(b.Offset, o.Length), o.Storage.SubView(o.Offset, o.Length), vec, op);
                 return;
             }
-            var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Layout6, Layout6, Layout6, int, TOp>>(StridedBinary<TOp>);
+            var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Layout6, Layout6, Layout6, int, TOp>>(Strided<TOp>);
             using (device.Profiler.Measure(name))
-                ks(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, group), Span(a), Span(b), Span(o),
+                ks(stream, LaunchShapes.Linear(device, o.Length, group), Span(a), Span(b), Span(o),
                     Layout6.Create(name, dims, st[1]), Layout6.Create(name, dims, st[2]), Layout6.Create(name, dims, st[0]), o.Length, op);
         }
-
-        /// <summary>True when every operand walks the (coalesced) shape with stride 1: one flat run.</summary>
-        private static bool IsFlat(int[] dims, int[][] strides) =>
-            dims.Length == 0 || (dims.Length == 1 && strides.All(s => s[0] == 1));
     }
 }
 
@@ -220,20 +159,8 @@ namespace GpuNet
         /// <summary>Sets every element of <paramref name="tensor"/> (any view) to <paramref name="value"/>. Kernel <c>fill</c>.</summary>
         public static void Fill(Tensor tensor, float value)
         {
-            var device = tensor.Device;
-            Validate.Input("fill", "tensor", tensor, device);
-            if (tensor.Length == 0)
-                return;
-            if (!tensor.IsContiguous)
-            {
-                ElementwiseKernels.MapUnary("fill", tensor, tensor, new ElementwiseOps.Constant { Value = value });
-                return;
-            }
-            int vec = tensor.IsAligned(16) ? 1 : 0;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, float, int>>(ElementwiseKernels.Fill);
-            using (device.Profiler.Measure("fill"))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (tensor.Length + 3) / 4, LaunchShapes.ElementwiseGroup(device)),
-                    tensor.ContiguousView, value, vec);
+            Validate.Input("fill", "tensor", tensor, tensor.Device);
+            ElementwiseKernels.MapUnary("fill", tensor, tensor, new ElementwiseOps.Constant { Value = value });
         }
 
         /// <summary>A new tensor of <paramref name="shape"/> filled with <paramref name="value"/>.</summary>

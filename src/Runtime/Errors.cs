@@ -22,16 +22,18 @@ public abstract class GpuNetException : Exception
     public static string FormatShape(ReadOnlySpan<int> shape) => "[" + string.Join(", ", shape.ToArray()) + "]";
 }
 
-/// <summary>A tensor's shape (or a geometry parameter) does not fit the operation.</summary>
-public sealed class ShapeMismatchException : GpuNetException
+/// <summary>An argument does not fit the operation: the message reads
+/// <c>op: argument 'name' (what is wrong): expected X, got Y</c>.</summary>
+public abstract class ArgumentMismatchException : GpuNetException
 {
     /// <summary>Creates the exception.</summary>
     /// <param name="op">The operation.</param>
-    /// <param name="argument">The argument whose shape is wrong.</param>
-    /// <param name="expected">What the operation expected, in words or as a shape.</param>
+    /// <param name="argument">The offending argument.</param>
+    /// <param name="problem">What is wrong, e.g. <c>has the wrong shape</c>.</param>
+    /// <param name="expected">What the operation expected.</param>
     /// <param name="actual">What it got.</param>
-    public ShapeMismatchException(string op, string argument, string expected, string actual)
-        : base(op, $"{op}: argument '{argument}' has the wrong shape: expected {expected}, got {actual}")
+    protected ArgumentMismatchException(string op, string argument, string problem, string expected, string actual)
+        : base(op, $"{op}: argument '{argument}' {problem}: expected {expected}, got {actual}")
     {
         Argument = argument;
         Expected = expected;
@@ -48,49 +50,17 @@ public sealed class ShapeMismatchException : GpuNetException
     public string Actual { get; }
 }
 
-/// <summary>Tensors from different devices were mixed in one operation.</summary>
-public sealed class DeviceMismatchException : GpuNetException
-{
-    /// <summary>Creates the exception.</summary>
-    public DeviceMismatchException(string op, string argument, string expectedDevice, string actualDevice)
-        : base(op, $"{op}: argument '{argument}' is on device {actualDevice}, expected device {expectedDevice}")
-    {
-        Argument = argument;
-        ExpectedDevice = expectedDevice;
-        ActualDevice = actualDevice;
-    }
+/// <summary>A tensor's shape (or a geometry parameter) does not fit the operation.</summary>
+public sealed class ShapeMismatchException(string op, string argument, string expected, string actual)
+    : ArgumentMismatchException(op, argument, "has the wrong shape", expected, actual);
 
-    /// <summary>The offending argument.</summary>
-    public string Argument { get; }
-
-    /// <summary>The device the operation runs on.</summary>
-    public string ExpectedDevice { get; }
-
-    /// <summary>The device the argument lives on.</summary>
-    public string ActualDevice { get; }
-}
+/// <summary>Tensors from different devices were mixed in one operation; Expected and Actual are device labels.</summary>
+public sealed class DeviceMismatchException(string op, string argument, string expectedDevice, string actualDevice)
+    : ArgumentMismatchException(op, argument, "is on the wrong device", expectedDevice, actualDevice);
 
 /// <summary>A tensor's element type does not fit the operation.</summary>
-public sealed class DTypeMismatchException : GpuNetException
-{
-    /// <summary>Creates the exception.</summary>
-    public DTypeMismatchException(string op, string argument, DType expected, DType actual)
-        : base(op, $"{op}: argument '{argument}' has dtype {actual}, expected {expected}")
-    {
-        Argument = argument;
-        Expected = expected;
-        Actual = actual;
-    }
-
-    /// <summary>The offending argument.</summary>
-    public string Argument { get; }
-
-    /// <summary>The dtype the operation accepts.</summary>
-    public DType Expected { get; }
-
-    /// <summary>The dtype it was given.</summary>
-    public DType Actual { get; }
-}
+public sealed class DTypeMismatchException(string op, string argument, DType expected, DType actual)
+    : ArgumentMismatchException(op, argument, "has the wrong dtype", expected.ToString(), actual.ToString());
 
 /// <summary>A tensor (or a device) was used after it was disposed.</summary>
 public sealed class TensorDisposedException : GpuNetException

@@ -30,8 +30,9 @@ public sealed class ErrorTests
         var e = Assert.Throws<DeviceMismatchException>(() => Ops.Add(a, b));
         Assert.Equal("add", e.Op);
         Assert.Equal("b", e.Argument);
-        Assert.Equal(Cpu.Label, e.ExpectedDevice);
-        Assert.Equal(other.Label, e.ActualDevice);
+        Assert.Equal(Cpu.Label, e.Expected);
+        Assert.Equal(other.Label, e.Actual);
+        Assert.Contains("wrong device", e.Message);
         Assert.Equal(new float[3], a.ToArray());
     }
 

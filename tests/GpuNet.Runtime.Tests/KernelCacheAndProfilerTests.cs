@@ -15,8 +15,8 @@ public sealed class KernelCacheAndProfilerTests
         Assert.Equal(afterFirst, d.Kernels.Count);
         Ops.Mul(a, a).Dispose(); // another operator struct: another specialization
         Assert.Equal(afterFirst + 1, d.Kernels.Count);
-        Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("FlatBinary<Add>"));
-        Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("FlatBinary<Mul>"));
+        Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("Flat<Add>"));
+        Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("Flat<Mul>"));
     }
 
     [Fact]
