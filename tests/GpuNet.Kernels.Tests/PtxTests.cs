@@ -72,3 +72,46 @@ public sealed class PtxTests : IClassFixture<PtxTests.Compiler>
     public void UnknownArchitectureIsRejected() =>
         Assert.Throws<ArgumentException>(() => PtxCompiler.ParseArchitecture("gfx90a"));
 }
+
+/// <summary>The PTX of the tiled matmul: registers only, vector global loads where its orientation allows them.</summary>
+public sealed class MatMulPtxTests : IClassFixture<PtxTests.Compiler>
+{
+    private readonly PtxCompiler _ptx;
+
+    public MatMulPtxTests(PtxTests.Compiler c) => _ptx = c.Ptx;
+
+    private string Ptx(string kernel, string variant) =>
+        _ptx.Compile(KernelCatalog.All.Single(v => v.Kernel == kernel && v.Variant == variant).Method);
+
+    public static IEnumerable<object[]> TiledVariants =>
+        KernelCatalog.All.Where(v => v.Method.Name == nameof(MatMulKernels.Tiled)).Select(v => new object[] { v.Kernel, v.Variant });
+
+    [Theory]
+    [MemberData(nameof(TiledVariants))]
+    public void TiledKernelKeepsAccumulatorsInRegisters(string kernel, string variant)
+    {
+        var ptx = Ptx(kernel, variant);
+        Assert.DoesNotContain(".local", ptx);
+        Assert.Contains("bar.sync", ptx);
+        // 8×8 micro-tile: 64 multiply-adds per k. ILGPU emits them as mul.f32/add.f32 without a rounding
+        // modifier, which ptxas contracts into FFMA (or as fma.rn.f32 directly).
+        int madds = Regex.Matches(ptx, @"\bfma\.rn\.f32").Count + Regex.Matches(ptx, @"\bmul\.f32").Count;
+        Assert.True(madds >= 64, $"expected the 64 multiply-adds of the micro-tile, found {madds}");
+        // All four fragment reads of the inner loop are 16-byte shared loads.
+        Assert.True(Regex.Matches(ptx, @"ld\.shared\.v4\.f32").Count >= 4, "expected float4 shared loads of the A and B fragments");
+    }
+
+    [Theory]
+    [InlineData("large_a_b")]
+    [InlineData("large_at_b")]
+    [InlineData("large_a_bt")]
+    [InlineData("small_at_bt")]
+    public void TiledKernelLoadsGlobalMemoryAsFloat4(string variant)
+    {
+        var ptx = Ptx("matmul", variant);
+        // One vector load for each operand's chunk (plus the prefetch of the next k-step).
+        Assert.True(Regex.Matches(ptx, @"ld\.global(\.nc)?\.v4\.f32").Count >= 2, "expected float4 global loads of A and B");
+        Assert.Matches(@"st\.global\.v4\.f32", ptx);
+        Assert.Matches(@"ld\.shared\.v4\.f32", ptx);
+    }
+}

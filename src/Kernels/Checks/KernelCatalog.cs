@@ -25,6 +25,25 @@ public static class KernelCatalog
 
     private static Type Unary(Type op) => typeof(UnaryAsBinary<>).MakeGenericType(op);
 
+    private static IEnumerable<KernelVariant> Activation(string kernel, Type op) => Elementwise(kernel, Unary(op)).Take(1);
+
+    private static KernelVariant Tiled(string kernel, string variant, Type tile, bool aK, bool bK, Type act) =>
+        new(kernel, variant, Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), tile,
+            aK ? typeof(Flags.Yes) : typeof(Flags.No), bK ? typeof(Flags.Yes) : typeof(Flags.No), act));
+
+    private static IEnumerable<KernelVariant> MatMul()
+    {
+        var id = typeof(ElementwiseOps.Identity);
+        foreach (var (tile, tileName) in new[] { (typeof(MatMulTiles.Large), "large"), (typeof(MatMulTiles.Small), "small") })
+            foreach (var (aK, bK) in new[] { (true, false), (true, true), (false, false), (false, true) })
+                yield return Tiled("matmul", $"{tileName}_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", tile, aK, bK, id);
+        yield return Tiled("batched_matmul", "large_a_b", typeof(MatMulTiles.Large), true, false, id);
+        foreach (var act in new[] { typeof(Activation.Relu), typeof(Activation.GeluErf), typeof(Activation.GeluTanh), typeof(Activation.Silu) })
+            yield return Tiled("matmul_bias_act", $"large_a_bt_{act.Name}", typeof(MatMulTiles.Large), true, true, act);
+        yield return new KernelVariant("gemv", "k_contiguous", Closed(typeof(MatMulKernels), nameof(MatMulKernels.GemvKContiguous), id));
+        yield return new KernelVariant("gemv", "n_contiguous", Closed(typeof(MatMulKernels), nameof(MatMulKernels.GemvNContiguous), id));
+    }
+
     /// <summary>All variants, in registry order.</summary>
     public static IReadOnlyList<KernelVariant> All { get; } = new[]
         {
@@ -36,5 +55,15 @@ public static class KernelCatalog
             Elementwise("div", typeof(ElementwiseOps.Div)),
             Elementwise("axpy", typeof(ElementwiseOps.Axpy)),
             new[] { new KernelVariant("sum_last_axis", "rows", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(ReduceOps.Sum))) },
+            Activation("relu", typeof(Activation.Relu)),
+            Activation("leaky_relu", typeof(Activation.LeakyRelu)),
+            Activation("gelu_erf", typeof(Activation.GeluErf)),
+            Activation("gelu_tanh", typeof(Activation.GeluTanh)),
+            Activation("silu", typeof(Activation.Silu)),
+            Activation("sigmoid", typeof(Activation.Sigmoid)),
+            Activation("tanh", typeof(Activation.Tanh)),
+            Activation("softplus", typeof(Activation.Softplus)),
+            Activation("elu", typeof(Activation.Elu)),
+            MatMul(),
         }.SelectMany(v => v).ToList();
 }

@@ -9,6 +9,8 @@ public static class KernelRegistry
     private static readonly Lazy<IReadOnlyList<CheckCase>> _all = new(() =>
         ElementwiseChecks.Cases()
             .Concat(ReduceChecks.Cases())
+            .Concat(ActivationChecks.Cases())
+            .Concat(MatMulChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

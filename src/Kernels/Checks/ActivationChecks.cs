@@ -1,0 +1,52 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of the activation family: each function over a wide input range (both tails, and near 0).</summary>
+internal static class ActivationChecks
+{
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var kernels = new (string Name, double Parameter, Func<Tensor, Tensor, Tensor> Op)[]
+        {
+            ("relu", 0, (x, o) => Ops.Relu(x, o)),
+            ("leaky_relu", 0.05, (x, o) => Ops.LeakyRelu(x, 0.05f, o)),
+            ("gelu_erf", 0, (x, o) => Ops.GeluErf(x, o)),
+            ("gelu_tanh", 0, (x, o) => Ops.GeluTanh(x, o)),
+            ("silu", 0, (x, o) => Ops.Silu(x, o)),
+            ("sigmoid", 0, (x, o) => Ops.Sigmoid(x, o)),
+            ("tanh", 0, (x, o) => Ops.Tanh(x, o)),
+            ("softplus", 0, (x, o) => Ops.Softplus(x, o)),
+            ("elu", 1.5, (x, o) => Ops.Elu(x, 1.5f, o)),
+        };
+        var ranges = new (string Name, int[] Shape, float Scale)[]
+        {
+            ("tiny", new[] { 1 }, 1f),
+            ("odd_wide", new[] { 37, 53 }, 12f),
+            ("near_zero", new[] { 1031 }, 1e-3f),
+            ("moderate", new[] { 64, 4099 }, 30f),
+        };
+        foreach (var (name, parameter, op) in kernels)
+        {
+            var reference = ActivationReference.Of(name, parameter);
+            foreach (var (range, shape, scale) in ranges)
+                yield return new CheckCase("activation", name, range, $"{Shapes(shape)} in ±{scale}", CheckCase.Fp32Tolerance, (d, seed) =>
+                {
+                    using var x = Tensor.RandomUniform(d, shape, seed, -scale, scale);
+                    using var o = Poisoned(d, shape);
+                    op(x, o);
+                    return new(o.ToArray(), Host(x).Select(reference).ToArray());
+                });
+            yield return new CheckCase("activation", name, "strided", "[19, 23]ᵀ", CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                using var x = Tensor.RandomUniform(d, new[] { 19, 23 }, seed, -6, 6);
+                using var xt = x.Transpose(0, 1);
+                using var o = Poisoned(d, 23, 19);
+                op(xt, o);
+                var h = ElementwiseReference.StridedView(Host(x), new[] { 23, 19 }, new[] { 1, 23 }, 0);
+                return new(o.ToArray(), h.Select(reference).ToArray());
+            });
+        }
+    }
+}

@@ -1,0 +1,88 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of the matmul family: every transpose combination, edges of both tile shapes, batches with broadcast, epilogues, GEMV.</summary>
+internal static class MatMulChecks
+{
+    private const string Family = "matmul";
+
+    private static int[] Shape(int rows, int cols, bool trans, int[]? batch = null) =>
+        (batch ?? Array.Empty<int>()).Concat(trans ? new[] { cols, rows } : new[] { rows, cols }).ToArray();
+
+    /// <summary>A matmul case: A is (M×K, or K×M when transposed), B is (K×N, or N×K).</summary>
+    private static CheckCase Case(string kernel, string name, int m, int n, int k, bool ta = false, bool tb = false,
+        MatMulTile tile = MatMulTile.Auto, int[]? batchA = null, int[]? batchB = null, float alpha = 1, float beta = 0,
+        bool bias = false, FusedActivation act = FusedActivation.None)
+    {
+        var sa = Shape(m, k, ta, batchA);
+        var sb = Shape(k, n, tb, batchB);
+        string shape = $"{Shapes(sa, sb)}{(ta ? " Aᵀ" : "")}{(tb ? " Bᵀ" : "")}{(tile != MatMulTile.Auto ? $" {tile} tile" : "")}";
+        return new CheckCase(Family, kernel, name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var a = Random(d, seed, 0, sa);
+            using var b = Random(d, seed, 1, sb);
+            using var biasT = bias ? Random(d, seed, 2, n) : null;
+            var batch = ElementwiseReference.BroadcastShape(batchA ?? Array.Empty<int>(), batchB ?? Array.Empty<int>());
+            var outShape = batch.Concat(new[] { m, n }).ToArray();
+            using var c = beta != 0 ? Random(d, seed, 3, outShape) : Poisoned(d, outShape);
+            double[]? c0 = beta != 0 ? Host(c) : null;
+            Ops.MatMul(a, b, ta, tb, alpha, beta, c, biasT, act, tile);
+            Func<double, double>? reference = act switch
+            {
+                FusedActivation.Relu => ActivationReference.Of("relu"),
+                FusedActivation.Gelu => ActivationReference.Of("gelu_erf"),
+                FusedActivation.GeluTanh => ActivationReference.Of("gelu_tanh"),
+                FusedActivation.Silu => ActivationReference.Of("silu"),
+                _ => null,
+            };
+            var expected = MatMulReference.MatMul(Host(a), sa, ta, Host(b), sb, tb, alpha, beta, c0, biasT is null ? null : Host(biasT), reference);
+            return new(c.ToArray(), expected);
+        });
+    }
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        yield return Case("matmul", "tiny", 1, 1, 1, tile: MatMulTile.Small);
+        yield return Case("matmul", "odd_primes", 37, 53, 29);
+        foreach (var (ta, tb) in new[] { (true, false), (false, true), (true, true) })
+            yield return Case("matmul", $"odd_primes_{(ta ? "at" : "a")}_{(tb ? "bt" : "b")}", 37, 53, 29, ta, tb);
+        yield return Case("matmul", "small_tile_multiple", 64, 128, 64);
+        yield return Case("matmul", "large_tile_edges", 130, 129, 67, tile: MatMulTile.Large);
+        yield return Case("matmul", "large_tile_transposed", 131, 70, 45, true, true, MatMulTile.Large);
+        yield return Case("matmul", "large_tile_multiple", 128, 128, 16, tile: MatMulTile.Large);
+        yield return Case("matmul", "tall_skinny", 1024, 3, 1024);
+        yield return Case("matmul", "deep_k", 9, 7, 4096);
+        yield return Case("matmul", "k_not_multiple_of_4", 33, 35, 6);
+        yield return Case("matmul", "moderate", 200, 192, 256);
+        yield return Case("matmul", "alpha_beta", 45, 61, 23, alpha: 0.75f, beta: -1.25f);
+        yield return Case("batched_matmul", "same_batch", 19, 21, 17, batchA: new[] { 3 }, batchB: new[] { 3 });
+        yield return Case("batched_matmul", "broadcast", 13, 11, 9, batchA: new[] { 3, 1 }, batchB: new[] { 4 });
+        yield return Case("batched_matmul", "broadcast_b_transposed", 13, 11, 9, false, true, batchA: new[] { 2, 5 }, batchB: new[] { 1, 5 });
+        yield return Case("batched_matmul", "large_tile", 65, 67, 33, tile: MatMulTile.Large, batchA: new[] { 2 }, batchB: new[] { 2 });
+        yield return Case("matmul_bias_act", "bias", 37, 53, 29, bias: true);
+        yield return Case("matmul_bias_act", "bias_relu", 37, 53, 29, bias: true, act: FusedActivation.Relu);
+        yield return Case("matmul_bias_act", "linear_gelu", 37, 53, 29, false, true, bias: true, act: FusedActivation.Gelu);
+        yield return Case("matmul_bias_act", "linear_gelu_tanh_large", 70, 129, 40, false, true, MatMulTile.Large, bias: true, act: FusedActivation.GeluTanh);
+        yield return Case("matmul_bias_act", "silu_alpha", 20, 24, 31, alpha: 0.5f, act: FusedActivation.Silu);
+        yield return Case("gemv", "n_contiguous", 1, 300, 257);
+        yield return Case("gemv", "k_contiguous", 1, 300, 257, tb: true);
+        yield return Case("gemv", "k_contiguous_aligned", 1, 129, 512, tb: true);
+        yield return Case("gemv", "transposed_x", 1, 61, 37, ta: true);
+        yield return Case("gemv", "bias_silu", 1, 77, 91, tb: true, bias: true, act: FusedActivation.Silu);
+        yield return Case("gemv", "beta", 1, 33, 65, alpha: 2, beta: 0.5f);
+        yield return new CheckCase(Family, "matmul", "strided_views", "[40, 70] cols 3..50 × [47, 33]ᵀ view", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            // A is a column slice (row stride 70), B a transposed view of a contiguous [33, 47].
+            using var baseA = Random(d, seed, 0, 40, 70);
+            using var baseB = Random(d, seed, 1, 33, 47);
+            using var a = baseA.Slice(1, 3, 47);
+            using var b = baseB.Transpose(0, 1);
+            using var c = Poisoned(d, 40, 33);
+            Ops.MatMul(a, b, c: c);
+            var ha = ElementwiseReference.StridedView(Host(baseA), new[] { 40, 47 }, new[] { 70, 1 }, 3);
+            return new(c.ToArray(), MatMulReference.MatMul(ha, new[] { 40, 47 }, false, Host(baseB), new[] { 33, 47 }, true));
+        });
+    }
+}

@@ -1,0 +1,639 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>
+    /// Block tile of the tiled matmul, a compile-time specialization. Every thread owns an 8×8
+    /// micro-tile, so a group has (BM/8)·(BN/8) threads; BK is chosen so that each thread moves
+    /// exactly one float4 of A and one of B per k-step (BM·BK/4 = BN·BK/4 = threads), which keeps
+    /// the prefetch in two registers of Float4 instead of a local array.
+    /// </summary>
+    public interface IMatMulTile
+    {
+        /// <summary>Rows of C per group.</summary>
+        int BM { get; }
+
+        /// <summary>Columns of C per group.</summary>
+        int BN { get; }
+
+        /// <summary>Depth of one k-step.</summary>
+        int BK { get; }
+    }
+
+    /// <summary>Tile shapes.</summary>
+    public static class MatMulTiles
+    {
+        /// <summary>128×128×8, 256 threads, 16 KiB of shared memory: the GPU tile.</summary>
+        public struct Large : IMatMulTile
+        {
+            /// <inheritdoc/>
+            public readonly int BM => 128;
+            /// <inheritdoc/>
+            public readonly int BN => 128;
+            /// <inheritdoc/>
+            public readonly int BK => 8;
+        }
+
+        /// <summary>64×64×4, 64 threads: small problems on a GPU, and the CPU accelerator (where barriers cost OS-level syncs).</summary>
+        public struct Small : IMatMulTile
+        {
+            /// <inheritdoc/>
+            public readonly int BM => 64;
+            /// <inheritdoc/>
+            public readonly int BN => 64;
+            /// <inheritdoc/>
+            public readonly int BK => 4;
+        }
+    }
+
+    /// <summary>A compile-time boolean: the kernel's branches on it fold away.</summary>
+    public interface IFlag
+    {
+        /// <summary>The value.</summary>
+        bool Value { get; }
+    }
+
+    /// <summary>Compile-time booleans.</summary>
+    public static class Flags
+    {
+        /// <summary>true.</summary>
+        public struct Yes : IFlag { /// <inheritdoc/>
+            public readonly bool Value => true; }
+
+        /// <summary>false.</summary>
+        public struct No : IFlag { /// <inheritdoc/>
+            public readonly bool Value => false; }
+    }
+
+    /// <summary>Scalars and strides of one matmul launch (kernel parameter).</summary>
+    public struct GemmParams
+    {
+        /// <summary>Problem size: C is M×N, the reduction runs over K.</summary>
+        public int M, N, K;
+
+        /// <summary>Strides of A(m, k) and B(k, n) in elements; for each operand one of the two is 1.</summary>
+        public int StrideAm, StrideAk, StrideBk, StrideBn;
+
+        /// <summary>C = act(alpha·A·B + beta·C + bias).</summary>
+        public float Alpha, Beta;
+
+        /// <summary>1 when a bias vector of length N is added.</summary>
+        public int HasBias;
+
+        /// <summary>1 when float4 loads of A / B / float4 stores of C are legal (16-byte alignment of every row start).</summary>
+        public int VecA, VecB, VecC;
+    }
+
+    /// <summary>An 8×8 block of accumulators: rows 0–3 and 4–7, columns in two float4 halves. Plain fields so they live in registers.</summary>
+    public struct Acc8x8
+    {
+        /// <summary>Row r, left (L) and right (H) four columns.</summary>
+        public Float4 R0L, R0H, R1L, R1H, R2L, R2H, R3L, R3H, R4L, R4H, R5L, R5H, R6L, R6H, R7L, R7H;
+    }
+
+    /// <summary>
+    /// The matmul family: C = act(alpha·op(A)·op(B) + beta·C + bias) with strided, broadcast batches.
+    /// <para><b>Tiled kernel</b> (<see cref="Tiled"/>): one group per BM×BN block of C (grid x over N,
+    /// y over M, z over batches). A and B are staged through shared memory k-major (As[k][m], Bs[k][n])
+    /// in two buffers: while the group multiplies buffer i, each thread has already issued the global
+    /// loads of its float4 of the next k-step, and stores them to buffer i^1 afterwards — one barrier per
+    /// k-step. Each thread accumulates an 8×8 micro-tile in registers: per k it reads 2 float4 of A and 2
+    /// of B from shared memory and does 64 FMAs. A thread's rows are {4ty..4ty+3} ∪ {BM/2+4ty..}, and
+    /// columns likewise, so the float4 shared reads of a warp cover contiguous 16-byte lanes (no bank
+    /// conflicts). Whether A and B are k-contiguous (transposes, nn.Linear weights) is a compile-time
+    /// flag; global loads are float4 when the contiguous dimension is 16-byte aligned, and edge chunks
+    /// fall back to bounds-checked scalar loads that fill zeros, so every M, N, K ≥ 1 is exact.</para>
+    /// <para><b>GEMV</b> (<see cref="GemvKContiguous"/>, <see cref="GemvNContiguous"/>): M = 1 (decode).
+    /// y = act(alpha·x·W + beta·y + bias); a warp per output when W is k-contiguous (shuffle reduction),
+    /// a thread per output when it is n-contiguous (coalesced across n).</para>
+    /// FLOPs: 2·batch·M·N·K. Bytes (minimum): 4·(batch_A·M·K + batch_B·K·N + batch·M·N·(1 + [beta≠0])).
+    /// </summary>
+    public static class MatMulKernels
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 Fma(Float4 c, float a, Float4 b)
+        {
+            c.X += a * b.X;
+            c.Y += a * b.Y;
+            c.Z += a * b.Z;
+            c.W += a * b.W;
+            return c;
+        }
+
+        /// <summary>
+        /// Reads this thread's float4 chunk of a (rows × BK) operand tile: 4 consecutive elements along the
+        /// operand's contiguous dimension. <typeparamref name="TKContig"/>: the chunk runs along k, else along
+        /// the row dimension (m for A, n for B). Out-of-range elements read as 0.
+        /// </summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 LoadChunk<TKContig>(ArrayView<float> src, int baseOffset, int strideRow, int strideK,
+            int row0, int k0, int rows, int depth, int tileRows, int bk, int t, int vec)
+            where TKContig : struct, IFlag
+        {
+            int row, k;
+            if (default(TKContig).Value)
+            {
+                row = row0 + t / (bk / 4);
+                k = k0 + t % (bk / 4) * 4;
+            }
+            else
+            {
+                row = row0 + t % (tileRows / 4) * 4;
+                k = k0 + t / (tileRows / 4);
+            }
+            Float4 v;
+            v.X = 0; v.Y = 0; v.Z = 0; v.W = 0;
+            if (default(TKContig).Value)
+            {
+                if (row >= rows)
+                    return v;
+                int at = baseOffset + row * strideRow + k;
+                if (vec != 0 && k + 3 < depth)
+                    return src.Cast<Float4>().AsAligned(16)[at / 4];
+                if (k < depth) v.X = src[at];
+                if (k + 1 < depth) v.Y = src[at + 1];
+                if (k + 2 < depth) v.Z = src[at + 2];
+                if (k + 3 < depth) v.W = src[at + 3];
+                return v;
+            }
+            if (k >= depth)
+                return v;
+            int at2 = baseOffset + k * strideK + row;
+            if (vec != 0 && row + 3 < rows)
+                return src.Cast<Float4>().AsAligned(16)[at2 / 4];
+            if (row < rows) v.X = src[at2];
+            if (row + 1 < rows) v.Y = src[at2 + 1];
+            if (row + 2 < rows) v.Z = src[at2 + 2];
+            if (row + 3 < rows) v.W = src[at2 + 3];
+            return v;
+        }
+
+        /// <summary>Writes a chunk read by <see cref="LoadChunk{TKContig}"/> into the k-major shared tile tile[k][row].</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreChunk<TKContig>(ArrayView<float> tile, Float4 v, int tileRows, int bk, int t)
+            where TKContig : struct, IFlag
+        {
+            if (default(TKContig).Value)
+            {
+                int row = t / (bk / 4), k = t % (bk / 4) * 4;
+                tile[k * tileRows + row] = v.X;
+                tile[(k + 1) * tileRows + row] = v.Y;
+                tile[(k + 2) * tileRows + row] = v.Z;
+                tile[(k + 3) * tileRows + row] = v.W;
+            }
+            else
+            {
+                int row = t % (tileRows / 4) * 4, k = t / (tileRows / 4);
+                tile.Cast<Float4>().AsAligned(16)[(k * tileRows + row) / 4] = v;
+            }
+        }
+
+        /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias), bounds-checked, one float4 store when legal.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int m, int n, Float4 acc, GemmParams p, TAct act)
+            where TAct : struct, IUnaryOp
+        {
+            if (m >= p.M || n >= p.N)
+                return;
+            int at = cBase + m * p.N + n;
+            bool full = n + 3 < p.N;
+            Float4 r;
+            r.X = p.Alpha * acc.X; r.Y = p.Alpha * acc.Y; r.Z = p.Alpha * acc.Z; r.W = p.Alpha * acc.W;
+            if (p.Beta != 0)
+            {
+                r.X += p.Beta * c[at];
+                if (n + 1 < p.N) r.Y += p.Beta * c[at + 1];
+                if (n + 2 < p.N) r.Z += p.Beta * c[at + 2];
+                if (full) r.W += p.Beta * c[at + 3];
+            }
+            if (p.HasBias != 0)
+            {
+                r.X += bias[n];
+                if (n + 1 < p.N) r.Y += bias[n + 1];
+                if (n + 2 < p.N) r.Z += bias[n + 2];
+                if (full) r.W += bias[n + 3];
+            }
+            r.X = act.Apply(r.X); r.Y = act.Apply(r.Y); r.Z = act.Apply(r.Z); r.W = act.Apply(r.W);
+            if (full && p.VecC != 0)
+            {
+                c.Cast<Float4>().AsAligned(16)[at / 4] = r;
+                return;
+            }
+            c[at] = r.X;
+            if (n + 1 < p.N) c[at + 1] = r.Y;
+            if (n + 2 < p.N) c[at + 2] = r.Z;
+            if (full) c[at + 3] = r.W;
+        }
+
+        /// <summary>Stores row <paramref name="m"/> of the micro-tile: two float4 halves BN/2 apart.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void StoreRow<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int m, int nL, int nH, Float4 left, Float4 right, GemmParams p, TAct act)
+            where TAct : struct, IUnaryOp
+        {
+            StoreQuad(c, bias, cBase, m, nL, left, p, act);
+            StoreQuad(c, bias, cBase, m, nH, right, p, act);
+        }
+
+        /// <summary>The tiled matmul (see the class summary). Batch z reads A at batchA.Offset(z), B at batchB.Offset(z), writes C at z·M·N.</summary>
+        public static void Tiled<TTile, TAKContig, TBKContig, TAct>(
+            ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias,
+            GemmParams p, Layout6 batchA, Layout6 batchB, TTile tile, TAct act)
+            where TTile : struct, IMatMulTile
+            where TAKContig : struct, IFlag
+            where TBKContig : struct, IFlag
+            where TAct : struct, IUnaryOp
+        {
+            int bm = tile.BM, bn = tile.BN, bk = tile.BK;
+            // Two k-major stages of A (bk×bm) and B (bk×bn).
+            var shared = SharedMemory.Allocate<float>(2 * (tile.BK * tile.BM + tile.BK * tile.BN));
+            int stage = bk * bm + bk * bn;
+
+            int t = Group.IdxX;
+            int tx = t % (bn / 8), ty = t / (bn / 8);
+            int m0 = Grid.IdxY * bm, n0 = Grid.IdxX * bn, z = Grid.IdxZ;
+            int aBase = batchA.Offset(z), bBase = batchB.Offset(z), cBase = z * p.M * p.N;
+            int kTiles = (p.K + bk - 1) / bk;
+
+            Acc8x8 acc = default;
+            if (kTiles > 0)
+            {
+                var a0 = LoadChunk<TAKContig>(a, aBase, p.StrideAm, p.StrideAk, m0, 0, p.M, p.K, bm, bk, t, p.VecA);
+                var b0 = LoadChunk<TBKContig>(b, bBase, p.StrideBn, p.StrideBk, n0, 0, p.N, p.K, bn, bk, t, p.VecB);
+                StoreChunk<TAKContig>(shared.SubView(0, bk * bm), a0, bm, bk, t);
+                StoreChunk<TBKContig>(shared.SubView(bk * bm, bk * bn), b0, bn, bk, t);
+            }
+            Group.Barrier();
+
+            for (int kt = 0; kt < kTiles; kt++)
+            {
+                int cur = (kt & 1) * stage, next = stage - cur;
+                bool more = kt + 1 < kTiles;
+                Float4 aNext = default, bNext = default;
+                if (more)
+                {
+                    // Issue the next k-step's global loads now; they land while this step computes.
+                    aNext = LoadChunk<TAKContig>(a, aBase, p.StrideAm, p.StrideAk, m0, (kt + 1) * bk, p.M, p.K, bm, bk, t, p.VecA);
+                    bNext = LoadChunk<TBKContig>(b, bBase, p.StrideBn, p.StrideBk, n0, (kt + 1) * bk, p.N, p.K, bn, bk, t, p.VecB);
+                }
+
+                // The shared block is .align 16 and every offset here is a multiple of 4 floats, so the
+                // compiler may use 16-byte shared loads; it cannot prove that through the stage offset.
+                var As = shared.SubView(cur, bk * bm).Cast<Float4>().AsAligned(16);
+                var Bs = shared.SubView(cur + bk * bm, bk * bn).Cast<Float4>().AsAligned(16);
+                for (int k = 0; k < bk; k++)
+                {
+                    var aL = As[(k * bm + ty * 4) / 4];
+                    var aH = As[(k * bm + bm / 2 + ty * 4) / 4];
+                    var bL = Bs[(k * bn + tx * 4) / 4];
+                    var bH = Bs[(k * bn + bn / 2 + tx * 4) / 4];
+                    acc.R0L = Fma(acc.R0L, aL.X, bL); acc.R0H = Fma(acc.R0H, aL.X, bH);
+                    acc.R1L = Fma(acc.R1L, aL.Y, bL); acc.R1H = Fma(acc.R1H, aL.Y, bH);
+                    acc.R2L = Fma(acc.R2L, aL.Z, bL); acc.R2H = Fma(acc.R2H, aL.Z, bH);
+                    acc.R3L = Fma(acc.R3L, aL.W, bL); acc.R3H = Fma(acc.R3H, aL.W, bH);
+                    acc.R4L = Fma(acc.R4L, aH.X, bL); acc.R4H = Fma(acc.R4H, aH.X, bH);
+                    acc.R5L = Fma(acc.R5L, aH.Y, bL); acc.R5H = Fma(acc.R5H, aH.Y, bH);
+                    acc.R6L = Fma(acc.R6L, aH.Z, bL); acc.R6H = Fma(acc.R6H, aH.Z, bH);
+                    acc.R7L = Fma(acc.R7L, aH.W, bL); acc.R7H = Fma(acc.R7H, aH.W, bH);
+                }
+
+                if (more)
+                {
+                    // Buffer `next` was last read in step kt−1, which every thread finished before the
+                    // barrier that ended it: safe to overwrite without a second barrier.
+                    StoreChunk<TAKContig>(shared.SubView(next, bk * bm), aNext, bm, bk, t);
+                    StoreChunk<TBKContig>(shared.SubView(next + bk * bm, bk * bn), bNext, bn, bk, t);
+                }
+                Group.Barrier();
+            }
+
+            int mL = m0 + ty * 4, mH = m0 + bm / 2 + ty * 4, nL = n0 + tx * 4, nH = n0 + bn / 2 + tx * 4;
+            StoreRow(c, bias, cBase, mL, nL, nH, acc.R0L, acc.R0H, p, act);
+            StoreRow(c, bias, cBase, mL + 1, nL, nH, acc.R1L, acc.R1H, p, act);
+            StoreRow(c, bias, cBase, mL + 2, nL, nH, acc.R2L, acc.R2H, p, act);
+            StoreRow(c, bias, cBase, mL + 3, nL, nH, acc.R3L, acc.R3H, p, act);
+            StoreRow(c, bias, cBase, mH, nL, nH, acc.R4L, acc.R4H, p, act);
+            StoreRow(c, bias, cBase, mH + 1, nL, nH, acc.R5L, acc.R5H, p, act);
+            StoreRow(c, bias, cBase, mH + 2, nL, nH, acc.R6L, acc.R6H, p, act);
+            StoreRow(c, bias, cBase, mH + 3, nL, nH, acc.R7L, acc.R7H, p, act);
+        }
+
+        /// <summary>
+        /// y[n] = act(alpha·Σ_k x[k]·W[n·sBn + k] + beta·y[n] + bias[n]) with W k-contiguous (an nn.Linear
+        /// weight): one warp per output, lanes stride over k (float4 when aligned), shuffle reduction.
+        /// </summary>
+        public static void GemvKContiguous<TAct>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> y, ArrayView<float> bias, GemmParams p, TAct act)
+            where TAct : struct, IUnaryOp
+        {
+            int warpsPerGroup = Group.DimX / Warp.WarpSize;
+            int lane = Warp.LaneIdx;
+            for (int n = Grid.IdxX * warpsPerGroup + Warp.WarpIdx; n < p.N; n += Grid.DimX * warpsPerGroup)
+            {
+                int row = n * p.StrideBn;
+                float sum = 0;
+                int kVec = p.VecB != 0 && p.VecA != 0 ? p.K / 4 * 4 : 0;
+                if (kVec > 0)
+                {
+                    var x4 = x.Cast<Float4>().AsAligned(16);
+                    var w4 = w.Cast<Float4>().AsAligned(16);
+                    for (int k = lane * 4; k < kVec; k += Warp.WarpSize * 4)
+                    {
+                        var xv = x4[k / 4];
+                        var wv = w4[(row + k) / 4];
+                        sum += xv.X * wv.X + xv.Y * wv.Y + xv.Z * wv.Z + xv.W * wv.W;
+                    }
+                }
+                for (int k = kVec + lane; k < p.K; k += Warp.WarpSize)
+                    sum += x[k] * w[row + k];
+                for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
+                    sum += Warp.ShuffleDown(sum, delta);
+                if (lane == 0)
+                {
+                    float r = p.Alpha * sum;
+                    if (p.Beta != 0)
+                        r += p.Beta * y[n];
+                    if (p.HasBias != 0)
+                        r += bias[n];
+                    y[n] = act.Apply(r);
+                }
+            }
+        }
+
+        /// <summary>y[n] = act(alpha·Σ_k x[k]·W[k·sBk + n] + beta·y[n] + bias[n]) with W n-contiguous: a thread per output, coalesced across n.</summary>
+        public static void GemvNContiguous<TAct>(ArrayView<float> x, ArrayView<float> w, ArrayView<float> y, ArrayView<float> bias, GemmParams p, TAct act)
+            where TAct : struct, IUnaryOp
+        {
+            for (int n = Grid.GlobalIndex.X; n < p.N; n += Grid.DimX * Group.DimX)
+            {
+                float sum = 0;
+                int at = n;
+                for (int k = 0; k < p.K; k++, at += p.StrideBk)
+                    sum += x[k] * w[at];
+                float r = p.Alpha * sum;
+                if (p.Beta != 0)
+                    r += p.Beta * y[n];
+                if (p.HasBias != 0)
+                    r += bias[n];
+                y[n] = act.Apply(r);
+            }
+        }
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    /// <summary>The activation fused into a matmul epilogue.</summary>
+    public enum FusedActivation
+    {
+        /// <summary>None.</summary>
+        None,
+        /// <summary>max(x, 0).</summary>
+        Relu,
+        /// <summary>Exact (erf) GELU.</summary>
+        Gelu,
+        /// <summary>Tanh-approximated GELU.</summary>
+        GeluTanh,
+        /// <summary>x·σ(x).</summary>
+        Silu,
+    }
+
+    /// <summary>Which tiled-matmul specialization to use.</summary>
+    public enum MatMulTile
+    {
+        /// <summary>The launcher decides (large tiles on a GPU when there are enough blocks to fill it).</summary>
+        Auto,
+        /// <summary>64×64×4.</summary>
+        Small,
+        /// <summary>128×128×8.</summary>
+        Large,
+    }
+
+    public static partial class Ops
+    {
+        /// <summary>
+        /// C = act(alpha·op(A)·op(B) + beta·C + bias). A is [..., M, K] ([..., K, M] when
+        /// <paramref name="transposeA"/>), B is [..., K, N] ([..., N, K] when <paramref name="transposeB"/>);
+        /// batch dimensions broadcast NumPy-style and C is [...batch, M, N]. Any strides work; an operand
+        /// with neither matrix dimension contiguous is copied first. <paramref name="c"/> is the output
+        /// (and the beta input); it is allocated when null (then beta must be 0).
+        /// Kernels: <c>matmul</c> (2-D), <c>batched_matmul</c> (batched), <c>matmul_bias_act</c> (bias or activation), <c>gemv</c> (M = 1).
+        /// </summary>
+        public static Tensor MatMul(Tensor a, Tensor b, bool transposeA = false, bool transposeB = false, float alpha = 1f, float beta = 0f,
+            Tensor? c = null, Tensor? bias = null, FusedActivation activation = FusedActivation.None, MatMulTile tile = MatMulTile.Auto)
+        {
+            var device = a.Device;
+            string op = bias is not null || activation != FusedActivation.None ? "matmul_bias_act" : a.Rank > 2 || b.Rank > 2 ? "batched_matmul" : "matmul";
+            Validate.Input(op, "a", a, device);
+            Validate.Input(op, "b", b, device);
+            if (a.Rank < 2)
+                throw new ShapeMismatchException(op, "a", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(a.ShapeArray()));
+            if (b.Rank < 2)
+                throw new ShapeMismatchException(op, "b", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(b.ShapeArray()));
+            int m = transposeA ? a.Size(-1) : a.Size(-2), ka = transposeA ? a.Size(-2) : a.Size(-1);
+            int kb = transposeB ? b.Size(-1) : b.Size(-2), n = transposeB ? b.Size(-2) : b.Size(-1);
+            if (ka != kb)
+                throw new ShapeMismatchException(op, "b", $"{(transposeB ? "[..., N, " + ka + "]" : "[..., " + ka + ", N]")} to match K = {ka} of a {GpuNetException.FormatShape(a.ShapeArray())}{(transposeA ? " (transposed)" : "")}",
+                    GpuNetException.FormatShape(b.ShapeArray()) + (transposeB ? " (transposed)" : ""));
+            var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
+            var outShape = batch.Append(m).Append(n).ToArray();
+            if (bias is not null)
+            {
+                Validate.Input(op, "bias", bias, device);
+                if (bias.Rank != 1 || bias.Length != n || !bias.IsContiguous)
+                    throw new ShapeMismatchException(op, "bias", $"a contiguous vector [{n}]", bias.Describe());
+            }
+            if (c is null && beta != 0)
+                throw new ArgumentException($"{op}: beta = {beta} needs the input/output tensor c");
+            var output = Validate.OutputOrNew(op, c, device, outShape);
+            if (output.Length == 0)
+                return output;
+            int batchCount = (int)ShapeUtil.Product(batch);
+            if (m == 1 && batchCount == 1 && tile == MatMulTile.Auto)
+                RunGemv(op == "matmul" ? "gemv" : op, a, b, transposeA, transposeB, n, ka, alpha, beta, output, bias, activation);
+            else
+                RunTiled(op, a, b, transposeA, transposeB, batch, m, n, ka, alpha, beta, output, bias, activation, tile);
+            return output;
+        }
+
+        /// <summary>x·Wᵀ + bias with an optional fused activation: PyTorch's nn.Linear (W is [out, in]). Kernel <c>matmul_bias_act</c> (<c>gemv</c> for one row).</summary>
+        public static Tensor Linear(Tensor x, Tensor weight, Tensor? bias = null, FusedActivation activation = FusedActivation.None, Tensor? output = null) =>
+            MatMul(x, weight, transposeB: true, c: output, bias: bias, activation: activation);
+
+        /// <summary>y = alpha·x·W + beta·y for a row vector x [1, K] (or [K]) and W [K, N] (or [N, K] when <paramref name="transposeW"/>). Kernel <c>gemv</c>.</summary>
+        public static Tensor Gemv(Tensor x, Tensor w, bool transposeW = false, float alpha = 1f, float beta = 0f, Tensor? y = null)
+        {
+            Validate.Input("gemv", "x", x, x.Device);
+            if (x.Rank != 1 && !(x.Rank == 2 && x.Size(0) == 1))
+                throw new ShapeMismatchException("gemv", "x", "a vector [K] or a row [1, K]", GpuNetException.FormatShape(x.ShapeArray()));
+            using var row = x.Rank == 1 ? x.Reshape(1, x.Length) : x.Reshape(x.ShapeArray());
+            if (y is null)
+                return MatMul(row, w, transposeB: transposeW, alpha: alpha);
+            Validate.Input("gemv", "y", y, x.Device);
+            using var yRow = y.Rank == 1 ? y.Reshape(1, y.Length) : y.Reshape(y.ShapeArray());
+            MatMul(row, w, transposeB: transposeW, alpha: alpha, beta: beta, c: yRow);
+            return y;
+        }
+
+        /// <summary>The operand as (row stride, k stride) where row is m for A and n for B; copied to contiguous
+        /// when neither matrix dimension has stride 1 (the tiled loads need one contiguous direction).</summary>
+        private static (Tensor View, int StrideRow, int StrideK, bool Owned) MatrixOperand(Tensor t, bool kIsLast)
+        {
+            var view = t;
+            var (sPrev, sLast) = UsableStrides(view);
+            bool owned = sPrev != 1 && sLast != 1;
+            if (owned)
+            {
+                view = t.Contiguous();
+                (sPrev, sLast) = UsableStrides(view);
+            }
+            return kIsLast ? (view, sPrev, sLast, owned) : (view, sLast, sPrev, owned);
+        }
+
+        /// <summary>A size-1 dimension is never stepped along, so its stride is free: call it 1 where that makes the operand count as contiguous.</summary>
+        private static (int Prev, int Last) UsableStrides(Tensor t)
+        {
+            int sPrev = t.Strides[^2], sLast = t.Strides[^1];
+            if (t.Size(-1) == 1)
+                sLast = 1;
+            else if (t.Size(-2) == 1 && sLast != 1)
+                sPrev = 1;
+            return (sPrev, sLast);
+        }
+
+        private static void RunTiled(string op, Tensor a, Tensor b, bool transA, bool transB, int[] batch, int m, int n, int k,
+            float alpha, float beta, Tensor c, Tensor? bias, FusedActivation act, MatMulTile tile)
+        {
+            var device = c.Device;
+            var (av, sAm, sAk, ownA) = MatrixOperand(a, kIsLast: !transA);
+            var (bv, sBn, sBk, ownB) = MatrixOperand(b, kIsLast: transB);
+            try
+            {
+                var batchStridesA = ShapeUtil.BroadcastStrides(op, "a", av.ShapeArray()[..^2], av.Strides.ToArray()[..^2], batch);
+                var batchStridesB = ShapeUtil.BroadcastStrides(op, "b", bv.ShapeArray()[..^2], bv.Strides.ToArray()[..^2], batch);
+                var (bdims, bst) = ShapeUtil.Coalesce(batch, batchStridesA, batchStridesB);
+                var layoutA = Layout6.Create(op, bdims, bst[0]);
+                var layoutB = Layout6.Create(op, bdims, bst[1]);
+                bool aK = sAk == 1, bK = sBk == 1;
+                var p = new GemmParams
+                {
+                    M = m, N = n, K = k, StrideAm = sAm, StrideAk = sAk, StrideBk = sBk, StrideBn = sBn,
+                    Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1,
+                    VecA = av.IsAligned(16) && (aK ? sAm : sAk) % 4 == 0 && bst[0].All(s => s % 4 == 0) ? 1 : 0,
+                    VecB = bv.IsAligned(16) && (bK ? sBn : sBk) % 4 == 0 && bst[1].All(s => s % 4 == 0) ? 1 : 0,
+                    VecC = c.IsAligned(16) && n % 4 == 0 ? 1 : 0,
+                };
+                int batchCount = (int)ShapeUtil.Product(batch);
+                bool large = tile switch
+                {
+                    MatMulTile.Large => true,
+                    MatMulTile.Small => false,
+                    // Large tiles when the device is a GPU and they still give every multiprocessor a block.
+                    _ => device.Kind != DeviceKind.Cpu && (long)((m + 127) / 128) * ((n + 127) / 128) * batchCount >= device.Info.Multiprocessors,
+                };
+                var views = new MatMulViews(Start(av), Start(bv), c.ContiguousView, bias?.ContiguousView ?? c.ContiguousView);
+                if (large)
+                    LaunchTiled(op, device, views, p, layoutA, layoutB, batchCount, new MatMulTiles.Large(), aK, bK, act);
+                else
+                    LaunchTiled(op, device, views, p, layoutA, layoutB, batchCount, new MatMulTiles.Small(), aK, bK, act);
+            }
+            finally
+            {
+                if (ownA) av.Dispose();
+                if (ownB) bv.Dispose();
+            }
+        }
+
+        private readonly record struct MatMulViews(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
+
+        /// <summary>The storage from a tensor's first element to the end (kernels add their own offsets).</summary>
+        private static ArrayView<float> Start(Tensor t) => t.Storage.SubView(t.Offset, t.Storage.IntLength - t.Offset);
+
+        private static void LaunchTiled<TTile>(string op, Device device, MatMulViews v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
+            TTile tile, bool aK, bool bK, FusedActivation act) where TTile : struct, IMatMulTile
+        {
+            // Each (orientation, activation) pair is its own specialization: the branches fold at compile time.
+            switch ((aK, bK))
+            {
+                case (true, true): LaunchTiled<TTile, Flags.Yes, Flags.Yes>(op, device, v, p, la, lb, batchCount, tile, act); break;
+                case (true, false): LaunchTiled<TTile, Flags.Yes, Flags.No>(op, device, v, p, la, lb, batchCount, tile, act); break;
+                case (false, true): LaunchTiled<TTile, Flags.No, Flags.Yes>(op, device, v, p, la, lb, batchCount, tile, act); break;
+                default: LaunchTiled<TTile, Flags.No, Flags.No>(op, device, v, p, la, lb, batchCount, tile, act); break;
+            }
+        }
+
+        private static void LaunchTiled<TTile, TA, TB>(string op, Device device, MatMulViews v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
+            TTile tile, FusedActivation act) where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IFlag
+        {
+            switch (act)
+            {
+                case FusedActivation.Relu: LaunchTiled<TTile, TA, TB, Activation.Relu>(op, device, v, p, la, lb, batchCount, tile, default); break;
+                case FusedActivation.Gelu: LaunchTiled<TTile, TA, TB, Activation.GeluErf>(op, device, v, p, la, lb, batchCount, tile, default); break;
+                case FusedActivation.GeluTanh: LaunchTiled<TTile, TA, TB, Activation.GeluTanh>(op, device, v, p, la, lb, batchCount, tile, default); break;
+                case FusedActivation.Silu: LaunchTiled<TTile, TA, TB, Activation.Silu>(op, device, v, p, la, lb, batchCount, tile, default); break;
+                default: LaunchTiled<TTile, TA, TB, ElementwiseOps.Identity>(op, device, v, p, la, lb, batchCount, tile, default); break;
+            }
+        }
+
+        private static void LaunchTiled<TTile, TA, TB, TAct>(string op, Device device, MatMulViews v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
+            TTile tile, TAct act) where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IFlag where TAct : struct, IUnaryOp
+        {
+            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                GemmParams, Layout6, Layout6, TTile, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct>);
+            var grid = new Index3D((p.N + tile.BN - 1) / tile.BN, (p.M + tile.BM - 1) / tile.BM, batchCount);
+            var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
+            using (device.Profiler.Measure(op))
+                kernel(device.Accelerator.DefaultStream, config, v.A, v.B, v.C, v.Bias, p, la, lb, tile, act);
+        }
+
+        private static void RunGemv(string op, Tensor a, Tensor b, bool transA, bool transB, int n, int k, float alpha, float beta,
+            Tensor y, Tensor? bias, FusedActivation act)
+        {
+            var device = y.Device;
+            // With M = 1, a contiguous A ([1, K] or, transposed, [K, 1]) is K consecutive floats.
+            using var x = Contiguous(a);
+            var (wv, sBn, sBk, ownW) = MatrixOperand(b, kIsLast: transB);
+            try
+            {
+                var p = new GemmParams
+                {
+                    M = 1, N = n, K = k, StrideBk = sBk, StrideBn = sBn, Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1,
+                    VecA = x.IsAligned(16) ? 1 : 0, VecB = wv.IsAligned(16) && sBn % 4 == 0 ? 1 : 0,
+                };
+                var views = new MatMulViews(Start(x), Start(wv), y.ContiguousView, bias?.ContiguousView ?? y.ContiguousView);
+                switch (act)
+                {
+                    case FusedActivation.Relu: LaunchGemv(op, device, views, p, sBk == 1, new Activation.Relu()); break;
+                    case FusedActivation.Gelu: LaunchGemv(op, device, views, p, sBk == 1, new Activation.GeluErf()); break;
+                    case FusedActivation.GeluTanh: LaunchGemv(op, device, views, p, sBk == 1, new Activation.GeluTanh()); break;
+                    case FusedActivation.Silu: LaunchGemv(op, device, views, p, sBk == 1, new Activation.Silu()); break;
+                    default: LaunchGemv(op, device, views, p, sBk == 1, new ElementwiseOps.Identity()); break;
+                }
+            }
+            finally
+            {
+                if (ownW) wv.Dispose();
+            }
+        }
+
+        private static void LaunchGemv<TAct>(string op, Device device, MatMulViews v, GemmParams p, bool kContiguous, TAct act) where TAct : struct, IUnaryOp
+        {
+            var stream = device.Accelerator.DefaultStream;
+            int group = LaunchShapes.ElementwiseGroup(device);
+            if (kContiguous)
+            {
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams, TAct>>(
+                    MatMulKernels.GemvKContiguous<TAct>);
+                using (device.Profiler.Measure(op))
+                    k(stream, LaunchShapes.Linear(device, (long)p.N * device.Info.WarpSize, group), v.A, v.B, v.C, v.Bias, p, act);
+                return;
+            }
+            var kn = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams, TAct>>(
+                MatMulKernels.GemvNContiguous<TAct>);
+            using (device.Profiler.Measure(op))
+                kn(stream, LaunchShapes.Linear(device, p.N, group), v.A, v.B, v.C, v.Bias, p, act);
+        }
+    }
+}
