@@ -13,18 +13,15 @@ internal sealed class TensorStorage
 {
     private int _refs = 1;
 
-    internal TensorStorage(Device device, PooledBuffer buffer, int elements)
+    internal TensorStorage(Device device, PooledBuffer buffer)
     {
         Device = device;
         Buffer = buffer;
-        Elements = elements;
     }
 
     internal Device Device { get; }
 
     internal PooledBuffer Buffer { get; }
-
-    internal int Elements { get; }
 
     internal void AddRef() => Interlocked.Increment(ref _refs);
 
@@ -86,8 +83,9 @@ public sealed class Tensor : IDisposable
     /// <summary>True when the elements are laid out row-major without gaps (strides of a fresh tensor).</summary>
     public bool IsContiguous => ShapeUtil.IsContiguous(_shape, _strides);
 
-    /// <summary>The whole underlying storage as floats (for kernels; index it with <see cref="Offset"/> and <see cref="Strides"/>).</summary>
-    public ArrayView<float> Storage => _storage.Buffer.Buffer.View.BaseView.Cast<float>().SubView(0, _storage.Elements);
+    /// <summary>The whole underlying buffer as floats (for kernels; index it with <see cref="Offset"/> and <see cref="Strides"/>).
+    /// Never empty, even for a zero-length tensor, so it is always a valid kernel argument.</summary>
+    public ArrayView<float> Storage => _storage.Buffer.Buffer.View.BaseView.Cast<float>();
 
     /// <summary>The elements of a contiguous tensor, in order.</summary>
     /// <exception cref="ShapeMismatchException">The tensor is a non-contiguous view.</exception>
@@ -122,7 +120,7 @@ public sealed class Tensor : IDisposable
         if (n > int.MaxValue)
             throw new ShapeMismatchException("empty", "shape", $"at most {int.MaxValue} elements", $"{GpuNetException.FormatShape(shape)} = {n} elements");
         var buffer = device.Pool.Rent(Math.Max(n, 1) * sizeof(float), "empty");
-        var storage = new TensorStorage(device, buffer, (int)n);
+        var storage = new TensorStorage(device, buffer);
         return new Tensor(storage, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape), 0);
     }
 

@@ -85,6 +85,17 @@ public sealed class HarnessTests
     }
 
     [Fact]
+    public void EveryFamilyHasATestClass()
+    {
+        var tested = typeof(HarnessTests).Assembly.GetTypes()
+            .Where(t => !t.IsAbstract && t.GetInterfaces().Contains(typeof(IKernelFamily)))
+            .Select(t => (string)t.GetProperty("Name")!.GetValue(null)!)
+            .ToHashSet();
+        foreach (var family in KernelRegistry.All.Select(c => c.Family).Distinct())
+            Assert.Contains(family, tested);
+    }
+
+    [Fact]
     public void UnknownKernelIsRejected()
     {
         var e = Assert.Throws<ArgumentException>(() => KernelRegistry.Select(new[] { "nope" }));
