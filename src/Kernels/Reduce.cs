@@ -3,38 +3,55 @@ using ILGPU.Runtime;
 
 namespace GpuNet.Kernels
 {
-    /// <summary>An associative reduction: identity, combine, and a final map (e.g. divide by the count for a mean).</summary>
-    public interface IReduceOp
+    /// <summary>
+    /// A reduction with accumulator <typeparamref name="TAcc"/>: lift each element (with its index along the
+    /// reduced axis) into an accumulator, combine associatively, map the total to the float result.
+    /// </summary>
+    public interface IReduceOp<TAcc> : ICombine<TAcc> where TAcc : unmanaged
     {
-        /// <summary>The neutral element.</summary>
-        float Identity { get; }
+        /// <summary>The neutral accumulator.</summary>
+        TAcc Identity { get; }
 
-        /// <summary>Combines two partial results.</summary>
-        float Combine(float a, float b);
+        /// <summary>The accumulator of one element at <paramref name="index"/> along the reduced axis.</summary>
+        TAcc Lift(float x, int index);
 
-        /// <summary>Maps the reduced value of <paramref name="count"/> elements to the result.</summary>
-        float Finish(float acc, int count);
+        /// <summary>The result for <paramref name="count"/> reduced elements.</summary>
+        float Finish(TAcc acc, int count);
+    }
+
+    /// <summary>A value and where it was found.</summary>
+    public struct ValueIndex
+    {
+        /// <summary>The value.</summary>
+        public float Value;
+
+        /// <summary>Its index along the reduced axis (−1: none).</summary>
+        public int Index;
     }
 
     /// <summary>Built-in reductions.</summary>
     public static class ReduceOps
     {
         /// <summary>Σ x.</summary>
-        public struct Sum : IReduceOp
+        public struct Sum : IReduceOp<float>
         {
             /// <inheritdoc/>
             public readonly float Identity => 0f;
+            /// <inheritdoc/>
+            public readonly float Lift(float x, int index) => x;
             /// <inheritdoc/>
             public readonly float Combine(float a, float b) => a + b;
             /// <inheritdoc/>
             public readonly float Finish(float acc, int count) => acc;
         }
 
-        /// <summary>Σ x / n.</summary>
-        public struct Mean : IReduceOp
+        /// <summary>Σ x / n (NaN for an empty reduction, as PyTorch).</summary>
+        public struct Mean : IReduceOp<float>
         {
             /// <inheritdoc/>
             public readonly float Identity => 0f;
+            /// <inheritdoc/>
+            public readonly float Lift(float x, int index) => x;
             /// <inheritdoc/>
             public readonly float Combine(float a, float b) => a + b;
             /// <inheritdoc/>
@@ -42,20 +59,42 @@ namespace GpuNet.Kernels
         }
 
         /// <summary>max x (−inf for an empty reduction).</summary>
-        public struct Max : IReduceOp
+        public struct Max : IReduceOp<float>
         {
             /// <inheritdoc/>
             public readonly float Identity => float.NegativeInfinity;
+            /// <inheritdoc/>
+            public readonly float Lift(float x, int index) => x;
             /// <inheritdoc/>
             public readonly float Combine(float a, float b) => IntrinsicMath.Max(a, b);
             /// <inheritdoc/>
             public readonly float Finish(float acc, int count) => acc;
         }
+
+        /// <summary>Index of the maximum; ties go to the lower index (as NumPy and PyTorch). Result as a float (exact below 2²⁴).</summary>
+        public struct ArgMax : IReduceOp<ValueIndex>
+        {
+            /// <inheritdoc/>
+            public readonly ValueIndex Identity => new() { Value = float.NegativeInfinity, Index = -1 };
+            /// <inheritdoc/>
+            public readonly ValueIndex Lift(float x, int index) => new() { Value = x, Index = index };
+            /// <inheritdoc/>
+            public readonly ValueIndex Combine(ValueIndex a, ValueIndex b)
+            {
+                if (a.Index < 0)
+                    return b;
+                if (b.Index < 0)
+                    return a;
+                return b.Value > a.Value || (b.Value == a.Value && b.Index < a.Index) ? b : a;
+            }
+            /// <inheritdoc/>
+            public readonly float Finish(ValueIndex acc, int count) => acc.Index;
+        }
     }
 
     /// <summary>
     /// The reduction kernel family, over a contiguous tensor seen as [outer, R, inner] with the
-    /// reduced axis in the middle. Two kernels:
+    /// reduced axis in the middle; generic over the accumulator (a float, or a value-index pair for argmax).
     /// <list type="bullet">
     /// <item><c>Rows</c> (inner = 1, e.g. the last axis): one group per row, grid-stride over rows.
     /// Threads stride across the row (coalesced), each keeps a private partial, then the group
@@ -68,85 +107,57 @@ namespace GpuNet.Kernels
     public static class ReduceKernels
     {
         /// <summary>o[row] = finish(reduce(x[row·cols .. row·cols+cols])).</summary>
-        public static void Rows<TOp>(ArrayView<float> x, ArrayView<float> o, int rows, int cols, TOp op)
-            where TOp : struct, IReduceOp
+        public static void Rows<TAcc, TOp>(ArrayView<float> x, ArrayView<float> o, int rows, int cols, TOp op)
+            where TAcc : unmanaged
+            where TOp : struct, IReduceOp<TAcc>
         {
-            var partials = SharedMemory.Allocate<float>(32);
+            var slots = SharedMemory.Allocate<TAcc>(32);
             for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
             {
-                float acc = op.Identity;
+                var acc = op.Identity;
                 int baseIndex = row * cols;
                 for (int c = Group.IdxX; c < cols; c += Group.DimX)
-                    acc = op.Combine(acc, x[baseIndex + c]);
-                acc = GroupReduce(acc, partials, op);
+                    acc = op.Combine(acc, op.Lift(x[baseIndex + c], c));
+                acc = GroupReduce.AllReduce(acc, slots, op);
                 if (Group.IdxX == 0)
                     o[row] = op.Finish(acc, cols);
-                // The next row reuses the shared slots.
-                Group.Barrier();
             }
         }
 
         /// <summary>o[p·inner + j] = finish(reduce over r of x[(p·R + r)·inner + j]).</summary>
-        public static void Columns<TOp>(ArrayView<float> x, ArrayView<float> o, int outer, int reduced, int inner, TOp op)
-            where TOp : struct, IReduceOp
+        public static void Columns<TAcc, TOp>(ArrayView<float> x, ArrayView<float> o, int outer, int reduced, int inner, TOp op)
+            where TAcc : unmanaged
+            where TOp : struct, IReduceOp<TAcc>
         {
             int total = outer * inner;
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
             {
                 int p = i / inner, j = i - p * inner;
                 int at = p * reduced * inner + j;
-                float acc = op.Identity;
+                var acc = op.Identity;
                 for (int r = 0; r < reduced; r++, at += inner)
-                    acc = op.Combine(acc, x[at]);
+                    acc = op.Combine(acc, op.Lift(x[at], r));
                 o[i] = op.Finish(acc, reduced);
             }
         }
 
-        /// <summary>
-        /// Combines one value per thread across the group; the result is valid in thread 0.
-        /// Warp shuffles first (no shared memory, no barrier), then warp leaders meet in
-        /// <paramref name="partials"/> (one slot per warp, at most 32 warps) and warp 0 finishes.
-        /// </summary>
-        public static float GroupReduce<TOp>(float value, ArrayView<float> partials, TOp op) where TOp : struct, IReduceOp
-        {
-            for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
-                value = op.Combine(value, Warp.ShuffleDown(value, delta));
-            int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
-            if (warps == 1)
-                return value;
-            if (Warp.LaneIdx == 0)
-                partials[Warp.WarpIdx] = value;
-            Group.Barrier();
-            if (Warp.WarpIdx == 0)
-            {
-                value = Warp.LaneIdx < warps ? partials[Warp.LaneIdx] : op.Identity;
-                for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
-                    value = op.Combine(value, Warp.ShuffleDown(value, delta));
-            }
-            return value;
-        }
-
         /// <summary>Reduces contiguous <paramref name="x"/> seen as [outer, reduced, inner] into contiguous <paramref name="o"/>.</summary>
-        internal static void Launch<TOp>(string name, Tensor x, Tensor o, int outer, int reduced, int inner, TOp op) where TOp : struct, IReduceOp
+        internal static void Launch<TAcc, TOp>(string name, Tensor x, Tensor o, int outer, int reduced, int inner, TOp op)
+            where TAcc : unmanaged
+            where TOp : struct, IReduceOp<TAcc>
         {
             if (o.Length == 0)
                 return;
             var device = x.Device;
-            var input = reduced * outer * inner == 0 ? o.ContiguousView : x.ContiguousView;
+            var input = reduced * outer * inner == 0 ? o.Storage : x.ContiguousView;
             if (inner == 1)
             {
-                // A row of a few hundred elements is one pass of a 256-thread group; shorter rows
-                // waste lanes but still read coalesced. On the CPU accelerator every barrier is an
-                // OS-level sync, so fewer threads per group are faster there.
-                int group = device.Kind == DeviceKind.Cpu ? 32 : Math.Min(256, device.Info.MaxThreadsPerGroup);
-                long cap = device.Kind == DeviceKind.Cpu ? 64 : device.Info.Multiprocessors * 16L;
-                var config = new KernelConfig((int)Math.Min(outer, cap), group);
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, TOp>>(Rows<TOp>);
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, TOp>>(Rows<TAcc, TOp>);
                 using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, config, input, o.ContiguousView, outer, reduced, op);
+                    k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, outer), input, o.ContiguousView, outer, reduced, op);
                 return;
             }
-            var kc = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, TOp>>(Columns<TOp>);
+            var kc = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, TOp>>(Columns<TAcc, TOp>);
             using (device.Profiler.Measure(name))
                 kc(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (long)outer * inner, LaunchShapes.ElementwiseGroup(device)),
                     input, o.ContiguousView, outer, reduced, inner, op);
@@ -161,13 +172,25 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Sum over the last axis: [..., n] → [...]. Kernel <c>sum_last_axis</c>.</summary>
-        public static Tensor SumLastAxis(Tensor x, Tensor? output = null) => Reduce("sum_last_axis", x, -1, false, output, new ReduceOps.Sum());
+        public static Tensor SumLastAxis(Tensor x, Tensor? output = null) => Reduce<float, ReduceOps.Sum>("sum_last_axis", x, -1, false, output, default);
+
+        /// <summary>Σ over <paramref name="axis"/>. Kernel <c>reduce_sum</c>.</summary>
+        public static Tensor Sum(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<float, ReduceOps.Sum>("reduce_sum", x, axis, keepDim, output, default);
+
+        /// <summary>Mean over <paramref name="axis"/>. Kernel <c>reduce_mean</c>.</summary>
+        public static Tensor Mean(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<float, ReduceOps.Mean>("reduce_mean", x, axis, keepDim, output, default);
+
+        /// <summary>Maximum over <paramref name="axis"/>. Kernel <c>reduce_max</c>.</summary>
+        public static Tensor Max(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default);
+
+        /// <summary>Index of the maximum over <paramref name="axis"/>, ties to the lower index, as float values (exact below 2²⁴). Kernel <c>argmax</c>.</summary>
+        public static Tensor ArgMax(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<ValueIndex, ReduceOps.ArgMax>("argmax", x, axis, keepDim, output, default);
 
         /// <summary>
         /// Reduces <paramref name="x"/> over <paramref name="axis"/> with <paramref name="op"/>; the axis is
         /// removed, or kept with size 1 when <paramref name="keepDim"/>. Strided inputs are made contiguous first.
         /// </summary>
-        public static Tensor Reduce<TOp>(string name, Tensor x, int axis, bool keepDim, Tensor? output, TOp op) where TOp : struct, IReduceOp
+        public static Tensor Reduce<TAcc, TOp>(string name, Tensor x, int axis, bool keepDim, Tensor? output, TOp op) where TAcc : unmanaged where TOp : struct, IReduceOp<TAcc>
         {
             var device = x.Device;
             Validate.Input(name, "x", x, device);
@@ -179,7 +202,7 @@ namespace GpuNet
             var outShape = keepDim ? shape.Select((d, i) => i == a ? 1 : d).ToArray() : shape.Where((_, i) => i != a).ToArray();
             var o = Validate.OutputOrNew(name, output, device, outShape);
             using var xc = x.Contiguous();
-            ReduceKernels.Launch(name, xc, o, outer, reduced, inner, op);
+            ReduceKernels.Launch<TAcc, TOp>(name, xc, o, outer, reduced, inner, op);
             return o;
         }
     }

@@ -60,6 +60,17 @@ public sealed class PtxTests : IClassFixture<PtxTests.Compiler>
         Assert.Equal(1, Count(fill, @"st\.global\.v4\.f32"));
     }
 
+    [Theory]
+    [InlineData("softmax")]
+    [InlineData("layernorm")]
+    [InlineData("argmax")]
+    public void RowKernelsReduceWithWarpShuffles(string kernel)
+    {
+        var ptx = Ptx(kernel, "rows");
+        Assert.Contains("shfl.sync.down", ptx);
+        Assert.Contains("bar.sync", ptx);
+    }
+
     [Fact]
     public void RowReductionUsesWarpShuffles()
     {

@@ -23,6 +23,12 @@ public static class KernelCatalog
         new KernelVariant(kernel, "strided", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Strided), op)),
     };
 
+    private static IEnumerable<KernelVariant> Reduce(string kernel, Type acc, Type op) => new[]
+    {
+        new KernelVariant(kernel, "rows", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), acc, op)),
+        new KernelVariant(kernel, "columns", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Columns), acc, op)),
+    };
+
     private static Type Unary(Type op) => typeof(UnaryAsBinary<>).MakeGenericType(op);
 
     private static IEnumerable<KernelVariant> Activation(string kernel, Type op) => Elementwise(kernel, Unary(op)).Take(1);
@@ -54,7 +60,19 @@ public static class KernelCatalog
             Elementwise("mul", typeof(ElementwiseOps.Mul)),
             Elementwise("div", typeof(ElementwiseOps.Div)),
             Elementwise("axpy", typeof(ElementwiseOps.Axpy)),
-            new[] { new KernelVariant("sum_last_axis", "rows", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(ReduceOps.Sum))) },
+            Reduce("sum_last_axis", typeof(float), typeof(ReduceOps.Sum)).Take(1),
+            Reduce("reduce_sum", typeof(float), typeof(ReduceOps.Sum)),
+            Reduce("reduce_mean", typeof(float), typeof(ReduceOps.Mean)),
+            Reduce("reduce_max", typeof(float), typeof(ReduceOps.Max)),
+            Reduce("argmax", typeof(ValueIndex), typeof(ReduceOps.ArgMax)),
+            new[]
+            {
+                new KernelVariant("softmax", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), typeof(Flags.No))),
+                new KernelVariant("log_softmax", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), typeof(Flags.Yes))),
+                new KernelVariant("softmax_causal", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), typeof(Flags.No))),
+                new KernelVariant("layernorm", "rows", Closed(typeof(NormalizationKernels), nameof(NormalizationKernels.Rows), typeof(Flags.No))),
+                new KernelVariant("rmsnorm", "rows", Closed(typeof(NormalizationKernels), nameof(NormalizationKernels.Rows), typeof(Flags.Yes))),
+            },
             Activation("relu", typeof(Activation.Relu)),
             Activation("leaky_relu", typeof(Activation.LeakyRelu)),
             Activation("gelu_erf", typeof(Activation.GeluErf)),

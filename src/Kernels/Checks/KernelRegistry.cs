@@ -11,6 +11,8 @@ public static class KernelRegistry
             .Concat(ReduceChecks.Cases())
             .Concat(ActivationChecks.Cases())
             .Concat(MatMulChecks.Cases())
+            .Concat(SoftmaxChecks.Cases())
+            .Concat(NormalizationChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

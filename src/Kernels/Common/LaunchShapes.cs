@@ -22,6 +22,18 @@ public static class LaunchShapes
         return new KernelConfig((int)Math.Min(needed, cap), groupSize);
     }
 
+    /// <summary>
+    /// One group per row, grid-stride over rows (row reductions, softmax, norms). 256 threads on a GPU,
+    /// up to 16 resident groups per multiprocessor; on the CPU accelerator 32 threads (one warp: every
+    /// group barrier there is an OS-level synchronization) and at most 64 groups.
+    /// </summary>
+    public static KernelConfig RowPerGroup(Device device, long rows)
+    {
+        int group = device.Kind == DeviceKind.Cpu ? 32 : Math.Min(256, device.Info.MaxThreadsPerGroup);
+        long cap = device.Kind == DeviceKind.Cpu ? 64 : device.Info.Multiprocessors * 16L;
+        return new KernelConfig((int)Math.Max(1, Math.Min(rows, cap)), group);
+    }
+
     /// <summary>Threads per group for simple memory-bound kernels: 256, or the device's maximum if smaller.</summary>
     public static int ElementwiseGroup(Device device) => Math.Min(256, device.Info.MaxThreadsPerGroup);
 }

@@ -1,0 +1,52 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of softmax, log_softmax and softmax_causal: widths from 1 to 65,536, magnitudes to 1e4, −inf entries, masked rows.</summary>
+internal static class SoftmaxChecks
+{
+    private static CheckCase Case(string kernel, string name, int[] shape, float scale, Func<Tensor, Tensor, Tensor> op, Func<double[], int, int, double[]> reference, double negInfFraction = 0) =>
+        new("softmax", kernel, name, $"{Shapes(shape)} in ±{scale}" + (negInfFraction > 0 ? " with −inf" : ""), CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            var host = new float[ShapeUtil.Product(shape)];
+            Philox.FillUniform(host, seed, -scale, scale);
+            int cols = shape[^1], rows = host.Length / cols;
+            if (negInfFraction > 0)
+            {
+                // Scatter −inf entries, and make the last row entirely −inf.
+                for (int i = 0; i < host.Length; i++)
+                    if (Philox.ToUniform(Philox.Word(seed + 1, i)) < negInfFraction || i >= (rows - 1) * cols)
+                        host[i] = float.NegativeInfinity;
+            }
+            using var x = Tensor.FromArray(d, host, shape);
+            using var o = Poisoned(d, shape);
+            op(x, o);
+            return new(o.ToArray(), reference(Host(x), rows, cols));
+        });
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var plain = new (string Name, int[] Shape, float Scale)[]
+        {
+            ("tiny", new[] { 1, 1 }, 1), ("odd", new[] { 37, 53 }, 4), ("rank3", new[] { 3, 5, 7 }, 4),
+            ("row_1000", new[] { 13, 1000 }, 4), ("wide_65536", new[] { 3, 65536 }, 4), ("magnitude_1e4", new[] { 17, 129 }, 1e4f),
+        };
+        foreach (var (name, shape, scale) in plain)
+        {
+            yield return Case("softmax", name, shape, scale, (x, o) => Ops.Softmax(x, o), (h, r, c) => SoftmaxReference.Softmax(h, r, c));
+            yield return Case("log_softmax", name, shape, scale, (x, o) => Ops.LogSoftmax(x, o), (h, r, c) => SoftmaxReference.Softmax(h, r, c, log: true));
+        }
+        yield return Case("softmax", "neg_inf", new[] { 11, 67 }, 8, (x, o) => Ops.Softmax(x, o), (h, r, c) => SoftmaxReference.Softmax(h, r, c), 0.3);
+        yield return Case("log_softmax", "neg_inf", new[] { 11, 67 }, 8, (x, o) => Ops.LogSoftmax(x, o), (h, r, c) => SoftmaxReference.Softmax(h, r, c, log: true), 0.3);
+
+        var causal = new (string Name, int[] Shape, int Offset, float Scale)[]
+        {
+            ("square", new[] { 2, 7, 7 }, 0, 4), ("nq_lt_nk_aligned_end", new[] { 3, 5, 9 }, 4, 4),
+            ("negative_offset_masks_rows", new[] { 1, 6, 6 }, -2, 4), ("large", new[] { 2, 129, 129 }, 0, 1e4f),
+        };
+        foreach (var (name, shape, offset, scale) in causal)
+            yield return Case("softmax_causal", name + $"_offset{offset}", shape, scale, (x, o) => Ops.SoftmaxCausal(x, offset, o),
+                (h, r, c) => SoftmaxReference.Softmax(h, r, c, causal: true, rowsPerMatrix: shape[^2], offset: offset));
+    }
+}

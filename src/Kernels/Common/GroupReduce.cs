@@ -1,0 +1,48 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+
+namespace GpuNet.Kernels;
+
+/// <summary>An associative combine of two partial results (sum, max, (max, Σexp), Welford, ...).</summary>
+public interface ICombine<T> where T : unmanaged
+{
+    /// <summary>Combines two partials.</summary>
+    T Combine(T a, T b);
+}
+
+/// <summary>Cooperative reductions of one value per thread across a group.</summary>
+public static class GroupReduce
+{
+    /// <summary>
+    /// Combines one partial per thread across the group and returns the total to every thread. Warp
+    /// shuffles first (no shared memory, no barrier; ILGPU splits a struct into 32-bit shuffles), then warp
+    /// leaders meet in <paramref name="slots"/> (≥ one per warp, at most 32) and thread 0 folds them.
+    /// Contains barriers: every thread of the group must call it.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static T AllReduce<T, TOp>(T value, ArrayView<T> slots, TOp op) where T : unmanaged where TOp : struct, ICombine<T>
+    {
+        for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
+        {
+            var other = Warp.ShuffleDown(value, delta);
+            // A lane whose partner is past the warp keeps its value; only lane 0's chain is read, and it never crosses.
+            value = Warp.LaneIdx + delta < Warp.WarpSize ? op.Combine(value, other) : value;
+        }
+        if (Warp.LaneIdx == 0)
+            slots[Warp.WarpIdx] = value;
+        Group.Barrier();
+        if (Group.IdxX == 0)
+        {
+            int warps = (Group.DimX + Warp.WarpSize - 1) / Warp.WarpSize;
+            var total = slots[0];
+            for (int w = 1; w < warps; w++)
+                total = op.Combine(total, slots[w]);
+            slots[0] = total;
+        }
+        Group.Barrier();
+        var result = slots[0];
+        // Callers loop over rows and reuse the slots: nobody may overwrite slot 0 before all have read it.
+        Group.Barrier();
+        return result;
+    }
+}

@@ -1,0 +1,138 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>A running softmax normalizer: the row maximum seen so far and Σ exp(x − max).</summary>
+    public struct MaxSum
+    {
+        /// <summary>Running maximum (−inf when nothing was seen).</summary>
+        public float Max;
+
+        /// <summary>Σ exp(x − Max) over what was seen.</summary>
+        public float Sum;
+
+        /// <summary>Nothing seen.</summary>
+        public static MaxSum Empty
+        {
+            [MethodImpl(MethodImplOptions.AggressiveInlining)]
+            get => new MaxSum { Max = float.NegativeInfinity, Sum = 0 };
+        }
+
+        /// <summary>Adds one finite-or-−inf value (−inf contributes nothing).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly MaxSum Add(float x)
+        {
+            if (x == float.NegativeInfinity)
+                return this;
+            return x > Max
+                ? new MaxSum { Max = x, Sum = Sum * MathF.Exp(Max - x) + 1f }
+                : new MaxSum { Max = Max, Sum = Sum + MathF.Exp(x - Max) };
+        }
+
+        /// <summary>Merges two partial normalizers; an empty side (max = −inf) contributes nothing, so no exp(−inf + inf).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static MaxSum Merge(MaxSum a, MaxSum b)
+        {
+            if (a.Max == float.NegativeInfinity)
+                return b;
+            if (b.Max == float.NegativeInfinity)
+                return a;
+            float m = IntrinsicMath.Max(a.Max, b.Max);
+            return new MaxSum { Max = m, Sum = a.Sum * MathF.Exp(a.Max - m) + b.Sum * MathF.Exp(b.Max - m) };
+        }
+
+        /// <summary><see cref="Merge"/> as a group-reduction operator.</summary>
+        public struct Merger : ICombine<MaxSum>
+        {
+            /// <inheritdoc/>
+            public readonly MaxSum Combine(MaxSum a, MaxSum b) => Merge(a, b);
+        }
+    }
+
+    /// <summary>
+    /// The softmax family over the last axis: <c>softmax</c>, <c>log_softmax</c>, <c>softmax_causal</c>.
+    /// One group per row (grid-stride over rows). Pass 1: each thread folds its strided elements into an
+    /// online (max, Σexp) pair — one read of the row, stable for any magnitude — and the group merges the
+    /// pairs with warp shuffles and a shared slot per warp. Pass 2 reads the row again (from L2 for rows that
+    /// fit) and writes exp(x − max)/Σ, or x − max − log Σ. Causal rows mask column j &gt; i + offset, where i is
+    /// the row's index within its [Nq, Nk] matrix; a row with nothing unmasked (or all −inf) gives zeros
+    /// (−inf for log-softmax), never NaN. Log-softmax is a compile-time flag.
+    /// FLOPs ≈ 5·rows·cols (exp counted as one). Bytes: 8·rows·cols read + 4·rows·cols written.
+    /// </summary>
+    public static class SoftmaxKernels
+    {
+        /// <summary>Softmax of each row of contiguous [rows, cols] <paramref name="x"/> into <paramref name="o"/>.</summary>
+        public static void Rows<TLog>(ArrayView<float> x, ArrayView<float> o, int rows, int cols, int causal, int rowsPerMatrix, int offset)
+            where TLog : struct, IFlag
+        {
+            var slots = SharedMemory.Allocate<MaxSum>(32);
+            for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
+            {
+                int start = row * cols;
+                // Columns beyond `limit` are masked (causal); the whole row otherwise.
+                int limit = causal != 0 ? IntrinsicMath.Min(cols, row % rowsPerMatrix + offset + 1) : cols;
+                var acc = MaxSum.Empty;
+                for (int j = Group.IdxX; j < limit; j += Group.DimX)
+                    acc = acc.Add(x[start + j]);
+                acc = GroupReduce.AllReduce(acc, slots, default(MaxSum.Merger));
+
+                for (int j = Group.IdxX; j < cols; j += Group.DimX)
+                {
+                    float v = x[start + j];
+                    bool live = j < limit && acc.Max != float.NegativeInfinity;
+                    if (default(TLog).Value)
+                        o[start + j] = live ? v - acc.Max - MathF.Log(acc.Sum) : float.NegativeInfinity;
+                    else
+                        o[start + j] = live ? MathF.Exp(v - acc.Max) / acc.Sum : 0f;
+                }
+            }
+        }
+
+        internal static void Launch<TLog>(string name, Tensor x, Tensor o, int causal, int rowsPerMatrix, int offset) where TLog : struct, IFlag
+        {
+            var device = x.Device;
+            int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
+            if (rows == 0)
+                return;
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Rows<TLog>);
+            using (device.Profiler.Measure(name))
+                k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), x.ContiguousView, o.ContiguousView,
+                    rows, cols, causal, Math.Max(rowsPerMatrix, 1), offset);
+        }
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    public static partial class Ops
+    {
+        /// <summary>Softmax over the last axis. Kernel <c>softmax</c>.</summary>
+        public static Tensor Softmax(Tensor x, Tensor? output = null) => SoftmaxLastAxis<Flags.No>("softmax", x, output, causal: false, 0);
+
+        /// <summary>log(softmax(x)) over the last axis, computed as x − max − log Σ exp(x − max). Kernel <c>log_softmax</c>.</summary>
+        public static Tensor LogSoftmax(Tensor x, Tensor? output = null) => SoftmaxLastAxis<Flags.Yes>("log_softmax", x, output, causal: false, 0);
+
+        /// <summary>
+        /// Softmax over the last axis of [..., Nq, Nk] scores with column j masked out of row i when
+        /// j &gt; i + <paramref name="offset"/> (offset = Nk − Nq aligns the diagonal to the end, as for a
+        /// query block at the end of a longer key sequence). A fully masked row is all zeros. Kernel <c>softmax_causal</c>.
+        /// </summary>
+        public static Tensor SoftmaxCausal(Tensor x, int offset = 0, Tensor? output = null) => SoftmaxLastAxis<Flags.No>("softmax_causal", x, output, causal: true, offset);
+
+        private static Tensor SoftmaxLastAxis<TLog>(string name, Tensor x, Tensor? output, bool causal, int offset) where TLog : struct, IFlag
+        {
+            var device = x.Device;
+            Validate.Input(name, "x", x, device);
+            if (x.Rank < (causal ? 2 : 1))
+                throw new ShapeMismatchException(name, "x", causal ? "scores [..., Nq, Nk] (rank ≥ 2)" : "a tensor of rank ≥ 1", GpuNetException.FormatShape(x.ShapeArray()));
+            var o = Validate.OutputOrNew(name, output, device, x.ShapeArray());
+            using var xc = x.Contiguous();
+            SoftmaxKernels.Launch<TLog>(name, xc, o, causal ? 1 : 0, causal ? x.Size(-2) : 1, offset);
+            return o;
+        }
+    }
+}

@@ -1,0 +1,41 @@
+using GpuNet.Tests;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace GpuNet.Kernels.Tests;
+
+/// <summary>softmax, log_softmax, softmax_causal.</summary>
+public sealed class SoftmaxTests(ITestOutputHelper output) : KernelFamilyTests<SoftmaxFamily>(output)
+{
+    private static Device Cpu => TestDevices.Cpu;
+
+    [Fact]
+    public void FullyMaskedRowIsZerosNotNaN()
+    {
+        using var x = Tensor.FromArray(Cpu, new[] { float.NegativeInfinity, float.NegativeInfinity, 1f, 2f }, 2, 2);
+        using var y = Ops.Softmax(x);
+        var r = y.ToArray();
+        Assert.Equal(0f, r[0]);
+        Assert.Equal(0f, r[1]);
+        Assert.Equal(1f, r[2] + r[3], 6);
+    }
+
+    [Fact]
+    public void RowsSumToOne()
+    {
+        using var x = Tensor.RandomUniform(Cpu, new[] { 5, 333 }, 3, -50, 50);
+        using var y = Ops.Softmax(x);
+        using var s = Ops.SumLastAxis(y);
+        Assert.All(s.ToArray(), v => Assert.Equal(1f, v, 5));
+    }
+
+    [Fact]
+    public void CausalNeedsAMatrix()
+    {
+        using var x = Tensor.Zeros(Cpu, 5);
+        var e = Assert.Throws<ShapeMismatchException>(() => Ops.SoftmaxCausal(x));
+        Assert.Equal("softmax_causal", e.Op);
+    }
+}
+
+public sealed class SoftmaxFamily : IKernelFamily { public static string Name => "softmax"; }
