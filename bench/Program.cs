@@ -1,6 +1,7 @@
 using System.Text.Json;
 using GpuNet;
 using GpuNet.Bench;
+using GpuNet.Kernels;
 using GpuNet.Kernels.Checks;
 
 const string Usage = """
@@ -11,6 +12,10 @@ verbs:
   check [--device NAME] [--kernel NAME...] [--json FILE] [--seed N]
                                            run every registered kernel against its CPU reference
                                            on one device and print a table; exit 1 on any failure
+  ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
+                                           compile every kernel variant to PTX offline (no GPU needed),
+                                           write DIR/<kernel>_<variant>.ptx and summarize what the
+                                           compiler made: vector loads, barriers, shuffles, local memory
 
   NAME of a device: auto, cpu, cuda, cuda:N, opencl, opencl:N (default: $GPUNET_DEVICE, else auto)
 """;
@@ -19,6 +24,7 @@ var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
 {
     ["devices"] = new Dictionary<string, string>(),
     ["check"] = new Dictionary<string, string> { ["device"] = "one", ["kernel"] = "many", ["json"] = "one", ["seed"] = "one" },
+    ["ptx"] = new Dictionary<string, string> { ["arch"] = "one", ["out"] = "one", ["kernel"] = "many" },
 };
 
 try
@@ -35,6 +41,7 @@ try
     {
         "devices" => Verbs.Devices(),
         "check" => Verbs.Check(cli),
+        "ptx" => Verbs.Ptx(cli),
         _ => throw new UsageException($"unknown verb '{cli.Verb}'"),
     };
 }
@@ -96,6 +103,53 @@ internal static class Verbs
         Console.WriteLine($"{results.Count - failed} passed, {failed} failed");
         if (cli.One("json") is { } path)
             WriteJson(path, device.Info, results);
+        return failed == 0 ? 0 : 1;
+    }
+
+    public static int Ptx(Cli cli)
+    {
+        var kernels = cli.Many("kernel");
+        var unknown = kernels.Where(k => !KernelCatalog.All.Any(v => v.Kernel == k)).ToList();
+        if (unknown.Count > 0)
+            throw new UsageException($"unknown kernel(s): {string.Join(", ", unknown)}");
+        string arch = cli.One("arch") ?? "sm_90";
+        PtxCompiler compiler;
+        try
+        {
+            compiler = new PtxCompiler(arch);
+        }
+        catch (ArgumentException e)
+        {
+            throw new UsageException(e.Message);
+        }
+        using var _ = compiler;
+        string? dir = cli.One("out");
+        if (dir is not null)
+            Directory.CreateDirectory(dir);
+        var table = new Table("kernel", "variant", "lines", "ld.global.v4", "ld.shared.v4", "bar.sync", "shfl", "local bytes");
+        int failed = 0;
+        foreach (var v in KernelCatalog.All.Where(v => kernels.Count == 0 || kernels.Contains(v.Kernel)))
+        {
+            string ptx;
+            try
+            {
+                ptx = compiler.Compile(v.Method);
+            }
+            catch (Exception e)
+            {
+                failed++;
+                table.Add(v.Kernel, v.Variant, "FAILED", e.GetType().Name, e.Message, "", "", "");
+                continue;
+            }
+            if (dir is not null)
+                File.WriteAllText(Path.Combine(dir, $"{v.Kernel}_{v.Variant}.ptx"), ptx);
+            int Count(string pattern) => System.Text.RegularExpressions.Regex.Matches(ptx, pattern).Count;
+            var local = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 \S+\[(\d+)\]").Sum(m => int.Parse(m.Groups[1].Value));
+            table.Add(v.Kernel, v.Variant, ptx.Split('\n').Length.ToString(), Count(@"ld\.global(\.nc)?\.v4").ToString(), Count(@"ld\.shared\.v4").ToString(),
+                Count(@"bar\.sync").ToString(), Count(@"shfl\.sync").ToString(), local.ToString());
+        }
+        Console.WriteLine($"PTX for {arch} (ILGPU PTX backend, O2){(dir is null ? "" : $", written to {dir}")}");
+        table.Print(Console.Out);
         return failed == 0 ? 0 : 1;
     }
 

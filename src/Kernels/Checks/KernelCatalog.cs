@@ -83,5 +83,13 @@ public static class KernelCatalog
             Activation("softplus", typeof(Activation.Softplus)),
             Activation("elu", typeof(Activation.Elu)),
             MatMul(),
+            new[]
+            {
+                new KernelVariant("transpose", "tiled", typeof(LayoutKernels).GetMethod(nameof(LayoutKernels.Transpose))!),
+                new KernelVariant("permute", "tiled", typeof(LayoutKernels).GetMethod(nameof(LayoutKernels.Transpose))!),
+            },
+            Elementwise("permute", Unary(typeof(ElementwiseOps.Identity))).Skip(1),
+            Elementwise("concat", Unary(typeof(ElementwiseOps.Identity))),
+            Elementwise("split", Unary(typeof(ElementwiseOps.Identity))),
         }.SelectMany(v => v).ToList();
 }

@@ -13,6 +13,7 @@ public static class KernelRegistry
             .Concat(MatMulChecks.Cases())
             .Concat(SoftmaxChecks.Cases())
             .Concat(NormalizationChecks.Cases())
+            .Concat(LayoutChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>
