@@ -190,6 +190,17 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>r + scale·src[at..at+3], reading only the first <paramref name="valid"/> (≥ 1) elements.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 AddQuad(Float4 r, ArrayView<float> src, int at, float scale, int valid)
+        {
+            r.X += scale * src[at];
+            if (valid > 1) r.Y += scale * src[at + 1];
+            if (valid > 2) r.Z += scale * src[at + 2];
+            if (valid > 3) r.W += scale * src[at + 3];
+            return r;
+        }
+
         /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias), bounds-checked, one float4 store when legal.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int m, int n, Float4 acc, GemmParams p, TAct act)
@@ -202,19 +213,9 @@ namespace GpuNet.Kernels
             Float4 r;
             r.X = p.Alpha * acc.X; r.Y = p.Alpha * acc.Y; r.Z = p.Alpha * acc.Z; r.W = p.Alpha * acc.W;
             if (p.Beta != 0)
-            {
-                r.X += p.Beta * c[at];
-                if (n + 1 < p.N) r.Y += p.Beta * c[at + 1];
-                if (n + 2 < p.N) r.Z += p.Beta * c[at + 2];
-                if (full) r.W += p.Beta * c[at + 3];
-            }
+                r = AddQuad(r, c, at, p.Beta, p.N - n);
             if (p.HasBias != 0)
-            {
-                r.X += bias[n];
-                if (n + 1 < p.N) r.Y += bias[n + 1];
-                if (n + 2 < p.N) r.Z += bias[n + 2];
-                if (full) r.W += bias[n + 3];
-            }
+                r = AddQuad(r, bias, n, 1f, p.N - n);
             r.X = act.Apply(r.X); r.Y = act.Apply(r.Y); r.Z = act.Apply(r.Z); r.W = act.Apply(r.W);
             if (full && p.VecC != 0)
             {
@@ -452,7 +453,7 @@ namespace GpuNet
                 return output;
             int batchCount = (int)ShapeUtil.Product(batch);
             if (m == 1 && batchCount == 1 && tile == MatMulTile.Auto)
-                RunGemv(op == "matmul" ? "gemv" : op, a, b, transposeA, transposeB, n, ka, alpha, beta, output, bias, activation);
+                RunGemv(op == "matmul" ? "gemv" : op, a, b, transposeB, n, ka, alpha, beta, output, bias, activation);
             else
                 RunTiled(op, a, b, transposeA, transposeB, batch, m, n, ka, alpha, beta, output, bias, activation, tile);
             return output;
@@ -551,44 +552,54 @@ namespace GpuNet
         /// <summary>The storage from a tensor's first element to the end (kernels add their own offsets).</summary>
         private static ArrayView<float> Start(Tensor t) => t.Storage.SubView(t.Offset, t.Storage.IntLength - t.Offset);
 
+        /// <summary>Something to run with the activation as a type argument (so it is a compile-time specialization).</summary>
+        private interface IActivationVisitor
+        {
+            void Visit<TAct>() where TAct : struct, IUnaryOp;
+        }
+
+        /// <summary>Calls <paramref name="visitor"/> with the struct type of <paramref name="act"/>.</summary>
+        private static void WithActivation<TVisitor>(FusedActivation act, TVisitor visitor) where TVisitor : IActivationVisitor
+        {
+            switch (act)
+            {
+                case FusedActivation.Relu: visitor.Visit<Activation.Relu>(); break;
+                case FusedActivation.Gelu: visitor.Visit<Activation.GeluErf>(); break;
+                case FusedActivation.GeluTanh: visitor.Visit<Activation.GeluTanh>(); break;
+                case FusedActivation.Silu: visitor.Visit<Activation.Silu>(); break;
+                default: visitor.Visit<ElementwiseOps.Identity>(); break;
+            }
+        }
+
         private static void LaunchTiled<TTile>(string op, Device device, MatMulViews v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
             TTile tile, bool aK, bool bK, FusedActivation act) where TTile : struct, IMatMulTile
         {
             // Each (orientation, activation) pair is its own specialization: the branches fold at compile time.
             switch ((aK, bK))
             {
-                case (true, true): LaunchTiled<TTile, Flags.Yes, Flags.Yes>(op, device, v, p, la, lb, batchCount, tile, act); break;
-                case (true, false): LaunchTiled<TTile, Flags.Yes, Flags.No>(op, device, v, p, la, lb, batchCount, tile, act); break;
-                case (false, true): LaunchTiled<TTile, Flags.No, Flags.Yes>(op, device, v, p, la, lb, batchCount, tile, act); break;
-                default: LaunchTiled<TTile, Flags.No, Flags.No>(op, device, v, p, la, lb, batchCount, tile, act); break;
+                case (true, true): WithActivation(act, new TiledLaunch<TTile, Flags.Yes, Flags.Yes>(op, device, v, p, la, lb, batchCount)); break;
+                case (true, false): WithActivation(act, new TiledLaunch<TTile, Flags.Yes, Flags.No>(op, device, v, p, la, lb, batchCount)); break;
+                case (false, true): WithActivation(act, new TiledLaunch<TTile, Flags.No, Flags.Yes>(op, device, v, p, la, lb, batchCount)); break;
+                default: WithActivation(act, new TiledLaunch<TTile, Flags.No, Flags.No>(op, device, v, p, la, lb, batchCount)); break;
             }
         }
 
-        private static void LaunchTiled<TTile, TA, TB>(string op, Device device, MatMulViews v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
-            TTile tile, FusedActivation act) where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IFlag
+        private readonly record struct TiledLaunch<TTile, TA, TB>(string Op, Device Device, MatMulViews V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount)
+            : IActivationVisitor where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IFlag
         {
-            switch (act)
+            public void Visit<TAct>() where TAct : struct, IUnaryOp
             {
-                case FusedActivation.Relu: LaunchTiled<TTile, TA, TB, Activation.Relu>(op, device, v, p, la, lb, batchCount, tile, default); break;
-                case FusedActivation.Gelu: LaunchTiled<TTile, TA, TB, Activation.GeluErf>(op, device, v, p, la, lb, batchCount, tile, default); break;
-                case FusedActivation.GeluTanh: LaunchTiled<TTile, TA, TB, Activation.GeluTanh>(op, device, v, p, la, lb, batchCount, tile, default); break;
-                case FusedActivation.Silu: LaunchTiled<TTile, TA, TB, Activation.Silu>(op, device, v, p, la, lb, batchCount, tile, default); break;
-                default: LaunchTiled<TTile, TA, TB, ElementwiseOps.Identity>(op, device, v, p, la, lb, batchCount, tile, default); break;
+                TTile tile = default;
+                var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                    GemmParams, Layout6, Layout6, TTile, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct>);
+                var grid = new Index3D((P.N + tile.BN - 1) / tile.BN, (P.M + tile.BM - 1) / tile.BM, BatchCount);
+                var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
+                using (Device.Profiler.Measure(Op))
+                    kernel(Device.Accelerator.DefaultStream, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, default(TAct));
             }
         }
 
-        private static void LaunchTiled<TTile, TA, TB, TAct>(string op, Device device, MatMulViews v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
-            TTile tile, TAct act) where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IFlag where TAct : struct, IUnaryOp
-        {
-            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                GemmParams, Layout6, Layout6, TTile, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct>);
-            var grid = new Index3D((p.N + tile.BN - 1) / tile.BN, (p.M + tile.BM - 1) / tile.BM, batchCount);
-            var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
-            using (device.Profiler.Measure(op))
-                kernel(device.Accelerator.DefaultStream, config, v.A, v.B, v.C, v.Bias, p, la, lb, tile, act);
-        }
-
-        private static void RunGemv(string op, Tensor a, Tensor b, bool transA, bool transB, int n, int k, float alpha, float beta,
+        private static void RunGemv(string op, Tensor a, Tensor b, bool transB, int n, int k, float alpha, float beta,
             Tensor y, Tensor? bias, FusedActivation act)
         {
             var device = y.Device;
@@ -603,14 +614,7 @@ namespace GpuNet
                     VecA = x.IsAligned(16) ? 1 : 0, VecB = wv.IsAligned(16) && sBn % 4 == 0 ? 1 : 0,
                 };
                 var views = new MatMulViews(Start(x), Start(wv), y.ContiguousView, bias?.ContiguousView ?? y.ContiguousView);
-                switch (act)
-                {
-                    case FusedActivation.Relu: LaunchGemv(op, device, views, p, sBk == 1, new Activation.Relu()); break;
-                    case FusedActivation.Gelu: LaunchGemv(op, device, views, p, sBk == 1, new Activation.GeluErf()); break;
-                    case FusedActivation.GeluTanh: LaunchGemv(op, device, views, p, sBk == 1, new Activation.GeluTanh()); break;
-                    case FusedActivation.Silu: LaunchGemv(op, device, views, p, sBk == 1, new Activation.Silu()); break;
-                    default: LaunchGemv(op, device, views, p, sBk == 1, new ElementwiseOps.Identity()); break;
-                }
+                WithActivation(act, new GemvLaunch(op, device, views, p, sBk == 1));
             }
             finally
             {
@@ -618,22 +622,19 @@ namespace GpuNet
             }
         }
 
-        private static void LaunchGemv<TAct>(string op, Device device, MatMulViews v, GemmParams p, bool kContiguous, TAct act) where TAct : struct, IUnaryOp
+        private readonly record struct GemvLaunch(string Op, Device Device, MatMulViews V, GemmParams P, bool KContiguous) : IActivationVisitor
         {
-            var stream = device.Accelerator.DefaultStream;
-            int group = LaunchShapes.ElementwiseGroup(device);
-            if (kContiguous)
+            public void Visit<TAct>() where TAct : struct, IUnaryOp
             {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams, TAct>>(
-                    MatMulKernels.GemvKContiguous<TAct>);
-                using (device.Profiler.Measure(op))
-                    k(stream, LaunchShapes.Linear(device, (long)p.N * device.Info.WarpSize, group), v.A, v.B, v.C, v.Bias, p, act);
-                return;
+                var stream = Device.Accelerator.DefaultStream;
+                int group = LaunchShapes.ElementwiseGroup(Device);
+                var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams, TAct>>(
+                    KContiguous ? MatMulKernels.GemvKContiguous<TAct> : MatMulKernels.GemvNContiguous<TAct>);
+                // k-contiguous: a warp per output; n-contiguous: a thread per output.
+                long threads = KContiguous ? (long)P.N * Device.Info.WarpSize : P.N;
+                using (Device.Profiler.Measure(Op))
+                    kernel(stream, LaunchShapes.Linear(Device, threads, group), V.A, V.B, V.C, V.Bias, P, default(TAct));
             }
-            var kn = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams, TAct>>(
-                MatMulKernels.GemvNContiguous<TAct>);
-            using (device.Profiler.Measure(op))
-                kn(stream, LaunchShapes.Linear(device, p.N, group), v.A, v.B, v.C, v.Bias, p, act);
         }
     }
 }
