@@ -79,11 +79,39 @@ namespace GpuNet.Kernels
         /// <summary>C = act(alpha·A·B + beta·C + bias).</summary>
         public float Alpha, Beta;
 
-        /// <summary>1 when a bias vector of length N is added.</summary>
+        /// <summary>0: no bias; 1: bias[n] per column (nn.Linear); 2: bias[(z mod BiasGroups)·M + m] per row (a convolution's output channel).</summary>
         public int HasBias;
+
+        /// <summary>For a per-row bias: batch z uses the bias block z mod BiasGroups (the conv group).</summary>
+        public int BiasGroups;
 
         /// <summary>1 when float4 loads of A / B / float4 stores of C are legal (16-byte alignment of every row start).</summary>
         public int VecA, VecB, VecC;
+    }
+
+    /// <summary>
+    /// Where the tiled matmul's B operand comes from: a compile-time specialization. Each thread loads one
+    /// float4 chunk of the (BK × BN) tile per k-step, along k when <see cref="KContiguous"/>, else along n.
+    /// </summary>
+    public interface IOperandB
+    {
+        /// <summary>True when chunks run along k (then they are scattered into the k-major shared tile).</summary>
+        bool KContiguous { get; }
+
+        /// <summary>This thread's chunk of the tile at (k0, n0); elements outside K × N read as 0.</summary>
+        Float4 Load(ArrayView<float> b, int bBase, int n0, int k0, GemmParams p, int bn, int bk, int t);
+    }
+
+    /// <summary>B as a strided matrix in memory (contiguous along k or along n): float4 loads where aligned.</summary>
+    public struct DenseB<TKContig> : IOperandB where TKContig : struct, IFlag
+    {
+        /// <inheritdoc/>
+        public readonly bool KContiguous => default(TKContig).Value;
+
+        /// <inheritdoc/>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly Float4 Load(ArrayView<float> b, int bBase, int n0, int k0, GemmParams p, int bn, int bk, int t) =>
+            MatMulKernels.LoadChunk<TKContig>(b, bBase, p.StrideBn, p.StrideBk, n0, k0, p.N, p.K, bn, bk, t, p.VecB);
     }
 
     /// <summary>An 8×8 block of accumulators: rows 0–3 and 4–7, columns in two float4 halves. Plain fields so they live in registers.</summary>
@@ -128,7 +156,7 @@ namespace GpuNet.Kernels
         /// the row dimension (m for A, n for B). Out-of-range elements read as 0.
         /// </summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Float4 LoadChunk<TKContig>(ArrayView<float> src, int baseOffset, int strideRow, int strideK,
+        public static Float4 LoadChunk<TKContig>(ArrayView<float> src, int baseOffset, int strideRow, int strideK,
             int row0, int k0, int rows, int depth, int tileRows, int bk, int t, int vec)
             where TKContig : struct, IFlag
         {
@@ -170,12 +198,11 @@ namespace GpuNet.Kernels
             return v;
         }
 
-        /// <summary>Writes a chunk read by <see cref="LoadChunk{TKContig}"/> into the k-major shared tile tile[k][row].</summary>
+        /// <summary>Writes a chunk (along k when <paramref name="kContiguous"/>, else along the row dimension) into the k-major shared tile tile[k][row].</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreChunk<TKContig>(ArrayView<float> tile, Float4 v, int tileRows, int bk, int t)
-            where TKContig : struct, IFlag
+        private static void StoreChunk(ArrayView<float> tile, Float4 v, int tileRows, int bk, int t, bool kContiguous)
         {
-            if (default(TKContig).Value)
+            if (kContiguous)
             {
                 int row = t / (bk / 4), k = t % (bk / 4) * 4;
                 tile[k * tileRows + row] = v.X;
@@ -203,7 +230,7 @@ namespace GpuNet.Kernels
 
         /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias), bounds-checked, one float4 store when legal.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int m, int n, Float4 acc, GemmParams p, TAct act)
+        private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int n, Float4 acc, GemmParams p, TAct act)
             where TAct : struct, IUnaryOp
         {
             if (m >= p.M || n >= p.N)
@@ -214,8 +241,13 @@ namespace GpuNet.Kernels
             r.X = p.Alpha * acc.X; r.Y = p.Alpha * acc.Y; r.Z = p.Alpha * acc.Z; r.W = p.Alpha * acc.W;
             if (p.Beta != 0)
                 r = AddQuad(r, c, at, p.Beta, p.N - n);
-            if (p.HasBias != 0)
+            if (p.HasBias == 1)
                 r = AddQuad(r, bias, n, 1f, p.N - n);
+            else if (p.HasBias == 2)
+            {
+                float rowBias = bias[biasRow + m];
+                r.X += rowBias; r.Y += rowBias; r.Z += rowBias; r.W += rowBias;
+            }
             r.X = act.Apply(r.X); r.Y = act.Apply(r.Y); r.Z = act.Apply(r.Z); r.W = act.Apply(r.W);
             if (full && p.VecC != 0)
             {
@@ -230,20 +262,20 @@ namespace GpuNet.Kernels
 
         /// <summary>Stores row <paramref name="m"/> of the micro-tile: two float4 halves BN/2 apart.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreRow<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int m, int nL, int nH, Float4 left, Float4 right, GemmParams p, TAct act)
+        private static void StoreRow<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int nL, int nH, Float4 left, Float4 right, GemmParams p, TAct act)
             where TAct : struct, IUnaryOp
         {
-            StoreQuad(c, bias, cBase, m, nL, left, p, act);
-            StoreQuad(c, bias, cBase, m, nH, right, p, act);
+            StoreQuad(c, bias, cBase, biasRow, m, nL, left, p, act);
+            StoreQuad(c, bias, cBase, biasRow, m, nH, right, p, act);
         }
 
         /// <summary>The tiled matmul (see the class summary). Batch z reads A at batchA.Offset(z), B at batchB.Offset(z), writes C at z·M·N.</summary>
-        public static void Tiled<TTile, TAKContig, TBKContig, TAct>(
+        public static void Tiled<TTile, TAKContig, TB, TAct>(
             ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias,
-            GemmParams p, Layout6 batchA, Layout6 batchB, TTile tile, TAct act)
+            GemmParams p, Layout6 batchA, Layout6 batchB, TTile tile, TB bSource, TAct act)
             where TTile : struct, IMatMulTile
             where TAKContig : struct, IFlag
-            where TBKContig : struct, IFlag
+            where TB : struct, IOperandB
             where TAct : struct, IUnaryOp
         {
             int bm = tile.BM, bn = tile.BN, bk = tile.BK;
@@ -261,9 +293,9 @@ namespace GpuNet.Kernels
             if (kTiles > 0)
             {
                 var a0 = LoadChunk<TAKContig>(a, aBase, p.StrideAm, p.StrideAk, m0, 0, p.M, p.K, bm, bk, t, p.VecA);
-                var b0 = LoadChunk<TBKContig>(b, bBase, p.StrideBn, p.StrideBk, n0, 0, p.N, p.K, bn, bk, t, p.VecB);
-                StoreChunk<TAKContig>(shared.SubView(0, bk * bm), a0, bm, bk, t);
-                StoreChunk<TBKContig>(shared.SubView(bk * bm, bk * bn), b0, bn, bk, t);
+                var b0 = bSource.Load(b, bBase, n0, 0, p, bn, bk, t);
+                StoreChunk(shared.SubView(0, bk * bm), a0, bm, bk, t, default(TAKContig).Value);
+                StoreChunk(shared.SubView(bk * bm, bk * bn), b0, bn, bk, t, bSource.KContiguous);
             }
             Group.Barrier();
 
@@ -276,7 +308,7 @@ namespace GpuNet.Kernels
                 {
                     // Issue the next k-step's global loads now; they land while this step computes.
                     aNext = LoadChunk<TAKContig>(a, aBase, p.StrideAm, p.StrideAk, m0, (kt + 1) * bk, p.M, p.K, bm, bk, t, p.VecA);
-                    bNext = LoadChunk<TBKContig>(b, bBase, p.StrideBn, p.StrideBk, n0, (kt + 1) * bk, p.N, p.K, bn, bk, t, p.VecB);
+                    bNext = bSource.Load(b, bBase, n0, (kt + 1) * bk, p, bn, bk, t);
                 }
 
                 // The shared block is .align 16 and every offset here is a multiple of 4 floats, so the
@@ -303,21 +335,22 @@ namespace GpuNet.Kernels
                 {
                     // Buffer `next` was last read in step kt−1, which every thread finished before the
                     // barrier that ended it: safe to overwrite without a second barrier.
-                    StoreChunk<TAKContig>(shared.SubView(next, bk * bm), aNext, bm, bk, t);
-                    StoreChunk<TBKContig>(shared.SubView(next + bk * bm, bk * bn), bNext, bn, bk, t);
+                    StoreChunk(shared.SubView(next, bk * bm), aNext, bm, bk, t, default(TAKContig).Value);
+                    StoreChunk(shared.SubView(next + bk * bm, bk * bn), bNext, bn, bk, t, bSource.KContiguous);
                 }
                 Group.Barrier();
             }
 
             int mL = m0 + ty * 4, mH = m0 + bm / 2 + ty * 4, nL = n0 + tx * 4, nH = n0 + bn / 2 + tx * 4;
-            StoreRow(c, bias, cBase, mL, nL, nH, acc.R0L, acc.R0H, p, act);
-            StoreRow(c, bias, cBase, mL + 1, nL, nH, acc.R1L, acc.R1H, p, act);
-            StoreRow(c, bias, cBase, mL + 2, nL, nH, acc.R2L, acc.R2H, p, act);
-            StoreRow(c, bias, cBase, mL + 3, nL, nH, acc.R3L, acc.R3H, p, act);
-            StoreRow(c, bias, cBase, mH, nL, nH, acc.R4L, acc.R4H, p, act);
-            StoreRow(c, bias, cBase, mH + 1, nL, nH, acc.R5L, acc.R5H, p, act);
-            StoreRow(c, bias, cBase, mH + 2, nL, nH, acc.R6L, acc.R6H, p, act);
-            StoreRow(c, bias, cBase, mH + 3, nL, nH, acc.R7L, acc.R7H, p, act);
+            int biasRow = p.HasBias == 2 ? z % p.BiasGroups * p.M : 0;
+            StoreRow(c, bias, cBase, biasRow, mL, nL, nH, acc.R0L, acc.R0H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mL + 1, nL, nH, acc.R1L, acc.R1H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mL + 2, nL, nH, acc.R2L, acc.R2H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mL + 3, nL, nH, acc.R3L, acc.R3H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mH, nL, nH, acc.R4L, acc.R4H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mH + 1, nL, nH, acc.R5L, acc.R5H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mH + 2, nL, nH, acc.R6L, acc.R6H, p, act);
+            StoreRow(c, bias, cBase, biasRow, mH + 3, nL, nH, acc.R7L, acc.R7H, p, act);
         }
 
         /// <summary>
@@ -527,13 +560,7 @@ namespace GpuNet
                     VecC = c.IsAligned(16) && n % 4 == 0 ? 1 : 0,
                 };
                 int batchCount = (int)ShapeUtil.Product(batch);
-                bool large = tile switch
-                {
-                    MatMulTile.Large => true,
-                    MatMulTile.Small => false,
-                    // Large tiles when the device is a GPU and they still give every multiprocessor a block.
-                    _ => device.Kind != DeviceKind.Cpu && (long)((m + 127) / 128) * ((n + 127) / 128) * batchCount >= device.Info.Multiprocessors,
-                };
+                bool large = UseLargeTile(device, m, n, batchCount, tile);
                 var views = new MatMulViews(Start(av), Start(bv), c.ContiguousView, bias?.ContiguousView ?? c.ContiguousView);
                 if (large)
                     LaunchTiled(op, device, views, p, layoutA, layoutB, batchCount, new MatMulTiles.Large(), aK, bK, act);
@@ -547,19 +574,27 @@ namespace GpuNet
             }
         }
 
-        private readonly record struct MatMulViews(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
+        /// <summary>Large tiles on a GPU when they still give every multiprocessor a block; small otherwise and on the CPU accelerator.</summary>
+        internal static bool UseLargeTile(Device device, int m, int n, int batches, MatMulTile tile) => tile switch
+        {
+            MatMulTile.Large => true,
+            MatMulTile.Small => false,
+            _ => device.Kind != DeviceKind.Cpu && (long)((m + 127) / 128) * ((n + 127) / 128) * batches >= device.Info.Multiprocessors,
+        };
+
+        internal readonly record struct MatMulViews(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
 
         /// <summary>The storage from a tensor's first element to the end (kernels add their own offsets).</summary>
         private static ArrayView<float> Start(Tensor t) => t.Storage.SubView(t.Offset, t.Storage.IntLength - t.Offset);
 
         /// <summary>Something to run with the activation as a type argument (so it is a compile-time specialization).</summary>
-        private interface IActivationVisitor
+        internal interface IActivationVisitor
         {
             void Visit<TAct>() where TAct : struct, IUnaryOp;
         }
 
         /// <summary>Calls <paramref name="visitor"/> with the struct type of <paramref name="act"/>.</summary>
-        private static void WithActivation<TVisitor>(FusedActivation act, TVisitor visitor) where TVisitor : IActivationVisitor
+        internal static void WithActivation<TVisitor>(FusedActivation act, TVisitor visitor) where TVisitor : IActivationVisitor
         {
             switch (act)
             {
@@ -577,25 +612,26 @@ namespace GpuNet
             // Each (orientation, activation) pair is its own specialization: the branches fold at compile time.
             switch ((aK, bK))
             {
-                case (true, true): WithActivation(act, new TiledLaunch<TTile, Flags.Yes, Flags.Yes>(op, device, v, p, la, lb, batchCount)); break;
-                case (true, false): WithActivation(act, new TiledLaunch<TTile, Flags.Yes, Flags.No>(op, device, v, p, la, lb, batchCount)); break;
-                case (false, true): WithActivation(act, new TiledLaunch<TTile, Flags.No, Flags.Yes>(op, device, v, p, la, lb, batchCount)); break;
-                default: WithActivation(act, new TiledLaunch<TTile, Flags.No, Flags.No>(op, device, v, p, la, lb, batchCount)); break;
+                case (true, true): WithActivation(act, new TiledLaunch<TTile, Flags.Yes, DenseB<Flags.Yes>>(op, device, v, p, la, lb, batchCount, default)); break;
+                case (true, false): WithActivation(act, new TiledLaunch<TTile, Flags.Yes, DenseB<Flags.No>>(op, device, v, p, la, lb, batchCount, default)); break;
+                case (false, true): WithActivation(act, new TiledLaunch<TTile, Flags.No, DenseB<Flags.Yes>>(op, device, v, p, la, lb, batchCount, default)); break;
+                default: WithActivation(act, new TiledLaunch<TTile, Flags.No, DenseB<Flags.No>>(op, device, v, p, la, lb, batchCount, default)); break;
             }
         }
 
-        private readonly record struct TiledLaunch<TTile, TA, TB>(string Op, Device Device, MatMulViews V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount)
-            : IActivationVisitor where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IFlag
+        /// <summary>One tiled launch, waiting for its activation type (see <see cref="WithActivation"/>).</summary>
+        internal readonly record struct TiledLaunch<TTile, TA, TB>(string Op, Device Device, MatMulViews V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount, TB BSource)
+            : IActivationVisitor where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IOperandB
         {
             public void Visit<TAct>() where TAct : struct, IUnaryOp
             {
                 TTile tile = default;
                 var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    GemmParams, Layout6, Layout6, TTile, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct>);
+                    GemmParams, Layout6, Layout6, TTile, TB, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct>);
                 var grid = new Index3D((P.N + tile.BN - 1) / tile.BN, (P.M + tile.BM - 1) / tile.BM, BatchCount);
                 var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
                 using (Device.Profiler.Measure(Op))
-                    kernel(Device.Accelerator.DefaultStream, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, default(TAct));
+                    kernel(Device.Accelerator.DefaultStream, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, BSource, default(TAct));
             }
         }
 

@@ -35,7 +35,7 @@ public static class KernelCatalog
 
     private static KernelVariant Tiled(string kernel, string variant, Type tile, bool aK, bool bK, Type act) =>
         new(kernel, variant, Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), tile,
-            aK ? typeof(Flags.Yes) : typeof(Flags.No), bK ? typeof(Flags.Yes) : typeof(Flags.No), act));
+            aK ? typeof(Flags.Yes) : typeof(Flags.No), typeof(DenseB<>).MakeGenericType(bK ? typeof(Flags.Yes) : typeof(Flags.No)), act));
 
     private static IEnumerable<KernelVariant> MatMul()
     {
@@ -90,6 +90,15 @@ public static class KernelCatalog
             },
             Elementwise("permute", Unary(typeof(ElementwiseOps.Identity))).Skip(1),
             Elementwise("concat", Unary(typeof(ElementwiseOps.Identity))),
+            new[]
+            {
+                new KernelVariant("conv2d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
+                new KernelVariant("conv2d", "im2col_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(DenseB<Flags.No>), typeof(Activation.Relu))),
+                new KernelVariant("im2col", "gather", typeof(ConvKernels).GetMethod(nameof(ConvKernels.Im2Col))!),
+                new KernelVariant("col2im", "gather", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(ElementwiseOps.Identity))),
+                new KernelVariant("conv_transpose2d", "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(Activation.Relu))),
+                new KernelVariant("conv1d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Small), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
+            },
             Elementwise("split", Unary(typeof(ElementwiseOps.Identity))),
         }.SelectMany(v => v).ToList();
 }

@@ -14,6 +14,7 @@ public static class KernelRegistry
             .Concat(SoftmaxChecks.Cases())
             .Concat(NormalizationChecks.Cases())
             .Concat(LayoutChecks.Cases())
+            .Concat(ConvChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

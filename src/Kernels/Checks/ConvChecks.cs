@@ -1,0 +1,106 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of conv2d (both column paths), conv1d, masked conv, conv_transpose2d, im2col and col2im.</summary>
+internal static class ConvChecks
+{
+    private const string Family = "conv";
+
+    private static CheckCase Conv2d(string name, int n, int c, int h, int w, int k, int kh, int kw, Conv2dOptions o, bool bias = false)
+    {
+        var xs = new[] { n, c, h, w };
+        var ws = new[] { k, c / o.Groups, kh, kw };
+        string algo = o.Algorithm == ConvAlgorithm.ImplicitGemm ? "implicit" : "im2col";
+        return new CheckCase(Family, "conv2d", $"{name}_{algo}", $"{Shapes(xs, ws)} s{o.Stride} p{o.Padding} d{o.Dilation} g{o.Groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var x = Random(d, seed, 0, xs);
+            using var wt = Random(d, seed, 1, ws);
+            using var b = bias ? Random(d, seed, 2, k) : null;
+            using var y = Ops.Conv2d(x, wt, b, o);
+            var hw = Host(wt);
+            if (o.Mask != ConvMask.None)
+                for (int i = 0; i < hw.Length; i++)
+                {
+                    int tap = i % (kh * kw), centre = kh / 2 * kw + kw / 2;
+                    if (tap > centre || (tap == centre && o.Mask == ConvMask.A))
+                        hw[i] = 0;
+                }
+            Func<double, double>? act = o.Activation == FusedActivation.Relu ? ActivationReference.Of("relu") : null;
+            return new(y.ToArray(), ConvReference.Conv2d(Host(x), xs, hw, ws, b is null ? null : Host(b), o.Stride, o.Padding, o.Dilation, o.Groups, act));
+        });
+    }
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var shapes = new (string Name, int N, int C, int H, int W, int K, int KH, int KW, Conv2dOptions O, bool Bias)[]
+        {
+            ("1x1", 1, 5, 13, 11, 7, 1, 1, Conv2dOptions.Of(), false),
+            ("3x3_pad1_bias", 3, 5, 13, 11, 7, 3, 3, Conv2dOptions.Of(padding: 1), true),
+            ("7x7_stride2_pad3", 1, 3, 17, 15, 6, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3), true),
+            ("3x3_dilation2", 1, 4, 13, 11, 5, 3, 3, Conv2dOptions.Of(padding: 2, dilation: 2), false),
+            ("groups2", 3, 6, 9, 7, 10, 3, 3, Conv2dOptions.Of(padding: 1, groups: 2), true),
+            ("depthwise", 1, 8, 13, 11, 8, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1, groups: 8), true),
+            ("asymmetric_padding_relu", 2, 3, 10, 9, 4, 3, 2, new Conv2dOptions { Padding = (0, 2, 1, 0), Stride = (1, 2), Activation = FusedActivation.Relu }, true),
+            ("tiny", 1, 1, 1, 1, 1, 1, 1, Conv2dOptions.Of(), false),
+            ("resnet_like", 2, 16, 14, 14, 24, 3, 3, Conv2dOptions.Of(padding: 1), true),
+        };
+        foreach (var (name, n, c, h, w, k, kh, kw, o, bias) in shapes)
+            foreach (var algo in new[] { ConvAlgorithm.Im2Col, ConvAlgorithm.ImplicitGemm })
+                yield return Conv2d(name, n, c, h, w, k, kh, kw, o with { Algorithm = algo }, bias);
+        foreach (var mask in new[] { ConvMask.A, ConvMask.B })
+            yield return Conv2d($"pixelcnn_mask{mask}", 2, 3, 8, 8, 5, 5, 5, Conv2dOptions.Of(padding: 2) with { Mask = mask }, true);
+        yield return Conv2d("auto_over_budget", 1, 4, 9, 9, 3, 3, 3, Conv2dOptions.Of(padding: 1) with { ColumnBudgetBytes = 16 }, true);
+
+        foreach (var (name, stride, pad, dil, groups) in new[] { ("k5", 1, (2, 2), 1, 1), ("stride2_dilation2", 2, (3, 1), 2, 1), ("groups3", 1, (0, 0), 1, 3) })
+            yield return new CheckCase(Family, "conv1d", name, $"[2, 6, 29] k5 s{stride} p{pad} d{dil} g{groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                var xs = new[] { 2, 6, 29 };
+                var ws = new[] { 9, 6 / groups, 5 };
+                using var x = Random(d, seed, 0, xs);
+                using var wt = Random(d, seed, 1, ws);
+                using var b = Random(d, seed, 2, 9);
+                using var y = Ops.Conv1d(x, wt, b, stride, pad, dil, groups);
+                var expected = ConvReference.Conv2d(Host(x), new[] { 2, 6, 1, 29 }, Host(wt), new[] { 9, 6 / groups, 1, 5 }, Host(b), (1, stride), (0, 0, pad.Item1, pad.Item2), (1, dil), groups);
+                return new(y.ToArray(), expected);
+            });
+
+        var transposed = new (string Name, int N, int Cin, int H, int W, int CoutG, int K, int Stride, int Pad, int OutPad, int Dil, int Groups, bool Bias)[]
+        {
+            ("unet_up_k2s2", 2, 6, 5, 7, 4, 2, 2, 0, 0, 1, 1, true),
+            ("k3_s2_p1_outpad1", 1, 3, 6, 5, 5, 3, 2, 1, 1, 1, 1, true),
+            ("dilation2_groups2", 2, 4, 5, 4, 3, 3, 1, 1, 0, 2, 2, false),
+            ("stride3", 1, 2, 4, 3, 2, 4, 3, 1, 2, 1, 1, true),
+        };
+        foreach (var t in transposed)
+            yield return new CheckCase(Family, "conv_transpose2d", t.Name, $"[{t.N}, {t.Cin}, {t.H}, {t.W}] k{t.K} s{t.Stride} p{t.Pad} op{t.OutPad} d{t.Dil} g{t.Groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                var xs = new[] { t.N, t.Cin, t.H, t.W };
+                var ws = new[] { t.Cin, t.CoutG, t.K, t.K };
+                using var x = Random(d, seed, 0, xs);
+                using var wt = Random(d, seed, 1, ws);
+                using var b = t.Bias ? Random(d, seed, 2, t.CoutG * t.Groups) : null;
+                using var y = Ops.ConvTranspose2d(x, wt, b, t.Stride, t.Pad, t.OutPad, t.Dil, t.Groups);
+                return new(y.ToArray(), ConvReference.ConvTranspose2d(Host(x), xs, Host(wt), ws, b is null ? null : Host(b), t.Stride, t.Pad, t.OutPad, t.Dil, t.Groups));
+            });
+
+        foreach (var (name, xs, k, stride, pad, dil) in new[] { ("k3_p1", new[] { 2, 3, 7, 6 }, 3, 1, 1, 1), ("k2_s2", new[] { 1, 4, 8, 6 }, 2, 2, 0, 1), ("k3_d2", new[] { 1, 2, 9, 9 }, 3, 1, 2, 2) })
+        {
+            yield return new CheckCase(Family, "im2col", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, xs);
+                using var col = Ops.Im2Col(x, k, k, Conv2dOptions.Of(stride, pad, dil));
+                return new(col.ToArray(), ConvReference.Unfold(Host(x), xs, k, k, stride, pad, dil));
+            });
+            yield return new CheckCase(Family, "col2im", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                int oh = (xs[2] + 2 * pad - dil * (k - 1) - 1) / stride + 1, ow = (xs[3] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+                var cs = new[] { xs[0], xs[1] * k * k, oh * ow };
+                using var col = Random(d, seed, 0, cs);
+                using var y = Ops.Col2Im(col, xs[2], xs[3], k, k, stride, pad, dil);
+                return new(y.ToArray(), ConvReference.Fold(Host(col), xs[0], xs[1], xs[2], xs[3], k, k, stride, pad, dil));
+            });
+        }
+    }
+}
