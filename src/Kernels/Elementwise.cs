@@ -46,6 +46,12 @@ namespace GpuNet.Kernels
         public struct Div : IBinaryOp { /// <inheritdoc/>
             public readonly float Apply(float a, float b) => a / b; }
 
+        /// <summary>(1 − Momentum)·a + Momentum·Scale·b: a running statistic a moved toward a batch statistic b.</summary>
+        public struct MomentumUpdate : IBinaryOp { /// <summary>Weight of the new value.</summary>
+            public float Momentum; /// <summary>Factor applied to the new value (n/(n − 1) for an unbiased variance).</summary>
+            public float Scale; /// <inheritdoc/>
+            public readonly float Apply(float a, float b) => (1 - Momentum) * a + Momentum * Scale * b; }
+
         /// <summary>alpha · a + b (BLAS axpy with x = a, y = b).</summary>
         public struct Axpy : IBinaryOp { /// <summary>Scale of the first operand.</summary>
             public float Alpha; /// <inheritdoc/>

@@ -44,32 +44,59 @@ namespace GpuNet.Kernels
     }
 
     /// <summary>
-    /// LayerNorm and RMSNorm over the last axis, one kernel: one group per row (grid-stride over rows).
-    /// Pass 1 folds the row, shifted by its first element, into per-thread Welford statistics (numerically
-    /// stable for large common offsets, one read), merged across the group with warp shuffles and a shared
-    /// slot per warp. Pass 2 reads the row again and writes
-    /// y = (x − mean)·rstd·γ + β (LayerNorm) or y = x·rstd·γ with rstd = 1/√(mean(x²) + ε) (RMSNorm, a
-    /// compile-time flag). The per-row mean and rstd are written out too: the backward pass needs them.
-    /// FLOPs ≈ 8·rows·cols. Bytes: 8·rows·cols read + 4·rows·cols written + 8·cols (γ, β) + 8·rows (stats).
+    /// Which elements form a normalized row and which γ/β entry each uses (kernel parameter). Element j of row r
+    /// is at r·RowStride + ⌊j/SegLen⌋·SegStride + j mod SegLen; its affine index is (r mod AffineGroups)·(Cols/Spatial) + ⌊j/Spatial⌋.
+    /// LayerNorm: one segment per row, affine by j. GroupNorm: rows (n, g), affine by channel. BatchNorm: rows are channels,
+    /// gathered across the batch in segments of H·W, affine by row.
+    /// </summary>
+    public struct NormLayout
+    {
+        /// <summary>Rows normalized and their length.</summary>
+        public int Rows, Cols;
+
+        /// <summary>Addressing of a row's elements.</summary>
+        public int RowStride, SegLen, SegStride;
+
+        /// <summary>Affine (γ/β) indexing.</summary>
+        public int AffineGroups, Spatial;
+
+        /// <summary>1 when γ / β are given and when the biased variance is written out.</summary>
+        public int HasGamma, HasBeta, HasVar;
+
+        /// <summary>Rows of <paramref name="cols"/> contiguous elements, γ/β per element (LayerNorm, RMSNorm).</summary>
+        public static NormLayout LastAxis(int rows, int cols) =>
+            new() { Rows = rows, Cols = cols, RowStride = cols, SegLen = Math.Max(cols, 1), AffineGroups = 1, Spatial = 1 };
+    }
+
+    /// <summary>
+    /// LayerNorm, RMSNorm, GroupNorm and BatchNorm statistics: one kernel, one group per normalized row (grid-stride
+    /// over rows), rows addressed through a <see cref="NormLayout"/>. Pass 1 folds the row, shifted by its first
+    /// element, into per-thread Welford statistics (numerically stable for large common offsets, one read), merged
+    /// across the group with warp shuffles and a shared slot per warp. Pass 2 reads the row again and writes
+    /// y = (x − mean)·rstd·γ + β, or x·rstd·γ with rstd = 1/√(mean(x²) + ε) for RMSNorm (a compile-time flag).
+    /// The per-row mean and rstd (and optionally the biased variance) are written out: the backward pass and
+    /// BatchNorm's running statistics need them.
+    /// FLOPs ≈ 8·rows·cols. Bytes: 8·rows·cols read + 4·rows·cols written + 8·(affine entries) + 12·rows.
     /// </summary>
     public static class NormalizationKernels
     {
-        /// <summary>Normalizes each row of contiguous [rows, cols] x.</summary>
+        /// <summary>Normalizes every row of <paramref name="layout"/>; y has x's layout.</summary>
         public static void Rows<TRms>(ArrayView<float> x, ArrayView<float> gamma, ArrayView<float> beta, ArrayView<float> y,
-            ArrayView<float> meanOut, ArrayView<float> rstdOut, int rows, int cols, float eps, int hasGamma, int hasBeta)
+            ArrayView<float> meanOut, ArrayView<float> rstdOut, ArrayView<float> varOut, NormLayout layout, float eps)
             where TRms : struct, IFlag
         {
             var slots = SharedMemory.Allocate<Welford>(32);
-            for (int row = Grid.IdxX; row < rows; row += Grid.DimX)
+            int perAffine = layout.Cols / layout.Spatial;
+            for (int row = Grid.IdxX; row < layout.Rows; row += Grid.DimX)
             {
-                int start = row * cols;
+                int start = row * layout.RowStride;
                 // Shifted data: statistics of x − K with K the row's first element. For rows sitting on a
                 // large common offset, x − K is exact and small, so the float mean no longer drifts by an
                 // ulp of the offset (which LayerNorm's output would amplify by rstd).
                 float shift = x[start];
                 var w = default(Welford);
-                for (int j = Group.IdxX; j < cols; j += Group.DimX)
-                    w = w.Add(x[start + j] - shift);
+                for (int j = Group.IdxX; j < layout.Cols; j += Group.DimX)
+                    w = w.Add(x[start + j / layout.SegLen * layout.SegStride + j % layout.SegLen] - shift);
                 w = GroupReduce.AllReduce(w, slots, default(Welford.Merger));
 
                 float variance = w.M2 / w.Count, mean = shift + w.Mean, center, rstd;
@@ -84,20 +111,49 @@ namespace GpuNet.Kernels
                     center = w.Mean;
                     rstd = 1f / MathF.Sqrt(variance + eps);
                 }
-                for (int j = Group.IdxX; j < cols; j += Group.DimX)
+                int affineBase = row % layout.AffineGroups * perAffine;
+                for (int j = Group.IdxX; j < layout.Cols; j += Group.DimX)
                 {
-                    float v = (x[start + j] - shift - center) * rstd;
-                    if (hasGamma != 0)
-                        v *= gamma[j];
-                    if (hasBeta != 0)
-                        v += beta[j];
-                    y[start + j] = v;
+                    int at = start + j / layout.SegLen * layout.SegStride + j % layout.SegLen;
+                    int a = affineBase + j / layout.Spatial;
+                    float v = (x[at] - shift - center) * rstd;
+                    if (layout.HasGamma != 0)
+                        v *= gamma[a];
+                    if (layout.HasBeta != 0)
+                        v += beta[a];
+                    y[at] = v;
                 }
                 if (Group.IdxX == 0)
                 {
                     meanOut[row] = mean;
                     rstdOut[row] = rstd;
+                    if (layout.HasVar != 0)
+                        varOut[row] = variance;
                 }
+            }
+        }
+
+        /// <summary>BatchNorm inference fold: scale[c] = γ[c]/√(var[c] + ε), shift[c] = β[c] − mean[c]·scale[c].</summary>
+        public static void FoldBatchNorm(ArrayView<float> mean, ArrayView<float> var, ArrayView<float> gamma, ArrayView<float> beta,
+            ArrayView<float> scale, ArrayView<float> shift, int channels, float eps, int hasGamma, int hasBeta)
+        {
+            for (int c = Grid.GlobalIndex.X; c < channels; c += Grid.DimX * Group.DimX)
+            {
+                float s = 1f / MathF.Sqrt(var[c] + eps);
+                if (hasGamma != 0)
+                    s *= gamma[c];
+                scale[c] = s;
+                shift[c] = (hasBeta != 0 ? beta[c] : 0f) - mean[c] * s;
+            }
+        }
+
+        /// <summary>y = x·scale[c] + shift[c] over [N, C, HW] (one pass; the channel of element i is ⌊i/HW⌋ mod C).</summary>
+        public static void ChannelAffine(ArrayView<float> x, ArrayView<float> scale, ArrayView<float> shift, ArrayView<float> y, int channels, int spatial, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int c = i / spatial % channels;
+                y[i] = x[i] * scale[c] + shift[c];
             }
         }
     }
@@ -126,43 +182,137 @@ namespace GpuNet
     {
         /// <summary>LayerNorm over the last axis: (x − mean)/√(var + ε)·γ + β (biased variance, as PyTorch). γ, β optional [C]. Kernel <c>layernorm</c>.</summary>
         public static NormResult LayerNorm(Tensor x, Tensor? gamma = null, Tensor? beta = null, float eps = 1e-5f) =>
-            Normalize<Flags.No>("layernorm", x, gamma, beta, eps);
+            NormalizeLastAxis<Flags.No>("layernorm", x, gamma, beta, eps);
 
         /// <summary>RMSNorm over the last axis: x/√(mean(x²) + ε)·γ. γ optional [C]. Kernel <c>rmsnorm</c>.</summary>
         public static NormResult RmsNorm(Tensor x, Tensor? gamma = null, float eps = 1e-6f) =>
-            Normalize<Flags.Yes>("rmsnorm", x, gamma, null, eps);
+            NormalizeLastAxis<Flags.Yes>("rmsnorm", x, gamma, null, eps);
 
-        private static NormResult Normalize<TRms>(string name, Tensor x, Tensor? gamma, Tensor? beta, float eps) where TRms : struct, IFlag
+        private static NormResult NormalizeLastAxis<TRms>(string name, Tensor x, Tensor? gamma, Tensor? beta, float eps) where TRms : struct, IFlag
         {
-            var device = x.Device;
-            Validate.Input(name, "x", x, device);
+            Validate.Input(name, "x", x, x.Device);
             if (x.Rank < 1)
                 throw new ShapeMismatchException(name, "x", "a tensor of rank ≥ 1", "a scalar");
-            int cols = x.Size(-1);
-            foreach (var (arg, t) in new[] { ("gamma", gamma), ("beta", beta) })
+            int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
+            return Normalize<TRms>(name, x, gamma, beta, eps, NormLayout.LastAxis(rows, cols), cols, x.ShapeArray()[..^1]);
+        }
+
+        /// <summary>
+        /// GroupNorm of x [N, C, *] over <paramref name="groups"/> groups of C/groups channels (and all spatial positions),
+        /// γ and β per channel. Mean and rstd are [N, groups]. Kernel <c>groupnorm</c>.
+        /// </summary>
+        public static NormResult GroupNorm(Tensor x, int groups, Tensor? gamma = null, Tensor? beta = null, float eps = 1e-5f)
+        {
+            const string op = "groupnorm";
+            Validate.Input(op, "x", x, x.Device);
+            if (x.Rank < 2)
+                throw new ShapeMismatchException(op, "x", "[N, C, *] (rank ≥ 2)", GpuNetException.FormatShape(x.ShapeArray()));
+            int n = x.Size(0), c = x.Size(1), spatial = (int)ShapeUtil.Product(x.ShapeArray().AsSpan(2));
+            if (groups < 1 || c % groups != 0)
+                throw new ShapeMismatchException(op, "groups", $"a divisor of C = {c}", groups.ToString());
+            int cols = c / groups * spatial;
+            var layout = new NormLayout { Rows = n * groups, Cols = cols, RowStride = cols, SegLen = Math.Max(cols, 1), AffineGroups = groups, Spatial = Math.Max(spatial, 1) };
+            return Normalize<Flags.No>(op, x, gamma, beta, eps, layout, c, new[] { n, groups });
+        }
+
+        /// <summary>
+        /// BatchNorm2d in training mode: per-channel statistics over N·H·W of x [N, C, H, W], normalize with them,
+        /// and update <paramref name="runningMean"/> / <paramref name="runningVar"/> in place with
+        /// <paramref name="momentum"/> (running var uses the unbiased batch variance, as PyTorch). Mean and rstd are [C]. Kernel <c>batchnorm2d_train</c>.
+        /// </summary>
+        public static NormResult BatchNorm2dTrain(Tensor x, Tensor? gamma = null, Tensor? beta = null, Tensor? runningMean = null, Tensor? runningVar = null,
+            float momentum = 0.1f, float eps = 1e-5f)
+        {
+            const string op = "batchnorm2d_train";
+            var device = x.Device;
+            Validate.Input(op, "x", x, device);
+            Validate.Rank(op, "x", x, 4);
+            int n = x.Size(0), c = x.Size(1), spatial = x.Size(2) * x.Size(3), count = n * spatial;
+            if (count < 2 && runningVar is not null)
+                throw new ShapeMismatchException(op, "x", "more than one value per channel (N·H·W ≥ 2) to estimate a variance", GpuNetException.FormatShape(x.ShapeArray()));
+            CheckChannelVector(op, "running_mean", runningMean, c, device);
+            CheckChannelVector(op, "running_var", runningVar, c, device);
+            var layout = new NormLayout
             {
-                if (t is null)
-                    continue;
-                Validate.Input(name, arg, t, device);
-                if (t.Rank != 1 || t.Length != cols || !t.IsContiguous)
-                    throw new ShapeMismatchException(name, arg, $"a contiguous vector [{cols}] (the last axis of x)", t.Describe());
-            }
+                Rows = c, Cols = count, RowStride = spatial, SegLen = Math.Max(spatial, 1), SegStride = c * spatial, AffineGroups = c, Spatial = Math.Max(count, 1), HasVar = 1,
+            };
+            using var variance = Tensor.Empty(device, c);
+            var result = Normalize<Flags.No>(op, x, gamma, beta, eps, layout, c, new[] { c }, variance);
+            if (runningMean is not null)
+                ElementwiseKernels.MapBinary(op, runningMean, result.Mean, runningMean, new ElementwiseOps.MomentumUpdate { Momentum = momentum, Scale = 1 });
+            if (runningVar is not null)
+                ElementwiseKernels.MapBinary(op, runningVar, variance, runningVar, new ElementwiseOps.MomentumUpdate { Momentum = momentum, Scale = count / (count - 1f) });
+            return result;
+        }
+
+        /// <summary>
+        /// BatchNorm2d in inference mode: the running statistics and γ/β are folded into a per-channel scale and shift,
+        /// then one pass computes y = x·scale[c] + shift[c]. Kernel <c>batchnorm2d_infer</c>.
+        /// </summary>
+        public static Tensor BatchNorm2dInfer(Tensor x, Tensor runningMean, Tensor runningVar, Tensor? gamma = null, Tensor? beta = null, float eps = 1e-5f)
+        {
+            const string op = "batchnorm2d_infer";
+            var device = x.Device;
+            Validate.Input(op, "x", x, device);
+            Validate.Rank(op, "x", x, 4);
+            int c = x.Size(1), spatial = x.Size(2) * x.Size(3);
+            CheckChannelVector(op, "running_mean", runningMean, c, device);
+            CheckChannelVector(op, "running_var", runningVar, c, device);
+            CheckChannelVector(op, "gamma", gamma, c, device);
+            CheckChannelVector(op, "beta", beta, c, device);
+            using var scale = Tensor.Empty(device, c);
+            using var shift = Tensor.Empty(device, c);
+            var fold = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, int, float, int, int>>(NormalizationKernels.FoldBatchNorm);
+            var stream = device.Accelerator.DefaultStream;
+            using (device.Profiler.Measure(op))
+                fold(stream, LaunchShapes.Linear(device, c, LaunchShapes.ElementwiseGroup(device)), runningMean.ContiguousView, runningVar.ContiguousView,
+                    (gamma ?? runningMean).ContiguousView, (beta ?? runningMean).ContiguousView, scale.ContiguousView, shift.ContiguousView, c, eps,
+                    gamma is null ? 0 : 1, beta is null ? 0 : 1);
+            var y = Tensor.Empty(device, x.ShapeArray());
+            if (y.Length == 0)
+                return y;
+            using var xc = x.Contiguous();
+            var affine = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(
+                NormalizationKernels.ChannelAffine);
+            using (device.Profiler.Measure(op))
+                affine(stream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)), xc.ContiguousView, scale.ContiguousView,
+                    shift.ContiguousView, y.ContiguousView, c, spatial, y.Length);
+            return y;
+        }
+
+        private static void CheckChannelVector(string op, string name, Tensor? t, int channels, Device device)
+        {
+            if (t is null)
+                return;
+            Validate.Input(op, name, t, device);
+            if (t.Rank != 1 || t.Length != channels || !t.IsContiguous)
+                throw new ShapeMismatchException(op, name, $"a contiguous vector [{channels}] (one per channel)", t.Describe());
+        }
+
+        /// <summary>Runs the normalization kernel over <paramref name="layout"/>; γ/β have <paramref name="affineLength"/> entries, the statistics <paramref name="statShape"/>.</summary>
+        private static NormResult Normalize<TRms>(string name, Tensor x, Tensor? gamma, Tensor? beta, float eps, NormLayout layout, int affineLength,
+            int[] statShape, Tensor? variance = null) where TRms : struct, IFlag
+        {
+            var device = x.Device;
+            CheckChannelVector(name, "gamma", gamma, affineLength, device);
+            CheckChannelVector(name, "beta", beta, affineLength, device);
             if (!(eps >= 0))
                 throw new ArgumentOutOfRangeException(nameof(eps), eps, $"{name}: eps must be ≥ 0");
-            var statShape = x.ShapeArray()[..^1];
             var y = Tensor.Empty(device, x.ShapeArray());
             var mean = Tensor.Empty(device, statShape);
             var rstd = Tensor.Empty(device, statShape);
-            int rows = cols == 0 ? 0 : x.Length / cols;
-            if (rows > 0)
+            if (layout.Rows > 0 && layout.Cols > 0)
             {
                 using var xc = x.Contiguous();
+                layout.HasGamma = gamma is null ? 0 : 1;
+                layout.HasBeta = beta is null ? 0 : 1;
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, int, int, float, int, int>>(NormalizationKernels.Rows<TRms>);
+                    ArrayView<float>, ArrayView<float>, ArrayView<float>, NormLayout, float>>(NormalizationKernels.Rows<TRms>);
                 using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), xc.ContiguousView,
-                        gamma?.ContiguousView ?? xc.ContiguousView, beta?.ContiguousView ?? xc.ContiguousView, y.ContiguousView,
-                        mean.ContiguousView, rstd.ContiguousView, rows, cols, eps, gamma is null ? 0 : 1, beta is null ? 0 : 1);
+                    k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, layout.Rows), xc.ContiguousView,
+                        (gamma ?? xc).ContiguousView, (beta ?? xc).ContiguousView, y.ContiguousView,
+                        mean.ContiguousView, rstd.ContiguousView, (variance ?? rstd).ContiguousView, layout, eps);
             }
             return new NormResult(y, mean, rstd);
         }

@@ -15,6 +15,7 @@ public static class KernelRegistry
             .Concat(NormalizationChecks.Cases())
             .Concat(LayoutChecks.Cases())
             .Concat(ConvChecks.Cases())
+            .Concat(PoolingChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

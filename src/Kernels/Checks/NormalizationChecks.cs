@@ -43,5 +43,64 @@ internal static class NormalizationChecks
                             });
                     }
         }
+
+        foreach (var (name, xs, eps) in new[] { ("small", new[] { 3, 5, 4, 3 }, 1e-5f), ("one_sample", new[] { 1, 7, 5, 5 }, 1e-3f), ("offset", new[] { 4, 3, 6, 7 }, 1e-5f) })
+            foreach (string output in new[] { "y", "mean", "rstd", "running_mean", "running_var" })
+                yield return new CheckCase("normalization", "batchnorm2d_train", $"{name}_{output}", Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+                {
+                    int n = xs[0], c = xs[1], hw = xs[2] * xs[3];
+                    using var x = Tensor.RandomNormal(d, xs, seed, name == "offset" ? 50 : 0, 2f);
+                    using var gamma = Tensor.RandomUniform(d, new[] { c }, seed + 1, 0.5f, 1.5f);
+                    using var beta = Random(d, seed, 2, c);
+                    using var rm = Random(d, seed, 3, c);
+                    using var rv = Tensor.RandomUniform(d, new[] { c }, seed + 4, 0.5f, 2f);
+                    var (hrm, hrv) = (Host(rm), Host(rv));
+                    const float momentum = 0.1f;
+                    using var r = Ops.BatchNorm2dTrain(x, gamma, beta, rm, rv, momentum, eps);
+                    var (y, mean, var) = NormalizationReference.BatchNorm(Host(x), n, c, hw, Host(gamma), Host(beta), eps);
+                    int count = n * hw;
+                    return output switch
+                    {
+                        "mean" => new(r.Mean.ToArray(), mean),
+                        "rstd" => new(r.Rstd.ToArray(), var.Select(v => 1 / Math.Sqrt(v + eps)).ToArray()),
+                        "running_mean" => new(rm.ToArray(), hrm.Select((m, i) => (1 - momentum) * m + momentum * mean[i]).ToArray()),
+                        "running_var" => new(rv.ToArray(), hrv.Select((v, i) => (1 - momentum) * v + momentum * var[i] * count / (count - 1)).ToArray()),
+                        _ => new(r.Output.ToArray(), y),
+                    };
+                });
+        foreach (var (name, xs, affine) in new[] { ("affine", new[] { 2, 5, 7, 3 }, true), ("plain", new[] { 3, 4, 1, 9 }, false) })
+            yield return new CheckCase("normalization", "batchnorm2d_infer", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                int c = xs[1];
+                using var x = Random(d, seed, 0, xs);
+                using var rm = Random(d, seed, 1, c);
+                using var rv = Tensor.RandomUniform(d, new[] { c }, seed + 2, 0.25f, 2f);
+                using var gamma = affine ? Random(d, seed, 3, c) : null;
+                using var beta = affine ? Random(d, seed, 4, c) : null;
+                using var y = Ops.BatchNorm2dInfer(x, rm, rv, gamma, beta, 1e-5f);
+                var (hx, hm, hv) = (Host(x), Host(rm), Host(rv));
+                var hg = gamma is null ? null : Host(gamma);
+                var hb = beta is null ? null : Host(beta);
+                int hw = xs[2] * xs[3];
+                var expected = hx.Select((v, i) => { int ch = i / hw % c; return (v - hm[ch]) / Math.Sqrt(hv[ch] + 1e-5) * (hg?[ch] ?? 1) + (hb?[ch] ?? 0); }).ToArray();
+                return new(y.ToArray(), expected);
+            });
+        foreach (var (name, xs, groups) in new[] { ("g2", new[] { 2, 6, 5, 4 }, 2), ("g1_layernorm_like", new[] { 3, 4, 3, 3 }, 1), ("depth_groups", new[] { 1, 8, 7, 7 }, 8), ("unet_32", new[] { 2, 64, 4, 4 }, 32) })
+            foreach (string output in new[] { "y", "mean", "rstd" })
+                yield return new CheckCase("normalization", "groupnorm", $"{name}_{output}", Shapes(xs) + $" groups {groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+                {
+                    int n = xs[0], c = xs[1], hw = xs[2] * xs[3];
+                    using var x = Tensor.RandomNormal(d, xs, seed, 3, 1.5f);
+                    using var gamma = Random(d, seed, 1, c);
+                    using var beta = Random(d, seed, 2, c);
+                    using var r = Ops.GroupNorm(x, groups, gamma, beta, 1e-5f);
+                    var (y, mean, rstd) = NormalizationReference.GroupNorm(Host(x), n, c, hw, groups, Host(gamma), Host(beta), 1e-5);
+                    return output switch
+                    {
+                        "mean" => new(r.Mean.ToArray(), mean),
+                        "rstd" => new(r.Rstd.ToArray(), rstd),
+                        _ => new(r.Output.ToArray(), y),
+                    };
+                });
     }
 }

@@ -1,0 +1,74 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of pooling and upsampling.</summary>
+internal static class PoolingChecks
+{
+    private static CheckCase Case(string kernel, string name, int[] xs, Func<Tensor, (Tensor Output, Tensor? Indices)> op, Func<double[], (double[] Values, double[]? Indices)> reference, bool indices = false) =>
+        new("pooling", kernel, name + (indices ? "_indices" : ""), Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var x = Random(d, seed, 0, xs);
+            var (o, idx) = op(x);
+            try
+            {
+                var (values, refIndices) = reference(Host(x));
+                return indices ? new(idx!.ToArray(), refIndices!) : new(o.ToArray(), values);
+            }
+            finally
+            {
+                o.Dispose();
+                idx?.Dispose();
+            }
+        });
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var maxCases = new (string Name, int[] X, (int, int) K, (int, int) S, (int, int) P, (int, int) D, bool Ceil)[]
+        {
+            ("k2s2", new[] { 2, 3, 8, 6 }, (2, 2), (2, 2), (0, 0), (1, 1), false),
+            ("k3s2p1_odd", new[] { 1, 4, 13, 11 }, (3, 3), (2, 2), (1, 1), (1, 1), false),
+            ("k3s2_ceil", new[] { 3, 2, 10, 9 }, (3, 3), (2, 2), (0, 0), (1, 1), true),
+            ("dilation2", new[] { 1, 2, 11, 12 }, (3, 2), (1, 2), (1, 1), (2, 2), false),
+            ("k3s3p1_ceil", new[] { 1, 1, 7, 8 }, (3, 3), (3, 3), (1, 1), (1, 1), true),
+        };
+        foreach (var c in maxCases)
+            foreach (bool idx in new[] { false, true })
+                yield return Case("maxpool2d", c.Name, c.X, x => { var r = Ops.MaxPool2d(x, c.K, c.S, c.P, c.D, c.Ceil); return (r.Output, r.Indices); },
+                    h => PoolingReference.MaxPool(h, c.X[0] * c.X[1], c.X[2], c.X[3], c.K, c.S, c.P, c.D, c.Ceil), idx);
+
+        var avgCases = new (string Name, int[] X, (int, int) K, (int, int) S, (int, int) P, bool Ceil)[]
+        {
+            ("k2s2", new[] { 2, 3, 8, 6 }, (2, 2), (2, 2), (0, 0), false),
+            ("k3s2p1", new[] { 1, 4, 13, 11 }, (3, 3), (2, 2), (1, 1), false),
+            ("k3s2p1_ceil", new[] { 3, 2, 10, 9 }, (3, 3), (2, 2), (1, 1), true),
+            ("k5s1p2", new[] { 1, 2, 7, 5 }, (5, 5), (1, 1), (2, 2), false),
+        };
+        foreach (var c in avgCases)
+            foreach (bool include in new[] { true, false })
+                yield return Case("avgpool2d", c.Name + (include ? "_include_pad" : "_exclude_pad"), c.X, x => (Ops.AvgPool2d(x, c.K, c.S, c.P, c.Ceil, include), null),
+                    h => (PoolingReference.AvgPool(h, c.X[0] * c.X[1], c.X[2], c.X[3], c.K, c.S, c.P, c.Ceil, include), null));
+
+        foreach (var (name, xs, size) in new[] { ("7x7_to_1x1", new[] { 2, 3, 7, 7 }, (1, 1)), ("13x11_to_5x4", new[] { 1, 2, 13, 11 }, (5, 4)), ("upsizing_3x2_to_5x7", new[] { 1, 2, 3, 2 }, (5, 7)) })
+        {
+            yield return Case("adaptive_avgpool2d", name, xs, x => (Ops.AdaptiveAvgPool2d(x, size), null),
+                h => (PoolingReference.Adaptive(h, xs[0] * xs[1], xs[2], xs[3], size.Item1, size.Item2, false).Values, null));
+            foreach (bool idx in new[] { false, true })
+                yield return Case("adaptive_maxpool2d", name, xs, x => { var r = Ops.AdaptiveMaxPool2d(x, size); return (r.Output, r.Indices); },
+                    h => PoolingReference.Adaptive(h, xs[0] * xs[1], xs[2], xs[3], size.Item1, size.Item2, true), idx);
+        }
+        foreach (var xs in new[] { new[] { 2, 3, 7, 5 }, new[] { 1, 16, 1, 1 }, new[] { 3, 2, 32, 33 } })
+            yield return Case("global_avgpool", string.Join("x", xs), xs, x => (Ops.GlobalAvgPool(x), null),
+                h => (PoolingReference.Adaptive(h, xs[0] * xs[1], xs[2], xs[3], 1, 1, false).Values, null));
+
+        foreach (var (name, xs, size) in new[] { ("2x", new[] { 2, 3, 5, 4 }, (10, 8)), ("odd_ratio", new[] { 1, 2, 7, 5 }, (11, 13)), ("down", new[] { 1, 2, 9, 8 }, (4, 3)), ("to_1x1", new[] { 1, 1, 4, 4 }, (1, 1)) })
+        {
+            yield return Case("upsample_nearest2d", name, xs, x => (Ops.UpsampleNearest2d(x, size), null),
+                h => (PoolingReference.Nearest(h, xs[0] * xs[1], xs[2], xs[3], size.Item1, size.Item2), null));
+            foreach (bool align in new[] { false, true })
+                yield return Case("upsample_bilinear2d", name + (align ? "_align_corners" : ""), xs, x => (Ops.UpsampleBilinear2d(x, size, align), null),
+                    h => (PoolingReference.Bilinear(h, xs[0] * xs[1], xs[2], xs[3], size.Item1, size.Item2, align), null));
+        }
+    }
+}

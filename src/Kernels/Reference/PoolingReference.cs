@@ -1,0 +1,136 @@
+namespace GpuNet.Kernels.Reference;
+
+/// <summary>Pooling and resampling references over row-major [planes, H, W], written from PyTorch's definitions.</summary>
+public static class PoolingReference
+{
+    /// <summary>PyTorch's pooling output size (floor or ceil mode; a ceil window must start inside the input or its left padding).</summary>
+    public static int OutputSize(int size, int k, int s, int p, int d, bool ceil)
+    {
+        double raw = (size + 2.0 * p - d * (k - 1) - 1) / s;
+        int o = (int)(ceil ? Math.Ceiling(raw) : Math.Floor(raw)) + 1;
+        if (ceil && (o - 1) * s >= size + p)
+            o--;
+        return o;
+    }
+
+    /// <summary>Max pooling: values and flat argmax indices (first maximum wins).</summary>
+    public static (double[] Values, double[] Indices) MaxPool(double[] x, int planes, int h, int w, (int H, int W) k, (int H, int W) s, (int H, int W) p, (int H, int W) d, bool ceil)
+    {
+        int oh = OutputSize(h, k.H, s.H, p.H, d.H, ceil), ow = OutputSize(w, k.W, s.W, p.W, d.W, ceil);
+        var values = new double[planes * oh * ow];
+        var indices = new double[values.Length];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    double best = double.NegativeInfinity;
+                    int bestIndex = -1;
+                    for (int a = 0; a < k.H; a++)
+                        for (int b = 0; b < k.W; b++)
+                        {
+                            int ih = i * s.H - p.H + a * d.H, iw = j * s.W - p.W + b * d.W;
+                            if (ih < 0 || ih >= h || iw < 0 || iw >= w)
+                                continue;
+                            double v = x[(pl * h + ih) * w + iw];
+                            if (bestIndex < 0 || v > best)
+                            {
+                                best = v;
+                                bestIndex = ih * w + iw;
+                            }
+                        }
+                    values[(pl * oh + i) * ow + j] = best;
+                    indices[(pl * oh + i) * ow + j] = bestIndex;
+                }
+        return (values, indices);
+    }
+
+    /// <summary>Average pooling with PyTorch's divisor (count_include_pad: the window clipped to the padded input; else the valid taps).</summary>
+    public static double[] AvgPool(double[] x, int planes, int h, int w, (int H, int W) k, (int H, int W) s, (int H, int W) p, bool ceil, bool countIncludePad)
+    {
+        int oh = OutputSize(h, k.H, s.H, p.H, 1, ceil), ow = OutputSize(w, k.W, s.W, p.W, 1, ceil);
+        var y = new double[planes * oh * ow];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    int hs = i * s.H - p.H, ws = j * s.W - p.W;
+                    int he = Math.Min(hs + k.H, h + p.H), we = Math.Min(ws + k.W, w + p.W);
+                    int poolSize = (he - hs) * (we - ws);
+                    hs = Math.Max(hs, 0);
+                    ws = Math.Max(ws, 0);
+                    he = Math.Min(he, h);
+                    we = Math.Min(we, w);
+                    double sum = 0;
+                    for (int a = hs; a < he; a++)
+                        for (int b = ws; b < we; b++)
+                            sum += x[(pl * h + a) * w + b];
+                    y[(pl * oh + i) * ow + j] = sum / (countIncludePad ? poolSize : (he - hs) * (we - ws));
+                }
+        return y;
+    }
+
+    /// <summary>Adaptive pooling with bins [⌊i·H/OH⌋, ⌈(i+1)·H/OH⌉): average, or max with flat indices.</summary>
+    public static (double[] Values, double[] Indices) Adaptive(double[] x, int planes, int h, int w, int oh, int ow, bool max)
+    {
+        var values = new double[planes * oh * ow];
+        var indices = new double[values.Length];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    int hs = (int)Math.Floor((double)i * h / oh), he = (int)Math.Ceiling((double)(i + 1) * h / oh);
+                    int ws = (int)Math.Floor((double)j * w / ow), we = (int)Math.Ceiling((double)(j + 1) * w / ow);
+                    double sum = 0, best = double.NegativeInfinity;
+                    int bestIndex = -1;
+                    for (int a = hs; a < he; a++)
+                        for (int b = ws; b < we; b++)
+                        {
+                            double v = x[(pl * h + a) * w + b];
+                            sum += v;
+                            if (bestIndex < 0 || v > best)
+                            {
+                                best = v;
+                                bestIndex = a * w + b;
+                            }
+                        }
+                    values[(pl * oh + i) * ow + j] = max ? best : sum / ((he - hs) * (we - ws));
+                    indices[(pl * oh + i) * ow + j] = bestIndex;
+                }
+        return (values, indices);
+    }
+
+    /// <summary>Nearest resampling with PyTorch's float32 source index: min(⌊dst·(in/out)⌋, in − 1).</summary>
+    public static double[] Nearest(double[] x, int planes, int h, int w, int oh, int ow)
+    {
+        var y = new double[planes * oh * ow];
+        float sh = (float)h / oh, sw = (float)w / ow;
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    int a = Math.Min((int)MathF.Floor(i * sh), h - 1), b = Math.Min((int)MathF.Floor(j * sw), w - 1);
+                    y[(pl * oh + i) * ow + j] = x[(pl * h + a) * w + b];
+                }
+        return y;
+    }
+
+    /// <summary>Bilinear resampling (PyTorch's area_pixel_compute_source_index), in double.</summary>
+    public static double[] Bilinear(double[] x, int planes, int h, int w, int oh, int ow, bool alignCorners)
+    {
+        double Source(int dst, int inSize, int outSize) => alignCorners
+            ? (outSize > 1 ? (double)(inSize - 1) / (outSize - 1) * dst : 0)
+            : Math.Max((dst + 0.5) * inSize / outSize - 0.5, 0);
+        var y = new double[planes * oh * ow];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    double sy = Source(i, h, oh), sx = Source(j, w, ow);
+                    int y0 = (int)sy, x0 = (int)sx, y1 = Math.Min(y0 + 1, h - 1), x1 = Math.Min(x0 + 1, w - 1);
+                    double ly = sy - y0, lx = sx - x0;
+                    double V(int a, int b) => x[(pl * h + a) * w + b];
+                    y[(pl * oh + i) * ow + j] = (1 - ly) * ((1 - lx) * V(y0, x0) + lx * V(y0, x1)) + ly * ((1 - lx) * V(y1, x0) + lx * V(y1, x1));
+                }
+        return y;
+    }
+}
