@@ -92,15 +92,16 @@ internal static class Verbs
         {
             var r = CheckRunner.Run(c, device, seed);
             results.Add(r);
-            table.Add(r.Kernel, r.Case, r.Shape, r.MaxAbsErr.ToString("0.00e+0"), r.RelL2Err.ToString("0.00e+0"), r.Passed ? "pass" : "FAIL");
+            table.Add(r.Kernel, r.Case, r.Shape, r.Skipped ? "-" : r.MaxAbsErr.ToString("0.00e+0"), r.Skipped ? "-" : r.RelL2Err.ToString("0.00e+0"),
+                r.Skipped ? "skip (GPU-only size)" : r.Passed ? "pass" : "FAIL");
             Console.Error.Write($"\r{results.Count}/{cases.Count} {c.Id,-50}");
         }
         Console.Error.WriteLine();
         table.Print(Console.Out);
         foreach (var r in results.Where(r => !r.Passed))
             Console.WriteLine($"FAILED {r}");
-        int failed = results.Count(r => !r.Passed);
-        Console.WriteLine($"{results.Count - failed} passed, {failed} failed");
+        int failed = results.Count(r => !r.Passed), skipped = results.Count(r => r.Skipped);
+        Console.WriteLine($"{results.Count - failed - skipped} passed, {failed} failed, {skipped} skipped");
         if (cli.One("json") is { } path)
             WriteJson(path, device.Info, results);
         return failed == 0 ? 0 : 1;
@@ -168,7 +169,7 @@ internal static class Verbs
                 kernel = r.Kernel, @case = r.Case, shape = r.Shape,
                 max_abs_err = double.IsFinite(r.MaxAbsErr) ? r.MaxAbsErr : (double?)null,
                 rel_l2_err = double.IsFinite(r.RelL2Err) ? r.RelL2Err : (double?)null,
-                passed = r.Passed, seed = r.Seed, error = r.Error,
+                passed = r.Passed, skipped = r.Skipped, seed = r.Seed, error = r.Error,
             }),
         };
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));

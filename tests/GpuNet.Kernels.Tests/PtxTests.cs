@@ -80,6 +80,15 @@ public sealed class PtxTests : IClassFixture<PtxTests.Compiler>
     }
 
     [Fact]
+    public void FusedAttentionKeepsItsTilesInRegistersAndShared()
+    {
+        var ptx = Ptx("attention", "fused");
+        Assert.DoesNotContain(".local", ptx);
+        Assert.Contains("shfl.sync.bfly", ptx);
+        Assert.True(Regex.Matches(ptx, @"ld\.shared\.v4\.f32").Count >= 3, "expected float4 shared reads of K, P and V");
+    }
+
+    [Fact]
     public void UnknownArchitectureIsRejected() =>
         Assert.Throws<ArgumentException>(() => PtxCompiler.ParseArchitecture("gfx90a"));
 }

@@ -22,11 +22,20 @@ public sealed record CheckCase(string Family, string Kernel, string Name, string
 
     /// <summary><c>kernel/case</c>.</summary>
     public string Id => $"{Kernel}/{Name}";
+
+    /// <summary>A size only a GPU runs in reasonable time: skipped (and reported as skipped) on the CPU accelerator.</summary>
+    public bool GpuOnly { get; init; }
+
+    /// <summary>True when this case runs on <paramref name="device"/>.</summary>
+    public bool RunsOn(Device device) => !GpuOnly || device.Kind != DeviceKind.Cpu;
 }
 
 /// <summary>The verdict on one case.</summary>
 public sealed record CheckResult(string Kernel, string Case, string Shape, double MaxAbsErr, double RelL2Err, bool Passed, ulong Seed, string? Error)
 {
+    /// <summary>True when the case was not run on this device (a GPU-only size on the CPU accelerator).</summary>
+    public bool Skipped { get; init; }
+
     /// <summary>One line for logs and assertion messages.</summary>
     public override string ToString() =>
         $"{Kernel}/{Case} {Shape}: max abs {MaxAbsErr:0.###e+0}, rel L2 {RelL2Err:0.###e+0}, {(Passed ? "pass" : "FAIL")} (seed {Seed})" +
@@ -44,6 +53,8 @@ public static class CheckRunner
     public static CheckResult Run(CheckCase c, Device device, ulong? seed = null)
     {
         ulong caseSeed = Mix(seed ?? DefaultSeed, c.Id);
+        if (!c.RunsOn(device))
+            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, true, caseSeed, "skipped: GPU-only size") { Skipped = true };
         try
         {
             var output = c.Run(device, caseSeed);

@@ -104,6 +104,14 @@ public static class KernelCatalog
             Elementwise("concat", Unary(typeof(ElementwiseOps.Identity))),
             new[]
             {
+                new KernelVariant("attention", "fused", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.Fused))!),
+                new KernelVariant("attention_decode", "partial", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.DecodePartial))!),
+                new KernelVariant("attention_decode", "combine", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.DecodeCombine))!),
+                new KernelVariant("attention_unfused", "scores", Tiled("attention_unfused", "scores", typeof(MatMulTiles.Large), true, true, typeof(ElementwiseOps.Identity)).Method),
+            },
+            Elementwise("kv_cache_append", Unary(typeof(ElementwiseOps.Identity))),
+            new[]
+            {
                 new KernelVariant("conv2d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
                 new KernelVariant("conv2d", "im2col_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(DenseB<Flags.No>), typeof(Activation.Relu))),
                 new KernelVariant("im2col", "gather", typeof(ConvKernels).GetMethod(nameof(ConvKernels.Im2Col))!),

@@ -16,6 +16,7 @@ public static class KernelRegistry
             .Concat(LayoutChecks.Cases())
             .Concat(ConvChecks.Cases())
             .Concat(PoolingChecks.Cases())
+            .Concat(AttentionChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

@@ -1,0 +1,528 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>Strides (in elements) of one attention operand [B, H, N, d] or [B, N, H, d]: the head dimension is contiguous.</summary>
+    public struct HeadLayout
+    {
+        /// <summary>Steps between batches, heads and sequence positions.</summary>
+        public int Batch, Head, Seq;
+
+        /// <summary>Offset of element (b, h, n, 0).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public readonly int At(int b, int h, int n) => b * Batch + h * Head + n * Seq;
+    }
+
+    /// <summary>Scalars of one attention launch (kernel parameter).</summary>
+    public struct AttentionParams
+    {
+        /// <summary>Batches, heads, query and key lengths, head dimension.</summary>
+        public int B, H, Nq, Nk, D;
+
+        /// <summary>Softmax scale (usually 1/√d).</summary>
+        public float Scale;
+
+        /// <summary>1: query i sees keys j ≤ i + (Nk − Nq) (the diagonal aligned to the end).</summary>
+        public int Causal;
+
+        /// <summary>1: per-batch key lengths (keys j ≥ length are masked).</summary>
+        public int HasLengths;
+
+        /// <summary>1: an additive mask [B or 1, H or 1, Nq, Nk] with these strides (0 on broadcast dimensions).</summary>
+        public int HasMask, MaskBatch, MaskHead, MaskRow;
+    }
+
+    /// <summary>Four rows by eight columns of output accumulators (struct fields, so they stay in registers).</summary>
+    public struct Acc4x8
+    {
+        /// <summary>Row r, columns 0–3 (L) and 4–7 (H).</summary>
+        public Float4 R0L, R0H, R1L, R1H, R2L, R2H, R3L, R3H;
+    }
+
+    /// <summary>
+    /// The attention family: <c>attention</c> (fused, FlashAttention-style), <c>attention_unfused</c> (matmul,
+    /// softmax, matmul — the baseline), <c>attention_decode</c> (one query against a KV cache, split across the
+    /// cache) and <c>kv_cache_append</c>.
+    /// <para><b>Fused kernel</b> (<see cref="Fused"/>): one group of 128 threads owns a block of 32 queries of one
+    /// (batch, head) and walks the keys in tiles of 32 through shared memory, never materializing the Nq×Nk scores
+    /// (memory O(N·d)). Per key tile: S = Q·Kᵀ (each thread a 2×4 block, Q and K stored d-major so the reads are
+    /// float4 and conflict-free); the online softmax runs one warp per query row (32 keys = 32 lanes, warp
+    /// shuffles for the row max and sum), keeping the running max m and sum l and the rescale factor α = e^(m_old − m);
+    /// then O = α·O + P·V with each thread owning a 4×8 block of O in registers. Causal attention stops at the
+    /// last key tile that touches the diagonal and masks only the tiles that cross it; key-padding lengths stop the
+    /// walk at the sequence's length. O is written once, normalized by l, with the per-row logsumexp m + log l
+    /// (the backward pass needs it); a row with no visible key gives zeros and logsumexp −inf. Head dimension ≤ 128.</para>
+    /// FLOPs: 4·B·H·Nq·Nk·d (about half when causal). Bytes (minimum): 4·B·H·(2·Nq·d + 2·Nk·d) (+ the mask, + 4·B·H·Nq for logsumexp).
+    /// </summary>
+    public static class AttentionKernels
+    {
+        /// <summary>Queries per group.</summary>
+        public const int BlockQ = 32;
+
+        /// <summary>Keys per tile (one per warp lane in the softmax).</summary>
+        public const int BlockK = 32;
+
+        /// <summary>Largest head dimension.</summary>
+        public const int MaxD = 128;
+
+        /// <summary>Threads per group.</summary>
+        public const int Threads = 128;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 Fma(Float4 c, float a, Float4 b)
+        {
+            c.X += a * b.X;
+            c.Y += a * b.Y;
+            c.Z += a * b.Z;
+            c.W += a * b.W;
+            return c;
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 Scale(Float4 c, float s)
+        {
+            c.X *= s;
+            c.Y *= s;
+            c.Z *= s;
+            c.W *= s;
+            return c;
+        }
+
+        /// <summary>Is key j masked for query i (causal, padding)? Additive masks are applied separately.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool Hidden(int i, int j, int keyLimit, AttentionParams p) =>
+            j >= keyLimit || (p.Causal != 0 && j > i + p.Nk - p.Nq);
+
+        /// <summary>The fused attention kernel (see the class summary). Grid: (⌈Nq/32⌉, H, B).</summary>
+        public static void Fused(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse,
+            ArrayView<float> lengths, ArrayView<float> mask, HeadLayout lq, HeadLayout lk, HeadLayout lv, HeadLayout lo, AttentionParams p)
+        {
+            // Shared: Qᵀ [MaxD][BlockQ] (scaled), K tile d-major [MaxD][BlockK] then V tile [BlockK][MaxD] (same buffer),
+            // P [BlockK][BlockQ] (key-major, so PV reads four query rows as one float4), and per-row m, l, α.
+            var qT = SharedMemory.Allocate<float>(MaxD * BlockQ);
+            var kv = SharedMemory.Allocate<float>(MaxD * BlockK);
+            var pT = SharedMemory.Allocate<float>(BlockK * BlockQ);
+            var rowMax = SharedMemory.Allocate<float>(BlockQ);
+            var rowSum = SharedMemory.Allocate<float>(BlockQ);
+            var rowAlpha = SharedMemory.Allocate<float>(BlockQ);
+
+            int t = Group.IdxX, q0 = Grid.IdxX * BlockQ, h = Grid.IdxY, b = Grid.IdxZ, d = p.D;
+            int keyLimit = p.HasLengths != 0 ? IntrinsicMath.Min((int)lengths[b], p.Nk) : p.Nk;
+            // Causal: no key beyond the last query row's diagonal is ever visible to this block.
+            int keyEnd = p.Causal != 0 ? IntrinsicMath.Min(keyLimit, q0 + BlockQ + p.Nk - p.Nq) : keyLimit;
+
+            for (int e = t; e < MaxD * BlockQ; e += Threads)
+            {
+                int r = e % BlockQ, c = e / BlockQ;
+                qT[e] = c < d && q0 + r < p.Nq ? q[lq.At(b, h, q0 + r) + c] * p.Scale : 0f;
+            }
+            if (t < BlockQ)
+            {
+                rowMax[t] = float.NegativeInfinity;
+                rowSum[t] = 0f;
+            }
+            // Q and the row statistics must be in place before anyone reads them, also when no key tile runs.
+            Group.Barrier();
+
+            // S: thread t owns query rows 2·(t/8), +1 and key columns 4·(t%8)..+3.
+            int sRow = 2 * (t / 8), sCol = 4 * (t % 8);
+            // PV: thread t owns query rows 4·(t/16)..+3 and output columns 8·(t%16)..+7.
+            int oRow = 4 * (t / 16), oCol = 8 * (t % 16);
+            Acc4x8 acc = default;
+            int warp = t / 32, lane = t % 32;
+
+            for (int k0 = 0; k0 < keyEnd; k0 += BlockK)
+            {
+                // K tile, d-major: kv[c·BlockK + j] = K[k0 + j, c].
+                for (int e = t; e < MaxD * BlockK; e += Threads)
+                {
+                    int j = e % BlockK, c = e / BlockK;
+                    kv[e] = c < d && k0 + j < p.Nk ? k[lk.At(b, h, k0 + j) + c] : 0f;
+                }
+                Group.Barrier();
+
+                Float4 s0 = default, s1 = default;
+                var kv4 = kv.Cast<Float4>().AsAligned(16);
+                for (int c = 0; c < d; c++)
+                {
+                    var kc = kv4[(c * BlockK + sCol) / 4];
+                    s0 = Fma(s0, qT[c * BlockQ + sRow], kc);
+                    s1 = Fma(s1, qT[c * BlockQ + sRow + 1], kc);
+                }
+                pT[(sCol + 0) * BlockQ + sRow] = s0.X; pT[(sCol + 1) * BlockQ + sRow] = s0.Y;
+                pT[(sCol + 2) * BlockQ + sRow] = s0.Z; pT[(sCol + 3) * BlockQ + sRow] = s0.W;
+                pT[(sCol + 0) * BlockQ + sRow + 1] = s1.X; pT[(sCol + 1) * BlockQ + sRow + 1] = s1.Y;
+                pT[(sCol + 2) * BlockQ + sRow + 1] = s1.Z; pT[(sCol + 3) * BlockQ + sRow + 1] = s1.W;
+                Group.Barrier();
+
+                // Online softmax: warp w handles query rows w, w+4, ...; lane = key within the tile.
+                bool crossesMask = k0 + BlockK > keyLimit || (p.Causal != 0 && k0 + BlockK - 1 > q0 + p.Nk - p.Nq);
+                for (int r = warp; r < BlockQ; r += Threads / 32)
+                {
+                    int i = q0 + r, j = k0 + lane;
+                    float s = pT[lane * BlockQ + r];
+                    if (p.HasMask != 0 && i < p.Nq && j < p.Nk)
+                        s += mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j];
+                    if ((crossesMask && Hidden(i, j, keyLimit, p)) || j >= p.Nk)
+                        s = float.NegativeInfinity;
+                    float tileMax = s;
+                    for (int delta = 16; delta > 0; delta /= 2)
+                        tileMax = IntrinsicMath.Max(tileMax, Warp.ShuffleXor(tileMax, delta));
+                    float mOld = rowMax[r], mNew = IntrinsicMath.Max(mOld, tileMax);
+                    // A row that has seen only −inf keeps m = −inf: its probabilities and α are 0, never NaN.
+                    float pr = mNew == float.NegativeInfinity ? 0f : MathF.Exp(s - mNew);
+                    float tileSum = pr;
+                    for (int delta = 16; delta > 0; delta /= 2)
+                        tileSum += Warp.ShuffleXor(tileSum, delta);
+                    pT[lane * BlockQ + r] = pr;
+                    if (lane == 0)
+                    {
+                        float alpha = mOld == float.NegativeInfinity ? 0f : MathF.Exp(mOld - mNew);
+                        rowAlpha[r] = alpha;
+                        rowSum[r] = rowSum[r] * alpha + tileSum;
+                        rowMax[r] = mNew;
+                    }
+                }
+                Group.Barrier();
+
+                // V tile, row-major: kv[j·MaxD + c] = V[k0 + j, c] (the K tile is no longer needed).
+                for (int e = t; e < MaxD * BlockK; e += Threads)
+                {
+                    int c = e % MaxD, j = e / MaxD;
+                    kv[e] = c < d && k0 + j < p.Nk ? v[lv.At(b, h, k0 + j) + c] : 0f;
+                }
+                Group.Barrier();
+
+                if (oCol < d)
+                {
+                    var alpha4 = rowAlpha.Cast<Float4>().AsAligned(16)[oRow / 4];
+                    acc.R0L = Scale(acc.R0L, alpha4.X); acc.R0H = Scale(acc.R0H, alpha4.X);
+                    acc.R1L = Scale(acc.R1L, alpha4.Y); acc.R1H = Scale(acc.R1H, alpha4.Y);
+                    acc.R2L = Scale(acc.R2L, alpha4.Z); acc.R2H = Scale(acc.R2H, alpha4.Z);
+                    acc.R3L = Scale(acc.R3L, alpha4.W); acc.R3H = Scale(acc.R3H, alpha4.W);
+                    var p4 = pT.Cast<Float4>().AsAligned(16);
+                    var v4 = kv.Cast<Float4>().AsAligned(16);
+                    for (int j = 0; j < BlockK; j++)
+                    {
+                        var pj = p4[(j * BlockQ + oRow) / 4];
+                        var vL = v4[(j * MaxD + oCol) / 4];
+                        var vH = v4[(j * MaxD + oCol + 4) / 4];
+                        acc.R0L = Fma(acc.R0L, pj.X, vL); acc.R0H = Fma(acc.R0H, pj.X, vH);
+                        acc.R1L = Fma(acc.R1L, pj.Y, vL); acc.R1H = Fma(acc.R1H, pj.Y, vH);
+                        acc.R2L = Fma(acc.R2L, pj.Z, vL); acc.R2H = Fma(acc.R2H, pj.Z, vH);
+                        acc.R3L = Fma(acc.R3L, pj.W, vL); acc.R3H = Fma(acc.R3H, pj.W, vH);
+                    }
+                }
+                // The next tile overwrites kv and pT.
+                Group.Barrier();
+            }
+
+            if (oCol < d)
+            {
+                WriteRow(o, lo, rowSum, oRow, q0, oCol, b, h, acc.R0L, acc.R0H, p);
+                WriteRow(o, lo, rowSum, oRow + 1, q0, oCol, b, h, acc.R1L, acc.R1H, p);
+                WriteRow(o, lo, rowSum, oRow + 2, q0, oCol, b, h, acc.R2L, acc.R2H, p);
+                WriteRow(o, lo, rowSum, oRow + 3, q0, oCol, b, h, acc.R3L, acc.R3H, p);
+            }
+            if (t < BlockQ && q0 + t < p.Nq)
+                lse[(b * p.H + h) * p.Nq + q0 + t] = rowSum[t] > 0 ? rowMax[t] + MathF.Log(rowSum[t]) : float.NegativeInfinity;
+        }
+
+        /// <summary>O[b, h, q0 + r, c..c+7] = acc / l (0 when the row saw no key), bounds-checked against Nq and d.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void WriteRow(ArrayView<float> o, HeadLayout layout, ArrayView<float> rowSum, int r, int q0, int c, int b, int h, Float4 lo, Float4 hi, AttentionParams p)
+        {
+            int i = q0 + r;
+            if (i >= p.Nq)
+                return;
+            float l = rowSum[r], inv = l > 0 ? 1f / l : 0f;
+            int at = layout.At(b, h, i) + c;
+            int valid = p.D - c;
+            o[at] = lo.X * inv;
+            if (valid > 1) o[at + 1] = lo.Y * inv;
+            if (valid > 2) o[at + 2] = lo.Z * inv;
+            if (valid > 3) o[at + 3] = lo.W * inv;
+            if (valid > 4) o[at + 4] = hi.X * inv;
+            if (valid > 5) o[at + 5] = hi.Y * inv;
+            if (valid > 6) o[at + 6] = hi.Z * inv;
+            if (valid > 7) o[at + 7] = hi.W * inv;
+        }
+
+        /// <summary>Keys per split of the decode kernel.</summary>
+        public const int DecodeChunk = 256;
+
+        /// <summary>
+        /// Decode attention, pass 1: group (chunk, h, b) scores its ≤ 256 cached keys against the single query (a warp
+        /// per key, lanes over d, shuffle sum), folds them into (max, Σexp), and accumulates its partial output with a
+        /// thread per output column. Writes [m, l, o₀..o_d) per chunk to <paramref name="partial"/>.
+        /// </summary>
+        public static void DecodePartial(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> lengths, ArrayView<float> partial,
+            HeadLayout lq, HeadLayout lk, HeadLayout lv, AttentionParams p, int chunks)
+        {
+            var qs = SharedMemory.Allocate<float>(MaxD);
+            var scores = SharedMemory.Allocate<float>(DecodeChunk);
+            var slots = SharedMemory.Allocate<MaxSum>(32);
+            int t = Group.IdxX, chunk = Grid.IdxX, h = Grid.IdxY, b = Grid.IdxZ, d = p.D;
+            int keyLimit = p.HasLengths != 0 ? IntrinsicMath.Min((int)lengths[b], p.Nk) : p.Nk;
+            int j0 = chunk * DecodeChunk, j1 = IntrinsicMath.Min(j0 + DecodeChunk, keyLimit);
+            if (t < MaxD)
+                qs[t] = t < d ? q[lq.At(b, h, 0) + t] * p.Scale : 0f;
+            Group.Barrier();
+
+            int warp = t / 32, lane = t % 32;
+            for (int j = j0 + warp; j < j1; j += Threads / 32)
+            {
+                int row = lk.At(b, h, j);
+                float s = 0f;
+                for (int c = lane; c < d; c += 32)
+                    s += qs[c] * k[row + c];
+                for (int delta = 16; delta > 0; delta /= 2)
+                    s += Warp.ShuffleXor(s, delta);
+                if (lane == 0)
+                    scores[j - j0] = s;
+            }
+            Group.Barrier();
+
+            var acc = MaxSum.Empty;
+            for (int j = j0 + t; j < j1; j += Threads)
+                acc = acc.Add(scores[j - j0]);
+            acc = GroupReduce.AllReduce(acc, slots, default(MaxSum.Merger));
+
+            int outBase = ((b * p.H + h) * chunks + chunk) * (MaxD + 2);
+            if (t < d)
+            {
+                float sum = 0f;
+                for (int j = j0; j < j1; j++)
+                    sum += MathF.Exp(scores[j - j0] - acc.Max) * v[lv.At(b, h, j) + t];
+                partial[outBase + 2 + t] = acc.Max == float.NegativeInfinity ? 0f : sum;
+            }
+            if (t == 0)
+            {
+                partial[outBase] = acc.Max;
+                partial[outBase + 1] = acc.Sum;
+            }
+        }
+
+        /// <summary>Decode attention, pass 2: group (h, b) merges the chunks' (m, l, o) with a thread per output column.</summary>
+        public static void DecodeCombine(ArrayView<float> partial, ArrayView<float> o, ArrayView<float> lse, HeadLayout lo, AttentionParams p, int chunks)
+        {
+            int t = Group.IdxX, h = Grid.IdxX, b = Grid.IdxY;
+            int baseIndex = (b * p.H + h) * chunks * (MaxD + 2);
+            float m = float.NegativeInfinity;
+            for (int c = 0; c < chunks; c++)
+                m = IntrinsicMath.Max(m, partial[baseIndex + c * (MaxD + 2)]);
+            float l = 0f, sum = 0f;
+            for (int c = 0; c < chunks; c++)
+            {
+                float mc = partial[baseIndex + c * (MaxD + 2)];
+                if (mc == float.NegativeInfinity)
+                    continue;
+                float w = MathF.Exp(mc - m);
+                l += partial[baseIndex + c * (MaxD + 2) + 1] * w;
+                if (t < p.D)
+                    sum += partial[baseIndex + c * (MaxD + 2) + 2 + t] * w;
+            }
+            if (t < p.D)
+                o[lo.At(b, h, 0) + t] = l > 0 ? sum / l : 0f;
+            if (t == 0)
+                lse[b * p.H + h] = l > 0 ? m + MathF.Log(l) : float.NegativeInfinity;
+        }
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    /// <summary>Memory layout of attention operands.</summary>
+    public enum AttentionLayout
+    {
+        /// <summary>[B, H, N, d] (heads before the sequence).</summary>
+        BHND,
+        /// <summary>[B, N, H, d] (the output of a fused QKV projection, reshaped).</summary>
+        BNHD,
+    }
+
+    /// <summary>Attention output (same layout as the inputs) and the per-row logsumexp [B, H, Nq] (for the backward pass).</summary>
+    public sealed record AttentionResult(Tensor Output, Tensor LogSumExp) : IDisposable
+    {
+        /// <summary>Disposes both tensors.</summary>
+        public void Dispose()
+        {
+            Output.Dispose();
+            LogSumExp.Dispose();
+        }
+    }
+
+    public static partial class Ops
+    {
+        /// <summary>
+        /// Fused scaled-dot-product attention softmax(Q·Kᵀ·scale + mask)·V. Q is [B, H, Nq, d] and K, V [B, H, Nk, d]
+        /// (or [B, N, H, d] with <paramref name="layout"/>); scale defaults to 1/√d. <paramref name="causal"/> aligns the
+        /// diagonal to the end when Nq ≠ Nk; <paramref name="keyLengths"/> [B] masks keys at or beyond each batch's length;
+        /// <paramref name="mask"/> is added to the scores (broadcastable to [B, H, Nq, Nk]). A query that sees no key gets
+        /// zeros. Head dimension 1..128. Kernel <c>attention</c>.
+        /// </summary>
+        public static AttentionResult Attention(Tensor q, Tensor k, Tensor v, float? scale = null, bool causal = false, Tensor? keyLengths = null,
+            Tensor? mask = null, AttentionLayout layout = AttentionLayout.BHND)
+        {
+            const string op = "attention";
+            var (p, lq, lk, lv) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
+            var device = q.Device;
+            var output = Tensor.Empty(device, q.ShapeArray());
+            var lse = Tensor.Empty(device, p.B, p.H, p.Nq);
+            if (output.Length == 0)
+                return new AttentionResult(output, lse);
+            using var scope = device.Scope();
+            var (qc, kc, vc) = (LastDimContiguous(q), LastDimContiguous(k), LastDimContiguous(v));
+            Tensor? maskView = null;
+            if (mask is not null)
+            {
+                Validate.Input(op, "mask", mask, device);
+                var full = new[] { p.B, p.H, p.Nq, p.Nk };
+                var ms = mask.Contiguous();
+                var st = ShapeUtil.BroadcastStrides(op, "mask", ms.ShapeArray(), ms.Strides.ToArray(), full);
+                (p.HasMask, p.MaskBatch, p.MaskHead, p.MaskRow) = (1, st[0], st[1], st[2]);
+                maskView = ms;
+            }
+            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, HeadLayout, HeadLayout, HeadLayout, AttentionParams>>(AttentionKernels.Fused);
+            var grid = new Index3D((p.Nq + AttentionKernels.BlockQ - 1) / AttentionKernels.BlockQ, p.H, p.B);
+            using (device.Profiler.Measure(op))
+                kernel(device.Accelerator.DefaultStream, new KernelConfig(grid, new Index3D(AttentionKernels.Threads, 1, 1)),
+                    Start(qc), Start(kc), Start(vc), output.ContiguousView, lse.ContiguousView,
+                    (keyLengths ?? lse).ContiguousView, Start(maskView ?? lse),
+                    Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), Heads(output, layout), p);
+            return new AttentionResult(output, lse);
+        }
+
+        /// <summary>
+        /// Attention computed the unfused way — scores = Q·Kᵀ·scale (batched matmul), masks, softmax, ·V — materializing the
+        /// Nq×Nk scores: the baseline the fused kernel is measured against. Same arguments and result as <see cref="Attention"/>
+        /// (without the logsumexp). Kernel <c>attention_unfused</c>.
+        /// </summary>
+        public static Tensor AttentionUnfused(Tensor q, Tensor k, Tensor v, float? scale = null, bool causal = false, Tensor? keyLengths = null,
+            Tensor? mask = null, AttentionLayout layout = AttentionLayout.BHND)
+        {
+            const string op = "attention_unfused";
+            var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
+            var device = q.Device;
+            using var scope = device.Scope();
+            Tensor Bhnd(Tensor t) => layout == AttentionLayout.BNHD ? t.Permute(0, 2, 1, 3) : t;
+            var scores = MatMul(Bhnd(q), Bhnd(k), transposeB: true, alpha: p.Scale);
+            if (mask is not null)
+                scores = Add(scores, mask);
+            if (keyLengths is not null)
+            {
+                // Padding as an additive mask [B, 1, 1, Nk]: −inf at keys beyond each batch's length.
+                var lengths = keyLengths.ToArray();
+                var pad = new float[p.B * p.Nk];
+                for (int b = 0; b < p.B; b++)
+                    for (int j = (int)Math.Min(Math.Max(lengths[b], 0), p.Nk); j < p.Nk; j++)
+                        pad[b * p.Nk + j] = float.NegativeInfinity;
+                scores = Add(scores, Tensor.FromArray(device, pad, p.B, 1, 1, p.Nk));
+            }
+            var probs = causal ? SoftmaxCausal(scores, p.Nk - p.Nq) : Softmax(scores);
+            var output = MatMul(probs, Bhnd(v));
+            return scope.Keep(layout == AttentionLayout.BNHD ? Permute(output, 0, 2, 1, 3) : output);
+        }
+
+        /// <summary>
+        /// Writes new keys or values [B, H, n, d] into a cache [B, H, L_max, d] at sequence position <paramref name="position"/>
+        /// (positions position..position+n−1). Kernel <c>kv_cache_append</c>.
+        /// </summary>
+        public static void KvCacheAppend(Tensor cache, Tensor values, int position)
+        {
+            const string op = "kv_cache_append";
+            var device = cache.Device;
+            Validate.Input(op, "cache", cache, device);
+            Validate.Input(op, "values", values, device);
+            Validate.Rank(op, "cache", cache, 4);
+            Validate.Rank(op, "values", values, 4);
+            if (values.Size(0) != cache.Size(0) || values.Size(1) != cache.Size(1) || values.Size(3) != cache.Size(3))
+                throw new ShapeMismatchException(op, "values", $"[{cache.Size(0)}, {cache.Size(1)}, n, {cache.Size(3)}] to match the cache", GpuNetException.FormatShape(values.ShapeArray()));
+            if (position < 0 || position + values.Size(2) > cache.Size(2))
+                throw new ShapeMismatchException(op, "position", $"0 ≤ position and position + {values.Size(2)} ≤ cache length {cache.Size(2)}", position.ToString());
+            using var slot = cache.Slice(2, position, values.Size(2));
+            ElementwiseKernels.MapUnary(op, values, slot, new ElementwiseOps.Identity());
+        }
+
+        /// <summary>
+        /// One new query per sequence against a KV cache: q [B, H, 1, d], caches [B, H, L, d] of which the first
+        /// <paramref name="keyLengths"/>[b] (default: all L) positions are valid. The cache is split into chunks of 256 keys
+        /// scored by separate groups, then combined, so long caches use the whole GPU. Equals <see cref="Attention"/> on the
+        /// same data. Kernel <c>attention_decode</c>.
+        /// </summary>
+        public static AttentionResult AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor? keyLengths = null, float? scale = null,
+            AttentionLayout layout = AttentionLayout.BHND)
+        {
+            const string op = "attention_decode";
+            var (p, _, _, _) = AttentionSetup(op, q, kCache, vCache, scale, causal: false, keyLengths, layout);
+            if (p.Nq != 1)
+                throw new ShapeMismatchException(op, "q", "one query per sequence (Nq = 1)", GpuNetException.FormatShape(q.ShapeArray()));
+            var device = q.Device;
+            var output = Tensor.Empty(device, q.ShapeArray());
+            var lse = Tensor.Empty(device, p.B, p.H, 1);
+            if (output.Length == 0)
+                return new AttentionResult(output, lse);
+            using var scope = device.Scope();
+            var (qc, kc, vc) = (LastDimContiguous(q), LastDimContiguous(kCache), LastDimContiguous(vCache));
+            int chunks = Math.Max(1, (p.Nk + AttentionKernels.DecodeChunk - 1) / AttentionKernels.DecodeChunk);
+            var partial = Tensor.Empty(device, p.B, p.H, chunks, AttentionKernels.MaxD + 2);
+            var stream = device.Accelerator.DefaultStream;
+            var k1 = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, HeadLayout, HeadLayout, HeadLayout, AttentionParams, int>>(AttentionKernels.DecodePartial);
+            var k2 = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, AttentionParams, int>>(
+                AttentionKernels.DecodeCombine);
+            using (device.Profiler.Measure(op))
+            {
+                k1(stream, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(AttentionKernels.Threads, 1, 1)), Start(qc), Start(kc), Start(vc),
+                    (keyLengths ?? partial).ContiguousView, partial.ContiguousView, Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), p, chunks);
+                k2(stream, new KernelConfig(new Index3D(p.H, p.B, 1), new Index3D(AttentionKernels.Threads, 1, 1)), partial.ContiguousView,
+                    output.ContiguousView, lse.ContiguousView, Heads(output, layout), p, chunks);
+            }
+            return new AttentionResult(output, lse);
+        }
+
+        private static (AttentionParams P, HeadLayout Q, HeadLayout K, HeadLayout V) AttentionSetup(string op, Tensor q, Tensor k, Tensor v, float? scale,
+            bool causal, Tensor? keyLengths, AttentionLayout layout)
+        {
+            var device = q.Device;
+            Validate.Input(op, "q", q, device);
+            Validate.Input(op, "k", k, device);
+            Validate.Input(op, "v", v, device);
+            string form = layout == AttentionLayout.BHND ? "[B, H, N, d]" : "[B, N, H, d]";
+            foreach (var (name, t) in new[] { ("q", q), ("k", k), ("v", v) })
+                if (t.Rank != 4)
+                    throw new ShapeMismatchException(op, name, form, GpuNetException.FormatShape(t.ShapeArray()));
+            int hAxis = layout == AttentionLayout.BHND ? 1 : 2, nAxis = 3 - hAxis;
+            int b = q.Size(0), h = q.Size(hAxis), nq = q.Size(nAxis), d = q.Size(3), nk = k.Size(nAxis);
+            if (k.Size(0) != b || k.Size(hAxis) != h || k.Size(3) != d)
+                throw new ShapeMismatchException(op, "k", $"batch {b}, heads {h}, head dim {d} like q {GpuNetException.FormatShape(q.ShapeArray())}", GpuNetException.FormatShape(k.ShapeArray()));
+            if (!v.Shape.SequenceEqual(k.Shape))
+                throw new ShapeMismatchException(op, "v", GpuNetException.FormatShape(k.ShapeArray()) + " (the shape of k)", GpuNetException.FormatShape(v.ShapeArray()));
+            if (d < 1 || d > AttentionKernels.MaxD)
+                throw new ShapeMismatchException(op, "q", $"a head dimension in 1..{AttentionKernels.MaxD}", d.ToString());
+            if (keyLengths is not null)
+            {
+                Validate.Input(op, "key_lengths", keyLengths, device);
+                if (keyLengths.Rank != 1 || keyLengths.Length != b || !keyLengths.IsContiguous)
+                    throw new ShapeMismatchException(op, "key_lengths", $"a contiguous vector [{b}] (one length per batch)", keyLengths.Describe());
+            }
+            var p = new AttentionParams
+            {
+                B = b, H = h, Nq = nq, Nk = nk, D = d, Scale = scale ?? 1f / MathF.Sqrt(d), Causal = causal ? 1 : 0, HasLengths = keyLengths is null ? 0 : 1,
+            };
+            return (p, Heads(q, layout), Heads(k, layout), Heads(v, layout));
+        }
+
+        /// <summary>The tensor itself when its last dimension is contiguous, else a contiguous copy (owned by the current scope).</summary>
+        private static Tensor LastDimContiguous(Tensor t) => t.Strides[^1] == 1 || t.Size(-1) == 1 ? t : t.Contiguous();
+
+        private static HeadLayout Heads(Tensor t, AttentionLayout layout) => layout == AttentionLayout.BHND
+            ? new HeadLayout { Batch = t.Strides[0], Head = t.Strides[1], Seq = t.Strides[2] }
+            : new HeadLayout { Batch = t.Strides[0], Head = t.Strides[2], Seq = t.Strides[1] };
+    }
+}

@@ -1,0 +1,99 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of attention (fused and unfused), attention_decode and kv_cache_append.</summary>
+internal static class AttentionChecks
+{
+    private const double Tolerance = 2e-5;
+
+    private sealed record Shape(int B, int H, int Nq, int Nk, int D, bool Causal, int[]? Lengths = null, bool Mask = false, AttentionLayout Layout = AttentionLayout.BHND)
+    {
+        public string Describe() => $"B{B} H{H} Nq{Nq} Nk{Nk} d{D}{(Causal ? " causal" : "")}{(Lengths is null ? "" : " lengths [" + string.Join(",", Lengths) + "]")}{(Mask ? " +mask" : "")}{(Layout == AttentionLayout.BNHD ? " BNHD" : "")}";
+    }
+
+    /// <summary>Runs one attention variant on seeded inputs and returns it with the reference (inputs are made in [B, H, N, d] and permuted for BNHD).</summary>
+    private static CheckOutput Run(Device d, ulong seed, Shape s, Func<Tensor, Tensor, Tensor, Tensor?, Tensor?, (Tensor Out, Tensor? Lse)> op, bool lse)
+    {
+        using var scope = d.Scope();
+        var q = Random(d, seed, 0, s.B, s.H, s.Nq, s.D);
+        var k = Random(d, seed, 1, s.B, s.H, s.Nk, s.D);
+        var v = Random(d, seed, 2, s.B, s.H, s.Nk, s.D);
+        var mask = s.Mask ? Tensor.RandomUniform(d, new[] { s.B, 1, s.Nq, s.Nk }, seed + 3, -2, 2) : null;
+        var lengths = s.Lengths is null ? null : Tensor.FromArray(d, s.Lengths.Select(x => (float)x).ToArray());
+        Tensor L(Tensor t) => s.Layout == AttentionLayout.BNHD ? Ops.Permute(t, 0, 2, 1, 3) : t;
+        var (o, l) = op(L(q), L(k), L(v), lengths, mask);
+        var got = s.Layout == AttentionLayout.BNHD ? Ops.Permute(o, 0, 2, 1, 3) : o;
+        double[]? hostMask = null;
+        if (mask is not null)
+        {
+            var hm = Host(mask);
+            hostMask = new double[s.B * s.H * s.Nq * s.Nk];
+            for (int i = 0; i < hostMask.Length; i++)
+            {
+                int per = s.Nq * s.Nk, bi = i / (s.H * per);
+                hostMask[i] = hm[bi * per + i % per];
+            }
+        }
+        var (refOut, refLse) = AttentionReference.Attention(Host(q), Host(k), Host(v), s.B, s.H, s.Nq, s.Nk, s.D, 1 / Math.Sqrt(s.D), s.Causal,
+            s.Lengths?.Select(x => (double)x).ToArray(), hostMask);
+        return lse ? new(l!.ToArray(), refLse) : new(got.ToArray(), refOut);
+    }
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var shapes = new (string Name, Shape S)[]
+        {
+            ("tiny", new(1, 1, 1, 1, 16, false)),
+            ("b3_h4_n7_d16", new(3, 4, 7, 7, 16, false)),
+            ("b3_h4_n7_d16_causal", new(3, 4, 7, 7, 16, true)),
+            ("n64_d64", new(1, 1, 64, 64, 64, false)),
+            ("n129_d80_causal", new(1, 2, 129, 129, 80, true)),
+            ("n129_d80", new(1, 1, 129, 129, 80, false)),
+            ("cross_nq7_nk64_d128", new(3, 1, 7, 64, 128, false)),
+            ("cross_causal_end_aligned", new(1, 4, 7, 129, 64, true)),
+            ("padding_with_empty_row", new(3, 2, 33, 65, 16, false, new[] { 65, 10, 0 })),
+            ("padding_causal", new(3, 1, 40, 40, 16, true, new[] { 40, 17, 1 })),
+            ("additive_mask", new(2, 2, 19, 37, 32, false, null, true)),
+            ("bnhd_layout", new(2, 3, 21, 21, 16, true, null, false, AttentionLayout.BNHD)),
+            ("n1000_d16_causal", new(1, 1, 1000, 1000, 16, true)),
+            ("n1000_d64", new(3, 4, 1000, 1000, 64, false)),
+            ("n1000_d128_causal", new(3, 4, 1000, 1000, 128, true)),
+        };
+        foreach (var (name, s) in shapes)
+        {
+            yield return new CheckCase("attention", "attention", name, s.Describe(), Tolerance, (d, seed) =>
+                Run(d, seed, s, (q, k, v, len, m) => { var r = Ops.Attention(q, k, v, null, s.Causal, len, m, s.Layout); return (r.Output, r.LogSumExp); }, lse: false))
+            { GpuOnly = s.Nq >= 1000 };
+            if (name is "b3_h4_n7_d16_causal" or "n129_d80_causal" or "padding_with_empty_row" or "cross_causal_end_aligned")
+                yield return new CheckCase("attention", "attention", name + "_logsumexp", s.Describe(), Tolerance, (d, seed) =>
+                    Run(d, seed, s, (q, k, v, len, m) => { var r = Ops.Attention(q, k, v, null, s.Causal, len, m, s.Layout); return (r.Output, r.LogSumExp); }, lse: true));
+            if (s.Nq <= 129)
+                yield return new CheckCase("attention", "attention_unfused", name, s.Describe(), Tolerance, (d, seed) =>
+                    Run(d, seed, s, (q, k, v, len, m) => (Ops.AttentionUnfused(q, k, v, null, s.Causal, len, m, s.Layout), null), lse: false));
+        }
+        foreach (var (name, s) in new (string, Shape)[]
+        {
+            ("l300_two_chunks", new(2, 3, 1, 300, 64, false, new[] { 300, 5 })),
+            ("l1_d128", new(1, 2, 1, 1, 128, false)),
+            ("l600_d16_bnhd", new(1, 2, 1, 600, 16, false, null, false, AttentionLayout.BNHD)),
+            ("empty_sequence", new(2, 1, 1, 40, 32, false, new[] { 0, 40 })),
+        })
+            yield return new CheckCase("attention", "attention_decode", name, s.Describe(), Tolerance, (d, seed) =>
+                Run(d, seed, s, (q, k, v, len, m) => { var r = Ops.AttentionDecode(q, k, v, len, null, s.Layout); return (r.Output, r.LogSumExp); }, lse: false));
+        yield return new CheckCase("attention", "kv_cache_append", "pos5_n3", "cache [2, 3, 16, 8] ← [2, 3, 3, 8] at 5", Tolerance, (d, seed) =>
+        {
+            using var cache = Random(d, seed, 0, 2, 3, 16, 8);
+            using var values = Random(d, seed, 1, 2, 3, 3, 8);
+            var expected = Host(cache);
+            var hv = Host(values);
+            for (int bh = 0; bh < 6; bh++)
+                for (int n = 0; n < 3; n++)
+                    for (int c = 0; c < 8; c++)
+                        expected[(bh * 16 + 5 + n) * 8 + c] = hv[(bh * 3 + n) * 8 + c];
+            Ops.KvCacheAppend(cache, values, 5);
+            return new(cache.ToArray(), expected);
+        });
+    }
+}
