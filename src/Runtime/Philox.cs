@@ -10,26 +10,31 @@ public static class Philox
 {
     private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
 
-    /// <summary>Ten rounds of Philox 4×32 on counter (c0..c3) with key (k0, k1).</summary>
-    public static (uint X0, uint X1, uint X2, uint X3) Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
+    /// <summary>Ten rounds of Philox 4×32 on counter (c0..c3) with key (k0, k1). Plain integer code: kernels call it too.</summary>
+    public static PhiloxBlock Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)
     {
         for (int round = 0; round < 10; round++)
         {
             ulong p0 = (ulong)M0 * c0, p1 = (ulong)M1 * c2;
             uint hi0 = (uint)(p0 >> 32), lo0 = (uint)p0, hi1 = (uint)(p1 >> 32), lo1 = (uint)p1;
-            (c0, c1, c2, c3) = (hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0);
+            uint n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+            c0 = n0;
+            c1 = lo1;
+            c2 = n2;
+            c3 = lo0;
             k0 += W0;
             k1 += W1;
         }
-        return (c0, c1, c2, c3);
+        return new PhiloxBlock { X0 = c0, X1 = c1, X2 = c2, X3 = c3 };
     }
 
-    /// <summary>The <paramref name="index"/>-th 32-bit word of the stream for <paramref name="seed"/>.</summary>
+    /// <summary>The <paramref name="index"/>-th 32-bit word of the stream for <paramref name="seed"/> (the same on host and device).</summary>
     public static uint Word(ulong seed, long index)
     {
         long block = index >> 2;
-        var (x0, x1, x2, x3) = Block((uint)block, (uint)(block >> 32), 0, 0, (uint)seed, (uint)(seed >> 32));
-        return (index & 3) switch { 0 => x0, 1 => x1, 2 => x2, _ => x3 };
+        var b = Block((uint)block, (uint)(block >> 32), 0, 0, (uint)seed, (uint)(seed >> 32));
+        long lane = index & 3;
+        return lane == 0 ? b.X0 : lane == 1 ? b.X1 : lane == 2 ? b.X2 : b.X3;
     }
 
     /// <summary>Maps a word to [0, 1) with 24 bits (every float32 result exactly representable).</summary>
@@ -58,4 +63,11 @@ public static class Philox
                 dest[i + 1] = (float)(mean + std * r * Math.Sin(2 * Math.PI * u2));
         }
     }
+}
+
+/// <summary>The four 32-bit words of one Philox block.</summary>
+public struct PhiloxBlock
+{
+    /// <summary>Output words.</summary>
+    public uint X0, X1, X2, X3;
 }

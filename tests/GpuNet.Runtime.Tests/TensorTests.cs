@@ -157,10 +157,10 @@ public sealed class TensorTests
     public void PhiloxMatchesPublishedKnownAnswer()
     {
         // Random123's kat_vectors: philox4x32_10 with counter 0 and key 0.
-        var (x0, x1, x2, x3) = Philox.Block(0, 0, 0, 0, 0, 0);
-        Assert.Equal((0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u), (x0, x1, x2, x3));
+        var x = Philox.Block(0, 0, 0, 0, 0, 0);
+        Assert.Equal((0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u), (x.X0, x.X1, x.X2, x.X3));
         // counter all ones, key all ones
-        var (y0, y1, y2, y3) = Philox.Block(0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff);
-        Assert.Equal((0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu), (y0, y1, y2, y3));
+        var y = Philox.Block(0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff);
+        Assert.Equal((0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu), (y.X0, y.X1, y.X2, y.X3));
     }
 }

@@ -112,6 +112,27 @@ public static class KernelCatalog
             Elementwise("kv_cache_append", Unary(typeof(ElementwiseOps.Identity))),
             new[]
             {
+                new KernelVariant("topk_gating", "warp_per_token", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.TopKGating))!),
+                new KernelVariant("moe_route", "count", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.RouteCount))!),
+                new KernelVariant("moe_route", "scan", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.RouteScan))!),
+                new KernelVariant("moe_route", "assign", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.RouteAssign))!),
+                new KernelVariant("moe_dispatch", "gather", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.Dispatch))!),
+                new KernelVariant("moe_combine", "gather", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.Combine))!),
+                new KernelVariant("embedding", "gather", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.Gather))!),
+                new KernelVariant("sinusoidal_position", "table", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.Sinusoidal))!),
+                new KernelVariant("timestep_embedding", "table", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.Timestep))!),
+                new KernelVariant("patchify", "permute", typeof(LayoutKernels).GetMethod(nameof(LayoutKernels.Transpose))!),
+                new KernelVariant("unpatchify", "permute", typeof(LayoutKernels).GetMethod(nameof(LayoutKernels.Transpose))!),
+                new KernelVariant("random_uniform", "philox", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.Uniform))!),
+                new KernelVariant("random_normal", "philox", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.Normal))!),
+                new KernelVariant("dropout", "philox", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.Dropout))!),
+                new KernelVariant("sample", "row", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.Sample))!),
+                new KernelVariant("vq_nearest", "rows", typeof(QuantizeKernels).GetMethod(nameof(QuantizeKernels.Nearest))!),
+            },
+            Elementwise("patchify", Unary(typeof(ElementwiseOps.Identity))).Skip(1),
+            Elementwise("unpatchify", Unary(typeof(ElementwiseOps.Identity))).Skip(1),
+            new[]
+            {
                 new KernelVariant("conv2d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
                 new KernelVariant("conv2d", "im2col_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(DenseB<Flags.No>), typeof(Activation.Relu))),
                 new KernelVariant("im2col", "gather", typeof(ConvKernels).GetMethod(nameof(ConvKernels.Im2Col))!),

@@ -17,6 +17,8 @@ public static class KernelRegistry
             .Concat(ConvChecks.Cases())
             .Concat(PoolingChecks.Cases())
             .Concat(AttentionChecks.Cases())
+            .Concat(RoutingChecks.Cases())
+            .Concat(SequenceChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

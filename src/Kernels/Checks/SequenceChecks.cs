@@ -1,0 +1,133 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of embeddings, positional tables, patches, the random family, sampling and vector quantization.</summary>
+internal static class SequenceChecks
+{
+    private static CheckCase Case(string kernel, string name, string shape, Func<Device, ulong, CheckOutput> run) =>
+        new("sequence", kernel, name, shape, CheckCase.Fp32Tolerance, run);
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        yield return Case("embedding", "vocab50_d19", "[50, 19] × ids [3, 7]", (d, seed) =>
+        {
+            using var w = Random(d, seed, 0, 50, 19);
+            var ids = Enumerable.Range(0, 21).Select(i => (int)(Philox.Word(seed, i) % 50)).ToArray();
+            using var o = Ops.Embedding(w, ids, 3, 7);
+            var hw = Host(w);
+            return new(o.ToArray(), ids.SelectMany(id => hw.Skip(id * 19).Take(19)).ToArray());
+        });
+        foreach (var (positions, dim) in new[] { (1, 2), (50, 17), (5000, 64) })
+            yield return Case("sinusoidal_position", $"{positions}x{dim}", $"[{positions}, {dim}]", (d, seed) =>
+            {
+                using var o = Ops.SinusoidalPosition(d, positions, dim);
+                return new(o.ToArray(), SequenceReference.Sinusoidal(positions, dim));
+            });
+        foreach (var (name, dim) in new[] { ("even", 32), ("odd", 33) })
+            yield return Case("timestep_embedding", name, $"[7] → [7, {dim}]", (d, seed) =>
+            {
+                var t = Enumerable.Range(0, 7).Select(i => (float)Math.Floor(Philox.ToUniform(Philox.Word(seed, i)) * 1000)).ToArray();
+                using var tt = Tensor.FromArray(d, t);
+                using var o = Ops.TimestepEmbedding(tt, dim);
+                return new(o.ToArray(), SequenceReference.Timestep(t.Select(v => (double)v).ToArray(), dim));
+            });
+        foreach (var (name, shape, p) in new[] { ("p2", new[] { 2, 3, 8, 6 }, 2), ("p4", new[] { 1, 4, 8, 12 }, 4) })
+        {
+            yield return Case("patchify", name, Shapes(shape) + $" p {p}", (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, shape);
+                using var o = Ops.Patchify(x, p);
+                return new(o.ToArray(), SequenceReference.Patchify(Host(x), shape[0], shape[1], shape[2], shape[3], p));
+            });
+            yield return Case("unpatchify", name, Shapes(shape) + $" p {p}", (d, seed) =>
+            {
+                int t = shape[2] / p * (shape[3] / p);
+                using var x = Random(d, seed, 0, shape[0], t, p * p * shape[1]);
+                using var o = Ops.Unpatchify(x, p, shape[1], shape[2], shape[3]);
+                return new(o.ToArray(), SequenceReference.Unpatchify(Host(x), shape[0], shape[1], shape[2], shape[3], p));
+            });
+        }
+
+        yield return Case("random_uniform", "matches_host_philox", "[1031] in [-3, 5)", (d, seed) =>
+        {
+            using var o = Ops.RandomUniform(d, new[] { 1031 }, seed, -3, 5);
+            var host = new float[1031];
+            Philox.FillUniform(host, seed, -3, 5);
+            return new(o.ToArray(), host.Select(v => (double)v).ToArray());
+        });
+        yield return Case("random_normal", "matches_host_box_muller", "[1001]", (d, seed) =>
+        {
+            using var o = Ops.RandomNormal(d, new[] { 1001 }, seed, 2, 3);
+            var host = new float[1001];
+            Philox.FillNormal(host, seed, 2, 3);
+            return new(o.ToArray(), host.Select(v => (double)v).ToArray());
+        });
+        yield return Case("dropout", "p0_3", "[37, 53] p 0.3", (d, seed) =>
+        {
+            using var x = Random(d, seed, 0, 37, 53);
+            var (y, mask) = Ops.Dropout(x, 0.3f, seed);
+            using (y)
+            using (mask)
+            {
+                var hx = Host(x);
+                var expected = hx.Select((v, i) => Philox.ToUniform(Philox.Word(seed, i)) >= 0.3f ? v / 0.7 : 0).ToArray();
+                return new(y.ToArray(), expected);
+            }
+        });
+
+        yield return Case("sample", "greedy", "[9, 100] T 0", (d, seed) =>
+        {
+            using var logits = Random(d, seed, 0, 9, 100);
+            using var t = Ops.Sample(logits, temperature: 0, seed: seed);
+            var h = Host(logits);
+            return new(t.ToArray(), Enumerable.Range(0, 9).Select(r => (double)Array.IndexOf(h, h.Skip(r * 100).Take(100).Max(), r * 100) - r * 100).ToArray());
+        });
+        yield return Case("sample", "top_k_1_is_argmax", "[9, 100] k 1", (d, seed) =>
+        {
+            using var logits = Random(d, seed, 0, 9, 100);
+            using var t = Ops.Sample(logits, temperature: 0.7f, topK: 1, seed: seed);
+            var h = Host(logits);
+            return new(t.ToArray(), Enumerable.Range(0, 9).Select(r => (double)Array.IndexOf(h, h.Skip(r * 100).Take(100).Max(), r * 100) - r * 100).ToArray());
+        });
+        foreach (var (name, temperature, topK, topP) in new[] { ("top_k_5", 1f, 5, 1f), ("top_p_0_6", 0.8f, 0, 0.6f), ("top_k_10_top_p_0_9", 1.3f, 10, 0.9f) })
+            yield return Case("sample", name + "_stays_in_support", $"[256, 64] T {temperature} k {topK} p {topP}", (d, seed) =>
+            {
+                // Every sampled token must be one the filters allow: the output is 1 per row when it is.
+                using var logits = Tensor.RandomNormal(d, new[] { 256, 64 }, seed, 0, 2);
+                using var t = Ops.Sample(logits, temperature, topK, topP, seed);
+                var h = Host(logits);
+                var tokens = t.ToArray();
+                var ok = Enumerable.Range(0, 256).Select(r =>
+                    SequenceReference.Allowed(h.Skip(r * 64).Take(64).ToArray(), temperature, topK, topP)[(int)tokens[r]] ? 1f : 0f).ToArray();
+                return new(ok, Enumerable.Repeat(1.0, 256).ToArray());
+            });
+
+        foreach (var (name, rows, codes, dim) in new[] { ("n1_k1", 1, 1, 4), ("n37_k64_d16", 37, 64, 16), ("n100_k512_d8", 100, 512, 8) })
+            yield return Case("vq_nearest", name, $"[{rows}, {dim}] vs [{codes}, {dim}]", (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, rows, dim);
+                using var cb = Random(d, seed, 1, codes, dim);
+                using var o = Ops.VqNearest(x, cb);
+                return new(o.ToArray(), SequenceReference.Nearest(Host(x), Host(cb), rows, codes, dim));
+            });
+        yield return Case("vq_nearest", "duplicate_codes_tie_low", "[20, 3] vs duplicated codebook", (d, seed) =>
+        {
+            // The codebook holds every code twice: the lower copy must win every time.
+            var codes = new float[16 * 3];
+            Philox.FillUniform(codes.AsSpan(0, 24), seed, -1, 1);
+            Array.Copy(codes, 0, codes, 24, 24);
+            var order = new float[48];
+            for (int k = 0; k < 8; k++)
+            {
+                Array.Copy(codes, k * 3, order, (2 * k + 1) * 3, 3);
+                Array.Copy(codes, k * 3, order, 2 * k * 3, 3);
+            }
+            using var cb = Tensor.FromArray(d, order, 16, 3);
+            using var x = Random(d, seed, 2, 20, 3);
+            using var o = Ops.VqNearest(x, cb);
+            return new(o.ToArray(), SequenceReference.Nearest(Host(x), Host(cb), 20, 16, 3));
+        });
+    }
+}

@@ -1,0 +1,194 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>
+    /// The embedding family: <c>embedding</c> (row gather from token ids), <c>sinusoidal_position</c> (the
+    /// Transformer's table), <c>timestep_embedding</c> (diffusion), and <c>patchify</c>/<c>unpatchify</c> for ViT/DiT
+    /// (layout permutations through the layout kernels). One thread per output element. The frequencies depend only on
+    /// the column, so the launcher computes them once in double on the host (a device double exp/log is a slow CORDIC
+    /// loop in ILGPU); the kernel multiplies in double and reduces the angle modulo 2π before the float sine/cosine,
+    /// so positions in the thousands keep float accuracy on every backend (a GPU's fast sine degrades on large arguments). Bytes: 4·n·D written (+ the gathered rows read).
+    /// </summary>
+    public static class EmbeddingKernels
+    {
+        /// <summary>sin or cos of <paramref name="angle"/> (double), reduced to [−π, π] first.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float SinCos(double angle, bool cosine)
+        {
+            const double TwoPi = 2 * Math.PI;
+            double reduced = angle - TwoPi * Math.Floor(angle / TwoPi + 0.5);
+            return cosine ? MathF.Cos((float)reduced) : MathF.Sin((float)reduced);
+        }
+
+        /// <summary>o[i, c] = weight[ids[i], c].</summary>
+        public static void Gather(ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int row = i / dim;
+                o[i] = weight[ids[row] * dim + i - row * dim];
+            }
+        }
+
+        /// <summary>pe[pos, 2i] = sin(pos·f_i), pe[pos, 2i+1] = cos(pos·f_i) with f_i = base^(−2i/D) given per pair (Vaswani et al.).</summary>
+        public static void Sinusoidal(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int pos = i / dim, c = i - pos * dim;
+                o[i] = SinCos(pos * frequencies[c / 2], (c & 1) == 1);
+            }
+        }
+
+        /// <summary>
+        /// emb[b, j] = cos(t_b·f_j) for j &lt; half, sin(t_b·f_(j−half)) for half ≤ j &lt; 2·half, 0 for an odd last column;
+        /// f_j = exp(−ln(maxPeriod)·j/half) given per j (the DDPM/ADM timestep embedding, cos first).
+        /// </summary>
+        public static void Timestep(ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int total)
+        {
+            int half = dim / 2;
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int b = i / dim, c = i - b * dim;
+                o[i] = c >= 2 * half ? 0f : SinCos(t[b] * frequencies[c < half ? c : c - half], c < half);
+            }
+        }
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    public static partial class Ops
+    {
+        /// <summary>
+        /// Looks up rows of <paramref name="weight"/> [V, D] for token ids (row-major in <paramref name="shape"/>): output [...shape, D].
+        /// Every id is checked against V before anything is launched. Kernel <c>embedding</c>.
+        /// </summary>
+        /// <exception cref="ShapeMismatchException">An id is outside [0, V), or the id count does not match the shape.</exception>
+        public static Tensor Embedding(Tensor weight, ReadOnlySpan<int> ids, params int[] shape)
+        {
+            const string op = "embedding";
+            var device = weight.Device;
+            Validate.Input(op, "weight", weight, device);
+            Validate.Rank(op, "weight", weight, 2);
+            if (shape.Length == 0)
+                shape = new[] { ids.Length };
+            if (ShapeUtil.Product(shape) != ids.Length)
+                throw new ShapeMismatchException(op, "ids", $"{ShapeUtil.Product(shape)} ids for shape {GpuNetException.FormatShape(shape)}", $"{ids.Length} ids");
+            int vocab = weight.Size(0), dim = weight.Size(1);
+            for (int i = 0; i < ids.Length; i++)
+                if (ids[i] < 0 || ids[i] >= vocab)
+                    throw new ShapeMismatchException(op, "ids", $"token ids in [0, {vocab})", $"id {ids[i]} at position {i}");
+            var output = Tensor.Empty(device, shape.Append(dim).ToArray());
+            if (output.Length == 0)
+                return output;
+            using var idTensor = Tensor.Empty(device, ids.Length);
+            var idView = idTensor.Storage.Cast<int>().SubView(0, ids.Length);
+            idView.CopyFromCPU(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(ids), ids.Length);
+            using var wc = weight.Contiguous();
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
+            using (device.Profiler.Measure(op))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
+            return output;
+        }
+
+        /// <summary>The sinusoidal position table [positions, D] (sin on even columns, cos on odd). Kernel <c>sinusoidal_position</c>.</summary>
+        public static Tensor SinusoidalPosition(Device device, int positions, int dim, double baseValue = 10000)
+        {
+            const string op = "sinusoidal_position";
+            if (positions < 0 || dim < 1)
+                throw new ShapeMismatchException(op, "shape", "positions ≥ 0 and dim ≥ 1", $"{positions} × {dim}");
+            var output = Tensor.Empty(device, positions, dim);
+            if (output.Length == 0)
+                return output;
+            using var frequencies = Frequencies(device, (dim + 1) / 2, j => Math.Pow(baseValue, -2.0 * j / dim));
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, int, int>>(EmbeddingKernels.Sinusoidal);
+            using (device.Profiler.Measure(op))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), dim, output.Length);
+            return output;
+        }
+
+        /// <summary>A device buffer of <paramref name="count"/> doubles f(0..count−1), computed on the host in double precision.</summary>
+        private static Tensor Frequencies(Device device, int count, Func<int, double> f)
+        {
+            var host = new double[Math.Max(count, 1)];
+            for (int j = 0; j < count; j++)
+                host[j] = f(j);
+            var buffer = Tensor.Empty(device, 2 * host.Length);
+            Doubles(buffer, host.Length).CopyFromCPU(ref host[0], host.Length);
+            return buffer;
+        }
+
+        private static ArrayView<double> Doubles(Tensor buffer, int count) => buffer.Storage.Cast<double>().SubView(0, Math.Max(count, 1));
+
+        /// <summary>Diffusion timestep embedding of t [B] (float timesteps): [B, dim], cos half then sin half. Kernel <c>timestep_embedding</c>.</summary>
+        public static Tensor TimestepEmbedding(Tensor timesteps, int dim, double maxPeriod = 10000)
+        {
+            const string op = "timestep_embedding";
+            var device = timesteps.Device;
+            Validate.Input(op, "timesteps", timesteps, device);
+            Validate.Rank(op, "timesteps", timesteps, 1);
+            if (dim < 1)
+                throw new ShapeMismatchException(op, "dim", "dim ≥ 1", dim.ToString());
+            var output = Tensor.Empty(device, timesteps.Size(0), dim);
+            if (output.Length == 0)
+                return output;
+            using var tc = timesteps.Contiguous();
+            int half = dim / 2;
+            using var frequencies = Frequencies(device, half, j => Math.Exp(-Math.Log(maxPeriod) * j / half));
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<float>, int, int>>(EmbeddingKernels.Timestep);
+            using (device.Profiler.Measure(op))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, dim, output.Length);
+            return output;
+        }
+
+        /// <summary>
+        /// ViT/DiT patch unfold: x [N, C, H, W] → [N, (H/p)·(W/p), C·p·p], patches in raster order, each patch flattened
+        /// (c, py, px) — the order of a Conv2d(C, D, p, stride p) weight, so a Linear on it equals the patch-embedding conv.
+        /// Kernel <c>patchify</c>.
+        /// </summary>
+        public static Tensor Patchify(Tensor x, int patch)
+        {
+            const string op = "patchify";
+            Validate.Input(op, "x", x, x.Device);
+            Validate.Rank(op, "x", x, 4);
+            int n = x.Size(0), c = x.Size(1), h = x.Size(2), w = x.Size(3);
+            if (patch < 1 || h % patch != 0 || w % patch != 0)
+                throw new ShapeMismatchException(op, "patch", $"a patch size dividing H = {h} and W = {w}", patch.ToString());
+            using var xc = x.Contiguous();
+            using var split = xc.Reshape(n, c, h / patch, patch, w / patch, patch);
+            using var view = split.Permute(0, 2, 4, 1, 3, 5);
+            using var patches = Tensor.Empty(x.Device, view.ShapeArray());
+            LayoutKernels.CopyPermuted(op, view, patches);
+            return patches.Reshape(n, h / patch * (w / patch), c * patch * patch);
+        }
+
+        /// <summary>
+        /// DiT's unpatchify: x [N, (H/p)·(W/p), p·p·C] with each patch flattened (py, px, c) → [N, C, H, W]. Kernel <c>unpatchify</c>.
+        /// </summary>
+        public static Tensor Unpatchify(Tensor x, int patch, int channels, int height, int width)
+        {
+            const string op = "unpatchify";
+            Validate.Input(op, "x", x, x.Device);
+            Validate.Rank(op, "x", x, 3);
+            if (patch < 1 || height % patch != 0 || width % patch != 0 || x.Size(1) != height / patch * (width / patch) || x.Size(2) != patch * patch * channels)
+                throw new ShapeMismatchException(op, "x", $"[N, {height / Math.Max(patch, 1) * (width / Math.Max(patch, 1))}, {patch * patch * channels}] for patch {patch}, {channels} channels, {height}×{width}",
+                    GpuNetException.FormatShape(x.ShapeArray()));
+            int n = x.Size(0), hp = height / patch, wp = width / patch;
+            using var xc = x.Contiguous();
+            using var split = xc.Reshape(n, hp, wp, patch, patch, channels);
+            using var view = split.Permute(0, 5, 1, 3, 2, 4);
+            using var image = Tensor.Empty(x.Device, view.ShapeArray());
+            LayoutKernels.CopyPermuted(op, view, image);
+            return image.Reshape(n, channels, height, width);
+        }
+    }
+}

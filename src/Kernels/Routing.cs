@@ -1,0 +1,353 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>
+    /// The MoE routing family: <c>topk_gating</c>, <c>moe_route</c>, <c>moe_dispatch</c>, <c>moe_combine</c>.
+    /// <para><b>Gating</b> (<see cref="TopKGating"/>): one warp per token. The router row (E ≤ 256) is read with lanes
+    /// striding over experts: a warp max and sum give the softmax; then k rounds (k ≤ 8) each pick, with a warp
+    /// arg-max, the best expert strictly after the previous pick in the total order (probability descending, index
+    /// ascending) — so ties go to the lower index and no selected set is kept. Weights are renormalized over the k picks.</para>
+    /// <para><b>Routing</b>: assignments are (token, slot) pairs in token order. <see cref="RouteCount"/> (a thread per
+    /// expert) counts them, <see cref="RouteScan"/> caps each count at the capacity and prefix-sums the kept counts into
+    /// offsets, <see cref="RouteAssign"/> walks the assignments again per expert giving each its row in the expert-sorted
+    /// order (−1 when over capacity: the later tokens are the ones dropped) and recording which token fills each row. All
+    /// of it is deterministic: no atomics, the same result on every device.</para>
+    /// <para><b>Dispatch / combine</b> are gathers: dispatched[row] = x[token of row]; y[t] = Σ_slots w[t, s]·out[row(t, s)].</para>
+    /// Bytes: gating 4·T·E + 8·T·k; dispatch/combine 8·rows·D. FLOPs: gating ≈ (k + 3)·T·E; combine 2·T·k·D.
+    /// </summary>
+    public static class RoutingKernels
+    {
+        /// <summary>Is (v, j) strictly after (pv, pj) in (value descending, index ascending) order?</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool After(float v, int j, float pv, int pj) => v < pv || (v == pv && j > pj);
+
+        /// <summary>Top-k gating of router logits [T, E] into weights [T, k] and expert indices [T, k] (as floats).</summary>
+        public static void TopKGating(ArrayView<float> logits, ArrayView<float> weights, ArrayView<float> indices, int tokens, int experts, int k)
+        {
+            int lane = Warp.LaneIdx;
+            int warpsPerGroup = Group.DimX / Warp.WarpSize;
+            for (int t = Grid.IdxX * warpsPerGroup + Warp.WarpIdx; t < tokens; t += Grid.DimX * warpsPerGroup)
+            {
+                int row = t * experts;
+                float max = float.NegativeInfinity;
+                for (int j = lane; j < experts; j += Warp.WarpSize)
+                    max = IntrinsicMath.Max(max, logits[row + j]);
+                for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
+                    max = IntrinsicMath.Max(max, Warp.ShuffleXor(max, delta));
+                float sum = 0f;
+                for (int j = lane; j < experts; j += Warp.WarpSize)
+                    sum += MathF.Exp(logits[row + j] - max);
+                for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
+                    sum += Warp.ShuffleXor(sum, delta);
+
+                float prevV = float.PositiveInfinity, picked = 0f;
+                int prevJ = -1;
+                for (int r = 0; r < k; r++)
+                {
+                    float bestV = float.NegativeInfinity;
+                    int bestJ = int.MaxValue;
+                    for (int j = lane; j < experts; j += Warp.WarpSize)
+                    {
+                        float v = MathF.Exp(logits[row + j] - max) / sum;
+                        if (After(v, j, prevV, prevJ) && (bestJ == int.MaxValue || After(bestV, bestJ, v, j)))
+                        {
+                            bestV = v;
+                            bestJ = j;
+                        }
+                    }
+                    for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
+                    {
+                        float ov = Warp.ShuffleXor(bestV, delta);
+                        int oj = Warp.ShuffleXor(bestJ, delta);
+                        if (oj != int.MaxValue && (bestJ == int.MaxValue || After(bestV, bestJ, ov, oj)))
+                        {
+                            bestV = ov;
+                            bestJ = oj;
+                        }
+                    }
+                    if (lane == 0)
+                    {
+                        weights[t * k + r] = bestV;
+                        indices[t * k + r] = bestJ;
+                    }
+                    picked += bestV;
+                    prevV = bestV;
+                    prevJ = bestJ;
+                }
+                if (lane == 0)
+                    for (int r = 0; r < k; r++)
+                        weights[t * k + r] /= picked;
+            }
+        }
+
+        /// <summary>counts[e] = number of assignments (of <paramref name="assignments"/> = T·k) to expert e.</summary>
+        public static void RouteCount(ArrayView<float> indices, ArrayView<int> counts, int assignments, int experts)
+        {
+            for (int e = Grid.GlobalIndex.X; e < experts; e += Grid.DimX * Group.DimX)
+            {
+                int n = 0;
+                for (int a = 0; a < assignments; a++)
+                    n += (int)indices[a] == e ? 1 : 0;
+                counts[e] = n;
+            }
+        }
+
+        /// <summary>One thread: kept[e] = min(counts[e], capacity); offsets = exclusive prefix sum of kept (E + 1 entries).</summary>
+        public static void RouteScan(ArrayView<int> counts, ArrayView<int> offsets, int experts, int capacity)
+        {
+            if (Grid.GlobalIndex.X != 0)
+                return;
+            int running = 0;
+            for (int e = 0; e < experts; e++)
+            {
+                offsets[e] = running;
+                int kept = IntrinsicMath.Min(counts[e], capacity);
+                counts[e] = kept;
+                running += kept;
+            }
+            offsets[experts] = running;
+        }
+
+        /// <summary>positions[a] = offsets[e] + rank of assignment a among e's (−1 past capacity); tokenOf[row] = the assignment's token.</summary>
+        public static void RouteAssign(ArrayView<float> indices, ArrayView<int> offsets, ArrayView<int> positions, ArrayView<int> tokenOf,
+            int assignments, int experts, int k, int capacity)
+        {
+            for (int e = Grid.GlobalIndex.X; e < experts; e += Grid.DimX * Group.DimX)
+            {
+                int rank = 0, start = offsets[e];
+                for (int a = 0; a < assignments; a++)
+                {
+                    if ((int)indices[a] != e)
+                        continue;
+                    if (rank < capacity)
+                    {
+                        positions[a] = start + rank;
+                        tokenOf[start + rank] = a / k;
+                    }
+                    else
+                        positions[a] = -1;
+                    rank++;
+                }
+            }
+        }
+
+        /// <summary>dispatched[r, :] = x[tokenOf[r], :] for the first rows = offsets[E] rows; the rest are zero.</summary>
+        public static void Dispatch(ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int total)
+        {
+            int rows = offsets[experts];
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int r = i / d, c = i - r * d;
+                dispatched[i] = r < rows ? x[tokenOf[r] * d + c] : 0f;
+            }
+        }
+
+        /// <summary>y[t, :] = Σ_s weights[t, s]·expertOut[positions[t·k + s], :], skipping dropped slots.</summary>
+        public static void Combine(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int t = i / d, c = i - t * d;
+                float sum = 0f;
+                for (int s = 0; s < k; s++)
+                {
+                    int row = positions[t * k + s];
+                    if (row >= 0)
+                        sum += weights[t * k + s] * expertOut[row * d + c];
+                }
+                y[i] = sum;
+            }
+        }
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    /// <summary>Top-k gating: weights [T, k] (renormalized, descending) and expert indices [T, k] (as floats).</summary>
+    public sealed record GatingResult(Tensor Weights, Tensor Indices) : IDisposable
+    {
+        /// <summary>Disposes both tensors.</summary>
+        public void Dispose()
+        {
+            Weights.Dispose();
+            Indices.Dispose();
+        }
+    }
+
+    /// <summary>
+    /// The routing of T·k assignments to E experts. Rows of the dispatched tensor are sorted by expert: expert e owns rows
+    /// Offsets[e] .. Offsets[e + 1]. Positions[t·k + s] is the row of token t's slot s (−1 when dropped for capacity);
+    /// TokenOf[row] is the token filling a row. Counts are the kept counts.
+    /// </summary>
+    public sealed class MoeRouting : IDisposable
+    {
+        internal MoeRouting(Device device, int tokens, int k, int experts, int capacity)
+        {
+            Tokens = tokens;
+            K = k;
+            Experts = experts;
+            Capacity = capacity;
+            var buffers = new[] { experts, experts + 1, tokens * k, tokens * k };
+            var pooled = buffers.Select(n => Tensor.Empty(device, n)).ToArray();
+            (Counts, Offsets, Positions, TokenOf) = (pooled[0], pooled[1], pooled[2], pooled[3]);
+        }
+
+        /// <summary>Tokens, slots per token, experts, and the per-expert capacity (T·k when unlimited).</summary>
+        public int Tokens { get; }
+
+        /// <summary>Slots per token.</summary>
+        public int K { get; }
+
+        /// <summary>Experts.</summary>
+        public int Experts { get; }
+
+        /// <summary>Most assignments an expert keeps.</summary>
+        public int Capacity { get; }
+
+        internal Tensor Counts { get; }
+        internal Tensor Offsets { get; }
+        internal Tensor Positions { get; }
+        internal Tensor TokenOf { get; }
+
+        internal ArrayView<int> Ints(Tensor t) => t.Storage.Cast<int>().SubView(t.Offset, t.Length);
+
+        /// <summary>Kept assignments per expert (reads back to the host).</summary>
+        public int[] ReadCounts() => ReadInts(Counts);
+
+        /// <summary>Row offsets per expert, E + 1 entries (reads back to the host).</summary>
+        public int[] ReadOffsets() => ReadInts(Offsets);
+
+        /// <summary>Row of every (token, slot) assignment, −1 when dropped (reads back to the host).</summary>
+        public int[] ReadPositions() => ReadInts(Positions);
+
+        private int[] ReadInts(Tensor t)
+        {
+            var result = new int[t.Length];
+            Ints(t).CopyToCPU(ref result[0], result.Length);
+            return result;
+        }
+
+        /// <summary>Disposes the routing tables.</summary>
+        public void Dispose()
+        {
+            Counts.Dispose();
+            Offsets.Dispose();
+            Positions.Dispose();
+            TokenOf.Dispose();
+        }
+    }
+
+    public static partial class Ops
+    {
+        /// <summary>Router logits [T, E] → softmax → the k largest (ties to the lower expert) → weights renormalized over them. k ≤ 8, E ≤ 256. Kernel <c>topk_gating</c>.</summary>
+        public static GatingResult TopKGating(Tensor logits, int k)
+        {
+            const string op = "topk_gating";
+            var device = logits.Device;
+            Validate.Input(op, "logits", logits, device);
+            Validate.Rank(op, "logits", logits, 2);
+            int tokens = logits.Size(0), experts = logits.Size(1);
+            if (experts < 1 || experts > 256)
+                throw new ShapeMismatchException(op, "logits", "1..256 experts (the last dimension)", experts.ToString());
+            if (k < 1 || k > 8 || k > experts)
+                throw new ShapeMismatchException(op, "k", $"1 ≤ k ≤ min(8, experts = {experts})", k.ToString());
+            var weights = Tensor.Empty(device, tokens, k);
+            var indices = Tensor.Empty(device, tokens, k);
+            if (tokens > 0)
+            {
+                using var lc = logits.Contiguous();
+                var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(RoutingKernels.TopKGating);
+                int group = LaunchShapes.ElementwiseGroup(device);
+                using (device.Profiler.Measure(op))
+                    kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (long)tokens * device.Info.WarpSize, group),
+                        lc.ContiguousView, weights.ContiguousView, indices.ContiguousView, tokens, experts, k);
+            }
+            return new GatingResult(weights, indices);
+        }
+
+        /// <summary>
+        /// Routes the expert indices [T, k] of a gating to <paramref name="experts"/> experts: kept counts, offsets, the row of
+        /// every assignment and the token of every row. With a capacity factor, each expert keeps at most
+        /// ⌈factor·T·k/E⌉ assignments, the earliest tokens first. Kernel <c>moe_route</c>.
+        /// </summary>
+        public static MoeRouting MoeRoute(Tensor indices, int experts, float? capacityFactor = null)
+        {
+            const string op = "moe_route";
+            var device = indices.Device;
+            Validate.Input(op, "indices", indices, device);
+            Validate.Rank(op, "indices", indices, 2);
+            if (experts < 1)
+                throw new ShapeMismatchException(op, "experts", "at least one expert", experts.ToString());
+            if (capacityFactor is <= 0)
+                throw new ShapeMismatchException(op, "capacity_factor", "a positive factor", capacityFactor.Value.ToString());
+            int tokens = indices.Size(0), k = indices.Size(1), assignments = tokens * k;
+            int capacity = capacityFactor is { } f ? (int)Math.Ceiling(f * assignments / experts) : assignments;
+            var routing = new MoeRouting(device, tokens, k, experts, capacity);
+            using var ic = indices.Contiguous();
+            var stream = device.Accelerator.DefaultStream;
+            int group = LaunchShapes.ElementwiseGroup(device);
+            var count = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, int, int>>(RoutingKernels.RouteCount);
+            var scan = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, int, int>>(RoutingKernels.RouteScan);
+            var assign = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int>>(RoutingKernels.RouteAssign);
+            using (device.Profiler.Measure(op))
+            {
+                count(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, routing.Ints(routing.Counts), assignments, experts);
+                scan(stream, new KernelConfig(1, 1), routing.Ints(routing.Counts), routing.Ints(routing.Offsets), experts, capacity);
+                assign(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, routing.Ints(routing.Offsets), routing.Ints(routing.Positions),
+                    routing.Ints(routing.TokenOf), assignments, experts, k, capacity);
+            }
+            return routing;
+        }
+
+        /// <summary>Gathers token rows x [T, D] into expert order: [T·k, D], rows past the kept total are zero. Kernel <c>moe_dispatch</c>.</summary>
+        public static Tensor MoeDispatch(Tensor x, MoeRouting routing)
+        {
+            const string op = "moe_dispatch";
+            var device = x.Device;
+            Validate.Input(op, "x", x, device);
+            Validate.Rank(op, "x", x, 2);
+            if (x.Size(0) != routing.Tokens)
+                throw new ShapeMismatchException(op, "x", $"[{routing.Tokens}, D] (one row per routed token)", GpuNetException.FormatShape(x.ShapeArray()));
+            int d = x.Size(1);
+            var output = Tensor.Empty(device, routing.Tokens * routing.K, d);
+            if (output.Length == 0)
+                return output;
+            using var xc = x.Contiguous();
+            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Dispatch);
+            using (device.Profiler.Measure(op))
+                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    xc.ContiguousView, routing.Ints(routing.TokenOf), routing.Ints(routing.Offsets), output.ContiguousView, routing.Experts, d, output.Length);
+            return output;
+        }
+
+        /// <summary>y[t] = Σ_s weights[t, s]·expertOutput[row(t, s)] (dropped slots contribute nothing): [T, D]. Kernel <c>moe_combine</c>.</summary>
+        public static Tensor MoeCombine(Tensor expertOutput, Tensor weights, MoeRouting routing)
+        {
+            const string op = "moe_combine";
+            var device = expertOutput.Device;
+            Validate.Input(op, "expert_output", expertOutput, device);
+            Validate.Input(op, "weights", weights, device);
+            Validate.Rank(op, "expert_output", expertOutput, 2);
+            if (expertOutput.Size(0) != routing.Tokens * routing.K)
+                throw new ShapeMismatchException(op, "expert_output", $"[{routing.Tokens * routing.K}, D] (the dispatched rows)", GpuNetException.FormatShape(expertOutput.ShapeArray()));
+            if (weights.Rank != 2 || weights.Size(0) != routing.Tokens || weights.Size(1) != routing.K)
+                throw new ShapeMismatchException(op, "weights", $"[{routing.Tokens}, {routing.K}]", GpuNetException.FormatShape(weights.ShapeArray()));
+            int d = expertOutput.Size(1);
+            var y = Tensor.Empty(device, routing.Tokens, d);
+            if (y.Length == 0)
+                return y;
+            using var oc = expertOutput.Contiguous();
+            using var wc = weights.Contiguous();
+            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
+            using (device.Profiler.Measure(op))
+                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                    oc.ContiguousView, wc.ContiguousView, routing.Ints(routing.Positions), y.ContiguousView, routing.K, d, y.Length);
+            return y;
+        }
+    }
+}

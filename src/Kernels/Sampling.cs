@@ -1,0 +1,266 @@
+using System.Runtime.CompilerServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>Parameters of one sampling launch (kernel parameter).</summary>
+    public struct SampleParams
+    {
+        /// <summary>Rows, vocabulary, and the step between rows (0: one row shared by all).</summary>
+        public int Rows, Vocab, RowStride;
+
+        /// <summary>Softmax temperature; 0 samples greedily (arg-max, ties to the lower id).</summary>
+        public float Temperature;
+
+        /// <summary>Keep the k most probable tokens (0: all).</summary>
+        public int TopK;
+
+        /// <summary>Keep the smallest most-probable set whose mass reaches TopP (1: all).</summary>
+        public float TopP;
+
+        /// <summary>Philox seed; row r draws word r.</summary>
+        public ulong Seed;
+    }
+
+    /// <summary>
+    /// The random family, all on the counter-based Philox 4×32-10 stream of <see cref="Philox"/> (element or row i draws
+    /// word i, so a seed gives the same numbers whatever the device, thread count or launch shape): <c>random_uniform</c>,
+    /// <c>random_normal</c> (Box–Muller on word pairs), <c>dropout</c> (mask u ≥ p, survivors scaled by 1/(1 − p)) and
+    /// <c>sample</c>.
+    /// <para><b>Sampling</b> (<see cref="Sample"/>): one thread per row walks the vocabulary in index order, so every
+    /// sum has one fixed order on every device. With weights e_j = exp((x_j − max)/T) ∈ (0, 1]: top-k keeps e_j ≥ τ_k, the
+    /// k-th largest weight, found exactly by bisection over the IEEE bit patterns of positive floats (their integer order
+    /// is their value order: 31 counting passes); top-p keeps e_j ≥ τ_p, the largest threshold whose kept mass reaches
+    /// TopP (bisection on the same bits over the mass). Ties at a threshold are all kept. The token is the first index
+    /// where the running kept mass exceeds u·(total kept mass), u the row's Philox word. One thread per row is the
+    /// honest cost of device-independence (≈ 64·V operations per row); a split-vocabulary variant is future work.</para>
+    /// </summary>
+    public static class SamplingKernels
+    {
+        /// <summary>o[i] = low + (high − low)·u_i.</summary>
+        public static void Uniform(ArrayView<float> o, ulong seed, float low, float high, int n)
+        {
+            for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+                o[i] = low + (high - low) * Philox.ToUniform(Philox.Word(seed, i));
+        }
+
+        /// <summary>o[2p], o[2p+1] = mean + std·√(−2 ln u₁)·(cos, sin)(2π u₂) with u₁ from word 2p (in (0, 1]) and u₂ from word 2p + 1.</summary>
+        public static void Normal(ArrayView<float> o, ulong seed, float mean, float std, int n)
+        {
+            for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+            {
+                int pair = i & ~1;
+                float u1 = ((Philox.Word(seed, pair) >> 8) + 1f) * (1f / 16777216f);
+                float u2 = (Philox.Word(seed, pair + 1) >> 8) * (1f / 16777216f);
+                float r = MathF.Sqrt(-2f * MathF.Log(u1));
+                // 2π·u₂ lies in [0, 2π): no large-argument trouble for the fast sine.
+                float angle = 6.2831853071795864769f * u2;
+                o[i] = mean + std * r * ((i & 1) == 0 ? MathF.Cos(angle) : MathF.Sin(angle));
+            }
+        }
+
+        /// <summary>Inverted dropout: mask[i] = u_i ≥ p, y[i] = mask·x[i]/(1 − p).</summary>
+        public static void Dropout(ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int n)
+        {
+            float scale = 1f / (1f - p);
+            for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
+            {
+                bool keep = Philox.ToUniform(Philox.Word(seed, i)) >= p;
+                mask[i] = keep ? 1f : 0f;
+                y[i] = keep ? x[i] * scale : 0f;
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static int Bits(float value) => (int)Interop.FloatAsInt(value);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float FromBits(int bits) => Interop.IntAsFloat((uint)bits);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float Weight(ArrayView<float> logits, int at, float max, float temperature) => MathF.Exp((logits[at] - max) / temperature);
+
+        /// <summary>Samples one token id per row of logits (see the class summary); ids are written as floats.</summary>
+        public static void Sample(ArrayView<float> logits, ArrayView<float> tokens, SampleParams p)
+        {
+            for (int row = Grid.GlobalIndex.X; row < p.Rows; row += Grid.DimX * Group.DimX)
+            {
+                int start = row * p.RowStride;
+                float max = float.NegativeInfinity;
+                int best = 0;
+                for (int j = 0; j < p.Vocab; j++)
+                {
+                    float v = logits[start + j];
+                    if (v > max)
+                    {
+                        max = v;
+                        best = j;
+                    }
+                }
+                if (p.Temperature <= 0f || max == float.NegativeInfinity)
+                {
+                    tokens[row] = best;
+                    continue;
+                }
+
+                // Weights are in (0, 1]; as non-negative floats their bit patterns order like their values.
+                int lo = 0, hi = Bits(1f) + 1; // invariant: threshold bits in [lo, hi)
+                if (p.TopK > 0 && p.TopK < p.Vocab)
+                {
+                    // Largest τ with count(e ≥ τ) ≥ k: τ is then the k-th largest weight.
+                    while (hi - lo > 1)
+                    {
+                        int mid = lo + (hi - lo) / 2;
+                        float tau = FromBits(mid);
+                        int count = 0;
+                        for (int j = 0; j < p.Vocab; j++)
+                            count += Weight(logits, start + j, max, p.Temperature) >= tau ? 1 : 0;
+                        if (count >= p.TopK)
+                            lo = mid;
+                        else
+                            hi = mid;
+                    }
+                }
+                float kThreshold = FromBits(lo);
+                if (p.TopP < 1f)
+                {
+                    float total = 0f;
+                    for (int j = 0; j < p.Vocab; j++)
+                    {
+                        float e = Weight(logits, start + j, max, p.Temperature);
+                        total += e >= kThreshold ? e : 0f;
+                    }
+                    float need = p.TopP * total;
+                    int plo = lo, phi = Bits(1f) + 1;
+                    // Largest τ ≥ τ_k whose kept mass Σ_{e ≥ τ} e still reaches TopP of the total.
+                    while (phi - plo > 1)
+                    {
+                        int mid = plo + (phi - plo) / 2;
+                        float tau = FromBits(mid);
+                        float mass = 0f;
+                        for (int j = 0; j < p.Vocab; j++)
+                        {
+                            float e = Weight(logits, start + j, max, p.Temperature);
+                            mass += e >= tau ? e : 0f;
+                        }
+                        if (mass >= need)
+                            plo = mid;
+                        else
+                            phi = mid;
+                    }
+                    lo = plo;
+                }
+                float threshold = FromBits(lo);
+                float kept = 0f;
+                for (int j = 0; j < p.Vocab; j++)
+                {
+                    float e = Weight(logits, start + j, max, p.Temperature);
+                    kept += e >= threshold ? e : 0f;
+                }
+                float target = Philox.ToUniform(Philox.Word(p.Seed, row)) * kept, running = 0f;
+                int token = best;
+                for (int j = 0; j < p.Vocab; j++)
+                {
+                    float e = Weight(logits, start + j, max, p.Temperature);
+                    if (e < threshold)
+                        continue;
+                    running += e;
+                    token = j;
+                    if (running > target)
+                        break;
+                }
+                tokens[row] = token;
+            }
+        }
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    public static partial class Ops
+    {
+        /// <summary>Uniform random values in [low, high) generated on the device from the Philox stream of <paramref name="seed"/>. Kernel <c>random_uniform</c>.</summary>
+        public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
+        {
+            var o = Tensor.Empty(device, shape);
+            if (o.Length > 0)
+            {
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(SamplingKernels.Uniform);
+                using (device.Profiler.Measure("random_uniform"))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)), o.ContiguousView, seed, low, high, o.Length);
+            }
+            return o;
+        }
+
+        /// <summary>Normal random values generated on the device (Box–Muller on Philox word pairs). Kernel <c>random_normal</c>.</summary>
+        public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f)
+        {
+            var o = Tensor.Empty(device, shape);
+            if (o.Length > 0)
+            {
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(SamplingKernels.Normal);
+                using (device.Profiler.Measure("random_normal"))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)), o.ContiguousView, seed, mean, std, o.Length);
+            }
+            return o;
+        }
+
+        /// <summary>Inverted dropout with probability <paramref name="p"/>: the output and the 0/1 keep mask (for the backward pass). Kernel <c>dropout</c>.</summary>
+        public static (Tensor Output, Tensor Mask) Dropout(Tensor x, float p, ulong seed)
+        {
+            const string op = "dropout";
+            Validate.Input(op, "x", x, x.Device);
+            if (!(p >= 0f && p < 1f))
+                throw new ShapeMismatchException(op, "p", "a probability in [0, 1)", p.ToString());
+            var device = x.Device;
+            var y = Tensor.Empty(device, x.ShapeArray());
+            var mask = Tensor.Empty(device, x.ShapeArray());
+            if (y.Length > 0)
+            {
+                using var xc = x.Contiguous();
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ulong, float, int>>(SamplingKernels.Dropout);
+                using (device.Profiler.Measure(op))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                        xc.ContiguousView, y.ContiguousView, mask.ContiguousView, seed, p, y.Length);
+            }
+            return (y, mask);
+        }
+
+        /// <summary>
+        /// Samples one token per row of logits [B, V] (rows may be a broadcast view): temperature (0 = greedy), top-k (0 = off),
+        /// top-p (1 = off), then a multinomial draw from the row's Philox word, so a seed gives the same tokens on every device.
+        /// Returns token ids [B] as floats. Kernel <c>sample</c>.
+        /// </summary>
+        public static Tensor Sample(Tensor logits, float temperature = 1f, int topK = 0, float topP = 1f, ulong seed = 0)
+        {
+            const string op = "sample";
+            var device = logits.Device;
+            Validate.Input(op, "logits", logits, device);
+            Validate.Rank(op, "logits", logits, 2);
+            if (temperature < 0 || float.IsNaN(temperature))
+                throw new ShapeMismatchException(op, "temperature", "a temperature ≥ 0", temperature.ToString());
+            if (topK < 0)
+                throw new ShapeMismatchException(op, "top_k", "top_k ≥ 0 (0: off)", topK.ToString());
+            if (!(topP > 0f && topP <= 1f))
+                throw new ShapeMismatchException(op, "top_p", "0 < top_p ≤ 1", topP.ToString());
+            int rows = logits.Size(0), vocab = logits.Size(1);
+            var tokens = Tensor.Empty(device, rows);
+            if (rows == 0)
+                return tokens;
+            if (vocab == 0)
+                throw new ShapeMismatchException(op, "logits", "a vocabulary of at least one token", GpuNetException.FormatShape(logits.ShapeArray()));
+            // Any row stride works (0 for a broadcast row); the vocabulary must be contiguous.
+            using var owned = logits.Strides[1] == 1 || vocab == 1 ? null : logits.Contiguous();
+            var view = owned ?? logits;
+            var p = new SampleParams { Rows = rows, Vocab = vocab, RowStride = rows == 1 ? 0 : view.Strides[0], Temperature = temperature, TopK = topK, TopP = topP, Seed = seed };
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, SampleParams>>(SamplingKernels.Sample);
+            using (device.Profiler.Measure(op))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
+                    Start(view), tokens.ContiguousView, p);
+            return tokens;
+        }
+    }
+}
