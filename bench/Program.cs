@@ -12,6 +12,11 @@ verbs:
   check [--device NAME] [--kernel NAME...] [--json FILE] [--seed N]
                                            run every registered kernel against its CPU reference
                                            on one device and print a table; exit 1 on any failure
+  run [--device NAME] [--kernel NAME...] [--preset small|medium|large] [--shape TEXT] [--runs N] [--seed N]
+      [--json FILE] [--csv FILE] [--md FILE] [--plot FILE.png]
+                                           time every kernel (device-side), with measured ceilings and peers
+  compare A.json B.json                    ratio per kernel and shape of two result files (B/A)
+  bdn [FILTER...]                          BenchmarkDotNet suites (e.g. bdn '*MatMul*')
   ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
                                            compile every kernel variant to PTX offline (no GPU needed),
                                            write DIR/<kernel>_<variant>.ptx and summarize what the
@@ -25,6 +30,11 @@ var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
     ["devices"] = new Dictionary<string, string>(),
     ["check"] = new Dictionary<string, string> { ["device"] = "one", ["kernel"] = "many", ["json"] = "one", ["seed"] = "one" },
     ["ptx"] = new Dictionary<string, string> { ["arch"] = "one", ["out"] = "one", ["kernel"] = "many" },
+    ["run"] = new Dictionary<string, string>
+    {
+        ["device"] = "one", ["kernel"] = "many", ["preset"] = "one", ["shape"] = "one", ["runs"] = "one", ["seed"] = "one",
+        ["json"] = "one", ["csv"] = "one", ["md"] = "one", ["plot"] = "one",
+    },
 };
 
 try
@@ -34,6 +44,10 @@ try
         Console.WriteLine(Usage);
         return args.Length == 0 ? 2 : 0;
     }
+    if (args[0] == "compare")
+        return args.Length == 3 ? Verbs.Compare(args[1], args[2]) : throw new UsageException("compare takes two result files");
+    if (args[0] == "bdn")
+        return Verbs.Bdn(args[1..]);
     if (!verbs.TryGetValue(args[0], out var spec))
         throw new UsageException($"unknown verb '{args[0]}'");
     var cli = Cli.Parse(args, spec);
@@ -42,6 +56,7 @@ try
         "devices" => Verbs.Devices(),
         "check" => Verbs.Check(cli),
         "ptx" => Verbs.Ptx(cli),
+        "run" => Verbs.Run(cli, args),
         _ => throw new UsageException($"unknown verb '{cli.Verb}'"),
     };
 }
@@ -105,6 +120,84 @@ internal static class Verbs
         if (cli.One("json") is { } path)
             WriteJson(path, device.Info, results);
         return failed == 0 ? 0 : 1;
+    }
+
+    public static int Run(Cli cli, string[] args)
+    {
+        string preset = cli.One("preset") ?? "small";
+        if (preset is not ("small" or "medium" or "large"))
+            throw new UsageException($"--preset takes small, medium or large, got '{preset}'");
+        int runs = cli.One("runs") is { } r ? (int.TryParse(r, out var n) && n > 0 ? n : throw new UsageException("--runs takes a positive integer")) : preset == "small" ? 5 : 20;
+        ulong seed = cli.One("seed") is { } s ? (ulong.TryParse(s, out var v) ? v : throw new UsageException("--seed takes a non-negative integer")) : 42;
+        var kernels = cli.Many("kernel");
+        var unknown = kernels.Where(k => !BenchRegistry.All.Any(c => c.Kernel == k)).ToList();
+        if (unknown.Count > 0)
+            throw new UsageException($"unknown kernel(s): {string.Join(", ", unknown)}");
+        string? shapeFilter = cli.One("shape");
+        var cases = BenchRegistry.For(preset).Where(c => (kernels.Count == 0 || kernels.Contains(c.Kernel)) &&
+            (shapeFilter is null || c.Shape.Contains(shapeFilter, StringComparison.OrdinalIgnoreCase))).ToList();
+
+        using var device = Device.Open(cli.One("device"));
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}; preset {preset}; {cases.Count} cases");
+        var ceilings = Ceilings.Measure(device);
+        Console.WriteLine($"measured ceilings: {ceilings.BandwidthGBs:0.0} GB/s (device-to-device copy, read + write), {ceilings.Fp32GFlops:0.0} GFLOP/s FP32 (FMA microkernel)" +
+            (ceilings.Datasheet is { } ds ? $"; datasheet {ds.Name}: {ds.BandwidthGBs:0} GB/s, {ds.Fp32GFlops:0} GFLOP/s" : ""));
+        var results = new List<BenchResult>();
+        var said = new HashSet<string>();
+        var budget = TimeSpan.FromSeconds(preset == "small" ? 1 : 3);
+        for (int i = 0; i < cases.Count; i++)
+        {
+            var c = cases[i];
+            Console.Error.Write($"\r[{i + 1}/{cases.Count}] {c.Kernel} {c.Implementation} {c.Shape}".PadRight(100));
+            var result = Runner.Measure(device, c, warmup: preset == "small" ? 1 : 3, runs, budget, seed);
+            if (result.Skipped is { } why && said.Add(why))
+                Console.Error.WriteLine($"\n{c.Implementation}: {why}");
+            results.Add(result);
+        }
+        Console.Error.WriteLine();
+        var report = BenchReport.From(device, preset, ceilings, results);
+        report.ToTable().Print(Console.Out);
+        if (cli.One("json") is { } json)
+        {
+            report.WriteJson(json);
+            Console.WriteLine($"wrote {json}");
+        }
+        if (cli.One("csv") is { } csv)
+            report.WriteCsv(csv);
+        if (cli.One("md") is { } md)
+            report.WriteMarkdown(md, "gpunet-bench " + string.Join(" ", args));
+        if (cli.One("plot") is { } plot)
+        {
+            report.WritePlot(plot);
+            Console.WriteLine($"wrote {plot}");
+        }
+        return 0;
+    }
+
+    public static int Compare(string a, string b)
+    {
+        BenchReport ra, rb;
+        try
+        {
+            (ra, rb) = (BenchReport.Load(a), BenchReport.Load(b));
+        }
+        catch (Exception e) when (e is IOException or InvalidDataException or System.Text.Json.JsonException or InvalidOperationException or NullReferenceException)
+        {
+            throw new UsageException($"compare: {e.Message}");
+        }
+        Console.WriteLine($"A: {a} ({ra.Tool}, {(string?)ra.Device["name"]}, {ra.Date})");
+        Console.WriteLine($"B: {b} ({rb.Tool}, {(string?)rb.Device["name"]}, {rb.Date})");
+        BenchReport.Compare(ra, rb).Print(Console.Out);
+        return 0;
+    }
+
+    public static int Bdn(string[] filters)
+    {
+        var config = BenchmarkDotNet.Configs.ManualConfig.CreateMinimumViable()
+            .AddJob(BenchmarkDotNet.Jobs.JobExtensions.WithToolchain(BenchmarkDotNet.Jobs.Job.ShortRun, BenchmarkDotNet.Toolchains.InProcess.Emit.InProcessEmitToolchain.Instance));
+        var summaries = BenchmarkDotNet.Running.BenchmarkSwitcher.FromAssembly(typeof(Verbs).Assembly)
+            .Run(filters.Length == 0 ? new[] { "--filter", "*" } : new[] { "--filter" }.Concat(filters).ToArray(), config);
+        return summaries.Any(s => s.HasCriticalValidationErrors) ? 1 : 0;
     }
 
     public static int Ptx(Cli cli)

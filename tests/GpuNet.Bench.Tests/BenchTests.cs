@@ -1,0 +1,111 @@
+using System.Text.Json.Nodes;
+using GpuNet.Kernels.Checks;
+using GpuNet.Tests;
+using NJsonSchema;
+using Xunit;
+
+namespace GpuNet.Bench.Tests;
+
+public sealed class BenchTests
+{
+    private static Device Cpu => TestDevices.Cpu;
+
+    private static readonly Lazy<BenchReport> _report = new(() =>
+    {
+        var cases = BenchRegistry.For("small").Where(c => c.Kernel is "add" or "matmul" or "attention" or "conv2d").Take(8).ToList();
+        var ceilings = new DeviceCeilings(20, 1, null);
+        var results = cases.Select(c => Runner.Measure(Cpu, c, 1, 3, TimeSpan.FromSeconds(1), 1)).ToList();
+        return BenchReport.From(Cpu, "small", ceilings, results);
+    });
+
+    [Theory]
+    [InlineData("small")]
+    [InlineData("medium")]
+    [InlineData("large")]
+    public void EveryRegisteredKernelHasABenchCase(string preset)
+    {
+        var benched = BenchRegistry.For(preset).Select(c => c.Kernel).ToHashSet();
+        var missing = KernelRegistry.Kernels.Where(k => !benched.Contains(k)).ToList();
+        Assert.True(missing.Count == 0, "no bench case for: " + string.Join(", ", missing));
+    }
+
+    [Fact]
+    public async Task ResultsValidateAgainstTheSchemaFile()
+    {
+        var schema = await JsonSchema.FromFileAsync(Path.Combine(AppContext.BaseDirectory, "schema", "results.schema.json"));
+        var json = _report.Value.ToJson().ToJsonString();
+        var errors = schema.Validate(json);
+        Assert.True(errors.Count == 0, string.Join("; ", errors.Select(e => $"{e.Path}: {e.Kind}")));
+        // A document that breaks the schema is caught: the check can fail.
+        var broken = JsonNode.Parse(json)!.AsObject();
+        broken["results"]!.AsArray()[0]!["bound"] = "sideways";
+        Assert.NotEmpty(schema.Validate(broken.ToJsonString()));
+    }
+
+    [Fact]
+    public void TimesArePositiveAndCublasIsSkippedOnTheCpu()
+    {
+        var rows = _report.Value.Rows;
+        Assert.All(rows.Where(r => r["skipped"] is null), r => Assert.True((double)r["median_ms"]! > 0));
+        var blas = Assert.Single(rows.Where(r => (string?)r["implementation"] == "cublas").Take(1));
+        Assert.Contains("CUDA", (string)blas["skipped"]!);
+    }
+
+    [Fact]
+    public void CompareMatchesKernelAndShape()
+    {
+        string a = Path.GetTempFileName(), b = Path.GetTempFileName();
+        try
+        {
+            _report.Value.WriteJson(a);
+            var doubled = _report.Value.ToJson();
+            foreach (var row in doubled["results"]!.AsArray())
+                if (row!["median_ms"] is not null)
+                    row["median_ms"] = (double)row["median_ms"]! * 2;
+            File.WriteAllText(b, doubled.ToJsonString());
+            var table = BenchReport.Compare(BenchReport.Load(a), BenchReport.Load(b));
+            var text = new StringWriter();
+            table.Print(text);
+            Assert.Contains("2.00", text.ToString());
+            Assert.Contains("matmul", text.ToString());
+        }
+        finally
+        {
+            File.Delete(a);
+            File.Delete(b);
+        }
+    }
+
+    [Fact]
+    public void RooflinePlotIsAPng()
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"roofline-{Guid.NewGuid():N}.png");
+        try
+        {
+            _report.Value.WritePlot(path);
+            var bytes = File.ReadAllBytes(path);
+            Assert.True(bytes.Length > 10_000);
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, bytes[..4]);
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Theory]
+    [InlineData("NVIDIA H100 80GB HBM3", "H100")]
+    [InlineData("NVIDIA H100 PCIe", "H100 PCIe")]
+    [InlineData("NVIDIA H200", "H200")]
+    [InlineData("NVIDIA A100-SXM4-80GB", "A100-SXM4-80GB")]
+    [InlineData("NVIDIA GeForce RTX 4090", "RTX 4090")]
+    public void DatasheetLookupFindsKnownGpus(string device, string expected) =>
+        Assert.Equal(expected, Ceilings.Lookup(device)?.Name);
+
+    [Fact]
+    public void MeasuredCeilingsArePositive()
+    {
+        var c = Ceilings.Measure(Cpu);
+        Assert.True(c.BandwidthGBs > 0 && c.Fp32GFlops > 0);
+    }
+}
