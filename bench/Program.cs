@@ -17,6 +17,9 @@ verbs:
                                            time every kernel (device-side), with measured ceilings and peers
   compare A.json B.json                    ratio per kernel and shape of two result files (B/A)
   bdn [FILTER...]                          BenchmarkDotNet suites (e.g. bdn '*MatMul*')
+  models [--device NAME] [--json FILE]     run every seed model's golden case (PyTorch fixtures) and print a table
+  generate --prompt-ids 1,2,3 [--max-new 20] [--temperature T] [--top-k K] [--top-p P] [--seed N] [--device NAME]
+                                           extend a prompt with the fixture GPT (KV cache) and print token ids
   ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
                                            compile every kernel variant to PTX offline (no GPU needed),
                                            write DIR/<kernel>_<variant>.ptx and summarize what the
@@ -30,6 +33,11 @@ var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
     ["devices"] = new Dictionary<string, string>(),
     ["check"] = new Dictionary<string, string> { ["device"] = "one", ["kernel"] = "many", ["json"] = "one", ["seed"] = "one" },
     ["ptx"] = new Dictionary<string, string> { ["arch"] = "one", ["out"] = "one", ["kernel"] = "many" },
+    ["models"] = new Dictionary<string, string> { ["device"] = "one", ["json"] = "one" },
+    ["generate"] = new Dictionary<string, string>
+    {
+        ["device"] = "one", ["prompt-ids"] = "many", ["max-new"] = "one", ["temperature"] = "one", ["top-k"] = "one", ["top-p"] = "one", ["seed"] = "one",
+    },
     ["run"] = new Dictionary<string, string>
     {
         ["device"] = "one", ["kernel"] = "many", ["preset"] = "one", ["shape"] = "one", ["runs"] = "one", ["seed"] = "one",
@@ -57,6 +65,8 @@ try
         "check" => Verbs.Check(cli),
         "ptx" => Verbs.Ptx(cli),
         "run" => Verbs.Run(cli, args),
+        "models" => Verbs.Models(cli),
+        "generate" => Verbs.Generate(cli),
         _ => throw new UsageException($"unknown verb '{cli.Verb}'"),
     };
 }
@@ -171,6 +181,56 @@ internal static class Verbs
             report.WritePlot(plot);
             Console.WriteLine($"wrote {plot}");
         }
+        return 0;
+    }
+
+    private static string FixturePath(string name) => Path.Combine(AppContext.BaseDirectory, "fixtures", name + ".safetensors");
+
+    public static int Models(Cli cli)
+    {
+        using var device = Device.Open(cli.One("device"));
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}");
+        var table = new Table("model", "parameters", "forward ms", "max abs err", "rel L2 err", "pass");
+        var rows = new List<object>();
+        int failed = 0;
+        foreach (var c in GpuNet.Layers.ModelZoo.Golden)
+        {
+            using var f = GpuNet.Layers.SafeTensors.Open(FixturePath(c.Name));
+            using var model = c.Build(device, f);
+            model.Load(f);
+            model.Eval();
+            c.Run(model, f).Dispose(); // compile and warm up
+            device.Synchronize();
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            using var y = c.Run(model, f);
+            device.Synchronize();
+            double ms = sw.Elapsed.TotalMilliseconds;
+            var (maxAbs, rel, error) = CheckRunner.Compare(y.ToArray(), f.ReadDoubles("__expected__"));
+            bool pass = error is null && rel <= 1e-4;
+            failed += pass ? 0 : 1;
+            table.Add(c.Name, model.ParameterCount.ToString(), ms.ToString("0.00"), maxAbs.ToString("0.00e+0"), rel.ToString("0.00e+0"), pass ? "pass" : "FAIL");
+            rows.Add(new { model = c.Name, parameters = model.ParameterCount, forward_ms = ms, max_abs_err = maxAbs, rel_l2_err = rel, passed = pass });
+        }
+        table.Print(Console.Out);
+        if (cli.One("json") is { } path)
+            File.WriteAllText(path, JsonSerializer.Serialize(new { device = device.Info.Name, results = rows }, new JsonSerializerOptions { WriteIndented = true }));
+        return failed == 0 ? 0 : 1;
+    }
+
+    public static int Generate(Cli cli)
+    {
+        var prompt = cli.Many("prompt-ids").Select(s => int.TryParse(s, out var v) ? v : throw new UsageException($"--prompt-ids takes integers, got '{s}'")).ToArray();
+        if (prompt.Length == 0)
+            throw new UsageException("generate needs --prompt-ids");
+        int Int(string name, int fallback) => cli.One(name) is { } s ? (int.TryParse(s, out var v) ? v : throw new UsageException($"--{name} takes an integer")) : fallback;
+        float Float(string name, float fallback) => cli.One(name) is { } s ? (float.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw new UsageException($"--{name} takes a number")) : fallback;
+        using var device = Device.Open(cli.One("device"));
+        using var f = GpuNet.Layers.SafeTensors.Open(FixturePath("gpt"));
+        using var gpt = GpuNet.Layers.ModelZoo.Gpt(device, f);
+        gpt.Load(f);
+        gpt.Eval();
+        var tokens = gpt.Generate(prompt, Int("max-new", 20), Float("temperature", 1f), Int("top-k", 0), Float("top-p", 1f), (ulong)Int("seed", 0));
+        Console.WriteLine(string.Join(",", tokens));
         return 0;
     }
 

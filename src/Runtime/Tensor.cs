@@ -234,6 +234,18 @@ public sealed class Tensor : IDisposable
         return View(shape, (int[])_strides.Clone(), Offset + start * _strides[d]);
     }
 
+    /// <summary>A view of index <paramref name="index"/> along <paramref name="dim"/>, that dimension removed (PyTorch's <c>select</c>).</summary>
+    public Tensor Select(int dim, int index)
+    {
+        EnsureAlive("select", "tensor");
+        int d = ShapeUtil.NormalizeAxis("select", dim, Rank);
+        if (index < 0 || index >= _shape[d])
+            throw new ShapeMismatchException("select", "index", $"an index in [0, {_shape[d]}) on dimension {d}", index.ToString());
+        var shape = _shape.Where((_, i) => i != d).ToArray();
+        var strides = _strides.Where((_, i) => i != d).ToArray();
+        return View(shape, strides, Offset + index * _strides[d]);
+    }
+
     /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
     public Tensor Permute(params int[] order)
     {

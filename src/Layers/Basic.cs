@@ -1,0 +1,273 @@
+namespace GpuNet.Layers;
+
+/// <summary>y = x·Wᵀ + b over the last axis (nn.Linear: weight [out, in], bias [out]).</summary>
+public sealed class Linear : Layer
+{
+    /// <summary>Creates the layer.</summary>
+    public Linear(Device device, int inFeatures, int outFeatures, bool bias = true, FusedActivation activation = FusedActivation.None) : base(device)
+    {
+        (InFeatures, OutFeatures, Activation) = (inFeatures, outFeatures, activation);
+        Weight = Parameter("weight", outFeatures, inFeatures);
+        Bias = bias ? Parameter("bias", outFeatures) : null;
+    }
+
+    /// <summary>Input and output widths.</summary>
+    public int InFeatures { get; }
+
+    /// <summary>Output width.</summary>
+    public int OutFeatures { get; }
+
+    /// <summary>An activation fused into the matmul epilogue (None for plain nn.Linear).</summary>
+    public FusedActivation Activation { get; }
+
+    /// <summary>[out, in].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>[out] or null.</summary>
+    public Tensor? Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        if (x.Size(-1) != InFeatures)
+            throw new ShapeMismatchException("linear", "x", $"[..., {InFeatures}]", GpuNetException.FormatShape(x.ShapeArray()));
+        var shape = x.ShapeArray();
+        using var flat = x.Contiguous();
+        using var rows = flat.Reshape(-1, InFeatures);
+        using var y = Ops.Linear(rows, Weight, Bias, Activation);
+        shape[^1] = OutFeatures;
+        return y.Reshape(shape);
+    }
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed)
+    {
+        float bound = 1f / MathF.Sqrt(Math.Max(InFeatures, 1));
+        FillUniform(Weight, seed, bound);
+        if (Bias is not null)
+            FillUniform(Bias, seed + 1, bound);
+    }
+}
+
+/// <summary>An activation function as a layer (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Softplus).</summary>
+public sealed class ActivationLayer(Device device, string kind, float parameter = 0f) : Layer(device)
+{
+    /// <summary>relu, gelu, gelu_tanh, silu, tanh, sigmoid, leaky_relu, elu, softplus.</summary>
+    public string Kind { get; } = kind;
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Kind switch
+    {
+        "relu" => Ops.Relu(x),
+        "gelu" => Ops.GeluErf(x),
+        "gelu_tanh" => Ops.GeluTanh(x),
+        "silu" => Ops.Silu(x),
+        "tanh" => Ops.Tanh(x),
+        "sigmoid" => Ops.Sigmoid(x),
+        "leaky_relu" => Ops.LeakyRelu(x, parameter == 0 ? 0.01f : parameter),
+        "elu" => Ops.Elu(x, parameter == 0 ? 1f : parameter),
+        "softplus" => Ops.Softplus(x),
+        _ => throw new ArgumentException($"unknown activation '{Kind}'"),
+    };
+}
+
+/// <summary>Flattens dimensions from <paramref name="startDim"/> on (nn.Flatten).</summary>
+public sealed class Flatten(Device device, int startDim = 1) : Layer(device)
+{
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        var shape = x.ShapeArray();
+        int start = ShapeUtil.NormalizeAxis("flatten", startDim, x.Rank);
+        var target = shape.Take(start).Append((int)ShapeUtil.Product(shape.AsSpan(start))).ToArray();
+        using var c = x.Contiguous();
+        return c.Reshape(target);
+    }
+}
+
+/// <summary>Inverted dropout in training mode, identity in eval mode (nn.Dropout). Each call draws a fresh Philox seed.</summary>
+public sealed class Dropout(Device device, float p = 0.5f, ulong seed = 0) : Layer(device)
+{
+    private ulong _calls;
+
+    /// <summary>Drop probability.</summary>
+    public float P { get; } = p;
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        if (!Training || P == 0)
+            return x.Contiguous();
+        var (y, mask) = Ops.Dropout(x, P, seed + 0x9E3779B97F4A7C15UL * ++_calls);
+        mask.Dispose();
+        return y;
+    }
+}
+
+/// <summary>Token embedding table (nn.Embedding: weight [num_embeddings, dim]).</summary>
+public sealed class Embedding : Module
+{
+    /// <summary>Creates the table.</summary>
+    public Embedding(Device device, int count, int dim) : base(device) => Weight = Parameter("weight", count, dim);
+
+    /// <summary>[count, dim].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>Rows for the ids (shape <paramref name="shape"/>): [...shape, dim].</summary>
+    public Tensor Forward(ReadOnlySpan<int> ids, params int[] shape) => Ops.Embedding(Weight, ids, shape);
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed)
+    {
+        var host = new float[Weight.Length];
+        Philox.FillNormal(host, seed, 0, 1);
+        Weight.CopyFrom(host);
+    }
+}
+
+/// <summary>LayerNorm over the last axis with weight and bias (nn.LayerNorm).</summary>
+public sealed class LayerNorm : Layer
+{
+    /// <summary>Creates the layer.</summary>
+    public LayerNorm(Device device, int dim, float eps = 1e-5f) : base(device)
+    {
+        Eps = eps;
+        Weight = Parameter("weight", dim);
+        Bias = Parameter("bias", dim);
+        Ops.Fill(Weight, 1f);
+    }
+
+    /// <summary>ε.</summary>
+    public float Eps { get; }
+
+    /// <summary>γ.</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>β.</summary>
+    public Tensor Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        var r = Ops.LayerNorm(x, Weight, Bias, Eps);
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        return r.Output;
+    }
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed)
+    {
+        Ops.Fill(Weight, 1f);
+        Ops.Fill(Bias, 0f);
+    }
+}
+
+/// <summary>2-D convolution (nn.Conv2d: weight [out, in/groups, kh, kw], bias [out]); masks A/B make it PixelCNN's masked conv.</summary>
+public sealed class Conv2d : Layer
+{
+    /// <summary>Creates the layer.</summary>
+    public Conv2d(Device device, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int dilation = 1, int groups = 1,
+        bool bias = true, ConvMask mask = ConvMask.None) : base(device)
+    {
+        Options = Conv2dOptions.Of(stride, padding, dilation, groups) with { Mask = mask };
+        Weight = Parameter("weight", outChannels, inChannels / groups, kernel, kernel);
+        Bias = bias ? Parameter("bias", outChannels) : null;
+    }
+
+    /// <summary>Hyper-parameters.</summary>
+    public Conv2dOptions Options { get; }
+
+    /// <summary>[out, in/groups, kh, kw].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>[out] or null.</summary>
+    public Tensor? Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Ops.Conv2d(x, Weight, Bias, Options);
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed)
+    {
+        float bound = 1f / MathF.Sqrt(Weight.Length / Weight.Size(0));
+        FillUniform(Weight, seed, bound);
+        if (Bias is not null)
+            FillUniform(Bias, seed + 1, bound);
+    }
+}
+
+/// <summary>BatchNorm2d (nn.BatchNorm2d: weight, bias, running_mean, running_var, num_batches_tracked). Batch statistics in training, running ones in eval.</summary>
+public sealed class BatchNorm2d : Layer
+{
+    /// <summary>Creates the layer.</summary>
+    public BatchNorm2d(Device device, int channels, float eps = 1e-5f, float momentum = 0.1f) : base(device)
+    {
+        (Eps, Momentum) = (eps, momentum);
+        Weight = Parameter("weight", channels);
+        Bias = Parameter("bias", channels);
+        RunningMean = Buffer("running_mean", Tensor.Zeros(device, channels));
+        RunningVar = Buffer("running_var", Ops.Full(device, 1f, channels));
+        BatchesTracked = Buffer("num_batches_tracked", Tensor.Zeros(device));
+        Ops.Fill(Weight, 1f);
+    }
+
+    /// <summary>ε and momentum.</summary>
+    public float Eps { get; }
+
+    /// <summary>Running-statistics momentum.</summary>
+    public float Momentum { get; }
+
+    /// <summary>γ, β and the running statistics.</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>β.</summary>
+    public Tensor Bias { get; }
+
+    /// <summary>Running mean.</summary>
+    public Tensor RunningMean { get; }
+
+    /// <summary>Running variance.</summary>
+    public Tensor RunningVar { get; }
+
+    /// <summary>PyTorch's batch counter (a float scalar here).</summary>
+    public Tensor BatchesTracked { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        if (!Training)
+            return Ops.BatchNorm2dInfer(x, RunningMean, RunningVar, Weight, Bias, Eps);
+        var r = Ops.BatchNorm2dTrain(x, Weight, Bias, RunningMean, RunningVar, Momentum, Eps);
+        BatchesTracked.CopyFrom(new[] { BatchesTracked.ToArray()[0] + 1 });
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        return r.Output;
+    }
+}
+
+/// <summary>nn.MaxPool2d (square kernel; stride defaults to the kernel).</summary>
+public sealed class MaxPool2d(Device device, int kernel, int? stride = null, int padding = 0, int dilation = 1, bool ceilMode = false) : Layer(device)
+{
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        var r = Ops.MaxPool2d(x, (kernel, kernel), (stride ?? kernel, stride ?? kernel), (padding, padding), (dilation, dilation), ceilMode);
+        r.Indices.Dispose();
+        return r.Output;
+    }
+}
+
+/// <summary>nn.AvgPool2d.</summary>
+public sealed class AvgPool2d(Device device, int kernel, int? stride = null, int padding = 0, bool ceilMode = false, bool countIncludePad = true) : Layer(device)
+{
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Ops.AvgPool2d(x, (kernel, kernel), (stride ?? kernel, stride ?? kernel), (padding, padding), ceilMode, countIncludePad);
+}
+
+/// <summary>nn.AdaptiveAvgPool2d.</summary>
+public sealed class AdaptiveAvgPool2d(Device device, int height, int width) : Layer(device)
+{
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Ops.AdaptiveAvgPool2d(x, (height, width));
+}

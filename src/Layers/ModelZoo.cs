@@ -1,0 +1,46 @@
+namespace GpuNet.Layers;
+
+/// <summary>One seed model checked against PyTorch: how to build it for a fixture, and how to run the fixture's input through it.</summary>
+/// <param name="Name">Fixture name (Fixtures/&lt;name&gt;.safetensors).</param>
+/// <param name="Build">Builds the model (sizes from the fixture's metadata where needed).</param>
+/// <param name="Run">Runs the fixture's <c>__input__</c> through the model.</param>
+public sealed record GoldenCase(string Name, Func<Device, SafeTensorsFile, Module> Build, Func<Module, SafeTensorsFile, Tensor> Run);
+
+/// <summary>The seed models with PyTorch-equivalent structure and names, and their golden cases.</summary>
+public static class ModelZoo
+{
+    /// <summary>MLP 13-32-24-5 with ReLU and GELU (nn.Sequential names 0, 2, 4).</summary>
+    public static Sequential Mlp(Device d) => new(d, new Linear(d, 13, 32), new ActivationLayer(d, "relu"), new Linear(d, 32, 24), new ActivationLayer(d, "gelu"), new Linear(d, 24, 5));
+
+    /// <summary>The CNN classifier: Conv2d → BatchNorm2d → ReLU → MaxPool2d → Conv2d → BatchNorm2d → ReLU → AdaptiveAvgPool2d → Flatten → Linear → ReLU → Dropout → Linear.</summary>
+    public static Sequential CnnClassifier(Device d, int classes = 10) => new(d,
+        ("features", new Sequential(d, new Conv2d(d, 3, 8, 3, padding: 1), new BatchNorm2d(d, 8), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2),
+            new Conv2d(d, 8, 16, 3, padding: 1), new BatchNorm2d(d, 16), new ActivationLayer(d, "relu"), new AdaptiveAvgPool2d(d, 2, 2))),
+        ("classifier", new Sequential(d, new Flatten(d), new Linear(d, 64, 32), new ActivationLayer(d, "relu"), new Dropout(d, 0.5f), new Linear(d, 32, classes))));
+
+    /// <summary>A GPT sized by a fixture's metadata (vocab, context, d, h, layers).</summary>
+    public static Gpt Gpt(Device d, SafeTensorsFile f)
+    {
+        int M(string k) => int.Parse(f.Metadata[k]);
+        return new Gpt(d, new GptConfig(M("vocab"), M("context"), M("d"), M("h"), M("layers")));
+    }
+
+    /// <summary>The golden cases, in the order the CLI prints them.</summary>
+    public static IReadOnlyList<GoldenCase> Golden { get; } = new GoldenCase[]
+    {
+        new("mlp", (d, _) => Mlp(d), (m, f) => RunLayer(m, f)),
+        new("cnn", (d, _) => CnnClassifier(d), (m, f) => RunLayer(m, f)),
+        new("gpt", Gpt, (m, f) =>
+        {
+            var shape = f.Shape("__input__");
+            var ids = f.ReadFloats("__input__").Select(v => (int)v).ToArray();
+            return ((Gpt)m).Forward(ids, shape[0], shape[1]);
+        }),
+    };
+
+    private static Tensor RunLayer(Module m, SafeTensorsFile f)
+    {
+        using var x = f.ToTensor(m.Device, "__input__");
+        return ((Layer)m).Forward(x);
+    }
+}

@@ -1,0 +1,201 @@
+namespace GpuNet.Layers;
+
+/// <summary>
+/// A layer or model: named parameters and buffers in a hierarchy whose dotted names equal the PyTorch
+/// <c>state_dict()</c> keys of the equivalent PyTorch module (e.g. <c>blocks.0.attn.qkv.weight</c>), children,
+/// train/eval mode, and the device everything lives on. Forward passes run on the device's kernels; a module
+/// disposes what it owns.
+/// </summary>
+public abstract class Module : IDisposable
+{
+    private readonly List<(string Name, Tensor Tensor, bool IsBuffer)> _tensors = new();
+    private readonly List<(string Name, Module Child)> _children = new();
+    private bool _disposed;
+
+    /// <summary>Creates a module on <paramref name="device"/>.</summary>
+    protected Module(Device device) => Device = device;
+
+    /// <summary>The device of every parameter and buffer.</summary>
+    public Device Device { get; }
+
+    /// <summary>True in training mode (dropout active, batch statistics), false in eval mode.</summary>
+    public bool Training { get; private set; } = true;
+
+    /// <summary>Registers a parameter (zeros until loaded or initialized).</summary>
+    protected Tensor Parameter(string name, params int[] shape) => Register(name, Tensor.Zeros(Device, shape), false);
+
+    /// <summary>Registers a buffer (state that is not trained, e.g. BatchNorm's running statistics).</summary>
+    protected Tensor Buffer(string name, Tensor value) => Register(name, value, true);
+
+    private Tensor Register(string name, Tensor t, bool buffer)
+    {
+        if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
+            throw new ArgumentException($"{GetType().Name}: '{name}' is registered twice");
+        _tensors.Add((name, t, buffer));
+        return t;
+    }
+
+    /// <summary>Registers a child module under <paramref name="name"/>.</summary>
+    protected T Child<T>(string name, T module) where T : Module
+    {
+        if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
+            throw new ArgumentException($"{GetType().Name}: '{name}' is registered twice");
+        if (!ReferenceEquals(module.Device, Device))
+            throw new DeviceMismatchException(GetType().Name, name, Device.Label, module.Device.Label);
+        _children.Add((name, module));
+        return module;
+    }
+
+    /// <summary>Direct children with their names.</summary>
+    public IReadOnlyList<(string Name, Module Child)> Children => _children;
+
+    /// <summary>Every parameter and buffer, depth-first in registration order, with PyTorch state_dict names.</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> StateDict(string prefix = "")
+    {
+        foreach (var (name, t, _) in _tensors)
+            yield return (prefix + name, t);
+        foreach (var (name, child) in _children)
+            foreach (var entry in child.StateDict(prefix + name + "."))
+                yield return entry;
+    }
+
+    /// <summary>Trainable parameters only (no buffers).</summary>
+    public IEnumerable<(string Name, Tensor Tensor)> Parameters(string prefix = "")
+    {
+        foreach (var (name, t, buffer) in _tensors)
+            if (!buffer)
+                yield return (prefix + name, t);
+        foreach (var (name, child) in _children)
+            foreach (var entry in child.Parameters(prefix + name + "."))
+                yield return entry;
+    }
+
+    /// <summary>Number of parameter elements.</summary>
+    public long ParameterCount => Parameters().Sum(p => (long)p.Tensor.Length);
+
+    /// <summary>Sets training or eval mode on this module and every descendant.</summary>
+    public void Train(bool training = true)
+    {
+        Training = training;
+        foreach (var (_, child) in _children)
+            child.Train(training);
+    }
+
+    /// <summary>Eval mode (<c>Train(false)</c>).</summary>
+    public void Eval() => Train(false);
+
+    /// <summary>
+    /// Copies weights into the module by name. Every name and shape is checked first and all problems are reported at
+    /// once (<see cref="StateDictMismatchException"/>); nothing is written unless everything fits. With
+    /// <paramref name="strict"/> false, missing and unexpected names are allowed (shapes must still match).
+    /// </summary>
+    public void LoadStateDict(IReadOnlyDictionary<string, (int[] Shape, Func<float[]> Read)> source, bool strict = true)
+    {
+        var own = StateDict().ToDictionary(e => e.Name, e => e.Tensor);
+        var missing = own.Keys.Where(k => !source.ContainsKey(k)).ToList();
+        var unexpected = source.Keys.Where(k => !own.ContainsKey(k)).ToList();
+        var wrongShape = own.Where(e => source.TryGetValue(e.Key, out var s) && !s.Shape.SequenceEqual(e.Value.ShapeArray()))
+            .Select(e => $"{e.Key}: expected {GpuNetException.FormatShape(e.Value.ShapeArray())}, got {GpuNetException.FormatShape(source[e.Key].Shape)}").ToList();
+        if (wrongShape.Count > 0 || (strict && (missing.Count > 0 || unexpected.Count > 0)))
+            throw new StateDictMismatchException(GetType().Name, strict ? missing : new List<string>(), strict ? unexpected : new List<string>(), wrongShape);
+        foreach (var (name, tensor) in own)
+            if (source.TryGetValue(name, out var s))
+                tensor.CopyFrom(s.Read());
+    }
+
+    /// <summary>Loads weights from a safetensors file (see <see cref="LoadStateDict"/>); names starting with "__" (fixture data) are ignored.</summary>
+    public void Load(SafeTensorsFile file, bool strict = true) =>
+        LoadStateDict(file.Names.Where(n => !n.StartsWith("__")).ToDictionary(n => n, n => (file.Shape(n), (Func<float[]>)(() => file.ReadFloats(n)))), strict);
+
+    /// <summary>Saves every parameter and buffer to a safetensors file (F32).</summary>
+    public void Save(string path) => SafeTensors.Save(path, StateDict());
+
+    /// <summary>Fills parameters with seeded random values the way PyTorch's defaults do for each layer type.</summary>
+    public virtual void Initialize(ulong seed)
+    {
+        ulong i = 0;
+        foreach (var (_, child) in _children)
+            child.Initialize(seed + 0x9E3779B97F4A7C15UL * ++i);
+    }
+
+    /// <summary>Uniform(−bound, bound) into a parameter (PyTorch's kaiming_uniform(a=√5) gives bound = 1/√fan_in).</summary>
+    protected static void FillUniform(Tensor t, ulong seed, float bound)
+    {
+        var host = new float[t.Length];
+        Philox.FillUniform(host, seed, -bound, bound);
+        t.CopyFrom(host);
+    }
+
+    /// <summary>Disposes every parameter, buffer and child.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        foreach (var (_, t, _) in _tensors)
+            t.Dispose();
+        foreach (var (_, child) in _children)
+            child.Dispose();
+    }
+}
+
+/// <summary>A module with one input and one output.</summary>
+public abstract class Layer : Module
+{
+    /// <summary>Creates the layer.</summary>
+    protected Layer(Device device) : base(device) { }
+
+    /// <summary>Runs the layer. The result is a new tensor the caller owns.</summary>
+    public abstract Tensor Forward(Tensor x);
+}
+
+/// <summary>Layers applied in order; children are named "0", "1", ... as in PyTorch's nn.Sequential.</summary>
+public sealed class Sequential : Layer
+{
+    private readonly List<Layer> _layers = new();
+
+    /// <summary>Creates the sequence; children are named by position.</summary>
+    public Sequential(Device device, params Layer[] layers) : this(device, layers.Select((l, i) => (i.ToString(), l)).ToArray()) { }
+
+    /// <summary>Creates the sequence with the given child names (PyTorch's <c>add_module</c>).</summary>
+    public Sequential(Device device, params (string Name, Layer Layer)[] layers) : base(device)
+    {
+        foreach (var (name, layer) in layers)
+            _layers.Add(Child(name, layer));
+    }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        // Each intermediate is freed as soon as the next layer has consumed it.
+        Tensor current = x;
+        foreach (var layer in _layers)
+        {
+            var next = layer.Forward(current);
+            if (!ReferenceEquals(current, x))
+                current.Dispose();
+            current = next;
+        }
+        return ReferenceEquals(current, x) ? x.Contiguous() : current;
+    }
+}
+
+/// <summary>A state dict does not fit a module: every missing, unexpected and mis-shaped name, reported at once.</summary>
+public sealed class StateDictMismatchException(string module, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> wrongShapes)
+    : GpuNetException("load_state_dict",
+        $"load_state_dict: weights do not fit {module}: " + string.Join("; ", new[]
+        {
+            missing.Count > 0 ? "missing " + string.Join(", ", missing) : null,
+            unexpected.Count > 0 ? "unexpected " + string.Join(", ", unexpected) : null,
+            wrongShapes.Count > 0 ? "wrong shape " + string.Join(", ", wrongShapes) : null,
+        }.Where(s => s is not null)))
+{
+    /// <summary>Names the module has and the weights lack.</summary>
+    public IReadOnlyList<string> Missing { get; } = missing;
+
+    /// <summary>Names the weights have and the module lacks.</summary>
+    public IReadOnlyList<string> Unexpected { get; } = unexpected;
+
+    /// <summary>"name: expected [..], got [..]" for each shape mismatch.</summary>
+    public IReadOnlyList<string> WrongShapes { get; } = wrongShapes;
+}

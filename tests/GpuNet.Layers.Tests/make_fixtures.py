@@ -1,0 +1,143 @@
+#!/usr/bin/env python3
+"""Golden fixtures for the layer-graph tests: each PyTorch module below is built with a fixed seed; its state_dict,
+an input and the expected output computed in float64 are written to Fixtures/<name>.safetensors (weights as F32
+under their state_dict names, "__input__" as F32, "__expected__" as F64, the model's sizes in __metadata__).
+Run by hand with Debian's python3-torch (CI never needs PyTorch):
+
+    /usr/bin/python3 tests/GpuNet.Layers.Tests/make_fixtures.py
+"""
+import json
+import math
+import os
+import struct
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def write_safetensors(path, tensors, metadata):
+    """The safetensors format by hand: u64 header length, JSON header, raw little-endian data."""
+    header, blobs, offset = {"__metadata__": {k: str(v) for k, v in metadata.items()}}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().contiguous().cpu()
+        dtype = {torch.float32: "F32", torch.float64: "F64"}[t.dtype]
+        data = t.numpy().tobytes()
+        header[name] = {"dtype": dtype, "shape": list(t.shape), "data_offsets": [offset, offset + len(data)]}
+        blobs.append(data)
+        offset += len(data)
+    raw = json.dumps(header).encode()
+    raw += b" " * ((8 - len(raw) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(raw)))
+        f.write(raw)
+        for b in blobs:
+            f.write(b)
+
+
+def save(name, model, x, run, metadata):
+    model.eval()
+    state = {k: v.float() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        expected = run(model.double(), x if x.dtype == torch.long else x.double())
+    tensors = dict(state)
+    tensors["__input__"] = x.float()
+    tensors["__expected__"] = expected.double()
+    write_safetensors(os.path.join(HERE, "Fixtures", f"{name}.safetensors"), tensors, metadata)
+    print(f"{name}: {sum(v.numel() for v in state.values())} parameters, output {tuple(expected.shape)}")
+
+
+def mlp():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(13, 32), nn.ReLU(), nn.Linear(32, 24), nn.GELU(), nn.Linear(24, 5))
+    save("mlp", model, torch.randn(7, 13), lambda m, x: m(x), {"layers": "13-32-24-5"})
+
+
+def cnn():
+    torch.manual_seed(2)
+    features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d((2, 2)))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10))
+    model = nn.Sequential()
+    model.add_module("features", features)
+    model.add_module("classifier", classifier)
+    # Non-trivial running statistics, as after training.
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    save("cnn", model, torch.randn(3, 3, 13, 11), lambda m, x: m(x), {"classes": 10})
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, d, h):
+        super().__init__()
+        self.h = h
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x):
+        b, t, c = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.h, c // self.h).unbind(2)
+        q, k, v = (z.transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-1, -2)) / math.sqrt(c // self.h)
+        att = att.masked_fill(torch.ones(t, t, dtype=torch.bool).triu(1), float("-inf")).softmax(-1)
+        return self.proj((att @ v).transpose(1, 2).reshape(b, t, c))
+
+
+class Mlp(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.fc = nn.Linear(d, 4 * d)
+        self.proj = nn.Linear(4 * d, d)
+
+    def forward(self, x):
+        return self.proj(F.gelu(self.fc(x)))
+
+
+class Block(nn.Module):
+    def __init__(self, d, h):
+        super().__init__()
+        self.ln1, self.attn, self.ln2, self.mlp = nn.LayerNorm(d), CausalSelfAttention(d, h), nn.LayerNorm(d), Mlp(d)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.mlp(self.ln2(x))
+
+
+class Gpt(nn.Module):
+    def __init__(self, vocab, context, d, h, layers):
+        super().__init__()
+        self.tok_emb, self.pos_emb = nn.Embedding(vocab, d), nn.Embedding(context, d)
+        self.blocks = nn.ModuleList(Block(d, h) for _ in range(layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+
+    def forward(self, ids):
+        x = self.tok_emb(ids) + self.pos_emb(torch.arange(ids.shape[1]))
+        for b in self.blocks:
+            x = b(x)
+        return self.head(self.ln_f(x))
+
+
+def gpt():
+    torch.manual_seed(3)
+    cfg = dict(vocab=61, context=32, d=48, h=4, layers=2)
+    model = Gpt(cfg["vocab"], cfg["context"], cfg["d"], cfg["h"], cfg["layers"])
+    with torch.no_grad():
+        for p in model.parameters():
+            p.mul_(2.0)  # livelier logits than the default init, so greedy decoding is not a tie-fest
+    ids = torch.randint(0, cfg["vocab"], (2, 11))
+    save("gpt", model, ids, lambda m, x: m(x), {k: v for k, v in cfg.items()})
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(2)
+    mlp()
+    cnn()
+    gpt()
