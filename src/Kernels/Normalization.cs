@@ -4,24 +4,32 @@ using ILGPU.Runtime;
 
 namespace GpuNet.Kernels
 {
-    /// <summary>Welford running statistics: count, mean and the sum of squared deviations (M2).</summary>
+    /// <summary>
+    /// Welford running statistics of shifted values (count, mean, sum of squared deviations M2), plus the plain sum of
+    /// the unshifted values. The shifted mean and M2 give a variance that is exact for rows on a large offset; the plain
+    /// sum gives a mean that stays accurate relative to itself when it is small next to the spread (where shift + shifted
+    /// mean would carry an error of about ε·σ).
+    /// </summary>
     public struct Welford
     {
         /// <summary>Values seen.</summary>
         public float Count;
 
-        /// <summary>Their mean.</summary>
+        /// <summary>Mean of the shifted values.</summary>
         public float Mean;
 
         /// <summary>Σ (x − mean)².</summary>
         public float M2;
 
-        /// <summary>Adds one value.</summary>
+        /// <summary>Σ x of the unshifted values.</summary>
+        public float Sum;
+
+        /// <summary>Adds one value, given shifted (for the moments) and as it is (for the sum).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public readonly Welford Add(float x)
+        public readonly Welford Add(float shifted, float raw)
         {
-            float n = Count + 1f, delta = x - Mean, mean = Mean + delta / n;
-            return new Welford { Count = n, Mean = mean, M2 = M2 + delta * (x - mean) };
+            float n = Count + 1f, delta = shifted - Mean, mean = Mean + delta / n;
+            return new Welford { Count = n, Mean = mean, M2 = M2 + delta * (shifted - mean), Sum = Sum + raw };
         }
 
         /// <summary>Chan et al.'s pairwise merge of two partial statistics.</summary>
@@ -32,7 +40,7 @@ namespace GpuNet.Kernels
             if (n == 0)
                 return a;
             float delta = b.Mean - a.Mean, fb = b.Count / n;
-            return new Welford { Count = n, Mean = a.Mean + delta * fb, M2 = a.M2 + b.M2 + delta * delta * a.Count * fb };
+            return new Welford { Count = n, Mean = a.Mean + delta * fb, M2 = a.M2 + b.M2 + delta * delta * a.Count * fb, Sum = a.Sum + b.Sum };
         }
 
         /// <summary><see cref="Merge"/> as a group-reduction operator.</summary>
@@ -96,10 +104,13 @@ namespace GpuNet.Kernels
                 float shift = x[start];
                 var w = default(Welford);
                 for (int j = Group.IdxX; j < layout.Cols; j += Group.DimX)
-                    w = w.Add(x[start + j / layout.SegLen * layout.SegStride + j % layout.SegLen] - shift);
+                {
+                    float v = x[start + j / layout.SegLen * layout.SegStride + j % layout.SegLen];
+                    w = w.Add(v - shift, v);
+                }
                 w = GroupReduce.AllReduce(w, slots, default(Welford.Merger));
 
-                float variance = w.M2 / w.Count, mean = shift + w.Mean, center, rstd;
+                float variance = w.M2 / w.Count, mean = w.Sum / w.Count, center, rstd;
                 if (default(TRms).Value)
                 {
                     // mean(x²) = var + mean²: two non-negative terms, no cancellation.

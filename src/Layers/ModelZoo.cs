@@ -25,6 +25,16 @@ public static class ModelZoo
         return new Gpt(d, new GptConfig(M("vocab"), M("context"), M("d"), M("h"), M("layers")));
     }
 
+    private static int Meta(SafeTensorsFile f, string key) => int.Parse(f.Metadata[key]);
+
+    private static TransformerEncoderLayer Encoder(Device d, SafeTensorsFile f) =>
+        new(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), f.Metadata["activation"], Meta(f, "norm_first") == 1);
+
+    private static TransformerDecoderLayer Decoder(Device d, SafeTensorsFile f) =>
+        new(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), f.Metadata["activation"], Meta(f, "norm_first") == 1);
+
+    private static Tensor? Optional(Module m, SafeTensorsFile f, string name) => f.Names.Contains(name) ? f.ToTensor(m.Device, name) : null;
+
     /// <summary>The golden cases, in the order the CLI prints them.</summary>
     public static IReadOnlyList<GoldenCase> Golden { get; } = new GoldenCase[]
     {
@@ -36,7 +46,23 @@ public static class ModelZoo
             var ids = f.ReadFloats("__input__").Select(v => (int)v).ToArray();
             return ((Gpt)m).Forward(ids, shape[0], shape[1]);
         }),
+        new("encoder_post_norm", Encoder, RunEncoder),
+        new("encoder_pre_norm_padded", Encoder, RunEncoder),
+        new("decoder_post_norm", Decoder, (m, f) =>
+        {
+            using var x = f.ToTensor(m.Device, "__input__");
+            using var memory = f.ToTensor(m.Device, "__memory__");
+            using var padding = Optional(m, f, "__padding__");
+            return ((TransformerDecoderLayer)m).Forward(x, memory, padding);
+        }),
     };
+
+    private static Tensor RunEncoder(Module m, SafeTensorsFile f)
+    {
+        using var x = f.ToTensor(m.Device, "__input__");
+        using var padding = Optional(m, f, "__padding__");
+        return ((TransformerEncoderLayer)m).Forward(x, padding);
+    }
 
     private static Tensor RunLayer(Module m, SafeTensorsFile f)
     {

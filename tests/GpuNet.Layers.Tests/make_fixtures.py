@@ -37,13 +37,18 @@ def write_safetensors(path, tensors, metadata):
             f.write(b)
 
 
-def save(name, model, x, run, metadata):
+def save(name, model, x, run, metadata, extra=None):
     model.eval()
     state = {k: v.float() for k, v in model.state_dict().items()}
-    with torch.no_grad():
-        expected = run(model.double(), x if x.dtype == torch.long else x.double())
+    extra = extra or {}
+    xin = x if x.dtype == torch.long else x.double().requires_grad_(True)
+    # Grad enabled on the input keeps PyTorch off its inference fast paths: the expectation is the plain math.
+    with torch.enable_grad():
+        expected = run(model.double(), xin, {k: (v if v.dtype == torch.bool else v.double()) for k, v in extra.items()}).detach()
     tensors = dict(state)
     tensors["__input__"] = x.float()
+    for k, v in extra.items():
+        tensors[f"__{k}__"] = v.float()
     tensors["__expected__"] = expected.double()
     write_safetensors(os.path.join(HERE, "Fixtures", f"{name}.safetensors"), tensors, metadata)
     print(f"{name}: {sum(v.numel() for v in state.values())} parameters, output {tuple(expected.shape)}")
@@ -52,7 +57,7 @@ def save(name, model, x, run, metadata):
 def mlp():
     torch.manual_seed(1)
     model = nn.Sequential(nn.Linear(13, 32), nn.ReLU(), nn.Linear(32, 24), nn.GELU(), nn.Linear(24, 5))
-    save("mlp", model, torch.randn(7, 13), lambda m, x: m(x), {"layers": "13-32-24-5"})
+    save("mlp", model, torch.randn(7, 13), lambda m, x, e: m(x), {"layers": "13-32-24-5"})
 
 
 def cnn():
@@ -71,7 +76,7 @@ def cnn():
                 m.running_var.uniform_(0.5, 1.5)
                 m.weight.uniform_(0.5, 1.5)
                 m.bias.uniform_(-0.2, 0.2)
-    save("cnn", model, torch.randn(3, 3, 13, 11), lambda m, x: m(x), {"classes": 10})
+    save("cnn", model, torch.randn(3, 3, 13, 11), lambda m, x, e: m(x), {"classes": 10})
 
 
 class CausalSelfAttention(nn.Module):
@@ -133,7 +138,30 @@ def gpt():
         for p in model.parameters():
             p.mul_(2.0)  # livelier logits than the default init, so greedy decoding is not a tie-fest
     ids = torch.randint(0, cfg["vocab"], (2, 11))
-    save("gpt", model, ids, lambda m, x: m(x), {k: v for k, v in cfg.items()})
+    save("gpt", model, ids, lambda m, x, e: m(x), {k: v for k, v in cfg.items()})
+
+
+def padding(lengths, total):
+    return torch.arange(total)[None, :] >= torch.tensor(lengths)[:, None]
+
+
+def encoder_layers():
+    torch.manual_seed(4)
+    post = nn.TransformerEncoderLayer(16, 4, 40, dropout=0.1, activation="relu", batch_first=True)
+    save("encoder_post_norm", post, torch.randn(2, 7, 16), lambda m, x, e: m(x), {"d": 16, "h": 4, "ff": 40, "activation": "relu", "norm_first": 0})
+    torch.manual_seed(5)
+    pre = nn.TransformerEncoderLayer(16, 2, 24, dropout=0.1, activation="gelu", batch_first=True, norm_first=True)
+    save("encoder_pre_norm_padded", pre, torch.randn(2, 7, 16), lambda m, x, e: m(x, src_key_padding_mask=e["padding"]),
+         {"d": 16, "h": 2, "ff": 24, "activation": "gelu", "norm_first": 1}, {"padding": padding([7, 4], 7)})
+
+
+def decoder_layer():
+    torch.manual_seed(6)
+    dec = nn.TransformerDecoderLayer(16, 4, 32, dropout=0.1, activation="relu", batch_first=True)
+    causal = torch.ones(6, 6, dtype=torch.bool).triu(1)
+    save("decoder_post_norm", dec, torch.randn(2, 6, 16),
+         lambda m, x, e: m(x, e["memory"], tgt_mask=causal, memory_key_padding_mask=e["padding"]),
+         {"d": 16, "h": 4, "ff": 32, "activation": "relu", "norm_first": 0}, {"memory": torch.randn(2, 9, 16), "padding": padding([9, 5], 9)})
 
 
 if __name__ == "__main__":
@@ -141,3 +169,5 @@ if __name__ == "__main__":
     mlp()
     cnn()
     gpt()
+    encoder_layers()
+    decoder_layer()
