@@ -70,26 +70,6 @@ namespace GpuNet.Kernels
         /// <summary>Threads per group.</summary>
         public const int Threads = 128;
 
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Float4 Fma(Float4 c, float a, Float4 b)
-        {
-            c.X += a * b.X;
-            c.Y += a * b.Y;
-            c.Z += a * b.Z;
-            c.W += a * b.W;
-            return c;
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Float4 Scale(Float4 c, float s)
-        {
-            c.X *= s;
-            c.Y *= s;
-            c.Z *= s;
-            c.W *= s;
-            return c;
-        }
-
         /// <summary>Is key j masked for query i (causal, padding)? Additive masks are applied separately.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool Hidden(int i, int j, int keyLimit, AttentionParams p) =>
@@ -148,8 +128,8 @@ namespace GpuNet.Kernels
                 for (int c = 0; c < d; c++)
                 {
                     var kc = kv4[(c * BlockK + sCol) / 4];
-                    s0 = Fma(s0, qT[c * BlockQ + sRow], kc);
-                    s1 = Fma(s1, qT[c * BlockQ + sRow + 1], kc);
+                    s0 = Float4.Fma(s0, qT[c * BlockQ + sRow], kc);
+                    s1 = Float4.Fma(s1, qT[c * BlockQ + sRow + 1], kc);
                 }
                 pT[(sCol + 0) * BlockQ + sRow] = s0.X; pT[(sCol + 1) * BlockQ + sRow] = s0.Y;
                 pT[(sCol + 2) * BlockQ + sRow] = s0.Z; pT[(sCol + 3) * BlockQ + sRow] = s0.W;
@@ -198,10 +178,10 @@ namespace GpuNet.Kernels
                 if (oCol < d)
                 {
                     var alpha4 = rowAlpha.Cast<Float4>().AsAligned(16)[oRow / 4];
-                    acc.R0L = Scale(acc.R0L, alpha4.X); acc.R0H = Scale(acc.R0H, alpha4.X);
-                    acc.R1L = Scale(acc.R1L, alpha4.Y); acc.R1H = Scale(acc.R1H, alpha4.Y);
-                    acc.R2L = Scale(acc.R2L, alpha4.Z); acc.R2H = Scale(acc.R2H, alpha4.Z);
-                    acc.R3L = Scale(acc.R3L, alpha4.W); acc.R3H = Scale(acc.R3H, alpha4.W);
+                    acc.R0L = Float4.Scale(acc.R0L, alpha4.X); acc.R0H = Float4.Scale(acc.R0H, alpha4.X);
+                    acc.R1L = Float4.Scale(acc.R1L, alpha4.Y); acc.R1H = Float4.Scale(acc.R1H, alpha4.Y);
+                    acc.R2L = Float4.Scale(acc.R2L, alpha4.Z); acc.R2H = Float4.Scale(acc.R2H, alpha4.Z);
+                    acc.R3L = Float4.Scale(acc.R3L, alpha4.W); acc.R3H = Float4.Scale(acc.R3H, alpha4.W);
                     var p4 = pT.Cast<Float4>().AsAligned(16);
                     var v4 = kv.Cast<Float4>().AsAligned(16);
                     for (int j = 0; j < BlockK; j++)
@@ -209,10 +189,10 @@ namespace GpuNet.Kernels
                         var pj = p4[(j * BlockQ + oRow) / 4];
                         var vL = v4[(j * MaxD + oCol) / 4];
                         var vH = v4[(j * MaxD + oCol + 4) / 4];
-                        acc.R0L = Fma(acc.R0L, pj.X, vL); acc.R0H = Fma(acc.R0H, pj.X, vH);
-                        acc.R1L = Fma(acc.R1L, pj.Y, vL); acc.R1H = Fma(acc.R1H, pj.Y, vH);
-                        acc.R2L = Fma(acc.R2L, pj.Z, vL); acc.R2H = Fma(acc.R2H, pj.Z, vH);
-                        acc.R3L = Fma(acc.R3L, pj.W, vL); acc.R3H = Fma(acc.R3H, pj.W, vH);
+                        acc.R0L = Float4.Fma(acc.R0L, pj.X, vL); acc.R0H = Float4.Fma(acc.R0H, pj.X, vH);
+                        acc.R1L = Float4.Fma(acc.R1L, pj.Y, vL); acc.R1H = Float4.Fma(acc.R1H, pj.Y, vH);
+                        acc.R2L = Float4.Fma(acc.R2L, pj.Z, vL); acc.R2H = Float4.Fma(acc.R2H, pj.Z, vH);
+                        acc.R3L = Float4.Fma(acc.R3L, pj.W, vL); acc.R3H = Float4.Fma(acc.R3H, pj.W, vH);
                     }
                 }
                 // The next tile overwrites kv and pT.

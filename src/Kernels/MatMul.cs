@@ -140,16 +140,6 @@ namespace GpuNet.Kernels
     /// </summary>
     public static class MatMulKernels
     {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Float4 Fma(Float4 c, float a, Float4 b)
-        {
-            c.X += a * b.X;
-            c.Y += a * b.Y;
-            c.Z += a * b.Z;
-            c.W += a * b.W;
-            return c;
-        }
-
         /// <summary>
         /// Reads this thread's float4 chunk of a (rows × BK) operand tile: 4 consecutive elements along the
         /// operand's contiguous dimension. <typeparamref name="TKContig"/>: the chunk runs along k, else along
@@ -171,31 +161,9 @@ namespace GpuNet.Kernels
                 row = row0 + t % (tileRows / 4) * 4;
                 k = k0 + t / (tileRows / 4);
             }
-            Float4 v;
-            v.X = 0; v.Y = 0; v.Z = 0; v.W = 0;
             if (default(TKContig).Value)
-            {
-                if (row >= rows)
-                    return v;
-                int at = baseOffset + row * strideRow + k;
-                if (vec != 0 && k + 3 < depth)
-                    return src.Cast<Float4>().AsAligned(16)[at / 4];
-                if (k < depth) v.X = src[at];
-                if (k + 1 < depth) v.Y = src[at + 1];
-                if (k + 2 < depth) v.Z = src[at + 2];
-                if (k + 3 < depth) v.W = src[at + 3];
-                return v;
-            }
-            if (k >= depth)
-                return v;
-            int at2 = baseOffset + k * strideK + row;
-            if (vec != 0 && row + 3 < rows)
-                return src.Cast<Float4>().AsAligned(16)[at2 / 4];
-            if (row < rows) v.X = src[at2];
-            if (row + 1 < rows) v.Y = src[at2 + 1];
-            if (row + 2 < rows) v.Z = src[at2 + 2];
-            if (row + 3 < rows) v.W = src[at2 + 3];
-            return v;
+                return row < rows ? Float4.Load(src, baseOffset + row * strideRow + k, depth - k, vec) : default;
+            return k < depth ? Float4.Load(src, baseOffset + k * strideK + row, rows - row, vec) : default;
         }
 
         /// <summary>Writes a chunk (along k when <paramref name="kContiguous"/>, else along the row dimension) into the k-major shared tile tile[k][row].</summary>
@@ -217,17 +185,6 @@ namespace GpuNet.Kernels
             }
         }
 
-        /// <summary>r + scale·src[at..at+3], reading only the first <paramref name="valid"/> (≥ 1) elements.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static Float4 AddQuad(Float4 r, ArrayView<float> src, int at, float scale, int valid)
-        {
-            r.X += scale * src[at];
-            if (valid > 1) r.Y += scale * src[at + 1];
-            if (valid > 2) r.Z += scale * src[at + 2];
-            if (valid > 3) r.W += scale * src[at + 3];
-            return r;
-        }
-
         /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias), bounds-checked, one float4 store when legal.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int n, Float4 acc, GemmParams p, TAct act)
@@ -240,9 +197,9 @@ namespace GpuNet.Kernels
             Float4 r;
             r.X = p.Alpha * acc.X; r.Y = p.Alpha * acc.Y; r.Z = p.Alpha * acc.Z; r.W = p.Alpha * acc.W;
             if (p.Beta != 0)
-                r = AddQuad(r, c, at, p.Beta, p.N - n);
+                r = Float4.Fma(r, p.Beta, Float4.Load(c, at, p.N - n, 0));
             if (p.HasBias == 1)
-                r = AddQuad(r, bias, n, 1f, p.N - n);
+                r = Float4.Fma(r, 1f, Float4.Load(bias, n, p.N - n, 0));
             else if (p.HasBias == 2)
             {
                 float rowBias = bias[biasRow + m];
@@ -321,14 +278,14 @@ namespace GpuNet.Kernels
                     var aH = As[(k * bm + bm / 2 + ty * 4) / 4];
                     var bL = Bs[(k * bn + tx * 4) / 4];
                     var bH = Bs[(k * bn + bn / 2 + tx * 4) / 4];
-                    acc.R0L = Fma(acc.R0L, aL.X, bL); acc.R0H = Fma(acc.R0H, aL.X, bH);
-                    acc.R1L = Fma(acc.R1L, aL.Y, bL); acc.R1H = Fma(acc.R1H, aL.Y, bH);
-                    acc.R2L = Fma(acc.R2L, aL.Z, bL); acc.R2H = Fma(acc.R2H, aL.Z, bH);
-                    acc.R3L = Fma(acc.R3L, aL.W, bL); acc.R3H = Fma(acc.R3H, aL.W, bH);
-                    acc.R4L = Fma(acc.R4L, aH.X, bL); acc.R4H = Fma(acc.R4H, aH.X, bH);
-                    acc.R5L = Fma(acc.R5L, aH.Y, bL); acc.R5H = Fma(acc.R5H, aH.Y, bH);
-                    acc.R6L = Fma(acc.R6L, aH.Z, bL); acc.R6H = Fma(acc.R6H, aH.Z, bH);
-                    acc.R7L = Fma(acc.R7L, aH.W, bL); acc.R7H = Fma(acc.R7H, aH.W, bH);
+                    acc.R0L = Float4.Fma(acc.R0L, aL.X, bL); acc.R0H = Float4.Fma(acc.R0H, aL.X, bH);
+                    acc.R1L = Float4.Fma(acc.R1L, aL.Y, bL); acc.R1H = Float4.Fma(acc.R1H, aL.Y, bH);
+                    acc.R2L = Float4.Fma(acc.R2L, aL.Z, bL); acc.R2H = Float4.Fma(acc.R2H, aL.Z, bH);
+                    acc.R3L = Float4.Fma(acc.R3L, aL.W, bL); acc.R3H = Float4.Fma(acc.R3H, aL.W, bH);
+                    acc.R4L = Float4.Fma(acc.R4L, aH.X, bL); acc.R4H = Float4.Fma(acc.R4H, aH.X, bH);
+                    acc.R5L = Float4.Fma(acc.R5L, aH.Y, bL); acc.R5H = Float4.Fma(acc.R5H, aH.Y, bH);
+                    acc.R6L = Float4.Fma(acc.R6L, aH.Z, bL); acc.R6H = Float4.Fma(acc.R6H, aH.Z, bH);
+                    acc.R7L = Float4.Fma(acc.R7L, aH.W, bL); acc.R7H = Float4.Fma(acc.R7H, aH.W, bH);
                 }
 
                 if (more)

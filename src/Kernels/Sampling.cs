@@ -183,27 +183,21 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Uniform random values in [low, high) generated on the device from the Philox stream of <paramref name="seed"/>. Kernel <c>random_uniform</c>.</summary>
-        public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
-        {
-            var o = Tensor.Empty(device, shape);
-            if (o.Length > 0)
-            {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(SamplingKernels.Uniform);
-                using (device.Profiler.Measure("random_uniform"))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)), o.ContiguousView, seed, low, high, o.Length);
-            }
-            return o;
-        }
+        public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f) =>
+            RandomFill("random_uniform", SamplingKernels.Uniform, device, shape, seed, low, high);
 
         /// <summary>Normal random values generated on the device (Box–Muller on Philox word pairs). Kernel <c>random_normal</c>.</summary>
-        public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f)
+        public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f) =>
+            RandomFill("random_normal", SamplingKernels.Normal, device, shape, seed, mean, std);
+
+        private static Tensor RandomFill(string name, Action<ArrayView<float>, ulong, float, float, int> kernel, Device device, int[] shape, ulong seed, float a, float b)
         {
             var o = Tensor.Empty(device, shape);
             if (o.Length > 0)
             {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(SamplingKernels.Normal);
-                using (device.Profiler.Measure("random_normal"))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)), o.ContiguousView, seed, mean, std, o.Length);
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(kernel);
+                using (device.Profiler.Measure(name))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)), o.ContiguousView, seed, a, b, o.Length);
             }
             return o;
         }
