@@ -48,6 +48,8 @@ public static class ModelZoo
         }),
         new("encoder_post_norm", Encoder, RunEncoder),
         new("encoder_pre_norm_padded", Encoder, RunEncoder),
+        new("lstm", Recurrent, RunRecurrent),
+        new("rnn", Recurrent, RunRecurrent),
         new("decoder_post_norm", Decoder, (m, f) =>
         {
             using var x = f.ToTensor(m.Device, "__input__");
@@ -56,6 +58,18 @@ public static class ModelZoo
             return ((TransformerDecoderLayer)m).Forward(x, memory, padding);
         }),
     };
+
+    private static Recurrent Recurrent(Device d, SafeTensorsFile f) =>
+        new(d, Meta(f, "input"), Meta(f, "hidden"), Meta(f, "layers"), Meta(f, "batch_first") == 1, Meta(f, "lstm") == 1);
+
+    private static Tensor RunRecurrent(Module m, SafeTensorsFile f)
+    {
+        using var x = f.ToTensor(m.Device, "__input__");
+        var (output, hidden, cell) = ((Recurrent)m).Forward(x);
+        hidden.Dispose();
+        cell?.Dispose();
+        return output;
+    }
 
     private static Tensor RunEncoder(Module m, SafeTensorsFile f)
     {

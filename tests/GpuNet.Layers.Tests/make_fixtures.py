@@ -164,6 +164,17 @@ def decoder_layer():
          {"d": 16, "h": 4, "ff": 32, "activation": "relu", "norm_first": 0}, {"memory": torch.randn(2, 9, 16), "padding": padding([9, 5], 9)})
 
 
+def recurrent():
+    torch.manual_seed(7)
+    lstm = nn.LSTM(5, 8, num_layers=2, batch_first=True)
+    save("lstm", lstm, torch.randn(3, 6, 5), lambda m, x, e: m(x)[0],
+         {"input": 5, "hidden": 8, "layers": 2, "batch_first": 1, "lstm": 1})
+    torch.manual_seed(8)
+    rnn = nn.RNN(4, 6, num_layers=2)
+    save("rnn", rnn, torch.randn(7, 2, 4), lambda m, x, e: m(x)[0],
+         {"input": 4, "hidden": 6, "layers": 2, "batch_first": 0, "lstm": 0})
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     mlp()
@@ -171,3 +182,4 @@ if __name__ == "__main__":
     gpt()
     encoder_layers()
     decoder_layer()
+    recurrent()
