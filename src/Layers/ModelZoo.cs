@@ -48,6 +48,8 @@ public static class ModelZoo
         }),
         new("encoder_post_norm", Encoder, RunEncoder),
         new("encoder_pre_norm_padded", Encoder, RunEncoder),
+        new("unet", UNetModel, (m, f) => RunLayer(m, f)),
+        new("unet_bilinear", UNetModel, (m, f) => RunLayer(m, f)),
         new("lstm", Recurrent, RunRecurrent),
         new("rnn", Recurrent, RunRecurrent),
         new("decoder_post_norm", Decoder, (m, f) =>
@@ -58,6 +60,9 @@ public static class ModelZoo
             return ((TransformerDecoderLayer)m).Forward(x, memory, padding);
         }),
     };
+
+    private static UNet UNetModel(Device d, SafeTensorsFile f) =>
+        new(d, Meta(f, "in"), Meta(f, "classes"), Meta(f, "base"), Meta(f, "depth"), Meta(f, "bilinear") == 1);
 
     private static Recurrent Recurrent(Device d, SafeTensorsFile f) =>
         new(d, Meta(f, "input"), Meta(f, "hidden"), Meta(f, "layers"), Meta(f, "batch_first") == 1, Meta(f, "lstm") == 1);

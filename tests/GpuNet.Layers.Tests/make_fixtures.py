@@ -175,6 +175,84 @@ def recurrent():
          {"input": 4, "hidden": 6, "layers": 2, "batch_first": 0, "lstm": 0})
 
 
+class DoubleConv(nn.Module):
+    def __init__(self, cin, cout, mid=None):
+        super().__init__()
+        mid = mid or cout
+        self.double_conv = nn.Sequential(nn.Conv2d(cin, mid, 3, padding=1, bias=False), nn.BatchNorm2d(mid), nn.ReLU(),
+                                         nn.Conv2d(mid, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+    def forward(self, x):
+        return self.double_conv(x)
+
+
+class Down(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.maxpool_conv = nn.Sequential(nn.MaxPool2d(2), DoubleConv(cin, cout))
+
+    def forward(self, x):
+        return self.maxpool_conv(x)
+
+
+class Up(nn.Module):
+    def __init__(self, cin, cout, bilinear):
+        super().__init__()
+        if bilinear:
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)
+            self.conv = DoubleConv(cin, cout, cin // 2)
+        else:
+            self.up = nn.ConvTranspose2d(cin, cin // 2, 2, stride=2)
+            self.conv = DoubleConv(cin, cout)
+
+    def forward(self, x1, x2):
+        x1 = self.up(x1)
+        dy, dx = x2.size(2) - x1.size(2), x2.size(3) - x1.size(3)
+        x1 = F.pad(x1, [dx // 2, dx - dx // 2, dy // 2, dy - dy // 2])
+        return self.conv(torch.cat([x2, x1], dim=1))
+
+
+class OutConv(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv = nn.Conv2d(cin, cout, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+class UNet(nn.Module):
+    def __init__(self, cin, classes, base, bilinear):
+        super().__init__()
+        factor = 2 if bilinear else 1
+        self.inc = DoubleConv(cin, base)
+        self.down1 = Down(base, base * 2)
+        self.down2 = Down(base * 2, base * 4 // factor)
+        self.up1 = Up(base * 4, base * 2 // factor, bilinear)
+        self.up2 = Up(base * 2, base, bilinear)
+        self.outc = OutConv(base, classes)
+
+    def forward(self, x):
+        x1 = self.inc(x)
+        x2 = self.down1(x1)
+        x3 = self.down2(x2)
+        return self.outc(self.up2(self.up1(x3, x2), x1))
+
+
+def unet():
+    for bilinear in (False, True):
+        torch.manual_seed(9 + bilinear)
+        model = UNet(3, 2, 8, bilinear)
+        with torch.no_grad():
+            for m in model.modules():
+                if isinstance(m, nn.BatchNorm2d):
+                    m.running_mean.uniform_(-0.3, 0.3)
+                    m.running_var.uniform_(0.5, 1.5)
+        # 18x14 halves to 9x7 then 4x3: the up path has to pad (F.pad) back to the skip sizes.
+        save("unet_bilinear" if bilinear else "unet", model, torch.randn(2, 3, 18, 14), lambda m, x, e: m(x),
+             {"in": 3, "classes": 2, "base": 8, "depth": 2, "bilinear": int(bilinear)})
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     mlp()
@@ -183,3 +261,4 @@ if __name__ == "__main__":
     encoder_layers()
     decoder_layer()
     recurrent()
+    unet()

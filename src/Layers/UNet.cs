@@ -1,0 +1,149 @@
+namespace GpuNet.Layers;
+
+/// <summary>nn.ConvTranspose2d (weight [in, out/groups, k, k], bias [out]).</summary>
+public sealed class ConvTranspose2d : Layer
+{
+    private readonly int _stride, _padding, _outputPadding, _dilation, _groups;
+
+    /// <summary>Creates the layer.</summary>
+    public ConvTranspose2d(Device device, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int outputPadding = 0,
+        int dilation = 1, int groups = 1, bool bias = true) : base(device)
+    {
+        (_stride, _padding, _outputPadding, _dilation, _groups) = (stride, padding, outputPadding, dilation, groups);
+        Weight = Parameter("weight", inChannels, outChannels / groups, kernel, kernel);
+        Bias = bias ? Parameter("bias", outChannels) : null;
+    }
+
+    /// <summary>[in, out/groups, k, k].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>[out] or null.</summary>
+    public Tensor? Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Ops.ConvTranspose2d(x, Weight, Bias, _stride, _padding, _outputPadding, _dilation, _groups);
+}
+
+/// <summary>nn.Upsample to a scale factor: nearest, or bilinear with PyTorch's align_corners.</summary>
+public sealed class Upsample(Device device, int scale, bool bilinear, bool alignCorners = false) : Layer(device)
+{
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        var size = (x.Size(2) * scale, x.Size(3) * scale);
+        return bilinear ? Ops.UpsampleBilinear2d(x, size, alignCorners) : Ops.UpsampleNearest2d(x, size);
+    }
+}
+
+/// <summary>(Conv3×3 → BatchNorm → ReLU) × 2, names double_conv.0..5 (the common PyTorch UNet).</summary>
+public sealed class DoubleConv : Layer
+{
+    /// <summary>Creates the block.</summary>
+    public DoubleConv(Device device, int inChannels, int outChannels, int? midChannels = null) : base(device)
+    {
+        int mid = midChannels ?? outChannels;
+        Block = Child("double_conv", new Sequential(device,
+            new Conv2d(device, inChannels, mid, 3, padding: 1, bias: false), new BatchNorm2d(device, mid), new ActivationLayer(device, "relu"),
+            new Conv2d(device, mid, outChannels, 3, padding: 1, bias: false), new BatchNorm2d(device, outChannels), new ActivationLayer(device, "relu")));
+    }
+
+    /// <summary>The six layers.</summary>
+    public Sequential Block { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Block.Forward(x);
+}
+
+/// <summary>
+/// UNet (Ronneberger et al.) in the layout of the common PyTorch implementation: inc, down1..N (MaxPool2d(2) +
+/// DoubleConv, names maxpool_conv.0/1), up1..N (ConvTranspose2d(c, c/2, 2, stride 2) or bilinear ×2, then the skip
+/// concatenated before the upsampled map and a DoubleConv; names up, conv), outc (1×1 conv).
+/// </summary>
+public sealed class UNet : Layer
+{
+    private readonly Sequential[] _downs;
+    private readonly (Layer Up, DoubleConv Conv)[] _ups;
+    private readonly DoubleConv _inc;
+    private readonly Conv2d _out;
+
+    /// <summary>Creates the UNet with widths base·2^i at each level.</summary>
+    public UNet(Device device, int inChannels, int classes, int baseWidth = 8, int depth = 2, bool bilinear = false) : base(device)
+    {
+        _inc = Child("inc", new DoubleConv(device, inChannels, baseWidth));
+        _downs = new Sequential[depth];
+        int factor = bilinear ? 2 : 1;
+        for (int i = 0; i < depth; i++)
+        {
+            int cin = baseWidth << i, cout = (baseWidth << (i + 1)) / (i == depth - 1 ? factor : 1);
+            _downs[i] = Child($"down{i + 1}", new DownBlock(device, cin, cout)).Inner;
+        }
+        _ups = new (Layer, DoubleConv)[depth];
+        for (int i = 0; i < depth; i++)
+        {
+            int cin = baseWidth << (depth - i), cout = (baseWidth << (depth - i - 1)) / (i == depth - 1 ? 1 : factor);
+            var up = Child($"up{i + 1}", new UpBlock(device, cin, cout, bilinear));
+            _ups[i] = (up.Up, up.Conv);
+        }
+        _out = Child("outc", new OutConv(device, baseWidth, classes)).Conv;
+    }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        using var scope = Device.Scope();
+        var skips = new List<Tensor> { _inc.Forward(x) };
+        foreach (var down in _downs)
+            skips.Add(down.Forward(skips[^1]));
+        var h = skips[^1];
+        for (int i = 0; i < _ups.Length; i++)
+        {
+            var skip = skips[^(i + 2)];
+            var up = PadTo(_ups[i].Up.Forward(h), skip.Size(2), skip.Size(3));
+            h = _ups[i].Conv.Forward(Ops.Concat(new[] { skip, up }, 1));
+        }
+        return scope.Keep(_out.Forward(h));
+    }
+
+    /// <summary>Zero-pads [N, C, H, W] to the skip's size, centred (F.pad with diff/2 before and the rest after).</summary>
+    private Tensor PadTo(Tensor x, int height, int width)
+    {
+        int dy = height - x.Size(2), dx = width - x.Size(3);
+        if (dy == 0 && dx == 0)
+            return x;
+        if (dy < 0 || dx < 0)
+            throw new ShapeMismatchException("unet", "x", $"an upsampled map no larger than the skip {height}×{width}", GpuNetException.FormatShape(x.ShapeArray()));
+        var padded = Tensor.Zeros(Device, x.Size(0), x.Size(1), height, width);
+        using var inner = padded.Slice(2, dy / 2, x.Size(2));
+        using var target = inner.Slice(3, dx / 2, x.Size(3));
+        Ops.Copy(x, target);
+        return padded;
+    }
+
+    private sealed class DownBlock : Module
+    {
+        public DownBlock(Device device, int cin, int cout) : base(device) =>
+            Inner = Child("maxpool_conv", new Sequential(device, new MaxPool2d(device, 2), new DoubleConv(device, cin, cout)));
+
+        public Sequential Inner { get; }
+    }
+
+    private sealed class UpBlock : Module
+    {
+        public UpBlock(Device device, int cin, int cout, bool bilinear) : base(device)
+        {
+            Up = Child<Layer>("up", bilinear ? new Upsample(device, 2, true, alignCorners: true) : new ConvTranspose2d(device, cin, cin / 2, 2, stride: 2));
+            Conv = Child("conv", bilinear ? new DoubleConv(device, cin, cout, cin / 2) : new DoubleConv(device, cin, cout));
+        }
+
+        public Layer Up { get; }
+
+        public DoubleConv Conv { get; }
+    }
+
+    private sealed class OutConv : Module
+    {
+        public OutConv(Device device, int cin, int classes) : base(device) => Conv = Child("conv", new Conv2d(device, cin, classes, 1));
+
+        public Conv2d Conv { get; }
+    }
+}
