@@ -271,3 +271,123 @@ public sealed class AdaptiveAvgPool2d(Device device, int height, int width) : La
     /// <inheritdoc/>
     public override Tensor Forward(Tensor x) => Ops.AdaptiveAvgPool2d(x, (height, width));
 }
+
+/// <summary>1-D convolution (nn.Conv1d: weight [out, in/groups, k], bias [out]).</summary>
+public sealed class Conv1d : Layer
+{
+    private readonly int _stride, _padding, _dilation, _groups;
+
+    /// <summary>Creates the layer.</summary>
+    public Conv1d(Device device, int inChannels, int outChannels, int kernel, int stride = 1, int padding = 0, int dilation = 1, int groups = 1, bool bias = true)
+        : base(device)
+    {
+        (_stride, _padding, _dilation, _groups) = (stride, padding, dilation, groups);
+        Weight = Parameter("weight", outChannels, inChannels / groups, kernel);
+        Bias = bias ? Parameter("bias", outChannels) : null;
+    }
+
+    /// <summary>[out, in/groups, k].</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>[out] or null.</summary>
+    public Tensor? Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x) => Ops.Conv1d(x, Weight, Bias, _stride, (_padding, _padding), _dilation, _groups);
+}
+
+/// <summary>nn.GroupNorm (weight, bias per channel).</summary>
+public sealed class GroupNorm : Layer
+{
+    private readonly int _groups;
+    private readonly float _eps;
+
+    /// <summary>Creates the layer.</summary>
+    public GroupNorm(Device device, int groups, int channels, float eps = 1e-5f) : base(device)
+    {
+        (_groups, _eps) = (groups, eps);
+        Weight = Parameter("weight", channels);
+        Bias = Parameter("bias", channels);
+        Ops.Fill(Weight, 1f);
+    }
+
+    /// <summary>γ.</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>β.</summary>
+    public Tensor Bias { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        var r = Ops.GroupNorm(x, _groups, Weight, Bias, _eps);
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        return r.Output;
+    }
+}
+
+/// <summary>RMSNorm over the last axis with a weight (the LLaMA/T5 form; name "weight").</summary>
+public sealed class RmsNorm : Layer
+{
+    private readonly float _eps;
+
+    /// <summary>Creates the layer.</summary>
+    public RmsNorm(Device device, int dim, float eps = 1e-6f) : base(device)
+    {
+        _eps = eps;
+        Weight = Parameter("weight", dim);
+        Ops.Fill(Weight, 1f);
+    }
+
+    /// <summary>γ.</summary>
+    public Tensor Weight { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        var r = Ops.RmsNorm(x, Weight, _eps);
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        return r.Output;
+    }
+}
+
+/// <summary>Adds the Transformer's sinusoidal position table (buffer "pe" [maxLength, D], no parameters) to x [B, T, D].</summary>
+public sealed class SinusoidalPositionalEncoding : Layer
+{
+    /// <summary>Creates the layer and its table.</summary>
+    public SinusoidalPositionalEncoding(Device device, int maxLength, int dim) : base(device) =>
+        Table = Buffer("pe", Ops.SinusoidalPosition(device, maxLength, dim));
+
+    /// <summary>[maxLength, D].</summary>
+    public Tensor Table { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        if (x.Rank != 3 || x.Size(1) > Table.Size(0) || x.Size(2) != Table.Size(1))
+            throw new ShapeMismatchException("sinusoidal_positional_encoding", "x", $"[B, T ≤ {Table.Size(0)}, {Table.Size(1)}]", GpuNetException.FormatShape(x.ShapeArray()));
+        using var rows = Table.Slice(0, 0, x.Size(1));
+        return Ops.Add(x, rows);
+    }
+}
+
+/// <summary>Adds a learned position table (parameter "weight" [maxLength, D]) to x [B, T, D].</summary>
+public sealed class LearnedPositionalEncoding : Layer
+{
+    /// <summary>Creates the layer.</summary>
+    public LearnedPositionalEncoding(Device device, int maxLength, int dim) : base(device) => Weight = Parameter("weight", maxLength, dim);
+
+    /// <summary>[maxLength, D].</summary>
+    public Tensor Weight { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        if (x.Rank != 3 || x.Size(1) > Weight.Size(0) || x.Size(2) != Weight.Size(1))
+            throw new ShapeMismatchException("learned_positional_encoding", "x", $"[B, T ≤ {Weight.Size(0)}, {Weight.Size(1)}]", GpuNetException.FormatShape(x.ShapeArray()));
+        using var rows = Weight.Slice(0, 0, x.Size(1));
+        return Ops.Add(x, rows);
+    }
+}

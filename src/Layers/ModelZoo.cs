@@ -6,6 +6,39 @@ namespace GpuNet.Layers;
 /// <param name="Run">Runs the fixture's <c>__input__</c> through the model.</param>
 public sealed record GoldenCase(string Name, Func<Device, SafeTensorsFile, Module> Build, Func<Module, SafeTensorsFile, Tensor> Run);
 
+/// <summary>
+/// A small speech-style front end: Conv1d → GroupNorm → GELU → strided Conv1d → [B, T, C] → + learned positions →
+/// + sinusoidal positions → RMSNorm (names conv1, norm, conv2, pos, sin, rms).
+/// </summary>
+public sealed class ConvSequenceEncoder : Layer
+{
+    private readonly Conv1d _conv1, _conv2;
+    private readonly GroupNorm _norm;
+    private readonly LearnedPositionalEncoding _pos;
+    private readonly SinusoidalPositionalEncoding _sin;
+    private readonly RmsNorm _rms;
+
+    /// <summary>Creates the encoder.</summary>
+    public ConvSequenceEncoder(Device d, int inChannels, int hidden, int outChannels, int maxLength) : base(d)
+    {
+        _conv1 = Child("conv1", new Conv1d(d, inChannels, hidden, 5, padding: 2));
+        _norm = Child("norm", new GroupNorm(d, 2, hidden));
+        _conv2 = Child("conv2", new Conv1d(d, hidden, outChannels, 3, stride: 2, padding: 1));
+        _pos = Child("pos", new LearnedPositionalEncoding(d, maxLength, outChannels));
+        _sin = Child("sin", new SinusoidalPositionalEncoding(d, maxLength, outChannels));
+        _rms = Child("rms", new RmsNorm(d, outChannels));
+    }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        using var scope = Device.Scope();
+        var h = _conv2.Forward(Ops.GeluErf(_norm.Forward(_conv1.Forward(x))));
+        var seq = Ops.Transpose(h, 1, 2);
+        return scope.Keep(_rms.Forward(_sin.Forward(_pos.Forward(seq))));
+    }
+}
+
 /// <summary>The seed models with PyTorch-equivalent structure and names, and their golden cases.</summary>
 public static class ModelZoo
 {
@@ -51,6 +84,7 @@ public static class ModelZoo
         new("unet", UNetModel, (m, f) => RunLayer(m, f)),
         new("unet_bilinear", UNetModel, (m, f) => RunLayer(m, f)),
         new("lstm", Recurrent, RunRecurrent),
+        new("conv_sequence_encoder", (d, f) => new ConvSequenceEncoder(d, Meta(f, "in"), Meta(f, "hidden"), Meta(f, "out"), Meta(f, "max_length")), (m, f) => RunLayer(m, f)),
         new("rnn", Recurrent, RunRecurrent),
         new("decoder_post_norm", Decoder, (m, f) =>
         {

@@ -253,6 +253,64 @@ def unet():
              {"in": 3, "classes": 2, "base": 8, "depth": 2, "bilinear": int(bilinear)})
 
 
+class RMSNorm(nn.Module):
+    """PyTorch 1.13 has no nn.RMSNorm: x / sqrt(mean(x²) + eps) · weight."""
+
+    def __init__(self, d, eps=1e-6):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.rand(d) + 0.5)
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+class LearnedPositions(nn.Module):
+    def __init__(self, n, d):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(n, d))
+
+    def forward(self, x):
+        return x + self.weight[: x.shape[1]]
+
+
+class SinusoidalPositions(nn.Module):
+    def __init__(self, n, d):
+        super().__init__()
+        pos = torch.arange(n, dtype=torch.float64)[:, None]
+        i = torch.arange(d, dtype=torch.float64)[None, :]
+        angle = pos / torch.pow(10000.0, 2 * (i // 2) / d)
+        self.register_buffer("pe", torch.where(i % 2 == 0, torch.sin(angle), torch.cos(angle)))
+
+    def forward(self, x):
+        return x + self.pe[: x.shape[1]]
+
+
+class ConvSequenceEncoder(nn.Module):
+    def __init__(self, cin, hidden, cout, n):
+        super().__init__()
+        self.conv1 = nn.Conv1d(cin, hidden, 5, padding=2)
+        self.norm = nn.GroupNorm(2, hidden)
+        self.conv2 = nn.Conv1d(hidden, cout, 3, stride=2, padding=1)
+        self.pos = LearnedPositions(n, cout)
+        self.sin = SinusoidalPositions(n, cout)
+        self.rms = RMSNorm(cout)
+
+    def forward(self, x):
+        h = self.conv2(F.gelu(self.norm(self.conv1(x))))
+        return self.rms(self.sin(self.pos(h.transpose(1, 2))))
+
+
+def conv_sequence_encoder():
+    torch.manual_seed(11)
+    model = ConvSequenceEncoder(4, 8, 6, 16)
+    with torch.no_grad():
+        model.norm.weight.uniform_(0.5, 1.5)
+        model.norm.bias.uniform_(-0.3, 0.3)
+    save("conv_sequence_encoder", model, torch.randn(2, 4, 21), lambda m, x, e: m(x),
+         {"in": 4, "hidden": 8, "out": 6, "max_length": 16})
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     mlp()
@@ -262,3 +320,4 @@ if __name__ == "__main__":
     decoder_layer()
     recurrent()
     unet()
+    conv_sequence_encoder()
