@@ -364,11 +364,14 @@ public sealed class SinusoidalPositionalEncoding : Layer
     public Tensor Table { get; }
 
     /// <inheritdoc/>
-    public override Tensor Forward(Tensor x)
+    public override Tensor Forward(Tensor x) => AddPositions("sinusoidal_positional_encoding", x, Table);
+
+    /// <summary>x [B, T, D] + table[0..T) for a [L, D] table (T ≤ L).</summary>
+    internal static Tensor AddPositions(string op, Tensor x, Tensor table)
     {
-        if (x.Rank != 3 || x.Size(1) > Table.Size(0) || x.Size(2) != Table.Size(1))
-            throw new ShapeMismatchException("sinusoidal_positional_encoding", "x", $"[B, T ≤ {Table.Size(0)}, {Table.Size(1)}]", GpuNetException.FormatShape(x.ShapeArray()));
-        using var rows = Table.Slice(0, 0, x.Size(1));
+        if (x.Rank != 3 || x.Size(1) > table.Size(0) || x.Size(2) != table.Size(1))
+            throw new ShapeMismatchException(op, "x", $"[B, T ≤ {table.Size(0)}, {table.Size(1)}]", GpuNetException.FormatShape(x.ShapeArray()));
+        using var rows = table.Slice(0, 0, x.Size(1));
         return Ops.Add(x, rows);
     }
 }
@@ -383,11 +386,5 @@ public sealed class LearnedPositionalEncoding : Layer
     public Tensor Weight { get; }
 
     /// <inheritdoc/>
-    public override Tensor Forward(Tensor x)
-    {
-        if (x.Rank != 3 || x.Size(1) > Weight.Size(0) || x.Size(2) != Weight.Size(1))
-            throw new ShapeMismatchException("learned_positional_encoding", "x", $"[B, T ≤ {Weight.Size(0)}, {Weight.Size(1)}]", GpuNetException.FormatShape(x.ShapeArray()));
-        using var rows = Weight.Slice(0, 0, x.Size(1));
-        return Ops.Add(x, rows);
-    }
+    public override Tensor Forward(Tensor x) => SinusoidalPositionalEncoding.AddPositions("learned_positional_encoding", x, Weight);
 }
