@@ -30,6 +30,15 @@ namespace GpuNet.Kernels
             public float Value; /// <inheritdoc/>
             public readonly float Apply(float x) => Value; }
 
+        /// <summary>x + Value.</summary>
+        public struct AddScalar : IUnaryOp { /// <summary>The addend.</summary>
+            public float Value; /// <inheritdoc/>
+            public readonly float Apply(float x) => x + Value; }
+
+        /// <summary>−inf where x ≠ 0, else 0: a 0/1 padding mask turned into an additive attention mask.</summary>
+        public struct MaskToNegativeInfinity : IUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => x != 0 ? float.NegativeInfinity : 0f; }
+
         /// <summary>a + b.</summary>
         public struct Add : IBinaryOp { /// <inheritdoc/>
             public readonly float Apply(float a, float b) => a + b; }

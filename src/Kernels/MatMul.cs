@@ -340,14 +340,7 @@ namespace GpuNet.Kernels
                 for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
                     sum += Warp.ShuffleDown(sum, delta);
                 if (lane == 0)
-                {
-                    float r = p.Alpha * sum;
-                    if (p.Beta != 0)
-                        r += p.Beta * y[n];
-                    if (p.HasBias != 0)
-                        r += bias[n];
-                    y[n] = act.Apply(r);
-                }
+                    y[n] = GemvEpilogue(sum, y, bias, n, p, act);
             }
         }
 
@@ -361,13 +354,21 @@ namespace GpuNet.Kernels
                 int at = n;
                 for (int k = 0; k < p.K; k++, at += p.StrideBk)
                     sum += x[k] * w[at];
-                float r = p.Alpha * sum;
-                if (p.Beta != 0)
-                    r += p.Beta * y[n];
-                if (p.HasBias != 0)
-                    r += bias[n];
-                y[n] = act.Apply(r);
+                y[n] = GemvEpilogue(sum, y, bias, n, p, act);
             }
+        }
+
+        /// <summary>act(alpha·sum + beta·y[n] + bias[n]) for one GEMV output.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float GemvEpilogue<TAct>(float sum, ArrayView<float> y, ArrayView<float> bias, int n, GemmParams p, TAct act)
+            where TAct : struct, IUnaryOp
+        {
+            float r = p.Alpha * sum;
+            if (p.Beta != 0)
+                r += p.Beta * y[n];
+            if (p.HasBias != 0)
+                r += bias[n];
+            return act.Apply(r);
         }
     }
 }

@@ -239,7 +239,7 @@ public sealed class BatchNorm2d : Layer
         if (!Training)
             return Ops.BatchNorm2dInfer(x, RunningMean, RunningVar, Weight, Bias, Eps);
         var r = Ops.BatchNorm2dTrain(x, Weight, Bias, RunningMean, RunningVar, Momentum, Eps);
-        BatchesTracked.CopyFrom(new[] { BatchesTracked.ToArray()[0] + 1 });
+        Ops.Unary("batchnorm2d_train", BatchesTracked, BatchesTracked, new GpuNet.Kernels.ElementwiseOps.AddScalar { Value = 1 });
         r.Mean.Dispose();
         r.Rstd.Dispose();
         return r.Output;

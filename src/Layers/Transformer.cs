@@ -56,9 +56,9 @@ public sealed class MultiheadAttention : Module
         Tensor? mask = null;
         if (keyPadding is not null)
         {
-            // 1 → −inf, 0 → 0, broadcast over heads and queries: [B, 1, 1, Tk].
-            var pad = keyPadding.ToArray().Select(x => x != 0 ? float.NegativeInfinity : 0f).ToArray();
-            mask = Tensor.FromArray(Device, pad, b, 1, 1, tk);
+            // 1 → −inf, 0 → 0 on the device, broadcast over heads and queries: [B, 1, 1, Tk].
+            var additive = Ops.Unary("multihead_attention", keyPadding, null, new GpuNet.Kernels.ElementwiseOps.MaskToNegativeInfinity());
+            mask = additive.Reshape(b, 1, 1, tk);
         }
         var r = Ops.Attention(q, k, v, causal: causal, mask: mask, layout: AttentionLayout.BNHD);
         r.LogSumExp.Dispose();

@@ -76,6 +76,27 @@ public sealed class ModuleTests
     }
 
     [Fact]
+    public void BatchNormCountsTrainingBatchesOnly()
+    {
+        using var bn = new BatchNorm2d(Cpu, 3);
+        using var x = Tensor.RandomNormal(Cpu, new[] { 2, 3, 4, 4 }, 1);
+        bn.Forward(x).Dispose();
+        bn.Forward(x).Dispose();
+        bn.Eval();
+        bn.Forward(x).Dispose();
+        Assert.Equal(new[] { 2f }, bn.BatchesTracked.ToArray());
+    }
+
+    [Fact]
+    public void PaddingMaskOfTheWrongShapeIsRejected()
+    {
+        using var mha = new MultiheadAttention(Cpu, 8, 2);
+        using var x = Tensor.Zeros(Cpu, 2, 5, 8);
+        using var pad = Tensor.Zeros(Cpu, 2, 4);
+        Assert.Throws<ShapeMismatchException>(() => mha.Forward(x, x, keyPadding: pad));
+    }
+
+    [Fact]
     public void ForwardDoesNotGrowMemory()
     {
         using var d = Device.Open("cpu");

@@ -65,12 +65,13 @@ public static class ConvReference
         return y;
     }
 
-    /// <summary>F.unfold: [N, C·KH·KW, OH·OW].</summary>
-    public static double[] Unfold(double[] x, int[] xs, int kh, int kw, int stride, int pad, int dil)
+    /// <summary>
+    /// Every (column element, image element) pair of F.unfold / F.fold over x [N, C, H, W], in column order: column
+    /// index first, then the flat image index it reads, or −1 where the tap falls in the padding.
+    /// </summary>
+    private static IEnumerable<(int Column, int Image)> Taps(int n, int c, int h, int wd, int kh, int kw, int stride, int pad, int dil)
     {
-        int n = xs[0], c = xs[1], h = xs[2], wd = xs[3];
         int oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1, ow = (wd + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
-        var col = new double[n * c * kh * kw * oh * ow];
         int at = 0;
         for (int b = 0; b < n; b++)
             for (int ci = 0; ci < c; ci++)
@@ -80,29 +81,27 @@ public static class ConvReference
                             for (int j = 0; j < ow; j++)
                             {
                                 int ih = i * stride - pad + a * dil, iw = j * stride - pad + e * dil;
-                                col[at++] = ih >= 0 && ih < h && iw >= 0 && iw < wd ? x[((b * c + ci) * h + ih) * wd + iw] : 0;
+                                yield return (at++, ih >= 0 && ih < h && iw >= 0 && iw < wd ? ((b * c + ci) * h + ih) * wd + iw : -1);
                             }
+    }
+
+    /// <summary>F.unfold: [N, C·KH·KW, OH·OW].</summary>
+    public static double[] Unfold(double[] x, int[] xs, int kh, int kw, int stride, int pad, int dil)
+    {
+        var taps = Taps(xs[0], xs[1], xs[2], xs[3], kh, kw, stride, pad, dil).ToList();
+        var col = new double[taps.Count];
+        foreach (var (column, image) in taps)
+            col[column] = image >= 0 ? x[image] : 0;
         return col;
     }
 
     /// <summary>F.fold: scatter-add of columns [N, C·KH·KW, L] into [N, C, H, W].</summary>
     public static double[] Fold(double[] col, int n, int c, int h, int wd, int kh, int kw, int stride, int pad, int dil)
     {
-        int oh = (h + 2 * pad - dil * (kh - 1) - 1) / stride + 1, ow = (wd + 2 * pad - dil * (kw - 1) - 1) / stride + 1;
         var y = new double[n * c * h * wd];
-        int at = 0;
-        for (int b = 0; b < n; b++)
-            for (int ci = 0; ci < c; ci++)
-                for (int a = 0; a < kh; a++)
-                    for (int e = 0; e < kw; e++)
-                        for (int i = 0; i < oh; i++)
-                            for (int j = 0; j < ow; j++)
-                            {
-                                double v = col[at++];
-                                int ih = i * stride - pad + a * dil, iw = j * stride - pad + e * dil;
-                                if (ih >= 0 && ih < h && iw >= 0 && iw < wd)
-                                    y[((b * c + ci) * h + ih) * wd + iw] += v;
-                            }
+        foreach (var (column, image) in Taps(n, c, h, wd, kh, kw, stride, pad, dil))
+            if (image >= 0)
+                y[image] += col[column];
         return y;
     }
 }
