@@ -89,7 +89,7 @@ namespace GpuNet
                 return output;
             using var idTensor = Tensor.Empty(device, ids.Length);
             var idView = idTensor.Storage.Cast<int>().SubView(0, ids.Length);
-            idView.CopyFromCPU(ref System.Runtime.InteropServices.MemoryMarshal.GetReference(ids), ids.Length);
+            HostCopy.Upload(ids, idView);
             using var wc = weight.Contiguous();
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
             using (device.Profiler.Measure(op))
@@ -122,7 +122,7 @@ namespace GpuNet
             for (int j = 0; j < count; j++)
                 host[j] = f(j);
             var buffer = Tensor.Empty(device, 2 * host.Length);
-            Doubles(buffer, host.Length).CopyFromCPU(ref host[0], host.Length);
+            HostCopy.Upload<double>(host, Doubles(buffer, host.Length));
             return buffer;
         }
 

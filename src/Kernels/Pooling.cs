@@ -151,7 +151,8 @@ namespace GpuNet
             Validate.Rank("global_avgpool", "x", x, 4);
             using var xc = x.Contiguous();
             using var rows = xc.Reshape(x.Size(0), x.Size(1), x.Size(2) * x.Size(3));
-            return Reduce<float, ReduceOps.Mean>("global_avgpool", rows, -1, keepDim: true, null, default).Reshape(x.Size(0), x.Size(1), 1, 1);
+            using var means = Reduce<float, ReduceOps.Mean>("global_avgpool", rows, -1, keepDim: true, null, default);
+            return means.Reshape(x.Size(0), x.Size(1), 1, 1);
         }
 
         private static PoolIndex PoolGeometry(string op, Tensor x, (int H, int W) k, (int H, int W) s, (int H, int W) p, (int H, int W) d, bool ceil)

@@ -228,7 +228,7 @@ namespace GpuNet
         private int[] ReadInts(Tensor t)
         {
             var result = new int[t.Length];
-            Ints(t).CopyToCPU(ref result[0], result.Length);
+            HostCopy.Download(Ints(t), result);
             return result;
         }
 

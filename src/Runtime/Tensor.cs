@@ -177,7 +177,7 @@ public sealed class Tensor : IDisposable
         if (Length == 0)
             return;
         var view = ContiguousView;
-        view.CopyFromCPU(ref MemoryMarshal.GetReference(data), data.Length);
+        HostCopy.Upload(data, view);
     }
 
     /// <summary>Copies the elements, in row-major order of this tensor's shape, into <paramref name="dest"/>.
@@ -191,13 +191,13 @@ public sealed class Tensor : IDisposable
             return;
         if (IsContiguous)
         {
-            Storage.SubView(Offset, Length).CopyToCPU(ref MemoryMarshal.GetReference(dest), Length);
+            HostCopy.Download(Storage.SubView(Offset, Length), dest);
             return;
         }
         // Read the span of storage the view touches once, then gather with the strides.
         var (lo, hi) = ShapeUtil.Extent(_shape, _strides, Offset);
         var raw = new float[hi - lo + 1];
-        Storage.SubView(lo, raw.Length).CopyToCPU(ref raw[0], raw.Length);
+        HostCopy.Download(Storage.SubView(lo, raw.Length), raw);
         ShapeUtil.Gather(raw, _shape, _strides, Offset - lo, dest);
     }
 

@@ -30,7 +30,7 @@ public sealed record CheckCase(string Family, string Kernel, string Name, string
     public bool RunsOn(Device device) => !GpuOnly || device.Kind != DeviceKind.Cpu;
 }
 
-/// <summary>The verdict on one case.</summary>
+/// <summary>The verdict on one case. <see cref="Seed"/> is the run's seed: <c>GPUNET_SEED=seed</c> (or <c>check --seed</c>) replays the case.</summary>
 public sealed record CheckResult(string Kernel, string Case, string Shape, double MaxAbsErr, double RelL2Err, bool Passed, ulong Seed, string? Error)
 {
     /// <summary>True when the case was not run on this device (a GPU-only size on the CPU accelerator).</summary>
@@ -52,20 +52,20 @@ public static class CheckRunner
     /// <summary>Runs <paramref name="c"/> on <paramref name="device"/>; exceptions become failed results, never escape.</summary>
     public static CheckResult Run(CheckCase c, Device device, ulong? seed = null)
     {
-        ulong caseSeed = Mix(seed ?? DefaultSeed, c.Id);
+        ulong runSeed = seed ?? DefaultSeed, caseSeed = Mix(runSeed, c.Id);
         if (!c.RunsOn(device))
-            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, true, caseSeed, "skipped: GPU-only size") { Skipped = true };
+            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, true, runSeed, "skipped: GPU-only size") { Skipped = true };
         try
         {
             var output = c.Run(device, caseSeed);
             var (maxAbs, relL2, error) = Compare(output.Got, output.Expected);
             bool passed = error is null && relL2 <= c.Tolerance;
-            return new CheckResult(c.Kernel, c.Name, c.Shape, maxAbs, relL2, passed, caseSeed,
+            return new CheckResult(c.Kernel, c.Name, c.Shape, maxAbs, relL2, passed, runSeed,
                 error ?? (passed ? null : $"rel L2 {relL2:0.###e+0} over tolerance {c.Tolerance:0.#e+0}"));
         }
         catch (Exception e)
         {
-            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, false, caseSeed, $"{e.GetType().Name}: {e.Message}");
+            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, false, runSeed, $"{e.GetType().Name}: {e.Message}");
         }
     }
 
