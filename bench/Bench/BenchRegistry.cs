@@ -42,7 +42,7 @@ public static class BenchRegistry
             var acts = new (string Name, double Flops, Func<Tensor, Tensor> Op)[]
             {
                 ("relu", 1, x => Ops.Relu(x)), ("leaky_relu", 2, x => Ops.LeakyRelu(x)), ("gelu_erf", 25, x => Ops.GeluErf(x)), ("gelu_tanh", 14, x => Ops.GeluTanh(x)),
-                ("silu", 5, x => Ops.Silu(x)), ("sigmoid", 4, x => Ops.Sigmoid(x)), ("tanh", 8, x => Ops.Tanh(x)), ("softplus", 8, x => Ops.Softplus(x)), ("elu", 8, x => Ops.Elu(x)),
+                ("silu", 5, x => Ops.Silu(x)), ("sigmoid", 4, x => Ops.Sigmoid(x)), ("tanh", 8, x => Ops.Tanh(x)), ("softplus", 8, x => Ops.Softplus(x)), ("elu", 8, x => Ops.Elu(x)), ("exp", 5, x => Ops.Exp(x, 0.5f)), ("scale", 1, x => Ops.Scale(x, 1.5f)),
             };
             foreach (var (name, f, op) in acts)
                 yield return C(name, S(n), f * n, 8.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => op(x).Dispose(), x); });
@@ -164,6 +164,12 @@ public static class BenchRegistry
         foreach (var (presets, tokens, vocab, dim) in new[] { (Small, 512, 1000, 128), (MediumLarge, 16384, 50257, 1024) })
         {
             var ids = Enumerable.Range(0, tokens).Select(i => (int)(Philox.Word(7, i) % (uint)vocab)).ToArray();
+            yield return C("gather_rows", $"{tokens} rows V{vocab} D{dim}", 0, 8.0 * tokens * dim, presets, (d, s) =>
+            {
+                var w = R(d, s, vocab, dim);
+                var idx = Tensor.FromArray(d, ids.Select(i => (float)i).ToArray());
+                return new(() => Ops.GatherRows(w, idx).Dispose(), w, idx);
+            });
             yield return C("embedding", $"{tokens} ids V{vocab} D{dim}", 0, 8.0 * tokens * dim, presets, (d, s) => { var w = R(d, s, vocab, dim); return new(() => Ops.Embedding(w, ids).Dispose(), w); });
             yield return C("sinusoidal_position", S(tokens, dim), 0, 4.0 * tokens * dim, presets, (d, s) => new(() => Ops.SinusoidalPosition(d, tokens, dim).Dispose()));
             yield return C("timestep_embedding", S(tokens, dim), 0, 4.0 * tokens * dim, presets, (d, s) => { var t = Tensor.RandomUniform(d, new[] { tokens }, s, 0, 1000); return new(() => Ops.TimestepEmbedding(t, dim).Dispose(), t); });

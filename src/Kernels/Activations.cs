@@ -59,6 +59,16 @@ namespace GpuNet.Kernels
         public struct Elu : IUnaryOp { /// <summary>Scale of the negative branch.</summary>
             public float Alpha; /// <inheritdoc/>
             public readonly float Apply(float x) => x > 0 ? x : Alpha * MathFn.Expm1(x); }
+
+        /// <summary>e^(Scale·x): a VAE's standard deviation exp(½·logvar) in one pass.</summary>
+        public struct Exp : IUnaryOp { /// <summary>Factor applied before the exponential.</summary>
+            public float Scale; /// <inheritdoc/>
+            public readonly float Apply(float x) => MathF.Exp(Scale * x); }
+
+        /// <summary>Scale·x: the diffusion samplers' per-step coefficients.</summary>
+        public struct Scale : IUnaryOp { /// <summary>The factor.</summary>
+            public float Factor; /// <inheritdoc/>
+            public readonly float Apply(float x) => Factor * x; }
     }
 
     /// <summary>Float32 special functions built from exp and log, accurate to a few ulp in relative terms.</summary>
@@ -158,5 +168,11 @@ namespace GpuNet
 
         /// <summary>x &gt; 0 ? x : alpha(eˣ − 1). Kernel <c>elu</c>.</summary>
         public static Tensor Elu(Tensor x, float alpha = 1f, Tensor? output = null) => Unary("elu", x, output, new Activation.Elu { Alpha = alpha });
+
+        /// <summary>e^(scale·x). Kernel <c>exp</c>.</summary>
+        public static Tensor Exp(Tensor x, float scale = 1f, Tensor? output = null) => Unary("exp", x, output, new Activation.Exp { Scale = scale });
+
+        /// <summary>factor·x. Kernel <c>scale</c>.</summary>
+        public static Tensor Scale(Tensor x, float factor, Tensor? output = null) => Unary("scale", x, output, new Activation.Scale { Factor = factor });
     }
 }

@@ -33,6 +33,22 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>
+        /// o[i, c] = weight[indices[i], c] with device-side indices stored as floats (the output of <c>vq_nearest</c>,
+        /// <c>argmax</c>, top-k gating). An index that is not an integer in [0, rows) cannot be rejected before the
+        /// launch without a host round trip, so its row is written as NaN: visible, never silently another row.
+        /// </summary>
+        public static void GatherIndexed(ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+            {
+                int row = i / dim;
+                float f = indices[row];
+                int id = (int)f;
+                o[i] = id >= 0 && id < rows && id == f ? weight[id * dim + i - row * dim] : float.NaN;
+            }
+        }
+
         /// <summary>pe[pos, 2i] = sin(pos·f_i), pe[pos, 2i+1] = cos(pos·f_i) with f_i = base^(−2i/D) given per pair (Vaswani et al.).</summary>
         public static void Sinusoidal(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total)
         {
@@ -95,6 +111,30 @@ namespace GpuNet
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
                     wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
+            return output;
+        }
+
+        /// <summary>
+        /// Rows of <paramref name="weight"/> [V, D] picked by device-side <paramref name="indices"/> (floats holding integers, any
+        /// shape): output [...indices.shape, D]. An index outside [0, V) or not an integer yields a NaN row. Kernel <c>gather_rows</c>.
+        /// </summary>
+        public static Tensor GatherRows(Tensor weight, Tensor indices)
+        {
+            const string op = "gather_rows";
+            var device = weight.Device;
+            Validate.Input(op, "weight", weight, device);
+            Validate.Input(op, "indices", indices, device);
+            Validate.Rank(op, "weight", weight, 2);
+            int rows = weight.Size(0), dim = weight.Size(1);
+            var output = Tensor.Empty(device, indices.ShapeArray().Append(dim).ToArray());
+            if (output.Length == 0)
+                return output;
+            using var wc = weight.Contiguous();
+            using var ic = indices.Contiguous();
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(EmbeddingKernels.GatherIndexed);
+            using (device.Profiler.Measure(op))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    wc.ContiguousView, ic.ContiguousView, output.ContiguousView, rows, dim, output.Length);
             return output;
         }
 

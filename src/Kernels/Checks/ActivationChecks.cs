@@ -19,6 +19,8 @@ internal static class ActivationChecks
             ("tanh", 0, (x, o) => Ops.Tanh(x, o)),
             ("softplus", 0, (x, o) => Ops.Softplus(x, o)),
             ("elu", 1.5, (x, o) => Ops.Elu(x, 1.5f, o)),
+            ("exp", 0.5, (x, o) => Ops.Exp(x, 0.5f, o)),
+            ("scale", -1.75, (x, o) => Ops.Scale(x, -1.75f, o)),
         };
         var ranges = new (string Name, int[] Shape, float Scale)[]
         {

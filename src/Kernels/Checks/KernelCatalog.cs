@@ -94,6 +94,8 @@ public static class KernelCatalog
             Activation("tanh", typeof(Activation.Tanh)),
             Activation("softplus", typeof(Activation.Softplus)),
             Activation("elu", typeof(Activation.Elu)),
+            Activation("exp", typeof(Activation.Exp)),
+            Activation("scale", typeof(Activation.Scale)),
             MatMul(),
             new[]
             {
@@ -119,6 +121,7 @@ public static class KernelCatalog
                 new KernelVariant("moe_dispatch", "gather", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.Dispatch))!),
                 new KernelVariant("moe_combine", "gather", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.Combine))!),
                 new KernelVariant("embedding", "gather", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.Gather))!),
+                new KernelVariant("gather_rows", "gather", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.GatherIndexed))!),
                 new KernelVariant("sinusoidal_position", "table", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.Sinusoidal))!),
                 new KernelVariant("timestep_embedding", "table", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.Timestep))!),
                 new KernelVariant("patchify", "permute", typeof(LayoutKernels).GetMethod(nameof(LayoutKernels.Transpose))!),

@@ -19,6 +19,24 @@ internal static class SequenceChecks
             var hw = Host(w);
             return new(o.ToArray(), ids.SelectMany(id => hw.Skip(id * 19).Take(19)).ToArray());
         });
+        yield return Case("gather_rows", "k37_d13", "[37, 13] × indices [4, 9]", (d, seed) =>
+        {
+            using var w = Random(d, seed, 0, 37, 13);
+            var ids = Enumerable.Range(0, 36).Select(i => (float)(Philox.Word(seed, i) % 37)).ToArray();
+            using var idx = Tensor.FromArray(d, ids, 4, 9);
+            using var o = Ops.GatherRows(w, idx);
+            var hw = Host(w);
+            return new(o.ToArray(), ids.SelectMany(id => hw.Skip((int)id * 13).Take(13)).ToArray());
+        });
+        yield return Case("gather_rows", "invalid_index_is_nan", "[5, 3] × indices [4]", (d, seed) =>
+        {
+            // Indices 5 (past the end), −1 and 1.5 cannot name a row: their rows must be NaN, the valid one exact.
+            using var w = Random(d, seed, 0, 5, 3);
+            using var idx = Tensor.FromArray(d, new[] { 2f, 5f, -1f, 1.5f }, 4);
+            using var o = Ops.GatherRows(w, idx);
+            var hw = Host(w);
+            return new(o.ToArray(), hw.Skip(6).Take(3).Concat(Enumerable.Repeat(double.NaN, 9)).ToArray());
+        });
         foreach (var (positions, dim) in new[] { (1, 2), (50, 17), (5000, 64) })
             yield return Case("sinusoidal_position", $"{positions}x{dim}", $"[{positions}, {dim}]", (d, seed) =>
             {

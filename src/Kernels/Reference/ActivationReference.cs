@@ -41,6 +41,8 @@ public static class ActivationReference
         "tanh" => Math.Tanh,
         "softplus" => x => x > 20 ? x : Math.Log(1 + Math.Exp(x)),
         "elu" => x => x > 0 ? x : parameter * (Math.Exp(x) - 1),
+        "exp" => x => Math.Exp(parameter * x),
+        "scale" => x => parameter * x,
         _ => throw new ArgumentException($"no activation reference named '{kernel}'"),
     };
 }
