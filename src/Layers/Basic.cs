@@ -233,9 +233,16 @@ public sealed class BatchNorm2d : Layer
     /// <summary>PyTorch's batch counter (a float scalar here).</summary>
     public Tensor BatchesTracked { get; }
 
-    /// <inheritdoc/>
+    /// <summary>x [N, C, H, W]; [N, C, L] is accepted too and normalized as nn.BatchNorm1d does (same state dict).</summary>
     public override Tensor Forward(Tensor x)
     {
+        if (x.Rank == 3)
+        {
+            using var dense = x.Contiguous();
+            using var image = dense.Reshape(x.Size(0), x.Size(1), x.Size(2), 1);
+            using var y = Forward(image);
+            return y.Reshape(x.ShapeArray());
+        }
         if (!Training)
             return Ops.BatchNorm2dInfer(x, RunningMean, RunningVar, Weight, Bias, Eps);
         var r = Ops.BatchNorm2dTrain(x, Weight, Bias, RunningMean, RunningVar, Momentum, Eps);

@@ -39,6 +39,33 @@ public sealed class ConvSequenceEncoder : Layer
     }
 }
 
+/// <summary>
+/// The small noise model ε_θ(x_t, t) of the DDPM golden cases: conv1 → + projected timestep embedding (time_mlp:
+/// Linear → SiLU → Linear) → SiLU → conv2.
+/// </summary>
+public sealed class TinyNoiseModel : Module
+{
+    private readonly TimestepEmbedder _time;
+    private readonly Conv2d _conv1, _conv2;
+
+    /// <summary>Creates the model.</summary>
+    public TinyNoiseModel(Device d, int channels, int hidden, int frequencyDim) : base(d)
+    {
+        _time = Child("time_mlp", new TimestepEmbedder(d, frequencyDim, 2 * hidden, hidden));
+        _conv1 = Child("conv1", new Conv2d(d, channels, hidden, 3, padding: 1));
+        _conv2 = Child("conv2", new Conv2d(d, hidden, channels, 3, padding: 1));
+    }
+
+    /// <summary>Predicted noise for x_t [B, C, H, W] at timesteps [B].</summary>
+    public Tensor Forward(Tensor x, Tensor timesteps)
+    {
+        using var scope = Device.Scope();
+        var t = _time.Forward(timesteps);
+        var h = Ops.Add(_conv1.Forward(x), t.Reshape(t.Size(0), t.Size(1), 1, 1));
+        return scope.Keep(_conv2.Forward(Ops.Silu(h)));
+    }
+}
+
 /// <summary>The seed models with PyTorch-equivalent structure and names, and their golden cases.</summary>
 public static class ModelZoo
 {
@@ -50,6 +77,26 @@ public static class ModelZoo
         ("features", new Sequential(d, new Conv2d(d, 3, 8, 3, padding: 1), new BatchNorm2d(d, 8), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2),
             new Conv2d(d, 8, 16, 3, padding: 1), new BatchNorm2d(d, 16), new ActivationLayer(d, "relu"), new AdaptiveAvgPool2d(d, 2, 2))),
         ("classifier", new Sequential(d, new Flatten(d), new Linear(d, 64, 32), new ActivationLayer(d, "relu"), new Dropout(d, 0.5f), new Linear(d, 32, classes))));
+
+    /// <summary>VGG-style: two 3×3 conv + ReLU stages with max pooling, adaptive average pooling, the classifier (torchvision names features, avgpool, classifier).</summary>
+    public static Sequential Vgg(Device d, int classes = 10) => new(d,
+        ("features", new Sequential(d, new Conv2d(d, 3, 8, 3, padding: 1), new ActivationLayer(d, "relu"), new Conv2d(d, 8, 8, 3, padding: 1), new ActivationLayer(d, "relu"),
+            new MaxPool2d(d, 2), new Conv2d(d, 8, 16, 3, padding: 1), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2))),
+        ("avgpool", new AdaptiveAvgPool2d(d, 2, 2)),
+        ("classifier", new Sequential(d, new Flatten(d), new Linear(d, 64, 32), new ActivationLayer(d, "relu"), new Dropout(d, 0.5f), new Linear(d, 32, classes))));
+
+    /// <summary>PixelCNN: a 7×7 type-A masked conv, two 3×3 type-B masked convs (ReLU between), 1×1 to the output levels.</summary>
+    public static Sequential PixelCnn(Device d, int channels, int hidden, int levels, int layers)
+    {
+        var list = new List<Layer> { new Conv2d(d, channels, hidden, 7, padding: 3, mask: ConvMask.A), new ActivationLayer(d, "relu") };
+        for (int i = 0; i < layers; i++)
+        {
+            list.Add(new Conv2d(d, hidden, hidden, 3, padding: 1, mask: ConvMask.B));
+            list.Add(new ActivationLayer(d, "relu"));
+        }
+        list.Add(new Conv2d(d, hidden, levels * channels, 1));
+        return new Sequential(d, list.ToArray());
+    }
 
     /// <summary>A GPT sized by a fixture's metadata (vocab, context, d, h, layers).</summary>
     public static Gpt Gpt(Device d, SafeTensorsFile f)
@@ -86,6 +133,53 @@ public static class ModelZoo
         new("lstm", Recurrent, RunRecurrent),
         new("conv_sequence_encoder", (d, f) => new ConvSequenceEncoder(d, Meta(f, "in"), Meta(f, "hidden"), Meta(f, "out"), Meta(f, "max_length")), (m, f) => RunLayer(m, f)),
         new("rnn", Recurrent, RunRecurrent),
+        new("vgg", (d, f) => Vgg(d, Meta(f, "classes")), (m, f) => RunLayer(m, f)),
+        new("resnet_basic", ResNetModel, (m, f) => RunLayer(m, f)),
+        new("resnet_bottleneck", ResNetModel, (m, f) => RunLayer(m, f)),
+        new("seq2seq_transformer", (d, f) => new TransformerModel(d, Meta(f, "src_vocab"), Meta(f, "tgt_vocab"), Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "layers"), Meta(f, "max_length")),
+            (m, f) =>
+            {
+                var (src, srcShape) = (Ids(f, "__input__"), f.Shape("__input__"));
+                var (tgt, tgtShape) = (Ids(f, "__target__"), f.Shape("__target__"));
+                using var padding = f.ToTensor(m.Device, "__padding__");
+                return ((TransformerModel)m).Forward(src, srcShape[1], tgt, tgtShape[1], srcShape[0], padding);
+            }),
+        new("moe_block", (d, f) => new MoeBlock(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "experts"), Meta(f, "k")), (m, f) => RunLayer(m, f)),
+        new("pixelcnn", (d, f) => PixelCnn(d, Meta(f, "channels"), Meta(f, "hidden"), Meta(f, "levels"), Meta(f, "layers")), (m, f) => RunLayer(m, f)),
+        new("vq_quantizer", (d, f) => new VectorQuantizer(d, Meta(f, "codes"), Meta(f, "dim")), (m, f) => RunLayer(m, f)),
+        new("vae", (d, f) => new Vae(d, Meta(f, "latent")), (m, f) =>
+        {
+            using var x = f.ToTensor(m.Device, "__input__");
+            using var eps = f.ToTensor(m.Device, "__eps__");
+            var (recon, mu, logvar) = ((Vae)m).Forward(x, eps);
+            using (recon)
+            using (mu)
+            using (logvar)
+            using (var flat = recon.Reshape(recon.Size(0), -1))
+                return Ops.Concat(new[] { flat, mu, logvar }, 1);
+        }),
+        new("ddpm_linear", NoiseModel, RunDdpm),
+        new("ddpm_cosine", NoiseModel, RunDdpm),
+        new("dit", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"), Meta(f, "temb")),
+            (m, f) =>
+            {
+                using var x = f.ToTensor(m.Device, "__input__");
+                using var t = f.ToTensor(m.Device, "__timesteps__");
+                return ((DiT)m).Forward(x, t, Ids(f, "__labels__"));
+            }),
+        new("hubert_labels", (d, f) => new HubertLabeler(d, Meta(f, "features"), Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "layers"), Meta(f, "clusters")),
+            (m, f) =>
+            {
+                using var x = f.ToTensor(m.Device, "__input__");
+                return ((HubertLabeler)m).Forward(x);
+            }),
+        new("conformer_block", (d, f) => new ConformerBlock(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "kernel")), (m, f) => RunLayer(m, f)),
+        new("random_projection_quantizer", (d, f) => new RandomProjectionQuantizer(d, Meta(f, "features"), Meta(f, "code_dim"), Meta(f, "codes")),
+            (m, f) =>
+            {
+                using var x = f.ToTensor(m.Device, "__input__");
+                return ((RandomProjectionQuantizer)m).Forward(x);
+            }),
         new("decoder_post_norm", Decoder, (m, f) =>
         {
             using var x = f.ToTensor(m.Device, "__input__");
@@ -94,6 +188,22 @@ public static class ModelZoo
             return ((TransformerDecoderLayer)m).Forward(x, memory, padding);
         }),
     };
+
+    private static int[] Ids(SafeTensorsFile f, string name) => f.ReadFloats(name).Select(v => (int)v).ToArray();
+
+    private static ResNet ResNetModel(Device d, SafeTensorsFile f) =>
+        new(d, f.Metadata["block"] == "basic" ? ResNetBlock.Basic : ResNetBlock.Bottleneck, f.Metadata["stages"].Split(',').Select(int.Parse).ToArray(),
+            Meta(f, "width"), Meta(f, "classes"));
+
+    private static TinyNoiseModel NoiseModel(Device d, SafeTensorsFile f) => new(d, Meta(f, "channels"), Meta(f, "hidden"), Meta(f, "temb"));
+
+    private static Tensor RunDdpm(Module m, SafeTensorsFile f)
+    {
+        var ddpm = new Ddpm(Meta(f, "steps"), f.Metadata["schedule"] == "cosine" ? BetaSchedule.Cosine : BetaSchedule.Linear);
+        using var xT = f.ToTensor(m.Device, "__input__");
+        using var noise = f.ToTensor(m.Device, "__noise__");
+        return ddpm.Sample((x, t) => ((TinyNoiseModel)m).Forward(x, t), xT, t => noise.Select(0, t));
+    }
 
     private static UNet UNetModel(Device d, SafeTensorsFile f) =>
         new(d, Meta(f, "in"), Meta(f, "classes"), Meta(f, "base"), Meta(f, "depth"), Meta(f, "bilinear") == 1);

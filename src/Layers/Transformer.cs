@@ -203,3 +203,159 @@ public sealed class TransformerDecoderLayer : Module
         return scope.Keep(h);
     }
 }
+
+/// <summary>
+/// The original encoder–decoder Transformer as a whole model: source and target embeddings scaled by √d plus the
+/// sinusoidal position table (<c>pe.pe</c>), nn.Transformer's stacks (<c>transformer.encoder.layers.i</c>,
+/// <c>transformer.encoder.norm</c>, <c>transformer.decoder.layers.i</c>, <c>transformer.decoder.norm</c>; post-norm layers
+/// with a final LayerNorm per stack) and the projection to the target vocabulary (<c>generator</c>).
+/// </summary>
+public sealed class TransformerModel : Module
+{
+    private readonly Embedding _source, _target;
+    private readonly SinusoidalPositionalEncoding _positions;
+    private readonly TransformerEncoderLayer[] _encoder;
+    private readonly TransformerDecoderLayer[] _decoder;
+    private readonly LayerNorm _encoderNorm, _decoderNorm;
+    private readonly Linear _generator;
+
+    /// <summary>Creates the model.</summary>
+    public TransformerModel(Device device, int sourceVocab, int targetVocab, int dModel, int heads, int dimFeedforward, int layers, int maxLength)
+        : base(device)
+    {
+        DModel = dModel;
+        _source = Child("src_emb", new Embedding(device, sourceVocab, dModel));
+        _target = Child("tgt_emb", new Embedding(device, targetVocab, dModel));
+        _positions = Child("pe", new SinusoidalPositionalEncoding(device, maxLength, dModel));
+        _encoder = Enumerable.Range(0, layers).Select(i => Child($"transformer.encoder.layers.{i}", new TransformerEncoderLayer(device, dModel, heads, dimFeedforward))).ToArray();
+        _encoderNorm = Child("transformer.encoder.norm", new LayerNorm(device, dModel));
+        _decoder = Enumerable.Range(0, layers).Select(i => Child($"transformer.decoder.layers.{i}", new TransformerDecoderLayer(device, dModel, heads, dimFeedforward))).ToArray();
+        _decoderNorm = Child("transformer.decoder.norm", new LayerNorm(device, dModel));
+        _generator = Child("generator", new Linear(device, dModel, targetVocab));
+    }
+
+    /// <summary>Model width.</summary>
+    public int DModel { get; }
+
+    private Tensor Embed(Embedding table, ReadOnlySpan<int> ids, int batch, int length)
+    {
+        using var tokens = table.Forward(ids, batch, length);
+        using var scaled = Ops.Scale(tokens, MathF.Sqrt(DModel));
+        return _positions.Forward(scaled);
+    }
+
+    /// <summary>The encoder memory [B, S, D] of source ids [B, S] (row-major); <paramref name="sourcePadding"/> [B, S] marks padding with 1.</summary>
+    public Tensor Encode(ReadOnlySpan<int> source, int batch, int sourceLength, Tensor? sourcePadding = null)
+    {
+        using var scope = Device.Scope();
+        var h = Embed(_source, source, batch, sourceLength);
+        foreach (var layer in _encoder)
+            h = layer.Forward(h, sourcePadding);
+        return scope.Keep(_encoderNorm.Forward(h));
+    }
+
+    /// <summary>Vocabulary logits [B, T, V] for target ids [B, T] attending causally to themselves and to <paramref name="memory"/>.</summary>
+    public Tensor Decode(ReadOnlySpan<int> target, int batch, int targetLength, Tensor memory, Tensor? sourcePadding = null)
+    {
+        using var scope = Device.Scope();
+        var h = Embed(_target, target, batch, targetLength);
+        foreach (var layer in _decoder)
+            h = layer.Forward(h, memory, sourcePadding);
+        return scope.Keep(_generator.Forward(_decoderNorm.Forward(h)));
+    }
+
+    /// <summary>Teacher-forced logits [B, T, V]: <see cref="Encode"/> then <see cref="Decode"/>.</summary>
+    public Tensor Forward(ReadOnlySpan<int> source, int sourceLength, ReadOnlySpan<int> target, int targetLength, int batch, Tensor? sourcePadding = null)
+    {
+        using var memory = Encode(source, batch, sourceLength, sourcePadding);
+        return Decode(target, batch, targetLength, memory, sourcePadding);
+    }
+}
+
+/// <summary>
+/// Mixture-of-experts feed-forward (Shazeer et al., 2017; Mixtral's top-k renormalized gating): a bias-free linear
+/// <c>router</c>, softmax, the k best experts per token with their probabilities renormalized, tokens dispatched into
+/// expert order, each expert (<c>experts.e</c>: Linear → GELU → Linear, names 0 and 2) run as one matmul pair over its
+/// contiguous block of dispatched rows, and the weighted combine back to token order.
+/// </summary>
+public sealed class MoeFeedForward : Layer
+{
+    private readonly Linear _router;
+    private readonly (Linear Up, Linear Down)[] _experts;
+
+    /// <summary>Creates the layer: <paramref name="experts"/> experts of hidden width <paramref name="hidden"/>, top-<paramref name="k"/> routing.</summary>
+    public MoeFeedForward(Device device, int dim, int hidden, int experts, int k) : base(device)
+    {
+        if (k < 1 || k > experts)
+            throw new ArgumentOutOfRangeException(nameof(k), k, $"moe: k must be in [1, {experts}]");
+        (Dim, K) = (dim, k);
+        _router = Child("router", new Linear(device, dim, experts, bias: false));
+        _experts = new (Linear, Linear)[experts];
+        for (int e = 0; e < experts; e++)
+        {
+            var up = new Linear(device, dim, hidden, activation: FusedActivation.Gelu);
+            var down = new Linear(device, hidden, dim);
+            Child($"experts.{e}", new Sequential(device, ("0", up), ("2", down)));
+            _experts[e] = (up, down);
+        }
+    }
+
+    /// <summary>Model width.</summary>
+    public int Dim { get; }
+
+    /// <summary>Experts per token.</summary>
+    public int K { get; }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        if (x.Size(-1) != Dim)
+            throw new ShapeMismatchException("moe", "x", $"[..., {Dim}]", GpuNetException.FormatShape(x.ShapeArray()));
+        using var scope = Device.Scope();
+        var tokens = x.Contiguous().Reshape(-1, Dim);
+        var logits = _router.Forward(tokens);
+        using var gating = Ops.TopKGating(logits, K);
+        using var routing = Ops.MoeRoute(gating.Indices, _experts.Length);
+        var dispatched = Ops.MoeDispatch(tokens, routing);
+        var expertOut = Tensor.Empty(Device, dispatched.ShapeArray());
+        // One host read of E + 1 offsets per layer sizes the expert matmuls; everything else stays on the device.
+        var offsets = routing.ReadOffsets();
+        for (int e = 0; e < _experts.Length; e++)
+        {
+            int rows = offsets[e + 1] - offsets[e];
+            if (rows == 0)
+                continue;
+            using var input = dispatched.Slice(0, offsets[e], rows);
+            using var output = expertOut.Slice(0, offsets[e], rows);
+            using var hidden = _experts[e].Up.Forward(input);
+            Ops.Linear(hidden, _experts[e].Down.Weight, _experts[e].Down.Bias, output: output);
+        }
+        var combined = Ops.MoeCombine(expertOut, gating.Weights, routing);
+        return scope.Keep(combined.Reshape(x.ShapeArray()));
+    }
+}
+
+/// <summary>A pre-norm Transformer block whose feed-forward is a <see cref="MoeFeedForward"/>: ln1, attn (causal), ln2, moe.</summary>
+public sealed class MoeBlock : Layer
+{
+    private readonly LayerNorm _ln1, _ln2;
+    private readonly CausalSelfAttention _attention;
+    private readonly MoeFeedForward _moe;
+
+    /// <summary>Creates the block.</summary>
+    public MoeBlock(Device device, int dim, int heads, int hidden, int experts, int k) : base(device)
+    {
+        _ln1 = Child("ln1", new LayerNorm(device, dim));
+        _attention = Child("attn", new CausalSelfAttention(device, dim, heads));
+        _ln2 = Child("ln2", new LayerNorm(device, dim));
+        _moe = Child("moe", new MoeFeedForward(device, dim, hidden, experts, k));
+    }
+
+    /// <inheritdoc/>
+    public override Tensor Forward(Tensor x)
+    {
+        using var scope = Device.Scope();
+        var h = Ops.Add(x, _attention.Forward(_ln1.Forward(x)));
+        return scope.Keep(Ops.Add(h, _moe.Forward(_ln2.Forward(h))));
+    }
+}

@@ -44,7 +44,7 @@ def save(name, model, x, run, metadata, extra=None):
     xin = x if x.dtype == torch.long else x.double().requires_grad_(True)
     # Grad enabled on the input keeps PyTorch off its inference fast paths: the expectation is the plain math.
     with torch.enable_grad():
-        expected = run(model.double(), xin, {k: (v if v.dtype == torch.bool else v.double()) for k, v in extra.items()}).detach()
+        expected = run(model.double(), xin, {k: (v if v.dtype in (torch.bool, torch.long) else v.double()) for k, v in extra.items()}).detach()
     tensors = dict(state)
     tensors["__input__"] = x.float()
     for k, v in extra.items():
@@ -311,6 +311,434 @@ def conv_sequence_encoder():
          {"in": 4, "hidden": 8, "out": 6, "max_length": 16})
 
 
+# ---------------------------------------------------------------- second wave: the rest of the seed models
+
+
+def vgg():
+    torch.manual_seed(12)
+    features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    model = nn.Sequential()
+    model.add_module("features", features)
+    model.add_module("avgpool", nn.AdaptiveAvgPool2d((2, 2)))
+    model.add_module("classifier", nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10)))
+    save("vgg", model, torch.randn(2, 3, 17, 15), lambda m, x, e: m(x), {"classes": 10})
+
+
+class BasicBlock(nn.Module):
+    expansion = 1
+
+    def __init__(self, cin, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = None
+        if stride != 1 or cin != planes:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class Bottleneck(nn.Module):
+    expansion = 4
+
+    def __init__(self, cin, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, planes, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(planes * 4)
+        self.downsample = None
+        if stride != 1 or cin != planes * 4:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, planes * 4, 1, stride, bias=False), nn.BatchNorm2d(planes * 4))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return F.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet(nn.Module):
+    """torchvision's ResNet layout at toy size: a 3×3 stem, stages of blocks, global pooling, fc."""
+
+    def __init__(self, block, stages, width, classes):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        cin, layers = width, []
+        for i, blocks in enumerate(stages):
+            planes, stage = width * 2 ** i, []
+            for j in range(blocks):
+                stage.append(block(cin, planes, 2 if (i > 0 and j == 0) else 1))
+                cin = planes * block.expansion
+            layers.append(nn.Sequential(*stage))
+        self.layers = nn.ModuleList(layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        for layer in self.layers:
+            x = layer(x)
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+def randomize_batchnorm(model):
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 1.5)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+def resnet():
+    for name, block, stages in (("resnet_basic", BasicBlock, [2, 2]), ("resnet_bottleneck", Bottleneck, [1, 2])):
+        torch.manual_seed(13 if block is BasicBlock else 14)
+        model = ResNet(block, stages, 8, 10)
+        randomize_batchnorm(model)
+        save(name, model, torch.randn(2, 3, 15, 13), lambda m, x, e: m(x),
+             {"block": "basic" if block is BasicBlock else "bottleneck", "stages": ",".join(map(str, stages)), "width": 8, "classes": 10})
+
+
+class Seq2Seq(nn.Module):
+    """The original Transformer: embeddings scaled by √d plus sinusoidal positions, nn.Transformer, a vocabulary projection."""
+
+    def __init__(self, src_vocab, tgt_vocab, d, h, ff, layers, n):
+        super().__init__()
+        self.d = d
+        self.src_emb, self.tgt_emb = nn.Embedding(src_vocab, d), nn.Embedding(tgt_vocab, d)
+        self.pe = SinusoidalPositions(n, d)
+        self.transformer = nn.Transformer(d, h, layers, layers, ff, dropout=0.1, batch_first=True)
+        self.generator = nn.Linear(d, tgt_vocab)
+
+    def forward(self, src, tgt, src_padding):
+        x = self.pe(self.src_emb(src) * math.sqrt(self.d))
+        y = self.pe(self.tgt_emb(tgt) * math.sqrt(self.d))
+        causal = torch.ones(tgt.shape[1], tgt.shape[1], dtype=torch.bool).triu(1)
+        out = self.transformer(x, y, tgt_mask=causal, src_key_padding_mask=src_padding, memory_key_padding_mask=src_padding)
+        return self.generator(out)
+
+
+def seq2seq():
+    torch.manual_seed(15)
+    cfg = dict(src_vocab=23, tgt_vocab=19, d=16, h=4, ff=32, layers=2, max_length=16)
+    model = Seq2Seq(cfg["src_vocab"], cfg["tgt_vocab"], cfg["d"], cfg["h"], cfg["ff"], cfg["layers"], cfg["max_length"])
+    src, tgt = torch.randint(0, 23, (2, 9)), torch.randint(0, 19, (2, 7))
+    save("seq2seq_transformer", model, src, lambda m, x, e: m(x, e["target"], e["padding"]), cfg,
+         {"target": tgt, "padding": padding([9, 6], 9)})
+
+
+class MoeFeedForward(nn.Module):
+    """Softmax router, top-k experts renormalized (Mixtral-style), each expert a GELU MLP."""
+
+    def __init__(self, d, ff, experts, k):
+        super().__init__()
+        self.k = k
+        self.router = nn.Linear(d, experts, bias=False)
+        self.experts = nn.ModuleList(nn.Sequential(nn.Linear(d, ff), nn.GELU(), nn.Linear(ff, d)) for _ in range(experts))
+
+    def forward(self, x):
+        flat = x.reshape(-1, x.shape[-1])
+        probs = self.router(flat).softmax(-1)
+        weights, idx = probs.topk(self.k, -1)
+        weights = weights / weights.sum(-1, keepdim=True)
+        out = torch.zeros_like(flat)
+        for e, expert in enumerate(self.experts):
+            rows, slot = (idx == e).nonzero(as_tuple=True)
+            if len(rows):
+                out = out.index_add(0, rows, expert(flat[rows]) * weights[rows, slot, None])
+        return out.reshape(x.shape)
+
+
+class MoeBlock(nn.Module):
+    def __init__(self, d, h, ff, experts, k):
+        super().__init__()
+        self.ln1, self.attn, self.ln2 = nn.LayerNorm(d), CausalSelfAttention(d, h), nn.LayerNorm(d)
+        self.moe = MoeFeedForward(d, ff, experts, k)
+
+    def forward(self, x):
+        x = x + self.attn(self.ln1(x))
+        return x + self.moe(self.ln2(x))
+
+
+def moe():
+    torch.manual_seed(16)
+    cfg = dict(d=16, h=4, ff=24, experts=6, k=2)
+    model = MoeBlock(cfg["d"], cfg["h"], cfg["ff"], cfg["experts"], cfg["k"])
+    with torch.no_grad():
+        model.moe.router.weight.mul_(3.0)  # decisive routing: no near-ties between the 2nd and 3rd expert
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        probs = model.moe.router(model.ln2(x + model.attn(model.ln1(x)))).softmax(-1).sort(-1, descending=True).values
+        assert (probs[..., 1] - probs[..., 2]).min() > 1e-3, "near-tie in routing: pick another seed"
+    save("moe_block", model, x, lambda m, x, e: m(x), cfg)
+
+
+class MaskedConv2d(nn.Conv2d):
+    """PixelCNN's masked convolution: taps after the centre in raster order (and the centre for type A) are zero."""
+
+    def __init__(self, kind, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        kh, kw = self.kernel_size
+        mask = torch.ones(kh, kw)
+        mask[kh // 2, kw // 2 + (kind == "B"):] = 0
+        mask[kh // 2 + 1:] = 0
+        self.kind_mask = mask
+
+    def forward(self, x):
+        return F.conv2d(x, self.weight * self.kind_mask.to(self.weight.dtype), self.bias, self.stride, self.padding)
+
+
+def pixelcnn():
+    torch.manual_seed(17)
+    model = nn.Sequential(MaskedConv2d("A", 1, 16, 7, padding=3), nn.ReLU(),
+                          MaskedConv2d("B", 16, 16, 3, padding=1), nn.ReLU(),
+                          MaskedConv2d("B", 16, 16, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(16, 4, 1))
+    save("pixelcnn", model, torch.randn(2, 1, 9, 11), lambda m, x, e: m(x), {"channels": 1, "hidden": 16, "levels": 4, "layers": 2})
+
+
+class VectorQuantizer(nn.Module):
+    """VQ-VAE's quantizer: each [D] vector of z [B, D, H, W] replaced by its nearest codebook row."""
+
+    def __init__(self, codes, dim):
+        super().__init__()
+        self.embedding = nn.Embedding(codes, dim)
+
+    def forward(self, z):
+        b, d, h, w = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, d)
+        dist = (flat ** 2).sum(1, keepdim=True) - 2 * flat @ self.embedding.weight.t() + (self.embedding.weight ** 2).sum(1)
+        q = self.embedding(dist.argmin(1))
+        return q.reshape(b, h, w, d).permute(0, 3, 1, 2)
+
+
+def vq():
+    torch.manual_seed(18)
+    model = VectorQuantizer(12, 5)
+    z = torch.randn(2, 5, 4, 3)
+    with torch.no_grad():
+        flat = z.permute(0, 2, 3, 1).reshape(-1, 5)
+        dist = torch.cdist(flat.double(), model.embedding.weight.double()).sort(1).values
+        assert (dist[:, 1] - dist[:, 0]).min() > 1e-3, "near-tie: pick another seed"
+    save("vq_quantizer", model, z, lambda m, x, e: m(x), {"codes": 12, "dim": 5})
+
+
+class Vae(nn.Module):
+    def __init__(self, latent):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, 8, 3, 2, 1), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU(), nn.Flatten())
+        self.fc_mu, self.fc_logvar = nn.Linear(16 * 4 * 4, latent), nn.Linear(16 * 4 * 4, latent)
+        self.decoder_input = nn.Linear(latent, 16 * 4 * 4)
+        self.decoder = nn.Sequential(nn.ConvTranspose2d(16, 8, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(8, 1, 4, 2, 1), nn.Sigmoid())
+
+    def forward(self, x, eps):
+        h = self.encoder(x)
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        recon = self.decoder(self.decoder_input(z).view(-1, 16, 4, 4))
+        return torch.cat([recon.flatten(1), mu, logvar], 1)
+
+
+def vae():
+    torch.manual_seed(19)
+    model = Vae(6)
+    save("vae", model, torch.rand(2, 1, 16, 16), lambda m, x, e: m(x, e["eps"]), {"latent": 6}, {"eps": torch.randn(2, 6)})
+
+
+def timestep_embedding(t, dim, max_period=10000):
+    """cos half then sin half, as GpuNet's timestep_embedding kernel (and DiT's reference code)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float64) / half)
+    args = t.double()[:, None] * freqs[None]
+    emb = torch.cat([torch.cos(args), torch.sin(args)], -1)
+    return F.pad(emb, (0, 1)) if dim % 2 else emb
+
+
+class TinyNoiseModel(nn.Module):
+    """ε_θ(x_t, t) for the DDPM golden cases: conv → + projected timestep embedding → SiLU → conv."""
+
+    def __init__(self, channels, hidden, temb):
+        super().__init__()
+        self.temb = temb
+        self.time_mlp = nn.Sequential(nn.Linear(temb, 2 * hidden), nn.SiLU(), nn.Linear(2 * hidden, hidden))
+        self.conv1 = nn.Conv2d(channels, hidden, 3, padding=1)
+        self.conv2 = nn.Conv2d(hidden, channels, 3, padding=1)
+
+    def forward(self, x, t):
+        te = self.time_mlp(timestep_embedding(t, self.temb).to(x.dtype))
+        return self.conv2(F.silu(self.conv1(x) + te[:, :, None, None]))
+
+
+def betas(schedule, steps):
+    if schedule == "linear":
+        return torch.linspace(1e-4, 0.02, steps, dtype=torch.float64)
+    s = 0.008
+    f = torch.cos((torch.arange(steps + 1, dtype=torch.float64) / steps + s) / (1 + s) * math.pi / 2) ** 2
+    return (1 - f[1:] / f[:-1]).clamp(max=0.999)
+
+
+def ddpm_sample(model, x, noise, b):
+    """The DDPM reverse process: x_{t-1} = (x_t − β_t/√(1−ᾱ_t)·ε)/√α_t + σ_t·z with σ_t² = β̃_t, no noise at t = 0."""
+    a = 1 - b
+    ab = torch.cumprod(a, 0)
+    for t in reversed(range(len(b))):
+        eps = model(x, torch.full((x.shape[0],), t, dtype=torch.float64))
+        mean = (x - b[t] / torch.sqrt(1 - ab[t]) * eps) / torch.sqrt(a[t])
+        if t > 0:
+            var = b[t] * (1 - ab[t - 1]) / (1 - ab[t])
+            mean = mean + torch.sqrt(var) * noise[t]
+        x = mean
+    return x
+
+
+def ddpm():
+    for schedule, seed in (("linear", 20), ("cosine", 21)):
+        torch.manual_seed(seed)
+        steps = 6
+        model = TinyNoiseModel(2, 8, 16)
+        noise = torch.randn(steps, 2, 2, 6, 5)
+        save(f"ddpm_{schedule}", model, torch.randn(2, 2, 6, 5), lambda m, x, e: ddpm_sample(m, x, e["noise"], betas(schedule, steps)),
+             {"schedule": schedule, "steps": steps, "channels": 2, "hidden": 8, "temb": 16}, {"noise": noise})
+
+
+class DiT(nn.Module):
+    """DiT at toy size: patch-embedding conv, learned positions, time + class embedding added to every patch,
+    pre-norm transformer blocks, final norm and linear head, unpatchify."""
+
+    def __init__(self, channels, size, patch, d, h, layers, classes, temb):
+        super().__init__()
+        self.c, self.p, self.size, self.temb = channels, patch, size, temb
+        self.x_embedder = nn.Conv2d(channels, d, patch, stride=patch)
+        self.pos_embed = nn.Parameter(torch.randn(1, (size // patch) ** 2, d) * 0.1)
+        self.t_embedder = nn.Sequential(nn.Linear(temb, d), nn.SiLU(), nn.Linear(d, d))
+        self.y_embedder = nn.Embedding(classes, d)
+        self.blocks = nn.ModuleList(nn.TransformerEncoderLayer(d, h, 4 * d, dropout=0.0, activation="gelu", batch_first=True, norm_first=True)
+                                    for _ in range(layers))
+        self.final_norm = nn.LayerNorm(d)
+        self.head = nn.Linear(d, patch * patch * channels)
+
+    def forward(self, x, t, y):
+        tokens = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed
+        cond = self.t_embedder(timestep_embedding(t, self.temb).to(x.dtype)) + self.y_embedder(y)
+        tokens = tokens + cond[:, None]
+        for blk in self.blocks:
+            tokens = blk(tokens)
+        out = self.head(self.final_norm(tokens))
+        n, g = x.shape[0], self.size // self.p
+        out = out.reshape(n, g, g, self.p, self.p, self.c)
+        return torch.einsum("nhwpqc->nchpwq", out).reshape(n, self.c, self.size, self.size)
+
+
+def dit():
+    torch.manual_seed(22)
+    cfg = dict(channels=3, size=8, patch=2, d=32, h=4, layers=2, classes=5, temb=16)
+    model = DiT(**cfg)
+    save("dit", model, torch.randn(2, 3, 8, 8), lambda m, x, e: m(x, e["timesteps"], e["labels"]), cfg,
+         {"timesteps": torch.tensor([3.0, 517.0]), "labels": torch.tensor([4, 1])})
+
+
+class HubertLabeler(nn.Module):
+    """HuBERT's target assignment: features → linear → Transformer encoder → nearest k-means centroid."""
+
+    def __init__(self, features, d, h, ff, layers, clusters):
+        super().__init__()
+        self.proj = nn.Linear(features, d)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(d, h, ff, dropout=0.1, activation="gelu", batch_first=True), layers)
+        self.register_buffer("centroids", torch.randn(clusters, d))
+
+    def hidden(self, x):
+        return self.encoder(self.proj(x))
+
+    def forward(self, x):
+        hdn = self.hidden(x)
+        return ((hdn[..., None, :] - self.centroids) ** 2).sum(-1).argmin(-1).double()
+
+
+def hubert():
+    torch.manual_seed(23)
+    cfg = dict(features=10, d=16, h=2, ff=32, layers=2, clusters=7)
+    model = HubertLabeler(**cfg)
+    x = torch.randn(2, 11, 10)
+    with torch.no_grad():
+        model.eval()
+        dist = ((model.double().hidden(x.double())[..., None, :] - model.centroids) ** 2).sum(-1).sort(-1).values
+        assert (dist[..., 1] - dist[..., 0]).min() > 1e-3, "near-tie: pick another seed"
+    save("hubert_labels", model, x, lambda m, x, e: m(x), cfg)
+
+
+class ConformerBlock(nn.Module):
+    """The Conformer block (Gulati et al. 2020), the encoder of Best-RQ: ½·FFN, self-attention, convolution module, ½·FFN, LayerNorm."""
+
+    def __init__(self, d, h, ff, kernel):
+        super().__init__()
+        self.ffn1 = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+        self.attn_norm = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, h, batch_first=True)
+        self.conv_norm = nn.LayerNorm(d)
+        self.pointwise1 = nn.Conv1d(d, 2 * d, 1)
+        self.depthwise = nn.Conv1d(d, d, kernel, padding=kernel // 2, groups=d)
+        self.conv_bn = nn.BatchNorm1d(d)
+        self.pointwise2 = nn.Conv1d(d, d, 1)
+        self.ffn2 = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, ff), nn.SiLU(), nn.Linear(ff, d))
+        self.final_norm = nn.LayerNorm(d)
+
+    def forward(self, x):
+        x = x + 0.5 * self.ffn1(x)
+        a = self.attn_norm(x)
+        x = x + self.attn(a, a, a, need_weights=False)[0]
+        c = F.glu(self.pointwise1(self.conv_norm(x).transpose(1, 2)), dim=1)
+        c = self.pointwise2(F.silu(self.conv_bn(self.depthwise(c))))
+        x = x + c.transpose(1, 2)
+        x = x + 0.5 * self.ffn2(x)
+        return self.final_norm(x)
+
+
+def conformer():
+    torch.manual_seed(24)
+    cfg = dict(d=16, h=4, ff=32, kernel=7)
+    model = ConformerBlock(**cfg)
+    randomize_batchnorm(model)
+    save("conformer_block", model, torch.randn(2, 13, 16), lambda m, x, e: m(x), cfg)
+
+
+class RandomProjectionQuantizer(nn.Module):
+    """Best-RQ's frozen quantizer: project stacked frames with a random matrix, l2-normalize, nearest normalized code."""
+
+    def __init__(self, features, code_dim, codes):
+        super().__init__()
+        self.register_buffer("projection", nn.init.xavier_uniform_(torch.empty(features, code_dim)))
+        self.register_buffer("codebook", torch.randn(codes, code_dim))
+
+    def forward(self, x):
+        z = F.normalize(x @ self.projection, dim=-1)
+        c = F.normalize(self.codebook, dim=-1)
+        return ((z[..., None, :] - c) ** 2).sum(-1).argmin(-1).double()
+
+
+def random_projection_quantizer():
+    torch.manual_seed(25)
+    cfg = dict(features=12, code_dim=6, codes=9)
+    model = RandomProjectionQuantizer(**cfg)
+    x = torch.randn(2, 10, 12)
+    with torch.no_grad():
+        z = F.normalize(x.double() @ model.projection.double(), dim=-1)
+        c = F.normalize(model.codebook.double(), dim=-1)
+        dist = ((z[..., None, :] - c) ** 2).sum(-1).sort(-1).values
+        assert (dist[..., 1] - dist[..., 0]).min() > 1e-3, "near-tie: pick another seed"
+    save("random_projection_quantizer", model, x, lambda m, x, e: m(x), cfg)
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     mlp()
@@ -321,3 +749,15 @@ if __name__ == "__main__":
     recurrent()
     unet()
     conv_sequence_encoder()
+    vgg()
+    resnet()
+    seq2seq()
+    moe()
+    pixelcnn()
+    vq()
+    vae()
+    ddpm()
+    dit()
+    hubert()
+    conformer()
+    random_projection_quantizer()

@@ -1,0 +1,213 @@
+namespace GpuNet.Layers;
+
+/// <summary>The β schedules of denoising diffusion.</summary>
+public enum BetaSchedule
+{
+    /// <summary>β linear from β₁ to β_T (Ho et al., 2020: 1e-4 to 0.02).</summary>
+    Linear,
+    /// <summary>ᾱ_t = f(t)/f(0) with f(t) = cos²((t/T + s)/(1 + s)·π/2), s = 0.008, β clipped at 0.999 (Nichol and Dhariwal, 2021).</summary>
+    Cosine,
+}
+
+/// <summary>
+/// DDPM (Ho et al., 2020): the noise schedule, the forward jump q(x_t | x_0), the reverse step from predicted noise and
+/// the T-step sampling loop. Schedule arithmetic is done on the host in double precision (a few numbers per step); every
+/// tensor operation runs on the device. The reverse variance is the posterior's, β̃_t = β_t(1 − ᾱ_{t−1})/(1 − ᾱ_t), and the
+/// last step (t = 0) adds no noise.
+/// </summary>
+public sealed class Ddpm
+{
+    /// <summary>Creates the schedule for <paramref name="steps"/> steps.</summary>
+    public Ddpm(int steps, BetaSchedule schedule = BetaSchedule.Linear, double betaStart = 1e-4, double betaEnd = 0.02)
+    {
+        if (steps < 1)
+            throw new ArgumentOutOfRangeException(nameof(steps), steps, "ddpm: needs at least one step");
+        Steps = steps;
+        Schedule = schedule;
+        Betas = schedule == BetaSchedule.Linear ? LinearBetas(steps, betaStart, betaEnd) : CosineBetas(steps);
+        AlphaBars = new double[steps];
+        double product = 1;
+        for (int t = 0; t < steps; t++)
+            AlphaBars[t] = product *= 1 - Betas[t];
+    }
+
+    /// <summary>T.</summary>
+    public int Steps { get; }
+
+    /// <summary>The schedule kind.</summary>
+    public BetaSchedule Schedule { get; }
+
+    /// <summary>β_t for t = 0 … T − 1.</summary>
+    public double[] Betas { get; }
+
+    /// <summary>ᾱ_t = Π_{s ≤ t} (1 − β_s).</summary>
+    public double[] AlphaBars { get; }
+
+    private static double[] LinearBetas(int steps, double start, double end) =>
+        Enumerable.Range(0, steps).Select(i => steps == 1 ? start : start + (end - start) * i / (steps - 1)).ToArray();
+
+    private static double[] CosineBetas(int steps)
+    {
+        const double s = 0.008;
+        double F(int t) => Math.Pow(Math.Cos(((double)t / steps + s) / (1 + s) * Math.PI / 2), 2);
+        return Enumerable.Range(0, steps).Select(t => Math.Min(1 - F(t + 1) / F(t), 0.999)).ToArray();
+    }
+
+    /// <summary>
+    /// x_t = √ᾱ_t·x₀ + √(1 − ᾱ_t)·ε for x₀ [B, ...] with one timestep per batch element and noise ε shaped like x₀.
+    /// </summary>
+    public Tensor QSample(Tensor x0, IReadOnlyList<int> timesteps, Tensor noise)
+    {
+        const string op = "ddpm_q_sample";
+        if (timesteps.Count != x0.Size(0))
+            throw new ShapeMismatchException(op, "timesteps", $"{x0.Size(0)} timesteps (one per batch element)", $"{timesteps.Count}");
+        if (!noise.ShapeArray().SequenceEqual(x0.ShapeArray()))
+            throw new ShapeMismatchException(op, "noise", GpuNetException.FormatShape(x0.ShapeArray()), GpuNetException.FormatShape(noise.ShapeArray()));
+        foreach (int t in timesteps)
+            CheckStep(op, t);
+        var coefShape = new int[x0.Rank];
+        Array.Fill(coefShape, 1);
+        coefShape[0] = x0.Size(0);
+        using var scope = x0.Device.Scope();
+        var signal = Tensor.FromArray(x0.Device, timesteps.Select(t => (float)Math.Sqrt(AlphaBars[t])).ToArray(), coefShape);
+        var spread = Tensor.FromArray(x0.Device, timesteps.Select(t => (float)Math.Sqrt(1 - AlphaBars[t])).ToArray(), coefShape);
+        return scope.Keep(Ops.Add(Ops.Mul(x0, signal), Ops.Mul(noise, spread)));
+    }
+
+    /// <summary>
+    /// One reverse step: x_{t−1} = (x_t − β_t/√(1 − ᾱ_t)·ε_θ)/√α_t + σ_t·z with σ_t² = β̃_t; <paramref name="noise"/> z is
+    /// required for t &gt; 0 and ignored at t = 0.
+    /// </summary>
+    public Tensor Step(Tensor xt, Tensor predictedNoise, int t, Tensor? noise)
+    {
+        const string op = "ddpm_step";
+        CheckStep(op, t);
+        if (t > 0 && noise is null)
+            throw new ArgumentException($"{op}: step {t} > 0 needs a noise tensor z", nameof(noise));
+        double alpha = 1 - Betas[t];
+        using var scope = xt.Device.Scope();
+        var centred = Ops.Axpy((float)(-Betas[t] / Math.Sqrt(1 - AlphaBars[t])), predictedNoise, xt);
+        var mean = Ops.Scale(centred, (float)(1 / Math.Sqrt(alpha)));
+        if (t == 0)
+            return scope.Keep(mean);
+        double variance = Betas[t] * (1 - AlphaBars[t - 1]) / (1 - AlphaBars[t]);
+        return scope.Keep(Ops.Axpy((float)Math.Sqrt(variance), noise!, mean));
+    }
+
+    /// <summary>
+    /// The full reverse process from x_T: for t = T − 1 … 0, ε = <paramref name="noiseModel"/>(x_t, t as a [B] tensor), then
+    /// <see cref="Step"/>. <paramref name="noise"/> supplies z for step t (fresh normal draws from <paramref name="seed"/>
+    /// when null). Each step's intermediates are freed before the next.
+    /// </summary>
+    public Tensor Sample(Func<Tensor, Tensor, Tensor> noiseModel, Tensor xT, Func<int, Tensor>? noise = null, ulong seed = 0)
+    {
+        var device = xT.Device;
+        Tensor x = xT.Contiguous();
+        for (int t = Steps - 1; t >= 0; t--)
+        {
+            using var scope = device.Scope();
+            var steps = Ops.Full(device, t, x.Size(0));
+            var eps = noiseModel(x, steps);
+            var z = t == 0 ? null : noise?.Invoke(t) ?? Ops.RandomNormal(device, x.ShapeArray(), seed + (ulong)t);
+            var next = scope.Keep(Step(x, eps, t, z));
+            x.Dispose();
+            x = next;
+        }
+        return x;
+    }
+
+    private void CheckStep(string op, int t)
+    {
+        if (t < 0 || t >= Steps)
+            throw new ShapeMismatchException(op, "t", $"a timestep in [0, {Steps})", t.ToString());
+    }
+}
+
+/// <summary>
+/// The timestep MLP of diffusion models: the sinusoidal <c>timestep_embedding</c> of t (cos half, sin half) through
+/// Linear → SiLU → Linear (names 0 and 2).
+/// </summary>
+public sealed class TimestepEmbedder : Module
+{
+    private readonly Linear _in, _out;
+
+    /// <summary>Creates the embedder: a <paramref name="frequencyDim"/>-wide sinusoid to <paramref name="hidden"/> and then <paramref name="dim"/>.</summary>
+    public TimestepEmbedder(Device device, int frequencyDim, int hidden, int dim) : base(device)
+    {
+        FrequencyDim = frequencyDim;
+        _in = Child("0", new Linear(device, frequencyDim, hidden, activation: FusedActivation.Silu));
+        _out = Child("2", new Linear(device, hidden, dim));
+    }
+
+    /// <summary>Width of the sinusoidal embedding.</summary>
+    public int FrequencyDim { get; }
+
+    /// <summary>t [B] (float timesteps) → [B, dim].</summary>
+    public Tensor Forward(Tensor timesteps)
+    {
+        using var sinusoid = Ops.TimestepEmbedding(timesteps, FrequencyDim);
+        using var h = _in.Forward(sinusoid);
+        return _out.Forward(h);
+    }
+}
+
+/// <summary>
+/// DiT (Peebles and Xie, 2023) at the "in-context conditioning" end of the design space: patch-embedding convolution
+/// (<c>x_embedder</c>), learned positions (<c>pos_embed</c> [1, T, D]), the timestep MLP (<c>t_embedder</c>) plus the class
+/// embedding (<c>y_embedder</c>) added to every patch token, pre-norm Transformer blocks (<c>blocks.i</c>), final LayerNorm,
+/// a linear head to p·p·C values per patch and unpatchify back to [N, C, H, W].
+/// </summary>
+public sealed class DiT : Module
+{
+    private readonly Conv2d _patchEmbed;
+    private readonly TimestepEmbedder _time;
+    private readonly Embedding _classes;
+    private readonly TransformerEncoderLayer[] _blocks;
+    private readonly LayerNorm _norm;
+    private readonly Linear _head;
+
+    /// <summary>Creates the model for <paramref name="size"/>×<paramref name="size"/> images of <paramref name="channels"/> channels.</summary>
+    public DiT(Device device, int channels, int size, int patch, int dim, int heads, int layers, int classes, int frequencyDim = 256) : base(device)
+    {
+        if (size % patch != 0)
+            throw new ShapeMismatchException("dit", "patch", $"a divisor of the image size {size}", patch.ToString());
+        (Channels, Size, Patch) = (channels, size, patch);
+        _patchEmbed = Child("x_embedder", new Conv2d(device, channels, dim, patch, patch));
+        Positions = Parameter("pos_embed", 1, (size / patch) * (size / patch), dim);
+        _time = Child("t_embedder", new TimestepEmbedder(device, frequencyDim, dim, dim));
+        _classes = Child("y_embedder", new Embedding(device, classes, dim));
+        _blocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new TransformerEncoderLayer(device, dim, heads, 4 * dim, "gelu", normFirst: true))).ToArray();
+        _norm = Child("final_norm", new LayerNorm(device, dim));
+        _head = Child("head", new Linear(device, dim, patch * patch * channels));
+    }
+
+    /// <summary>Image channels, side and patch size.</summary>
+    public int Channels { get; }
+
+    /// <summary>Image side.</summary>
+    public int Size { get; }
+
+    /// <summary>Patch side.</summary>
+    public int Patch { get; }
+
+    /// <summary>Learned positions [1, T, D].</summary>
+    public Tensor Positions { get; }
+
+    /// <summary>The model output (predicted noise) [N, C, H, W] for x [N, C, H, W], timesteps [N] and class labels.</summary>
+    public Tensor Forward(Tensor x, Tensor timesteps, ReadOnlySpan<int> labels)
+    {
+        if (x.Rank != 4 || x.Size(1) != Channels || x.Size(2) != Size || x.Size(3) != Size)
+            throw new ShapeMismatchException("dit", "x", $"[N, {Channels}, {Size}, {Size}]", GpuNetException.FormatShape(x.ShapeArray()));
+        int n = x.Size(0);
+        using var scope = Device.Scope();
+        var grid = _patchEmbed.Forward(x);
+        int dim = grid.Size(1);
+        var tokens = Ops.Transpose(grid.Reshape(n, dim, -1), 1, 2);
+        var cond = Ops.Add(_time.Forward(timesteps), _classes.Forward(labels, n));
+        var h = Ops.Add(Ops.Add(tokens, Positions), cond.Reshape(n, 1, dim));
+        foreach (var block in _blocks)
+            h = block.Forward(h);
+        var patches = _head.Forward(_norm.Forward(h));
+        return scope.Keep(Ops.Unpatchify(patches, Patch, Channels, Size, Size));
+    }
+}
