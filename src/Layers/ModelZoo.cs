@@ -180,6 +180,14 @@ public static class ModelZoo
                 using var x = f.ToTensor(m.Device, "__input__");
                 return ((RandomProjectionQuantizer)m).Forward(x);
             }),
+        new("conditional_unet", (d, f) => new ConditionalUNet(d, Meta(f, "channels"), Meta(f, "base"), Meta(f, "temb"), Meta(f, "context_dim"), Meta(f, "heads")),
+            (m, f) =>
+            {
+                using var x = f.ToTensor(m.Device, "__input__");
+                using var t = f.ToTensor(m.Device, "__timesteps__");
+                using var context = f.ToTensor(m.Device, "__context__");
+                return ((ConditionalUNet)m).Forward(x, t, context);
+            }),
         new("decoder_post_norm", Decoder, (m, f) =>
         {
             using var x = f.ToTensor(m.Device, "__input__");

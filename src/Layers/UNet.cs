@@ -147,3 +147,114 @@ public sealed class UNet : Layer
         public Conv2d Conv { get; }
     }
 }
+
+/// <summary>
+/// The diffusion UNet's residual block: norm1 (GroupNorm) → SiLU → conv1, plus time_proj(SiLU(t)) broadcast over the
+/// image, norm2 → SiLU → conv2, plus the input (through a 1×1 <c>skip</c> conv when the width changes).
+/// </summary>
+public sealed class TimeResBlock : Module
+{
+    private readonly GroupNorm _norm1, _norm2;
+    private readonly Conv2d _conv1, _conv2;
+    private readonly Conv2d? _skip;
+    private readonly Linear _timeProj;
+
+    /// <summary>Creates the block (GroupNorm with <paramref name="groups"/> groups).</summary>
+    public TimeResBlock(Device device, int inChannels, int outChannels, int timeDim, int groups = 2) : base(device)
+    {
+        _norm1 = Child("norm1", new GroupNorm(device, groups, inChannels));
+        _conv1 = Child("conv1", new Conv2d(device, inChannels, outChannels, 3, padding: 1));
+        _timeProj = Child("time_proj", new Linear(device, timeDim, outChannels));
+        _norm2 = Child("norm2", new GroupNorm(device, groups, outChannels));
+        _conv2 = Child("conv2", new Conv2d(device, outChannels, outChannels, 3, padding: 1));
+        if (inChannels != outChannels)
+            _skip = Child("skip", new Conv2d(device, inChannels, outChannels, 1));
+    }
+
+    /// <summary>x [B, C, H, W] with the time embedding [B, timeDim].</summary>
+    public Tensor Forward(Tensor x, Tensor time)
+    {
+        using var scope = Device.Scope();
+        var t = _timeProj.Forward(Ops.Silu(time));
+        var h = Ops.Add(_conv1.Forward(Ops.Silu(_norm1.Forward(x))), t.Reshape(t.Size(0), t.Size(1), 1, 1));
+        h = _conv2.Forward(Ops.Silu(_norm2.Forward(h)));
+        return scope.Keep(Ops.Add(_skip?.Forward(x) ?? x, h));
+    }
+}
+
+/// <summary>
+/// Cross-attention from image positions to a text embedding: norm (GroupNorm) of x [B, C, H, W] read as H·W tokens,
+/// the context [B, S, E] projected to C (<c>context_proj</c>), multi-head attention (<c>attn</c>), <c>proj_out</c>, residual.
+/// </summary>
+public sealed class CrossAttentionBlock : Module
+{
+    private readonly GroupNorm _norm;
+    private readonly Linear _contextProj, _projOut;
+    private readonly MultiheadAttention _attention;
+
+    /// <summary>Creates the block.</summary>
+    public CrossAttentionBlock(Device device, int channels, int heads, int contextDim, int groups = 2) : base(device)
+    {
+        _norm = Child("norm", new GroupNorm(device, groups, channels));
+        _contextProj = Child("context_proj", new Linear(device, contextDim, channels));
+        _attention = Child("attn", new MultiheadAttention(device, channels, heads));
+        _projOut = Child("proj_out", new Linear(device, channels, channels));
+    }
+
+    /// <summary>x [B, C, H, W] attending to <paramref name="context"/> [B, S, E].</summary>
+    public Tensor Forward(Tensor x, Tensor context)
+    {
+        int b = x.Size(0), c = x.Size(1), h = x.Size(2), w = x.Size(3);
+        using var scope = Device.Scope();
+        var tokens = Ops.Transpose(_norm.Forward(x).Reshape(b, c, h * w), 1, 2);
+        var attended = _projOut.Forward(_attention.Forward(tokens, _contextProj.Forward(context)));
+        var image = Ops.Transpose(attended, 1, 2).Reshape(b, c, h, w);
+        return scope.Keep(Ops.Add(x, image));
+    }
+}
+
+/// <summary>
+/// The time-conditioned UNet with cross-attention used for text-to-image diffusion, at one down/up level: the timestep
+/// MLP (<c>time_embed</c>), conv_in, a ResBlock + cross-attention per level (down, mid, up), a strided-conv downsample,
+/// nearest upsample + conv, the skip concatenated before the up ResBlock, and GroupNorm → SiLU → conv_out.
+/// </summary>
+public sealed class ConditionalUNet : Module
+{
+    private readonly TimestepEmbedder _time;
+    private readonly Conv2d _convIn, _downsample, _upConv, _convOut;
+    private readonly TimeResBlock _downRes, _midRes, _upRes;
+    private readonly CrossAttentionBlock _downAttn, _midAttn, _upAttn;
+    private readonly GroupNorm _normOut;
+
+    /// <summary>Creates the model: widths <paramref name="baseWidth"/> and twice that in the middle.</summary>
+    public ConditionalUNet(Device device, int channels, int baseWidth, int frequencyDim, int contextDim, int heads) : base(device)
+    {
+        int timeDim = 4 * baseWidth;
+        _time = Child("time_embed", new TimestepEmbedder(device, frequencyDim, timeDim, timeDim));
+        _convIn = Child("conv_in", new Conv2d(device, channels, baseWidth, 3, padding: 1));
+        _downRes = Child("down_res", new TimeResBlock(device, baseWidth, baseWidth, timeDim));
+        _downAttn = Child("down_attn", new CrossAttentionBlock(device, baseWidth, heads, contextDim));
+        _downsample = Child("downsample", new Conv2d(device, baseWidth, baseWidth, 3, 2, 1));
+        _midRes = Child("mid_res", new TimeResBlock(device, baseWidth, 2 * baseWidth, timeDim));
+        _midAttn = Child("mid_attn", new CrossAttentionBlock(device, 2 * baseWidth, heads, contextDim));
+        _upConv = Child("up_conv", new Conv2d(device, 2 * baseWidth, baseWidth, 3, padding: 1));
+        _upRes = Child("up_res", new TimeResBlock(device, 2 * baseWidth, baseWidth, timeDim));
+        _upAttn = Child("up_attn", new CrossAttentionBlock(device, baseWidth, heads, contextDim));
+        _normOut = Child("norm_out", new GroupNorm(device, 2, baseWidth));
+        _convOut = Child("conv_out", new Conv2d(device, baseWidth, channels, 3, padding: 1));
+    }
+
+    /// <summary>Predicted noise [B, C, H, W] (H, W even) for x_t, timesteps [B] and the text context [B, S, E].</summary>
+    public Tensor Forward(Tensor x, Tensor timesteps, Tensor context)
+    {
+        if (x.Rank != 4 || x.Size(2) % 2 != 0 || x.Size(3) % 2 != 0)
+            throw new ShapeMismatchException("conditional_unet", "x", "[B, C, H, W] with even H and W", GpuNetException.FormatShape(x.ShapeArray()));
+        using var scope = Device.Scope();
+        var t = _time.Forward(timesteps);
+        var skip = _downAttn.Forward(_downRes.Forward(_convIn.Forward(x), t), context);
+        var h = _midAttn.Forward(_midRes.Forward(_downsample.Forward(skip), t), context);
+        h = _upConv.Forward(Ops.UpsampleNearest2d(h, (skip.Size(2), skip.Size(3))));
+        h = _upAttn.Forward(_upRes.Forward(Ops.Concat(new[] { h, skip }, 1), t), context);
+        return scope.Keep(_convOut.Forward(Ops.Silu(_normOut.Forward(h))));
+    }
+}

@@ -739,6 +739,72 @@ def random_projection_quantizer():
     save("random_projection_quantizer", model, x, lambda m, x, e: m(x), cfg)
 
 
+class ResBlock(nn.Module):
+    """Diffusion UNet residual block: GroupNorm → SiLU → conv, + projected time embedding, GroupNorm → SiLU → conv, + skip."""
+
+    def __init__(self, cin, cout, temb):
+        super().__init__()
+        self.norm1, self.conv1 = nn.GroupNorm(2, cin), nn.Conv2d(cin, cout, 3, padding=1)
+        self.time_proj = nn.Linear(temb, cout)
+        self.norm2, self.conv2 = nn.GroupNorm(2, cout), nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else nn.Identity()
+
+    def forward(self, x, t):
+        h = self.conv1(F.silu(self.norm1(x))) + self.time_proj(F.silu(t))[:, :, None, None]
+        return self.skip(x) + self.conv2(F.silu(self.norm2(h)))
+
+
+class CrossAttentionBlock(nn.Module):
+    """Image tokens attend to a text embedding: GroupNorm, context projected to the channels, nn.MultiheadAttention, linear out, residual."""
+
+    def __init__(self, c, heads, context_dim):
+        super().__init__()
+        self.norm = nn.GroupNorm(2, c)
+        self.context_proj = nn.Linear(context_dim, c)
+        self.attn = nn.MultiheadAttention(c, heads, batch_first=True)
+        self.proj_out = nn.Linear(c, c)
+
+    def forward(self, x, context):
+        b, c, h, w = x.shape
+        q = self.norm(x).flatten(2).transpose(1, 2)
+        ctx = self.context_proj(context)
+        a = self.attn(q, ctx, ctx, need_weights=False)[0]
+        return x + self.proj_out(a).transpose(1, 2).reshape(b, c, h, w)
+
+
+class ConditionalUNet(nn.Module):
+    """The text-to-image diffusion UNet in miniature: timestep MLP, ResBlocks with the time embedding, cross-attention
+    to the text context at every level, one down/up level with a concatenated skip."""
+
+    def __init__(self, channels, base, temb, context_dim, heads):
+        super().__init__()
+        self.temb = temb
+        self.time_embed = nn.Sequential(nn.Linear(temb, 4 * base), nn.SiLU(), nn.Linear(4 * base, 4 * base))
+        self.conv_in = nn.Conv2d(channels, base, 3, padding=1)
+        self.down_res, self.down_attn = ResBlock(base, base, 4 * base), CrossAttentionBlock(base, heads, context_dim)
+        self.downsample = nn.Conv2d(base, base, 3, stride=2, padding=1)
+        self.mid_res, self.mid_attn = ResBlock(base, 2 * base, 4 * base), CrossAttentionBlock(2 * base, heads, context_dim)
+        self.up_conv = nn.Conv2d(2 * base, base, 3, padding=1)
+        self.up_res, self.up_attn = ResBlock(2 * base, base, 4 * base), CrossAttentionBlock(base, heads, context_dim)
+        self.norm_out, self.conv_out = nn.GroupNorm(2, base), nn.Conv2d(base, channels, 3, padding=1)
+
+    def forward(self, x, t, context):
+        te = self.time_embed(timestep_embedding(t, self.temb).to(x.dtype))
+        skip = self.down_attn(self.down_res(self.conv_in(x), te), context)
+        h = self.mid_attn(self.mid_res(self.downsample(skip), te), context)
+        h = self.up_conv(F.interpolate(h, scale_factor=2, mode="nearest"))
+        h = self.up_attn(self.up_res(torch.cat([h, skip], 1), te), context)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def conditional_unet():
+    torch.manual_seed(26)
+    cfg = dict(channels=3, base=8, temb=16, context_dim=12, heads=2)
+    model = ConditionalUNet(**cfg)
+    save("conditional_unet", model, torch.randn(2, 3, 8, 6), lambda m, x, e: m(x, e["timesteps"], e["context"]), cfg,
+         {"timesteps": torch.tensor([11.0, 730.0]), "context": torch.randn(2, 5, 12)})
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     mlp()
@@ -761,3 +827,4 @@ if __name__ == "__main__":
     hubert()
     conformer()
     random_projection_quantizer()
+    conditional_unet()
