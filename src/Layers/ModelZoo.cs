@@ -168,18 +168,10 @@ public static class ModelZoo
                 return ((DiT)m).Forward(x, t, Ids(f, "__labels__"));
             }),
         new("hubert_labels", (d, f) => new HubertLabeler(d, Meta(f, "features"), Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "layers"), Meta(f, "clusters")),
-            (m, f) =>
-            {
-                using var x = f.ToTensor(m.Device, "__input__");
-                return ((HubertLabeler)m).Forward(x);
-            }),
+            (m, f) => RunLayer(m, f)),
         new("conformer_block", (d, f) => new ConformerBlock(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "kernel")), (m, f) => RunLayer(m, f)),
         new("random_projection_quantizer", (d, f) => new RandomProjectionQuantizer(d, Meta(f, "features"), Meta(f, "code_dim"), Meta(f, "codes")),
-            (m, f) =>
-            {
-                using var x = f.ToTensor(m.Device, "__input__");
-                return ((RandomProjectionQuantizer)m).Forward(x);
-            }),
+            (m, f) => RunLayer(m, f)),
         new("conditional_unet", (d, f) => new ConditionalUNet(d, Meta(f, "channels"), Meta(f, "base"), Meta(f, "temb"), Meta(f, "context_dim"), Meta(f, "heads")),
             (m, f) =>
             {

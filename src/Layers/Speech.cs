@@ -63,7 +63,7 @@ public sealed class ConformerBlock : Layer
 /// <c>codebook</c> [K, C]; a frame's label is the code nearest to its l2-normalized projection among the l2-normalized
 /// codes. Both normalizations are RMS norms: every vector gets the same length √C, so the nearest code is the same.
 /// </summary>
-public sealed class RandomProjectionQuantizer : Module
+public sealed class RandomProjectionQuantizer : Layer
 {
     /// <summary>Creates the quantizer (buffers zero until loaded or <see cref="Initialize"/>d).</summary>
     public RandomProjectionQuantizer(Device device, int features, int codeDim, int codes) : base(device)
@@ -79,7 +79,7 @@ public sealed class RandomProjectionQuantizer : Module
     public Tensor Codebook { get; }
 
     /// <summary>Labels [B, T] (as floats) of stacked frames x [B, T, F].</summary>
-    public Tensor Forward(Tensor x)
+    public override Tensor Forward(Tensor x)
     {
         int f = Projection.Size(0);
         if (x.Rank != 3 || x.Size(2) != f)
@@ -105,7 +105,7 @@ public sealed class RandomProjectionQuantizer : Module
 /// Transformer encoder (<c>encoder.layers.i</c>), then each frame labelled with its nearest k-means centroid (buffer
 /// <c>centroids</c> [K, D]).
 /// </summary>
-public sealed class HubertLabeler : Module
+public sealed class HubertLabeler : Layer
 {
     private readonly Linear _projection;
     private readonly TransformerEncoderLayer[] _layers;
@@ -132,7 +132,7 @@ public sealed class HubertLabeler : Module
     }
 
     /// <summary>Cluster labels [B, T] (as floats).</summary>
-    public Tensor Forward(Tensor x)
+    public override Tensor Forward(Tensor x)
     {
         using var h = Hidden(x);
         using var rows = h.Reshape(-1, h.Size(2));
