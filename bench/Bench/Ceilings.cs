@@ -38,8 +38,8 @@ public static class Ceilings
 
     public static DeviceCeilings Measure(Device device)
     {
-        bool cpu = device.Kind == DeviceKind.Cpu;
-        return new DeviceCeilings(MeasureCopy(device, cpu ? 16L << 20 : 1L << 30), MeasureFma(device, cpu), device.Kind == DeviceKind.Cpu ? null : Lookup(device.Info.Name));
+        bool cpu = device.Info.UsesCpuAccelerator;
+        return new DeviceCeilings(MeasureCopy(device, cpu ? 16L << 20 : 1L << 30), MeasureFma(device, cpu), cpu ? null : Lookup(device.Info.Name));
     }
 
     private static double MeasureCopy(Device device, long bytes)

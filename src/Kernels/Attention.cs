@@ -367,6 +367,11 @@ namespace GpuNet
                 (p.HasMask, p.MaskBatch, p.MaskHead, p.MaskRow) = (1, st[0], st[1], st[2]);
                 maskView = ms;
             }
+            if (device.IsHostCpu)
+            {
+                HostAttention(op, qc, kc, vc, output, lse, keyLengths, maskView, layout, p);
+                return new AttentionResult(output, lse);
+            }
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                 ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, HeadLayout, HeadLayout, HeadLayout, AttentionParams>>(AttentionKernels.Fused);
             var grid = new Index3D((p.Nq + AttentionKernels.BlockQ - 1) / AttentionKernels.BlockQ, p.H, p.B);
@@ -449,6 +454,12 @@ namespace GpuNet
                 return new AttentionResult(output, lse);
             using var scope = device.Scope();
             var (qc, kc, vc) = (LastDimContiguous(q), LastDimContiguous(kCache), LastDimContiguous(vCache));
+            if (device.IsHostCpu)
+            {
+                // One query row: the fused host loop is already a split over key blocks with an online softmax.
+                HostAttention(op, qc, kc, vc, output, lse, keyLengths, null, layout, p);
+                return new AttentionResult(output, lse);
+            }
             int chunks = Math.Max(1, (p.Nk + AttentionKernels.DecodeChunk - 1) / AttentionKernels.DecodeChunk);
             var partial = Tensor.Empty(device, p.B, p.H, chunks, AttentionKernels.MaxD + 2);
             var stream = device.Accelerator.DefaultStream;
@@ -464,6 +475,16 @@ namespace GpuNet
                     output.ContiguousView, lse.ContiguousView, Heads(output, layout), p, chunks);
             }
             return new AttentionResult(output, lse);
+        }
+
+        /// <summary>The fast CPU device's attention (<see cref="Kernels.Cpu.HostAttention"/>).</summary>
+        private static unsafe void HostAttention(string op, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, Tensor? keyLengths, Tensor? mask,
+            AttentionLayout layout, AttentionParams p)
+        {
+            using (q.Device.Profiler.Measure(op))
+                Kernels.Cpu.HostAttention.Fused(Kernels.Cpu.HostMemory.Ptr(q), Kernels.Cpu.HostMemory.Ptr(k), Kernels.Cpu.HostMemory.Ptr(v),
+                    Kernels.Cpu.HostMemory.Ptr(output), Kernels.Cpu.HostMemory.Ptr(lse), keyLengths is null ? null : Kernels.Cpu.HostMemory.Ptr(keyLengths),
+                    mask is null ? null : Kernels.Cpu.HostMemory.Ptr(mask), Heads(q, layout), Heads(k, layout), Heads(v, layout), Heads(output, layout), p);
         }
 
         private static (AttentionParams P, HeadLayout Q, HeadLayout K, HeadLayout V) AttentionSetup(string op, Tensor q, Tensor k, Tensor v, float? scale,

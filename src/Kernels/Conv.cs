@@ -294,6 +294,11 @@ namespace GpuNet
             var batch = new[] { g.N, g.Options.Groups };
             var layoutA = Layout6.Create(op, batch, new[] { 0, g.Kg * cgkk });
             var biasView = bias?.ContiguousView ?? output.ContiguousView;
+            if (device.IsHostCpu)
+            {
+                WithActivation(options.Activation, new HostConvLaunch(device, xc.ContiguousView, w.ContiguousView, output.ContiguousView, biasView, g, p));
+                return output;
+            }
             if (implicitGemm)
             {
                 var layoutB = Layout6.Create(op, batch, new[] { g.C * g.H * g.W, g.Cg * g.H * g.W });
@@ -326,11 +331,36 @@ namespace GpuNet
             return col;
         }
 
-        private static void RunIm2Col(Device device, Tensor x, Tensor col, Conv2dGeometry g)
+        /// <summary>The fast CPU device's convolution (<see cref="Kernels.Cpu.HostConv"/>) with the activation as a type argument.</summary>
+        private readonly record struct HostConvLaunch(Device Device, ArrayView<float> X, ArrayView<float> W, ArrayView<float> Output, ArrayView<float> Bias,
+            Conv2dGeometry G, GemmParams P) : IActivationVisitor
+        {
+            public unsafe void Visit<TAct>() where TAct : struct, IUnaryOp
+            {
+                using (Device.Profiler.Measure("conv2d"))
+                    Kernels.Cpu.HostConv.Conv2d(Kernels.Cpu.HostMemory.Ptr(X), Kernels.Cpu.HostMemory.Ptr(W), Kernels.Cpu.HostMemory.Ptr(Output),
+                        Kernels.Cpu.HostMemory.Ptr(Bias), G, P, default(TAct));
+            }
+        }
+
+        private static unsafe void RunIm2Col(Device device, Tensor x, Tensor col, Conv2dGeometry g)
         {
             int total = col.Length;
             if (total == 0)
                 return;
+            if (device.IsHostCpu)
+            {
+                int perImage = g.C * g.H * g.W, colPerImage = g.C * g.KH * g.KW * g.OH * g.OW;
+                float* px = Kernels.Cpu.HostMemory.Ptr(x), pc = Kernels.Cpu.HostMemory.Ptr(col);
+                var index = g.Index;
+                using (device.Profiler.Measure("im2col"))
+                    Kernels.Cpu.HostParallel.For(g.N, colPerImage, (s, e) =>
+                    {
+                        for (int n = s; n < e; n++)
+                            Kernels.Cpu.HostConv.Im2Col(px + (long)n * perImage, pc + (long)n * colPerImage, index, g.C, g.OH, g.OW);
+                    });
+                return;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ConvIndex, int, int, int>>(ConvKernels.Im2Col);
             using (device.Profiler.Measure("im2col"))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),

@@ -130,8 +130,26 @@ namespace GpuNet.Kernels
         }
 
         /// <summary>Launches op over (a) → o; a is read as if broadcast to o's shape.</summary>
-        internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp =>
+        internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp
+        {
+            if (o.Length > 0 && o.Device.IsHostCpu)
+            {
+                var (dims, st) = Coalesced(name, a, a, o);
+                using (o.Device.Profiler.Measure(name))
+                    Cpu.HostElementwise.MapUnary(name, a, o, dims, st, op);
+                return;
+            }
             MapBinary(name, a, a, o, new UnaryAsBinary<TOp> { Op = op });
+        }
+
+        /// <summary>o's shape with a and b broadcast to it, dimensions merged where all three allow: (dims, strides [o, a, b]).</summary>
+        private static (int[] Dims, int[][] Strides) Coalesced(string name, Tensor a, Tensor b, Tensor o)
+        {
+            var shape = o.ShapeArray();
+            var sa = ShapeUtil.BroadcastStrides(name, "a", a.ShapeArray(), a.Strides.ToArray(), shape);
+            var sb = ShapeUtil.BroadcastStrides(name, "b", b.ShapeArray(), b.Strides.ToArray(), shape);
+            return ShapeUtil.Coalesce(shape, o.Strides.ToArray(), sa, sb);
+        }
 
         /// <summary>Launches op over (a, b) → o; a and b are read as if broadcast to o's shape.</summary>
         internal static void MapBinary<TOp>(string name, Tensor a, Tensor b, Tensor o, TOp op) where TOp : struct, IBinaryOp
@@ -139,10 +157,13 @@ namespace GpuNet.Kernels
             if (o.Length == 0)
                 return;
             var device = o.Device;
-            var shape = o.ShapeArray();
-            var sa = ShapeUtil.BroadcastStrides(name, "a", a.ShapeArray(), a.Strides.ToArray(), shape);
-            var sb = ShapeUtil.BroadcastStrides(name, "b", b.ShapeArray(), b.Strides.ToArray(), shape);
-            var (dims, st) = ShapeUtil.Coalesce(shape, o.Strides.ToArray(), sa, sb);
+            var (dims, st) = Coalesced(name, a, b, o);
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(name))
+                    Cpu.HostElementwise.MapBinary(name, a, b, o, dims, st, op);
+                return;
+            }
             int group = LaunchShapes.ElementwiseGroup(device);
             var stream = device.Accelerator.DefaultStream;
             bool flat = dims.Length == 0 || (dims.Length == 1 && st.All(s => s[0] == 1));

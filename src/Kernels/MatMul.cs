@@ -443,7 +443,7 @@ namespace GpuNet
             if (output.Length == 0)
                 return output;
             int batchCount = (int)ShapeUtil.Product(batch);
-            if (m == 1 && batchCount == 1 && tile == MatMulTile.Auto)
+            if (m == 1 && batchCount == 1 && tile == MatMulTile.Auto && !device.IsHostCpu)
                 RunGemv(op == "matmul" ? "gemv" : op, a, b, transposeB, n, ka, alpha, beta, output, bias, activation);
             else
                 RunTiled(op, a, b, transposeA, transposeB, batch, m, n, ka, alpha, beta, output, bias, activation, tile);
@@ -518,8 +518,13 @@ namespace GpuNet
                     VecC = c.IsAligned(16) && n % 4 == 0 ? 1 : 0,
                 };
                 int batchCount = (int)ShapeUtil.Product(batch);
-                bool large = UseLargeTile(device, m, n, batchCount, tile);
                 var views = new MatMulViews(Start(av), Start(bv), c.ContiguousView, bias?.ContiguousView ?? c.ContiguousView);
+                if (device.IsHostCpu)
+                {
+                    WithActivation(act, new HostGemmLaunch(m == 1 && op == "matmul" ? "gemv" : op, device, views, p, layoutA, layoutB, batchCount));
+                    return;
+                }
+                bool large = UseLargeTile(device, m, n, batchCount, tile);
                 if (large)
                     LaunchTiled(op, device, views, p, layoutA, layoutB, batchCount, new MatMulTiles.Large(), aK, bK, act);
                 else
@@ -537,7 +542,7 @@ namespace GpuNet
         {
             MatMulTile.Large => true,
             MatMulTile.Small => false,
-            _ => device.Kind != DeviceKind.Cpu && (long)((m + 127) / 128) * ((n + 127) / 128) * batches >= device.Info.Multiprocessors,
+            _ => device.Info.IsGpu && (long)((m + 127) / 128) * ((n + 127) / 128) * batches >= device.Info.Multiprocessors,
         };
 
         internal readonly record struct MatMulViews(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
@@ -590,6 +595,18 @@ namespace GpuNet
                 var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
                 using (Device.Profiler.Measure(Op))
                     kernel(Device.Accelerator.DefaultStream, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, BSource, default(TAct));
+            }
+        }
+
+        /// <summary>The fast CPU device's GEMM (<see cref="Kernels.Cpu.HostGemm"/>) with the activation as a type argument.</summary>
+        private readonly record struct HostGemmLaunch(string Op, Device Device, MatMulViews V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount)
+            : IActivationVisitor
+        {
+            public unsafe void Visit<TAct>() where TAct : struct, IUnaryOp
+            {
+                using (Device.Profiler.Measure(Op))
+                    Kernels.Cpu.HostGemm.Run(Kernels.Cpu.HostMemory.Ptr(V.A), Kernels.Cpu.HostMemory.Ptr(V.B), Kernels.Cpu.HostMemory.Ptr(V.C),
+                        Kernels.Cpu.HostMemory.Ptr(V.Bias), P, La, Lb, BatchCount, default(TAct));
             }
         }
 

@@ -271,6 +271,18 @@ namespace GpuNet
             CheckChannelVector(op, "running_var", runningVar, c, device);
             CheckChannelVector(op, "gamma", gamma, c, device);
             CheckChannelVector(op, "beta", beta, c, device);
+            if (device.IsHostCpu)
+            {
+                var yh = Tensor.Empty(device, x.ShapeArray());
+                using var xh = x.Contiguous();
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Kernels.Cpu.HostRows.BatchNormInfer(Ptr(xh), Ptr(yh), Ptr(runningMean), Ptr(runningVar), gamma is null ? null : Ptr(gamma),
+                            beta is null ? null : Ptr(beta), x.Size(0), c, spatial, eps);
+                    }
+                return yh;
+            }
             using var scale = Tensor.Empty(device, c);
             using var shift = Tensor.Empty(device, c);
             var fold = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -291,6 +303,9 @@ namespace GpuNet
                     shift.ContiguousView, y.ContiguousView, c, spatial, y.Length);
             return y;
         }
+
+        /// <summary>Host address of a tensor's first element (fast CPU device only).</summary>
+        private static unsafe float* Ptr(Tensor t) => Kernels.Cpu.HostMemory.Ptr(t);
 
         private static void CheckChannelVector(string op, string name, Tensor? t, int channels, Device device)
         {
@@ -318,6 +333,16 @@ namespace GpuNet
                 using var xc = x.Contiguous();
                 layout.HasGamma = gamma is null ? 0 : 1;
                 layout.HasBeta = beta is null ? 0 : 1;
+                if (device.IsHostCpu)
+                {
+                    using (device.Profiler.Measure(name))
+                        unsafe
+                        {
+                            Kernels.Cpu.HostRows.Normalize(Ptr(xc), gamma is null ? null : Ptr(gamma), beta is null ? null : Ptr(beta), Ptr(y),
+                                Ptr(mean), Ptr(rstd), variance is null ? null : Ptr(variance), layout, eps, default(TRms).Value);
+                        }
+                    return new NormResult(y, mean, rstd);
+                }
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
                     ArrayView<float>, ArrayView<float>, ArrayView<float>, NormLayout, float>>(NormalizationKernels.Rows<TRms>);
                 using (device.Profiler.Measure(name))

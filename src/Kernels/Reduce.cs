@@ -150,6 +150,15 @@ namespace GpuNet.Kernels
                 return;
             var device = x.Device;
             var input = reduced * outer * inner == 0 ? o.Storage : x.ContiguousView;
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(name))
+                    unsafe
+                    {
+                        Cpu.HostRows.Reduce<TAcc, TOp>(Cpu.HostMemory.Ptr(input), Cpu.HostMemory.Ptr(o.ContiguousView), outer, reduced, inner, op);
+                    }
+                return;
+            }
             if (inner == 1)
             {
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, TOp>>(Rows<TAcc, TOp>);

@@ -96,6 +96,16 @@ namespace GpuNet.Kernels
             int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
             if (rows == 0)
                 return;
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(name))
+                    unsafe
+                    {
+                        Cpu.HostRows.Softmax(Cpu.HostMemory.Ptr(x.ContiguousView), Cpu.HostMemory.Ptr(o.ContiguousView), rows, cols,
+                            default(TLog).Value, causal != 0, Math.Max(rowsPerMatrix, 1), offset);
+                    }
+                return;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Rows<TLog>);
             using (device.Profiler.Measure(name))
                 k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), x.ContiguousView, o.ContiguousView,

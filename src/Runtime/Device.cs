@@ -9,8 +9,13 @@ namespace GpuNet;
 /// <summary>The backend a <see cref="Device"/> runs on.</summary>
 public enum DeviceKind
 {
-    /// <summary>ILGPU's CPU accelerator, created GPU-like (warp 32, 256 threads per group).</summary>
+    /// <summary>The fast CPU device: every ported op runs as vectorized host code (SIMD, <c>Parallel.For</c> across
+    /// cores above a measured size) on the calling thread; memory is host memory from an ILGPU CPU accelerator,
+    /// which also runs the GPU kernel of any op that has no host implementation yet.</summary>
     Cpu,
+    /// <summary>ILGPU's CPU accelerator, created GPU-like (warp 32, 256 threads per group): it simulates a GPU, one OS
+    /// thread per GPU thread, so every ILGPU kernel can be tested without a GPU. Thousands of times slower than <see cref="Cpu"/>.</summary>
+    CpuSimulator,
     /// <summary>An NVIDIA GPU through CUDA.</summary>
     Cuda,
     /// <summary>A GPU through OpenCL 2.0/3.0 with generic address space.</summary>
@@ -43,14 +48,17 @@ public sealed record DeviceInfo(
     string? DriverVersion)
 {
     /// <summary>True for CUDA and OpenCL devices.</summary>
-    public bool IsGpu => Kind != DeviceKind.Cpu;
+    public bool IsGpu => Kind is DeviceKind.Cuda or DeviceKind.OpenCL;
+
+    /// <summary>True when the device's kernels run on ILGPU's CPU accelerator (both CPU kinds): launch shapes are sized for OS threads.</summary>
+    public bool UsesCpuAccelerator => !IsGpu;
 }
 
 /// <summary>
 /// One opened compute device: an ILGPU context and accelerator, its caching memory pool,
 /// its kernel cache and its profiler. Open by name (<c>auto</c>, <c>cpu</c>, <c>cuda</c>,
-/// <c>cuda:N</c>, <c>opencl</c>, <c>opencl:N</c>); the default comes from the
-/// <c>GPUNET_DEVICE</c> environment variable, else <c>auto</c> (the best GPU, else the CPU).
+/// <c>cuda:N</c>, <c>opencl</c>, <c>opencl:N</c>, <c>cpu-sim</c>); the default comes from the
+/// <c>GPUNET_DEVICE</c> environment variable, else <c>auto</c> (the best GPU, else the fast CPU).
 /// A device is meant to be driven from one thread at a time.
 /// </summary>
 public sealed class Device : IDisposable
@@ -88,6 +96,9 @@ public sealed class Device : IDisposable
 
     /// <summary>The backend.</summary>
     public DeviceKind Kind => Info.Kind;
+
+    /// <summary>True on the fast CPU device (<see cref="DeviceKind.Cpu"/>): launchers run their host implementation instead of the ILGPU kernel.</summary>
+    public bool IsHostCpu => Info.Kind == DeviceKind.Cpu;
 
     /// <summary>Process-wide number of this opened instance (1, 2, ...): tells apart two opens of the same device in messages.</summary>
     public int Instance { get; }
@@ -159,6 +170,8 @@ public sealed class Device : IDisposable
                 : all.Where(d => d.Info.Kind == DeviceKind.OpenCL).OrderByDescending(d => d.Info.MemoryBytes).FirstOrDefault() is { Ilgpu: not null } cl
                     ? cl
                     : all.First(d => d.Info.Kind == DeviceKind.Cpu);
+        if (requested is "cpu-sim" or "cpu_sim")
+            return all.First(d => d.Info.Kind == DeviceKind.CpuSimulator);
 
         string kindPart = requested;
         int index = 0;
@@ -174,7 +187,7 @@ public sealed class Device : IDisposable
             "cpu" => DeviceKind.Cpu,
             "cuda" => DeviceKind.Cuda,
             "opencl" or "cl" => DeviceKind.OpenCL,
-            _ => throw new UnsupportedDeviceException("open_device", original, "is not a device name (expected auto, cpu, cuda, cuda:N, opencl or opencl:N)", names),
+            _ => throw new UnsupportedDeviceException("open_device", original, "is not a device name (expected auto, cpu, cpu-sim, cuda, cuda:N, opencl or opencl:N)", names),
         };
         var ofKind = all.Where(d => d.Info.Kind == kind).ToList();
         if (ofKind.Count == 0)
@@ -215,6 +228,7 @@ public sealed class Device : IDisposable
             if (d.WarpSize != GpuLikeCpu.WarpSize || d.MaxNumThreadsPerGroup != GpuLikeCpu.MaxNumThreadsPerGroup)
                 continue;
             result.Add((d, Describe(d, DeviceKind.Cpu, 0, null, null)));
+            result.Add((d, Describe(d, DeviceKind.CpuSimulator, 0, null, null)));
             break;
         }
         return result;
@@ -222,12 +236,25 @@ public sealed class Device : IDisposable
 
     private static DeviceInfo Describe(ILGPU.Runtime.Device d, DeviceKind kind, int index, string? cc, string? driver)
     {
-        string id = kind switch { DeviceKind.Cpu => "cpu", DeviceKind.Cuda => $"cuda:{index}", _ => $"opencl:{index}" };
-        long memory = kind == DeviceKind.Cpu ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize;
-        string name = kind == DeviceKind.Cpu ? $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores)" : d.Name;
+        string id = kind switch { DeviceKind.Cpu => "cpu", DeviceKind.CpuSimulator => "cpu-sim", DeviceKind.Cuda => $"cuda:{index}", _ => $"opencl:{index}" };
+        bool cpu = kind is DeviceKind.Cpu or DeviceKind.CpuSimulator;
+        long memory = cpu ? GC.GetGCMemoryInfo().TotalAvailableMemoryBytes : d.MemorySize;
+        string name = kind switch
+        {
+            DeviceKind.Cpu => $"Host CPU ({Environment.ProcessorCount} cores, {HostSimd()}), vectorized host code",
+            DeviceKind.CpuSimulator => $"ILGPU CPU accelerator ({Environment.ProcessorCount} cores), simulated GPU",
+            _ => d.Name,
+        };
         return new DeviceInfo(id, name, kind, index, memory, d.WarpSize, d.NumMultiprocessors,
             d.MaxNumThreadsPerGroup, d.MaxSharedMemoryPerGroup, cc, driver);
     }
+
+    /// <summary>The widest SIMD the host code uses here.</summary>
+    private static string HostSimd() =>
+        System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "AVX-512"
+        : System.Runtime.Intrinsics.X86.Fma.IsSupported ? "AVX2+FMA"
+        : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "AVX2"
+        : System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "128-bit SIMD" : "scalar";
 
     /// <summary>Waits until every launched kernel and copy on this device has finished.</summary>
     public void Synchronize()

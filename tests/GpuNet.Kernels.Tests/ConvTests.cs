@@ -62,7 +62,7 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
     {
         foreach (var (budget, expectIm2Col) in new[] { (16L, false), (1L << 30, true) })
         {
-            using var d = Device.Open("cpu");
+            using var d = Device.Open("cpu-sim");
             using var x = Tensor.Zeros(d, 1, 2, 6, 6);
             using var w = Tensor.Zeros(d, 3, 2, 3, 3);
             using var y = Ops.Conv2d(x, w, null, Conv2dOptions.Of(padding: 1) with { ColumnBudgetBytes = budget });

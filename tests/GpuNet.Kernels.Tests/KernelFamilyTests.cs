@@ -12,13 +12,16 @@ public interface IKernelFamily
 }
 
 /// <summary>
-/// Runs every registry case of one family against its CPU reference: on the CPU accelerator
-/// always, and on each GPU when one is present (skipped otherwise). The cases are the ones
-/// <c>bench check</c> runs, so the tests and the CLI can never disagree about what is checked.
+/// Runs every registry case of one family against its CPU reference: on the fast CPU device (host code) and on the
+/// simulated GPU (ILGPU's CPU accelerator running the GPU kernels) always, and on each GPU when one is present (skipped
+/// otherwise). The cases are the ones <c>bench check</c> runs, so the tests and the CLI can never disagree about what is checked.
 /// </summary>
 public abstract class KernelFamilyTests<TFamily>(ITestOutputHelper output) where TFamily : IKernelFamily
 {
     public static IEnumerable<object[]> CpuCases =>
+        KernelRegistry.All.Where(c => c.Family == TFamily.Name).Select(c => new object[] { c.Id });
+
+    public static IEnumerable<object[]> SimulatorCases =>
         KernelRegistry.All.Where(c => c.Family == TFamily.Name && !c.GpuOnly).Select(c => new object[] { c.Id });
 
     public static IEnumerable<object[]> GpuCases =>
@@ -27,6 +30,10 @@ public abstract class KernelFamilyTests<TFamily>(ITestOutputHelper output) where
     [Theory]
     [MemberData(nameof(CpuCases))]
     public void MatchesReferenceOnCpu(string caseId) => RunCase("cpu", caseId);
+
+    [Theory]
+    [MemberData(nameof(SimulatorCases))]
+    public void MatchesReferenceOnSimulator(string caseId) => RunCase("cpu-sim", caseId);
 
     [GpuTheory]
     [MemberData(nameof(GpuCases))]

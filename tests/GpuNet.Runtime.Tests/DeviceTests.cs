@@ -6,13 +6,19 @@ namespace GpuNet.Runtime.Tests;
 public sealed class DeviceTests
 {
     [Fact]
-    public void ListIncludesGpuLikeCpu()
+    public void ListIncludesFastCpuAndSimulator()
     {
-        var cpu = Assert.Single(Device.List(), d => d.Kind == DeviceKind.Cpu);
+        var all = Device.List();
+        var cpu = Assert.Single(all, d => d.Kind == DeviceKind.Cpu);
         Assert.Equal("cpu", cpu.Id);
-        Assert.Equal(32, cpu.WarpSize);
-        Assert.True(cpu.MaxThreadsPerGroup >= 256);
+        Assert.Contains("host code", cpu.Name);
         Assert.True(cpu.MemoryBytes > 0);
+        var sim = Assert.Single(all, d => d.Kind == DeviceKind.CpuSimulator);
+        Assert.Equal("cpu-sim", sim.Id);
+        Assert.Equal(32, sim.WarpSize);
+        Assert.True(sim.MaxThreadsPerGroup >= 256);
+        Assert.False(cpu.IsGpu);
+        Assert.False(sim.IsGpu);
     }
 
     [Fact]
@@ -21,14 +27,27 @@ public sealed class DeviceTests
         var d = TestDevices.Cpu;
         Assert.Equal(DeviceKind.Cpu, d.Kind);
         Assert.Equal("cpu", d.Id);
+        Assert.True(d.IsHostCpu);
+    }
+
+    [Fact]
+    public void OpenSimulatorByName()
+    {
+        var d = TestDevices.Simulator;
+        Assert.Equal(DeviceKind.CpuSimulator, d.Kind);
+        Assert.Equal("cpu-sim", d.Id);
+        Assert.False(d.IsHostCpu);
         Assert.Equal(32, d.Accelerator.WarpSize);
     }
 
     [Fact]
-    public void AutoPicksGpuElseCpu()
+    public void AutoPicksGpuElseFastCpu()
     {
         using var d = Device.Open("auto");
-        Assert.Equal(Device.AnyGpu() ? d.Info.IsGpu : false, d.Info.IsGpu);
+        if (Device.AnyGpu())
+            Assert.True(d.Info.IsGpu);
+        else
+            Assert.Equal(DeviceKind.Cpu, d.Kind);
     }
 
     [Fact]

@@ -7,7 +7,7 @@ public sealed class KernelCacheAndProfilerTests
     [Fact]
     public void KernelsCompileOncePerSpecialization()
     {
-        using var d = Device.Open("cpu");
+        using var d = Device.Open("cpu-sim");
         using var a = Tensor.Zeros(d, 8);
         Ops.Add(a, a).Dispose();
         int afterFirst = d.Kernels.Count;
@@ -17,6 +17,16 @@ public sealed class KernelCacheAndProfilerTests
         Assert.Equal(afterFirst + 1, d.Kernels.Count);
         Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("Flat<Add>"));
         Assert.Contains(d.Profiler.CompileTimes.Keys, k => k.Contains("Flat<Mul>"));
+    }
+
+    [Fact]
+    public void FastCpuRunsHostCodeWithoutCompilingKernels()
+    {
+        using var d = Device.Open("cpu");
+        using var a = Tensor.FromArray(d, new float[] { 1, 2, 3 });
+        using var s = Ops.Add(a, a);
+        Assert.Equal(new float[] { 2, 4, 6 }, s.ToArray());
+        Assert.Equal(0, d.Kernels.Count);
     }
 
     [Fact]

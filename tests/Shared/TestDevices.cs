@@ -4,17 +4,21 @@ using Xunit;
 namespace GpuNet.Tests;
 
 /// <summary>
-/// The devices every test runs on: the CPU accelerator always, plus every CUDA/OpenCL device
-/// present. Opened once per test run and shared (opening a device costs a context and its threads).
+/// The devices every test runs on: the fast CPU device and ILGPU's simulated GPU (<c>cpu-sim</c>) always, plus
+/// every CUDA/OpenCL device present. Opened once per test run and shared (opening a device costs a context and its threads).
 /// </summary>
 public static class TestDevices
 {
     private static readonly Lazy<Device> _cpu = new(() => Device.Open("cpu"));
+    private static readonly Lazy<Device> _simulator = new(() => Device.Open("cpu-sim"));
     private static readonly Lazy<IReadOnlyList<DeviceInfo>> _gpuInfos = new(() => Device.List().Where(d => d.IsGpu).ToList());
     private static readonly Dictionary<string, Device> _gpus = new();
 
-    /// <summary>The shared CPU accelerator.</summary>
+    /// <summary>The shared fast CPU device (host code).</summary>
     public static Device Cpu => _cpu.Value;
+
+    /// <summary>The shared simulated GPU: ILGPU's CPU accelerator running the GPU kernels.</summary>
+    public static Device Simulator => _simulator.Value;
 
     /// <summary>Ids of the GPUs present (empty on CI).</summary>
     public static IReadOnlyList<string> GpuIds => _gpuInfos.Value.Select(d => d.Id).ToList();
@@ -27,6 +31,8 @@ public static class TestDevices
     {
         if (id == "cpu")
             return Cpu;
+        if (id == "cpu-sim")
+            return Simulator;
         lock (_gpus)
         {
             if (!_gpus.TryGetValue(id, out var d))

@@ -23,11 +23,11 @@ public sealed record CheckCase(string Family, string Kernel, string Name, string
     /// <summary><c>kernel/case</c>.</summary>
     public string Id => $"{Kernel}/{Name}";
 
-    /// <summary>A size only a GPU runs in reasonable time: skipped (and reported as skipped) on the CPU accelerator.</summary>
+    /// <summary>A size only a GPU runs in reasonable time: skipped (and reported as skipped) on the simulated GPU (cpu-sim).</summary>
     public bool GpuOnly { get; init; }
 
     /// <summary>True when this case runs on <paramref name="device"/>.</summary>
-    public bool RunsOn(Device device) => !GpuOnly || device.Kind != DeviceKind.Cpu;
+    public bool RunsOn(Device device) => !GpuOnly || device.Kind != DeviceKind.CpuSimulator;
 }
 
 /// <summary>The verdict on one case. <see cref="Seed"/> is the run's seed: <c>GPUNET_SEED=seed</c> (or <c>check --seed</c>) replays the case.</summary>

@@ -18,7 +18,7 @@ public static class LaunchShapes
     public static KernelConfig Linear(Device device, long work, int groupSize)
     {
         long needed = Math.Max(1, (work + groupSize - 1) / groupSize);
-        long cap = device.Kind == DeviceKind.Cpu ? 4 : Math.Max(1, device.Info.Multiprocessors) * 32L;
+        long cap = device.Info.UsesCpuAccelerator ? 4 : Math.Max(1, device.Info.Multiprocessors) * 32L;
         return new KernelConfig((int)Math.Min(needed, cap), groupSize);
     }
 
@@ -29,8 +29,8 @@ public static class LaunchShapes
     /// </summary>
     public static KernelConfig RowPerGroup(Device device, long rows)
     {
-        int group = device.Kind == DeviceKind.Cpu ? 32 : Math.Min(256, device.Info.MaxThreadsPerGroup);
-        long cap = device.Kind == DeviceKind.Cpu ? 64 : device.Info.Multiprocessors * 16L;
+        int group = device.Info.UsesCpuAccelerator ? 32 : Math.Min(256, device.Info.MaxThreadsPerGroup);
+        long cap = device.Info.UsesCpuAccelerator ? 64 : device.Info.Multiprocessors * 16L;
         return new KernelConfig((int)Math.Max(1, Math.Min(rows, cap)), group);
     }
 

@@ -1,0 +1,360 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace GpuNet.Kernels.Cpu;
+
+/// <summary>
+/// The fast CPU device's SGEMM: C = act(alpha·A·B + beta·C + bias) for the matmul family and everything
+/// matmul-shaped (conv, attention projections), any strides, strided/broadcast batches — the same
+/// <see cref="GemmParams"/> and <see cref="Layout6"/> the GPU kernel takes.
+/// <para>Blocked as in BLIS/GotoBLAS: for each KC-deep slab of K, B's slab is packed once into NR-wide slivers
+/// (k-major, zero-padded), and each MC-row block of A into MR-tall slivers; a 6×16 register-blocked micro-kernel
+/// then multiplies one A sliver with one B sliver: 12 256-bit accumulators (6 rows × 2 vectors) stay in registers,
+/// per k it loads two vectors of B, broadcasts 6 values of A and issues 12 FMAs — 16 of AVX2's 16 vector registers
+/// (12 + 2 + the broadcast + a spare), no spills. KC = 256 keeps a B sliver (16 KiB) in L1 and an A block
+/// (96×256 floats, 96 KiB) in L2; the packed B slab (≤ 256×4096 floats) sits in L3. Packing reads either operand
+/// along its contiguous dimension, so transposes cost nothing extra. Edge tiles run the same micro-kernel into a
+/// scratch tile and copy the valid part, so every M, N, K ≥ 1 is exact.</para>
+/// <para>Threads: (MC-row block × 256-column block) tiles of C are split across cores; batches of small matrices go
+/// one matrix per core instead. M = 1 (decode) skips packing: a GEMV over B's contiguous direction.</para>
+/// </summary>
+internal static unsafe class HostGemm
+{
+    private const int MR = 6, NR = 16, KC = 256, MC = 96, NC = 4096, NB = 256;
+
+    /// <summary>Below this many multiply-adds per matrix a batch runs one matrix per core rather than splitting each matrix.</summary>
+    private const long SmallMatrix = 1 << 21;
+
+    /// <summary>Runs every batch z: A at a + la.Offset(z), B at b + lb.Offset(z), C contiguous [batches, M, N] at c.
+    /// <paramref name="parallel"/> false keeps it on the calling thread (the caller already split the work across cores).</summary>
+    public static void Run<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, Layout6 la, Layout6 lb, int batches, TAct act, bool parallel = true)
+        where TAct : struct, IUnaryOp
+    {
+        long perMatrix = (long)p.M * p.N * Math.Max(p.K, 1);
+        if (!parallel)
+        {
+            for (int z = 0; z < batches; z++)
+                One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel: false);
+            return;
+        }
+        if (batches > 1 && perMatrix < SmallMatrix)
+        {
+            HostParallel.For(batches, perMatrix, (start, end) =>
+            {
+                for (int z = start; z < end; z++)
+                    One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel: false);
+            });
+            return;
+        }
+        for (int z = 0; z < batches; z++)
+            One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel: true);
+    }
+
+    private static void One<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, int z, TAct act, bool parallel)
+        where TAct : struct, IUnaryOp
+    {
+        if (p.K == 0)
+            ScaleC(c, (long)p.M * p.N, p.Beta);
+        else if (p.M == 1)
+            Gemv(a, b, c, p, parallel);
+        else
+            Packed(a, b, c, p, parallel);
+        Epilogue(c, bias, p, z, act, parallel);
+    }
+
+    /// <summary>C = beta·C, with beta = 0 writing zeros (C may hold anything, NaN included).</summary>
+    private static void ScaleC(float* c, long n, float beta)
+    {
+        var span = new Span<float>(c, checked((int)n));
+        if (beta == 0)
+            span.Clear();
+        else
+            TensorPrimitives.Multiply(span, beta, span);
+    }
+
+    /// <summary>Bias (per column, or per row of the batch's group) and the activation, one pass over C's rows.</summary>
+    private static void Epilogue<TAct>(float* c, float* bias, GemmParams p, int z, TAct act, bool parallel) where TAct : struct, IUnaryOp
+    {
+        bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
+        if (p.HasBias == 0 && identity)
+            return;
+        int n = p.N;
+        void Rows(int start, int end)
+        {
+            for (int m = start; m < end; m++)
+            {
+                var row = new Span<float>(c + (long)m * n, n);
+                if (p.HasBias == 1)
+                    TensorPrimitives.Add(row, new ReadOnlySpan<float>(bias, n), row);
+                else if (p.HasBias == 2)
+                    TensorPrimitives.Add(row, bias[z % Math.Max(p.BiasGroups, 1) * p.M + m], row);
+                if (!identity)
+                    HostElementwise.ApplyUnary(row, row, act);
+            }
+        }
+        if (parallel)
+            HostParallel.For(p.M, n, Rows);
+        else
+            Rows(0, p.M);
+    }
+
+    /// <summary>One row times B: along n with axpy updates when B's rows are contiguous, else a dot product per output.</summary>
+    private static void Gemv(float* a, float* b, float* c, GemmParams p, bool parallel)
+    {
+        int k = p.K, n = p.N;
+        float alpha = p.Alpha, beta = p.Beta;
+        float* x = a;
+        if (p.StrideAk != 1)
+        {
+            x = HostScratch.Get(2, k);
+            for (int i = 0; i < k; i++)
+                x[i] = a[(long)i * p.StrideAk];
+        }
+        if (p.StrideBn == 1)
+        {
+            void Columns(int start, int end)
+            {
+                var y = new Span<float>(c + start, end - start);
+                var acc = new Span<float>(HostScratch.Get(3, end - start), end - start);
+                acc.Clear();
+                for (int i = 0; i < k; i++)
+                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (long)i * p.StrideBk + start, end - start), x[i], acc, acc);
+                if (beta == 0)
+                    TensorPrimitives.Multiply(acc, alpha, y);
+                else
+                    for (int j = 0; j < y.Length; j++)
+                        y[j] = alpha * acc[j] + beta * y[j];
+            }
+            // Chunks of whole cache lines, so the two cores never write one line.
+            int chunks = (n + 15) / 16;
+            if (parallel)
+                HostParallel.For(chunks, 16L * k, (s, e) => Columns(s * 16, Math.Min(n, e * 16)));
+            else
+                Columns(0, n);
+            return;
+        }
+        bool kContiguous = p.StrideBk == 1;
+        void Dots(int start, int end)
+        {
+            var xs = new ReadOnlySpan<float>(x, k);
+            for (int j = start; j < end; j++)
+            {
+                float* col = b + (long)j * p.StrideBn;
+                float dot;
+                if (kContiguous)
+                    dot = TensorPrimitives.Dot(xs, new ReadOnlySpan<float>(col, k));
+                else
+                {
+                    dot = 0;
+                    for (int i = 0; i < k; i++)
+                        dot += x[i] * col[(long)i * p.StrideBk];
+                }
+                c[j] = beta == 0 ? alpha * dot : alpha * dot + beta * c[j];
+            }
+        }
+        if (parallel)
+            HostParallel.For(n, k, Dots);
+        else
+            Dots(0, n);
+    }
+
+    private static void Packed(float* a, float* b, float* c, GemmParams p, bool parallel)
+    {
+        int m = p.M, n = p.N, k = p.K;
+        for (int jc = 0; jc < n; jc += NC)
+        {
+            int nc = Math.Min(NC, n - jc), slivers = (nc + NR - 1) / NR;
+            for (int pc = 0; pc < k; pc += KC)
+            {
+                int kc = Math.Min(KC, k - pc);
+                float betaEff = pc == 0 ? p.Beta : 1f;
+                float* bp = HostScratch.Get(0, (long)slivers * NR * kc);
+                if (parallel)
+                    HostParallel.For(slivers, NR * kc, (s, e) => PackB(b, bp, p, pc, kc, jc, nc, s, e));
+                else
+                    PackB(b, bp, p, pc, kc, jc, nc, 0, slivers);
+
+                int mBlocks = (m + MC - 1) / MC, nBlocks = (nc + NB - 1) / NB;
+                void Tiles(int start, int end)
+                {
+                    float* ap = HostScratch.Get(1, (long)MC * kc);
+                    int packed = -1;
+                    for (int t = start; t < end; t++)
+                    {
+                        int ib = t / nBlocks, jb = t % nBlocks;
+                        int ic = ib * MC, mc = Math.Min(MC, m - ic);
+                        if (ib != packed)
+                        {
+                            PackA(a, ap, p, ic, mc, pc, kc);
+                            packed = ib;
+                        }
+                        int jEnd = Math.Min(nc, (jb + 1) * NB);
+                        for (int jr = jb * NB; jr < jEnd; jr += NR)
+                        {
+                            int nr = Math.Min(NR, nc - jr);
+                            float* bs = bp + (long)(jr / NR) * NR * kc;
+                            for (int ir = 0; ir < mc; ir += MR)
+                            {
+                                int mr = Math.Min(MR, mc - ir);
+                                float* ct = c + (long)(ic + ir) * n + jc + jr;
+                                if (mr == MR && nr == NR)
+                                    Micro(kc, ap + (long)ir * kc, bs, ct, n, p.Alpha, betaEff);
+                                else
+                                    MicroEdge(kc, ap + (long)ir * kc, bs, ct, n, mr, nr, p.Alpha, betaEff);
+                            }
+                        }
+                    }
+                }
+                if (parallel)
+                    HostParallel.For(mBlocks * nBlocks, (long)MC * NB * kc, Tiles);
+                else
+                    Tiles(0, mBlocks * nBlocks);
+            }
+        }
+    }
+
+    /// <summary>B[pc.., jc..] slivers s..e into bp: sliver j holds kc rows of NR consecutive columns (zero past N).</summary>
+    private static void PackB(float* b, float* bp, GemmParams p, int pc, int kc, int jc, int nc, int s, int e)
+    {
+        for (int sliver = s; sliver < e; sliver++)
+        {
+            int j0 = sliver * NR, cols = Math.Min(NR, nc - j0);
+            float* dst = bp + (long)sliver * NR * kc;
+            if (p.StrideBn == 1)
+            {
+                float* src = b + (long)pc * p.StrideBk + jc + j0;
+                if (cols == NR)
+                    for (int kk = 0; kk < kc; kk++, src += p.StrideBk, dst += NR)
+                    {
+                        Vector256.Store(Vector256.Load(src), dst);
+                        Vector256.Store(Vector256.Load(src + 8), dst + 8);
+                    }
+                else
+                    for (int kk = 0; kk < kc; kk++, src += p.StrideBk, dst += NR)
+                    {
+                        int j = 0;
+                        for (; j < cols; j++)
+                            dst[j] = src[j];
+                        for (; j < NR; j++)
+                            dst[j] = 0;
+                    }
+            }
+            else
+            {
+                for (int j = 0; j < NR; j++)
+                {
+                    if (j < cols)
+                    {
+                        float* src = b + (long)(jc + j0 + j) * p.StrideBn + (long)pc * p.StrideBk;
+                        for (int kk = 0; kk < kc; kk++)
+                            dst[kk * NR + j] = src[(long)kk * p.StrideBk];
+                    }
+                    else
+                        for (int kk = 0; kk < kc; kk++)
+                            dst[kk * NR + j] = 0;
+                }
+            }
+        }
+    }
+
+    /// <summary>A[ic.., pc..] into ap: sliver i holds kc columns of MR consecutive rows (zero past M).</summary>
+    private static void PackA(float* a, float* ap, GemmParams p, int ic, int mc, int pc, int kc)
+    {
+        for (int s = 0; s < mc; s += MR)
+        {
+            int rows = Math.Min(MR, mc - s);
+            float* dst = ap + (long)s * kc;
+            if (p.StrideAk == 1)
+            {
+                for (int r = 0; r < MR; r++)
+                {
+                    if (r < rows)
+                    {
+                        float* src = a + (long)(ic + s + r) * p.StrideAm + pc;
+                        for (int kk = 0; kk < kc; kk++)
+                            dst[kk * MR + r] = src[kk];
+                    }
+                    else
+                        for (int kk = 0; kk < kc; kk++)
+                            dst[kk * MR + r] = 0;
+                }
+            }
+            else
+            {
+                for (int kk = 0; kk < kc; kk++)
+                {
+                    float* src = a + (long)(pc + kk) * p.StrideAk + (long)(ic + s) * p.StrideAm;
+                    for (int r = 0; r < MR; r++)
+                        dst[kk * MR + r] = r < rows ? src[(long)r * p.StrideAm] : 0f;
+                }
+            }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
+        Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
+
+    /// <summary>The 6×16 micro-kernel: C[0..6, 0..16] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Micro(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta)
+    {
+        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+        for (int k = 0; k < kc; k++, a += MR, b += NR)
+        {
+            var b0 = Vector256.Load(b);
+            var b1 = Vector256.Load(b + 8);
+            var x = Vector256.Create(a[0]);
+            c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+            x = Vector256.Create(a[1]);
+            c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+            x = Vector256.Create(a[2]);
+            c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+            x = Vector256.Create(a[3]);
+            c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+            x = Vector256.Create(a[4]);
+            c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+            x = Vector256.Create(a[5]);
+            c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
+        }
+        var va = Vector256.Create(alpha);
+        Store(c, c00, c01, va, beta); c += ldc;
+        Store(c, c10, c11, va, beta); c += ldc;
+        Store(c, c20, c21, va, beta); c += ldc;
+        Store(c, c30, c31, va, beta); c += ldc;
+        Store(c, c40, c41, va, beta); c += ldc;
+        Store(c, c50, c51, va, beta);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha, float beta)
+    {
+        if (beta == 0)
+        {
+            Vector256.Store(lo * alpha, c);
+            Vector256.Store(hi * alpha, c + 8);
+        }
+        else
+        {
+            var vb = Vector256.Create(beta);
+            Vector256.Store(MulAdd(lo, alpha, Vector256.Load(c) * vb), c);
+            Vector256.Store(MulAdd(hi, alpha, Vector256.Load(c + 8) * vb), c + 8);
+        }
+    }
+
+    /// <summary>A partial tile (mr ≤ 6 rows, nr ≤ 16 columns): the full micro-kernel into a scratch tile, then the valid part.</summary>
+    private static void MicroEdge(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+    {
+        float* tile = stackalloc float[MR * NR];
+        Micro(kc, a, b, tile, NR, 1f, 0f);
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++)
+            {
+                float* at = c + (long)i * ldc + j;
+                *at = beta == 0 ? alpha * tile[i * NR + j] : alpha * tile[i * NR + j] + beta * *at;
+            }
+    }
+}

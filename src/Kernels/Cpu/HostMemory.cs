@@ -1,0 +1,102 @@
+using System.Runtime.InteropServices;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels.Cpu;
+
+/// <summary>
+/// Host addresses of tensor memory on the fast CPU device. Its buffers come from ILGPU's CPU accelerator, which allocates
+/// them in ordinary process memory, so a view's effective address is a plain pointer the host code reads and writes.
+/// The buffers stay alive for the whole op (the launcher holds the tensors), so no pinning is needed.
+/// </summary>
+internal static unsafe class HostMemory
+{
+    /// <summary>The first element of <paramref name="view"/>.</summary>
+    public static float* Ptr(ArrayView<float> view) => (float*)view.LoadEffectiveAddressAsPtr();
+
+    /// <summary>The first element of <paramref name="view"/>.</summary>
+    public static int* Ptr(ArrayView<int> view) => (int*)view.LoadEffectiveAddressAsPtr();
+
+    /// <summary>The element [0, ..., 0] of <paramref name="t"/> (index the rest with its strides).</summary>
+    public static float* Ptr(Tensor t) => Ptr(t.Storage) + t.Offset;
+
+    /// <summary>The elements of a contiguous tensor.</summary>
+    public static Span<float> Span(Tensor t) => new(Ptr(t.ContiguousView), t.Length);
+
+    /// <summary>The elements of a view.</summary>
+    public static Span<float> Span(ArrayView<float> view) => new(Ptr(view), view.IntLength);
+}
+
+/// <summary>
+/// Scratch memory reused across calls, one set per thread (packing buffers of the GEMM, rows of attention scores):
+/// 64-byte aligned, grown on demand, never shrunk. Each worker of a parallel loop uses its own.
+/// </summary>
+internal static unsafe class HostScratch
+{
+    [ThreadStatic] private static Buffer[]? _slots;
+
+    private sealed class Buffer
+    {
+        public float* Ptr;
+        public long Capacity;
+
+        ~Buffer()
+        {
+            if (Ptr != null)
+                NativeMemory.AlignedFree(Ptr);
+        }
+    }
+
+    /// <summary>At least <paramref name="floats"/> floats of slot <paramref name="slot"/> (0–7) of the calling thread; contents undefined.</summary>
+    public static float* Get(int slot, long floats)
+    {
+        var slots = _slots ??= new Buffer[8];
+        var b = slots[slot] ??= new Buffer();
+        if (b.Capacity < floats)
+        {
+            if (b.Ptr != null)
+                NativeMemory.AlignedFree(b.Ptr);
+            long capacity = Math.Max(floats, b.Capacity * 2);
+            b.Ptr = (float*)NativeMemory.AlignedAlloc((nuint)(capacity * sizeof(float)), 64);
+            b.Capacity = capacity;
+        }
+        return b.Ptr;
+    }
+}
+
+/// <summary>
+/// Splits a loop across the cores, or runs it on the calling thread when it is too small to pay for the hand-off
+/// (a <c>Parallel.For</c> costs roughly 5–20 µs on this project's 2-core machines; see KERNELS.md).
+/// </summary>
+internal static class HostParallel
+{
+    /// <summary>Work (in multiply-adds or element visits) below which a loop stays on one thread.</summary>
+    public const long MinParallelWork = 1 << 16;
+
+    /// <summary>Worker count: the processors this process may use.</summary>
+    public static int Workers => Environment.ProcessorCount;
+
+    /// <summary>
+    /// Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) in contiguous chunks, one per core
+    /// (a few more when the items are many, for balance), when <paramref name="count"/> · <paramref name="workPerItem"/>
+    /// reaches <see cref="MinParallelWork"/>; otherwise once on the calling thread.
+    /// </summary>
+    public static void For(int count, long workPerItem, Action<int, int> body)
+    {
+        if (count <= 0)
+            return;
+        int workers = Workers;
+        if (count == 1 || workers == 1 || (long)count * Math.Max(workPerItem, 1) < MinParallelWork)
+        {
+            body(0, count);
+            return;
+        }
+        int chunks = Math.Min(count, count >= 8 * workers ? 4 * workers : workers);
+        Parallel.For(0, chunks, i =>
+        {
+            int start = (int)((long)count * i / chunks), end = (int)((long)count * (i + 1) / chunks);
+            if (end > start)
+                body(start, end);
+        });
+    }
+}

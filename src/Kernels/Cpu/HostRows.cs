@@ -1,0 +1,291 @@
+using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace GpuNet.Kernels.Cpu;
+
+/// <summary>
+/// Row-wise families on the fast CPU device — softmax, normalization, reductions — each a loop over rows split across
+/// cores, with the row itself in vector code (TensorPrimitives or Vector256 loops). A row is read two or three times
+/// (statistics, then output); at the sizes these ops see, the row is in L1/L2 after the first pass, so the extra passes
+/// cost little against the one pass over memory.
+/// </summary>
+internal static unsafe class HostRows
+{
+    /// <summary>Scratch slot for a row's exponentials (log-softmax).</summary>
+    private const int RowSlot = 5;
+
+    /// <summary>Softmax (or log-softmax) of each row of contiguous [rows, cols]; causal rows see columns ≤ row mod rowsPerMatrix + offset.</summary>
+    public static void Softmax(float* x, float* o, int rows, int cols, bool log, bool causal, int rowsPerMatrix, int offset)
+    {
+        HostParallel.For(rows, 4L * cols, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                var xs = new ReadOnlySpan<float>(x + (long)r * cols, cols);
+                var os = new Span<float>(o + (long)r * cols, cols);
+                int limit = causal ? Math.Clamp(r % rowsPerMatrix + offset + 1, 0, cols) : cols;
+                float max = limit == 0 ? float.NegativeInfinity : TensorPrimitives.Max(xs[..limit]);
+                if (max == float.NegativeInfinity)
+                {
+                    // Nothing unmasked (or every value −inf): zeros, −inf for log-softmax, as the GPU kernel.
+                    os.Fill(log ? float.NegativeInfinity : 0f);
+                    continue;
+                }
+                if (log)
+                {
+                    var e = new Span<float>(HostScratch.Get(RowSlot, limit), limit);
+                    TensorPrimitives.Subtract(xs[..limit], max, e);
+                    TensorPrimitives.Exp(e, e);
+                    float lse = max + MathF.Log(TensorPrimitives.Sum(e));
+                    TensorPrimitives.Subtract(xs[..limit], lse, os[..limit]);
+                    os[limit..].Fill(float.NegativeInfinity);
+                }
+                else
+                {
+                    TensorPrimitives.Subtract(xs[..limit], max, os[..limit]);
+                    TensorPrimitives.Exp(os[..limit], os[..limit]);
+                    float sum = TensorPrimitives.Sum(os[..limit]);
+                    TensorPrimitives.Divide(os[..limit], sum, os[..limit]);
+                    os[limit..].Clear();
+                }
+            }
+        });
+    }
+
+    /// <summary>
+    /// Normalizes every row of <paramref name="layout"/> as the GPU kernel does (see <see cref="NormalizationKernels"/>):
+    /// statistics of x − x[row start] (exact for rows on a large common offset), the centred variance in a second pass,
+    /// then y = (x − mean)·rstd·γ + β, or x·rstd·γ with rstd = 1/√(mean(x²) + ε) when <paramref name="rms"/>.
+    /// A row is SegLen-long contiguous segments SegStride apart; γ/β index = (row mod AffineGroups)·(Cols/Spatial) + j/Spatial.
+    /// </summary>
+    public static void Normalize(float* x, float* gamma, float* beta, float* y, float* meanOut, float* rstdOut, float* varOut,
+        NormLayout layout, float eps, bool rms)
+    {
+        int cols = layout.Cols, segLen = layout.SegLen, segments = cols / segLen, perAffine = cols / layout.Spatial;
+        HostParallel.For(layout.Rows, 8L * cols, (start, end) =>
+        {
+            for (int row = start; row < end; row++)
+            {
+                float* rowStart = x + (long)row * layout.RowStride;
+                float shift = rowStart[0];
+                double sum = 0;
+                for (int s = 0; s < segments; s++)
+                    sum += SumShifted(rowStart + (long)s * layout.SegStride, segLen, shift);
+                float meanD = (float)(sum / cols);
+                double m2 = 0;
+                for (int s = 0; s < segments; s++)
+                    m2 += SumSquaredDeviation(rowStart + (long)s * layout.SegStride, segLen, shift, meanD);
+                float variance = (float)(m2 / cols), mean = shift + meanD;
+                // The subtracted centre, as (x − shift) − centre: the shifted mean, or −shift for RMSNorm (no centring).
+                float centre, rstd;
+                if (rms)
+                {
+                    centre = -shift;
+                    rstd = 1f / MathF.Sqrt(variance + mean * mean + eps);
+                }
+                else
+                {
+                    centre = meanD;
+                    rstd = 1f / MathF.Sqrt(variance + eps);
+                }
+                int affineBase = row % layout.AffineGroups * perAffine;
+                float* yRow = y + (long)row * layout.RowStride;
+                for (int s = 0; s < segments; s++)
+                {
+                    long at = (long)s * layout.SegStride;
+                    int j0 = s * segLen;
+                    // Runs of elements sharing one affine entry (Spatial long), or γ/β per element when Spatial = 1.
+                    if (layout.Spatial == 1)
+                        WriteNormalized(rowStart + at, yRow + at, segLen, shift, centre, rstd,
+                            layout.HasGamma != 0 ? gamma + affineBase + j0 : null, layout.HasBeta != 0 ? beta + affineBase + j0 : null);
+                    else
+                        for (int j = j0; j < j0 + segLen;)
+                        {
+                            int a = affineBase + j / layout.Spatial;
+                            int run = Math.Min(j0 + segLen, (j / layout.Spatial + 1) * layout.Spatial) - j;
+                            float g = layout.HasGamma != 0 ? gamma[a] : 1f, b = layout.HasBeta != 0 ? beta[a] : 0f;
+                            WriteScaled(rowStart + at + (j - j0), yRow + at + (j - j0), run, shift + centre, rstd * g, b);
+                            j += run;
+                        }
+                }
+                meanOut[row] = mean;
+                rstdOut[row] = rstd;
+                if (layout.HasVar != 0)
+                    varOut[row] = variance;
+            }
+        });
+    }
+
+    /// <summary>Σ(x − shift). Blocks of 128 are summed in float vectors and the block sums in double, so long rows lose no
+    /// more than a short one (a plain float accumulator drifted to 2.7e-5 relative error on a 4099-wide row's mean).</summary>
+    private static float SumShifted(float* p, int n, float shift)
+    {
+        int i = 0;
+        double total = 0;
+        var vs = Vector256.Create(shift);
+        while (i + 8 <= n)
+        {
+            var acc = Vector256<float>.Zero;
+            for (int end = Math.Min(n - 7, i + 128); i < end; i += 8)
+                acc += Vector256.Load(p + i) - vs;
+            total += Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+            total += p[i] - shift;
+        return (float)total;
+    }
+
+    /// <summary>Σ((x − shift) − meanD)²: the deviation formed from the shifted value, as the GPU's Welford merge sees it.</summary>
+    private static float SumSquaredDeviation(float* p, int n, float shift, float meanD)
+    {
+        int i = 0;
+        double total = 0;
+        var vs = Vector256.Create(shift);
+        var vm = Vector256.Create(meanD);
+        while (i + 8 <= n)
+        {
+            var acc = Vector256<float>.Zero;
+            for (int end = Math.Min(n - 7, i + 128); i < end; i += 8)
+            {
+                var d = Vector256.Load(p + i) - vs - vm;
+                acc += d * d;
+            }
+            total += Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+        {
+            float d = p[i] - shift - meanD;
+            total += d * d;
+        }
+        return (float)total;
+    }
+
+    /// <summary>y = ((x − shift) − centre)·rstd·γ + β with γ, β per element (either may be absent).</summary>
+    private static void WriteNormalized(float* x, float* y, int n, float shift, float centre, float rstd, float* gamma, float* beta)
+    {
+        int i = 0;
+        var vs = Vector256.Create(shift);
+        var vc = Vector256.Create(centre);
+        var vr = Vector256.Create(rstd);
+        for (; i + 8 <= n; i += 8)
+        {
+            var v = (Vector256.Load(x + i) - vs - vc) * vr;
+            if (gamma != null)
+                v *= Vector256.Load(gamma + i);
+            if (beta != null)
+                v += Vector256.Load(beta + i);
+            Vector256.Store(v, y + i);
+        }
+        for (; i < n; i++)
+        {
+            float v = (x[i] - shift - centre) * rstd;
+            if (gamma != null)
+                v *= gamma[i];
+            if (beta != null)
+                v += beta[i];
+            y[i] = v;
+        }
+    }
+
+    /// <summary>y = (x − offset)·scale + shift over a run sharing one affine entry.</summary>
+    private static void WriteScaled(float* x, float* y, int n, float offset, float scale, float shift)
+    {
+        var xs = new ReadOnlySpan<float>(x, n);
+        var ys = new Span<float>(y, n);
+        TensorPrimitives.Subtract(xs, offset, ys);
+        TensorPrimitives.Multiply(ys, scale, ys);
+        TensorPrimitives.Add(ys, shift, ys);
+    }
+
+    /// <summary>BatchNorm inference: per channel scale = γ/√(var + ε), shift = β − mean·scale, then y = x·scale + shift over [N, C, spatial].</summary>
+    public static void BatchNormInfer(float* x, float* y, float* mean, float* variance, float* gamma, float* beta, int n, int channels, int spatial, float eps)
+    {
+        HostParallel.For(n * channels, spatial, (start, end) =>
+        {
+            for (int plane = start; plane < end; plane++)
+            {
+                int c = plane % channels;
+                float scale = 1f / MathF.Sqrt(variance[c] + eps);
+                if (gamma != null)
+                    scale *= gamma[c];
+                float shift = (beta != null ? beta[c] : 0f) - mean[c] * scale;
+                var ys = new Span<float>(y + (long)plane * spatial, spatial);
+                TensorPrimitives.Multiply(new ReadOnlySpan<float>(x + (long)plane * spatial, spatial), scale, ys);
+                TensorPrimitives.Add(ys, shift, ys);
+            }
+        });
+    }
+
+    /// <summary>Reduces contiguous x seen as [outer, reduced, inner] into o [outer, inner] with <paramref name="op"/>.</summary>
+    public static void Reduce<TAcc, TOp>(float* x, float* o, int outer, int reduced, int inner, TOp op)
+        where TAcc : unmanaged where TOp : struct, IReduceOp<TAcc>
+    {
+        bool sum = typeof(TOp) == typeof(ReduceOps.Sum) || typeof(TOp) == typeof(ReduceOps.Mean);
+        bool max = typeof(TOp) == typeof(ReduceOps.Max);
+        if (inner == 1)
+        {
+            HostParallel.For(outer, reduced, (start, end) =>
+            {
+                for (int r = start; r < end; r++)
+                {
+                    var row = new ReadOnlySpan<float>(x + (long)r * reduced, reduced);
+                    if (sum && typeof(TAcc) == typeof(float))
+                    {
+                        float total = TensorPrimitives.Sum(row);
+                        o[r] = op.Finish(Unsafe.BitCast<float, TAcc>(total), reduced);
+                    }
+                    else if (max && reduced > 0 && typeof(TAcc) == typeof(float))
+                    {
+                        float m = Math.Max(float.NegativeInfinity, TensorPrimitives.Max(row));
+                        o[r] = op.Finish(Unsafe.BitCast<float, TAcc>(m), reduced);
+                    }
+                    else
+                    {
+                        var acc = op.Identity;
+                        for (int c = 0; c < reduced; c++)
+                            acc = op.Combine(acc, op.Lift(row[c], c));
+                        o[r] = op.Finish(acc, reduced);
+                    }
+                }
+            });
+            return;
+        }
+        // Columns: accumulate whole rows of `inner` elements, so each step is a contiguous vector operation.
+        HostParallel.For(outer, (long)reduced * inner, (start, end) =>
+        {
+            for (int p = start; p < end; p++)
+            {
+                float* src = x + (long)p * reduced * inner;
+                var dst = new Span<float>(o + (long)p * inner, inner);
+                if ((sum || max) && typeof(TAcc) == typeof(float))
+                {
+                    if (reduced == 0)
+                    {
+                        dst.Fill(op.Finish(op.Identity, 0));
+                        continue;
+                    }
+                    new ReadOnlySpan<float>(src, inner).CopyTo(dst);
+                    for (int r = 1; r < reduced; r++)
+                    {
+                        var row = new ReadOnlySpan<float>(src + (long)r * inner, inner);
+                        if (sum)
+                            TensorPrimitives.Add(dst, row, dst);
+                        else
+                            TensorPrimitives.Max(dst, row, dst);
+                    }
+                    if (typeof(TOp) == typeof(ReduceOps.Mean))
+                        TensorPrimitives.Divide(dst, reduced, dst);
+                    continue;
+                }
+                for (int j = 0; j < inner; j++)
+                {
+                    var acc = op.Identity;
+                    for (int r = 0; r < reduced; r++)
+                        acc = op.Combine(acc, op.Lift(src[(long)r * inner + j], r));
+                    dst[j] = op.Finish(acc, reduced);
+                }
+            }
+        });
+    }
+}
