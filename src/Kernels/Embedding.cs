@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
+using GpuNet.Kernels.Cpu;
 
 namespace GpuNet.Kernels
 {
@@ -27,10 +28,14 @@ namespace GpuNet.Kernels
         public static void Gather(ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int row = i / dim;
-                o[i] = weight[ids[row] * dim + i - row * dim];
-            }
+                GatherAt(weight, ids, o, dim, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Gather"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void GatherAt(ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int total, int i)
+        {
+            int row = i / dim;
+            o[i] = weight[ids[row] * dim + i - row * dim];
         }
 
         /// <summary>
@@ -41,22 +46,30 @@ namespace GpuNet.Kernels
         public static void GatherIndexed(ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int row = i / dim;
-                float f = indices[row];
-                int id = (int)f;
-                o[i] = id >= 0 && id < rows && id == f ? weight[id * dim + i - row * dim] : float.NaN;
-            }
+                GatherIndexedAt(weight, indices, o, rows, dim, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="GatherIndexed"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void GatherIndexedAt(ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int total, int i)
+        {
+            int row = i / dim;
+            float f = indices[row];
+            int id = (int)f;
+            o[i] = id >= 0 && id < rows && id == f ? weight[id * dim + i - row * dim] : float.NaN;
         }
 
         /// <summary>pe[pos, 2i] = sin(pos·f_i), pe[pos, 2i+1] = cos(pos·f_i) with f_i = base^(−2i/D) given per pair (Vaswani et al.).</summary>
         public static void Sinusoidal(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int pos = i / dim, c = i - pos * dim;
-                o[i] = SinCos(pos * frequencies[c / 2], (c & 1) == 1);
-            }
+                SinusoidalAt(o, frequencies, dim, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Sinusoidal"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void SinusoidalAt(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total, int i)
+        {
+            int pos = i / dim, c = i - pos * dim;
+            o[i] = SinCos(pos * frequencies[c / 2], (c & 1) == 1);
         }
 
         /// <summary>
@@ -65,12 +78,15 @@ namespace GpuNet.Kernels
         /// </summary>
         public static void Timestep(ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int total)
         {
-            int half = dim / 2;
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int b = i / dim, c = i - b * dim;
-                o[i] = c >= 2 * half ? 0f : SinCos(t[b] * frequencies[c < half ? c : c - half], c < half);
-            }
+                TimestepAt(t, frequencies, o, dim, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Timestep"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void TimestepAt(ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int total, int i)
+        {
+            int half = dim / 2, b = i / dim, c = i - b * dim;
+            o[i] = c >= 2 * half ? 0f : SinCos(t[b] * frequencies[c < half ? c : c - half], c < half);
         }
     }
 }
@@ -107,6 +123,9 @@ namespace GpuNet
             var idView = idTensor.Storage.Cast<int>().SubView(0, ids.Length);
             HostCopy.Upload(ids, idView);
             using var wc = weight.Contiguous();
+            var (wv, ov, total) = (wc.ContiguousView, output.ContiguousView, output.Length);
+            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, total, i)))
+                return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
@@ -131,6 +150,9 @@ namespace GpuNet
                 return output;
             using var wc = weight.Contiguous();
             using var ic = indices.Contiguous();
+            var (wv, iv, ov, total) = (wc.ContiguousView, ic.ContiguousView, output.ContiguousView, output.Length);
+            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, total, i)))
+                return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(EmbeddingKernels.GatherIndexed);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
@@ -183,6 +205,9 @@ namespace GpuNet
             using var tc = timesteps.Contiguous();
             int half = dim / 2;
             using var frequencies = Frequencies(device, half, j => Math.Exp(-Math.Log(maxPeriod) * j / half));
+            var (tv, fv, ov, total) = (tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, output.Length);
+            if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.TimestepAt(tv, fv, ov, dim, total, i)))
+                return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<float>, int, int>>(EmbeddingKernels.Timestep);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),

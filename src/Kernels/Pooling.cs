@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using GpuNet.Kernels.Cpu;
 
 namespace GpuNet.Kernels
 {
@@ -34,66 +35,71 @@ namespace GpuNet.Kernels
             where TMax : struct, IFlag
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                Pool2dAt<TMax>(x, o, indices, q, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Pool2d"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void Pool2dAt<TMax>(ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int total, int i)
+            where TMax : struct, IFlag
+        {
+            int ow = i % q.OW, r = i / q.OW;
+            int oh = r % q.OH, plane = r / q.OH;
+            int hs, he, ws, we, dh, dw;
+            float divisor;
+            if (q.Adaptive != 0)
             {
-                int ow = i % q.OW, r = i / q.OW;
-                int oh = r % q.OH, plane = r / q.OH;
-                int hs, he, ws, we, dh, dw;
-                float divisor;
-                if (q.Adaptive != 0)
-                {
-                    hs = oh * q.H / q.OH;
-                    he = ((oh + 1) * q.H + q.OH - 1) / q.OH;
-                    ws = ow * q.W / q.OW;
-                    we = ((ow + 1) * q.W + q.OW - 1) / q.OW;
-                    dh = 1;
-                    dw = 1;
-                    divisor = (he - hs) * (we - ws);
-                }
-                else
-                {
-                    hs = oh * q.StrideH - q.PadH;
-                    ws = ow * q.StrideW - q.PadW;
-                    dh = q.DilationH;
-                    dw = q.DilationW;
-                    he = hs + (q.KH - 1) * dh + 1;
-                    we = ws + (q.KW - 1) * dw + 1;
-                    // PyTorch's average divisor: the window clipped to the padded input (ceil mode can overhang it).
-                    int padHe = IntrinsicMath.Min(hs + q.KH, q.H + q.PadH), padWe = IntrinsicMath.Min(ws + q.KW, q.W + q.PadW);
-                    int validH = IntrinsicMath.Min(he, q.H) - IntrinsicMath.Max(hs, 0), validW = IntrinsicMath.Min(we, q.W) - IntrinsicMath.Max(ws, 0);
-                    divisor = q.CountIncludePad != 0 ? (padHe - hs) * (padWe - ws) : validH * validW;
-                }
-                int planeBase = plane * q.H * q.W;
-                float best = float.NegativeInfinity, sum = 0f;
-                int bestIndex = -1;
-                for (int ih = hs; ih < he; ih += dh)
-                {
-                    if (ih < 0 || ih >= q.H)
-                        continue;
-                    for (int iw = ws; iw < we; iw += dw)
-                    {
-                        if (iw < 0 || iw >= q.W)
-                            continue;
-                        float v = x[planeBase + ih * q.W + iw];
-                        if (default(TMax).Value)
-                        {
-                            if (bestIndex < 0 || v > best || (float.IsNaN(v) && !float.IsNaN(best)))
-                            {
-                                best = v;
-                                bestIndex = ih * q.W + iw;
-                            }
-                        }
-                        else
-                            sum += v;
-                    }
-                }
-                if (default(TMax).Value)
-                {
-                    o[i] = best;
-                    indices[i] = bestIndex;
-                }
-                else
-                    o[i] = sum / divisor;
+                hs = oh * q.H / q.OH;
+                he = ((oh + 1) * q.H + q.OH - 1) / q.OH;
+                ws = ow * q.W / q.OW;
+                we = ((ow + 1) * q.W + q.OW - 1) / q.OW;
+                dh = 1;
+                dw = 1;
+                divisor = (he - hs) * (we - ws);
             }
+            else
+            {
+                hs = oh * q.StrideH - q.PadH;
+                ws = ow * q.StrideW - q.PadW;
+                dh = q.DilationH;
+                dw = q.DilationW;
+                he = hs + (q.KH - 1) * dh + 1;
+                we = ws + (q.KW - 1) * dw + 1;
+                // PyTorch's average divisor: the window clipped to the padded input (ceil mode can overhang it).
+                int padHe = IntrinsicMath.Min(hs + q.KH, q.H + q.PadH), padWe = IntrinsicMath.Min(ws + q.KW, q.W + q.PadW);
+                int validH = IntrinsicMath.Min(he, q.H) - IntrinsicMath.Max(hs, 0), validW = IntrinsicMath.Min(we, q.W) - IntrinsicMath.Max(ws, 0);
+                divisor = q.CountIncludePad != 0 ? (padHe - hs) * (padWe - ws) : validH * validW;
+            }
+            int planeBase = plane * q.H * q.W;
+            float best = float.NegativeInfinity, sum = 0f;
+            int bestIndex = -1;
+            for (int ih = hs; ih < he; ih += dh)
+            {
+                if (ih < 0 || ih >= q.H)
+                    continue;
+                for (int iw = ws; iw < we; iw += dw)
+                {
+                    if (iw < 0 || iw >= q.W)
+                        continue;
+                    float v = x[planeBase + ih * q.W + iw];
+                    if (default(TMax).Value)
+                    {
+                        if (bestIndex < 0 || v > best || (float.IsNaN(v) && !float.IsNaN(best)))
+                        {
+                            best = v;
+                            bestIndex = ih * q.W + iw;
+                        }
+                    }
+                    else
+                        sum += v;
+                }
+            }
+            if (default(TMax).Value)
+            {
+                o[i] = best;
+                indices[i] = bestIndex;
+            }
+            else
+                o[i] = sum / divisor;
         }
     }
 }
@@ -207,6 +213,9 @@ namespace GpuNet
             if (output.Length > 0 && q.H * q.W > 0)
             {
                 using var xc = x.Contiguous();
+                var (xv, ov, iv, total) = (xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, output.Length);
+                if (HostParallel.Elements(device, op, total, q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW, i => PoolingKernels.Pool2dAt<TMax>(xv, ov, iv, q, total, i)))
+                    return (output, indices);
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, PoolIndex, int>>(
                     PoolingKernels.Pool2d<TMax>);
                 using (device.Profiler.Measure(op))

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
+using GpuNet.Kernels.Cpu;
 
 namespace GpuNet.Kernels
 {
@@ -87,19 +88,28 @@ namespace GpuNet.Kernels
         public static void RouteCount(ArrayView<float> indices, ArrayView<int> counts, int assignments, int experts)
         {
             for (int e = Grid.GlobalIndex.X; e < experts; e += Grid.DimX * Group.DimX)
-            {
-                int n = 0;
-                for (int a = 0; a < assignments; a++)
-                    n += (int)indices[a] == e ? 1 : 0;
-                counts[e] = n;
-            }
+                RouteCountAt(indices, counts, assignments, experts, e);
+        }
+
+        /// <summary>Element <paramref name="e"/> of <see cref="RouteCount"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void RouteCountAt(ArrayView<float> indices, ArrayView<int> counts, int assignments, int experts, int e)
+        {
+            int n = 0;
+            for (int a = 0; a < assignments; a++)
+                n += (int)indices[a] == e ? 1 : 0;
+            counts[e] = n;
         }
 
         /// <summary>One thread: kept[e] = min(counts[e], capacity); offsets = exclusive prefix sum of kept (E + 1 entries).</summary>
         public static void RouteScan(ArrayView<int> counts, ArrayView<int> offsets, int experts, int capacity)
         {
-            if (Grid.GlobalIndex.X != 0)
-                return;
+            if (Grid.GlobalIndex.X == 0)
+                RouteScanSerial(counts, offsets, experts, capacity);
+        }
+
+        /// <summary>The scan of <see cref="RouteScan"/>, run by its one thread (and by the fast CPU device as it is).</summary>
+        public static void RouteScanSerial(ArrayView<int> counts, ArrayView<int> offsets, int experts, int capacity)
+        {
             int running = 0;
             for (int e = 0; e < experts; e++)
             {
@@ -116,50 +126,62 @@ namespace GpuNet.Kernels
             int assignments, int experts, int k, int capacity)
         {
             for (int e = Grid.GlobalIndex.X; e < experts; e += Grid.DimX * Group.DimX)
+                RouteAssignAt(indices, offsets, positions, tokenOf, assignments, experts, k, capacity, e);
+        }
+
+        /// <summary>Element <paramref name="e"/> of <see cref="RouteAssign"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void RouteAssignAt(ArrayView<float> indices, ArrayView<int> offsets, ArrayView<int> positions, ArrayView<int> tokenOf,
+            int assignments, int experts, int k, int capacity, int e)
+        {
+            int rank = 0, start = offsets[e];
+            for (int a = 0; a < assignments; a++)
             {
-                int rank = 0, start = offsets[e];
-                for (int a = 0; a < assignments; a++)
+                if ((int)indices[a] != e)
+                    continue;
+                if (rank < capacity)
                 {
-                    if ((int)indices[a] != e)
-                        continue;
-                    if (rank < capacity)
-                    {
-                        positions[a] = start + rank;
-                        tokenOf[start + rank] = a / k;
-                    }
-                    else
-                        positions[a] = -1;
-                    rank++;
+                    positions[a] = start + rank;
+                    tokenOf[start + rank] = a / k;
                 }
+                else
+                    positions[a] = -1;
+                rank++;
             }
         }
 
         /// <summary>dispatched[r, :] = x[tokenOf[r], :] for the first rows = offsets[E] rows; the rest are zero.</summary>
         public static void Dispatch(ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int total)
         {
-            int rows = offsets[experts];
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int r = i / d, c = i - r * d;
-                dispatched[i] = r < rows ? x[tokenOf[r] * d + c] : 0f;
-            }
+                DispatchAt(x, tokenOf, offsets, dispatched, experts, d, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Dispatch"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void DispatchAt(ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int total, int i)
+        {
+            int r = i / d, c = i - r * d;
+            dispatched[i] = r < offsets[experts] ? x[tokenOf[r] * d + c] : 0f;
         }
 
         /// <summary>y[t, :] = Σ_s weights[t, s]·expertOut[positions[t·k + s], :], skipping dropped slots.</summary>
         public static void Combine(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                CombineAt(expertOut, weights, positions, y, k, d, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Combine"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void CombineAt(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total, int i)
+        {
+            int t = i / d, c = i - t * d;
+            float sum = 0f;
+            for (int s = 0; s < k; s++)
             {
-                int t = i / d, c = i - t * d;
-                float sum = 0f;
-                for (int s = 0; s < k; s++)
-                {
-                    int row = positions[t * k + s];
-                    if (row >= 0)
-                        sum += weights[t * k + s] * expertOut[row * d + c];
-                }
-                y[i] = sum;
+                int row = positions[t * k + s];
+                if (row >= 0)
+                    sum += weights[t * k + s] * expertOut[row * d + c];
             }
+            y[i] = sum;
         }
     }
 }
@@ -291,6 +313,15 @@ namespace GpuNet
             using var ic = indices.Contiguous();
             var stream = device.Accelerator.DefaultStream;
             int group = LaunchShapes.ElementwiseGroup(device);
+            if (device.IsHostCpu)
+            {
+                var (iv, counts, offsets) = (ic.ContiguousView, routing.Ints(routing.Counts), routing.Ints(routing.Offsets));
+                var (positions, tokenOf) = (routing.Ints(routing.Positions), routing.Ints(routing.TokenOf));
+                HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteCountAt(iv, counts, assignments, experts, e));
+                RoutingKernels.RouteScanSerial(counts, offsets, experts, capacity);
+                HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteAssignAt(iv, offsets, positions, tokenOf, assignments, experts, k, capacity, e));
+                return routing;
+            }
             var count = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, int, int>>(RoutingKernels.RouteCount);
             var scan = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, int, int>>(RoutingKernels.RouteScan);
             var assign = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int>>(RoutingKernels.RouteAssign);
@@ -318,6 +349,9 @@ namespace GpuNet
             if (output.Length == 0)
                 return output;
             using var xc = x.Contiguous();
+            var (xv, tokenOf, offsets, ov, total) = (xc.ContiguousView, routing.Ints(routing.TokenOf), routing.Ints(routing.Offsets), output.ContiguousView, output.Length);
+            if (HostParallel.Elements(device, op, total, 1, i => RoutingKernels.DispatchAt(xv, tokenOf, offsets, ov, routing.Experts, d, total, i)))
+                return output;
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Dispatch);
             using (device.Profiler.Measure(op))
                 kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
@@ -343,6 +377,9 @@ namespace GpuNet
                 return y;
             using var oc = expertOutput.Contiguous();
             using var wc = weights.Contiguous();
+            var (ov, wv, positions, yv, total) = (oc.ContiguousView, wc.ContiguousView, routing.Ints(routing.Positions), y.ContiguousView, y.Length);
+            if (HostParallel.Elements(device, op, total, routing.K, i => RoutingKernels.CombineAt(ov, wv, positions, yv, routing.K, d, total, i)))
+                return y;
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
             using (device.Profiler.Measure(op))
                 kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),

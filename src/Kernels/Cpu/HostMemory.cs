@@ -99,4 +99,22 @@ internal static class HostParallel
                 body(start, end);
         });
     }
+
+    /// <summary>
+    /// On the fast CPU device, runs <paramref name="element"/>(i) for every i &lt; <paramref name="total"/> across the cores —
+    /// the per-element body a grid-stride GPU kernel shares with the host — and returns true; false on other devices
+    /// (the caller launches the kernel).
+    /// </summary>
+    public static bool Elements(Device device, string op, int total, long workPerElement, Action<int> element)
+    {
+        if (!device.IsHostCpu)
+            return false;
+        using (device.Profiler.Measure(op))
+            For(total, workPerElement, (start, end) =>
+            {
+                for (int i = start; i < end; i++)
+                    element(i);
+            });
+        return true;
+    }
 }
