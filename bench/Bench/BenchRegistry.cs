@@ -19,10 +19,62 @@ public static class BenchRegistry
     private static BenchCase C(string kernel, string shape, double flops, double bytes, string[] presets, Func<Device, ulong, BenchInstance> create) =>
         new(kernel, shape, flops, bytes, presets, create);
 
-    /// <summary>The cases of a preset (all cases when null).</summary>
-    public static IReadOnlyList<BenchCase> For(string? preset) => All.Where(c => preset is null || c.Presets.Contains(preset)).ToList();
+    /// <summary>The cases of a preset (all cases when null). <c>cpu</c> is the small preset plus CPU-sized shapes and the CPU peers.</summary>
+    public static IReadOnlyList<BenchCase> For(string? preset) =>
+        All.Where(c => preset is null || c.Presets.Contains(preset) || (preset == "cpu" && c.Presets.Contains("small"))).ToList();
 
-    public static IReadOnlyList<BenchCase> All { get; } = Build().ToList();
+    public static IReadOnlyList<BenchCase> All { get; } = Build().Concat(CpuPreset()).ToList();
+
+    /// <summary>
+    /// The fast CPU device's comparison: the shapes of issue #13's table (add 64K and 1M, matmul 128³/512³/1024³, softmax 64×1024 and
+    /// 1024², layernorm 64×1024, a 3×3 convolution) with ONNX Runtime and TensorPrimitives on each shape they share.
+    /// </summary>
+    private static IEnumerable<BenchCase> CpuPreset()
+    {
+        string[] cpu = { "cpu" };
+        foreach (int n in new[] { 1 << 16, 1 << 20 })
+        {
+            if (n != 1 << 16)
+                yield return C("add", S(n), n, 12.0 * n, cpu, (d, s) => { var a = R(d, s, n); var b = R(d, s + 1, n); return new(() => Ops.Add(a, b).Dispose(), a, b); });
+            yield return CpuPeers.Onnx("add", S(n), n, 12.0 * n, cpu, "Add", new[] { new[] { n }, new[] { n } }, new[] { n });
+            yield return CpuPeers.Primitives("add", S(n), n, 12.0 * n, cpu, 2, n, (x, y) => TensorPrimitivesAdd(x[0], x[1], y));
+        }
+        int small = 1 << 16;
+        yield return CpuPeers.Onnx("relu", S(small), small, 8.0 * small, cpu, "Relu", new[] { new[] { small } }, new[] { small });
+        yield return CpuPeers.Primitives("relu", S(small), small, 8.0 * small, cpu, 1, small, (x, y) => System.Numerics.Tensors.TensorPrimitives.Max(x[0], 0f, y));
+        yield return CpuPeers.Onnx("sigmoid", S(small), 4.0 * small, 8.0 * small, cpu, "Sigmoid", new[] { new[] { small } }, new[] { small });
+        yield return CpuPeers.Primitives("sigmoid", S(small), 4.0 * small, 8.0 * small, cpu, 1, small, (x, y) => System.Numerics.Tensors.TensorPrimitives.Sigmoid(x[0], y));
+        foreach (var (rows, cols) in new[] { (64, 1024), (1024, 1024) })
+        {
+            double rc = (double)rows * cols;
+            if (rows != 64)
+                yield return C("softmax", S(rows, cols), 5 * rc, 12 * rc, cpu, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Softmax(x).Dispose(), x); });
+            yield return CpuPeers.Onnx("softmax", S(rows, cols), 5 * rc, 12 * rc, cpu, "Softmax", new[] { new[] { rows, cols } }, new[] { rows, cols }, ("axis", -1));
+            yield return CpuPeers.Primitives("softmax", S(rows, cols), 5 * rc, 12 * rc, cpu, 1, rows * cols, (x, y) => CpuPeers.SoftmaxRows(x[0], y, cols));
+        }
+        double ln = 64.0 * 1024;
+        yield return CpuPeers.Onnx("layernorm", S(64, 1024), 8 * ln, 12 * ln + 8.0 * 1024 + 8.0 * 64, cpu, "LayerNormalization",
+            new[] { new[] { 64, 1024 }, new[] { 1024 }, new[] { 1024 } }, new[] { 64, 1024 }, ("axis", -1), ("epsilon", 1e-5f));
+        foreach (int m in new[] { 128, 512, 1024 })
+        {
+            double flops = 2.0 * m * m * m, bytes = 12.0 * m * m;
+            if (m != 128)
+                yield return C("matmul", S(m, m, m), flops, bytes, cpu, (d, s) => { var a = R(d, s, m, m); var b = R(d, s + 1, m, m); return new(() => Ops.MatMul(a, b).Dispose(), a, b); });
+            yield return CpuPeers.Onnx("matmul", S(m, m, m), flops, bytes, cpu, "MatMul", new[] { new[] { m, m }, new[] { m, m } }, new[] { m, m });
+        }
+        foreach (var (label, nb, c, h, k) in new[] { ("3x3", 1, 16, 16, 16), ("3x3", 1, 64, 56, 64) })
+        {
+            string shape = $"{label} {S(nb, c, h, h)} k3 s1 → {k}";
+            double flops = 2.0 * nb * k * h * h * c * 9, bytes = 4.0 * ((double)nb * c * h * h + (double)k * c * 9 + (double)nb * k * h * h);
+            if (c != 16)
+                yield return C("conv2d", shape, flops, bytes, cpu, (d, s) =>
+                { var x = R(d, s, nb, c, h, h); var w = R(d, s + 1, k, c, 3, 3); var b = R(d, s + 2, k); return new(() => Ops.Conv2d(x, w, b, Conv2dOptions.Of(padding: 1)).Dispose(), x, w, b); });
+            yield return CpuPeers.Onnx("conv2d", shape, flops, bytes, cpu, "Conv", new[] { new[] { nb, c, h, h }, new[] { k, c, 3, 3 }, new[] { k } }, new[] { nb, k, h, h },
+                ("pads", new[] { 1, 1, 1, 1 }), ("kernel_shape", new[] { 3, 3 }));
+        }
+    }
+
+    private static void TensorPrimitivesAdd(float[] a, float[] b, float[] y) => System.Numerics.Tensors.TensorPrimitives.Add(a, b, y);
 
     private static IEnumerable<BenchCase> Build()
     {

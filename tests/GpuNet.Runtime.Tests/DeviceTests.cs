@@ -21,22 +21,15 @@ public sealed class DeviceTests
         Assert.False(sim.IsGpu);
     }
 
-    [Fact]
-    public void OpenCpuByName()
+    [Theory]
+    [InlineData("cpu", DeviceKind.Cpu, true)]
+    [InlineData("cpu-sim", DeviceKind.CpuSimulator, false)]
+    public void OpenCpuDevicesByName(string id, DeviceKind kind, bool hostCode)
     {
-        var d = TestDevices.Cpu;
-        Assert.Equal(DeviceKind.Cpu, d.Kind);
-        Assert.Equal("cpu", d.Id);
-        Assert.True(d.IsHostCpu);
-    }
-
-    [Fact]
-    public void OpenSimulatorByName()
-    {
-        var d = TestDevices.Simulator;
-        Assert.Equal(DeviceKind.CpuSimulator, d.Kind);
-        Assert.Equal("cpu-sim", d.Id);
-        Assert.False(d.IsHostCpu);
+        var d = TestDevices.Get(id);
+        Assert.Equal(kind, d.Kind);
+        Assert.Equal(id, d.Id);
+        Assert.Equal(hostCode, d.IsHostCpu);
         Assert.Equal(32, d.Accelerator.WarpSize);
     }
 
