@@ -99,39 +99,43 @@ namespace GpuNet.Kernels
         public static void Col2Im<TAct>(ArrayView<float> col, ArrayView<float> bias, ArrayView<float> o, ConvIndex index, int outH, int outW,
             int outChannels, int groups, int hasBias, int total, TAct act) where TAct : struct, IUnaryOp
         {
-            int kPerGroup = outChannels / groups;
-            int inPixels = index.H * index.W;
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                Col2ImAt<TAct>(col, bias, o, index, outH, outW, outChannels, groups, hasBias, total, act, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Col2Im"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void Col2ImAt<TAct>(ArrayView<float> col, ArrayView<float> bias, ArrayView<float> o, ConvIndex index, int outH, int outW,
+            int outChannels, int groups, int hasBias, int total, TAct act, int i) where TAct : struct, IUnaryOp
+        {
+            int kPerGroup = outChannels / groups, inPixels = index.H * index.W;
+            int ow = i % outW, r = i / outW;
+            int oh = r % outH;
+            r /= outH;
+            int co = r % outChannels, n = r / outChannels;
+            int g = co / kPerGroup, cog = co - g * kPerGroup;
+            // col block of (n, g): [kPerGroup·KH·KW, H·W]
+            int colBase = (n * groups + g) * kPerGroup * index.KH * index.KW * inPixels;
+            float sum = hasBias != 0 ? bias[co] : 0f;
+            for (int kh = 0; kh < index.KH; kh++)
             {
-                int ow = i % outW, r = i / outW;
-                int oh = r % outH;
-                r /= outH;
-                int co = r % outChannels, n = r / outChannels;
-                int g = co / kPerGroup, cog = co - g * kPerGroup;
-                // col block of (n, g): [kPerGroup·KH·KW, H·W]
-                int colBase = (n * groups + g) * kPerGroup * index.KH * index.KW * inPixels;
-                float sum = hasBias != 0 ? bias[co] : 0f;
-                for (int kh = 0; kh < index.KH; kh++)
+                int hy = oh + index.PadTop - kh * index.DilationH;
+                if (hy < 0 || hy % index.StrideH != 0)
+                    continue;
+                int ih = hy / index.StrideH;
+                if (ih >= index.H)
+                    continue;
+                for (int kw = 0; kw < index.KW; kw++)
                 {
-                    int hy = oh + index.PadTop - kh * index.DilationH;
-                    if (hy < 0 || hy % index.StrideH != 0)
+                    int wx = ow + index.PadLeft - kw * index.DilationW;
+                    if (wx < 0 || wx % index.StrideW != 0)
                         continue;
-                    int ih = hy / index.StrideH;
-                    if (ih >= index.H)
+                    int iw = wx / index.StrideW;
+                    if (iw >= index.W)
                         continue;
-                    for (int kw = 0; kw < index.KW; kw++)
-                    {
-                        int wx = ow + index.PadLeft - kw * index.DilationW;
-                        if (wx < 0 || wx % index.StrideW != 0)
-                            continue;
-                        int iw = wx / index.StrideW;
-                        if (iw >= index.W)
-                            continue;
-                        sum += col[colBase + ((cog * index.KH + kh) * index.KW + kw) * inPixels + ih * index.W + iw];
-                    }
+                    sum += col[colBase + ((cog * index.KH + kh) * index.KW + kw) * inPixels + ih * index.W + iw];
                 }
-                o[i] = act.Apply(sum);
             }
+            o[i] = act.Apply(sum);
         }
     }
 }
@@ -499,6 +503,10 @@ namespace GpuNet
         {
             public void Visit<TAct>() where TAct : struct, IUnaryOp
             {
+                var (col, bias, output, index, outH, outW, outChannels, groups, hasBias, total) = (Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total);
+                if (Kernels.Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,
+                    i => ConvKernels.Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, total, default(TAct), i)))
+                    return;
                 var k = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvIndex,
                     int, int, int, int, int, int, TAct>>(ConvKernels.Col2Im<TAct>);
                 using (Device.Profiler.Measure("col2im"))

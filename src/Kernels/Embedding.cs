@@ -170,6 +170,9 @@ namespace GpuNet
             if (output.Length == 0)
                 return output;
             using var frequencies = Frequencies(device, (dim + 1) / 2, j => Math.Pow(baseValue, -2.0 * j / dim));
+            var (ov, fv, total) = (output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), output.Length);
+            if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.SinusoidalAt(ov, fv, dim, total, i)))
+                return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, int, int>>(EmbeddingKernels.Sinusoidal);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),

@@ -64,6 +64,15 @@ namespace GpuNet.Kernels
             }
             int cols = dims[r - 2], rows = dims[r - 1], batches = r == 3 ? dims[0] : 1, strideBatch = r == 3 ? s[0] : 0;
             var device = o.Device;
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(name))
+                    unsafe
+                    {
+                        Cpu.HostElementwise.Transpose(Cpu.HostMemory.Ptr(view), Cpu.HostMemory.Ptr(o), batches, rows, cols, strideBatch, s[r - 1]);
+                    }
+                return;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Transpose);
             var grid = new Index3D((cols + Tile - 1) / Tile, (rows + Tile - 1) / Tile, batches);
             using (device.Profiler.Measure(name))

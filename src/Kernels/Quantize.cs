@@ -76,6 +76,16 @@ namespace GpuNet
                 return o;
             using var xc = x.Contiguous();
             using var cc = codebook.Contiguous();
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Kernels.Cpu.HostSelect.Nearest(Kernels.Cpu.HostMemory.Ptr(xc), Kernels.Cpu.HostMemory.Ptr(cc), Kernels.Cpu.HostMemory.Ptr(o),
+                            x.Size(0), codebook.Size(0), x.Size(1));
+                    }
+                return o;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(QuantizeKernels.Nearest);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, x.Size(0)), xc.ContiguousView, cc.ContiguousView, o.ContiguousView,

@@ -283,6 +283,15 @@ namespace GpuNet
             if (tokens > 0)
             {
                 using var lc = logits.Contiguous();
+                if (device.IsHostCpu)
+                {
+                    using (device.Profiler.Measure(op))
+                        unsafe
+                        {
+                            HostSelect.TopKGating(HostMemory.Ptr(lc), HostMemory.Ptr(weights), HostMemory.Ptr(indices), tokens, experts, k);
+                        }
+                    return new GatingResult(weights, indices);
+                }
                 var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(RoutingKernels.TopKGating);
                 int group = LaunchShapes.ElementwiseGroup(device);
                 using (device.Profiler.Measure(op))

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
 using ILGPU.Runtime;
+using GpuNet.Kernels.Cpu;
 
 namespace GpuNet.Kernels
 {
@@ -42,34 +43,48 @@ namespace GpuNet.Kernels
         public static void Uniform(ArrayView<float> o, ulong seed, float low, float high, int n)
         {
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-                o[i] = low + (high - low) * Philox.ToUniform(Philox.Word(seed, i));
+                UniformAt(o, seed, low, high, n, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Uniform"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void UniformAt(ArrayView<float> o, ulong seed, float low, float high, int n, int i)
+        {
+            o[i] = low + (high - low) * Philox.ToUniform(Philox.Word(seed, i));
         }
 
         /// <summary>o[2p], o[2p+1] = mean + std·√(−2 ln u₁)·(cos, sin)(2π u₂) with u₁ from word 2p (in (0, 1]) and u₂ from word 2p + 1.</summary>
         public static void Normal(ArrayView<float> o, ulong seed, float mean, float std, int n)
         {
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-            {
-                int pair = i & ~1;
-                float u1 = ((Philox.Word(seed, pair) >> 8) + 1f) * (1f / 16777216f);
-                float u2 = (Philox.Word(seed, pair + 1) >> 8) * (1f / 16777216f);
-                float r = MathF.Sqrt(-2f * MathF.Log(u1));
-                // 2π·u₂ lies in [0, 2π): no large-argument trouble for the fast sine.
-                float angle = 6.2831853071795864769f * u2;
-                o[i] = mean + std * r * ((i & 1) == 0 ? MathF.Cos(angle) : MathF.Sin(angle));
-            }
+                NormalAt(o, seed, mean, std, n, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Normal"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void NormalAt(ArrayView<float> o, ulong seed, float mean, float std, int n, int i)
+        {
+            int pair = i & ~1;
+            float u1 = ((Philox.Word(seed, pair) >> 8) + 1f) * (1f / 16777216f);
+            float u2 = (Philox.Word(seed, pair + 1) >> 8) * (1f / 16777216f);
+            float r = MathF.Sqrt(-2f * MathF.Log(u1));
+            // 2π·u₂ lies in [0, 2π): no large-argument trouble for the fast sine.
+            float angle = 6.2831853071795864769f * u2;
+            o[i] = mean + std * r * ((i & 1) == 0 ? MathF.Cos(angle) : MathF.Sin(angle));
         }
 
         /// <summary>Inverted dropout: mask[i] = u_i ≥ p, y[i] = mask·x[i]/(1 − p).</summary>
         public static void Dropout(ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int n)
         {
-            float scale = 1f / (1f - p);
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-            {
-                bool keep = Philox.ToUniform(Philox.Word(seed, i)) >= p;
-                mask[i] = keep ? 1f : 0f;
-                y[i] = keep ? x[i] * scale : 0f;
-            }
+                DropoutAt(x, y, mask, seed, p, n, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Dropout"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void DropoutAt(ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int n, int i)
+        {
+            float scale = 1f / (1f - p);
+            bool keep = Philox.ToUniform(Philox.Word(seed, i)) >= p;
+            mask[i] = keep ? 1f : 0f;
+            y[i] = keep ? x[i] * scale : 0f;
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -85,93 +100,97 @@ namespace GpuNet.Kernels
         public static void Sample(ArrayView<float> logits, ArrayView<float> tokens, SampleParams p)
         {
             for (int row = Grid.GlobalIndex.X; row < p.Rows; row += Grid.DimX * Group.DimX)
+                SampleAt(logits, tokens, p, row);
+        }
+
+        /// <summary>Element <paramref name="row"/> of <see cref="Sample"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void SampleAt(ArrayView<float> logits, ArrayView<float> tokens, SampleParams p, int row)
+        {
+            int start = row * p.RowStride;
+            float max = float.NegativeInfinity;
+            int best = 0;
+            for (int j = 0; j < p.Vocab; j++)
             {
-                int start = row * p.RowStride;
-                float max = float.NegativeInfinity;
-                int best = 0;
+                float v = logits[start + j];
+                if (v > max)
+                {
+                    max = v;
+                    best = j;
+                }
+            }
+            if (p.Temperature <= 0f || max == float.NegativeInfinity)
+            {
+                tokens[row] = best;
+                return;
+            }
+
+            // Weights are in (0, 1]; as non-negative floats their bit patterns order like their values.
+            int lo = 0, hi = Bits(1f) + 1; // invariant: threshold bits in [lo, hi)
+            if (p.TopK > 0 && p.TopK < p.Vocab)
+            {
+                // Largest τ with count(e ≥ τ) ≥ k: τ is then the k-th largest weight.
+                while (hi - lo > 1)
+                {
+                    int mid = lo + (hi - lo) / 2;
+                    float tau = FromBits(mid);
+                    int count = 0;
+                    for (int j = 0; j < p.Vocab; j++)
+                        count += Weight(logits, start + j, max, p.Temperature) >= tau ? 1 : 0;
+                    if (count >= p.TopK)
+                        lo = mid;
+                    else
+                        hi = mid;
+                }
+            }
+            float kThreshold = FromBits(lo);
+            if (p.TopP < 1f)
+            {
+                float total = 0f;
                 for (int j = 0; j < p.Vocab; j++)
                 {
-                    float v = logits[start + j];
-                    if (v > max)
-                    {
-                        max = v;
-                        best = j;
-                    }
+                    float e = Weight(logits, start + j, max, p.Temperature);
+                    total += e >= kThreshold ? e : 0f;
                 }
-                if (p.Temperature <= 0f || max == float.NegativeInfinity)
+                float need = p.TopP * total;
+                int plo = lo, phi = Bits(1f) + 1;
+                // Largest τ ≥ τ_k whose kept mass Σ_{e ≥ τ} e still reaches TopP of the total.
+                while (phi - plo > 1)
                 {
-                    tokens[row] = best;
-                    continue;
-                }
-
-                // Weights are in (0, 1]; as non-negative floats their bit patterns order like their values.
-                int lo = 0, hi = Bits(1f) + 1; // invariant: threshold bits in [lo, hi)
-                if (p.TopK > 0 && p.TopK < p.Vocab)
-                {
-                    // Largest τ with count(e ≥ τ) ≥ k: τ is then the k-th largest weight.
-                    while (hi - lo > 1)
-                    {
-                        int mid = lo + (hi - lo) / 2;
-                        float tau = FromBits(mid);
-                        int count = 0;
-                        for (int j = 0; j < p.Vocab; j++)
-                            count += Weight(logits, start + j, max, p.Temperature) >= tau ? 1 : 0;
-                        if (count >= p.TopK)
-                            lo = mid;
-                        else
-                            hi = mid;
-                    }
-                }
-                float kThreshold = FromBits(lo);
-                if (p.TopP < 1f)
-                {
-                    float total = 0f;
+                    int mid = plo + (phi - plo) / 2;
+                    float tau = FromBits(mid);
+                    float mass = 0f;
                     for (int j = 0; j < p.Vocab; j++)
                     {
                         float e = Weight(logits, start + j, max, p.Temperature);
-                        total += e >= kThreshold ? e : 0f;
+                        mass += e >= tau ? e : 0f;
                     }
-                    float need = p.TopP * total;
-                    int plo = lo, phi = Bits(1f) + 1;
-                    // Largest τ ≥ τ_k whose kept mass Σ_{e ≥ τ} e still reaches TopP of the total.
-                    while (phi - plo > 1)
-                    {
-                        int mid = plo + (phi - plo) / 2;
-                        float tau = FromBits(mid);
-                        float mass = 0f;
-                        for (int j = 0; j < p.Vocab; j++)
-                        {
-                            float e = Weight(logits, start + j, max, p.Temperature);
-                            mass += e >= tau ? e : 0f;
-                        }
-                        if (mass >= need)
-                            plo = mid;
-                        else
-                            phi = mid;
-                    }
-                    lo = plo;
+                    if (mass >= need)
+                        plo = mid;
+                    else
+                        phi = mid;
                 }
-                float threshold = FromBits(lo);
-                float kept = 0f;
-                for (int j = 0; j < p.Vocab; j++)
-                {
-                    float e = Weight(logits, start + j, max, p.Temperature);
-                    kept += e >= threshold ? e : 0f;
-                }
-                float target = Philox.ToUniform(Philox.Word(p.Seed, row)) * kept, running = 0f;
-                int token = best;
-                for (int j = 0; j < p.Vocab; j++)
-                {
-                    float e = Weight(logits, start + j, max, p.Temperature);
-                    if (e < threshold)
-                        continue;
-                    running += e;
-                    token = j;
-                    if (running > target)
-                        break;
-                }
-                tokens[row] = token;
+                lo = plo;
             }
+            float threshold = FromBits(lo);
+            float kept = 0f;
+            for (int j = 0; j < p.Vocab; j++)
+            {
+                float e = Weight(logits, start + j, max, p.Temperature);
+                kept += e >= threshold ? e : 0f;
+            }
+            float target = Philox.ToUniform(Philox.Word(p.Seed, row)) * kept, running = 0f;
+            int token = best;
+            for (int j = 0; j < p.Vocab; j++)
+            {
+                float e = Weight(logits, start + j, max, p.Temperature);
+                if (e < threshold)
+                    continue;
+                running += e;
+                token = j;
+                if (running > target)
+                    break;
+            }
+            tokens[row] = token;
         }
     }
 }
@@ -184,16 +203,18 @@ namespace GpuNet
     {
         /// <summary>Uniform random values in [low, high) generated on the device from the Philox stream of <paramref name="seed"/>. Kernel <c>random_uniform</c>.</summary>
         public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f) =>
-            RandomFill("random_uniform", SamplingKernels.Uniform, device, shape, seed, low, high);
+            RandomFill("random_uniform", SamplingKernels.Uniform, SamplingKernels.UniformAt, device, shape, seed, low, high);
 
         /// <summary>Normal random values generated on the device (Box–Muller on Philox word pairs). Kernel <c>random_normal</c>.</summary>
         public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f) =>
-            RandomFill("random_normal", SamplingKernels.Normal, device, shape, seed, mean, std);
+            RandomFill("random_normal", SamplingKernels.Normal, SamplingKernels.NormalAt, device, shape, seed, mean, std);
 
-        private static Tensor RandomFill(string name, Action<ArrayView<float>, ulong, float, float, int> kernel, Device device, int[] shape, ulong seed, float a, float b)
+        private static Tensor RandomFill(string name, Action<ArrayView<float>, ulong, float, float, int> kernel,
+            Action<ArrayView<float>, ulong, float, float, int, int> element, Device device, int[] shape, ulong seed, float a, float b)
         {
             var o = Tensor.Empty(device, shape);
-            if (o.Length > 0)
+            var (ov, n) = (o.ContiguousView, o.Length);
+            if (n > 0 && !HostParallel.Elements(device, name, n, 16, i => element(ov, seed, a, b, n, i)))
             {
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(kernel);
                 using (device.Profiler.Measure(name))
@@ -215,6 +236,9 @@ namespace GpuNet
             if (y.Length > 0)
             {
                 using var xc = x.Contiguous();
+                var (xv, yv, mv, n) = (xc.ContiguousView, y.ContiguousView, mask.ContiguousView, y.Length);
+                if (HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutAt(xv, yv, mv, seed, p, n, i)))
+                    return (y, mask);
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ulong, float, int>>(SamplingKernels.Dropout);
                 using (device.Profiler.Measure(op))
                     k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
@@ -250,6 +274,9 @@ namespace GpuNet
             using var owned = logits.Strides[1] == 1 || vocab == 1 ? null : logits.Contiguous();
             var view = owned ?? logits;
             var p = new SampleParams { Rows = rows, Vocab = vocab, RowStride = rows == 1 ? 0 : view.Strides[0], Temperature = temperature, TopK = topK, TopP = topP, Seed = seed };
+            var (lv, tv) = (Start(view), tokens.ContiguousView);
+            if (HostParallel.Elements(device, op, rows, 4L * vocab, row => SamplingKernels.SampleAt(lv, tv, p, row)))
+                return tokens;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, SampleParams>>(SamplingKernels.Sample);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),

@@ -1,5 +1,6 @@
 using ILGPU;
 using ILGPU.Runtime;
+using GpuNet.Kernels.Cpu;
 
 namespace GpuNet.Kernels
 {
@@ -16,36 +17,44 @@ namespace GpuNet.Kernels
         /// <summary>Nearest-neighbour resampling of planes [H, W] to [OH, OW]; <paramref name="total"/> = planes·OH·OW.</summary>
         public static void Nearest(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int total)
         {
-            float scaleH = (float)h / oh, scaleW = (float)w / ow;
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int ox = i % ow, r = i / ow;
-                int oy = r % oh, plane = r / oh;
-                int iy = IntrinsicMath.Min((int)MathF.Floor(oy * scaleH), h - 1);
-                int ix = IntrinsicMath.Min((int)MathF.Floor(ox * scaleW), w - 1);
-                o[i] = x[(plane * h + iy) * w + ix];
-            }
+                NearestAt(x, o, h, w, oh, ow, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Nearest"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void NearestAt(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int total, int i)
+        {
+            float scaleH = (float)h / oh, scaleW = (float)w / ow;
+            int ox = i % ow, r = i / ow;
+            int oy = r % oh, plane = r / oh;
+            int iy = IntrinsicMath.Min((int)MathF.Floor(oy * scaleH), h - 1);
+            int ix = IntrinsicMath.Min((int)MathF.Floor(ox * scaleW), w - 1);
+            o[i] = x[(plane * h + iy) * w + ix];
         }
 
         /// <summary>Bilinear resampling of planes [H, W] to [OH, OW].</summary>
         public static void Bilinear(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int alignCorners, int total)
         {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                BilinearAt(x, o, h, w, oh, ow, alignCorners, total, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="Bilinear"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        public static void BilinearAt(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int alignCorners, int total, int i)
+        {
             float scaleH = alignCorners != 0 ? (oh > 1 ? (float)(h - 1) / (oh - 1) : 0f) : (float)h / oh;
             float scaleW = alignCorners != 0 ? (ow > 1 ? (float)(w - 1) / (ow - 1) : 0f) : (float)w / ow;
-            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-            {
-                int ox = i % ow, r = i / ow;
-                int oy = r % oh, plane = r / oh;
-                float sy = alignCorners != 0 ? oy * scaleH : IntrinsicMath.Max((oy + 0.5f) * scaleH - 0.5f, 0f);
-                float sx = alignCorners != 0 ? ox * scaleW : IntrinsicMath.Max((ox + 0.5f) * scaleW - 0.5f, 0f);
-                int y0 = (int)sy, x0 = (int)sx;
-                int y1 = y0 + (y0 < h - 1 ? 1 : 0), x1 = x0 + (x0 < w - 1 ? 1 : 0);
-                float ly = sy - y0, lx = sx - x0;
-                int baseIndex = plane * h * w;
-                float top = (1 - lx) * x[baseIndex + y0 * w + x0] + lx * x[baseIndex + y0 * w + x1];
-                float bottom = (1 - lx) * x[baseIndex + y1 * w + x0] + lx * x[baseIndex + y1 * w + x1];
-                o[i] = (1 - ly) * top + ly * bottom;
-            }
+            int ox = i % ow, r = i / ow;
+            int oy = r % oh, plane = r / oh;
+            float sy = alignCorners != 0 ? oy * scaleH : IntrinsicMath.Max((oy + 0.5f) * scaleH - 0.5f, 0f);
+            float sx = alignCorners != 0 ? ox * scaleW : IntrinsicMath.Max((ox + 0.5f) * scaleW - 0.5f, 0f);
+            int y0 = (int)sy, x0 = (int)sx;
+            int y1 = y0 + (y0 < h - 1 ? 1 : 0), x1 = x0 + (x0 < w - 1 ? 1 : 0);
+            float ly = sy - y0, lx = sx - x0;
+            int baseIndex = plane * h * w;
+            float top = (1 - lx) * x[baseIndex + y0 * w + x0] + lx * x[baseIndex + y0 * w + x1];
+            float bottom = (1 - lx) * x[baseIndex + y1 * w + x0] + lx * x[baseIndex + y1 * w + x1];
+            o[i] = (1 - ly) * top + ly * bottom;
         }
     }
 }
@@ -65,6 +74,9 @@ namespace GpuNet
                 if (y.Length == 0)
                     return y;
                 var device = x.Device;
+                var (xv, yv, h, w, total) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length);
+                if (HostParallel.Elements(device, "upsample_nearest2d", total, 1, i => UpsampleKernels.NearestAt(xv, yv, h, w, size.H, size.W, total, i)))
+                    return y;
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(UpsampleKernels.Nearest);
                 using (device.Profiler.Measure("upsample_nearest2d"))
                     k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
@@ -82,6 +94,9 @@ namespace GpuNet
                 if (y.Length == 0)
                     return y;
                 var device = x.Device;
+                var (xv, yv, h, w, total, align) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length, alignCorners ? 1 : 0);
+                if (HostParallel.Elements(device, "upsample_bilinear2d", total, 4, i => UpsampleKernels.BilinearAt(xv, yv, h, w, size.H, size.W, align, total, i)))
+                    return y;
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>>(UpsampleKernels.Bilinear);
                 using (device.Profiler.Measure("upsample_bilinear2d"))
                     k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),

@@ -58,9 +58,7 @@ internal static unsafe class HostAttention
                             continue;
                         }
                         float rescale = MathF.Exp(m[r] - mNew);
-                        TensorPrimitives.Subtract(row, mNew, row);
-                        TensorPrimitives.Exp(row, row);
-                        l[r] = l[r] * rescale + TensorPrimitives.Sum(row);
+                        l[r] = l[r] * rescale + HostMath.ExpShiftedSum(s + r * cols, s + r * cols, cols, mNew);
                         m[r] = mNew;
                         if (rescale != 1f)
                         {

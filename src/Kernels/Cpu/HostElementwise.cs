@@ -138,10 +138,14 @@ internal static unsafe class HostElementwise
         else if (typeof(TOp) == typeof(Activation.Exp))
         {
             TensorPrimitives.Multiply(x, Unsafe.As<TOp, Activation.Exp>(ref op).Scale, dst);
-            TensorPrimitives.Exp(dst, dst);
+            fixed (float* p = dst)
+                HostMath.ExpShiftedSum(p, p, dst.Length, 0f);
         }
         else if (typeof(TOp) == typeof(Activation.Sigmoid))
-            TensorPrimitives.Sigmoid(x, dst);
+        {
+            fixed (float* px = x, pd = dst)
+                HostMath.Sigmoid(px, pd, x.Length);
+        }
         else if (typeof(TOp) == typeof(Activation.Relu))
             Relu(x, dst);
         else if (typeof(TOp) == typeof(Activation.Silu))
@@ -175,8 +179,38 @@ internal static unsafe class HostElementwise
         {
             int n = Math.Min(s.Length, x.Length - i);
             var chunk = s[..n];
-            TensorPrimitives.Sigmoid(x.Slice(i, n), chunk);
+            fixed (float* px = x.Slice(i, n), pc = chunk)
+                HostMath.Sigmoid(px, pc, n);
             TensorPrimitives.Multiply(chunk, x.Slice(i, n), dst.Slice(i, n));
         }
+    }
+
+    /// <summary>
+    /// o[b, c, r] = x[b·strideBatch + r·strideRow + c]: blocks of 32×32 so both the reads (along c) and the writes (along r)
+    /// stay within a few cache lines per block; batches × row-blocks split across cores.
+    /// </summary>
+    public static void Transpose(float* x, float* o, int batches, int rows, int cols, int strideBatch, int strideRow)
+    {
+        const int Block = 32;
+        int rowBlocks = (rows + Block - 1) / Block;
+        HostParallel.For(batches * rowBlocks, (long)Block * cols, (start, end) =>
+        {
+            for (int t = start; t < end; t++)
+            {
+                int b = t / rowBlocks, r0 = t % rowBlocks * Block, r1 = Math.Min(rows, r0 + Block);
+                float* src = x + (long)b * strideBatch;
+                float* dst = o + (long)b * rows * cols;
+                for (int c0 = 0; c0 < cols; c0 += Block)
+                {
+                    int c1 = Math.Min(cols, c0 + Block);
+                    for (int r = r0; r < r1; r++)
+                    {
+                        float* srow = src + (long)r * strideRow;
+                        for (int c = c0; c < c1; c++)
+                            dst[(long)c * rows + r] = srow[c];
+                    }
+                }
+            }
+        });
     }
 }

@@ -6,7 +6,7 @@ namespace GpuNet.Kernels.Cpu;
 
 /// <summary>
 /// Row-wise families on the fast CPU device — softmax, normalization, reductions — each a loop over rows split across
-/// cores, with the row itself in vector code (TensorPrimitives or Vector256 loops). A row is read two or three times
+/// cores, with the row itself in vector code (TensorPrimitives, Vector256 loops, <see cref="HostMath.Exp"/> fused with the row sum). A row is read two or three times
 /// (statistics, then output); at the sizes these ops see, the row is in L1/L2 after the first pass, so the extra passes
 /// cost little against the one pass over memory.
 /// </summary>
@@ -32,21 +32,17 @@ internal static unsafe class HostRows
                     os.Fill(log ? float.NegativeInfinity : 0f);
                     continue;
                 }
+                float* xr = x + (long)r * cols, orow = o + (long)r * cols;
                 if (log)
                 {
-                    var e = new Span<float>(HostScratch.Get(RowSlot, limit), limit);
-                    TensorPrimitives.Subtract(xs[..limit], max, e);
-                    TensorPrimitives.Exp(e, e);
-                    float lse = max + MathF.Log(TensorPrimitives.Sum(e));
-                    TensorPrimitives.Subtract(xs[..limit], lse, os[..limit]);
+                    float sum = HostMath.ExpShiftedSum(xr, HostScratch.Get(RowSlot, limit), limit, max);
+                    TensorPrimitives.Subtract(xs[..limit], max + MathF.Log(sum), os[..limit]);
                     os[limit..].Fill(float.NegativeInfinity);
                 }
                 else
                 {
-                    TensorPrimitives.Subtract(xs[..limit], max, os[..limit]);
-                    TensorPrimitives.Exp(os[..limit], os[..limit]);
-                    float sum = TensorPrimitives.Sum(os[..limit]);
-                    TensorPrimitives.Divide(os[..limit], sum, os[..limit]);
+                    float sum = HostMath.ExpShiftedSum(xr, orow, limit, max);
+                    TensorPrimitives.Multiply(os[..limit], 1f / sum, os[..limit]);
                     os[limit..].Clear();
                 }
             }
