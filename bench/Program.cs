@@ -229,8 +229,16 @@ internal static class Verbs
         using var gpt = GpuNet.Layers.ModelZoo.Gpt(device, f);
         gpt.Load(f);
         gpt.Eval();
-        var tokens = gpt.Generate(prompt, Int("max-new", 20), Float("temperature", 1f), Int("top-k", 0), Float("top-p", 1f), (ulong)Int("seed", 0));
+        int maxNew = Int("max-new", 20);
+        _ = gpt.Generate(prompt, Math.Min(maxNew, 2), 0f); // JIT and first-use allocations outside the timing
+        device.Synchronize();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        var tokens = gpt.Generate(prompt, maxNew, Float("temperature", 1f), Int("top-k", 0), Float("top-p", 1f), (ulong)Int("seed", 0));
+        device.Synchronize();
+        double seconds = sw.Elapsed.TotalSeconds;
         Console.WriteLine(string.Join(",", tokens));
+        int generated = tokens.Length - prompt.Length;
+        Console.WriteLine($"{generated} new tokens in {seconds * 1000:0.0} ms: {generated / seconds:0.0} tokens/s on {device.Id} (KV cache, prompt of {prompt.Length})");
         return 0;
     }
 

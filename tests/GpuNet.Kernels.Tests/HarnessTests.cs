@@ -7,12 +7,14 @@ namespace GpuNet.Kernels.Tests;
 /// <summary>The harness itself must be able to fail: NaN (an unwritten output), wrong values and exceptions all fail.</summary>
 public sealed class HarnessTests
 {
-    /// <summary>The fast CPU device runs every registered op as host code: after all cases, not one ILGPU kernel was compiled on it.</summary>
+    /// <summary>The fast CPU device runs every registered op as host code: after the first case of every kernel (the family
+    /// tests run them all), not one ILGPU kernel was compiled on it.</summary>
     [Fact]
     public void FastCpuCompilesNoKernelForAnyRegisteredOp()
     {
         using var d = Device.Open("cpu");
-        var failed = KernelRegistry.All.Select(c => CheckRunner.Run(c, d)).Where(r => !r.Passed).ToList();
+        var firstOfEach = KernelRegistry.All.GroupBy(c => c.Kernel).Select(g => g.First());
+        var failed = firstOfEach.Select(c => CheckRunner.Run(c, d)).Where(r => !r.Passed).ToList();
         Assert.Empty(failed);
         Assert.True(d.Kernels.Count == 0, "compiled on the fast CPU device: " + string.Join(", ", d.Profiler.CompileTimes.Keys));
     }

@@ -29,13 +29,23 @@ public sealed class GoldenTests(ITestOutputHelper output)
 
     public static IEnumerable<object[]> Cases => ModelZoo.Golden.Select(c => new object[] { c.Name });
 
+    /// <summary>Models cheap enough for the simulated GPU (each under a second there): they keep the layer graph tested on the
+    /// ILGPU kernels themselves, while every model runs on the fast CPU device.</summary>
+    public static IEnumerable<object[]> SimulatorCases => new[] { "mlp", "cnn", "encoder_pre_norm_padded" }.Select(n => new object[] { n });
+
     [Theory]
     [MemberData(nameof(Cases))]
-    public void ModelMatchesPyTorch(string name)
+    public void ModelMatchesPyTorch(string name) => RunGolden(Cpu, name);
+
+    [Theory]
+    [MemberData(nameof(SimulatorCases))]
+    public void ModelMatchesPyTorchOnSimulatedGpu(string name) => RunGolden(TestDevices.Simulator, name);
+
+    private void RunGolden(Device device, string name)
     {
         var c = ModelZoo.Golden.Single(g => g.Name == name);
         using var f = Fixture(name);
-        using var model = c.Build(Cpu, f);
+        using var model = c.Build(device, f);
         model.Load(f);
         model.Eval();
         using var y = c.Run(model, f);

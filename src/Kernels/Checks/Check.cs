@@ -23,11 +23,17 @@ public sealed record CheckCase(string Family, string Kernel, string Name, string
     /// <summary><c>kernel/case</c>.</summary>
     public string Id => $"{Kernel}/{Name}";
 
-    /// <summary>A size only a GPU runs in reasonable time: skipped (and reported as skipped) on the simulated GPU (cpu-sim).</summary>
+    /// <summary>A size the simulated GPU (cpu-sim) cannot run in reasonable time: skipped there (and reported as skipped).</summary>
     public bool GpuOnly { get; init; }
 
-    /// <summary>True when this case runs on <paramref name="device"/>.</summary>
-    public bool RunsOn(Device device) => !GpuOnly || device.Kind != DeviceKind.CpuSimulator;
+    /// <summary>A case whose double-precision reference alone takes seconds on a CPU (≳ 10⁸ multiply-adds): run on GPUs only,
+    /// where the device side is what is being checked at scale.</summary>
+    public bool HeavyReference { get; init; }
+
+    /// <summary>True when this case runs on <paramref name="device"/>: everything on a GPU; on the fast CPU all but heavy
+    /// references; on the simulated GPU neither GPU-only sizes nor heavy references.</summary>
+    public bool RunsOn(Device device) =>
+        device.Info.IsGpu || (!HeavyReference && !(GpuOnly && device.Kind == DeviceKind.CpuSimulator));
 }
 
 /// <summary>The verdict on one case. <see cref="Seed"/> is the run's seed: <c>GPUNET_SEED=seed</c> (or <c>check --seed</c>) replays the case.</summary>

@@ -17,6 +17,9 @@ internal static unsafe class HostElementwise
     private interface IRowKernel
     {
         void Row(float* a, int sa, float* b, int sb, float* o, int so, int n);
+
+        /// <summary>Relative cost per element (1: an add; transcendental activations more), for the parallel threshold.</summary>
+        int Cost { get; }
     }
 
     /// <summary>o = op(a, b) over the broadcast shape of o, given the coalesced dims and strides [o, a, b].</summary>
@@ -41,7 +44,7 @@ internal static unsafe class HostElementwise
         {
             // One long row: split it into cache-line-aligned chunks across the cores.
             const int Chunk = 4096;
-            HostParallel.For((inner + Chunk - 1) / Chunk, Chunk, (s, e) =>
+            HostParallel.For((inner + Chunk - 1) / Chunk, (long)Chunk * rows.Cost, (s, e) =>
             {
                 int start = s * Chunk, n = Math.Min(inner, e * Chunk) - start;
                 rows.Row(pa + (long)start * sa, sa, pb + (long)start * sb, sb, po + (long)start * so, so, n);
@@ -51,7 +54,7 @@ internal static unsafe class HostElementwise
         var lo = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[0].AsSpan(0, dims.Length - 1));
         var la = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[1].AsSpan(0, dims.Length - 1));
         var lb = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[2].AsSpan(0, dims.Length - 1));
-        HostParallel.For(count, inner, (s, e) =>
+        HostParallel.For(count, (long)inner * rows.Cost, (s, e) =>
         {
             for (int r = s; r < e; r++)
                 rows.Row(pa + la.Offset(r), sa, pb + lb.Offset(r), sb, po + lo.Offset(r), so, inner);
@@ -61,6 +64,8 @@ internal static unsafe class HostElementwise
     private struct BinaryRows<TOp> : IRowKernel where TOp : struct, IBinaryOp
     {
         public TOp Op;
+
+        public readonly int Cost => 1;
 
         public readonly void Row(float* a, int sa, float* b, int sb, float* o, int so, int n)
         {
@@ -103,6 +108,10 @@ internal static unsafe class HostElementwise
     private struct UnaryRows<TOp> : IRowKernel where TOp : struct, IUnaryOp
     {
         public TOp Op;
+
+        public readonly int Cost => typeof(TOp) == typeof(ElementwiseOps.Identity) || typeof(TOp) == typeof(ElementwiseOps.Constant)
+            || typeof(TOp) == typeof(ElementwiseOps.AddScalar) || typeof(TOp) == typeof(Activation.Scale) || typeof(TOp) == typeof(Activation.Relu)
+            || typeof(TOp) == typeof(Activation.LeakyRelu) ? 1 : 8;
 
         public readonly void Row(float* a, int sa, float* b, int sb, float* o, int so, int n)
         {
