@@ -12,7 +12,7 @@ verbs:
   check [--device NAME] [--kernel NAME...] [--json FILE] [--seed N]
                                            run every registered kernel against its CPU reference
                                            on one device and print a table; exit 1 on any failure
-  run [--device NAME] [--kernel NAME...] [--preset small|cpu|medium|large] [--shape TEXT] [--runs N] [--seed N]
+  run [--device NAME] [--kernel NAME...] [--preset small|cpu|medium|large (default: cpu on the fast CPU, else small)] [--shape TEXT] [--runs N] [--seed N]
       [--json FILE] [--csv FILE] [--md FILE] [--plot FILE.png]
                                            time every kernel (device-side), with measured ceilings and peers
   compare A.json B.json                    ratio per kernel and shape of two result files (B/A)
@@ -134,7 +134,13 @@ internal static class Verbs
 
     public static int Run(Cli cli, string[] args)
     {
-        string preset = cli.One("preset") ?? "small";
+        string? devicePreset = null;
+        if (cli.One("preset") is null)
+        {
+            using var probe = Device.Open(cli.One("device"));
+            devicePreset = probe.IsHostCpu ? "cpu" : "small"; // the fast CPU device is compared with its CPU peers by default
+        }
+        string preset = cli.One("preset") ?? devicePreset!;
         if (preset is not ("small" or "cpu" or "medium" or "large"))
             throw new UsageException($"--preset takes small, cpu, medium or large, got '{preset}'");
         int runs = cli.One("runs") is { } r ? (int.TryParse(r, out var n) && n > 0 ? n : throw new UsageException("--runs takes a positive integer")) : preset == "small" ? 5 : 20;

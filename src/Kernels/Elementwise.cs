@@ -134,6 +134,12 @@ namespace GpuNet.Kernels
         {
             if (o.Length > 0 && o.Device.IsHostCpu)
             {
+                if (o.IsContiguous && a.IsContiguous && (a.Length == o.Length || a.Length == 1))
+                {
+                    using (o.Device.Profiler.Measure(name))
+                        Cpu.HostElementwise.MapContiguous(a, o, op);
+                    return;
+                }
                 var (dims, st) = Coalesced(name, a, a, o);
                 using (o.Device.Profiler.Measure(name))
                     Cpu.HostElementwise.MapUnary(name, a, o, dims, st, op);
@@ -157,6 +163,15 @@ namespace GpuNet.Kernels
             if (o.Length == 0)
                 return;
             var device = o.Device;
+            if (device.IsHostCpu && o.IsContiguous && a.IsContiguous && b.IsContiguous && (a.Length == o.Length || a.Length == 1)
+                && (b.Length == o.Length || b.Length == 1))
+            {
+                // Same row-major order as o (a shape broadcast to o's with as many elements differs only by leading 1s), or a
+                // single element: no broadcasting analysis needed.
+                using (device.Profiler.Measure(name))
+                    Cpu.HostElementwise.MapContiguous(a, b, o, op);
+                return;
+            }
             var (dims, st) = Coalesced(name, a, b, o);
             if (device.IsHostCpu)
             {

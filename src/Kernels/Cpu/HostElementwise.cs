@@ -30,6 +30,35 @@ internal static unsafe class HostElementwise
     public static void MapUnary<TOp>(string name, Tensor a, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IUnaryOp =>
         Walk(name, a, a, o, dims, st, new UnaryRows<TOp> { Op = op });
 
+    /// <summary>o = op(a, b) for contiguous operands whose element order equals o's; a length-1 operand is a scalar.</summary>
+    public static void MapContiguous<TOp>(Tensor a, Tensor b, Tensor o, TOp op) where TOp : struct, IBinaryOp =>
+        Flat(HostMemory.Ptr(a), a.Length == 1 && o.Length > 1 ? 0 : 1, HostMemory.Ptr(b), b.Length == 1 && o.Length > 1 ? 0 : 1,
+            HostMemory.Ptr(o), o.Length, new BinaryRows<TOp> { Op = op });
+
+    /// <summary>o = op(a) for contiguous operands whose element order equals o's; a length-1 input is broadcast.</summary>
+    public static void MapContiguous<TOp>(Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp
+    {
+        int sa = a.Length == 1 && o.Length > 1 ? 0 : 1;
+        float* pa = HostMemory.Ptr(a);
+        Flat(pa, sa, pa, sa, HostMemory.Ptr(o), o.Length, new UnaryRows<TOp> { Op = op });
+    }
+
+    /// <summary>One row of n elements, split into cache-line-aligned chunks across the cores when it is long enough.</summary>
+    private static void Flat<TRow>(float* pa, int sa, float* pb, int sb, float* po, int n, TRow rows) where TRow : struct, IRowKernel
+    {
+        const int Chunk = 4096;
+        if ((long)n * rows.Cost < HostParallel.MinParallelWork)
+        {
+            rows.Row(pa, sa, pb, sb, po, 1, n);
+            return;
+        }
+        HostParallel.For((n + Chunk - 1) / Chunk, (long)Chunk * rows.Cost, (s, e) =>
+        {
+            int start = s * Chunk, count = Math.Min(n, e * Chunk) - start;
+            rows.Row(pa + (long)start * sa, sa, pb + (long)start * sb, sb, po + start, 1, count);
+        });
+    }
+
     private static void Walk<TRow>(string name, Tensor a, Tensor b, Tensor o, int[] dims, int[][] st, TRow rows) where TRow : struct, IRowKernel
     {
         float* pa = HostMemory.Ptr(a), pb = HostMemory.Ptr(b), po = HostMemory.Ptr(o);
@@ -40,15 +69,9 @@ internal static unsafe class HostElementwise
         }
         int inner = dims[^1], so = st[0][^1], sa = st[1][^1], sb = st[2][^1];
         int count = o.Length / inner;
-        if (count == 1)
+        if (count == 1 && so == 1)
         {
-            // One long row: split it into cache-line-aligned chunks across the cores.
-            const int Chunk = 4096;
-            HostParallel.For((inner + Chunk - 1) / Chunk, (long)Chunk * rows.Cost, (s, e) =>
-            {
-                int start = s * Chunk, n = Math.Min(inner, e * Chunk) - start;
-                rows.Row(pa + (long)start * sa, sa, pb + (long)start * sb, sb, po + (long)start * so, so, n);
-            });
+            Flat(pa, sa, pb, sb, po, inner, rows);
             return;
         }
         var lo = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[0].AsSpan(0, dims.Length - 1));
