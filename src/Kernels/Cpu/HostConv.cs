@@ -12,12 +12,23 @@ internal static unsafe class HostConv
     /// <summary>Scratch slot of the column buffer (slots 0–3 belong to the GEMM).</summary>
     private const int ColumnSlot = 4;
 
-    /// <summary>col[(c, kh, kw), pixel] for one image of <paramref name="channels"/> planes of H·W at <paramref name="x"/>.</summary>
-    public static void Im2Col(float* x, float* col, ConvIndex ix, int channels, int oh, int ow)
+    /// <summary>col[(c, kh, kw), pixel] for one image of <paramref name="channels"/> planes of H·W at <paramref name="x"/>;
+    /// with <paramref name="parallel"/>, channels are split across the cores (each writes its own rows).</summary>
+    public static void Im2Col(float* x, float* col, ConvIndex ix, int channels, int oh, int ow, bool parallel = false)
+    {
+        if (parallel)
+        {
+            HostParallel.For(channels, (long)ix.KH * ix.KW * oh * ow, (c0, c1) => Im2Col(x, col, ix, c0, c1, oh, ow));
+            return;
+        }
+        Im2Col(x, col, ix, 0, channels, oh, ow);
+    }
+
+    private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int oh, int ow)
     {
         int pixels = oh * ow;
-        float* dst = col;
-        for (int c = 0; c < channels; c++)
+        float* dst = col + (long)c0 * ix.KH * ix.KW * pixels;
+        for (int c = c0; c < c1; c++)
         {
             float* plane = x + (long)c * ix.H * ix.W;
             for (int kh = 0; kh < ix.KH; kh++)
@@ -71,7 +82,7 @@ internal static unsafe class HostConv
             float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * pixels);
             for (int n = start; n < end; n++)
             {
-                Im2Col(x + (long)n * g.C * g.H * g.W, col, ix, g.C, g.OH, g.OW);
+                Im2Col(x + (long)n * g.C * g.H * g.W, col, ix, g.C, g.OH, g.OW, parallel: !perCore);
                 HostGemm.Run(w, col, output + (long)n * g.K * pixels, bias, p, layoutA, layoutB, groups, act, parallel: !perCore);
             }
         }
