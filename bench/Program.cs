@@ -17,15 +17,16 @@ verbs:
                                            time every kernel (device-side), with measured ceilings and peers
   compare A.json B.json                    ratio per kernel and shape of two result files (B/A)
   bdn [FILTER...]                          BenchmarkDotNet suites (e.g. bdn '*MatMul*')
-  models [--device NAME] [--json FILE]     run every seed model's golden case (PyTorch fixtures) and print a table
+  models [--device NAME] [--json FILE]     run every seed model's golden case (PyTorch fixtures); table with ms per forward
   generate --prompt-ids 1,2,3 [--max-new 20] [--temperature T] [--top-k K] [--top-p P] [--seed N] [--device NAME]
-                                           extend a prompt with the fixture GPT (KV cache) and print token ids
+                                           extend a prompt with the fixture GPT (KV cache); print token ids and tokens/s
   ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
                                            compile every kernel variant to PTX offline (no GPU needed),
                                            write DIR/<kernel>_<variant>.ptx and summarize what the
                                            compiler made: vector loads, barriers, shuffles, local memory
 
-  NAME of a device: auto, cpu, cuda, cuda:N, opencl, opencl:N (default: $GPUNET_DEVICE, else auto)
+  NAME of a device: auto, cpu (host code), cpu-sim (the GPU kernels on ILGPU's simulated GPU), cuda, cuda:N,
+  opencl, opencl:N (default: $GPUNET_DEVICE, else auto: the best GPU, else cpu)
 """;
 
 var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
