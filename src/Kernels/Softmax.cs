@@ -20,12 +20,15 @@ namespace GpuNet.Kernels
             get => new MaxSum { Max = float.NegativeInfinity, Sum = 0 };
         }
 
-        /// <summary>Adds one finite-or-−inf value (−inf contributes nothing).</summary>
+        /// <summary>Adds one value: −inf contributes nothing; NaN poisons both fields, so the merge cannot mistake the pair for an
+        /// empty one (max still −inf) and drop it — a NaN anywhere in a row makes the whole row NaN, as in PyTorch.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public readonly MaxSum Add(float x)
         {
             if (x == float.NegativeInfinity)
                 return this;
+            if (float.IsNaN(x))
+                return new MaxSum { Max = float.NaN, Sum = float.NaN };
             return x > Max
                 ? new MaxSum { Max = x, Sum = Sum * MathF.Exp(Max - x) + 1f }
                 : new MaxSum { Max = Max, Sum = Sum + MathF.Exp(x - Max) };

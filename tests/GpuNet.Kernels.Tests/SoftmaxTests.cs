@@ -20,6 +20,20 @@ public sealed class SoftmaxTests(ITestOutputHelper output) : KernelFamilyTests<S
         Assert.Equal(1f, r[2] + r[3], 6);
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void NaNInARowMakesThatRowNaNAndLeavesOthers(string device)
+    {
+        var d = TestDevices.Get(device);
+        using var x = Tensor.FromArray(d, new[] { 1f, float.NaN, 3f, 1f, 2f, 3f }, 2, 3);
+        using var y = Ops.Softmax(x);
+        var r = y.ToArray();
+        Assert.All(r[..3], v => Assert.True(float.IsNaN(v)));
+        Assert.All(r[3..], v => Assert.True(float.IsFinite(v)));
+        Assert.Equal(1f, r[3] + r[4] + r[5], 6);
+    }
+
     [Fact]
     public void RowsSumToOne()
     {

@@ -50,8 +50,35 @@ internal static unsafe class HostMath
         return Avx.BlendVariable(x, result, Avx.CompareEqual(x, x));
     }
 
+    /// <summary>
+    /// eˣ for x ≤ 0 or −inf, never NaN (softmax rows after subtracting their finite maximum): the same reduction and polynomial
+    /// as <see cref="Exp"/> with only the lower clamp and its blend to exact 0 — two fewer blends and one fewer clamp.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<float> ExpNonPositive(Vector256<float> x)
+    {
+        var clamped = Avx.Max(x, Vector256.Create(Low));
+        var t = Fma.MultiplyAdd(clamped, Vector256.Create(Log2E), Vector256.Create(RoundingMagic));
+        var n = Avx.Subtract(t, Vector256.Create(RoundingMagic));
+        var r = Fma.MultiplyAdd(n, Vector256.Create(-Ln2Hi), clamped);
+        r = Fma.MultiplyAdd(n, Vector256.Create(-Ln2Lo), r);
+        var p = Vector256.Create(1.9875691500e-4f);
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1.3981999507e-3f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(8.3334519073e-3f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(4.1665795894e-2f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1.6666665459e-1f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(5.0000001201e-1f));
+        p = Avx.Add(Fma.MultiplyAdd(Avx.Multiply(p, r), r, r), Vector256<float>.One);
+        var pow2 = Avx2.Add(Avx2.ShiftLeftLogical(t.AsInt32(), 23), Vector256.Create(OneBits)).AsSingle();
+        return Avx.BlendVariable(Avx.Multiply(p, pow2), Vector256<float>.Zero, Avx.CompareLessThan(x, Vector256.Create(Low)));
+    }
+
     /// <summary>dst[i] = exp(src[i] − shift); returns Σ dst (float lanes, summed in double per block of 128).</summary>
-    public static float ExpShiftedSum(float* src, float* dst, int n, float shift)
+    public static float ExpShiftedSum(float* src, float* dst, int n, float shift) => ExpShiftedSum<Flags.No>(src, dst, n, shift);
+
+    /// <summary>As <see cref="ExpShiftedSum(float*, float*, int, float)"/>; with <typeparamref name="TNonPositive"/> the caller
+    /// guarantees src − shift ≤ 0 and no NaN (shift is the finite maximum of src), and the cheaper <see cref="ExpNonPositive"/> runs.</summary>
+    public static float ExpShiftedSum<TNonPositive>(float* src, float* dst, int n, float shift) where TNonPositive : struct, IFlag
     {
         int i = 0;
         double total = 0;
@@ -61,7 +88,8 @@ internal static unsafe class HostMath
             var acc = Vector256<float>.Zero;
             for (int end = Math.Min(n - 7, i + 128); i < end; i += 8)
             {
-                var e = Exp(Vector256.Load(src + i) - vs);
+                var d = Vector256.Load(src + i) - vs;
+                var e = default(TNonPositive).Value ? ExpNonPositive(d) : Exp(d);
                 Vector256.Store(e, dst + i);
                 acc += e;
             }

@@ -32,16 +32,22 @@ internal static unsafe class HostRows
                     os.Fill(log ? float.NegativeInfinity : 0f);
                     continue;
                 }
+                if (!float.IsFinite(max))
+                {
+                    // A NaN in the row, or +inf (inf − inf): the row is NaN, as in the reference.
+                    os.Fill(float.NaN);
+                    continue;
+                }
                 float* xr = x + (long)r * cols, orow = o + (long)r * cols;
                 if (log)
                 {
-                    float sum = HostMath.ExpShiftedSum(xr, HostScratch.Get(RowSlot, limit), limit, max);
+                    float sum = HostMath.ExpShiftedSum<Flags.Yes>(xr, HostScratch.Get(RowSlot, limit), limit, max);
                     TensorPrimitives.Subtract(xs[..limit], max + MathF.Log(sum), os[..limit]);
                     os[limit..].Fill(float.NegativeInfinity);
                 }
                 else
                 {
-                    float sum = HostMath.ExpShiftedSum(xr, orow, limit, max);
+                    float sum = HostMath.ExpShiftedSum<Flags.Yes>(xr, orow, limit, max);
                     TensorPrimitives.Multiply(os[..limit], 1f / sum, os[..limit]);
                     os[limit..].Clear();
                 }
