@@ -4,23 +4,44 @@ using Xunit;
 
 namespace GpuNet.Kernels.Tests;
 
-/// <summary>Every kernel compiles to PTX for sm_90 offline (no GPU needed), and the PTX has the shape we designed for.</summary>
-public sealed class PtxTests : IClassFixture<PtxTests.Compiler>
+/// <summary>Puts the PTX test classes in one collection so they share one <see cref="PtxTests.Compiler"/>.</summary>
+[CollectionDefinition(Name)]
+public sealed class PtxCollection : ICollectionFixture<PtxTests.Compiler>
 {
+    public const string Name = "ptx";
+}
+
+/// <summary>Every kernel compiles to PTX for sm_90 offline (no GPU needed), and the PTX has the shape we designed for.</summary>
+[Collection(PtxCollection.Name)]
+public sealed class PtxTests
+{
+    /// <summary>The sm_90 compiler shared by the PTX test classes, with each variant's PTX compiled once for all of them
+    /// (the matmul variants are read by both classes; compiling them twice cost seconds of the suite).</summary>
     public sealed class Compiler : IDisposable
     {
-        public PtxCompiler Ptx { get; } = new("sm_90");
-        public void Dispose() => Ptx.Dispose();
+        private readonly PtxCompiler _ptx = new("sm_90");
+        private readonly Dictionary<(string, string), string> _cache = new();
+
+        public string Ptx(string kernel, string variant)
+        {
+            lock (_cache)
+            {
+                if (!_cache.TryGetValue((kernel, variant), out var ptx))
+                    _cache[(kernel, variant)] = ptx = _ptx.Compile(KernelCatalog.All.Single(v => v.Kernel == kernel && v.Variant == variant).Method);
+                return ptx;
+            }
+        }
+
+        public void Dispose() => _ptx.Dispose();
     }
 
-    private readonly PtxCompiler _ptx;
+    private readonly Compiler _compiler;
 
-    public PtxTests(Compiler c) => _ptx = c.Ptx;
+    public PtxTests(Compiler c) => _compiler = c;
 
     public static IEnumerable<object[]> Variants => KernelCatalog.All.Select(v => new object[] { v.Kernel, v.Variant });
 
-    private string Ptx(string kernel, string variant) =>
-        _ptx.Compile(KernelCatalog.All.Single(v => v.Kernel == kernel && v.Variant == variant).Method);
+    private string Ptx(string kernel, string variant) => _compiler.Ptx(kernel, variant);
 
     private static int Count(string ptx, string pattern) => Regex.Matches(ptx, pattern).Count;
 
@@ -94,14 +115,10 @@ public sealed class PtxTests : IClassFixture<PtxTests.Compiler>
 }
 
 /// <summary>The PTX of the tiled matmul: registers only, vector global loads where its orientation allows them.</summary>
-public sealed class MatMulPtxTests : IClassFixture<PtxTests.Compiler>
+[Collection(PtxCollection.Name)]
+public sealed class MatMulPtxTests(PtxTests.Compiler compiler)
 {
-    private readonly PtxCompiler _ptx;
-
-    public MatMulPtxTests(PtxTests.Compiler c) => _ptx = c.Ptx;
-
-    private string Ptx(string kernel, string variant) =>
-        _ptx.Compile(KernelCatalog.All.Single(v => v.Kernel == kernel && v.Variant == variant).Method);
+    private string Ptx(string kernel, string variant) => compiler.Ptx(kernel, variant);
 
     public static IEnumerable<object[]> TiledVariants =>
         KernelCatalog.All.Where(v => v.Method.Name == nameof(MatMulKernels.Tiled)).Select(v => new object[] { v.Kernel, v.Variant });
