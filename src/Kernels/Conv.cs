@@ -100,12 +100,12 @@ namespace GpuNet.Kernels
             int outChannels, int groups, int hasBias, int total, TAct act) where TAct : struct, IUnaryOp
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                Col2ImAt<TAct>(col, bias, o, index, outH, outW, outChannels, groups, hasBias, total, act, i);
+                Col2ImAt<TAct>(col, bias, o, index, outH, outW, outChannels, groups, hasBias, act, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Col2Im"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
         public static void Col2ImAt<TAct>(ArrayView<float> col, ArrayView<float> bias, ArrayView<float> o, ConvIndex index, int outH, int outW,
-            int outChannels, int groups, int hasBias, int total, TAct act, int i) where TAct : struct, IUnaryOp
+            int outChannels, int groups, int hasBias, TAct act, int i) where TAct : struct, IUnaryOp
         {
             int kPerGroup = outChannels / groups, inPixels = index.H * index.W;
             int ow = i % outW, r = i / outW;
@@ -505,7 +505,7 @@ namespace GpuNet
             {
                 var (col, bias, output, index, outH, outW, outChannels, groups, hasBias, total) = (Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total);
                 if (Kernels.Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,
-                    i => ConvKernels.Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, total, default(TAct), i)))
+                    i => ConvKernels.Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, default(TAct), i)))
                     return;
                 var k = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvIndex,
                     int, int, int, int, int, int, TAct>>(ConvKernels.Col2Im<TAct>);

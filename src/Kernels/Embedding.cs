@@ -28,11 +28,11 @@ namespace GpuNet.Kernels
         public static void Gather(ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                GatherAt(weight, ids, o, dim, total, i);
+                GatherAt(weight, ids, o, dim, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Gather"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void GatherAt(ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int total, int i)
+        public static void GatherAt(ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int i)
         {
             int row = i / dim;
             o[i] = weight[ids[row] * dim + i - row * dim];
@@ -46,11 +46,11 @@ namespace GpuNet.Kernels
         public static void GatherIndexed(ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                GatherIndexedAt(weight, indices, o, rows, dim, total, i);
+                GatherIndexedAt(weight, indices, o, rows, dim, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="GatherIndexed"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void GatherIndexedAt(ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int total, int i)
+        public static void GatherIndexedAt(ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int i)
         {
             int row = i / dim;
             float f = indices[row];
@@ -62,11 +62,11 @@ namespace GpuNet.Kernels
         public static void Sinusoidal(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                SinusoidalAt(o, frequencies, dim, total, i);
+                SinusoidalAt(o, frequencies, dim, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Sinusoidal"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void SinusoidalAt(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total, int i)
+        public static void SinusoidalAt(ArrayView<float> o, ArrayView<double> frequencies, int dim, int i)
         {
             int pos = i / dim, c = i - pos * dim;
             o[i] = SinCos(pos * frequencies[c / 2], (c & 1) == 1);
@@ -79,11 +79,11 @@ namespace GpuNet.Kernels
         public static void Timestep(ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                TimestepAt(t, frequencies, o, dim, total, i);
+                TimestepAt(t, frequencies, o, dim, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Timestep"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void TimestepAt(ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int total, int i)
+        public static void TimestepAt(ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int i)
         {
             int half = dim / 2, b = i / dim, c = i - b * dim;
             o[i] = c >= 2 * half ? 0f : SinCos(t[b] * frequencies[c < half ? c : c - half], c < half);
@@ -124,7 +124,7 @@ namespace GpuNet
             HostCopy.Upload(ids, idView);
             using var wc = weight.Contiguous();
             var (wv, ov, total) = (wc.ContiguousView, output.ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, total, i)))
+            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, i)))
                 return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
             using (device.Profiler.Measure(op))
@@ -151,7 +151,7 @@ namespace GpuNet
             using var wc = weight.Contiguous();
             using var ic = indices.Contiguous();
             var (wv, iv, ov, total) = (wc.ContiguousView, ic.ContiguousView, output.ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, total, i)))
+            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, i)))
                 return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(EmbeddingKernels.GatherIndexed);
             using (device.Profiler.Measure(op))
@@ -171,7 +171,7 @@ namespace GpuNet
                 return output;
             using var frequencies = Frequencies(device, (dim + 1) / 2, j => Math.Pow(baseValue, -2.0 * j / dim));
             var (ov, fv, total) = (output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), output.Length);
-            if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.SinusoidalAt(ov, fv, dim, total, i)))
+            if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.SinusoidalAt(ov, fv, dim, i)))
                 return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, int, int>>(EmbeddingKernels.Sinusoidal);
             using (device.Profiler.Measure(op))
@@ -209,7 +209,7 @@ namespace GpuNet
             int half = dim / 2;
             using var frequencies = Frequencies(device, half, j => Math.Exp(-Math.Log(maxPeriod) * j / half));
             var (tv, fv, ov, total) = (tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.TimestepAt(tv, fv, ov, dim, total, i)))
+            if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.TimestepAt(tv, fv, ov, dim, i)))
                 return output;
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<float>, int, int>>(EmbeddingKernels.Timestep);
             using (device.Profiler.Measure(op))

@@ -35,11 +35,11 @@ namespace GpuNet.Kernels
             where TMax : struct, IFlag
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                Pool2dAt<TMax>(x, o, indices, q, total, i);
+                Pool2dAt<TMax>(x, o, indices, q, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Pool2d"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void Pool2dAt<TMax>(ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int total, int i)
+        public static void Pool2dAt<TMax>(ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int i)
             where TMax : struct, IFlag
         {
             int ow = i % q.OW, r = i / q.OW;
@@ -214,7 +214,7 @@ namespace GpuNet
             {
                 using var xc = x.Contiguous();
                 var (xv, ov, iv, total) = (xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, output.Length);
-                if (HostParallel.Elements(device, op, total, q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW, i => PoolingKernels.Pool2dAt<TMax>(xv, ov, iv, q, total, i)))
+                if (HostParallel.Elements(device, op, total, q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW, i => PoolingKernels.Pool2dAt<TMax>(xv, ov, iv, q, i)))
                     return (output, indices);
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, PoolIndex, int>>(
                     PoolingKernels.Pool2d<TMax>);

@@ -88,11 +88,11 @@ namespace GpuNet.Kernels
         public static void RouteCount(ArrayView<float> indices, ArrayView<int> counts, int assignments, int experts)
         {
             for (int e = Grid.GlobalIndex.X; e < experts; e += Grid.DimX * Group.DimX)
-                RouteCountAt(indices, counts, assignments, experts, e);
+                RouteCountAt(indices, counts, assignments, e);
         }
 
         /// <summary>Element <paramref name="e"/> of <see cref="RouteCount"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void RouteCountAt(ArrayView<float> indices, ArrayView<int> counts, int assignments, int experts, int e)
+        public static void RouteCountAt(ArrayView<float> indices, ArrayView<int> counts, int assignments, int e)
         {
             int n = 0;
             for (int a = 0; a < assignments; a++)
@@ -126,12 +126,12 @@ namespace GpuNet.Kernels
             int assignments, int experts, int k, int capacity)
         {
             for (int e = Grid.GlobalIndex.X; e < experts; e += Grid.DimX * Group.DimX)
-                RouteAssignAt(indices, offsets, positions, tokenOf, assignments, experts, k, capacity, e);
+                RouteAssignAt(indices, offsets, positions, tokenOf, assignments, k, capacity, e);
         }
 
         /// <summary>Element <paramref name="e"/> of <see cref="RouteAssign"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
         public static void RouteAssignAt(ArrayView<float> indices, ArrayView<int> offsets, ArrayView<int> positions, ArrayView<int> tokenOf,
-            int assignments, int experts, int k, int capacity, int e)
+            int assignments, int k, int capacity, int e)
         {
             int rank = 0, start = offsets[e];
             for (int a = 0; a < assignments; a++)
@@ -153,11 +153,11 @@ namespace GpuNet.Kernels
         public static void Dispatch(ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                DispatchAt(x, tokenOf, offsets, dispatched, experts, d, total, i);
+                DispatchAt(x, tokenOf, offsets, dispatched, experts, d, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Dispatch"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void DispatchAt(ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int total, int i)
+        public static void DispatchAt(ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int i)
         {
             int r = i / d, c = i - r * d;
             dispatched[i] = r < offsets[experts] ? x[tokenOf[r] * d + c] : 0f;
@@ -167,11 +167,11 @@ namespace GpuNet.Kernels
         public static void Combine(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                CombineAt(expertOut, weights, positions, y, k, d, total, i);
+                CombineAt(expertOut, weights, positions, y, k, d, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Combine"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void CombineAt(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total, int i)
+        public static void CombineAt(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int i)
         {
             int t = i / d, c = i - t * d;
             float sum = 0f;
@@ -326,9 +326,9 @@ namespace GpuNet
             {
                 var (iv, counts, offsets) = (ic.ContiguousView, routing.Ints(routing.Counts), routing.Ints(routing.Offsets));
                 var (positions, tokenOf) = (routing.Ints(routing.Positions), routing.Ints(routing.TokenOf));
-                HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteCountAt(iv, counts, assignments, experts, e));
+                HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteCountAt(iv, counts, assignments, e));
                 RoutingKernels.RouteScanSerial(counts, offsets, experts, capacity);
-                HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteAssignAt(iv, offsets, positions, tokenOf, assignments, experts, k, capacity, e));
+                HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteAssignAt(iv, offsets, positions, tokenOf, assignments, k, capacity, e));
                 return routing;
             }
             var count = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, int, int>>(RoutingKernels.RouteCount);
@@ -359,7 +359,7 @@ namespace GpuNet
                 return output;
             using var xc = x.Contiguous();
             var (xv, tokenOf, offsets, ov, total) = (xc.ContiguousView, routing.Ints(routing.TokenOf), routing.Ints(routing.Offsets), output.ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, 1, i => RoutingKernels.DispatchAt(xv, tokenOf, offsets, ov, routing.Experts, d, total, i)))
+            if (HostParallel.Elements(device, op, total, 1, i => RoutingKernels.DispatchAt(xv, tokenOf, offsets, ov, routing.Experts, d, i)))
                 return output;
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Dispatch);
             using (device.Profiler.Measure(op))
@@ -387,7 +387,7 @@ namespace GpuNet
             using var oc = expertOutput.Contiguous();
             using var wc = weights.Contiguous();
             var (ov, wv, positions, yv, total) = (oc.ContiguousView, wc.ContiguousView, routing.Ints(routing.Positions), y.ContiguousView, y.Length);
-            if (HostParallel.Elements(device, op, total, routing.K, i => RoutingKernels.CombineAt(ov, wv, positions, yv, routing.K, d, total, i)))
+            if (HostParallel.Elements(device, op, total, routing.K, i => RoutingKernels.CombineAt(ov, wv, positions, yv, routing.K, d, i)))
                 return y;
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
             using (device.Profiler.Measure(op))

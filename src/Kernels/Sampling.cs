@@ -43,11 +43,11 @@ namespace GpuNet.Kernels
         public static void Uniform(ArrayView<float> o, ulong seed, float low, float high, int n)
         {
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-                UniformAt(o, seed, low, high, n, i);
+                UniformAt(o, seed, low, high, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Uniform"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void UniformAt(ArrayView<float> o, ulong seed, float low, float high, int n, int i)
+        public static void UniformAt(ArrayView<float> o, ulong seed, float low, float high, int i)
         {
             o[i] = low + (high - low) * Philox.ToUniform(Philox.Word(seed, i));
         }
@@ -56,11 +56,11 @@ namespace GpuNet.Kernels
         public static void Normal(ArrayView<float> o, ulong seed, float mean, float std, int n)
         {
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-                NormalAt(o, seed, mean, std, n, i);
+                NormalAt(o, seed, mean, std, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Normal"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void NormalAt(ArrayView<float> o, ulong seed, float mean, float std, int n, int i)
+        public static void NormalAt(ArrayView<float> o, ulong seed, float mean, float std, int i)
         {
             int pair = i & ~1;
             float u1 = ((Philox.Word(seed, pair) >> 8) + 1f) * (1f / 16777216f);
@@ -75,11 +75,11 @@ namespace GpuNet.Kernels
         public static void Dropout(ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int n)
         {
             for (int i = Grid.GlobalIndex.X; i < n; i += Grid.DimX * Group.DimX)
-                DropoutAt(x, y, mask, seed, p, n, i);
+                DropoutAt(x, y, mask, seed, p, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Dropout"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void DropoutAt(ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int n, int i)
+        public static void DropoutAt(ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int i)
         {
             float scale = 1f / (1f - p);
             bool keep = Philox.ToUniform(Philox.Word(seed, i)) >= p;
@@ -210,11 +210,11 @@ namespace GpuNet
             RandomFill("random_normal", SamplingKernels.Normal, SamplingKernels.NormalAt, device, shape, seed, mean, std);
 
         private static Tensor RandomFill(string name, Action<ArrayView<float>, ulong, float, float, int> kernel,
-            Action<ArrayView<float>, ulong, float, float, int, int> element, Device device, int[] shape, ulong seed, float a, float b)
+            Action<ArrayView<float>, ulong, float, float, int> element, Device device, int[] shape, ulong seed, float a, float b)
         {
             var o = Tensor.Empty(device, shape);
             var (ov, n) = (o.ContiguousView, o.Length);
-            if (n > 0 && !HostParallel.Elements(device, name, n, 16, i => element(ov, seed, a, b, n, i)))
+            if (n > 0 && !HostParallel.Elements(device, name, n, 16, i => element(ov, seed, a, b, i)))
             {
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(kernel);
                 using (device.Profiler.Measure(name))
@@ -237,7 +237,7 @@ namespace GpuNet
             {
                 using var xc = x.Contiguous();
                 var (xv, yv, mv, n) = (xc.ContiguousView, y.ContiguousView, mask.ContiguousView, y.Length);
-                if (HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutAt(xv, yv, mv, seed, p, n, i)))
+                if (HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutAt(xv, yv, mv, seed, p, i)))
                     return (y, mask);
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ulong, float, int>>(SamplingKernels.Dropout);
                 using (device.Profiler.Measure(op))

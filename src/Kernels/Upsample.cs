@@ -18,11 +18,11 @@ namespace GpuNet.Kernels
         public static void Nearest(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                NearestAt(x, o, h, w, oh, ow, total, i);
+                NearestAt(x, o, h, w, oh, ow, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Nearest"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void NearestAt(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int total, int i)
+        public static void NearestAt(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int i)
         {
             float scaleH = (float)h / oh, scaleW = (float)w / ow;
             int ox = i % ow, r = i / ow;
@@ -36,11 +36,11 @@ namespace GpuNet.Kernels
         public static void Bilinear(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int alignCorners, int total)
         {
             for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
-                BilinearAt(x, o, h, w, oh, ow, alignCorners, total, i);
+                BilinearAt(x, o, h, w, oh, ow, alignCorners, i);
         }
 
         /// <summary>Element <paramref name="i"/> of <see cref="Bilinear"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
-        public static void BilinearAt(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int alignCorners, int total, int i)
+        public static void BilinearAt(ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int alignCorners, int i)
         {
             float scaleH = alignCorners != 0 ? (oh > 1 ? (float)(h - 1) / (oh - 1) : 0f) : (float)h / oh;
             float scaleW = alignCorners != 0 ? (ow > 1 ? (float)(w - 1) / (ow - 1) : 0f) : (float)w / ow;
@@ -75,7 +75,7 @@ namespace GpuNet
                     return y;
                 var device = x.Device;
                 var (xv, yv, h, w, total) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length);
-                if (HostParallel.Elements(device, "upsample_nearest2d", total, 1, i => UpsampleKernels.NearestAt(xv, yv, h, w, size.H, size.W, total, i)))
+                if (HostParallel.Elements(device, "upsample_nearest2d", total, 1, i => UpsampleKernels.NearestAt(xv, yv, h, w, size.H, size.W, i)))
                     return y;
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(UpsampleKernels.Nearest);
                 using (device.Profiler.Measure("upsample_nearest2d"))
@@ -95,7 +95,7 @@ namespace GpuNet
                     return y;
                 var device = x.Device;
                 var (xv, yv, h, w, total, align) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length, alignCorners ? 1 : 0);
-                if (HostParallel.Elements(device, "upsample_bilinear2d", total, 4, i => UpsampleKernels.BilinearAt(xv, yv, h, w, size.H, size.W, align, total, i)))
+                if (HostParallel.Elements(device, "upsample_bilinear2d", total, 4, i => UpsampleKernels.BilinearAt(xv, yv, h, w, size.H, size.W, align, i)))
                     return y;
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>>(UpsampleKernels.Bilinear);
                 using (device.Profiler.Measure("upsample_bilinear2d"))
