@@ -33,23 +33,15 @@ internal static unsafe class HostGemm
         where TAct : struct, IUnaryOp
     {
         long perMatrix = (long)p.M * p.N * Math.Max(p.K, 1);
-        if (!parallel)
+        void Batches(int start, int end, bool splitEach)
         {
-            for (int z = 0; z < batches; z++)
-                One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel: false);
-            return;
+            for (int z = start; z < end; z++)
+                One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, splitEach);
         }
-        if (batches > 1 && perMatrix < SmallMatrix)
-        {
-            HostParallel.For(batches, perMatrix, (start, end) =>
-            {
-                for (int z = start; z < end; z++)
-                    One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel: false);
-            });
-            return;
-        }
-        for (int z = 0; z < batches; z++)
-            One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel: true);
+        if (parallel && batches > 1 && perMatrix < SmallMatrix)
+            HostParallel.For(batches, perMatrix, (start, end) => Batches(start, end, splitEach: false));
+        else
+            Batches(0, batches, splitEach: parallel);
     }
 
     private static void One<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, int z, TAct act, bool parallel)
