@@ -34,6 +34,29 @@ public sealed class SoftmaxTests(ITestOutputHelper output) : KernelFamilyTests<S
         Assert.Equal(1f, r[3] + r[4] + r[5], 6);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(9)]
+    [InlineData(17)]
+    [InlineData(32)]
+    [InlineData(36)]
+    public void NaNAnywhereInAWideRowMakesThatRowNaN(int at)
+    {
+        // 37 columns: the vector max covers 0..31 in two 8-lane accumulators, 32..36 is the scalar tail.
+        var data = new float[2 * 37];
+        for (int i = 0; i < data.Length; i++)
+            data[i] = MathF.Sin(i) * 4;
+        data[37 + at] = float.NaN;
+        foreach (var device in new[] { "cpu", "cpu-sim" })
+        {
+            using var x = Tensor.FromArray(TestDevices.Get(device), data, 2, 37);
+            using var y = Ops.Softmax(x);
+            var r = y.ToArray();
+            Assert.All(r[..37], v => Assert.True(float.IsFinite(v)));
+            Assert.All(r[37..], v => Assert.True(float.IsNaN(v)));
+        }
+    }
+
     [Fact]
     public void RowsSumToOne()
     {

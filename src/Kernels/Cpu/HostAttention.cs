@@ -50,7 +50,7 @@ internal static unsafe class HostAttention
                             TensorPrimitives.Add(row, new ReadOnlySpan<float>(mask + (long)b * p.MaskBatch + (long)h * p.MaskHead + (long)i * p.MaskRow + j0, cols), row);
                         int visible = p.Causal != 0 ? Math.Clamp(i + p.Nk - p.Nq + 1 - j0, 0, cols) : cols;
                         row[visible..].Fill(float.NegativeInfinity);
-                        float blockMax = visible == 0 ? float.NegativeInfinity : TensorPrimitives.Max(row[..visible]);
+                        float blockMax = visible == 0 ? float.NegativeInfinity : HostMath.MaxOrNaN(s + r * cols, visible);
                         float mNew = Math.Max(m[r], blockMax);
                         if (mNew == float.NegativeInfinity)
                         {

@@ -25,7 +25,7 @@ internal static unsafe class HostRows
                 var xs = new ReadOnlySpan<float>(x + (long)r * cols, cols);
                 var os = new Span<float>(o + (long)r * cols, cols);
                 int limit = causal ? Math.Clamp(r % rowsPerMatrix + offset + 1, 0, cols) : cols;
-                float max = limit == 0 ? float.NegativeInfinity : TensorPrimitives.Max(xs[..limit]);
+                float max = limit == 0 ? float.NegativeInfinity : HostMath.MaxOrNaN(x + (long)r * cols, limit);
                 if (max == float.NegativeInfinity)
                 {
                     // Nothing unmasked (or every value −inf): zeros, −inf for log-softmax, as the GPU kernel.
