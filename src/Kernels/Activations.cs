@@ -2,6 +2,13 @@ using System.Runtime.CompilerServices;
 
 namespace GpuNet.Kernels
 {
+    /// <summary>A unary operator with its derivative, so one backward kernel (<see cref="Activation.Backward{TOp}"/>) serves every activation.</summary>
+    public interface IDifferentiableUnaryOp : IUnaryOp
+    {
+        /// <summary>df/dx at x.</summary>
+        float Derivative(float x);
+    }
+
     /// <summary>
     /// The activation functions, as <see cref="IUnaryOp"/> structs for the elementwise kernels and the
     /// matmul epilogue. Each is written for float32 accuracy over the whole real line using only
@@ -10,16 +17,18 @@ namespace GpuNet.Kernels
     public static class Activation
     {
         /// <summary>max(x, 0).</summary>
-        public struct Relu : IUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => x > 0 ? x : 0f; }
+        public struct Relu : IDifferentiableUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => x > 0 ? x : 0f; /// <inheritdoc/>
+            public readonly float Derivative(float x) => x > 0 ? 1f : 0f; }
 
         /// <summary>x for x ≥ 0, slope·x otherwise (PyTorch default slope 0.01).</summary>
-        public struct LeakyRelu : IUnaryOp { /// <summary>Slope for negative inputs.</summary>
+        public struct LeakyRelu : IDifferentiableUnaryOp { /// <summary>Slope for negative inputs.</summary>
             public float Slope; /// <inheritdoc/>
-            public readonly float Apply(float x) => x >= 0 ? x : Slope * x; }
+            public readonly float Apply(float x) => x >= 0 ? x : Slope * x; /// <inheritdoc/>
+            public readonly float Derivative(float x) => x > 0 ? 1f : Slope; }
 
         /// <summary>x·Φ(x) = ½x(1 + erf(x/√2)), the exact GELU.</summary>
-        public struct GeluErf : IUnaryOp
+        public struct GeluErf : IDifferentiableUnaryOp
         {
             /// <inheritdoc/>
             public readonly float Apply(float x)
@@ -29,46 +38,86 @@ namespace GpuNet.Kernels
                 float z = x * 0.70710678118654752f;
                 return z >= 0 ? 0.5f * x * (2f - MathFn.Erfc(z)) : 0.5f * x * MathFn.Erfc(-z);
             }
+
+            /// <summary>Φ(x) + x·φ(x), Φ from erfc as in the forward.</summary>
+            public readonly float Derivative(float x)
+            {
+                float z = x * 0.70710678118654752f;
+                float cdf = z >= 0 ? 1f - 0.5f * MathFn.Erfc(z) : 0.5f * MathFn.Erfc(-z);
+                return cdf + x * 0.3989422804014327f * MathF.Exp(-0.5f * x * x);
+            }
         }
 
         /// <summary>½x(1 + tanh(√(2/π)(x + 0.044715x³))), the tanh approximation of GELU.</summary>
-        public struct GeluTanh : IUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => 0.5f * x * (1f + MathFn.Tanh(0.7978845608028654f * (x + 0.044715f * x * x * x))); }
+        public struct GeluTanh : IDifferentiableUnaryOp
+        {
+            /// <inheritdoc/>
+            public readonly float Apply(float x) => 0.5f * x * (1f + MathFn.Tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+
+            /// <summary>½(1 + t) + ½x(1 − t²)·√(2/π)(1 + 3·0.044715x²) with t the forward's tanh.</summary>
+            public readonly float Derivative(float x)
+            {
+                float t = MathFn.Tanh(0.7978845608028654f * (x + 0.044715f * x * x * x));
+                return 0.5f * (1f + t) + 0.5f * x * (1f - t * t) * 0.7978845608028654f * (1f + 0.134145f * x * x);
+            }
+        }
 
         /// <summary>x·σ(x).</summary>
-        public struct Silu : IUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => x * MathFn.Sigmoid(x); }
+        public struct Silu : IDifferentiableUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => x * MathFn.Sigmoid(x); /// <summary>σ(x)·(1 + x·(1 − σ(x))).</summary>
+            public readonly float Derivative(float x) { float s = MathFn.Sigmoid(x); return s * (1f + x * (1f - s)); } }
 
         /// <summary>1 / (1 + e^−x).</summary>
-        public struct Sigmoid : IUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => MathFn.Sigmoid(x); }
+        public struct Sigmoid : IDifferentiableUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => MathFn.Sigmoid(x); /// <summary>σ(x)·σ(−x): both factors from e^−|x|, so no 1 − σ cancellation in the tails.</summary>
+            public readonly float Derivative(float x) => MathFn.Sigmoid(x) * MathFn.Sigmoid(-x); }
 
         /// <summary>tanh x.</summary>
-        public struct Tanh : IUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => MathFn.Tanh(x); }
+        public struct Tanh : IDifferentiableUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => MathFn.Tanh(x); /// <summary>1 − tanh²x.</summary>
+            public readonly float Derivative(float x) { float t = MathFn.Tanh(x); return 1f - t * t; } }
 
         /// <summary>log(1 + eˣ), linear above 20 as PyTorch's default threshold.</summary>
-        public struct Softplus : IUnaryOp
+        public struct Softplus : IDifferentiableUnaryOp
         {
             /// <inheritdoc/>
             public readonly float Apply(float x) =>
                 x > 20f ? x : x < -15f ? MathF.Exp(x) : MathFn.Log1p(MathF.Exp(x));
+
+            /// <summary>σ(x), and 1 above the threshold where the forward is x.</summary>
+            public readonly float Derivative(float x) => x > 20f ? 1f : MathFn.Sigmoid(x);
         }
 
         /// <summary>x for x &gt; 0, alpha·(eˣ − 1) otherwise (PyTorch default alpha 1).</summary>
-        public struct Elu : IUnaryOp { /// <summary>Scale of the negative branch.</summary>
+        public struct Elu : IDifferentiableUnaryOp { /// <summary>Scale of the negative branch.</summary>
             public float Alpha; /// <inheritdoc/>
-            public readonly float Apply(float x) => x > 0 ? x : Alpha * MathFn.Expm1(x); }
+            public readonly float Apply(float x) => x > 0 ? x : Alpha * MathFn.Expm1(x); /// <inheritdoc/>
+            public readonly float Derivative(float x) => x > 0 ? 1f : Alpha * MathF.Exp(x); }
 
         /// <summary>e^(Scale·x): a VAE's standard deviation exp(½·logvar) in one pass.</summary>
-        public struct Exp : IUnaryOp { /// <summary>Factor applied before the exponential.</summary>
+        public struct Exp : IDifferentiableUnaryOp { /// <summary>Factor applied before the exponential.</summary>
             public float Scale; /// <inheritdoc/>
-            public readonly float Apply(float x) => MathF.Exp(Scale * x); }
+            public readonly float Apply(float x) => MathF.Exp(Scale * x); /// <inheritdoc/>
+            public readonly float Derivative(float x) => Scale * MathF.Exp(Scale * x); }
 
         /// <summary>Scale·x: the diffusion samplers' per-step coefficients.</summary>
-        public struct Scale : IUnaryOp { /// <summary>The factor.</summary>
+        public struct Scale : IDifferentiableUnaryOp { /// <summary>The factor.</summary>
             public float Factor; /// <inheritdoc/>
-            public readonly float Apply(float x) => Factor * x; }
+            public readonly float Apply(float x) => Factor * x; /// <inheritdoc/>
+            public readonly float Derivative(float x) => Factor; }
+
+        /// <summary>
+        /// The backward of an activation as a binary elementwise operator: dx = dy·f′(x), a = dy, b = x. One kernel
+        /// specialized per activation (kernels <c>relu_backward</c>, ...); f′ recomputes from x what the forward computed.
+        /// </summary>
+        public struct Backward<TOp> : IBinaryOp where TOp : struct, IDifferentiableUnaryOp
+        {
+            /// <summary>The activation (with its parameter).</summary>
+            public TOp Op;
+
+            /// <inheritdoc/>
+            public readonly float Apply(float dy, float x) => dy * Op.Derivative(x);
+        }
     }
 
     /// <summary>Float32 special functions built from exp and log, accurate to a few ulp in relative terms.</summary>
@@ -143,36 +192,59 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>max(x, 0). Kernel <c>relu</c>.</summary>
-        public static Tensor Relu(Tensor x, Tensor? output = null) => Unary("relu", x, output, new Activation.Relu());
+        public static Tensor Relu(Tensor x, Tensor? output = null) => Activate("relu", x, output, new Activation.Relu());
 
         /// <summary>x ≥ 0 ? x : slope·x. Kernel <c>leaky_relu</c>.</summary>
-        public static Tensor LeakyRelu(Tensor x, float slope = 0.01f, Tensor? output = null) => Unary("leaky_relu", x, output, new Activation.LeakyRelu { Slope = slope });
+        public static Tensor LeakyRelu(Tensor x, float slope = 0.01f, Tensor? output = null) => Activate("leaky_relu", x, output, new Activation.LeakyRelu { Slope = slope });
 
         /// <summary>Exact GELU, ½x(1 + erf(x/√2)). Kernel <c>gelu_erf</c>.</summary>
-        public static Tensor GeluErf(Tensor x, Tensor? output = null) => Unary("gelu_erf", x, output, new Activation.GeluErf());
+        public static Tensor GeluErf(Tensor x, Tensor? output = null) => Activate("gelu_erf", x, output, new Activation.GeluErf());
 
         /// <summary>Tanh-approximated GELU. Kernel <c>gelu_tanh</c>.</summary>
-        public static Tensor GeluTanh(Tensor x, Tensor? output = null) => Unary("gelu_tanh", x, output, new Activation.GeluTanh());
+        public static Tensor GeluTanh(Tensor x, Tensor? output = null) => Activate("gelu_tanh", x, output, new Activation.GeluTanh());
 
         /// <summary>x·σ(x). Kernel <c>silu</c>.</summary>
-        public static Tensor Silu(Tensor x, Tensor? output = null) => Unary("silu", x, output, new Activation.Silu());
+        public static Tensor Silu(Tensor x, Tensor? output = null) => Activate("silu", x, output, new Activation.Silu());
 
         /// <summary>σ(x). Kernel <c>sigmoid</c>.</summary>
-        public static Tensor Sigmoid(Tensor x, Tensor? output = null) => Unary("sigmoid", x, output, new Activation.Sigmoid());
+        public static Tensor Sigmoid(Tensor x, Tensor? output = null) => Activate("sigmoid", x, output, new Activation.Sigmoid());
 
         /// <summary>tanh x. Kernel <c>tanh</c>.</summary>
-        public static Tensor Tanh(Tensor x, Tensor? output = null) => Unary("tanh", x, output, new Activation.Tanh());
+        public static Tensor Tanh(Tensor x, Tensor? output = null) => Activate("tanh", x, output, new Activation.Tanh());
 
         /// <summary>log(1 + eˣ) (linear above 20). Kernel <c>softplus</c>.</summary>
-        public static Tensor Softplus(Tensor x, Tensor? output = null) => Unary("softplus", x, output, new Activation.Softplus());
+        public static Tensor Softplus(Tensor x, Tensor? output = null) => Activate("softplus", x, output, new Activation.Softplus());
 
         /// <summary>x &gt; 0 ? x : alpha(eˣ − 1). Kernel <c>elu</c>.</summary>
-        public static Tensor Elu(Tensor x, float alpha = 1f, Tensor? output = null) => Unary("elu", x, output, new Activation.Elu { Alpha = alpha });
+        public static Tensor Elu(Tensor x, float alpha = 1f, Tensor? output = null) => Activate("elu", x, output, new Activation.Elu { Alpha = alpha });
 
         /// <summary>e^(scale·x). Kernel <c>exp</c>.</summary>
-        public static Tensor Exp(Tensor x, float scale = 1f, Tensor? output = null) => Unary("exp", x, output, new Activation.Exp { Scale = scale });
+        public static Tensor Exp(Tensor x, float scale = 1f, Tensor? output = null) => Activate("exp", x, output, new Activation.Exp { Scale = scale });
 
         /// <summary>factor·x. Kernel <c>scale</c>.</summary>
-        public static Tensor Scale(Tensor x, float factor, Tensor? output = null) => Unary("scale", x, output, new Activation.Scale { Factor = factor });
+        public static Tensor Scale(Tensor x, float factor, Tensor? output = null) => Activate("scale", x, output, new Activation.Scale { Factor = factor });
+
+        /// <summary>
+        /// Applies an activation elementwise and, when the tape records, its backward: dx = dy·f′(x) by the activation's
+        /// backward kernel (<c>NAME_backward</c>), from x saved by the forward.
+        /// </summary>
+        public static Tensor Activate<TOp>(string name, Tensor x, Tensor? output, TOp op) where TOp : struct, IDifferentiableUnaryOp
+        {
+            var y = Unary(name, x, output, op);
+            if (Autograd.ShouldRecord(x))
+            {
+                var saved = Autograd.Save(x);
+                Autograd.Record(name, y, new[] { x }, (g, _) => new[] { ActivationBackward(name, g, saved, op) }, saved);
+            }
+            return y;
+        }
+
+        /// <summary>dx = dy·f′(x) for the activation <paramref name="op"/> (kernel <c>NAME_backward</c>): the gradient of <see cref="Activate{TOp}"/>.</summary>
+        public static Tensor ActivationBackward<TOp>(string name, Tensor dy, Tensor x, TOp op, Tensor? output = null) where TOp : struct, IDifferentiableUnaryOp
+        {
+            if (!dy.Shape.SequenceEqual(x.Shape))
+                throw new ShapeMismatchException(name + "_backward", "dy", GpuNetException.FormatShape(x.ShapeArray()), GpuNetException.FormatShape(dy.ShapeArray()));
+            return Binary(name + "_backward", dy, x, output, new Activation.Backward<TOp> { Op = op });
+        }
     }
 }

@@ -245,20 +245,130 @@ namespace GpuNet
                 return tensor.Reshape(tensor.ShapeArray());
             var result = Tensor.Empty(tensor.Device, tensor.ShapeArray());
             ElementwiseKernels.MapUnary("copy_strided", tensor, result, new ElementwiseOps.Identity());
+            if (Autograd.ShouldRecord(tensor))
+                Autograd.Record("contiguous", result, new[] { tensor }, (g, _) => new[] { Autograd.Save(g) });
             return result;
         }
 
         /// <summary>a + b with NumPy broadcasting. Kernel <c>add</c>.</summary>
-        public static Tensor Add(Tensor a, Tensor b, Tensor? output = null) => Binary("add", a, b, output, new ElementwiseOps.Add());
+        public static Tensor Add(Tensor a, Tensor b, Tensor? output = null)
+        {
+            var o = Binary("add", a, b, output, new ElementwiseOps.Add());
+            if (Autograd.ShouldRecord(a, b))
+            {
+                int[] sa = a.ShapeArray(), sb = b.ShapeArray();
+                Autograd.Record("add", o, new[] { a, b }, (g, needs) => new[]
+                {
+                    needs[0] ? GradientTo(g, sa) : null,
+                    needs[1] ? GradientTo(g, sb) : null,
+                });
+            }
+            return o;
+        }
 
         /// <summary>a − b with NumPy broadcasting. Kernel <c>sub</c>.</summary>
-        public static Tensor Sub(Tensor a, Tensor b, Tensor? output = null) => Binary("sub", a, b, output, new ElementwiseOps.Sub());
+        public static Tensor Sub(Tensor a, Tensor b, Tensor? output = null)
+        {
+            var o = Binary("sub", a, b, output, new ElementwiseOps.Sub());
+            if (Autograd.ShouldRecord(a, b))
+            {
+                int[] sa = a.ShapeArray(), sb = b.ShapeArray();
+                Autograd.Record("sub", o, new[] { a, b }, (g, needs) => new[]
+                {
+                    needs[0] ? GradientTo(g, sa) : null,
+                    needs[1] ? Negated(GradientTo(g, sb)) : null,
+                });
+            }
+            return o;
+        }
 
         /// <summary>a · b (elementwise) with NumPy broadcasting. Kernel <c>mul</c>.</summary>
-        public static Tensor Mul(Tensor a, Tensor b, Tensor? output = null) => Binary("mul", a, b, output, new ElementwiseOps.Mul());
+        public static Tensor Mul(Tensor a, Tensor b, Tensor? output = null)
+        {
+            var o = Binary("mul", a, b, output, new ElementwiseOps.Mul());
+            if (Autograd.ShouldRecord(a, b))
+            {
+                bool needA = a.RequiresGrad, needB = b.RequiresGrad;
+                var savedA = needB ? Autograd.Save(a) : null;
+                var savedB = needA ? Autograd.Save(b) : null;
+                int[] sa = a.ShapeArray(), sb = b.ShapeArray();
+                Autograd.Record("mul", o, new[] { a, b }, (g, needs) => new[]
+                {
+                    needs[0] ? ReducedTo(Binary("mul", g, savedB!, null, new ElementwiseOps.Mul()), sa) : null,
+                    needs[1] ? ReducedTo(Binary("mul", g, savedA!, null, new ElementwiseOps.Mul()), sb) : null,
+                }, new[] { savedA, savedB }.OfType<Tensor>().ToArray());
+            }
+            return o;
+        }
 
         /// <summary>a / b with NumPy broadcasting. Kernel <c>div</c>.</summary>
-        public static Tensor Div(Tensor a, Tensor b, Tensor? output = null) => Binary("div", a, b, output, new ElementwiseOps.Div());
+        public static Tensor Div(Tensor a, Tensor b, Tensor? output = null)
+        {
+            var o = Binary("div", a, b, output, new ElementwiseOps.Div());
+            if (Autograd.ShouldRecord(a, b))
+            {
+                // ∂/∂a = g / b, ∂/∂b = −g·a/b² = −(g/b)·o: both from g/b, with o saved instead of a.
+                var savedB = Autograd.Save(b);
+                var savedO = b.RequiresGrad ? Autograd.Save(o) : null;
+                int[] sa = a.ShapeArray(), sb = b.ShapeArray();
+                Autograd.Record("div", o, new[] { a, b }, (g, needs) =>
+                {
+                    using var gOverB = Binary("div", g, savedB, null, new ElementwiseOps.Div());
+                    return new[]
+                    {
+                        needs[0] ? ReducedTo(Autograd.Save(gOverB), sa) : null,
+                        needs[1] ? Negated(ReducedTo(Binary("mul", gOverB, savedO!, null, new ElementwiseOps.Mul()), sb)) : null,
+                    };
+                }, new[] { savedB, savedO }.OfType<Tensor>().ToArray());
+            }
+            return o;
+        }
+
+        /// <summary>
+        /// <paramref name="x"/> summed over the dimensions that broadcasting added to or stretched in <paramref name="shape"/>
+        /// (the gradient of a broadcast operand): a new tensor of <paramref name="shape"/>. Kernels <c>reduce_sum</c> per reduced axis.
+        /// </summary>
+        /// <exception cref="ShapeMismatchException"><paramref name="shape"/> does not broadcast to x's shape.</exception>
+        public static Tensor SumToShape(Tensor x, int[] shape)
+        {
+            const string op = "sum_to_shape";
+            Validate.Input(op, "x", x, x.Device);
+            var xs = x.ShapeArray();
+            if (shape.Length > xs.Length || !ShapeUtil.BroadcastShapes(op, shape, xs).SequenceEqual(xs))
+                throw new ShapeMismatchException(op, "shape", $"a shape that broadcasts to {GpuNetException.FormatShape(xs)}", GpuNetException.FormatShape(shape));
+            Tensor current = x;
+            for (int lead = xs.Length - shape.Length; lead > 0; lead--)
+                current = Replace(current, x, Sum(current, 0));
+            for (int i = 0; i < shape.Length; i++)
+                if (shape[i] == 1 && current.Size(i) != 1)
+                    current = Replace(current, x, Sum(current, i, keepDim: true));
+            return ReferenceEquals(current, x) ? CopyOf(x) : current;
+
+            static Tensor Replace(Tensor old, Tensor? keep, Tensor next)
+            {
+                if (!ReferenceEquals(old, keep))
+                    old.Dispose();
+                return next;
+            }
+        }
+
+        /// <summary>A new contiguous copy of any view (kernel <c>copy_strided</c>).</summary>
+        private static Tensor CopyOf(Tensor t)
+        {
+            var copy = Tensor.Empty(t.Device, t.ShapeArray());
+            Copy(t, copy);
+            return copy;
+        }
+
+        /// <summary>The gradient for an operand of <paramref name="shape"/>: g itself (a handle on it) when the shapes match, else summed to the shape.</summary>
+        private static Tensor GradientTo(Tensor g, int[] shape) => g.Shape.SequenceEqual(shape) ? Autograd.Save(g) : SumToShape(g, shape);
+
+        /// <summary>−t, consuming t.</summary>
+        private static Tensor Negated(Tensor t)
+        {
+            using (t)
+                return Unary("neg", t, null, new Activation.Scale { Factor = -1f });
+        }
 
         /// <summary>alpha · x + y, x broadcast to y's shape; a new tensor (or <paramref name="output"/>). Kernel <c>axpy</c>.</summary>
         public static Tensor Axpy(float alpha, Tensor x, Tensor y, Tensor? output = null)

@@ -439,7 +439,17 @@ namespace GpuNet
             }
             if (c is null && beta != 0)
                 throw new ArgumentException($"{op}: beta = {beta} needs the input/output tensor c");
+            bool record = Autograd.ShouldRecord(a, b, bias);
+            if (record && activation != FusedActivation.None)
+            {
+                // Training: the pre-activation z is kept for the activation's backward, so the epilogue runs as its own op.
+                Tensor z = MatMul(a, b, transposeA, transposeB, alpha, 0f, null, bias, FusedActivation.None, tile);
+                using (z)
+                    return ApplyFused(z, activation, c);
+            }
             var output = Validate.OutputOrNew(op, c, device, outShape);
+            if (record)
+                RecordMatMul(op, a, b, bias, transposeA, transposeB, alpha, beta, output);
             if (output.Length == 0)
                 return output;
             int batchCount = (int)ShapeUtil.Product(batch);
@@ -448,6 +458,50 @@ namespace GpuNet
             else
                 RunTiled(op, a, b, transposeA, transposeB, batch, m, n, ka, alpha, beta, output, bias, activation, tile);
             return output;
+        }
+
+        /// <summary>The activation of a fused epilogue as its own (recorded) op, into <paramref name="output"/> when given.</summary>
+        private static Tensor ApplyFused(Tensor z, FusedActivation activation, Tensor? output) => activation switch
+        {
+            FusedActivation.Relu => Relu(z, output),
+            FusedActivation.Gelu => GeluErf(z, output),
+            FusedActivation.GeluTanh => GeluTanh(z, output),
+            FusedActivation.Silu => Silu(z, output),
+            _ => throw new ArgumentOutOfRangeException(nameof(activation)),
+        };
+
+        /// <summary>
+        /// The backward of C = alpha·op(A)·op(B) + bias, by the same tiled kernel with transpose flags (no explicit transposes):
+        /// dA = alpha·g·op(B)ᵀ (for a transposed A, its transpose op(B)·gᵀ), dB = alpha·op(A)ᵀ·g (or gᵀ·op(A)), dbias = Σ rows of g;
+        /// gradients of broadcast batches are summed over the broadcast dimensions.
+        /// </summary>
+        private static void RecordMatMul(string op, Tensor a, Tensor b, Tensor? bias, bool transposeA, bool transposeB, float alpha, float beta, Tensor output)
+        {
+            if (beta != 0)
+            {
+                // C was also an input, overwritten in place: there is nothing left to differentiate against.
+                Autograd.RecordNoGradient(op + " (beta ≠ 0, accumulating into c)", output, a, b, bias);
+                return;
+            }
+            var savedA = b.RequiresGrad ? Autograd.Save(a) : null;
+            var savedB = a.RequiresGrad ? Autograd.Save(b) : null;
+            int[] shapeA = a.ShapeArray(), shapeB = b.ShapeArray();
+            int n = output.Size(-1);
+            Autograd.Record(op, output, new[] { a, b, bias }, (g, needs) => new[]
+            {
+                needs[0] ? ReducedTo(transposeA ? MatMul(savedB!, g, transposeB, true, alpha) : MatMul(g, savedB!, false, !transposeB, alpha), shapeA) : null,
+                needs[1] ? ReducedTo(transposeB ? MatMul(g, savedA!, true, transposeA, alpha) : MatMul(savedA!, g, !transposeA, false, alpha), shapeB) : null,
+                needs[2] ? SumToShape(g, new[] { n }) : null,
+            }, new[] { savedA, savedB }.OfType<Tensor>().ToArray());
+        }
+
+        /// <summary><paramref name="full"/> summed to <paramref name="shape"/> when broadcasting (of operands or batches) stretched it; consumes <paramref name="full"/>.</summary>
+        private static Tensor ReducedTo(Tensor full, int[] shape)
+        {
+            if (full.Shape.SequenceEqual(shape))
+                return full;
+            using (full)
+                return SumToShape(full, shape);
         }
 
         /// <summary>x·Wᵀ + bias with an optional fused activation: PyTorch's nn.Linear (W is [out, in]). Kernel <c>matmul_bias_act</c> (<c>gemv</c> for one row).</summary>

@@ -181,16 +181,59 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Sum over the last axis: [..., n] → [...]. Kernel <c>sum_last_axis</c>.</summary>
-        public static Tensor SumLastAxis(Tensor x, Tensor? output = null) => Reduce<float, ReduceOps.Sum>("sum_last_axis", x, -1, false, output, default);
+        public static Tensor SumLastAxis(Tensor x, Tensor? output = null) => Summed("sum_last_axis", x, -1, false, output, mean: false);
 
         /// <summary>Σ over <paramref name="axis"/>. Kernel <c>reduce_sum</c>.</summary>
-        public static Tensor Sum(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<float, ReduceOps.Sum>("reduce_sum", x, axis, keepDim, output, default);
+        public static Tensor Sum(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Summed("reduce_sum", x, axis, keepDim, output, mean: false);
 
         /// <summary>Mean over <paramref name="axis"/>. Kernel <c>reduce_mean</c>.</summary>
-        public static Tensor Mean(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<float, ReduceOps.Mean>("reduce_mean", x, axis, keepDim, output, default);
+        public static Tensor Mean(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Summed("reduce_mean", x, axis, keepDim, output, mean: true);
+
+        /// <summary>Σ of every element: a tensor of shape [1]. Kernel <c>reduce_sum</c> over the flattened tensor.</summary>
+        public static Tensor SumAll(Tensor x) => AllElements("sum_all", x, mean: false);
+
+        /// <summary>Mean of every element: a tensor of shape [1] (NaN for an empty tensor). Kernel <c>reduce_mean</c> over the flattened tensor.</summary>
+        public static Tensor MeanAll(Tensor x) => AllElements("mean_all", x, mean: true);
+
+        private static Tensor AllElements(string name, Tensor x, bool mean)
+        {
+            Validate.Input(name, "x", x, x.Device);
+            using var flat = x.Contiguous();
+            using var row = flat.Reshape(1, x.Length);
+            return Summed(mean ? "reduce_mean" : "reduce_sum", row, 1, false, null, mean);
+        }
 
         /// <summary>Maximum over <paramref name="axis"/>. Kernel <c>reduce_max</c>.</summary>
-        public static Tensor Max(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default);
+        public static Tensor Max(Tensor x, int axis, bool keepDim = false, Tensor? output = null)
+        {
+            var o = Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default);
+            Autograd.RecordNoGradient("reduce_max", o, x);
+            return o;
+        }
+
+        /// <summary>
+        /// Sum or mean over an axis, recording the backward: the output gradient broadcast back over the reduced axis
+        /// (scaled by 1/n for the mean) — a stride-0 view, no kernel unless scaled.
+        /// </summary>
+        private static Tensor Summed(string name, Tensor x, int axis, bool keepDim, Tensor? output, bool mean)
+        {
+            var o = mean
+                ? Reduce<float, ReduceOps.Mean>(name, x, axis, keepDim, output, default)
+                : Reduce<float, ReduceOps.Sum>(name, x, axis, keepDim, output, default);
+            if (Autograd.ShouldRecord(x))
+            {
+                var shape = x.ShapeArray();
+                int a = ShapeUtil.NormalizeAxis(name, axis, x.Rank), count = shape[a];
+                var kept = shape.Select((d, i) => i == a ? 1 : d).ToArray();
+                Autograd.Record(name, o, new[] { x }, (g, _) =>
+                {
+                    using var scaled = mean ? Scale(g, 1f / count) : g.Contiguous();
+                    using var column = scaled.Reshape(kept);
+                    return new[] { column.Expand(shape) };
+                });
+            }
+            return o;
+        }
 
         /// <summary>Index of the maximum over <paramref name="axis"/>, ties to the lower index, as float values (exact below 2²⁴). Kernel <c>argmax</c>.</summary>
         public static Tensor ArgMax(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<ValueIndex, ReduceOps.ArgMax>("argmax", x, axis, keepDim, output, default);

@@ -21,8 +21,13 @@ public abstract class Module : IDisposable
     /// <summary>True in training mode (dropout active, batch statistics), false in eval mode.</summary>
     public bool Training { get; private set; } = true;
 
-    /// <summary>Registers a parameter (zeros until loaded or initialized).</summary>
-    protected Tensor Parameter(string name, params int[] shape) => Register(name, Tensor.Zeros(Device, shape), false);
+    /// <summary>Registers a parameter (zeros until loaded or initialized); it requires a gradient while the module trains.</summary>
+    protected Tensor Parameter(string name, params int[] shape)
+    {
+        var t = Register(name, Tensor.Zeros(Device, shape), false);
+        t.RequiresGrad = Training;
+        return t;
+    }
 
     /// <summary>Registers a buffer (state that is not trained, e.g. BatchNorm's running statistics).</summary>
     protected Tensor Buffer(string name, Tensor value) => Register(name, value, true);
@@ -73,16 +78,30 @@ public abstract class Module : IDisposable
     /// <summary>Number of parameter elements.</summary>
     public long ParameterCount => Parameters().Sum(p => (long)p.Tensor.Length);
 
-    /// <summary>Sets training or eval mode on this module and every descendant.</summary>
+    /// <summary>
+    /// Sets training or eval mode on this module and every descendant. Parameters require gradients in training mode and
+    /// not in eval mode, so an eval-mode forward records nothing (today's inference memory and speed); freeze a
+    /// parameter in training by setting its RequiresGrad to false after this call.
+    /// </summary>
     public void Train(bool training = true)
     {
         Training = training;
+        foreach (var (_, t, buffer) in _tensors)
+            if (!buffer)
+                t.RequiresGrad = training;
         foreach (var (_, child) in _children)
             child.Train(training);
     }
 
     /// <summary>Eval mode (<c>Train(false)</c>).</summary>
     public void Eval() => Train(false);
+
+    /// <summary>Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).</summary>
+    public void ZeroGrad()
+    {
+        foreach (var (_, t) in Parameters())
+            t.ZeroGrad();
+    }
 
     /// <summary>
     /// Copies weights into the module by name. Every name and shape is checked first and all problems are reported at

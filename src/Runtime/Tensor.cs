@@ -25,6 +25,9 @@ internal sealed class TensorStorage
 
     internal void AddRef() => Interlocked.Increment(ref _refs);
 
+    /// <summary>True when exactly one tensor holds the memory (so it may be updated in place without surprising a view).</summary>
+    internal bool IsExclusive => Volatile.Read(ref _refs) == 1;
+
     internal void Release()
     {
         if (Interlocked.Decrement(ref _refs) == 0)
@@ -45,15 +48,18 @@ public sealed class Tensor : IDisposable
     private readonly int[] _strides;
     private readonly TensorStorage _storage;
     private bool _disposed;
+    private bool _requiresGrad;
+    private GradNode? _gradFn;
 
-    private Tensor(TensorStorage storage, int[] shape, int[] strides, int offset)
+    private Tensor(TensorStorage storage, int[] shape, int[] strides, int offset, bool inScope = true)
     {
         _storage = storage;
         _shape = shape;
         _strides = strides;
         Offset = offset;
         Length = checked((int)ShapeUtil.Product(shape));
-        TensorScope.Register(this);
+        if (inScope)
+            TensorScope.Register(this);
     }
 
     /// <summary>The device the tensor lives on.</summary>
@@ -102,6 +108,78 @@ public sealed class Tensor : IDisposable
     /// <summary>True when the first element's device address is a multiple of <paramref name="bytes"/> (for vector loads).</summary>
     public bool IsAligned(int bytes) =>
         (_storage.Buffer.Buffer.NativePtr.ToInt64() + (long)Offset * sizeof(float)) % bytes == 0;
+
+    /// <summary>True when no other tensor or view shares this tensor's memory.</summary>
+    internal bool IsExclusive => _storage.IsExclusive;
+
+    // ---------------------------------------------------------------- autograd
+
+    /// <summary>
+    /// True when gradients flow to this tensor: set it on a leaf (a parameter, an input) to have <see cref="Backward"/>
+    /// fill its <see cref="Grad"/>; a tensor computed from one that requires a gradient (outside <see cref="Autograd.NoGrad"/>)
+    /// requires one too and cannot be switched off (use <see cref="Detach"/>).
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Switching off a tensor that was computed by a recorded op.</exception>
+    public bool RequiresGrad
+    {
+        get => _requiresGrad || _gradFn is not null;
+        set
+        {
+            if (!value && _gradFn is not null)
+                throw new InvalidOperationException($"requires_grad: tensor {Describe()} was computed by '{_gradFn.Op}' and requires a gradient; Detach() it instead");
+            _requiresGrad = value;
+        }
+    }
+
+    /// <summary>The gradient accumulated into this leaf by <see cref="Backward"/> (null until the first backward, or after
+    /// <see cref="ZeroGrad"/>). Owned by this tensor: disposed with it.</summary>
+    public Tensor? Grad { get; internal set; }
+
+    /// <summary>The recorded op that computed this tensor (null for a leaf).</summary>
+    public GradNode? GradFn => _gradFn;
+
+    /// <summary>True for a tensor not computed by a recorded op (a parameter, an input, a detached tensor).</summary>
+    public bool IsLeaf => _gradFn is null;
+
+    internal void SetGradFn(GradNode node)
+    {
+        _gradFn?.Release();
+        _gradFn = node;
+    }
+
+    /// <summary>Drops the accumulated gradient (PyTorch's zero_grad(set_to_none=True)): the next backward writes a fresh one.</summary>
+    public void ZeroGrad()
+    {
+        Grad?.Dispose();
+        Grad = null;
+    }
+
+    /// <summary>A view of the same memory that is a leaf not requiring a gradient: nothing flows back through it.</summary>
+    public Tensor Detach()
+    {
+        EnsureAlive("detach", "tensor");
+        _storage.AddRef();
+        return new Tensor(_storage, ShapeArray(), (int[])_strides.Clone(), Offset);
+    }
+
+    /// <summary>
+    /// Backpropagates from this tensor: every leaf that requires a gradient and that this tensor depends on gets
+    /// ∂this/∂leaf (times <paramref name="gradOutput"/>) added to its <see cref="Grad"/>. A scalar needs no
+    /// <paramref name="gradOutput"/>; any other shape does. The graph's saved tensors are freed as the pass goes,
+    /// unless <paramref name="retainGraph"/>.
+    /// </summary>
+    /// <exception cref="NoGradientException">Nothing requires a gradient, or the graph holds an op without a gradient.</exception>
+    /// <exception cref="GraphFreedException">An earlier backward already freed this graph.</exception>
+    /// <exception cref="ShapeMismatchException">gradOutput's shape differs from this tensor's.</exception>
+    public void Backward(Tensor? gradOutput = null, bool retainGraph = false) => Autograd.Backward(this, gradOutput, retainGraph);
+
+    /// <summary>A second handle on the same memory, in no scope and without a gradient (what the tape saves).</summary>
+    internal Tensor Alias()
+    {
+        EnsureAlive("save_for_backward", "tensor");
+        _storage.AddRef();
+        return new Tensor(_storage, ShapeArray(), (int[])_strides.Clone(), Offset, inScope: false);
+    }
 
     /// <summary>The shape as a new array.</summary>
     public int[] ShapeArray() => (int[])_shape.Clone();
@@ -219,7 +297,12 @@ public sealed class Tensor : IDisposable
         var resolved = ShapeUtil.ResolveReshape("reshape", shape, Length);
         if (!IsContiguous)
             throw new ShapeMismatchException("reshape", "tensor", "a contiguous tensor", $"a strided view {Describe()}; call Contiguous() first");
-        return View(resolved, ShapeUtil.ContiguousStrides(resolved), Offset);
+        var sourceShape = ShapeArray();
+        return View("reshape", resolved, ShapeUtil.ContiguousStrides(resolved), Offset, g =>
+        {
+            using var contiguous = g.IsContiguous ? null : Autograd.Kernels.Copy(g);
+            return (contiguous ?? g).Reshape(sourceShape);
+        });
     }
 
     /// <summary>A view of <paramref name="length"/> entries of dimension <paramref name="dim"/> starting at <paramref name="start"/>.</summary>
@@ -231,7 +314,8 @@ public sealed class Tensor : IDisposable
             throw new ShapeMismatchException("slice", "range", $"0 ≤ start ≤ start+length ≤ {_shape[d]} on dimension {d}", $"start {start}, length {length}");
         var shape = ShapeArray();
         shape[d] = length;
-        return View(shape, (int[])_strides.Clone(), Offset + start * _strides[d]);
+        var sourceShape = ShapeArray();
+        return View("slice", shape, (int[])_strides.Clone(), Offset + start * _strides[d], g => Scatter(g, sourceShape, full => full.Slice(d, start, length)));
     }
 
     /// <summary>A view of index <paramref name="index"/> along <paramref name="dim"/>, that dimension removed (PyTorch's <c>select</c>).</summary>
@@ -243,7 +327,8 @@ public sealed class Tensor : IDisposable
             throw new ShapeMismatchException("select", "index", $"an index in [0, {_shape[d]}) on dimension {d}", index.ToString());
         var shape = _shape.Where((_, i) => i != d).ToArray();
         var strides = _strides.Where((_, i) => i != d).ToArray();
-        return View(shape, strides, Offset + index * _strides[d]);
+        var sourceShape = ShapeArray();
+        return View("select", shape, strides, Offset + index * _strides[d], g => Scatter(g, sourceShape, full => full.Select(d, index)));
     }
 
     /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
@@ -264,7 +349,10 @@ public sealed class Tensor : IDisposable
             shape[i] = _shape[a];
             strides[i] = _strides[a];
         }
-        return View(shape, strides, Offset);
+        var inverse = new int[Rank];
+        for (int i = 0; i < Rank; i++)
+            inverse[ShapeUtil.NormalizeAxis("permute", order[i], Rank)] = i;
+        return View("permute", shape, strides, Offset, g => g.Permute(inverse));
     }
 
     /// <summary>A view with dimensions <paramref name="dim0"/> and <paramref name="dim1"/> swapped.</summary>
@@ -281,13 +369,27 @@ public sealed class Tensor : IDisposable
     {
         EnsureAlive("expand", "tensor");
         var strides = ShapeUtil.BroadcastStrides("expand", "tensor", _shape, _strides, shape);
-        return View((int[])shape.Clone(), strides, Offset);
+        var sourceShape = ShapeArray();
+        return View("expand", (int[])shape.Clone(), strides, Offset, g => Autograd.Kernels.SumToShape(g, sourceShape));
     }
 
-    private Tensor View(int[] shape, int[] strides, int offset)
+    /// <summary>A view; when the tape records, its backward maps the view's gradient to this tensor's shape.</summary>
+    private Tensor View(string op, int[] shape, int[] strides, int offset, Func<Tensor, Tensor> backward)
     {
         _storage.AddRef();
-        return new Tensor(_storage, shape, strides, offset);
+        var view = new Tensor(_storage, shape, strides, offset);
+        if (Autograd.ShouldRecord(this))
+            Autograd.Record(op, view, new[] { this }, (g, _) => new[] { backward(g) });
+        return view;
+    }
+
+    /// <summary>The gradient of a sub-view: zeros of the source shape with <paramref name="g"/> copied into the part the view saw.</summary>
+    private static Tensor Scatter(Tensor g, int[] sourceShape, Func<Tensor, Tensor> part)
+    {
+        var full = Autograd.Kernels.Full(g.Device, 0f, sourceShape);
+        using var target = part(full);
+        Autograd.Kernels.CopyInto(g, target);
+        return full;
     }
 
     // ---------------------------------------------------------------- checks and lifetime
@@ -315,5 +417,10 @@ public sealed class Tensor : IDisposable
         _disposed = true;
         TensorScope.Unregister(this);
         _storage.Release();
+        Grad?.Dispose();
+        Grad = null;
+        var node = _gradFn;
+        _gradFn = null;
+        node?.Release();
     }
 }

@@ -50,6 +50,14 @@ public sealed class TensorScope : IDisposable
                 return;
     }
 
+    /// <summary>Takes <paramref name="tensor"/> out of whatever scope owns it: no scope will dispose it (long-lived state made
+    /// while a scope happens to be open, such as optimizer moments). Returns it.</summary>
+    public static Tensor Escape(Tensor tensor)
+    {
+        Unregister(tensor);
+        return tensor;
+    }
+
     /// <summary>Moves <paramref name="tensor"/> out of this scope into the enclosing one (or none) and returns it.</summary>
     public Tensor Keep(Tensor tensor)
     {

@@ -10,6 +10,13 @@ public interface ICombine<T> where T : unmanaged
     T Combine(T a, T b);
 }
 
+/// <summary>a + b: the group sum.</summary>
+public struct FloatSum : ICombine<float>
+{
+    /// <inheritdoc/>
+    public readonly float Combine(float a, float b) => a + b;
+}
+
 /// <summary>Cooperative reductions of one value per thread across a group.</summary>
 public static class GroupReduce
 {

@@ -55,6 +55,24 @@ internal static unsafe class HostRows
         });
     }
 
+    /// <summary>The softmax (or log-softmax) backward of each row of contiguous [rows, cols] (see <see cref="SoftmaxKernels.BackwardRows{TLog}"/>):
+    /// the row's Σ g⊙y (or Σ g), then dx = y(g − Σ) or g − eʸΣ.</summary>
+    public static void SoftmaxBackward(float* y, float* g, float* dx, int rows, int cols, bool log)
+    {
+        HostParallel.For(rows, 4L * cols, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                long at = (long)r * cols;
+                var ys = new ReadOnlySpan<float>(y + at, cols);
+                var gs = new ReadOnlySpan<float>(g + at, cols);
+                float dot = log ? TensorPrimitives.Sum(gs) : TensorPrimitives.Dot(gs, ys);
+                for (int j = 0; j < cols; j++)
+                    dx[at + j] = log ? SoftmaxKernels.BackwardAt<Flags.Yes>(ys[j], gs[j], dot) : SoftmaxKernels.BackwardAt<Flags.No>(ys[j], gs[j], dot);
+            }
+        });
+    }
+
     /// <summary>
     /// Normalizes every row of <paramref name="layout"/> as the GPU kernel does (see <see cref="NormalizationKernels"/>):
     /// statistics of x − x[row start] (exact for rows on a large common offset), the centred variance in a second pass,

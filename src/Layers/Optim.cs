@@ -1,0 +1,229 @@
+using GpuNet.Kernels;
+
+namespace GpuNet.Layers;
+
+/// <summary>
+/// Updates parameters from their gradients, as torch.optim: <see cref="Step"/> runs one fused kernel per parameter that has
+/// a gradient (recording nothing), <see cref="ZeroGrad"/> drops the gradients. State (moments, buffers) lives in device
+/// tensors created on first use; <see cref="StateDict"/> and <see cref="LoadStateDict"/> save and restore it exactly, so a
+/// run resumes where it stopped (see <see cref="Checkpoint"/>).
+/// </summary>
+public abstract class Optimizer : IDisposable
+{
+    private readonly List<Dictionary<string, Tensor>> _state;
+    private readonly int[] _steps;
+    private bool _disposed;
+
+    /// <summary>Creates the optimizer over named parameters (a module's <see cref="Module.Parameters"/>).</summary>
+    protected Optimizer(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate)
+    {
+        Parameters = parameters.ToList();
+        if (Parameters.Count == 0)
+            throw new ArgumentException($"{GetType().Name}: no parameters to optimize");
+        if (Parameters.Select(p => p.Name).Distinct().Count() != Parameters.Count)
+            throw new ArgumentException($"{GetType().Name}: parameter names must be unique");
+        if (!(learningRate >= 0))
+            throw new ArgumentOutOfRangeException(nameof(learningRate), $"{GetType().Name}: learning rate must be ≥ 0, got {learningRate}");
+        LearningRate = learningRate;
+        _state = Parameters.Select(_ => new Dictionary<string, Tensor>()).ToList();
+        _steps = new int[Parameters.Count];
+    }
+
+    /// <summary>The parameters, with their names.</summary>
+    public IReadOnlyList<(string Name, Tensor Tensor)> Parameters { get; }
+
+    /// <summary>The learning rate of the next step (schedules change it).</summary>
+    public float LearningRate { get; set; }
+
+    /// <summary>Steps taken so far.</summary>
+    public int StepCount { get; private set; }
+
+    /// <summary>Applies one update to every parameter that has a gradient.</summary>
+    /// <exception cref="TensorDisposedException">A parameter was disposed.</exception>
+    public void Step()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var _ = Autograd.NoGrad();
+        StepCount++;
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            var p = Parameters[i].Tensor;
+            p.EnsureAlive(GetType().Name.ToLowerInvariant() + "_step", Parameters[i].Name);
+            if (p.Grad is { } g)
+            {
+                _steps[i]++;
+                Update(i, p, g);
+            }
+        }
+    }
+
+    /// <summary>Updates parameter <paramref name="index"/> from its gradient (state through <see cref="State"/>).</summary>
+    protected abstract void Update(int index, Tensor param, Tensor grad);
+
+    /// <summary>Drops every parameter's gradient (zero_grad(set_to_none=True)).</summary>
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in Parameters)
+            p.ZeroGrad();
+    }
+
+    /// <summary>The state tensor <paramref name="key"/> of parameter <paramref name="index"/>: zeros of the parameter's shape on
+    /// first use (or of <paramref name="shape"/>), owned by the optimizer (no open scope disposes it).</summary>
+    protected Tensor State(int index, string key, int[]? shape = null)
+    {
+        if (!_state[index].TryGetValue(key, out var t))
+        {
+            var p = Parameters[index].Tensor;
+            t = TensorScope.Escape(Tensor.Zeros(p.Device, shape ?? p.ShapeArray()));
+            _state[index][key] = t;
+        }
+        return t;
+    }
+
+    /// <summary>True when parameter <paramref name="index"/> has state <paramref name="key"/> already.</summary>
+    protected bool HasState(int index, string key) => _state[index].ContainsKey(key);
+
+    /// <summary>Updates applied to parameter <paramref name="index"/> so far, this one included during <see cref="Update"/>
+    /// (parameters without a gradient in a step are not counted, as PyTorch's per-parameter 'step').</summary>
+    protected int StepsOf(int index) => _steps[index];
+
+    /// <summary>
+    /// Every state tensor as "parameter name.key", including "parameter name.step" (a [1] tensor with that parameter's update
+    /// count) for each parameter that has been updated. The tensors stay owned by the optimizer.
+    /// </summary>
+    public IEnumerable<(string Name, Tensor Tensor)> StateDict()
+    {
+        for (int i = 0; i < Parameters.Count; i++)
+        {
+            if (_steps[i] > 0)
+                State(i, "step", new[] { 1 }).CopyFrom(new[] { (float)_steps[i] });
+            foreach (var (key, t) in _state[i].OrderBy(e => e.Key, StringComparer.Ordinal))
+                yield return ($"{Parameters[i].Name}.{key}", t);
+        }
+    }
+
+    /// <summary>
+    /// Restores state saved by <see cref="StateDict"/> (names relative to the optimizer), step counts included. Every name
+    /// and shape is checked before anything is written.
+    /// </summary>
+    /// <exception cref="StateDictMismatchException">An unknown parameter, or a shape that does not fit.</exception>
+    public void LoadStateDict(IReadOnlyDictionary<string, (int[] Shape, Func<float[]> Read)> source)
+    {
+        var byName = Parameters.Select((p, i) => (p.Name, i)).ToDictionary(e => e.Name, e => e.i);
+        var unexpected = new List<string>();
+        var wrong = new List<string>();
+        var plan = new List<(int Index, string Key, int[] Shape, Func<float[]> Read)>();
+        foreach (var (name, (shape, read)) in source)
+        {
+            int dot = name.LastIndexOf('.');
+            if (dot < 0 || !byName.TryGetValue(name[..dot], out int index))
+            {
+                unexpected.Add(name);
+                continue;
+            }
+            string key = name[(dot + 1)..];
+            var expected = key == "step" ? new[] { 1 } : Parameters[index].Tensor.ShapeArray();
+            if (!shape.SequenceEqual(expected))
+                wrong.Add($"{name}: expected {GpuNetException.FormatShape(expected)}, got {GpuNetException.FormatShape(shape)}");
+            else
+                plan.Add((index, key, shape, read));
+        }
+        if (unexpected.Count > 0 || wrong.Count > 0)
+            throw new StateDictMismatchException(GetType().Name, Array.Empty<string>(), unexpected, wrong);
+        foreach (var (index, key, shape, read) in plan)
+        {
+            var data = read();
+            State(index, key, shape).CopyFrom(data);
+            if (key == "step")
+                _steps[index] = (int)data[0];
+        }
+        StepCount = _steps.Length == 0 ? 0 : _steps.Max();
+    }
+
+    /// <summary>Disposes the state tensors (not the parameters).</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        foreach (var s in _state)
+            foreach (var t in s.Values)
+                t.Dispose();
+    }
+}
+
+/// <summary>Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay (torch.optim.SGD).</summary>
+public sealed class Sgd(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate, float momentum = 0f, float dampening = 0f,
+    float weightDecay = 0f, bool nesterov = false) : Optimizer(parameters, learningRate)
+{
+    /// <inheritdoc/>
+    protected override void Update(int index, Tensor param, Tensor grad)
+    {
+        if (nesterov && (momentum <= 0 || dampening != 0))
+            throw new ArgumentException("sgd: Nesterov momentum needs momentum > 0 and zero dampening");
+        bool first = !HasState(index, "momentum_buffer");
+        var buffer = momentum != 0 ? State(index, "momentum_buffer") : null;
+        Ops.SgdUpdate(param, grad, buffer, new SgdStep
+        {
+            Lr = LearningRate, Momentum = momentum, Dampening = dampening, WeightDecay = weightDecay,
+            Nesterov = nesterov ? 1 : 0, FirstStep = first ? 1 : 0,
+        });
+    }
+}
+
+/// <summary>Adam with bias corrections, optional L2 weight decay and AMSGrad (torch.optim.Adam); <see cref="AdamW"/> decouples the decay.</summary>
+public class Adam(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+    float eps = 1e-8f, float weightDecay = 0f, bool amsGrad = false) : Optimizer(parameters, learningRate)
+{
+    /// <summary>True for AdamW's decoupled weight decay.</summary>
+    protected virtual bool Decoupled => false;
+
+    /// <inheritdoc/>
+    protected override void Update(int index, Tensor param, Tensor grad)
+    {
+        int t = StepsOf(index);
+        Ops.AdamUpdate(param, grad, State(index, "exp_avg"), State(index, "exp_avg_sq"), amsGrad ? State(index, "max_exp_avg_sq") : null, new AdamStep
+        {
+            Lr = LearningRate, Beta1 = beta1, Beta2 = beta2, Eps = eps, WeightDecay = weightDecay,
+            BiasCorrection1 = 1f - MathF.Pow(beta1, t), BiasCorrection2Sqrt = MathF.Sqrt(1f - MathF.Pow(beta2, t)),
+            Decoupled = Decoupled ? 1 : 0, AmsGrad = amsGrad ? 1 : 0,
+        });
+    }
+}
+
+/// <summary>Adam with decoupled weight decay, p ← p·(1 − lr·λ) before the Adam update (torch.optim.AdamW; default λ = 0.01).</summary>
+public sealed class AdamW(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate = 1e-3f, float beta1 = 0.9f, float beta2 = 0.999f,
+    float eps = 1e-8f, float weightDecay = 0.01f, bool amsGrad = false) : Adam(parameters, learningRate, beta1, beta2, eps, weightDecay, amsGrad)
+{
+    /// <inheritdoc/>
+    protected override bool Decoupled => true;
+}
+
+/// <summary>RMSprop with optional centering, momentum and L2 weight decay (torch.optim.RMSprop).</summary>
+public sealed class RmsProp(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate = 1e-2f, float alpha = 0.99f, float eps = 1e-8f,
+    float weightDecay = 0f, float momentum = 0f, bool centered = false) : Optimizer(parameters, learningRate)
+{
+    /// <inheritdoc/>
+    protected override void Update(int index, Tensor param, Tensor grad) =>
+        Ops.RmsPropUpdate(param, grad, State(index, "square_avg"), centered ? State(index, "grad_avg") : null,
+            momentum > 0 ? State(index, "momentum_buffer") : null,
+            new RmsPropStep { Lr = LearningRate, Alpha = alpha, Eps = eps, Momentum = momentum, WeightDecay = weightDecay, Centered = centered ? 1 : 0 });
+}
+
+/// <summary>Adagrad with learning-rate decay and L2 weight decay (torch.optim.Adagrad).</summary>
+public sealed class Adagrad(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate = 1e-2f, float learningRateDecay = 0f,
+    float weightDecay = 0f, float initialAccumulator = 0f, float eps = 1e-10f) : Optimizer(parameters, learningRate)
+{
+    /// <inheritdoc/>
+    protected override void Update(int index, Tensor param, Tensor grad)
+    {
+        bool first = !HasState(index, "sum");
+        var sum = State(index, "sum");
+        if (first && initialAccumulator != 0)
+            Ops.Fill(sum, initialAccumulator);
+        Ops.AdagradUpdate(param, grad, sum, new AdagradStep
+        {
+            Lr = LearningRate / (1f + (StepsOf(index) - 1) * learningRateDecay), Eps = eps, WeightDecay = weightDecay,
+        });
+    }
+}

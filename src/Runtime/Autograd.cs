@@ -1,0 +1,386 @@
+namespace GpuNet;
+
+/// <summary>
+/// What the autograd engine needs from the kernel layer. The runtime knows no kernel, so GpuNet.Kernels registers an
+/// implementation when it loads (<see cref="Autograd.Kernels"/>); the view ops' backward passes (slice, expand, reshape of
+/// a strided gradient) and gradient accumulation go through it.
+/// </summary>
+public interface IGradientKernels
+{
+    /// <summary>A new contiguous tensor holding a + b (equal shapes).</summary>
+    Tensor Add(Tensor a, Tensor b);
+
+    /// <summary>accumulator += g in place (equal shapes, accumulator contiguous).</summary>
+    void AddInPlace(Tensor accumulator, Tensor g);
+
+    /// <summary>g summed over the dimensions that broadcasting added or stretched to reach g's shape from <paramref name="shape"/>: a new tensor of <paramref name="shape"/>.</summary>
+    Tensor SumToShape(Tensor g, int[] shape);
+
+    /// <summary>A new contiguous copy of any view.</summary>
+    Tensor Copy(Tensor t);
+
+    /// <summary>Copies <paramref name="source"/> into the view <paramref name="destination"/>.</summary>
+    void CopyInto(Tensor source, Tensor destination);
+
+    /// <summary>A new tensor of <paramref name="shape"/> filled with <paramref name="value"/>.</summary>
+    Tensor Full(Device device, float value, int[] shape);
+}
+
+/// <summary>
+/// The backward of one recorded op: from the gradient of the op's output, the gradients of its inputs in order — null
+/// where <paramref name="needsGrad"/> is false (nothing upstream wants it), else a tensor of the input's shape (any view;
+/// each a tensor object of its own, never <paramref name="gradOutput"/> itself, which the engine disposes afterwards).
+/// Runs with recording off.
+/// </summary>
+public delegate Tensor?[] BackwardFunction(Tensor gradOutput, bool[] needsGrad);
+
+/// <summary>
+/// One recorded operation of the tape: the backward function that maps the gradient of its output to gradients of its
+/// inputs, the tensors that function needs (kept alive here even after the forward's scope disposed them), and an edge to
+/// each input — the node that produced it, or the leaf tensor that accumulates its <see cref="Tensor.Grad"/>.
+/// Reference-counted by the tensors it produced and the nodes that consume them: when the last of those is gone (or a
+/// backward pass has run through it) the node frees what it saved at once, so the pool gets the memory back deterministically.
+/// </summary>
+public sealed class GradNode
+{
+    private readonly Edge[] _inputs;
+    private BackwardFunction? _backward;
+    private Tensor[] _saved;
+    private int _refs;
+
+    internal readonly record struct Edge(GradNode? Node, Tensor? Leaf, int[] Shape)
+    {
+        public bool NeedsGrad => Node is not null || Leaf is not null;
+    }
+
+    internal GradNode(string op, int[] outputShape, Edge[] inputs, BackwardFunction? backward, Tensor[] saved)
+    {
+        Op = op;
+        OutputShape = outputShape;
+        _inputs = inputs;
+        _backward = backward;
+        _saved = saved;
+        foreach (var e in inputs)
+            e.Node?.AddRef();
+    }
+
+    /// <summary>The op that recorded the node (<c>matmul</c>, <c>add</c>, ...).</summary>
+    public string Op { get; }
+
+    /// <summary>The shape of the output whose gradient the node receives.</summary>
+    public IReadOnlyList<int> OutputShape { get; }
+
+    /// <summary>True once a backward pass (without retainGraph) or the last reference has freed the saved tensors.</summary>
+    public bool IsFreed { get; private set; }
+
+    /// <summary>True when the node has no backward (an op whose gradient is not implemented): backward through it raises <see cref="NoGradientException"/>.</summary>
+    public bool HasBackward => _backward is not null;
+
+    internal IReadOnlyList<Edge> Inputs => _inputs;
+
+    internal void AddRef() => _refs++;
+
+    internal void Release()
+    {
+        if (--_refs <= 0)
+            Free();
+    }
+
+    internal Tensor?[] RunBackward(Tensor gradOutput)
+    {
+        if (IsFreed)
+            throw new GraphFreedException(Op);
+        if (_backward is null)
+            throw new NoGradientException(Op);
+        var grads = _backward(gradOutput, _inputs.Select(e => e.NeedsGrad).ToArray());
+        if (grads.Length != _inputs.Length)
+            throw new InvalidOperationException($"{Op}: backward returned {grads.Length} gradients for {_inputs.Length} inputs");
+        return grads;
+    }
+
+    /// <summary>Disposes the saved tensors and lets go of the input nodes (idempotent).</summary>
+    internal void Free()
+    {
+        if (IsFreed)
+            return;
+        IsFreed = true;
+        _backward = null;
+        foreach (var t in _saved)
+            t.Dispose();
+        _saved = Array.Empty<Tensor>();
+        foreach (var e in _inputs)
+            e.Node?.Release();
+    }
+}
+
+/// <summary>
+/// Reverse-mode automatic differentiation, define-by-run: while recording is on (the default; off inside
+/// <see cref="NoGrad"/>) every differentiable op whose inputs require a gradient records a <see cref="GradNode"/> on its
+/// output, and <see cref="Tensor.Backward"/> walks the recorded graph from a result back to the leaves, accumulating into
+/// their <see cref="Tensor.Grad"/>. Ops record through <see cref="Record"/>; their backward functions live beside their
+/// forward kernels.
+/// </summary>
+public static class Autograd
+{
+    [ThreadStatic]
+    private static int _noGradDepth;
+
+    private static IGradientKernels? _kernels;
+
+    /// <summary>The kernel-layer operations the engine uses; GpuNet.Kernels sets it when it loads.</summary>
+    public static IGradientKernels Kernels
+    {
+        get
+        {
+            if (_kernels is null)
+            {
+                // Code that used only runtime types so far (views of a leaf): load the kernel assembly, whose initializer registers.
+                var module = System.Reflection.Assembly.Load("GpuNet.Kernels").ManifestModule;
+                System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(module.ModuleHandle);
+            }
+            return _kernels ?? throw new InvalidOperationException("backward: no gradient kernels are registered (GpuNet.Kernels did not register them)");
+        }
+        set => _kernels = value;
+    }
+
+    /// <summary>True when ops record their backward on this thread (false inside <see cref="NoGrad"/>).</summary>
+    public static bool IsEnabled => _noGradDepth == 0;
+
+    /// <summary>A scope in which nothing is recorded (inference, optimizer steps); scopes nest. Dispose to leave it.</summary>
+    public static NoGradScope NoGrad()
+    {
+        _noGradDepth++;
+        return new NoGradScope(true);
+    }
+
+    /// <summary>The scope <see cref="NoGrad"/> opens (a struct: entering and leaving allocates nothing).</summary>
+    public struct NoGradScope : IDisposable
+    {
+        private bool _open;
+
+        internal NoGradScope(bool open) => _open = open;
+
+        /// <summary>Turns recording back on (when no outer scope keeps it off).</summary>
+        public void Dispose()
+        {
+            if (!_open)
+                return;
+            _open = false;
+            _noGradDepth--;
+        }
+    }
+
+    /// <summary>True when recording is on and any of <paramref name="inputs"/> requires a gradient: the op should record.</summary>
+    public static bool ShouldRecord(params Tensor?[] inputs)
+    {
+        if (!IsEnabled)
+            return false;
+        foreach (var t in inputs)
+            if (t is not null && t.RequiresGrad)
+                return true;
+        return false;
+    }
+
+    /// <summary>
+    /// A handle on <paramref name="t"/>'s memory that the tape owns: it stays valid after the caller disposes
+    /// <paramref name="t"/> or the enclosing scope ends, and is disposed when the node is freed. Pass it in the
+    /// <c>saved</c> list of <see cref="Record"/>.
+    /// </summary>
+    public static Tensor Save(Tensor t) => t.Alias();
+
+    /// <summary>
+    /// Records an op on <paramref name="output"/> (see <see cref="BackwardFunction"/>). The engine owns (and disposes) what
+    /// backward returns. <paramref name="saved"/> are tensors from <see cref="Save"/>, disposed when the node is freed.
+    /// Call it only when <see cref="ShouldRecord"/> says so.
+    /// </summary>
+    public static void Record(string op, Tensor output, Tensor?[] inputs, BackwardFunction backward, params Tensor[] saved) =>
+        Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), backward, saved));
+
+    /// <summary>
+    /// Marks <paramref name="output"/> as computed by an op whose gradient is not implemented: it requires a gradient
+    /// (so the gap is not silently a zero gradient) and backward through it raises <see cref="NoGradientException"/> naming <paramref name="op"/>.
+    /// </summary>
+    public static void RecordNoGradient(string op, Tensor output, params Tensor?[] inputs)
+    {
+        if (ShouldRecord(inputs))
+            Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), null, Array.Empty<Tensor>()));
+    }
+
+    private static GradNode.Edge[] Edges(Tensor?[] inputs) =>
+        inputs.Select(t => t is null || !t.RequiresGrad
+            ? new GradNode.Edge(null, null, t?.ShapeArray() ?? Array.Empty<int>())
+            : new GradNode.Edge(t.GradFn, t.GradFn is null ? t : null, t.ShapeArray())).ToArray();
+
+    private static void Attach(Tensor output, GradNode node)
+    {
+        node.AddRef();
+        output.SetGradFn(node);
+    }
+
+    /// <summary>
+    /// Runs the backward pass from <paramref name="root"/> (see <see cref="Tensor.Backward"/>): nodes in reverse topological
+    /// order, each gradient summed over all paths before its node runs, leaf gradients accumulated into
+    /// <see cref="Tensor.Grad"/>, every node freed after it ran unless <paramref name="retainGraph"/>.
+    /// </summary>
+    internal static void Backward(Tensor root, Tensor? gradOutput, bool retainGraph)
+    {
+        root.EnsureAlive("backward", "tensor");
+        if (!root.RequiresGrad)
+            throw new NoGradientException("backward", "the tensor does not require a gradient and has no recorded op (set RequiresGrad on a leaf, or compute it from one outside NoGrad)");
+        if (gradOutput is null && root.Length != 1)
+            throw new ShapeMismatchException("backward", "gradOutput", "a gradient for a non-scalar output (Backward(gradOutput))", $"none for {GpuNetException.FormatShape(root.ShapeArray())}");
+        if (gradOutput is not null)
+        {
+            gradOutput.EnsureAlive("backward", "gradOutput");
+            if (!gradOutput.Shape.SequenceEqual(root.Shape))
+                throw new ShapeMismatchException("backward", "gradOutput", GpuNetException.FormatShape(root.ShapeArray()), GpuNetException.FormatShape(gradOutput.ShapeArray()));
+            if (!ReferenceEquals(gradOutput.Device, root.Device))
+                throw new DeviceMismatchException("backward", "gradOutput", root.Device.Label, gradOutput.Device.Label);
+        }
+
+        using var _ = NoGrad();
+        var seed = gradOutput is null ? Kernels.Full(root.Device, 1f, root.ShapeArray()) : gradOutput.Alias();
+        if (root.GradFn is null)
+        {
+            AccumulateLeaf(root, seed);
+            return;
+        }
+
+        // Dependencies: how many edges from nodes reachable from the root point at each node.
+        var pendingEdges = new Dictionary<GradNode, int>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<GradNode>();
+        stack.Push(root.GradFn);
+        pendingEdges[root.GradFn] = 0;
+        while (stack.Count > 0)
+        {
+            var node = stack.Pop();
+            foreach (var e in node.Inputs)
+                if (e.Node is not null)
+                {
+                    if (!pendingEdges.TryGetValue(e.Node, out int n))
+                        stack.Push(e.Node);
+                    pendingEdges[e.Node] = n + 1;
+                }
+        }
+
+        // Hold every reachable node for the pass: a node freed after its backward lets go of its inputs, which must not be
+        // freed (by their count dropping to zero) before their own turn comes.
+        foreach (var node in pendingEdges.Keys)
+            node.AddRef();
+        var grads = new Dictionary<GradNode, Tensor>(ReferenceEqualityComparer.Instance) { [root.GradFn] = seed };
+        var ready = new Stack<GradNode>();
+        ready.Push(root.GradFn);
+        try
+        {
+            while (ready.Count > 0)
+            {
+                var node = ready.Pop();
+                var g = grads[node];
+                grads.Remove(node);
+                Tensor?[] inputGrads;
+                try
+                {
+                    inputGrads = node.RunBackward(g);
+                }
+                finally
+                {
+                    g.Dispose();
+                }
+                if (!retainGraph)
+                    node.Free();
+                for (int i = 0; i < inputGrads.Length; i++)
+                {
+                    var e = node.Inputs[i];
+                    var gi = inputGrads[i];
+                    // The edge counts as done whether or not a gradient came along it, so the node behind it still gets its turn.
+                    bool last = e.Node is not null && --pendingEdges[e.Node] == 0;
+                    if (gi is null || !e.NeedsGrad)
+                    {
+                        gi?.Dispose();
+                        if (last && grads.ContainsKey(e.Node!))
+                            ready.Push(e.Node!);
+                        continue;
+                    }
+                    TensorScope.Unregister(gi);
+                    if (!gi.Shape.SequenceEqual(e.Shape))
+                    {
+                        gi.Dispose();
+                        throw new ShapeMismatchException(node.Op + " (backward)", $"gradient of input {i}", GpuNetException.FormatShape(e.Shape), GpuNetException.FormatShape(gi.ShapeArray()));
+                    }
+                    if (e.Leaf is not null)
+                    {
+                        AccumulateLeaf(e.Leaf, gi);
+                        continue;
+                    }
+                    var target = e.Node!;
+                    grads[target] = grads.TryGetValue(target, out var sum) ? Accumulate(sum, gi) : gi;
+                    if (last)
+                        ready.Push(target);
+                }
+            }
+        }
+        finally
+        {
+            foreach (var g in grads.Values)
+                g.Dispose();
+            foreach (var node in pendingEdges.Keys)
+                node.Release();
+        }
+    }
+
+    /// <summary>sum + g, in place when sum owns its memory alone, else into a new tensor; both arguments are consumed.</summary>
+    private static Tensor Accumulate(Tensor sum, Tensor g)
+    {
+        if (sum.IsExclusive && sum.IsContiguous)
+        {
+            Kernels.AddInPlace(sum, g);
+            g.Dispose();
+            return sum;
+        }
+        var total = Kernels.Add(sum, g);
+        TensorScope.Unregister(total);
+        sum.Dispose();
+        g.Dispose();
+        return total;
+    }
+
+    private static void AccumulateLeaf(Tensor leaf, Tensor g)
+    {
+        if (leaf.IsDisposed)
+        {
+            g.Dispose();
+            throw new TensorDisposedException("backward", $"leaf tensor {GpuNetException.FormatShape(leaf.ShapeArray())} (disposed before its gradient arrived)");
+        }
+        if (leaf.Grad is { } existing)
+        {
+            Kernels.AddInPlace(existing, g);
+            g.Dispose();
+            return;
+        }
+        // The first gradient becomes .Grad as is when nothing else shares its memory; otherwise a contiguous copy.
+        if (g.IsExclusive && g.IsContiguous)
+            leaf.Grad = g;
+        else
+        {
+            var copy = Kernels.Copy(g);
+            TensorScope.Unregister(copy);
+            g.Dispose();
+            leaf.Grad = copy;
+        }
+    }
+}
+
+/// <summary>A gradient was asked of an op that has none (or of a tensor that requires none); the message names the op.</summary>
+public sealed class NoGradientException : GpuNetException
+{
+    /// <summary>Backward reached <paramref name="op"/>, whose gradient is not implemented.</summary>
+    public NoGradientException(string op)
+        : base(op, $"{op}: has no gradient (backward is not implemented for this op); compute it under Autograd.NoGrad() or Detach() its inputs") { }
+
+    /// <summary>Backward could not start at all.</summary>
+    public NoGradientException(string op, string why) : base(op, $"{op}: {why}") { }
+}
+
+/// <summary>Backward ran through a graph that an earlier backward already freed.</summary>
+public sealed class GraphFreedException(string op)
+    : GpuNetException(op, $"{op}: the recorded graph was already freed by an earlier Backward(); call the first Backward(retainGraph: true) to run backward twice");
