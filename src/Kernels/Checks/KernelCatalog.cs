@@ -33,6 +33,10 @@ public static class KernelCatalog
 
     private static IEnumerable<KernelVariant> Activation(string kernel, Type op) => Elementwise(kernel, Unary(op)).Take(1);
 
+    /// <summary>An activation's backward: the flat and strided elementwise kernels closed over dy·f′(x).</summary>
+    private static IEnumerable<KernelVariant> ActivationBackward(string kernel, Type op) =>
+        Elementwise(kernel + "_backward", typeof(Activation.Backward<>).MakeGenericType(op));
+
     private static KernelVariant Tiled(string kernel, string variant, Type tile, bool aK, bool bK, Type act) =>
         new(kernel, variant, Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), tile,
             aK ? typeof(Flags.Yes) : typeof(Flags.No), typeof(DenseB<>).MakeGenericType(bK ? typeof(Flags.Yes) : typeof(Flags.No)), act));
@@ -144,5 +148,46 @@ public static class KernelCatalog
                 new KernelVariant("conv1d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Small), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
             },
             Elementwise("split", Unary(typeof(ElementwiseOps.Identity))),
+            BackwardVariants(),
         }.SelectMany(v => v).ToList();
+
+    /// <summary>The kernels the backward passes and optimizer steps launch, under the backward check names that exercise them.</summary>
+    private static IEnumerable<KernelVariant> BackwardVariants()
+    {
+        var activations = new[]
+        {
+            ("relu", typeof(Activation.Relu)), ("leaky_relu", typeof(Activation.LeakyRelu)), ("gelu_erf", typeof(Activation.GeluErf)),
+            ("gelu_tanh", typeof(Activation.GeluTanh)), ("silu", typeof(Activation.Silu)), ("sigmoid", typeof(Activation.Sigmoid)),
+            ("tanh", typeof(Activation.Tanh)), ("softplus", typeof(Activation.Softplus)), ("elu", typeof(Activation.Elu)),
+            ("exp", typeof(Activation.Exp)), ("scale", typeof(Activation.Scale)),
+        };
+        foreach (var (name, op) in activations)
+            foreach (var v in ActivationBackward(name, op))
+                yield return v;
+        var id = typeof(ElementwiseOps.Identity);
+        foreach (var (tile, aK, bK) in new[] { (typeof(MatMulTiles.Large), true, true), (typeof(MatMulTiles.Large), false, false), (typeof(MatMulTiles.Large), true, false) })
+            yield return Tiled("matmul_backward", $"large_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", tile, aK, bK, id);
+        yield return Tiled("batched_matmul_backward", "large_a_bt", typeof(MatMulTiles.Large), true, true, id);
+        yield return Tiled("matmul_bias_act_backward", "large_at_b", typeof(MatMulTiles.Large), false, false, id);
+        foreach (var kernel in new[] { "reduce_sum_backward", "reduce_mean_backward", "view_backward" })
+            yield return new KernelVariant(kernel, "copy_strided", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Strided), Unary(id)));
+        yield return new KernelVariant("reduce_mean_backward", "scale", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(typeof(Activation.Scale))));
+        foreach (var (kernel, op) in new[] { ("add_backward", typeof(ElementwiseOps.Add)), ("sub_backward", typeof(ElementwiseOps.Sub)), ("mul_backward", typeof(ElementwiseOps.Mul)), ("div_backward", typeof(ElementwiseOps.Div)) })
+        {
+            yield return new KernelVariant(kernel, "columns", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Columns), typeof(float), typeof(ReduceOps.Sum)));
+            yield return new KernelVariant(kernel, "strided", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Strided), op));
+        }
+        yield return new KernelVariant("softmax_backward", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.BackwardRows), typeof(Flags.No)));
+        yield return new KernelVariant("log_softmax_backward", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.BackwardRows), typeof(Flags.Yes)));
+        yield return new KernelVariant("cross_entropy_backward", "forward_rows", typeof(CrossEntropyKernels).GetMethod(nameof(CrossEntropyKernels.Rows))!);
+        yield return new KernelVariant("cross_entropy_backward", "backward", typeof(CrossEntropyKernels).GetMethod(nameof(CrossEntropyKernels.Backward))!);
+        foreach (var kernel in new[] { "mse_loss_backward", "bce_with_logits_backward", "gaussian_kl_backward" })
+            yield return new KernelVariant(kernel, "flat_mul", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), typeof(ElementwiseOps.Mul)));
+        yield return new KernelVariant("adam_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Adam))!);
+        yield return new KernelVariant("sgd_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Sgd))!);
+        yield return new KernelVariant("rmsprop_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.RmsProp))!);
+        yield return new KernelVariant("adagrad_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Adagrad))!);
+        yield return new KernelVariant("clip_grad_norm", "coefficient", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(typeof(ClipCoefficient))));
+        yield return new KernelVariant("clip_grad_norm", "sqrt", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(typeof(SquareRoot))));
+    }
 }

@@ -19,6 +19,8 @@ public static class KernelRegistry
             .Concat(AttentionChecks.Cases())
             .Concat(RoutingChecks.Cases())
             .Concat(SequenceChecks.Cases())
+            .Concat(BackwardChecks.Cases())
+            .Concat(OptimizerChecks.Cases())
             .ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>

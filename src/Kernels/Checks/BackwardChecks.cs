@@ -1,0 +1,327 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>
+/// Check cases of the backward kernels, run through the autograd engine as a user would: seeded inputs that require a
+/// gradient, the forward op, <c>Backward(g)</c> with a random output gradient g, and every input's gradient compared
+/// (concatenated) with the double-precision reference gradient. Before a reference gradient is used it is proved against
+/// central finite differences of the double reference forward (<see cref="GradientReference.ProveByFiniteDifferences"/>),
+/// so the oracle is checked, not assumed. The pool's free blocks of each gradient's size are filled with NaN first, so
+/// a gradient element the kernels leave unwritten shows as NaN.
+/// </summary>
+internal static class BackwardChecks
+{
+    /// <summary>One input: its shape, whether it gets a gradient, and how its values are drawn (uniform in ±scale, or custom).</summary>
+    private sealed record Input(int[] Shape, bool Differentiable = true, float Scale = 1f, Func<int, ulong, float[]>? Values = null);
+
+    private static CheckCase Case(string kernel, string name, Input[] inputs, Func<Tensor[], Tensor> forward,
+        Func<double[][], double[]> referenceForward, Func<double[][], double[], double[]?[]> referenceBackward,
+        double tolerance = CheckCase.Fp32Tolerance, bool gpuOnly = false) =>
+        new("backward", kernel, name, Shapes(inputs.Select(i => i.Shape).ToArray()), tolerance, (device, seed) =>
+        {
+            var host = inputs.Select((input, k) =>
+            {
+                if (input.Values is not null)
+                    return input.Values(k, seed);
+                var v = new float[ShapeUtil.Product(input.Shape)];
+                Philox.FillUniform(v, seed + (ulong)k * 0x9E3779B97F4A7C15UL, -input.Scale, input.Scale);
+                return v;
+            }).ToArray();
+            var dbl = host.Select(h => Array.ConvertAll(h, v => (double)v)).ToArray();
+            var y = referenceForward(dbl);
+            var g = new float[y.Length];
+            Philox.FillUniform(g, seed ^ 0x5DEECE66DUL, -1f, 1f);
+            var gd = Array.ConvertAll(g, v => (double)v);
+            var expected = referenceBackward(dbl, gd);
+            for (int k = 0; k < inputs.Length; k++)
+                if (!inputs[k].Differentiable)
+                    expected[k] = null;
+            GradientReference.ProveByFiniteDifferences($"{kernel}/{name}", referenceForward, dbl, gd, expected);
+
+            var tensors = host.Select((h, k) => Tensor.FromArray(device, h, inputs[k].Shape)).ToArray();
+            try
+            {
+                for (int k = 0; k < inputs.Length; k++)
+                    tensors[k].RequiresGrad = inputs[k].Differentiable;
+                PoisonPool(device, inputs.Where(i => i.Differentiable).Select(i => i.Shape));
+                using (var output = forward(tensors))
+                using (var gt = Tensor.FromArray(device, g, output.ShapeArray()))
+                    output.Backward(gt);
+                var got = new List<float>();
+                var want = new List<double>();
+                for (int k = 0; k < inputs.Length; k++)
+                    if (inputs[k].Differentiable)
+                    {
+                        got.AddRange(tensors[k].Grad?.ToArray() ?? Enumerable.Repeat(float.NaN, host[k].Length));
+                        want.AddRange(expected[k]!);
+                    }
+                return new CheckOutput(got.ToArray(), want.ToArray());
+            }
+            finally
+            {
+                foreach (var t in tensors)
+                    t.Dispose();
+            }
+        }) { GpuOnly = gpuOnly };
+
+    /// <summary>Returns NaN-filled blocks of each shape's size class to the pool, so the next allocations of that size start poisoned.</summary>
+    private static void PoisonPool(Device device, IEnumerable<int[]> shapes)
+    {
+        var blocks = new List<Tensor>();
+        foreach (var shape in shapes)
+            for (int i = 0; i < 4; i++)
+                blocks.Add(Poisoned(device, shape));
+        foreach (var b in blocks)
+            b.Dispose();
+    }
+
+    internal static IEnumerable<CheckCase> Cases() =>
+        Activations().Concat(MatMuls()).Concat(Elementwise()).Concat(Reductions()).Concat(Softmaxes()).Concat(Losses()).Concat(Views());
+
+    private static IEnumerable<CheckCase> Activations()
+    {
+        var kernels = new (string Name, double Parameter, Func<Tensor, Tensor> Op)[]
+        {
+            ("relu", 0, x => Ops.Relu(x)),
+            ("leaky_relu", 0.05, x => Ops.LeakyRelu(x, 0.05f)),
+            ("gelu_erf", 0, x => Ops.GeluErf(x)),
+            ("gelu_tanh", 0, x => Ops.GeluTanh(x)),
+            ("silu", 0, x => Ops.Silu(x)),
+            ("sigmoid", 0, x => Ops.Sigmoid(x)),
+            ("tanh", 0, x => Ops.Tanh(x)),
+            ("softplus", 0, x => Ops.Softplus(x)),
+            ("elu", 1.5, x => Ops.Elu(x, 1.5f)),
+            ("exp", 0.5, x => Ops.Exp(x, 0.5f)),
+            ("scale", -1.75, x => Ops.Scale(x, -1.75f)),
+        };
+        var shapes = new (string Name, int[] Shape, float Scale)[]
+        {
+            ("tiny", new[] { 1 }, 1f),
+            ("odd_wide", new[] { 37, 53 }, 6f),
+            ("moderate", new[] { 64, 1031 }, 10f),
+        };
+        foreach (var (name, parameter, op) in kernels)
+        {
+            var f = ActivationReference.Of(name, parameter);
+            var df = GradientReference.ActivationDerivative(name, parameter);
+            foreach (var (shapeName, shape, scale) in shapes)
+                yield return Case(name + "_backward", shapeName, new[] { new Input(shape, Scale: scale) }, t => op(t[0]),
+                    x => x[0].Select(f).ToArray(),
+                    (x, g) => new[] { x[0].Select((v, i) => g[i] * df(v)).ToArray() });
+        }
+    }
+
+    private static IEnumerable<CheckCase> MatMuls()
+    {
+        var cases = new (string Name, int[] A, bool TA, int[] B, bool TB, bool Bias, bool GpuOnly)[]
+        {
+            ("tiny", new[] { 1, 1 }, false, new[] { 1, 1 }, false, false, false),
+            ("odd", new[] { 37, 53 }, false, new[] { 53, 29 }, false, false, false),
+            ("odd_at", new[] { 23, 19 }, true, new[] { 23, 17 }, false, false, false),
+            ("odd_bt", new[] { 19, 23 }, false, new[] { 17, 23 }, true, false, false),
+            ("odd_at_bt", new[] { 23, 19 }, true, new[] { 17, 23 }, true, false, false),
+            ("bias", new[] { 21, 13 }, false, new[] { 11, 13 }, true, true, false),
+            ("batched_broadcast", new[] { 3, 1, 9, 13 }, false, new[] { 4, 13, 11 }, false, false, false),
+            ("moderate", new[] { 130, 70 }, false, new[] { 97, 70 }, true, true, true),
+        };
+        foreach (var (name, a, ta, b, tb, bias, gpuOnly) in cases)
+        {
+            int n = tb ? b[^2] : b[^1];
+            var inputs = new List<Input> { new(a), new(b) };
+            if (bias)
+                inputs.Add(new Input(new[] { n }));
+            yield return Case(bias ? "matmul_bias_act_backward" : a.Length > 2 ? "batched_matmul_backward" : "matmul_backward", name, inputs.ToArray(),
+                t => Ops.MatMul(t[0], t[1], ta, tb, alpha: 0.75f, bias: bias ? t[2] : null),
+                x => MatMulReference.MatMul(x[0], a, ta, x[1], b, tb, 0.75, 0, null, bias ? x[2] : null),
+                (x, g) =>
+                {
+                    var (da, db, dbias) = GradientReference.MatMul(x[0], a, ta, x[1], b, tb, 0.75, g);
+                    return bias ? new[] { da, db, dbias } : new[] { da, db };
+                }, gpuOnly: gpuOnly);
+        }
+        // Training splits a fused epilogue into matmul + activation: the activation's backward uses the saved pre-activation.
+        var fusedA = new[] { 17, 13 };
+        var fusedW = new[] { 11, 13 };
+        var gelu = ActivationReference.Of("gelu_erf");
+        yield return Case("matmul_bias_act_backward", "linear_gelu", new[] { new Input(fusedA), new Input(fusedW), new Input(new[] { 11 }) },
+            t => Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu),
+            x => MatMulReference.MatMul(x[0], fusedA, false, x[1], fusedW, true, 1, 0, null, x[2], gelu),
+            (x, g) =>
+            {
+                var z = MatMulReference.MatMul(x[0], fusedA, false, x[1], fusedW, true, 1, 0, null, x[2]);
+                var dgelu = GradientReference.ActivationDerivative("gelu_erf");
+                var gz = z.Select((v, i) => g[i] * dgelu(v)).ToArray();
+                var (da, db, dbias) = GradientReference.MatMul(x[0], fusedA, false, x[1], fusedW, true, 1, gz);
+                return new[] { da, db, dbias };
+            });
+    }
+
+    private static IEnumerable<CheckCase> Elementwise()
+    {
+        // Divisors kept away from 0: |b| in [0.5, 1.5] with random sign.
+        static float[] Divisor(int[] shape, ulong seed)
+        {
+            var v = new float[ShapeUtil.Product(shape)];
+            Philox.FillUniform(v, seed, -1f, 1f);
+            return Array.ConvertAll(v, u => MathF.CopySign(0.5f + MathF.Abs(u), u));
+        }
+        var ops = new (string Name, Func<Tensor, Tensor, Tensor> Op, Func<double, double, double> F, Func<double, double, double> Da, Func<double, double, double> Db)[]
+        {
+            ("add", (a, b) => Ops.Add(a, b), (a, b) => a + b, (_, _) => 1, (_, _) => 1),
+            ("sub", (a, b) => Ops.Sub(a, b), (a, b) => a - b, (_, _) => 1, (_, _) => -1),
+            ("mul", (a, b) => Ops.Mul(a, b), (a, b) => a * b, (_, b) => b, (a, _) => a),
+            ("div", (a, b) => Ops.Div(a, b), (a, b) => a / b, (_, b) => 1 / b, (a, b) => -a / (b * b)),
+        };
+        var shapes = new (string Name, int[] A, int[] B)[]
+        {
+            ("same", new[] { 37, 53 }, new[] { 37, 53 }),
+            ("row_broadcast", new[] { 37, 53 }, new[] { 53 }),
+            ("both_broadcast", new[] { 7, 1, 5 }, new[] { 3, 5 }),
+            ("scalar", new[] { 1 }, new[] { 19 }),
+        };
+        foreach (var (name, op, f, da, db) in ops)
+            foreach (var (shapeName, a, b) in shapes)
+                yield return Case(name + "_backward", shapeName,
+                    new[] { new Input(a), new Input(b, Values: name == "div" ? (k, seed) => Divisor(b, seed + (ulong)k) : null) },
+                    t => op(t[0], t[1]),
+                    x => ElementwiseReference.Binary(x[0], a, x[1], b, f),
+                    (x, g) =>
+                    {
+                        var (ga, gb) = GradientReference.Binary(x[0], a, x[1], b, g, da, db);
+                        return new[] { ga, gb };
+                    });
+    }
+
+    private static IEnumerable<CheckCase> Reductions()
+    {
+        var shape = new[] { 7, 11, 13 };
+        foreach (var (axis, keep) in new[] { (0, false), (1, true), (-1, false) })
+            foreach (var mean in new[] { false, true })
+            {
+                int a = axis < 0 ? axis + shape.Length : axis;
+                int outer = (int)ShapeUtil.Product(shape.AsSpan(0, a)), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
+                yield return Case(mean ? "reduce_mean_backward" : "reduce_sum_backward", $"axis{axis}{(keep ? "_keepdim" : "")}", new[] { new Input(shape) },
+                    t => mean ? Ops.Mean(t[0], axis, keep) : Ops.Sum(t[0], axis, keep),
+                    x => ReduceReference.Reduce(x[0], outer, reduced, inner, 0, (p, q) => p + q, mean ? (s, c) => s / c : null),
+                    (x, g) =>
+                    {
+                        var dx = new double[x[0].Length];
+                        for (int o = 0; o < outer; o++)
+                            for (int r = 0; r < reduced; r++)
+                                for (int i = 0; i < inner; i++)
+                                    dx[(o * reduced + r) * inner + i] = g[o * inner + i] / (mean ? reduced : 1);
+                        return new[] { dx };
+                    });
+            }
+        yield return Case("reduce_sum_backward", "all", new[] { new Input(new[] { 37, 53 }) }, t => Ops.SumAll(t[0]),
+            x => new[] { x[0].Sum() }, (x, g) => new[] { x[0].Select(_ => g[0]).ToArray() });
+    }
+
+    private static IEnumerable<CheckCase> Softmaxes()
+    {
+        var shapes = new (string Name, int Rows, int Cols, float Scale)[]
+        {
+            ("tiny", 1, 1, 1f),
+            ("odd", 37, 53, 4f),
+            ("moderate", 64, 1031, 8f),
+        };
+        foreach (var log in new[] { false, true })
+            foreach (var (name, rows, cols, scale) in shapes)
+                yield return Case(log ? "log_softmax_backward" : "softmax_backward", name, new[] { new Input(new[] { rows, cols }, Scale: scale) },
+                    t => log ? Ops.LogSoftmax(t[0]) : Ops.Softmax(t[0]),
+                    x => SoftmaxReference.Softmax(x[0], rows, cols, log),
+                    (x, g) => new[] { GradientReference.Softmax(SoftmaxReference.Softmax(x[0], rows, cols, log), g, rows, cols, log) });
+        yield return Case("softmax_backward", "causal", new[] { new Input(new[] { 2, 13, 13 }, Scale: 3f) },
+            t => Ops.SoftmaxCausal(t[0]),
+            x => SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13),
+            (x, g) => new[] { GradientReference.Softmax(SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13), g, 26, 13, false) });
+    }
+
+    private static IEnumerable<CheckCase> Losses()
+    {
+        foreach (var (name, rows, classes, smoothing, gpuOnly) in new[] { ("odd", 37, 11, 0.1f, false), ("one_class", 5, 1, 0f, false), ("moderate", 256, 1000, 0.05f, false) })
+        {
+            // Class ids with every seventh row ignored (-100).
+            float[] Targets(int _, ulong seed)
+            {
+                var u = new float[rows];
+                Philox.FillUniform(u, seed, 0f, classes);
+                return u.Select((v, i) => i % 7 == 3 ? -100f : MathF.Min(MathF.Floor(v), classes - 1)).ToArray();
+            }
+            yield return Case("cross_entropy_backward", name, new[] { new Input(new[] { rows, classes }, Scale: 3f), new Input(new[] { rows }, false, Values: Targets) },
+                t => Ops.CrossEntropy(t[0], t[1], Reduction.None, -100, smoothing),
+                x => GradientReference.CrossEntropyRows(x[0], x[1], rows, classes, -100, smoothing),
+                (x, g) => new[] { GradientReference.CrossEntropyRowsBackward(x[0], x[1], g, rows, classes, -100, smoothing), null }, gpuOnly: gpuOnly);
+        }
+        var shape = new[] { 13, 7 };
+        yield return Case("mse_loss_backward", "mean", new[] { new Input(shape), new Input(shape) },
+            t => Ops.MseLoss(t[0], t[1]),
+            x => new[] { x[0].Select((v, i) => (v - x[1][i]) * (v - x[1][i])).Average() },
+            (x, g) => new[]
+            {
+                x[0].Select((v, i) => g[0] * 2 * (v - x[1][i]) / x[0].Length).ToArray(),
+                x[0].Select((v, i) => -g[0] * 2 * (v - x[1][i]) / x[0].Length).ToArray(),
+            });
+        yield return Case("bce_with_logits_backward", "mean", new[] { new Input(shape, Scale: 6f), new Input(shape, false, Values: (_, seed) =>
+            {
+                var v = new float[ShapeUtil.Product(shape)];
+                Philox.FillUniform(v, seed, 0f, 1f);
+                return v;
+            }) },
+            t => Ops.BinaryCrossEntropyWithLogits(t[0], t[1]),
+            x => new[] { x[0].Select((v, i) => Math.Log(1 + Math.Exp(v)) - v * x[1][i]).Average() },
+            (x, g) => new[] { x[0].Select((v, i) => g[0] * (1 / (1 + Math.Exp(-v)) - x[1][i]) / x[0].Length).ToArray(), null });
+        yield return Case("gaussian_kl_backward", "mean", new[] { new Input(shape), new Input(shape) },
+            t => Ops.GaussianKl(t[0], t[1]),
+            x =>
+            {
+                double total = 0;
+                for (int i = 0; i < x[0].Length; i++)
+                    total += -0.5 * (1 + x[1][i] - x[0][i] * x[0][i] - Math.Exp(x[1][i]));
+                return new[] { total / shape[0] };
+            },
+            (x, g) => new[]
+            {
+                x[0].Select(m => g[0] * m / shape[0]).ToArray(),
+                x[1].Select(lv => g[0] * 0.5 * (Math.Exp(lv) - 1) / shape[0]).ToArray(),
+            });
+    }
+
+    private static IEnumerable<CheckCase> Views()
+    {
+        // permute → slice → expand → reshape of a contiguous copy: every view's backward maps the gradient home.
+        var shape = new[] { 5, 6, 7 };
+        yield return Case("view_backward", "permute_slice_expand", new[] { new Input(shape) },
+            t =>
+            {
+                using var p = t[0].Permute(2, 0, 1);          // [7, 5, 6]
+                using var s = p.Slice(0, 2, 4);               // [4, 5, 6]: x[:, :, 2:6] permuted
+                using var sel = s.Select(2, 1);               // [4, 5]: x[:, 1, 2:6]ᵀ
+                using var e = sel.Transpose(0, 1);            // [5, 4]
+                using var c = e.Contiguous();
+                using var r = c.Reshape(1, 20);
+                using var x = r.Expand(3, 20);                // [3, 20]: each element used three times
+                return Ops.Scale(x, 2f);
+            },
+            x =>
+            {
+                var o = new double[60];
+                for (int k = 0; k < 3; k++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 4; j++)
+                            o[k * 20 + i * 4 + j] = 2 * x[0][(i * 6 + 1) * 7 + 2 + j];
+                return o;
+            },
+            (x, g) =>
+            {
+                var dx = new double[x[0].Length];
+                for (int k = 0; k < 3; k++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 4; j++)
+                            dx[(i * 6 + 1) * 7 + 2 + j] += 2 * g[k * 20 + i * 4 + j];
+                return new[] { dx };
+            });
+    }
+}

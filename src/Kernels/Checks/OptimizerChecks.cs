@@ -1,0 +1,179 @@
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>
+/// Check cases of the fused optimizer steps: three steps from seeded parameters, state and gradients, then the parameters
+/// and every state tensor (concatenated) against the same three steps of PyTorch's update formulas in double precision.
+/// The state starts poisoned where the step must overwrite it without reading it (the first momentum buffer).
+/// </summary>
+internal static class OptimizerChecks
+{
+    private const int Steps = 3;
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var shapes = new (string Name, int[] Shape)[] { ("tiny", new[] { 1 }), ("odd", new[] { 37, 53 }), ("moderate", new[] { 1031, 67 }) };
+        foreach (var (name, shape) in shapes)
+        {
+            yield return Adam("adam_step", name + "_adam", shape, decoupled: false, amsGrad: false, weightDecay: 0.1f);
+            yield return Adam("adam_step", name + "_adamw_amsgrad", shape, decoupled: true, amsGrad: true, weightDecay: 0.01f);
+            yield return Sgd(name + "_momentum", shape, momentum: 0.9f, dampening: 0.1f, nesterov: false, weightDecay: 0.01f);
+            yield return Sgd(name + "_nesterov", shape, momentum: 0.8f, dampening: 0f, nesterov: true, weightDecay: 0f);
+            yield return RmsProp(name + "_centered_momentum", shape, centered: true, momentum: 0.5f);
+            yield return RmsProp(name + "_plain", shape, centered: false, momentum: 0f);
+            yield return Adagrad(name, shape);
+        }
+        foreach (var c in ClipGradNorm())
+            yield return c;
+    }
+
+    /// <summary>Three gradients whose global norm is clipped to half of itself (scaled in place) and to above itself (unchanged).</summary>
+    private static IEnumerable<CheckCase> ClipGradNorm()
+    {
+        var shapes = new[] { new[] { 37, 53 }, new[] { 1 }, new[] { 3, 5, 7 } };
+        foreach (var (name, fraction) in new[] { ("clipped", 0.5), ("under_limit", 2.0) })
+            yield return new CheckCase("optimizer", "clip_grad_norm", name, Shapes(shapes), CheckCase.Fp32Tolerance, (device, seed) =>
+            {
+                var grads = shapes.Select((s, k) => Random(device, seed, k, s)).ToArray();
+                try
+                {
+                    var host = grads.Select(Host).ToArray();
+                    double norm = Math.Sqrt(host.Sum(h => h.Sum(v => v * v)));
+                    double maxNorm = fraction * norm, factor = Math.Min(1, maxNorm / (norm + 1e-6));
+                    using var total = Ops.ClipGradNorm(grads, (float)maxNorm);
+                    var got = grads.SelectMany(g => g.ToArray()).Concat(total.ToArray()).ToArray();
+                    var want = host.SelectMany(h => h.Select(v => v * factor)).Append(norm).ToArray();
+                    return new CheckOutput(got, want);
+                }
+                finally
+                {
+                    foreach (var g in grads)
+                        g.Dispose();
+                }
+            });
+    }
+
+    /// <summary>Runs <paramref name="step"/> for each of the seeded gradients on the device and <paramref name="reference"/> on the host copies.</summary>
+    private static CheckCase Case(string kernel, string name, int[] shape, int stateCount,
+        Action<Tensor, Tensor, Tensor[], int> step, Action<double[], double[], double[][], int> reference) =>
+        new("optimizer", kernel, name, Shapes(shape), CheckCase.Fp32Tolerance, (device, seed) =>
+        {
+            int n = (int)ShapeUtil.Product(shape);
+            using var p = Random(device, seed, 0, shape);
+            var state = Enumerable.Range(0, stateCount).Select(_ => Tensor.Zeros(device, shape)).ToArray();
+            try
+            {
+                var hp = Host(p);
+                var hs = state.Select(_ => new double[n]).ToArray();
+                for (int t = 1; t <= Steps; t++)
+                {
+                    using var g = Random(device, seed, t, shape);
+                    step(p, g, state, t);
+                    reference(hp, Host(g), hs, t);
+                }
+                var got = p.ToArray().Concat(state.SelectMany(s => s.ToArray())).ToArray();
+                return new CheckOutput(got, hp.Concat(hs.SelectMany(s => s)).ToArray());
+            }
+            finally
+            {
+                foreach (var s in state)
+                    s.Dispose();
+            }
+        });
+
+    private static CheckCase Adam(string kernel, string name, int[] shape, bool decoupled, bool amsGrad, float weightDecay)
+    {
+        const float lr = 0.01f, b1 = 0.9f, b2 = 0.99f, eps = 1e-8f;
+        return Case(kernel, name, shape, 3, (p, g, s, t) => Ops.AdamUpdate(p, g, s[0], s[1], amsGrad ? s[2] : null, new AdamStep
+        {
+            Lr = lr, Beta1 = b1, Beta2 = b2, Eps = eps, WeightDecay = weightDecay, Decoupled = decoupled ? 1 : 0, AmsGrad = amsGrad ? 1 : 0,
+            BiasCorrection1 = 1f - MathF.Pow(b1, t), BiasCorrection2Sqrt = MathF.Sqrt(1f - MathF.Pow(b2, t)),
+        }), (p, g, s, t) =>
+        {
+            double bc1 = 1 - Math.Pow(b1, t), bc2 = 1 - Math.Pow(b2, t);
+            for (int i = 0; i < p.Length; i++)
+            {
+                double grad = g[i];
+                if (decoupled)
+                    p[i] *= 1 - (double)lr * weightDecay;
+                else
+                    grad += (double)weightDecay * p[i];
+                s[0][i] = b1 * s[0][i] + (1 - (double)b1) * grad;
+                s[1][i] = b2 * s[1][i] + (1 - (double)b2) * grad * grad;
+                double v = s[1][i];
+                if (amsGrad)
+                    v = s[2][i] = Math.Max(s[2][i], v);
+                p[i] -= lr / bc1 * s[0][i] / (Math.Sqrt(v) / Math.Sqrt(bc2) + eps);
+            }
+        });
+    }
+
+    private static CheckCase Sgd(string name, int[] shape, float momentum, float dampening, bool nesterov, float weightDecay)
+    {
+        const float lr = 0.05f;
+        return Case("sgd_step", name, shape, 1, (p, g, s, t) =>
+        {
+            // The first step writes the buffer without reading it: poison it to prove that.
+            if (t == 1)
+                Ops.Fill(s[0], float.NaN);
+            Ops.SgdUpdate(p, g, s[0], new SgdStep { Lr = lr, Momentum = momentum, Dampening = dampening, WeightDecay = weightDecay, Nesterov = nesterov ? 1 : 0, FirstStep = t == 1 ? 1 : 0 });
+        }, (p, g, s, t) =>
+        {
+            for (int i = 0; i < p.Length; i++)
+            {
+                double d = g[i] + (double)weightDecay * p[i];
+                s[0][i] = t == 1 ? d : momentum * s[0][i] + (1 - (double)dampening) * d;
+                d = nesterov ? d + momentum * s[0][i] : s[0][i];
+                p[i] -= lr * d;
+            }
+        });
+    }
+
+    private static CheckCase RmsProp(string name, int[] shape, bool centered, float momentum)
+    {
+        const float lr = 0.01f, alpha = 0.9f, eps = 1e-6f, weightDecay = 0.01f;
+        return Case("rmsprop_step", name, shape, 3, (p, g, s, t) => Ops.RmsPropUpdate(p, g, s[0], centered ? s[1] : null, momentum > 0 ? s[2] : null,
+            new RmsPropStep { Lr = lr, Alpha = alpha, Eps = eps, Momentum = momentum, WeightDecay = weightDecay, Centered = centered ? 1 : 0 }),
+            (p, g, s, t) =>
+            {
+                for (int i = 0; i < p.Length; i++)
+                {
+                    double grad = g[i] + (double)weightDecay * p[i];
+                    s[0][i] = alpha * s[0][i] + (1 - (double)alpha) * grad * grad;
+                    double avg;
+                    if (centered)
+                    {
+                        s[1][i] = alpha * s[1][i] + (1 - (double)alpha) * grad;
+                        avg = Math.Sqrt(s[0][i] - s[1][i] * s[1][i]) + eps;
+                    }
+                    else
+                        avg = Math.Sqrt(s[0][i]) + eps;
+                    if (momentum > 0)
+                    {
+                        s[2][i] = momentum * s[2][i] + grad / avg;
+                        p[i] -= lr * s[2][i];
+                    }
+                    else
+                        p[i] -= lr * grad / avg;
+                }
+            });
+    }
+
+    private static CheckCase Adagrad(string name, int[] shape)
+    {
+        const float lr = 0.1f, decay = 0.01f, eps = 1e-10f, weightDecay = 0.05f;
+        return Case("adagrad_step", name, shape, 1, (p, g, s, t) => Ops.AdagradUpdate(p, g, s[0],
+            new AdagradStep { Lr = lr / (1f + (t - 1) * decay), Eps = eps, WeightDecay = weightDecay }),
+            (p, g, s, t) =>
+            {
+                double clr = lr / (1 + (t - 1) * (double)decay);
+                for (int i = 0; i < p.Length; i++)
+                {
+                    double grad = g[i] + (double)weightDecay * p[i];
+                    s[0][i] += grad * grad;
+                    p[i] -= clr * grad / (Math.Sqrt(s[0][i]) + eps);
+                }
+            });
+    }
+}
