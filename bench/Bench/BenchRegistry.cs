@@ -23,7 +23,7 @@ public static class BenchRegistry
     public static IReadOnlyList<BenchCase> For(string? preset) =>
         All.Where(c => preset is null || c.Presets.Contains(preset) || (preset == "cpu" && c.Presets.Contains("small"))).ToList();
 
-    public static IReadOnlyList<BenchCase> All { get; } = Build().Concat(CpuPreset()).ToList();
+    public static IReadOnlyList<BenchCase> All { get; } = Build().Concat(BackwardBench.Cases()).Concat(CpuPreset()).ToList();
 
     /// <summary>
     /// The fast CPU device's comparison: the shapes of issue #13's table (add 64K and 1M, matmul 128³/512³/1024³, softmax 64×1024 and

@@ -85,7 +85,16 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
         if ((string?)row["implementation"] != "gpunet" || row["median_ms"] is null)
             return "";
         var peers = Rows.Where(p => (string?)p["peer_of"] == (string?)row["kernel"] && (string?)p["shape"] == (string?)row["shape"] && p["median_ms"] is not null).ToList();
-        return string.Join(" ", peers.Select(p => $"{(double)p["median_ms"]! / (double)row["median_ms"]!:0.00}× vs {(string?)p["implementation"]}"));
+        var text = string.Join(" ", peers.Select(p => $"{(double)p["median_ms"]! / (double)row["median_ms"]!:0.00}× vs {(string?)p["implementation"]}"));
+        // A backward case times forward + backward; with the forward case of the same shape, backward/forward = (t_fb − t_f)/t_f.
+        if (((string)row["kernel"]!).EndsWith("_backward", StringComparison.Ordinal) && Rows.FirstOrDefault(f =>
+                (string?)f["kernel"] == ((string)row["kernel"]!)[..^"_backward".Length] && (string?)f["implementation"] == "gpunet" &&
+                (string?)f["shape"] == (string?)row["shape"] && f["median_ms"] is not null) is { } forward)
+        {
+            double tf = (double)forward["median_ms"]!, tfb = (double)row["median_ms"]!;
+            text = (text.Length > 0 ? text + " " : "") + $"bwd/fwd {(tfb - tf) / tf:0.00}";
+        }
+        return text;
     }
 
     public Table ToTable()

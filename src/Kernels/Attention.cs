@@ -348,6 +348,54 @@ namespace GpuNet
         public static AttentionResult Attention(Tensor q, Tensor k, Tensor v, float? scale = null, bool causal = false, Tensor? keyLengths = null,
             Tensor? mask = null, AttentionLayout layout = AttentionLayout.BHND)
         {
+            var result = FusedAttention(q, k, v, scale, causal, keyLengths, mask, layout);
+            if (Autograd.ShouldRecord(q, k, v, mask))
+                RecordAttention(q, k, v, scale, causal, keyLengths, mask, layout, result);
+            return result;
+        }
+
+        /// <summary>
+        /// The backward of fused attention, for now by recomputation: the saved Q, K, V (and mask) go through
+        /// <see cref="AttentionUnfused"/> with recording on, whose recorded ops (batched matmuls, masks, softmax) are
+        /// differentiated — the unfused baseline's backward, O(Nq·Nk) memory during the backward only. The forward stays fused.
+        /// </summary>
+        private static void RecordAttention(Tensor q, Tensor k, Tensor v, float? scale, bool causal, Tensor? keyLengths, Tensor? mask,
+            AttentionLayout layout, AttentionResult result)
+        {
+            const string op = "attention";
+            if (keyLengths?.RequiresGrad == true)
+                throw new NoGradientException(op, "argument 'keyLengths' (key counts) has no gradient; Detach() it");
+            Autograd.RecordNoGradient("attention (logsumexp output)", result.LogSumExp, q, k, v, mask);
+            var saved = new[] { q, k, v, mask }.Select(t => t is null ? null : Autograd.Save(t)).ToArray();
+            var lengths = keyLengths is null ? null : Autograd.Save(keyLengths);
+            Autograd.Record(op, result.Output, new[] { q, k, v, mask }, (g, needs) =>
+            {
+                using var enable = Autograd.EnableGrad();
+                var leaves = saved.Select((t, i) =>
+                {
+                    if (t is null)
+                        return null;
+                    var leaf = t.Detach();
+                    leaf.RequiresGrad = needs[i];
+                    return leaf;
+                }).ToArray();
+                try
+                {
+                    using (var o = AttentionUnfused(leaves[0]!, leaves[1]!, leaves[2]!, scale, causal, lengths, leaves[3], layout))
+                        o.Backward(g);
+                    return leaves.Select((l, i) => l is not null && needs[i] && l.Grad is not null ? Autograd.Save(l.Grad) : null).ToArray();
+                }
+                finally
+                {
+                    foreach (var l in leaves)
+                        l?.Dispose();
+                }
+            }, saved.Append(lengths).OfType<Tensor>().ToArray());
+        }
+
+        private static AttentionResult FusedAttention(Tensor q, Tensor k, Tensor v, float? scale, bool causal, Tensor? keyLengths,
+            Tensor? mask, AttentionLayout layout)
+        {
             const string op = "attention";
             var (p, lq, lk, lv) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
             var device = q.Device;
@@ -426,6 +474,8 @@ namespace GpuNet
             Validate.Input(op, "values", values, device);
             Validate.Rank(op, "cache", cache, 4);
             Validate.Rank(op, "values", values, 4);
+            if (Autograd.ShouldRecord(values))
+                throw new NoGradientException(op, "writes into a cache, which has no gradient; generate in Eval() mode or under Autograd.NoGrad()");
             if (values.Size(0) != cache.Size(0) || values.Size(1) != cache.Size(1) || values.Size(3) != cache.Size(3))
                 throw new ShapeMismatchException(op, "values", $"[{cache.Size(0)}, {cache.Size(1)}, n, {cache.Size(3)}] to match the cache", GpuNetException.FormatShape(values.ShapeArray()));
             if (position < 0 || position + values.Size(2) > cache.Size(2))
@@ -440,7 +490,17 @@ namespace GpuNet
         /// scored by separate groups, then combined, so long caches use the whole GPU. Equals <see cref="Attention"/> on the
         /// same data. Kernel <c>attention_decode</c>.
         /// </summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>attention_decode</c>.</remarks>
         public static AttentionResult AttentionDecode(Tensor q, Tensor kCache, Tensor vCache, Tensor? keyLengths = null, float? scale = null,
+            AttentionLayout layout = AttentionLayout.BHND)
+        {
+            var r = AttentionDecodeCore(q, kCache, vCache, keyLengths, scale, layout);
+            Autograd.RecordNoGradient("attention_decode", r.Output, q, kCache, vCache);
+            Autograd.RecordNoGradient("attention_decode", r.LogSumExp, q, kCache, vCache);
+            return r;
+        }
+
+        private static AttentionResult AttentionDecodeCore(Tensor q, Tensor kCache, Tensor vCache, Tensor? keyLengths = null, float? scale = null,
             AttentionLayout layout = AttentionLayout.BHND)
         {
             const string op = "attention_decode";

@@ -261,7 +261,15 @@ namespace GpuNet
         /// 2-D convolution, NCHW: x [N, C_in, H, W], weight [C_out, C_in/groups, KH, KW], optional bias [C_out].
         /// Kernel <c>conv2d</c> (its column paths also register <c>im2col</c>).
         /// </summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>conv2d</c>.</remarks>
         public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, Conv2dOptions? options = null)
+        {
+            var r = Conv2dCore(x, weight, bias, options);
+            Autograd.RecordNoGradient("conv2d", r, x, weight, bias);
+            return r;
+        }
+
+        private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? bias = null, Conv2dOptions? options = null)
         {
             const string op = "conv2d";
             options ??= new Conv2dOptions();
@@ -323,7 +331,15 @@ namespace GpuNet
         /// Unfold (PyTorch's F.unfold): x [N, C, H, W] → columns [N, C·KH·KW, OH·OW] for a kernel of
         /// [KH, KW] with the stride, padding and dilation of <paramref name="options"/> (groups ignored). Kernel <c>im2col</c>.
         /// </summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>im2col</c>.</remarks>
         public static Tensor Im2Col(Tensor x, int kh, int kw, Conv2dOptions? options = null)
+        {
+            var r = Im2ColCore(x, kh, kw, options);
+            Autograd.RecordNoGradient("im2col", r, x);
+            return r;
+        }
+
+        private static Tensor Im2ColCore(Tensor x, int kh, int kw, Conv2dOptions? options = null)
         {
             const string op = "im2col";
             options = (options ?? new Conv2dOptions()) with { Groups = 1 };
@@ -375,7 +391,15 @@ namespace GpuNet
         /// Fold (PyTorch's F.fold), the adjoint of <see cref="Im2Col"/>: columns [N, C·KH·KW, L] → image [N, C, outH, outW],
         /// summing overlapping taps; L must equal the number of kernel positions over the padded image. Kernel <c>col2im</c>.
         /// </summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>col2im</c>.</remarks>
         public static Tensor Col2Im(Tensor col, int outH, int outW, int kh, int kw, int stride = 1, int padding = 0, int dilation = 1)
+        {
+            var r = Col2ImCore(col, outH, outW, kh, kw, stride, padding, dilation);
+            Autograd.RecordNoGradient("col2im", r, col);
+            return r;
+        }
+
+        private static Tensor Col2ImCore(Tensor col, int outH, int outW, int kh, int kw, int stride = 1, int padding = 0, int dilation = 1)
         {
             const string op = "col2im";
             var device = col.Device;
@@ -424,7 +448,16 @@ namespace GpuNet
         /// 1-D convolution: x [N, C_in, L], weight [C_out, C_in/groups, K]; stride, padding (left, right),
         /// dilation, groups, bias and activation as conv2d. Kernel <c>conv1d</c> (conv2d with height 1).
         /// </summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>conv1d</c>.</remarks>
         public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, (int Left, int Right) padding = default, int dilation = 1,
+            int groups = 1, FusedActivation activation = FusedActivation.None, ConvAlgorithm algorithm = ConvAlgorithm.Auto)
+        {
+            var r = Conv1dCore(x, weight, bias, stride, padding, dilation, groups, activation, algorithm);
+            Autograd.RecordNoGradient("conv1d", r, x, weight, bias);
+            return r;
+        }
+
+        private static Tensor Conv1dCore(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, (int Left, int Right) padding = default, int dilation = 1,
             int groups = 1, FusedActivation activation = FusedActivation.None, ConvAlgorithm algorithm = ConvAlgorithm.Auto)
         {
             Validate.Input("conv1d", "x", x, x.Device);
@@ -449,7 +482,16 @@ namespace GpuNet
         /// Transposed 2-D convolution (PyTorch's nn.ConvTranspose2d): x [N, C_in, H, W], weight [C_in, C_out/groups, KH, KW];
         /// output size (H − 1)·stride − 2·padding + dilation·(KH − 1) + output_padding + 1. Kernels <c>conv_transpose2d</c> and <c>col2im</c>.
         /// </summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>conv_transpose2d</c>.</remarks>
         public static Tensor ConvTranspose2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int outputPadding = 0,
+            int dilation = 1, int groups = 1, FusedActivation activation = FusedActivation.None)
+        {
+            var r = ConvTranspose2dCore(x, weight, bias, stride, padding, outputPadding, dilation, groups, activation);
+            Autograd.RecordNoGradient("conv_transpose2d", r, x, weight, bias);
+            return r;
+        }
+
+        private static Tensor ConvTranspose2dCore(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int outputPadding = 0,
             int dilation = 1, int groups = 1, FusedActivation activation = FusedActivation.None)
         {
             const string op = "conv_transpose2d";

@@ -245,8 +245,7 @@ namespace GpuNet
                 return tensor.Reshape(tensor.ShapeArray());
             var result = Tensor.Empty(tensor.Device, tensor.ShapeArray());
             ElementwiseKernels.MapUnary("copy_strided", tensor, result, new ElementwiseOps.Identity());
-            if (Autograd.ShouldRecord(tensor))
-                Autograd.Record("contiguous", result, new[] { tensor }, (g, _) => new[] { Autograd.Save(g) });
+            RecordCopy("contiguous", tensor, result);
             return result;
         }
 
@@ -376,9 +375,27 @@ namespace GpuNet
             var device = y.Device;
             Validate.Input("axpy", "y", y, device);
             Validate.Input("axpy", "x", x, device);
+            if (output is not null && ReferenceEquals(output, y) && Autograd.ShouldRecord(x, y))
+                throw new NoGradientException("axpy", "an in-place axpy (y ← alpha·x + y) overwrites y, which the gradient needs; use a new output while recording");
             var o = Validate.OutputOrNew("axpy", output, device, y.ShapeArray(), requireContiguous: false);
             ElementwiseKernels.MapBinary("axpy", x, y, o, new ElementwiseOps.Axpy { Alpha = alpha });
+            if (Autograd.ShouldRecord(x, y))
+            {
+                int[] sx = x.ShapeArray(), sy = y.ShapeArray();
+                Autograd.Record("axpy", o, new[] { x, y }, (g, needs) => new[]
+                {
+                    needs[0] ? ReducedTo(Unary("axpy_backward", g, null, new Activation.Scale { Factor = alpha }), sx) : null,
+                    needs[1] ? Autograd.Save(g) : null,
+                });
+            }
             return o;
+        }
+
+        /// <summary>Records <paramref name="output"/> as a copy of <paramref name="source"/> (same shape): the gradient passes through unchanged.</summary>
+        internal static void RecordCopy(string op, Tensor source, Tensor output)
+        {
+            if (Autograd.ShouldRecord(source))
+                Autograd.Record(op, output, new[] { source }, (g, _) => new[] { Autograd.Save(g) });
         }
 
         /// <summary>y ← alpha · x + y in place, x broadcast to y's shape. Kernel <c>axpy</c>.</summary>

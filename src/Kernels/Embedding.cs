@@ -58,6 +58,27 @@ namespace GpuNet.Kernels
             o[i] = id >= 0 && id < rows && id == f ? weight[id * dim + i - row * dim] : float.NaN;
         }
 
+        /// <summary>
+        /// The embedding backward as a deterministic scatter-add: the ids' positions grouped by row on the host (a counting
+        /// sort), then one thread per (distinct row, column) sums its positions' gradients in position order into dW — no
+        /// float atomics, so the same input gives a bit-identical gradient on every run. Rows no id touched stay zero.
+        /// </summary>
+        public static void ScatterSegments(ArrayView<float> dy, ArrayView<int> order, ArrayView<int> starts, ArrayView<int> rows, ArrayView<float> dw, int dim, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                ScatterSegmentsAt(dy, order, starts, rows, dw, dim, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> (segment i / dim, column i mod dim) of <see cref="ScatterSegments"/> (shared with the host loop).</summary>
+        public static void ScatterSegmentsAt(ArrayView<float> dy, ArrayView<int> order, ArrayView<int> starts, ArrayView<int> rows, ArrayView<float> dw, int dim, int i)
+        {
+            int segment = i / dim, c = i - segment * dim;
+            float sum = 0f;
+            for (int k = starts[segment]; k < starts[segment + 1]; k++)
+                sum += dy[order[k] * dim + c];
+            dw[rows[segment] * dim + c] = sum;
+        }
+
         /// <summary>pe[pos, 2i] = sin(pos·f_i), pe[pos, 2i+1] = cos(pos·f_i) with f_i = base^(−2i/D) given per pair (Vaswani et al.).</summary>
         public static void Sinusoidal(ArrayView<float> o, ArrayView<double> frequencies, int dim, int total)
         {
@@ -124,13 +145,80 @@ namespace GpuNet
             HostCopy.Upload(ids, idView);
             using var wc = weight.Contiguous();
             var (wv, ov, total) = (wc.ContiguousView, output.ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, i)))
-                return output;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                    wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
+            if (!HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, i)))
+            {
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
+                using (device.Profiler.Measure(op))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                        wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
+            }
+            if (Autograd.ShouldRecord(weight))
+            {
+                var saved = ids.ToArray();
+                Autograd.Record(op, output, new[] { weight }, (g, _) => new[] { EmbeddingBackward(g, saved, vocab) });
+            }
             return output;
+        }
+
+        /// <summary>
+        /// The gradient of <see cref="Embedding"/> for weight [<paramref name="vocab"/>, D]: dW[v] = Σ of dy's rows at the positions
+        /// whose id is v (ids outside [0, vocab) contribute nothing). Deterministic: positions are summed in order by one thread
+        /// per (row, column), no atomics. Kernel <c>embedding_backward</c>.
+        /// </summary>
+        public static Tensor EmbeddingBackward(Tensor dy, ReadOnlySpan<int> ids, int vocab)
+        {
+            const string op = "embedding_backward";
+            var device = dy.Device;
+            Validate.Input(op, "dy", dy, device);
+            if (dy.Rank < 1 || dy.Length != ids.Length * (long)dy.Size(-1))
+                throw new ShapeMismatchException(op, "dy", $"[..., D] with {ids.Length} rows (one per id)", GpuNetException.FormatShape(dy.ShapeArray()));
+            int dim = dy.Size(-1);
+            var dw = Tensor.Zeros(device, vocab, dim);
+            // Counting sort of the positions by id: segment s covers order[starts[s]..starts[s+1]) and belongs to row rows[s].
+            var counts = new int[vocab];
+            foreach (int id in ids)
+                if ((uint)id < (uint)vocab)
+                    counts[id]++;
+            var rowsOf = new List<int>();
+            var first = new int[vocab];
+            int at = 0;
+            for (int v = 0; v < vocab; v++)
+                if (counts[v] > 0)
+                {
+                    rowsOf.Add(v);
+                    first[v] = at;
+                    at += counts[v];
+                }
+            if (rowsOf.Count == 0 || dim == 0)
+                return dw;
+            var order = new int[at];
+            var fill = (int[])first.Clone();
+            for (int i = 0; i < ids.Length; i++)
+                if ((uint)ids[i] < (uint)vocab)
+                    order[fill[ids[i]]++] = i;
+            var starts = rowsOf.Select(v => first[v]).Append(at).ToArray();
+            using var orderHolder = Tensor.Empty(device, order.Length);
+            using var startsHolder = Tensor.Empty(device, starts.Length);
+            using var rowsHolder = Tensor.Empty(device, rowsOf.Count);
+            var orderView = Upload(orderHolder, order);
+            var startsView = Upload(startsHolder, starts);
+            var rowsView = Upload(rowsHolder, rowsOf.ToArray());
+            using var gc = dy.Contiguous();
+            var (gv, wv, total) = (gc.ContiguousView, dw.ContiguousView, rowsOf.Count * dim);
+            if (HostParallel.Elements(device, op, total, Math.Max(1, at / rowsOf.Count), i => EmbeddingKernels.ScatterSegmentsAt(gv, orderView, startsView, rowsView, wv, dim, i)))
+                return dw;
+            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.ScatterSegments);
+            using (device.Profiler.Measure(op))
+                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), gv, orderView, startsView, rowsView, wv, dim, total);
+            return dw;
+        }
+
+        /// <summary>Copies ints into a float tensor's memory (4 bytes each) and returns them as an int view.</summary>
+        private static ArrayView<int> Upload(Tensor holder, int[] values)
+        {
+            var view = holder.Storage.Cast<int>().SubView(holder.Offset, values.Length);
+            HostCopy.Upload<int>(values, view);
+            return view;
         }
 
         /// <summary>
@@ -151,12 +239,25 @@ namespace GpuNet
             using var wc = weight.Contiguous();
             using var ic = indices.Contiguous();
             var (wv, iv, ov, total) = (wc.ContiguousView, ic.ContiguousView, output.ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, i)))
-                return output;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(EmbeddingKernels.GatherIndexed);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                    wc.ContiguousView, ic.ContiguousView, output.ContiguousView, rows, dim, output.Length);
+            if (!HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, i)))
+            {
+                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(EmbeddingKernels.GatherIndexed);
+                using (device.Profiler.Measure(op))
+                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                        wc.ContiguousView, ic.ContiguousView, output.ContiguousView, rows, dim, output.Length);
+            }
+            if (indices.RequiresGrad)
+                Autograd.RecordNoGradient("gather_rows (indices)", output, indices);
+            else if (Autograd.ShouldRecord(weight))
+            {
+                var saved = Autograd.Save(indices);
+                Autograd.Record(op, output, new[] { weight }, (g, _) =>
+                {
+                    // The indices are read back once, to group positions by row on the host; invalid ones (NaN rows) get no gradient.
+                    var ids = Array.ConvertAll(saved.ToArray(), f => f >= 0 && f < rows && f == MathF.Floor(f) ? (int)f : -1);
+                    return new[] { EmbeddingBackward(g, ids, rows) };
+                }, saved);
+            }
             return output;
         }
 
@@ -236,6 +337,7 @@ namespace GpuNet
             using var view = split.Permute(0, 2, 4, 1, 3, 5);
             using var patches = Tensor.Empty(x.Device, view.ShapeArray());
             LayoutKernels.CopyPermuted(op, view, patches);
+            RecordCopy(op, view, patches);
             return patches.Reshape(n, h / patch * (w / patch), c * patch * patch);
         }
 
@@ -256,6 +358,7 @@ namespace GpuNet
             using var view = split.Permute(0, 5, 1, 3, 2, 4);
             using var image = Tensor.Empty(x.Device, view.ShapeArray());
             LayoutKernels.CopyPermuted(op, view, image);
+            RecordCopy(op, view, image);
             return image.Reshape(n, channels, height, width);
         }
     }

@@ -95,6 +95,7 @@ namespace GpuNet
             using var view = x.Transpose(dim0, dim1);
             var o = Tensor.Empty(x.Device, view.ShapeArray());
             LayoutKernels.CopyPermuted("transpose", view, o);
+            RecordCopy("transpose", view, o);
             return o;
         }
 
@@ -105,6 +106,7 @@ namespace GpuNet
             using var view = x.Permute(order);
             var o = Tensor.Empty(x.Device, view.ShapeArray());
             LayoutKernels.CopyPermuted("permute", view, o);
+            RecordCopy("permute", view, o);
             return o;
         }
 
@@ -132,12 +134,23 @@ namespace GpuNet
             outShape[a] = total;
             var o = Tensor.Empty(device, outShape);
             int at = 0;
-            foreach (var t in tensors)
+            var sizes = new int[tensors.Count];
+            for (int i = 0; i < tensors.Count; i++)
             {
+                var t = tensors[i];
+                sizes[i] = t.Size(a);
                 using var slot = o.Slice(a, at, t.Size(a));
                 ElementwiseKernels.MapUnary("concat", t, slot, new ElementwiseOps.Identity());
                 at += t.Size(a);
             }
+            if (Autograd.ShouldRecord(tensors.ToArray()))
+                Autograd.Record("concat", o, tensors.ToArray(), (g, needs) =>
+                {
+                    var grads = new Tensor?[sizes.Length];
+                    for (int i = 0, start = 0; i < sizes.Length; start += sizes[i], i++)
+                        grads[i] = needs[i] ? g.Slice(a, start, sizes[i]) : null;
+                    return grads;
+                });
             return o;
         }
 
@@ -156,6 +169,7 @@ namespace GpuNet
                 using var view = x.Slice(a, at, sizes[i]);
                 pieces[i] = Tensor.Empty(x.Device, view.ShapeArray());
                 ElementwiseKernels.MapUnary("split", view, pieces[i], new ElementwiseOps.Identity());
+                RecordCopy("split", view, pieces[i]);
                 at += sizes[i];
             }
             return pieces;

@@ -122,7 +122,17 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>2-D max pooling of x [N, C, H, W] (PyTorch's nn.MaxPool2d; stride defaults to the kernel). Kernel <c>maxpool2d</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>maxpool2d</c>.</remarks>
         public static PoolResult MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
+            (int H, int W)? dilation = null, bool ceilMode = false)
+        {
+            var r = MaxPool2dCore(x, kernel, stride, padding, dilation, ceilMode);
+            Autograd.RecordNoGradient("maxpool2d", r.Output, x);
+            Autograd.RecordNoGradient("maxpool2d", r.Indices, x);
+            return r;
+        }
+
+        private static PoolResult MaxPool2dCore(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
             (int H, int W)? dilation = null, bool ceilMode = false)
         {
             var q = PoolGeometry("maxpool2d", x, kernel, stride ?? kernel, padding, dilation ?? (1, 1), ceilMode);
@@ -131,7 +141,16 @@ namespace GpuNet
         }
 
         /// <summary>2-D average pooling of x [N, C, H, W] (PyTorch's nn.AvgPool2d). Kernel <c>avgpool2d</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>avgpool2d</c>.</remarks>
         public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
+            bool ceilMode = false, bool countIncludePad = true)
+        {
+            var r = AvgPool2dCore(x, kernel, stride, padding, ceilMode, countIncludePad);
+            Autograd.RecordNoGradient("avgpool2d", r, x);
+            return r;
+        }
+
+        private static Tensor AvgPool2dCore(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
             bool ceilMode = false, bool countIncludePad = true)
         {
             var q = PoolGeometry("avgpool2d", x, kernel, stride ?? kernel, padding, (1, 1), ceilMode);
@@ -140,18 +159,43 @@ namespace GpuNet
         }
 
         /// <summary>Adaptive average pooling to [OH, OW] with PyTorch's bins. Kernel <c>adaptive_avgpool2d</c>.</summary>
-        public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) outputSize) =>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>adaptive_avgpool2d</c>.</remarks>
+        public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) outputSize)
+        {
+            var r = AdaptiveAvgPool2dCore(x, outputSize);
+            Autograd.RecordNoGradient("adaptive_avgpool2d", r, x);
+            return r;
+        }
+
+        private static Tensor AdaptiveAvgPool2dCore(Tensor x, (int H, int W) outputSize) =>
             RunPool<Flags.No>("adaptive_avgpool2d", x, AdaptiveGeometry("adaptive_avgpool2d", x, outputSize)).Output;
 
         /// <summary>Adaptive max pooling to [OH, OW] with PyTorch's bins, with argmax indices. Kernel <c>adaptive_maxpool2d</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>adaptive_maxpool2d</c>.</remarks>
         public static PoolResult AdaptiveMaxPool2d(Tensor x, (int H, int W) outputSize)
+        {
+            var r = AdaptiveMaxPool2dCore(x, outputSize);
+            Autograd.RecordNoGradient("adaptive_maxpool2d", r.Output, x);
+            Autograd.RecordNoGradient("adaptive_maxpool2d", r.Indices, x);
+            return r;
+        }
+
+        private static PoolResult AdaptiveMaxPool2dCore(Tensor x, (int H, int W) outputSize)
         {
             var (output, indices) = RunPool<Flags.Yes>("adaptive_maxpool2d", x, AdaptiveGeometry("adaptive_maxpool2d", x, outputSize));
             return new PoolResult(output, indices!);
         }
 
         /// <summary>Mean over the spatial dimensions: [N, C, H, W] → [N, C, 1, 1] (a row mean). Kernel <c>global_avgpool</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>global_avgpool</c>.</remarks>
         public static Tensor GlobalAvgPool(Tensor x)
+        {
+            var r = GlobalAvgPoolCore(x);
+            Autograd.RecordNoGradient("global_avgpool", r, x);
+            return r;
+        }
+
+        private static Tensor GlobalAvgPoolCore(Tensor x)
         {
             Validate.Input("global_avgpool", "x", x, x.Device);
             Validate.Rank("global_avgpool", "x", x, 4);

@@ -59,7 +59,15 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Index of the nearest codebook row (squared distance, ties to the lower index) for each row of x [N, D]; codebook [K, D]. Returns [N] as floats. Kernel <c>vq_nearest</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>vq_nearest</c>.</remarks>
         public static Tensor VqNearest(Tensor x, Tensor codebook)
+        {
+            var r = VqNearestCore(x, codebook);
+            Autograd.RecordNoGradient("vq_nearest", r, x, codebook);
+            return r;
+        }
+
+        private static Tensor VqNearestCore(Tensor x, Tensor codebook)
         {
             const string op = "vq_nearest";
             var device = x.Device;

@@ -267,7 +267,16 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Router logits [T, E] → softmax → the k largest (ties to the lower expert) → weights renormalized over them. k ≤ 8, E ≤ 256. Kernel <c>topk_gating</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>topk_gating</c>.</remarks>
         public static GatingResult TopKGating(Tensor logits, int k)
+        {
+            var r = TopKGatingCore(logits, k);
+            Autograd.RecordNoGradient("topk_gating", r.Weights, logits);
+            Autograd.RecordNoGradient("topk_gating", r.Indices, logits);
+            return r;
+        }
+
+        private static GatingResult TopKGatingCore(Tensor logits, int k)
         {
             const string op = "topk_gating";
             var device = logits.Device;
@@ -345,7 +354,15 @@ namespace GpuNet
         }
 
         /// <summary>Gathers token rows x [T, D] into expert order: [T·k, D], rows past the kept total are zero. Kernel <c>moe_dispatch</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>moe_dispatch</c>.</remarks>
         public static Tensor MoeDispatch(Tensor x, MoeRouting routing)
+        {
+            var r = MoeDispatchCore(x, routing);
+            Autograd.RecordNoGradient("moe_dispatch", r, x);
+            return r;
+        }
+
+        private static Tensor MoeDispatchCore(Tensor x, MoeRouting routing)
         {
             const string op = "moe_dispatch";
             var device = x.Device;
@@ -369,7 +386,15 @@ namespace GpuNet
         }
 
         /// <summary>y[t] = Σ_s weights[t, s]·expertOutput[row(t, s)] (dropped slots contribute nothing): [T, D]. Kernel <c>moe_combine</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>moe_combine</c>.</remarks>
         public static Tensor MoeCombine(Tensor expertOutput, Tensor weights, MoeRouting routing)
+        {
+            var r = MoeCombineCore(expertOutput, weights, routing);
+            Autograd.RecordNoGradient("moe_combine", r, expertOutput, weights);
+            return r;
+        }
+
+        private static Tensor MoeCombineCore(Tensor expertOutput, Tensor weights, MoeRouting routing)
         {
             const string op = "moe_combine";
             var device = expertOutput.Device;

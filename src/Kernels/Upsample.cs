@@ -66,7 +66,15 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Nearest-neighbour upsampling of x [N, C, H, W] to [N, C, OH, OW]. Kernel <c>upsample_nearest2d</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>upsample_nearest2d</c>.</remarks>
         public static Tensor UpsampleNearest2d(Tensor x, (int H, int W) size)
+        {
+            var r = UpsampleNearest2dCore(x, size);
+            Autograd.RecordNoGradient("upsample_nearest2d", r, x);
+            return r;
+        }
+
+        private static Tensor UpsampleNearest2dCore(Tensor x, (int H, int W) size)
         {
             var (xc, y) = UpsampleSetup("upsample_nearest2d", x, size);
             using (xc)
@@ -86,7 +94,15 @@ namespace GpuNet
         }
 
         /// <summary>Bilinear upsampling of x [N, C, H, W] to [N, C, OH, OW] (PyTorch's align_corners semantics). Kernel <c>upsample_bilinear2d</c>.</summary>
+        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>upsample_bilinear2d</c>.</remarks>
         public static Tensor UpsampleBilinear2d(Tensor x, (int H, int W) size, bool alignCorners = false)
+        {
+            var r = UpsampleBilinear2dCore(x, size, alignCorners);
+            Autograd.RecordNoGradient("upsample_bilinear2d", r, x);
+            return r;
+        }
+
+        private static Tensor UpsampleBilinear2dCore(Tensor x, (int H, int W) size, bool alignCorners = false)
         {
             var (xc, y) = UpsampleSetup("upsample_bilinear2d", x, size);
             using (xc)

@@ -153,6 +153,35 @@ public static class Autograd
         return new NoGradScope(true);
     }
 
+    /// <summary>
+    /// A scope in which ops record even inside a <see cref="NoGrad"/> scope or a backward pass (torch.enable_grad): a backward
+    /// that recomputes its forward to differentiate it opens one. Dispose to restore the outer mode.
+    /// </summary>
+    public static EnableGradScope EnableGrad()
+    {
+        var scope = new EnableGradScope(_noGradDepth);
+        _noGradDepth = 0;
+        return scope;
+    }
+
+    /// <summary>The scope <see cref="EnableGrad"/> opens (a struct: entering and leaving allocates nothing).</summary>
+    public struct EnableGradScope : IDisposable
+    {
+        private int _outer;
+        private bool _open;
+
+        internal EnableGradScope(int outer) => (_outer, _open) = (outer, true);
+
+        /// <summary>Restores the mode outside the scope.</summary>
+        public void Dispose()
+        {
+            if (!_open)
+                return;
+            _open = false;
+            _noGradDepth = _outer;
+        }
+    }
+
     /// <summary>The scope <see cref="NoGrad"/> opens (a struct: entering and leaving allocates nothing).</summary>
     public struct NoGradScope : IDisposable
     {

@@ -78,7 +78,7 @@ internal static class BackwardChecks
     }
 
     internal static IEnumerable<CheckCase> Cases() =>
-        Activations().Concat(MatMuls()).Concat(Elementwise()).Concat(Reductions()).Concat(Softmaxes()).Concat(Losses()).Concat(Views());
+        Activations().Concat(MatMuls()).Concat(Elementwise()).Concat(Reductions()).Concat(Softmaxes()).Concat(Normalizations()).Concat(Losses()).Concat(Views()).Concat(Layouts()).Concat(Gathers()).Concat(Attentions());
 
     private static IEnumerable<CheckCase> Activations()
     {
@@ -96,18 +96,26 @@ internal static class BackwardChecks
             ("exp", 0.5, x => Ops.Exp(x, 0.5f)),
             ("scale", -1.75, x => Ops.Scale(x, -1.75f)),
         };
-        var shapes = new (string Name, int[] Shape, float Scale)[]
+        // The one-element case draws from [0.25, 1]: a lone element near a zero of f′ (GELU's at −0.75, SiLU's at −1.28) would
+        // turn float rounding into an unbounded relative error; the wide cases cover the whole line.
+        static float[] Positive(int _, ulong seed)
         {
-            ("tiny", new[] { 1 }, 1f),
-            ("odd_wide", new[] { 37, 53 }, 6f),
-            ("moderate", new[] { 64, 1031 }, 10f),
+            var v = new float[1];
+            Philox.FillUniform(v, seed, 0.25f, 1f);
+            return v;
+        }
+        var shapes = new (string Name, int[] Shape, float Scale, Func<int, ulong, float[]>? Values)[]
+        {
+            ("tiny", new[] { 1 }, 1f, Positive),
+            ("odd_wide", new[] { 37, 53 }, 6f, null),
+            ("moderate", new[] { 64, 1031 }, 10f, null),
         };
         foreach (var (name, parameter, op) in kernels)
         {
             var f = ActivationReference.Of(name, parameter);
             var df = GradientReference.ActivationDerivative(name, parameter);
-            foreach (var (shapeName, shape, scale) in shapes)
-                yield return Case(name + "_backward", shapeName, new[] { new Input(shape, Scale: scale) }, t => op(t[0]),
+            foreach (var (shapeName, shape, scale, values) in shapes)
+                yield return Case(name + "_backward", shapeName, new[] { new Input(shape, Scale: scale, Values: values) }, t => op(t[0]),
                     x => x[0].Select(f).ToArray(),
                     (x, g) => new[] { x[0].Select((v, i) => g[i] * df(v)).ToArray() });
         }
@@ -239,6 +247,59 @@ internal static class BackwardChecks
             (x, g) => new[] { GradientReference.Softmax(SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13), g, 26, 13, false) });
     }
 
+    private static IEnumerable<CheckCase> Normalizations()
+    {
+        const double eps = 1e-5;
+        foreach (var (name, rows, cols, offset) in new[] { ("tiny", 1, 1, 0f), ("odd", 37, 53, 0f), ("offset", 16, 257, 100f), ("wide", 8, 4099, 0f) })
+            foreach (var rms in new[] { false, true })
+            {
+                // Inputs on a common offset test that the backward's x̂ is as exact as the forward's.
+                float[] Shifted(int k, ulong seed)
+                {
+                    var v = new float[rows * cols];
+                    Philox.FillUniform(v, seed, -1f, 1f);
+                    return v.Select(u => u + offset).ToArray();
+                }
+                var inputs = rms
+                    ? new[] { new Input(new[] { rows, cols }, Values: Shifted), new Input(new[] { cols }) }
+                    : new[] { new Input(new[] { rows, cols }, Values: Shifted), new Input(new[] { cols }), new Input(new[] { cols }) };
+                yield return Case(rms ? "rmsnorm_backward" : "layernorm_backward", name, inputs,
+                    t => rms ? KeepOutput(Ops.RmsNorm(t[0], t[1], (float)eps)) : KeepOutput(Ops.LayerNorm(t[0], t[1], t[2], (float)eps)),
+                    x => NormalizationReference.Normalize(x[0], rows, cols, x[1], rms ? null : x[2], eps, rms).Y,
+                    (x, g) =>
+                    {
+                        var (dx, dg, db) = GradientReference.Normalize(x[0], x[1], g, rows, cols, (r, j) => r * cols + j, (_, j) => j, cols, eps, rms);
+                        return rms ? new[] { dx, dg } : new[] { dx, dg, db };
+                    });
+            }
+        // GroupNorm [N, C, H, W] with 3 groups and BatchNorm2d (training statistics) [N, C, H, W].
+        int n = 2, c = 6, h = 5, w = 3, hw = h * w, groups = 3, per = c / groups;
+        var shape = new[] { n, c, h, w };
+        yield return Case("groupnorm_backward", "g3", new[] { new Input(shape), new Input(new[] { c }), new Input(new[] { c }) },
+            t => KeepOutput(Ops.GroupNorm(t[0], groups, t[1], t[2], (float)eps)),
+            x => NormalizationReference.GroupNorm(x[0], n, c, hw, groups, x[1], x[2], eps).Y,
+            (x, g) =>
+            {
+                var (dx, dg, db) = GradientReference.Normalize(x[0], x[1], g, n * groups, per * hw, (r, j) => r * per * hw + j, (r, j) => r % groups * per + j / hw, c, eps, false);
+                return new[] { dx, dg, db };
+            });
+        yield return Case("batchnorm2d_train_backward", "n2_c6", new[] { new Input(shape), new Input(new[] { c }), new Input(new[] { c }) },
+            t => KeepOutput(Ops.BatchNorm2dTrain(t[0], t[1], t[2], eps: (float)eps)),
+            x => NormalizationReference.BatchNorm(x[0], n, c, hw, x[1], x[2], eps).Y,
+            (x, g) =>
+            {
+                var (dx, dg, db) = GradientReference.Normalize(x[0], x[1], g, c, n * hw, (r, j) => (j / hw * c + r) * hw + j % hw, (r, _) => r, c, eps, false);
+                return new[] { dx, dg, db };
+            });
+    }
+
+    private static Tensor KeepOutput(NormResult r)
+    {
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        return r.Output;
+    }
+
     private static IEnumerable<CheckCase> Losses()
     {
         foreach (var (name, rows, classes, smoothing, gpuOnly) in new[] { ("odd", 37, 11, 0.1f, false), ("one_class", 5, 1, 0f, false), ("moderate", 256, 1000, 0.05f, false) })
@@ -287,6 +348,171 @@ internal static class BackwardChecks
                 x[0].Select(m => g[0] * m / shape[0]).ToArray(),
                 x[1].Select(lv => g[0] * 0.5 * (Math.Exp(lv) - 1) / shape[0]).ToArray(),
             });
+    }
+
+    private static IEnumerable<CheckCase> Layouts()
+    {
+        var shape = new[] { 3, 4, 5 };
+        yield return Case("permute_backward", "rank3", new[] { new Input(shape) }, t => Ops.Permute(t[0], 2, 0, 1),
+            x => Permuted(x[0], shape), (x, g) => new[] { Unpermuted(g, shape) });
+        yield return Case("transpose_backward", "rank3", new[] { new Input(shape) }, t => Ops.Transpose(t[0], 0, 2),
+            x => Permuted(x[0], shape, transpose: true), (x, g) => new[] { Unpermuted(g, shape, transpose: true) });
+        var a = new[] { 3, 2, 5 };
+        var b = new[] { 3, 4, 5 };
+        yield return Case("concat_backward", "axis1", new[] { new Input(a), new Input(b) }, t => Ops.Concat(t, 1),
+            x => Concat(x[0], x[1], 3, 2, 4, 5),
+            (x, g) =>
+            {
+                var (ga, gb) = SplitBack(g, 3, 2, 4, 5);
+                return new[] { ga, gb };
+            });
+        yield return Case("split_backward", "axis1_sizes_2_4", new[] { new Input(new[] { 3, 6, 5 }) },
+            t =>
+            {
+                var pieces = Ops.Split(t[0], new[] { 2, 4 }, 1);
+                using (pieces[0])
+                using (pieces[1])
+                using (var scaled = Ops.Scale(pieces[1], 3f))
+                    return Ops.Concat(new[] { scaled, pieces[0] }, 1);
+            },
+            x =>
+            {
+                var (p0, p1) = SplitBack(x[0], 3, 2, 4, 5);
+                return Concat(p1.Select(v => 3 * v).ToArray(), p0, 3, 4, 2, 5);
+            },
+            (x, g) =>
+            {
+                var (g1, g0) = SplitBack(g, 3, 4, 2, 5);
+                return new[] { Concat(g0, g1.Select(v => 3 * v).ToArray(), 3, 2, 4, 5) };
+            });
+        var y = new[] { 4, 7 };
+        yield return Case("axpy_backward", "broadcast_x", new[] { new Input(new[] { 7 }), new Input(y) }, t => Ops.Axpy(-1.5f, t[0], t[1]),
+            x => ElementwiseReference.Binary(x[0], new[] { 7 }, x[1], y, (p, q) => -1.5 * p + q),
+            (x, g) =>
+            {
+                var (ga, gb) = GradientReference.Binary(x[0], new[] { 7 }, x[1], y, g, (_, _) => -1.5, (_, _) => 1);
+                return new[] { ga, gb };
+            });
+    }
+
+    // [A, B, C] → [C, A, B] (or [C, B, A] for the transpose of axes 0 and 2), and back.
+    private static double[] Permuted(double[] x, int[] s, bool transpose = false)
+    {
+        var o = new double[x.Length];
+        for (int i = 0; i < s[0]; i++)
+            for (int j = 0; j < s[1]; j++)
+                for (int k = 0; k < s[2]; k++)
+                    o[transpose ? (k * s[1] + j) * s[0] + i : (k * s[0] + i) * s[1] + j] = x[(i * s[1] + j) * s[2] + k];
+        return o;
+    }
+
+    private static double[] Unpermuted(double[] g, int[] s, bool transpose = false)
+    {
+        var dx = new double[g.Length];
+        for (int i = 0; i < s[0]; i++)
+            for (int j = 0; j < s[1]; j++)
+                for (int k = 0; k < s[2]; k++)
+                    dx[(i * s[1] + j) * s[2] + k] = g[transpose ? (k * s[1] + j) * s[0] + i : (k * s[0] + i) * s[1] + j];
+        return dx;
+    }
+
+    // [n, p, c] and [n, q, c] joined along axis 1, and the inverse.
+    private static double[] Concat(double[] a, double[] b, int n, int p, int q, int c)
+    {
+        var o = new double[n * (p + q) * c];
+        for (int i = 0; i < n; i++)
+        {
+            Array.Copy(a, i * p * c, o, i * (p + q) * c, p * c);
+            Array.Copy(b, i * q * c, o, (i * (p + q) + p) * c, q * c);
+        }
+        return o;
+    }
+
+    private static (double[] A, double[] B) SplitBack(double[] o, int n, int p, int q, int c)
+    {
+        var a = new double[n * p * c];
+        var b = new double[n * q * c];
+        for (int i = 0; i < n; i++)
+        {
+            Array.Copy(o, i * (p + q) * c, a, i * p * c, p * c);
+            Array.Copy(o, (i * (p + q) + p) * c, b, i * q * c, q * c);
+        }
+        return (a, b);
+    }
+
+    private static IEnumerable<CheckCase> Gathers()
+    {
+        // Ids with repeats (and one row never used): the scatter-add must sum every position of a row.
+        const int vocab = 11, dim = 13;
+        var ids = new[] { 3, 7, 3, 0, 10, 3, 7, 1, 9, 0, 2, 4, 5, 6, 3, 8, 1 };
+        yield return Case("embedding_backward", "repeated_ids", new[] { new Input(new[] { vocab, dim }) },
+            t => Ops.Embedding(t[0], ids, 1, ids.Length),
+            x => ids.SelectMany(id => x[0].Skip(id * dim).Take(dim)).ToArray(),
+            (x, g) =>
+            {
+                var dw = new double[vocab * dim];
+                for (int i = 0; i < ids.Length; i++)
+                    for (int c = 0; c < dim; c++)
+                        dw[ids[i] * dim + c] += g[i * dim + c];
+                return new[] { dw };
+            });
+        var rowIds = new float[] { 2, 0, 2, 2, 5, 1 };
+        yield return Case("gather_rows_backward", "repeated_rows", new[] { new Input(new[] { 6, 9 }), new Input(new[] { 2, 3 }, false, Values: (_, _) => rowIds) },
+            t => Ops.GatherRows(t[0], t[1]),
+            x => x[1].SelectMany(id => x[0].Skip((int)id * 9).Take(9)).ToArray(),
+            (x, g) =>
+            {
+                var dw = new double[6 * 9];
+                for (int i = 0; i < rowIds.Length; i++)
+                    for (int c = 0; c < 9; c++)
+                        dw[(int)rowIds[i] * 9 + c] += g[i * 9 + c];
+                return new[] { dw, null };
+            });
+        const float p = 0.3f;
+        const ulong dropSeed = 1234;
+        var shape = new[] { 37, 53 };
+        var keep = new float[ShapeUtil.Product(shape)];
+        Philox.FillUniform(keep, dropSeed, 0f, 1f);
+        yield return Case("dropout_backward", "p0_3", new[] { new Input(shape) },
+            t =>
+            {
+                var (y, mask) = Ops.Dropout(t[0], p, dropSeed);
+                mask.Dispose();
+                return y;
+            },
+            x => x[0].Select((v, i) => keep[i] >= p ? v / (1 - (double)p) : 0).ToArray(),
+            (x, g) => new[] { g.Select((v, i) => keep[i] >= p ? v / (1 - (double)p) : 0).ToArray() });
+    }
+
+    private static IEnumerable<CheckCase> Attentions()
+    {
+        // (B, H, Nq, Nk, d, causal, mask, layout): the training path recomputes through the unfused ops.
+        var cases = new (string Name, int B, int H, int Nq, int Nk, int D, bool Causal, bool Mask, AttentionLayout Layout)[]
+        {
+            ("b2_h3_n7_d8", 2, 3, 7, 7, 8, false, false, AttentionLayout.BHND),
+            ("causal_cross_nq5_nk9", 1, 2, 5, 9, 16, true, false, AttentionLayout.BHND),
+            ("additive_mask", 2, 2, 6, 6, 8, false, true, AttentionLayout.BHND),
+            ("bnhd_causal", 2, 2, 9, 9, 4, true, false, AttentionLayout.BNHD),
+        };
+        foreach (var (name, b, h, nq, nk, d, causal, mask, layout) in cases)
+        {
+            int[] Shape(int n) => layout == AttentionLayout.BHND ? new[] { b, h, n, d } : new[] { b, n, h, d };
+            var inputs = new List<Input> { new(Shape(nq)), new(Shape(nk)), new(Shape(nk)) };
+            if (mask)
+                inputs.Add(new Input(new[] { b, 1, nq, nk }));
+            double scale = 1 / Math.Sqrt(d);
+            double[] Forward(double[][] x) => AttentionReference.Forward(x, b, h, nq, nk, d, scale, causal, mask ? x[3] : null, layout == AttentionLayout.BNHD);
+            yield return Case("attention_backward", name, inputs.ToArray(),
+                t => KeepOutput(Ops.Attention(t[0], t[1], t[2], causal: causal, mask: mask ? t[3] : null, layout: layout)),
+                Forward, (x, g) => AttentionReference.Backward(x, g, b, h, nq, nk, d, scale, causal, mask ? x[3] : null, layout == AttentionLayout.BNHD),
+                tolerance: CheckCase.Fp32Tolerance);
+        }
+    }
+
+    private static Tensor KeepOutput(AttentionResult r)
+    {
+        r.LogSumExp.Dispose();
+        return r.Output;
     }
 
     private static IEnumerable<CheckCase> Views()

@@ -179,10 +179,22 @@ public static class KernelCatalog
         }
         yield return new KernelVariant("softmax_backward", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.BackwardRows), typeof(Flags.No)));
         yield return new KernelVariant("log_softmax_backward", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.BackwardRows), typeof(Flags.Yes)));
+        foreach (var (kernel, rms) in new[] { ("layernorm_backward", false), ("rmsnorm_backward", true), ("groupnorm_backward", false), ("batchnorm2d_train_backward", false) })
+            yield return new KernelVariant(kernel, "rows", Closed(typeof(NormalizationKernels), nameof(NormalizationKernels.BackwardRows), rms ? typeof(Flags.Yes) : typeof(Flags.No)));
         yield return new KernelVariant("cross_entropy_backward", "forward_rows", typeof(CrossEntropyKernels).GetMethod(nameof(CrossEntropyKernels.Rows))!);
         yield return new KernelVariant("cross_entropy_backward", "backward", typeof(CrossEntropyKernels).GetMethod(nameof(CrossEntropyKernels.Backward))!);
         foreach (var kernel in new[] { "mse_loss_backward", "bce_with_logits_backward", "gaussian_kl_backward" })
             yield return new KernelVariant(kernel, "flat_mul", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), typeof(ElementwiseOps.Mul)));
+        foreach (var kernel in new[] { "permute_backward", "transpose_backward" })
+            yield return new KernelVariant(kernel, "tiled", typeof(LayoutKernels).GetMethod(nameof(LayoutKernels.Transpose))!);
+        foreach (var kernel in new[] { "concat_backward", "split_backward" })
+            yield return new KernelVariant(kernel, "copy_strided", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Strided), Unary(id)));
+        yield return new KernelVariant("axpy_backward", "flat_scale", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(typeof(Activation.Scale))));
+        foreach (var kernel in new[] { "embedding_backward", "gather_rows_backward" })
+            yield return new KernelVariant(kernel, "scatter_segments", typeof(EmbeddingKernels).GetMethod(nameof(EmbeddingKernels.ScatterSegments))!);
+        yield return new KernelVariant("dropout_backward", "philox", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.DropoutBackward))!);
+        yield return new KernelVariant("attention_backward", "fused_forward", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.Fused))!);
+        yield return Tiled("attention_backward", "recompute_scores", typeof(MatMulTiles.Large), true, true, id);
         yield return new KernelVariant("adam_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Adam))!);
         yield return new KernelVariant("sgd_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Sgd))!);
         yield return new KernelVariant("rmsprop_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.RmsProp))!);

@@ -17,6 +17,23 @@ public struct FloatSum : ICombine<float>
     public readonly float Combine(float a, float b) => a + b;
 }
 
+/// <summary>A pair of floats summed together (two row sums in one reduction).</summary>
+public struct Float2
+{
+    /// <summary>The two components.</summary>
+    public float X, Y;
+
+    /// <summary>Componentwise sum.</summary>
+    public readonly Float2 Add(Float2 o) => new() { X = X + o.X, Y = Y + o.Y };
+
+    /// <summary>The group sum of pairs.</summary>
+    public struct Sum : ICombine<Float2>
+    {
+        /// <inheritdoc/>
+        public readonly Float2 Combine(Float2 a, Float2 b) => a.Add(b);
+    }
+}
+
 /// <summary>Cooperative reductions of one value per thread across a group.</summary>
 public static class GroupReduce
 {

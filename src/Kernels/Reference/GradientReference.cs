@@ -125,6 +125,41 @@ public static class GradientReference
         return dx;
     }
 
+    /// <summary>
+    /// Gradients of a normalization over rows whose element j sits at <paramref name="at"/>(row, j) of x and uses affine entry
+    /// <paramref name="affine"/>(row, j): y = x̂·γ + β with x̂ = (x − mean)·rstd (x·rstd for RMSNorm), statistics in double.
+    /// dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)) (no mean(dŷ) term for RMSNorm), dγ = Σ dy·x̂, dβ = Σ dy.
+    /// </summary>
+    public static (double[] DX, double[] DGamma, double[] DBeta) Normalize(double[] x, double[]? gamma, double[] g, int rows, int cols,
+        Func<int, int, int> at, Func<int, int, int> affine, int affineLength, double eps, bool rms)
+    {
+        var dx = new double[x.Length];
+        var dGamma = new double[affineLength];
+        var dBeta = new double[affineLength];
+        for (int r = 0; r < rows; r++)
+        {
+            double mean = 0, sq = 0;
+            for (int j = 0; j < cols; j++)
+                mean += x[at(r, j)];
+            mean /= cols;
+            for (int j = 0; j < cols; j++)
+                sq += rms ? x[at(r, j)] * x[at(r, j)] : (x[at(r, j)] - mean) * (x[at(r, j)] - mean);
+            double rstd = 1 / Math.Sqrt(sq / cols + eps), sumDy = 0, sumDyX = 0;
+            double XHat(int j) => (rms ? x[at(r, j)] : x[at(r, j)] - mean) * rstd;
+            double DyHat(int j) => g[at(r, j)] * (gamma is null ? 1 : gamma[affine(r, j)]);
+            for (int j = 0; j < cols; j++)
+            {
+                sumDy += DyHat(j);
+                sumDyX += DyHat(j) * XHat(j);
+                dGamma[affine(r, j)] += g[at(r, j)] * XHat(j);
+                dBeta[affine(r, j)] += g[at(r, j)];
+            }
+            for (int j = 0; j < cols; j++)
+                dx[at(r, j)] = rstd * (DyHat(j) - (rms ? 0 : sumDy / cols) - XHat(j) * sumDyX / cols);
+        }
+        return (dx, dGamma, dBeta);
+    }
+
     /// <summary>Per-row cross-entropy with label smoothing and an ignored class (loss 0, weight 0 for ignored rows).</summary>
     public static double[] CrossEntropyRows(double[] x, double[] target, int rows, int classes, int ignoreIndex, double smoothing)
     {
