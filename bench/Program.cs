@@ -20,6 +20,9 @@ verbs:
   models [--device NAME] [--json FILE]     run every seed model's golden case (PyTorch fixtures); table with ms per forward
   generate --prompt-ids 1,2,3 [--max-new 20] [--temperature T] [--top-k K] [--top-p P] [--seed N] [--device NAME]
                                            extend a prompt with the fixture GPT (KV cache); print token ids and tokens/s
+  train dnn [--device NAME] [--steps 2000] [--lr 0.001] [--seed N] [--out DIR]
+                                           train the seed's MLP on y = 3x² + 5 with Adam and MSE: progress line,
+                                           DIR/dnn-loss.png (loss curve) and DIR/dnn.safetensors (final weights)
   ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
                                            compile every kernel variant to PTX offline (no GPU needed),
                                            write DIR/<kernel>_<variant>.ptx and summarize what the
@@ -57,6 +60,10 @@ try
         return args.Length == 3 ? Verbs.Compare(args[1], args[2]) : throw new UsageException("compare takes two result files");
     if (args[0] == "bdn")
         return Verbs.Bdn(args[1..]);
+    if (args[0] == "train")
+        return args.Length >= 2 && !args[1].StartsWith("--")
+            ? TrainVerb.Run(args[1], Cli.Parse(args[1..], TrainVerb.Options))
+            : throw new UsageException("train needs a model: train dnn");
     if (!verbs.TryGetValue(args[0], out var spec))
         throw new UsageException($"unknown verb '{args[0]}'");
     var cli = Cli.Parse(args, spec);
