@@ -5,12 +5,14 @@ python3-torch (CI never needs PyTorch):
 
     /usr/bin/python3 tests/GpuNet.Layers.Tests/make_training_fixtures.py
 """
+import copy
 import os
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
-from make_fixtures import write_safetensors
+from make_fixtures import Gpt, write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -36,5 +38,53 @@ def dnn(steps=2000):
     print(f"dnn: loss after 1 step {losses[0]:.6f}, after 5 {losses[4]:.6f}, after {steps} {losses[-1]:.6f}")
 
 
+def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3):
+    """Every parameter's gradient after one forward/backward of loss_fn in float64, and the losses of adam_steps Adam
+    steps from the same weights (the loss before each step, then after the last), next to the F32 weights."""
+    state = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
+    as_double = lambda t: t if t.dtype == torch.long else t.double()
+    m = copy.deepcopy(model).double()
+    loss = loss_fn(m(as_double(inputs)), as_double(target))
+    loss.backward()
+    tensors = dict(state)
+    for n, p in m.named_parameters():
+        tensors[f"__grad__.{n}"] = p.grad.detach().double()
+    tensors["__loss__"] = loss.detach().double().reshape(1)
+    m = copy.deepcopy(model).double()
+    opt = torch.optim.Adam(m.parameters(), lr=lr)
+    losses = []
+    for _ in range(adam_steps):
+        opt.zero_grad()
+        l = loss_fn(m(as_double(inputs)), as_double(target))
+        l.backward()
+        opt.step()
+        losses.append(l.item())
+    with torch.no_grad():
+        losses.append(loss_fn(m(as_double(inputs)), as_double(target)).item())
+    tensors["__adam_losses__"] = torch.tensor(losses, dtype=torch.float64)
+    tensors["__input__"] = inputs.float()
+    tensors["__target__"] = target.float()
+    write_safetensors(os.path.join(HERE, "Fixtures", f"{name}.safetensors"), tensors, metadata)
+    print(f"{name}: loss {loss.item():.6f}, after {adam_steps} Adam steps {losses[-1]:.6f}")
+
+
+def mlp_grad():
+    torch.manual_seed(11)
+    model = nn.Sequential(nn.Linear(13, 32), nn.ReLU(), nn.Linear(32, 24), nn.GELU(), nn.Linear(24, 5))
+    gradients("mlp_grad", model, torch.randn(7, 13), torch.randn(7, 5), F.mse_loss, {"layers": "13-32-24-5", "loss": "mse"})
+
+
+def gpt_grad():
+    torch.manual_seed(13)
+    cfg = dict(vocab=61, context=32, d=48, h=4, layers=2)
+    model = Gpt(cfg["vocab"], cfg["context"], cfg["d"], cfg["h"], cfg["layers"])
+    ids = torch.randint(0, cfg["vocab"], (2, 11))
+    target = torch.randint(0, cfg["vocab"], (2, 11))
+    gradients("gpt_grad", model, ids, target, lambda logits, t: F.cross_entropy(logits.reshape(-1, cfg["vocab"]), t.reshape(-1).long()),
+              dict(cfg, loss="cross_entropy"))
+
+
 if __name__ == "__main__":
     dnn()
+    mlp_grad()
+    gpt_grad()

@@ -1,0 +1,85 @@
+using GpuNet.Kernels.Checks;
+using GpuNet.Layers;
+using GpuNet.Tests;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace GpuNet.Layers.Tests;
+
+/// <summary>
+/// PyTorch golden gradients (make_training_fixtures.py): the fixture model with the fixture's weights, one forward and
+/// backward of its loss — every parameter's gradient within rel L2 1e-4 of PyTorch's (float64) — then five Adam steps
+/// from the same weights, the loss before each and after the last within 1e-4.
+/// </summary>
+public sealed class GradientFixtureTests(ITestOutputHelper output)
+{
+    private static Device Cpu => TestDevices.Cpu;
+
+    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name + ".safetensors");
+
+    /// <summary>The fixture's loss of the model's output against "__target__".</summary>
+    private static Tensor Loss(Module model, SafeTensorsFile f)
+    {
+        var golden = ModelZoo.Golden.Single(c => f.Metadata.TryGetValue("vocab", out _) ? c.Name == "gpt" : c.Name == "mlp");
+        using var prediction = golden.Run(model, f);
+        using var target = f.ToTensor(model.Device, "__target__");
+        if (f.Metadata["loss"] == "mse")
+            return Ops.MseLoss(prediction, target);
+        using var rows = prediction.Reshape(-1, prediction.Size(-1));
+        using var classes = target.Reshape(-1);
+        return Ops.CrossEntropy(rows, classes);
+    }
+
+    private static Module Build(SafeTensorsFile f) =>
+        f.Metadata.ContainsKey("vocab") ? ModelZoo.Gpt(Cpu, f) : ModelZoo.Golden.Single(c => c.Name == "mlp").Build(Cpu, f);
+
+    [Theory]
+    [InlineData("mlp_grad")]
+    [InlineData("gpt_grad")]
+    public void GradientsMatchPyTorch(string name)
+    {
+        using var f = SafeTensors.Open(Fixture(name));
+        using var model = Build(f);
+        model.Load(f);
+        using (var loss = Loss(model, f))
+        {
+            Assert.Equal(f.ReadDoubles("__loss__")[0], loss.ToArray()[0], 4);
+            loss.Backward();
+        }
+        foreach (var (param, tensor) in model.Parameters())
+        {
+            Assert.NotNull(tensor.Grad);
+            var (maxAbs, rel, error) = CheckRunner.Compare(tensor.Grad!.ToArray(), f.ReadDoubles("__grad__." + param));
+            output.WriteLine($"{param}: max abs {maxAbs:0.##e+0}, rel L2 {rel:0.##e+0}");
+            Assert.Null(error);
+            Assert.True(rel <= 1e-4, $"{name} {param}: rel L2 {rel:0.##e+0}");
+        }
+    }
+
+    [Theory]
+    [InlineData("mlp_grad")]
+    [InlineData("gpt_grad")]
+    public void AdamStepsFollowPyTorch(string name)
+    {
+        using var f = SafeTensors.Open(Fixture(name));
+        var expected = f.ReadDoubles("__adam_losses__");
+        using var model = Build(f);
+        model.Load(f);
+        using var optimizer = new Adam(model.Parameters(), 1e-3f);
+        var got = new List<float>();
+        for (int step = 0; step < expected.Length - 1; step++)
+        {
+            using var loss = Loss(model, f);
+            got.Add(loss.ToArray()[0]);
+            loss.Backward();
+            optimizer.Step();
+            optimizer.ZeroGrad();
+        }
+        using (Autograd.NoGrad())
+        using (var last = Loss(model, f))
+            got.Add(last.ToArray()[0]);
+        output.WriteLine($"GpuNet {string.Join(", ", got.Select(v => v.ToString("G7")))}; PyTorch {string.Join(", ", expected.Select(v => v.ToString("G7")))}");
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(got[i] - expected[i]) <= 1e-4 * Math.Abs(expected[i]), $"{name} loss {i}: {got[i]} vs PyTorch {expected[i]}");
+    }
+}
