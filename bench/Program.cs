@@ -20,9 +20,15 @@ verbs:
   models [--device NAME] [--json FILE]     run every seed model's golden case (PyTorch fixtures); table with ms per forward
   generate --prompt-ids 1,2,3 [--max-new 20] [--temperature T] [--top-k K] [--top-p P] [--seed N] [--device NAME]
                                            extend a prompt with the fixture GPT (KV cache); print token ids and tokens/s
+  generate --weights DIR/gpt.safetensors --prompt TEXT [--max-new 200] [--temperature T] [--top-k K] [--seed N]
+                                           continue text with a GPT trained by 'train gpt'
   train dnn [--device NAME] [--steps 2000] [--lr 0.001] [--seed N] [--out DIR]
                                            train the seed's MLP on y = 3x² + 5 with Adam and MSE: progress line,
                                            DIR/dnn-loss.png (loss curve) and DIR/dnn.safetensors (final weights)
+  train gpt [--device NAME] [--steps 600] [--lr 0.003] [--batch 16] [--context 64] [--dim 64] [--heads 4] [--layers 2]
+            [--text FILE (default: the bundled Shakespeare)] [--prompt TEXT] [--chars 200] [--seed N] [--out DIR]
+                                           train a character-level GPT with AdamW and cross-entropy, write DIR/gpt.safetensors
+                                           and DIR/gpt-loss.png, then continue the prompt from the trained weights
   ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
                                            compile every kernel variant to PTX offline (no GPU needed),
                                            write DIR/<kernel>_<variant>.ptx and summarize what the
@@ -41,6 +47,7 @@ var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
     ["generate"] = new Dictionary<string, string>
     {
         ["device"] = "one", ["prompt-ids"] = "many", ["max-new"] = "one", ["temperature"] = "one", ["top-k"] = "one", ["top-p"] = "one", ["seed"] = "one",
+        ["weights"] = "one", ["prompt"] = "one",
     },
     ["run"] = new Dictionary<string, string>
     {
@@ -233,6 +240,8 @@ internal static class Verbs
 
     public static int Generate(Cli cli)
     {
+        if (cli.One("weights") is { } weights)
+            return GenerateText(cli, weights);
         var prompt = cli.Many("prompt-ids").Select(s => int.TryParse(s, out var v) ? v : throw new UsageException($"--prompt-ids takes integers, got '{s}'")).ToArray();
         if (prompt.Length == 0)
             throw new UsageException("generate needs --prompt-ids");
@@ -253,6 +262,34 @@ internal static class Verbs
         Console.WriteLine(string.Join(",", tokens));
         int generated = tokens.Length - prompt.Length;
         Console.WriteLine($"{generated} new tokens in {seconds * 1000:0.0} ms: {generated / seconds:0.0} tokens/s on {device.Id} (KV cache, prompt of {prompt.Length})");
+        return 0;
+    }
+
+    /// <summary>Continues a text prompt with a character-level GPT written by 'train gpt'.</summary>
+    private static int GenerateText(Cli cli, string weights)
+    {
+        if (!File.Exists(weights))
+            throw new UsageException($"generate: no weights file '{weights}'");
+        string prompt = cli.One("prompt") ?? throw new UsageException("generate --weights needs --prompt TEXT");
+        int Int(string name, int fallback) => cli.One(name) is { } s ? (int.TryParse(s, out var v) ? v : throw new UsageException($"--{name} takes an integer")) : fallback;
+        float temperature = cli.One("temperature") is { } t ? (float.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw new UsageException("--temperature takes a number")) : 0.8f;
+        using var device = Device.Open(cli.One("device"));
+        var (model, vocabulary) = GpuNet.Layers.CharGpt.Load(device, weights);
+        using (model)
+        {
+            var sw = System.Diagnostics.Stopwatch.StartNew();
+            string text;
+            try
+            {
+                text = GpuNet.Layers.CharGpt.Continue(model, vocabulary, prompt, Int("max-new", 200), temperature, Int("top-k", 0), (ulong)Int("seed", 0));
+            }
+            catch (ArgumentException e)
+            {
+                throw new UsageException(e.Message);
+            }
+            Console.WriteLine(text);
+            Console.Error.WriteLine($"{text.Length - prompt.Length} characters in {sw.Elapsed.TotalMilliseconds:0} ms on {device.Id}");
+        }
         return 0;
     }
 

@@ -9,12 +9,17 @@ internal static class TrainVerb
     public static readonly IReadOnlyDictionary<string, string> Options = new Dictionary<string, string>
     {
         ["device"] = "one", ["steps"] = "one", ["lr"] = "one", ["seed"] = "one", ["out"] = "one",
+        ["text"] = "one", ["batch"] = "one", ["context"] = "one", ["dim"] = "one", ["heads"] = "one", ["layers"] = "one",
+        ["prompt"] = "one", ["chars"] = "one",
     };
+
+    /// <summary>The bundled corpus (first 300 KB of Shakespeare's plays).</summary>
+    public static string DefaultText => Path.Combine(AppContext.BaseDirectory, "data", "shakespeare.txt");
 
     public static int Run(string model, Cli cli)
     {
-        int steps = Int(cli, "steps", 2000);
-        float lr = Float(cli, "lr", 1e-3f);
+        int steps = Int(cli, "steps", model == "gpt" ? 600 : 2000);
+        float lr = Float(cli, "lr", model == "gpt" ? 3e-3f : 1e-3f);
         ulong seed = (ulong)Int(cli, "seed", 0);
         string outDir = cli.One("out") ?? ".";
         Directory.CreateDirectory(outDir);
@@ -23,7 +28,8 @@ internal static class TrainVerb
         return model switch
         {
             "dnn" => Dnn(device, steps, lr, seed, outDir),
-            _ => throw new UsageException($"train: unknown model '{model}' (dnn)"),
+            "gpt" => Gpt(device, cli, steps, lr, seed, outDir),
+            _ => throw new UsageException($"train: unknown model '{model}' (dnn, gpt)"),
         };
     }
 
@@ -39,6 +45,37 @@ internal static class TrainVerb
         model.Save(weights);
         PlotLoss(losses, curve, $"dnn on {device.Id}: final MSE {losses[^1]:G4}");
         Console.WriteLine($"final MSE {losses[^1]:G6} after {steps} steps in {clock.Elapsed.TotalSeconds:0.0} s ({steps / clock.Elapsed.TotalSeconds:0} steps/s); wrote {weights} and {curve}");
+        return 0;
+    }
+
+    private static int Gpt(Device device, Cli cli, int steps, float lr, ulong seed, string outDir)
+    {
+        string textPath = cli.One("text") ?? DefaultText;
+        if (!File.Exists(textPath))
+            throw new UsageException($"train gpt: no text file '{textPath}'");
+        string text = File.ReadAllText(textPath);
+        var vocabulary = new CharVocabulary(text);
+        var config = new GptConfig(vocabulary.Count, Int(cli, "context", 64), Int(cli, "dim", 64), Int(cli, "heads", 4), Int(cli, "layers", 2));
+        if (config.Dim % Math.Max(config.Heads, 1) != 0 || config.Heads == 0 || config.Context < 2)
+            throw new UsageException("train gpt: --dim must be a multiple of --heads, and --context at least 2");
+        int batch = Int(cli, "batch", 16);
+        using var model = new GpuNet.Layers.Gpt(device, config);
+        model.Initialize(seed);
+        Console.WriteLine($"gpt: {config.Layers} layers, width {config.Dim}, {config.Heads} heads, context {config.Context}, {model.ParameterCount} parameters; " +
+                          $"{text.Length} characters of {Path.GetFileName(textPath)}, vocabulary {vocabulary.Count}; AdamW lr {lr}, batch {batch}, {steps} steps");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var losses = CharGpt.Train(model, vocabulary, text, steps, batch, lr, seed, p => Progress(p, steps), reportEvery: Math.Max(1, steps / 100));
+        if (!Console.IsOutputRedirected)
+            Console.WriteLine();
+        double seconds = clock.Elapsed.TotalSeconds;
+        string weights = Path.Combine(outDir, "gpt.safetensors"), curve = Path.Combine(outDir, "gpt-loss.png");
+        CharGpt.Save(weights, model, vocabulary);
+        PlotLoss(losses, curve, $"char GPT on {device.Id}: loss {losses[0]:0.00} → {losses[^1]:0.00}");
+        Console.WriteLine($"loss {losses[0]:0.000} → {losses[^1]:0.000} (mean of the last 20 steps {losses.TakeLast(20).Average():0.000}) in {seconds:0.0} s, " +
+                          $"{steps * batch * config.Context / seconds:0} tokens/s trained; wrote {weights} and {curve}");
+        string prompt = cli.One("prompt") ?? "ROMEO:";
+        Console.WriteLine($"--- generate --weights {weights} --prompt \"{prompt}\" ---");
+        Console.WriteLine(CharGpt.Continue(model, vocabulary, prompt, Int(cli, "chars", 200), seed: seed));
         return 0;
     }
 

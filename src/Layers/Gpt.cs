@@ -225,6 +225,7 @@ public sealed class Gpt : Module
         if (prompt.Count == 0)
             throw new ShapeMismatchException("generate", "prompt", "at least one token", "none");
         var tokens = new List<int>(prompt);
+        using var _ = Autograd.NoGrad();
         using var cache = useCache ? NewCache() : null;
         for (int step = 0; step < maxNewTokens && tokens.Count < Config.Context; step++)
         {
