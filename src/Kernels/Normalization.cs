@@ -177,20 +177,12 @@ namespace GpuNet.Kernels
                 dx.ContiguousView, product.ContiguousView);
             if (device.IsHostCpu)
             {
-                int perAffine = layout.Cols / layout.Spatial;
                 using (device.Profiler.Measure(name))
-                    Cpu.HostParallel.For(layout.Rows, 12L * layout.Cols, (s, e) =>
+                    unsafe
                     {
-                        for (int row = s; row < e; row++)
-                        {
-                            int start = row * layout.RowStride, affineBase = row % layout.AffineGroups * perAffine;
-                            var sums = default(Float2);
-                            for (int j = 0; j < layout.Cols; j++)
-                                sums = sums.Add(BackwardTerms<TRms>(xv, gv, dv, mv, rv, layout, row, start, affineBase, j));
-                            for (int j = 0; j < layout.Cols; j++)
-                                BackwardWrite<TRms>(xv, gv, dv, mv, rv, ov, pv, layout, row, start, affineBase, j, sums);
-                        }
-                    });
+                        Cpu.HostRows.NormalizeBackward(Cpu.HostMemory.Ptr(xv), gamma is null ? null : Cpu.HostMemory.Ptr(gv), Cpu.HostMemory.Ptr(dv),
+                            Cpu.HostMemory.Ptr(mv), Cpu.HostMemory.Ptr(rv), Cpu.HostMemory.Ptr(ov), Cpu.HostMemory.Ptr(pv), layout, default(TRms).Value);
+                    }
                 return;
             }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,

@@ -123,6 +123,8 @@ internal static unsafe class HostElementwise
                 var op = Op;
                 TensorPrimitives.MultiplyAdd(x, Unsafe.As<TOp, ElementwiseOps.Axpy>(ref op).Alpha, ys, dst);
             }
+            else if (typeof(TOp) == typeof(Activation.Backward<Activation.GeluErf>))
+                HostMath.GeluErfBackward(a, b, o, n);
             else return false;
             return true;
         }
@@ -177,6 +179,11 @@ internal static unsafe class HostElementwise
         {
             fixed (float* px = x, pd = dst)
                 HostMath.Sigmoid(px, pd, x.Length);
+        }
+        else if (typeof(TOp) == typeof(Activation.GeluErf))
+        {
+            fixed (float* px = x, pd = dst)
+                HostMath.GeluErf(px, pd, x.Length);
         }
         else if (typeof(TOp) == typeof(Activation.Relu))
             Relu(x, dst);

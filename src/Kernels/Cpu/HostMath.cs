@@ -148,4 +148,63 @@ internal static unsafe class HostMath
         for (; i < n; i++)
             dst[i] = 1f / (1f + MathF.Exp(-src[i]));
     }
+
+    /// <summary>
+    /// erfc(|z|) for lanes of |z| (the fit of <see cref="MathFn.Erfc"/>, fractional error below 1.2e-7): t = 1/(1 + |z|/2) and
+    /// t·exp(−z² + P(t)) with the degree-9 polynomial evaluated by Horner, the exponential by <see cref="Exp"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> ErfcAbs(Vector256<float> az)
+    {
+        var t = Vector256<float>.One / Fma.MultiplyAdd(az, Vector256.Create(0.5f), Vector256<float>.One);
+        var p = Vector256.Create(0.17087277f);
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(-0.82215223f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(1.48851587f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(-1.13520398f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(0.27886807f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(-0.18628806f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(0.09678418f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(0.37409196f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(1.00002368f));
+        p = Fma.MultiplyAdd(p, t, Vector256.Create(-1.26551223f));
+        return t * Exp(Fma.MultiplyAddNegated(az, az, p));
+    }
+
+    /// <summary>Φ(x) = ½·erfc(−x/√2) lane by lane, as the GELU structs compute it (both tails at full relative precision).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> NormalCdf(Vector256<float> x)
+    {
+        var z = x * Vector256.Create(0.70710678118654752f);
+        var half = ErfcAbs(Vector256.Abs(z)) * Vector256.Create(0.5f);
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(z, Vector256<float>.Zero), Vector256<float>.One - half, half);
+    }
+
+    /// <summary>dst[i] = x·Φ(x) (exact GELU); dst may be x. Lanes agree with <see cref="Activation.GeluErf"/> to float rounding.</summary>
+    public static void GeluErf(float* x, float* dst, int n)
+    {
+        int i = 0;
+        for (; Vectorized && i + 8 <= n; i += 8)
+        {
+            var v = Vector256.Load(x + i);
+            Vector256.Store(v * NormalCdf(v), dst + i);
+        }
+        var op = default(Activation.GeluErf);
+        for (; i < n; i++)
+            dst[i] = op.Apply(x[i]);
+    }
+
+    /// <summary>dst[i] = dy·(Φ(x) + x·φ(x)), the exact GELU's backward; dst may alias dy or x.</summary>
+    public static void GeluErfBackward(float* dy, float* x, float* dst, int n)
+    {
+        int i = 0;
+        for (; Vectorized && i + 8 <= n; i += 8)
+        {
+            var v = Vector256.Load(x + i);
+            var density = Exp(v * v * Vector256.Create(-0.5f)) * Vector256.Create(0.3989422804014327f);
+            Vector256.Store(Vector256.Load(dy + i) * Fma.MultiplyAdd(v, density, NormalCdf(v)), dst + i);
+        }
+        var op = default(Activation.GeluErf);
+        for (; i < n; i++)
+            dst[i] = dy[i] * op.Derivative(x[i]);
+    }
 }
