@@ -125,6 +125,12 @@ internal static unsafe class HostElementwise
             }
             else if (typeof(TOp) == typeof(Activation.Backward<Activation.GeluErf>))
                 HostMath.GeluErfBackward(a, b, o, n);
+            else if (typeof(TOp) == typeof(Activation.Backward<Activation.Relu>))
+                ReluBackward(a, b, o, n);
+            else if (typeof(TOp) == typeof(Activation.Backward<Activation.Sigmoid>))
+                SigmoidBackward(a, b, o, n, silu: false);
+            else if (typeof(TOp) == typeof(Activation.Backward<Activation.Silu>))
+                SigmoidBackward(a, b, o, n, silu: true);
             else return false;
             return true;
         }
@@ -208,6 +214,42 @@ internal static unsafe class HostElementwise
         }
         for (; i < x.Length; i++)
             dst[i] = x[i] > 0 ? x[i] : 0f;
+    }
+
+    /// <summary>dx = dy where x &gt; 0, else 0 (the struct's derivative, NaN x gives 0 as there).</summary>
+    private static void ReluBackward(float* dy, float* x, float* dx, int n)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+            for (; i + 8 <= n; i += 8)
+                Vector256.Store(Vector256.ConditionalSelect(Vector256.GreaterThan(Vector256.Load(x + i), Vector256<float>.Zero), Vector256.Load(dy + i), Vector256<float>.Zero), dx + i);
+        for (; i < n; i++)
+            dx[i] = x[i] > 0 ? dy[i] : 0f;
+    }
+
+    /// <summary>
+    /// dx = dy·σ(x)·σ(−x) (sigmoid) or dy·σ(x)·(1 + x·σ(−x)) (SiLU) in chunks through stack buffers: both σ(x) and σ(−x) are
+    /// computed, as the structs do, so 1 − σ never cancels in the tails. dx may alias dy or x.
+    /// </summary>
+    private static void SigmoidBackward(float* dy, float* x, float* dx, int n, bool silu)
+    {
+        const int Chunk = 256;
+        float* s = stackalloc float[Chunk];
+        float* t = stackalloc float[Chunk];
+        for (int i = 0; i < n; i += Chunk)
+        {
+            int m = Math.Min(Chunk, n - i);
+            var xs = new ReadOnlySpan<float>(x + i, m);
+            HostMath.Sigmoid(x + i, s, m);
+            TensorPrimitives.Negate(xs, new Span<float>(t, m));
+            HostMath.Sigmoid(t, t, m);
+            var sp = new Span<float>(s, m);
+            var tp = new Span<float>(t, m);
+            if (silu)
+                TensorPrimitives.MultiplyAdd(xs, tp, 1f, tp);
+            TensorPrimitives.Multiply(sp, tp, sp);
+            TensorPrimitives.Multiply(new ReadOnlySpan<float>(dy + i, m), sp, new Span<float>(dx + i, m));
+        }
     }
 
     /// <summary>x·σ(x) in chunks through a stack buffer, so dst may be x itself.</summary>
