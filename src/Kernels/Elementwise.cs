@@ -211,6 +211,9 @@ namespace GpuNet
         public static void Fill(Tensor tensor, float value)
         {
             Validate.Input("fill", "tensor", tensor, tensor.Device);
+            // Filling a leaf (initializing a parameter) is fine; overwriting a computed tensor would leave its recorded graph lying.
+            if (Autograd.IsEnabled && !tensor.IsLeaf)
+                throw new NoGradientException("fill", "overwriting a tensor computed by a recorded op is not recorded; fill a new tensor, or under Autograd.NoGrad()");
             ElementwiseKernels.MapUnary("fill", tensor, tensor, new ElementwiseOps.Constant { Value = value });
         }
 
@@ -231,6 +234,8 @@ namespace GpuNet
             var device = destination.Device;
             Validate.Input("copy_strided", "destination", destination, device);
             Validate.Input("copy_strided", "source", source, device);
+            if (Autograd.IsEnabled && (source.RequiresGrad || !destination.IsLeaf))
+                throw new NoGradientException("copy_strided", "a copy into an existing tensor is not recorded, so the gradient would stop here; build a new tensor (Contiguous, Concat) while training, or copy under Autograd.NoGrad()");
             ElementwiseKernels.MapUnary("copy_strided", source, destination, new ElementwiseOps.Identity());
         }
 

@@ -58,19 +58,19 @@ public sealed class Recurrent : Module
         using var scope = Device.Scope();
         // Time-major throughout: step s is rows [s·B, (s+1)·B).
         var input = BatchFirst ? Ops.Permute(x, 1, 0, 2) : x.Contiguous();
-        var hidden = Tensor.Empty(Device, Layers, b, h);
-        var cell = IsLstm ? Tensor.Empty(Device, Layers, b, h) : null;
+        var finalHidden = new List<Tensor>();
+        var finalCell = new List<Tensor>();
         for (int l = 0; l < Layers; l++)
         {
-            // All timesteps' input projections at once: [T·B, G·H].
+            // All timesteps' input projections at once: [T·B, G·H]; each step adds its recurrent projection. Every step is a
+            // new tensor (no writes into preallocated outputs), so the same code records the tape when training.
             var gates = Ops.Linear(input.Reshape(t * b, input.Size(2)), _wih[l], _bih[l]);
-            var outputs = Tensor.Empty(Device, t, b, h);
+            var steps = new Tensor[t];
             var hPrev = Tensor.Zeros(Device, b, h);
             var cPrev = Tensor.Zeros(Device, b, h);
             for (int s = 0; s < t; s++)
             {
-                var step = gates.Slice(0, s * b, b);
-                Ops.MatMul(hPrev, _whh[l], transposeB: true, beta: 1f, c: step, bias: _bhh[l]);
+                var step = Ops.Add(gates.Slice(0, s * b, b), Ops.Linear(hPrev, _whh[l], _bhh[l]));
                 Tensor hNext;
                 if (IsLstm)
                 {
@@ -84,14 +84,16 @@ public sealed class Recurrent : Module
                 }
                 else
                     hNext = Ops.Tanh(step);
-                Ops.Copy(hNext, outputs.Select(0, s));
+                steps[s] = hNext.Reshape(1, b, h);
                 hPrev = hNext;
             }
-            Ops.Copy(hPrev, hidden.Select(0, l));
-            if (cell is not null)
-                Ops.Copy(cPrev, cell.Select(0, l));
-            input = outputs;
+            finalHidden.Add(hPrev.Reshape(1, b, h));
+            if (IsLstm)
+                finalCell.Add(cPrev.Reshape(1, b, h));
+            input = Ops.Concat(steps, 0);
         }
+        var hidden = Ops.Concat(finalHidden, 0);
+        var cell = IsLstm ? Ops.Concat(finalCell, 0) : null;
         var result = BatchFirst ? Ops.Permute(input, 1, 0, 2) : input.Contiguous();
         scope.Keep(hidden);
         if (cell is not null)

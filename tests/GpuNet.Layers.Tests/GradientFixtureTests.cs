@@ -20,8 +20,7 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
     /// <summary>The fixture's loss of the model's output against "__target__".</summary>
     private static Tensor Loss(Module model, SafeTensorsFile f)
     {
-        var golden = ModelZoo.Golden.Single(c => f.Metadata.TryGetValue("vocab", out _) ? c.Name == "gpt" : c.Name == "mlp");
-        using var prediction = golden.Run(model, f);
+        using var prediction = Golden(f).Run(model, f);
         using var target = f.ToTensor(model.Device, "__target__");
         if (f.Metadata["loss"] == "mse")
             return Ops.MseLoss(prediction, target);
@@ -30,17 +29,26 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
         return Ops.CrossEntropy(rows, classes);
     }
 
-    private static Module Build(SafeTensorsFile f) =>
-        f.Metadata.ContainsKey("vocab") ? ModelZoo.Gpt(Cpu, f) : ModelZoo.Golden.Single(c => c.Name == "mlp").Build(Cpu, f);
+    /// <summary>The golden case a gradient fixture extends: its file name without "_grad" (same builder, same extra inputs).</summary>
+    private static GoldenCase Golden(SafeTensorsFile f) =>
+        ModelZoo.Golden.Single(c => c.Name == Path.GetFileNameWithoutExtension(f.Path)[..^"_grad".Length]);
+
+    private static Module Build(SafeTensorsFile f)
+    {
+        var model = Golden(f).Build(Cpu, f);
+        model.Load(f);
+        return model;
+    }
+
+    public static IEnumerable<object[]> Fixtures => new[] { "mlp", "gpt", "lstm", "rnn", "encoder_post_norm", "encoder_pre_norm_padded", "decoder_post_norm" }
+        .Select(n => new object[] { n + "_grad" });
 
     [Theory]
-    [InlineData("mlp_grad")]
-    [InlineData("gpt_grad")]
+    [MemberData(nameof(Fixtures))]
     public void GradientsMatchPyTorch(string name)
     {
         using var f = SafeTensors.Open(Fixture(name));
         using var model = Build(f);
-        model.Load(f);
         using (var loss = Loss(model, f))
         {
             Assert.Equal(f.ReadDoubles("__loss__")[0], loss.ToArray()[0], 4);
@@ -57,14 +65,12 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData("mlp_grad")]
-    [InlineData("gpt_grad")]
+    [MemberData(nameof(Fixtures))]
     public void AdamStepsFollowPyTorch(string name)
     {
         using var f = SafeTensors.Open(Fixture(name));
         var expected = f.ReadDoubles("__adam_losses__");
         using var model = Build(f);
-        model.Load(f);
         using var optimizer = new Adam(model.Parameters(), 1e-3f);
         var got = new List<float>();
         for (int step = 0; step < expected.Length - 1; step++)

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from make_fixtures import Gpt, write_safetensors
+from make_fixtures import Gpt, padding, write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,13 +38,18 @@ def dnn(steps=2000):
     print(f"dnn: loss after 1 step {losses[0]:.6f}, after 5 {losses[4]:.6f}, after {steps} {losses[-1]:.6f}")
 
 
-def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3):
+def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3, run=None, extra=None):
     """Every parameter's gradient after one forward/backward of loss_fn in float64, and the losses of adam_steps Adam
-    steps from the same weights (the loss before each step, then after the last), next to the F32 weights."""
+    steps from the same weights (the loss before each step, then after the last), next to the F32 weights. Dropout is
+    off (eval mode): GpuNet's layers have none in their training path yet. run(model, x, extra) defaults to model(x)."""
+    model.eval()
     state = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-    as_double = lambda t: t if t.dtype == torch.long else t.double()
+    as_double = lambda t: t if t.dtype in (torch.long, torch.bool) else t.double()
+    extra = extra or {}
+    ex = {k: as_double(v) for k, v in extra.items()}
+    forward = (lambda m, x: run(m, x, ex)) if run else (lambda m, x: m(x))
     m = copy.deepcopy(model).double()
-    loss = loss_fn(m(as_double(inputs)), as_double(target))
+    loss = loss_fn(forward(m, as_double(inputs)), as_double(target))
     loss.backward()
     tensors = dict(state)
     for n, p in m.named_parameters():
@@ -55,15 +60,17 @@ def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1
     losses = []
     for _ in range(adam_steps):
         opt.zero_grad()
-        l = loss_fn(m(as_double(inputs)), as_double(target))
+        l = loss_fn(forward(m, as_double(inputs)), as_double(target))
         l.backward()
         opt.step()
         losses.append(l.item())
     with torch.no_grad():
-        losses.append(loss_fn(m(as_double(inputs)), as_double(target)).item())
+        losses.append(loss_fn(forward(m, as_double(inputs)), as_double(target)).item())
     tensors["__adam_losses__"] = torch.tensor(losses, dtype=torch.float64)
     tensors["__input__"] = inputs.float()
     tensors["__target__"] = target.float()
+    for k, v in extra.items():
+        tensors[f"__{k}__"] = v.float()
     write_safetensors(os.path.join(HERE, "Fixtures", f"{name}.safetensors"), tensors, metadata)
     print(f"{name}: loss {loss.item():.6f}, after {adam_steps} Adam steps {losses[-1]:.6f}")
 
@@ -84,7 +91,36 @@ def gpt_grad():
               dict(cfg, loss="cross_entropy"))
 
 
+def sequence_grads():
+    """LSTM, RNN and the Transformer encoder/decoder layers of the golden fixtures, trained on MSE to a random target."""
+    torch.manual_seed(17)
+    lstm = nn.LSTM(5, 8, num_layers=2, batch_first=True)
+    gradients("lstm_grad", lstm, torch.randn(3, 6, 5), torch.randn(3, 6, 8), F.mse_loss,
+              {"input": 5, "hidden": 8, "layers": 2, "batch_first": 1, "lstm": 1, "loss": "mse"}, run=lambda m, x, e: m(x)[0])
+    torch.manual_seed(18)
+    rnn = nn.RNN(4, 6, num_layers=2)
+    gradients("rnn_grad", rnn, torch.randn(5, 3, 4), torch.randn(5, 3, 6), F.mse_loss,
+              {"input": 4, "hidden": 6, "layers": 2, "batch_first": 0, "lstm": 0, "loss": "mse"}, run=lambda m, x, e: m(x)[0])
+    torch.manual_seed(19)
+    post = nn.TransformerEncoderLayer(16, 4, 40, dropout=0.1, activation="relu", batch_first=True)
+    gradients("encoder_post_norm_grad", post, torch.randn(2, 7, 16), torch.randn(2, 7, 16), F.mse_loss,
+              {"d": 16, "h": 4, "ff": 40, "activation": "relu", "norm_first": 0, "loss": "mse"})
+    torch.manual_seed(20)
+    pre = nn.TransformerEncoderLayer(16, 2, 24, dropout=0.1, activation="gelu", batch_first=True, norm_first=True)
+    gradients("encoder_pre_norm_padded_grad", pre, torch.randn(2, 7, 16), torch.randn(2, 7, 16), F.mse_loss,
+              {"d": 16, "h": 2, "ff": 24, "activation": "gelu", "norm_first": 1, "loss": "mse"},
+              run=lambda m, x, e: m(x, src_key_padding_mask=e["padding"]), extra={"padding": padding([7, 4], 7)})
+    torch.manual_seed(21)
+    dec = nn.TransformerDecoderLayer(16, 4, 32, dropout=0.1, activation="relu", batch_first=True)
+    causal = torch.ones(6, 6, dtype=torch.bool).triu(1)
+    gradients("decoder_post_norm_grad", dec, torch.randn(2, 6, 16), torch.randn(2, 6, 16), F.mse_loss,
+              {"d": 16, "h": 4, "ff": 32, "activation": "relu", "norm_first": 0, "loss": "mse"},
+              run=lambda m, x, e: m(x, e["memory"], tgt_mask=causal, memory_key_padding_mask=e["padding"]),
+              extra={"memory": torch.randn(2, 9, 16), "padding": padding([9, 5], 9)})
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
     gpt_grad()
+    sequence_grads()
