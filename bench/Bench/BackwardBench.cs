@@ -83,6 +83,13 @@ public static class BackwardBench
             yield return Step("mse_loss_backward", S(n), 6.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, new[] { true, false }, t => Ops.MseLoss(t[0], t[1])));
             yield return Step("bce_with_logits_backward", S(n), 14.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), Tensor.RandomUniform(d, new[] { n }, s + 1, 0f, 1f) }, new[] { true, false },
                 t => Ops.BinaryCrossEntropyWithLogits(t[0], t[1])));
+            yield return Step("l1_loss_backward", S(n), 6.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, All(2), t => Ops.L1Loss(t[0], t[1])));
+            yield return Step("smooth_l1_loss_backward", S(n), 8.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, All(2), t => Ops.SmoothL1Loss(t[0], t[1])));
+            yield return Step("huber_loss_backward", S(n), 8.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, All(2), t => Ops.HuberLoss(t[0], t[1])));
+            yield return Step("kl_div_backward", S(rows, cols), 12 * rc, 40 * rc, presets, (d, s) =>
+                (new[] { R(d, s, rows, cols), Tensor.RandomUniform(d, new[] { rows, cols }, s + 1, 0.01f, 1f) }, new[] { true, false }, t => Ops.KlDiv(t[0], t[1], Reduction.BatchMean)));
+            yield return Step("l1_penalty_backward", S(n), 4.0 * n, 16.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, All(1), t => Ops.L1Penalty(t)));
+            yield return Step("l2_penalty_backward", S(n), 4.0 * n, 16.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, All(1), t => Ops.L2Penalty(t)));
             yield return Step("gaussian_kl_backward", S(rows, cols), 12 * rc, 40 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols), R(d, s + 1, rows, cols) }, All(2), t => Ops.GaussianKl(t[0], t[1])));
             // Adam/AdamW, SGD, RMSprop, Adagrad steps over one parameter tensor of n elements.
             yield return new BenchCase("adam_step", S(n), 14.0 * n, 28.0 * n, presets, (d, s) => Optimizer(d, s, n, 2,
@@ -136,6 +143,8 @@ public static class BackwardBench
                 (new[] { R(d, s, vocab, dim), Tensor.FromArray(d, ids.Select(i => (float)i).ToArray()) }, new[] { true, false }, t => Ops.GatherRows(t[0], t[1])));
             int rows = presets == Small ? 64 : 4096;
             var targets = Enumerable.Range(0, rows).Select(i => (float)(Philox.Word(9, i) % (uint)vocab)).ToArray();
+            yield return Step("nll_loss_backward", $"{rows} rows V{vocab}", 1.0 * rows * vocab, 8.0 * rows * vocab, presets, (d, s) =>
+                (new[] { R(d, s, rows, vocab), Tensor.FromArray(d, targets) }, new[] { true, false }, t => Ops.NllLoss(t[0], t[1])));
             yield return Step("cross_entropy_backward", $"{rows} rows V{vocab}", 8.0 * rows * vocab, 16.0 * rows * vocab, presets, (d, s) =>
                 (new[] { R(d, s, rows, vocab), Tensor.FromArray(d, targets) }, new[] { true, false }, t => Ops.CrossEntropy(t[0], t[1])));
         }

@@ -316,7 +316,74 @@ internal static class BackwardChecks
                 x => GradientReference.CrossEntropyRows(x[0], x[1], rows, classes, -100, smoothing),
                 (x, g) => new[] { GradientReference.CrossEntropyRowsBackward(x[0], x[1], g, rows, classes, -100, smoothing), null }, gpuOnly: gpuOnly);
         }
+        foreach (var (name, rows, classes) in new[] { ("odd", 37, 11), ("moderate", 256, 1000) })
+        {
+            float[] Targets(int _, ulong seed)
+            {
+                var u = new float[rows];
+                Philox.FillUniform(u, seed, 0f, classes);
+                return u.Select((v, i) => i % 5 == 2 ? -100f : MathF.Min(MathF.Floor(v), classes - 1)).ToArray();
+            }
+            yield return Case("nll_loss_backward", name, new[] { new Input(new[] { rows, classes }, Scale: 3f), new Input(new[] { rows }, false, Values: Targets) },
+                t => Ops.NllLoss(t[0], t[1], Reduction.None),
+                x => Enumerable.Range(0, rows).Select(r => x[1][r] == -100 ? 0 : -x[0][r * classes + (int)x[1][r]]).ToArray(),
+                (x, g) =>
+                {
+                    var dx = new double[rows * classes];
+                    for (int r = 0; r < rows; r++)
+                        if (x[1][r] != -100)
+                            dx[r * classes + (int)x[1][r]] = -g[r];
+                    return new[] { dx, null };
+                });
+        }
         var shape = new[] { 13, 7 };
+        // Pointwise losses of d = pred − target: value and derivative in double, the reduction as torch's mean.
+        var pointwise = new (string Name, Func<Tensor, Tensor, Tensor> Op, Func<double, double> F, Func<double, double> Df)[]
+        {
+            ("l1_loss", (p, q) => Ops.L1Loss(p, q), Math.Abs, d => Math.Sign(d)),
+            ("smooth_l1_loss", (p, q) => Ops.SmoothL1Loss(p, q, beta: 0.5f), d => Math.Abs(d) < 0.5 ? d * d : Math.Abs(d) - 0.25, d => Math.Abs(d) < 0.5 ? 2 * d : Math.Sign(d)),
+            ("huber_loss", (p, q) => Ops.HuberLoss(p, q, delta: 0.5f), d => Math.Abs(d) <= 0.5 ? 0.5 * d * d : 0.5 * (Math.Abs(d) - 0.25), d => Math.Abs(d) <= 0.5 ? d : 0.5 * Math.Sign(d)),
+        };
+        foreach (var (name, op, f, df) in pointwise)
+            yield return Case(name + "_backward", "mean", new[] { new Input(shape), new Input(shape) },
+                t => op(t[0], t[1]),
+                x => new[] { x[0].Select((v, i) => f(v - x[1][i])).Average() },
+                (x, g) => new[]
+                {
+                    x[0].Select((v, i) => g[0] * df(v - x[1][i]) / x[0].Length).ToArray(),
+                    x[0].Select((v, i) => -g[0] * df(v - x[1][i]) / x[0].Length).ToArray(),
+                });
+        // kl_div(log q, p) with p a positive distribution per row (batchmean): gradients to both.
+        float[] Probabilities(int _, ulong seed)
+        {
+            var v = new float[shape[0] * shape[1]];
+            Philox.FillUniform(v, seed, 0.05f, 1f);
+            for (int r = 0; r < shape[0]; r++)
+            {
+                float sum = 0;
+                for (int j = 0; j < shape[1]; j++)
+                    sum += v[r * shape[1] + j];
+                for (int j = 0; j < shape[1]; j++)
+                    v[r * shape[1] + j] /= sum;
+            }
+            return v;
+        }
+        yield return Case("kl_div_backward", "batchmean", new[] { new Input(shape, Scale: 2f), new Input(shape, Values: Probabilities) },
+            t => Ops.KlDiv(t[0], t[1], Reduction.BatchMean),
+            x => new[] { x[0].Select((v, i) => x[1][i] * (Math.Log(x[1][i]) - v)).Sum() / shape[0] },
+            (x, g) => new[]
+            {
+                x[1].Select(p => -g[0] * p / shape[0]).ToArray(),
+                x[1].Select((p, i) => g[0] * (Math.Log(p) + 1 - x[0][i]) / shape[0]).ToArray(),
+            });
+        yield return Case("l1_penalty_backward", "two_tensors", new[] { new Input(new[] { 5, 3 }), new Input(new[] { 4 }) },
+            t => Ops.L1Penalty(t),
+            x => new[] { x[0].Sum(Math.Abs) + x[1].Sum(Math.Abs) },
+            (x, g) => new[] { x[0].Select(v => g[0] * Math.Sign(v)).ToArray(), x[1].Select(v => g[0] * Math.Sign(v)).ToArray() });
+        yield return Case("l2_penalty_backward", "two_tensors", new[] { new Input(new[] { 5, 3 }), new Input(new[] { 4 }) },
+            t => Ops.L2Penalty(t),
+            x => new[] { x[0].Sum(v => v * v) + x[1].Sum(v => v * v) },
+            (x, g) => new[] { x[0].Select(v => g[0] * 2 * v).ToArray(), x[1].Select(v => g[0] * 2 * v).ToArray() });
         yield return Case("mse_loss_backward", "mean", new[] { new Input(shape), new Input(shape) },
             t => Ops.MseLoss(t[0], t[1]),
             x => new[] { x[0].Select((v, i) => (v - x[1][i]) * (v - x[1][i])).Average() },

@@ -195,6 +195,15 @@ public static class KernelCatalog
         yield return new KernelVariant("dropout_backward", "philox", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.DropoutBackward))!);
         yield return new KernelVariant("attention_backward", "fused_forward", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.Fused))!);
         yield return Tiled("attention_backward", "recompute_scores", typeof(MatMulTiles.Large), true, true, id);
+        foreach (var (kernel, op) in new[] { ("l1_loss_backward", typeof(LossOps.Abs)), ("smooth_l1_loss_backward", typeof(LossOps.SmoothL1)), ("huber_loss_backward", typeof(LossOps.Huber)),
+                     ("kl_div_backward", typeof(LossOps.XLogX)), ("l1_penalty_backward", typeof(LossOps.Abs)) })
+        {
+            yield return new KernelVariant(kernel, "forward", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(op)));
+            yield return new KernelVariant(kernel, "backward", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), typeof(Activation.Backward<>).MakeGenericType(op)));
+        }
+        yield return new KernelVariant("l2_penalty_backward", "flat_mul", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), typeof(ElementwiseOps.Mul)));
+        yield return new KernelVariant("nll_loss_backward", "forward_rows", typeof(NllKernels).GetMethod(nameof(NllKernels.Rows))!);
+        yield return new KernelVariant("nll_loss_backward", "backward", typeof(NllKernels).GetMethod(nameof(NllKernels.Backward))!);
         yield return new KernelVariant("adam_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Adam))!);
         yield return new KernelVariant("sgd_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.Sgd))!);
         yield return new KernelVariant("rmsprop_step", "fused", typeof(OptimizerKernels).GetMethod(nameof(OptimizerKernels.RmsProp))!);
