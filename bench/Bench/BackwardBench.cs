@@ -134,6 +134,25 @@ public static class BackwardBench
                     (new[] { R(d, s, b, h, n, dh), R(d, s + 1, b, h, n, dh), R(d, s + 2, b, h, n, dh) }, All(3),
                      t => { var r = Ops.Attention(t[0], t[1], t[2], causal: causal); r.LogSumExp.Dispose(); return r.Output; }));
             }
+        foreach (var (presets, t, e, k, dm) in new[] { (Small, 64, 8, 2, 64), (MediumLarge, 16384, 64, 2, 1024) })
+        {
+            yield return Step("topk_gating_backward", $"T{t} E{e} k{k}", (k + 3.0) * t * e + 4.0 * t * e, 4.0 * t * e * 3, presets, (d, s) => (new[] { R(d, s, t, e) }, All(1),
+                x => { var r = Ops.TopKGating(x[0], k); r.Indices.Dispose(); return r.Weights; }));
+            yield return Step("moe_dispatch_backward", $"T{t} k{k} D{dm}", 2.0 * t * k * dm, 16.0 * t * k * dm, presets, (d, s) => (new[] { R(d, s, t, dm) }, All(1), x =>
+            {
+                using var logits = R(d, s + 1, t, e);
+                using var g = Ops.TopKGating(logits, k);
+                using var r = Ops.MoeRoute(g.Indices, e);
+                return Ops.MoeDispatch(x[0], r);
+            }));
+            yield return Step("moe_combine_backward", $"T{t} k{k} D{dm}", 6.0 * t * k * dm, 24.0 * t * k * dm, presets, (d, s) => (new[] { R(d, s, t * k, dm), R(d, s + 1, t, k) }, All(2), x =>
+            {
+                using var logits = R(d, s + 2, t, e);
+                using var g = Ops.TopKGating(logits, k);
+                using var r = Ops.MoeRoute(g.Indices, e);
+                return Ops.MoeCombine(x[0], x[1], r);
+            }));
+        }
         foreach (var (presets, tokens, vocab, dim) in new[] { (Small, 512, 1000, 128), (MediumLarge, 16384, 50257, 1024) })
         {
             var ids = Enumerable.Range(0, tokens).Select(i => (int)(Philox.Word(7, i) % (uint)vocab)).ToArray();

@@ -163,6 +163,81 @@ namespace GpuNet.Kernels
             dispatched[i] = r < offsets[experts] ? x[tokenOf[r] * d + c] : 0f;
         }
 
+        /// <summary>
+        /// The gating backward over [T, E]: the renormalized top-k weights are a softmax over the selected logits only (the full
+        /// softmax's denominator cancels), so dlogit_j = w_s·(g_s − Σ_s' g_s'·w_s') for the expert j picked in slot s, 0 for the others.
+        /// </summary>
+        public static void TopKGatingBackward(ArrayView<float> weights, ArrayView<float> indices, ArrayView<float> g, ArrayView<float> dLogits, int k, int experts, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                TopKGatingBackwardAt(weights, indices, g, dLogits, k, experts, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="TopKGatingBackward"/> (shared with the host loop).</summary>
+        public static void TopKGatingBackwardAt(ArrayView<float> weights, ArrayView<float> indices, ArrayView<float> g, ArrayView<float> dLogits, int k, int experts, int i)
+        {
+            int t = i / experts, j = i - t * experts;
+            float dot = 0f, own = 0f, gOwn = 0f;
+            bool picked = false;
+            for (int s = 0; s < k; s++)
+            {
+                float w = weights[t * k + s], gs = g[t * k + s];
+                dot += w * gs;
+                if ((int)indices[t * k + s] == j)
+                {
+                    picked = true;
+                    own = w;
+                    gOwn = gs;
+                }
+            }
+            dLogits[i] = picked ? own * (gOwn - dot) : 0f;
+        }
+
+        /// <summary>
+        /// The combine backward to the expert outputs over [rows, D]: a filled row r belongs to token t = tokenOf[r] in the slot s
+        /// with positions[t·k + s] = r, and receives weights[t, s]·g[t]; rows past the kept total are 0. A gather: no atomics.
+        /// </summary>
+        public static void CombineBackwardRows(ArrayView<float> g, ArrayView<float> weights, ArrayView<int> tokenOf, ArrayView<int> positions, ArrayView<int> offsets,
+            ArrayView<float> dOut, int k, int experts, int d, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                CombineBackwardRowsAt(g, weights, tokenOf, positions, offsets, dOut, k, experts, d, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="CombineBackwardRows"/> (shared with the host loop).</summary>
+        public static void CombineBackwardRowsAt(ArrayView<float> g, ArrayView<float> weights, ArrayView<int> tokenOf, ArrayView<int> positions, ArrayView<int> offsets,
+            ArrayView<float> dOut, int k, int experts, int d, int i)
+        {
+            int r = i / d, c = i - r * d;
+            float value = 0f;
+            if (r < offsets[experts])
+            {
+                int t = tokenOf[r];
+                for (int s = 0; s < k; s++)
+                    if (positions[t * k + s] == r)
+                        value = weights[t * k + s] * g[t * d + c];
+            }
+            dOut[i] = value;
+        }
+
+        /// <summary>The combine backward to the weights over [T, k]: dw[t, s] = g[t]·expertOut[row(t, s)], 0 for a dropped slot.</summary>
+        public static void CombineBackwardWeights(ArrayView<float> g, ArrayView<float> expertOut, ArrayView<int> positions, ArrayView<float> dWeights, int k, int d, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                CombineBackwardWeightsAt(g, expertOut, positions, dWeights, k, d, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="CombineBackwardWeights"/> (shared with the host loop).</summary>
+        public static void CombineBackwardWeightsAt(ArrayView<float> g, ArrayView<float> expertOut, ArrayView<int> positions, ArrayView<float> dWeights, int k, int d, int i)
+        {
+            int t = i / k, row = positions[i];
+            float sum = 0f;
+            if (row >= 0)
+                for (int c = 0; c < d; c++)
+                    sum += g[t * d + c] * expertOut[row * d + c];
+            dWeights[i] = sum;
+        }
+
         /// <summary>y[t, :] = Σ_s weights[t, s]·expertOut[positions[t·k + s], :], skipping dropped slots.</summary>
         public static void Combine(ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total)
         {
@@ -267,12 +342,23 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Router logits [T, E] → softmax → the k largest (ties to the lower expert) → weights renormalized over them. k ≤ 8, E ≤ 256. Kernel <c>topk_gating</c>.</summary>
-        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>topk_gating</c>.</remarks>
         public static GatingResult TopKGating(Tensor logits, int k)
         {
             var r = TopKGatingCore(logits, k);
-            Autograd.RecordNoGradient("topk_gating", r.Weights, logits);
-            Autograd.RecordNoGradient("topk_gating", r.Indices, logits);
+            if (Autograd.ShouldRecord(logits))
+            {
+                Autograd.RecordNoGradient("topk_gating (indices output)", r.Indices, logits);
+                var (w, idx) = (Autograd.Save(r.Weights), Autograd.Save(r.Indices));
+                int tokens = logits.Size(0), experts = logits.Size(1);
+                Autograd.Record("topk_gating", r.Weights, new[] { logits }, (g, _) =>
+                {
+                    var dLogits = Tensor.Empty(g.Device, tokens, experts);
+                    using var gc = g.Contiguous();
+                    LaunchElements("topk_gating_backward", dLogits.Length, 2 * k, (wv, iv, gv, dv) => i => RoutingKernels.TopKGatingBackwardAt(wv, iv, gv, dv, k, experts, i),
+                        RoutingKernels.TopKGatingBackward, w, idx, gc, dLogits, k, experts);
+                    return new[] { dLogits };
+                }, w, idx);
+            }
             return r;
         }
 
@@ -354,11 +440,19 @@ namespace GpuNet
         }
 
         /// <summary>Gathers token rows x [T, D] into expert order: [T·k, D], rows past the kept total are zero. Kernel <c>moe_dispatch</c>.</summary>
-        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>moe_dispatch</c>.</remarks>
         public static Tensor MoeDispatch(Tensor x, MoeRouting routing)
         {
             var r = MoeDispatchCore(x, routing);
-            Autograd.RecordNoGradient("moe_dispatch", r, x);
+            if (Autograd.ShouldRecord(x))
+            {
+                // dx[t] = Σ of the gradients of t's dispatched rows: the combine gather with unit weights.
+                var (positions, k, d) = (Autograd.Save(routing.Positions), routing.K, x.Size(1));
+                Autograd.Record("moe_dispatch", r, new[] { x }, (g, _) =>
+                {
+                    using var ones = Full(g.Device, 1f, positions.Length / k, k);
+                    return new[] { CombineRows("moe_dispatch_backward", g, ones, positions, k, d) };
+                }, positions);
+            }
             return r;
         }
 
@@ -386,12 +480,77 @@ namespace GpuNet
         }
 
         /// <summary>y[t] = Σ_s weights[t, s]·expertOutput[row(t, s)] (dropped slots contribute nothing): [T, D]. Kernel <c>moe_combine</c>.</summary>
-        /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>moe_combine</c>.</remarks>
         public static Tensor MoeCombine(Tensor expertOutput, Tensor weights, MoeRouting routing)
         {
             var r = MoeCombineCore(expertOutput, weights, routing);
-            Autograd.RecordNoGradient("moe_combine", r, expertOutput, weights);
+            if (Autograd.ShouldRecord(expertOutput, weights))
+            {
+                var saved = new[] { Autograd.Save(expertOutput), Autograd.Save(weights), Autograd.Save(routing.TokenOf), Autograd.Save(routing.Positions), Autograd.Save(routing.Offsets) };
+                var (k, experts, d, rows) = (routing.K, routing.Experts, expertOutput.Size(1), expertOutput.Size(0));
+                Autograd.Record("moe_combine", r, new[] { expertOutput, weights }, (g, needs) =>
+                {
+                    using var gc = g.Contiguous();
+                    using var wc = saved[1].Contiguous();
+                    Tensor? dOut = null, dWeights = null;
+                    if (needs[0])
+                    {
+                        dOut = Tensor.Empty(g.Device, rows, d);
+                        var (gv, wv, tv, pv, ov, dv) = (gc.ContiguousView, wc.ContiguousView, IntView(saved[2]), IntView(saved[3]), IntView(saved[4]), dOut.ContiguousView);
+                        if (dOut.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dOut.Length, k, i => RoutingKernels.CombineBackwardRowsAt(gv, wv, tv, pv, ov, dv, k, experts, d, i)))
+                        {
+                            var kernel = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int>>(RoutingKernels.CombineBackwardRows);
+                            using (g.Device.Profiler.Measure("moe_combine_backward"))
+                                kernel(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, dOut.Length, LaunchShapes.ElementwiseGroup(g.Device)), gv, wv, tv, pv, ov, dv, k, experts, d, dOut.Length);
+                        }
+                    }
+                    if (needs[1])
+                    {
+                        dWeights = Tensor.Empty(g.Device, wc.ShapeArray());
+                        using var oc = saved[0].Contiguous();
+                        var (gv, xv, pv, dv) = (gc.ContiguousView, oc.ContiguousView, IntView(saved[3]), dWeights.ContiguousView);
+                        if (dWeights.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dWeights.Length, d, i => RoutingKernels.CombineBackwardWeightsAt(gv, xv, pv, dv, k, d, i)))
+                        {
+                            var kernel = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.CombineBackwardWeights);
+                            using (g.Device.Profiler.Measure("moe_combine_backward"))
+                                kernel(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, dWeights.Length, LaunchShapes.ElementwiseGroup(g.Device)), gv, xv, pv, dv, k, d, dWeights.Length);
+                        }
+                    }
+                    return new[] { dOut, dWeights };
+                }, saved);
+            }
             return r;
+        }
+
+        private static ArrayView<int> IntView(Tensor t) => t.Storage.Cast<int>().SubView(t.Offset, t.Length);
+
+        /// <summary>y[t] = Σ_s w[t, s]·rows[positions[t·k + s]] through the combine kernel (dispatch's backward with unit weights).</summary>
+        private static Tensor CombineRows(string op, Tensor rows, Tensor weights, Tensor positions, int k, int d)
+        {
+            var device = rows.Device;
+            int tokens = positions.Length / k;
+            var y = Tensor.Empty(device, tokens, d);
+            if (y.Length == 0)
+                return y;
+            using var rc = rows.Contiguous();
+            var (ov, wv, pv, yv, total) = (rc.ContiguousView, weights.ContiguousView, IntView(positions), y.ContiguousView, y.Length);
+            if (HostParallel.Elements(device, op, total, k, i => RoutingKernels.CombineAt(ov, wv, pv, yv, k, d, i)))
+                return y;
+            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
+            using (device.Profiler.Measure(op))
+                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), ov, wv, pv, yv, k, d, total);
+            return y;
+        }
+
+        /// <summary>The gating backward's launch: host loop over the shared element body on the fast CPU, else the kernel.</summary>
+        private static void LaunchElements(string op, int total, long work, Func<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Action<int>> body,
+            Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> kernelMethod, Tensor a, Tensor b, Tensor c, Tensor o, int k, int experts)
+        {
+            var device = o.Device;
+            if (total == 0 || HostParallel.Elements(device, op, total, work, body(a.ContiguousView, b.ContiguousView, c.ContiguousView, o.ContiguousView)))
+                return;
+            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(kernelMethod);
+            using (device.Profiler.Measure(op))
+                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), a.ContiguousView, b.ContiguousView, c.ContiguousView, o.ContiguousView, k, experts, total);
         }
 
         private static Tensor MoeCombineCore(Tensor expertOutput, Tensor weights, MoeRouting routing)

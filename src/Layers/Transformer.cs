@@ -317,19 +317,22 @@ public sealed class MoeFeedForward : Layer
         using var gating = Ops.TopKGating(logits, K);
         using var routing = Ops.MoeRoute(gating.Indices, _experts.Length);
         var dispatched = Ops.MoeDispatch(tokens, routing);
-        var expertOut = Tensor.Empty(Device, dispatched.ShapeArray());
-        // One host read of E + 1 offsets per layer sizes the expert matmuls; everything else stays on the device.
+        // One host read of E + 1 offsets per layer sizes the expert matmuls; everything else stays on the device. Each expert's
+        // rows are a new tensor, joined by one concat (rows past the kept total are zeros), so the same code trains.
         var offsets = routing.ReadOffsets();
+        var parts = new List<Tensor>();
         for (int e = 0; e < _experts.Length; e++)
         {
             int rows = offsets[e + 1] - offsets[e];
             if (rows == 0)
                 continue;
             using var input = dispatched.Slice(0, offsets[e], rows);
-            using var output = expertOut.Slice(0, offsets[e], rows);
             using var hidden = _experts[e].Up.Forward(input);
-            Ops.Linear(hidden, _experts[e].Down.Weight, _experts[e].Down.Bias, output: output);
+            parts.Add(_experts[e].Down.Forward(hidden));
         }
+        if (offsets[^1] < dispatched.Size(0))
+            parts.Add(Tensor.Zeros(Device, dispatched.Size(0) - offsets[^1], Dim));
+        var expertOut = parts.Count == 1 ? parts[0] : Ops.Concat(parts, 0);
         var combined = Ops.MoeCombine(expertOut, gating.Weights, routing);
         return scope.Keep(combined.Reshape(x.ShapeArray()));
     }

@@ -40,7 +40,7 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
         return model;
     }
 
-    public static IEnumerable<object[]> Fixtures => new[] { "mlp", "gpt", "lstm", "rnn", "encoder_post_norm", "encoder_pre_norm_padded", "decoder_post_norm" }
+    public static IEnumerable<object[]> Fixtures => new[] { "mlp", "gpt", "lstm", "rnn", "encoder_post_norm", "encoder_pre_norm_padded", "decoder_post_norm", "moe_block" }
         .Select(n => new object[] { n + "_grad" });
 
     [Theory]

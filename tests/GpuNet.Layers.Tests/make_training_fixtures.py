@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from make_fixtures import Gpt, padding, write_safetensors
+from make_fixtures import Gpt, MoeBlock, padding, write_safetensors
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -119,8 +119,23 @@ def sequence_grads():
               extra={"memory": torch.randn(2, 9, 16), "padding": padding([9, 5], 9)})
 
 
+def moe_grad():
+    """The MoE Transformer block (top-2 of 6 experts) with decisive routing, so no step of Adam flips a choice."""
+    torch.manual_seed(23)
+    cfg = dict(d=16, h=4, ff=24, experts=6, k=2)
+    model = MoeBlock(cfg["d"], cfg["h"], cfg["ff"], cfg["experts"], cfg["k"])
+    with torch.no_grad():
+        model.moe.router.weight.mul_(3.0)
+    x = torch.randn(3, 5, 16)
+    with torch.no_grad():
+        probs = model.moe.router(model.ln2(x + model.attn(model.ln1(x)))).softmax(-1).sort(-1, descending=True).values
+        assert (probs[..., 1] - probs[..., 2]).min() > 1e-3, "near-tie in routing: pick another seed"
+    gradients("moe_block_grad", model, x, torch.randn(3, 5, 16), F.mse_loss, dict(cfg, loss="mse"))
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
     gpt_grad()
     sequence_grads()
+    moe_grad()
