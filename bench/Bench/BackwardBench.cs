@@ -56,6 +56,7 @@ public static class BackwardBench
                 yield return Step(name + "_backward", S(n), (2 * f + 1) * n, 20.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, All(1), t => op(t[0])));
             double rc = (double)rows * cols;
             yield return Step("reduce_sum_backward", S(rows, cols) + " axis0", rc, 12 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, All(1), t => Ops.Sum(t[0], 0)));
+            yield return Step("reduce_max_backward", S(rows, cols), 2 * rc, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, All(1), t => Ops.Max(t[0], -1)));
             yield return Step("reduce_mean_backward", S(rows, cols), 2 * rc, 12 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, All(1), t => Ops.Mean(t[0], -1)));
             yield return Step("softmax_backward", S(rows, cols), 9 * rc, 28 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, All(1), t => Ops.Softmax(t[0])));
             yield return Step("log_softmax_backward", S(rows, cols), 9 * rc, 28 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, All(1), t => Ops.LogSoftmax(t[0])));

@@ -141,6 +141,24 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>
+        /// The backward of max over an axis: the gradient goes to the element argmax picked (the first maximum, as PyTorch's
+        /// max(dim)), zero elsewhere — a grid-stride loop over x's elements, each reading its column's saved index.
+        /// </summary>
+        public static void MaxBackward(ArrayView<float> g, ArrayView<float> index, ArrayView<float> dx, int reduced, int inner, int total)
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                MaxBackwardAt(g, index, dx, reduced, inner, i);
+        }
+
+        /// <summary>Element <paramref name="i"/> of <see cref="MaxBackward"/> (shared with the host loop).</summary>
+        public static void MaxBackwardAt(ArrayView<float> g, ArrayView<float> index, ArrayView<float> dx, int reduced, int inner, int i)
+        {
+            int o = i / (reduced * inner), rest = i - o * reduced * inner, r = rest / inner, c = rest - r * inner;
+            int column = o * inner + c;
+            dx[i] = (int)index[column] == r ? g[column] : 0f;
+        }
+
         /// <summary>Reduces contiguous <paramref name="x"/> seen as [outer, reduced, inner] into contiguous <paramref name="o"/>.</summary>
         internal static void Launch<TAcc, TOp>(string name, Tensor x, Tensor o, int outer, int reduced, int inner, TOp op)
             where TAcc : unmanaged
@@ -207,7 +225,30 @@ namespace GpuNet
         public static Tensor Max(Tensor x, int axis, bool keepDim = false, Tensor? output = null)
         {
             var o = Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default);
-            Autograd.RecordNoGradient("reduce_max", o, x);
+            if (Autograd.ShouldRecord(x))
+            {
+                var shape = x.ShapeArray();
+                int a = ShapeUtil.NormalizeAxis("reduce_max", axis, x.Rank), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
+                Tensor index;
+                using (Autograd.NoGrad())
+                using (var argmax = ArgMax(x, axis, keepDim))
+                    index = Autograd.Save(argmax);
+                Autograd.Record("reduce_max", o, new[] { x }, (g, _) =>
+                {
+                    var dx = Tensor.Empty(g.Device, shape);
+                    if (dx.Length == 0)
+                        return new[] { dx };
+                    using var gc = g.Contiguous();
+                    var (gv, iv, dv, total) = (gc.ContiguousView, index.ContiguousView, dx.ContiguousView, dx.Length);
+                    if (!Kernels.Cpu.HostParallel.Elements(g.Device, "reduce_max_backward", total, 1, i => ReduceKernels.MaxBackwardAt(gv, iv, dv, reduced, inner, i)))
+                    {
+                        var k = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(ReduceKernels.MaxBackward);
+                        using (g.Device.Profiler.Measure("reduce_max_backward"))
+                            k(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, total, LaunchShapes.ElementwiseGroup(g.Device)), gv, iv, dv, reduced, inner, total);
+                    }
+                    return new[] { dx };
+                }, index);
+            }
             return o;
         }
 

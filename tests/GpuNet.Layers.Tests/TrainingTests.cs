@@ -115,6 +115,20 @@ public sealed class TrainingTests(ITestOutputHelper output)
             Assert.False(y.IsLeaf);
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void MaxRoutesTheGradientToTheFirstMaximum(string device)
+    {
+        var d = TestDevices.Get(device);
+        using var x = Tensor.FromArray(d, new[] { 1f, 3f, 3f, 2f, 5f, 5f, 5f, -1f }, 2, 4);
+        x.RequiresGrad = true;
+        using var g = Tensor.FromArray(d, new[] { 10f, 20f });
+        using (var m = Ops.Max(x, 1))
+            m.Backward(g);
+        Assert.Equal(new[] { 0f, 10f, 0f, 0f, 20f, 0f, 0f, 0f }, x.Grad!.ToArray());
+    }
+
     [Fact]
     public void GradientsAccumulateUntilZeroGrad()
     {

@@ -204,6 +204,8 @@ public static class KernelCatalog
         yield return new KernelVariant("l2_penalty_backward", "flat_mul", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), typeof(ElementwiseOps.Mul)));
         yield return new KernelVariant("nll_loss_backward", "forward_rows", typeof(NllKernels).GetMethod(nameof(NllKernels.Rows))!);
         yield return new KernelVariant("nll_loss_backward", "backward", typeof(NllKernels).GetMethod(nameof(NllKernels.Backward))!);
+        yield return new KernelVariant("reduce_max_backward", "argmax", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(ValueIndex), typeof(ReduceOps.ArgMax)));
+        yield return new KernelVariant("reduce_max_backward", "route", typeof(ReduceKernels).GetMethod(nameof(ReduceKernels.MaxBackward))!);
         yield return new KernelVariant("topk_gating_backward", "elements", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.TopKGatingBackward))!);
         yield return new KernelVariant("moe_dispatch_backward", "combine_unit_weights", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.Combine))!);
         yield return new KernelVariant("moe_combine_backward", "rows", typeof(RoutingKernels).GetMethod(nameof(RoutingKernels.CombineBackwardRows))!);
