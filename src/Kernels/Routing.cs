@@ -352,10 +352,17 @@ namespace GpuNet
                 int tokens = logits.Size(0), experts = logits.Size(1);
                 Autograd.Record("topk_gating", r.Weights, new[] { logits }, (g, _) =>
                 {
-                    var dLogits = Tensor.Empty(g.Device, tokens, experts);
+                    const string name = "topk_gating_backward";
+                    var device = g.Device;
+                    var dLogits = Tensor.Empty(device, tokens, experts);
                     using var gc = g.Contiguous();
-                    LaunchElements("topk_gating_backward", dLogits.Length, 2 * k, (wv, iv, gv, dv) => i => RoutingKernels.TopKGatingBackwardAt(wv, iv, gv, dv, k, experts, i),
-                        RoutingKernels.TopKGatingBackward, w, idx, gc, dLogits, k, experts);
+                    var (wv, iv, gv, dv, total) = (w.ContiguousView, idx.ContiguousView, gc.ContiguousView, dLogits.ContiguousView, dLogits.Length);
+                    if (total > 0 && !HostParallel.Elements(device, name, total, 2 * k, i => RoutingKernels.TopKGatingBackwardAt(wv, iv, gv, dv, k, experts, i)))
+                    {
+                        var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(RoutingKernels.TopKGatingBackward);
+                        using (device.Profiler.Measure(name))
+                            kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), wv, iv, gv, dv, k, experts, total);
+                    }
                     return new[] { dLogits };
                 }, w, idx);
             }
@@ -539,18 +546,6 @@ namespace GpuNet
             using (device.Profiler.Measure(op))
                 kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), ov, wv, pv, yv, k, d, total);
             return y;
-        }
-
-        /// <summary>The gating backward's launch: host loop over the shared element body on the fast CPU, else the kernel.</summary>
-        private static void LaunchElements(string op, int total, long work, Func<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, Action<int>> body,
-            Action<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int> kernelMethod, Tensor a, Tensor b, Tensor c, Tensor o, int k, int experts)
-        {
-            var device = o.Device;
-            if (total == 0 || HostParallel.Elements(device, op, total, work, body(a.ContiguousView, b.ContiguousView, c.ContiguousView, o.ContiguousView)))
-                return;
-            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(kernelMethod);
-            using (device.Profiler.Measure(op))
-                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), a.ContiguousView, b.ContiguousView, c.ContiguousView, o.ContiguousView, k, experts, total);
         }
 
         private static Tensor MoeCombineCore(Tensor expertOutput, Tensor weights, MoeRouting routing)

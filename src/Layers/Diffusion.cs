@@ -101,6 +101,8 @@ public sealed class Ddpm
     /// </summary>
     public Tensor Sample(Func<Tensor, Tensor, Tensor> noiseModel, Tensor xT, Func<int, Tensor>? noise = null, ulong seed = 0)
     {
+        // Sampling never differentiates: nothing is recorded even if the noise model is still in training mode.
+        using var _ = Autograd.NoGrad();
         var device = xT.Device;
         Tensor x = xT.Contiguous();
         for (int t = Steps - 1; t >= 0; t--)

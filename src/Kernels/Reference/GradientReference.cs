@@ -11,14 +11,7 @@ public static class GradientReference
     {
         var r = new double[ShapeUtil.Product(shape)];
         for (long i = 0; i < x.Length; i++)
-        {
-            var idx = ElementwiseReference.Unravel(i, xShape);
-            int lead = idx.Length - shape.Length;
-            long flat = 0;
-            for (int d = 0; d < shape.Length; d++)
-                flat = flat * shape[d] + (shape[d] == 1 ? 0 : idx[lead + d]);
-            r[flat] += x[i];
-        }
+            r[MatMulReference.BatchOffset(ElementwiseReference.Unravel(i, xShape), shape)] += x[i];
         return r;
     }
 
@@ -60,7 +53,7 @@ public static class GradientReference
         for (long z = 0; z < batches; z++)
         {
             var idx = ElementwiseReference.Unravel(z, batch);
-            long aOff = Offset(idx, aShape[..^2]) * m * k, bOff = Offset(idx, bShape[..^2]) * k * n;
+            long aOff = MatMulReference.BatchOffset(idx, aShape[..^2]) * m * k, bOff = MatMulReference.BatchOffset(idx, bShape[..^2]) * k * n;
             double A(int i, int p) => transA ? a[aOff + p * m + i] : a[aOff + i * k + p];
             double B(int p, int j) => transB ? b[bOff + j * k + p] : b[bOff + p * n + j];
             for (int i = 0; i < m; i++)
@@ -79,15 +72,6 @@ public static class GradientReference
         var fullA = batch.Append(transA ? k : m).Append(transA ? m : k).ToArray();
         var fullB = batch.Append(transB ? n : k).Append(transB ? k : n).ToArray();
         return (SumToShape(dA, fullA, aShape), SumToShape(dB, fullB, bShape), dBias);
-    }
-
-    private static long Offset(int[] idx, int[] batchShape)
-    {
-        int lead = idx.Length - batchShape.Length;
-        long flat = 0;
-        for (int d = 0; d < batchShape.Length; d++)
-            flat = flat * batchShape[d] + (batchShape[d] == 1 ? 0 : idx[lead + d]);
-        return flat;
     }
 
     /// <summary>Gradients of f(a, b) with broadcasting, from the partial derivatives ∂f/∂a and ∂f/∂b.</summary>

@@ -39,8 +39,8 @@ public static class MatMulReference
         return c;
     }
 
-    /// <summary>Flat batch index into a batch of <paramref name="shape"/> for broadcast index <paramref name="idx"/>.</summary>
-    private static long BatchOffset(int[] idx, int[] shape)
+    /// <summary>Flat index into an array of <paramref name="shape"/> for the broadcast index <paramref name="idx"/> (size-1 and missing leading dimensions read index 0).</summary>
+    internal static long BatchOffset(int[] idx, int[] shape)
     {
         int lead = idx.Length - shape.Length;
         long flat = 0;
