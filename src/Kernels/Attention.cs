@@ -15,6 +15,13 @@ namespace GpuNet.Kernels
         public readonly int At(int b, int h, int n) => b * Batch + h * Head + n * Seq;
     }
 
+    /// <summary>The layouts of the backward's operands (one kernel parameter: a launch takes at most 16 arguments).</summary>
+    public struct BackwardLayouts
+    {
+        /// <summary>Q, K, V, the output gradient, and the three input gradients.</summary>
+        public HeadLayout Q, K, V, DO, DQ, DK, DV;
+    }
+
     /// <summary>Scalars of one attention launch (kernel parameter).</summary>
     public struct AttentionParams
     {
@@ -74,6 +81,153 @@ namespace GpuNet.Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool Hidden(int i, int j, int keyLimit, AttentionParams p) =>
             j >= keyLimit || (p.Causal != 0 && j > i + p.Nk - p.Nq);
+
+        /// <summary>Rows of Q (dK/dV kernel) or of K and V (dQ kernel) staged in shared memory per tile; one warp per owned row, four rows per group.</summary>
+        public const int BackwardTile = 32, BackwardRows = 4;
+
+        /// <summary>Σ over a warp of one partial per lane (every lane gets the total).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float WarpSum(float v)
+        {
+            for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
+                v += Warp.ShuffleXor(v, delta);
+            return v;
+        }
+
+        /// <summary>Four consecutive elements of a row starting at column c (zeros past d).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 Row4(ArrayView<float> x, int at, int c, int d) => Float4.Load(x, at + c, d - c, 0);
+
+        /// <summary>dot(a, b) of two lane-held Float4 slices, summed over the warp.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float Dot(Float4 a, Float4 b) => WarpSum(a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W);
+
+        /// <summary>Element (row r, columns c..c+3) of a [tile][MaxD] shared array.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 Shared4(ArrayView<float> tile, int r, int c) =>
+            new Float4 { X = tile[r * MaxD + c], Y = tile[r * MaxD + c + 1], Z = tile[r * MaxD + c + 2], W = tile[r * MaxD + c + 3] };
+
+        /// <summary>The probability and dS of (query i, key j) from the recomputed score: P = e^(s·scale + mask − lse), dS = P·(dP − D).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static (float P, float DS) Probability(float dot, float dp, float lse, float delta, ArrayView<float> mask, int b, int h, int i, int j, AttentionParams p)
+        {
+            float score = dot * p.Scale + (p.HasMask != 0 ? mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j] : 0f);
+            // A row that saw no key has lse = −inf and no probability anywhere (its output was zeros).
+            float prob = lse == float.NegativeInfinity ? 0f : MathF.Exp(score - lse);
+            return (prob, prob * (dp - delta));
+        }
+
+        /// <summary>
+        /// dK and dV, FlashAttention-2 style: a warp owns one key row (lane ℓ its columns 4ℓ..4ℓ+3, so d ≤ 128 fits one
+        /// Float4 per lane), four keys per group; tiles of 32 queries with their output gradients stream through shared memory.
+        /// For each visible (query, key) the warp recomputes the score (a shuffle-reduced dot product), P from the saved
+        /// logsumexp and dS = P·(dP − D_i), and accumulates dV += P·dO_i, dK += dS·scale·q_i in registers. Causal: query
+        /// tiles wholly before the keys' diagonal are skipped. Nothing but the logsumexp and D is kept from the forward.
+        /// Grid: (⌈Nk/4⌉, H, B), 128 threads.
+        /// </summary>
+        public static void BackwardKeys(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta,
+            ArrayView<float> lengths, ArrayView<float> mask, ArrayView<float> dK, ArrayView<float> dV, BackwardLayouts l, AttentionParams p)
+        {
+            var (lq, lk, lv, ldo, ldk, ldv) = (l.Q, l.K, l.V, l.DO, l.DK, l.DV);
+            var qTile = SharedMemory.Allocate<float>(BackwardTile * MaxD);
+            var dTile = SharedMemory.Allocate<float>(BackwardTile * MaxD);
+            var stats = SharedMemory.Allocate<float>(2 * BackwardTile);
+            int t = Group.IdxX, warp = t / Warp.WarpSize, lane = Warp.LaneIdx, h = Grid.IdxY, b = Grid.IdxZ, d = p.D, c = 4 * lane;
+            int j = Grid.IdxX * BackwardRows + warp;
+            int keyLimit = p.HasLengths != 0 ? IntrinsicMath.Min((int)lengths[b], p.Nk) : p.Nk;
+            bool live = j < keyLimit;
+            var kj = live ? Row4(k, lk.At(b, h, j), c, d) : default;
+            var vj = live ? Row4(v, lv.At(b, h, j), c, d) : default;
+            Float4 dk = default, dv = default;
+            // Causal: query i sees key j when j ≤ i + Nk − Nq, so the group's first key bounds the first query that matters.
+            int firstQuery = p.Causal != 0 ? IntrinsicMath.Max(0, Grid.IdxX * BackwardRows - (p.Nk - p.Nq)) : 0;
+            for (int i0 = firstQuery / BackwardTile * BackwardTile; i0 < p.Nq; i0 += BackwardTile)
+            {
+                for (int e = t; e < BackwardTile * MaxD; e += Group.DimX)
+                {
+                    int r = e / MaxD, col = e - r * MaxD;
+                    bool inside = i0 + r < p.Nq && col < d;
+                    qTile[e] = inside ? q[lq.At(b, h, i0 + r) + col] : 0f;
+                    dTile[e] = inside ? dO[ldo.At(b, h, i0 + r) + col] : 0f;
+                }
+                for (int e = t; e < BackwardTile; e += Group.DimX)
+                {
+                    int row = (b * p.H + h) * p.Nq + i0 + e;
+                    stats[e] = i0 + e < p.Nq ? lse[row] : float.NegativeInfinity;
+                    stats[BackwardTile + e] = i0 + e < p.Nq ? delta[row] : 0f;
+                }
+                Group.Barrier();
+                for (int r = 0; r < BackwardTile && i0 + r < p.Nq; r++)
+                {
+                    int i = i0 + r;
+                    if (!live || Hidden(i, j, keyLimit, p))
+                        continue;
+                    var qi = Shared4(qTile, r, c);
+                    var doi = Shared4(dTile, r, c);
+                    var (prob, ds) = Probability(Dot(qi, kj), Dot(doi, vj), stats[r], stats[BackwardTile + r], mask, b, h, i, j, p);
+                    dv = Float4.Fma(dv, prob, doi);
+                    dk = Float4.Fma(dk, ds * p.Scale, qi);
+                }
+                Group.Barrier();
+            }
+            if (j < p.Nk)
+                for (int e = 0; e < 4; e++)
+                    if (c + e < d)
+                    {
+                        dK[ldk.At(b, h, j) + c + e] = e == 0 ? dk.X : e == 1 ? dk.Y : e == 2 ? dk.Z : dk.W;
+                        dV[ldv.At(b, h, j) + c + e] = e == 0 ? dv.X : e == 1 ? dv.Y : e == 2 ? dv.Z : dv.W;
+                    }
+        }
+
+        /// <summary>
+        /// dQ, FlashAttention-2 style: a warp owns one query row, four per group; tiles of 32 keys and values stream through
+        /// shared memory; per visible key the warp recomputes the score and dP, P from the logsumexp and dS = P·(dP − D_i),
+        /// and accumulates dQ += dS·scale·k_j. Causal: key tiles past the last query's diagonal are never loaded; key lengths
+        /// stop the walk. Grid: (⌈Nq/4⌉, H, B), 128 threads.
+        /// </summary>
+        public static void BackwardQueries(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> dO, ArrayView<float> lse, ArrayView<float> delta,
+            ArrayView<float> lengths, ArrayView<float> mask, ArrayView<float> dQ, BackwardLayouts l, AttentionParams p)
+        {
+            var (lq, lk, lv, ldo, ldq) = (l.Q, l.K, l.V, l.DO, l.DQ);
+            var kTile = SharedMemory.Allocate<float>(BackwardTile * MaxD);
+            var vTile = SharedMemory.Allocate<float>(BackwardTile * MaxD);
+            int t = Group.IdxX, warp = t / Warp.WarpSize, lane = Warp.LaneIdx, h = Grid.IdxY, b = Grid.IdxZ, d = p.D, c = 4 * lane;
+            int i = Grid.IdxX * BackwardRows + warp;
+            bool live = i < p.Nq;
+            var qi = live ? Row4(q, lq.At(b, h, i), c, d) : default;
+            var doi = live ? Row4(dO, ldo.At(b, h, i), c, d) : default;
+            int row = (b * p.H + h) * p.Nq + i;
+            float rowLse = live ? lse[row] : float.NegativeInfinity, rowDelta = live ? delta[row] : 0f;
+            Float4 dq = default;
+            int keyLimit = p.HasLengths != 0 ? IntrinsicMath.Min((int)lengths[b], p.Nk) : p.Nk;
+            int lastQuery = IntrinsicMath.Min(p.Nq - 1, Grid.IdxX * BackwardRows + BackwardRows - 1);
+            int keyEnd = p.Causal != 0 ? IntrinsicMath.Min(keyLimit, lastQuery + 1 + p.Nk - p.Nq) : keyLimit;
+            for (int j0 = 0; j0 < keyEnd; j0 += BackwardTile)
+            {
+                for (int e = t; e < BackwardTile * MaxD; e += Group.DimX)
+                {
+                    int r = e / MaxD, col = e - r * MaxD;
+                    bool inside = j0 + r < p.Nk && col < d;
+                    kTile[e] = inside ? k[lk.At(b, h, j0 + r) + col] : 0f;
+                    vTile[e] = inside ? v[lv.At(b, h, j0 + r) + col] : 0f;
+                }
+                Group.Barrier();
+                for (int r = 0; r < BackwardTile && j0 + r < keyEnd; r++)
+                {
+                    int j = j0 + r;
+                    if (!live || Hidden(i, j, keyLimit, p))
+                        continue;
+                    var kj = Shared4(kTile, r, c);
+                    var (_, ds) = Probability(Dot(qi, kj), Dot(doi, Shared4(vTile, r, c)), rowLse, rowDelta, mask, b, h, i, j, p);
+                    dq = Float4.Fma(dq, ds * p.Scale, kj);
+                }
+                Group.Barrier();
+            }
+            if (live)
+                for (int e = 0; e < 4; e++)
+                    if (c + e < d)
+                        dQ[ldq.At(b, h, i) + c + e] = e == 0 ? dq.X : e == 1 ? dq.Y : e == 2 ? dq.Z : dq.W;
+        }
 
         /// <summary>The fused attention kernel (see the class summary). Grid: (⌈Nq/32⌉, H, B).</summary>
         public static void Fused(ArrayView<float> q, ArrayView<float> k, ArrayView<float> v, ArrayView<float> o, ArrayView<float> lse,
@@ -368,6 +522,17 @@ namespace GpuNet
             Autograd.RecordNoGradient("attention (logsumexp output)", result.LogSumExp, q, k, v, mask);
             var saved = new[] { q, k, v, mask }.Select(t => t is null ? null : Autograd.Save(t)).ToArray();
             var lengths = keyLengths is null ? null : Autograd.Save(keyLengths);
+            if (!q.Device.IsHostCpu && mask?.RequiresGrad != true)
+            {
+                // GPUs: the fused backward kernels, from the saved output and logsumexp (O(N) extra memory).
+                var (output, lse) = (Autograd.Save(result.Output), Autograd.Save(result.LogSumExp));
+                Autograd.Record(op, result.Output, new[] { q, k, v, mask }, (g, needs) =>
+                {
+                    var grads = FusedAttentionBackward(saved[0]!, saved[1]!, saved[2]!, saved[3], lengths, output, lse, g, scale, causal, layout);
+                    return new Tensor?[] { grads.DQ, grads.DK, grads.DV, null };
+                }, saved.Append(lengths).Append(output).Append(lse).OfType<Tensor>().ToArray());
+                return;
+            }
             Autograd.Record(op, result.Output, new[] { q, k, v, mask }, (g, needs) =>
             {
                 using var enable = Autograd.EnableGrad();
@@ -391,6 +556,54 @@ namespace GpuNet
                         l?.Dispose();
                 }
             }, saved.Append(lengths).OfType<Tensor>().ToArray());
+        }
+
+        /// <summary>The fused backward's launches: D = rowsum(dO ⊙ O), then the dK/dV and dQ kernels (see <see cref="AttentionKernels.BackwardKeys"/>).</summary>
+        private static (Tensor DQ, Tensor DK, Tensor DV) FusedAttentionBackward(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? keyLengths, Tensor output,
+            Tensor lse, Tensor dOutput, float? scale, bool causal, AttentionLayout layout)
+        {
+            const string op = "attention_backward";
+            var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
+            var device = q.Device;
+            var (dq, dk, dv) = (Tensor.Empty(device, q.ShapeArray()), Tensor.Empty(device, k.ShapeArray()), Tensor.Empty(device, v.ShapeArray()));
+            if (dq.Length == 0 || dk.Length == 0)
+            {
+                Fill(dq, 0f);
+                Fill(dk, 0f);
+                Fill(dv, 0f);
+                return (dq, dk, dv);
+            }
+            using var scope = device.Scope();
+            var (qc, kc, vc, gc) = (LastDimContiguous(q), LastDimContiguous(k), LastDimContiguous(v), LastDimContiguous(dOutput));
+            // D_i = Σ_c dO[i, c]·O[i, c], laid out [B, H, Nq] like the logsumexp.
+            var rowDot = SumLastAxis(Mul(dOutput, output));
+            var delta = layout == AttentionLayout.BNHD ? Permute(rowDot, 0, 2, 1) : rowDot.Contiguous();
+            Tensor? maskView = null;
+            if (mask is not null)
+            {
+                var ms = mask.Contiguous();
+                var st = ShapeUtil.BroadcastStrides(op, "mask", ms.ShapeArray(), ms.Strides.ToArray(), new[] { p.B, p.H, p.Nq, p.Nk });
+                (p.HasMask, p.MaskBatch, p.MaskHead, p.MaskRow) = (1, st[0], st[1], st[2]);
+                maskView = ms;
+            }
+            var lengths = (keyLengths ?? lse).ContiguousView;
+            var keys = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BackwardLayouts, AttentionParams>>(AttentionKernels.BackwardKeys);
+            var queries = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
+                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BackwardLayouts, AttentionParams>>(AttentionKernels.BackwardQueries);
+            var layouts = new BackwardLayouts
+            {
+                Q = Heads(qc, layout), K = Heads(kc, layout), V = Heads(vc, layout), DO = Heads(gc, layout), DQ = Heads(dq, layout), DK = Heads(dk, layout), DV = Heads(dv, layout),
+            };
+            var threads = new Index3D(AttentionKernels.BackwardRows * 32, 1, 1);
+            using (device.Profiler.Measure(op))
+            {
+                keys(device.Accelerator.DefaultStream, new KernelConfig(new Index3D((p.Nk + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
+                    Start(qc), Start(kc), Start(vc), Start(gc), lse.ContiguousView, delta.ContiguousView, lengths, Start(maskView ?? lse), dk.ContiguousView, dv.ContiguousView, layouts, p);
+                queries(device.Accelerator.DefaultStream, new KernelConfig(new Index3D((p.Nq + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
+                    Start(qc), Start(kc), Start(vc), Start(gc), lse.ContiguousView, delta.ContiguousView, lengths, Start(maskView ?? lse), dq.ContiguousView, layouts, p);
+            }
+            return (dq, dk, dv);
         }
 
         private static AttentionResult FusedAttention(Tensor q, Tensor k, Tensor v, float? scale, bool causal, Tensor? keyLengths,

@@ -78,7 +78,7 @@ internal static class BackwardChecks
     }
 
     internal static IEnumerable<CheckCase> Cases() =>
-        Activations().Concat(MatMuls()).Concat(Elementwise()).Concat(Reductions()).Concat(Softmaxes()).Concat(Normalizations()).Concat(Losses()).Concat(Views()).Concat(Layouts()).Concat(Gathers()).Concat(Attentions()).Concat(Routing());
+        Activations().Concat(MatMuls()).Concat(Elementwise()).Concat(Reductions()).Concat(Softmaxes()).Concat(Normalizations()).Concat(Losses()).Concat(Views()).Concat(Layouts()).Concat(Gathers()).Concat(Attentions()).Concat(AttentionWithFixedMasks()).Concat(Routing());
 
     private static IEnumerable<CheckCase> Activations()
     {
@@ -690,6 +690,28 @@ internal static class BackwardChecks
                     }
                     return new[] { dl };
                 });
+    }
+
+    /// <summary>Attention with a fixed (non-trained) additive mask and key lengths — on a GPU the fused backward kernels take it.</summary>
+    private static IEnumerable<CheckCase> AttentionWithFixedMasks()
+    {
+        const int b = 2, h = 2, nq = 9, nk = 11, d = 20;
+        var lengths = new double[] { 11, 6 };
+        double scale = 1 / Math.Sqrt(d);
+        var maskValues = new float[b * nq * nk];
+        Philox.FillUniform(maskValues, 77, -2f, 2f);
+        var mask = Array.ConvertAll(maskValues, v => (double)v);
+        foreach (var causal in new[] { false, true })
+            yield return Case("attention_backward", causal ? "fixed_mask_lengths_causal" : "fixed_mask_lengths",
+                new[] { new Input(new[] { b, h, nq, d }), new Input(new[] { b, h, nk, d }), new Input(new[] { b, h, nk, d }) },
+                t =>
+                {
+                    using var m = Tensor.FromArray(t[0].Device, maskValues, b, 1, nq, nk);
+                    using var l = Tensor.FromArray(t[0].Device, lengths.Select(v => (float)v).ToArray());
+                    return KeepOutput(Ops.Attention(t[0], t[1], t[2], causal: causal, keyLengths: l, mask: m));
+                },
+                x => AttentionReference.Forward(x, b, h, nq, nk, d, scale, causal, mask, false, lengths),
+                (x, g) => AttentionReference.Backward(x, g, b, h, nq, nk, d, scale, causal, mask, false, lengths));
     }
 
     private static Tensor KeepOutput(AttentionResult r)

@@ -195,6 +195,8 @@ public static class KernelCatalog
         yield return new KernelVariant("dropout_backward", "philox", typeof(SamplingKernels).GetMethod(nameof(SamplingKernels.DropoutBackward))!);
         yield return new KernelVariant("attention_backward", "fused_forward", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.Fused))!);
         yield return Tiled("attention_backward", "recompute_scores", typeof(MatMulTiles.Large), true, true, id);
+        yield return new KernelVariant("attention_backward", "fused_keys", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.BackwardKeys))!);
+        yield return new KernelVariant("attention_backward", "fused_queries", typeof(AttentionKernels).GetMethod(nameof(AttentionKernels.BackwardQueries))!);
         foreach (var (kernel, op) in new[] { ("l1_loss_backward", typeof(LossOps.Abs)), ("smooth_l1_loss_backward", typeof(LossOps.SmoothL1)), ("huber_loss_backward", typeof(LossOps.Huber)),
                      ("kl_div_backward", typeof(LossOps.XLogX)), ("l1_penalty_backward", typeof(LossOps.Abs)) })
         {

@@ -67,11 +67,11 @@ public static class AttentionReference
         return o;
     }
 
-    /// <summary>The output of <see cref="Attention"/> for inputs q, k, v in either layout (BNHD when <paramref name="bnhd"/>) and a mask [B, 1, Nq, Nk].</summary>
-    public static double[] Forward(double[][] x, int b, int h, int nq, int nk, int d, double scale, bool causal, double[]? mask, bool bnhd)
+    /// <summary>The output of <see cref="Attention"/> for inputs q, k, v in either layout (BNHD when <paramref name="bnhd"/>), a mask [B, 1, Nq, Nk] and key lengths per batch.</summary>
+    public static double[] Forward(double[][] x, int b, int h, int nq, int nk, int d, double scale, bool causal, double[]? mask, bool bnhd, double[]? lengths = null)
     {
         double[] q = bnhd ? SwapHeads(x[0], b, nq, h, d) : x[0], k = bnhd ? SwapHeads(x[1], b, nk, h, d) : x[1], v = bnhd ? SwapHeads(x[2], b, nk, h, d) : x[2];
-        var o = Attention(q, k, v, b, h, nq, nk, d, scale, causal, null, Heads(mask, b, h, nq, nk)).Output;
+        var o = Attention(q, k, v, b, h, nq, nk, d, scale, causal, lengths, Heads(mask, b, h, nq, nk)).Output;
         return bnhd ? SwapHeads(o, b, h, nq, d) : o;
     }
 
@@ -80,7 +80,8 @@ public static class AttentionReference
     /// dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dmask = dS summed over heads. Returns
     /// [dq, dk, dv] (and dmask when a mask is given), in the inputs' layout.
     /// </summary>
-    public static double[]?[] Backward(double[][] x, double[] g, int b, int h, int nq, int nk, int d, double scale, bool causal, double[]? mask, bool bnhd)
+    public static double[]?[] Backward(double[][] x, double[] g, int b, int h, int nq, int nk, int d, double scale, bool causal, double[]? mask, bool bnhd,
+        double[]? lengths = null)
     {
         double[] q = bnhd ? SwapHeads(x[0], b, nq, h, d) : x[0], k = bnhd ? SwapHeads(x[1], b, nk, h, d) : x[1], v = bnhd ? SwapHeads(x[2], b, nk, h, d) : x[2];
         var go = bnhd ? SwapHeads(g, b, nq, h, d) : g;
@@ -100,7 +101,8 @@ public static class AttentionReference
                         double dot = 0;
                         for (int c = 0; c < d; c++)
                             dot += q[row * d + c] * k[(bh * nk + j) * d + c];
-                        p[j] = causal && j > i + nk - nq ? double.NegativeInfinity : dot * scale + (fullMask?[row * nk + j] ?? 0);
+                        bool hidden = (causal && j > i + nk - nq) || (lengths is not null && j >= lengths[bi]);
+                        p[j] = hidden ? double.NegativeInfinity : dot * scale + (fullMask?[row * nk + j] ?? 0);
                         max = Math.Max(max, p[j]);
                     }
                     if (max == double.NegativeInfinity)
