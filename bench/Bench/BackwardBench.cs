@@ -131,9 +131,14 @@ public static class BackwardBench
             {
                 // Forward 4·B·H·N²·d, backward by recomputation 2× the forward plus the five products of the unfused backward.
                 double flops = 14.0 * b * h * n * n * dh * (causal ? 0.5 : 1), bytes = 48.0 * b * h * n * dh + 24.0 * b * h * n * n;
-                yield return Step("attention_backward", $"B{b} H{h} N{n} d{dh}{(causal ? " causal" : "")}", flops, bytes, presets, (d, s) =>
+                string shape = $"B{b} H{h} N{n} d{dh}{(causal ? " causal" : "")}";
+                yield return Step("attention_backward", shape, flops, bytes, presets, (d, s) =>
                     (new[] { R(d, s, b, h, n, dh), R(d, s + 1, b, h, n, dh), R(d, s + 2, b, h, n, dh) }, All(3),
                      t => { var r = Ops.Attention(t[0], t[1], t[2], causal: causal); r.LogSumExp.Dispose(); return r.Output; }));
+                // The baseline: attention_unfused's recorded ops (scores materialized) differentiated by the engine.
+                yield return Step("attention_backward", shape, flops, bytes + 16.0 * b * h * n * n, presets, (d, s) =>
+                    (new[] { R(d, s, b, h, n, dh), R(d, s + 1, b, h, n, dh), R(d, s + 2, b, h, n, dh) }, All(3),
+                     t => Ops.AttentionUnfused(t[0], t[1], t[2], causal: causal))) with { Implementation = "unfused", PeerOf = "attention_backward" };
             }
         foreach (var (presets, t, e, k, dm) in new[] { (Small, 64, 8, 2, 64), (MediumLarge, 16384, 64, 2, 1024) })
         {
