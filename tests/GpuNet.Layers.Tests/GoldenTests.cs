@@ -14,8 +14,6 @@ public sealed class GoldenTests(ITestOutputHelper output)
 {
     private static Device Cpu => TestDevices.Cpu;
 
-    private static SafeTensorsFile Fixture(string name) => SafeTensors.Open(Path.Combine(AppContext.BaseDirectory, "Fixtures", name + ".safetensors"));
-
     private void AssertClose(Tensor y, SafeTensorsFile f)
     {
         Assert.Equal(f.Shape("__expected__"), y.ShapeArray());
@@ -44,7 +42,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
     private void RunGolden(Device device, string name)
     {
         var c = ModelZoo.Golden.Single(g => g.Name == name);
-        using var f = Fixture(name);
+        using var f = Fixtures.Open(name);
         using var model = c.Build(device, f);
         model.Load(f);
         model.Eval();
@@ -55,7 +53,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
     [Fact]
     public void GreedyGenerationWithCacheEqualsRecomputation()
     {
-        using var f = Fixture("gpt");
+        using var f = Fixtures.Open("gpt");
         using var model = GptModel(Cpu, f);
         model.Load(f);
         model.Eval();
@@ -70,7 +68,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
     [Fact]
     public void SampledGenerationIsReproducible()
     {
-        using var f = Fixture("gpt");
+        using var f = Fixtures.Open("gpt");
         using var model = GptModel(Cpu, f);
         model.Load(f);
         model.Eval();

@@ -15,8 +15,6 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
 {
     private static Device Cpu => TestDevices.Cpu;
 
-    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name + ".safetensors");
-
     /// <summary>The fixture's loss of the model's output against "__target__".</summary>
     private static Tensor Loss(Module model, SafeTensorsFile f)
     {
@@ -40,14 +38,14 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
         return model;
     }
 
-    public static IEnumerable<object[]> Fixtures => new[] { "mlp", "gpt", "lstm", "rnn", "encoder_post_norm", "encoder_pre_norm_padded", "decoder_post_norm", "moe_block" }
+    public static IEnumerable<object[]> Names => new[] { "mlp", "gpt", "lstm", "rnn", "encoder_post_norm", "encoder_pre_norm_padded", "decoder_post_norm", "moe_block" }
         .Select(n => new object[] { n + "_grad" });
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(Names))]
     public void GradientsMatchPyTorch(string name)
     {
-        using var f = SafeTensors.Open(Fixture(name));
+        using var f = Fixtures.Open(name);
         using var model = Build(f);
         using (var loss = Loss(model, f))
         {
@@ -65,10 +63,10 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [MemberData(nameof(Fixtures))]
+    [MemberData(nameof(Names))]
     public void AdamStepsFollowPyTorch(string name)
     {
-        using var f = SafeTensors.Open(Fixture(name));
+        using var f = Fixtures.Open(name);
         var expected = f.ReadDoubles("__adam_losses__");
         using var model = Build(f);
         using var optimizer = new Adam(model.Parameters(), 1e-3f);

@@ -10,12 +10,10 @@ public sealed class TrainingTests(ITestOutputHelper output)
 {
     private static Device Cpu => TestDevices.Cpu;
 
-    private static string Fixture(string name) => Path.Combine(AppContext.BaseDirectory, "Fixtures", name + ".safetensors");
-
     [Fact]
     public void DnnFollowsPyTorchsLossCurveAndConverges()
     {
-        using var f = SafeTensors.Open(Fixture("dnn"));
+        using var f = Fixtures.Open("dnn");
         var expected = f.ReadDoubles("__losses__");
         using var model = DnnRegression.Model(Cpu);
         model.Load(f);
