@@ -4,8 +4,9 @@ using GpuNet.Layers;
 namespace GpuNet.Bench;
 
 /// <summary>The <c>train</c> verb: the seed trainers with a progress line, a loss-curve PNG and the final weights.</summary>
-internal static class TrainVerb
+public static class TrainVerb
 {
+    /// <summary>The options <c>train</c> accepts (for <see cref="Cli.Parse"/>).</summary>
     public static readonly IReadOnlyDictionary<string, string> Options = new Dictionary<string, string>
     {
         ["device"] = "one", ["steps"] = "one", ["lr"] = "one", ["seed"] = "one", ["out"] = "one",
@@ -16,6 +17,7 @@ internal static class TrainVerb
     /// <summary>The bundled corpus (first 300 KB of Shakespeare's plays).</summary>
     public static string DefaultText => Path.Combine(AppContext.BaseDirectory, "data", "shakespeare.txt");
 
+    /// <summary>Trains <paramref name="model"/> (dnn or gpt) as the command line says; returns the exit code.</summary>
     public static int Run(string model, Cli cli)
     {
         int steps = Int(cli, "steps", model == "gpt" ? 600 : 2000);

@@ -109,3 +109,49 @@ public sealed class BenchTests
         Assert.True(c.BandwidthGBs > 0 && c.Fp32GFlops > 0);
     }
 }
+
+/// <summary>The train verb end to end on the fast CPU device: files written, and readable by the library.</summary>
+public sealed class TrainVerbTests
+{
+    [Fact]
+    public void TrainDnnWritesWeightsAndALossCurve()
+    {
+        var dir = Directory.CreateTempSubdirectory("gpunet-train-").FullName;
+        try
+        {
+            Assert.Equal(0, TrainVerb.Run("dnn", Cli.Parse(new[] { "dnn", "--device", "cpu", "--steps", "30", "--out", dir }, TrainVerb.Options)));
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(dir, "dnn-loss.png"))[..4]);
+            using var device = Device.Open("cpu");
+            using var model = GpuNet.Layers.DnnRegression.Model(device);
+            using var weights = GpuNet.Layers.SafeTensors.Open(Path.Combine(dir, "dnn.safetensors"));
+            model.Load(weights);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void TrainGptWritesWeightsThatGenerate()
+    {
+        var dir = Directory.CreateTempSubdirectory("gpunet-train-").FullName;
+        try
+        {
+            var args = new[] { "gpt", "--device", "cpu", "--steps", "3", "--batch", "2", "--context", "16", "--dim", "16", "--heads", "2", "--layers", "1", "--chars", "10", "--out", dir };
+            Assert.Equal(0, TrainVerb.Run("gpt", Cli.Parse(args, TrainVerb.Options)));
+            using var device = Device.Open("cpu");
+            var (model, vocabulary) = GpuNet.Layers.CharGpt.Load(device, Path.Combine(dir, "gpt.safetensors"));
+            using (model)
+                Assert.Equal(15, GpuNet.Layers.CharGpt.Continue(model, vocabulary, "KING:", 10).Length);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void UnknownModelIsAUsageError() =>
+        Assert.Throws<UsageException>(() => TrainVerb.Run("resnet", Cli.Parse(new[] { "resnet" }, TrainVerb.Options)));
+}
