@@ -105,16 +105,10 @@ namespace GpuNet.Kernels
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(name))
-                    Cpu.HostParallel.For(rows, 2L * classes, (start, end) =>
+                    unsafe
                     {
-                        for (int r = start; r < end; r++)
-                        {
-                            var stats = LogitStats.Empty;
-                            for (int j = 0; j < classes; j++)
-                                stats = stats.Add(xv[r * classes + j]);
-                            RowAt(xv, tv, lv, sv, wv, stats, r, classes, ignoreIndex, smoothing);
-                        }
-                    });
+                        Cpu.HostRows.CrossEntropy(Cpu.HostMemory.Ptr(xv), tv, lv, sv, wv, xv, rows, classes, ignoreIndex, smoothing);
+                    }
                 return;
             }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>>(Rows);
@@ -128,8 +122,16 @@ namespace GpuNet.Kernels
             var device = x.Device;
             int classes = x.Size(1), n = x.Length;
             var (xv, tv, sv, gv, dv) = (x.ContiguousView, target.ContiguousView, lse.ContiguousView, g.ContiguousView, dx.ContiguousView);
-            if (Cpu.HostParallel.Elements(device, name, n, 8, i => BackwardAt(xv, tv, sv, gv, dv, classes, ignoreIndex, smoothing, i)))
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(name))
+                    unsafe
+                    {
+                        Cpu.HostRows.CrossEntropyBackward(Cpu.HostMemory.Ptr(xv), Cpu.HostMemory.Ptr(tv), Cpu.HostMemory.Ptr(sv), Cpu.HostMemory.Ptr(gv),
+                            Cpu.HostMemory.Ptr(dv), x.Size(0), classes, ignoreIndex, smoothing);
+                    }
                 return;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float, int>>(Backward);
             using (device.Profiler.Measure(name))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), xv, tv, sv, gv, dv, classes, ignoreIndex, smoothing, n);

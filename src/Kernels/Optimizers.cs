@@ -205,9 +205,19 @@ namespace GpuNet
             if (step.AmsGrad != 0 && vMax is null)
                 throw new ArgumentException($"{op}: AMSGrad needs the max_exp_avg_sq state");
             var (pv, gv, mv, vv, xv, n) = (param.ContiguousView, grad.ContiguousView, m.ContiguousView, v.ContiguousView, (vMax ?? v).ContiguousView, param.Length);
-            if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 8, i => OptimizerKernels.AdamAt(pv, gv, mv, vv, xv, step, i)))
-                return;
             var device = param.Device;
+            if (n == 0)
+                return;
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Kernels.Cpu.HostOptimizers.Adam(Kernels.Cpu.HostMemory.Ptr(pv), Kernels.Cpu.HostMemory.Ptr(gv), Kernels.Cpu.HostMemory.Ptr(mv), Kernels.Cpu.HostMemory.Ptr(vv),
+                            Kernels.Cpu.HostMemory.Ptr(xv), step, n, pv, gv, mv, vv, xv);
+                    }
+                return;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep, int>>(OptimizerKernels.Adam);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, mv, vv, xv, step, n);

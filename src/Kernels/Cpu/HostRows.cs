@@ -55,6 +55,53 @@ internal static unsafe class HostRows
         });
     }
 
+    /// <summary>
+    /// Cross-entropy rows on the host (see <see cref="CrossEntropyKernels"/>): per row the vector max, Σ e^(x − max) through
+    /// the row scratch and Σx, then the kernel's own <see cref="CrossEntropyKernels.RowAt"/> writes loss, lse and weight.
+    /// </summary>
+    public static void CrossEntropy(float* x, ILGPU.ArrayView<float> target, ILGPU.ArrayView<float> loss, ILGPU.ArrayView<float> lse, ILGPU.ArrayView<float> weight,
+        ILGPU.ArrayView<float> xView, int rows, int classes, int ignoreIndex, float smoothing)
+    {
+        HostParallel.For(rows, 4L * classes, (start, end) =>
+        {
+            float* scratch = HostScratch.Get(RowSlot, classes);
+            for (int r = start; r < end; r++)
+            {
+                float* row = x + (long)r * classes;
+                float max = HostMath.MaxOrNaN(row, classes);
+                float sum = float.IsFinite(max) ? HostMath.ExpShiftedSum<Flags.Yes>(row, scratch, classes, max) : float.NaN;
+                var stats = new LogitStats { Norm = new MaxSum { Max = max, Sum = sum }, Total = TensorPrimitives.Sum(new ReadOnlySpan<float>(row, classes)) };
+                CrossEntropyKernels.RowAt(xView, target, loss, lse, weight, stats, r, classes, ignoreIndex, smoothing);
+            }
+        });
+    }
+
+    /// <summary>
+    /// The cross-entropy backward of each row on the host: dx = g_r·e^(x − lse) by the vector exp, minus g_r·ε/C everywhere
+    /// and g_r·(1 − ε) at the target; zeros for an ignored row (the same values as <see cref="CrossEntropyKernels.BackwardAt"/>).
+    /// </summary>
+    public static void CrossEntropyBackward(float* x, float* target, float* lse, float* g, float* dx, int rows, int classes, int ignoreIndex, float smoothing)
+    {
+        HostParallel.For(rows, 4L * classes, (start, end) =>
+        {
+            for (int r = start; r < end; r++)
+            {
+                var dRow = new Span<float>(dx + (long)r * classes, classes);
+                int t = (int)target[r];
+                if (t == ignoreIndex)
+                {
+                    dRow.Clear();
+                    continue;
+                }
+                HostMath.ExpShiftedSum(x + (long)r * classes, dx + (long)r * classes, classes, lse[r]);
+                TensorPrimitives.Multiply(dRow, g[r], dRow);
+                if (smoothing != 0f)
+                    TensorPrimitives.Add(dRow, -g[r] * smoothing / classes, dRow);
+                dRow[t] -= g[r] * (1f - smoothing);
+            }
+        });
+    }
+
     /// <summary>The softmax (or log-softmax) backward of each row of contiguous [rows, cols] (see <see cref="SoftmaxKernels.BackwardRows{TLog}"/>):
     /// the row's Σ g⊙y (or Σ g), then dx = y(g − Σ) or g − eʸΣ.</summary>
     public static void SoftmaxBackward(float* y, float* g, float* dx, int rows, int cols, bool log)

@@ -1,0 +1,49 @@
+using System.Runtime.Intrinsics;
+
+namespace GpuNet.Kernels.Cpu;
+
+/// <summary>
+/// The optimizer steps on the fast CPU device. Adam (the common one) runs as a Vector256 loop with the kernel's formula
+/// and order of operations, chunks split across cores; its scalar tail and the other optimizers run the kernels'
+/// per-element bodies (<see cref="OptimizerKernels"/>), so the host cannot drift from the GPU.
+/// </summary>
+internal static unsafe class HostOptimizers
+{
+    public static void Adam(float* p, float* g, float* m, float* v, float* vMax, AdamStep h, int n, ILGPU.ArrayView<float> pv, ILGPU.ArrayView<float> gv,
+        ILGPU.ArrayView<float> mv, ILGPU.ArrayView<float> vv, ILGPU.ArrayView<float> xv)
+    {
+        const int Chunk = 4096;
+        HostParallel.For((n + Chunk - 1) / Chunk, 10L * Chunk, (start, end) =>
+        {
+            int i = start * Chunk, stop = Math.Min(n, end * Chunk);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var (b1, b2) = (Vector256.Create(h.Beta1), Vector256.Create(h.Beta2));
+                var (c1, c2) = (Vector256.Create(1f - h.Beta1), Vector256.Create(1f - h.Beta2));
+                var (decay, wd) = (Vector256.Create(1f - h.Lr * h.WeightDecay), Vector256.Create(h.WeightDecay));
+                var (bc2, eps, step) = (Vector256.Create(h.BiasCorrection2Sqrt), Vector256.Create(h.Eps), Vector256.Create(h.Lr / h.BiasCorrection1));
+                for (; i + 8 <= stop; i += 8)
+                {
+                    var param = Vector256.Load(p + i);
+                    var grad = Vector256.Load(g + i);
+                    if (h.Decoupled != 0)
+                        param *= decay;
+                    else
+                        grad += wd * param;
+                    var mi = b1 * Vector256.Load(m + i) + c1 * grad;
+                    var vi = b2 * Vector256.Load(v + i) + c2 * grad * grad;
+                    Vector256.Store(mi, m + i);
+                    Vector256.Store(vi, v + i);
+                    if (h.AmsGrad != 0)
+                    {
+                        vi = Vector256.Max(Vector256.Load(vMax + i), vi);
+                        Vector256.Store(vi, vMax + i);
+                    }
+                    Vector256.Store(param - step * mi / (Vector256.Sqrt(vi) / bc2 + eps), p + i);
+                }
+            }
+            for (; i < stop; i++)
+                OptimizerKernels.AdamAt(pv, gv, mv, vv, xv, h, i);
+        });
+    }
+}
