@@ -15,6 +15,9 @@ internal static unsafe class HostRows
     /// <summary>Scratch slot for a row's exponentials (log-softmax).</summary>
     private const int RowSlot = 5;
 
+    /// <summary>Scratch slots for the normalization backward's x̂ and dŷ rows (the attention slots: the two never nest).</summary>
+    private const int XHatSlot = 6, DyHatSlot = 7;
+
     /// <summary>Softmax (or log-softmax) of each row of contiguous [rows, cols]; causal rows see columns ≤ row mod rowsPerMatrix + offset.</summary>
     public static void Softmax(float* x, float* o, int rows, int cols, bool log, bool causal, int rowsPerMatrix, int offset)
     {
@@ -193,6 +196,11 @@ internal static unsafe class HostRows
     public static void NormalizeBackward(float* x, float* gamma, float* dy, float* mean, float* rstd, float* dx, float* product, NormLayout layout, bool rms)
     {
         int cols = layout.Cols, segLen = layout.SegLen, segments = cols / segLen, perAffine = cols / layout.Spatial;
+        if (segments == 1 && layout.Spatial == 1 && layout.AffineGroups == 1)
+        {
+            NormalizeBackwardRows(x, gamma, dy, mean, rstd, dx, product, layout.Rows, cols, layout.RowStride, rms);
+            return;
+        }
         HostParallel.For(layout.Rows, 12L * cols, (start, end) =>
         {
             for (int row = start; row < end; row++)
@@ -238,6 +246,37 @@ internal static unsafe class HostRows
                         }
                     }
                 }
+            }
+        });
+    }
+
+    /// <summary>
+    /// LayerNorm/RMSNorm rows (one contiguous segment, γ per column) in vector code: x̂ and dŷ into per-thread scratch rows,
+    /// their sums by TensorPrimitives, then dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)) and the products dy·x̂.
+    /// </summary>
+    private static void NormalizeBackwardRows(float* x, float* gamma, float* dy, float* mean, float* rstd, float* dx, float* product, int rows, int cols, int stride, bool rms)
+    {
+        HostParallel.For(rows, 12L * cols, (start, end) =>
+        {
+            var xHat = new Span<float>(HostScratch.Get(XHatSlot, cols), cols);
+            var dyHat = new Span<float>(HostScratch.Get(DyHatSlot, cols), cols);
+            for (int r = start; r < end; r++)
+            {
+                long at = (long)r * stride;
+                var xs = new ReadOnlySpan<float>(x + at, cols);
+                var gs = new ReadOnlySpan<float>(dy + at, cols);
+                var ds = new Span<float>(dx + at, cols);
+                TensorPrimitives.Subtract(xs, rms ? 0f : mean[r], xHat);
+                TensorPrimitives.Multiply(xHat, rstd[r], xHat);
+                if (gamma == null)
+                    gs.CopyTo(dyHat);
+                else
+                    TensorPrimitives.Multiply(gs, new ReadOnlySpan<float>(gamma, cols), dyHat);
+                float meanDy = rms ? 0f : TensorPrimitives.Sum(dyHat) / cols, meanDyX = TensorPrimitives.Dot(dyHat, xHat) / cols;
+                TensorPrimitives.MultiplyAdd(xHat, -meanDyX, dyHat, ds);
+                TensorPrimitives.Add(ds, -meanDy, ds);
+                TensorPrimitives.Multiply(ds, rstd[r], ds);
+                TensorPrimitives.Multiply(gs, xHat, new Span<float>(product + at, cols));
             }
         });
     }
