@@ -231,9 +231,18 @@ namespace GpuNet
             if (step.Momentum != 0f && buffer is null)
                 throw new ArgumentException($"{op}: momentum needs the momentum_buffer state");
             var (pv, gv, bv, n) = (param.ContiguousView, grad.ContiguousView, (buffer ?? grad).ContiguousView, param.Length);
-            if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 4, i => OptimizerKernels.SgdAt(pv, gv, bv, step, i)))
-                return;
             var device = param.Device;
+            if (n == 0)
+                return;
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Kernels.Cpu.HostOptimizers.Sgd(Kernels.Cpu.HostMemory.Ptr(pv), Kernels.Cpu.HostMemory.Ptr(gv), Kernels.Cpu.HostMemory.Ptr(bv), step, n, pv, gv, bv);
+                    }
+                return;
+            }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SgdStep, int>>(OptimizerKernels.Sgd);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, bv, step, n);

@@ -240,7 +240,13 @@ namespace GpuNet
                         return new[] { dx };
                     using var gc = g.Contiguous();
                     var (gv, iv, dv, total) = (gc.ContiguousView, index.ContiguousView, dx.ContiguousView, dx.Length);
-                    if (!Kernels.Cpu.HostParallel.Elements(g.Device, "reduce_max_backward", total, 1, i => ReduceKernels.MaxBackwardAt(gv, iv, dv, reduced, inner, i)))
+                    if (g.Device.IsHostCpu)
+                        using (g.Device.Profiler.Measure("reduce_max_backward"))
+                            unsafe
+                            {
+                                Kernels.Cpu.HostRows.MaxBackward(Kernels.Cpu.HostMemory.Ptr(gv), Kernels.Cpu.HostMemory.Ptr(iv), Kernels.Cpu.HostMemory.Ptr(dv), total / (reduced * inner), reduced, inner);
+                            }
+                    else
                     {
                         var k = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(ReduceKernels.MaxBackward);
                         using (g.Device.Profiler.Measure("reduce_max_backward"))

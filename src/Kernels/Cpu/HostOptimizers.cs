@@ -3,8 +3,8 @@ using System.Runtime.Intrinsics;
 namespace GpuNet.Kernels.Cpu;
 
 /// <summary>
-/// The optimizer steps on the fast CPU device. Adam (the common one) runs as a Vector256 loop with the kernel's formula
-/// and order of operations, chunks split across cores; its scalar tail and the other optimizers run the kernels'
+/// The optimizer steps on the fast CPU device. Adam and SGD (the common ones) run as Vector256 loops with the kernels'
+/// formulas and order of operations, chunks split across cores; their scalar tails and the other optimizers run the kernels'
 /// per-element bodies (<see cref="OptimizerKernels"/>), so the host cannot drift from the GPU.
 /// </summary>
 internal static unsafe class HostOptimizers
@@ -44,6 +44,33 @@ internal static unsafe class HostOptimizers
             }
             for (; i < stop; i++)
                 OptimizerKernels.AdamAt(pv, gv, mv, vv, xv, h, i);
+        });
+    }
+
+    public static void Sgd(float* p, float* g, float* buffer, SgdStep h, int n, ILGPU.ArrayView<float> pv, ILGPU.ArrayView<float> gv, ILGPU.ArrayView<float> bv)
+    {
+        const int Chunk = 4096;
+        HostParallel.For((n + Chunk - 1) / Chunk, 5L * Chunk, (start, end) =>
+        {
+            int i = start * Chunk, stop = Math.Min(n, end * Chunk);
+            if (Vector256.IsHardwareAccelerated)
+            {
+                var (wd, momentum, damp, lr) = (Vector256.Create(h.WeightDecay), Vector256.Create(h.Momentum), Vector256.Create(1f - h.Dampening), Vector256.Create(h.Lr));
+                for (; i + 8 <= stop; i += 8)
+                {
+                    var param = Vector256.Load(p + i);
+                    var d = Vector256.Load(g + i) + wd * param;
+                    if (h.Momentum != 0f)
+                    {
+                        var b = h.FirstStep != 0 ? d : momentum * Vector256.Load(buffer + i) + damp * d;
+                        Vector256.Store(b, buffer + i);
+                        d = h.Nesterov != 0 ? d + momentum * b : b;
+                    }
+                    Vector256.Store(param - lr * d, p + i);
+                }
+            }
+            for (; i < stop; i++)
+                OptimizerKernels.SgdAt(pv, gv, bv, h, i);
         });
     }
 }

@@ -105,6 +105,21 @@ internal static unsafe class HostRows
         });
     }
 
+    /// <summary>The max backward on the host: each [reduced, inner] block cleared, then each column's gradient written at its argmax row.</summary>
+    public static void MaxBackward(float* g, float* index, float* dx, int outer, int reduced, int inner)
+    {
+        HostParallel.For(outer, 2L * reduced * inner, (start, end) =>
+        {
+            for (int o = start; o < end; o++)
+            {
+                float* block = dx + (long)o * reduced * inner;
+                new Span<float>(block, reduced * inner).Clear();
+                for (int i = 0; i < inner; i++)
+                    block[(long)(int)index[o * inner + i] * inner + i] = g[o * inner + i];
+            }
+        });
+    }
+
     /// <summary>The softmax (or log-softmax) backward of each row of contiguous [rows, cols] (see <see cref="SoftmaxKernels.BackwardRows{TLog}"/>):
     /// the row's Σ g⊙y (or Σ g), then dx = y(g − Σ) or g − eʸΣ.</summary>
     public static void SoftmaxBackward(float* y, float* g, float* dx, int rows, int cols, bool log)
