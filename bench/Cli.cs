@@ -43,6 +43,16 @@ public sealed class Cli
         _options.TryGetValue(name, out var v) ? v.SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries)).ToList() : Array.Empty<string>();
 
     public bool Flag(string name) => _options.ContainsKey(name);
+
+    /// <summary>The integer option <paramref name="name"/>, or <paramref name="fallback"/> when absent; below <paramref name="min"/> is a usage error.</summary>
+    public int Int(string name, int fallback, int min = int.MinValue) =>
+        One(name) is { } s ? (int.TryParse(s, out var v) && v >= min ? v
+            : throw new UsageException($"--{name} takes {(min == 0 ? "a non-negative integer" : min == 1 ? "a positive integer" : "an integer")}")) : fallback;
+
+    /// <summary>The number option <paramref name="name"/>, or <paramref name="fallback"/> when absent; with <paramref name="positive"/>, ≤ 0 is a usage error.</summary>
+    public float Float(string name, float fallback, bool positive = false) =>
+        One(name) is { } s ? (float.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var v) && (!positive || v > 0) ? v
+            : throw new UsageException($"--{name} takes {(positive ? "a positive number" : "a number")}")) : fallback;
 }
 
 /// <summary>Bad command line: print usage and exit 2.</summary>

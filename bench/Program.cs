@@ -245,18 +245,16 @@ internal static class Verbs
         var prompt = cli.Many("prompt-ids").Select(s => int.TryParse(s, out var v) ? v : throw new UsageException($"--prompt-ids takes integers, got '{s}'")).ToArray();
         if (prompt.Length == 0)
             throw new UsageException("generate needs --prompt-ids");
-        int Int(string name, int fallback) => cli.One(name) is { } s ? (int.TryParse(s, out var v) ? v : throw new UsageException($"--{name} takes an integer")) : fallback;
-        float Float(string name, float fallback) => cli.One(name) is { } s ? (float.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw new UsageException($"--{name} takes a number")) : fallback;
         using var device = Device.Open(cli.One("device"));
         using var f = GpuNet.Layers.SafeTensors.Open(FixturePath("gpt"));
         using var gpt = GpuNet.Layers.ModelZoo.Gpt(device, f);
         gpt.Load(f);
         gpt.Eval();
-        int maxNew = Int("max-new", 20);
+        int maxNew = cli.Int("max-new", 20);
         _ = gpt.Generate(prompt, Math.Min(maxNew, 2), 0f); // JIT and first-use allocations outside the timing
         device.Synchronize();
         var sw = System.Diagnostics.Stopwatch.StartNew();
-        var tokens = gpt.Generate(prompt, maxNew, Float("temperature", 1f), Int("top-k", 0), Float("top-p", 1f), (ulong)Int("seed", 0));
+        var tokens = gpt.Generate(prompt, maxNew, cli.Float("temperature", 1f), cli.Int("top-k", 0), cli.Float("top-p", 1f), (ulong)cli.Int("seed", 0));
         device.Synchronize();
         double seconds = sw.Elapsed.TotalSeconds;
         Console.WriteLine(string.Join(",", tokens));
@@ -271,8 +269,7 @@ internal static class Verbs
         if (!File.Exists(weights))
             throw new UsageException($"generate: no weights file '{weights}'");
         string prompt = cli.One("prompt") ?? throw new UsageException("generate --weights needs --prompt TEXT");
-        int Int(string name, int fallback) => cli.One(name) is { } s ? (int.TryParse(s, out var v) ? v : throw new UsageException($"--{name} takes an integer")) : fallback;
-        float temperature = cli.One("temperature") is { } t ? (float.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, out var v) ? v : throw new UsageException("--temperature takes a number")) : 0.8f;
+        float temperature = cli.Float("temperature", 0.8f);
         using var device = Device.Open(cli.One("device"));
         var (model, vocabulary) = GpuNet.Layers.CharGpt.Load(device, weights);
         using (model)
@@ -281,7 +278,7 @@ internal static class Verbs
             string text;
             try
             {
-                text = GpuNet.Layers.CharGpt.Continue(model, vocabulary, prompt, Int("max-new", 200), temperature, Int("top-k", 0), (ulong)Int("seed", 0));
+                text = GpuNet.Layers.CharGpt.Continue(model, vocabulary, prompt, cli.Int("max-new", 200), temperature, cli.Int("top-k", 0), (ulong)cli.Int("seed", 0));
             }
             catch (ArgumentException e)
             {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using GpuNet.Layers;
 
 namespace GpuNet.Bench;
@@ -20,9 +19,9 @@ public static class TrainVerb
     /// <summary>Trains <paramref name="model"/> (dnn or gpt) as the command line says; returns the exit code.</summary>
     public static int Run(string model, Cli cli)
     {
-        int steps = Int(cli, "steps", model == "gpt" ? 600 : 2000);
-        float lr = Float(cli, "lr", model == "gpt" ? 3e-3f : 1e-3f);
-        ulong seed = (ulong)Int(cli, "seed", 0);
+        int steps = cli.Int("steps", model == "gpt" ? 600 : 2000, min: 0);
+        float lr = cli.Float("lr", model == "gpt" ? 3e-3f : 1e-3f, positive: true);
+        ulong seed = (ulong)cli.Int("seed", 0, min: 0);
         string outDir = cli.One("out") ?? ".";
         Directory.CreateDirectory(outDir);
         using var device = Device.Open(cli.One("device"));
@@ -57,10 +56,10 @@ public static class TrainVerb
             throw new UsageException($"train gpt: no text file '{textPath}'");
         string text = File.ReadAllText(textPath);
         var vocabulary = new CharVocabulary(text);
-        var config = new GptConfig(vocabulary.Count, Int(cli, "context", 64), Int(cli, "dim", 64), Int(cli, "heads", 4), Int(cli, "layers", 2));
+        var config = new GptConfig(vocabulary.Count, cli.Int("context", 64, min: 0), cli.Int("dim", 64, min: 0), cli.Int("heads", 4, min: 0), cli.Int("layers", 2, min: 0));
         if (config.Dim % Math.Max(config.Heads, 1) != 0 || config.Heads == 0 || config.Context < 2)
             throw new UsageException("train gpt: --dim must be a multiple of --heads, and --context at least 2");
-        int batch = Int(cli, "batch", 16);
+        int batch = cli.Int("batch", 16, min: 0);
         using var model = new GpuNet.Layers.Gpt(device, config);
         model.Initialize(seed);
         Console.WriteLine($"gpt: {config.Layers} layers, width {config.Dim}, {config.Heads} heads, context {config.Context}, {model.ParameterCount} parameters; " +
@@ -77,7 +76,7 @@ public static class TrainVerb
                           $"{steps * batch * config.Context / seconds:0} tokens/s trained; wrote {weights} and {curve}");
         string prompt = cli.One("prompt") ?? "ROMEO:";
         Console.WriteLine($"--- generate --weights {weights} --prompt \"{prompt}\" ---");
-        Console.WriteLine(CharGpt.Continue(model, vocabulary, prompt, Int(cli, "chars", 200), seed: seed));
+        Console.WriteLine(CharGpt.Continue(model, vocabulary, prompt, cli.Int("chars", 200, min: 0), seed: seed));
         return 0;
     }
 
@@ -104,10 +103,4 @@ public static class TrainVerb
         plot.Title(title);
         plot.SavePng(path, 900, 500);
     }
-
-    private static int Int(Cli cli, string name, int fallback) =>
-        cli.One(name) is { } s ? (int.TryParse(s, out var v) && v >= 0 ? v : throw new UsageException($"--{name} takes a non-negative integer")) : fallback;
-
-    private static float Float(Cli cli, string name, float fallback) =>
-        cli.One(name) is { } s ? (float.TryParse(s, CultureInfo.InvariantCulture, out var v) && v > 0 ? v : throw new UsageException($"--{name} takes a positive number")) : fallback;
 }

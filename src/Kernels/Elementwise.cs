@@ -357,7 +357,7 @@ namespace GpuNet
         }
 
         /// <summary>A new contiguous copy of any view (kernel <c>copy_strided</c>).</summary>
-        private static Tensor CopyOf(Tensor t)
+        internal static Tensor CopyOf(Tensor t)
         {
             var copy = Tensor.Empty(t.Device, t.ShapeArray());
             Copy(t, copy);

@@ -21,12 +21,7 @@ internal sealed class GradientKernels : IGradientKernels
 
     public Tensor SumToShape(Tensor g, int[] shape) => Ops.SumToShape(g, shape);
 
-    public Tensor Copy(Tensor t)
-    {
-        var copy = Tensor.Empty(t.Device, t.ShapeArray());
-        Ops.Copy(t, copy);
-        return copy;
-    }
+    public Tensor Copy(Tensor t) => Ops.CopyOf(t);
 
     public void CopyInto(Tensor source, Tensor destination) => Ops.Copy(source, destination);
 

@@ -105,10 +105,7 @@ namespace GpuNet.Kernels
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(name))
-                    unsafe
-                    {
-                        Cpu.HostRows.CrossEntropy(Cpu.HostMemory.Ptr(xv), tv, lv, sv, wv, xv, rows, classes, ignoreIndex, smoothing);
-                    }
+                    Cpu.HostRows.CrossEntropy(xv, tv, lv, sv, wv, rows, classes, ignoreIndex, smoothing);
                 return;
             }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>>(Rows);
@@ -468,8 +465,7 @@ namespace GpuNet
         private static Tensor AddScalarValue(Tensor x, float value)
         {
             var y = Unary("add_scalar", x, null, new ElementwiseOps.AddScalar { Value = value });
-            if (Autograd.ShouldRecord(x))
-                Autograd.Record("add_scalar", y, new[] { x }, (g, _) => new[] { Autograd.Save(g) });
+            RecordCopy("add_scalar", x, y);
             return y;
         }
 

@@ -211,11 +211,7 @@ namespace GpuNet
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(op))
-                    unsafe
-                    {
-                        Kernels.Cpu.HostOptimizers.Adam(Kernels.Cpu.HostMemory.Ptr(pv), Kernels.Cpu.HostMemory.Ptr(gv), Kernels.Cpu.HostMemory.Ptr(mv), Kernels.Cpu.HostMemory.Ptr(vv),
-                            Kernels.Cpu.HostMemory.Ptr(xv), step, n, pv, gv, mv, vv, xv);
-                    }
+                    Kernels.Cpu.HostOptimizers.Adam(pv, gv, mv, vv, xv, step, n);
                 return;
             }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep, int>>(OptimizerKernels.Adam);
@@ -237,10 +233,7 @@ namespace GpuNet
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(op))
-                    unsafe
-                    {
-                        Kernels.Cpu.HostOptimizers.Sgd(Kernels.Cpu.HostMemory.Ptr(pv), Kernels.Cpu.HostMemory.Ptr(gv), Kernels.Cpu.HostMemory.Ptr(bv), step, n, pv, gv, bv);
-                    }
+                    Kernels.Cpu.HostOptimizers.Sgd(pv, gv, bv, step, n);
                 return;
             }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SgdStep, int>>(OptimizerKernels.Sgd);

@@ -311,7 +311,7 @@ namespace GpuNet
         internal Tensor Positions { get; }
         internal Tensor TokenOf { get; }
 
-        internal ArrayView<int> Ints(Tensor t) => t.Storage.Cast<int>().SubView(t.Offset, t.Length);
+        internal static ArrayView<int> Ints(Tensor t) => t.Storage.Cast<int>().SubView(t.Offset, t.Length);
 
         /// <summary>Kept assignments per expert (reads back to the host).</summary>
         public int[] ReadCounts() => ReadInts(Counts);
@@ -426,8 +426,8 @@ namespace GpuNet
             int group = LaunchShapes.ElementwiseGroup(device);
             if (device.IsHostCpu)
             {
-                var (iv, counts, offsets) = (ic.ContiguousView, routing.Ints(routing.Counts), routing.Ints(routing.Offsets));
-                var (positions, tokenOf) = (routing.Ints(routing.Positions), routing.Ints(routing.TokenOf));
+                var (iv, counts, offsets) = (ic.ContiguousView, MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets));
+                var (positions, tokenOf) = (MoeRouting.Ints(routing.Positions), MoeRouting.Ints(routing.TokenOf));
                 HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteCountAt(iv, counts, assignments, e));
                 RoutingKernels.RouteScanSerial(counts, offsets, experts, capacity);
                 HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteAssignAt(iv, offsets, positions, tokenOf, assignments, k, capacity, e));
@@ -438,10 +438,10 @@ namespace GpuNet
             var assign = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int>>(RoutingKernels.RouteAssign);
             using (device.Profiler.Measure(op))
             {
-                count(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, routing.Ints(routing.Counts), assignments, experts);
-                scan(stream, new KernelConfig(1, 1), routing.Ints(routing.Counts), routing.Ints(routing.Offsets), experts, capacity);
-                assign(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, routing.Ints(routing.Offsets), routing.Ints(routing.Positions),
-                    routing.Ints(routing.TokenOf), assignments, experts, k, capacity);
+                count(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Counts), assignments, experts);
+                scan(stream, new KernelConfig(1, 1), MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets), experts, capacity);
+                assign(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Offsets), MoeRouting.Ints(routing.Positions),
+                    MoeRouting.Ints(routing.TokenOf), assignments, experts, k, capacity);
             }
             return routing;
         }
@@ -476,13 +476,13 @@ namespace GpuNet
             if (output.Length == 0)
                 return output;
             using var xc = x.Contiguous();
-            var (xv, tokenOf, offsets, ov, total) = (xc.ContiguousView, routing.Ints(routing.TokenOf), routing.Ints(routing.Offsets), output.ContiguousView, output.Length);
+            var (xv, tokenOf, offsets, ov, total) = (xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView, output.Length);
             if (HostParallel.Elements(device, op, total, 1, i => RoutingKernels.DispatchAt(xv, tokenOf, offsets, ov, routing.Experts, d, i)))
                 return output;
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Dispatch);
             using (device.Profiler.Measure(op))
                 kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                    xc.ContiguousView, routing.Ints(routing.TokenOf), routing.Ints(routing.Offsets), output.ContiguousView, routing.Experts, d, output.Length);
+                    xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView, routing.Experts, d, output.Length);
             return output;
         }
 
@@ -502,7 +502,7 @@ namespace GpuNet
                     if (needs[0])
                     {
                         dOut = Tensor.Empty(g.Device, rows, d);
-                        var (gv, wv, tv, pv, ov, dv) = (gc.ContiguousView, wc.ContiguousView, IntView(saved[2]), IntView(saved[3]), IntView(saved[4]), dOut.ContiguousView);
+                        var (gv, wv, tv, pv, ov, dv) = (gc.ContiguousView, wc.ContiguousView, MoeRouting.Ints(saved[2]), MoeRouting.Ints(saved[3]), MoeRouting.Ints(saved[4]), dOut.ContiguousView);
                         if (dOut.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dOut.Length, k, i => RoutingKernels.CombineBackwardRowsAt(gv, wv, tv, pv, ov, dv, k, experts, d, i)))
                         {
                             var kernel = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int>>(RoutingKernels.CombineBackwardRows);
@@ -514,7 +514,7 @@ namespace GpuNet
                     {
                         dWeights = Tensor.Empty(g.Device, wc.ShapeArray());
                         using var oc = saved[0].Contiguous();
-                        var (gv, xv, pv, dv) = (gc.ContiguousView, oc.ContiguousView, IntView(saved[3]), dWeights.ContiguousView);
+                        var (gv, xv, pv, dv) = (gc.ContiguousView, oc.ContiguousView, MoeRouting.Ints(saved[3]), dWeights.ContiguousView);
                         if (dWeights.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dWeights.Length, d, i => RoutingKernels.CombineBackwardWeightsAt(gv, xv, pv, dv, k, d, i)))
                         {
                             var kernel = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.CombineBackwardWeights);
@@ -528,9 +528,7 @@ namespace GpuNet
             return r;
         }
 
-        private static ArrayView<int> IntView(Tensor t) => t.Storage.Cast<int>().SubView(t.Offset, t.Length);
-
-        /// <summary>y[t] = Σ_s w[t, s]·rows[positions[t·k + s]] through the combine kernel (dispatch's backward with unit weights).</summary>
+        /// <summary>y[t] = Σ_s w[t, s]·rows[positions[t·k + s]] through the combine kernel: moe_combine, and dispatch's backward with unit weights.</summary>
         private static Tensor CombineRows(string op, Tensor rows, Tensor weights, Tensor positions, int k, int d)
         {
             var device = rows.Device;
@@ -539,7 +537,8 @@ namespace GpuNet
             if (y.Length == 0)
                 return y;
             using var rc = rows.Contiguous();
-            var (ov, wv, pv, yv, total) = (rc.ContiguousView, weights.ContiguousView, IntView(positions), y.ContiguousView, y.Length);
+            using var wc = weights.Contiguous();
+            var (ov, wv, pv, yv, total) = (rc.ContiguousView, wc.ContiguousView, MoeRouting.Ints(positions), y.ContiguousView, y.Length);
             if (HostParallel.Elements(device, op, total, k, i => RoutingKernels.CombineAt(ov, wv, pv, yv, k, d, i)))
                 return y;
             var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
@@ -559,20 +558,7 @@ namespace GpuNet
                 throw new ShapeMismatchException(op, "expert_output", $"[{routing.Tokens * routing.K}, D] (the dispatched rows)", GpuNetException.FormatShape(expertOutput.ShapeArray()));
             if (weights.Rank != 2 || weights.Size(0) != routing.Tokens || weights.Size(1) != routing.K)
                 throw new ShapeMismatchException(op, "weights", $"[{routing.Tokens}, {routing.K}]", GpuNetException.FormatShape(weights.ShapeArray()));
-            int d = expertOutput.Size(1);
-            var y = Tensor.Empty(device, routing.Tokens, d);
-            if (y.Length == 0)
-                return y;
-            using var oc = expertOutput.Contiguous();
-            using var wc = weights.Contiguous();
-            var (ov, wv, positions, yv, total) = (oc.ContiguousView, wc.ContiguousView, routing.Ints(routing.Positions), y.ContiguousView, y.Length);
-            if (HostParallel.Elements(device, op, total, routing.K, i => RoutingKernels.CombineAt(ov, wv, positions, yv, routing.K, d, i)))
-                return y;
-            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
-            using (device.Profiler.Measure(op))
-                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                    oc.ContiguousView, wc.ContiguousView, routing.Ints(routing.Positions), y.ContiguousView, routing.K, d, y.Length);
-            return y;
+            return CombineRows(op, expertOutput, weights, routing.Positions, routing.K, expertOutput.Size(1));
         }
     }
 }

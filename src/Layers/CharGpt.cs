@@ -80,7 +80,7 @@ public static class CharGpt
                 loss.Backward();
                 losses[step - 1] = loss.ToArray()[0];
             }
-            Ops.ClipGradNorm(model.Parameters().Select(p => p.Tensor.Grad).OfType<Tensor>().ToList(), 1f).Dispose();
+            Ops.ClipGradNorm(optimizer.Parameters.Select(p => p.Tensor.Grad).OfType<Tensor>().ToList(), 1f).Dispose();
             optimizer.Step();
             optimizer.ZeroGrad();
             if (progress is not null && (step % reportEvery == 0 || step == steps))

@@ -9,9 +9,10 @@ namespace GpuNet.Kernels.Cpu;
 /// </summary>
 internal static unsafe class HostOptimizers
 {
-    public static void Adam(float* p, float* g, float* m, float* v, float* vMax, AdamStep h, int n, ILGPU.ArrayView<float> pv, ILGPU.ArrayView<float> gv,
-        ILGPU.ArrayView<float> mv, ILGPU.ArrayView<float> vv, ILGPU.ArrayView<float> xv)
+    public static void Adam(ILGPU.ArrayView<float> pv, ILGPU.ArrayView<float> gv, ILGPU.ArrayView<float> mv, ILGPU.ArrayView<float> vv, ILGPU.ArrayView<float> xv,
+        AdamStep h, int n)
     {
+        float* p = HostMemory.Ptr(pv), g = HostMemory.Ptr(gv), m = HostMemory.Ptr(mv), v = HostMemory.Ptr(vv), vMax = HostMemory.Ptr(xv);
         const int Chunk = 4096;
         HostParallel.For((n + Chunk - 1) / Chunk, 10L * Chunk, (start, end) =>
         {
@@ -47,8 +48,9 @@ internal static unsafe class HostOptimizers
         });
     }
 
-    public static void Sgd(float* p, float* g, float* buffer, SgdStep h, int n, ILGPU.ArrayView<float> pv, ILGPU.ArrayView<float> gv, ILGPU.ArrayView<float> bv)
+    public static void Sgd(ILGPU.ArrayView<float> pv, ILGPU.ArrayView<float> gv, ILGPU.ArrayView<float> bv, SgdStep h, int n)
     {
+        float* p = HostMemory.Ptr(pv), g = HostMemory.Ptr(gv), buffer = HostMemory.Ptr(bv);
         const int Chunk = 4096;
         HostParallel.For((n + Chunk - 1) / Chunk, 5L * Chunk, (start, end) =>
         {

@@ -62,9 +62,10 @@ internal static unsafe class HostRows
     /// Cross-entropy rows on the host (see <see cref="CrossEntropyKernels"/>): per row the vector max, Σ e^(x − max) through
     /// the row scratch and Σx, then the kernel's own <see cref="CrossEntropyKernels.RowAt"/> writes loss, lse and weight.
     /// </summary>
-    public static void CrossEntropy(float* x, ILGPU.ArrayView<float> target, ILGPU.ArrayView<float> loss, ILGPU.ArrayView<float> lse, ILGPU.ArrayView<float> weight,
-        ILGPU.ArrayView<float> xView, int rows, int classes, int ignoreIndex, float smoothing)
+    public static void CrossEntropy(ILGPU.ArrayView<float> xView, ILGPU.ArrayView<float> target, ILGPU.ArrayView<float> loss, ILGPU.ArrayView<float> lse,
+        ILGPU.ArrayView<float> weight, int rows, int classes, int ignoreIndex, float smoothing)
     {
+        float* x = HostMemory.Ptr(xView);
         HostParallel.For(rows, 4L * classes, (start, end) =>
         {
             float* scratch = HostScratch.Get(RowSlot, classes);
