@@ -647,10 +647,12 @@ namespace GpuNet
         /// <summary>
         /// Attention computed the unfused way — scores = Q·Kᵀ·scale (batched matmul), masks, softmax, ·V — materializing the
         /// Nq×Nk scores: the baseline the fused kernel is measured against. Same arguments and result as <see cref="Attention"/>
-        /// (without the logsumexp). Kernel <c>attention_unfused</c>.
+        /// (without the logsumexp). With <paramref name="dropout"/> &gt; 0 the probabilities go through inverted dropout
+        /// (Philox stream <paramref name="dropoutSeed"/>) before ·V, as F.scaled_dot_product_attention's dropout_p: the
+        /// training path of attention layers with attention dropout. Kernel <c>attention_unfused</c>.
         /// </summary>
         public static Tensor AttentionUnfused(Tensor q, Tensor k, Tensor v, float? scale = null, bool causal = false, Tensor? keyLengths = null,
-            Tensor? mask = null, AttentionLayout layout = AttentionLayout.BHND)
+            Tensor? mask = null, AttentionLayout layout = AttentionLayout.BHND, float dropout = 0f, ulong dropoutSeed = 0)
         {
             const string op = "attention_unfused";
             var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
@@ -671,6 +673,8 @@ namespace GpuNet
                 scores = Add(scores, Tensor.FromArray(device, pad, p.B, 1, 1, p.Nk));
             }
             var probs = causal ? SoftmaxCausal(scores, p.Nk - p.Nq) : Softmax(scores);
+            if (dropout > 0f)
+                probs = Dropout(probs, dropout, dropoutSeed).Output;
             var output = MatMul(probs, Bhnd(v));
             return scope.Keep(layout == AttentionLayout.BNHD ? Permute(output, 0, 2, 1, 3) : output);
         }

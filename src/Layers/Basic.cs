@@ -85,10 +85,14 @@ public sealed class Flatten(Device device, int startDim = 1) : Layer(device)
     }
 }
 
-/// <summary>Inverted dropout in training mode, identity in eval mode (nn.Dropout). Each call draws a fresh Philox seed.</summary>
-public sealed class Dropout(Device device, float p = 0.5f, ulong seed = 0) : Layer(device)
+/// <summary>
+/// Inverted dropout in training mode, identity in eval mode (nn.Dropout). Each call draws a fresh Philox stream from
+/// <paramref name="seed"/>; without one, every dropout in the process gets its own base seed (<see cref="DropoutSeeds"/>),
+/// so two layers never drop the same positions.
+/// </summary>
+public sealed class Dropout(Device device, float p = 0.5f, ulong? seed = null) : Layer(device)
 {
-    private ulong _calls;
+    private readonly DropoutSeeds _seeds = new(seed);
 
     /// <summary>Drop probability.</summary>
     public float P { get; } = p;
@@ -98,9 +102,30 @@ public sealed class Dropout(Device device, float p = 0.5f, ulong seed = 0) : Lay
     {
         if (!Training || P == 0)
             return x.Contiguous();
-        var (y, mask) = Ops.Dropout(x, P, seed + 0x9E3779B97F4A7C15UL * ++_calls);
+        var (y, mask) = Ops.Dropout(x, P, _seeds.Next());
         mask.Dispose();
         return y;
+    }
+}
+
+/// <summary>
+/// The Philox seeds of one dropout site: a base seed (given, or a distinct one per site from a process-wide counter
+/// through SplitMix64, so runs that build their layers in the same order draw the same masks) and a fresh stream per call.
+/// </summary>
+internal sealed class DropoutSeeds(ulong? seed = null)
+{
+    private static long s_sites;
+    private readonly ulong _base = seed ?? Mix((ulong)Interlocked.Increment(ref s_sites));
+    private ulong _calls;
+
+    /// <summary>The seed of the next call.</summary>
+    public ulong Next() => Mix(_base + 0x9E3779B97F4A7C15UL * ++_calls);
+
+    private static ulong Mix(ulong z)
+    {
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return z ^ (z >> 31);
     }
 }
 

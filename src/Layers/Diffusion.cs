@@ -178,7 +178,7 @@ public sealed class DiT : Module
         Positions = Parameter("pos_embed", 1, (size / patch) * (size / patch), dim);
         _time = Child("t_embedder", new TimestepEmbedder(device, frequencyDim, dim, dim));
         _classes = Child("y_embedder", new Embedding(device, classes, dim));
-        _blocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new TransformerEncoderLayer(device, dim, heads, 4 * dim, "gelu", normFirst: true))).ToArray();
+        _blocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new TransformerEncoderLayer(device, dim, heads, 4 * dim, "gelu", normFirst: true, dropout: 0f))).ToArray();
         _norm = Child("final_norm", new LayerNorm(device, dim));
         _head = Child("head", new Linear(device, dim, patch * patch * channels));
     }

@@ -107,11 +107,14 @@ public static class ModelZoo
 
     private static int Meta(SafeTensorsFile f, string key) => int.Parse(f.Metadata[key]);
 
+    /// <summary>A weights file says nothing of dropout: its <c>dropout</c> metadata when present, else none (the fixtures' gradients were taken without it).</summary>
+    private static float Dropout(SafeTensorsFile f) => f.Metadata.TryGetValue("dropout", out var p) ? float.Parse(p, System.Globalization.CultureInfo.InvariantCulture) : 0f;
+
     private static TransformerEncoderLayer Encoder(Device d, SafeTensorsFile f) =>
-        new(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), f.Metadata["activation"], Meta(f, "norm_first") == 1);
+        new(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), f.Metadata["activation"], Meta(f, "norm_first") == 1, dropout: Dropout(f));
 
     private static TransformerDecoderLayer Decoder(Device d, SafeTensorsFile f) =>
-        new(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), f.Metadata["activation"], Meta(f, "norm_first") == 1);
+        new(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), f.Metadata["activation"], Meta(f, "norm_first") == 1, dropout: Dropout(f));
 
     private static Tensor? Optional(Module m, SafeTensorsFile f, string name) => f.Names.Contains(name) ? f.ToTensor(m.Device, name) : null;
 

@@ -3,13 +3,20 @@ namespace GpuNet.Layers;
 /// <summary>
 /// nn.MultiheadAttention (batch_first): in_proj_weight [3E, E], in_proj_bias [3E], out_proj. Self-attention projects
 /// Q, K and V with one fused matmul and feeds strided per-head views to the fused attention kernel; cross-attention
-/// projects the query from one input and keys/values from the other through row slices of the same weight.
+/// projects the query from one input and keys/values from the other through row slices of the same weight. With
+/// attention dropout in training mode the probabilities are materialized (<see cref="Ops.AttentionUnfused"/>), as the
+/// fused kernel never forms them.
 /// </summary>
 public sealed class MultiheadAttention : Module
 {
-    /// <summary>Creates the layer.</summary>
-    public MultiheadAttention(Device device, int embedDim, int heads) : base(device)
+    private readonly DropoutSeeds _seeds = new();
+
+    /// <summary>Creates the layer; <paramref name="dropout"/> applies to the attention probabilities in training mode (nn.MultiheadAttention's dropout).</summary>
+    public MultiheadAttention(Device device, int embedDim, int heads, float dropout = 0f) : base(device)
     {
+        if (!(dropout >= 0f && dropout < 1f))
+            throw new ShapeMismatchException("multihead_attention", "dropout", "a probability in [0, 1)", dropout.ToString());
+        Dropout = dropout;
         if (embedDim % heads != 0)
             throw new ShapeMismatchException("multihead_attention", "heads", $"a divisor of embed_dim = {embedDim}", heads.ToString());
         (EmbedDim, Heads) = (embedDim, heads);
@@ -23,6 +30,9 @@ public sealed class MultiheadAttention : Module
 
     /// <summary>Heads.</summary>
     public int Heads { get; }
+
+    /// <summary>Drop probability of the attention weights in training mode.</summary>
+    public float Dropout { get; }
 
     /// <summary>[3E, E]: rows 0..E project Q, E..2E K, 2E..3E V.</summary>
     public Tensor InProjWeight { get; }
@@ -60,9 +70,16 @@ public sealed class MultiheadAttention : Module
             var additive = Ops.Unary("multihead_attention", keyPadding, null, new GpuNet.Kernels.ElementwiseOps.MaskToNegativeInfinity());
             mask = additive.Reshape(b, 1, 1, tk);
         }
-        var r = Ops.Attention(q, k, v, causal: causal, mask: mask, layout: AttentionLayout.BNHD);
-        r.LogSumExp.Dispose();
-        var merged = r.Output.Reshape(b, tq, e);
+        Tensor attended;
+        if (Training && Dropout > 0f)
+            attended = Ops.AttentionUnfused(q, k, v, causal: causal, mask: mask, layout: AttentionLayout.BNHD, dropout: Dropout, dropoutSeed: _seeds.Next());
+        else
+        {
+            var r = Ops.Attention(q, k, v, causal: causal, mask: mask, layout: AttentionLayout.BNHD);
+            r.LogSumExp.Dispose();
+            attended = r.Output;
+        }
+        var merged = attended.Reshape(b, tq, e);
         return scope.Keep(OutProj.Forward(merged));
     }
 
@@ -87,19 +104,26 @@ public sealed class MultiheadAttention : Module
     }
 }
 
-/// <summary>nn.TransformerEncoderLayer (batch_first): self_attn, linear1, linear2, norm1, norm2; post-norm by default, pre-norm with <c>normFirst</c>.</summary>
+/// <summary>
+/// nn.TransformerEncoderLayer (batch_first): self_attn, linear1, linear2, norm1, norm2; post-norm by default, pre-norm with
+/// <c>normFirst</c>. In training mode <c>dropout</c> (PyTorch's default 0.1) drops the attention probabilities, the
+/// feed-forward activations and both residual branches, as PyTorch does; in eval mode it is the identity.
+/// </summary>
 public sealed class TransformerEncoderLayer : Module
 {
     private readonly FusedActivation _activation;
     private readonly bool _normFirst;
+    private readonly Dropout _dropAttention, _dropHidden, _dropFeedForward;
 
-    /// <summary>Creates the layer (dropout is the identity in eval mode; this layer is for inference).</summary>
-    public TransformerEncoderLayer(Device device, int dModel, int heads, int dimFeedforward, string activation = "relu", bool normFirst = false, float eps = 1e-5f)
-        : base(device)
+    /// <summary>Creates the layer.</summary>
+    public TransformerEncoderLayer(Device device, int dModel, int heads, int dimFeedforward, string activation = "relu", bool normFirst = false, float eps = 1e-5f,
+        float dropout = 0.1f) : base(device)
     {
         _activation = activation == "gelu" ? FusedActivation.Gelu : FusedActivation.Relu;
         _normFirst = normFirst;
-        SelfAttn = Child("self_attn", new MultiheadAttention(device, dModel, heads));
+        SelfAttn = Child("self_attn", new MultiheadAttention(device, dModel, heads, dropout));
+        (_dropAttention, _dropHidden, _dropFeedForward) = (Child("dropout1", new Dropout(device, dropout)), Child("dropout", new Dropout(device, dropout)),
+            Child("dropout2", new Dropout(device, dropout)));
         Linear1 = Child("linear1", new Linear(device, dModel, dimFeedforward, activation: _activation));
         Linear2 = Child("linear2", new Linear(device, dimFeedforward, dModel));
         Norm1 = Child("norm1", new LayerNorm(device, dModel, eps));
@@ -129,31 +153,39 @@ public sealed class TransformerEncoderLayer : Module
         if (_normFirst)
         {
             var n1 = Norm1.Forward(x);
-            h = Ops.Add(x, SelfAttn.Forward(n1, n1, causal, keyPadding));
-            h = Ops.Add(h, Linear2.Forward(Linear1.Forward(Norm2.Forward(h))));
+            h = Ops.Add(x, _dropAttention.Forward(SelfAttn.Forward(n1, n1, causal, keyPadding)));
+            h = Ops.Add(h, FeedForward(Norm2.Forward(h)));
         }
         else
         {
-            h = Norm1.Forward(Ops.Add(x, SelfAttn.Forward(x, x, causal, keyPadding)));
-            h = Norm2.Forward(Ops.Add(h, Linear2.Forward(Linear1.Forward(h))));
+            h = Norm1.Forward(Ops.Add(x, _dropAttention.Forward(SelfAttn.Forward(x, x, causal, keyPadding))));
+            h = Norm2.Forward(Ops.Add(h, FeedForward(h)));
         }
         return scope.Keep(h);
     }
+
+    private Tensor FeedForward(Tensor x) => _dropFeedForward.Forward(Linear2.Forward(_dropHidden.Forward(Linear1.Forward(x))));
 }
 
-/// <summary>nn.TransformerDecoderLayer (batch_first): causal self_attn, multihead_attn over the memory, linear1, linear2, norm1..3.</summary>
+/// <summary>
+/// nn.TransformerDecoderLayer (batch_first): causal self_attn, multihead_attn over the memory, linear1, linear2, norm1..3.
+/// Dropout (default 0.1) as in <see cref="TransformerEncoderLayer"/>, on three residual branches.
+/// </summary>
 public sealed class TransformerDecoderLayer : Module
 {
     private readonly bool _normFirst;
+    private readonly Dropout _dropSelf, _dropCross, _dropHidden, _dropFeedForward;
 
     /// <summary>Creates the layer.</summary>
-    public TransformerDecoderLayer(Device device, int dModel, int heads, int dimFeedforward, string activation = "relu", bool normFirst = false, float eps = 1e-5f)
-        : base(device)
+    public TransformerDecoderLayer(Device device, int dModel, int heads, int dimFeedforward, string activation = "relu", bool normFirst = false, float eps = 1e-5f,
+        float dropout = 0.1f) : base(device)
     {
         _normFirst = normFirst;
         var act = activation == "gelu" ? FusedActivation.Gelu : FusedActivation.Relu;
-        SelfAttn = Child("self_attn", new MultiheadAttention(device, dModel, heads));
-        CrossAttn = Child("multihead_attn", new MultiheadAttention(device, dModel, heads));
+        SelfAttn = Child("self_attn", new MultiheadAttention(device, dModel, heads, dropout));
+        CrossAttn = Child("multihead_attn", new MultiheadAttention(device, dModel, heads, dropout));
+        (_dropSelf, _dropCross, _dropHidden, _dropFeedForward) = (Child("dropout1", new Dropout(device, dropout)), Child("dropout2", new Dropout(device, dropout)),
+            Child("dropout", new Dropout(device, dropout)), Child("dropout3", new Dropout(device, dropout)));
         Linear1 = Child("linear1", new Linear(device, dModel, dimFeedforward, activation: act));
         Linear2 = Child("linear2", new Linear(device, dimFeedforward, dModel));
         Norm1 = Child("norm1", new LayerNorm(device, dModel, eps));
@@ -190,18 +222,20 @@ public sealed class TransformerDecoderLayer : Module
         if (_normFirst)
         {
             var n1 = Norm1.Forward(x);
-            h = Ops.Add(x, SelfAttn.Forward(n1, n1, causal: true));
-            h = Ops.Add(h, CrossAttn.Forward(Norm2.Forward(h), memory, keyPadding: memoryPadding));
-            h = Ops.Add(h, Linear2.Forward(Linear1.Forward(Norm3.Forward(h))));
+            h = Ops.Add(x, _dropSelf.Forward(SelfAttn.Forward(n1, n1, causal: true)));
+            h = Ops.Add(h, _dropCross.Forward(CrossAttn.Forward(Norm2.Forward(h), memory, keyPadding: memoryPadding)));
+            h = Ops.Add(h, FeedForward(Norm3.Forward(h)));
         }
         else
         {
-            h = Norm1.Forward(Ops.Add(x, SelfAttn.Forward(x, x, causal: true)));
-            h = Norm2.Forward(Ops.Add(h, CrossAttn.Forward(h, memory, keyPadding: memoryPadding)));
-            h = Norm3.Forward(Ops.Add(h, Linear2.Forward(Linear1.Forward(h))));
+            h = Norm1.Forward(Ops.Add(x, _dropSelf.Forward(SelfAttn.Forward(x, x, causal: true))));
+            h = Norm2.Forward(Ops.Add(h, _dropCross.Forward(CrossAttn.Forward(h, memory, keyPadding: memoryPadding))));
+            h = Norm3.Forward(Ops.Add(h, FeedForward(h)));
         }
         return scope.Keep(h);
     }
+
+    private Tensor FeedForward(Tensor x) => _dropFeedForward.Forward(Linear2.Forward(_dropHidden.Forward(Linear1.Forward(x))));
 }
 
 /// <summary>

@@ -27,6 +27,48 @@ public sealed class AttentionTests(ITestOutputHelper output) : KernelFamilyTests
         Assert.True(relLse < 2e-6, $"logsumexp rel L2 {relLse}");
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void UnfusedDropoutDropsTheProbabilitiesOfItsPhiloxStream(string deviceId)
+    {
+        // Causal with Nk > Nq and odd sizes; the keep mask of a seed depends only on the element index, so dropout of a
+        // tensor of ones with the same shape and seed shows which probabilities were kept.
+        var device = TestDevices.Get(deviceId);
+        const int b = 2, h = 3, nq = 5, nk = 7, d = 9;
+        const float p = 0.3f;
+        const ulong seed = 77;
+        using var scope = device.Scope();
+        var q = Tensor.RandomNormal(device, new[] { b, h, nq, d }, 21);
+        var k = Tensor.RandomNormal(device, new[] { b, h, nk, d }, 22);
+        var v = Tensor.RandomNormal(device, new[] { b, h, nk, d }, 23);
+        var got = Ops.AttentionUnfused(q, k, v, causal: true, dropout: p, dropoutSeed: seed).ToArray();
+        var ones = Tensor.FromArray(device, Enumerable.Repeat(1f, b * h * nq * nk).ToArray(), b, h, nq, nk);
+        var keep = Ops.Dropout(ones, p, seed).Mask.ToArray();
+        float[] qa = q.ToArray(), ka = k.ToArray(), va = v.ToArray();
+        var expected = new double[b * h * nq * d];
+        double scale = 1 / Math.Sqrt(d);
+        for (int z = 0; z < b * h; z++)
+            for (int i = 0; i < nq; i++)
+            {
+                var prob = new double[nk];
+                int visible = i + nk - nq;
+                for (int j = 0; j <= visible; j++)
+                    for (int c = 0; c < d; c++)
+                        prob[j] += scale * qa[(z * nq + i) * d + c] * ka[(z * nk + j) * d + c];
+                double max = prob.Take(visible + 1).Max(), sum = 0;
+                for (int j = 0; j <= visible; j++)
+                    sum += prob[j] = Math.Exp(prob[j] - max);
+                for (int j = 0; j <= visible; j++)
+                    for (int c = 0; c < d; c++)
+                        expected[(z * nq + i) * d + c] += prob[j] / sum * keep[(z * nq + i) * nk + j] / (1 - p) * va[(z * nk + j) * d + c];
+            }
+        Assert.Contains(0f, keep);
+        var (_, rel, error) = CheckRunner.Compare(got, expected);
+        Assert.Null(error);
+        Assert.True(rel <= 1e-5, $"rel L2 {rel}");
+    }
+
     [Fact]
     public void HeadDimensionOver128IsRejected()
     {

@@ -113,6 +113,34 @@ public sealed class TrainingTests(ITestOutputHelper output)
             Assert.False(y.IsLeaf);
     }
 
+    [Fact]
+    public void TransformerLayersDropOutOnlyInTrainingMode()
+    {
+        using var layer = new TransformerEncoderLayer(Cpu, 16, 4, 40, dropout: 0.2f);
+        using var plain = new TransformerEncoderLayer(Cpu, 16, 4, 40, dropout: 0f);
+        layer.Initialize(5);
+        using (Autograd.NoGrad())
+            foreach (var ((_, from), (_, to)) in layer.Parameters().Zip(plain.Parameters()))
+                Ops.Copy(from, to);
+        using var x = Tensor.RandomNormal(Cpu, new[] { 2, 7, 16 }, 6);
+        float[] Run(TransformerEncoderLayer l)
+        {
+            using var y = l.Forward(x);
+            return y.ToArray();
+        }
+        var first = Run(layer);
+        var second = Run(layer);
+        var without = Run(plain);
+        Assert.NotEqual(first, second);   // a fresh Philox stream per call
+        Assert.NotEqual(first, without);
+        using (Cpu.Scope())
+            Ops.Mean(Ops.Mul(layer.Forward(x), x).Reshape(-1), 0).Backward();
+        Assert.All(layer.Parameters(), p => Assert.True(p.Tensor.Grad is not null && p.Tensor.Grad.ToArray().All(float.IsFinite), p.Name));
+        layer.Eval();
+        plain.Eval();
+        Assert.Equal(Run(plain), Run(layer));
+    }
+
     [Theory]
     [InlineData("cpu")]
     [InlineData("cpu-sim")]

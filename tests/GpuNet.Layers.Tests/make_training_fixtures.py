@@ -41,7 +41,7 @@ def dnn(steps=2000):
 def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3, run=None, extra=None):
     """Every parameter's gradient after one forward/backward of loss_fn in float64, and the losses of adam_steps Adam
     steps from the same weights (the loss before each step, then after the last), next to the F32 weights. Dropout is
-    off (eval mode): GpuNet's layers have none in their training path yet. run(model, x, extra) defaults to model(x)."""
+    off (eval mode); GpuNet builds these layers without dropout, as the files carry no dropout metadata. run(model, x, extra) defaults to model(x)."""
     model.eval()
     state = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     as_double = lambda t: t if t.dtype in (torch.long, torch.bool) else t.double()
