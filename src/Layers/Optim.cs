@@ -156,17 +156,18 @@ public abstract class Optimizer : IDisposable
 public sealed class Sgd(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate, float momentum = 0f, float dampening = 0f,
     float weightDecay = 0f, bool nesterov = false) : Optimizer(parameters, learningRate)
 {
+    private readonly bool _nesterov = !nesterov || (momentum > 0 && dampening == 0)
+        ? nesterov : throw new ArgumentException("sgd: Nesterov momentum needs momentum > 0 and zero dampening");
+
     /// <inheritdoc/>
     protected override void Update(int index, Tensor param, Tensor grad)
     {
-        if (nesterov && (momentum <= 0 || dampening != 0))
-            throw new ArgumentException("sgd: Nesterov momentum needs momentum > 0 and zero dampening");
         bool first = !HasState(index, "momentum_buffer");
         var buffer = momentum != 0 ? State(index, "momentum_buffer") : null;
         Ops.SgdUpdate(param, grad, buffer, new SgdStep
         {
             Lr = LearningRate, Momentum = momentum, Dampening = dampening, WeightDecay = weightDecay,
-            Nesterov = nesterov ? 1 : 0, FirstStep = first ? 1 : 0,
+            Nesterov = _nesterov ? 1 : 0, FirstStep = first ? 1 : 0,
         });
     }
 }

@@ -114,6 +114,16 @@ public sealed class TrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void NesterovWithoutMomentumIsRejectedWhenTheOptimizerIsBuilt()
+    {
+        using var model = DnnRegression.Model(Cpu);
+        var e = Assert.Throws<ArgumentException>(() => new Sgd(model.Parameters(), 0.1f, nesterov: true));
+        Assert.Contains("Nesterov", e.Message);
+        Assert.Throws<ArgumentException>(() => new Sgd(model.Parameters(), 0.1f, momentum: 0.9f, dampening: 0.1f, nesterov: true));
+        using var ok = new Sgd(model.Parameters(), 0.1f, momentum: 0.9f, nesterov: true);
+    }
+
+    [Fact]
     public void TransformerLayersDropOutOnlyInTrainingMode()
     {
         using var layer = new TransformerEncoderLayer(Cpu, 16, 4, 40, dropout: 0.2f);
