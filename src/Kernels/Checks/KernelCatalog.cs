@@ -148,6 +148,8 @@ public static class KernelCatalog
                 new KernelVariant("conv1d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Small), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
             },
             Elementwise("split", Unary(typeof(ElementwiseOps.Identity))),
+            Elementwise("unary_math", Unary(typeof(UnaryMath))),
+            Elementwise("binary_math", typeof(BinaryMath)),
             BackwardVariants(),
         }.SelectMany(v => v).ToList();
 

@@ -10,6 +10,7 @@ public static class KernelRegistry
         ElementwiseChecks.Cases()
             .Concat(ReduceChecks.Cases())
             .Concat(ActivationChecks.Cases())
+            .Concat(MathChecks.Cases())
             .Concat(MatMulChecks.Cases())
             .Concat(SoftmaxChecks.Cases())
             .Concat(NormalizationChecks.Cases())

@@ -1,0 +1,113 @@
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of the elementwise math family (unary_math, binary_math): every function on its domain, odd shapes, strided and broadcast inputs.</summary>
+internal static class MathChecks
+{
+    private const string Family = "math";
+
+    /// <summary>Inputs for a function: uniform in [low, high], or small integers (so comparisons meet equality and logic meets zeros).</summary>
+    private readonly record struct Domain(double Low, double High, bool Integers = false)
+    {
+        public Tensor Make(Device d, ulong seed, int[] shape)
+        {
+            var rng = new Random((int)(seed % int.MaxValue));
+            var v = new float[shape.Aggregate(1, (a, b) => a * b)];
+            for (int i = 0; i < v.Length; i++)
+                v[i] = Integers ? (float)Math.Floor(Low + rng.NextDouble() * (High - Low)) : (float)(Low + rng.NextDouble() * (High - Low));
+            return Tensor.FromArray(d, v, shape);
+        }
+    }
+
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var wide = new Domain(-6, 6);
+        var unary = new (UnaryFunction F, float A, float B, Domain Domain)[]
+        {
+            (UnaryFunction.Abs, 0, 0, wide), (UnaryFunction.Neg, 0, 0, wide), (UnaryFunction.Sqrt, 0, 0, new(0, 50)),
+            (UnaryFunction.Reciprocal, 0, 0, new(0.05, 20)), (UnaryFunction.Log, 0, 0, new(1e-3, 100)), (UnaryFunction.Exp, 0, 0, new(-20, 20)),
+            (UnaryFunction.Floor, 0, 0, wide), (UnaryFunction.Ceil, 0, 0, wide), (UnaryFunction.Round, 0, 0, new(-8, 8)),
+            (UnaryFunction.Sign, 0, 0, new(-2, 2, true)), (UnaryFunction.Erf, 0, 0, new(-4, 4)), (UnaryFunction.Sin, 0, 0, new(-10, 10)),
+            (UnaryFunction.Cos, 0, 0, new(-10, 10)), (UnaryFunction.Tan, 0, 0, new(-1.4, 1.4)), (UnaryFunction.Asin, 0, 0, new(-0.99, 0.99)),
+            (UnaryFunction.Acos, 0, 0, new(-0.99, 0.99)), (UnaryFunction.Atan, 0, 0, new(-20, 20)), (UnaryFunction.Sinh, 0, 0, new(-10, 10)),
+            (UnaryFunction.Cosh, 0, 0, new(-10, 10)), (UnaryFunction.Asinh, 0, 0, new(-50, 50)), (UnaryFunction.Acosh, 0, 0, new(1.01, 50)),
+            (UnaryFunction.Atanh, 0, 0, new(-0.99, 0.99)), (UnaryFunction.Softsign, 0, 0, wide), (UnaryFunction.HardSigmoid, 0.2f, 0.5f, wide),
+            (UnaryFunction.HardSwish, 0, 0, wide), (UnaryFunction.Selu, 1.6732632f, 1.050701f, wide), (UnaryFunction.Celu, 1.5f, 0, wide),
+            (UnaryFunction.ThresholdedRelu, 1f, 0, wide), (UnaryFunction.Shrink, 1.5f, 0.5f, wide), (UnaryFunction.Not, 0, 0, new(0, 2, true)),
+            (UnaryFunction.IsNaN, 0, 0, wide), (UnaryFunction.IsInf, 1, 1, wide), (UnaryFunction.Clip, -1.5f, 2f, wide),
+            (UnaryFunction.PowScalar, 3f, 0, wide), (UnaryFunction.PowScalar, 0.5f, 0, new(0, 9)),
+        };
+        foreach (var (f, a, b, domain) in unary)
+        {
+            var reference = MathReference.Of(f, a, b);
+            string name = f.ToString().ToLowerInvariant() + (f == UnaryFunction.PowScalar ? "_" + a : "");
+            foreach (var shape in new[] { new[] { 1 }, new[] { 37, 53 }, new[] { 64, 1031 } })
+                yield return new CheckCase(Family, "unary_math", $"{name}_{string.Join("x", shape)}", $"{Shapes(shape)} in [{domain.Low}, {domain.High}]", CheckCase.Fp32Tolerance, (d, seed) =>
+                {
+                    using var x = domain.Make(d, seed, shape);
+                    using var o = Poisoned(d, shape);
+                    Ops.Unary(x, f, a, b, o);
+                    return new(o.ToArray(), Host(x).Select(reference).ToArray());
+                });
+        }
+        yield return new CheckCase(Family, "unary_math", "special_values", "[8] ±inf, NaN, ±0", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            // IsNaN, IsInf and Sign on the values random inputs never produce, packed as one output per (function, value).
+            var values = new[] { float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0f, -0f, 1f, -2.5f, 3.5f };
+            using var x = Tensor.FromArray(d, values, values.Length);
+            var got = new List<float>();
+            var expected = new List<double>();
+            foreach (var (f, a, b) in new[] { (UnaryFunction.IsNaN, 0f, 0f), (UnaryFunction.IsInf, 1f, 0f), (UnaryFunction.IsInf, 0f, 1f), (UnaryFunction.Round, 0f, 0f) })
+            {
+                using var o = Poisoned(d, values.Length);
+                Ops.Unary(x, f, a, b, o);
+                got.AddRange(o.ToArray());
+                expected.AddRange(values.Select(v => MathReference.Of(f, a, b)(v)));
+            }
+            return new(got.ToArray(), expected.ToArray());
+        });
+        yield return new CheckCase(Family, "unary_math", "strided", "[19, 23]ᵀ erf", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var x = Tensor.RandomUniform(d, new[] { 19, 23 }, seed, -3, 3);
+            using var xt = x.Transpose(0, 1);
+            using var o = Poisoned(d, 23, 19);
+            Ops.Unary(xt, UnaryFunction.Erf, output: o);
+            var h = ElementwiseReference.StridedView(Host(x), new[] { 23, 19 }, new[] { 1, 23 }, 0);
+            return new(o.ToArray(), h.Select(MathReference.Of(UnaryFunction.Erf)).ToArray());
+        });
+
+        var comparisons = new Domain(-3, 3, true);
+        var binary = new (BinaryFunction F, Domain A, Domain B)[]
+        {
+            (BinaryFunction.Pow, new(0.05, 4), new(-3, 3)), (BinaryFunction.Pow, new(-4, 4), new(-3, 4, true)),
+            (BinaryFunction.Min, wide, wide), (BinaryFunction.Max, wide, wide), (BinaryFunction.Mod, new(-20, 20), new(0.5, 4)),
+            (BinaryFunction.Mod, new(-20, 20), new(-4, -0.5)), (BinaryFunction.Fmod, new(-20, 20), new(0.5, 4)),
+            (BinaryFunction.Equal, comparisons, comparisons), (BinaryFunction.Less, comparisons, comparisons),
+            (BinaryFunction.LessOrEqual, comparisons, comparisons), (BinaryFunction.Greater, comparisons, comparisons),
+            (BinaryFunction.GreaterOrEqual, comparisons, comparisons), (BinaryFunction.PRelu, wide, new(0, 1)),
+            (BinaryFunction.And, new(0, 2, true), new(0, 2, true)), (BinaryFunction.Or, new(0, 2, true), new(0, 2, true)),
+            (BinaryFunction.Xor, new(0, 2, true), new(0, 2, true)),
+        };
+        var shapes = new (string Name, int[] A, int[] B)[]
+        {
+            ("tiny", new[] { 1 }, new[] { 1 }), ("odd", new[] { 37, 53 }, new[] { 37, 53 }),
+            ("broadcast", new[] { 7, 1, 5 }, new[] { 3, 1 }), ("moderate", new[] { 64, 1031 }, new[] { 1031 }),
+        };
+        foreach (var (f, da, db) in binary)
+        {
+            var reference = MathReference.Of(f);
+            string name = f.ToString().ToLowerInvariant() + (db.High < 0 ? "_negative_divisor" : db.Integers && f == BinaryFunction.Pow ? "_integer_exponent" : "");
+            foreach (var (shapeName, sa, sb) in shapes)
+                yield return new CheckCase(Family, "binary_math", $"{name}_{shapeName}", Shapes(sa, sb), CheckCase.Fp32Tolerance, (d, seed) =>
+                {
+                    using var a = da.Make(d, seed, sa);
+                    using var b = db.Make(d, seed + 1, sb);
+                    using var o = Poisoned(d, ElementwiseReference.BroadcastShape(sa, sb));
+                    Ops.Binary(a, b, f, o);
+                    return new(o.ToArray(), ElementwiseReference.Binary(Host(a), sa, Host(b), sb, reference));
+                });
+        }
+    }
+}
