@@ -1,0 +1,374 @@
+using System.Diagnostics;
+using GpuNet.Onnx.Operators;
+using GpuNet.Onnx.Proto;
+
+namespace GpuNet.Onnx;
+
+/// <summary>One dimension of a model input or output: a fixed size, a symbolic name (dim_param), or unknown.</summary>
+/// <param name="Value">The size, when fixed.</param>
+/// <param name="Symbol">The symbolic name, when the model gives one (e.g. <c>batch</c>).</param>
+public readonly record struct OnnxDimension(long? Value, string? Symbol)
+{
+    /// <inheritdoc/>
+    public override string ToString() => Value?.ToString() ?? Symbol ?? "?";
+}
+
+/// <summary>A model input or output: name, element type and shape (null when the model does not say).</summary>
+/// <param name="Name">The graph value's name.</param>
+/// <param name="ElementType">Its element type.</param>
+/// <param name="Dimensions">Its dimensions, or null when the model gives no shape.</param>
+public sealed record OnnxValueInfo(string Name, OnnxElementType ElementType, IReadOnlyList<OnnxDimension>? Dimensions)
+{
+    /// <inheritdoc/>
+    public override string ToString() => $"{Name}: {ElementType} " + (Dimensions is null ? "[?]" : "[" + string.Join(", ", Dimensions) + "]");
+}
+
+/// <summary>
+/// An ONNX model loaded for a GpuNet device — the shape of ONNX Runtime's InferenceSession: <see cref="Load(string, Device)"/>,
+/// <see cref="Inputs"/>/<see cref="Outputs"/>, <see cref="Run"/> by name. Loading parses the file, checks every node
+/// (all unsupported ones are reported together, before anything runs), orders the graph, folds everything that does
+/// not depend on a run-time input into constants, and plans when each intermediate tensor is released.
+/// </summary>
+public sealed class OnnxModel : IDisposable
+{
+    /// <summary>The newest default-domain opset GpuNet implements.</summary>
+    public const int MaxOpset = 17;
+
+    private readonly Device _device;
+    private readonly List<(NodeProto Node, int Index, OpSpec Spec)> _plan = new();
+    private readonly Dictionary<string, OnnxTensor> _constants = new();
+    private readonly Dictionary<string, OnnxTensor> _defaults = new();
+    private readonly Dictionary<string, int> _lastUse = new();
+    private readonly HashSet<string> _outputNames;
+    private bool _disposed;
+
+    private OnnxModel(Device device, ModelProto model, string? directory)
+    {
+        _device = device;
+        var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
+        IrVersion = model.IrVersion;
+        Producer = (model.ProducerName + " " + model.ProducerVersion).Trim();
+        Opset = (int)model.Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(model.IrVersion < 3 ? 1 : 0).Max();
+        OperatorCounts = graph.Nodes.GroupBy(n => n.Domain is "" or "ai.onnx" ? n.OpType : n.Domain + "." + n.OpType)
+            .OrderByDescending(g => g.Count()).ThenBy(g => g.Key).ToDictionary(g => g.Key, g => g.Count());
+        var problems = Check(model, graph);
+
+        var initializers = new Dictionary<string, TensorProto>();
+        foreach (var t in graph.Initializers)
+            initializers[t.Name] = t;
+        Inputs = graph.Inputs.Where(i => !initializers.ContainsKey(i.Name)).Select(Describe).ToList();
+        Outputs = graph.Outputs.Select(Describe).ToList();
+        foreach (var i in graph.Inputs.Concat(graph.Outputs))
+            if (i.Kind != "tensor" || OnnxTensor.ElementSize(i.ElementType) == 0)
+                problems.Add($"graph {(graph.Inputs.Contains(i) ? "input" : "output")} '{i.Name}': {(i.Kind == "tensor" ? i.ElementType + " tensors are" : (i.Kind.Length > 0 ? i.Kind : "an untyped value") + " is")} not supported");
+        if (problems.Count > 0)
+            throw new OnnxUnsupportedException(problems);
+
+        try
+        {
+            var graphInputs = graph.Inputs.Select(i => i.Name).ToHashSet();
+            foreach (var (name, t) in initializers)
+                (graphInputs.Contains(name) ? _defaults : _constants)[name] = OnnxTensor.FromProto(t, directory, "initializer");
+            _outputNames = graph.Outputs.Select(o => o.Name).ToHashSet();
+            Build(graph, graphInputs);
+        }
+        catch
+        {
+            DisposeValues();
+            throw;
+        }
+    }
+
+    /// <summary>Loads a model file for <paramref name="device"/>; external data is read from beside it.</summary>
+    /// <exception cref="OnnxFormatException">The file is missing, malformed or truncated.</exception>
+    /// <exception cref="OnnxUnsupportedException">Some nodes use ops, opsets, attributes or types GpuNet does not run (all are listed).</exception>
+    public static OnnxModel Load(string path, Device device)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxFormatException($"cannot read '{path}': {e.Message}", e);
+        }
+        return Load(bytes, device, Path.GetDirectoryName(Path.GetFullPath(path)));
+    }
+
+    /// <summary>Loads a model from its serialized bytes; <paramref name="directory"/> is where external data lives.</summary>
+    public static OnnxModel Load(ReadOnlyMemory<byte> bytes, Device device, string? directory = null) =>
+        new(device, ModelProto.Parse(bytes), directory);
+
+    /// <summary>What <c>onnx info</c> prints, without running anything: opset, inputs, outputs, the op histogram and every unsupported construct.</summary>
+    public static OnnxModelSummary Inspect(string path)
+    {
+        var model = ModelProto.Parse(File.ReadAllBytes(path));
+        var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
+        var initializers = graph.Initializers.Select(t => t.Name).ToHashSet();
+        int opset = (int)model.Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
+        return new OnnxModelSummary(model.IrVersion, opset, (model.ProducerName + " " + model.ProducerVersion).Trim(),
+            graph.Inputs.Where(i => !initializers.Contains(i.Name)).Select(Describe).ToList(), graph.Outputs.Select(Describe).ToList(),
+            graph.Nodes.GroupBy(n => n.OpType).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
+            Check(model, graph), graph.Initializers.Count);
+    }
+
+    /// <summary>IR version of the file.</summary>
+    public long IrVersion { get; }
+
+    /// <summary>The default domain's opset version.</summary>
+    public int Opset { get; }
+
+    /// <summary>Producer name and version.</summary>
+    public string Producer { get; }
+
+    /// <summary>Inputs a run takes (initializers listed as graph inputs are optional overrides and not listed).</summary>
+    public IReadOnlyList<OnnxValueInfo> Inputs { get; }
+
+    /// <summary>Outputs a run returns.</summary>
+    public IReadOnlyList<OnnxValueInfo> Outputs { get; }
+
+    /// <summary>How many nodes of each op the file has.</summary>
+    public IReadOnlyDictionary<string, int> OperatorCounts { get; }
+
+    /// <summary>Nodes left to run per call after constant folding.</summary>
+    public int PlannedNodes => _plan.Count;
+
+    /// <summary>Nodes evaluated once at load because nothing they compute depends on a run-time input.</summary>
+    public int FoldedNodes { get; private set; }
+
+    /// <summary>Device bytes the last <see cref="Run"/> held at its peak beyond what was in use before it (intermediates and outputs).</summary>
+    public long LastRunPeakBytes { get; private set; }
+
+    /// <summary>The device this model runs on.</summary>
+    public Device Device => _device;
+
+    /// <summary>
+    /// Runs the model: <paramref name="inputs"/> by name (every input of <see cref="Inputs"/>; an initializer listed as a graph
+    /// input may be overridden). Returns every output by name; the caller owns (and disposes) the returned tensors.
+    /// </summary>
+    /// <exception cref="OnnxInputException">A missing or unknown input, or one of the wrong element type or shape.</exception>
+    public Dictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ValidateInputs(inputs);
+        var env = new Dictionary<string, OnnxTensor>();
+        var borrowed = new HashSet<string>();
+        foreach (var (name, value) in inputs)
+        {
+            env[name] = value;
+            borrowed.Add(name);
+        }
+        foreach (var (name, value) in _defaults)
+            if (env.TryAdd(name, value))
+                borrowed.Add(name);
+        foreach (var (name, value) in _constants)
+        {
+            env[name] = value;
+            borrowed.Add(name);
+        }
+        long before = _device.Pool.Stats.BytesInUse, peak = before;
+        var outputs = new Dictionary<string, OnnxTensor>();
+        try
+        {
+            for (int step = 0; step < _plan.Count; step++)
+            {
+                var (node, index, spec) = _plan[step];
+                foreach (var (name, value) in Execute(node, index, spec, env))
+                    env[name] = value;
+                peak = Math.Max(peak, _device.Pool.Stats.BytesInUse);
+                foreach (var name in node.Inputs)
+                    if (name.Length > 0 && _lastUse.TryGetValue(name, out int last) && last == step && !borrowed.Contains(name) && !_outputNames.Contains(name)
+                        && env.Remove(name, out var dead))
+                        dead.Dispose();
+            }
+            foreach (var o in Outputs)
+            {
+                if (!env.TryGetValue(o.Name, out var value))
+                    throw new OnnxFormatException($"graph output '{o.Name}' is produced by no node");
+                outputs[o.Name] = borrowed.Contains(o.Name) ? value.Share() : value;
+                env.Remove(o.Name);
+            }
+        }
+        finally
+        {
+            foreach (var (name, value) in env)
+                if (!borrowed.Contains(name))
+                    value.Dispose();
+            LastRunPeakBytes = peak - before;
+        }
+        return outputs;
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        DisposeValues();
+    }
+
+    private void DisposeValues()
+    {
+        foreach (var v in _constants.Values.Concat(_defaults.Values))
+            v.Dispose();
+        _constants.Clear();
+        _defaults.Clear();
+    }
+
+    // ------------------------------------------------------------------ load-time checks and planning
+
+    private static OnnxValueInfo Describe(ValueInfoProto v) =>
+        new(v.Name, v.ElementType, v.Shape?.Select(d => new OnnxDimension(d.Value, d.Param)).ToList());
+
+    /// <summary>Every construct the model uses that GpuNet does not run, one line each.</summary>
+    private static List<string> Check(ModelProto model, GraphProto graph)
+    {
+        var problems = new List<string>();
+        foreach (var (domain, version) in model.Opsets)
+            if (domain is "" or "ai.onnx" && version > MaxOpset)
+                problems.Add($"opset {version} of the default domain is newer than GpuNet implements (≤ {MaxOpset})");
+        if (graph.SparseInitializers > 0)
+            problems.Add($"{graph.SparseInitializers} sparse initializer(s): sparse tensors are not supported");
+        int opset = (int)model.Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(1).Max();
+        var functions = model.Functions.ToHashSet();
+        for (int i = 0; i < graph.Nodes.Count; i++)
+        {
+            var node = graph.Nodes[i];
+            string label = node.Label(i);
+            if (functions.Contains(node.OpType))
+                problems.Add($"{label}: model-local functions are not supported");
+            else if (node.Domain is not ("" or "ai.onnx"))
+                problems.Add($"{label}: domain '{node.Domain}' is not supported (only the default ONNX domain)");
+            else if (!OpRegistry.All.TryGetValue(node.OpType, out var spec))
+                problems.Add($"{label}: op {node.OpType} is not implemented");
+            else if (opset < spec.MinOpset)
+                problems.Add($"{label}: {node.OpType} at opset {opset} (GpuNet implements it from opset {spec.MinOpset})");
+            else if (OpRegistry.CheckInputs(node) is { } wrong)
+                throw new OnnxFormatException($"{label} {wrong}");
+            else if (spec.Check?.Invoke(new OpContext(node, i, opset, null!)) is { } why)
+                problems.Add($"{label}: {why}");
+        }
+        return problems;
+    }
+
+    /// <summary>Orders the nodes, folds constants and records each value's last use.</summary>
+    private void Build(GraphProto graph, HashSet<string> graphInputs)
+    {
+        var produced = new HashSet<string>(graphInputs.Concat(_constants.Keys).Concat(_defaults.Keys));
+        var pending = graph.Nodes.Select((n, i) => (Node: n, Index: i)).ToList();
+        var ordered = new List<(NodeProto Node, int Index)>();
+        // Kahn's order by repeated passes: ONNX graphs are usually sorted already, so this is one pass in practice.
+        while (pending.Count > 0)
+        {
+            var ready = pending.Where(p => p.Node.Inputs.All(x => x.Length == 0 || produced.Contains(x))).ToList();
+            if (ready.Count == 0)
+            {
+                var (n, i) = pending[0];
+                var missing = n.Inputs.First(x => x.Length > 0 && !produced.Contains(x));
+                throw new OnnxFormatException($"{n.Label(i)}: input '{missing}' is produced by no node, initializer or graph input (or the graph has a cycle)");
+            }
+            foreach (var r in ready)
+            {
+                ordered.Add(r);
+                produced.UnionWith(r.Node.Outputs.Where(o => o.Length > 0));
+            }
+            pending.RemoveAll(p => ready.Contains(p));
+        }
+        foreach (var o in graph.Outputs)
+            if (!produced.Contains(o.Name))
+                throw new OnnxFormatException($"graph output '{o.Name}' is produced by no node");
+
+        var runtime = new HashSet<string>(graphInputs);
+        foreach (var (node, index) in ordered)
+        {
+            var spec = OpRegistry.All[node.OpType];
+            bool constant = spec.Deterministic && node.Inputs.All(x => x.Length == 0 || !runtime.Contains(x) && _constants.ContainsKey(x));
+            if (constant)
+            {
+                foreach (var (name, value) in Execute(node, index, spec, _constants))
+                    _constants[name] = value;
+                FoldedNodes++;
+            }
+            else
+            {
+                _plan.Add((node, index, spec));
+                runtime.UnionWith(node.Outputs.Where(o => o.Length > 0));
+            }
+        }
+        for (int step = 0; step < _plan.Count; step++)
+            foreach (var name in _plan[step].Node.Inputs)
+                if (name.Length > 0)
+                    _lastUse[name] = step;
+    }
+
+    /// <summary>Runs one node on the device: temporaries of the op are freed by a scope, outputs escape it.</summary>
+    private IEnumerable<(string Name, OnnxTensor Value)> Execute(NodeProto node, int index, OpSpec spec, Dictionary<string, OnnxTensor> env)
+    {
+        var c = new OpContext(node, index, Opset, _device);
+        var inputs = node.Inputs.Select(x => x.Length == 0 ? null : env[x]).ToArray();
+        OnnxTensor[] results;
+        using (var scope = _device.Scope())
+        {
+            try
+            {
+                results = spec.Run(c, inputs);
+            }
+            catch (GpuNetException e) when (e is not (OnnxUnsupportedException or OnnxFormatException or DeviceOutOfMemoryException) && !e.Message.Contains(c.Label))
+            {
+                throw new OnnxRunException($"{c.Label}: {e.Message}", e);
+            }
+            foreach (var r in results)
+                if (r.DeviceTensor is { } t)
+                    TensorScope.Escape(t);
+        }
+        if (results.Length < node.Outputs.Count(o => o.Length > 0))
+            throw new OnnxRunException($"{c.Label}: produced {results.Length} outputs, the node names {node.Outputs.Count}");
+        for (int i = 0; i < node.Outputs.Count; i++)
+            if (node.Outputs[i].Length > 0)
+                yield return (node.Outputs[i], results[i]);
+            else if (i < results.Length)
+                results[i].Dispose();
+        for (int i = node.Outputs.Count; i < results.Length; i++)
+            results[i].Dispose();
+    }
+
+    private void ValidateInputs(IReadOnlyDictionary<string, OnnxTensor> inputs)
+    {
+        foreach (var name in inputs.Keys)
+            if (!Inputs.Any(i => i.Name == name) && !_defaults.ContainsKey(name))
+                throw new OnnxInputException($"'{name}' is not an input of the model (inputs: {string.Join(", ", Inputs.Select(i => i.Name))})");
+        foreach (var info in Inputs)
+        {
+            if (!inputs.TryGetValue(info.Name, out var value))
+                throw new OnnxInputException($"input '{info.Name}' ({info}) is missing");
+            if (value.ElementType != info.ElementType)
+                throw new OnnxInputException($"input '{info.Name}' must be {info.ElementType}, got {value.ElementType}");
+            if (info.Dimensions is { } dims)
+            {
+                var shape = value.Dims;
+                bool fits = shape.Length == dims.Count;
+                for (int d = 0; fits && d < dims.Count; d++)
+                    fits = dims[d].Value is not { } v || v == shape[d];
+                if (!fits)
+                    throw new OnnxInputException($"input '{info.Name}' must have shape [{string.Join(", ", dims)}], got {GpuNetException.FormatShape(shape)}");
+            }
+        }
+    }
+}
+
+/// <summary>An error while running a node (a shape its data cannot take): the message names the node and op.</summary>
+public sealed class OnnxRunException(string message, Exception? inner = null) : GpuNetException("onnx run", "onnx run: " + message, inner);
+
+/// <summary>What a model file holds, from <see cref="OnnxModel.Inspect"/>.</summary>
+/// <param name="IrVersion">IR version.</param>
+/// <param name="Opset">Default-domain opset.</param>
+/// <param name="Producer">Producer name and version.</param>
+/// <param name="Inputs">Run-time inputs.</param>
+/// <param name="Outputs">Outputs.</param>
+/// <param name="OperatorCounts">Nodes per op.</param>
+/// <param name="Unsupported">Every construct GpuNet cannot run (empty when the model loads).</param>
+/// <param name="Initializers">Number of initializers (weights).</param>
+public sealed record OnnxModelSummary(long IrVersion, int Opset, string Producer, IReadOnlyList<OnnxValueInfo> Inputs, IReadOnlyList<OnnxValueInfo> Outputs,
+    IReadOnlyDictionary<string, int> OperatorCounts, IReadOnlyList<string> Unsupported, int Initializers);

@@ -1,0 +1,355 @@
+using System.Buffers.Binary;
+using GpuNet.Onnx.Proto;
+
+namespace GpuNet.Onnx;
+
+/// <summary>ONNX element types (TensorProto.DataType, official numbering).</summary>
+public enum OnnxElementType
+{
+    /// <summary>Not set.</summary>
+    Undefined = 0,
+    /// <summary>float32: computed on the device.</summary>
+    Float = 1,
+    /// <summary>uint8 (host).</summary>
+    UInt8 = 2,
+    /// <summary>int8 (host).</summary>
+    Int8 = 3,
+    /// <summary>uint16 (host).</summary>
+    UInt16 = 4,
+    /// <summary>int16 (host).</summary>
+    Int16 = 5,
+    /// <summary>int32 (host).</summary>
+    Int32 = 6,
+    /// <summary>int64: indices and shapes (host).</summary>
+    Int64 = 7,
+    /// <summary>string: not supported.</summary>
+    String = 8,
+    /// <summary>bool: masks and conditions (host).</summary>
+    Bool = 9,
+    /// <summary>float16: not supported yet.</summary>
+    Float16 = 10,
+    /// <summary>float64: not supported.</summary>
+    Double = 11,
+    /// <summary>uint32 (host).</summary>
+    UInt32 = 12,
+    /// <summary>uint64: not supported.</summary>
+    UInt64 = 13,
+    /// <summary>complex64: not supported.</summary>
+    Complex64 = 14,
+    /// <summary>complex128: not supported.</summary>
+    Complex128 = 15,
+    /// <summary>bfloat16: not supported yet.</summary>
+    BFloat16 = 16,
+}
+
+/// <summary>
+/// A tensor at the boundary of an ONNX model (ONNX Runtime's OrtValue): float32 data lives on a GpuNet device (or on
+/// the host until a kernel needs it); int64, int32, the small integer types and bool live on the host, where shape
+/// arithmetic, indices and masks are computed. Dispose it to return its device memory.
+/// </summary>
+public sealed class OnnxTensor : IDisposable
+{
+    private readonly int[] _dims;
+    private Tensor? _device;
+    private readonly bool _ownsDevice;
+    private float[]? _floats;
+    private readonly long[]? _integers;
+    private bool _disposed;
+
+    private OnnxTensor(OnnxElementType type, int[] dims, Tensor? device, bool ownsDevice, float[]? floats, long[]? integers)
+    {
+        ElementType = type;
+        _dims = dims;
+        (_device, _ownsDevice, _floats, _integers) = (device, ownsDevice, floats, integers);
+    }
+
+    /// <summary>The element type.</summary>
+    public OnnxElementType ElementType { get; }
+
+    /// <summary>The dimensions (empty for a scalar).</summary>
+    public int[] Shape => (int[])_dims.Clone();
+
+    /// <summary>The number of elements.</summary>
+    public long Length => Product(_dims);
+
+    /// <summary>True for float32 data.</summary>
+    public bool IsFloat => ElementType == OnnxElementType.Float;
+
+    internal ReadOnlySpan<int> Dims => _dims;
+
+    internal int Rank => _dims.Length;
+
+    /// <summary>float32 data (copied; the tensor keeps its own).</summary>
+    public static OnnxTensor FromFloats(ReadOnlySpan<float> data, params int[] shape) =>
+        new(OnnxElementType.Float, CheckedShape(shape, data.Length), null, false, data.ToArray(), null);
+
+    /// <summary>int64 data.</summary>
+    public static OnnxTensor FromInt64s(ReadOnlySpan<long> data, params int[] shape) => Integers(OnnxElementType.Int64, data.ToArray(), CheckedShape(shape, data.Length));
+
+    /// <summary>bool data.</summary>
+    public static OnnxTensor FromBools(ReadOnlySpan<bool> data, params int[] shape)
+    {
+        var v = new long[data.Length];
+        for (int i = 0; i < v.Length; i++)
+            v[i] = data[i] ? 1 : 0;
+        return Integers(OnnxElementType.Bool, v, CheckedShape(shape, data.Length));
+    }
+
+    /// <summary>A float32 device tensor, used in place (not copied, not disposed with this value).</summary>
+    public static OnnxTensor FromTensor(Tensor tensor) => new(OnnxElementType.Float, tensor.ShapeArray(), tensor, false, null, null);
+
+    /// <summary>Reads a serialized TensorProto (a backend test's <c>input_0.pb</c>); malformed files raise <see cref="OnnxFormatException"/>.</summary>
+    public static OnnxTensor ReadPb(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxFormatException($"cannot read '{path}': {e.Message}", e);
+        }
+        var proto = TensorProto.Parse(bytes, Path.GetFileName(path));
+        return FromProto(proto, Path.GetDirectoryName(Path.GetFullPath(path)), Path.GetFileName(path));
+    }
+
+    /// <summary>The tensor's name in a serialized TensorProto, when it had one (the backend test data names inputs).</summary>
+    public string Name { get; internal set; } = "";
+
+    /// <summary>float32 data, copied to the host.</summary>
+    public float[] ToFloats()
+    {
+        EnsureAlive();
+        if (!IsFloat)
+            throw new OnnxInputException($"the tensor holds {ElementType}, not Float; use ToInt64s or ToBools");
+        if (_floats is not null)
+            return (float[])_floats.Clone();
+        return _device!.ToArray();
+    }
+
+    /// <summary>Integer data (any integer or bool element type) as int64.</summary>
+    public long[] ToInt64s()
+    {
+        EnsureAlive();
+        if (_integers is null)
+            throw new OnnxInputException($"the tensor holds {ElementType}, not an integer type; use ToFloats");
+        return (long[])_integers.Clone();
+    }
+
+    /// <summary>Bool (or integer) data as booleans (nonzero is true).</summary>
+    public bool[] ToBools() => Array.ConvertAll(ToInt64s(), v => v != 0);
+
+    /// <summary>The device tensor holding float32 data, when it is on a device.</summary>
+    public Tensor? DeviceTensor => _device;
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        if (_ownsDevice)
+            _device?.Dispose();
+        _device = null;
+    }
+
+    /// <inheritdoc/>
+    public override string ToString() => $"{ElementType} {GpuNetException.FormatShape(_dims)}";
+
+    // ------------------------------------------------------------------ internal: the executor's view
+
+    internal static OnnxTensor Integers(OnnxElementType type, long[] data, int[] dims) => new(type, dims, null, false, null, data);
+
+    internal static OnnxTensor HostFloats(float[] data, int[] dims) => new(OnnxElementType.Float, dims, null, false, data, null);
+
+    /// <summary>Wraps a device result (owned) with ONNX dimensions (the device tensor is [1] for a scalar).</summary>
+    internal static OnnxTensor Device(Tensor t, int[] dims) => new(OnnxElementType.Float, dims, t, true, null, null);
+
+    /// <summary>Host integers (or bools as 0/1).</summary>
+    internal long[] Ints
+    {
+        get
+        {
+            EnsureAlive();
+            return _integers ?? throw new OnnxInputException($"expected integer data, got {ElementType}");
+        }
+    }
+
+    /// <summary>Host float data (downloaded from the device when needed; small tensors only: parameters like Clip's bounds).</summary>
+    internal float[] Floats
+    {
+        get
+        {
+            EnsureAlive();
+            if (!IsFloat)
+                return Array.ConvertAll(Ints, v => (float)v);
+            return _floats ??= _device!.ToArray();
+        }
+    }
+
+    /// <summary>The float data on <paramref name="device"/> with the ONNX shape (a scalar as [1]); host data is uploaded once and kept.</summary>
+    internal Tensor On(Device device)
+    {
+        EnsureAlive();
+        if (!IsFloat)
+            throw new OnnxInputException($"expected Float data, got {ElementType}");
+        if (_device is null)
+        {
+            _device = Tensor.FromArray(device, _floats!, DeviceShape(_dims));
+            TensorScope.Escape(_device);
+            return _device;
+        }
+        if (_device.Device != device)
+            throw new DeviceMismatchException("onnx run", "input", device.Info.Id, _device.Device.Info.Id);
+        return _device;
+    }
+
+    /// <summary>The shape a device tensor of ONNX dimensions has: a scalar is [1].</summary>
+    internal static int[] DeviceShape(ReadOnlySpan<int> dims) => dims.Length == 0 ? new[] { 1 } : dims.ToArray();
+
+    /// <summary>A second handle on the same data (the executor hands constants out this way).</summary>
+    internal OnnxTensor Share() => new(ElementType, _dims, _device is null ? null : _device.Reshape(DeviceShape(_dims)), _device is not null, _floats, _integers);
+
+    private void EnsureAlive()
+    {
+        if (_disposed)
+            throw new TensorDisposedException("onnx", "tensor");
+    }
+
+    internal static long Product(ReadOnlySpan<int> dims)
+    {
+        long n = 1;
+        foreach (int d in dims)
+            n *= d;
+        return n;
+    }
+
+    private static int[] CheckedShape(int[] shape, int length)
+    {
+        if (shape.Any(d => d < 0) || Product(shape) != length)
+            throw new OnnxInputException($"shape {GpuNetException.FormatShape(shape)} does not hold {length} elements");
+        return (int[])shape.Clone();
+    }
+
+    // ------------------------------------------------------------------ TensorProto decoding
+
+    /// <summary>Decodes a TensorProto (typed fields, raw little-endian bytes, or external data beside the model).</summary>
+    internal static OnnxTensor FromProto(TensorProto p, string? directory, string where)
+    {
+        string what = $"tensor '{(p.Name.Length > 0 ? p.Name : where)}'";
+        if (p.Segmented)
+            throw new OnnxFormatException($"{what} is segmented, which ONNX no longer allows");
+        var dims = new int[p.Dims.Count];
+        long count = 1;
+        for (int i = 0; i < dims.Length; i++)
+        {
+            if (p.Dims[i] is < 0 or > int.MaxValue)
+                throw new OnnxFormatException($"{what}: dimension {i} is {p.Dims[i]}");
+            dims[i] = (int)p.Dims[i];
+            count *= dims[i];
+            if (count > int.MaxValue)
+                throw new OnnxFormatException($"{what}: {GpuNetException.FormatShape(dims)} has more than 2^31 elements");
+        }
+        int n = (int)count;
+        var raw = p.External ? ReadExternal(p, directory, what) : p.RawData;
+        int size = ElementSize(p.DataType);
+        if (size == 0)
+            throw new OnnxUnsupportedException(new[] { $"{what}: element type {p.DataType} is not supported (float32, the integer types and bool are)" });
+        if (raw is { } bytes)
+        {
+            if (bytes.Length != (long)n * size)
+                throw new OnnxFormatException($"{what}: raw_data has {bytes.Length} bytes, but {p.DataType} {GpuNetException.FormatShape(dims)} needs {(long)n * size}");
+            var span = bytes.Span;
+            if (p.DataType == OnnxElementType.Float)
+            {
+                var f = new float[n];
+                for (int i = 0; i < n; i++)
+                    f[i] = BinaryPrimitives.ReadSingleLittleEndian(span[(4 * i)..]);
+                return new OnnxTensor(OnnxElementType.Float, dims, null, false, f, null) { Name = p.Name };
+            }
+            var v = new long[n];
+            for (int i = 0; i < n; i++)
+                v[i] = p.DataType switch
+                {
+                    OnnxElementType.Int64 => BinaryPrimitives.ReadInt64LittleEndian(span[(8 * i)..]),
+                    OnnxElementType.Int32 => BinaryPrimitives.ReadInt32LittleEndian(span[(4 * i)..]),
+                    OnnxElementType.UInt32 => BinaryPrimitives.ReadUInt32LittleEndian(span[(4 * i)..]),
+                    OnnxElementType.Int16 => BinaryPrimitives.ReadInt16LittleEndian(span[(2 * i)..]),
+                    OnnxElementType.UInt16 => BinaryPrimitives.ReadUInt16LittleEndian(span[(2 * i)..]),
+                    OnnxElementType.Int8 => (sbyte)span[i],
+                    OnnxElementType.Bool => span[i] != 0 ? 1 : 0,
+                    _ => span[i],
+                };
+            return Integers(p.DataType, v, dims).Named(p.Name);
+        }
+        if (p.DataType == OnnxElementType.Float)
+        {
+            Expect(p.FloatData.Count, n, what, "float_data");
+            return new OnnxTensor(OnnxElementType.Float, dims, null, false, p.FloatData.ToArray(), null) { Name = p.Name };
+        }
+        var typed = p.DataType is OnnxElementType.Int64 ? p.Int64Data : p.DataType is OnnxElementType.UInt32 ? p.UInt64Data : p.Int32Data;
+        Expect(typed.Count, n, what, p.DataType is OnnxElementType.Int64 ? "int64_data" : p.DataType is OnnxElementType.UInt32 ? "uint64_data" : "int32_data");
+        var values = typed.ToArray();
+        if (p.DataType == OnnxElementType.Bool)
+            for (int i = 0; i < n; i++)
+                values[i] = values[i] != 0 ? 1 : 0;
+        return Integers(p.DataType, values, dims).Named(p.Name);
+    }
+
+    private OnnxTensor Named(string name)
+    {
+        Name = name;
+        return this;
+    }
+
+    private static void Expect(int have, int need, string what, string field)
+    {
+        if (have != need)
+            throw new OnnxFormatException($"{what}: {field} holds {have} values, the shape needs {need}");
+    }
+
+    /// <summary>Bytes per element of the types GpuNet reads; 0 for the rest.</summary>
+    internal static int ElementSize(OnnxElementType t) => t switch
+    {
+        OnnxElementType.Float or OnnxElementType.Int32 or OnnxElementType.UInt32 => 4,
+        OnnxElementType.Int64 => 8,
+        OnnxElementType.Int16 or OnnxElementType.UInt16 => 2,
+        OnnxElementType.Int8 or OnnxElementType.UInt8 or OnnxElementType.Bool => 1,
+        _ => 0,
+    };
+
+    /// <summary>External data: <c>location</c> relative to the model's directory (never outside it), <c>offset</c>, <c>length</c>.</summary>
+    private static ReadOnlyMemory<byte> ReadExternal(TensorProto p, string? directory, string what)
+    {
+        if (!p.ExternalData.TryGetValue("location", out var location) || location.Length == 0)
+            throw new OnnxFormatException($"{what}: external data without a location");
+        if (directory is null)
+            throw new OnnxFormatException($"{what}: external data '{location}' needs the model's file path (load from a path, not from bytes)");
+        var root = Path.GetFullPath(directory);
+        var file = Path.GetFullPath(Path.Combine(root, location));
+        if (Path.IsPathRooted(location) || !file.StartsWith(root.TrimEnd(Path.DirectorySeparatorChar) + Path.DirectorySeparatorChar, StringComparison.Ordinal))
+            throw new OnnxFormatException($"{what}: external data location '{location}' leaves the model's directory");
+        long offset = 0, length = -1;
+        if (p.ExternalData.TryGetValue("offset", out var o) && !long.TryParse(o, out offset) || offset < 0)
+            throw new OnnxFormatException($"{what}: external data offset '{o}' is not a non-negative integer");
+        if (p.ExternalData.TryGetValue("length", out var l) && (!long.TryParse(l, out length) || length < 0))
+            throw new OnnxFormatException($"{what}: external data length '{l}' is not a non-negative integer");
+        try
+        {
+            using var stream = File.OpenRead(file);
+            if (length < 0)
+                length = stream.Length - offset;
+            if (offset + length > stream.Length || length > int.MaxValue)
+                throw new OnnxFormatException($"{what}: external data [{offset}, {offset + length}) lies beyond the end of '{location}' ({stream.Length} bytes)");
+            var buffer = new byte[length];
+            stream.Position = offset;
+            stream.ReadExactly(buffer);
+            return buffer;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new OnnxFormatException($"{what}: cannot read external data '{location}': {e.Message}", e);
+        }
+    }
+}

@@ -1,0 +1,42 @@
+using GpuNet.Onnx.Proto;
+
+namespace GpuNet.Onnx.Operators;
+
+/// <summary>Runs one node: its inputs (null for an omitted optional input) to its outputs.</summary>
+internal delegate OnnxTensor[] OpRun(OpContext c, OnnxTensor?[] inputs);
+
+/// <summary>
+/// An operator GpuNet runs: the opset versions it implements (ONNX's versioned semantics are decided inside
+/// <see cref="Run"/> by <see cref="OpContext.Opset"/>), an optional load-time check that returns what is unsupported
+/// about a node (an attribute value), and the implementation.
+/// </summary>
+internal sealed record OpSpec(string Name, OpRun Run, int MinOpset = 1, Func<OpContext, string?>? Check = null, bool Deterministic = true);
+
+/// <summary>The node being run or checked: its attributes with ONNX defaults, the opset, the device.</summary>
+internal sealed class OpContext(NodeProto node, int index, int opset, Device device)
+{
+    public NodeProto Node => node;
+    public int Opset => opset;
+    public Device Device => device;
+
+    /// <summary>The node as messages name it.</summary>
+    public string Label => node.Label(index);
+
+    public bool Has(string name) => node.Attributes.ContainsKey(name);
+
+    public long Int(string name, long fallback) => node.Attributes.TryGetValue(name, out var a) ? a.I : fallback;
+
+    public float Float(string name, float fallback) => node.Attributes.TryGetValue(name, out var a) ? a.F : fallback;
+
+    public string String(string name, string fallback) =>
+        node.Attributes.TryGetValue(name, out var a) ? System.Text.Encoding.UTF8.GetString(a.S.Span) : fallback;
+
+    public long[]? Ints(string name) => node.Attributes.TryGetValue(name, out var a) ? a.Ints.ToArray() : null;
+
+    public float[]? Floats(string name) => node.Attributes.TryGetValue(name, out var a) ? a.Floats.ToArray() : null;
+
+    public TensorProto? TensorAttribute(string name) => node.Attributes.TryGetValue(name, out var a) ? a.T : null;
+
+    /// <summary>A typed error about this node's data at run time (a shape the op cannot take).</summary>
+    public ShapeMismatchException Shape(string argument, string expected, string actual) => new(Label, argument, expected, actual);
+}
