@@ -29,6 +29,12 @@ verbs:
             [--text FILE (default: the bundled Shakespeare)] [--prompt TEXT] [--chars 200] [--seed N] [--out DIR]
                                            train a character-level GPT with AdamW and cross-entropy, write DIR/gpt.safetensors
                                            and DIR/gpt-loss.png, then continue the prompt from the trained weights
+  onnx test DIR... [--device NAME] [--json FILE] [--rtol 1e-3] [--atol 1e-5]
+                                           run ONNX backend-test cases (model.onnx + test_data_set_N/*.pb; a directory of
+                                           cases works too): one row per case, pass / FAIL (errors) / unsupported (why)
+  onnx info MODEL.onnx                     opset, inputs, outputs, op histogram and every unsupported node
+  onnx run MODEL.onnx [--input NAME=FILE.pb...] [--runs 10] [--device NAME]
+                                           run a model (random data for inputs not given): output shapes, times, memory
   ptx [--arch sm_90] [--out DIR] [--kernel NAME...]
                                            compile every kernel variant to PTX offline (no GPU needed),
                                            write DIR/<kernel>_<variant>.ptx and summarize what the
@@ -67,6 +73,8 @@ try
         return args.Length == 3 ? Verbs.Compare(args[1], args[2]) : throw new UsageException("compare takes two result files");
     if (args[0] == "bdn")
         return Verbs.Bdn(args[1..]);
+    if (args[0] == "onnx")
+        return OnnxVerb.Run(args);
     if (args[0] == "train")
         return args.Length >= 2 && !args[1].StartsWith("--")
             ? TrainVerb.Run(args[1], Cli.Parse(args[1..], TrainVerb.Options))

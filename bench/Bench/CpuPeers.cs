@@ -26,7 +26,7 @@ public static class CpuPeers
         params (string Name, object Value)[] attributes) =>
         new BenchCase(kernel, shape, flops, bytes, presets, (d, s) =>
         {
-            var session = new InferenceSession(OnnxModel.SingleNode(opType, inputs, output, attributes), Options());
+            var session = new InferenceSession(PeerGraphs.SingleNode(opType, inputs, output, attributes), Options());
             var values = inputs.Select((sh, i) => OrtValue.CreateTensorValueFromMemory(Random((int)sh.Aggregate(1L, (x, y) => x * y), s + (ulong)i), sh.Select(v => (long)v).ToArray())).ToList();
             var result = OrtValue.CreateTensorValueFromMemory(new float[output.Aggregate(1, (x, y) => x * y)], output.Select(v => (long)v).ToArray());
             var names = inputs.Select((_, i) => $"x{i}").ToArray();
@@ -65,7 +65,7 @@ public static class CpuPeers
 /// Writes ONNX models (protobuf wire format, the few ModelProto fields a one-node float graph needs), so the bench needs no
 /// model files and no onnx package. Field numbers are those of onnx.proto (IR version 8, opset 17).
 /// </summary>
-public static class OnnxModel
+public static class PeerGraphs
 {
     public static byte[] SingleNode(string opType, int[][] inputs, int[] output, (string Name, object Value)[] attributes)
     {

@@ -155,3 +155,65 @@ public sealed class TrainVerbTests
     public void UnknownModelIsAUsageError() =>
         Assert.Throws<UsageException>(() => TrainVerb.Run("resnet", Cli.Parse(new[] { "resnet" }, TrainVerb.Options)));
 }
+
+public sealed class OnnxVerbTests
+{
+    private const string Data = "/usr/share/libonnx-testdata/data";
+
+    private static string Capture(Func<int> run, out int code)
+    {
+        var old = Console.Out;
+        using var writer = new StringWriter();
+        Console.SetOut(writer);
+        try
+        {
+            code = run();
+        }
+        finally
+        {
+            Console.SetOut(old);
+        }
+        return writer.ToString();
+    }
+
+    [Fact]
+    public void TestPrintsARowPerCaseAndASummary()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "gpunet-onnx-verb-" + Guid.NewGuid().ToString("N"));
+        try
+        {
+            Directory.CreateDirectory(dir);
+            var json = Path.Combine(dir, "r.json");
+            var text = Capture(() => OnnxVerb.Run(new[] { "onnx", "test", Data + "/pytorch-operator", "--device", "cpu", "--json", json }), out int code);
+            Assert.Equal(0, code);
+            Assert.Contains("test_operator_conv", text);
+            Assert.Matches(@"30 passed, 0 failed, 5 unsupported of 35 cases on cpu", text);
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(json));
+            Assert.Equal(30, doc.RootElement.GetProperty("passed").GetInt32());
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void InfoListsUnsupportedNodesAndRunPrintsOutputs()
+    {
+        var info = Capture(() => OnnxVerb.Run(new[] { "onnx", "info", Data + "/node/test_lstm_defaults/model.onnx" }), out int code);
+        Assert.Equal(0, code);
+        Assert.Contains("opset 14", info);
+        var run = Capture(() => OnnxVerb.Run(new[] { "onnx", "run", Data + "/pytorch-converted/test_Conv2d_groups/model.onnx", "--device", "cpu", "--runs", "2" }), out code);
+        Assert.Equal(0, code);
+        Assert.Contains("Float [2, 6, 4, 4]", run);
+        Assert.Contains("median of 2", run);
+    }
+
+    [Fact]
+    public void MissingSubVerbOrPathIsAUsageError()
+    {
+        Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx" }));
+        Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx", "test" }));
+        Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx", "fly", "x" }));
+    }
+}

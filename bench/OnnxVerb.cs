@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Text.Json;
+using GpuNet.Onnx;
+
+namespace GpuNet.Bench;
+
+/// <summary>The <c>onnx</c> verb: <c>test</c> (the backend-test runner), <c>info</c> and <c>run</c>.</summary>
+public static class OnnxVerb
+{
+    /// <summary>Options per sub-verb (for <see cref="Cli.Parse"/>).</summary>
+    private static readonly Dictionary<string, IReadOnlyDictionary<string, string>> Options = new()
+    {
+        ["test"] = new Dictionary<string, string> { ["device"] = "one", ["json"] = "one", ["rtol"] = "one", ["atol"] = "one" },
+        ["info"] = new Dictionary<string, string>(),
+        ["run"] = new Dictionary<string, string> { ["device"] = "one", ["input"] = "many", ["runs"] = "one", ["seed"] = "one" },
+    };
+
+    /// <summary>Runs <c>onnx SUB PATH... [--options]</c>; returns the exit code.</summary>
+    public static int Run(string[] args)
+    {
+        if (args.Length < 2 || !Options.TryGetValue(args[1], out var spec))
+            throw new UsageException("onnx needs a sub-verb: onnx test DIR..., onnx info MODEL, onnx run MODEL");
+        var paths = args.Skip(2).TakeWhile(a => !a.StartsWith("--")).ToList();
+        var cli = Cli.Parse(new[] { "onnx " + args[1] }.Concat(args.Skip(2 + paths.Count)).ToArray(), spec);
+        if (paths.Count == 0)
+            throw new UsageException($"onnx {args[1]} needs {(args[1] == "test" ? "a test case directory (or a directory of them)" : "a model file")}");
+        return args[1] switch
+        {
+            "test" => Test(paths, cli),
+            "info" => Info(paths),
+            _ => RunModel(paths, cli),
+        };
+    }
+
+    private static int Test(IReadOnlyList<string> paths, Cli cli)
+    {
+        double rtol = cli.Float("rtol", 1e-3f, positive: true), atol = cli.Float("atol", 1e-5f, positive: true);
+        var cases = Conformance.FindCases(paths);
+        using var device = Device.Open(cli.One("device"));
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}; {cases.Count} cases; rtol {rtol:G3}, atol {atol:G3}");
+        Console.WriteLine($"{"status",-12} {"case",-58} {"rel L2",9} {"max abs",9} {"ms",7}  detail");
+        var results = new List<ConformanceResult>();
+        var clock = Stopwatch.StartNew();
+        foreach (var dir in cases)
+        {
+            var r = Conformance.Run(dir, device, rtol, atol);
+            results.Add(r);
+            string status = r.Status switch { ConformanceStatus.Pass => "pass", ConformanceStatus.Fail => "FAIL", _ => "unsupported" };
+            Console.WriteLine($"{status,-12} {r.Case,-58} {r.RelativeL2,9:0.0e+0} {r.MaxAbs,9:0.0e+0} {r.Milliseconds,7:0}  {r.Detail}");
+        }
+        int pass = results.Count(r => r.Status == ConformanceStatus.Pass), fail = results.Count(r => r.Status == ConformanceStatus.Fail);
+        int unsupported = results.Count - pass - fail;
+        if (cli.One("json") is { } json)
+        {
+            File.WriteAllText(json, JsonSerializer.Serialize(new
+            {
+                device = device.Id, rtol, atol, passed = pass, failed = fail, unsupported,
+                cases = results.Select(r => new { name = r.Case, status = r.Status.ToString().ToLowerInvariant(), rel_l2 = r.RelativeL2, max_abs = r.MaxAbs, ms = r.Milliseconds, detail = r.Detail }),
+            }, new JsonSerializerOptions { WriteIndented = true }));
+            Console.WriteLine($"wrote {json}");
+        }
+        Console.WriteLine($"{pass} passed, {fail} failed, {unsupported} unsupported of {results.Count} cases on {device.Id} in {clock.Elapsed.TotalSeconds:0.0} s");
+        return fail > 0 ? 1 : 0;
+    }
+
+    private static int Info(IReadOnlyList<string> paths)
+    {
+        foreach (var path in paths)
+        {
+            var s = OnnxModel.Inspect(path);
+            Console.WriteLine($"{path}: IR {s.IrVersion}, opset {s.Opset}, producer '{s.Producer}', {s.Initializers} initializers");
+            foreach (var i in s.Inputs)
+                Console.WriteLine($"  input  {i}");
+            foreach (var o in s.Outputs)
+                Console.WriteLine($"  output {o}");
+            Console.WriteLine($"  ops: {string.Join(", ", s.OperatorCounts.Select(kv => $"{kv.Key} ×{kv.Value}"))}");
+            Console.WriteLine(s.Unsupported.Count == 0 ? "  every node is supported" : $"  unsupported ({s.Unsupported.Count}):\n    " + string.Join("\n    ", s.Unsupported));
+        }
+        return 0;
+    }
+
+    /// <summary>Runs a model on inputs from .pb files (name=file), random data for the rest (fixed shapes only), and times it.</summary>
+    private static int RunModel(IReadOnlyList<string> paths, Cli cli)
+    {
+        using var device = Device.Open(cli.One("device"));
+        int runs = cli.Int("runs", 10, min: 1);
+        var clock = Stopwatch.StartNew();
+        using var model = OnnxModel.Load(paths[0], device);
+        double loadMs = clock.Elapsed.TotalMilliseconds;
+        Console.WriteLine($"{paths[0]} on {device.Id}: loaded in {loadMs:0} ms; {model.PlannedNodes} nodes to run, {model.FoldedNodes} folded into constants");
+        var inputs = new Dictionary<string, OnnxTensor>();
+        foreach (var given in cli.Many("input"))
+        {
+            int eq = given.IndexOf('=');
+            if (eq <= 0)
+                throw new UsageException($"--input takes name=file.pb, got '{given}'");
+            inputs[given[..eq]] = OnnxTensor.ReadPb(given[(eq + 1)..]);
+        }
+        var rng = new Random(cli.Int("seed", 0, min: 0));
+        foreach (var info in model.Inputs.Where(i => !inputs.ContainsKey(i.Name)))
+        {
+            if (info.Dimensions is null || info.Dimensions.Any(d => d.Value is null))
+                throw new UsageException($"input '{info.Name}' ({info}) has no fixed shape: give it with --input {info.Name}=file.pb");
+            var shape = info.Dimensions.Select(d => (int)d.Value!.Value).ToArray();
+            int n = shape.Aggregate(1, (a, b) => a * b);
+            inputs[info.Name] = info.ElementType switch
+            {
+                OnnxElementType.Float => OnnxTensor.FromFloats(Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape),
+                OnnxElementType.Bool => OnnxTensor.FromBools(Enumerable.Range(0, n).Select(_ => rng.Next(2) == 1).ToArray(), shape),
+                _ => OnnxTensor.FromInt64s(Enumerable.Range(0, n).Select(_ => (long)rng.Next(2)).ToArray(), shape),
+            };
+            Console.WriteLine($"input '{info.Name}': random {info.ElementType} {GpuNetException.FormatShape(shape)}");
+        }
+        var times = new List<double>();
+        Dictionary<string, OnnxTensor>? outputs = null;
+        for (int r = 0; r <= runs; r++)
+        {
+            if (outputs is not null)
+                foreach (var o in outputs.Values)
+                    o.Dispose();
+            clock.Restart();
+            outputs = model.Run(inputs);
+            foreach (var o in outputs.Values)
+                _ = o.IsFloat ? o.ToFloats().Length : o.ToInt64s().Length;   // include the copy back, as a user would see it
+            times.Add(clock.Elapsed.TotalMilliseconds);
+        }
+        foreach (var (name, value) in outputs!)
+        {
+            var head = value.IsFloat ? value.ToFloats().Take(6).Select(v => v.ToString("G5")) : value.ToInt64s().Take(6).Select(v => v.ToString());
+            Console.WriteLine($"output '{name}': {value} = [{string.Join(", ", head)}{(value.Length > 6 ? ", ..." : "")}]");
+            value.Dispose();
+        }
+        var steady = times.Skip(1).OrderBy(t => t).ToList();
+        Console.WriteLine($"first run {times[0]:0.00} ms, median of {steady.Count} {steady[steady.Count / 2]:0.00} ms; peak intermediate memory {model.LastRunPeakBytes / 1024.0:0.0} KiB");
+        foreach (var t in inputs.Values)
+            t.Dispose();
+        return 0;
+    }
+}
