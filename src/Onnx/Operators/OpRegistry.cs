@@ -8,6 +8,9 @@ internal static class OpRegistry
             .Concat(ShapeOperators.Specs())
             .Concat(LinearOperators.Specs())
             .Concat(ReduceOperators.Specs())
+            .Concat(LossOperators.Specs())
+            .Concat(ResizeOperators.Specs())
+            .Concat(RecurrentOperators.Specs())
             .ToDictionary(s => s.Name));
 
     public static IReadOnlyDictionary<string, OpSpec> All => _all.Value;
@@ -27,7 +30,8 @@ internal static class OpRegistry
         ["ConvTranspose"] = (2, 3), ["ReduceSum"] = (1, 2), ["ReduceMean"] = (1, 2), ["ReduceMax"] = (1, 2), ["ReduceMin"] = (1, 2),
         ["ReduceProd"] = (1, 2), ["ReduceL1"] = (1, 2), ["ReduceL2"] = (1, 2), ["ReduceLogSum"] = (1, 2), ["ReduceLogSumExp"] = (1, 2),
         ["ReduceSumSquare"] = (1, 2), ["TopK"] = (1, 2), ["BatchNormalization"] = (5, 5), ["InstanceNormalization"] = (3, 3),
-        ["LayerNormalization"] = (2, 3),
+        ["LayerNormalization"] = (2, 3), ["NegativeLogLikelihoodLoss"] = (2, 3), ["SoftmaxCrossEntropyLoss"] = (2, 3), ["Resize"] = (1, 4),
+        ["Upsample"] = (1, 2), ["RNN"] = (3, 6), ["GRU"] = (3, 6), ["LSTM"] = (3, 8),
     };
 
     /// <summary>What is wrong with a node's inputs (too few, too many, a required one left empty), or null.</summary>
