@@ -52,6 +52,22 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     [MemberData(nameof(SimulatorCases))]
     public void PassesOnSimulator(string testCase) => Check(testCase, TestDevices.Simulator);
 
+    /// <summary>Models of the seed families exported by torch.onnx.export (make_onnx_models.py), in the backend-test layout.</summary>
+    public static IEnumerable<object[]> ExportedModels =>
+        Conformance.FindCases(new[] { Path.Combine(AppContext.BaseDirectory, "Models") }).Select(d => new object[] { Path.GetFileName(d) });
+
+    [Theory]
+    [MemberData(nameof(ExportedModels))]
+    public void ExportedPyTorchModelsMatchPyTorchOnEveryDevice(string model)
+    {
+        foreach (var device in new[] { TestDevices.Cpu, TestDevices.Simulator })
+        {
+            var r = Conformance.Run(Path.Combine(AppContext.BaseDirectory, "Models", model), device);
+            output.WriteLine($"{device.Id}: {r.Status}: rel L2 {r.RelativeL2:G3}, max abs {r.MaxAbs:G3}, {r.Milliseconds:F0} ms {r.Detail}");
+            Assert.True(r.Status == ConformanceStatus.Pass, $"{model} on {device.Id}: {r.Status}: {r.Detail}");
+        }
+    }
+
     [Fact]
     public void EveryExpectedFailureNamesAnExistingCaseAndAReason()
     {

@@ -1,0 +1,157 @@
+#!/usr/bin/python3
+"""Exports small PyTorch models of GpuNet's seed families to ONNX in the backend-test layout (model.onnx +
+test_data_set_0/input_K.pb, output_K.pb), so the ONNX import is checked on what torch.onnx.export really produces.
+Run with Debian's python3-torch (1.13) and python3-onnx (1.12):  /usr/bin/python3 make_onnx_models.py
+CI does not need PyTorch: the files are committed."""
+import math, os
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import onnx
+from onnx import numpy_helper
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "Models")
+
+
+def export(name, model, inputs, opset=17, input_names=None, dynamic_axes=None):
+    model.eval()
+    case = os.path.join(HERE, name)
+    data = os.path.join(case, "test_data_set_0")
+    os.makedirs(data, exist_ok=True)
+    input_names = input_names or [f"input_{k}" for k in range(len(inputs))]
+    with torch.no_grad():
+        outputs = model(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    output_names = [f"output_{k}" for k in range(len(outputs))]
+    torch.onnx.export(model, tuple(inputs), os.path.join(case, "model.onnx"), opset_version=opset, input_names=input_names,
+                      output_names=output_names, dynamic_axes=dynamic_axes, do_constant_folding=False)
+    for k, (n, t) in enumerate(zip(input_names, inputs)):
+        with open(os.path.join(data, f"input_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(t.numpy(), n).SerializeToString())
+    for k, (n, t) in enumerate(zip(output_names, outputs)):
+        with open(os.path.join(data, f"output_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(t.detach().numpy(), n).SerializeToString())
+    ops = sorted({n.op_type for n in onnx.load(os.path.join(case, "model.onnx")).graph.node})
+    print(f"{name}: opset {opset}, ops {', '.join(ops)}")
+
+
+class Mlp(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(13, 32), nn.ReLU(), nn.Linear(32, 32), nn.GELU(), nn.Linear(32, 5))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+class Cnn(nn.Module):
+    def __init__(self):
+        super().__init__()
+        # Each BatchNorm follows a ReLU, so the exporter cannot fold it into the convolution: the file keeps BatchNormalization.
+        self.features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.BatchNorm2d(8), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, stride=2, padding=1), nn.ReLU(), nn.BatchNorm2d(16), nn.AdaptiveAvgPool2d(1))
+        self.head = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.head(torch.flatten(self.features(x), 1))
+
+
+class GptBlock(nn.Module):
+    """Token and position embeddings, one pre-norm block (causal self-attention by a tril mask, erf-GELU MLP), logits."""
+    def __init__(self, vocab=50, context=16, d=32, heads=4):
+        super().__init__()
+        self.heads = heads
+        self.tok = nn.Embedding(vocab, d)
+        self.pos = nn.Embedding(context, d)
+        self.ln1 = nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d)
+        self.proj = nn.Linear(d, d)
+        self.ln2 = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, 4 * d)
+        self.out = nn.Linear(4 * d, d)
+        self.lnf = nn.LayerNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        self.register_buffer("mask", torch.tril(torch.ones(context, context)).view(1, 1, context, context))
+
+    def forward(self, ids):
+        b, t = ids.shape
+        x = self.tok(ids) + self.pos(torch.arange(t).unsqueeze(0))
+        h = self.ln1(x)
+        q, k, v = self.qkv(h).split(x.shape[-1], dim=2)
+        dh = x.shape[-1] // self.heads
+        q, k, v = (z.view(b, t, self.heads, dh).transpose(1, 2) for z in (q, k, v))
+        att = (q @ k.transpose(-2, -1)) / math.sqrt(dh)
+        att = att.masked_fill(self.mask[:, :, :t, :t] == 0, float("-inf"))
+        y = (F.softmax(att, dim=-1) @ v).transpose(1, 2).contiguous().view(b, t, -1)
+        x = x + self.proj(y)
+        x = x + self.out(F.gelu(self.fc(self.ln2(x))))
+        return self.head(self.lnf(x))
+
+
+class Lstm(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(6, 12, num_layers=2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(24, 3)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.head(y)
+
+
+class UNet(nn.Module):
+    """Two levels: conv blocks with GroupNorm and SiLU, max-pool down, nearest upsample, skip concatenation."""
+    def __init__(self):
+        super().__init__()
+        def block(i, o):
+            return nn.Sequential(nn.Conv2d(i, o, 3, padding=1), nn.GroupNorm(4, o), nn.SiLU(), nn.Conv2d(o, o, 3, padding=1), nn.GroupNorm(4, o), nn.SiLU())
+        self.down = block(3, 8)
+        self.mid = block(8, 16)
+        self.up = block(24, 8)
+        self.out = nn.Conv2d(8, 2, 1)
+
+    def forward(self, x):
+        a = self.down(x)
+        m = self.mid(F.max_pool2d(a, 2))
+        u = F.interpolate(m, scale_factor=2, mode="nearest")
+        return self.out(self.up(torch.cat([u, a], 1)))
+
+
+class Moe(nn.Module):
+    """Top-2 of 4 experts: softmax over the kept gate logits, experts evaluated densely and combined by a one-hot mask."""
+    def __init__(self, d=16, hidden=24, experts=4, k=2):
+        super().__init__()
+        self.k, self.experts = k, experts
+        self.gate = nn.Linear(d, experts)
+        self.w1 = nn.ModuleList(nn.Linear(d, hidden) for _ in range(experts))
+        self.w2 = nn.ModuleList(nn.Linear(hidden, d) for _ in range(experts))
+
+    def forward(self, x):
+        values, indices = torch.topk(self.gate(x), self.k, dim=-1)
+        weights = F.softmax(values, dim=-1)
+        onehot = (indices.unsqueeze(-1) == torch.arange(self.experts)).to(x.dtype)
+        combine = (weights.unsqueeze(-1) * onehot).sum(-2)
+        outs = torch.stack([w2(F.relu(w1(x))) for w1, w2 in zip(self.w1, self.w2)], -1)
+        return (outs * combine.unsqueeze(-2)).sum(-1)
+
+
+if __name__ == "__main__":
+    torch.manual_seed(31)
+    export("torch_mlp", Mlp(), [torch.randn(7, 13)])
+    torch.manual_seed(32)
+    cnn = Cnn()
+    for m in cnn.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    export("torch_cnn_batchnorm", cnn, [torch.randn(2, 3, 16, 16)])
+    torch.manual_seed(33)
+    export("torch_gpt_block", GptBlock(), [torch.randint(0, 50, (2, 11))], input_names=["ids"])
+    torch.manual_seed(34)
+    export("torch_gpt_block_opset14", GptBlock(), [torch.randint(0, 50, (2, 11))], opset=14, input_names=["ids"])
+    torch.manual_seed(35)
+    export("torch_lstm", Lstm(), [torch.randn(3, 9, 6)])
+    torch.manual_seed(36)
+    export("torch_unet", UNet(), [torch.randn(1, 3, 16, 16)])
+    torch.manual_seed(37)
+    export("torch_moe_topk", Moe(), [torch.randn(5, 16)])
