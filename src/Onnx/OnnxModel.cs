@@ -137,6 +137,12 @@ public sealed class OnnxModel : IDisposable
     /// <summary>Nodes evaluated once at load because nothing they compute depends on a run-time input.</summary>
     public int FoldedNodes { get; private set; }
 
+    /// <summary>Nodes removed by fusing subgraphs onto fused kernels (see <see cref="PlannedOperators"/>).</summary>
+    public int FusedNodes { get; private set; }
+
+    /// <summary>The ops a run executes, in order, after folding and fusion (fused ones are named <c>GpuNet.*</c>).</summary>
+    public IReadOnlyList<string> PlannedOperators => _plan.Select(p => p.Node.OpType + (p.Node.Attributes.ContainsKey("gpunet_activation") ? "+" + (FusedActivation)p.Node.Attributes["gpunet_activation"].I : "")).ToList();
+
     /// <summary>Device bytes the last <see cref="Run"/> held at its peak beyond what was in use before it (intermediates and outputs).</summary>
     public long LastRunPeakBytes { get; private set; }
 
@@ -297,6 +303,7 @@ public sealed class OnnxModel : IDisposable
                 runtime.UnionWith(node.Outputs.Where(o => o.Length > 0));
             }
         }
+        FusedNodes = Fusion.Apply(_plan, _constants, _outputNames, Opset);
         for (int step = 0; step < _plan.Count; step++)
             foreach (var name in _plan[step].Node.Inputs)
                 if (name.Length > 0)

@@ -50,12 +50,18 @@ internal static class LinearOperators
         var cIn = i.Length > 2 ? i[2] : null;
         if (cIn is not null && beta == 1f && cIn.Length == n && (cIn.Rank == 1 || cIn.Rank == 2 && cIn.Dims[0] == 1) && n > 1)
         {
-            var withBias = Ops.MatMul(a, b, ta, tb, alpha, bias: Values.Upload(c, cIn).Reshape(n));
+            var withBias = Ops.MatMul(a, b, ta, tb, alpha, bias: Values.Upload(c, cIn).Reshape(n), activation: FusedOperators.Activation(c));
             return new[] { Values.Float(withBias, withBias.ShapeArray()) };
         }
         var y = Ops.MatMul(a, b, ta, tb, alpha);
         if (cIn is not null && beta != 0f)
             y = Ops.Add(y, beta == 1f ? Values.Upload(c, cIn) : Ops.Scale(Values.Upload(c, cIn), beta));
+        y = FusedOperators.Activation(c) switch
+        {
+            FusedActivation.Relu => Ops.Relu(y),
+            FusedActivation.Gelu => Ops.GeluErf(y),
+            _ => y,
+        };
         return new[] { Values.Float(y, y.ShapeArray()) };
     }
 

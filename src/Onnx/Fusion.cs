@@ -1,0 +1,263 @@
+using GpuNet.Onnx.Operators;
+using GpuNet.Onnx.Proto;
+
+namespace GpuNet.Onnx;
+
+/// <summary>
+/// Rewrites the planned graph (after constant folding) onto GpuNet's fused kernels, where the intermediates are used
+/// by nothing else: MatMul + bias Add → one matmul with the bias epilogue; the erf-GELU subgraph → gelu_erf; Relu or GELU
+/// after a Gemm or fused Linear → the matmul's activation epilogue; the decomposed LayerNorm (ReduceMean, Sub, Pow,
+/// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β) → layernorm; Softmax(Q·Kᵀ·scale, masked) · V → fused attention.
+/// Each match checks the constants it relies on (√2, 1, ½, the exponent 2, the reduced axis), so a look-alike subgraph
+/// computing something else is left alone.
+/// </summary>
+internal sealed class Fusion
+{
+    private readonly List<(NodeProto Node, int Index, OpSpec Spec)> _plan;
+    private readonly IReadOnlyDictionary<string, OnnxTensor> _constants;
+    private readonly HashSet<string> _outputs;
+    private readonly Dictionary<string, int> _producer = new();
+    private readonly Dictionary<string, int> _uses = new();
+    private readonly int _opset;
+    private bool[] _removed = Array.Empty<bool>();
+
+    private Fusion(List<(NodeProto, int, OpSpec)> plan, IReadOnlyDictionary<string, OnnxTensor> constants, HashSet<string> outputs, int opset)
+    {
+        (_plan, _constants, _outputs, _opset) = (plan, constants, outputs, opset);
+        RebuildIndex();
+    }
+
+    /// <summary>Fuses what it can in place; returns how many nodes the plan lost.</summary>
+    public static int Apply(List<(NodeProto Node, int Index, OpSpec Spec)> plan, IReadOnlyDictionary<string, OnnxTensor> constants, HashSet<string> outputs, int opset)
+    {
+        var f = new Fusion(plan, constants, outputs, opset);
+        int before = plan.Count;
+        for (int k = 0; k < plan.Count; k++) f.Gelu(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.LayerNorm(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.Attention(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.LinearBias(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.ActivationEpilogue(k);
+        f.Compact();
+        return before - plan.Count;
+    }
+
+    private void Compact()
+    {
+        var kept = _plan.Where((_, k) => !_removed[k]).ToList();
+        _plan.Clear();
+        _plan.AddRange(kept);
+        RebuildIndex();
+    }
+
+    private void RebuildIndex()
+    {
+        _producer.Clear();
+        _uses.Clear();
+        _removed = new bool[_plan.Count];
+        for (int k = 0; k < _plan.Count; k++)
+        {
+            foreach (var o in _plan[k].Node.Outputs)
+                _producer[o] = k;
+            foreach (var i in _plan[k].Node.Inputs)
+                _uses[i] = _uses.GetValueOrDefault(i) + 1;
+        }
+    }
+
+    // ------------------------------------------------------------------ matching helpers
+
+    private NodeProto Node(int k) => _plan[k].Node;
+
+    /// <summary>The live node producing <paramref name="value"/> with op <paramref name="op"/>, used only once and not a graph output.</summary>
+    private int? Only(string value, string op)
+    {
+        if (!_producer.TryGetValue(value, out int k) || _removed[k] || Node(k).OpType != op || _uses.GetValueOrDefault(value) != 1 || _outputs.Contains(value))
+            return null;
+        return k;
+    }
+
+    private bool IsScalar(string value, double expected, double tolerance = 1e-6) =>
+        _constants.TryGetValue(value, out var t) && t.IsFloat && t.Length == 1 && Math.Abs(t.Floats[0] - expected) <= tolerance * Math.Max(1, Math.Abs(expected));
+
+    private float? ScalarOf(string value) => _constants.TryGetValue(value, out var t) && t.IsFloat && t.Length == 1 ? t.Floats[0] : null;
+
+    /// <summary>The other input of a two-input node, given one of them.</summary>
+    private static string? Other(NodeProto n, string one) => n.Inputs.Count == 2 ? n.Inputs[0] == one ? n.Inputs[1] : n.Inputs[1] == one ? n.Inputs[0] : null : null;
+
+    private void Replace(int root, string op, IEnumerable<string> inputs, IEnumerable<int> removed, params AttributeProto[] attributes)
+    {
+        var fused = new NodeProto { Name = $"{op} ({Node(root).Name})", OpType = op };
+        fused.Inputs.AddRange(inputs);
+        fused.Outputs.Add(Node(root).Outputs[0]);
+        foreach (var a in attributes)
+            fused.Attributes[a.Name] = a;
+        foreach (int k in removed)
+            _removed[k] = true;
+        _plan[root] = (fused, _plan[root].Index, FusedOperators.All[op]);
+    }
+
+    private static AttributeProto Int(string name, long v) => new() { Name = name, Type = AttributeType.Int, I = v };
+
+    private static AttributeProto Float(string name, float v) => new() { Name = name, Type = AttributeType.Float, F = v };
+
+    // ------------------------------------------------------------------ patterns
+
+    /// <summary>Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), ½) in any operand order → GpuNet.Gelu(x).</summary>
+    private void Gelu(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Mul" || n.Inputs.Count != 2)
+            return;
+        string? inner = IsScalar(n.Inputs[1], 0.5) ? n.Inputs[0] : IsScalar(n.Inputs[0], 0.5) ? n.Inputs[1] : null;
+        if (inner is null || Only(inner, "Mul") is not int mul)
+            return;
+        foreach (var x in Node(mul).Inputs)
+        {
+            var sum = Other(Node(mul), x);
+            if (sum is null || Only(sum, "Add") is not int add)
+                continue;
+            var erfOut = IsScalar(Node(add).Inputs[1], 1) ? Node(add).Inputs[0] : IsScalar(Node(add).Inputs[0], 1) ? Node(add).Inputs[1] : null;
+            if (erfOut is null || Only(erfOut, "Erf") is not int erf || Only(Node(erf).Inputs[0], "Div") is not int div)
+                continue;
+            if (Node(div).Inputs[0] != x || !IsScalar(Node(div).Inputs[1], Math.Sqrt(2), 1e-5))
+                continue;
+            Replace(root, "GpuNet.Gelu", new[] { x }, new[] { mul, add, erf, div });
+            return;
+        }
+    }
+
+    /// <summary>The opset-14 export of nn.LayerNorm over the last axis → GpuNet.LayerNorm(x, γ, β, ε).</summary>
+    private void LayerNorm(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Add" || n.Inputs.Count != 2)
+            return;
+        foreach (var scaled in n.Inputs)
+        {
+            string? beta = Other(n, scaled);
+            if (beta is null || !_constants.ContainsKey(beta) || Only(scaled, "Mul") is not int mulG)
+                continue;
+            foreach (var normalized in Node(mulG).Inputs)
+            {
+                string? gamma = Other(Node(mulG), normalized);
+                if (gamma is null || !_constants.ContainsKey(gamma) || Only(normalized, "Div") is not int div)
+                    continue;
+                string d = Node(div).Inputs[0];
+                if (Only(Node(div).Inputs[1], "Sqrt") is not int sqrt || Only(Node(sqrt).Inputs[0], "Add") is not int addEps)
+                    continue;
+                var eps = ScalarOf(Node(addEps).Inputs[1]);
+                if (eps is null || Only(Node(addEps).Inputs[0], "ReduceMean") is not int varMean || !LastAxis(varMean))
+                    continue;
+                if (Only(Node(varMean).Inputs[0], "Pow") is not int pow || Node(pow).Inputs[0] != d || !IsScalar(Node(pow).Inputs[1], 2))
+                    continue;
+                // d = x − mean feeds both the Pow and the Div.
+                if (!_producer.TryGetValue(d, out int sub) || Node(sub).OpType != "Sub" || _uses.GetValueOrDefault(d) != 2 || _outputs.Contains(d))
+                    continue;
+                string x = Node(sub).Inputs[0];
+                if (Only(Node(sub).Inputs[1], "ReduceMean") is not int mean || Node(mean).Inputs[0] != x || !LastAxis(mean))
+                    continue;
+                Replace(root, "GpuNet.LayerNorm", new[] { x, gamma, beta }, new[] { mulG, div, sqrt, addEps, varMean, pow, sub, mean }, Float("epsilon", eps.Value));
+                return;
+            }
+        }
+    }
+
+    private bool LastAxis(int reduce) => Node(reduce).Attributes.TryGetValue("axes", out var a) && a.Ints.Count == 1 && a.Ints[0] == -1
+        && (!Node(reduce).Attributes.TryGetValue("keepdims", out var kd) || kd.I == 1) && Node(reduce).Inputs.Count == 1;
+
+    /// <summary>MatMul(Softmax(mask(MatMul(Q, Transpose(K)) · scale)), V) → GpuNet.Attention(Q, K, V[, condition]).</summary>
+    private void Attention(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "MatMul" || Only(n.Inputs[0], "Softmax") is not int softmax)
+            return;
+        var sm = Node(softmax);
+        // From opset 13 Softmax defaults to the last axis; before, to axis 1 of the input coerced to 2-D (the last axis only when said so).
+        long axis = sm.Attributes.TryGetValue("axis", out var ax) ? ax.I : _opset >= 13 ? -1 : 1;
+        if (axis is not (-1 or 3))
+            return;
+        string scores = sm.Inputs[0];
+        var removed = new List<int> { softmax };
+        string? condition = null;
+        if (Only(scores, "Where") is int where)
+        {
+            // Where(cond, −inf, s): cond marks the masked positions.
+            var w = Node(where);
+            if (ScalarOf(w.Inputs[1]) is not float f || !float.IsNegativeInfinity(f))
+                return;
+            condition = w.Inputs[0];
+            scores = w.Inputs[2];
+            removed.Add(where);
+        }
+        float? scale = null;
+        if (Only(scores, "Div") is int div && ScalarOf(Node(div).Inputs[1]) is float divisor)
+        {
+            scale = 1f / divisor;
+            scores = Node(div).Inputs[0];
+            removed.Add(div);
+        }
+        else if (Only(scores, "Mul") is int mul && ScalarOf(Node(mul).Inputs[1]) is float factor)
+        {
+            scale = factor;
+            scores = Node(mul).Inputs[0];
+            removed.Add(mul);
+        }
+        if (scale is null || Only(scores, "MatMul") is not int qk || Only(Node(qk).Inputs[1], "Transpose") is not int transpose)
+            return;
+        // Kᵀ is K [B, H, N, d] with its last two axes swapped, or (one transpose composed by the exporter) K as [B, N, H, d].
+        var perm = Node(transpose).Attributes.TryGetValue("perm", out var p) ? p.Ints : null;
+        bool headsSecond = perm is not null && perm.SequenceEqual(new long[] { 0, 1, 3, 2 });
+        bool tokensSecond = perm is not null && perm.SequenceEqual(new long[] { 0, 2, 3, 1 });
+        if (!headsSecond && !tokensSecond)
+            return;
+        removed.Add(qk);
+        removed.Add(transpose);
+        var inputs = new List<string> { Node(qk).Inputs[0], Node(transpose).Inputs[0], n.Inputs[1] };
+        if (condition is not null)
+            inputs.Add(condition);
+        Replace(root, "GpuNet.Attention", inputs, removed, Float("scale", scale.Value), Int("key_tokens_second", tokensSecond ? 1 : 0));
+    }
+
+    /// <summary>Add(MatMul(x, W), b) with b a constant vector of W's width → GpuNet.Linear(x, W, b).</summary>
+    private void LinearBias(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Add" || n.Inputs.Count != 2)
+            return;
+        foreach (var product in n.Inputs)
+        {
+            string? bias = Other(n, product);
+            if (bias is null || !_constants.TryGetValue(bias, out var b) || !b.IsFloat || b.Rank != 1 || Only(product, "MatMul") is not int mm)
+                continue;
+            string w = Node(mm).Inputs[1];
+            if (!_constants.TryGetValue(w, out var wt) || wt.Rank != 2 || wt.Dims[1] != b.Dims[0])
+                continue;
+            Replace(root, "GpuNet.Linear", new[] { Node(mm).Inputs[0], w, bias }, new[] { mm });
+            return;
+        }
+    }
+
+    /// <summary>Relu or GELU of a Gemm or fused Linear output used nowhere else → the matmul's activation epilogue.</summary>
+    private void ActivationEpilogue(int root)
+    {
+        var n = Node(root);
+        long activation = n.OpType switch { "Relu" => (long)FusedActivation.Relu, "GpuNet.Gelu" => (long)FusedActivation.Gelu, _ => 0 };
+        if (_removed[root] || activation == 0)
+            return;
+        int? producer = Only(n.Inputs[0], "Gemm") ?? Only(n.Inputs[0], "GpuNet.Linear");
+        if (producer is not int k || Node(k).Attributes.ContainsKey("gpunet_activation"))
+            return;
+        var fused = Node(k);
+        var node = new NodeProto { Name = fused.Name, OpType = fused.OpType, Domain = fused.Domain };
+        node.Inputs.AddRange(fused.Inputs);
+        node.Outputs.Add(n.Outputs[0]);
+        foreach (var (name, a) in fused.Attributes)
+            node.Attributes[name] = a;
+        node.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
+        _plan[root] = (node, _plan[k].Index, _plan[k].Spec);
+        _removed[k] = true;
+    }
+}

@@ -1,0 +1,83 @@
+namespace GpuNet.Onnx.Operators;
+
+/// <summary>
+/// The ops <see cref="Fusion"/> rewrites subgraphs into (names start with <c>GpuNet.</c>; a model file never holds them).
+/// Each computes exactly what the subgraph it replaced computed, on one fused kernel.
+/// </summary>
+internal static class FusedOperators
+{
+    public static IReadOnlyDictionary<string, OpSpec> All { get; } = new OpSpec[]
+    {
+        new("GpuNet.Gelu", (c, i) => new[] { Values.Float(Ops.GeluErf(i[0]!.On(c.Device)), i[0]!.Shape) }),
+        new("GpuNet.Linear", Linear),
+        new("GpuNet.LayerNorm", LayerNorm),
+        new("GpuNet.Attention", Attention),
+    }.ToDictionary(s => s.Name);
+
+    /// <summary>The activation a fusion moved into a matmul's epilogue.</summary>
+    public static FusedActivation Activation(OpContext c) => (FusedActivation)c.Int("gpunet_activation", 0);
+
+    /// <summary>x·W + b (x [..., K], W [K, N] constant, b [N]) with the bias (and activation) in the matmul epilogue.</summary>
+    private static OnnxTensor[] Linear(OpContext c, OnnxTensor?[] i)
+    {
+        var x = i[0]!;
+        var w = i[1]!.On(c.Device);
+        if (x.Rank < 1 || x.Dims[^1] != w.Size(0))
+            throw c.Shape("x", $"[..., {w.Size(0)}]", GpuNetException.FormatShape(x.Dims));
+        var rows = x.On(c.Device).Contiguous().Reshape(-1, w.Size(0));
+        var y = Ops.MatMul(rows, w, bias: i[2]!.On(c.Device), activation: Activation(c));
+        var dims = x.Shape;
+        dims[^1] = w.Size(1);
+        return new[] { Values.Float(y, dims) };
+    }
+
+    /// <summary>LayerNorm over the last axis with γ and β broadcast to it.</summary>
+    private static OnnxTensor[] LayerNorm(OpContext c, OnnxTensor?[] i)
+    {
+        var x = i[0]!;
+        int cols = x.Dims[^1];
+        Tensor Vector(OnnxTensor t) => t.Length == cols ? t.On(c.Device).Contiguous().Reshape(cols) : Ops.Add(Ops.Full(c.Device, 0f, cols), t.On(c.Device)).Reshape(cols);
+        var r = Ops.LayerNorm(x.On(c.Device).Contiguous().Reshape(-1, cols), Vector(i[1]!), Vector(i[2]!), c.Float("epsilon", 1e-5f));
+        return new[] { Values.Float(r.Output, x.Shape) };
+    }
+
+    /// <summary>
+    /// Fused attention of Q [B, H, Nq, d], K, V [B, H, Nk, d]. A mask condition (true = masked) that is exactly the causal
+    /// pattern for every batch and head becomes the kernel's causal flag; any other becomes an additive −inf mask.
+    /// Shapes the fused kernel does not take (other ranks, d &gt; 128) run the unfused composition.
+    /// </summary>
+    private static OnnxTensor[] Attention(OpContext c, OnnxTensor?[] i)
+    {
+        var (q, k, v) = (i[0]!.On(c.Device), i[1]!.On(c.Device), i[2]!.On(c.Device));
+        if (c.Int("key_tokens_second", 0) != 0 && k.Rank == 4)
+            k = k.Permute(0, 2, 1, 3);   // [B, N, H, d] seen as [B, H, N, d]: a strided view the kernel reads directly
+        float scale = c.Float("scale", 1f);
+        if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
+            throw c.Shape("Q, K, V", "[B, H, N, d] tensors", $"{GpuNetException.FormatShape(i[0]!.Dims)}, {GpuNetException.FormatShape(i[1]!.Dims)}, {GpuNetException.FormatShape(i[2]!.Dims)}");
+        int nq = q.Size(2), nk = k.Size(2);
+        bool causal = false;
+        Tensor? mask = null;
+        if (i.Length > 3 && i[3] is { } cond)
+        {
+            var dims = Values.Broadcast(c, cond.Shape, new[] { 1, 1, nq, nk });
+            var masked = cond.IsFloat ? Array.ConvertAll(cond.Floats, f => f != 0 ? 1L : 0L) : cond.Ints;
+            var map = Values.BroadcastMap(cond.Dims, dims);
+            causal = Enumerable.Range(0, map.Length).All(e =>
+            {
+                int col = e % nk, row = e / nk % nq;
+                return (masked[map[e]] != 0) == (col > row + nk - nq);
+            });
+            if (!causal)
+            {
+                var additive = new float[map.Length];
+                for (int e = 0; e < map.Length; e++)
+                    additive[e] = masked[map[e]] != 0 ? float.NegativeInfinity : 0f;
+                mask = Tensor.FromArray(c.Device, additive, dims);
+            }
+        }
+        var output = q.Size(3) <= 128
+            ? Ops.Attention(q, k, v, scale, causal, mask: mask).Output
+            : Ops.AttentionUnfused(q, k, v, scale, causal, mask: mask);
+        return new[] { Values.Float(output, output.ShapeArray()) };
+    }
+}

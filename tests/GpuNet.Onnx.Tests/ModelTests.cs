@@ -1,0 +1,87 @@
+using GpuNet.Tests;
+using Xunit;
+
+namespace GpuNet.Onnx.Tests;
+
+/// <summary>The OnnxModel API: inputs and outputs, typed errors on bad input, fusion onto the fused kernels, memory.</summary>
+public sealed class ModelTests
+{
+    private static Device Cpu => TestDevices.Cpu;
+
+    private static string Model(string name) => Path.Combine(AppContext.BaseDirectory, "Models", name, "model.onnx");
+
+    private static OnnxTensor Input(string name, int k = 0) => OnnxTensor.ReadPb(Path.Combine(AppContext.BaseDirectory, "Models", name, "test_data_set_0", $"input_{k}.pb"));
+
+    [Fact]
+    public void ExportedSubgraphsRunOnTheFusedKernels()
+    {
+        using (var gpt = OnnxModel.Load(Model("torch_gpt_block_opset14"), Cpu))
+        {
+            var ops = gpt.PlannedOperators;
+            Assert.Contains("GpuNet.Attention", ops);
+            Assert.Contains("GpuNet.LayerNorm", ops);
+            Assert.Contains("GpuNet.Linear+Gelu", ops);
+            Assert.DoesNotContain("Softmax", ops);
+            Assert.DoesNotContain("Erf", ops);
+            Assert.DoesNotContain("ReduceMean", ops);
+        }
+        using var mlp = OnnxModel.Load(Model("torch_mlp"), Cpu);
+        Assert.Equal(new[] { "Gemm+Relu", "Gemm+Gelu", "Gemm" }, mlp.PlannedOperators);
+    }
+
+    [Fact]
+    public void InputsAndOutputsDescribeTheGraph()
+    {
+        using var model = OnnxModel.Load(Model("torch_gpt_block"), Cpu);
+        var input = Assert.Single(model.Inputs);
+        Assert.Equal("ids", input.Name);
+        Assert.Equal(OnnxElementType.Int64, input.ElementType);
+        Assert.Equal(new long?[] { 2, 11 }, input.Dimensions!.Select(d => d.Value));
+        Assert.Equal(17, model.Opset);
+        Assert.Equal("output_0", Assert.Single(model.Outputs).Name);
+    }
+
+    [Fact]
+    public void BadInputsAreTypedErrorsThatNameTheInput()
+    {
+        using var model = OnnxModel.Load(Model("torch_mlp"), Cpu);
+        using var good = Input("torch_mlp");
+        var unknown = Assert.Throws<OnnxInputException>(() => model.Run(new Dictionary<string, OnnxTensor> { ["x"] = good }));
+        Assert.Contains("'x' is not an input", unknown.Message);
+        Assert.Contains("input_0", Assert.Throws<OnnxInputException>(() => model.Run(new Dictionary<string, OnnxTensor>())).Message);
+        using var ints = OnnxTensor.FromInt64s(new long[7 * 13], 7, 13);
+        Assert.Contains("must be Float", Assert.Throws<OnnxInputException>(() => model.Run(new Dictionary<string, OnnxTensor> { ["input_0"] = ints })).Message);
+        using var wrong = OnnxTensor.FromFloats(new float[7 * 12], 7, 12);
+        Assert.Contains("shape", Assert.Throws<OnnxInputException>(() => model.Run(new Dictionary<string, OnnxTensor> { ["input_0"] = wrong })).Message);
+        // The model still runs after rejecting bad inputs.
+        var outputs = model.Run(new Dictionary<string, OnnxTensor> { ["input_0"] = good });
+        Assert.Equal(new[] { 7, 5 }, outputs["output_0"].Shape);
+        outputs["output_0"].Dispose();
+    }
+
+    [Fact]
+    public void UnsupportedNodesAreAllListedAtLoad()
+    {
+        var e = Assert.Throws<OnnxUnsupportedException>(() => OnnxModel.Load(Path.Combine(ConformanceTests.DataRoot, "node/test_nonmaxsuppression_center_point_box_format/model.onnx"), Cpu));
+        Assert.Contains("NonMaxSuppression", e.Message);
+        Assert.Single(e.Problems);
+    }
+
+    [Fact]
+    public void IntermediatesAreReleasedAndRunsLeaveNothingBehind()
+    {
+        using var device = Device.Open("cpu");
+        using var model = OnnxModel.Load(Model("torch_gpt_block"), device);
+        using var ids = Input("torch_gpt_block");
+        // The first run uploads the weights the file stores on the host (once, kept with the model).
+        foreach (var o in model.Run(new Dictionary<string, OnnxTensor> { ["ids"] = ids }).Values)
+            o.Dispose();
+        long before = device.Pool.Stats.BytesInUse;
+        for (int r = 0; r < 3; r++)
+            foreach (var o in model.Run(new Dictionary<string, OnnxTensor> { ["ids"] = ids }).Values)
+                o.Dispose();
+        Assert.Equal(before, device.Pool.Stats.BytesInUse);
+        // The peak is the largest live set, far below the sum of every intermediate the graph names.
+        Assert.InRange(model.LastRunPeakBytes, 1, 200_000);
+    }
+}
