@@ -15,6 +15,8 @@ verbs:
   run [--device NAME] [--kernel NAME...] [--preset small|cpu|medium|large (default: cpu on the fast CPU, else small)] [--shape TEXT] [--runs N] [--seed N]
       [--json FILE] [--csv FILE] [--md FILE] [--plot FILE.png]
                                            time every kernel (device-side), with measured ceilings and peers
+  run --onnx MODEL... [--device NAME] [--runs 20]
+                                           time ONNX models end to end beside ONNX Runtime (CPU) in the same run, compare outputs
   compare A.json B.json                    ratio per kernel and shape of two result files (B/A)
   bdn [FILTER...]                          BenchmarkDotNet suites (e.g. bdn '*MatMul*')
   models [--device NAME] [--json FILE]     run every seed model's golden case (PyTorch fixtures); table with ms per forward
@@ -58,7 +60,7 @@ var verbs = new Dictionary<string, IReadOnlyDictionary<string, string>>
     ["run"] = new Dictionary<string, string>
     {
         ["device"] = "one", ["kernel"] = "many", ["preset"] = "one", ["shape"] = "one", ["runs"] = "one", ["seed"] = "one",
-        ["json"] = "one", ["csv"] = "one", ["md"] = "one", ["plot"] = "one",
+        ["json"] = "one", ["csv"] = "one", ["md"] = "one", ["plot"] = "one", ["onnx"] = "many",
     },
 };
 
@@ -157,6 +159,8 @@ internal static class Verbs
 
     public static int Run(Cli cli, string[] args)
     {
+        if (cli.Many("onnx").Count > 0)
+            return OnnxModelBench.Run(cli);
         string? devicePreset = null;
         if (cli.One("preset") is null)
         {

@@ -217,3 +217,29 @@ public sealed class OnnxVerbTests
         Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx", "fly", "x" }));
     }
 }
+
+public sealed class OnnxModelBenchTests
+{
+    [Fact]
+    public void RunOnnxTimesGpuNetBesideOnnxRuntimeAndComparesOutputs()
+    {
+        var model = Path.Combine(AppContext.BaseDirectory, "onnx-models", "torch_mlp");
+        var old = Console.Out;
+        using var writer = new StringWriter();
+        Console.SetOut(writer);
+        int code;
+        try
+        {
+            code = OnnxModelBench.Run(Cli.Parse(new[] { "run", "--onnx", model, "--device", "cpu" }, new Dictionary<string, string> { ["onnx"] = "many", ["device"] = "one", ["runs"] = "one" }));
+        }
+        finally
+        {
+            Console.SetOut(old);
+        }
+        var text = writer.ToString();
+        Assert.Equal(0, code);
+        Assert.Contains("median of 20", text);
+        Assert.Matches(@"torch_mlp\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+×", text);
+        Assert.DoesNotContain("OUTPUTS DIFFER", text);
+    }
+}

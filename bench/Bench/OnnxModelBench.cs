@@ -1,0 +1,122 @@
+using System.Diagnostics;
+using GpuNet.Onnx;
+using Microsoft.ML.OnnxRuntime;
+
+namespace GpuNet.Bench;
+
+/// <summary>
+/// <c>run --onnx MODEL...</c>: each model end to end on the device and on ONNX Runtime's CPU execution provider in the same
+/// process, runs interleaved, median of ≥ 20 each (inputs and outputs copied between host and device included, as a
+/// caller sees them), both outputs compared.
+/// </summary>
+public static class OnnxModelBench
+{
+    /// <summary>Benches every model; returns the exit code (1 when an output disagrees beyond rtol 1e-3 / atol 1e-5).</summary>
+    public static int Run(Cli cli)
+    {
+        using var device = Device.Open(cli.One("device"));
+        int runs = Math.Max(cli.Int("runs", 20, min: 1), 20);
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}; peer: ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, {Environment.ProcessorCount} threads); median of {runs} interleaved runs");
+        Console.WriteLine($"{"model",-28} {"GpuNet ms",10} {"ORT ms",10} {"ORT/GpuNet",11} {"nodes",12} {"rel L2",9} {"max abs",9}");
+        bool allClose = true;
+        foreach (var path in cli.Many("onnx"))
+            allClose &= One(device, path, runs);
+        return allClose ? 0 : 1;
+    }
+
+    private static bool One(Device device, string path, int runs)
+    {
+        string file = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
+        string name = Directory.Exists(path) ? Path.GetFileName(path.TrimEnd('/')) : Path.GetFileNameWithoutExtension(path);
+        using var model = GpuNet.Onnx.OnnxModel.Load(file, device);
+        var inputs = Inputs(model, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "test_data_set_0"));
+        using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = Environment.ProcessorCount };
+        using var session = new InferenceSession(file, options);
+        var ortInputs = inputs.ToDictionary(kv => kv.Key, kv => kv.Value.IsFloat
+            ? OrtValue.CreateTensorValueFromMemory(kv.Value.ToFloats(), kv.Value.Shape.Select(d => (long)d).ToArray())
+            : kv.Value.ElementType == OnnxElementType.Bool
+                ? OrtValue.CreateTensorValueFromMemory(kv.Value.ToBools(), kv.Value.Shape.Select(d => (long)d).ToArray())
+                : OrtValue.CreateTensorValueFromMemory(kv.Value.ToInt64s(), kv.Value.Shape.Select(d => (long)d).ToArray()));
+        var outputNames = model.Outputs.Select(o => o.Name).ToArray();
+        using var runOptions = new RunOptions();
+        float[][] ours = Array.Empty<float[]>(), theirs = Array.Empty<float[]>();
+        var ourTimes = new List<double>();
+        var ortTimes = new List<double>();
+        var clock = new Stopwatch();
+        for (int r = -2; r < runs; r++)
+        {
+            clock.Restart();
+            var outputs = model.Run(inputs);
+            ours = outputNames.Select(n => outputs[n].IsFloat ? outputs[n].ToFloats() : Array.ConvertAll(outputs[n].ToInt64s(), v => (float)v)).ToArray();
+            double ourMs = clock.Elapsed.TotalMilliseconds;
+            foreach (var o in outputs.Values)
+                o.Dispose();
+            clock.Restart();
+            using (var results = session.Run(runOptions, ortInputs.Keys.ToArray(), ortInputs.Values.ToArray(), outputNames))
+                theirs = results.Select(v => v.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
+                    ? v.GetTensorDataAsSpan<float>().ToArray() : Array.ConvertAll(v.GetTensorDataAsSpan<long>().ToArray(), x => (float)x)).ToArray();
+            double ortMs = clock.Elapsed.TotalMilliseconds;
+            if (r >= 0)
+            {
+                ourTimes.Add(ourMs);
+                ortTimes.Add(ortMs);
+            }
+        }
+        double worstRel = 0, worstAbs = 0;
+        bool close = true;
+        for (int k = 0; k < ours.Length; k++)
+        {
+            double d2 = 0, r2 = 0;
+            for (int e = 0; e < ours[k].Length; e++)
+            {
+                double d = Math.Abs(ours[k][e] - theirs[k][e]);
+                worstAbs = Math.Max(worstAbs, d);
+                close &= d <= 1e-5 + 1e-3 * Math.Abs(theirs[k][e]);
+                d2 += d * d;
+                r2 += (double)theirs[k][e] * theirs[k][e];
+            }
+            worstRel = Math.Max(worstRel, Math.Sqrt(d2 / Math.Max(r2, 1e-300)));
+        }
+        double ourMedian = Median(ourTimes), ortMedian = Median(ortTimes);
+        Console.WriteLine($"{name,-28} {ourMedian,10:0.000} {ortMedian,10:0.000} {ortMedian / ourMedian,10:0.00}× {$"{model.PlannedNodes} ({model.FusedNodes} fused)",12} {worstRel,9:0.0e+0} {worstAbs,9:0.0e+0}{(close ? "" : "  OUTPUTS DIFFER")}");
+        foreach (var t in inputs.Values)
+            t.Dispose();
+        foreach (var v in ortInputs.Values)
+            v.Dispose();
+        return close;
+    }
+
+    private static double Median(List<double> xs)
+    {
+        var s = xs.OrderBy(x => x).ToList();
+        return s.Count % 2 == 1 ? s[s.Count / 2] : 0.5 * (s[s.Count / 2 - 1] + s[s.Count / 2]);
+    }
+
+    /// <summary>The case's test inputs when the model sits in a backend-test directory, else random data of the declared (fixed) shapes.</summary>
+    private static Dictionary<string, OnnxTensor> Inputs(GpuNet.Onnx.OnnxModel model, string dataSet)
+    {
+        var inputs = new Dictionary<string, OnnxTensor>();
+        if (Directory.Exists(dataSet))
+        {
+            var files = Directory.GetFiles(dataSet, "input_*.pb").OrderBy(f => f, StringComparer.Ordinal).ToList();
+            for (int k = 0; k < files.Count && k < model.Inputs.Count; k++)
+            {
+                var t = OnnxTensor.ReadPb(files[k]);
+                inputs[t.Name.Length > 0 ? t.Name : model.Inputs[k].Name] = t;
+            }
+            return inputs;
+        }
+        var rng = new Random(42);
+        foreach (var info in model.Inputs)
+        {
+            if (info.Dimensions is null || info.Dimensions.Any(d => d.Value is null))
+                throw new UsageException($"run --onnx: input '{info.Name}' ({info}) has no fixed shape and there is no test_data_set_0 beside the model");
+            var shape = info.Dimensions.Select(d => (int)d.Value!.Value).ToArray();
+            int n = shape.Aggregate(1, (a, b) => a * b);
+            inputs[info.Name] = info.ElementType == OnnxElementType.Float
+                ? OnnxTensor.FromFloats(Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape)
+                : OnnxTensor.FromInt64s(Enumerable.Range(0, n).Select(_ => (long)rng.Next(2)).ToArray(), shape);
+        }
+        return inputs;
+    }
+}
