@@ -135,6 +135,38 @@ class Moe(nn.Module):
         return (outs * combine.unsqueeze(-2)).sum(-1)
 
 
+def einsum_case(name, equation, shapes, seed):
+    """One Einsum node over float32 inputs (the backend suite's Einsum cases are all float64), expected from numpy.einsum."""
+    import numpy as np
+    from onnx import helper, TensorProto
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal(sh).astype(np.float32) for sh in shapes]
+    y = np.einsum(equation, *xs).astype(np.float32)
+    names = [f"x{k}" for k in range(len(xs))]
+    node = helper.make_node("Einsum", names, ["y"], equation=equation)
+    graph = helper.make_graph([node], name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, x.shape) for n, x in zip(names, xs)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y.shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], producer_name="make_onnx_models.py")
+    case = os.path.join(HERE, name)
+    data = os.path.join(case, "test_data_set_0")
+    os.makedirs(data, exist_ok=True)
+    onnx.save(model, os.path.join(case, "model.onnx"))
+    for k, (n, x) in enumerate(zip(names, xs)):
+        with open(os.path.join(data, f"input_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(x, n).SerializeToString())
+    with open(os.path.join(data, "output_0.pb"), "wb") as f:
+        f.write(numpy_helper.from_array(y, "y").SerializeToString())
+    print(f"{name}: {equation} over {shapes} -> {list(y.shape)}")
+
+
+def einsum_cases():
+    for k, (eq, shapes) in enumerate([("ij,jk->ik", [(3, 5), (5, 4)]), ("bij,bjk->bik", [(2, 3, 5), (2, 5, 4)]), ("i,i", [(7,), (7,)]),
+                                      ("ij->i", [(3, 6)]), ("ij->ji", [(3, 6)]), ("bhqd,bhkd->bhqk", [(2, 3, 4, 5), (2, 3, 6, 5)]),
+                                      ("...ij,...jk->...ik", [(2, 3, 4), (2, 4, 5)]), ("ij,ij->ij", [(3, 4), (3, 4)]), ("abc,cd", [(2, 3, 4), (4, 5)]),
+                                      ("ijk,k->ij", [(2, 3, 4), (4,)])]):
+        einsum_case(f"einsum_{k}", eq, shapes, 40 + k)
+
+
 if __name__ == "__main__":
     torch.manual_seed(31)
     export("torch_mlp", Mlp(), [torch.randn(7, 13)])
@@ -155,3 +187,4 @@ if __name__ == "__main__":
     export("torch_unet", UNet(), [torch.randn(1, 3, 16, 16)])
     torch.manual_seed(37)
     export("torch_moe_topk", Moe(), [torch.randn(5, 16)])
+    einsum_cases()

@@ -13,6 +13,79 @@ internal static class LinearOperators
         yield return new OpSpec("Gemm", Gemm);
         yield return new OpSpec("Conv", Conv, 1, c => SpatialCheck(c, "Conv"));
         yield return new OpSpec("ConvTranspose", ConvTranspose, 1, c => SpatialCheck(c, "ConvTranspose"));
+        yield return new OpSpec("Einsum", Einsum, 12);
+    }
+
+    /// <summary>
+    /// Einsum of one or two operands, lowered to permutes and one batched matmul: letters only one operand has (and the
+    /// output lacks) are summed first; then batch letters (both operands and the output), contracted letters (both, not the
+    /// output), and each side's free letters make [batch, left, K] · [batch, K, right]; the result is permuted to the
+    /// output's order. "..." stands for the same leading dimensions in every term. Repeated letters in one term
+    /// (diagonals) are refused.
+    /// </summary>
+    private static OnnxTensor[] Einsum(OpContext c, OnnxTensor?[] i)
+    {
+        var operands = i.Select(x => x!).ToArray();
+        string equation = c.String("equation", "").Replace(" ", "");
+        var sides = equation.Split("->");
+        var terms = sides[0].Split(',');
+        if (terms.Length != operands.Length || terms.Length is < 1 or > 2)
+            throw c.Shape("equation", $"one or two terms matching the {operands.Length} inputs", equation);
+        int ellipsis = 0;
+        for (int k = 0; k < terms.Length; k++)
+            if (terms[k].Contains("..."))
+                ellipsis = Math.Max(ellipsis, operands[k].Rank - (terms[k].Length - 3));
+        string Expand(string term) => term.Replace("...", new string(Enumerable.Range(0, ellipsis).Select(e => (char)('A' + e)).ToArray()));
+        terms = terms.Select(Expand).ToArray();
+        string output = sides.Length > 1 ? Expand(sides[1])
+            : new string(Enumerable.Range(0, ellipsis).Select(e => (char)('A' + e)).Concat(terms.SelectMany(t => t).Where(ch => ch >= 'a' && terms.Sum(t => t.Count(x => x == ch)) == 1).OrderBy(ch => ch)).ToArray());
+        var size = new Dictionary<char, int>();
+        var tensors = new Tensor[terms.Length];
+        for (int k = 0; k < terms.Length; k++)
+        {
+            if (terms[k].Length != operands[k].Rank || terms[k].Distinct().Count() != terms[k].Length)
+                throw new OnnxRunException($"{c.Label}: term '{terms[k]}' of '{equation}' does not fit input {k} {GpuNetException.FormatShape(operands[k].Dims)} (or repeats a letter: diagonals are not supported)");
+            for (int d = 0; d < terms[k].Length; d++)
+                if (size.TryGetValue(terms[k][d], out int s) && s != operands[k].Dims[d])
+                    throw c.Shape("inputs", $"'{terms[k][d]}' of one size", $"{s} and {operands[k].Dims[d]}");
+                else
+                    size[terms[k][d]] = operands[k].Dims[d];
+            // Sum letters that appear in no other term and not in the output.
+            var t = Values.Upload(c, operands[k]);
+            string term = terms[k];
+            for (int d = term.Length - 1; d >= 0; d--)
+                if (!output.Contains(term[d]) && !terms.Where((_, j) => j != k).Any(o => o.Contains(term[d])))
+                {
+                    t = Ops.Sum(t, d);
+                    term = term.Remove(d, 1);
+                }
+            (tensors[k], terms[k]) = (t, term);
+        }
+        Tensor Arrange(Tensor t, string term, string order) =>
+            order.Length == 0 ? t.Contiguous().Reshape(1) : t.Permute(order.Select(ch => term.IndexOf(ch)).ToArray()).Contiguous();
+        int Prod(IEnumerable<char> letters) => letters.Aggregate(1, (a, ch) => a * size[ch]);
+        Tensor result;
+        string resultOrder;
+        if (terms.Length == 1)
+        {
+            result = tensors[0];
+            resultOrder = terms[0];
+        }
+        else
+        {
+            string a = terms[0], b = terms[1];
+            var batch = a.Where(ch => b.Contains(ch) && output.Contains(ch)).ToArray();
+            var contract = a.Where(ch => b.Contains(ch) && !output.Contains(ch)).ToArray();
+            var left = a.Where(ch => !b.Contains(ch)).ToArray();
+            var right = b.Where(ch => !a.Contains(ch)).ToArray();
+            var ta = Arrange(tensors[0], a, new string(batch.Concat(left).Concat(contract).ToArray())).Reshape(Prod(batch), Prod(left), Prod(contract));
+            var tb = Arrange(tensors[1], b, new string(batch.Concat(contract).Concat(right).ToArray())).Reshape(Prod(batch), Prod(contract), Prod(right));
+            resultOrder = new string(batch.Concat(left).Concat(right).ToArray());
+            result = Ops.MatMul(ta, tb).Reshape(resultOrder.Select(ch => size[ch]).DefaultIfEmpty(1).ToArray());
+        }
+        var dims = output.Select(ch => size.TryGetValue(ch, out int s) ? s : throw c.Shape("equation", "output letters that appear in an input", equation)).ToArray();
+        var arranged = resultOrder.Length == 0 ? result : Arrange(result, resultOrder, output);
+        return new[] { Values.Float(arranged, dims) };
     }
 
     /// <summary>Convolutions of 1 or 2 spatial dimensions (when the attributes say how many).</summary>

@@ -11,6 +11,7 @@ internal static class OpRegistry
             .Concat(LossOperators.Specs())
             .Concat(ResizeOperators.Specs())
             .Concat(RecurrentOperators.Specs())
+            .Concat(IndexOperators.Specs())
             .ToDictionary(s => s.Name));
 
     public static IReadOnlyDictionary<string, OpSpec> All => _all.Value;
@@ -31,7 +32,8 @@ internal static class OpRegistry
         ["ReduceProd"] = (1, 2), ["ReduceL1"] = (1, 2), ["ReduceL2"] = (1, 2), ["ReduceLogSum"] = (1, 2), ["ReduceLogSumExp"] = (1, 2),
         ["ReduceSumSquare"] = (1, 2), ["TopK"] = (1, 2), ["BatchNormalization"] = (5, 5), ["InstanceNormalization"] = (3, 3),
         ["LayerNormalization"] = (2, 3), ["NegativeLogLikelihoodLoss"] = (2, 3), ["SoftmaxCrossEntropyLoss"] = (2, 3), ["Resize"] = (1, 4),
-        ["Upsample"] = (1, 2), ["RNN"] = (3, 6), ["GRU"] = (3, 6), ["LSTM"] = (3, 8),
+        ["Upsample"] = (1, 2), ["RNN"] = (3, 6), ["GRU"] = (3, 6), ["LSTM"] = (3, 8), ["OneHot"] = (3, 3), ["GatherND"] = (2, 2),
+        ["ScatterElements"] = (3, 3), ["Scatter"] = (3, 3), ["ScatterND"] = (3, 3), ["Compress"] = (2, 2), ["ReverseSequence"] = (2, 2), ["Einsum"] = (1, 2),
     };
 
     /// <summary>What is wrong with a node's inputs (too few, too many, a required one left empty), or null.</summary>
