@@ -11,19 +11,14 @@ internal static class Values
     /// <summary>Largest float tensor an index map may address: the gather kernel takes indices as floats, exact to 2^24.</summary>
     public const int MaxMappedElements = 1 << 24;
 
-    public static int[] Strides(ReadOnlySpan<int> dims)
-    {
-        var s = new int[dims.Length];
-        int stride = 1;
-        for (int i = dims.Length - 1; i >= 0; i--)
-        {
-            s[i] = stride;
-            stride *= Math.Max(dims[i], 1);
-        }
-        return s;
-    }
+    public static int[] Strides(ReadOnlySpan<int> dims) => ShapeUtil.ContiguousStrides(dims);
 
-    public static int Count(ReadOnlySpan<int> dims) => (int)OnnxTensor.Product(dims);
+    /// <summary>Elements of a shape; beyond 2^31 (a corrupt or hostile shape) a typed error instead of an overflowing count.</summary>
+    public static int Count(ReadOnlySpan<int> dims)
+    {
+        long n = OnnxTensor.Product(dims);
+        return n <= int.MaxValue ? (int)n : throw new OnnxRunException($"a tensor of shape {GpuNetException.FormatShape(dims)} ({n} elements) exceeds 2^31 elements");
+    }
 
     /// <summary>An axis attribute in [−rank, rank) made non-negative; out of range is a typed error naming the node.</summary>
     public static int Axis(OpContext c, long axis, int rank, string what = "axis")
