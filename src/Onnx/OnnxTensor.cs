@@ -217,11 +217,12 @@ public sealed class OnnxTensor : IDisposable
             throw new TensorDisposedException("onnx", "tensor");
     }
 
+    /// <summary>The product of the dimensions, saturating at long.MaxValue (hostile shapes must not wrap around to small counts).</summary>
     internal static long Product(ReadOnlySpan<int> dims)
     {
         long n = 1;
         foreach (int d in dims)
-            n *= d;
+            n = d == 0 ? 0 : n > long.MaxValue / Math.Abs(d) ? long.MaxValue : n * d;
         return n;
     }
 
