@@ -98,6 +98,11 @@ public static class BenchRegistry
             };
             foreach (var (name, f, op) in acts)
                 yield return C(name, S(n), f * n, 8.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => op(x).Dispose(), x); });
+            // The math family: one function per case (the function is a run-time field, so these time the same kernel).
+            foreach (var (function, f) in new[] { (GpuNet.Kernels.UnaryFunction.Erf, 25.0), (GpuNet.Kernels.UnaryFunction.Sin, 12.0), (GpuNet.Kernels.UnaryFunction.Sqrt, 1.0) })
+                yield return C("unary_math", S(n) + " " + function.ToString().ToLowerInvariant(), f * n, 8.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => Ops.Unary(x, function).Dispose(), x); });
+            foreach (var (function, f) in new[] { (GpuNet.Kernels.BinaryFunction.Pow, 10.0), (GpuNet.Kernels.BinaryFunction.Max, 1.0) })
+                yield return C("binary_math", S(n) + " " + function.ToString().ToLowerInvariant(), f * n, 12.0 * n, presets, (d, s) => { var a = R(d, s, n); var b = R(d, s + 1, n); return new(() => Ops.Binary(a, b, function).Dispose(), a, b); });
             double rc = (double)rows * cols;
             yield return C("sum_last_axis", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.SumLastAxis(x).Dispose(), x); });
             yield return C("reduce_sum", S(rows, cols) + " axis0", rc, 4 * rc + 4.0 * cols, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Sum(x, 0).Dispose(), x); });
