@@ -71,6 +71,32 @@ namespace GpuNet.Kernels
             public readonly float Finish(float acc, int count) => acc;
         }
 
+        /// <summary>min x (+inf for an empty reduction).</summary>
+        public struct Min : IReduceOp<float>
+        {
+            /// <inheritdoc/>
+            public readonly float Identity => float.PositiveInfinity;
+            /// <inheritdoc/>
+            public readonly float Lift(float x, int index) => x;
+            /// <inheritdoc/>
+            public readonly float Combine(float a, float b) => IntrinsicMath.Min(a, b);
+            /// <inheritdoc/>
+            public readonly float Finish(float acc, int count) => acc;
+        }
+
+        /// <summary>Π x (1 for an empty reduction).</summary>
+        public struct Prod : IReduceOp<float>
+        {
+            /// <inheritdoc/>
+            public readonly float Identity => 1f;
+            /// <inheritdoc/>
+            public readonly float Lift(float x, int index) => x;
+            /// <inheritdoc/>
+            public readonly float Combine(float a, float b) => a * b;
+            /// <inheritdoc/>
+            public readonly float Finish(float acc, int count) => acc;
+        }
+
         /// <summary>Index of the maximum; ties go to the lower index (as NumPy and PyTorch). Result as a float (exact below 2²⁴).</summary>
         public struct ArgMax : IReduceOp<ValueIndex>
         {
@@ -281,6 +307,14 @@ namespace GpuNet
             }
             return o;
         }
+
+        /// <summary>Minimum over <paramref name="axis"/> (inference: no gradient). Kernel <c>reduce_min</c>.</summary>
+        public static Tensor Min(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>
+            NoGradient("reduce_min", Reduce<float, ReduceOps.Min>("reduce_min", x, axis, keepDim, output, default), x);
+
+        /// <summary>Product over <paramref name="axis"/> (inference: no gradient). Kernel <c>reduce_prod</c>.</summary>
+        public static Tensor Prod(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>
+            NoGradient("reduce_prod", Reduce<float, ReduceOps.Prod>("reduce_prod", x, axis, keepDim, output, default), x);
 
         /// <summary>Index of the maximum over <paramref name="axis"/>, ties to the lower index, as float values (exact below 2²⁴). Kernel <c>argmax</c>.</summary>
         public static Tensor ArgMax(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<ValueIndex, ReduceOps.ArgMax>("argmax", x, axis, keepDim, output, default);

@@ -68,6 +68,8 @@ public static class KernelCatalog
             Reduce("reduce_sum", typeof(float), typeof(ReduceOps.Sum)),
             Reduce("reduce_mean", typeof(float), typeof(ReduceOps.Mean)),
             Reduce("reduce_max", typeof(float), typeof(ReduceOps.Max)),
+            Reduce("reduce_min", typeof(float), typeof(ReduceOps.Min)),
+            Reduce("reduce_prod", typeof(float), typeof(ReduceOps.Prod)),
             Reduce("argmax", typeof(ValueIndex), typeof(ReduceOps.ArgMax)),
             new[]
             {

@@ -52,6 +52,16 @@ internal static class ReduceChecks
                 (h, o, r, i) => ReduceReference.Reduce(h, o, r, i, 0, (p, q) => p + q, (acc, n) => acc / n));
             yield return AxisCase("reduce_max", shape, axis, keep, x => Ops.Max(x, axis, keep),
                 (h, o, r, i) => ReduceReference.Reduce(h, o, r, i, double.NegativeInfinity, Math.Max));
+            yield return AxisCase("reduce_min", shape, axis, keep, x => Ops.Min(x, axis, keep),
+                (h, o, r, i) => ReduceReference.Reduce(h, o, r, i, double.PositiveInfinity, Math.Min));
+            // Products of many factors in (−1, 1) vanish; 1 + x/8 keeps a 3000-long product finite and sensitive to every factor.
+            yield return AxisCase("reduce_prod", shape, axis, keep, x =>
+                {
+                    using var ones = Ops.Full(x.Device, 1f, x.ShapeArray());
+                    using var factors = Ops.Axpy(0.0625f, x, ones);
+                    return Ops.Prod(factors, axis, keep);
+                },
+                (h, o, r, i) => ReduceReference.Reduce(h.Select(v => (double)(float)(0.0625 * v + 1)).ToArray(), o, r, i, 1, (p, q) => p * q));
             foreach (bool ties in new[] { false, true })
                 yield return AxisCase("argmax", shape, axis, keep, x => Ops.ArgMax(x, axis, keep), ReduceReference.ArgMax, ties);
         }

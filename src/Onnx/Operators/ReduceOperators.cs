@@ -6,7 +6,7 @@ namespace GpuNet.Onnx.Operators;
 /// Reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp), ArgMax/ArgMin, TopK, Softmax,
 /// LogSoftmax, Hardmax, the normalizations (BatchNormalization, InstanceNormalization, LayerNormalization) and
 /// pooling (MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool). Float reductions run one axis at a time through the
-/// reduce kernels; ReduceProd, TopK and Hardmax's one-hot run on the host (no device kernel yet).
+/// reduce kernels; TopK and Hardmax's one-hot run on the host (no device kernel yet).
 /// </summary>
 internal static class ReduceOperators
 {
@@ -15,7 +15,7 @@ internal static class ReduceOperators
         yield return Reduction("ReduceSum", (x, a) => Ops.Sum(x, a, true), null, null, (v, w) => v + w, 0, 13);
         yield return Reduction("ReduceMean", (x, a) => Ops.Mean(x, a, true), null, null, (v, w) => v + w, 0, mean: true);
         yield return Reduction("ReduceMax", (x, a) => Ops.Max(x, a, true), null, null, Math.Max, double.NegativeInfinity);
-        yield return Reduction("ReduceMin", (x, a) => Ops.Unary(Ops.Max(Ops.Unary(x, UnaryFunction.Neg), a, true), UnaryFunction.Neg), null, null, Math.Min, double.PositiveInfinity);
+        yield return Reduction("ReduceMin", (x, a) => Ops.Min(x, a, true), null, null, Math.Min, double.PositiveInfinity);
         yield return Reduction("ReduceSumSquare", (x, a) => Ops.Sum(x, a, true), x => Ops.Mul(x, x), null, (v, w) => v + w * w, 0);
         yield return Reduction("ReduceL1", (x, a) => Ops.Sum(x, a, true), x => Ops.Unary(x, UnaryFunction.Abs), null, (v, w) => v + Math.Abs(w), 0);
         yield return Reduction("ReduceL2", (x, a) => Ops.Sum(x, a, true), x => Ops.Mul(x, x), y => Ops.Unary(y, UnaryFunction.Sqrt), (v, w) => v + w * w, 0, hostPost: Math.Sqrt);
@@ -27,7 +27,7 @@ internal static class ReduceOperators
             var sum = axes.Aggregate(Ops.Exp(Ops.Sub(x, safe)), (t, a) => Ops.Sum(t, a, true));
             return Ops.Add(Ops.Unary(sum, UnaryFunction.Log), safe);
         }, null));
-        yield return new OpSpec("ReduceProd", (c, i) => ReduceRun(c, i, 18, null, (v, w) => v * w, 1));
+        yield return Reduction("ReduceProd", (x, a) => Ops.Prod(x, a, true), null, null, (v, w) => v * w, 1);
         yield return ArgReduce("ArgMax", max: true);
         yield return ArgReduce("ArgMin", max: false);
         yield return new OpSpec("TopK", TopK);
