@@ -110,6 +110,8 @@ public static class BenchRegistry
             yield return C("reduce_max", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Max(x, -1).Dispose(), x); });
             yield return C("reduce_min", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Min(x, -1).Dispose(), x); });
             yield return C("reduce_prod", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Prod(x, -1).Dispose(), x); });
+            yield return C("topk", S(rows, cols) + " k8", 8 * rc, 4 * rc + 64.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.TopK(x, 8).Dispose(), x); });
+            yield return C("cumsum", S(rows, cols) + " axis1", 4 * rc, 8 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.CumSum(x, 1).Dispose(), x); });
             yield return C("argmax", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.ArgMax(x, -1).Dispose(), x); });
             yield return C("softmax", S(rows, cols), 5 * rc, 12 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Softmax(x).Dispose(), x); });
             yield return C("log_softmax", S(rows, cols), 5 * rc, 12 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.LogSoftmax(x).Dispose(), x); });

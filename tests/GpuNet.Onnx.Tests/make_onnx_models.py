@@ -135,18 +135,16 @@ class Moe(nn.Module):
         return (outs * combine.unsqueeze(-2)).sum(-1)
 
 
-def einsum_case(name, equation, shapes, seed):
-    """One Einsum node over float32 inputs (the backend suite's Einsum cases are all float64), expected from numpy.einsum."""
-    import numpy as np
-    from onnx import helper, TensorProto
-    rng = np.random.default_rng(seed)
-    xs = [rng.standard_normal(sh).astype(np.float32) for sh in shapes]
-    y = np.einsum(equation, *xs).astype(np.float32)
+def node_case(name, op_type, xs, y, opset=12, **attributes):
+    """One node over float32 (and int64) inputs with a numpy-computed expected output: for ops whose backend-suite cases
+    are all float64 (Einsum, CumSum)."""
+    from onnx import helper, TensorProto, mapping
     names = [f"x{k}" for k in range(len(xs))]
-    node = helper.make_node("Einsum", names, ["y"], equation=equation)
-    graph = helper.make_graph([node], name, [helper.make_tensor_value_info(n, TensorProto.FLOAT, x.shape) for n, x in zip(names, xs)],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, y.shape)])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 12)], producer_name="make_onnx_models.py")
+    node = helper.make_node(op_type, names, ["y"], **attributes)
+    kind = lambda a: mapping.NP_TYPE_TO_TENSOR_TYPE[a.dtype]
+    graph = helper.make_graph([node], name, [helper.make_tensor_value_info(n, kind(x), x.shape) for n, x in zip(names, xs)],
+                              [helper.make_tensor_value_info("y", kind(y), y.shape)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="make_onnx_models.py")
     case = os.path.join(HERE, name)
     data = os.path.join(case, "test_data_set_0")
     os.makedirs(data, exist_ok=True)
@@ -156,7 +154,30 @@ def einsum_case(name, equation, shapes, seed):
             f.write(numpy_helper.from_array(x, n).SerializeToString())
     with open(os.path.join(data, "output_0.pb"), "wb") as f:
         f.write(numpy_helper.from_array(y, "y").SerializeToString())
-    print(f"{name}: {equation} over {shapes} -> {list(y.shape)}")
+    print(f"{name}: {op_type} {attributes} -> {list(y.shape)}")
+
+
+def einsum_case(name, equation, shapes, seed):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal(sh).astype(np.float32) for sh in shapes]
+    node_case(name, "Einsum", xs, np.einsum(equation, *xs).astype(np.float32), equation=equation)
+
+
+def cumsum_cases():
+    import numpy as np
+    rng = np.random.default_rng(60)
+    x = rng.standard_normal((3, 5, 7)).astype(np.float32)
+    for axis in (0, 1, -1):
+        for exclusive in (0, 1):
+            for reverse in (0, 1):
+                v = np.flip(x, axis) if reverse else x
+                y = np.cumsum(v, axis=axis, dtype=np.float64)
+                if exclusive:
+                    y = y - v
+                y = np.flip(y, axis) if reverse else y
+                node_case(f"cumsum_axis{axis}_ex{exclusive}_rev{reverse}".replace("-", "m"), "CumSum", [x, np.array(axis, dtype=np.int64)],
+                          y.astype(np.float32), opset=14, exclusive=exclusive, reverse=reverse)
 
 
 def einsum_cases():
@@ -188,3 +209,4 @@ if __name__ == "__main__":
     torch.manual_seed(37)
     export("torch_moe_topk", Moe(), [torch.randn(5, 16)])
     einsum_cases()
+    cumsum_cases()

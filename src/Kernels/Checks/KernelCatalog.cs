@@ -151,6 +151,8 @@ public static class KernelCatalog
             },
             Elementwise("split", Unary(typeof(ElementwiseOps.Identity))),
             Elementwise("unary_math", Unary(typeof(UnaryMath))),
+            new[] { new KernelVariant("topk", "rows", typeof(SelectionKernels).GetMethod(nameof(SelectionKernels.TopK))!) },
+            new[] { new KernelVariant("cumsum", "lines", typeof(ScanKernels).GetMethod(nameof(ScanKernels.CumSum))!) },
             Elementwise("binary_math", typeof(BinaryMath)),
             BackwardVariants(),
         }.SelectMany(v => v).ToList();

@@ -11,6 +11,7 @@ public static class KernelRegistry
             .Concat(ReduceChecks.Cases())
             .Concat(ActivationChecks.Cases())
             .Concat(MathChecks.Cases())
+            .Concat(SelectionChecks.Cases())
             .Concat(MatMulChecks.Cases())
             .Concat(SoftmaxChecks.Cases())
             .Concat(NormalizationChecks.Cases())

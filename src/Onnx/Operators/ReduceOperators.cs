@@ -6,7 +6,7 @@ namespace GpuNet.Onnx.Operators;
 /// Reductions (ReduceSum/Mean/Max/Min/Prod/L1/L2/SumSquare/LogSum/LogSumExp), ArgMax/ArgMin, TopK, Softmax,
 /// LogSoftmax, Hardmax, the normalizations (BatchNormalization, InstanceNormalization, LayerNormalization) and
 /// pooling (MaxPool, AveragePool, GlobalAveragePool, GlobalMaxPool). Float reductions run one axis at a time through the
-/// reduce kernels; TopK and Hardmax's one-hot run on the host (no device kernel yet).
+/// reduce kernels, TopK on the topk kernel; Hardmax's one-hot is built on the host.
 /// </summary>
 internal static class ReduceOperators
 {
@@ -141,43 +141,27 @@ internal static class ReduceOperators
         return new[] { Values.Ints(OnnxElementType.Int64, result, dims) };
     });
 
-    /// <summary>TopK along an axis on the host: largest or smallest k, ties to the lower index, sorted.</summary>
+    /// <summary>TopK along an axis on the topk kernel (the axis moved last and back): values, and indices as int64 on the host.</summary>
     private static OnnxTensor[] TopK(OpContext c, OnnxTensor?[] i)
     {
         var x = i[0]!;
         int axis = Values.Axis(c, c.Int("axis", -1), x.Rank);
         long k = c.Opset >= 10 ? Values.Longs(c, i[1], "K")[0] : c.Int("k", 0);
-        bool largest = c.Int("largest", 1) != 0;
         int dim = x.Dims[axis];
         if (k < 0 || k > dim)
             throw c.Shape("K", $"0 ≤ K ≤ {dim}", k.ToString());
-        var data = x.IsFloat ? Array.ConvertAll(x.Floats, v => (double)v) : Array.ConvertAll(x.Ints, v => (double)v);
-        int inner = Values.Count(x.Dims[(axis + 1)..]), outer = Values.Count(x.Dims[..axis]);
         var dims = x.Shape;
         dims[axis] = (int)k;
-        var values = new double[Values.Count(dims)];
-        var indices = new long[values.Length];
-        var order = new int[dim];
-        for (int o = 0; o < outer; o++)
-            for (int inn = 0; inn < inner; inn++)
-            {
-                for (int t = 0; t < dim; t++)
-                    order[t] = t;
-                double At(int t) => data[((long)o * dim + t) * inner + inn];
-                Array.Sort(order, (p, q) =>
-                {
-                    int cmp = largest ? At(q).CompareTo(At(p)) : At(p).CompareTo(At(q));
-                    return cmp != 0 ? cmp : p.CompareTo(q);
-                });
-                for (int t = 0; t < k; t++)
-                {
-                    long at = ((long)o * k + t) * inner + inn;
-                    values[at] = At(order[t]);
-                    indices[at] = order[t];
-                }
-            }
-        var v = x.IsFloat ? OnnxTensor.HostFloats(Array.ConvertAll(values, d => (float)d), dims) : Values.Ints(x.ElementType, Array.ConvertAll(values, d => (long)d), dims);
-        return new[] { v, Values.Ints(OnnxElementType.Int64, indices, dims) };
+        var order = Enumerable.Range(0, x.Rank).Where(d => d != axis).Append(axis).ToArray();
+        var inverse = new int[x.Rank];
+        for (int d = 0; d < x.Rank; d++)
+            inverse[order[d]] = d;
+        var moved = Values.Upload(c, x).Permute(order);
+        var r = Ops.TopK(moved, (int)k, c.Int("largest", 1) != 0);
+        var values = r.Values.Permute(inverse).Contiguous();
+        var indices = Array.ConvertAll(r.Indices.Permute(inverse).Contiguous().ToArray(), v => (long)v);
+        var valueResult = x.IsFloat ? Values.Float(values, dims) : Values.Ints(x.ElementType, Array.ConvertAll(values.ToArray(), v => (long)v), dims);
+        return new[] { valueResult, Values.Ints(OnnxElementType.Int64, indices, dims) };
     }
 
     /// <summary>

@@ -446,33 +446,32 @@ internal static class ShapeOperators
         }), dims) };
     }
 
-    /// <summary>CumSum along an axis (exclusive / reverse), on the host: a sequential scan in double, rounded once.</summary>
+    /// <summary>CumSum along an axis (exclusive / reverse) on the cumsum kernel; integer data on the host.</summary>
     private static OnnxTensor[] CumSum(OpContext c, OnnxTensor?[] i)
     {
         var x = i[0]!;
         int axis = Values.Axis(c, Values.Longs(c, i[1], "axis")[0], x.Rank);
         bool exclusive = c.Int("exclusive", 0) != 0, reverse = c.Int("reverse", 0) != 0;
-        var data = x.IsFloat ? Array.ConvertAll(x.Floats, f => (double)f) : Array.ConvertAll(x.Ints, v => (double)v);
-        var result = new double[data.Length];
+        if (x.IsFloat)
+            return new[] { Values.Float(Ops.CumSum(x.On(c.Device), axis, exclusive, reverse), x.Shape) };
+        var data = x.Ints;
+        var result = new long[data.Length];
         int dim = x.Dims[axis], inner = Values.Count(x.Dims[(axis + 1)..]), outer = Values.Count(x.Dims[..axis]);
         for (int o = 0; o < outer; o++)
             for (int inn = 0; inn < inner; inn++)
             {
-                double sum = 0;
+                long sum = 0;
                 for (int t = 0; t < dim; t++)
                 {
-                    int k = reverse ? dim - 1 - t : t;
-                    long at = ((long)o * dim + k) * inner + inn;
+                    long at = ((long)o * dim + (reverse ? dim - 1 - t : t)) * inner + inn;
                     if (exclusive)
-                    {
                         result[at] = sum;
-                        sum += data[at];
-                    }
-                    else
-                        result[at] = sum += data[at];
+                    sum += data[at];
+                    if (!exclusive)
+                        result[at] = sum;
                 }
             }
-        return new[] { x.IsFloat ? OnnxTensor.HostFloats(Array.ConvertAll(result, v => (float)v), x.Shape) : Values.Ints(x.ElementType, Array.ConvertAll(result, v => (long)v), x.Shape) };
+        return new[] { Values.Ints(x.ElementType, result, x.Shape) };
     }
 
     private static OnnxTensor[] Constant(OpContext c, OnnxTensor?[] i)

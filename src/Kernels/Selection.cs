@@ -1,0 +1,114 @@
+using System.Runtime.CompilerServices;
+using GpuNet.Kernels.Cpu;
+using ILGPU;
+using ILGPU.Runtime;
+
+namespace GpuNet.Kernels
+{
+    /// <summary>
+    /// General top-k along the last axis (ONNX TopK, torch.topk): for each row the k largest (or smallest) values in
+    /// order, ties to the lower index, with their indices. One thread per row selects k times, each pass taking the best
+    /// element that comes after the previous pick in the total order (value, then index) — O(k·n) reads per row, no
+    /// scratch memory and no sort, exact for any n and k ≤ n. Rows are independent, so a GPU fills with many rows; a few
+    /// very long rows would want a block-wide radix select instead (not written: MoE routing has its own warp kernel).
+    /// </summary>
+    public static class SelectionKernels
+    {
+        /// <summary>Every row of <see cref="TopKAt"/>.</summary>
+        public static void TopK(ArrayView<float> x, ArrayView<float> values, ArrayView<float> indices, int rows, int n, int k, int largest)
+        {
+            for (int row = Grid.GlobalIndex.X; row < rows; row += Grid.DimX * Group.DimX)
+                TopKAt(x, values, indices, n, k, largest, row);
+        }
+
+        /// <summary>One row: its GPU loop and the fast CPU device's host loop share this body.</summary>
+        public static void TopKAt(ArrayView<float> x, ArrayView<float> values, ArrayView<float> indices, int n, int k, int largest, int row)
+        {
+            int start = row * n;
+            float previous = 0f;
+            int previousIndex = -1;
+            for (int t = 0; t < k; t++)
+            {
+                float best = 0f;
+                int bestIndex = -1;
+                for (int j = 0; j < n; j++)
+                {
+                    float v = x[start + j];
+                    if (previousIndex >= 0 && !After(v, j, previous, previousIndex, largest))
+                        continue;
+                    if (bestIndex < 0 || Before(v, j, best, bestIndex, largest))
+                    {
+                        best = v;
+                        bestIndex = j;
+                    }
+                }
+                values[row * k + t] = best;
+                indices[row * k + t] = bestIndex;
+                (previous, previousIndex) = (best, bestIndex);
+            }
+        }
+
+        /// <summary>(v, j) precedes (w, i) in the output order: better value first, then the lower index.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool Before(float v, int j, float w, int i, int largest) => (largest != 0 ? v > w : v < w) || v == w && j < i;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static bool After(float v, int j, float w, int i, int largest) => Before(w, i, v, j, largest);
+    }
+}
+
+namespace GpuNet
+{
+    using GpuNet.Kernels;
+
+    /// <summary>The k best values of each row and their indices (as floats, exact below 2²⁴).</summary>
+    /// <param name="Values">[..., k] values in order.</param>
+    /// <param name="Indices">[..., k] positions along the last axis.</param>
+    public sealed record TopKResult(Tensor Values, Tensor Indices) : IDisposable
+    {
+        /// <summary>Disposes both tensors.</summary>
+        public void Dispose()
+        {
+            Values.Dispose();
+            Indices.Dispose();
+        }
+    }
+
+    public static partial class Ops
+    {
+        /// <summary>
+        /// The <paramref name="k"/> largest (or smallest) entries along the last axis, in order, ties to the lower index
+        /// (torch.topk, ONNX TopK with sorted output). Inference only. Kernel <c>topk</c>.
+        /// </summary>
+        public static TopKResult TopK(Tensor x, int k, bool largest = true)
+        {
+            const string op = "topk";
+            var device = x.Device;
+            Validate.Input(op, "x", x, device);
+            if (x.Rank < 1)
+                throw new ShapeMismatchException(op, "x", "a tensor of rank ≥ 1", "a scalar");
+            int n = x.Size(-1);
+            if (k < 0 || k > n)
+                throw new ShapeMismatchException(op, "k", $"0 ≤ k ≤ {n} (the last dimension)", k.ToString());
+            var shape = x.ShapeArray();
+            shape[^1] = k;
+            var values = Tensor.Empty(device, shape);
+            var indices = Tensor.Empty(device, shape);
+            int rows = n == 0 ? 0 : (int)(x.Length / n);
+            if (values.Length > 0)
+            {
+                using var xc = x.Contiguous();
+                var (xv, vv, iv) = (xc.ContiguousView, values.ContiguousView, indices.ContiguousView);
+                int flag = largest ? 1 : 0;
+                if (!HostParallel.Elements(device, op, rows, (long)n * k, row => SelectionKernels.TopKAt(xv, vv, iv, n, k, flag, row)))
+                {
+                    var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>>(SelectionKernels.TopK);
+                    using (device.Profiler.Measure(op))
+                        kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), xv, vv, iv, rows, n, k, flag);
+                }
+            }
+            NoGradient(op, values, x);
+            return new TopKResult(values, indices);
+        }
+    }
+}
