@@ -40,6 +40,7 @@ public sealed class OnnxModel : IDisposable
     private readonly Dictionary<string, OnnxTensor> _defaults = new();
     private readonly Dictionary<string, int> _lastUse = new();
     private readonly HashSet<string> _outputNames;
+    private readonly Dictionary<string, int[]> _assumedShapes = new();
     private bool _disposed;
 
     private OnnxModel(Device device, ModelProto model, string? directory)
@@ -181,7 +182,11 @@ public sealed class OnnxModel : IDisposable
             {
                 var (node, index, spec) = _plan[step];
                 foreach (var (name, value) in Execute(node, index, spec, env))
+                {
                     env[name] = value;
+                    if (_assumedShapes.TryGetValue(name, out var assumed) && !value.Dims.SequenceEqual(assumed))
+                        throw new OnnxRunException($"{node.Label(index)}: output '{name}' has shape {GpuNetException.FormatShape(value.Dims)}, but the file's value_info declares {GpuNetException.FormatShape(assumed)} (which load-time folding relied on)");
+                }
                 peak = Math.Max(peak, _device.Pool.Stats.BytesInUse);
                 foreach (var name in node.Inputs)
                     if (name.Length > 0 && _lastUse.TryGetValue(name, out int last) && last == step && !borrowed.Contains(name) && !_outputNames.Contains(name)
@@ -287,9 +292,28 @@ public sealed class OnnxModel : IDisposable
                 throw new OnnxFormatException($"graph output '{o.Name}' is produced by no node");
 
         var runtime = new HashSet<string>(graphInputs);
+        // Shapes the file declares fully (graph inputs, which Run validates, and the exporter's value_info for
+        // intermediates, which Run verifies when they are produced): Shape and Size of such a value are constants, so the
+        // shape arithmetic after them folds too.
+        var declared = graph.Inputs.Concat(graph.ValueInfo)
+            .Where(v => v.Kind == "tensor" && v.Shape is { } sh && sh.All(d => d.Value is >= 0 and <= int.MaxValue))
+            .GroupBy(v => v.Name).ToDictionary(g => g.Key, g => g.First().Shape!.Select(d => (int)d.Value!.Value).ToArray());
         foreach (var (node, index) in ordered)
         {
             var spec = OpRegistry.All[node.OpType];
+            if (node.OpType is "Shape" or "Size" && node.Inputs.Count == 1 && declared.TryGetValue(node.Inputs[0], out var known) && node.Outputs.Count == 1)
+            {
+                var c = new OpContext(node, index, Opset, _device);
+                int start = (int)Math.Clamp(c.Int("start", 0) is var s0 && s0 < 0 ? s0 + known.Length : s0, 0, known.Length);
+                int end = (int)Math.Clamp(c.Int("end", known.Length) is var e0 && e0 < 0 ? e0 + known.Length : e0, 0, known.Length);
+                _constants[node.Outputs[0]] = node.OpType == "Size"
+                    ? OnnxTensor.Integers(OnnxElementType.Int64, new[] { OnnxTensor.Product(known) }, Array.Empty<int>())
+                    : OnnxTensor.Integers(OnnxElementType.Int64, known[start..Math.Max(start, end)].Select(d => (long)d).ToArray(), new[] { Math.Max(0, end - start) });
+                if (!graphInputs.Contains(node.Inputs[0]))
+                    _assumedShapes[node.Inputs[0]] = known;
+                FoldedNodes++;
+                continue;
+            }
             bool constant = spec.Deterministic && node.Inputs.All(x => x.Length == 0 || !runtime.Contains(x) && _constants.ContainsKey(x));
             if (constant)
             {

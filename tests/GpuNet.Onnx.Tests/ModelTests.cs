@@ -30,6 +30,16 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void DeclaredShapesFoldTheShapeArithmetic()
+    {
+        using var plain = OnnxModel.Load(Model("torch_lstm"), Cpu);
+        using var inferred = OnnxModel.Load(Model("torch_lstm_shape_inferred"), Cpu);
+        Assert.Contains("Shape", plain.PlannedOperators);
+        Assert.DoesNotContain("Shape", inferred.PlannedOperators);
+        Assert.True(inferred.PlannedNodes < plain.PlannedNodes / 2, $"{inferred.PlannedNodes} nodes vs {plain.PlannedNodes}");
+    }
+
+    [Fact]
     public void InputsAndOutputsDescribeTheGraph()
     {
         using var model = OnnxModel.Load(Model("torch_gpt_block"), Cpu);

@@ -210,3 +210,10 @@ if __name__ == "__main__":
     export("torch_moe_topk", Moe(), [torch.randn(5, 16)])
     einsum_cases()
     cumsum_cases()
+    # The LSTM after ONNX's own shape inference: value_info now declares every intermediate's static shape, so Shape
+    # nodes (and the shape arithmetic after them) fold at load.
+    import shutil
+    shutil.copytree(os.path.join(HERE, "torch_lstm"), os.path.join(HERE, "torch_lstm_shape_inferred"), dirs_exist_ok=True)
+    inferred = onnx.shape_inference.infer_shapes(onnx.load(os.path.join(HERE, "torch_lstm", "model.onnx")))
+    onnx.save(inferred, os.path.join(HERE, "torch_lstm_shape_inferred", "model.onnx"))
+    print(f"torch_lstm_shape_inferred: {len(inferred.graph.value_info)} value_info entries")
