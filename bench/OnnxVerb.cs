@@ -132,6 +132,7 @@ public static class OnnxVerb
         }
         var steady = times.Skip(1).OrderBy(t => t).ToList();
         Console.WriteLine($"first run {times[0]:0.00} ms, median of {steady.Count} {steady[steady.Count / 2]:0.00} ms; peak intermediate memory {model.LastRunPeakBytes / 1024.0:0.0} KiB");
+        Console.WriteLine("time per op (last run, host): " + string.Join(", ", model.LastRunProfile.Take(8).Select(t => $"{t.Op} ×{t.Count} {t.Milliseconds:0.000} ms")));
         foreach (var t in inputs.Values)
             t.Dispose();
         return 0;

@@ -147,6 +147,12 @@ public sealed class OnnxModel : IDisposable
     /// <summary>Device bytes the last <see cref="Run"/> held at its peak beyond what was in use before it (intermediates and outputs).</summary>
     public long LastRunPeakBytes { get; private set; }
 
+    /// <summary>
+    /// Host time per op type in the last <see cref="Run"/>, slowest first: on the fast CPU device the time the op took; on
+    /// a GPU the time to launch it (kernels run asynchronously).
+    /// </summary>
+    public IReadOnlyList<OnnxOperatorTime> LastRunProfile { get; private set; } = Array.Empty<OnnxOperatorTime>();
+
     /// <summary>The device this model runs on.</summary>
     public Device Device => _device;
 
@@ -178,10 +184,15 @@ public sealed class OnnxModel : IDisposable
         var outputs = new Dictionary<string, OnnxTensor>();
         try
         {
+            var profile = new Dictionary<string, (int Count, long Ticks)>();
             for (int step = 0; step < _plan.Count; step++)
             {
                 var (node, index, spec) = _plan[step];
-                foreach (var (name, value) in Execute(node, index, spec, env))
+                long started = Stopwatch.GetTimestamp();
+                var produced = Execute(node, index, spec, env).ToList();
+                var (count, ticks) = profile.GetValueOrDefault(node.OpType);
+                profile[node.OpType] = (count + 1, ticks + Stopwatch.GetTimestamp() - started);
+                foreach (var (name, value) in produced)
                 {
                     env[name] = value;
                     if (_assumedShapes.TryGetValue(name, out var assumed) && !value.Dims.SequenceEqual(assumed))
@@ -193,6 +204,8 @@ public sealed class OnnxModel : IDisposable
                         && env.Remove(name, out var dead))
                         dead.Dispose();
             }
+            LastRunProfile = profile.Select(kv => new OnnxOperatorTime(kv.Key, kv.Value.Count, kv.Value.Ticks * 1000.0 / Stopwatch.Frequency))
+                .OrderByDescending(t => t.Milliseconds).ToList();
             foreach (var o in Outputs)
             {
                 if (!env.TryGetValue(o.Name, out var value))
@@ -388,6 +401,12 @@ public sealed class OnnxModel : IDisposable
         }
     }
 }
+
+/// <summary>Time spent in one op type during a run.</summary>
+/// <param name="Op">The op type (fused ones are named <c>GpuNet.*</c>).</param>
+/// <param name="Count">Nodes of that type run.</param>
+/// <param name="Milliseconds">Their total host time.</param>
+public sealed record OnnxOperatorTime(string Op, int Count, double Milliseconds);
 
 /// <summary>An error while running a node (a shape its data cannot take): the message names the node and op.</summary>
 public sealed class OnnxRunException(string message, Exception? inner = null) : GpuNetException("onnx run", "onnx run: " + message, inner);

@@ -57,6 +57,8 @@ internal static class ResizeOperators
 
     private static OnnxTensor Interpolate(OpContext c, OnnxTensor x, int[] outDims, double[] scales, double[]? roi, Setup s)
     {
+        if (Upsample2d(c, x, outDims, scales, s) is { } fast)
+            return fast;
         int rank = x.Rank;
         var taps = new (long Index, double Weight)[rank][][];
         for (int d = 0; d < rank; d++)
@@ -106,6 +108,25 @@ internal static class ResizeOperators
         }
         acc ??= Ops.Full(c.Device, 0f, Math.Max(n, 1));
         return Values.Float(n == 0 ? Tensor.Empty(c.Device, OnnxTensor.DeviceShape(outDims)) : acc, outDims);
+    }
+
+    /// <summary>
+    /// What PyTorch's F.interpolate exports for images — a resize of H and W only, nearest (asymmetric, floor, integer
+    /// factors) or linear (half-pixel or align-corners, nothing excluded) — runs on the upsample kernels, which compute the
+    /// same source coordinates; anything else goes through the general taps.
+    /// </summary>
+    private static OnnxTensor? Upsample2d(OpContext c, OnnxTensor x, int[] outDims, double[] scales, Setup s)
+    {
+        // The kernels map through in/out; ONNX maps through 1/scale, the same only when the scale is exactly out/in.
+        if (x.Rank != 4 || outDims[0] != x.Dims[0] || outDims[1] != x.Dims[1] || x.Length == 0 || outDims[2] == 0 || outDims[3] == 0 || s.ExcludeOutside
+            || scales[2] != (double)outDims[2] / x.Dims[2] || scales[3] != (double)outDims[3] / x.Dims[3])
+            return null;
+        var size = (outDims[2], outDims[3]);
+        if (s.Mode == "nearest" && s.Transform == "asymmetric" && s.Nearest is "floor" or "floor_legacy" && outDims[2] % x.Dims[2] == 0 && outDims[3] % x.Dims[3] == 0)
+            return Values.Float(Ops.UpsampleNearest2d(x.On(c.Device), size), outDims);
+        if (s.Mode == "linear" && (s.Transform == "half_pixel" || s.Transform == "pytorch_half_pixel" && outDims[2] > 1 && outDims[3] > 1 || s.Transform == "align_corners"))
+            return Values.Float(Ops.UpsampleBilinear2d(x.On(c.Device), size, alignCorners: s.Transform == "align_corners"), outDims);
+        return null;
     }
 
     /// <summary>
