@@ -264,9 +264,11 @@ public sealed class OnnxTensor : IDisposable
             var span = bytes.Span;
             if (p.DataType == OnnxElementType.Float)
             {
-                var f = new float[n];
-                for (int i = 0; i < n; i++)
-                    f[i] = BinaryPrimitives.ReadSingleLittleEndian(span[(4 * i)..]);
+                // raw_data is little-endian: on a little-endian host the floats are the bytes, one copy.
+                var f = BitConverter.IsLittleEndian ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(span).ToArray() : new float[n];
+                if (!BitConverter.IsLittleEndian)
+                    for (int i = 0; i < n; i++)
+                        f[i] = BinaryPrimitives.ReadSingleLittleEndian(span[(4 * i)..]);
                 return new OnnxTensor(OnnxElementType.Float, dims, null, false, f, null) { Name = p.Name };
             }
             var v = new long[n];

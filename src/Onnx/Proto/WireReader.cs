@@ -12,6 +12,7 @@ namespace GpuNet.Onnx.Proto;
 /// </summary>
 internal struct WireReader(ReadOnlyMemory<byte> data, string message)
 {
+    private static readonly UTF8Encoding Utf8 = new(false, true);
     private readonly ReadOnlyMemory<byte> _data = data;
     private int _pos;
 
@@ -73,7 +74,7 @@ internal struct WireReader(ReadOnlyMemory<byte> data, string message)
         var bytes = Bytes(what);
         try
         {
-            return new UTF8Encoding(false, true).GetString(bytes.Span);
+            return Utf8.GetString(bytes.Span);
         }
         catch (DecoderFallbackException)
         {
