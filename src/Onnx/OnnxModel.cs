@@ -338,6 +338,10 @@ public sealed class OnnxModel : IDisposable
             {
                 _plan.Add((node, index, spec));
                 runtime.UnionWith(node.Outputs.Where(o => o.Length > 0));
+                if (node.Outputs.Count > 0 && !declared.ContainsKey(node.Outputs[0])
+                    && ShapeInference.Output(node, Opset, n => declared.TryGetValue(n, out var d) ? d : _constants.TryGetValue(n, out var t) ? t.Shape : null,
+                        n => _constants.TryGetValue(n, out var t) && !t.IsFloat ? t.Ints : null) is { } inferred)
+                    declared[node.Outputs[0]] = inferred;
             }
         }
         FusedNodes = Fusion.Apply(_plan, _constants, _outputNames, Opset);
