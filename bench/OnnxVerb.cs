@@ -99,17 +99,8 @@ public static class OnnxVerb
         var rng = new Random(cli.Int("seed", 0, min: 0));
         foreach (var info in model.Inputs.Where(i => !inputs.ContainsKey(i.Name)))
         {
-            if (info.Dimensions is null || info.Dimensions.Any(d => d.Value is null))
-                throw new UsageException($"input '{info.Name}' ({info}) has no fixed shape: give it with --input {info.Name}=file.pb");
-            var shape = info.Dimensions.Select(d => (int)d.Value!.Value).ToArray();
-            int n = shape.Aggregate(1, (a, b) => a * b);
-            inputs[info.Name] = info.ElementType switch
-            {
-                OnnxElementType.Float => OnnxTensor.FromFloats(Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray(), shape),
-                OnnxElementType.Bool => OnnxTensor.FromBools(Enumerable.Range(0, n).Select(_ => rng.Next(2) == 1).ToArray(), shape),
-                _ => OnnxTensor.FromInt64s(Enumerable.Range(0, n).Select(_ => (long)rng.Next(2)).ToArray(), shape),
-            };
-            Console.WriteLine($"input '{info.Name}': random {info.ElementType} {GpuNetException.FormatShape(shape)}");
+            inputs[info.Name] = OnnxModelBench.RandomInput(info, rng, $": give it with --input {info.Name}=file.pb");
+            Console.WriteLine($"input '{info.Name}': random {info.ElementType} {GpuNetException.FormatShape(inputs[info.Name].Shape)}");
         }
         var times = new List<double>();
         Dictionary<string, OnnxTensor>? outputs = null;

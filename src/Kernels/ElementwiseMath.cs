@@ -319,8 +319,7 @@ namespace GpuNet
         /// <summary>These ops are for inference (ONNX import): asking for their gradient is a typed error naming the op.</summary>
         private static Tensor NoGradient(string op, Tensor output, params Tensor[] inputs)
         {
-            if (Autograd.ShouldRecord(inputs))
-                Autograd.RecordNoGradient(op, output, inputs);
+            Autograd.RecordNoGradient(op, output, inputs);
             return output;
         }
     }

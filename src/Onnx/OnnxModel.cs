@@ -49,7 +49,7 @@ public sealed class OnnxModel : IDisposable
         var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
         IrVersion = model.IrVersion;
         Producer = (model.ProducerName + " " + model.ProducerVersion).Trim();
-        Opset = (int)model.Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(model.IrVersion < 3 ? 1 : 0).Max();
+        Opset = model.DefaultOpset;
         OperatorCounts = graph.Nodes.GroupBy(n => n.Domain is "" or "ai.onnx" ? n.OpType : n.Domain + "." + n.OpType)
             .OrderByDescending(g => g.Count()).ThenBy(g => g.Key).ToDictionary(g => g.Key, g => g.Count());
         var problems = Check(model, graph);
@@ -107,8 +107,7 @@ public sealed class OnnxModel : IDisposable
         var model = ModelProto.Parse(File.ReadAllBytes(path));
         var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
         var initializers = graph.Initializers.Select(t => t.Name).ToHashSet();
-        int opset = (int)model.Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
-        return new OnnxModelSummary(model.IrVersion, opset, (model.ProducerName + " " + model.ProducerVersion).Trim(),
+        return new OnnxModelSummary(model.IrVersion, model.DefaultOpset, (model.ProducerName + " " + model.ProducerVersion).Trim(),
             graph.Inputs.Where(i => !initializers.Contains(i.Name)).Select(Describe).ToList(), graph.Outputs.Select(Describe).ToList(),
             graph.Nodes.GroupBy(n => n.OpType).OrderByDescending(g => g.Count()).ToDictionary(g => g.Key, g => g.Count()),
             Check(model, graph), graph.Initializers.Count);
@@ -255,7 +254,7 @@ public sealed class OnnxModel : IDisposable
                 problems.Add($"opset {version} of the default domain is newer than GpuNet implements (≤ {MaxOpset})");
         if (graph.SparseInitializers > 0)
             problems.Add($"{graph.SparseInitializers} sparse initializer(s): sparse tensors are not supported");
-        int opset = (int)model.Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(1).Max();
+        int opset = model.DefaultOpset;
         var functions = model.Functions.ToHashSet();
         for (int i = 0; i < graph.Nodes.Count; i++)
         {

@@ -103,7 +103,7 @@ internal static class ElementwiseOperators
             var r = new long[ma.Length];
             for (int k = 0; k < r.Length; k++)
                 r[k] = host(x[ma[k]], y[mb[k]]);
-            return new[] { Values.Ints(a.ElementType, r, dims) };
+            return new[] { OnnxTensor.Integers(a.ElementType, r, dims) };
         }
         return new[] { Values.Float(device(Values.Upload(c, a), Values.Upload(c, b)), dims) };
     }
@@ -156,7 +156,7 @@ internal static class ElementwiseOperators
         new[] { Values.Float(f(x.On(c.Device)), x.Shape) };
 
     private static OnnxTensor[] HostUnary(OnnxTensor x, Func<long, long> f) =>
-        new[] { Values.Ints(x.ElementType, Array.ConvertAll(x.Ints, v => f(v)), x.Shape) };
+        new[] { OnnxTensor.Integers(x.ElementType, Array.ConvertAll(x.Ints, v => f(v)), x.Shape) };
 
     /// <summary>Pow: the result has the base's type; an integer base with a float exponent is computed on the host.</summary>
     private static OnnxTensor[] Pow(OpContext c, OnnxTensor?[] i)
@@ -170,7 +170,7 @@ internal static class ElementwiseOperators
         var r = new long[ma.Length];
         for (int k = 0; k < r.Length; k++)
             r[k] = (long)System.Math.Pow(x[ma[k]], y[mb[k]]);
-        return new[] { Values.Ints(a.ElementType, r, dims) };
+        return new[] { OnnxTensor.Integers(a.ElementType, r, dims) };
     }
 
     /// <summary>PRelu: the slope broadcasts to X; a [C] slope that does not (opsets before 7 put it on axis 1) goes to the channel axis.</summary>
@@ -241,7 +241,7 @@ internal static class ElementwiseOperators
             var r = new long[mc.Length];
             for (int k = 0; k < r.Length; k++)
                 r[k] = cv[mc[k]] != 0 ? xv[mx[k]] : yv[my[k]];
-            return new[] { Values.Ints(x.ElementType, r, dims) };
+            return new[] { OnnxTensor.Integers(x.ElementType, r, dims) };
         }
         var xt = Values.Upload(c, x).Contiguous().Reshape(-1, 1);
         var yt = Values.Upload(c, y).Contiguous().Reshape(-1, 1);

@@ -30,7 +30,7 @@ internal static class IndexOperators
     /// <summary>A host result in the element type of <paramref name="like"/> (floats stay host floats until a kernel needs them).</summary>
     private static OnnxTensor Host(OnnxTensor like, double[] values, int[] dims) => like.IsFloat
         ? OnnxTensor.HostFloats(Array.ConvertAll(values, v => (float)v), dims)
-        : Values.Ints(like.ElementType, Array.ConvertAll(values, v => (long)v), dims);
+        : OnnxTensor.Integers(like.ElementType, Array.ConvertAll(values, v => (long)v), dims);
 
     private static double[] Doubles(OnnxTensor t) => t.IsFloat ? Array.ConvertAll(t.Floats, v => (double)v) : Array.ConvertAll(t.Ints, v => (double)v);
 
@@ -72,7 +72,7 @@ internal static class IndexOperators
         for (int r = 0; r < rows; r++)
             if (r + k >= 0 && r + k < cols)
                 v[r * cols + r + k] = 1;
-        return new[] { type == OnnxElementType.Float ? OnnxTensor.HostFloats(Array.ConvertAll(v, d => (float)d), x.Shape) : Values.Ints(type, Array.ConvertAll(v, d => (long)d), x.Shape) };
+        return new[] { type == OnnxElementType.Float ? OnnxTensor.HostFloats(Array.ConvertAll(v, d => (float)d), x.Shape) : OnnxTensor.Integers(type, Array.ConvertAll(v, d => (long)d), x.Shape) };
     }
 
     private static OnnxTensor[] GatherNd(OpContext c, OnnxTensor?[] i)
@@ -132,7 +132,7 @@ internal static class IndexOperators
             if (!data.IsFloat)
             {
                 var all = data.Ints.Concat(updates.Ints).ToArray();
-                return Values.Ints(data.ElementType, Array.ConvertAll(map, m => all[m]), data.Shape);
+                return OnnxTensor.Integers(data.ElementType, Array.ConvertAll(map, m => all[m]), data.Shape);
             }
             var both = Ops.Concat(new[] { data.On(c.Device).Contiguous().Reshape(-1, 1), Values.Upload(c, updates).Contiguous().Reshape(-1, 1) }, 0);
             return Values.Float(Values.GatherFlat(c, both, map), data.Shape);
@@ -230,7 +230,7 @@ internal static class IndexOperators
                 result[(long)d * hits.Count + h] = rest / strides[d];
                 rest %= strides[d];
             }
-        return new[] { Values.Ints(OnnxElementType.Int64, result, new[] { x.Rank, hits.Count }) };
+        return new[] { OnnxTensor.Integers(OnnxElementType.Int64, result, new[] { x.Rank, hits.Count }) };
     }
 
     private static OnnxTensor[] ReverseSequence(OpContext c, OnnxTensor?[] i)

@@ -138,27 +138,29 @@ internal static class LinearOperators
         return new[] { Values.Float(y, y.ShapeArray()) };
     }
 
-    private static (long[] Strides, long[] Dilations, long[] Pads) Geometry(OpContext c, int spatial, int[] inDims, int[] kernel)
+    /// <summary>
+    /// The window geometry of a convolution or pooling node: strides and dilations (default 1), pads (begin values, then
+    /// end values) from the attribute, or from auto_pad — SAME_UPPER/SAME_LOWER pad so the output is ⌈in/stride⌉ with the
+    /// odd cell at the end/begin, VALID pads nothing.
+    /// </summary>
+    internal static (int[] Strides, int[] Dilations, int[] Pads) WindowGeometry(OpContext c, int spatial, int[] inDims, int[] kernel)
     {
-        var strides = c.Ints("strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
-        var dilations = c.Ints("dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
-        var pads = c.Ints("pads") ?? new long[2 * spatial];
-        string autoPad = c.String("auto_pad", "NOTSET");
-        if (autoPad is "SAME_UPPER" or "SAME_LOWER")
-        {
-            pads = new long[2 * spatial];
-            for (int d = 0; d < spatial; d++)
-            {
-                long outSize = (inDims[d] + strides[d] - 1) / strides[d];
-                long total = Math.Max((outSize - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - inDims[d], 0);
-                long small = total / 2, large = total - small;
-                (pads[d], pads[d + spatial]) = autoPad == "SAME_UPPER" ? (small, large) : (large, small);
-            }
-        }
-        else if (autoPad == "VALID")
-            pads = new long[2 * spatial];
+        var strides = c.Ints("strides")?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(1, spatial).ToArray();
+        var dilations = c.Ints("dilations")?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(1, spatial).ToArray();
+        var pads = c.Ints("pads")?.Select(v => (int)v).ToArray() ?? new int[2 * spatial];
         if (strides.Length != spatial || dilations.Length != spatial || pads.Length != 2 * spatial)
             throw c.Shape("strides/dilations/pads", $"{spatial}, {spatial} and {2 * spatial} values", $"{strides.Length}, {dilations.Length}, {pads.Length}");
+        string autoPad = c.String("auto_pad", "NOTSET");
+        if (autoPad is "SAME_UPPER" or "SAME_LOWER")
+            for (int d = 0; d < spatial; d++)
+            {
+                int outSize = (inDims[d] + strides[d] - 1) / strides[d];
+                int total = Math.Max((outSize - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - inDims[d], 0);
+                int small = total / 2, large = total - small;
+                (pads[d], pads[d + spatial]) = autoPad == "SAME_UPPER" ? (small, large) : (large, small);
+            }
+        else if (autoPad == "VALID")
+            pads = new int[2 * spatial];
         return (strides, dilations, pads);
     }
 
@@ -179,10 +181,10 @@ internal static class LinearOperators
         var bias = i.Length > 2 && i[2] is { } b ? b.On(c.Device) : null;
         int spatial = x.Rank - 2;
         var kernel = w.ShapeArray()[2..];
-        var (strides, dilations, pads) = Geometry(c, spatial, x.ShapeArray()[2..], kernel);
+        var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], kernel);
         var options = spatial == 1
-            ? new Conv2dOptions { Stride = (1, (int)strides[0]), Dilation = (1, (int)dilations[0]), Padding = (0, 0, (int)pads[0], (int)pads[1]), Groups = (int)c.Int("group", 1) }
-            : new Conv2dOptions { Stride = ((int)strides[0], (int)strides[^1]), Dilation = ((int)dilations[0], (int)dilations[^1]), Padding = ((int)pads[0], (int)pads[spatial], (int)pads[1], (int)pads[^1]), Groups = (int)c.Int("group", 1) };
+            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1) }
+            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1) };
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D convolution is not supported (1-D and 2-D are)");
         var y = Ops.Conv2d(As2d(c, x, "input"), As2d(c, w, "kernel"), bias, options);

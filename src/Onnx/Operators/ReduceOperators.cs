@@ -104,7 +104,7 @@ internal static class ReduceOperators
         if (hostPost is not null)
             for (int k = 0; k < acc.Length; k++)
                 acc[k] = hostPost(acc[k]);
-        return new[] { x.IsFloat ? OnnxTensor.HostFloats(Array.ConvertAll(acc, v => (float)v), dims) : Values.Ints(x.ElementType, Array.ConvertAll(acc, v => (long)v), dims) };
+        return new[] { x.IsFloat ? OnnxTensor.HostFloats(Array.ConvertAll(acc, v => (float)v), dims) : OnnxTensor.Integers(x.ElementType, Array.ConvertAll(acc, v => (long)v), dims) };
     }
 
     /// <summary>ArgMax/ArgMin to int64: the first extreme on the device; the last (select_last_index) by a host scan.</summary>
@@ -138,7 +138,7 @@ internal static class ReduceOperators
                     result[o * inner + k] = best;
                 }
         }
-        return new[] { Values.Ints(OnnxElementType.Int64, result, dims) };
+        return new[] { OnnxTensor.Integers(OnnxElementType.Int64, result, dims) };
     });
 
     /// <summary>TopK along an axis on the topk kernel (the axis moved last and back): values, and indices as int64 on the host.</summary>
@@ -160,8 +160,8 @@ internal static class ReduceOperators
         var r = Ops.TopK(moved, (int)k, c.Int("largest", 1) != 0);
         var values = r.Values.Permute(inverse).Contiguous();
         var indices = Array.ConvertAll(r.Indices.Permute(inverse).Contiguous().ToArray(), v => (long)v);
-        var valueResult = x.IsFloat ? Values.Float(values, dims) : Values.Ints(x.ElementType, Array.ConvertAll(values.ToArray(), v => (long)v), dims);
-        return new[] { valueResult, Values.Ints(OnnxElementType.Int64, indices, dims) };
+        var valueResult = x.IsFloat ? Values.Float(values, dims) : OnnxTensor.Integers(x.ElementType, Array.ConvertAll(values.ToArray(), v => (long)v), dims);
+        return new[] { valueResult, OnnxTensor.Integers(OnnxElementType.Int64, indices, dims) };
     }
 
     /// <summary>
@@ -238,21 +238,8 @@ internal static class ReduceOperators
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D pooling is not supported (1-D and 2-D are)");
         var kernel = c.Ints("kernel_shape")!.Select(v => (int)v).ToArray();
-        var strides = c.Ints("strides")?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(1, spatial).ToArray();
-        var dilations = c.Ints("dilations")?.Select(v => (int)v).ToArray() ?? Enumerable.Repeat(1, spatial).ToArray();
-        var pads = c.Ints("pads")?.Select(v => (int)v).ToArray() ?? new int[2 * spatial];
+        var (strides, dilations, pads) = LinearOperators.WindowGeometry(c, spatial, xi.Shape[2..], kernel);
         bool ceil = c.Int("ceil_mode", 0) != 0;
-        string autoPad = c.String("auto_pad", "NOTSET");
-        var inDims = xi.Shape[2..];
-        if (autoPad is "SAME_UPPER" or "SAME_LOWER")
-            for (int d = 0; d < spatial; d++)
-            {
-                int outSize = (inDims[d] + strides[d] - 1) / strides[d];
-                int total = Math.Max((outSize - 1) * strides[d] + (kernel[d] - 1) * dilations[d] + 1 - inDims[d], 0);
-                (pads[d], pads[d + spatial]) = autoPad == "SAME_UPPER" ? (total / 2, total - total / 2) : (total - total / 2, total / 2);
-            }
-        else if (autoPad == "VALID")
-            pads = new int[2 * spatial];
         var x = xi.On(c.Device);
         if (spatial == 1)
         {
@@ -297,7 +284,7 @@ internal static class ReduceOperators
                     flat[k] = nc * h * w + (columnMajor ? (long)iw * h + ih : (long)ih * w + iw);
                 }
                 var outDims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
-                indices = Values.Ints(OnnxElementType.Int64, flat, outDims);
+                indices = OnnxTensor.Integers(OnnxElementType.Int64, flat, outDims);
             }
         }
         else

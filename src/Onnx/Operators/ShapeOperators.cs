@@ -17,9 +17,9 @@ internal static class ShapeOperators
             var dims = i[0]!.Shape;
             int start = Clamp(c.Int("start", 0), dims.Length), end = Clamp(c.Int("end", dims.Length), dims.Length);
             var r = dims[start..Math.Max(start, end)].Select(d => (long)d).ToArray();
-            return new[] { Values.Ints(OnnxElementType.Int64, r, new[] { r.Length }) };
+            return new[] { OnnxTensor.Integers(OnnxElementType.Int64, r, new[] { r.Length }) };
         });
-        yield return new OpSpec("Size", (c, i) => new[] { Values.Ints(OnnxElementType.Int64, new[] { i[0]!.Length }, Array.Empty<int>()) });
+        yield return new OpSpec("Size", (c, i) => new[] { OnnxTensor.Integers(OnnxElementType.Int64, new[] { i[0]!.Length }, Array.Empty<int>()) });
         yield return new OpSpec("Reshape", Reshape, 5);
         yield return new OpSpec("Flatten", (c, i) =>
         {
@@ -173,7 +173,7 @@ internal static class ShapeOperators
             r[k] = data[part][s];
             Values.Increment(idx, dims);
         }
-        return new[] { Values.Ints(parts[0].ElementType, r, dims) };
+        return new[] { OnnxTensor.Integers(parts[0].ElementType, r, dims) };
     }
 
     private static OnnxTensor[] Split(OpContext c, OnnxTensor?[] i)
@@ -471,7 +471,7 @@ internal static class ShapeOperators
                         result[at] = sum;
                 }
             }
-        return new[] { Values.Ints(x.ElementType, result, x.Shape) };
+        return new[] { OnnxTensor.Integers(x.ElementType, result, x.Shape) };
     }
 
     private static OnnxTensor[] Constant(OpContext c, OnnxTensor?[] i)
@@ -483,9 +483,9 @@ internal static class ShapeOperators
         if (c.Floats("value_floats") is { } fs)
             return new[] { OnnxTensor.HostFloats(fs, new[] { fs.Length }) };
         if (c.Has("value_int"))
-            return new[] { Values.Ints(OnnxElementType.Int64, new[] { c.Int("value_int", 0) }, Array.Empty<int>()) };
+            return new[] { OnnxTensor.Integers(OnnxElementType.Int64, new[] { c.Int("value_int", 0) }, Array.Empty<int>()) };
         if (c.Ints("value_ints") is { } ints)
-            return new[] { Values.Ints(OnnxElementType.Int64, ints, new[] { ints.Length }) };
+            return new[] { OnnxTensor.Integers(OnnxElementType.Int64, ints, new[] { ints.Length }) };
         throw c.Shape("value", "a value attribute", "none");
     }
 
@@ -496,7 +496,7 @@ internal static class ShapeOperators
         int n = Values.Count(dims);
         if (value.IsFloat)
             return new[] { OnnxTensor.Device(n == 0 ? Tensor.Empty(c.Device, OnnxTensor.DeviceShape(dims)) : Ops.Full(c.Device, value.Floats[0], OnnxTensor.DeviceShape(dims)), dims) };
-        return new[] { Values.Ints(value.ElementType, Enumerable.Repeat(value.Ints[0], n).ToArray(), dims) };
+        return new[] { OnnxTensor.Integers(value.ElementType, Enumerable.Repeat(value.Ints[0], n).ToArray(), dims) };
     }
 
     private static OnnxTensor[] Range(OpContext c, OnnxTensor?[] i)
@@ -515,7 +515,7 @@ internal static class ShapeOperators
         if (di == 0)
             throw c.Shape("delta", "a nonzero delta", "0");
         int count = (int)Math.Max(Math.Ceiling((li - si) / (double)di), 0);
-        return new[] { Values.Ints(start.ElementType, Enumerable.Range(0, count).Select(k => si + k * di).ToArray(), new[] { count }) };
+        return new[] { OnnxTensor.Integers(start.ElementType, Enumerable.Range(0, count).Select(k => si + k * di).ToArray(), new[] { count }) };
     }
 
     /// <summary>Dropout at inference is the identity (its mask all true); training mode with a nonzero ratio is refused, being random.</summary>
@@ -526,6 +526,6 @@ internal static class ShapeOperators
         float ratio = c.Opset >= 12 ? (i.Length > 1 && i[1] is { } r ? r.Floats[0] : 0.5f) : c.Float("ratio", 0.5f);
         if (training && ratio > 0)
             throw new OnnxRunException($"{c.Label}: Dropout in training mode draws random masks; GpuNet's ONNX import runs inference only");
-        return new[] { x.Share(), Values.Ints(OnnxElementType.Bool, Enumerable.Repeat(1L, (int)x.Length).ToArray(), x.Shape) };
+        return new[] { x.Share(), OnnxTensor.Integers(OnnxElementType.Bool, Enumerable.Repeat(1L, (int)x.Length).ToArray(), x.Shape) };
     }
 }

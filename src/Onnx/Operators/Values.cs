@@ -137,8 +137,6 @@ internal static class Values
         return Float(x.On(c.Device), dims);
     }
 
-    /// <summary>A host float scalar or tensor of an input (Clip's bounds, a Pad value...): small parameters only.</summary>
-    public static float[] HostFloats(OnnxTensor x) => x.Floats;
 
     /// <summary>Integers of an input that must be known (shapes, axes, pads): host int64/int32 data.</summary>
     public static long[] Longs(OpContext c, OnnxTensor? x, string what)
@@ -160,7 +158,4 @@ internal static class Values
     /// <summary>Host integer data as a float device tensor.</summary>
     public static Tensor Upload(OpContext c, OnnxTensor x) =>
         x.IsFloat ? x.On(c.Device) : Tensor.FromArray(c.Device, Array.ConvertAll(x.Ints, v => (float)v), OnnxTensor.DeviceShape(x.Dims));
-
-    /// <summary>Result element type of an integer op on host data (a bool op's result stays bool only where the op says).</summary>
-    public static OnnxTensor Ints(OnnxElementType type, long[] data, int[] dims) => OnnxTensor.Integers(type, data, dims);
 }

@@ -16,6 +16,9 @@ internal sealed class ModelProto
     public readonly Dictionary<string, string> Metadata = new();
     public readonly List<string> Functions = new();
 
+    /// <summary>The default domain's opset: the newest one imported; 1 when none is (files before IR version 3 carry no imports).</summary>
+    public int DefaultOpset => (int)Opsets.Where(o => o.Domain is "" or "ai.onnx").Select(o => o.Version).DefaultIfEmpty(1).Max();
+
     public static ModelProto Parse(ReadOnlyMemory<byte> bytes)
     {
         var m = new ModelProto();
