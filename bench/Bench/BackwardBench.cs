@@ -115,6 +115,23 @@ public static class BackwardBench
             yield return Step("matmul_bias_act_backward", S(m, n, k) + " Bᵀ+bias+gelu", flops + 80.0 * m * n, bytes + 24.0 * m * n, presets, (d, s) =>
                 (new[] { R(d, s, m, k), R(d, s + 1, n, k), R(d, s + 2, n) }, All(3), t => Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu)));
         }
+        // An MLP block x → Linear+GELU → Linear: gated, the second layer's dA applies gelu′(z) in its epilogue; unfused, the
+        // same math recorded as separate ops runs gelu_erf and gelu_erf_backward as kernels of their own.
+        foreach (var (presets, m, n, k) in new[] { (Small, 256, 512, 128), (Medium, 4096, 4096, 1024), (Large, 8192, 8192, 2048) })
+            foreach (bool gated in new[] { true, false })
+                yield return Step("matmul_act_backward", S(m, n, k) + $" mlp gelu {(gated ? "gated" : "unfused")}", 12.0 * m * n * k + 100.0 * m * n,
+                    12.0 * ((double)m * k + 2.0 * n * k) + 4.0 * m * n * (gated ? 4 : 7), presets, (d, s) =>
+                    (new[] { R(d, s, m, k), R(d, s + 1, n, k), R(d, s + 2, n), R(d, s + 3, k, n) }, All(4), t =>
+                    {
+                        if (gated)
+                        {
+                            using var h = Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu);
+                            return Ops.Linear(h, t[3]);
+                        }
+                        using var z = Ops.Linear(t[0], t[1], t[2]);
+                        using var a = Ops.GeluErf(z);
+                        return Ops.Linear(a, t[3]);
+                    }));
         foreach (var (presets, batch, m, n, k) in new[] { (Small, 4, 64, 64, 64), (Medium, 64, 512, 512, 64), (Large, 128, 1024, 1024, 64) })
             yield return Step("batched_matmul_backward", S(batch, m, n, k), 6.0 * batch * m * n * k, 12.0 * batch * ((double)m * k + (double)k * n + (double)m * n), presets, (d, s) =>
                 (new[] { R(d, s, batch, m, k), R(d, s + 1, batch, k, n) }, All(2), t => Ops.MatMul(t[0], t[1])));

@@ -355,7 +355,7 @@ namespace GpuNet
         private readonly record struct HostConvLaunch(Device Device, ArrayView<float> X, ArrayView<float> W, ArrayView<float> Output, ArrayView<float> Bias,
             Conv2dGeometry G, GemmParams P) : IActivationVisitor
         {
-            public unsafe void Visit<TAct>() where TAct : struct, IUnaryOp
+            public unsafe void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
                 using (Device.Profiler.Measure("conv2d"))
                     Kernels.Cpu.HostConv.Conv2d(Kernels.Cpu.HostMemory.Ptr(X), Kernels.Cpu.HostMemory.Ptr(W), Kernels.Cpu.HostMemory.Ptr(Output),
@@ -543,7 +543,7 @@ namespace GpuNet
         private readonly record struct Col2ImLaunch(Device Device, ArrayView<float> Col, ArrayView<float> Bias, ArrayView<float> Output, ConvIndex Index,
             int OutH, int OutW, int OutChannels, int Groups, int HasBias, int Total) : IActivationVisitor
         {
-            public void Visit<TAct>() where TAct : struct, IUnaryOp
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
                 var (col, bias, output, index, outH, outW, outChannels, groups, hasBias, total) = (Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total);
                 if (Kernels.Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,

@@ -22,8 +22,9 @@ namespace GpuNet.Kernels
     public static class ElementwiseOps
     {
         /// <summary>x (copy).</summary>
-        public struct Identity : IUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => x; }
+        public struct Identity : IDifferentiableUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => x; /// <inheritdoc/>
+            public readonly float Derivative(float x) => 1f; }
 
         /// <summary>A constant (fill).</summary>
         public struct Constant : IUnaryOp { /// <summary>The value.</summary>

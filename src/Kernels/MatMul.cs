@@ -82,6 +82,12 @@ namespace GpuNet.Kernels
         /// <summary>0: no bias; 1: bias[n] per column (nn.Linear); 2: bias[(z mod BiasGroups)·M + m] per row (a convolution's output channel).</summary>
         public int HasBias;
 
+        /// <summary>
+        /// 1: the backward of a fused activation — C = (alpha·A·B + beta·C) ⊙ act′(Z), where Z, laid out like C, is read
+        /// through the bias view (HasBias is then 0) and act itself is not applied.
+        /// </summary>
+        public int GateByDerivative;
+
         /// <summary>For a per-row bias: batch z uses the bias block z mod BiasGroups (the conv group).</summary>
         public int BiasGroups;
 
@@ -185,10 +191,10 @@ namespace GpuNet.Kernels
             }
         }
 
-        /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias), bounds-checked, one float4 store when legal.</summary>
+        /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias) — or (alpha·acc + beta·C) ⊙ act′(Z) — bounds-checked, one float4 store when legal.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int n, Float4 acc, GemmParams p, TAct act)
-            where TAct : struct, IUnaryOp
+            where TAct : struct, IDifferentiableUnaryOp
         {
             if (m >= p.M || n >= p.N)
                 return;
@@ -198,14 +204,23 @@ namespace GpuNet.Kernels
             r.X = p.Alpha * acc.X; r.Y = p.Alpha * acc.Y; r.Z = p.Alpha * acc.Z; r.W = p.Alpha * acc.W;
             if (p.Beta != 0)
                 r = Float4.Fma(r, p.Beta, Float4.Load(c, at, p.N - n, 0));
-            if (p.HasBias == 1)
-                r = Float4.Fma(r, 1f, Float4.Load(bias, n, p.N - n, 0));
-            else if (p.HasBias == 2)
+            if (p.GateByDerivative != 0)
             {
-                float rowBias = bias[biasRow + m];
-                r.X += rowBias; r.Y += rowBias; r.Z += rowBias; r.W += rowBias;
+                // Z has C's layout, so the same index and float4 legality apply.
+                var z = Float4.Load(bias, at, p.N - n, p.VecC);
+                r.X *= act.Derivative(z.X); r.Y *= act.Derivative(z.Y); r.Z *= act.Derivative(z.Z); r.W *= act.Derivative(z.W);
             }
-            r.X = act.Apply(r.X); r.Y = act.Apply(r.Y); r.Z = act.Apply(r.Z); r.W = act.Apply(r.W);
+            else
+            {
+                if (p.HasBias == 1)
+                    r = Float4.Fma(r, 1f, Float4.Load(bias, n, p.N - n, 0));
+                else if (p.HasBias == 2)
+                {
+                    float rowBias = bias[biasRow + m];
+                    r.X += rowBias; r.Y += rowBias; r.Z += rowBias; r.W += rowBias;
+                }
+                r.X = act.Apply(r.X); r.Y = act.Apply(r.Y); r.Z = act.Apply(r.Z); r.W = act.Apply(r.W);
+            }
             if (full && p.VecC != 0)
             {
                 c.Cast<Float4>().AsAligned(16)[at / 4] = r;
@@ -220,7 +235,7 @@ namespace GpuNet.Kernels
         /// <summary>Stores row <paramref name="m"/> of the micro-tile: two float4 halves BN/2 apart.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static void StoreRow<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int nL, int nH, Float4 left, Float4 right, GemmParams p, TAct act)
-            where TAct : struct, IUnaryOp
+            where TAct : struct, IDifferentiableUnaryOp
         {
             StoreQuad(c, bias, cBase, biasRow, m, nL, left, p, act);
             StoreQuad(c, bias, cBase, biasRow, m, nH, right, p, act);
@@ -233,7 +248,7 @@ namespace GpuNet.Kernels
             where TTile : struct, IMatMulTile
             where TAKContig : struct, IFlag
             where TB : struct, IOperandB
-            where TAct : struct, IUnaryOp
+            where TAct : struct, IDifferentiableUnaryOp
         {
             int bm = tile.BM, bn = tile.BN, bk = tile.BK;
             // Two k-major stages of A (bk×bm) and B (bk×bn).
@@ -440,16 +455,11 @@ namespace GpuNet
             if (c is null && beta != 0)
                 throw new ArgumentException($"{op}: beta = {beta} needs the input/output tensor c");
             bool record = Autograd.ShouldRecord(a, b, bias);
-            if (record && activation != FusedActivation.None)
-            {
-                // Training: the pre-activation z is kept for the activation's backward, so the epilogue runs as its own op.
-                Tensor z = MatMul(a, b, transposeA, transposeB, alpha, 0f, null, bias, FusedActivation.None, tile);
-                using (z)
-                    return ApplyFused(z, activation, c);
-            }
+            if (record && activation != FusedActivation.None && beta == 0)
+                return FusedForTraining(op, a, b, transposeA, transposeB, alpha, c, bias, activation, tile);
             var output = Validate.OutputOrNew(op, c, device, outShape);
             if (record)
-                RecordMatMul(op, a, b, bias, transposeA, transposeB, alpha, beta, output);
+                RecordMatMul(op, a, b, bias, transposeA, transposeB, alpha, beta, output, batch, null);
             if (output.Length == 0)
                 return output;
             int batchCount = (int)ShapeUtil.Product(batch);
@@ -460,7 +470,59 @@ namespace GpuNet
             return output;
         }
 
-        /// <summary>The activation of a fused epilogue as its own (recorded) op, into <paramref name="output"/> when given.</summary>
+        /// <summary>
+        /// C = (alpha·op(A)·op(B)) ⊙ act′(Z): the backward of a fused activation applied in the epilogue of the matmul that
+        /// produces the gradient (kernel <c>matmul_act_backward</c>, the tiled kernel's gated epilogue), so the activation's
+        /// backward costs no kernel and no pass over memory of its own. Z (the pre-activation the forward kept) has C's shape.
+        /// Autograd uses it when a matmul is the only consumer of a fused matmul's output (an MLP's next layer).
+        /// </summary>
+        public static Tensor MatMulActivationBackward(Tensor a, Tensor b, bool transposeA, bool transposeB, Tensor preActivation,
+            FusedActivation activation, float alpha = 1f)
+        {
+            const string op = "matmul_act_backward";
+            var device = a.Device;
+            Validate.Input(op, "a", a, device);
+            Validate.Input(op, "b", b, device);
+            Validate.Input(op, "preActivation", preActivation, device);
+            if (a.Rank < 2 || b.Rank < 2)
+                throw new ShapeMismatchException(op, a.Rank < 2 ? "a" : "b", "a matrix or a batch of matrices (rank ≥ 2)", (a.Rank < 2 ? a : b).Describe());
+            int m = transposeA ? a.Size(-1) : a.Size(-2), ka = transposeA ? a.Size(-2) : a.Size(-1);
+            int kb = transposeB ? b.Size(-1) : b.Size(-2), n = transposeB ? b.Size(-2) : b.Size(-1);
+            if (ka != kb)
+                throw new ShapeMismatchException(op, "b", $"K = {ka} to match a {a.Describe()}{(transposeA ? " (transposed)" : "")}", b.Describe() + (transposeB ? " (transposed)" : ""));
+            var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
+            var outShape = batch.Append(m).Append(n).ToArray();
+            if (!preActivation.Shape.SequenceEqual(outShape) || !preActivation.IsContiguous)
+                throw new ShapeMismatchException(op, "preActivation", $"a contiguous tensor {GpuNetException.FormatShape(outShape)} (the output's shape)", preActivation.Describe());
+            if (Autograd.ShouldRecord(a, b, preActivation))
+                throw new NoGradientException(op, $"{op} is itself a backward kernel; it has no gradient of its own (call it under NoGrad)");
+            var output = Tensor.Empty(device, outShape);
+            if (output.Length > 0)
+                RunTiled(op, a, b, transposeA, transposeB, batch, m, n, ka, alpha, 0f, output, null, activation, MatMulTile.Auto, preActivation);
+            return output;
+        }
+
+        /// <summary>
+        /// A fused epilogue while training: the backward needs the pre-activation z, so the forward writes z (matmul + bias) and
+        /// applies the activation in a second kernel. One node records both; its first backward step, act′(z), is a gate
+        /// (<see cref="ActivationGate"/>) that a consuming matmul applies in its own epilogue.
+        /// </summary>
+        private static Tensor FusedForTraining(string op, Tensor a, Tensor b, bool transposeA, bool transposeB, float alpha, Tensor? c,
+            Tensor? bias, FusedActivation activation, MatMulTile tile)
+        {
+            Tensor y;
+            using (Autograd.NoGrad())
+            using (var z = MatMul(a, b, transposeA, transposeB, alpha, 0f, null, bias, FusedActivation.None, tile))
+            {
+                y = ApplyFused(z, activation, c);
+                var savedZ = Autograd.Save(z);
+                var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
+                RecordMatMul(op, a, b, bias, transposeA, transposeB, alpha, 0f, y, batch, new ActivationGate(savedZ, activation));
+            }
+            return y;
+        }
+
+        /// <summary>The activation of a fused epilogue as its own op, into <paramref name="output"/> when given.</summary>
         private static Tensor ApplyFused(Tensor z, FusedActivation activation, Tensor? output) => activation switch
         {
             FusedActivation.Relu => Relu(z, output),
@@ -470,12 +532,32 @@ namespace GpuNet
             _ => throw new ArgumentOutOfRangeException(nameof(activation)),
         };
 
+        /// <summary>A fused activation's backward step: g ⊙ act′(z) from the saved pre-activation z.</summary>
+        private sealed class ActivationGate(Tensor preActivation, FusedActivation activation) : IGradientGate
+        {
+            public Tensor PreActivation => preActivation;
+
+            public FusedActivation Activation => activation;
+
+            public Tensor Apply(Tensor g) => activation switch
+            {
+                FusedActivation.Relu => ActivationBackward("relu", g, preActivation, new Activation.Relu()),
+                FusedActivation.Gelu => ActivationBackward("gelu_erf", g, preActivation, new Activation.GeluErf()),
+                FusedActivation.GeluTanh => ActivationBackward("gelu_tanh", g, preActivation, new Activation.GeluTanh()),
+                FusedActivation.Silu => ActivationBackward("silu", g, preActivation, new Activation.Silu()),
+                _ => throw new ArgumentOutOfRangeException(nameof(activation)),
+            };
+        }
+
         /// <summary>
-        /// The backward of C = alpha·op(A)·op(B) + bias, by the same tiled kernel with transpose flags (no explicit transposes):
-        /// dA = alpha·g·op(B)ᵀ (for a transposed A, its transpose op(B)·gᵀ), dB = alpha·op(A)ᵀ·g (or gᵀ·op(A)), dbias = Σ rows of g;
-        /// gradients of broadcast batches are summed over the broadcast dimensions.
+        /// The backward of C = act(alpha·op(A)·op(B) + bias), by the same tiled kernel with transpose flags (no explicit
+        /// transposes): dA = alpha·g·op(B)ᵀ (for a transposed A, its transpose op(B)·gᵀ), dB = alpha·op(A)ᵀ·g (or gᵀ·op(A)),
+        /// dbias = Σ rows of g, where g already holds act′(z) when <paramref name="gate"/> is given (the engine or the consumer
+        /// applied it). Gradients of broadcast batches are summed over the broadcast dimensions. An operand produced by a fused
+        /// matmul whose gate the engine offers gets it in this matmul's epilogue (<see cref="MatMulActivationBackward"/>).
         /// </summary>
-        private static void RecordMatMul(string op, Tensor a, Tensor b, Tensor? bias, bool transposeA, bool transposeB, float alpha, float beta, Tensor output)
+        private static void RecordMatMul(string op, Tensor a, Tensor b, Tensor? bias, bool transposeA, bool transposeB, float alpha, float beta,
+            Tensor output, int[] batch, ActivationGate? gate)
         {
             if (beta != 0)
             {
@@ -487,12 +569,30 @@ namespace GpuNet
             var savedB = a.RequiresGrad ? Autograd.Save(b) : null;
             int[] shapeA = a.ShapeArray(), shapeB = b.ShapeArray();
             int n = output.Size(-1);
-            Autograd.Record(op, output, new[] { a, b, bias }, (g, needs) => new[]
+            var saved = new[] { savedA, savedB, gate?.PreActivation }.OfType<Tensor>().ToArray();
+            Autograd.RecordGating(op, output, new[] { a, b, bias }, (g, needs, gates) => new[]
             {
-                needs[0] ? ReducedTo(transposeA ? MatMul(savedB!, g, transposeB, true, alpha) : MatMul(g, savedB!, false, !transposeB, alpha), shapeA) : null,
-                needs[1] ? ReducedTo(transposeB ? MatMul(g, savedA!, true, transposeA, alpha) : MatMul(savedA!, g, !transposeA, false, alpha), shapeB) : null,
+                needs[0] ? (transposeA ? OperandGradient(savedB!, g, transposeB, true, alpha, shapeA, batch, gates[0])
+                                       : OperandGradient(g, savedB!, false, !transposeB, alpha, shapeA, batch, gates[0])) : null,
+                needs[1] ? (transposeB ? OperandGradient(g, savedA!, true, transposeA, alpha, shapeB, batch, gates[1])
+                                       : OperandGradient(savedA!, g, !transposeA, false, alpha, shapeB, batch, gates[1])) : null,
                 needs[2] ? SumToShape(g, new[] { n }) : null,
-            }, new[] { savedA, savedB }.OfType<Tensor>().ToArray());
+            }, gate, saved);
+        }
+
+        /// <summary>
+        /// One operand's gradient alpha·op(x)·op(y), summed to the operand's <paramref name="shape"/> over broadcast batches, times the
+        /// producer's <paramref name="gate"/> when offered: in the matmul's epilogue when no batch sum comes between, else after it.
+        /// </summary>
+        private static Tensor OperandGradient(Tensor x, Tensor y, bool tx, bool ty, float alpha, int[] shape, int[] batch, IGradientGate? gate)
+        {
+            if (gate is ActivationGate fused && shape.Length == batch.Length + 2 && shape[..^2].SequenceEqual(batch) && fused.PreActivation.Shape.SequenceEqual(shape))
+                return MatMulActivationBackward(x, y, tx, ty, fused.PreActivation, fused.Activation, alpha);
+            var d = ReducedTo(MatMul(x, y, tx, ty, alpha), shape);
+            if (gate is null)
+                return d;
+            using (d)
+                return gate.Apply(d);
         }
 
         /// <summary><paramref name="full"/> summed to <paramref name="shape"/> when broadcasting (of operands or batches) stretched it; consumes <paramref name="full"/>.</summary>
@@ -549,8 +649,9 @@ namespace GpuNet
             return (sPrev, sLast);
         }
 
+        /// <summary>The tiled kernel (or the fast CPU device's GEMM); with <paramref name="gate"/>, the epilogue multiplies by act′(gate) instead.</summary>
         private static void RunTiled(string op, Tensor a, Tensor b, bool transA, bool transB, int[] batch, int m, int n, int k,
-            float alpha, float beta, Tensor c, Tensor? bias, FusedActivation act, MatMulTile tile)
+            float alpha, float beta, Tensor c, Tensor? bias, FusedActivation act, MatMulTile tile, Tensor? gate = null)
         {
             var device = c.Device;
             var (av, sAm, sAk, ownA) = MatrixOperand(a, kIsLast: !transA);
@@ -566,13 +667,13 @@ namespace GpuNet
                 var p = new GemmParams
                 {
                     M = m, N = n, K = k, StrideAm = sAm, StrideAk = sAk, StrideBk = sBk, StrideBn = sBn,
-                    Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1,
+                    Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1, GateByDerivative = gate is null ? 0 : 1,
                     VecA = av.IsAligned(16) && (aK ? sAm : sAk) % 4 == 0 && bst[0].All(s => s % 4 == 0) ? 1 : 0,
                     VecB = bv.IsAligned(16) && (bK ? sBn : sBk) % 4 == 0 && bst[1].All(s => s % 4 == 0) ? 1 : 0,
-                    VecC = c.IsAligned(16) && n % 4 == 0 ? 1 : 0,
+                    VecC = c.IsAligned(16) && (gate?.IsAligned(16) ?? true) && n % 4 == 0 ? 1 : 0,
                 };
                 int batchCount = (int)ShapeUtil.Product(batch);
-                var views = new MatMulViews(Start(av), Start(bv), c.ContiguousView, bias?.ContiguousView ?? c.ContiguousView);
+                var views = new MatMulViews(Start(av), Start(bv), c.ContiguousView, (gate ?? bias)?.ContiguousView ?? c.ContiguousView);
                 if (device.IsHostCpu)
                 {
                     WithActivation(act, new HostGemmLaunch(m == 1 && op == "matmul" ? "gemv" : op, device, views, p, layoutA, layoutB, batchCount));
@@ -607,7 +708,7 @@ namespace GpuNet
         /// <summary>Something to run with the activation as a type argument (so it is a compile-time specialization).</summary>
         internal interface IActivationVisitor
         {
-            void Visit<TAct>() where TAct : struct, IUnaryOp;
+            void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp;
         }
 
         /// <summary>Calls <paramref name="visitor"/> with the struct type of <paramref name="act"/>.</summary>
@@ -640,7 +741,7 @@ namespace GpuNet
         internal readonly record struct TiledLaunch<TTile, TA, TB>(string Op, Device Device, MatMulViews V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount, TB BSource)
             : IActivationVisitor where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IOperandB
         {
-            public void Visit<TAct>() where TAct : struct, IUnaryOp
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
                 TTile tile = default;
                 var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
@@ -656,7 +757,7 @@ namespace GpuNet
         private readonly record struct HostGemmLaunch(string Op, Device Device, MatMulViews V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount)
             : IActivationVisitor
         {
-            public unsafe void Visit<TAct>() where TAct : struct, IUnaryOp
+            public unsafe void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
                 using (Device.Profiler.Measure(Op))
                     Kernels.Cpu.HostGemm.Run(Kernels.Cpu.HostMemory.Ptr(V.A), Kernels.Cpu.HostMemory.Ptr(V.B), Kernels.Cpu.HostMemory.Ptr(V.C),
@@ -689,7 +790,7 @@ namespace GpuNet
 
         private readonly record struct GemvLaunch(string Op, Device Device, MatMulViews V, GemmParams P, bool KContiguous) : IActivationVisitor
         {
-            public void Visit<TAct>() where TAct : struct, IUnaryOp
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
                 var stream = Device.Accelerator.DefaultStream;
                 int group = LaunchShapes.ElementwiseGroup(Device);

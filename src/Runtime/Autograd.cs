@@ -35,6 +35,25 @@ public interface IGradientKernels
 public delegate Tensor?[] BackwardFunction(Tensor gradOutput, bool[] needsGrad);
 
 /// <summary>
+/// The first step of a recorded op's backward when it is an elementwise factor: a fused activation's f′(z) multiplying the
+/// output gradient. A consumer whose own backward ends in a kernel that can multiply by it in its epilogue (the matmul) may
+/// take it over (<see cref="GatingBackwardFunction"/>), so the factor costs no kernel and no pass over memory of its own;
+/// otherwise the engine applies it before the op's backward runs.
+/// </summary>
+public interface IGradientGate
+{
+    /// <summary>A new tensor: <paramref name="gradOutput"/> times the factor (same shape).</summary>
+    Tensor Apply(Tensor gradOutput);
+}
+
+/// <summary>
+/// A <see cref="BackwardFunction"/> that can apply the <see cref="IGradientGate"/> of the ops producing its inputs:
+/// <paramref name="gates"/>[i], when not null, is the gate of input i's producer, offered because this op is the only consumer
+/// of that input in the pass; the function must then return input i's gradient with the gate already applied.
+/// </summary>
+public delegate Tensor?[] GatingBackwardFunction(Tensor gradOutput, bool[] needsGrad, IGradientGate?[] gates);
+
+/// <summary>
 /// One recorded operation of the tape: the backward function that maps the gradient of its output to gradients of its
 /// inputs, the tensors that function needs (kept alive here even after the forward's scope disposed them), and an edge to
 /// each input — the node that produced it, or the leaf tensor that accumulates its <see cref="Tensor.Grad"/>.
@@ -44,7 +63,8 @@ public delegate Tensor?[] BackwardFunction(Tensor gradOutput, bool[] needsGrad);
 public sealed class GradNode
 {
     private readonly Edge[] _inputs;
-    private BackwardFunction? _backward;
+    private GatingBackwardFunction? _backward;
+    private IGradientGate? _gate;
     private Tensor[] _saved;
     private int _refs;
 
@@ -53,12 +73,14 @@ public sealed class GradNode
         public bool NeedsGrad => Node is not null || Leaf is not null;
     }
 
-    internal GradNode(string op, int[] outputShape, Edge[] inputs, BackwardFunction? backward, Tensor[] saved)
+    internal GradNode(string op, int[] outputShape, Edge[] inputs, GatingBackwardFunction? backward, bool takesGates, IGradientGate? gate, Tensor[] saved)
     {
         Op = op;
         OutputShape = outputShape;
         _inputs = inputs;
         _backward = backward;
+        TakesGates = takesGates;
+        _gate = gate;
         _saved = saved;
         foreach (var e in inputs)
             e.Node?.AddRef();
@@ -78,6 +100,12 @@ public sealed class GradNode
 
     internal IReadOnlyList<Edge> Inputs => _inputs;
 
+    /// <summary>The elementwise factor the backward starts with (null when none, or once freed).</summary>
+    internal IGradientGate? Gate => IsFreed ? null : _gate;
+
+    /// <summary>True when the backward can apply its inputs' producers' gates (recorded with a <see cref="GatingBackwardFunction"/>).</summary>
+    internal bool TakesGates { get; }
+
     internal void AddRef() => _refs++;
 
     internal void Release()
@@ -86,13 +114,13 @@ public sealed class GradNode
             Free();
     }
 
-    internal Tensor?[] RunBackward(Tensor gradOutput)
+    internal Tensor?[] RunBackward(Tensor gradOutput, IGradientGate?[] gates)
     {
         if (IsFreed)
             throw new GraphFreedException(Op);
         if (_backward is null)
             throw new NoGradientException(Op);
-        var grads = _backward(gradOutput, _inputs.Select(e => e.NeedsGrad).ToArray());
+        var grads = _backward(gradOutput, _inputs.Select(e => e.NeedsGrad).ToArray(), gates);
         if (grads.Length != _inputs.Length)
             throw new InvalidOperationException($"{Op}: backward returned {grads.Length} gradients for {_inputs.Length} inputs");
         return grads;
@@ -105,6 +133,7 @@ public sealed class GradNode
             return;
         IsFreed = true;
         _backward = null;
+        _gate = null;
         foreach (var t in _saved)
             t.Dispose();
         _saved = Array.Empty<Tensor>();
@@ -223,7 +252,15 @@ public static class Autograd
     /// Call it only when <see cref="ShouldRecord"/> says so.
     /// </summary>
     public static void Record(string op, Tensor output, Tensor?[] inputs, BackwardFunction backward, params Tensor[] saved) =>
-        Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), backward, saved));
+        Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), (g, needs, _) => backward(g, needs), false, null, saved));
+
+    /// <summary>
+    /// Records an op whose backward may take over the gates of its inputs' producers (see <see cref="GatingBackwardFunction"/>),
+    /// and whose own backward, when <paramref name="gate"/> is given, receives the output gradient with that gate applied —
+    /// by the engine, or by the consumer that took it over. The gate's tensors belong in <paramref name="saved"/>.
+    /// </summary>
+    public static void RecordGating(string op, Tensor output, Tensor?[] inputs, GatingBackwardFunction backward, IGradientGate? gate, params Tensor[] saved) =>
+        Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), backward, true, gate, saved));
 
     /// <summary>
     /// Marks <paramref name="output"/> as computed by an op whose gradient is not implemented: it requires a gradient
@@ -232,7 +269,7 @@ public static class Autograd
     public static void RecordNoGradient(string op, Tensor output, params Tensor?[] inputs)
     {
         if (ShouldRecord(inputs))
-            Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), null, Array.Empty<Tensor>()));
+            Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), null, false, null, Array.Empty<Tensor>()));
     }
 
     private static GradNode.Edge[] Edges(Tensor?[] inputs) =>
@@ -292,6 +329,10 @@ public static class Autograd
                 }
         }
 
+        // A gate is offered to a node's only consumer in this pass; a node with several gets the engine's separate step.
+        var soleConsumer = new HashSet<GradNode>(pendingEdges.Where(kv => kv.Value == 1).Select(kv => kv.Key), ReferenceEqualityComparer.Instance);
+        var gateTaken = new HashSet<GradNode>(ReferenceEqualityComparer.Instance);
+
         // Hold every reachable node for the pass: a node freed after its backward lets go of its inputs, which must not be
         // freed (by their count dropping to zero) before their own turn comes.
         foreach (var node in pendingEdges.Keys)
@@ -306,10 +347,31 @@ public static class Autograd
                 var node = ready.Pop();
                 var g = grads[node];
                 grads.Remove(node);
+                if (node.Gate is { } ownGate && !gateTaken.Contains(node))
+                {
+                    var ungated = g;
+                    try
+                    {
+                        g = ownGate.Apply(ungated);
+                    }
+                    finally
+                    {
+                        ungated.Dispose();
+                    }
+                    TensorScope.Unregister(g);
+                }
+                var gates = new IGradientGate?[node.Inputs.Count];
+                if (node.TakesGates)
+                    for (int i = 0; i < gates.Length; i++)
+                        if (node.Inputs[i].Node is { Gate: { } gate } producer && soleConsumer.Contains(producer))
+                        {
+                            gates[i] = gate;
+                            gateTaken.Add(producer);
+                        }
                 Tensor?[] inputGrads;
                 try
                 {
-                    inputGrads = node.RunBackward(g);
+                    inputGrads = node.RunBackward(g, gates);
                 }
                 finally
                 {

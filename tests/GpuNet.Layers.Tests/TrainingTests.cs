@@ -165,6 +165,53 @@ public sealed class TrainingTests(ITestOutputHelper output)
         Assert.Equal(new[] { 0f, 10f, 0f, 0f, 20f, 0f, 0f, 0f }, x.Grad!.ToArray());
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void AFusedActivationsDerivativeRunsInTheConsumingMatmulsEpilogue(string deviceName)
+    {
+        // A device of its own, so the profiler counts only this test's launches.
+        using var device = Device.Open(deviceName);
+        using var x = Tensor.RandomUniform(device, new[] { 6, 13 }, 1, -2f, 2f);
+        using var w1 = Tensor.RandomUniform(device, new[] { 17, 13 }, 2, -1f, 1f);
+        using var b1 = Tensor.RandomUniform(device, new[] { 17 }, 3, -1f, 1f);
+        using var w2 = Tensor.RandomUniform(device, new[] { 5, 17 }, 4, -1f, 1f);
+        foreach (var t in new[] { x, w1, b1, w2 })
+            t.RequiresGrad = true;
+
+        float[][] Gradients(bool fused)
+        {
+            foreach (var t in new[] { x, w1, b1, w2 })
+                t.ZeroGrad();
+            using var z = fused ? null : Ops.Linear(x, w1, b1);
+            using var h = fused ? Ops.Linear(x, w1, b1, FusedActivation.Gelu) : Ops.GeluErf(z!);
+            using var y = Ops.Linear(h, w2);
+            using var loss = Ops.SumAll(y);
+            loss.Backward();
+            return new[] { x, w1, b1, w2 }.Select(t => t.Grad!.ToArray()).ToArray();
+        }
+
+        var reference = Gradients(fused: false);
+        device.Profiler.Reset();
+        device.Profiler.Enabled = true;
+        var gated = Gradients(fused: true);
+        var launches = device.Profiler.Report().ToDictionary(p => p.Op, p => p.Launches);
+        device.Profiler.Enabled = false;
+        // dh arrives from the next Linear's dA matmul with gelu′(z) applied in its epilogue: no separate activation backward.
+        Assert.Equal(1, launches.GetValueOrDefault("matmul_act_backward"));
+        Assert.False(launches.ContainsKey("gelu_erf_backward"), "gelu_erf_backward ran: " + string.Join(", ", launches.Keys));
+        for (int i = 0; i < reference.Length; i++)
+        {
+            double diff = 0, norm = 0;
+            for (int j = 0; j < reference[i].Length; j++)
+            {
+                diff += Math.Pow(gated[i][j] - reference[i][j], 2);
+                norm += Math.Pow(reference[i][j], 2);
+            }
+            Assert.True(Math.Sqrt(diff / norm) <= 1e-6, $"gradient {i}: rel L2 {Math.Sqrt(diff / norm):E2} between the gated and the unfused path");
+        }
+    }
+
     [Fact]
     public void GradientsAccumulateUntilZeroGrad()
     {

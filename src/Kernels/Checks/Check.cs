@@ -114,6 +114,17 @@ public static class CheckRunner
         return Tensor.FromArray(device, host, shape);
     }
 
+    /// <summary>Returns NaN-filled blocks of each shape's size class to the pool, so the next allocations of that size (outputs an op allocates itself) start poisoned.</summary>
+    public static void PoisonPool(Device device, IEnumerable<int[]> shapes)
+    {
+        var blocks = new List<Tensor>();
+        foreach (var shape in shapes)
+            for (int i = 0; i < 4; i++)
+                blocks.Add(Poisoned(device, shape));
+        foreach (var b in blocks)
+            b.Dispose();
+    }
+
     /// <summary>Uniform random input in [-1, 1) from the case seed and an input number.</summary>
     public static Tensor Random(Device device, ulong seed, int input, params int[] shape) =>
         Tensor.RandomUniform(device, shape, seed + (ulong)input * 0x9E3779B97F4A7C15UL, -1f, 1f);

@@ -175,6 +175,9 @@ public static class KernelCatalog
             yield return Tiled("matmul_backward", $"large_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", tile, aK, bK, id);
         yield return Tiled("batched_matmul_backward", "large_a_bt", typeof(MatMulTiles.Large), true, true, id);
         yield return Tiled("matmul_bias_act_backward", "large_at_b", typeof(MatMulTiles.Large), false, false, id);
+        // A Linear's dA = g·W with the producer's act′(z) in the epilogue: the forward's specializations, gated at run time.
+        foreach (var act in new[] { typeof(Activation.Relu), typeof(Activation.GeluErf), typeof(Activation.GeluTanh), typeof(Activation.Silu) })
+            yield return Tiled("matmul_act_backward", $"large_a_b_{act.Name}", typeof(MatMulTiles.Large), true, false, act);
         foreach (var kernel in new[] { "reduce_sum_backward", "reduce_mean_backward", "view_backward" })
             yield return new KernelVariant(kernel, "copy_strided", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Strided), Unary(id)));
         yield return new KernelVariant("reduce_mean_backward", "scale", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(typeof(Activation.Scale))));

@@ -29,21 +29,55 @@ internal static class MatMulChecks
             using var c = beta != 0 ? Random(d, seed, 3, outShape) : Poisoned(d, outShape);
             double[]? c0 = beta != 0 ? Host(c) : null;
             Ops.MatMul(a, b, ta, tb, alpha, beta, c, biasT, act, tile);
-            Func<double, double>? reference = act switch
-            {
-                FusedActivation.Relu => ActivationReference.Of("relu"),
-                FusedActivation.Gelu => ActivationReference.Of("gelu_erf"),
-                FusedActivation.GeluTanh => ActivationReference.Of("gelu_tanh"),
-                FusedActivation.Silu => ActivationReference.Of("silu"),
-                _ => null,
-            };
+            var reference = act == FusedActivation.None ? null : ActivationReference.Of(ActivationKernel(act));
             var expected = MatMulReference.MatMul(Host(a), sa, ta, Host(b), sb, tb, alpha, beta, c0, biasT is null ? null : Host(biasT), reference);
             return new(c.ToArray(), expected);
         });
     }
 
+    /// <summary>The elementwise kernel name of a fused activation (its reference and derivative go by it).</summary>
+    internal static string ActivationKernel(FusedActivation act) => act switch
+    {
+        FusedActivation.Relu => "relu",
+        FusedActivation.Gelu => "gelu_erf",
+        FusedActivation.GeluTanh => "gelu_tanh",
+        FusedActivation.Silu => "silu",
+        _ => throw new ArgumentOutOfRangeException(nameof(act)),
+    };
+
+    /// <summary>
+    /// A gated-epilogue case: C = (alpha·op(A)·op(B)) ⊙ act′(Z), the backward of a fused activation applied where the gradient
+    /// matmul stores. Z is drawn from ±3 so GELU's and SiLU's derivatives go through their whole range (negative lobe included).
+    /// </summary>
+    private static CheckCase GatedCase(string name, int m, int n, int k, bool ta, bool tb, FusedActivation act, int[]? batch = null, float alpha = 1)
+    {
+        var sa = Shape(m, k, ta, batch);
+        var sb = Shape(k, n, tb, batch);
+        var outShape = (batch ?? Array.Empty<int>()).Concat(new[] { m, n }).ToArray();
+        string shape = $"{Shapes(sa, sb)}{(ta ? " Aᵀ" : "")}{(tb ? " Bᵀ" : "")} ⊙ {ActivationKernel(act)}′";
+        return new CheckCase(Family, "matmul_act_backward", name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var a = Random(d, seed, 0, sa);
+            using var b = Random(d, seed, 1, sb);
+            using var z = Tensor.RandomUniform(d, outShape, seed ^ 0xA5A5A5A5UL, -3f, 3f);
+            PoisonPool(d, new[] { outShape });
+            using var c = Ops.MatMulActivationBackward(a, b, ta, tb, z, act, alpha);
+            var product = MatMulReference.MatMul(Host(a), sa, ta, Host(b), sb, tb, alpha);
+            var derivative = GradientReference.ActivationDerivative(ActivationKernel(act));
+            var zs = Host(z);
+            return new(c.ToArray(), product.Select((v, i) => v * derivative(zs[i])).ToArray());
+        });
+    }
+
     internal static IEnumerable<CheckCase> Cases()
     {
+        yield return GatedCase("tiny", 1, 1, 1, false, false, FusedActivation.Relu);
+        yield return GatedCase("odd_primes_relu", 37, 53, 29, false, true, FusedActivation.Relu);
+        yield return GatedCase("odd_primes_gelu", 37, 53, 29, false, true, FusedActivation.Gelu, alpha: 0.75f);
+        yield return GatedCase("edges_gelu_tanh_at", 130, 129, 67, true, false, FusedActivation.GeluTanh);
+        yield return GatedCase("batched_silu", 19, 21, 17, false, false, FusedActivation.Silu, batch: new[] { 3 });
+        yield return GatedCase("one_row_relu", 1, 77, 91, false, true, FusedActivation.Relu);
+        yield return GatedCase("aligned_gelu", 64, 128, 48, false, true, FusedActivation.Gelu);
         yield return Case("matmul", "tiny", 1, 1, 1, tile: MatMulTile.Small);
         yield return Case("matmul", "odd_primes", 37, 53, 29);
         foreach (var (ta, tb) in new[] { (true, false), (false, true), (true, true) })

@@ -69,7 +69,7 @@ internal static unsafe class HostConv
     /// weights [K, Cg·KH·KW]; <paramref name="p"/> is the per-(image, group) GEMM with the bias per row.
     /// </summary>
     public static void Conv2d<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, GemmParams p, TAct act)
-        where TAct : struct, IUnaryOp
+        where TAct : struct, IDifferentiableUnaryOp
     {
         int groups = g.Options.Groups, pixels = g.OH * g.OW, cgkk = g.Cg * g.KH * g.KW;
         var ix = g.Index;

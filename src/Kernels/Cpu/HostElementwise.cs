@@ -43,6 +43,10 @@ internal static unsafe class HostElementwise
         Flat(pa, sa, pa, sa, HostMemory.Ptr(o), o.Length, new UnaryRows<TOp> { Op = op });
     }
 
+    /// <summary>o = op(a, b) over n contiguous elements on the calling thread (o may be a or b).</summary>
+    public static void ApplyBinary<TOp>(float* a, float* b, float* o, int n, TOp op) where TOp : struct, IBinaryOp =>
+        new BinaryRows<TOp> { Op = op }.Row(a, 1, b, 1, o, 1, n);
+
     /// <summary>One row of n elements, split into cache-line-aligned chunks across the cores when it is long enough.</summary>
     private static void Flat<TRow>(float* pa, int sa, float* pb, int sb, float* po, int n, TRow rows) where TRow : struct, IRowKernel
     {

@@ -30,7 +30,7 @@ internal static unsafe class HostGemm
     /// <summary>Runs every batch z: A at a + la.Offset(z), B at b + lb.Offset(z), C contiguous [batches, M, N] at c.
     /// <paramref name="parallel"/> false keeps it on the calling thread (the caller already split the work across cores).</summary>
     public static void Run<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, Layout6 la, Layout6 lb, int batches, TAct act, bool parallel = true)
-        where TAct : struct, IUnaryOp
+        where TAct : struct, IDifferentiableUnaryOp
     {
         long perMatrix = (long)p.M * p.N * Math.Max(p.K, 1);
         void Batches(int start, int end, bool splitEach)
@@ -45,7 +45,7 @@ internal static unsafe class HostGemm
     }
 
     private static void One<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, int z, TAct act, bool parallel)
-        where TAct : struct, IUnaryOp
+        where TAct : struct, IDifferentiableUnaryOp
     {
         if (p.K == 0)
             ScaleC(c, (long)p.M * p.N, p.Beta);
@@ -66,18 +66,28 @@ internal static unsafe class HostGemm
             TensorPrimitives.Multiply(span, beta, span);
     }
 
-    /// <summary>Bias (per column, or per row of the batch's group) and the activation, one pass over C's rows.</summary>
-    private static void Epilogue<TAct>(float* c, float* bias, GemmParams p, int z, TAct act, bool parallel) where TAct : struct, IUnaryOp
+    /// <summary>
+    /// Bias (per column, or per row of the batch's group) and the activation, one pass over C's rows; or, for the backward of a
+    /// fused activation, C ⊙ act′(Z) with Z (laid out like the batches of C) where the bias would be.
+    /// </summary>
+    private static void Epilogue<TAct>(float* c, float* bias, GemmParams p, int z, TAct act, bool parallel) where TAct : struct, IDifferentiableUnaryOp
     {
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
         if (p.HasBias == 0 && identity)
             return;
         int n = p.N;
+        float* gate = bias + (long)z * p.M * n;
         void Rows(int start, int end)
         {
             for (int m = start; m < end; m++)
             {
                 var row = new Span<float>(c + (long)m * n, n);
+                if (p.GateByDerivative != 0)
+                {
+                    float* at = c + (long)m * n;
+                    HostElementwise.ApplyBinary(at, gate + (long)m * n, at, n, new Activation.Backward<TAct> { Op = act });
+                    continue;
+                }
                 if (p.HasBias == 1)
                     TensorPrimitives.Add(row, new ReadOnlySpan<float>(bias, n), row);
                 else if (p.HasBias == 2)
