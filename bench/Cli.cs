@@ -1,59 +1,59 @@
+using System.CommandLine;
+
 namespace GpuNet.Bench;
 
-/// <summary>Parsed command line: a verb, its options (--name value...), and flags.</summary>
-public sealed class Cli
+/// <summary>
+/// What one verb's handler reads from its parsed command line (System.CommandLine did the parsing, typing and validation):
+/// options by their name without dashes, positional arguments by name. A verb asks only for options it declared; asking
+/// for another one reads as absent.
+/// </summary>
+public sealed class Cli(ParseResult result)
 {
-    private readonly Dictionary<string, List<string>> _options = new();
-
-    private Cli(string verb) => Verb = verb;
-
-    public string Verb { get; }
-
-    /// <summary>
-    /// Parses <c>VERB [--opt value...]...</c>. <paramref name="spec"/> names each allowed option and
-    /// whether it takes values ("many": one or more values, "one": exactly one, "flag": none).
-    /// </summary>
-    public static Cli Parse(string[] args, IReadOnlyDictionary<string, string> spec)
+    private Option? Find(string name)
     {
-        var cli = new Cli(args[0]);
-        for (int i = 1; i < args.Length; i++)
-        {
-            string a = args[i];
-            if (!a.StartsWith("--") || !spec.TryGetValue(a[2..], out var kind))
-                throw new UsageException($"unknown argument '{a}' for '{cli.Verb}'");
-            var values = cli._options.TryGetValue(a[2..], out var v) ? v : cli._options[a[2..]] = new List<string>();
-            if (kind == "flag")
-                continue;
-            int start = i;
-            while (i + 1 < args.Length && !args[i + 1].StartsWith("--"))
-            {
-                values.Add(args[++i]);
-                if (kind == "one")
-                    break;
-            }
-            if (i == start)
-                throw new UsageException($"'{a}' needs a value");
-        }
-        return cli;
+        for (var c = result.CommandResult; c is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult)
+            if (c.Command.Options.FirstOrDefault(o => o.Name == "--" + name) is { } option)
+                return option;
+        return null;
     }
 
-    public string? One(string name) => _options.TryGetValue(name, out var v) ? v.LastOrDefault() : null;
+    /// <summary>The command's name path, e.g. <c>train gpt</c>.</summary>
+    public string Verb
+    {
+        get
+        {
+            var names = new List<string>();
+            for (var c = result.CommandResult; c?.Parent is not null; c = c.Parent as System.CommandLine.Parsing.CommandResult)
+                names.Insert(0, c.Command.Name);
+            return string.Join(" ", names);
+        }
+    }
 
+    /// <summary>A typed option's value, or default when absent.</summary>
+    public T? Value<T>(string name) => Find(name) is null ? default : result.GetValue<T>("--" + name);
+
+    /// <summary>A string option's value, or null when absent.</summary>
+    public string? One(string name) => Value<string>(name);
+
+    /// <summary>A list option's values, commas splitting values too (<c>--kernel a,b --kernel c</c>).</summary>
     public IReadOnlyList<string> Many(string name) =>
-        _options.TryGetValue(name, out var v) ? v.SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries)).ToList() : Array.Empty<string>();
+        (Value<string[]>(name) ?? Array.Empty<string>()).SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries)).ToList();
 
-    public bool Flag(string name) => _options.ContainsKey(name);
+    /// <summary>A flag.</summary>
+    public bool Flag(string name) => Value<bool>(name);
 
-    /// <summary>The integer option <paramref name="name"/>, or <paramref name="fallback"/> when absent; below <paramref name="min"/> is a usage error.</summary>
-    public int Int(string name, int fallback, int min = int.MinValue) =>
-        One(name) is { } s ? (int.TryParse(s, out var v) && v >= min ? v
-            : throw new UsageException($"--{name} takes {(min == 0 ? "a non-negative integer" : min == 1 ? "a positive integer" : "an integer")}")) : fallback;
+    /// <summary>An integer option, or <paramref name="fallback"/> when absent (its range is validated when parsed).</summary>
+    public int Int(string name, int fallback) => Value<int?>(name) ?? fallback;
 
-    /// <summary>The number option <paramref name="name"/>, or <paramref name="fallback"/> when absent; with <paramref name="positive"/>, ≤ 0 is a usage error.</summary>
-    public float Float(string name, float fallback, bool positive = false) =>
-        One(name) is { } s ? (float.TryParse(s, System.Globalization.CultureInfo.InvariantCulture, out var v) && (!positive || v > 0) ? v
-            : throw new UsageException($"--{name} takes {(positive ? "a positive number" : "a number")}")) : fallback;
+    /// <summary>A number option, or <paramref name="fallback"/> when absent (its range is validated when parsed).</summary>
+    public float Float(string name, float fallback) => Value<float?>(name) ?? fallback;
+
+    /// <summary>A positional argument's values.</summary>
+    public IReadOnlyList<string> Arguments(string name) => result.GetValue<string[]>(name) ?? Array.Empty<string>();
+
+    /// <summary>A single positional argument.</summary>
+    public string Argument(string name) => result.GetValue<string>(name) ?? throw new UsageException($"missing {name}");
 }
 
-/// <summary>Bad command line: print usage and exit 2.</summary>
+/// <summary>A command line that parsed but asks for something impossible: printed with a pointer to the verb's help, exit 2.</summary>
 public sealed class UsageException(string message) : Exception(message);

@@ -7,47 +7,29 @@ namespace GpuNet.Bench;
 /// <summary>The <c>onnx</c> verb: <c>test</c> (the backend-test runner), <c>info</c> and <c>run</c>.</summary>
 public static class OnnxVerb
 {
-    /// <summary>Options per sub-verb (for <see cref="Cli.Parse"/>).</summary>
-    private static readonly Dictionary<string, IReadOnlyDictionary<string, string>> Options = new()
+    /// <summary><c>onnx test DIR...</c>: the backend-test runner.</summary>
+    public static int Test(Cli cli)
     {
-        ["test"] = new Dictionary<string, string> { ["device"] = "one", ["json"] = "one", ["rtol"] = "one", ["atol"] = "one" },
-        ["info"] = new Dictionary<string, string>(),
-        ["run"] = new Dictionary<string, string> { ["device"] = "one", ["input"] = "many", ["runs"] = "one", ["seed"] = "one" },
-    };
-
-    /// <summary>Runs <c>onnx SUB PATH... [--options]</c>; returns the exit code.</summary>
-    public static int Run(string[] args)
-    {
-        if (args.Length < 2 || !Options.TryGetValue(args[1], out var spec))
-            throw new UsageException("onnx needs a sub-verb: onnx test DIR..., onnx info MODEL, onnx run MODEL");
-        var paths = args.Skip(2).TakeWhile(a => !a.StartsWith("--")).ToList();
-        var cli = Cli.Parse(new[] { "onnx " + args[1] }.Concat(args.Skip(2 + paths.Count)).ToArray(), spec);
-        if (paths.Count == 0)
-            throw new UsageException($"onnx {args[1]} needs {(args[1] == "test" ? "a test case directory (or a directory of them)" : "a model file")}");
-        return args[1] switch
-        {
-            "test" => Test(paths, cli),
-            "info" => Info(paths),
-            _ => RunModel(paths, cli),
-        };
-    }
-
-    private static int Test(IReadOnlyList<string> paths, Cli cli)
-    {
-        double rtol = cli.Float("rtol", 1e-3f, positive: true), atol = cli.Float("atol", 1e-5f, positive: true);
+        var paths = cli.Arguments("DIR");
+        double rtol = cli.Float("rtol", 1e-3f), atol = cli.Float("atol", 1e-5f);
         var cases = Conformance.FindCases(paths);
         using var device = Device.Open(cli.One("device"));
         Console.WriteLine($"device: {device.Id} — {device.Info.Name}; {cases.Count} cases; rtol {rtol:G3}, atol {atol:G3}");
         Console.WriteLine($"{"status",-12} {"case",-58} {"rel L2",9} {"max abs",9} {"ms",7}  detail");
         var results = new List<ConformanceResult>();
         var clock = Stopwatch.StartNew();
-        foreach (var dir in cases)
+        ProgressReporter.Run("onnx test", cases.Count, progress =>
         {
-            var r = Conformance.Run(dir, device, rtol, atol);
-            results.Add(r);
-            string status = r.Status switch { ConformanceStatus.Pass => "pass", ConformanceStatus.Fail => "FAIL", _ => "unsupported" };
-            Console.WriteLine($"{status,-12} {r.Case,-58} {r.RelativeL2,9:0.0e+0} {r.MaxAbs,9:0.0e+0} {r.Milliseconds,7:0}  {r.Detail}");
-        }
+            foreach (var dir in cases)
+            {
+                progress.Next(Path.GetFileName(dir.TrimEnd('/')));
+                var r = Conformance.Run(dir, device, rtol, atol);
+                results.Add(r);
+                string status = r.Status switch { ConformanceStatus.Pass => "pass", ConformanceStatus.Fail => "FAIL", _ => "unsupported" };
+                progress.Note($"{status,-12} {r.Case,-58} {r.RelativeL2,9:0.0e+0} {r.MaxAbs,9:0.0e+0} {r.Milliseconds,7:0}  {r.Detail}");
+            }
+            return 0;
+        });
         int pass = results.Count(r => r.Status == ConformanceStatus.Pass), fail = results.Count(r => r.Status == ConformanceStatus.Fail);
         int unsupported = results.Count - pass - fail;
         if (cli.One("json") is { } json)
@@ -63,8 +45,10 @@ public static class OnnxVerb
         return fail > 0 ? 1 : 0;
     }
 
-    private static int Info(IReadOnlyList<string> paths)
+    /// <summary><c>onnx info MODEL...</c>.</summary>
+    public static int Info(Cli cli)
     {
+        var paths = cli.Arguments("MODEL");
         foreach (var path in paths)
         {
             var s = OnnxModel.Inspect(path);
@@ -76,14 +60,16 @@ public static class OnnxVerb
             Console.WriteLine($"  ops: {string.Join(", ", s.OperatorCounts.Select(kv => $"{kv.Key} ×{kv.Value}"))}");
             Console.WriteLine(s.Unsupported.Count == 0 ? "  every node is supported" : $"  unsupported ({s.Unsupported.Count}):\n    " + string.Join("\n    ", s.Unsupported));
         }
+        Console.WriteLine($"{paths.Count} model{(paths.Count == 1 ? "" : "s")} inspected");
         return 0;
     }
 
     /// <summary>Runs a model on inputs from .pb files (name=file), random data for the rest (fixed shapes only), and times it.</summary>
-    private static int RunModel(IReadOnlyList<string> paths, Cli cli)
+    public static int RunModel(Cli cli)
     {
+        var paths = new[] { cli.Argument("MODEL") };
         using var device = Device.Open(cli.One("device"));
-        int runs = cli.Int("runs", 10, min: 1);
+        int runs = cli.Int("runs", 10);
         var clock = Stopwatch.StartNew();
         using var model = OnnxModel.Load(paths[0], device);
         double loadMs = clock.Elapsed.TotalMilliseconds;
@@ -96,7 +82,7 @@ public static class OnnxVerb
                 throw new UsageException($"--input takes name=file.pb, got '{given}'");
             inputs[given[..eq]] = OnnxTensor.ReadPb(given[(eq + 1)..]);
         }
-        var rng = new Random(cli.Int("seed", 0, min: 0));
+        var rng = new Random(cli.Int("seed", 0));
         foreach (var info in model.Inputs.Where(i => !inputs.ContainsKey(i.Name)))
         {
             inputs[info.Name] = OnnxModelBench.RandomInput(info, rng, $": give it with --input {info.Name}=file.pb");

@@ -1,6 +1,11 @@
+using Spectre.Console;
+
 namespace GpuNet.Bench;
 
-/// <summary>An aligned text table: header, a rule, rows.</summary>
+/// <summary>
+/// A results table: header and rows of text. On a terminal it renders as a Spectre.Console table; written anywhere else
+/// (a pipe, a file, a test's writer) as aligned plain text — header, a rule, rows — that greps and diffs cleanly.
+/// </summary>
 public sealed class Table(params string[] header)
 {
     private readonly List<string[]> _rows = new();
@@ -9,6 +14,16 @@ public sealed class Table(params string[] header)
 
     public void Print(TextWriter w)
     {
+        if (ReferenceEquals(w, Console.Out) && ProgressReporter.Live)
+        {
+            var table = new Spectre.Console.Table { Border = Spectre.Console.TableBorder.Simple };
+            foreach (var h in header)
+                table.AddColumn(Spectre.Console.Markup.Escape(h));
+            foreach (var r in _rows)
+                table.AddRow(r.Select(c => Spectre.Console.Markup.Escape(c)).ToArray());
+            Spectre.Console.AnsiConsole.Write(table);
+            return;
+        }
         var widths = header.Select((h, i) => Math.Max(h.Length, _rows.Count == 0 ? 0 : _rows.Max(r => r[i].Length))).ToArray();
         string Line(string[] cells) => string.Join("  ", cells.Select((c, i) => c.PadRight(widths[i]))).TrimEnd();
         w.WriteLine(Line(header));

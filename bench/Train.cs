@@ -5,23 +5,15 @@ namespace GpuNet.Bench;
 /// <summary>The <c>train</c> verb: the seed trainers with a progress line, a loss-curve PNG and the final weights.</summary>
 public static class TrainVerb
 {
-    /// <summary>The options <c>train</c> accepts (for <see cref="Cli.Parse"/>).</summary>
-    public static readonly IReadOnlyDictionary<string, string> Options = new Dictionary<string, string>
-    {
-        ["device"] = "one", ["steps"] = "one", ["lr"] = "one", ["seed"] = "one", ["out"] = "one",
-        ["text"] = "one", ["batch"] = "one", ["context"] = "one", ["dim"] = "one", ["heads"] = "one", ["layers"] = "one",
-        ["prompt"] = "one", ["chars"] = "one",
-    };
-
     /// <summary>The bundled corpus (first 300 KB of Shakespeare's plays).</summary>
     public static string DefaultText => Path.Combine(AppContext.BaseDirectory, "data", "shakespeare.txt");
 
     /// <summary>Trains <paramref name="model"/> (dnn or gpt) as the command line says; returns the exit code.</summary>
     public static int Run(string model, Cli cli)
     {
-        int steps = cli.Int("steps", model == "gpt" ? 600 : 2000, min: 0);
-        float lr = cli.Float("lr", model == "gpt" ? 3e-3f : 1e-3f, positive: true);
-        ulong seed = (ulong)cli.Int("seed", 0, min: 0);
+        int steps = cli.Int("steps", model == "gpt" ? 600 : 2000);
+        float lr = cli.Float("lr", model == "gpt" ? 3e-3f : 1e-3f);
+        ulong seed = (ulong)cli.Int("seed", 0);
         string outDir = cli.One("out") ?? ".";
         Directory.CreateDirectory(outDir);
         using var device = Device.Open(cli.One("device"));
@@ -56,10 +48,10 @@ public static class TrainVerb
             throw new UsageException($"train gpt: no text file '{textPath}'");
         string text = File.ReadAllText(textPath);
         var vocabulary = new CharVocabulary(text);
-        var config = new GptConfig(vocabulary.Count, cli.Int("context", 64, min: 0), cli.Int("dim", 64, min: 0), cli.Int("heads", 4, min: 0), cli.Int("layers", 2, min: 0));
+        var config = new GptConfig(vocabulary.Count, cli.Int("context", 64), cli.Int("dim", 64), cli.Int("heads", 4), cli.Int("layers", 2));
         if (config.Dim % Math.Max(config.Heads, 1) != 0 || config.Heads == 0 || config.Context < 2)
             throw new UsageException("train gpt: --dim must be a multiple of --heads, and --context at least 2");
-        int batch = cli.Int("batch", 16, min: 0);
+        int batch = cli.Int("batch", 16);
         using var model = new GpuNet.Layers.Gpt(device, config);
         model.Initialize(seed);
         Console.WriteLine($"gpt: {config.Layers} layers, width {config.Dim}, {config.Heads} heads, context {config.Context}, {model.ParameterCount} parameters; " +
@@ -76,7 +68,7 @@ public static class TrainVerb
                           $"{steps * batch * config.Context / seconds:0} tokens/s trained; wrote {weights} and {curve}");
         string prompt = cli.One("prompt") ?? "ROMEO:";
         Console.WriteLine($"--- generate --weights {weights} --prompt \"{prompt}\" ---");
-        Console.WriteLine(CharGpt.Continue(model, vocabulary, prompt, cli.Int("chars", 200, min: 0), seed: seed));
+        Console.WriteLine(CharGpt.Continue(model, vocabulary, prompt, cli.Int("chars", 200), seed: seed));
         return 0;
     }
 
@@ -85,7 +77,8 @@ public static class TrainVerb
     {
         const int width = 30;
         int filled = (int)((long)p.Step * width / Math.Max(total, 1));
-        string line = $"[{new string('#', filled)}{new string('.', width - filled)}] step {p.Step}/{total}  loss {p.Loss:G5}  {p.StepsPerSecond:0} steps/s";
+        string eta = p.StepsPerSecond > 0 && p.Step < total ? $"  about {ProgressReporter.Format(TimeSpan.FromSeconds((total - p.Step) / p.StepsPerSecond))} left" : "";
+        string line = $"[{new string('#', filled)}{new string('.', width - filled)}] step {p.Step}/{total}  loss {p.Loss:G5}  {p.StepsPerSecond:0} steps/s{eta}";
         if (!Console.IsOutputRedirected)
             Console.Write("\r" + line + "   ");
         else if (p.Step == total || p.Step % Math.Max(1, total / 10) == 0)

@@ -7,11 +7,80 @@ namespace GpuNet.Bench;
 /// <summary>Datasheet peaks of one GPU: FP32 (non-tensor) GFLOP/s and memory GB/s.</summary>
 public sealed record Datasheet(string Name, double Fp32GFlops, double BandwidthGBs);
 
-/// <summary>The two ceilings measured on the device, with the datasheet's beside them when the device is known.</summary>
-public sealed record DeviceCeilings(double BandwidthGBs, double Fp32GFlops, Datasheet? Datasheet)
+/// <summary>
+/// The two ceilings measured on the device (the best of repeated runs), how far the runs spread below the best (relative:
+/// 0.05 = the median run was 5% slower), and the datasheet's peaks beside them when the device is known.
+/// </summary>
+public sealed record DeviceCeilings(double BandwidthGBs, double Fp32GFlops, Datasheet? Datasheet, double BandwidthSpread = 0, double Fp32Spread = 0)
 {
     /// <summary>Arithmetic intensity (FLOP/byte) where the roofs meet.</summary>
     public double Ridge => Fp32GFlops / BandwidthGBs;
+
+    /// <summary>The factor the ridge is uncertain by: intensities within [Ridge/f, Ridge·f] cannot be called either bound.</summary>
+    public double RidgeUncertainty => (1 + BandwidthSpread) * (1 + Fp32Spread);
+
+    /// <summary>
+    /// Which roof limits a kernel of <paramref name="intensity"/> FLOP/byte: memory below the ridge, compute above it, and
+    /// "balanced" within the ridge's measured uncertainty (or for a kernel that does no arithmetic: memory).
+    /// </summary>
+    public string Bound(double intensity) =>
+        !(intensity > 0) || intensity < Ridge / RidgeUncertainty ? "memory" : intensity > Ridge * RidgeUncertainty ? "compute" : "balanced";
+
+    /// <summary>The roofline's attainable GFLOP/s at <paramref name="intensity"/>: min(compute roof, bandwidth × intensity).</summary>
+    public double Attainable(double intensity) => Math.Min(Fp32GFlops, BandwidthGBs * intensity);
+
+    /// <summary>The roofs as a person reads them: <c>21.3 GB/s ± 4%, 51.0 GFLOP/s ± 1%</c>.</summary>
+    public string Describe() =>
+        $"{Units.Rate(BandwidthGBs * 1e9, "B/s")}{Spread(BandwidthSpread)} (device-to-device copy, read + write), " +
+        $"{Units.Rate(Fp32GFlops * 1e9, "FLOP/s")}{Spread(Fp32Spread)} FP32 (FMA microkernel); ridge {Units.Number(Ridge)} FLOP/B";
+
+    private static string Spread(double s) => s > 0 ? $" ± {Math.Max(s * 100, 0.5):0}%" : "";
+}
+
+/// <summary>Rates and numbers with SI prefixes and three significant digits, so no roof or rate prints as 0.</summary>
+public static class Units
+{
+    /// <summary><paramref name="perSecond"/> in the unit with a prefix that keeps 1–999: <c>51.0 GFLOP/s</c>, <c>24.1 MFLOP/s</c>.</summary>
+    public static string Rate(double perSecond, string unit)
+    {
+        if (!double.IsFinite(perSecond))
+            return "- " + unit;
+        string[] prefixes = { "", "k", "M", "G", "T", "P" };
+        int p = 0;
+        double v = Math.Abs(perSecond);
+        while (v >= 999.5 && p < prefixes.Length - 1)
+        {
+            v /= 1000;
+            p++;
+        }
+        return $"{Number(Math.Sign(perSecond) * v)} {prefixes[p]}{unit}";
+    }
+
+    /// <summary>A power of ten as an axis label: <c>0.01</c>, <c>10</c>, <c>100 MFLOP/s</c>, <c>1 TFLOP/s</c> (a prefix only with a unit).</summary>
+    public static string Decade(double value, string unit)
+    {
+        if (unit.Length == 0)
+            return value.ToString("0.#########", System.Globalization.CultureInfo.InvariantCulture);
+        string[] prefixes = { "", "k", "M", "G", "T", "P" };
+        int p = 0;
+        while (value >= 999.5 && p < prefixes.Length - 1)
+        {
+            value /= 1000;
+            p++;
+        }
+        return $"{value.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} {prefixes[p]}{unit}";
+    }
+
+    /// <summary>Three significant digits (no exponent between 0.001 and 99,950).</summary>
+    public static string Number(double v) => Math.Abs(v) switch
+    {
+        0 => "0",
+        >= 99.95 => v.ToString("0", System.Globalization.CultureInfo.InvariantCulture),
+        >= 9.995 => v.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture),
+        >= 0.9995 => v.ToString("0.00", System.Globalization.CultureInfo.InvariantCulture),
+        >= 0.001 => v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture),
+        _ => v.ToString("0.00e+0", System.Globalization.CultureInfo.InvariantCulture),
+    };
 }
 
 /// <summary>
@@ -41,15 +110,24 @@ public static class Ceilings
     {
         bool cpu = device.Info.UsesCpuAccelerator;
         // The fast CPU device's ops are host code: its FMA roof is host SIMD on every core, not the simulator's kernel.
-        double fma = device.IsHostCpu ? MeasureHostFma() : MeasureFma(device, cpu);
-        return new DeviceCeilings(MeasureCopy(device, cpu ? 64L << 20 : 1L << 30), fma, cpu ? null : Lookup(device.Info.Name));
+        var (fma, fmaSpread) = device.IsHostCpu ? MeasureHostFma() : MeasureFma(device, cpu);
+        var (copy, copySpread) = MeasureCopy(device, cpu ? 64L << 20 : 1L << 30);
+        return new DeviceCeilings(copy, fma, cpu ? null : Lookup(device.Info.Name), copySpread, fmaSpread);
+    }
+
+    /// <summary>The best of the runs' rates and the median run's shortfall from it (relative spread).</summary>
+    private static (double Best, double Spread) BestAndSpread(List<double> seconds, double work)
+    {
+        seconds.Sort();
+        double best = work / seconds[0], median = work / seconds[seconds.Count / 2];
+        return (best, best / median - 1);
     }
 
     /// <summary>Twelve independent 256-bit FMA chains per core (enough in flight to cover the FMA latency), all cores: FLOP/s.</summary>
-    private static double MeasureHostFma()
+    private static (double, double) MeasureHostFma()
     {
         if (!System.Runtime.Intrinsics.X86.Fma.IsSupported)
-            return double.NaN;
+            return (double.NaN, 0);
         const int iterations = 2_000_000;
         static float Chains(int n)
         {
@@ -69,17 +147,17 @@ public static class Ceilings
         }
         int workers = Environment.ProcessorCount;
         Chains(1000);
-        var best = double.MaxValue;
-        for (int i = 0; i < 3; i++)
+        var times = new List<double>();
+        for (int i = 0; i < 5; i++)
         {
             var sw = System.Diagnostics.Stopwatch.StartNew();
             Parallel.For(0, workers, _ => Chains(iterations));
-            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+            times.Add(sw.Elapsed.TotalSeconds);
         }
-        return 12.0 * 8 * 2 * iterations * workers / best / 1e9;
+        return BestAndSpread(times, 12.0 * 8 * 2 * iterations * workers / 1e9);
     }
 
-    private static double MeasureCopy(Device device, long bytes)
+    private static (double, double) MeasureCopy(Device device, long bytes)
     {
         using var a = Tensor.RandomUniform(device, new[] { (int)(bytes / 4) }, 1);
         using var b = Tensor.Empty(device, (int)(bytes / 4));
@@ -88,18 +166,18 @@ public static class Ceilings
         var stream = device.Accelerator.DefaultStream;
         src.CopyTo(stream, dst);
         device.Synchronize();
-        var best = double.MaxValue;
+        var times = new List<double>();
         for (int i = 0; i < 10; i++)
         {
             var s = device.Accelerator.AddProfilingMarker();
             src.CopyTo(stream, dst);
             var e = device.Accelerator.AddProfilingMarker();
             device.Synchronize();
-            best = Math.Min(best, (e - s).TotalSeconds);
+            times.Add((e - s).TotalSeconds);
             s.Dispose();
             e.Dispose();
         }
-        return 2.0 * bytes / best / 1e9;
+        return BestAndSpread(times, 2.0 * bytes / 1e9);
     }
 
     /// <summary>Eight independent multiply-add chains per thread: 16 FLOPs per iteration, no memory traffic inside the loop.</summary>
@@ -116,7 +194,7 @@ public static class Ceilings
         o[i] = a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
     }
 
-    private static double MeasureFma(Device device, bool cpu)
+    private static (double, double) MeasureFma(Device device, bool cpu)
     {
         int groups = cpu ? 4 : device.Info.Multiprocessors * 16, threads = 256, iterations = cpu ? 2_000 : 65_536;
         using var o = Tensor.Empty(device, groups * threads);
@@ -124,17 +202,17 @@ public static class Ceilings
         var config = new KernelConfig(groups, threads);
         k(device.Accelerator.DefaultStream, config, o.ContiguousView, 8, 0.5f);
         device.Synchronize();
-        var best = double.MaxValue;
+        var times = new List<double>();
         for (int i = 0; i < 5; i++)
         {
             var s = device.Accelerator.AddProfilingMarker();
             k(device.Accelerator.DefaultStream, config, o.ContiguousView, iterations, 0.5f);
             var e = device.Accelerator.AddProfilingMarker();
             device.Synchronize();
-            best = Math.Min(best, (e - s).TotalSeconds);
+            times.Add((e - s).TotalSeconds);
             s.Dispose();
             e.Dispose();
         }
-        return 16.0 * iterations * groups * threads / best / 1e9;
+        return BestAndSpread(times, 16.0 * iterations * groups * threads / 1e9);
     }
 }

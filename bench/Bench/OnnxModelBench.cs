@@ -15,16 +15,25 @@ public static class OnnxModelBench
     public static int Run(Cli cli)
     {
         using var device = Device.Open(cli.One("device"));
-        int runs = Math.Max(cli.Int("runs", 20, min: 1), 20);
+        int runs = Math.Max(cli.Int("runs", 20), 20);
         Console.WriteLine($"device: {device.Id} — {device.Info.Name}; peer: ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, {Environment.ProcessorCount} threads); median of {runs} interleaved runs");
         Console.WriteLine($"{"model",-28} {"GpuNet ms",10} {"ORT ms",10} {"ORT/GpuNet",11} {"nodes",12} {"rel L2",9} {"max abs",9}");
-        bool allClose = true;
-        foreach (var path in cli.Many("onnx"))
-            allClose &= One(device, path, runs);
-        return allClose ? 0 : 1;
+        var models = cli.Many("onnx");
+        var (differ, elapsed) = ProgressReporter.Run("run --onnx", models.Count, progress =>
+        {
+            int differing = 0;
+            foreach (var path in models)
+            {
+                progress.Next(path);
+                differing += One(device, path, runs, progress) ? 0 : 1;
+            }
+            return (differing, progress.Elapsed);
+        });
+        Console.WriteLine($"{models.Count - differ} of {models.Count} models agree with ONNX Runtime on {device.Id} in {ProgressReporter.Format(elapsed)}");
+        return differ == 0 ? 0 : 1;
     }
 
-    private static bool One(Device device, string path, int runs)
+    private static bool One(Device device, string path, int runs, ProgressReporter progress)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
         string name = Directory.Exists(path) ? Path.GetFileName(path.TrimEnd('/')) : Path.GetFileNameWithoutExtension(path);
@@ -73,7 +82,7 @@ public static class OnnxModelBench
             (close, worstRel, worstAbs) = (close && ok, Math.Max(worstRel, rel), Math.Max(worstAbs, abs));
         }
         double ourMedian = Median(ourTimes), ortMedian = Median(ortTimes);
-        Console.WriteLine($"{name,-28} {ourMedian,10:0.000} {ortMedian,10:0.000} {ortMedian / ourMedian,10:0.00}× {$"{model.PlannedNodes} ({model.FusedNodes} fused)",12} {worstRel,9:0.0e+0} {worstAbs,9:0.0e+0}{(close ? "" : "  OUTPUTS DIFFER")}");
+        progress.Note($"{name,-28} {ourMedian,10:0.000} {ortMedian,10:0.000} {ortMedian / ourMedian,10:0.00}× {$"{model.PlannedNodes} ({model.FusedNodes} fused)",12} {worstRel,9:0.0e+0} {worstAbs,9:0.0e+0}{(close ? "" : "  OUTPUTS DIFFER")}");
         foreach (var t in inputs.Values)
             t.Dispose();
         foreach (var v in ortInputs.Values)

@@ -27,8 +27,8 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
     private static JsonObject Row(BenchResult r, DeviceCeilings ceil)
     {
         bool skipped = r.Skipped is not null;
-        bool compute = r.Intensity >= ceil.Ridge;
-        double fraction = compute ? r.GFlops / ceil.Fp32GFlops : r.GBs / ceil.BandwidthGBs;
+        // The fraction of what the roofline allows at this intensity (of the bandwidth roof for kernels without arithmetic).
+        double fraction = r.Case.Flops > 0 ? r.GFlops / ceil.Attainable(r.Intensity) : r.GBs / ceil.BandwidthGBs;
         return new JsonObject
         {
             ["kernel"] = r.Case.Kernel, ["implementation"] = r.Case.Implementation, ["peer_of"] = r.Case.PeerOf, ["shape"] = r.Case.Shape,
@@ -36,7 +36,7 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
             ["median_ms"] = skipped ? null : Finite(r.MedianMs), ["min_ms"] = skipped ? null : Finite(r.MinMs), ["max_ms"] = skipped ? null : Finite(r.MaxMs),
             ["runs"] = r.Runs, ["input_sets"] = r.InputSets,
             ["gflops"] = skipped ? null : Finite(r.GFlops), ["gbs"] = skipped ? null : Finite(r.GBs), ["intensity"] = Finite(r.Intensity),
-            ["bound"] = compute ? "compute" : "memory", ["fraction_of_ceiling"] = skipped ? null : Finite(fraction), ["skipped"] = r.Skipped,
+            ["bound"] = ceil.Bound(r.Intensity), ["fraction_of_ceiling"] = skipped ? null : Finite(fraction), ["skipped"] = r.Skipped,
         };
     }
 
@@ -46,6 +46,7 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
         ["ceilings"] = Ceilings is null ? null : new JsonObject
         {
             ["measured_bandwidth_gbs"] = Ceilings.BandwidthGBs, ["measured_fp32_gflops"] = Ceilings.Fp32GFlops,
+            ["bandwidth_spread"] = Ceilings.BandwidthSpread, ["fp32_spread"] = Ceilings.Fp32Spread,
             ["datasheet"] = Ceilings.Datasheet is null ? null : new JsonObject
             {
                 ["name"] = Ceilings.Datasheet.Name, ["bandwidth_gbs"] = Ceilings.Datasheet.BandwidthGBs, ["fp32_gflops"] = Ceilings.Datasheet.Fp32GFlops,
@@ -71,13 +72,16 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
 
     private static string Num(JsonNode? n, string format) => n is null ? "-" : ((double)n).ToString(format, CultureInfo.InvariantCulture);
 
-    /// <summary>A rate with three significant digits below 100 (CPU-accelerator rates are small), none above.</summary>
-    private static string Rate(JsonNode? n) => n is null ? "-" : (double)n switch
-    {
-        >= 100 => ((double)n).ToString("0", CultureInfo.InvariantCulture),
-        >= 1 => ((double)n).ToString("0.0#", CultureInfo.InvariantCulture),
-        _ => ((double)n).ToString("0.000###", CultureInfo.InvariantCulture),
-    };
+    /// <summary>A rate (GFLOP/s or GB/s) with three significant digits: CPU-accelerator rates are small, GPU rates large.</summary>
+    private static string Rate(JsonNode? n) => n is null ? "-" : Units.Number((double)n);
+
+    /// <summary>Rows that were timed: peers absent on this device are listed once by <see cref="AbsentPeers"/> instead.</summary>
+    private IEnumerable<JsonObject> Timed => Rows.Where(r => r["skipped"] is null);
+
+    /// <summary>One line per implementation that could not run here (cuBLAS or PyTorch on a machine without them), with why and how many cases.</summary>
+    public IEnumerable<string> AbsentPeers() =>
+        Rows.Where(r => r["skipped"] is not null).GroupBy(r => ((string)r["implementation"]!, (string)r["skipped"]!))
+            .Select(g => $"absent peer: {g.Key.Item1} — {g.Key.Item2} ({g.Count()} case{(g.Count() == 1 ? "" : "s")} not timed)");
 
     /// <summary>Peer time over GpuNet time for the row's (kernel, shape): above 1 means GpuNet is faster.</summary>
     private string PeerRatio(JsonObject row)
@@ -97,14 +101,23 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
         return text;
     }
 
+    /// <summary>The fraction of the roof in percent; above 100 it is marked: the working set was served from cache, faster than the measured DRAM roof.</summary>
+    private static string Percent(JsonObject r) => r["fraction_of_ceiling"] is not { } f ? "-"
+        : ((double)f * 100).ToString("0.0", CultureInfo.InvariantCulture) + ((double)f > 1 ? " (cache)" : "");
+
+    /// <summary>The note that explains a "(cache)" mark, when any row has one.</summary>
+    public string? CacheNote() => Timed.Any(r => r["fraction_of_ceiling"] is { } f && (double)f > 1)
+        ? "(cache): above the measured memory roof — the case's data fits in a cache faster than the device-to-device copy that defines the roof"
+        : null;
+
     public Table ToTable()
     {
-        var t = new Table("kernel", "impl", "shape", "median ms", "min ms", "max ms", "GFLOP/s", "GB/s", "FLOP/B", "bound", "% ceiling", "vs peer");
-        foreach (var r in Rows)
+        var t = new Table("kernel", "impl", "shape", "median ms", "min ms", "max ms", "GFLOP/s", "GB/s", "FLOP/B", "bound", "% of roof", "vs peer");
+        foreach (var r in Timed)
             t.Add((string)r["kernel"]!, (string)r["implementation"]!, (string)r["shape"]!,
-                r["skipped"] is { } why ? "skipped: " + (string)why! : Num(r["median_ms"], "0.0000"), Num(r["min_ms"], "0.0000"), Num(r["max_ms"], "0.0000"),
-                Rate(r["gflops"]), Rate(r["gbs"]), Num(r["intensity"], "0.00"), (string)r["bound"]!,
-                r["fraction_of_ceiling"] is null ? "-" : ((double)r["fraction_of_ceiling"]! * 100).ToString("0.0", CultureInfo.InvariantCulture), PeerRatio(r));
+                Num(r["median_ms"], "0.0000"), Num(r["min_ms"], "0.0000"), Num(r["max_ms"], "0.0000"),
+                Rate(r["gflops"]), Rate(r["gbs"]), r["intensity"] is null ? "-" : Units.Number((double)r["intensity"]!), (string)r["bound"]!,
+                Percent(r), PeerRatio(r));
         return t;
     }
 
@@ -126,50 +139,105 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
         var sb = new StringBuilder();
         sb.AppendLine($"Device: {(string?)Device["name"]} ({(string?)Device["id"]}), {Date}, preset {Preset}. Command: `{command}`");
         if (Ceilings is not null)
-            sb.AppendLine($"Measured ceilings: {Ceilings.BandwidthGBs:0} GB/s, {Ceilings.Fp32GFlops:0} GFLOP/s FP32" +
-                (Ceilings.Datasheet is { } ds ? $" (datasheet {ds.Name}: {ds.BandwidthGBs:0} GB/s, {ds.Fp32GFlops:0} GFLOP/s)" : ""));
+            sb.AppendLine("Measured roofs: " + Ceilings.Describe() +
+                (Ceilings.Datasheet is { } ds ? $" (datasheet {ds.Name}: {Units.Rate(ds.BandwidthGBs * 1e9, "B/s")}, {Units.Rate(ds.Fp32GFlops * 1e9, "FLOP/s")})" : ""));
+        foreach (var line in AbsentPeers())
+            sb.AppendLine().Append(line);
         sb.AppendLine();
-        sb.AppendLine("| kernel | impl | shape | median ms | GFLOP/s | GB/s | bound | % ceiling | vs peer |");
+        sb.AppendLine();
+        sb.AppendLine("| kernel | impl | shape | median ms | GFLOP/s | GB/s | bound | % of roof | vs peer |");
         sb.AppendLine("|---|---|---|---|---|---|---|---|---|");
-        foreach (var r in Rows)
-            sb.AppendLine($"| {(string)r["kernel"]!} | {(string)r["implementation"]!} | {(string)r["shape"]!} | {Num(r["median_ms"], "0.0000")} | {Rate(r["gflops"])} | {Rate(r["gbs"])} | {(string)r["bound"]!} | {(r["fraction_of_ceiling"] is null ? "-" : ((double)r["fraction_of_ceiling"]! * 100).ToString("0.0", CultureInfo.InvariantCulture))} | {PeerRatio(r)} |");
+        foreach (var r in Timed)
+            sb.AppendLine($"| {(string)r["kernel"]!} | {(string)r["implementation"]!} | {(string)r["shape"]!} | {Num(r["median_ms"], "0.0000")} | {Rate(r["gflops"])} | {Rate(r["gbs"])} | {(string)r["bound"]!} | {Percent(r)} | {PeerRatio(r)} |");
+        if (CacheNote() is { } note)
+            sb.AppendLine().AppendLine(note);
         File.WriteAllText(path, sb.ToString());
     }
 
-    /// <summary>Roofline: achieved GFLOP/s against arithmetic intensity, log–log, with the measured roofs.</summary>
+    /// <summary>
+    /// Roofline: achieved GFLOP/s against arithmetic intensity on log–log axes with decade ticks labelled in real values
+    /// (0.1, 1, 10 FLOP/B; 100 MFLOP/s, 1 GFLOP/s), the measured roofs and ridge named with their numbers in the legend,
+    /// one colour per kernel (peers as hollow markers), and each point labelled with its kernel when there are few enough to read.
+    /// </summary>
     public void WritePlot(string path)
     {
         Ensure(path);
         var plot = new ScottPlot.Plot();
-        var points = Rows.Where(r => r["gflops"] is not null && (double)r["flops"]! > 0 && r["intensity"] is not null && (double)r["gflops"]! > 0).ToList();
-        foreach (var group in points.GroupBy(r => (string)r["implementation"]!))
+        var points = Timed.Where(r => r["gflops"] is not null && (double)r["flops"]! > 0 && r["intensity"] is not null && (double)r["gflops"]! > 0).ToList();
+        double Lx(JsonObject r) => Math.Log10((double)r["intensity"]!);
+        double Ly(JsonObject r) => Math.Log10((double)r["gflops"]!);
+        var palette = new ScottPlot.Palettes.Category20();
+        int colour = 0;
+        // GpuNet filled circles; each peer its own hollow marker, the same for every kernel.
+        var hollow = new[] { ScottPlot.MarkerShape.OpenSquare, ScottPlot.MarkerShape.OpenTriangleUp, ScottPlot.MarkerShape.OpenDiamond, ScottPlot.MarkerShape.OpenTriangleDown, ScottPlot.MarkerShape.OpenCircle };
+        var peerMarker = points.Select(r => (string)r["implementation"]!).Where(i => i != "gpunet").Distinct().OrderBy(i => i)
+            .Select((impl, k) => (impl, k)).ToDictionary(p => p.impl, p => hollow[p.k % hollow.Length]);
+        foreach (var kernel in points.GroupBy(r => (string)r["kernel"]!))
         {
-            var xs = group.Select(r => Math.Log10((double)r["intensity"]!)).ToArray();
-            var ys = group.Select(r => Math.Log10((double)r["gflops"]!)).ToArray();
-            var scatter = plot.Add.ScatterPoints(xs, ys);
-            scatter.LegendText = group.Key;
-            scatter.MarkerSize = 7;
+            var color = palette.GetColor(colour++);
+            foreach (var impl in kernel.GroupBy(r => (string)r["implementation"]!))
+            {
+                var scatter = plot.Add.ScatterPoints(impl.Select(Lx).ToArray(), impl.Select(Ly).ToArray(), color);
+                scatter.LegendText = impl.Key == "gpunet" ? kernel.Key : $"{kernel.Key} ({impl.Key})";
+                scatter.MarkerSize = 8;
+                scatter.MarkerShape = impl.Key == "gpunet" ? ScottPlot.MarkerShape.FilledCircle : peerMarker[impl.Key];
+            }
         }
+        if (points.Count <= 40)
+            foreach (var r in points)
+            {
+                var label = plot.Add.Text((string)r["kernel"]!, Lx(r), Ly(r));
+                label.LabelFontSize = 10;
+                label.OffsetX = 6;
+                label.OffsetY = -6;
+            }
+        double lo = points.Count == 0 ? -2 : Math.Floor(points.Min(Lx)) - 0.5, hi = points.Count == 0 ? 3 : Math.Ceiling(points.Max(Lx)) + 0.5;
         if (Ceilings is not null)
         {
-            double lo = points.Count == 0 ? -2 : Math.Min(-2, points.Min(r => Math.Log10((double)r["intensity"]!)) - 0.5);
-            double hi = points.Count == 0 ? 3 : Math.Max(3, points.Max(r => Math.Log10((double)r["intensity"]!)) + 0.5);
-            var roofX = new List<double>();
-            var roofY = new List<double>();
-            for (double x = lo; x <= hi; x += 0.02)
-            {
-                roofX.Add(x);
-                roofY.Add(Math.Log10(Math.Min(Ceilings.Fp32GFlops, Ceilings.BandwidthGBs * Math.Pow(10, x))));
-            }
-            var roof = plot.Add.ScatterLine(roofX.ToArray(), roofY.ToArray());
-            roof.LegendText = $"measured roof: {Ceilings.BandwidthGBs:0} GB/s, {Ceilings.Fp32GFlops:0} GFLOP/s";
-            roof.LineWidth = 2;
+            lo = Math.Min(lo, Math.Floor(Math.Log10(Ceilings.Ridge)) - 1);
+            hi = Math.Max(hi, Math.Ceiling(Math.Log10(Ceilings.Ridge)) + 1);
+            var xs = new List<double>();
+            for (double x = lo; x <= hi + 1e-9; x += 0.02)
+                xs.Add(x);
+            var memory = xs.Where(x => Math.Pow(10, x) <= Ceilings.Ridge).ToArray();
+            var compute = xs.Where(x => Math.Pow(10, x) >= Ceilings.Ridge).ToArray();
+            double ridgeX = Math.Log10(Ceilings.Ridge), roofY = Math.Log10(Ceilings.Fp32GFlops);
+            var bandwidth = plot.Add.ScatterLine(memory.Append(ridgeX).ToArray(), memory.Select(x => Math.Log10(Ceilings.BandwidthGBs) + x).Append(roofY).ToArray());
+            bandwidth.LegendText = $"memory roof {Units.Rate(Ceilings.BandwidthGBs * 1e9, "B/s")}";
+            bandwidth.LineWidth = 2;
+            bandwidth.Color = ScottPlot.Colors.Black;
+            var flops = plot.Add.ScatterLine(compute.Prepend(ridgeX).ToArray(), compute.Select(_ => roofY).Prepend(roofY).ToArray());
+            flops.LegendText = $"FP32 roof {Units.Rate(Ceilings.Fp32GFlops * 1e9, "FLOP/s")}";
+            flops.LineWidth = 2;
+            flops.Color = ScottPlot.Colors.DimGray;
+            var ridge = plot.Add.VerticalLine(ridgeX);
+            ridge.LegendText = $"ridge {Units.Number(Ceilings.Ridge)} FLOP/B";
+            ridge.LinePattern = ScottPlot.LinePattern.Dotted;
+            ridge.Color = ScottPlot.Colors.Gray;
         }
-        plot.Axes.Bottom.Label.Text = "arithmetic intensity (FLOP/byte, log10)";
-        plot.Axes.Left.Label.Text = "achieved GFLOP/s (log10)";
-        plot.Title($"GpuNet roofline — {(string?)Device["name"]}, preset {Preset}");
-        plot.ShowLegend();
-        plot.SavePng(path, 1000, 650);
+        double yLo = points.Count == 0 ? -3 : Math.Floor(points.Min(Ly)) - 0.5;
+        double yHi = Math.Max(points.Count == 0 ? 3 : Math.Ceiling(points.Max(Ly)), Ceilings is null ? double.MinValue : Math.Ceiling(Math.Log10(Ceilings.Fp32GFlops))) + 0.5;
+        plot.Axes.Bottom.TickGenerator = DecadeTicks(lo, hi, v => Units.Decade(v, ""));
+        plot.Axes.Left.TickGenerator = DecadeTicks(yLo, yHi, v => Units.Decade(v * 1e9, "FLOP/s"));
+        plot.Axes.SetLimits(lo, hi, yLo, yHi);
+        plot.Axes.Bottom.Label.Text = "arithmetic intensity (FLOP per byte moved, log scale)";
+        plot.Axes.Left.Label.Text = "achieved FP32 rate (log scale)";
+        plot.Title($"GpuNet roofline — {(string?)Device["name"]}, preset {Preset}, {points.Count} timed cases");
+        plot.ShowLegend(ScottPlot.Alignment.LowerRight);
+        plot.SavePng(path, 1200, 800);
+    }
+
+    /// <summary>Major ticks at each power of ten in [lo, hi] (log10 coordinates) labelled with the real value; minor ticks at 2…9.</summary>
+    private static ScottPlot.TickGenerators.NumericManual DecadeTicks(double lo, double hi, Func<double, string> label)
+    {
+        var ticks = new ScottPlot.TickGenerators.NumericManual();
+        for (int e = (int)Math.Floor(lo); e <= (int)Math.Ceiling(hi); e++)
+        {
+            ticks.AddMajor(e, label(Math.Pow(10, e)));
+            for (int m = 2; m <= 9; m++)
+                ticks.AddMinor(e + Math.Log10(m));
+        }
+        return ticks;
     }
 
     private static void Ensure(string path)
@@ -180,13 +248,15 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
     }
 
     /// <summary>Matches rows of two reports by (kernel, shape) and prints both times and B/A.</summary>
-    public static Table Compare(BenchReport a, BenchReport b)
+    public static Table Compare(BenchReport a, BenchReport b, out int matched)
     {
+        matched = 0;
         var t = new Table("kernel", "shape", $"A ({a.Tool}) impl", "A ms", $"B ({b.Tool}) impl", "B ms", "B/A");
         foreach (var ra in a.Rows.Where(r => r["median_ms"] is not null))
             foreach (var rb in b.Rows.Where(r => r["median_ms"] is not null && (string?)r["kernel"] == (string?)ra["kernel"] && (string?)r["shape"] == (string?)ra["shape"]))
             {
                 double ma = (double)ra["median_ms"]!, mb = (double)rb["median_ms"]!;
+                matched++;
                 t.Add((string)ra["kernel"]!, (string)ra["shape"]!, (string)ra["implementation"]!, ma.ToString("0.0000", CultureInfo.InvariantCulture),
                     (string)rb["implementation"]!, mb.ToString("0.0000", CultureInfo.InvariantCulture), (mb / ma).ToString("0.00", CultureInfo.InvariantCulture));
             }

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Times the same kernels and shapes as `gpunet-bench run` with PyTorch and writes the same JSON schema
-(bench/schema/results.schema.json), so `gpunet-bench compare gpunet.json torch.json` gives the ratio per
+"""Times the same kernels and shapes as `gpunet run` with PyTorch and writes the same JSON schema
+(bench/schema/results.schema.json), so `gpunet compare gpunet.json torch.json` gives the ratio per
 kernel and shape. FP32 throughout: TF32 is switched off for matmul and cuDNN. Timing: CUDA events around
 each call, warm-up first, median of the runs; inputs are random, never zeros.
 
@@ -36,7 +36,7 @@ def r(*shape):
 
 
 def cases(preset):
-    """(kernel, shape label as gpunet-bench prints it, flops, bytes, callable)."""
+    """(kernel, shape label as gpunet prints it, flops, bytes, callable)."""
     tiers = {"small": (1 << 16, 64, 1024), "medium": (1 << 24, 4096, 4096), "large": (1 << 26, 16384, 4096)}
     n, rows, cols = tiers[preset]
     rc = rows * cols

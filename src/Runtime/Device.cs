@@ -106,13 +106,15 @@ public sealed class Device : IDisposable
     /// <summary><see cref="Id"/> plus the instance number, e.g. <c>cpu#2</c>.</summary>
     public string Label => $"{Id}#{Instance}";
 
-    /// <summary>The underlying ILGPU accelerator, for callers that launch their own kernels.</summary>
+    /// <summary>The underlying ILGPU accelerator, for callers that launch their own kernels (the escape hatch: everyday code needs no ILGPU type).</summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Advanced)]
     public Accelerator Accelerator { get; }
 
     /// <summary>The device's caching allocator.</summary>
     public MemoryPool Pool { get; }
 
     /// <summary>Compiled kernels, one per (kernel, specialization).</summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Advanced)]
     public KernelCache Kernels { get; }
 
     /// <summary>Per-kernel launch counts and device time (off until enabled).</summary>

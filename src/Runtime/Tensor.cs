@@ -91,10 +91,12 @@ public sealed class Tensor : IDisposable
 
     /// <summary>The whole underlying buffer as floats (for kernels; index it with <see cref="Offset"/> and <see cref="Strides"/>).
     /// Never empty, even for a zero-length tensor, so it is always a valid kernel argument.</summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Advanced)]
     public ArrayView<float> Storage => _storage.Buffer.Buffer.View.BaseView.Cast<float>();
 
     /// <summary>The elements of a contiguous tensor, in order.</summary>
     /// <exception cref="ShapeMismatchException">The tensor is a non-contiguous view.</exception>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Advanced)]
     public ArrayView<float> ContiguousView
     {
         get

@@ -63,7 +63,8 @@ public sealed class BenchTests
                 if (row!["median_ms"] is not null)
                     row["median_ms"] = (double)row["median_ms"]! * 2;
             File.WriteAllText(b, doubled.ToJsonString());
-            var table = BenchReport.Compare(BenchReport.Load(a), BenchReport.Load(b));
+            var table = BenchReport.Compare(BenchReport.Load(a), BenchReport.Load(b), out int matched);
+            Assert.True(matched > 0);
             var text = new StringWriter();
             table.Print(text);
             Assert.Contains("2.00", text.ToString());
@@ -107,6 +108,45 @@ public sealed class BenchTests
     {
         var c = Ceilings.Measure(Cpu);
         Assert.True(c.BandwidthGBs > 0 && c.Fp32GFlops > 0);
+        Assert.True(c.BandwidthSpread >= 0 && c.Fp32Spread >= 0);
+    }
+
+    [Fact]
+    public void AbsentPeersAreListedOnceNotAsTableRows()
+    {
+        var text = new StringWriter();
+        _report.Value.ToTable().Print(text);
+        Assert.DoesNotContain("cublas", text.ToString());
+        var absent = _report.Value.AbsentPeers().ToList();
+        var blas = Assert.Single(absent, line => line.Contains("cublas"));
+        Assert.Contains("CUDA", blas);
+    }
+
+    [Theory]
+    [InlineData(51.0e9, "FLOP/s", "51.0 GFLOP/s")]
+    [InlineData(0.0241e9, "FLOP/s", "24.1 MFLOP/s")]
+    [InlineData(3.35e12, "B/s", "3.35 TB/s")]
+    [InlineData(999.4, "B/s", "999 B/s")]
+    [InlineData(999.6, "B/s", "1.00 kB/s")]
+    public void RatesPrintWithAPrefixAndThreeDigits(double value, string unit, string expected) =>
+        Assert.Equal(expected, Units.Rate(value, unit));
+
+    [Fact]
+    public void TheBoundIsDecidedAgainstTheRoofsWithTheirSpread()
+    {
+        // Ridge 10 FLOP/B, roofs each uncertain by 10%: the ridge by 1.21×.
+        var c = new DeviceCeilings(100, 1000, null, 0.1, 0.1);
+        Assert.Equal("memory", c.Bound(0.25));      // an elementwise add
+        Assert.Equal("memory", c.Bound(8.0));
+        Assert.Equal("balanced", c.Bound(9.0));
+        Assert.Equal("balanced", c.Bound(12.0));
+        Assert.Equal("compute", c.Bound(13.0));
+        Assert.Equal("memory", c.Bound(0));         // a copy does no arithmetic
+        // With a tiny measured FMA roof (the simulated GPU), an add is still not called compute-bound unless it is above the ridge.
+        var sim = new DeviceCeilings(2.0, 0.02, null);
+        Assert.Equal("compute", sim.Bound(0.083));
+        Assert.Equal("memory", sim.Bound(0.005));
+        Assert.Contains("20.0 MFLOP/s", sim.Describe());
     }
 }
 
@@ -119,7 +159,7 @@ public sealed class TrainVerbTests
         var dir = Directory.CreateTempSubdirectory("gpunet-train-").FullName;
         try
         {
-            Assert.Equal(0, TrainVerb.Run("dnn", Cli.Parse(new[] { "dnn", "--device", "cpu", "--steps", "30", "--out", dir }, TrainVerb.Options)));
+            Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", "dnn", "--device", "cpu", "--steps", "30", "--out", dir }));
             Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(dir, "dnn-loss.png"))[..4]);
             using var device = Device.Open("cpu");
             using var model = GpuNet.Layers.DnnRegression.Model(device);
@@ -138,8 +178,8 @@ public sealed class TrainVerbTests
         var dir = Directory.CreateTempSubdirectory("gpunet-train-").FullName;
         try
         {
-            var args = new[] { "gpt", "--device", "cpu", "--steps", "3", "--batch", "2", "--context", "16", "--dim", "16", "--heads", "2", "--layers", "1", "--chars", "10", "--out", dir };
-            Assert.Equal(0, TrainVerb.Run("gpt", Cli.Parse(args, TrainVerb.Options)));
+            var args = new[] { "train", "gpt", "--device", "cpu", "--steps", "3", "--batch", "2", "--context", "16", "--dim", "16", "--heads", "2", "--layers", "1", "--chars", "10", "--out", dir };
+            Assert.Equal(0, GpuNetCli.Invoke(args));
             using var device = Device.Open("cpu");
             var (model, vocabulary) = GpuNet.Layers.CharGpt.Load(device, Path.Combine(dir, "gpt.safetensors"));
             using (model)
@@ -152,8 +192,12 @@ public sealed class TrainVerbTests
     }
 
     [Fact]
-    public void UnknownModelIsAUsageError() =>
-        Assert.Throws<UsageException>(() => TrainVerb.Run("resnet", Cli.Parse(new[] { "resnet" }, TrainVerb.Options)));
+    public void UnknownModelOrBadValueIsAUsageError()
+    {
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "resnet" }));
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "dnn", "--steps", "-1" }));
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "gpt", "--lr", "zero" }));
+    }
 }
 
 public sealed class OnnxVerbTests
@@ -184,7 +228,7 @@ public sealed class OnnxVerbTests
         {
             Directory.CreateDirectory(dir);
             var json = Path.Combine(dir, "r.json");
-            var text = Capture(() => OnnxVerb.Run(new[] { "onnx", "test", Data + "/pytorch-operator", "--device", "cpu", "--json", json }), out int code);
+            var text = Capture(() => GpuNetCli.Invoke(new[] { "onnx", "test", Data + "/pytorch-operator", "--device", "cpu", "--json", json }), out int code);
             Assert.Equal(0, code);
             Assert.Contains("test_operator_conv", text);
             Assert.Matches(@"30 passed, 0 failed, 5 unsupported of 35 cases on cpu", text);
@@ -200,10 +244,10 @@ public sealed class OnnxVerbTests
     [Fact]
     public void InfoListsUnsupportedNodesAndRunPrintsOutputs()
     {
-        var info = Capture(() => OnnxVerb.Run(new[] { "onnx", "info", Data + "/node/test_lstm_defaults/model.onnx" }), out int code);
+        var info = Capture(() => GpuNetCli.Invoke(new[] { "onnx", "info", Data + "/node/test_lstm_defaults/model.onnx" }), out int code);
         Assert.Equal(0, code);
         Assert.Contains("opset 14", info);
-        var run = Capture(() => OnnxVerb.Run(new[] { "onnx", "run", Data + "/pytorch-converted/test_Conv2d_groups/model.onnx", "--device", "cpu", "--runs", "2" }), out code);
+        var run = Capture(() => GpuNetCli.Invoke(new[] { "onnx", "run", Data + "/pytorch-converted/test_Conv2d_groups/model.onnx", "--device", "cpu", "--runs", "2" }), out code);
         Assert.Equal(0, code);
         Assert.Contains("Float [2, 6, 4, 4]", run);
         Assert.Contains("median of 2", run);
@@ -212,9 +256,9 @@ public sealed class OnnxVerbTests
     [Fact]
     public void MissingSubVerbOrPathIsAUsageError()
     {
-        Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx" }));
-        Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx", "test" }));
-        Assert.Throws<UsageException>(() => OnnxVerb.Run(new[] { "onnx", "fly", "x" }));
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "onnx" }));
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "onnx", "test" }));
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "onnx", "fly", "x" }));
     }
 }
 
@@ -230,7 +274,7 @@ public sealed class OnnxModelBenchTests
         int code;
         try
         {
-            code = OnnxModelBench.Run(Cli.Parse(new[] { "run", "--onnx", model, "--device", "cpu" }, new Dictionary<string, string> { ["onnx"] = "many", ["device"] = "one", ["runs"] = "one" }));
+            code = GpuNetCli.Invoke(new[] { "run", "--onnx", model, "--device", "cpu" });
         }
         finally
         {
@@ -241,5 +285,92 @@ public sealed class OnnxModelBenchTests
         Assert.Contains("median of 20", text);
         Assert.Matches(@"torch_mlp\s+\d+\.\d+\s+\d+\.\d+\s+\d+\.\d+×", text);
         Assert.DoesNotContain("OUTPUTS DIFFER", text);
+        Assert.Contains("1 of 1 models agree with ONNX Runtime", text);
+    }
+}
+
+/// <summary>The command line itself: help for every verb, typed validation, summaries.</summary>
+public sealed class CliTests
+{
+    private static (int Code, string Out, string Err) Invoke(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try
+        {
+            return (GpuNetCli.Invoke(args), o.ToString(), e.ToString());
+        }
+        finally
+        {
+            Console.SetOut(oldOut);
+            Console.SetError(oldErr);
+        }
+    }
+
+    private static IEnumerable<string[]> Paths(System.CommandLine.Command command, string[] prefix)
+    {
+        foreach (var sub in command.Subcommands)
+        {
+            var path = prefix.Append(sub.Name).ToArray();
+            yield return path;
+            foreach (var deeper in Paths(sub, path))
+                yield return deeper;
+        }
+    }
+
+    [Fact]
+    public void EveryVerbAnswersHelp()
+    {
+        var verbs = Paths(GpuNetCli.Build(), Array.Empty<string>()).ToList();
+        Assert.True(verbs.Count >= 15, $"{verbs.Count} verbs");
+        foreach (var verb in verbs)
+        {
+            var (code, text, err) = Invoke(verb.Append("--help").ToArray());
+            Assert.True(code == 0, $"{string.Join(" ", verb)} --help exited {code}: {err}");
+            Assert.Contains("Usage:", text);
+            Assert.Contains(string.Join(" ", verb), text);
+        }
+    }
+
+    [Fact]
+    public void BadArgumentsExitTwoWithTheVerbsHelpHint()
+    {
+        var (code, _, err) = Invoke("check", "--bogus");
+        Assert.Equal(2, code);
+        Assert.Contains("--bogus", err);
+        Assert.Contains("gpunet check --help", err);
+        (code, _, err) = Invoke("run", "--runs", "0");
+        Assert.Equal(2, code);
+        Assert.Contains("--runs takes an integer ≥ 1", err);
+        (code, _, err) = Invoke("run", "--preset", "huge");
+        Assert.Equal(2, code);
+        (code, _, err) = Invoke("check", "--kernel", "no_such_kernel");
+        Assert.Equal(2, code);
+        Assert.Contains("no_such_kernel", err);
+        (code, var help, _) = Invoke();
+        Assert.Equal(2, code);
+        Assert.Contains("Commands:", help);
+    }
+
+    [Fact]
+    public void CheckPrintsASummaryLine()
+    {
+        var (code, text, _) = Invoke("check", "--device", "cpu", "--kernel", "softmax,relu");
+        Assert.Equal(0, code);
+        Assert.Matches(@"\d+ passed, 0 failed, 0 skipped on cpu in \d", text);
+    }
+
+    [Fact]
+    public void GenerateShowsPromptContinuationSpeedAndSettings()
+    {
+        var (code, text, err) = Invoke("generate", "--device", "cpu", "--prompt-ids", "1,2,3", "--max-new", "5", "--temperature", "0");
+        Assert.True(code == 0, err);
+        Assert.Matches(@"^1,2,3 \| \d+,\d+,\d+,\d+,\d+", text);
+        Assert.Contains("5 new tokens in", text);
+        Assert.Contains("tokens/s", text);
+        Assert.Contains("greedy (temperature 0), top-k off, top-p off, seed 0", text);
     }
 }

@@ -1,0 +1,184 @@
+using System.CommandLine;
+
+namespace GpuNet.Bench;
+
+/// <summary>
+/// The <c>gpunet</c> command line (System.CommandLine): one command per verb with its options typed and validated, help
+/// per verb (<c>gpunet VERB --help</c>), shell completion (<c>dotnet-suggest</c>), and exit codes 0 (done), 1 (a check or
+/// comparison failed), 2 (bad command line or an error GpuNet reported).
+/// </summary>
+public static class GpuNetCli
+{
+    private const string DeviceHelp = "device: auto, cpu (host code), cpu-sim (the GPU kernels on ILGPU's simulated GPU), cuda, cuda:N, opencl, opencl:N (default: $GPUNET_DEVICE, else auto: the best GPU, else cpu)";
+
+    private static Option<string> Text(string name, string description, string? helpName = null) =>
+        new("--" + name) { Description = description, HelpName = helpName };
+
+    private static Option<string[]> List(string name, string description, string helpName) =>
+        new("--" + name) { Description = description, HelpName = helpName, AllowMultipleArgumentsPerToken = true, Arity = ArgumentArity.OneOrMore };
+
+    /// <summary>The option's typed value inside a validator; default when the text did not parse (the parser reports that itself).</summary>
+    private static T? Parsed<T>(System.CommandLine.Parsing.OptionResult r)
+    {
+        try
+        {
+            return r.GetValueOrDefault<T>();
+        }
+        catch (InvalidOperationException)
+        {
+            return default;
+        }
+    }
+
+    private static Option<int?> Int(string name, string description, int min)
+    {
+        var option = new Option<int?>("--" + name) { Description = description, HelpName = "N" };
+        option.Validators.Add(r =>
+        {
+            if (Parsed<int?>(r) is int v && v < min)
+                r.AddError($"--{name} takes an integer ≥ {min}, got {v}");
+        });
+        return option;
+    }
+
+    /// <summary>A number option: positive, or (<paramref name="positive"/> false) at least 0.</summary>
+    private static Option<float?> Number(string name, string description, bool positive)
+    {
+        var option = new Option<float?>("--" + name) { Description = description, HelpName = "X" };
+        option.Validators.Add(r =>
+        {
+            if (Parsed<float?>(r) is float v && (positive ? !(v > 0) : !(v >= 0) || float.IsInfinity(v)))
+                r.AddError($"--{name} takes {(positive ? "a positive number" : "a number ≥ 0")}, got {v}");
+        });
+        return option;
+    }
+
+    private static Option<string> Device() => Text("device", DeviceHelp, "NAME");
+
+    private static Option<ulong?> Seed(string description) => new("--seed") { Description = description, HelpName = "N" };
+
+    private static Command Verb(string name, string description, Func<Cli, int> handler, params Symbol[] symbols)
+    {
+        var command = new Command(name, description);
+        foreach (var s in symbols)
+        {
+            if (s is Option o) command.Add(o);
+            else if (s is Argument a) command.Add(a);
+            else if (s is Command c) command.Add(c);
+        }
+        command.SetAction(r => Guard(new Cli(r), handler));
+        return command;
+    }
+
+    private static Command Group(string name, string description, params Command[] subcommands)
+    {
+        var command = new Command(name, description);
+        foreach (var c in subcommands)
+            command.Add(c);
+        return command;
+    }
+
+    /// <summary>Runs a verb's handler, turning usage and GpuNet errors into a message and exit code 2.</summary>
+    private static int Guard(Cli cli, Func<Cli, int> handler)
+    {
+        try
+        {
+            return handler(cli);
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            Console.Error.WriteLine($"see: gpunet {cli.Verb} --help");
+            return 2;
+        }
+        catch (GpuNetException e)
+        {
+            Console.Error.WriteLine($"error: {e.Message}");
+            return 2;
+        }
+    }
+
+    /// <summary>The root command with every verb.</summary>
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("GpuNet: check, time and run GpuNet's kernels and models on a GPU or the CPU; train the seed models; import ONNX models.");
+
+        root.Add(Verb("devices", "List the devices GpuNet can open.", _ => Verbs.Devices()));
+
+        root.Add(Verb("check", "Run every registered kernel (forward and backward) against its double-precision CPU reference on one device; print a table; exit 1 on any failure.",
+            Verbs.Check, Device(), List("kernel", "only these kernels (repeat or comma-separate)", "NAME"), Text("json", "also write the results as JSON", "FILE"),
+            Seed("input seed (default: the registry's fixed seed)")));
+
+        var preset = Text("preset", "problem sizes: small, cpu, medium, large (default: cpu on the fast CPU device, else small)", "NAME");
+        preset.AcceptOnlyFromAmong("small", "cpu", "medium", "large");
+        root.Add(Verb("run", "Time every kernel on one device (device-side time), beside the measured bandwidth and FP32 roofs and the best peer present (cuBLAS, PyTorch, ONNX Runtime, TensorPrimitives); or, with --onnx, whole ONNX models beside ONNX Runtime.",
+            Verbs.Run, Device(), List("kernel", "only these kernels", "NAME"), preset, Text("shape", "only cases whose shape contains this text", "TEXT"),
+            Int("runs", "timed runs per case (default: 5 for small, else 20)", 1), Seed("input seed (default 42)"),
+            Text("json", "write the results as JSON (bench/schema/results.schema.json)", "FILE"), Text("csv", "write the results as CSV", "FILE"),
+            Text("md", "write the results as a Markdown table", "FILE"), Text("plot", "draw the roofline as a PNG", "FILE.png"),
+            List("onnx", "time these ONNX models (files or directories holding model.onnx) end to end beside ONNX Runtime", "MODEL")));
+
+        root.Add(Verb("compare", "Ratio per kernel and shape of two result files (B/A).", Verbs.Compare,
+            new Argument<string>("A") { Description = "the first results JSON" }, new Argument<string>("B") { Description = "the second results JSON" }));
+
+        root.Add(Verb("bdn", "BenchmarkDotNet suites (statistically careful host timings), e.g. gpunet bdn '*MatMul*'.", Verbs.Bdn,
+            new Argument<string[]>("FILTER") { Description = "BenchmarkDotNet filters (default: every suite)", Arity = ArgumentArity.ZeroOrMore }));
+
+        root.Add(Verb("models", "Run every seed model's golden case (PyTorch fixtures): a table with the error and ms per forward.", Verbs.Models,
+            Device(), Text("json", "also write the results as JSON", "FILE")));
+
+        root.Add(Verb("generate", "Continue a prompt with a GPT: token ids with the fixture GPT (--prompt-ids), or text with weights written by 'train gpt' (--weights, --prompt). Prints prompt | continuation, tokens/s and the sampling settings.",
+            Verbs.Generate, Device(), List("prompt-ids", "prompt token ids for the fixture GPT, e.g. 1,2,3", "IDS"),
+            Text("weights", "a gpt.safetensors written by 'train gpt'", "FILE"), Text("prompt", "prompt text (with --weights)", "TEXT"),
+            Int("max-new", "tokens to generate (default: 20 ids, 200 characters)", 0), Number("temperature", "sampling temperature; 0 = greedy (default: 1 for ids, 0.8 for text)", false),
+            Int("top-k", "sample among the k most likely (default 0: all)", 0), Number("top-p", "nucleus sampling mass (default 1: all)", true), Int("seed", "sampling seed (default 0)", 0)));
+
+        Symbol[] Common() => new Symbol[] { Device(), Int("steps", "optimizer steps (default: 2000 dnn, 600 gpt)", 0), Number("lr", "learning rate (default: 0.001 dnn, 0.003 gpt)", true),
+            Int("seed", "initialization and data seed (default 0)", 0), Text("out", "directory for the weights and the loss curve (default: .)", "DIR") };
+        root.Add(Group("train", "Train a seed model with a progress bar; writes the weights (safetensors) and the loss curve (PNG).",
+            Verb("dnn", "The seed's MLP fitting y = 3x² + 5 with Adam and MSE.", c => TrainVerb.Run("dnn", c), Common()),
+            Verb("gpt", "A character-level GPT on a text (default: the bundled Shakespeare) with AdamW and cross-entropy; then continues a prompt.", c => TrainVerb.Run("gpt", c),
+                Common().Concat(new Symbol[]
+                {
+                    Text("text", "training text file (default: the bundled 300 KB of Shakespeare)", "FILE"), Int("batch", "sequences per step (default 16)", 1),
+                    Int("context", "context length (default 64)", 2), Int("dim", "model width (default 64)", 1), Int("heads", "attention heads (default 4)", 1),
+                    Int("layers", "transformer blocks (default 2)", 1), Text("prompt", "prompt to continue after training (default ROMEO:)", "TEXT"),
+                    Int("chars", "characters to generate after training (default 200)", 0),
+                }).ToArray())));
+
+        root.Add(Group("onnx", "Import and run ONNX models.",
+            Verb("test", "Run ONNX backend-test cases (model.onnx + test_data_set_N/*.pb; a directory of cases works too): one row per case, pass / FAIL / unsupported (why).",
+                OnnxVerb.Test, new Argument<string[]>("DIR") { Description = "test case directories, or directories of them", Arity = ArgumentArity.OneOrMore },
+                Device(), Text("json", "also write the results as JSON", "FILE"), Number("rtol", "relative tolerance (default 1e-3)", true), Number("atol", "absolute tolerance (default 1e-5)", true)),
+            Verb("info", "Opset, inputs, outputs, an op histogram and every unsupported node.", OnnxVerb.Info,
+                new Argument<string[]>("MODEL") { Description = "model.onnx files", Arity = ArgumentArity.OneOrMore }),
+            Verb("run", "Run a model (random data for inputs not given): output shapes and values, times, memory, time per op.", OnnxVerb.RunModel,
+                new Argument<string>("MODEL") { Description = "a model.onnx file" }, Device(), List("input", "an input from a TensorProto file, NAME=FILE.pb", "NAME=FILE"),
+                Int("runs", "timed runs (default 10)", 1), Int("seed", "seed of the random inputs (default 0)", 0))));
+
+        root.Add(Verb("ptx", "Compile every kernel variant to PTX offline (no GPU needed) and summarize what the compiler made: vector loads, barriers, shuffles, local memory.",
+            Verbs.Ptx, Text("arch", "target architecture (default sm_90)", "SM"), Text("out", "write DIR/<kernel>_<variant>.ptx", "DIR"), List("kernel", "only these kernels", "NAME")));
+        return root;
+    }
+
+    /// <summary>Parses and runs a command line; returns the exit code. Parse errors print the error and the verb's help hint (exit 2).</summary>
+    public static int Invoke(string[] args)
+    {
+        var root = Build();
+        if (args.Length == 0)
+        {
+            root.Parse(new[] { "--help" }).Invoke();
+            return 2;
+        }
+        var result = root.Parse(args);
+        if (result.Errors.Count > 0)
+        {
+            foreach (var e in result.Errors)
+                Console.Error.WriteLine($"error: {e.Message}");
+            var verb = new Cli(result).Verb;
+            Console.Error.WriteLine($"see: gpunet {(verb.Length > 0 ? verb + " " : "")}--help");
+            return 2;
+        }
+        return result.Invoke();
+    }
+}
