@@ -290,31 +290,36 @@ internal static class Verbs
             Directory.CreateDirectory(dir);
         var table = new Table("kernel", "variant", "lines", "ld.global.v4", "ld.shared.v4", "bar.sync", "shfl", "local bytes");
         int failed = 0;
-        int compiled = 0;
-        foreach (var v in KernelCatalog.All.Where(v => kernels.Count == 0 || kernels.Contains(v.Kernel)))
+        var variants = KernelCatalog.All.Where(v => kernels.Count == 0 || kernels.Contains(v.Kernel)).ToList();
+        int compiled = variants.Count;
+        var elapsed = ProgressReporter.Run("ptx", variants.Count, progress =>
         {
-            compiled++;
-            string ptx;
-            try
+            foreach (var v in variants)
             {
-                ptx = compiler.Compile(v.Method);
+                progress.Next($"{v.Kernel}/{v.Variant}");
+                string ptx;
+                try
+                {
+                    ptx = compiler.Compile(v.Method);
+                }
+                catch (Exception e)
+                {
+                    failed++;
+                    table.Add(v.Kernel, v.Variant, "FAILED", e.GetType().Name, e.Message, "", "", "");
+                    continue;
+                }
+                if (dir is not null)
+                    File.WriteAllText(Path.Combine(dir, $"{v.Kernel}_{v.Variant}.ptx"), ptx);
+                int Count(string pattern) => System.Text.RegularExpressions.Regex.Matches(ptx, pattern).Count;
+                var local = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 \S+\[(\d+)\]").Sum(m => int.Parse(m.Groups[1].Value));
+                table.Add(v.Kernel, v.Variant, ptx.Split('\n').Length.ToString(), Count(@"ld\.global(\.nc)?\.v4").ToString(), Count(@"ld\.shared\.v4").ToString(),
+                    Count(@"bar\.sync").ToString(), Count(@"shfl\.sync").ToString(), local.ToString());
             }
-            catch (Exception e)
-            {
-                failed++;
-                table.Add(v.Kernel, v.Variant, "FAILED", e.GetType().Name, e.Message, "", "", "");
-                continue;
-            }
-            if (dir is not null)
-                File.WriteAllText(Path.Combine(dir, $"{v.Kernel}_{v.Variant}.ptx"), ptx);
-            int Count(string pattern) => System.Text.RegularExpressions.Regex.Matches(ptx, pattern).Count;
-            var local = System.Text.RegularExpressions.Regex.Matches(ptx, @"\.local \.align \d+ \.b8 \S+\[(\d+)\]").Sum(m => int.Parse(m.Groups[1].Value));
-            table.Add(v.Kernel, v.Variant, ptx.Split('\n').Length.ToString(), Count(@"ld\.global(\.nc)?\.v4").ToString(), Count(@"ld\.shared\.v4").ToString(),
-                Count(@"bar\.sync").ToString(), Count(@"shfl\.sync").ToString(), local.ToString());
-        }
+            return progress.Elapsed;
+        });
         Console.WriteLine($"PTX for {arch} (ILGPU PTX backend, O2){(dir is null ? "" : $", written to {dir}")}");
         table.Print(Console.Out);
-        Console.WriteLine($"{compiled - failed} variants compiled, {failed} failed");
+        Console.WriteLine($"{compiled - failed} variants compiled, {failed} failed in {ProgressReporter.Format(elapsed)}");
         return failed == 0 ? 0 : 1;
     }
 
