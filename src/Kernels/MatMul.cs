@@ -84,7 +84,8 @@ namespace GpuNet.Kernels
 
         /// <summary>
         /// 1: the backward of a fused activation — C = (alpha·A·B + beta·C) ⊙ act′(Z), where Z, laid out like C, is read
-        /// through the bias view (HasBias is then 0) and act itself is not applied.
+        /// through the bias view (HasBias is then 0) and act itself is not applied. The GPU kernel takes it as a compile-time
+        /// specialization (its TGate argument, chosen from this field at launch), so the forward's code does not carry it.
         /// </summary>
         public int GateByDerivative;
 
@@ -193,8 +194,8 @@ namespace GpuNet.Kernels
 
         /// <summary>C[m, n..n+3] = act(alpha·acc + beta·C + bias) — or (alpha·acc + beta·C) ⊙ act′(Z) — bounds-checked, one float4 store when legal.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreQuad<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int n, Float4 acc, GemmParams p, TAct act)
-            where TAct : struct, IDifferentiableUnaryOp
+        private static void StoreQuad<TAct, TGate>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int n, Float4 acc, GemmParams p, TAct act)
+            where TAct : struct, IDifferentiableUnaryOp where TGate : struct, IFlag
         {
             if (m >= p.M || n >= p.N)
                 return;
@@ -204,7 +205,7 @@ namespace GpuNet.Kernels
             r.X = p.Alpha * acc.X; r.Y = p.Alpha * acc.Y; r.Z = p.Alpha * acc.Z; r.W = p.Alpha * acc.W;
             if (p.Beta != 0)
                 r = Float4.Fma(r, p.Beta, Float4.Load(c, at, p.N - n, 0));
-            if (p.GateByDerivative != 0)
+            if (default(TGate).Value)
             {
                 // Z has C's layout, so the same index and float4 legality apply.
                 var z = Float4.Load(bias, at, p.N - n, p.VecC);
@@ -234,21 +235,26 @@ namespace GpuNet.Kernels
 
         /// <summary>Stores row <paramref name="m"/> of the micro-tile: two float4 halves BN/2 apart.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void StoreRow<TAct>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int nL, int nH, Float4 left, Float4 right, GemmParams p, TAct act)
-            where TAct : struct, IDifferentiableUnaryOp
+        private static void StoreRow<TAct, TGate>(ArrayView<float> c, ArrayView<float> bias, int cBase, int biasRow, int m, int nL, int nH, Float4 left, Float4 right, GemmParams p, TAct act)
+            where TAct : struct, IDifferentiableUnaryOp where TGate : struct, IFlag
         {
-            StoreQuad(c, bias, cBase, biasRow, m, nL, left, p, act);
-            StoreQuad(c, bias, cBase, biasRow, m, nH, right, p, act);
+            StoreQuad<TAct, TGate>(c, bias, cBase, biasRow, m, nL, left, p, act);
+            StoreQuad<TAct, TGate>(c, bias, cBase, biasRow, m, nH, right, p, act);
         }
 
-        /// <summary>The tiled matmul (see the class summary). Batch z reads A at batchA.Offset(z), B at batchB.Offset(z), writes C at z·M·N.</summary>
-        public static void Tiled<TTile, TAKContig, TB, TAct>(
+        /// <summary>
+        /// The tiled matmul (see the class summary). Batch z reads A at batchA.Offset(z), B at batchB.Offset(z), writes C at z·M·N.
+        /// <typeparamref name="TGate"/>: the epilogue multiplies by act′ of the saved pre-activation instead of adding the bias
+        /// and applying act (<see cref="GemmParams.GateByDerivative"/>).
+        /// </summary>
+        public static void Tiled<TTile, TAKContig, TB, TAct, TGate>(
             ArrayView<float> a, ArrayView<float> b, ArrayView<float> c, ArrayView<float> bias,
             GemmParams p, Layout6 batchA, Layout6 batchB, TTile tile, TB bSource, TAct act)
             where TTile : struct, IMatMulTile
             where TAKContig : struct, IFlag
             where TB : struct, IOperandB
             where TAct : struct, IDifferentiableUnaryOp
+            where TGate : struct, IFlag
         {
             int bm = tile.BM, bn = tile.BN, bk = tile.BK;
             // Two k-major stages of A (bk×bm) and B (bk×bn).
@@ -315,14 +321,14 @@ namespace GpuNet.Kernels
 
             int mL = m0 + ty * 4, mH = m0 + bm / 2 + ty * 4, nL = n0 + tx * 4, nH = n0 + bn / 2 + tx * 4;
             int biasRow = p.HasBias == 2 ? z % p.BiasGroups * p.M : 0;
-            StoreRow(c, bias, cBase, biasRow, mL, nL, nH, acc.R0L, acc.R0H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mL + 1, nL, nH, acc.R1L, acc.R1H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mL + 2, nL, nH, acc.R2L, acc.R2H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mL + 3, nL, nH, acc.R3L, acc.R3H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mH, nL, nH, acc.R4L, acc.R4H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mH + 1, nL, nH, acc.R5L, acc.R5H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mH + 2, nL, nH, acc.R6L, acc.R6H, p, act);
-            StoreRow(c, bias, cBase, biasRow, mH + 3, nL, nH, acc.R7L, acc.R7H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mL, nL, nH, acc.R0L, acc.R0H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mL + 1, nL, nH, acc.R1L, acc.R1H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mL + 2, nL, nH, acc.R2L, acc.R2H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mL + 3, nL, nH, acc.R3L, acc.R3H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mH, nL, nH, acc.R4L, acc.R4H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mH + 1, nL, nH, acc.R5L, acc.R5H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mH + 2, nL, nH, acc.R6L, acc.R6H, p, act);
+            StoreRow<TAct, TGate>(c, bias, cBase, biasRow, mH + 3, nL, nH, acc.R7L, acc.R7H, p, act);
         }
 
         /// <summary>
@@ -743,9 +749,17 @@ namespace GpuNet
         {
             public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
+                if (P.GateByDerivative != 0)
+                    Launch<TAct, Flags.Yes>();
+                else
+                    Launch<TAct, Flags.No>();
+            }
+
+            private void Launch<TAct, TGate>() where TAct : struct, IDifferentiableUnaryOp where TGate : struct, IFlag
+            {
                 TTile tile = default;
                 var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    GemmParams, Layout6, Layout6, TTile, TB, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct>);
+                    GemmParams, Layout6, Layout6, TTile, TB, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct, TGate>);
                 var grid = new Index3D((P.N + tile.BN - 1) / tile.BN, (P.M + tile.BM - 1) / tile.BM, BatchCount);
                 var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
                 using (Device.Profiler.Measure(Op))

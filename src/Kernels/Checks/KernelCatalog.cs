@@ -37,9 +37,10 @@ public static class KernelCatalog
     private static IEnumerable<KernelVariant> ActivationBackward(string kernel, Type op) =>
         Elementwise(kernel + "_backward", typeof(Activation.Backward<>).MakeGenericType(op));
 
-    private static KernelVariant Tiled(string kernel, string variant, Type tile, bool aK, bool bK, Type act) =>
+    private static KernelVariant Tiled(string kernel, string variant, Type tile, bool aK, bool bK, Type act, bool gate = false) =>
         new(kernel, variant, Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), tile,
-            aK ? typeof(Flags.Yes) : typeof(Flags.No), typeof(DenseB<>).MakeGenericType(bK ? typeof(Flags.Yes) : typeof(Flags.No)), act));
+            aK ? typeof(Flags.Yes) : typeof(Flags.No), typeof(DenseB<>).MakeGenericType(bK ? typeof(Flags.Yes) : typeof(Flags.No)), act,
+            gate ? typeof(Flags.Yes) : typeof(Flags.No)));
 
     private static IEnumerable<KernelVariant> MatMul()
     {
@@ -142,12 +143,12 @@ public static class KernelCatalog
             Elementwise("unpatchify", Unary(typeof(ElementwiseOps.Identity))).Skip(1),
             new[]
             {
-                new KernelVariant("conv2d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
-                new KernelVariant("conv2d", "im2col_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(DenseB<Flags.No>), typeof(Activation.Relu))),
+                new KernelVariant("conv2d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity), typeof(Flags.No))),
+                new KernelVariant("conv2d", "im2col_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Large), typeof(Flags.Yes), typeof(DenseB<Flags.No>), typeof(Activation.Relu), typeof(Flags.No))),
                 new KernelVariant("im2col", "gather", typeof(ConvKernels).GetMethod(nameof(ConvKernels.Im2Col))!),
                 new KernelVariant("col2im", "gather", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(ElementwiseOps.Identity))),
                 new KernelVariant("conv_transpose2d", "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(Activation.Relu))),
-                new KernelVariant("conv1d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Small), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity))),
+                new KernelVariant("conv1d", "implicit_gemm", Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), typeof(MatMulTiles.Small), typeof(Flags.Yes), typeof(Im2ColB), typeof(ElementwiseOps.Identity), typeof(Flags.No))),
             },
             Elementwise("split", Unary(typeof(ElementwiseOps.Identity))),
             Elementwise("unary_math", Unary(typeof(UnaryMath))),
@@ -175,9 +176,9 @@ public static class KernelCatalog
             yield return Tiled("matmul_backward", $"large_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", tile, aK, bK, id);
         yield return Tiled("batched_matmul_backward", "large_a_bt", typeof(MatMulTiles.Large), true, true, id);
         yield return Tiled("matmul_bias_act_backward", "large_at_b", typeof(MatMulTiles.Large), false, false, id);
-        // A Linear's dA = g·W with the producer's act′(z) in the epilogue: the forward's specializations, gated at run time.
+        // A Linear's dA = g·W with the producer's act′(z) in the epilogue: the gated specializations.
         foreach (var act in new[] { typeof(Activation.Relu), typeof(Activation.GeluErf), typeof(Activation.GeluTanh), typeof(Activation.Silu) })
-            yield return Tiled("matmul_act_backward", $"large_a_b_{act.Name}", typeof(MatMulTiles.Large), true, false, act);
+            yield return Tiled("matmul_act_backward", $"large_a_b_{act.Name}", typeof(MatMulTiles.Large), true, false, act, gate: true);
         foreach (var kernel in new[] { "reduce_sum_backward", "reduce_mean_backward", "view_backward" })
             yield return new KernelVariant(kernel, "copy_strided", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Strided), Unary(id)));
         yield return new KernelVariant("reduce_mean_backward", "scale", Closed(typeof(ElementwiseKernels), nameof(ElementwiseKernels.Flat), Unary(typeof(Activation.Scale))));
