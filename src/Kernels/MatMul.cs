@@ -439,19 +439,7 @@ namespace GpuNet
         {
             var device = a.Device;
             string op = bias is not null || activation != FusedActivation.None ? "matmul_bias_act" : a.Rank > 2 || b.Rank > 2 ? "batched_matmul" : "matmul";
-            Validate.Input(op, "a", a, device);
-            Validate.Input(op, "b", b, device);
-            if (a.Rank < 2)
-                throw new ShapeMismatchException(op, "a", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(a.ShapeArray()));
-            if (b.Rank < 2)
-                throw new ShapeMismatchException(op, "b", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(b.ShapeArray()));
-            int m = transposeA ? a.Size(-1) : a.Size(-2), ka = transposeA ? a.Size(-2) : a.Size(-1);
-            int kb = transposeB ? b.Size(-1) : b.Size(-2), n = transposeB ? b.Size(-2) : b.Size(-1);
-            if (ka != kb)
-                throw new ShapeMismatchException(op, "b", $"{(transposeB ? "[..., N, " + ka + "]" : "[..., " + ka + ", N]")} to match K = {ka} of a {GpuNetException.FormatShape(a.ShapeArray())}{(transposeA ? " (transposed)" : "")}",
-                    GpuNetException.FormatShape(b.ShapeArray()) + (transposeB ? " (transposed)" : ""));
-            var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
-            var outShape = batch.Append(m).Append(n).ToArray();
+            var (m, n, ka, batch, outShape) = Operands(op, a, b, transposeA, transposeB);
             if (bias is not null)
             {
                 Validate.Input(op, "bias", bias, device);
@@ -462,7 +450,7 @@ namespace GpuNet
                 throw new ArgumentException($"{op}: beta = {beta} needs the input/output tensor c");
             bool record = Autograd.ShouldRecord(a, b, bias);
             if (record && activation != FusedActivation.None && beta == 0)
-                return FusedForTraining(op, a, b, transposeA, transposeB, alpha, c, bias, activation, tile);
+                return FusedForTraining(op, a, b, transposeA, transposeB, alpha, c, bias, activation, tile, batch);
             var output = Validate.OutputOrNew(op, c, device, outShape);
             if (record)
                 RecordMatMul(op, a, b, bias, transposeA, transposeB, alpha, beta, output, batch, null);
@@ -487,17 +475,8 @@ namespace GpuNet
         {
             const string op = "matmul_act_backward";
             var device = a.Device;
-            Validate.Input(op, "a", a, device);
-            Validate.Input(op, "b", b, device);
+            var (m, n, ka, batch, outShape) = Operands(op, a, b, transposeA, transposeB);
             Validate.Input(op, "preActivation", preActivation, device);
-            if (a.Rank < 2 || b.Rank < 2)
-                throw new ShapeMismatchException(op, a.Rank < 2 ? "a" : "b", "a matrix or a batch of matrices (rank ≥ 2)", (a.Rank < 2 ? a : b).Describe());
-            int m = transposeA ? a.Size(-1) : a.Size(-2), ka = transposeA ? a.Size(-2) : a.Size(-1);
-            int kb = transposeB ? b.Size(-1) : b.Size(-2), n = transposeB ? b.Size(-2) : b.Size(-1);
-            if (ka != kb)
-                throw new ShapeMismatchException(op, "b", $"K = {ka} to match a {a.Describe()}{(transposeA ? " (transposed)" : "")}", b.Describe() + (transposeB ? " (transposed)" : ""));
-            var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
-            var outShape = batch.Append(m).Append(n).ToArray();
             if (!preActivation.Shape.SequenceEqual(outShape) || !preActivation.IsContiguous)
                 throw new ShapeMismatchException(op, "preActivation", $"a contiguous tensor {GpuNetException.FormatShape(outShape)} (the output's shape)", preActivation.Describe());
             if (Autograd.ShouldRecord(a, b, preActivation))
@@ -509,12 +488,34 @@ namespace GpuNet
         }
 
         /// <summary>
+        /// Validates the two operands of a matmul-family op (same device, alive, rank ≥ 2, K agreeing, batches broadcasting)
+        /// and returns M, N, K, the broadcast batch shape and the output shape [...batch, M, N].
+        /// </summary>
+        private static (int M, int N, int K, int[] Batch, int[] OutShape) Operands(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
+        {
+            var device = a.Device;
+            Validate.Input(op, "a", a, device);
+            Validate.Input(op, "b", b, device);
+            if (a.Rank < 2)
+                throw new ShapeMismatchException(op, "a", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(a.ShapeArray()));
+            if (b.Rank < 2)
+                throw new ShapeMismatchException(op, "b", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(b.ShapeArray()));
+            int m = transposeA ? a.Size(-1) : a.Size(-2), ka = transposeA ? a.Size(-2) : a.Size(-1);
+            int kb = transposeB ? b.Size(-1) : b.Size(-2), n = transposeB ? b.Size(-2) : b.Size(-1);
+            if (ka != kb)
+                throw new ShapeMismatchException(op, "b", $"{(transposeB ? "[..., N, " + ka + "]" : "[..., " + ka + ", N]")} to match K = {ka} of a {GpuNetException.FormatShape(a.ShapeArray())}{(transposeA ? " (transposed)" : "")}",
+                    GpuNetException.FormatShape(b.ShapeArray()) + (transposeB ? " (transposed)" : ""));
+            var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
+            return (m, n, ka, batch, batch.Append(m).Append(n).ToArray());
+        }
+
+        /// <summary>
         /// A fused epilogue while training: the backward needs the pre-activation z, so the forward writes z (matmul + bias) and
         /// applies the activation in a second kernel. One node records both; its first backward step, act′(z), is a gate
         /// (<see cref="ActivationGate"/>) that a consuming matmul applies in its own epilogue.
         /// </summary>
         private static Tensor FusedForTraining(string op, Tensor a, Tensor b, bool transposeA, bool transposeB, float alpha, Tensor? c,
-            Tensor? bias, FusedActivation activation, MatMulTile tile)
+            Tensor? bias, FusedActivation activation, MatMulTile tile, int[] batch)
         {
             Tensor y;
             using (Autograd.NoGrad())
@@ -522,7 +523,6 @@ namespace GpuNet
             {
                 y = ApplyFused(z, activation, c);
                 var savedZ = Autograd.Save(z);
-                var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
                 RecordMatMul(op, a, b, bias, transposeA, transposeB, alpha, 0f, y, batch, new ActivationGate(savedZ, activation));
             }
             return y;

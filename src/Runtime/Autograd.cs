@@ -329,8 +329,6 @@ public static class Autograd
                 }
         }
 
-        // A gate is offered to a node's only consumer in this pass; a node with several gets the engine's separate step.
-        var soleConsumer = new HashSet<GradNode>(pendingEdges.Where(kv => kv.Value == 1).Select(kv => kv.Key), ReferenceEqualityComparer.Instance);
         var gateTaken = new HashSet<GradNode>(ReferenceEqualityComparer.Instance);
 
         // Hold every reachable node for the pass: a node freed after its backward lets go of its inputs, which must not be
@@ -360,10 +358,13 @@ public static class Autograd
                     }
                     TensorScope.Unregister(g);
                 }
+                // A producer's gate goes to the consumer whose gradient will be its only one: this node's edge is the last still
+                // pending (so it is not used twice by this node) and no earlier consumer delivered a gradient. Otherwise the
+                // engine applies the gate itself to the summed gradient.
                 var gates = new IGradientGate?[node.Inputs.Count];
                 if (node.TakesGates)
                     for (int i = 0; i < gates.Length; i++)
-                        if (node.Inputs[i].Node is { Gate: { } gate } producer && soleConsumer.Contains(producer))
+                        if (node.Inputs[i].Node is { Gate: { } gate } producer && pendingEdges[producer] == 1 && !grads.ContainsKey(producer))
                         {
                             gates[i] = gate;
                             gateTaken.Add(producer);

@@ -18,8 +18,6 @@ public sealed class LocalFeed : IDisposable
 
     public string Repository { get; }
 
-    public string PackLog { get; }
-
     /// <summary>
     /// A version of this run's own (0.3.0-test.TIMESTAMP): NuGet caches packages by id and version, so a fixed version could
     /// restore a copy packed from older sources.
@@ -32,10 +30,8 @@ public sealed class LocalFeed : IDisposable
         string copy = Path.Combine(Root, "repo");
         foreach (var item in new[] { "src", "bench", "tests/GpuNet.Layers.Tests/Fixtures", "tests/GpuNet.Onnx.Tests/Models", "Directory.Build.props", "Directory.Packages.props", "README.md" })
             Copy(Path.Combine(Repository, item), Path.Combine(copy, item));
-        var log = new System.Text.StringBuilder();
         foreach (var project in new[] { "src/Runtime", "src/Kernels", "src/Layers", "src/Onnx", "bench" })
-            log.AppendLine(Dotnet.Run(copy, "pack", project, "-c", "Release", "-o", Feed, "-p:Version=" + Version));
-        PackLog = log.ToString();
+            Dotnet.Run(copy, "pack", project, "-c", "Release", "-o", Feed, "-p:Version=" + Version);
     }
 
     /// <summary>The directory holding GpuNet.sln above the test's output directory.</summary>
