@@ -19,4 +19,55 @@ public sealed class ActivationTests(ITestOutputHelper output) : KernelFamilyTest
     }
 }
 
+/// <summary>exp and sigmoid at the edges of float's range, where the fast CPU device's vector exp replaces compares and blends
+/// by clamps and exponent arithmetic: overflow exactly where float overflows, NaN kept, −inf to exact 0.</summary>
+public sealed class ExpEdgeTests
+{
+    // 24 inputs, so the vector path (8 lanes) covers them all; the pairs straddle the clamps and the flush-to-zero bound.
+    private static readonly float[] Edges =
+    {
+        float.NaN, float.NegativeInfinity, float.PositiveInfinity, -1e30f, 1e30f, -100f, 100f, -88.8f,
+        -88.5f, -87.6f, -87.2f, -86.9f, -20f, -1e-3f, 0f, 1e-3f,
+        20f, 60f, 86.9f, 88.3f, 88.5f, 88.72f, 88.73f, 89f,
+    };
+
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void ExpMatchesDoubleUpToOverflowAndFlushesOnlyBelowFloatsNormalRange(string device)
+    {
+        using var x = Tensor.FromArray(GpuNet.Tests.TestDevices.Get(device), Edges);
+        using var y = Ops.Exp(x);
+        var got = y.ToArray();
+        for (int i = 0; i < Edges.Length; i++)
+            AssertClose(Math.Exp(Edges[i]), got[i], flushBelow: 1.7e-38, $"exp({Edges[i]})");
+    }
+
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void SigmoidMatchesDoubleIncludingBothTails(string device)
+    {
+        using var x = Tensor.FromArray(GpuNet.Tests.TestDevices.Get(device), Edges);
+        using var y = Ops.Sigmoid(x);
+        var got = y.ToArray();
+        for (int i = 0; i < Edges.Length; i++)
+            AssertClose(1 / (1 + Math.Exp(-(double)Edges[i])), got[i], flushBelow: 3e-39, $"sigmoid({Edges[i]})");
+    }
+
+    /// <summary>NaN for NaN, +inf beyond float's range, 0 allowed (not required) below <paramref name="flushBelow"/>, else a
+    /// relative error within the fast exp's measured bound (4.4e-7, sigmoid's tails).</summary>
+    private static void AssertClose(double expected, float got, double flushBelow, string what)
+    {
+        if (double.IsNaN(expected))
+            Assert.True(float.IsNaN(got), $"{what}: expected NaN, got {got}");
+        else if (expected > float.MaxValue)
+            Assert.True(float.IsPositiveInfinity(got), $"{what}: expected +inf, got {got}");
+        else if (expected < flushBelow)
+            Assert.True(got >= 0 && got <= flushBelow, $"{what}: expected {expected:E3} or 0, got {got:E3}");
+        else
+            Assert.True(Math.Abs(got - expected) <= 5e-7 * expected, $"{what}: expected {expected:E8}, got {got:E8} (rel {Math.Abs(got - expected) / expected:E2})");
+    }
+}
+
 public sealed class ActivationFamily : IKernelFamily { public static string Name => "activation"; }

@@ -28,8 +28,9 @@ internal static unsafe class HostRows
                 var xs = new ReadOnlySpan<float>(x + (long)r * cols, cols);
                 var os = new Span<float>(o + (long)r * cols, cols);
                 int limit = causal ? Math.Clamp(r % rowsPerMatrix + offset + 1, 0, cols) : cols;
-                float max = limit == 0 ? float.NegativeInfinity : HostMath.MaxOrNaN(x + (long)r * cols, limit);
-                if (max == float.NegativeInfinity)
+                // A NaN the unordered max passes over reaches the sum through the exp (the row is then NaN, below).
+                float max = limit == 0 ? float.NegativeInfinity : HostMath.MaxUnordered(x + (long)r * cols, limit);
+                if (max == float.NegativeInfinity && !xs[..limit].ContainsAnyExcept(float.NegativeInfinity))
                 {
                     // Nothing unmasked (or every value −inf): zeros, −inf for log-softmax, as the GPU kernel.
                     os.Fill(log ? float.NegativeInfinity : 0f);
@@ -42,15 +43,19 @@ internal static unsafe class HostRows
                     continue;
                 }
                 float* xr = x + (long)r * cols, orow = o + (long)r * cols;
+                float sum = HostMath.ExpShiftedSum<Flags.Yes>(xr, log ? HostScratch.Get(RowSlot, limit) : orow, limit, max);
+                if (float.IsNaN(sum))
+                {
+                    os.Fill(float.NaN);
+                    continue;
+                }
                 if (log)
                 {
-                    float sum = HostMath.ExpShiftedSum<Flags.Yes>(xr, HostScratch.Get(RowSlot, limit), limit, max);
                     TensorPrimitives.Subtract(xs[..limit], max + MathF.Log(sum), os[..limit]);
                     os[limit..].Fill(float.NegativeInfinity);
                 }
                 else
                 {
-                    float sum = HostMath.ExpShiftedSum<Flags.Yes>(xr, orow, limit, max);
                     TensorPrimitives.Multiply(os[..limit], 1f / sum, os[..limit]);
                     os[limit..].Clear();
                 }
