@@ -87,13 +87,15 @@ internal static class Verbs
         Console.WriteLine("measured roofs: " + ceilings.Describe() +
             (ceilings.Datasheet is { } ds ? $"; datasheet {ds.Name}: {Units.Rate(ds.BandwidthGBs * 1e9, "B/s")}, {Units.Rate(ds.Fp32GFlops * 1e9, "FLOP/s")}" : ""));
         var budget = TimeSpan.FromSeconds(preset == "small" ? 1 : 3);
-        var (results, elapsed) = ProgressReporter.Run("run", cases.Count, progress =>
+        // GpuNet and its peers on one shape are timed interleaved (see Runner), in the registry's order.
+        var groups = cases.GroupBy(c => (c.Kernel, c.Shape)).ToList();
+        var (results, elapsed) = ProgressReporter.Run("run", groups.Count, progress =>
         {
             var measured = new List<BenchResult>();
-            foreach (var c in cases)
+            foreach (var g in groups)
             {
-                progress.Next($"{c.Kernel} {c.Implementation} {c.Shape}");
-                measured.Add(Runner.Measure(device, c, warmup: preset == "small" ? 1 : 3, runs, budget, seed));
+                progress.Next($"{g.Key.Kernel} {g.Key.Shape} ({string.Join(", ", g.Select(c => c.Implementation))})");
+                measured.AddRange(Runner.MeasureInterleaved(device, g.ToList(), warmup: preset == "small" ? 1 : 3, runs, budget, seed));
             }
             return (measured, progress.Elapsed);
         });

@@ -5,8 +5,9 @@ public sealed class BenchInstance(Action run, params IDisposable[] owned) : IDis
 {
     public Action Run { get; } = run;
 
-    /// <summary>Bytes of the input tensors (to decide how many sets to rotate through so the cache cannot hold them).</summary>
-    public long InputBytes { get; } = owned.OfType<Tensor>().Sum(t => (long)t.Length * 4);
+    /// <summary>Bytes of the inputs (to decide how many sets to rotate through so the cache cannot hold them): the owned
+    /// tensors by default; a peer whose inputs are host arrays says its own, so it rotates as many sets as GpuNet does.</summary>
+    public long InputBytes { get; init; } = owned.OfType<Tensor>().Sum(t => (long)t.Length * 4);
 
     public void Dispose()
     {

@@ -21,20 +21,43 @@ public static class CpuPeers
         return a;
     }
 
-    /// <summary>An ONNX Runtime case: a one-node model over inputs of the given shapes; the inputs are random, the output preallocated.</summary>
+    /// <summary>
+    /// An ONNX Runtime case: a one-node model over inputs of the given shapes; the inputs are random, the output preallocated.
+    /// The input sets the runner rotates share one session (one session each would start a spinning thread pool each); the
+    /// last set disposed closes it.
+    /// </summary>
     public static BenchCase Onnx(string kernel, string shape, double flops, double bytes, string[] presets, string opType, int[][] inputs, int[] output,
-        params (string Name, object Value)[] attributes) =>
-        new BenchCase(kernel, shape, flops, bytes, presets, (d, s) =>
+        params (string Name, object Value)[] attributes)
+    {
+        InferenceSession? session = null;
+        int users = 0;
+        return new BenchCase(kernel, shape, flops, bytes, presets, (d, s) =>
         {
-            var session = new InferenceSession(PeerGraphs.SingleNode(opType, inputs, output, attributes), Options());
+            var shared = session ??= new InferenceSession(PeerGraphs.SingleNode(opType, inputs, output, attributes), Options());
+            users++;
+            var release = new Release(() =>
+            {
+                if (--users == 0)
+                {
+                    shared.Dispose();
+                    session = null;
+                }
+            });
             var values = inputs.Select((sh, i) => OrtValue.CreateTensorValueFromMemory(Random((int)sh.Aggregate(1L, (x, y) => x * y), s + (ulong)i), sh.Select(v => (long)v).ToArray())).ToList();
             var result = OrtValue.CreateTensorValueFromMemory(new float[output.Aggregate(1, (x, y) => x * y)], output.Select(v => (long)v).ToArray());
             var names = inputs.Select((_, i) => $"x{i}").ToArray();
             var run = new RunOptions();
-            return new BenchInstance(() => session.Run(run, names, values, new[] { "y" }, new[] { result }),
-                values.Cast<IDisposable>().Append(result).Append(run).Append(session).ToArray());
+            return new BenchInstance(() => shared.Run(run, names, values, new[] { "y" }, new[] { result }),
+                values.Cast<IDisposable>().Append(result).Append(run).Append(release).ToArray())
+            { InputBytes = inputs.Sum(sh => 4L * sh.Aggregate(1L, (x, y) => x * y)) };
         })
         { Implementation = "onnxruntime", PeerOf = kernel, Unavailable = WhyNot };
+    }
+
+    private sealed class Release(Action action) : IDisposable
+    {
+        public void Dispose() => action();
+    }
 
     private static SessionOptions Options() => new()
     {
@@ -49,7 +72,7 @@ public static class CpuPeers
         {
             var xs = Enumerable.Range(0, inputs).Select(i => Random(n, s + (ulong)i)).ToArray();
             var y = new float[n];
-            return new BenchInstance(() => op(xs, y));
+            return new BenchInstance(() => op(xs, y)) { InputBytes = 4L * inputs * n };
         })
         { Implementation = "tensorprimitives", PeerOf = kernel, Unavailable = WhyNot };
 
