@@ -11,7 +11,7 @@ namespace GpuNet.Bench;
 /// drift. Blocks, not single runs, and on the host CPU a settle pause before each block: ONNX Runtime's pool threads spin
 /// for about 50 ms of CPU after every run (measured: 52 ms of process CPU time in a 500 ms sleep after one Run), so run by
 /// run they held the second core through the next implementation's runs (GpuNet's 64K sigmoid then measured its one-thread
-/// time, 0.095 ms, against 0.045 ms timed alone). Each block starts with one untimed run after the pause.
+/// time, 0.095 ms, against 0.045 ms timed alone). Each block starts with untimed runs after the pause (see Rewarm).
 /// </summary>
 public static class Runner
 {
@@ -24,6 +24,10 @@ public static class Runner
 
     /// <summary>Pause before a block on the host CPU: longer than ONNX Runtime's workers spin after a run (≈ 50 ms).</summary>
     private static readonly TimeSpan Settle = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Untimed runs after the pause, at least one: a vCPU idle for the pause runs the next few milliseconds slowly
+    /// (softmax 64×1024 measured 0.10 ms per run for milliseconds after a 100 ms sleep, 0.04–0.07 ms in steady state).</summary>
+    private static readonly TimeSpan Rewarm = TimeSpan.FromMilliseconds(5);
 
     /// <summary>
     /// Times <paramref name="group"/> interleaved: each round runs every case for one block of consecutive runs, starting one
@@ -59,7 +63,11 @@ public static class Runner
                     if (timed.Count > 1 && device.IsHostCpu)
                     {
                         Thread.Sleep(Settle);
-                        t.Sets[done % t.Sets.Count].Run();
+                        var warm = System.Diagnostics.Stopwatch.StartNew();
+                        int w = 0;
+                        do
+                            t.Sets[(done + w++) % t.Sets.Count].Run();
+                        while (warm.Elapsed < Rewarm);
                     }
                     for (int i = done; i < Math.Min(runs, done + block); i++)
                     {
