@@ -45,6 +45,10 @@ internal static class ConvChecks
             ("asymmetric_padding_relu", 2, 3, 10, 9, 4, 3, 2, new Conv2dOptions { Padding = (0, 2, 1, 0), Stride = (1, 2), Activation = FusedActivation.Relu }, true),
             ("tiny", 1, 1, 1, 1, 1, 1, 1, Conv2dOptions.Of(), false),
             ("resnet_like", 2, 16, 14, 14, 24, 3, 3, Conv2dOptions.Of(padding: 1), true),
+            // One image with 0.4M multiply-adds: the fast CPU splits its output rows across the cores (odd row chunks, stride
+            // in H, grouped, bias and ReLU in the chunk's own GEMM, rows copied back).
+            ("one_image_row_split", 1, 8, 45, 41, 12, 3, 3,
+                new Conv2dOptions { Stride = (2, 1), Padding = (1, 0, 2, 1), Groups = 2, Activation = FusedActivation.Relu }, true),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o, bias) in shapes)
             foreach (var algo in new[] { ConvAlgorithm.Im2Col, ConvAlgorithm.ImplicitGemm })

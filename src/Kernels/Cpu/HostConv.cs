@@ -5,12 +5,16 @@ namespace GpuNet.Kernels.Cpu;
 /// reused, never the whole batch's), then <see cref="HostGemm"/> per group with the bias per output channel and the
 /// activation in its epilogue. The column rows are built a run of output pixels at a time: for a tap (c, kh, kw) and
 /// an output row, the valid output columns form one interval (computed, not tested per pixel), copied with a block
-/// copy at stride 1, zero-filled outside. Small images run one image per core; large ones split the GEMM instead.
+/// copy at stride 1, zero-filled outside. A batch of small images runs one image per core; otherwise each image's output
+/// rows are split across the cores.
 /// </summary>
 internal static unsafe class HostConv
 {
     /// <summary>Scratch slot of the column buffer (slots 0–3 belong to the GEMM).</summary>
     private const int ColumnSlot = 4;
+
+    /// <summary>Scratch slot of a core's output rows before they are copied into the image's output.</summary>
+    private const int TileSlot = 8;
 
     /// <summary>col[(c, kh, kw), pixel] for one image of <paramref name="channels"/> planes of H·W at <paramref name="x"/>;
     /// with <paramref name="parallel"/>, channels are split across the cores (each writes its own rows).</summary>
@@ -24,9 +28,13 @@ internal static unsafe class HostConv
         Im2Col(x, col, ix, 0, channels, oh, ow);
     }
 
-    private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int oh, int ow)
+    private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int oh, int ow) =>
+        Im2Col(x, col, ix, c0, c1, 0, oh, ow);
+
+    /// <summary>Rows (c, kh, kw) of c0..c1 for the output rows r0..r1 only: col's rows are (r1 − r0)·ow pixels long.</summary>
+    private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
     {
-        int pixels = oh * ow;
+        int pixels = (r1 - r0) * ow;
         float* dst = col + (long)c0 * ix.KH * ix.KW * pixels;
         for (int c = c0; c < c1; c++)
         {
@@ -40,9 +48,9 @@ internal static unsafe class HostConv
                     int hi = ix.W - 1 - colOffset < 0 ? -1 : Math.Min(ow - 1, (ix.W - 1 - colOffset) / ix.StrideW);
                     if (hi < lo)
                         (lo, hi) = (0, -1);
-                    for (int r = 0; r < oh; r++)
+                    for (int r = r0; r < r1; r++)
                     {
-                        float* row = dst + r * ow;
+                        float* row = dst + (r - r0) * ow;
                         int ih = r * ix.StrideH - ix.PadTop + kh * ix.DilationH;
                         if (ih < 0 || ih >= ix.H || hi < lo)
                         {
@@ -76,19 +84,42 @@ internal static unsafe class HostConv
         var layoutA = Layout6.Create("conv2d", new[] { groups }, new[] { g.Kg * cgkk });
         var layoutB = Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * pixels });
         long perImage = (long)g.K * pixels * cgkk;
-        bool perCore = g.N > 1 && perImage < (1 << 22);
-        void Images(int start, int end)
+        if (g.N > 1 && perImage < (1 << 22))
         {
-            float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * pixels);
-            for (int n = start; n < end; n++)
+            HostParallel.For(g.N, perImage, (start, end) =>
             {
-                Im2Col(x + (long)n * g.C * g.H * g.W, col, ix, g.C, g.OH, g.OW, parallel: !perCore);
-                HostGemm.Run(w, col, output + (long)n * g.K * pixels, bias, p, layoutA, layoutB, groups, act, parallel: !perCore);
-            }
+                float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * pixels);
+                for (int n = start; n < end; n++)
+                {
+                    Im2Col(x + (long)n * g.C * g.H * g.W, col, ix, g.C, g.OH, g.OW, parallel: false);
+                    HostGemm.Run(w, col, output + (long)n * g.K * pixels, bias, p, layoutA, layoutB, groups, act, parallel: false);
+                }
+            });
+            return;
         }
-        if (perCore)
-            HostParallel.For(g.N, perImage, Images);
-        else
-            Images(0, g.N);
+        // One image at a time, its output rows split across the cores: each core builds the columns of its rows and runs
+        // their GEMM alone — one hand-off per image where splitting the im2col by channel and the GEMM by tiles took one
+        // per step and per K slab.
+        for (int n = 0; n < g.N; n++)
+        {
+            float* image = x + (long)n * g.C * g.H * g.W, result = output + (long)n * g.K * pixels;
+            HostParallel.For(g.OH, (long)g.K * g.OW * cgkk, (r0, r1) =>
+            {
+                int cols = (r1 - r0) * g.OW;
+                float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * cols);
+                Im2Col(image, col, ix, 0, g.C, r0, r1, g.OW);
+                if (cols == pixels)
+                {
+                    HostGemm.Run(w, col, result, bias, p, layoutA, layoutB, groups, act, parallel: false);
+                    return;
+                }
+                var rows = p with { N = cols, StrideBk = cols };
+                var rowsB = Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * cols });
+                float* tile = HostScratch.Get(TileSlot, (long)g.K * cols);
+                HostGemm.Run(w, col, tile, bias, rows, layoutA, rowsB, groups, act, parallel: false);
+                for (int k = 0; k < g.K; k++)
+                    new ReadOnlySpan<float>(tile + (long)k * cols, cols).CopyTo(new Span<float>(result + (long)k * pixels + (long)r0 * g.OW, cols));
+            });
+        }
     }
 }
