@@ -8,11 +8,14 @@ namespace GpuNet.Kernels.Checks;
 /// gradient, the forward op, <c>Backward(g)</c> with a random output gradient g, and every input's gradient compared
 /// (concatenated) with the double-precision reference gradient. Before a reference gradient is used it is proved against
 /// central finite differences of the double reference forward (<see cref="GradientReference.ProveByFiniteDifferences"/>),
-/// so the oracle is checked, not assumed. The pool's free blocks of each gradient's size are filled with NaN first, so
+/// so the oracle is checked, not assumed (once per case and seed in a process, whichever device runs it first). The pool's free blocks of each gradient's size are filled with NaN first, so
 /// a gradient element the kernels leave unwritten shows as NaN.
 /// </summary>
 internal static class BackwardChecks
 {
+    /// <summary>(kernel, case, seed) whose reference gradient has passed its finite-difference proof in this process.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, ulong), bool> Proven = new();
+
     /// <summary>One input: its shape, whether it gets a gradient, and how its values are drawn (uniform in ±scale, or custom).</summary>
     private sealed record Input(int[] Shape, bool Differentiable = true, float Scale = 1f, Func<int, ulong, float[]>? Values = null);
 
@@ -38,7 +41,12 @@ internal static class BackwardChecks
             for (int k = 0; k < inputs.Length; k++)
                 if (!inputs[k].Differentiable)
                     expected[k] = null;
-            GradientReference.ProveByFiniteDifferences($"{kernel}/{name}", referenceForward, dbl, gd, expected);
+            // The proof depends on the case and its seed only (the inputs are drawn on the host): once per pair, not per device.
+            if (!Proven.ContainsKey((kernel, name, seed)))
+            {
+                GradientReference.ProveByFiniteDifferences($"{kernel}/{name}", referenceForward, dbl, gd, expected);
+                Proven.TryAdd((kernel, name, seed), true);
+            }
 
             var tensors = host.Select((h, k) => Tensor.FromArray(device, h, inputs[k].Shape)).ToArray();
             try
