@@ -3,7 +3,8 @@ using static GpuNet.Kernels.Checks.CheckRunner;
 
 namespace GpuNet.Kernels.Checks;
 
-/// <summary>Check cases of layernorm and rmsnorm: the output and the saved statistics, with and without γ/β, and rows with a large common offset.</summary>
+/// <summary>Check cases of layernorm, rmsnorm, batch and group norm: the output and, from the same launch, the saved statistics
+/// (and batch norm's running ones), with and without γ/β, and rows with a large common offset.</summary>
 internal static class NormalizationChecks
 {
     internal static IEnumerable<CheckCase> Cases()
@@ -18,35 +19,25 @@ internal static class NormalizationChecks
             string kernel = rms ? "rmsnorm" : "layernorm";
             foreach (var (name, shape, offset) in shapes)
                 foreach (bool affine in new[] { true, false })
-                    foreach (string output in new[] { "y", "mean", "rstd" })
-                    {
-                        if (output == "mean" && rms)
-                            continue;
-                        if (output != "y" && !affine)
-                            continue;
-                        yield return new CheckCase("normalization", kernel, $"{name}{(affine ? "" : "_no_affine")}_{output}", Shapes(shape) + (offset != 0 ? $" + {offset}" : ""),
-                            CheckCase.Fp32Tolerance, (d, seed) =>
-                            {
-                                int cols = shape[^1], rows = (int)(ShapeUtil.Product(shape) / cols);
-                                using var x = Tensor.RandomNormal(d, shape, seed, offset, 1f);
-                                using var gamma = affine ? Tensor.RandomUniform(d, new[] { cols }, seed + 1, 0.5f, 1.5f) : null;
-                                using var beta = affine && !rms ? Random(d, seed, 2, cols) : null;
-                                const float eps = 1e-5f;
-                                using var r = rms ? Ops.RmsNorm(x, gamma, eps) : Ops.LayerNorm(x, gamma, beta, eps);
-                                var (y, mean, rstd) = NormalizationReference.Normalize(Host(x), rows, cols, gamma is null ? null : Host(gamma), beta is null ? null : Host(beta), eps, rms);
-                                return output switch
-                                {
-                                    "mean" => new(r.Mean.ToArray(), mean),
-                                    "rstd" => new(r.Rstd.ToArray(), rstd),
-                                    _ => new(r.Output.ToArray(), y),
-                                };
-                            });
-                    }
+                    yield return new CheckCase("normalization", kernel, $"{name}{(affine ? "" : "_no_affine")}", Shapes(shape) + (offset != 0 ? $" + {offset}" : ""),
+                        CheckCase.Fp32Tolerance, (d, seed) =>
+                        {
+                            int cols = shape[^1], rows = (int)(ShapeUtil.Product(shape) / cols);
+                            using var x = Tensor.RandomNormal(d, shape, seed, offset, 1f);
+                            using var gamma = affine ? Tensor.RandomUniform(d, new[] { cols }, seed + 1, 0.5f, 1.5f) : null;
+                            using var beta = affine && !rms ? Random(d, seed, 2, cols) : null;
+                            const float eps = 1e-5f;
+                            using var r = rms ? Ops.RmsNorm(x, gamma, eps) : Ops.LayerNorm(x, gamma, beta, eps);
+                            var (y, mean, rstd) = NormalizationReference.Normalize(Host(x), rows, cols, gamma is null ? null : Host(gamma), beta is null ? null : Host(beta), eps, rms);
+                            var stats = new List<(string, float[], double[])> { ("rstd", r.Rstd.ToArray(), rstd) };
+                            if (!rms)
+                                stats.Insert(0, ("mean", r.Mean.ToArray(), mean));
+                            return new(r.Output.ToArray(), y) { Also = stats };
+                        });
         }
 
         foreach (var (name, xs, eps) in new[] { ("small", new[] { 3, 5, 4, 3 }, 1e-5f), ("one_sample", new[] { 1, 7, 5, 5 }, 1e-3f), ("offset", new[] { 4, 3, 6, 7 }, 1e-5f) })
-            foreach (string output in new[] { "y", "mean", "rstd", "running_mean", "running_var" })
-                yield return new CheckCase("normalization", "batchnorm2d_train", $"{name}_{output}", Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+            yield return new CheckCase("normalization", "batchnorm2d_train", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
                 {
                     int n = xs[0], c = xs[1], hw = xs[2] * xs[3];
                     using var x = Tensor.RandomNormal(d, xs, seed, name == "offset" ? 50 : 0, 2f);
@@ -59,13 +50,15 @@ internal static class NormalizationChecks
                     using var r = Ops.BatchNorm2dTrain(x, gamma, beta, rm, rv, momentum, eps);
                     var (y, mean, var) = NormalizationReference.BatchNorm(Host(x), n, c, hw, Host(gamma), Host(beta), eps);
                     int count = n * hw;
-                    return output switch
+                    return new(r.Output.ToArray(), y)
                     {
-                        "mean" => new(r.Mean.ToArray(), mean),
-                        "rstd" => new(r.Rstd.ToArray(), var.Select(v => 1 / Math.Sqrt(v + eps)).ToArray()),
-                        "running_mean" => new(rm.ToArray(), hrm.Select((m, i) => (1 - momentum) * m + momentum * mean[i]).ToArray()),
-                        "running_var" => new(rv.ToArray(), hrv.Select((v, i) => (1 - momentum) * v + momentum * var[i] * count / (count - 1)).ToArray()),
-                        _ => new(r.Output.ToArray(), y),
+                        Also =
+                        [
+                            ("mean", r.Mean.ToArray(), mean),
+                            ("rstd", r.Rstd.ToArray(), var.Select(v => 1 / Math.Sqrt(v + eps)).ToArray()),
+                            ("running_mean", rm.ToArray(), hrm.Select((m, i) => (1 - momentum) * m + momentum * mean[i]).ToArray()),
+                            ("running_var", rv.ToArray(), hrv.Select((v, i) => (1 - momentum) * v + momentum * var[i] * count / (count - 1)).ToArray()),
+                        ],
                     };
                 });
         foreach (var (name, xs, affine) in new[] { ("affine", new[] { 2, 5, 7, 3 }, true), ("plain", new[] { 3, 4, 1, 9 }, false) })
@@ -86,8 +79,7 @@ internal static class NormalizationChecks
                 return new(y.ToArray(), expected);
             });
         foreach (var (name, xs, groups) in new[] { ("g2", new[] { 2, 6, 5, 4 }, 2), ("g1_layernorm_like", new[] { 3, 4, 3, 3 }, 1), ("depth_groups", new[] { 1, 8, 7, 7 }, 8), ("unet_32", new[] { 2, 64, 4, 4 }, 32) })
-            foreach (string output in new[] { "y", "mean", "rstd" })
-                yield return new CheckCase("normalization", "groupnorm", $"{name}_{output}", Shapes(xs) + $" groups {groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+            yield return new CheckCase("normalization", "groupnorm", name, Shapes(xs) + $" groups {groups}", CheckCase.Fp32Tolerance, (d, seed) =>
                 {
                     int n = xs[0], c = xs[1], hw = xs[2] * xs[3];
                     using var x = Tensor.RandomNormal(d, xs, seed, 3, 1.5f);
@@ -95,12 +87,7 @@ internal static class NormalizationChecks
                     using var beta = Random(d, seed, 2, c);
                     using var r = Ops.GroupNorm(x, groups, gamma, beta, 1e-5f);
                     var (y, mean, rstd) = NormalizationReference.GroupNorm(Host(x), n, c, hw, groups, Host(gamma), Host(beta), 1e-5);
-                    return output switch
-                    {
-                        "mean" => new(r.Mean.ToArray(), mean),
-                        "rstd" => new(r.Rstd.ToArray(), rstd),
-                        _ => new(r.Output.ToArray(), y),
-                    };
+                    return new(r.Output.ToArray(), y) { Also = [("mean", r.Mean.ToArray(), mean), ("rstd", r.Rstd.ToArray(), rstd)] };
                 });
     }
 }
