@@ -74,10 +74,13 @@ public static class CheckRunner
             foreach (var (name, got, expected) in output.Also.Prepend(("", output.Got, output.Expected)))
             {
                 var (abs, rel, e) = Compare(got, expected);
-                string what = name.Length == 0 ? "" : name + ": ";
-                error ??= e is null ? rel <= c.Tolerance ? null : $"{what}rel L2 {rel:0.###e+0} over tolerance {c.Tolerance:0.#e+0}" : what + e;
                 maxAbs = Math.Max(maxAbs, abs);
                 relL2 = Math.Max(relL2, rel);
+                if (e is null && rel > c.Tolerance)
+                    e = $"rel L2 {rel:0.###e+0} over tolerance {c.Tolerance:0.#e+0}";
+                // The first failing output is reported, named when it is not the main one.
+                if (e is not null)
+                    error ??= name.Length == 0 ? e : $"{name}: {e}";
             }
             return new CheckResult(c.Kernel, c.Name, c.Shape, maxAbs, relL2, error is null, runSeed, error);
         }
