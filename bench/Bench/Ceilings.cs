@@ -45,15 +45,8 @@ public static class Units
     {
         if (!double.IsFinite(perSecond))
             return "- " + unit;
-        string[] prefixes = { "", "k", "M", "G", "T", "P" };
-        int p = 0;
-        double v = Math.Abs(perSecond);
-        while (v >= 999.5 && p < prefixes.Length - 1)
-        {
-            v /= 1000;
-            p++;
-        }
-        return $"{Number(Math.Sign(perSecond) * v)} {prefixes[p]}{unit}";
+        var (v, prefix) = Prefixed(Math.Abs(perSecond));
+        return $"{Number(Math.Sign(perSecond) * v)} {prefix}{unit}";
     }
 
     /// <summary>A power of ten as an axis label: <c>0.01</c>, <c>10</c>, <c>100 MFLOP/s</c>, <c>1 TFLOP/s</c> (a prefix only with a unit).</summary>
@@ -61,6 +54,13 @@ public static class Units
     {
         if (unit.Length == 0)
             return value.ToString("0.#########", System.Globalization.CultureInfo.InvariantCulture);
+        var (v, prefix) = Prefixed(value);
+        return $"{v.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} {prefix}{unit}";
+    }
+
+    /// <summary>A non-negative value divided by 1000 until it is below 999.5 (up to peta), and the SI prefix that says so.</summary>
+    private static (double Value, string Prefix) Prefixed(double value)
+    {
         string[] prefixes = { "", "k", "M", "G", "T", "P" };
         int p = 0;
         while (value >= 999.5 && p < prefixes.Length - 1)
@@ -68,7 +68,7 @@ public static class Units
             value /= 1000;
             p++;
         }
-        return $"{value.ToString("0.###", System.Globalization.CultureInfo.InvariantCulture)} {prefixes[p]}{unit}";
+        return (value, prefixes[p]);
     }
 
     /// <summary>Three significant digits (no exponent between 0.001 and 99,950).</summary>

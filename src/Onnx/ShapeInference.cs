@@ -28,24 +28,7 @@ internal static class ShapeInference
         if (Broadcasting.Contains(node.OpType))
         {
             var shapes = Enumerable.Range(0, node.Inputs.Count).Select(In).ToList();
-            if (shapes.Any(s => s is null))
-                return null;
-            int rank = shapes.Max(s => s!.Length);
-            var r = new int[rank];
-            for (int d = 0; d < rank; d++)
-            {
-                r[d] = 1;
-                foreach (var s in shapes)
-                {
-                    int at = d - (rank - s!.Length);
-                    int v = at >= 0 ? s[at] : 1;
-                    if (v != 1 && r[d] != 1 && v != r[d])
-                        return null;
-                    if (v != 1)
-                        r[d] = v;
-                }
-            }
-            return r;
+            return shapes.Any(s => s is null) ? null : Operators.Values.TryBroadcast(shapes!);
         }
         var x = In(0);
         if (x is null)

@@ -29,7 +29,11 @@ internal static class Values
     }
 
     /// <summary>The NumPy broadcast of several shapes.</summary>
-    public static int[] Broadcast(OpContext c, params int[][] shapes)
+    public static int[] Broadcast(OpContext c, params int[][] shapes) =>
+        TryBroadcast(shapes) ?? throw c.Shape("inputs", "shapes that broadcast", string.Join(" and ", shapes.Select(x => GpuNetException.FormatShape(x))));
+
+    /// <summary>The NumPy broadcast of several shapes, or null when they do not broadcast (load-time shape inference asks).</summary>
+    public static int[]? TryBroadcast(IReadOnlyList<int[]> shapes)
     {
         int rank = shapes.Max(s => s.Length);
         var r = Enumerable.Repeat(1, rank).ToArray();
@@ -40,7 +44,7 @@ internal static class Values
                 if (d == r[at] || d == 1)
                     continue;
                 if (r[at] != 1)
-                    throw c.Shape("inputs", "shapes that broadcast", string.Join(" and ", shapes.Select(x => GpuNetException.FormatShape(x))));
+                    return null;
                 r[at] = d;
             }
         return r;
@@ -136,7 +140,6 @@ internal static class Values
             return OnnxTensor.Integers(x.ElementType, x.Ints, dims);
         return Float(x.On(c.Device), dims);
     }
-
 
     /// <summary>Integers of an input that must be known (shapes, axes, pads): host int64/int32 data.</summary>
     public static long[] Longs(OpContext c, OnnxTensor? x, string what)
