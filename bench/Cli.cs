@@ -39,9 +39,6 @@ public sealed class Cli(ParseResult result)
     public IReadOnlyList<string> Many(string name) =>
         (Value<string[]>(name) ?? Array.Empty<string>()).SelectMany(s => s.Split(',', StringSplitOptions.RemoveEmptyEntries)).ToList();
 
-    /// <summary>A flag.</summary>
-    public bool Flag(string name) => Value<bool>(name);
-
     /// <summary>An integer option, or <paramref name="fallback"/> when absent (its range is validated when parsed).</summary>
     public int Int(string name, int fallback) => Value<int?>(name) ?? fallback;
 

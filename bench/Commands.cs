@@ -107,7 +107,7 @@ public static class GpuNetCli
 
         root.Add(Verb("check", "Run every registered kernel (forward and backward) against its double-precision CPU reference on one device; print a table; exit 1 on any failure.",
             Verbs.Check, Device(), List("kernel", "only these kernels (repeat or comma-separate)", "NAME"), Text("json", "also write the results as JSON", "FILE"),
-            Seed("input seed (default: the registry's fixed seed)")));
+            Seed("input seed (default: $GPUNET_SEED, else a new one each run, printed so a failure can be replayed)")));
 
         var preset = Text("preset", "problem sizes: small, cpu, medium, large (default: cpu on the fast CPU device, else small)", "NAME");
         preset.AcceptOnlyFromAmong("small", "cpu", "medium", "large");

@@ -151,6 +151,9 @@ public sealed class GradNode
 /// </summary>
 public static class Autograd
 {
+    /// <summary>The gates offered to a node recorded without a <see cref="GatingBackwardFunction"/> (it ignores them).</summary>
+    private static readonly IGradientGate?[] NoGates = Array.Empty<IGradientGate?>();
+
     [ThreadStatic]
     private static int _noGradDepth;
 
@@ -361,7 +364,7 @@ public static class Autograd
                 // A producer's gate goes to the consumer whose gradient will be its only one: this node's edge is the last still
                 // pending (so it is not used twice by this node) and no earlier consumer delivered a gradient. Otherwise the
                 // engine applies the gate itself to the summed gradient.
-                var gates = new IGradientGate?[node.Inputs.Count];
+                var gates = node.TakesGates ? new IGradientGate?[node.Inputs.Count] : NoGates;
                 if (node.TakesGates)
                     for (int i = 0; i < gates.Length; i++)
                         if (node.Inputs[i].Node is { Gate: { } gate } producer && pendingEdges[producer] == 1 && !grads.ContainsKey(producer))

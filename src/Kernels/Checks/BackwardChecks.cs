@@ -8,8 +8,9 @@ namespace GpuNet.Kernels.Checks;
 /// gradient, the forward op, <c>Backward(g)</c> with a random output gradient g, and every input's gradient compared
 /// (concatenated) with the double-precision reference gradient. Before a reference gradient is used it is proved against
 /// central finite differences of the double reference forward (<see cref="GradientReference.ProveByFiniteDifferences"/>),
-/// so the oracle is checked, not assumed (once per case and seed in a process, whichever device runs it first). The pool's free blocks of each gradient's size are filled with NaN first, so
-/// a gradient element the kernels leave unwritten shows as NaN.
+/// so the oracle is checked, not assumed (once per case and seed in a process, whichever device runs it first). The pool's
+/// free blocks of each gradient's size are filled with NaN first, so a gradient element the kernels leave unwritten shows
+/// as NaN.
 /// </summary>
 internal static class BackwardChecks
 {

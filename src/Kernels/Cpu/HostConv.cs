@@ -22,14 +22,11 @@ internal static unsafe class HostConv
     {
         if (parallel)
         {
-            HostParallel.For(channels, (long)ix.KH * ix.KW * oh * ow, (c0, c1) => Im2Col(x, col, ix, c0, c1, oh, ow));
+            HostParallel.For(channels, (long)ix.KH * ix.KW * oh * ow, (c0, c1) => Im2Col(x, col, ix, c0, c1, 0, oh, ow));
             return;
         }
-        Im2Col(x, col, ix, 0, channels, oh, ow);
+        Im2Col(x, col, ix, 0, channels, 0, oh, ow);
     }
-
-    private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int oh, int ow) =>
-        Im2Col(x, col, ix, c0, c1, 0, oh, ow);
 
     /// <summary>Rows (c, kh, kw) of c0..c1 for the output rows r0..r1 only: col's rows are (r1 − r0)·ow pixels long.</summary>
     private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)

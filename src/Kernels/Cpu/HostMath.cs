@@ -19,9 +19,9 @@ internal static unsafe class HostMath
     private const float Log2E = 1.44269504088896341f, Ln2Hi = 0.693359375f, Ln2Lo = -2.12194440e-4f, RoundingMagic = 12582912f;
 
     // ln 2 rounded to float (1.9e-9 above it): one FMA reduces r = x − n·ln2 with an error of |n|·1.9e-9, so the result's
-    // relative error grows from 1.7e-7 to at most 1.7e-7 + |n|·1.9e-9 (measured: 1.9e-7 for results within e^−14 of 1, 3.9e-7 at the
-    // bottom of the range). Softmax and sigmoid take it: their small results weigh nothing beside the large ones, and the
-    // saved FMA is 5% of their loops; exp itself keeps the exact two-part reduction.
+    // relative error grows from 1.7e-7 to at most 1.7e-7 + |n|·1.9e-9 (measured: 1.9e-7 for results within e^−14 of 1,
+    // 3.9e-7 at the bottom of the range). Softmax and sigmoid take it: their small results weigh nothing beside the large
+    // ones, and the saved FMA is 5% of their loops; exp itself keeps the exact two-part reduction.
     private const float Ln2 = 0.693147182f;
 
     // The clamp keeps n = round(x·log₂e) within [−126, 128], where 2ⁿ⁻¹ is built from exponent bits without wrapping: n = −126
@@ -84,8 +84,8 @@ internal static unsafe class HostMath
 
     /// <summary>
     /// 1 / (1 + e^−x) lane by lane: one FMA forms the denominator from e^−x's parts, e^−x by the one-FMA reduction (relative
-    /// error ≤ 2.9e-7 for |x| ≤ 20, 4.4e-7 in the far tails; measured against double). Exactly 1 above 86.99 and 0 below −88.72 (where the true value
-    /// is a subnormal under 2.9e-39); NaN stays NaN.
+    /// error ≤ 2.9e-7 for |x| ≤ 20, 4.4e-7 in the far tails; measured against double). Exactly 1 above 86.99 and 0 below
+    /// −88.72 (where the true value is a subnormal under 2.9e-39); NaN stays NaN.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<float> Sigmoid(Vector256<float> x)

@@ -25,11 +25,12 @@ internal static unsafe class HostRows
         {
             for (int r = start; r < end; r++)
             {
-                var xs = new ReadOnlySpan<float>(x + (long)r * cols, cols);
-                var os = new Span<float>(o + (long)r * cols, cols);
+                float* xr = x + (long)r * cols, orow = o + (long)r * cols;
+                var xs = new ReadOnlySpan<float>(xr, cols);
+                var os = new Span<float>(orow, cols);
                 int limit = causal ? Math.Clamp(r % rowsPerMatrix + offset + 1, 0, cols) : cols;
                 // A NaN the unordered max passes over reaches the sum through the exp (the row is then NaN, below).
-                float max = limit == 0 ? float.NegativeInfinity : HostMath.MaxUnordered(x + (long)r * cols, limit);
+                float max = limit == 0 ? float.NegativeInfinity : HostMath.MaxUnordered(xr, limit);
                 if (max == float.NegativeInfinity && !xs[..limit].ContainsAnyExcept(float.NegativeInfinity))
                 {
                     // Nothing unmasked (or every value −inf): zeros, −inf for log-softmax, as the GPU kernel.
@@ -42,7 +43,6 @@ internal static unsafe class HostRows
                     os.Fill(float.NaN);
                     continue;
                 }
-                float* xr = x + (long)r * cols, orow = o + (long)r * cols;
                 float sum = HostMath.ExpShiftedSum<Flags.Yes>(xr, log ? HostScratch.Get(RowSlot, limit) : orow, limit, max);
                 if (float.IsNaN(sum))
                 {
