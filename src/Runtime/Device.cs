@@ -120,6 +120,38 @@ public sealed class Device : IDisposable
     /// <summary>Per-kernel launch counts and device time (off until enabled).</summary>
     public Profiler Profiler { get; }
 
+    /// <summary>
+    /// On the simulated GPU (<c>cpu-sim</c>): the core its threads are pinned to, which happens on Linux when the process runs
+    /// with <c>DOTNET_PROCESSOR_COUNT=1</c> but may use several cores (each simulator then claims a core of its own; the
+    /// test hosts run so). Null elsewhere: the threads float over every core.
+    /// </summary>
+    public int? SimulatorCore { get; private init; }
+
+    private IDisposable? _simulatorClaim;
+
+    /// <summary>The environment variable that sets how many threads the fast CPU device splits a large op across.</summary>
+    public const string CpuThreadsVariable = "GPUNET_CPU_THREADS";
+
+    private static readonly Lazy<int?> _cpuThreads = new(() => ParseCpuThreads(Environment.GetEnvironmentVariable(CpuThreadsVariable)));
+
+    /// <summary>GPUNET_CPU_THREADS's value: null when unset or blank, else an integer ≥ 1 or a typed error naming the variable.</summary>
+    internal static int? ParseCpuThreads(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            return null;
+        if (!int.TryParse(text.Trim(), out int n) || n < 1)
+            throw new UnsupportedDeviceException("open_device", "cpu", $"cannot use {CpuThreadsVariable}='{text}' (expected a thread count, an integer ≥ 1)", ["cpu"]);
+        return n;
+    }
+
+    /// <summary>
+    /// Threads the fast CPU device splits a large op across: <c>GPUNET_CPU_THREADS</c> when set, else
+    /// <see cref="Environment.ProcessorCount"/>. (The test hosts run with one processor for the simulator's sake and two
+    /// CPU threads, so the split paths are tested on every machine.)
+    /// </summary>
+    /// <exception cref="UnsupportedDeviceException">GPUNET_CPU_THREADS is set but is not an integer ≥ 1.</exception>
+    public static int CpuThreads => _cpuThreads.Value ?? Environment.ProcessorCount;
+
     /// <summary>True once <see cref="Dispose"/> ran.</summary>
     public bool IsDisposed => _disposed;
 
@@ -154,7 +186,10 @@ public sealed class Device : IDisposable
             Accelerator accelerator = chosen.Ilgpu is CPUDevice cpu
                 ? cpu.CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel)
                 : chosen.Ilgpu.CreateAccelerator(context);
-            return new Device(context, accelerator, chosen.Info);
+            if (chosen.Info.Kind == DeviceKind.Cpu)
+                _ = CpuThreads; // a malformed GPUNET_CPU_THREADS fails here, not in the first large op
+            var (core, claim) = chosen.Info.Kind == DeviceKind.CpuSimulator ? SimulatorAffinity.StartPinned(accelerator) : (null, null);
+            return new Device(context, accelerator, chosen.Info) { SimulatorCore = core, _simulatorClaim = claim };
         }
         catch
         {
@@ -300,6 +335,7 @@ public sealed class Device : IDisposable
             Pool.ReleaseAll();
             Accelerator.Dispose();
             _context.Dispose();
+            _simulatorClaim?.Dispose();
         }
     }
 }

@@ -74,8 +74,8 @@ internal static class HostParallel
     /// machine: a 64K-element add ran 17 µs on one thread and 31 µs split in two (Parallel.For alone costs ≈ 10 µs).</summary>
     public const long MinParallelWork = 1 << 18;
 
-    /// <summary>Worker count: the processors this process may use.</summary>
-    public static int Workers => Environment.ProcessorCount;
+    /// <summary>Worker count: <see cref="Device.CpuThreads"/> (GPUNET_CPU_THREADS, else the processors this process may use).</summary>
+    public static int Workers => Device.CpuThreads;
 
     /// <summary>
     /// Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) in contiguous chunks, one per core

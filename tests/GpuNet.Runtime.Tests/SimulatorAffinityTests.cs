@@ -1,0 +1,78 @@
+using Xunit;
+
+namespace GpuNet.Runtime.Tests;
+
+/// <summary>A fact for Linux machines that let this process use two or more cores (the CI machine has two).</summary>
+public sealed class MultiCoreLinuxFactAttribute : FactAttribute
+{
+    public MultiCoreLinuxFactAttribute()
+    {
+        if (!OperatingSystem.IsLinux())
+            Skip = "thread affinity is set through Linux's sched_setaffinity";
+        else if (SimulatorAffinityTests.AllowedCores().Count < 2)
+            Skip = "this process may use one core only";
+    }
+}
+
+public sealed class SimulatorAffinityTests
+{
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData(" ", null)]
+    [InlineData("3", 3)]
+    [InlineData(" 12 ", 12)]
+    public void CpuThreadsComeFromTheVariable(string? text, int? expected) => Assert.Equal(expected, Device.ParseCpuThreads(text));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-2")]
+    [InlineData("two")]
+    [InlineData("2.5")]
+    public void MalformedCpuThreadsIsATypedErrorNamingTheVariable(string text)
+    {
+        var e = Assert.Throws<UnsupportedDeviceException>(() => Device.ParseCpuThreads(text));
+        Assert.Equal("open_device", e.Op);
+        Assert.Contains($"GPUNET_CPU_THREADS='{text}'", e.Message);
+        Assert.Contains("integer ≥ 1", e.Message);
+    }
+
+    /// <summary>tests/test.runsettings reaches the test host: without it the simulators float and the suite takes ~2.5× longer.</summary>
+    [Fact]
+    public void TestHostsRunWithOneProcessorAndTwoCpuThreads()
+    {
+        Assert.Equal(1, Environment.ProcessorCount);
+        Assert.Equal(2, Device.CpuThreads);
+    }
+
+    [MultiCoreLinuxFact]
+    public void EverySimulatorThreadRunsOnTheCoreItsDeviceReports()
+    {
+        var before = SimulatorAffinity.SimulatorThreads();
+        using var sim = Device.Open("cpu-sim");
+        var started = SimulatorAffinity.SimulatorThreads().Except(before).ToList();
+        Assert.True(started.Count >= sim.Info.MaxThreadsPerGroup, $"{started.Count} simulator threads started");
+        Assert.NotNull(sim.SimulatorCore);
+        Assert.Contains(sim.SimulatorCore!.Value, AllowedCores());
+        foreach (int tid in started)
+            Assert.Equal(sim.SimulatorCore.ToString(), CpusAllowed($"/proc/self/task/{tid}/status"));
+        // The thread that opened the simulator keeps every core (only the simulator's own threads were pinned).
+        Assert.Equal(CpusAllowed("/proc/self/status"), CpusAllowed("/proc/thread-self/status"));
+
+        using var a = Tensor.FromArray(sim, new float[] { 1, 2, 3 });
+        using var sum = Ops.Add(a, a);
+        Assert.Equal(new float[] { 2, 4, 6 }, sum.ToArray());
+    }
+
+    internal static List<int> AllowedCores() => Expand(CpusAllowed("/proc/self/status"));
+
+    private static string CpusAllowed(string statusFile) =>
+        File.ReadLines(statusFile).First(l => l.StartsWith("Cpus_allowed_list:", StringComparison.Ordinal)).Split(':')[1].Trim();
+
+    /// <summary>"0-2,5" → 0, 1, 2, 5.</summary>
+    private static List<int> Expand(string list) =>
+        list.Split(',').SelectMany(part =>
+        {
+            var ends = part.Split('-').Select(int.Parse).ToArray();
+            return Enumerable.Range(ends[0], ends[^1] - ends[0] + 1);
+        }).ToList();
+}
