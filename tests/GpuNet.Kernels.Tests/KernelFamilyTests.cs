@@ -16,13 +16,21 @@ public interface IKernelFamily
 /// simulated GPU (ILGPU's CPU accelerator running the GPU kernels) always, and on each GPU when one is present (skipped
 /// otherwise). The cases are the ones <c>bench check</c> runs, so the tests and the CLI can never disagree about what is checked.
 /// </summary>
-public abstract class KernelFamilyTests<TFamily>(ITestOutputHelper output) where TFamily : IKernelFamily
+public abstract class KernelFamilyTests<TFamily> where TFamily : IKernelFamily
 {
+    private readonly ITestOutputHelper output;
+
+    protected KernelFamilyTests(ITestOutputHelper output)
+    {
+        this.output = output;
+        SimulatorChecks.Start();
+    }
+
     public static IEnumerable<object[]> CpuCases =>
         KernelRegistry.All.Where(c => c.Family == TFamily.Name && !c.HeavyReference).Select(c => new object[] { c.Id });
 
     public static IEnumerable<object[]> SimulatorCases =>
-        KernelRegistry.All.Where(c => c.Family == TFamily.Name && !c.GpuOnly && !c.HeavyReference).Select(c => new object[] { c.Id });
+        KernelRegistry.All.Where(c => c.Family == TFamily.Name && SimulatorChecks.RunsOnSimulator(c)).Select(c => new object[] { c.Id });
 
     public static IEnumerable<object[]> GpuCases =>
         TestDevices.GpuIds.SelectMany(id => KernelRegistry.All.Where(c => c.Family == TFamily.Name).Select(c => new object[] { id, c.Id }));
@@ -33,19 +41,39 @@ public abstract class KernelFamilyTests<TFamily>(ITestOutputHelper output) where
 
     [Theory]
     [MemberData(nameof(SimulatorCases))]
-    public void MatchesReferenceOnSimulator(string caseId) => RunCase("cpu-sim", caseId);
+    public void MatchesReferenceOnSimulator(string caseId) => Report("cpu-sim", SimulatorChecks.Result(caseId));
 
     [GpuTheory]
     [MemberData(nameof(GpuCases))]
     public void MatchesReferenceOnGpu(string deviceId, string caseId) => RunCase(deviceId, caseId);
 
-    private void RunCase(string deviceId, string caseId)
+    private void RunCase(string deviceId, string caseId) =>
+        Report(deviceId, CheckRunner.Run(KernelRegistry.All.Single(k => k.Id == caseId), TestDevices.Get(deviceId)));
+
+    private void Report(string deviceId, CheckResult result)
     {
-        var c = KernelRegistry.All.Single(k => k.Id == caseId);
-        var result = CheckRunner.Run(c, TestDevices.Get(deviceId));
         output.WriteLine($"{deviceId}: {result}");
         Assert.True(result.Passed, result.ToString());
     }
+}
+
+/// <summary>
+/// Every simulator case of the registry, run on the <see cref="SimulatorQueue{TResult}"/> from the moment the first family test
+/// class is made: the simulated GPU is the kernel tests' bulk (≈ 90 s of a core), and its two workers run it beside the fast
+/// CPU's cases instead of after them.
+/// </summary>
+internal static class SimulatorChecks
+{
+    private static readonly Lazy<SimulatorQueue<CheckResult>> _queue = new(() => new(
+        KernelRegistry.All.Where(RunsOnSimulator).Select(c => c.Id),
+        (device, id) => CheckRunner.Run(KernelRegistry.All.Single(k => k.Id == id), device)));
+
+    /// <summary>Neither a GPU-only size nor a heavy reference (<see cref="CheckCase.RunsOn"/> for the simulator).</summary>
+    public static bool RunsOnSimulator(CheckCase c) => !c.GpuOnly && !c.HeavyReference;
+
+    public static void Start() => _ = _queue.Value;
+
+    public static CheckResult Result(string caseId) => _queue.Value.Get(caseId);
 }
 
 public sealed class ElementwiseFamily : IKernelFamily { public static string Name => "elementwise"; }
