@@ -28,28 +28,29 @@ namespace GpuNet;
 internal static partial class SimulatorAffinity
 {
     private const int MaskWords = 16; // cpu_set_t: 1024 bits
+    private const nint MaskBytes = MaskWords * sizeof(ulong);
     private static readonly object Gate = new();
     private static int _opened;
 
     /// <summary>
-    /// Starts every thread of <paramref name="accelerator"/> (ILGPU starts them lazily, at the first launch whose group
-    /// needs them) and, where pinning applies, pins the new ones to a claimed core. Returns the core and the claim to hold
-    /// while the device lives; no core where nothing was pinned (the simulator then runs as ILGPU made it).
+    /// Where pinning applies, starts every thread of <paramref name="accelerator"/> (ILGPU starts them lazily, at the first
+    /// launch whose group needs them) and pins them to a claimed core. Returns the core and the claim to hold while the
+    /// device lives; no core where nothing was pinned (the simulator then runs as ILGPU made it, its threads started lazily).
     /// </summary>
     public static (int? Core, IDisposable? Claim) StartPinned(Accelerator accelerator)
     {
+        if (!OperatingSystem.IsLinux() || Environment.ProcessorCount != 1 || AllowedCores() is not { Count: > 1 } cores)
+            return (null, null);
         lock (Gate)
         {
             var before = SimulatorThreads();
             WarmUp(accelerator);
-            if (!OperatingSystem.IsLinux() || Environment.ProcessorCount != 1 || AllowedCores() is not { Count: > 1 } cores)
-                return (null, null);
             var (core, claim) = Claim(cores, _opened++);
             var mask = new ulong[MaskWords];
             mask[core / 64] = 1UL << (core % 64);
             bool pinned = true;
             foreach (int tid in SimulatorThreads().Except(before))
-                pinned &= SetAffinity(tid, (nint)(MaskWords * sizeof(ulong)), mask) == 0;
+                pinned &= SetAffinity(tid, MaskBytes, mask) == 0;
             if (pinned)
                 return (core, claim);
             claim?.Dispose();
@@ -130,7 +131,7 @@ internal static partial class SimulatorAffinity
     private static List<int>? AllowedCores()
     {
         var mask = new ulong[MaskWords];
-        if (GetAffinity(0, (nint)(MaskWords * sizeof(ulong)), mask) != 0)
+        if (GetAffinity(0, MaskBytes, mask) != 0)
             return null;
         var cores = new List<int>();
         for (int i = 0; i < MaskWords * 64; i++)

@@ -30,7 +30,7 @@ public abstract class KernelFamilyTests<TFamily> where TFamily : IKernelFamily
         KernelRegistry.All.Where(c => c.Family == TFamily.Name && !c.HeavyReference).Select(c => new object[] { c.Id });
 
     public static IEnumerable<object[]> SimulatorCases =>
-        KernelRegistry.All.Where(c => c.Family == TFamily.Name && SimulatorChecks.RunsOnSimulator(c)).Select(c => new object[] { c.Id });
+        KernelRegistry.All.Where(c => c.Family == TFamily.Name && c.RunsOnSimulator).Select(c => new object[] { c.Id });
 
     public static IEnumerable<object[]> GpuCases =>
         TestDevices.GpuIds.SelectMany(id => KernelRegistry.All.Where(c => c.Family == TFamily.Name).Select(c => new object[] { id, c.Id }));
@@ -65,11 +65,8 @@ public abstract class KernelFamilyTests<TFamily> where TFamily : IKernelFamily
 internal static class SimulatorChecks
 {
     private static readonly Lazy<SimulatorQueue<CheckResult>> _queue = new(() => new(
-        KernelRegistry.All.Where(RunsOnSimulator).Select(c => c.Id),
+        KernelRegistry.All.Where(c => c.RunsOnSimulator).Select(c => c.Id),
         (device, id) => CheckRunner.Run(KernelRegistry.All.Single(k => k.Id == id), device)));
-
-    /// <summary>Neither a GPU-only size nor a heavy reference (<see cref="CheckCase.RunsOn"/> for the simulator).</summary>
-    public static bool RunsOnSimulator(CheckCase c) => !c.GpuOnly && !c.HeavyReference;
 
     public static void Start() => _ = _queue.Value;
 

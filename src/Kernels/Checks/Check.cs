@@ -35,10 +35,13 @@ public sealed record CheckCase(string Family, string Kernel, string Name, string
     /// where the device side is what is being checked at scale.</summary>
     public bool HeavyReference { get; init; }
 
+    /// <summary>True when this case runs on the simulated GPU: neither a GPU-only size nor a heavy reference.</summary>
+    public bool RunsOnSimulator => !GpuOnly && !HeavyReference;
+
     /// <summary>True when this case runs on <paramref name="device"/>: everything on a GPU; on the fast CPU all but heavy
-    /// references; on the simulated GPU neither GPU-only sizes nor heavy references.</summary>
+    /// references; on the simulated GPU what <see cref="RunsOnSimulator"/> says.</summary>
     public bool RunsOn(Device device) =>
-        device.Info.IsGpu || (!HeavyReference && !(GpuOnly && device.Kind == DeviceKind.CpuSimulator));
+        device.Info.IsGpu || (device.Kind == DeviceKind.CpuSimulator ? RunsOnSimulator : !HeavyReference);
 }
 
 /// <summary>The verdict on one case. <see cref="Seed"/> is the run's seed: <c>GPUNET_SEED=seed</c> (or <c>check --seed</c>) replays the case.</summary>
