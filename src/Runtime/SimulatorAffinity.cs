@@ -39,7 +39,8 @@ internal static partial class SimulatorAffinity
     /// </summary>
     public static (int? Core, IDisposable? Claim) StartPinned(Accelerator accelerator)
     {
-        if (!OperatingSystem.IsLinux() || Environment.ProcessorCount != 1 || AllowedCores() is not { Count: > 1 } cores)
+        if (!OperatingSystem.IsLinux() || Environment.ProcessorCount != 1 || AllowedMask() is not { } allowed
+            || Cores(allowed) is not { Count: > 1 } cores)
             return (null, null);
         lock (Gate)
         {
@@ -48,15 +49,27 @@ internal static partial class SimulatorAffinity
             var (core, claim) = Claim(cores, _opened++);
             var mask = new ulong[MaskWords];
             mask[core / 64] = 1UL << (core % 64);
-            bool pinned = true;
+            var pinned = new List<int>();
             foreach (int tid in SimulatorThreads().Except(before))
-                pinned &= SetAffinity(tid, MaskBytes, mask) == 0;
-            if (pinned)
-                return (core, claim);
-            claim?.Dispose();
-            return (null, null);
+            {
+                if (PinThread(tid, MaskBytes, mask) == 0)
+                {
+                    pinned.Add(tid);
+                    continue;
+                }
+                // All or none: a simulator half on its core and half free would report no core yet crowd one. The threads
+                // pinned so far get the process's cores back (best effort: a thread that refuses stays where it is).
+                foreach (int done in pinned)
+                    PinThread(done, MaskBytes, allowed);
+                claim?.Dispose();
+                return (null, null);
+            }
+            return (core, claim);
         }
     }
+
+    /// <summary><c>sched_setaffinity</c> on a thread; replaced in the tests to make it fail.</summary>
+    internal static Func<int, nint, ulong[], int> PinThread = SetAffinity;
 
     /// <summary>The first core from <paramref name="start"/> on whose lock file no other simulator holds; when all are held,
     /// the core at <paramref name="start"/> unclaimed.</summary>
@@ -128,11 +141,14 @@ internal static partial class SimulatorAffinity
     }
 
     /// <summary>The cores the calling thread may run on (the process's mask, for a thread that never changed its own).</summary>
-    private static List<int>? AllowedCores()
+    private static ulong[]? AllowedMask()
     {
         var mask = new ulong[MaskWords];
-        if (GetAffinity(0, MaskBytes, mask) != 0)
-            return null;
+        return GetAffinity(0, MaskBytes, mask) == 0 ? mask : null;
+    }
+
+    private static List<int> Cores(ulong[] mask)
+    {
         var cores = new List<int>();
         for (int i = 0; i < MaskWords * 64; i++)
             if ((mask[i / 64] >> (i % 64) & 1) != 0)

@@ -63,6 +63,33 @@ public sealed class SimulatorAffinityTests
         Assert.Equal(new float[] { 2, 4, 6 }, sum.ToArray());
     }
 
+    [MultiCoreLinuxFact]
+    public void ASimulatorThatCannotPinEveryThreadPinsNone()
+    {
+        var real = SimulatorAffinity.PinThread;
+        int calls = 0;
+        // The tenth thread refuses its core: the nine before it must get every core back, and the device reports none.
+        SimulatorAffinity.PinThread = (tid, size, mask) => ++calls == 10 ? -1 : real(tid, size, mask);
+        try
+        {
+            var before = SimulatorAffinity.SimulatorThreads();
+            using var sim = Device.Open("cpu-sim");
+            var started = SimulatorAffinity.SimulatorThreads().Except(before).ToList();
+            Assert.True(calls >= 10, $"only {calls} threads were pinned");
+            Assert.Null(sim.SimulatorCore);
+            foreach (int tid in started)
+                Assert.Equal(CpusAllowed("/proc/self/status"), CpusAllowed($"/proc/self/task/{tid}/status"));
+
+            using var a = Tensor.FromArray(sim, new float[] { 1, 2, 3 });
+            using var sum = Ops.Add(a, a);
+            Assert.Equal(new float[] { 2, 4, 6 }, sum.ToArray());
+        }
+        finally
+        {
+            SimulatorAffinity.PinThread = real;
+        }
+    }
+
     internal static List<int> AllowedCores() => Expand(CpusAllowed("/proc/self/status"));
 
     private static string CpusAllowed(string statusFile) =>
