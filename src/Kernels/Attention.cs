@@ -55,9 +55,13 @@ namespace GpuNet.Kernels
     /// <para><b>Fused kernel</b> (<see cref="Fused"/>): one group of 128 threads owns a block of 32 queries of one
     /// (batch, head) and walks the keys in tiles of 32 through shared memory, never materializing the Nq×Nk scores
     /// (memory O(N·d)). Per key tile: S = Q·Kᵀ (each thread a 2×4 block, Q and K stored d-major so the reads are
-    /// float4 and conflict-free); the online softmax runs one warp per query row (32 keys = 32 lanes, warp
-    /// shuffles for the row max and sum), keeping the running max m and sum l and the rescale factor α = e^(m_old − m);
-    /// then O = α·O + P·V with each thread owning a 4×8 block of O in registers. Causal attention stops at the
+    /// float4 and conflict-free); the online softmax runs on those registers, FlashAttention-2 style: the eight lanes
+    /// that share two query rows reduce their keys' max and sum with three xor shuffles (both rows in one), each keeping the
+    /// rows' running max m and sum l, and write P and the rescale factor α = e^(m_old − m) to shared memory once; then
+    /// O = α·O + P·V with each thread owning a 4×8 block of O in registers. (The softmax used to be a pass of its own over
+    /// S in shared memory, a warp per query row with ten shuffles per row: 80 shuffles per warp and tile against 6 pair
+    /// shuffles now. On the simulated GPU, where each shuffle is a rendezvous of 32 threads, that made the kernel 7× slower:
+    /// B3 H4 N7 d16 took 1,160 ms there, now 170 ms.) Causal attention stops at the
     /// last key tile that touches the diagonal and masks only the tiles that cross it; key-padding lengths stop the
     /// walk at the sequence's length. O is written once, normalized by l, with the per-row logsumexp m + log l
     /// (the backward pass needs it); a row with no visible key gives zeros and logsumexp −inf. Head dimension ≤ 128.</para>
@@ -82,15 +86,36 @@ namespace GpuNet.Kernels
         private static bool Hidden(int i, int j, int keyLimit, AttentionParams p) =>
             j >= keyLimit || (p.Causal != 0 && j > i + p.Nk - p.Nq);
 
+        /// <summary>Scores of query i against keys j..j+3 plus the additive mask, −∞ where a key is hidden or past Nk.</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static Float4 MaskScores(Float4 s, int i, int j, bool crossesMask, int keyLimit, ArrayView<float> mask, int b, int h, AttentionParams p) => new()
+        {
+            X = MaskScore(s.X, i, j, crossesMask, keyLimit, mask, b, h, p),
+            Y = MaskScore(s.Y, i, j + 1, crossesMask, keyLimit, mask, b, h, p),
+            Z = MaskScore(s.Z, i, j + 2, crossesMask, keyLimit, mask, b, h, p),
+            W = MaskScore(s.W, i, j + 3, crossesMask, keyLimit, mask, b, h, p),
+        };
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float MaskScore(float s, int i, int j, bool crossesMask, int keyLimit, ArrayView<float> mask, int b, int h, AttentionParams p)
+        {
+            if (j >= p.Nk || (crossesMask && Hidden(i, j, keyLimit, p)))
+                return float.NegativeInfinity;
+            return p.HasMask != 0 && i < p.Nq ? s + mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j] : s;
+        }
+
         /// <summary>Rows of Q (dK/dV kernel) or of K and V (dQ kernel) staged in shared memory per tile; one warp per owned row, four rows per group.</summary>
         public const int BackwardTile = 32, BackwardRows = 4;
 
-        /// <summary>Σ over a warp of one partial per lane (every lane gets the total).</summary>
+        /// <summary>(a·b, c·e) for lane-held Float4 slices, each summed over the warp (every lane gets both): the two dot products
+        /// the backward needs per (query, key) share one shuffle chain (on a GPU the same shuffles as two chains; on the simulated
+        /// GPU, where each shuffle is a rendezvous of 32 threads, half the rendezvous).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static float WarpSum(float v)
+        private static Float2 Dots(Float4 a, Float4 b, Float4 c, Float4 e)
         {
+            var v = new Float2 { X = a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W, Y = c.X * e.X + c.Y * e.Y + c.Z * e.Z + c.W * e.W };
             for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
-                v += Warp.ShuffleXor(v, delta);
+                v = v.Add(Warp.ShuffleXor(v, delta));
             return v;
         }
 
@@ -98,23 +123,19 @@ namespace GpuNet.Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Float4 Row4(ArrayView<float> x, int at, int c, int d) => Float4.Load(x, at + c, d - c, 0);
 
-        /// <summary>dot(a, b) of two lane-held Float4 slices, summed over the warp.</summary>
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static float Dot(Float4 a, Float4 b) => WarpSum(a.X * b.X + a.Y * b.Y + a.Z * b.Z + a.W * b.W);
-
         /// <summary>Element (row r, columns c..c+3) of a [tile][MaxD] shared array.</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static Float4 Shared4(ArrayView<float> tile, int r, int c) =>
             new Float4 { X = tile[r * MaxD + c], Y = tile[r * MaxD + c + 1], Z = tile[r * MaxD + c + 2], W = tile[r * MaxD + c + 3] };
 
-        /// <summary>The probability and dS of (query i, key j) from the recomputed score: P = e^(s·scale + mask − lse), dS = P·(dP − D).</summary>
+        /// <summary>The probability and dS of (query i, key j) from the recomputed dot products (q·k, dO·v) = (s, dP): P = e^(s·scale + mask − lse), dS = P·(dP − D).</summary>
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static (float P, float DS) Probability(float dot, float dp, float lse, float delta, ArrayView<float> mask, int b, int h, int i, int j, AttentionParams p)
+        private static (float P, float DS) Probability(Float2 dots, float lse, float delta, ArrayView<float> mask, int b, int h, int i, int j, AttentionParams p)
         {
-            float score = dot * p.Scale + (p.HasMask != 0 ? mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j] : 0f);
+            float score = dots.X * p.Scale + (p.HasMask != 0 ? mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j] : 0f);
             // A row that saw no key has lse = −inf and no probability anywhere (its output was zeros).
             float prob = lse == float.NegativeInfinity ? 0f : MathF.Exp(score - lse);
-            return (prob, prob * (dp - delta));
+            return (prob, prob * (dots.Y - delta));
         }
 
         /// <summary>
@@ -164,7 +185,7 @@ namespace GpuNet.Kernels
                         continue;
                     var qi = Shared4(qTile, r, c);
                     var doi = Shared4(dTile, r, c);
-                    var (prob, ds) = Probability(Dot(qi, kj), Dot(doi, vj), stats[r], stats[BackwardTile + r], mask, b, h, i, j, p);
+                    var (prob, ds) = Probability(Dots(qi, kj, doi, vj), stats[r], stats[BackwardTile + r], mask, b, h, i, j, p);
                     dv = Float4.Fma(dv, prob, doi);
                     dk = Float4.Fma(dk, ds * p.Scale, qi);
                 }
@@ -218,7 +239,7 @@ namespace GpuNet.Kernels
                     if (!live || Hidden(i, j, keyLimit, p))
                         continue;
                     var kj = Shared4(kTile, r, c);
-                    var (_, ds) = Probability(Dot(qi, kj), Dot(doi, Shared4(vTile, r, c)), rowLse, rowDelta, mask, b, h, i, j, p);
+                    var (_, ds) = Probability(Dots(qi, kj, doi, Shared4(vTile, r, c)), rowLse, rowDelta, mask, b, h, i, j, p);
                     dq = Float4.Fma(dq, ds * p.Scale, kj);
                 }
                 Group.Barrier();
@@ -252,12 +273,7 @@ namespace GpuNet.Kernels
                 int r = e % BlockQ, c = e / BlockQ;
                 qT[e] = c < d && q0 + r < p.Nq ? q[lq.At(b, h, q0 + r) + c] * p.Scale : 0f;
             }
-            if (t < BlockQ)
-            {
-                rowMax[t] = float.NegativeInfinity;
-                rowSum[t] = 0f;
-            }
-            // Q and the row statistics must be in place before anyone reads them, also when no key tile runs.
+            // Q must be in place before anyone reads it.
             Group.Barrier();
 
             // S: thread t owns query rows 2·(t/8), +1 and key columns 4·(t%8)..+3.
@@ -265,7 +281,8 @@ namespace GpuNet.Kernels
             // PV: thread t owns query rows 4·(t/16)..+3 and output columns 8·(t%16)..+7.
             int oRow = 4 * (t / 16), oCol = 8 * (t % 16);
             Acc4x8 acc = default;
-            int warp = t / 32, lane = t % 32;
+            // The running max m and sum l of rows sRow, sRow + 1 (the same in all eight lanes that share the rows).
+            float m0 = float.NegativeInfinity, m1 = float.NegativeInfinity, l0 = 0f, l1 = 0f;
 
             for (int k0 = 0; k0 < keyEnd; k0 += BlockK)
             {
@@ -285,40 +302,39 @@ namespace GpuNet.Kernels
                     s0 = Float4.Fma(s0, qT[c * BlockQ + sRow], kc);
                     s1 = Float4.Fma(s1, qT[c * BlockQ + sRow + 1], kc);
                 }
+
+                // Online softmax on the registers that hold S: the eight lanes that share rows sRow, sRow + 1 (lanes 8a..8a+7 of
+                // a warp) reduce their four keys each, then combine by three xor shuffles carrying both rows.
+                bool crossesMask = k0 + BlockK > keyLimit || (p.Causal != 0 && k0 + BlockK - 1 > q0 + p.Nk - p.Nq);
+                s0 = MaskScores(s0, q0 + sRow, k0 + sCol, crossesMask, keyLimit, mask, b, h, p);
+                s1 = MaskScores(s1, q0 + sRow + 1, k0 + sCol, crossesMask, keyLimit, mask, b, h, p);
+                var tileMax = new Float2 { X = s0.Max(), Y = s1.Max() };
+                for (int delta = 4; delta > 0; delta /= 2)
+                {
+                    var other = Warp.ShuffleXor(tileMax, delta);
+                    tileMax = new Float2 { X = IntrinsicMath.Max(tileMax.X, other.X), Y = IntrinsicMath.Max(tileMax.Y, other.Y) };
+                }
+                // A row that has seen only −inf keeps m = −inf: its probabilities and α are 0, never NaN.
+                float mNew0 = IntrinsicMath.Max(m0, tileMax.X), mNew1 = IntrinsicMath.Max(m1, tileMax.Y);
+                s0 = Float4.ExpMinus(s0, mNew0);
+                s1 = Float4.ExpMinus(s1, mNew1);
+                var tileSum = new Float2 { X = s0.Sum(), Y = s1.Sum() };
+                for (int delta = 4; delta > 0; delta /= 2)
+                    tileSum = tileSum.Add(Warp.ShuffleXor(tileSum, delta));
+                float alpha0 = m0 == float.NegativeInfinity ? 0f : MathF.Exp(m0 - mNew0);
+                float alpha1 = m1 == float.NegativeInfinity ? 0f : MathF.Exp(m1 - mNew1);
+                (m0, m1) = (mNew0, mNew1);
+                (l0, l1) = (l0 * alpha0 + tileSum.X, l1 * alpha1 + tileSum.Y);
                 pT[(sCol + 0) * BlockQ + sRow] = s0.X; pT[(sCol + 1) * BlockQ + sRow] = s0.Y;
                 pT[(sCol + 2) * BlockQ + sRow] = s0.Z; pT[(sCol + 3) * BlockQ + sRow] = s0.W;
                 pT[(sCol + 0) * BlockQ + sRow + 1] = s1.X; pT[(sCol + 1) * BlockQ + sRow + 1] = s1.Y;
                 pT[(sCol + 2) * BlockQ + sRow + 1] = s1.Z; pT[(sCol + 3) * BlockQ + sRow + 1] = s1.W;
-                Group.Barrier();
-
-                // Online softmax: warp w handles query rows w, w+4, ...; lane = key within the tile.
-                bool crossesMask = k0 + BlockK > keyLimit || (p.Causal != 0 && k0 + BlockK - 1 > q0 + p.Nk - p.Nq);
-                for (int r = warp; r < BlockQ; r += Threads / 32)
+                if (sCol == 0)
                 {
-                    int i = q0 + r, j = k0 + lane;
-                    float s = pT[lane * BlockQ + r];
-                    if (p.HasMask != 0 && i < p.Nq && j < p.Nk)
-                        s += mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j];
-                    if ((crossesMask && Hidden(i, j, keyLimit, p)) || j >= p.Nk)
-                        s = float.NegativeInfinity;
-                    float tileMax = s;
-                    for (int delta = 16; delta > 0; delta /= 2)
-                        tileMax = IntrinsicMath.Max(tileMax, Warp.ShuffleXor(tileMax, delta));
-                    float mOld = rowMax[r], mNew = IntrinsicMath.Max(mOld, tileMax);
-                    // A row that has seen only −inf keeps m = −inf: its probabilities and α are 0, never NaN.
-                    float pr = mNew == float.NegativeInfinity ? 0f : MathF.Exp(s - mNew);
-                    float tileSum = pr;
-                    for (int delta = 16; delta > 0; delta /= 2)
-                        tileSum += Warp.ShuffleXor(tileSum, delta);
-                    pT[lane * BlockQ + r] = pr;
-                    if (lane == 0)
-                    {
-                        float alpha = mOld == float.NegativeInfinity ? 0f : MathF.Exp(mOld - mNew);
-                        rowAlpha[r] = alpha;
-                        rowSum[r] = rowSum[r] * alpha + tileSum;
-                        rowMax[r] = mNew;
-                    }
+                    rowAlpha[sRow] = alpha0;
+                    rowAlpha[sRow + 1] = alpha1;
                 }
+                // P and α are in place for the P·V threads, and nobody reads the K tile any more.
                 Group.Barrier();
 
                 // V tile, row-major: kv[j·MaxD + c] = V[k0 + j, c] (the K tile is no longer needed).
@@ -353,6 +369,13 @@ namespace GpuNet.Kernels
                 Group.Barrier();
             }
 
+            // The statistics move from the softmax's row mapping to the output's.
+            if (sCol == 0)
+            {
+                rowMax[sRow] = m0; rowMax[sRow + 1] = m1;
+                rowSum[sRow] = l0; rowSum[sRow + 1] = l1;
+            }
+            Group.Barrier();
             if (oCol < d)
             {
                 WriteRow(o, lo, rowSum, oRow, q0, oCol, b, h, acc.R0L, acc.R0H, p);

@@ -35,6 +35,28 @@ public struct Float4
         return c;
     }
 
+    /// <summary>The largest lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float Max() => IntrinsicMath.Max(IntrinsicMath.Max(X, Y), IntrinsicMath.Max(Z, W));
+
+    /// <summary>The lanes' sum.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public readonly float Sum() => (X + Y) + (Z + W);
+
+    /// <summary>e^(lane − m), lane by lane; all zeros when m is −∞ (every lane is −∞ then too: a softmax row with nothing
+    /// visible yet has probabilities 0, not e^(−∞ + ∞) = NaN).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Float4 ExpMinus(Float4 c, float m)
+    {
+        if (m == float.NegativeInfinity)
+            return default;
+        c.X = MathF.Exp(c.X - m);
+        c.Y = MathF.Exp(c.Y - m);
+        c.Z = MathF.Exp(c.Z - m);
+        c.W = MathF.Exp(c.W - m);
+        return c;
+    }
+
     /// <summary>
     /// src[at .. at+3], reading only the first <paramref name="valid"/> elements (the rest are 0): one 16-byte load when
     /// <paramref name="vector"/> is set and all four are valid (the caller guarantees 16-byte alignment of <paramref name="at"/>).
