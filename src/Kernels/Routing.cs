@@ -25,6 +25,13 @@ namespace GpuNet.Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool After(float v, int j, float pv, int pj) => v < pv || (v == pv && j > pj);
 
+        /// <summary>An expert's probability and index, shuffled together in the top-k search.</summary>
+        private struct Candidate
+        {
+            public float Value;
+            public int Index;
+        }
+
         /// <summary>Top-k gating of router logits [T, E] into weights [T, k] and expert indices [T, k] (as floats).</summary>
         public static void TopKGating(ArrayView<float> logits, ArrayView<float> weights, ArrayView<float> indices, int tokens, int experts, int k)
         {
@@ -61,12 +68,13 @@ namespace GpuNet.Kernels
                     }
                     for (int delta = Warp.WarpSize / 2; delta > 0; delta /= 2)
                     {
-                        float ov = Warp.ShuffleXor(bestV, delta);
-                        int oj = Warp.ShuffleXor(bestJ, delta);
-                        if (oj != int.MaxValue && (bestJ == int.MaxValue || After(bestV, bestJ, ov, oj)))
+                        // Value and index travel as one pair: the same two 32-bit shuffles on a GPU, one rendezvous of the
+                        // warp's threads on the simulated GPU instead of two.
+                        var other = Warp.ShuffleXor(new Candidate { Value = bestV, Index = bestJ }, delta);
+                        if (other.Index != int.MaxValue && (bestJ == int.MaxValue || After(bestV, bestJ, other.Value, other.Index)))
                         {
-                            bestV = ov;
-                            bestJ = oj;
+                            bestV = other.Value;
+                            bestJ = other.Index;
                         }
                     }
                     if (lane == 0)
