@@ -101,8 +101,13 @@ namespace GpuNet.Kernels
         {
             if (j >= p.Nk || (crossesMask && Hidden(i, j, keyLimit, p)))
                 return float.NegativeInfinity;
-            return p.HasMask != 0 && i < p.Nq ? s + mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j] : s;
+            return p.HasMask != 0 && i < p.Nq ? s + MaskAt(mask, b, h, i, j, p) : s;
         }
+
+        /// <summary>The additive mask at (b, h, i, j), through its strides (0 on broadcast dimensions).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static float MaskAt(ArrayView<float> mask, int b, int h, int i, int j, AttentionParams p) =>
+            mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j];
 
         /// <summary>Rows of Q (dK/dV kernel) or of K and V (dQ kernel) staged in shared memory per tile; one warp per owned row, four rows per group.</summary>
         public const int BackwardTile = 32, BackwardRows = 4;
@@ -132,7 +137,7 @@ namespace GpuNet.Kernels
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static (float P, float DS) Probability(Float2 dots, float lse, float delta, ArrayView<float> mask, int b, int h, int i, int j, AttentionParams p)
         {
-            float score = dots.X * p.Scale + (p.HasMask != 0 ? mask[b * p.MaskBatch + h * p.MaskHead + i * p.MaskRow + j] : 0f);
+            float score = dots.X * p.Scale + (p.HasMask != 0 ? MaskAt(mask, b, h, i, j, p) : 0f);
             // A row that saw no key has lse = −inf and no probability anywhere (its output was zeros).
             float prob = lse == float.NegativeInfinity ? 0f : MathF.Exp(score - lse);
             return (prob, prob * (dots.Y - delta));
@@ -310,10 +315,7 @@ namespace GpuNet.Kernels
                 s1 = MaskScores(s1, q0 + sRow + 1, k0 + sCol, crossesMask, keyLimit, mask, b, h, p);
                 var tileMax = new Float2 { X = s0.Max(), Y = s1.Max() };
                 for (int delta = 4; delta > 0; delta /= 2)
-                {
-                    var other = Warp.ShuffleXor(tileMax, delta);
-                    tileMax = new Float2 { X = IntrinsicMath.Max(tileMax.X, other.X), Y = IntrinsicMath.Max(tileMax.Y, other.Y) };
-                }
+                    tileMax = tileMax.Max(Warp.ShuffleXor(tileMax, delta));
                 // A row that has seen only −inf keeps m = −inf: its probabilities and α are 0, never NaN.
                 float mNew0 = IntrinsicMath.Max(m0, tileMax.X), mNew1 = IntrinsicMath.Max(m1, tileMax.Y);
                 s0 = Float4.ExpMinus(s0, mNew0);

@@ -26,6 +26,9 @@ public struct Float2
     /// <summary>Componentwise sum.</summary>
     public readonly Float2 Add(Float2 o) => new() { X = X + o.X, Y = Y + o.Y };
 
+    /// <summary>Componentwise maximum.</summary>
+    public readonly Float2 Max(Float2 o) => new() { X = IntrinsicMath.Max(X, o.X), Y = IntrinsicMath.Max(Y, o.Y) };
+
     /// <summary>The group sum of pairs.</summary>
     public struct Sum : ICombine<Float2>
     {
