@@ -124,11 +124,7 @@ namespace GpuNet.Kernels
         }
 
         /// <summary>The storage a view touches, starting at its first element (strided kernels index from there).</summary>
-        internal static ArrayView<float> Span(Tensor t)
-        {
-            var (lo, hi) = ShapeUtil.Extent(t.ShapeArray(), t.Strides.ToArray(), t.Offset);
-            return t.Storage.SubView(lo, hi - lo + 1);
-        }
+        internal static ArrayView<float> Span(Tensor t) => t.StridedView;
 
         /// <summary>Launches op over (a) → o; a is read as if broadcast to o's shape.</summary>
         internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp
@@ -189,7 +185,7 @@ namespace GpuNet.Kernels
                 var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, TOp>>(Flat<TOp>);
                 using (device.Profiler.Measure(name))
                     k(stream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
-                        a.Storage.SubView(a.Offset, o.Length), b.Storage.SubView(b.Offset, o.Length), o.Storage.SubView(o.Offset, o.Length), vec, op);
+                        a.StridedView, b.StridedView, o.StridedView, vec, op);
                 return;
             }
             var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Layout6, Layout6, Layout6, int, TOp>>(Strided<TOp>);

@@ -141,7 +141,7 @@ namespace GpuNet
             if (output.Length == 0)
                 return output;
             using var idTensor = Tensor.Empty(device, ids.Length);
-            var idView = idTensor.Storage.Cast<int>().SubView(0, ids.Length);
+            var idView = idTensor.ContiguousView.Cast<int>();
             HostCopy.Upload(ids, idView);
             using var wc = weight.Contiguous();
             var (wv, ov, total) = (wc.ContiguousView, output.ContiguousView, output.Length);
@@ -216,7 +216,7 @@ namespace GpuNet
         /// <summary>Copies ints into a float tensor's memory (4 bytes each) and returns them as an int view.</summary>
         private static ArrayView<int> Upload(Tensor holder, int[] values)
         {
-            var view = holder.Storage.Cast<int>().SubView(holder.Offset, values.Length);
+            var view = holder.ContiguousView.Cast<int>().SubView(0, values.Length);
             HostCopy.Upload<int>(values, view);
             return view;
         }
@@ -292,7 +292,7 @@ namespace GpuNet
             return buffer;
         }
 
-        private static ArrayView<double> Doubles(Tensor buffer, int count) => buffer.Storage.Cast<double>().SubView(0, Math.Max(count, 1));
+        private static ArrayView<double> Doubles(Tensor buffer, int count) => buffer.ContiguousView.Cast<double>().SubView(0, Math.Max(count, 1));
 
         /// <summary>Diffusion timestep embedding of t [B] (float timesteps): [B, dim], cos half then sin half. Kernel <c>timestep_embedding</c>.</summary>
         public static Tensor TimestepEmbedding(Tensor timesteps, int dim, double maxPeriod = 10000)

@@ -77,7 +77,7 @@ namespace GpuNet.Kernels
             var grid = new Index3D((cols + Tile - 1) / Tile, (rows + Tile - 1) / Tile, batches);
             using (device.Profiler.Measure(name))
                 k(device.Accelerator.DefaultStream, new KernelConfig(grid, new Index3D(Tile, RowsPerPass, 1)),
-                    view.Storage.SubView(view.Offset, view.Storage.IntLength - view.Offset), o.ContiguousView, rows, cols, strideBatch, s[r - 1]);
+                    view.StridedView, o.ContiguousView, rows, cols, strideBatch, s[r - 1]);
         }
     }
 }

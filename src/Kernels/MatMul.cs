@@ -709,7 +709,7 @@ namespace GpuNet
         internal readonly record struct MatMulViews(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
 
         /// <summary>The storage from a tensor's first element to the end (kernels add their own offsets).</summary>
-        private static ArrayView<float> Start(Tensor t) => t.Storage.SubView(t.Offset, t.Storage.IntLength - t.Offset);
+        private static ArrayView<float> Start(Tensor t) => t.StridedView;
 
         /// <summary>Something to run with the activation as a type argument (so it is a compile-time specialization).</summary>
         internal interface IActivationVisitor

@@ -319,7 +319,7 @@ namespace GpuNet
         internal Tensor Positions { get; }
         internal Tensor TokenOf { get; }
 
-        internal static ArrayView<int> Ints(Tensor t) => t.Storage.Cast<int>().SubView(t.Offset, t.Length);
+        internal static ArrayView<int> Ints(Tensor t) => t.ContiguousView.Cast<int>();
 
         /// <summary>Kept assignments per expert (reads back to the host).</summary>
         public int[] ReadCounts() => ReadInts(Counts);

@@ -147,20 +147,24 @@ namespace GpuNet.Kernels
             int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
             if (rows == 0)
                 return;
+            // Any offset ≥ cols − 1 shows every column and any ≤ −rowsPerMatrix hides every one; clamped there, the
+            // kernels' limit row + offset + 1 cannot wrap in 32 bits (it lies in [−rowsPerMatrix + 1, rowsPerMatrix + cols − 1]).
+            rowsPerMatrix = Math.Max(rowsPerMatrix, 1);
+            offset = (int)Math.Clamp(offset, -(long)rowsPerMatrix, cols - 1L);
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(name))
                     unsafe
                     {
                         Cpu.HostRows.Softmax(Cpu.HostMemory.Ptr(x.ContiguousView), Cpu.HostMemory.Ptr(o.ContiguousView), rows, cols,
-                            default(TLog).Value, causal != 0, Math.Max(rowsPerMatrix, 1), offset);
+                            default(TLog).Value, causal != 0, rowsPerMatrix, offset);
                     }
                 return;
             }
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Rows<TLog>);
             using (device.Profiler.Measure(name))
                 k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), x.ContiguousView, o.ContiguousView,
-                    rows, cols, causal, Math.Max(rowsPerMatrix, 1), offset);
+                    rows, cols, causal, rowsPerMatrix, offset);
         }
     }
 }

@@ -54,6 +54,10 @@ public abstract class ArgumentMismatchException : GpuNetException
 public sealed class ShapeMismatchException(string op, string argument, string expected, string actual)
     : ArgumentMismatchException(op, argument, "has the wrong shape", expected, actual);
 
+/// <summary>A required argument was null.</summary>
+public sealed class MissingArgumentException(string op, string argument, string expected)
+    : ArgumentMismatchException(op, argument, "is missing", expected, "null");
+
 /// <summary>Tensors from different devices were mixed in one operation; Expected and Actual are device labels.</summary>
 public sealed class DeviceMismatchException(string op, string argument, string expectedDevice, string actualDevice)
     : ArgumentMismatchException(op, argument, "is on the wrong device", expectedDevice, actualDevice);

@@ -67,7 +67,7 @@ public sealed class MemoryPool
     private readonly Device _device;
     private readonly Dictionary<long, Stack<PooledBuffer>> _free = new();
     private readonly object _lock = new();
-    private long _inUse, _peak, _cached, _requests, _hits, _deviceAllocs;
+    private long _inUse, _peak, _cached, _requests, _hits, _deviceAllocs, _leaksReclaimed;
 
     internal MemoryPool(Device device) => _device = device;
 
@@ -164,6 +164,8 @@ public sealed class MemoryPool
                 TrimCache();
                 continue;
             }
+            if (attempt <= 1 && ReclaimLeaks())
+                continue;
             throw new DeviceOutOfMemoryException(op, _device.Id, bytes, Stats, cause);
         }
     }
@@ -188,6 +190,41 @@ public sealed class MemoryPool
             stack.Push(b);
             _cached += b.ClassBytes;
         }
+    }
+
+    /// <summary>A buffer whose tensors were collected without being disposed (see TensorStorage's finalizer): ILGPU frees
+    /// the device memory itself, so the pool only stops counting it. Runs on the finalizer thread.</summary>
+    internal void Forget(PooledBuffer b)
+    {
+        lock (_lock)
+        {
+            _inUse -= b.ClassBytes;
+            _leaksReclaimed++;
+        }
+    }
+
+    /// <summary>Buffers of tensors that were collected without being disposed, since creation.</summary>
+    public long LeaksReclaimed
+    {
+        get
+        {
+            lock (_lock)
+                return _leaksReclaimed;
+        }
+    }
+
+    /// <summary>
+    /// Before an allocation is refused: collects garbage and runs pending finalizers, so tensors nobody disposed and
+    /// nobody references any more give their bytes back (their storage's finalizer calls <see cref="Forget"/>). True when
+    /// that freed anything. A program that disposes its tensors never gets here with anything to collect.
+    /// </summary>
+    private bool ReclaimLeaks()
+    {
+        long before = Stats.BytesInUse;
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        return Stats.BytesInUse < before;
     }
 
     internal void ReleaseAll() => TrimCache();

@@ -3,12 +3,30 @@ namespace GpuNet;
 /// <summary>Shape and stride arithmetic shared by tensors and kernel launchers.</summary>
 public static class ShapeUtil
 {
-    /// <summary>Product of the dimensions (1 for a scalar shape).</summary>
+    /// <summary>
+    /// Product of the dimensions (1 for a scalar shape) of a shape without negative dimensions. Never wraps: a product
+    /// past <see cref="long.MaxValue"/> saturates there (a shape holding a 0 is 0 however large the rest), so a caller
+    /// comparing it with a limit sees it is too large. Negative dimensions give a negative result; reject them first
+    /// with <see cref="Validate"/>.
+    /// </summary>
     public static long Product(ReadOnlySpan<int> shape)
     {
         long n = 1;
+        bool saturated = false;
         foreach (int d in shape)
+        {
+            if (d == 0)
+                return 0;
+            if (saturated)
+                continue;
+            if (d > 0 && n > long.MaxValue / d)
+            {
+                saturated = true;
+                n = long.MaxValue;
+                continue;
+            }
             n *= d;
+        }
         return n;
     }
 
@@ -20,15 +38,68 @@ public static class ShapeUtil
                 throw new ShapeMismatchException(op, "shape", "non-negative dimensions", GpuNetException.FormatShape(shape));
     }
 
+    /// <summary>
+    /// The element count of <paramref name="shape"/>, which must have no negative dimension and at most
+    /// <see cref="int.MaxValue"/> elements (kernels index with 32-bit arithmetic).
+    /// </summary>
+    /// <exception cref="ShapeMismatchException">A negative dimension, or more than <see cref="int.MaxValue"/> elements.</exception>
+    public static int ElementCount(string op, string argument, ReadOnlySpan<int> shape)
+    {
+        foreach (int d in shape)
+            if (d < 0)
+                throw new ShapeMismatchException(op, argument, "non-negative dimensions", GpuNetException.FormatShape(shape));
+        long n = Product(shape);
+        if (n > int.MaxValue)
+            throw new ShapeMismatchException(op, argument, $"at most {int.MaxValue} elements",
+                $"{GpuNetException.FormatShape(shape)} = {(n == long.MaxValue ? "more than 2^63" : n.ToString())} elements");
+        return (int)n;
+    }
+
+    /// <summary>
+    /// Checks that a view of <paramref name="shape"/>/<paramref name="strides"/> starting at <paramref name="offset"/>
+    /// reaches only elements 0..<paramref name="capacity"/>−1 of its storage: offset and strides non-negative, at most
+    /// <see cref="int.MaxValue"/> elements, and offset + Σ (size−1)·stride below the capacity, all in 64-bit arithmetic
+    /// (a sum that could wrap in 32 bits is exactly what this rejects). An empty view reaches nothing, so its offset
+    /// is not checked.
+    /// </summary>
+    /// <exception cref="ShapeMismatchException">The view would read or write outside its storage.</exception>
+    public static void CheckView(string op, string argument, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, long offset, long capacity)
+    {
+        int length = ElementCount(op, argument, shape);
+        if (strides.Length != shape.Length)
+            throw new ShapeMismatchException(op, argument, $"{shape.Length} strides for shape {GpuNetException.FormatShape(shape)}", GpuNetException.FormatShape(strides));
+        foreach (int s in strides)
+            if (s < 0)
+                throw new ShapeMismatchException(op, argument, "non-negative strides", GpuNetException.FormatShape(strides));
+        if (length == 0)
+            return;   // reaches nothing, wherever it starts (Tensor stores an empty view's offset as 0)
+        if (offset < 0 || offset >= capacity)
+            throw new ShapeMismatchException(op, argument, $"a view inside its storage of {capacity} elements", $"offset {offset}");
+        long last = offset + LastOffset(shape, strides);
+        if (last >= capacity)
+            throw new ShapeMismatchException(op, argument, $"a view inside its storage of {capacity} elements",
+                $"shape {GpuNetException.FormatShape(shape)} strides {GpuNetException.FormatShape(strides)} offset {offset}, reaching element {last}");
+    }
+
+    /// <summary>Σ (size−1)·stride over the dimensions of a non-empty view: its last element's distance from its first, in 64 bits.</summary>
+    private static long LastOffset(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
+    {
+        long reach = 0;
+        for (int i = 0; i < shape.Length; i++)
+            reach += (long)(shape[i] - 1) * strides[i];   // each term < 2^62 and rank is small: the sum cannot wrap
+        return reach;
+    }
+
     /// <summary>Row-major strides of a contiguous tensor of <paramref name="shape"/>.</summary>
     public static int[] ContiguousStrides(ReadOnlySpan<int> shape)
     {
         var strides = new int[shape.Length];
-        int s = 1;
+        long s = 1;
         for (int i = shape.Length - 1; i >= 0; i--)
         {
-            strides[i] = s;
-            s *= Math.Max(shape[i], 1);
+            // An empty tensor's outer strides can pass int range ([0, 65536, 65536]); no element is reached through them.
+            strides[i] = (int)Math.Min(s, int.MaxValue);
+            s = Math.Min(s * Math.Max(shape[i], 1), (long)int.MaxValue + 1);
         }
         return strides;
     }
@@ -36,11 +107,11 @@ public static class ShapeUtil
     /// <summary>True when <paramref name="strides"/> are row-major contiguous for <paramref name="shape"/> (size-1 dimensions may have any stride).</summary>
     public static bool IsContiguous(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
     {
+        if (shape.Contains(0))
+            return true;   // an empty tensor reads nothing, in any layout
         long expected = 1;
         for (int i = shape.Length - 1; i >= 0; i--)
         {
-            if (shape[i] == 0)
-                return true;
             if (shape[i] != 1 && strides[i] != expected)
                 return false;
             expected *= shape[i];
@@ -87,14 +158,9 @@ public static class ShapeUtil
         return result;
     }
 
-    /// <summary>Lowest and highest storage index a view touches (strides are never negative).</summary>
-    public static (int Lo, int Hi) Extent(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, int offset)
-    {
-        long hi = offset;
-        for (int i = 0; i < shape.Length; i++)
-            hi += (long)(shape[i] - 1) * strides[i];
-        return (offset, (int)hi);
-    }
+    /// <summary>Number of storage elements from a non-empty view's first element to its last, both included (strides are
+    /// never negative, and a tensor's view has been checked to fit its storage, so this fits an int).</summary>
+    public static int Reach(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides) => checked((int)(LastOffset(shape, strides) + 1));
 
     /// <summary>Copies a strided view out of <paramref name="src"/> into row-major <paramref name="dest"/>.</summary>
     public static void Gather(ReadOnlySpan<float> src, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, int offset, Span<float> dest)

@@ -13,15 +13,19 @@ internal sealed class TensorStorage
 {
     private int _refs = 1;
 
-    internal TensorStorage(Device device, PooledBuffer buffer)
+    internal TensorStorage(Device device, PooledBuffer buffer, long capacity)
     {
         Device = device;
         Buffer = buffer;
+        Capacity = capacity;
     }
 
     internal Device Device { get; }
 
     internal PooledBuffer Buffer { get; }
+
+    /// <summary>Elements a view may reach (what was asked for, not the size class the pool rounded it to).</summary>
+    internal long Capacity { get; }
 
     internal void AddRef() => Interlocked.Increment(ref _refs);
 
@@ -31,7 +35,21 @@ internal sealed class TensorStorage
     internal void Release()
     {
         if (Interlocked.Decrement(ref _refs) == 0)
+        {
+            GC.SuppressFinalize(this);
             Device.Pool.Return(Buffer);
+        }
+    }
+
+    /// <summary>
+    /// A storage collected while a tensor over it was never disposed (a leak): ILGPU's own finalizer frees the device
+    /// buffer (the accelerator holds it weakly), so the pool only stops counting its bytes as in use. Without this a
+    /// pool under a limit would fill with the bytes of tensors that no longer exist.
+    /// </summary>
+    ~TensorStorage()
+    {
+        if (Volatile.Read(ref _refs) > 0)
+            Device.Pool.Forget(Buffer);
     }
 }
 
@@ -51,13 +69,16 @@ public sealed class Tensor : IDisposable
     private bool _requiresGrad;
     private GradNode? _gradFn;
 
-    private Tensor(TensorStorage storage, int[] shape, int[] strides, int offset, bool inScope = true)
+    /// <summary>Every tensor and view is made here, and none is made that could reach outside its storage: the whole
+    /// range a view can index (offset + Σ (size−1)·stride) is checked in 64-bit arithmetic against the storage.</summary>
+    private Tensor(string op, TensorStorage storage, int[] shape, int[] strides, long offset, bool inScope = true)
     {
+        ShapeUtil.CheckView(op, "tensor", shape, strides, offset, storage.Capacity);
         _storage = storage;
         _shape = shape;
         _strides = strides;
-        Offset = offset;
-        Length = checked((int)ShapeUtil.Product(shape));
+        Length = (int)ShapeUtil.Product(shape);
+        Offset = Length == 0 ? 0 : (int)offset;
         if (inScope)
             TensorScope.Register(this);
     }
@@ -103,8 +124,27 @@ public sealed class Tensor : IDisposable
         {
             if (!IsContiguous)
                 throw new ShapeMismatchException("contiguous_view", "tensor", "a contiguous tensor", $"a strided view {Describe()}; call Contiguous() first");
-            return Storage.SubView(Offset, Length);
+            return KernelView("contiguous_view");
         }
+    }
+
+    /// <summary>The storage a view reaches, from element [0, ..., 0] to its last element (index it with <see cref="Strides"/>
+    /// from 0); one element at the view's start for an empty tensor, so it is always a valid kernel argument.</summary>
+    [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Advanced)]
+    public ArrayView<float> StridedView => KernelView("strided_view");
+
+    /// <summary>
+    /// What every launcher hands a kernel or host loop: the storage range this view reaches, re-checked against the
+    /// storage at the launch (a view's bounds were checked when it was made; this is the one place that proves it again
+    /// before memory is touched, so a defect elsewhere becomes a typed error instead of a write outside the buffer).
+    /// </summary>
+    internal ArrayView<float> KernelView(string op)
+    {
+        EnsureAlive(op, "tensor");
+        ShapeUtil.CheckView(op, "tensor", _shape, _strides, Offset, _storage.Capacity);
+        if (Length == 0)
+            return Storage.SubView(0, 1);
+        return Storage.SubView(Offset, ShapeUtil.Reach(_shape, _strides));
     }
 
     /// <summary>True when the first element's device address is a multiple of <paramref name="bytes"/> (for vector loads).</summary>
@@ -160,8 +200,9 @@ public sealed class Tensor : IDisposable
     public Tensor Detach()
     {
         EnsureAlive("detach", "tensor");
+        var detached = new Tensor("detach", _storage, ShapeArray(), (int[])_strides.Clone(), Offset);
         _storage.AddRef();
-        return new Tensor(_storage, ShapeArray(), (int[])_strides.Clone(), Offset);
+        return detached;
     }
 
     /// <summary>
@@ -179,8 +220,9 @@ public sealed class Tensor : IDisposable
     internal Tensor Alias()
     {
         EnsureAlive("save_for_backward", "tensor");
+        var alias = new Tensor("save_for_backward", _storage, ShapeArray(), (int[])_strides.Clone(), Offset, inScope: false);
         _storage.AddRef();
-        return new Tensor(_storage, ShapeArray(), (int[])_strides.Clone(), Offset, inScope: false);
+        return alias;
     }
 
     /// <summary>The shape as a new array.</summary>
@@ -194,14 +236,11 @@ public sealed class Tensor : IDisposable
     /// <summary>A new tensor with uninitialized contents (pooled memory is reused as it is).</summary>
     public static Tensor Empty(Device device, params int[] shape)
     {
-        device.EnsureAlive("empty");
-        ShapeUtil.Validate("empty", shape);
-        long n = ShapeUtil.Product(shape);
-        if (n > int.MaxValue)
-            throw new ShapeMismatchException("empty", "shape", $"at most {int.MaxValue} elements", $"{GpuNetException.FormatShape(shape)} = {n} elements");
-        var buffer = device.Pool.Rent(Math.Max(n, 1) * sizeof(float), "empty");
-        var storage = new TensorStorage(device, buffer);
-        return new Tensor(storage, (int[])shape.Clone(), ShapeUtil.ContiguousStrides(shape), 0);
+        Validate.NotNull("empty", "device", device).EnsureAlive("empty");
+        shape = (int[])Validate.NotNull("empty", "shape", shape).Clone();
+        long n = Math.Max(ShapeUtil.ElementCount("empty", "shape", shape), 1);
+        var buffer = device.Pool.Rent(n * sizeof(float), "empty");
+        return new Tensor("empty", new TensorStorage(device, buffer, n), shape, ShapeUtil.ContiguousStrides(shape), 0);
     }
 
     /// <summary>A new tensor of zeros.</summary>
@@ -216,8 +255,7 @@ public sealed class Tensor : IDisposable
     /// <exception cref="ShapeMismatchException">The data length does not equal the shape's element count.</exception>
     public static Tensor FromArray(Device device, ReadOnlySpan<float> data, params int[] shape)
     {
-        ShapeUtil.Validate("from_array", shape);
-        long n = ShapeUtil.Product(shape);
+        int n = ShapeUtil.ElementCount("from_array", "shape", Validate.NotNull("from_array", "shape", shape));
         if (data.Length != n)
             throw new ShapeMismatchException("from_array", "data", $"{n} elements for shape {GpuNetException.FormatShape(shape)}", $"{data.Length} elements");
         var t = Empty(device, shape);
@@ -232,7 +270,7 @@ public sealed class Tensor : IDisposable
     public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
     {
         ShapeUtil.Validate("random_uniform", shape);
-        var host = new float[ShapeUtil.Product(shape)];
+        var host = new float[ShapeUtil.ElementCount("random_uniform", "shape", Validate.NotNull("random_uniform", "shape", shape))];
         Philox.FillUniform(host, seed, low, high);
         return FromArray(device, host, shape);
     }
@@ -241,7 +279,7 @@ public sealed class Tensor : IDisposable
     public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f)
     {
         ShapeUtil.Validate("random_normal", shape);
-        var host = new float[ShapeUtil.Product(shape)];
+        var host = new float[ShapeUtil.ElementCount("random_normal", "shape", Validate.NotNull("random_normal", "shape", shape))];
         Philox.FillNormal(host, seed, mean, std);
         return FromArray(device, host, shape);
     }
@@ -269,16 +307,16 @@ public sealed class Tensor : IDisposable
             throw new ShapeMismatchException("copy_to", "dest", $"{Length} elements", $"{dest.Length} elements");
         if (Length == 0)
             return;
+        var reached = KernelView("copy_to");
         if (IsContiguous)
         {
-            HostCopy.Download(Storage.SubView(Offset, Length), dest);
+            HostCopy.Download(reached, dest);
             return;
         }
         // Read the span of storage the view touches once, then gather with the strides.
-        var (lo, hi) = ShapeUtil.Extent(_shape, _strides, Offset);
-        var raw = new float[hi - lo + 1];
-        HostCopy.Download(Storage.SubView(lo, raw.Length), raw);
-        ShapeUtil.Gather(raw, _shape, _strides, Offset - lo, dest);
+        var raw = new float[reached.IntLength];
+        HostCopy.Download(reached, raw);
+        ShapeUtil.Gather(raw, _shape, _strides, 0, dest);
     }
 
     /// <summary>The elements as a new array, row-major.</summary>
@@ -312,12 +350,24 @@ public sealed class Tensor : IDisposable
     {
         EnsureAlive("slice", "tensor");
         int d = ShapeUtil.NormalizeAxis("slice", dim, Rank);
-        if (start < 0 || length < 0 || start + length > _shape[d])
+        if (start < 0 || length < 0 || (long)start + length > _shape[d])
             throw new ShapeMismatchException("slice", "range", $"0 ≤ start ≤ start+length ≤ {_shape[d]} on dimension {d}", $"start {start}, length {length}");
         var shape = ShapeArray();
         shape[d] = length;
         var sourceShape = ShapeArray();
-        return View("slice", shape, (int[])_strides.Clone(), Offset + start * _strides[d], g => Scatter(g, sourceShape, full => full.Slice(d, start, length)));
+        return View("slice", shape, (int[])_strides.Clone(), Offset + (long)start * _strides[d], g => Scatter(g, sourceShape, full => full.Slice(d, start, length)));
+    }
+
+    /// <summary>PyTorch's <c>narrow</c>: <see cref="Slice"/> whose <paramref name="start"/> may count from the end
+    /// (−size ≤ start ≤ size).</summary>
+    public Tensor Narrow(int dim, int start, int length)
+    {
+        EnsureAlive("narrow", "tensor");
+        int d = ShapeUtil.NormalizeAxis("narrow", dim, Rank);
+        long from = start < 0 ? (long)start + _shape[d] : start;
+        if (from < 0 || length < 0 || from + length > _shape[d])
+            throw new ShapeMismatchException("narrow", "range", $"-{_shape[d]} ≤ start, 0 ≤ length, start+length ≤ {_shape[d]} on dimension {d}", $"start {start}, length {length}");
+        return Slice(d, (int)from, length);
     }
 
     /// <summary>A view of index <paramref name="index"/> along <paramref name="dim"/>, that dimension removed (PyTorch's <c>select</c>).</summary>
@@ -330,7 +380,7 @@ public sealed class Tensor : IDisposable
         var shape = _shape.Where((_, i) => i != d).ToArray();
         var strides = _strides.Where((_, i) => i != d).ToArray();
         var sourceShape = ShapeArray();
-        return View("select", shape, strides, Offset + index * _strides[d], g => Scatter(g, sourceShape, full => full.Select(d, index)));
+        return View("select", shape, strides, Offset + (long)index * _strides[d], g => Scatter(g, sourceShape, full => full.Select(d, index)));
     }
 
     /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
@@ -376,10 +426,10 @@ public sealed class Tensor : IDisposable
     }
 
     /// <summary>A view; when the tape records, its backward maps the view's gradient to this tensor's shape.</summary>
-    private Tensor View(string op, int[] shape, int[] strides, int offset, Func<Tensor, Tensor> backward)
+    private Tensor View(string op, int[] shape, int[] strides, long offset, Func<Tensor, Tensor> backward)
     {
+        var view = new Tensor(op, _storage, shape, strides, offset);   // checks the view's whole range first
         _storage.AddRef();
-        var view = new Tensor(_storage, shape, strides, offset);
         if (Autograd.ShouldRecord(this))
             Autograd.Record(op, view, new[] { this }, (g, _) => new[] { backward(g) });
         return view;

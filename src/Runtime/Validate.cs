@@ -4,11 +4,22 @@ namespace GpuNet;
 /// raises a typed error and never touches device memory.</summary>
 public static class Validate
 {
-    /// <summary>Checks a tensor argument is alive and on <paramref name="device"/>.</summary>
+    /// <summary>Returns <paramref name="value"/>, or raises <see cref="MissingArgumentException"/> naming the op and argument when it is null.</summary>
+    public static T NotNull<T>(string op, string name, T? value) where T : class =>
+        value ?? throw new MissingArgumentException(op, name, typeof(T) == typeof(Tensor) ? "a tensor" : $"a {typeof(T).Name}");
+
+    /// <summary>The device of a tensor argument that must be present and alive: the first check of an op, before it reads
+    /// anything else of its arguments.</summary>
+    public static Device DeviceOf(string op, string name, Tensor? tensor)
+    {
+        NotNull(op, name, tensor).EnsureAlive(op, name);
+        return tensor!.Device;
+    }
+
+    /// <summary>Checks a tensor argument is present, alive and on <paramref name="device"/>.</summary>
     public static void Input(string op, string name, Tensor tensor, Device device)
     {
-        ArgumentNullException.ThrowIfNull(tensor, name);
-        tensor.EnsureAlive(op, name);
+        NotNull(op, name, tensor).EnsureAlive(op, name);
         if (!ReferenceEquals(tensor.Device, device))
             throw new DeviceMismatchException(op, name, device.Label, tensor.Device.Label);
         if (tensor.DType != DType.Float32)

@@ -18,7 +18,7 @@ internal static unsafe class HostMemory
     public static int* Ptr(ArrayView<int> view) => (int*)view.LoadEffectiveAddressAsPtr();
 
     /// <summary>The element [0, ..., 0] of <paramref name="t"/> (index the rest with its strides).</summary>
-    public static float* Ptr(Tensor t) => Ptr(t.Storage) + t.Offset;
+    public static float* Ptr(Tensor t) => Ptr(t.StridedView);
 
     /// <summary>The elements of a contiguous tensor.</summary>
     public static Span<float> Span(Tensor t) => new(Ptr(t.ContiguousView), t.Length);
