@@ -200,15 +200,20 @@ public sealed class Sequential : Layer
 }
 
 /// <summary>A state dict does not fit a module: every missing, unexpected and mis-shaped name, reported at once.</summary>
-public sealed class StateDictMismatchException(string module, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> wrongShapes)
+public sealed class StateDictMismatchException(string module, IReadOnlyList<string> missing, IReadOnlyList<string> unexpected, IReadOnlyList<string> wrongShapes,
+    IReadOnlyList<string>? invalidValues = null)
     : GpuNetException("load_state_dict",
         $"load_state_dict: weights do not fit {module}: " + string.Join("; ", new[]
         {
             missing.Count > 0 ? "missing " + string.Join(", ", missing) : null,
             unexpected.Count > 0 ? "unexpected " + string.Join(", ", unexpected) : null,
             wrongShapes.Count > 0 ? "wrong shape " + string.Join(", ", wrongShapes) : null,
+            invalidValues is { Count: > 0 } ? "invalid " + string.Join(", ", invalidValues) : null,
         }.Where(s => s is not null)))
 {
+    /// <summary>"name: expected .., got .." for each value that cannot be loaded (an optimizer's step count, a NaN moment).</summary>
+    public IReadOnlyList<string> InvalidValues { get; } = invalidValues ?? Array.Empty<string>();
+
     /// <summary>Names the module has and the weights lack.</summary>
     public IReadOnlyList<string> Missing { get; } = missing;
 

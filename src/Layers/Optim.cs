@@ -42,7 +42,7 @@ public abstract class Optimizer : IDisposable
     /// <exception cref="TensorDisposedException">A parameter was disposed.</exception>
     public void Step()
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        EnsureAlive(GetType().Name.ToLowerInvariant() + "_step");
         using var _ = Autograd.NoGrad();
         StepCount++;
         for (int i = 0; i < Parameters.Count; i++)
@@ -59,6 +59,16 @@ public abstract class Optimizer : IDisposable
 
     /// <summary>Updates parameter <paramref name="index"/> from its gradient (state through <see cref="State"/>).</summary>
     protected abstract void Update(int index, Tensor param, Tensor grad);
+
+    /// <summary>The state keys every updated parameter has with this configuration (besides "step"), and whether each
+    /// must be non-negative (running squares and sums: a negative one would make the next step's square root NaN).</summary>
+    protected abstract IEnumerable<(string Key, bool NonNegative)> StateKeys { get; }
+
+    private void EnsureAlive(string op)
+    {
+        if (_disposed)
+            throw new TensorDisposedException(op, $"optimizer {GetType().Name}");
+    }
 
     /// <summary>Drops every parameter's gradient (zero_grad(set_to_none=True)).</summary>
     public void ZeroGrad()
@@ -106,33 +116,48 @@ public abstract class Optimizer : IDisposable
     /// Restores state saved by <see cref="StateDict"/> (names relative to the optimizer), step counts included. Every name
     /// and shape is checked before anything is written.
     /// </summary>
-    /// <exception cref="StateDictMismatchException">An unknown parameter, or a shape that does not fit.</exception>
+    /// <exception cref="StateDictMismatchException">An unknown parameter or state key, a parameter whose state lacks a key
+    /// this optimizer keeps (or its step count), a shape that does not fit, a step count that is not a whole number in
+    /// [1, 2^31), or a value that is not finite (or negative where it is a running square or sum).</exception>
     public void LoadStateDict(IReadOnlyDictionary<string, (int[] Shape, Func<float[]> Read)> source)
     {
+        EnsureAlive("load_state_dict");
         var byName = Parameters.Select((p, i) => (p.Name, i)).ToDictionary(e => e.Name, e => e.i);
-        var unexpected = new List<string>();
-        var wrong = new List<string>();
-        var plan = new List<(int Index, string Key, int[] Shape, Func<float[]> Read)>();
+        var keys = StateKeys.ToDictionary(k => k.Key, k => k.NonNegative);
+        var (missing, unexpected, wrong, invalid) = (new List<string>(), new List<string>(), new List<string>(), new List<string>());
+        var plan = new List<(int Index, string Key, int[] Shape, float[] Data)>();
         foreach (var (name, (shape, read)) in source)
         {
             int dot = name.LastIndexOf('.');
-            if (dot < 0 || !byName.TryGetValue(name[..dot], out int index))
+            string key = dot < 0 ? "" : name[(dot + 1)..];
+            if (dot < 0 || !byName.TryGetValue(name[..dot], out int index) || (key != "step" && !keys.ContainsKey(key)))
             {
                 unexpected.Add(name);
                 continue;
             }
-            string key = name[(dot + 1)..];
             var expected = key == "step" ? new[] { 1 } : Parameters[index].Tensor.ShapeArray();
             if (!shape.SequenceEqual(expected))
+            {
                 wrong.Add($"{name}: expected {GpuNetException.FormatShape(expected)}, got {GpuNetException.FormatShape(shape)}");
-            else
-                plan.Add((index, key, shape, read));
-        }
-        if (unexpected.Count > 0 || wrong.Count > 0)
-            throw new StateDictMismatchException(GetType().Name, Array.Empty<string>(), unexpected, wrong);
-        foreach (var (index, key, shape, read) in plan)
-        {
+                continue;
+            }
             var data = read();
+            if (key == "step" && !(data[0] >= 1 && data[0] < 2147483648f && data[0] == MathF.Floor(data[0])))
+                invalid.Add($"{name}: expected a whole step count in [1, 2^31), got {data[0]}");
+            else if (Array.FindIndex(data, v => !float.IsFinite(v) || (v < 0 && keys.GetValueOrDefault(key))) is int bad and >= 0)
+                invalid.Add($"{name}: expected finite{(keys.GetValueOrDefault(key) ? ", non-negative" : "")} values, got {data[bad]} at {bad}");
+            else
+                plan.Add((index, key, shape, data));
+        }
+        // A parameter with any state has all of it: the step count and every key this configuration keeps.
+        foreach (var index in source.Keys.Select(n => n.LastIndexOf('.') is int dot and > 0 && byName.TryGetValue(n[..dot], out int i) ? i : -1).Where(i => i >= 0).Distinct())
+            foreach (var key in keys.Keys.Append("step"))
+                if (!source.ContainsKey($"{Parameters[index].Name}.{key}"))
+                    missing.Add($"{Parameters[index].Name}.{key}");
+        if (missing.Count > 0 || unexpected.Count > 0 || wrong.Count > 0 || invalid.Count > 0)
+            throw new StateDictMismatchException(GetType().Name, missing, unexpected, wrong, invalid);
+        foreach (var (index, key, shape, data) in plan)
+        {
             State(index, key, shape).CopyFrom(data);
             if (key == "step")
                 _steps[index] = (int)data[0];
@@ -160,6 +185,10 @@ public sealed class Sgd(IEnumerable<(string Name, Tensor Tensor)> parameters, fl
         ? nesterov : throw new ArgumentException("sgd: Nesterov momentum needs momentum > 0 and zero dampening");
 
     /// <inheritdoc/>
+    protected override IEnumerable<(string Key, bool NonNegative)> StateKeys =>
+        momentum != 0 ? new[] { ("momentum_buffer", false) } : Array.Empty<(string, bool)>();
+
+    /// <inheritdoc/>
     protected override void Update(int index, Tensor param, Tensor grad)
     {
         bool first = !HasState(index, "momentum_buffer");
@@ -178,6 +207,10 @@ public class Adam(IEnumerable<(string Name, Tensor Tensor)> parameters, float le
 {
     /// <summary>True for AdamW's decoupled weight decay.</summary>
     protected virtual bool Decoupled => false;
+
+    /// <inheritdoc/>
+    protected override IEnumerable<(string Key, bool NonNegative)> StateKeys =>
+        amsGrad ? new[] { ("exp_avg", false), ("exp_avg_sq", true), ("max_exp_avg_sq", true) } : new[] { ("exp_avg", false), ("exp_avg_sq", true) };
 
     /// <inheritdoc/>
     protected override void Update(int index, Tensor param, Tensor grad)
@@ -205,6 +238,9 @@ public sealed class RmsProp(IEnumerable<(string Name, Tensor Tensor)> parameters
     float weightDecay = 0f, float momentum = 0f, bool centered = false) : Optimizer(parameters, learningRate)
 {
     /// <inheritdoc/>
+    protected override IEnumerable<(string Key, bool NonNegative)> StateKeys =>
+        new[] { ("square_avg", true) }.Concat(centered ? new[] { ("grad_avg", false) } : []).Concat(momentum > 0 ? new[] { ("momentum_buffer", false) } : []);
+    /// <inheritdoc/>
     protected override void Update(int index, Tensor param, Tensor grad) =>
         Ops.RmsPropUpdate(param, grad, State(index, "square_avg"), centered ? State(index, "grad_avg") : null,
             momentum > 0 ? State(index, "momentum_buffer") : null,
@@ -215,6 +251,8 @@ public sealed class RmsProp(IEnumerable<(string Name, Tensor Tensor)> parameters
 public sealed class Adagrad(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate = 1e-2f, float learningRateDecay = 0f,
     float weightDecay = 0f, float initialAccumulator = 0f, float eps = 1e-10f) : Optimizer(parameters, learningRate)
 {
+    /// <inheritdoc/>
+    protected override IEnumerable<(string Key, bool NonNegative)> StateKeys => new[] { ("sum", true) };
     /// <inheritdoc/>
     protected override void Update(int index, Tensor param, Tensor grad)
     {
