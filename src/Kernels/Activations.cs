@@ -16,9 +16,9 @@ namespace GpuNet.Kernels
     /// </summary>
     public static class Activation
     {
-        /// <summary>max(x, 0).</summary>
+        /// <summary>max(x, 0); NaN stays NaN, as PyTorch's (x ≤ 0 is false for NaN).</summary>
         public struct Relu : IDifferentiableUnaryOp { /// <inheritdoc/>
-            public readonly float Apply(float x) => x > 0 ? x : 0f; /// <inheritdoc/>
+            public readonly float Apply(float x) => x <= 0 ? 0f : x; /// <inheritdoc/>
             public readonly float Derivative(float x) => x > 0 ? 1f : 0f; }
 
         /// <summary>x for x ≥ 0, slope·x otherwise (PyTorch default slope 0.01).</summary>

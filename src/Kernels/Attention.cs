@@ -589,7 +589,7 @@ namespace GpuNet
         {
             const string op = "attention_backward";
             var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
-            var device = q.Device;
+            var device = Validate.DeviceOf(op, "q", q);
             var (dq, dk, dv) = (Tensor.Empty(device, q.ShapeArray()), Tensor.Empty(device, k.ShapeArray()), Tensor.Empty(device, v.ShapeArray()));
             if (dq.Length == 0 || dk.Length == 0)
             {
@@ -636,7 +636,7 @@ namespace GpuNet
         {
             const string op = "attention";
             var (p, lq, lk, lv) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
-            var device = q.Device;
+            var device = Validate.DeviceOf(op, "q", q);
             var output = Tensor.Empty(device, q.ShapeArray());
             var lse = Tensor.Empty(device, p.B, p.H, p.Nq);
             if (output.Length == 0)
@@ -681,7 +681,7 @@ namespace GpuNet
         {
             const string op = "attention_unfused";
             var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
-            var device = q.Device;
+            var device = Validate.DeviceOf(op, "q", q);
             using var scope = device.Scope();
             Tensor Bhnd(Tensor t) => layout == AttentionLayout.BNHD ? t.Permute(0, 2, 1, 3) : t;
             var scores = MatMul(Bhnd(q), Bhnd(k), transposeB: true, alpha: p.Scale);
@@ -711,7 +711,7 @@ namespace GpuNet
         public static void KvCacheAppend(Tensor cache, Tensor values, int position)
         {
             const string op = "kv_cache_append";
-            var device = cache.Device;
+            var device = Validate.DeviceOf(op, "cache", cache);
             Validate.Input(op, "cache", cache, device);
             Validate.Input(op, "values", values, device);
             Validate.Rank(op, "cache", cache, 4);
@@ -749,7 +749,7 @@ namespace GpuNet
             var (p, _, _, _) = AttentionSetup(op, q, kCache, vCache, scale, causal: false, keyLengths, layout);
             if (p.Nq != 1)
                 throw new ShapeMismatchException(op, "q", "one query per sequence (Nq = 1)", GpuNetException.FormatShape(q.ShapeArray()));
-            var device = q.Device;
+            var device = Validate.DeviceOf(op, "q", q);
             var output = Tensor.Empty(device, q.ShapeArray());
             var lse = Tensor.Empty(device, p.B, p.H, 1);
             if (output.Length == 0)
@@ -792,7 +792,7 @@ namespace GpuNet
         private static (AttentionParams P, HeadLayout Q, HeadLayout K, HeadLayout V) AttentionSetup(string op, Tensor q, Tensor k, Tensor v, float? scale,
             bool causal, Tensor? keyLengths, AttentionLayout layout)
         {
-            var device = q.Device;
+            var device = Validate.DeviceOf(op, "q", q);
             Validate.Input(op, "q", q, device);
             Validate.Input(op, "k", k, device);
             Validate.Input(op, "v", v, device);

@@ -273,7 +273,7 @@ namespace GpuNet
         {
             const string op = "conv2d";
             options ??= new Conv2dOptions();
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             Validate.Input(op, "weight", weight, device);
             var g = Conv2dGeometry.Create(op, x.ShapeArray(), weight.ShapeArray(), options);
@@ -343,7 +343,7 @@ namespace GpuNet
         {
             const string op = "im2col";
             options = (options ?? new Conv2dOptions()) with { Groups = 1 };
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             var g = Conv2dGeometry.Create(op, x.ShapeArray(), new[] { 1, x.Rank == 4 ? x.Size(1) : 0, kh, kw }, options);
             var col = Tensor.Empty(x.Device, g.N, g.C * kh * kw, g.OH * g.OW);
             using var xc = x.Contiguous();
@@ -402,7 +402,7 @@ namespace GpuNet
         private static Tensor Col2ImCore(Tensor col, int outH, int outW, int kh, int kw, int stride = 1, int padding = 0, int dilation = 1)
         {
             const string op = "col2im";
-            var device = col.Device;
+            var device = Validate.DeviceOf(op, "col", col);
             Validate.Input(op, "col", col, device);
             // The positions are the output of a convolution of the image with this kernel.
             var g = Conv2dGeometry.Create(op, new[] { 1, 1, outH, outW }, new[] { 1, 1, kh, kw }, Conv2dOptions.Of(stride, padding, dilation));
@@ -460,7 +460,7 @@ namespace GpuNet
         private static Tensor Conv1dCore(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, (int Left, int Right) padding = default, int dilation = 1,
             int groups = 1, FusedActivation activation = FusedActivation.None, ConvAlgorithm algorithm = ConvAlgorithm.Auto)
         {
-            Validate.Input("conv1d", "x", x, x.Device);
+            Validate.Input("conv1d", "x", x);
             Validate.Input("conv1d", "weight", weight, x.Device);
             if (x.Rank != 3)
                 throw new ShapeMismatchException("conv1d", "x", "[N, C, L]", GpuNetException.FormatShape(x.ShapeArray()));
@@ -495,7 +495,7 @@ namespace GpuNet
             int dilation = 1, int groups = 1, FusedActivation activation = FusedActivation.None)
         {
             const string op = "conv_transpose2d";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             Validate.Input(op, "weight", weight, device);
             if (x.Rank != 4)

@@ -159,7 +159,7 @@ namespace GpuNet.Kernels
         {
             if (o.Length == 0)
                 return;
-            var device = o.Device;
+            var device = Validate.DeviceOf(name, "o", o);
             if (device.IsHostCpu && o.IsContiguous && a.IsContiguous && b.IsContiguous && (a.Length == o.Length || a.Length == 1)
                 && (b.Length == o.Length || b.Length == 1))
             {
@@ -207,7 +207,7 @@ namespace GpuNet
         /// <summary>Sets every element of <paramref name="tensor"/> (any view) to <paramref name="value"/>. Kernel <c>fill</c>.</summary>
         public static void Fill(Tensor tensor, float value)
         {
-            Validate.Input("fill", "tensor", tensor, tensor.Device);
+            Validate.Input("fill", "tensor", tensor);
             // Filling a leaf (initializing a parameter) is fine; overwriting a computed tensor would leave its recorded graph lying.
             if (Autograd.IsEnabled && !tensor.IsLeaf)
                 throw new NoGradientException("fill", "overwriting a tensor computed by a recorded op is not recorded; fill a new tensor, or under Autograd.NoGrad()");
@@ -228,7 +228,7 @@ namespace GpuNet
         /// </summary>
         public static void Copy(Tensor source, Tensor destination)
         {
-            var device = destination.Device;
+            var device = Validate.DeviceOf("copy", "destination", destination);
             Validate.Input("copy_strided", "destination", destination, device);
             Validate.Input("copy_strided", "source", source, device);
             if (Autograd.IsEnabled && (source.RequiresGrad || !destination.IsLeaf))
@@ -242,7 +242,7 @@ namespace GpuNet
         /// </summary>
         public static Tensor Contiguous(this Tensor tensor)
         {
-            Validate.Input("contiguous", "tensor", tensor, tensor.Device);
+            Validate.Input("contiguous", "tensor", tensor);
             if (tensor.IsContiguous)
                 return tensor.Reshape(tensor.ShapeArray());
             var result = Tensor.Empty(tensor.Device, tensor.ShapeArray());
@@ -333,7 +333,8 @@ namespace GpuNet
         public static Tensor SumToShape(Tensor x, int[] shape)
         {
             const string op = "sum_to_shape";
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
+            Validate.NotNull(op, "shape", shape);
             var xs = x.ShapeArray();
             if (shape.Length > xs.Length || !ShapeUtil.BroadcastShapes(op, shape, xs).SequenceEqual(xs))
                 throw new ShapeMismatchException(op, "shape", $"a shape that broadcasts to {GpuNetException.FormatShape(xs)}", GpuNetException.FormatShape(shape));
@@ -374,7 +375,7 @@ namespace GpuNet
         /// <summary>alpha · x + y, x broadcast to y's shape; a new tensor (or <paramref name="output"/>). Kernel <c>axpy</c>.</summary>
         public static Tensor Axpy(float alpha, Tensor x, Tensor y, Tensor? output = null)
         {
-            var device = y.Device;
+            var device = Validate.DeviceOf("axpy", "y", y);
             Validate.Input("axpy", "y", y, device);
             Validate.Input("axpy", "x", x, device);
             if (output is not null && ReferenceEquals(output, y) && Autograd.ShouldRecord(x, y))
@@ -406,7 +407,7 @@ namespace GpuNet
         /// <summary>Applies a binary operator with broadcasting: the output has the broadcast shape of a and b.</summary>
         public static Tensor Binary<TOp>(string name, Tensor a, Tensor b, Tensor? output, TOp op) where TOp : struct, IBinaryOp
         {
-            var device = a.Device;
+            var device = Validate.DeviceOf(name, "a", a);
             Validate.Input(name, "a", a, device);
             Validate.Input(name, "b", b, device);
             var shape = ShapeUtil.BroadcastShapes(name, a.ShapeArray(), b.ShapeArray());
@@ -418,7 +419,7 @@ namespace GpuNet
         /// <summary>Applies a unary operator elementwise: the output has the input's shape.</summary>
         public static Tensor Unary<TOp>(string name, Tensor x, Tensor? output, TOp op) where TOp : struct, IUnaryOp
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             Validate.Input(name, "x", x, device);
             var o = Validate.OutputOrNew(name, output, device, x.ShapeArray(), requireContiguous: false);
             ElementwiseKernels.MapUnary(name, x, o, op);

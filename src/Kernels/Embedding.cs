@@ -126,7 +126,7 @@ namespace GpuNet
         public static Tensor Embedding(Tensor weight, ReadOnlySpan<int> ids, params int[] shape)
         {
             const string op = "embedding";
-            var device = weight.Device;
+            var device = Validate.DeviceOf(op, "weight", weight);
             Validate.Input(op, "weight", weight, device);
             Validate.Rank(op, "weight", weight, 2);
             if (shape.Length == 0)
@@ -168,7 +168,7 @@ namespace GpuNet
         public static Tensor EmbeddingBackward(Tensor dy, ReadOnlySpan<int> ids, int vocab)
         {
             const string op = "embedding_backward";
-            var device = dy.Device;
+            var device = Validate.DeviceOf(op, "dy", dy);
             Validate.Input(op, "dy", dy, device);
             if (dy.Rank < 1 || dy.Length != ids.Length * (long)dy.Size(-1))
                 throw new ShapeMismatchException(op, "dy", $"[..., D] with {ids.Length} rows (one per id)", GpuNetException.FormatShape(dy.ShapeArray()));
@@ -228,7 +228,7 @@ namespace GpuNet
         public static Tensor GatherRows(Tensor weight, Tensor indices)
         {
             const string op = "gather_rows";
-            var device = weight.Device;
+            var device = Validate.DeviceOf(op, "weight", weight);
             Validate.Input(op, "weight", weight, device);
             Validate.Input(op, "indices", indices, device);
             Validate.Rank(op, "weight", weight, 2);
@@ -298,7 +298,7 @@ namespace GpuNet
         public static Tensor TimestepEmbedding(Tensor timesteps, int dim, double maxPeriod = 10000)
         {
             const string op = "timestep_embedding";
-            var device = timesteps.Device;
+            var device = Validate.DeviceOf(op, "timesteps", timesteps);
             Validate.Input(op, "timesteps", timesteps, device);
             Validate.Rank(op, "timesteps", timesteps, 1);
             if (dim < 1)
@@ -327,7 +327,7 @@ namespace GpuNet
         public static Tensor Patchify(Tensor x, int patch)
         {
             const string op = "patchify";
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             Validate.Rank(op, "x", x, 4);
             int n = x.Size(0), c = x.Size(1), h = x.Size(2), w = x.Size(3);
             if (patch < 1 || h % patch != 0 || w % patch != 0)
@@ -347,7 +347,7 @@ namespace GpuNet
         public static Tensor Unpatchify(Tensor x, int patch, int channels, int height, int width)
         {
             const string op = "unpatchify";
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             Validate.Rank(op, "x", x, 3);
             if (patch < 1 || height % patch != 0 || width % patch != 0 || x.Size(1) != height / patch * (width / patch) || x.Size(2) != patch * patch * channels)
                 throw new ShapeMismatchException(op, "x", $"[N, {height / Math.Max(patch, 1) * (width / Math.Max(patch, 1))}, {patch * patch * channels}] for patch {patch}, {channels} channels, {height}×{width}",

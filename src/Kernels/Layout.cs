@@ -63,7 +63,7 @@ namespace GpuNet.Kernels
                 return;
             }
             int cols = dims[r - 2], rows = dims[r - 1], batches = r == 3 ? dims[0] : 1, strideBatch = r == 3 ? s[0] : 0;
-            var device = o.Device;
+            var device = Validate.DeviceOf(name, "o", o);
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(name))
@@ -91,7 +91,7 @@ namespace GpuNet
         /// <summary>A contiguous copy of <paramref name="x"/> with two dimensions swapped. Kernel <c>transpose</c>.</summary>
         public static Tensor Transpose(Tensor x, int dim0 = -2, int dim1 = -1)
         {
-            Validate.Input("transpose", "x", x, x.Device);
+            Validate.Input("transpose", "x", x);
             using var view = x.Transpose(dim0, dim1);
             var o = Tensor.Empty(x.Device, view.ShapeArray());
             LayoutKernels.CopyPermuted("transpose", view, o);
@@ -102,7 +102,7 @@ namespace GpuNet
         /// <summary>A contiguous copy of <paramref name="x"/> with its dimensions reordered (result dimension i is source dimension order[i]). Kernel <c>permute</c>.</summary>
         public static Tensor Permute(Tensor x, params int[] order)
         {
-            Validate.Input("permute", "x", x, x.Device);
+            Validate.Input("permute", "x", x);
             using var view = x.Permute(order);
             var o = Tensor.Empty(x.Device, view.ShapeArray());
             LayoutKernels.CopyPermuted("permute", view, o);
@@ -113,8 +113,8 @@ namespace GpuNet
         /// <summary>Joins tensors along <paramref name="axis"/>; all other dimensions must match. Kernel <c>concat</c>.</summary>
         public static Tensor Concat(IReadOnlyList<Tensor> tensors, int axis)
         {
-            if (tensors.Count == 0)
-                throw new ArgumentException("concat: needs at least one tensor");
+            if (Validate.NotNull("concat", "tensors", tensors).Count == 0)
+                throw new ShapeMismatchException("concat", "tensors", "at least one tensor", "an empty list");
             var device = tensors[0].Device;
             for (int i = 0; i < tensors.Count; i++)
                 Validate.Input("concat", $"tensors[{i}]", tensors[i], device);
@@ -157,7 +157,7 @@ namespace GpuNet
         /// <summary>Cuts <paramref name="x"/> along <paramref name="axis"/> into contiguous pieces of the given sizes (which must add up to the axis). Kernel <c>split</c>.</summary>
         public static Tensor[] Split(Tensor x, IReadOnlyList<int> sizes, int axis)
         {
-            Validate.Input("split", "x", x, x.Device);
+            Validate.Input("split", "x", x);
             int a = ShapeUtil.NormalizeAxis("split", axis, x.Rank);
             if (sizes.Any(s => s < 0) || sizes.Sum() != x.Size(a))
                 throw new ShapeMismatchException("split", "sizes", $"non-negative sizes adding up to {x.Size(a)} (axis {a} of {GpuNetException.FormatShape(x.ShapeArray())})",
@@ -178,7 +178,7 @@ namespace GpuNet
         /// <summary>Cuts <paramref name="x"/> along <paramref name="axis"/> into <paramref name="sections"/> equal contiguous pieces. Kernel <c>split</c>.</summary>
         public static Tensor[] Split(Tensor x, int sections, int axis)
         {
-            Validate.Input("split", "x", x, x.Device);
+            Validate.Input("split", "x", x);
             int a = ShapeUtil.NormalizeAxis("split", axis, x.Rank);
             if (sections <= 0 || x.Size(a) % sections != 0)
                 throw new ShapeMismatchException("split", "sections", $"a positive divisor of {x.Size(a)} (axis {a})", sections.ToString());

@@ -69,7 +69,9 @@ namespace GpuNet.Kernels
                 weight[row] = 0f;
                 return;
             }
-            loss[row] = logSumExp - (1f - smoothing) * x[row * classes + t] - smoothing / classes * stats.Total;
+            // Without smoothing the Σx term is absent, not 0·Σx: a row holding a −∞ logit has Σx = −∞ and 0·(−∞) = NaN.
+            float smoothed = smoothing == 0f ? 0f : smoothing / classes * stats.Total;
+            loss[row] = logSumExp - (1f - smoothing) * x[row * classes + t] - smoothed;
             weight[row] = 1f;
         }
 
@@ -99,7 +101,7 @@ namespace GpuNet.Kernels
         internal static void LaunchRows(Tensor x, Tensor target, Tensor loss, Tensor lse, Tensor weight, int ignoreIndex, float smoothing)
         {
             const string name = "cross_entropy";
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             int rows = x.Size(0), classes = x.Size(1);
             var (xv, tv, lv, sv, wv) = (x.ContiguousView, target.ContiguousView, loss.ContiguousView, lse.ContiguousView, weight.ContiguousView);
             if (device.IsHostCpu)
@@ -116,7 +118,7 @@ namespace GpuNet.Kernels
         internal static void LaunchBackward(Tensor x, Tensor target, Tensor lse, Tensor g, Tensor dx, int ignoreIndex, float smoothing)
         {
             const string name = "cross_entropy_backward";
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             int classes = x.Size(1), n = x.Length;
             var (xv, tv, sv, gv, dv) = (x.ContiguousView, target.ContiguousView, lse.ContiguousView, g.ContiguousView, dx.ContiguousView);
             if (device.IsHostCpu)
@@ -232,7 +234,7 @@ namespace GpuNet
         public static Tensor CrossEntropy(Tensor logits, Tensor target, Reduction reduction = Reduction.Mean, int ignoreIndex = -100, float labelSmoothing = 0f)
         {
             const string op = "cross_entropy";
-            var device = logits.Device;
+            var device = Validate.DeviceOf(op, "logits", logits);
             if (!(labelSmoothing >= 0f && labelSmoothing <= 1f))
                 throw new ShapeMismatchException(op, "labelSmoothing", "a value in [0, 1]", labelSmoothing.ToString());
             var (rows, _) = CheckClassTargets(op, logits, target, ignoreIndex);
@@ -271,7 +273,7 @@ namespace GpuNet
         public static Tensor CrossEntropyWithProbabilities(Tensor logits, Tensor probabilities, Reduction reduction = Reduction.Mean, float labelSmoothing = 0f)
         {
             const string op = "cross_entropy";
-            Validate.Input(op, "logits", logits, logits.Device);
+            Validate.Input(op, "logits", logits);
             Validate.Input(op, "probabilities", probabilities, logits.Device);
             Validate.Rank(op, "logits", logits, 2);
             if (!probabilities.Shape.SequenceEqual(logits.Shape))
@@ -292,7 +294,7 @@ namespace GpuNet
         public static Tensor MseLoss(Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean)
         {
             const string op = "mse_loss";
-            Validate.Input(op, "prediction", prediction, prediction.Device);
+            Validate.Input(op, "prediction", prediction);
             Validate.Input(op, "target", target, prediction.Device);
             using var diff = Sub(prediction, target);
             return Reduce(Mul(diff, diff), null, reduction);
@@ -305,7 +307,7 @@ namespace GpuNet
         public static Tensor BinaryCrossEntropyWithLogits(Tensor logits, Tensor target, Reduction reduction = Reduction.Mean)
         {
             const string op = "binary_cross_entropy_with_logits";
-            Validate.Input(op, "logits", logits, logits.Device);
+            Validate.Input(op, "logits", logits);
             Validate.Input(op, "target", target, logits.Device);
             using var soft = Softplus(logits);
             using var xt = Mul(logits, target);
@@ -319,7 +321,7 @@ namespace GpuNet
         public static Tensor GaussianKl(Tensor mu, Tensor logvar, Reduction reduction = Reduction.Mean)
         {
             const string op = "gaussian_kl";
-            Validate.Input(op, "mu", mu, mu.Device);
+            Validate.Input(op, "mu", mu);
             Validate.Input(op, "logvar", logvar, mu.Device);
             if (!mu.Shape.SequenceEqual(logvar.Shape))
                 throw new ShapeMismatchException(op, "logvar", GpuNetException.FormatShape(mu.ShapeArray()), GpuNetException.FormatShape(logvar.ShapeArray()));
@@ -350,7 +352,7 @@ namespace GpuNet
 
         private static Tensor PointwiseLoss<TOp>(string op, Tensor prediction, Tensor target, Reduction reduction, TOp f) where TOp : struct, IDifferentiableUnaryOp
         {
-            Validate.Input(op, "prediction", prediction, prediction.Device);
+            Validate.Input(op, "prediction", prediction);
             Validate.Input(op, "target", target, prediction.Device);
             using var diff = Sub(prediction, target);
             return Reduce(Activate(op, diff, null, f), null, reduction);
@@ -364,7 +366,7 @@ namespace GpuNet
         public static Tensor KlDiv(Tensor input, Tensor target, Reduction reduction = Reduction.Mean)
         {
             const string op = "kl_div";
-            Validate.Input(op, "input", input, input.Device);
+            Validate.Input(op, "input", input);
             Validate.Input(op, "target", target, input.Device);
             using var entropyTerm = Activate(op, target, null, new LossOps.XLogX());
             using var cross = Mul(target, input);
@@ -378,7 +380,7 @@ namespace GpuNet
         public static Tensor NllLoss(Tensor logProbabilities, Tensor target, Reduction reduction = Reduction.Mean, int ignoreIndex = -100)
         {
             const string op = "nll_loss";
-            var device = logProbabilities.Device;
+            var device = Validate.DeviceOf(op, "logProbabilities", logProbabilities);
             var (rows, classes) = CheckClassTargets(op, logProbabilities, target, ignoreIndex);
             var loss = Tensor.Empty(device, rows);
             using var weight = Tensor.Empty(device, rows);
@@ -427,7 +429,7 @@ namespace GpuNet
         private static Tensor Penalty(string op, IEnumerable<Tensor> parameters, Func<Tensor, Tensor> term)
         {
             Tensor? total = null;
-            foreach (var p in parameters)
+            foreach (var p in Validate.NotNull(op, "parameters", parameters))
             {
                 Validate.Input(op, "parameter", p, total?.Device ?? p.Device);
                 using var t = term(p);
@@ -439,13 +441,13 @@ namespace GpuNet
                     using (var previous = total)
                         total = Add(previous, s);
             }
-            return total ?? throw new ArgumentException($"{op}: no parameters given");
+            return total ?? throw new ShapeMismatchException(op, "parameters", "at least one parameter", "an empty list");
         }
 
         /// <summary>Shapes and class ids of a classification loss, checked on the host before anything runs.</summary>
         private static (int Rows, int Classes) CheckClassTargets(string op, Tensor x, Tensor target, int ignoreIndex)
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "input", x, device);
             Validate.Input(op, "target", target, device);
             Validate.Rank(op, "input", x, 2);

@@ -437,7 +437,7 @@ namespace GpuNet
         public static Tensor MatMul(Tensor a, Tensor b, bool transposeA = false, bool transposeB = false, float alpha = 1f, float beta = 0f,
             Tensor? c = null, Tensor? bias = null, FusedActivation activation = FusedActivation.None, MatMulTile tile = MatMulTile.Auto)
         {
-            var device = a.Device;
+            var device = Validate.DeviceOf("matmul", "a", a);
             string op = bias is not null || activation != FusedActivation.None ? "matmul_bias_act" : a.Rank > 2 || b.Rank > 2 ? "batched_matmul" : "matmul";
             var (m, n, ka, batch, outShape) = Operands(op, a, b, transposeA, transposeB);
             if (bias is not null)
@@ -447,7 +447,7 @@ namespace GpuNet
                     throw new ShapeMismatchException(op, "bias", $"a contiguous vector [{n}]", bias.Describe());
             }
             if (c is null && beta != 0)
-                throw new ArgumentException($"{op}: beta = {beta} needs the input/output tensor c");
+                throw new MissingArgumentException(op, "c", $"the input/output tensor c (beta = {beta})");
             bool record = Autograd.ShouldRecord(a, b, bias);
             if (record && activation != FusedActivation.None && beta == 0)
                 return FusedForTraining(op, a, b, transposeA, transposeB, alpha, c, bias, activation, tile, batch);
@@ -474,7 +474,7 @@ namespace GpuNet
             FusedActivation activation, float alpha = 1f)
         {
             const string op = "matmul_act_backward";
-            var device = a.Device;
+            var device = Validate.DeviceOf(op, "a", a);
             var (m, n, ka, batch, outShape) = Operands(op, a, b, transposeA, transposeB);
             Validate.Input(op, "preActivation", preActivation, device);
             if (!preActivation.Shape.SequenceEqual(outShape) || !preActivation.IsContiguous)
@@ -493,7 +493,7 @@ namespace GpuNet
         /// </summary>
         private static (int M, int N, int K, int[] Batch, int[] OutShape) Operands(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
         {
-            var device = a.Device;
+            var device = Validate.DeviceOf(op, "a", a);
             Validate.Input(op, "a", a, device);
             Validate.Input(op, "b", b, device);
             if (a.Rank < 2)
@@ -535,7 +535,7 @@ namespace GpuNet
             FusedActivation.Gelu => GeluErf(z, output),
             FusedActivation.GeluTanh => GeluTanh(z, output),
             FusedActivation.Silu => Silu(z, output),
-            _ => throw new ArgumentOutOfRangeException(nameof(activation)),
+            _ => throw new InvalidArgumentException("matmul_bias_act", "activation", "a FusedActivation", activation.ToString()),
         };
 
         /// <summary>A fused activation's backward step: g ⊙ act′(z) from the saved pre-activation z.</summary>
@@ -551,7 +551,7 @@ namespace GpuNet
                 FusedActivation.Gelu => ActivationBackward("gelu_erf", g, preActivation, new Activation.GeluErf()),
                 FusedActivation.GeluTanh => ActivationBackward("gelu_tanh", g, preActivation, new Activation.GeluTanh()),
                 FusedActivation.Silu => ActivationBackward("silu", g, preActivation, new Activation.Silu()),
-                _ => throw new ArgumentOutOfRangeException(nameof(activation)),
+                _ => throw new InvalidArgumentException("matmul_bias_act", "activation", "a FusedActivation", activation.ToString()),
             };
         }
 
@@ -617,7 +617,7 @@ namespace GpuNet
         /// <summary>y = alpha·x·W + beta·y for a row vector x [1, K] (or [K]) and W [K, N] (or [N, K] when <paramref name="transposeW"/>). Kernel <c>gemv</c>.</summary>
         public static Tensor Gemv(Tensor x, Tensor w, bool transposeW = false, float alpha = 1f, float beta = 0f, Tensor? y = null)
         {
-            Validate.Input("gemv", "x", x, x.Device);
+            Validate.Input("gemv", "x", x);
             if (x.Rank != 1 && !(x.Rank == 2 && x.Size(0) == 1))
                 throw new ShapeMismatchException("gemv", "x", "a vector [K] or a row [1, K]", GpuNetException.FormatShape(x.ShapeArray()));
             using var row = x.Rank == 1 ? x.Reshape(1, x.Length) : x.Reshape(x.ShapeArray());
@@ -659,7 +659,7 @@ namespace GpuNet
         private static void RunTiled(string op, Tensor a, Tensor b, bool transA, bool transB, int[] batch, int m, int n, int k,
             float alpha, float beta, Tensor c, Tensor? bias, FusedActivation act, MatMulTile tile, Tensor? gate = null)
         {
-            var device = c.Device;
+            var device = Validate.DeviceOf(op, "c", c);
             var (av, sAm, sAk, ownA) = MatrixOperand(a, kIsLast: !transA);
             var (bv, sBn, sBk, ownB) = MatrixOperand(b, kIsLast: transB);
             try
@@ -782,7 +782,7 @@ namespace GpuNet
         private static void RunGemv(string op, Tensor a, Tensor b, bool transB, int n, int k, float alpha, float beta,
             Tensor y, Tensor? bias, FusedActivation act)
         {
-            var device = y.Device;
+            var device = Validate.DeviceOf(op, "y", y);
             // With M = 1, a contiguous A ([1, K] or, transposed, [K, 1]) is K consecutive floats.
             using var x = Contiguous(a);
             var (wv, sBn, sBk, ownW) = MatrixOperand(b, kIsLast: transB);

@@ -171,7 +171,7 @@ namespace GpuNet.Kernels
         internal static void LaunchBackward<TRms>(string name, Tensor x, Tensor? gamma, Tensor dy, Tensor mean, Tensor rstd, Tensor dx, Tensor product, NormLayout layout)
             where TRms : struct, IFlag
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             layout.HasGamma = gamma is null ? 0 : 1;
             var (xv, gv, dv, mv, rv, ov, pv) = (x.ContiguousView, (gamma ?? x).ContiguousView, dy.ContiguousView, mean.ContiguousView, rstd.ContiguousView,
                 dx.ContiguousView, product.ContiguousView);
@@ -271,7 +271,7 @@ namespace GpuNet
 
         private static NormResult NormalizeLastAxis<TRms>(string name, Tensor x, Tensor? gamma, Tensor? beta, float eps) where TRms : struct, IFlag
         {
-            Validate.Input(name, "x", x, x.Device);
+            Validate.Input(name, "x", x);
             if (x.Rank < 1)
                 throw new ShapeMismatchException(name, "x", "a tensor of rank ≥ 1", "a scalar");
             int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
@@ -285,7 +285,7 @@ namespace GpuNet
         public static NormResult GroupNorm(Tensor x, int groups, Tensor? gamma = null, Tensor? beta = null, float eps = 1e-5f)
         {
             const string op = "groupnorm";
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             if (x.Rank < 2)
                 throw new ShapeMismatchException(op, "x", "[N, C, *] (rank ≥ 2)", GpuNetException.FormatShape(x.ShapeArray()));
             int n = x.Size(0), c = x.Size(1), spatial = (int)ShapeUtil.Product(x.ShapeArray().AsSpan(2));
@@ -305,7 +305,7 @@ namespace GpuNet
             float momentum = 0.1f, float eps = 1e-5f)
         {
             const string op = "batchnorm2d_train";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             Validate.Rank(op, "x", x, 4);
             int n = x.Size(0), c = x.Size(1), spatial = x.Size(2) * x.Size(3), count = n * spatial;
@@ -341,7 +341,7 @@ namespace GpuNet
         private static Tensor BatchNorm2dInferCore(Tensor x, Tensor runningMean, Tensor runningVar, Tensor? gamma = null, Tensor? beta = null, float eps = 1e-5f)
         {
             const string op = "batchnorm2d_infer";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             Validate.Rank(op, "x", x, 4);
             int c = x.Size(1), spatial = x.Size(2) * x.Size(3);
@@ -438,11 +438,11 @@ namespace GpuNet
         private static NormResult Normalize<TRms>(string name, Tensor x, Tensor? gamma, Tensor? beta, float eps, NormLayout layout, int affineLength,
             int[] statShape, Tensor? variance = null) where TRms : struct, IFlag
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             CheckChannelVector(name, "gamma", gamma, affineLength, device);
             CheckChannelVector(name, "beta", beta, affineLength, device);
             if (!(eps >= 0))
-                throw new ArgumentOutOfRangeException(nameof(eps), eps, $"{name}: eps must be ≥ 0");
+                throw new InvalidArgumentException(name, "eps", "eps ≥ 0", eps.ToString(System.Globalization.CultureInfo.InvariantCulture));
             var result = NormalizeRows<TRms>(name, x, gamma, beta, eps, layout, statShape, variance);
             if (Autograd.ShouldRecord(x, gamma, beta))
                 RecordNormalize<TRms>(name, x, gamma, beta, layout, result);
@@ -452,7 +452,7 @@ namespace GpuNet
         private static NormResult NormalizeRows<TRms>(string name, Tensor x, Tensor? gamma, Tensor? beta, float eps, NormLayout layout,
             int[] statShape, Tensor? variance) where TRms : struct, IFlag
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             var y = Tensor.Empty(device, x.ShapeArray());
             var mean = Tensor.Empty(device, statShape);
             var rstd = Tensor.Empty(device, statShape);

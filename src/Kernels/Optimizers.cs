@@ -181,7 +181,7 @@ namespace GpuNet
     {
         private static void CheckState(string op, Tensor p, Tensor g, params (string Name, Tensor? T)[] state)
         {
-            var device = p.Device;
+            var device = Validate.DeviceOf(op, "param", p);
             Validate.Input(op, "param", p, device);
             Validate.Input(op, "grad", g, device);
             if (!p.IsContiguous)
@@ -201,11 +201,11 @@ namespace GpuNet
         public static void AdamUpdate(Tensor param, Tensor grad, Tensor m, Tensor v, Tensor? vMax, AdamStep step)
         {
             const string op = "adam_step";
-            CheckState(op, param, grad, ("exp_avg", m), ("exp_avg_sq", v), ("max_exp_avg_sq", vMax));
+            CheckState(op, param, grad, ("exp_avg", Validate.NotNull(op, "exp_avg", m)), ("exp_avg_sq", Validate.NotNull(op, "exp_avg_sq", v)), ("max_exp_avg_sq", vMax));
             if (step.AmsGrad != 0 && vMax is null)
-                throw new ArgumentException($"{op}: AMSGrad needs the max_exp_avg_sq state");
+                throw new MissingArgumentException(op, "max_exp_avg_sq", "the max_exp_avg_sq state (AMSGrad)");
             var (pv, gv, mv, vv, xv, n) = (param.ContiguousView, grad.ContiguousView, m.ContiguousView, v.ContiguousView, (vMax ?? v).ContiguousView, param.Length);
-            var device = param.Device;
+            var device = Validate.DeviceOf(op, "param", param);
             if (n == 0)
                 return;
             if (device.IsHostCpu)
@@ -225,9 +225,9 @@ namespace GpuNet
             const string op = "sgd_step";
             CheckState(op, param, grad, ("momentum_buffer", buffer));
             if (step.Momentum != 0f && buffer is null)
-                throw new ArgumentException($"{op}: momentum needs the momentum_buffer state");
+                throw new MissingArgumentException(op, "momentum_buffer", "the momentum_buffer state (momentum ≠ 0)");
             var (pv, gv, bv, n) = (param.ContiguousView, grad.ContiguousView, (buffer ?? grad).ContiguousView, param.Length);
-            var device = param.Device;
+            var device = Validate.DeviceOf(op, "param", param);
             if (n == 0)
                 return;
             if (device.IsHostCpu)
@@ -245,13 +245,14 @@ namespace GpuNet
         public static void RmsPropUpdate(Tensor param, Tensor grad, Tensor square, Tensor? mean, Tensor? buffer, RmsPropStep step)
         {
             const string op = "rmsprop_step";
-            CheckState(op, param, grad, ("square_avg", square), ("grad_avg", mean), ("momentum_buffer", buffer));
+            CheckState(op, param, grad, ("square_avg", Validate.NotNull(op, "square_avg", square)), ("grad_avg", mean), ("momentum_buffer", buffer));
             if ((step.Centered != 0 && mean is null) || (step.Momentum > 0 && buffer is null))
-                throw new ArgumentException($"{op}: the centered variant needs grad_avg and momentum needs momentum_buffer");
+                throw new MissingArgumentException(op, mean is null && step.Centered != 0 ? "grad_avg" : "momentum_buffer",
+                    "grad_avg for the centered variant and momentum_buffer for momentum > 0");
             var (pv, gv, sv, mv, bv, n) = (param.ContiguousView, grad.ContiguousView, square.ContiguousView, (mean ?? square).ContiguousView, (buffer ?? square).ContiguousView, param.Length);
             if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 8, i => OptimizerKernels.RmsPropAt(pv, gv, sv, mv, bv, step, i)))
                 return;
-            var device = param.Device;
+            var device = Validate.DeviceOf(op, "param", param);
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsPropStep, int>>(OptimizerKernels.RmsProp);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, sv, mv, bv, step, n);
@@ -261,11 +262,11 @@ namespace GpuNet
         public static void AdagradUpdate(Tensor param, Tensor grad, Tensor sum, AdagradStep step)
         {
             const string op = "adagrad_step";
-            CheckState(op, param, grad, ("sum", sum));
+            CheckState(op, param, grad, ("sum", Validate.NotNull(op, "sum", sum)));
             var (pv, gv, sv, n) = (param.ContiguousView, grad.ContiguousView, sum.ContiguousView, param.Length);
             if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 6, i => OptimizerKernels.AdagradAt(pv, gv, sv, step, i)))
                 return;
-            var device = param.Device;
+            var device = Validate.DeviceOf(op, "param", param);
             var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdagradStep, int>>(OptimizerKernels.Adagrad);
             using (device.Profiler.Measure(op))
                 k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, sv, step, n);
@@ -279,8 +280,8 @@ namespace GpuNet
         public static Tensor ClipGradNorm(IReadOnlyList<Tensor> grads, float maxNorm)
         {
             const string op = "clip_grad_norm";
-            if (grads.Count == 0)
-                throw new ArgumentException($"{op}: no gradients given");
+            if (Validate.NotNull(op, "grads", grads).Count == 0)
+                throw new ShapeMismatchException(op, "grads", "at least one gradient", "an empty list");
             var device = grads[0].Device;
             using var _ = Autograd.NoGrad();
             Tensor? total = null;

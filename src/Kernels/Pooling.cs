@@ -197,7 +197,7 @@ namespace GpuNet
 
         private static Tensor GlobalAvgPoolCore(Tensor x)
         {
-            Validate.Input("global_avgpool", "x", x, x.Device);
+            Validate.Input("global_avgpool", "x", x);
             Validate.Rank("global_avgpool", "x", x, 4);
             using var xc = x.Contiguous();
             using var rows = xc.Reshape(x.Size(0), x.Size(1), x.Size(2) * x.Size(3));
@@ -207,7 +207,7 @@ namespace GpuNet
 
         private static PoolIndex PoolGeometry(string op, Tensor x, (int H, int W) k, (int H, int W) s, (int H, int W) p, (int H, int W) d, bool ceil)
         {
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             Validate.Rank(op, "x", x, 4);
             if (k.H < 1 || k.W < 1)
                 throw new ShapeMismatchException(op, "kernel_size", "sizes ≥ 1", k.ToString());
@@ -241,7 +241,7 @@ namespace GpuNet
 
         private static PoolIndex AdaptiveGeometry(string op, Tensor x, (int H, int W) size)
         {
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             Validate.Rank(op, "x", x, 4);
             if (size.H < 1 || size.W < 1)
                 throw new ShapeMismatchException(op, "output_size", "sizes ≥ 1", size.ToString());
@@ -251,7 +251,7 @@ namespace GpuNet
         /// <summary>Runs the pooling kernel; the indices tensor exists for max pooling only.</summary>
         private static (Tensor Output, Tensor? Indices) RunPool<TMax>(string op, Tensor x, PoolIndex q) where TMax : struct, IFlag
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             var output = Tensor.Empty(device, x.Size(0), x.Size(1), q.OH, q.OW);
             var indices = default(TMax).Value ? Tensor.Empty(device, output.ShapeArray()) : null;
             if (output.Length > 0 && q.H * q.W > 0)

@@ -70,7 +70,7 @@ namespace GpuNet
         private static Tensor VqNearestCore(Tensor x, Tensor codebook)
         {
             const string op = "vq_nearest";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             Validate.Input(op, "codebook", codebook, device);
             Validate.Rank(op, "x", x, 2);

@@ -192,7 +192,7 @@ namespace GpuNet.Kernels
         {
             if (o.Length == 0)
                 return;
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             var input = reduced * outer * inner == 0 ? o.Storage : x.ContiguousView;
             if (device.IsHostCpu)
             {
@@ -241,7 +241,7 @@ namespace GpuNet
 
         private static Tensor AllElements(string name, Tensor x, bool mean)
         {
-            Validate.Input(name, "x", x, x.Device);
+            Validate.Input(name, "x", x);
             using var flat = x.Contiguous();
             using var row = flat.Reshape(1, x.Length);
             return Summed(mean ? "reduce_mean" : "reduce_sum", row, 1, false, null, mean);
@@ -250,7 +250,7 @@ namespace GpuNet
         /// <summary>Maximum over <paramref name="axis"/>. Kernel <c>reduce_max</c>.</summary>
         public static Tensor Max(Tensor x, int axis, bool keepDim = false, Tensor? output = null)
         {
-            var o = Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default);
+            var o = Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default, requireElements: true);
             if (Autograd.ShouldRecord(x))
             {
                 var shape = x.ShapeArray();
@@ -310,27 +310,33 @@ namespace GpuNet
 
         /// <summary>Minimum over <paramref name="axis"/> (inference: no gradient). Kernel <c>reduce_min</c>.</summary>
         public static Tensor Min(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>
-            NoGradient("reduce_min", Reduce<float, ReduceOps.Min>("reduce_min", x, axis, keepDim, output, default), x);
+            NoGradient("reduce_min", Reduce<float, ReduceOps.Min>("reduce_min", x, axis, keepDim, output, default, requireElements: true), x);
 
         /// <summary>Product over <paramref name="axis"/> (inference: no gradient). Kernel <c>reduce_prod</c>.</summary>
         public static Tensor Prod(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>
             NoGradient("reduce_prod", Reduce<float, ReduceOps.Prod>("reduce_prod", x, axis, keepDim, output, default), x);
 
         /// <summary>Index of the maximum over <paramref name="axis"/>, ties to the lower index, as float values (exact below 2²⁴). Kernel <c>argmax</c>.</summary>
-        public static Tensor ArgMax(Tensor x, int axis, bool keepDim = false, Tensor? output = null) => Reduce<ValueIndex, ReduceOps.ArgMax>("argmax", x, axis, keepDim, output, default);
+        public static Tensor ArgMax(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>
+            Reduce<ValueIndex, ReduceOps.ArgMax>("argmax", x, axis, keepDim, output, default, requireElements: true);
 
         /// <summary>
         /// Reduces <paramref name="x"/> over <paramref name="axis"/> with <paramref name="op"/>; the axis is
         /// removed, or kept with size 1 when <paramref name="keepDim"/>. Strided inputs are made contiguous first.
+        /// <paramref name="requireElements"/>: the reduction has no value over no elements (a maximum, a minimum, an
+        /// argmax), so an empty axis is an error, as in PyTorch, instead of the identity (−∞, +∞, −1).
         /// </summary>
-        public static Tensor Reduce<TAcc, TOp>(string name, Tensor x, int axis, bool keepDim, Tensor? output, TOp op) where TAcc : unmanaged where TOp : struct, IReduceOp<TAcc>
+        public static Tensor Reduce<TAcc, TOp>(string name, Tensor x, int axis, bool keepDim, Tensor? output, TOp op, bool requireElements = false)
+            where TAcc : unmanaged where TOp : struct, IReduceOp<TAcc>
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             Validate.Input(name, "x", x, device);
             if (x.Rank == 0)
                 throw new ShapeMismatchException(name, "x", "a tensor of rank ≥ 1", "a scalar");
             int a = ShapeUtil.NormalizeAxis(name, axis, x.Rank);
             var shape = x.ShapeArray();
+            if (requireElements && shape[a] == 0)
+                throw new ShapeMismatchException(name, "x", $"a non-empty axis {a} (a {name} over no elements has no value)", GpuNetException.FormatShape(shape));
             int outer = (int)ShapeUtil.Product(shape.AsSpan(0, a)), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
             var outShape = keepDim ? shape.Select((d, i) => i == a ? 1 : d).ToArray() : shape.Where((_, i) => i != a).ToArray();
             var o = Validate.OutputOrNew(name, output, device, outShape);

@@ -361,7 +361,7 @@ namespace GpuNet
                 Autograd.Record("topk_gating", r.Weights, new[] { logits }, (g, _) =>
                 {
                     const string name = "topk_gating_backward";
-                    var device = g.Device;
+                    var device = Validate.DeviceOf(name, "g", g);
                     var dLogits = Tensor.Empty(device, tokens, experts);
                     using var gc = g.Contiguous();
                     var (wv, iv, gv, dv, total) = (w.ContiguousView, idx.ContiguousView, gc.ContiguousView, dLogits.ContiguousView, dLogits.Length);
@@ -380,7 +380,7 @@ namespace GpuNet
         private static GatingResult TopKGatingCore(Tensor logits, int k)
         {
             const string op = "topk_gating";
-            var device = logits.Device;
+            var device = Validate.DeviceOf(op, "logits", logits);
             Validate.Input(op, "logits", logits, device);
             Validate.Rank(op, "logits", logits, 2);
             int tokens = logits.Size(0), experts = logits.Size(1);
@@ -419,7 +419,7 @@ namespace GpuNet
         public static MoeRouting MoeRoute(Tensor indices, int experts, float? capacityFactor = null)
         {
             const string op = "moe_route";
-            var device = indices.Device;
+            var device = Validate.DeviceOf(op, "indices", indices);
             Validate.Input(op, "indices", indices, device);
             Validate.Rank(op, "indices", indices, 2);
             if (experts < 1)
@@ -474,7 +474,7 @@ namespace GpuNet
         private static Tensor MoeDispatchCore(Tensor x, MoeRouting routing)
         {
             const string op = "moe_dispatch";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             Validate.Rank(op, "x", x, 2);
             if (x.Size(0) != routing.Tokens)
@@ -539,7 +539,7 @@ namespace GpuNet
         /// <summary>y[t] = Σ_s w[t, s]·rows[positions[t·k + s]] through the combine kernel: moe_combine, and dispatch's backward with unit weights.</summary>
         private static Tensor CombineRows(string op, Tensor rows, Tensor weights, Tensor positions, int k, int d)
         {
-            var device = rows.Device;
+            var device = Validate.DeviceOf(op, "rows", rows);
             int tokens = positions.Length / k;
             var y = Tensor.Empty(device, tokens, d);
             if (y.Length == 0)
@@ -558,7 +558,7 @@ namespace GpuNet
         private static Tensor MoeCombineCore(Tensor expertOutput, Tensor weights, MoeRouting routing)
         {
             const string op = "moe_combine";
-            var device = expertOutput.Device;
+            var device = Validate.DeviceOf(op, "expertOutput", expertOutput);
             Validate.Input(op, "expert_output", expertOutput, device);
             Validate.Input(op, "weights", weights, device);
             Validate.Rank(op, "expert_output", expertOutput, 2);

@@ -238,10 +238,10 @@ namespace GpuNet
         public static (Tensor Output, Tensor Mask) Dropout(Tensor x, float p, ulong seed)
         {
             const string op = "dropout";
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             if (!(p >= 0f && p < 1f))
                 throw new ShapeMismatchException(op, "p", "a probability in [0, 1)", p.ToString());
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             var y = Tensor.Empty(device, x.ShapeArray());
             var mask = Tensor.Empty(device, x.ShapeArray());
             if (y.Length > 0)
@@ -273,7 +273,7 @@ namespace GpuNet
         public static Tensor DropoutBackward(Tensor dy, float p, ulong seed)
         {
             const string op = "dropout_backward";
-            var device = dy.Device;
+            var device = Validate.DeviceOf(op, "dy", dy);
             Validate.Input(op, "dy", dy, device);
             var dx = Tensor.Empty(device, dy.ShapeArray());
             if (dx.Length == 0)
@@ -296,7 +296,7 @@ namespace GpuNet
         public static Tensor Sample(Tensor logits, float temperature = 1f, int topK = 0, float topP = 1f, ulong seed = 0)
         {
             const string op = "sample";
-            var device = logits.Device;
+            var device = Validate.DeviceOf(op, "logits", logits);
             Validate.Input(op, "logits", logits, device);
             Validate.Rank(op, "logits", logits, 2);
             if (temperature < 0 || float.IsNaN(temperature))

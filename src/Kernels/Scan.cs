@@ -53,7 +53,7 @@ namespace GpuNet
         public static Tensor CumSum(Tensor x, int axis, bool exclusive = false, bool reverse = false)
         {
             const string op = "cumsum";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             if (x.Rank < 1)
                 throw new ShapeMismatchException(op, "x", "a tensor of rank ≥ 1", "a scalar");

@@ -83,7 +83,7 @@ namespace GpuNet
         public static TopKResult TopK(Tensor x, int k, bool largest = true)
         {
             const string op = "topk";
-            var device = x.Device;
+            var device = Validate.DeviceOf(op, "x", x);
             Validate.Input(op, "x", x, device);
             if (x.Rank < 1)
                 throw new ShapeMismatchException(op, "x", "a tensor of rank ≥ 1", "a scalar");

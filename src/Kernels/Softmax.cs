@@ -122,7 +122,7 @@ namespace GpuNet.Kernels
 
         internal static void LaunchBackward<TLog>(string name, Tensor y, Tensor g, Tensor dx) where TLog : struct, IFlag
         {
-            var device = y.Device;
+            var device = Validate.DeviceOf(name, "y", y);
             int cols = y.Size(-1), rows = cols == 0 ? 0 : y.Length / cols;
             if (rows == 0)
                 return;
@@ -143,7 +143,7 @@ namespace GpuNet.Kernels
 
         internal static void Launch<TLog>(string name, Tensor x, Tensor o, int causal, int rowsPerMatrix, int offset) where TLog : struct, IFlag
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
             if (rows == 0)
                 return;
@@ -176,6 +176,9 @@ namespace GpuNet
     public static partial class Ops
     {
         /// <summary>Softmax over the last axis. Kernel <c>softmax</c>.</summary>
+        /// <remarks>A row whose entries are all −∞ gives all zeros, where PyTorch gives NaN: a chosen difference, the same as a
+        /// fully masked row of <see cref="SoftmaxCausal"/> and of attention (a padded query attends to nothing and contributes
+        /// nothing, instead of spreading NaN through the batch). A row holding NaN gives NaN, as in PyTorch.</remarks>
         public static Tensor Softmax(Tensor x, Tensor? output = null) => SoftmaxLastAxis<Flags.No>("softmax", x, output, causal: false, 0);
 
         /// <summary>log(softmax(x)) over the last axis, computed as x − max − log Σ exp(x − max). Kernel <c>log_softmax</c>.</summary>
@@ -190,7 +193,7 @@ namespace GpuNet
 
         private static Tensor SoftmaxLastAxis<TLog>(string name, Tensor x, Tensor? output, bool causal, int offset) where TLog : struct, IFlag
         {
-            var device = x.Device;
+            var device = Validate.DeviceOf(name, "x", x);
             Validate.Input(name, "x", x, device);
             if (x.Rank < (causal ? 2 : 1))
                 throw new ShapeMismatchException(name, "x", causal ? "scores [..., Nq, Nk] (rank ≥ 2)" : "a tensor of rank ≥ 1", GpuNetException.FormatShape(x.ShapeArray()));
@@ -217,7 +220,7 @@ namespace GpuNet
 
         private static Tensor SoftmaxBackward<TLog>(string name, Tensor y, Tensor dy, Tensor? output = null) where TLog : struct, IFlag
         {
-            var device = y.Device;
+            var device = Validate.DeviceOf(name, "y", y);
             Validate.Input(name, "y", y, device);
             Validate.Input(name, "dy", dy, device);
             if (!dy.Shape.SequenceEqual(y.Shape))

@@ -81,7 +81,7 @@ namespace GpuNet
             {
                 if (y.Length == 0)
                     return y;
-                var device = x.Device;
+                var device = Validate.DeviceOf("upsample_nearest2d", "x", x);
                 var (xv, yv, h, w, total) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length);
                 if (HostParallel.Elements(device, "upsample_nearest2d", total, 1, i => UpsampleKernels.NearestAt(xv, yv, h, w, size.H, size.W, i)))
                     return y;
@@ -109,7 +109,7 @@ namespace GpuNet
             {
                 if (y.Length == 0)
                     return y;
-                var device = x.Device;
+                var device = Validate.DeviceOf("upsample_bilinear2d", "x", x);
                 var (xv, yv, h, w, total, align) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length, alignCorners ? 1 : 0);
                 if (HostParallel.Elements(device, "upsample_bilinear2d", total, 4, i => UpsampleKernels.BilinearAt(xv, yv, h, w, size.H, size.W, align, i)))
                     return y;
@@ -123,7 +123,7 @@ namespace GpuNet
 
         private static (Tensor Input, Tensor Output) UpsampleSetup(string op, Tensor x, (int H, int W) size)
         {
-            Validate.Input(op, "x", x, x.Device);
+            Validate.Input(op, "x", x);
             Validate.Rank(op, "x", x, 4);
             if (size.H < 1 || size.W < 1)
                 throw new ShapeMismatchException(op, "size", "an output size ≥ 1×1", size.ToString());

@@ -160,9 +160,12 @@ public sealed class OnnxModel : IDisposable
     /// input may be overridden). Returns every output by name; the caller owns (and disposes) the returned tensors.
     /// </summary>
     /// <exception cref="OnnxInputException">A missing or unknown input, or one of the wrong element type or shape.</exception>
+    /// <exception cref="TensorDisposedException">The model was disposed.</exception>
     public Dictionary<string, OnnxTensor> Run(IReadOnlyDictionary<string, OnnxTensor> inputs)
     {
-        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_disposed)
+            throw new TensorDisposedException("onnx_run", "the ONNX model");
+        Validate.NotNull("onnx_run", "inputs", inputs);
         ValidateInputs(inputs);
         var env = new Dictionary<string, OnnxTensor>();
         var borrowed = new HashSet<string>();
@@ -388,7 +391,7 @@ public sealed class OnnxModel : IDisposable
                 throw new OnnxInputException($"'{name}' is not an input of the model (inputs: {string.Join(", ", Inputs.Select(i => i.Name))})");
         foreach (var info in Inputs)
         {
-            if (!inputs.TryGetValue(info.Name, out var value))
+            if (!inputs.TryGetValue(info.Name, out var value) || value is null)
                 throw new OnnxInputException($"input '{info.Name}' ({info}) is missing");
             if (value.ElementType != info.ElementType)
                 throw new OnnxInputException($"input '{info.Name}' must be {info.ElementType}, got {value.ElementType}");

@@ -58,6 +58,10 @@ public sealed class ShapeMismatchException(string op, string argument, string ex
 public sealed class MissingArgumentException(string op, string argument, string expected)
     : ArgumentMismatchException(op, argument, "is missing", expected, "null");
 
+/// <summary>A scalar argument is out of its range (a negative epsilon, an unknown enum value).</summary>
+public sealed class InvalidArgumentException(string op, string argument, string expected, string actual)
+    : ArgumentMismatchException(op, argument, "is out of range", expected, actual);
+
 /// <summary>Tensors from different devices were mixed in one operation; Expected and Actual are device labels.</summary>
 public sealed class DeviceMismatchException(string op, string argument, string expectedDevice, string actualDevice)
     : ArgumentMismatchException(op, argument, "is on the wrong device", expectedDevice, actualDevice);

@@ -264,7 +264,7 @@ public sealed class Tensor : IDisposable
     }
 
     /// <summary>A 1-D tensor holding <paramref name="data"/>.</summary>
-    public static Tensor FromArray(Device device, float[] data) => FromArray(device, data, data.Length);
+    public static Tensor FromArray(Device device, float[] data) => FromArray(device, data, Validate.NotNull("from_array", "data", data).Length);
 
     /// <summary>Uniform random values in [low, high) from the Philox stream of <paramref name="seed"/>: the same on every device.</summary>
     public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
@@ -387,7 +387,7 @@ public sealed class Tensor : IDisposable
     public Tensor Permute(params int[] order)
     {
         EnsureAlive("permute", "tensor");
-        if (order.Length != Rank)
+        if (Validate.NotNull("permute", "order", order).Length != Rank)
             throw new ShapeMismatchException("permute", "order", $"{Rank} axes", $"{order.Length} axes");
         var seen = new bool[Rank];
         var shape = new int[Rank];

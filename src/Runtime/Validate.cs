@@ -16,6 +16,9 @@ public static class Validate
         return tensor!.Device;
     }
 
+    /// <summary>Checks a tensor argument is present, alive and of a dtype the op takes (the first argument, which sets the device).</summary>
+    public static void Input(string op, string name, Tensor tensor) => Input(op, name, tensor, DeviceOf(op, name, tensor));
+
     /// <summary>Checks a tensor argument is present, alive and on <paramref name="device"/>.</summary>
     public static void Input(string op, string name, Tensor tensor, Device device)
     {

@@ -43,6 +43,17 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void RunAfterDisposeOrWithNullInputsIsATypedError()
+    {
+        var model = OnnxModel.Load(Model("torch_mlp"), Cpu);
+        Assert.Throws<MissingArgumentException>(() => model.Run(null!));
+        Assert.Throws<OnnxInputException>(() => model.Run(new Dictionary<string, OnnxTensor> { [model.Inputs[0].Name] = null! }));
+        model.Dispose();
+        var e = Assert.Throws<TensorDisposedException>(() => model.Run(new Dictionary<string, OnnxTensor>()));
+        Assert.Equal("onnx_run", e.Op);
+    }
+
+    [Fact]
     public void InputsAndOutputsDescribeTheGraph()
     {
         using var model = OnnxModel.Load(Model("torch_gpt_block"), Cpu);

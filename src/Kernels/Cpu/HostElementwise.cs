@@ -213,11 +213,11 @@ internal static unsafe class HostElementwise
                 for (; i + 8 <= x.Length; i += 8)
                 {
                     var v = Vector256.Load(px + i);
-                    Vector256.Store(Vector256.ConditionalSelect(Vector256.GreaterThan(v, Vector256<float>.Zero), v, Vector256<float>.Zero), pd + i);
+                    Vector256.Store(Vector256.ConditionalSelect(Vector256.LessThanOrEqual(v, Vector256<float>.Zero), Vector256<float>.Zero, v), pd + i);
                 }
         }
         for (; i < x.Length; i++)
-            dst[i] = x[i] > 0 ? x[i] : 0f;
+            dst[i] = x[i] <= 0 ? 0f : x[i];
     }
 
     /// <summary>dx = dy where x &gt; 0, else 0 (the struct's derivative, NaN x gives 0 as there).</summary>
