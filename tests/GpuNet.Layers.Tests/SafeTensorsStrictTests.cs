@@ -276,24 +276,7 @@ public sealed class SafeTensorsStrictTests(ITestOutputHelper output) : IDisposab
             case 1:   // the header length field, off by a little
                 return Build(Encoding.UTF8.GetBytes(header), data, headerLength + rng.Next(-8, 9));
             default:   // the bytes
-            {
-                var b = source.ToList();
-                int edits = 1 + rng.Next(4);
-                for (int e = 0; e < edits && b.Count > 0; e++)
-                {
-                    int at = rng.Next(b.Count);
-                    switch (rng.Next(6))
-                    {
-                        case 0: b[at] ^= (byte)(1 << rng.Next(8)); break;
-                        case 1: b[at] = (byte)rng.Next(256); break;
-                        case 2: b.RemoveRange(at, b.Count - at); break;
-                        case 3: b.RemoveRange(at, Math.Min(b.Count - at, 1 + rng.Next(16))); break;
-                        case 4: b.InsertRange(at, b.Skip(rng.Next(b.Count)).Take(1 + rng.Next(16)).ToList()); break;
-                        default: b[at] = (byte)(b[at] | 0x80); break;
-                    }
-                }
-                return b.ToArray();
-            }
+                return ByteMutations.Mutate(source, rng);
         }
     }
 

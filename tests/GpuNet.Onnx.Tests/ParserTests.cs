@@ -63,7 +63,7 @@ public sealed class ParserTests(ITestOutputHelper output)
             var rng = new Random(1000 + s);
             for (int m = 0; m < 600; m++)
             {
-                var bytes = Mutate(original, rng);
+                var bytes = ByteMutations.Mutate(original, rng);
                 try
                 {
                     using var model = OnnxModel.Load(bytes, Cpu);
@@ -100,25 +100,5 @@ public sealed class ParserTests(ITestOutputHelper output)
         }
         output.WriteLine($"{loaded} loaded ({ran} ran), {rejected} rejected: {string.Join(", ", kinds.Select(k => $"{k.Key} {k.Value}"))}");
         Assert.Equal(SeedCases.Length * 600, loaded + rejected);
-    }
-
-    private static byte[] Mutate(byte[] source, Random rng)
-    {
-        var b = source.ToList();
-        int edits = 1 + rng.Next(4);
-        for (int e = 0; e < edits && b.Count > 0; e++)
-        {
-            int at = rng.Next(b.Count);
-            switch (rng.Next(6))
-            {
-                case 0: b[at] ^= (byte)(1 << rng.Next(8)); break;
-                case 1: b[at] = (byte)rng.Next(256); break;
-                case 2: b.RemoveRange(at, b.Count - at); break;
-                case 3: b.RemoveRange(at, Math.Min(b.Count - at, 1 + rng.Next(16))); break;
-                case 4: b.InsertRange(at, b.Skip(rng.Next(b.Count)).Take(1 + rng.Next(16)).ToList()); break;
-                default: b[at] = (byte)(b[at] | 0x80); break;
-            }
-        }
-        return b.ToArray();
     }
 }
