@@ -193,7 +193,7 @@ namespace GpuNet.Kernels
             if (o.Length == 0)
                 return;
             var device = Validate.DeviceOf(name, "x", x);
-            var input = reduced * outer * inner == 0 ? o.Storage : x.ContiguousView;
+            var input = reduced * outer * inner == 0 ? o.ContiguousView : x.ContiguousView;
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(name))

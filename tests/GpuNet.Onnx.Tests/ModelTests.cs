@@ -54,6 +54,27 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void RepeatedRunsKeepThePoolFlat()
+    {
+        using var model = OnnxModel.Load(Model("torch_mlp"), Cpu);
+        var dims = model.Inputs[0].Dimensions!.Select(d => (int)(d.Value ?? 3)).ToArray();
+        using var x = OnnxTensor.FromFloats(Enumerable.Range(0, dims.Aggregate(1, (a, b) => a * b)).Select(i => MathF.Sin(i)).ToArray(), dims);
+        var inputs = new Dictionary<string, OnnxTensor> { [model.Inputs[0].Name] = x };
+        void RunOnce()
+        {
+            foreach (var o in model.Run(inputs).Values)
+                o.Dispose();
+        }
+        for (int i = 0; i < 20; i++)
+            RunOnce();
+        long inUse = Cpu.Pool.Stats.BytesInUse, reserved = Cpu.Pool.Stats.BytesReserved;
+        for (int i = 0; i < 3000; i++)
+            RunOnce();
+        Assert.Equal(inUse, Cpu.Pool.Stats.BytesInUse);
+        Assert.True(Cpu.Pool.Stats.BytesReserved <= reserved + (1 << 20), "the pool's cache must not grow with repetition");
+    }
+
+    [Fact]
     public void InputsAndOutputsDescribeTheGraph()
     {
         using var model = OnnxModel.Load(Model("torch_gpt_block"), Cpu);
