@@ -1,4 +1,5 @@
 using GpuNet.Layers;
+using GpuNet.Tests;
 using Xunit;
 
 namespace GpuNet.Layers.Tests;
@@ -22,22 +23,16 @@ public sealed class PoolLimitTests
         using var x = Tensor.FromArray(device, xs, 4096, 1);
         using var y = Tensor.FromArray(device, xs.Select(v => 3 * v * v + 5).ToArray(), 4096, 1);
         using var optimizer = new Adam(model.Parameters(), learningRate: 1e-3f);
-        long InUseAfterCollecting()
-        {
-            GC.Collect();
-            GC.WaitForPendingFinalizers();
-            return device.Pool.Stats.BytesInUse;
-        }
         long settled = 0;
         for (int step = 0; step < 600; step++)
         {
             if (step == 100)
-                settled = InUseAfterCollecting();
+                settled = PoolAccounting.SettledBytesInUse(device);
             using var loss = Ops.MseLoss(model.Forward(x), y);
             loss.Backward();
             optimizer.Step();
             optimizer.ZeroGrad();
         }
-        Assert.Equal(settled, InUseAfterCollecting());   // what was leaked no longer counts: no growth over 500 steps
+        Assert.Equal(settled, PoolAccounting.SettledBytesInUse(device));   // what was leaked no longer counts: no growth over 500 steps
     }
 }

@@ -57,18 +57,15 @@ public sealed class RobustnessTests(ITestOutputHelper output)
         int[] Generate(int i) => model.Generate(new[] { 1 + i % 7, 2, 3 }, 6, temperature: 0.8f, topK: 20, seed: (ulong)i);
         for (int i = 0; i < 50; i++)
             Generate(i);
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
-        long inUse = Cpu.Pool.Stats.BytesInUse;
+        long inUse = PoolAccounting.SettledBytesInUse(Cpu);
         long reserved = Cpu.Pool.Stats.BytesReserved;
         long rss = Process.GetCurrentProcess().WorkingSet64;
         for (int i = 0; i < 1500; i++)
             Generate(i);
-        GC.Collect();
-        GC.WaitForPendingFinalizers();
+        long inUseAfter = PoolAccounting.SettledBytesInUse(Cpu);
         long rssAfter = Process.GetCurrentProcess().WorkingSet64;
-        output.WriteLine($"pool in use {inUse} → {Cpu.Pool.Stats.BytesInUse} B, reserved {reserved} → {Cpu.Pool.Stats.BytesReserved} B, RSS {rss >> 20} → {rssAfter >> 20} MiB");
-        Assert.Equal(inUse, Cpu.Pool.Stats.BytesInUse);
+        output.WriteLine($"pool in use {inUse} → {inUseAfter} B, reserved {reserved} → {Cpu.Pool.Stats.BytesReserved} B, RSS {rss >> 20} → {rssAfter >> 20} MiB");
+        Assert.Equal(inUse, inUseAfter);
         Assert.True(Cpu.Pool.Stats.BytesReserved <= reserved + (1 << 20), "the pool's cache must not grow with repetition");
         Assert.True(rssAfter - rss < 64L << 20, $"RSS grew {(rssAfter - rss) >> 20} MiB over 1,500 generations");
     }

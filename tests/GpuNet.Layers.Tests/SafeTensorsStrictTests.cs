@@ -187,7 +187,7 @@ public sealed class SafeTensorsStrictTests(ITestOutputHelper output) : IDisposab
             SafeTensors.Save(f64, new[] { ("z", Tensor.RandomNormal(Cpu, new[] { 2, 2, 2 }, 3)) }, dtype: "F64");
             seeds.Add(File.ReadAllBytes(f64));
         }
-        long baseline = Cpu.Pool.Stats.BytesInUse;
+        long baseline = PoolAccounting.SettledBytesInUse(Cpu);
         int opened = 0, rejected = 0, checkpoints = 0;
         var problems = new Dictionary<string, int>();
         for (int s = 0; s < seeds.Count; s++)
@@ -237,7 +237,7 @@ public sealed class SafeTensorsStrictTests(ITestOutputHelper output) : IDisposab
             output.WriteLine($"  {count,5}  {kind}");
         Assert.Equal(seeds.Count * 4000, opened + rejected);
         Assert.True(opened > 500 && rejected > 5000, "the mutations must reach both outcomes");
-        Assert.Equal(baseline, Cpu.Pool.Stats.BytesInUse);
+        Assert.Equal(baseline, PoolAccounting.SettledBytesInUse(Cpu));
     }
 
     private static int DTypeSize(string dtype) => dtype switch

@@ -10,7 +10,7 @@ public sealed class ReadmeExampleTests
     public void EmbeddingExampleGivesTheDocumentedResult()
     {
         var device = TestDevices.Cpu;
-        long before = device.Pool.Stats.BytesInUse;
+        long before = PoolAccounting.SettledBytesInUse(device);
         float[] result;
         using (var scope = device.Scope())
         {
@@ -21,6 +21,6 @@ public sealed class ReadmeExampleTests
             result = rowSums.ToArray();
         }
         Assert.Equal(new float[] { 66, 75 }, result);
-        Assert.Equal(before, device.Pool.Stats.BytesInUse);
+        Assert.Equal(before, PoolAccounting.SettledBytesInUse(device));
     }
 }
