@@ -103,32 +103,32 @@ public static class GpuNetCli
     {
         var root = new RootCommand("GpuNet: check, time and run GpuNet's kernels and models on a GPU or the CPU; train the seed models; import ONNX models.");
 
-        root.Add(Verb("devices", "List the devices GpuNet can open.", _ => Verbs.Devices()));
+        root.Add(Verb("devices", "List the devices GpuNet can open.", _ => DevicesVerb.Run()));
 
         root.Add(Verb("check", "Run every registered kernel (forward and backward) against its double-precision CPU reference on one device; print a table; exit 1 on any failure.",
-            Verbs.Check, Device(), List("kernel", "only these kernels (repeat or comma-separate)", "NAME"), Text("json", "also write the results as JSON", "FILE"),
+            CheckVerb.Run, Device(), List("kernel", "only these kernels (repeat or comma-separate)", "NAME"), Text("json", "also write the results as JSON", "FILE"),
             Seed("input seed (default: $GPUNET_SEED, else a new one each run, printed so a failure can be replayed)")));
 
         var preset = Text("preset", "problem sizes: small, cpu, medium, large (default: cpu on the fast CPU device, else small)", "NAME");
         preset.AcceptOnlyFromAmong("small", "cpu", "medium", "large");
         root.Add(Verb("run", "Time every kernel on one device (device-side time), beside the measured bandwidth and FP32 roofs and the best peer present (cuBLAS, PyTorch, ONNX Runtime, TensorPrimitives); or, with --onnx, whole ONNX models beside ONNX Runtime.",
-            Verbs.Run, Device(), List("kernel", "only these kernels", "NAME"), preset, Text("shape", "only cases whose shape contains this text", "TEXT"),
+            RunVerb.Run, Device(), List("kernel", "only these kernels", "NAME"), preset, Text("shape", "only cases whose shape contains this text", "TEXT"),
             Int("runs", "timed runs per case (default: 5 for small, else 20)", 1), Seed("input seed (default 42)"),
             Text("json", "write the results as JSON (bench/schema/results.schema.json)", "FILE"), Text("csv", "write the results as CSV", "FILE"),
             Text("md", "write the results as a Markdown table", "FILE"), Text("plot", "draw the roofline as a PNG", "FILE.png"),
             List("onnx", "time these ONNX models (files or directories holding model.onnx) end to end beside ONNX Runtime", "MODEL")));
 
-        root.Add(Verb("compare", "Ratio per kernel and shape of two result files (B/A).", Verbs.Compare,
+        root.Add(Verb("compare", "Ratio per kernel and shape of two result files (B/A).", CompareVerb.Run,
             new Argument<string>("A") { Description = "the first results JSON" }, new Argument<string>("B") { Description = "the second results JSON" }));
 
-        root.Add(Verb("bdn", "BenchmarkDotNet suites (statistically careful host timings), e.g. gpunet bdn '*MatMul*'.", Verbs.Bdn,
+        root.Add(Verb("bdn", "BenchmarkDotNet suites (statistically careful host timings), e.g. gpunet bdn '*MatMul*'.", BdnVerb.Run,
             new Argument<string[]>("FILTER") { Description = "BenchmarkDotNet filters (default: every suite)", Arity = ArgumentArity.ZeroOrMore }));
 
-        root.Add(Verb("models", "Run every seed model's golden case (PyTorch fixtures): a table with the error and ms per forward.", Verbs.Models,
+        root.Add(Verb("models", "Run every seed model's golden case (PyTorch fixtures): a table with the error and ms per forward.", ModelsVerb.Run,
             Device(), Text("json", "also write the results as JSON", "FILE")));
 
         root.Add(Verb("generate", "Continue a prompt with a GPT: token ids with the fixture GPT (--prompt-ids), or text with weights written by 'train gpt' (--weights, --prompt). Prints prompt | continuation, tokens/s and the sampling settings.",
-            Verbs.Generate, Device(), List("prompt-ids", "prompt token ids for the fixture GPT, e.g. 1,2,3", "IDS"),
+            GenerateVerb.Run, Device(), List("prompt-ids", "prompt token ids for the fixture GPT, e.g. 1,2,3", "IDS"),
             Text("weights", "a gpt.safetensors written by 'train gpt'", "FILE"), Text("prompt", "prompt text (with --weights)", "TEXT"),
             Int("max-new", "tokens to generate (default: 20 ids, 200 characters)", 0), Number("temperature", "sampling temperature; 0 = greedy (default: 1 for ids, 0.8 for text)", false),
             Int("top-k", "sample among the k most likely (default 0: all)", 0), Number("top-p", "nucleus sampling mass (default 1: all)", true), Int("seed", "sampling seed (default 0)", 0)));
@@ -157,7 +157,7 @@ public static class GpuNetCli
                 Int("runs", "timed runs (default 10)", 1), Int("seed", "seed of the random inputs (default 0)", 0))));
 
         root.Add(Verb("ptx", "Compile every kernel variant to PTX offline (no GPU needed) and summarize what the compiler made: vector loads, barriers, shuffles, local memory.",
-            Verbs.Ptx, Text("arch", "target architecture (default sm_90)", "SM"), Text("out", "write DIR/<kernel>_<variant>.ptx", "DIR"), List("kernel", "only these kernels", "NAME")));
+            PtxVerb.Run, Text("arch", "target architecture (default sm_90)", "SM"), Text("out", "write DIR/<kernel>_<variant>.ptx", "DIR"), List("kernel", "only these kernels", "NAME")));
         return root;
     }
 
