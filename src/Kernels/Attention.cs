@@ -612,20 +612,16 @@ namespace GpuNet
                 maskView = ms;
             }
             var lengths = (keyLengths ?? lse).ContiguousView;
-            var keys = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BackwardLayouts, AttentionParams>>(AttentionKernels.BackwardKeys);
-            var queries = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, BackwardLayouts, AttentionParams>>(AttentionKernels.BackwardQueries);
             var layouts = new BackwardLayouts
             {
                 Q = Heads(qc, layout), K = Heads(kc, layout), V = Heads(vc, layout), DO = Heads(gc, layout), DQ = Heads(dq, layout), DK = Heads(dk, layout), DV = Heads(dv, layout),
             };
             var threads = new Index3D(AttentionKernels.BackwardRows * 32, 1, 1);
-            using (device.Profiler.Measure(op))
+            using (device.Profiler.Measure(op))   // two kernels, one op
             {
-                keys(device.Accelerator.DefaultStream, new KernelConfig(new Index3D((p.Nk + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
+                device.Launch(null, AttentionKernels.BackwardKeys, new KernelConfig(new Index3D((p.Nk + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
                     Start(qc), Start(kc), Start(vc), Start(gc), lse.ContiguousView, delta.ContiguousView, lengths, Start(maskView ?? lse), dk.ContiguousView, dv.ContiguousView, layouts, p);
-                queries(device.Accelerator.DefaultStream, new KernelConfig(new Index3D((p.Nq + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
+                device.Launch(null, AttentionKernels.BackwardQueries, new KernelConfig(new Index3D((p.Nq + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
                     Start(qc), Start(kc), Start(vc), Start(gc), lse.ContiguousView, delta.ContiguousView, lengths, Start(maskView ?? lse), dq.ContiguousView, layouts, p);
             }
             return (dq, dk, dv);
@@ -658,14 +654,11 @@ namespace GpuNet
                 HostAttention(op, qc, kc, vc, output, lse, keyLengths, maskView, layout, p);
                 return new AttentionResult(output, lse);
             }
-            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, HeadLayout, HeadLayout, HeadLayout, AttentionParams>>(AttentionKernels.Fused);
             var grid = new Index3D((p.Nq + AttentionKernels.BlockQ - 1) / AttentionKernels.BlockQ, p.H, p.B);
-            using (device.Profiler.Measure(op))
-                kernel(device.Accelerator.DefaultStream, new KernelConfig(grid, new Index3D(AttentionKernels.Threads, 1, 1)),
-                    Start(qc), Start(kc), Start(vc), output.ContiguousView, lse.ContiguousView,
-                    (keyLengths ?? lse).ContiguousView, Start(maskView ?? lse),
-                    Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), Heads(output, layout), p);
+            device.Launch(op, AttentionKernels.Fused, new KernelConfig(grid, new Index3D(AttentionKernels.Threads, 1, 1)),
+                Start(qc), Start(kc), Start(vc), output.ContiguousView, lse.ContiguousView,
+                (keyLengths ?? lse).ContiguousView, Start(maskView ?? lse),
+                Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), Heads(output, layout), p);
             return new AttentionResult(output, lse);
         }
 
@@ -764,16 +757,11 @@ namespace GpuNet
             }
             int chunks = Math.Max(1, (p.Nk + AttentionKernels.DecodeChunk - 1) / AttentionKernels.DecodeChunk);
             var partial = Tensor.Empty(device, p.B, p.H, chunks, AttentionKernels.MaxD + 2);
-            var stream = device.Accelerator.DefaultStream;
-            var k1 = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, HeadLayout, HeadLayout, HeadLayout, AttentionParams, int>>(AttentionKernels.DecodePartial);
-            var k2 = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, HeadLayout, AttentionParams, int>>(
-                AttentionKernels.DecodeCombine);
-            using (device.Profiler.Measure(op))
+            using (device.Profiler.Measure(op))   // two kernels, one op
             {
-                k1(stream, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(AttentionKernels.Threads, 1, 1)), Start(qc), Start(kc), Start(vc),
+                device.Launch(null, AttentionKernels.DecodePartial, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(AttentionKernels.Threads, 1, 1)), Start(qc), Start(kc), Start(vc),
                     (keyLengths ?? partial).ContiguousView, partial.ContiguousView, Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), p, chunks);
-                k2(stream, new KernelConfig(new Index3D(p.H, p.B, 1), new Index3D(AttentionKernels.Threads, 1, 1)), partial.ContiguousView,
+                device.Launch(null, AttentionKernels.DecodeCombine, new KernelConfig(new Index3D(p.H, p.B, 1), new Index3D(AttentionKernels.Threads, 1, 1)), partial.ContiguousView,
                     output.ContiguousView, lse.ContiguousView, Heads(output, layout), p, chunks);
             }
             return new AttentionResult(output, lse);

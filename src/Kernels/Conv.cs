@@ -381,10 +381,8 @@ namespace GpuNet
                     });
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ConvIndex, int, int, int>>(ConvKernels.Im2Col);
-            using (device.Profiler.Measure("im2col"))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
-                    x.ContiguousView, col.ContiguousView, g.Index, g.C, g.OH * g.OW, total);
+            device.Launch("im2col", ConvKernels.Im2Col, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
+                x.ContiguousView, col.ContiguousView, g.Index, g.C, g.OH * g.OW, total);
         }
 
         /// <summary>
@@ -549,11 +547,8 @@ namespace GpuNet
                 if (Kernels.Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,
                     i => ConvKernels.Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, default(TAct), i)))
                     return;
-                var k = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ConvIndex,
-                    int, int, int, int, int, int, TAct>>(ConvKernels.Col2Im<TAct>);
-                using (Device.Profiler.Measure("col2im"))
-                    k(Device.Accelerator.DefaultStream, LaunchShapes.Linear(Device, Total, LaunchShapes.ElementwiseGroup(Device)),
-                        Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total, default(TAct));
+                Device.Launch("col2im", ConvKernels.Col2Im<TAct>, LaunchShapes.Linear(Device, Total, LaunchShapes.ElementwiseGroup(Device)),
+                    Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total, default(TAct));
             }
         }
     }

@@ -177,21 +177,17 @@ namespace GpuNet.Kernels
                 return;
             }
             int group = LaunchShapes.ElementwiseGroup(device);
-            var stream = device.Accelerator.DefaultStream;
             bool flat = dims.Length == 0 || (dims.Length == 1 && st.All(s => s[0] == 1));
             if (flat)
             {
                 int vec = a.IsAligned(16) && b.IsAligned(16) && o.IsAligned(16) ? 1 : 0;
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, TOp>>(Flat<TOp>);
-                using (device.Profiler.Measure(name))
-                    k(stream, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
-                        a.StridedView, b.StridedView, o.StridedView, vec, op);
+                device.Launch(name, Flat<TOp>, LaunchShapes.Linear(device, (o.Length + 3) / 4, group),
+                    a.StridedView, b.StridedView, o.StridedView, vec, op);
                 return;
             }
-            var ks = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, Layout6, Layout6, Layout6, int, TOp>>(Strided<TOp>);
-            using (device.Profiler.Measure(name))
-                ks(stream, LaunchShapes.Linear(device, o.Length, group), Span(a), Span(b), Span(o),
-                    Layout6.Create(name, dims, st[1]), Layout6.Create(name, dims, st[2]), Layout6.Create(name, dims, st[0]), o.Length, op);
+            device.Launch(name, Strided<TOp>, LaunchShapes.Linear(device, o.Length, group),
+                Span(a), Span(b), Span(o), Layout6.Create(name, dims, st[1]), Layout6.Create(name, dims, st[2]),
+                Layout6.Create(name, dims, st[0]), o.Length, op);
         }
     }
 }

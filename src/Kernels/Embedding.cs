@@ -147,10 +147,8 @@ namespace GpuNet
             var (wv, ov, total) = (wc.ContiguousView, output.ContiguousView, output.Length);
             if (!HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, i)))
             {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.Gather);
-                using (device.Profiler.Measure(op))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                        wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
+                device.Launch(op, EmbeddingKernels.Gather, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
             }
             if (Autograd.ShouldRecord(weight))
             {
@@ -207,9 +205,8 @@ namespace GpuNet
             var (gv, wv, total) = (gc.ContiguousView, dw.ContiguousView, rowsOf.Count * dim);
             if (HostParallel.Elements(device, op, total, Math.Max(1, at / rowsOf.Count), i => EmbeddingKernels.ScatterSegmentsAt(gv, orderView, startsView, rowsView, wv, dim, i)))
                 return dw;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int>>(EmbeddingKernels.ScatterSegments);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), gv, orderView, startsView, rowsView, wv, dim, total);
+            device.Launch(op, EmbeddingKernels.ScatterSegments, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
+                gv, orderView, startsView, rowsView, wv, dim, total);
             return dw;
         }
 
@@ -241,10 +238,8 @@ namespace GpuNet
             var (wv, iv, ov, total) = (wc.ContiguousView, ic.ContiguousView, output.ContiguousView, output.Length);
             if (!HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, i)))
             {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(EmbeddingKernels.GatherIndexed);
-                using (device.Profiler.Measure(op))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                        wc.ContiguousView, ic.ContiguousView, output.ContiguousView, rows, dim, output.Length);
+                device.Launch(op, EmbeddingKernels.GatherIndexed, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    wc.ContiguousView, ic.ContiguousView, output.ContiguousView, rows, dim, output.Length);
             }
             if (indices.RequiresGrad)
                 Autograd.RecordNoGradient("gather_rows (indices)", output, indices);
@@ -274,10 +269,8 @@ namespace GpuNet
             var (ov, fv, total) = (output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), output.Length);
             if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.SinusoidalAt(ov, fv, dim, i)))
                 return output;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, int, int>>(EmbeddingKernels.Sinusoidal);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                    output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), dim, output.Length);
+            device.Launch(op, EmbeddingKernels.Sinusoidal, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), dim, output.Length);
             return output;
         }
 
@@ -312,10 +305,8 @@ namespace GpuNet
             var (tv, fv, ov, total) = (tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, output.Length);
             if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.TimestepAt(tv, fv, ov, dim, i)))
                 return output;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<double>, ArrayView<float>, int, int>>(EmbeddingKernels.Timestep);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                    tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, dim, output.Length);
+            device.Launch(op, EmbeddingKernels.Timestep, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, dim, output.Length);
             return output;
         }
 

@@ -73,11 +73,9 @@ namespace GpuNet.Kernels
                     }
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int>>(Transpose);
             var grid = new Index3D((cols + Tile - 1) / Tile, (rows + Tile - 1) / Tile, batches);
-            using (device.Profiler.Measure(name))
-                k(device.Accelerator.DefaultStream, new KernelConfig(grid, new Index3D(Tile, RowsPerPass, 1)),
-                    view.StridedView, o.ContiguousView, rows, cols, strideBatch, s[r - 1]);
+            device.Launch(name, Transpose, new KernelConfig(grid, new Index3D(Tile, RowsPerPass, 1)),
+                view.StridedView, o.ContiguousView, rows, cols, strideBatch, s[r - 1]);
         }
     }
 }

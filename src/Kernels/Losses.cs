@@ -110,9 +110,7 @@ namespace GpuNet.Kernels
                     Cpu.HostRows.CrossEntropy(xv, tv, lv, sv, wv, rows, classes, ignoreIndex, smoothing);
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, float>>(Rows);
-            using (device.Profiler.Measure(name))
-                k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), xv, tv, lv, sv, wv, rows, classes, ignoreIndex, smoothing);
+            device.Launch(name, Rows, LaunchShapes.RowPerGroup(device, rows), xv, tv, lv, sv, wv, rows, classes, ignoreIndex, smoothing);
         }
 
         internal static void LaunchBackward(Tensor x, Tensor target, Tensor lse, Tensor g, Tensor dx, int ignoreIndex, float smoothing)
@@ -131,9 +129,8 @@ namespace GpuNet.Kernels
                     }
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, float, int>>(Backward);
-            using (device.Profiler.Measure(name))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), xv, tv, sv, gv, dv, classes, ignoreIndex, smoothing, n);
+            device.Launch(name, Backward, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
+                xv, tv, sv, gv, dv, classes, ignoreIndex, smoothing, n);
         }
     }
 }
@@ -391,9 +388,7 @@ namespace GpuNet
                 var (xv, tv, lv, wv) = (xc.ContiguousView, tc.ContiguousView, loss.ContiguousView, weight.ContiguousView);
                 if (!Kernels.Cpu.HostParallel.Elements(device, op, rows, 4, r => NllKernels.RowAt(xv, tv, lv, wv, classes, ignoreIndex, r)))
                 {
-                    var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(NllKernels.Rows);
-                    using (device.Profiler.Measure(op))
-                        k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), xv, tv, lv, wv, classes, ignoreIndex, rows);
+                    device.Launch(op, NllKernels.Rows, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), xv, tv, lv, wv, classes, ignoreIndex, rows);
                 }
             }
             if (Autograd.ShouldRecord(logProbabilities))
@@ -410,9 +405,8 @@ namespace GpuNet
                     var (tv, gv, dv, n) = (tc.ContiguousView, gc.ContiguousView, dx.ContiguousView, dx.Length);
                     if (!Kernels.Cpu.HostParallel.Elements(g.Device, op + "_backward", n, 2, i => NllKernels.BackwardAt(tv, gv, dv, classes, ignoreIndex, i)))
                     {
-                        var k = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(NllKernels.Backward);
-                        using (g.Device.Profiler.Measure(op + "_backward"))
-                            k(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, n, LaunchShapes.ElementwiseGroup(g.Device)), tv, gv, dv, classes, ignoreIndex, n);
+                        g.Device.Launch(op + "_backward", NllKernels.Backward, LaunchShapes.Linear(g.Device, n, LaunchShapes.ElementwiseGroup(g.Device)),
+                            tv, gv, dv, classes, ignoreIndex, n);
                     }
                     return new[] { dx };
                 }, savedT);

@@ -758,12 +758,9 @@ namespace GpuNet
             private void Launch<TAct, TGate>() where TAct : struct, IDifferentiableUnaryOp where TGate : struct, IFlag
             {
                 TTile tile = default;
-                var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    GemmParams, Layout6, Layout6, TTile, TB, TAct>>(MatMulKernels.Tiled<TTile, TA, TB, TAct, TGate>);
                 var grid = new Index3D((P.N + tile.BN - 1) / tile.BN, (P.M + tile.BM - 1) / tile.BM, BatchCount);
                 var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
-                using (Device.Profiler.Measure(Op))
-                    kernel(Device.Accelerator.DefaultStream, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, BSource, default(TAct));
+                Device.Launch(Op, MatMulKernels.Tiled<TTile, TA, TB, TAct, TGate>, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, BSource, default(TAct));
             }
         }
 
@@ -806,14 +803,12 @@ namespace GpuNet
         {
             public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
-                var stream = Device.Accelerator.DefaultStream;
                 int group = LaunchShapes.ElementwiseGroup(Device);
-                var kernel = Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, GemmParams, TAct>>(
-                    KContiguous ? MatMulKernels.GemvKContiguous<TAct> : MatMulKernels.GemvNContiguous<TAct>);
                 // k-contiguous: a warp per output; n-contiguous: a thread per output.
-                long threads = KContiguous ? (long)P.N * Device.Info.WarpSize : P.N;
-                using (Device.Profiler.Measure(Op))
-                    kernel(stream, LaunchShapes.Linear(Device, threads, group), V.A, V.B, V.C, V.Bias, P, default(TAct));
+                if (KContiguous)
+                    Device.Launch(Op, MatMulKernels.GemvKContiguous<TAct>, LaunchShapes.Linear(Device, (long)P.N * Device.Info.WarpSize, group), V.A, V.B, V.C, V.Bias, P, default(TAct));
+                else
+                    Device.Launch(Op, MatMulKernels.GemvNContiguous<TAct>, LaunchShapes.Linear(Device, P.N, group), V.A, V.B, V.C, V.Bias, P, default(TAct));
             }
         }
     }

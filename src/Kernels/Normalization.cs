@@ -185,10 +185,7 @@ namespace GpuNet.Kernels
                     }
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, ArrayView<float>, NormLayout>>(BackwardRows<TRms>);
-            using (device.Profiler.Measure(name))
-                k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, layout.Rows), xv, gv, dv, mv, rv, ov, pv, layout);
+            device.Launch(name, BackwardRows<TRms>, LaunchShapes.RowPerGroup(device, layout.Rows), xv, gv, dv, mv, rv, ov, pv, layout);
         }
 
         /// <summary>(dŷ, dŷ·x̂) of element j of a row: the two terms the backward sums.</summary>
@@ -363,22 +360,15 @@ namespace GpuNet
             }
             using var scale = Tensor.Empty(device, c);
             using var shift = Tensor.Empty(device, c);
-            var fold = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                ArrayView<float>, ArrayView<float>, int, float, int, int>>(NormalizationKernels.FoldBatchNorm);
-            var stream = device.Accelerator.DefaultStream;
-            using (device.Profiler.Measure(op))
-                fold(stream, LaunchShapes.Linear(device, c, LaunchShapes.ElementwiseGroup(device)), runningMean.ContiguousView, runningVar.ContiguousView,
-                    (gamma ?? runningMean).ContiguousView, (beta ?? runningMean).ContiguousView, scale.ContiguousView, shift.ContiguousView, c, eps,
-                    gamma is null ? 0 : 1, beta is null ? 0 : 1);
+            device.Launch(op, NormalizationKernels.FoldBatchNorm, LaunchShapes.Linear(device, c, LaunchShapes.ElementwiseGroup(device)),
+                runningMean.ContiguousView, runningVar.ContiguousView, (gamma ?? runningMean).ContiguousView, (beta ?? runningMean).ContiguousView,
+                scale.ContiguousView, shift.ContiguousView, c, eps, gamma is null ? 0 : 1, beta is null ? 0 : 1);
             var y = Tensor.Empty(device, x.ShapeArray());
             if (y.Length == 0)
                 return y;
             using var xc = x.Contiguous();
-            var affine = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(
-                NormalizationKernels.ChannelAffine);
-            using (device.Profiler.Measure(op))
-                affine(stream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)), xc.ContiguousView, scale.ContiguousView,
-                    shift.ContiguousView, y.ContiguousView, c, spatial, y.Length);
+            device.Launch(op, NormalizationKernels.ChannelAffine, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                xc.ContiguousView, scale.ContiguousView, shift.ContiguousView, y.ContiguousView, c, spatial, y.Length);
             return y;
         }
 
@@ -471,12 +461,9 @@ namespace GpuNet
                         }
                     return new NormResult(y, mean, rstd);
                 }
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
-                    ArrayView<float>, ArrayView<float>, ArrayView<float>, NormLayout, float>>(NormalizationKernels.Rows<TRms>);
-                using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, layout.Rows), xc.ContiguousView,
-                        (gamma ?? xc).ContiguousView, (beta ?? xc).ContiguousView, y.ContiguousView,
-                        mean.ContiguousView, rstd.ContiguousView, (variance ?? rstd).ContiguousView, layout, eps);
+                device.Launch(name, NormalizationKernels.Rows<TRms>, LaunchShapes.RowPerGroup(device, layout.Rows),
+                    xc.ContiguousView, (gamma ?? xc).ContiguousView, (beta ?? xc).ContiguousView, y.ContiguousView, mean.ContiguousView,
+                    rstd.ContiguousView, (variance ?? rstd).ContiguousView, layout, eps);
             }
             return new NormResult(y, mean, rstd);
         }

@@ -214,9 +214,8 @@ namespace GpuNet
                     Kernels.Cpu.HostOptimizers.Adam(pv, gv, mv, vv, xv, step, n);
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdamStep, int>>(OptimizerKernels.Adam);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, mv, vv, xv, step, n);
+            device.Launch(op, OptimizerKernels.Adam, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
+                pv, gv, mv, vv, xv, step, n);
         }
 
         /// <summary>One SGD step in place (momentum buffer may be null when momentum is 0). Kernel <c>sgd_step</c>.</summary>
@@ -236,9 +235,8 @@ namespace GpuNet
                     Kernels.Cpu.HostOptimizers.Sgd(pv, gv, bv, step, n);
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, SgdStep, int>>(OptimizerKernels.Sgd);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, bv, step, n);
+            device.Launch(op, OptimizerKernels.Sgd, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
+                pv, gv, bv, step, n);
         }
 
         /// <summary>One RMSprop step in place (mean for the centered variant, buffer for momentum; null otherwise). Kernel <c>rmsprop_step</c>.</summary>
@@ -253,9 +251,8 @@ namespace GpuNet
             if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 8, i => OptimizerKernels.RmsPropAt(pv, gv, sv, mv, bv, step, i)))
                 return;
             var device = Validate.DeviceOf(op, "param", param);
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, RmsPropStep, int>>(OptimizerKernels.RmsProp);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, sv, mv, bv, step, n);
+            device.Launch(op, OptimizerKernels.RmsProp, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
+                pv, gv, sv, mv, bv, step, n);
         }
 
         /// <summary>One Adagrad step in place. Kernel <c>adagrad_step</c>.</summary>
@@ -267,9 +264,8 @@ namespace GpuNet
             if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 6, i => OptimizerKernels.AdagradAt(pv, gv, sv, step, i)))
                 return;
             var device = Validate.DeviceOf(op, "param", param);
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, AdagradStep, int>>(OptimizerKernels.Adagrad);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), pv, gv, sv, step, n);
+            device.Launch(op, OptimizerKernels.Adagrad, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
+                pv, gv, sv, step, n);
         }
 
         /// <summary>

@@ -260,11 +260,8 @@ namespace GpuNet
                 var (xv, ov, iv, total) = (xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, output.Length);
                 if (HostParallel.Elements(device, op, total, q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW, i => PoolingKernels.Pool2dAt<TMax>(xv, ov, iv, q, i)))
                     return (output, indices);
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, PoolIndex, int>>(
-                    PoolingKernels.Pool2d<TMax>);
-                using (device.Profiler.Measure(op))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                        xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, q, output.Length);
+                device.Launch(op, PoolingKernels.Pool2d<TMax>, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                    xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, q, output.Length);
             }
             return (output, indices);
         }

@@ -94,10 +94,8 @@ namespace GpuNet
                     }
                 return o;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(QuantizeKernels.Nearest);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, x.Size(0)), xc.ContiguousView, cc.ContiguousView, o.ContiguousView,
-                    x.Size(0), codebook.Size(0), x.Size(1));
+            device.Launch(op, QuantizeKernels.Nearest, LaunchShapes.RowPerGroup(device, x.Size(0)),
+                xc.ContiguousView, cc.ContiguousView, o.ContiguousView, x.Size(0), codebook.Size(0), x.Size(1));
             return o;
         }
     }

@@ -205,15 +205,11 @@ namespace GpuNet.Kernels
             }
             if (inner == 1)
             {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, TOp>>(Rows<TAcc, TOp>);
-                using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, outer), input, o.ContiguousView, outer, reduced, op);
+                device.Launch(name, Rows<TAcc, TOp>, LaunchShapes.RowPerGroup(device, outer), input, o.ContiguousView, outer, reduced, op);
                 return;
             }
-            var kc = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, TOp>>(Columns<TAcc, TOp>);
-            using (device.Profiler.Measure(name))
-                kc(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (long)outer * inner, LaunchShapes.ElementwiseGroup(device)),
-                    input, o.ContiguousView, outer, reduced, inner, op);
+            device.Launch(name, Columns<TAcc, TOp>, LaunchShapes.Linear(device, (long)outer * inner, LaunchShapes.ElementwiseGroup(device)),
+                input, o.ContiguousView, outer, reduced, inner, op);
         }
     }
 }
@@ -274,9 +270,8 @@ namespace GpuNet
                             }
                     else
                     {
-                        var k = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(ReduceKernels.MaxBackward);
-                        using (g.Device.Profiler.Measure("reduce_max_backward"))
-                            k(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, total, LaunchShapes.ElementwiseGroup(g.Device)), gv, iv, dv, reduced, inner, total);
+                        g.Device.Launch("reduce_max_backward", ReduceKernels.MaxBackward, LaunchShapes.Linear(g.Device, total, LaunchShapes.ElementwiseGroup(g.Device)),
+                            gv, iv, dv, reduced, inner, total);
                     }
                     return new[] { dx };
                 }, index);

@@ -367,9 +367,8 @@ namespace GpuNet
                     var (wv, iv, gv, dv, total) = (w.ContiguousView, idx.ContiguousView, gc.ContiguousView, dLogits.ContiguousView, dLogits.Length);
                     if (total > 0 && !HostParallel.Elements(device, name, total, 2 * k, i => RoutingKernels.TopKGatingBackwardAt(wv, iv, gv, dv, k, experts, i)))
                     {
-                        var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(RoutingKernels.TopKGatingBackward);
-                        using (device.Profiler.Measure(name))
-                            kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), wv, iv, gv, dv, k, experts, total);
+                        device.Launch(name, RoutingKernels.TopKGatingBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
+                            wv, iv, gv, dv, k, experts, total);
                     }
                     return new[] { dLogits };
                 }, w, idx);
@@ -402,11 +401,8 @@ namespace GpuNet
                         }
                     return new GatingResult(weights, indices);
                 }
-                var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int>>(RoutingKernels.TopKGating);
-                int group = LaunchShapes.ElementwiseGroup(device);
-                using (device.Profiler.Measure(op))
-                    kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, (long)tokens * device.Info.WarpSize, group),
-                        lc.ContiguousView, weights.ContiguousView, indices.ContiguousView, tokens, experts, k);
+                device.Launch(op, RoutingKernels.TopKGating, LaunchShapes.Linear(device, (long)tokens * device.Info.WarpSize, LaunchShapes.ElementwiseGroup(device)),
+                    lc.ContiguousView, weights.ContiguousView, indices.ContiguousView, tokens, experts, k);
             }
             return new GatingResult(weights, indices);
         }
@@ -430,7 +426,6 @@ namespace GpuNet
             int capacity = capacityFactor is { } f ? (int)Math.Ceiling(f * assignments / experts) : assignments;
             var routing = new MoeRouting(device, tokens, k, experts, capacity);
             using var ic = indices.Contiguous();
-            var stream = device.Accelerator.DefaultStream;
             int group = LaunchShapes.ElementwiseGroup(device);
             if (device.IsHostCpu)
             {
@@ -441,15 +436,12 @@ namespace GpuNet
                 HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteAssignAt(iv, offsets, positions, tokenOf, assignments, k, capacity, e));
                 return routing;
             }
-            var count = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, int, int>>(RoutingKernels.RouteCount);
-            var scan = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<int>, ArrayView<int>, int, int>>(RoutingKernels.RouteScan);
-            var assign = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, int, int, int, int>>(RoutingKernels.RouteAssign);
-            using (device.Profiler.Measure(op))
+            using (device.Profiler.Measure(op))   // three kernels, one op
             {
-                count(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Counts), assignments, experts);
-                scan(stream, new KernelConfig(1, 1), MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets), experts, capacity);
-                assign(stream, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Offsets), MoeRouting.Ints(routing.Positions),
-                    MoeRouting.Ints(routing.TokenOf), assignments, experts, k, capacity);
+                device.Launch(null, RoutingKernels.RouteCount, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Counts), assignments, experts);
+                device.Launch(null, RoutingKernels.RouteScan, new KernelConfig(1, 1), MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets), experts, capacity);
+                device.Launch(null, RoutingKernels.RouteAssign, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Offsets),
+                    MoeRouting.Ints(routing.Positions), MoeRouting.Ints(routing.TokenOf), assignments, experts, k, capacity);
             }
             return routing;
         }
@@ -487,10 +479,9 @@ namespace GpuNet
             var (xv, tokenOf, offsets, ov, total) = (xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView, output.Length);
             if (HostParallel.Elements(device, op, total, 1, i => RoutingKernels.DispatchAt(xv, tokenOf, offsets, ov, routing.Experts, d, i)))
                 return output;
-            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Dispatch);
-            using (device.Profiler.Measure(op))
-                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                    xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView, routing.Experts, d, output.Length);
+            device.Launch(op, RoutingKernels.Dispatch, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView,
+                routing.Experts, d, output.Length);
             return output;
         }
 
@@ -513,9 +504,8 @@ namespace GpuNet
                         var (gv, wv, tv, pv, ov, dv) = (gc.ContiguousView, wc.ContiguousView, MoeRouting.Ints(saved[2]), MoeRouting.Ints(saved[3]), MoeRouting.Ints(saved[4]), dOut.ContiguousView);
                         if (dOut.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dOut.Length, k, i => RoutingKernels.CombineBackwardRowsAt(gv, wv, tv, pv, ov, dv, k, experts, d, i)))
                         {
-                            var kernel = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<int>, ArrayView<int>, ArrayView<float>, int, int, int, int>>(RoutingKernels.CombineBackwardRows);
-                            using (g.Device.Profiler.Measure("moe_combine_backward"))
-                                kernel(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, dOut.Length, LaunchShapes.ElementwiseGroup(g.Device)), gv, wv, tv, pv, ov, dv, k, experts, d, dOut.Length);
+                            g.Device.Launch("moe_combine_backward", RoutingKernels.CombineBackwardRows, LaunchShapes.Linear(g.Device, dOut.Length, LaunchShapes.ElementwiseGroup(g.Device)),
+                                gv, wv, tv, pv, ov, dv, k, experts, d, dOut.Length);
                         }
                     }
                     if (needs[1])
@@ -525,9 +515,8 @@ namespace GpuNet
                         var (gv, xv, pv, dv) = (gc.ContiguousView, oc.ContiguousView, MoeRouting.Ints(saved[3]), dWeights.ContiguousView);
                         if (dWeights.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dWeights.Length, d, i => RoutingKernels.CombineBackwardWeightsAt(gv, xv, pv, dv, k, d, i)))
                         {
-                            var kernel = g.Device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.CombineBackwardWeights);
-                            using (g.Device.Profiler.Measure("moe_combine_backward"))
-                                kernel(g.Device.Accelerator.DefaultStream, LaunchShapes.Linear(g.Device, dWeights.Length, LaunchShapes.ElementwiseGroup(g.Device)), gv, xv, pv, dv, k, d, dWeights.Length);
+                            g.Device.Launch("moe_combine_backward", RoutingKernels.CombineBackwardWeights, LaunchShapes.Linear(g.Device, dWeights.Length, LaunchShapes.ElementwiseGroup(g.Device)),
+                                gv, xv, pv, dv, k, d, dWeights.Length);
                         }
                     }
                     return new[] { dOut, dWeights };
@@ -549,9 +538,8 @@ namespace GpuNet
             var (ov, wv, pv, yv, total) = (rc.ContiguousView, wc.ContiguousView, MoeRouting.Ints(positions), y.ContiguousView, y.Length);
             if (HostParallel.Elements(device, op, total, k, i => RoutingKernels.CombineAt(ov, wv, pv, yv, k, d, i)))
                 return y;
-            var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<int>, ArrayView<float>, int, int, int>>(RoutingKernels.Combine);
-            using (device.Profiler.Measure(op))
-                kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), ov, wv, pv, yv, k, d, total);
+            device.Launch(op, RoutingKernels.Combine, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
+                ov, wv, pv, yv, k, d, total);
             return y;
         }
 

@@ -227,9 +227,8 @@ namespace GpuNet
             var (ov, n) = (o.ContiguousView, o.Length);
             if (n > 0 && !HostParallel.Elements(device, name, n, 16, i => element(ov, seed, a, b, i)))
             {
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ulong, float, float, int>>(kernel);
-                using (device.Profiler.Measure(name))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)), o.ContiguousView, seed, a, b, o.Length);
+                device.Launch(name, kernel, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)),
+                    o.ContiguousView, seed, a, b, o.Length);
             }
             return o;
         }
@@ -250,10 +249,8 @@ namespace GpuNet
                 var (xv, yv, mv, n) = (xc.ContiguousView, y.ContiguousView, mask.ContiguousView, y.Length);
                 if (!HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutAt(xv, yv, mv, seed, p, i)))
                 {
-                    var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ulong, float, int>>(SamplingKernels.Dropout);
-                    using (device.Profiler.Measure(op))
-                        k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                            xc.ContiguousView, y.ContiguousView, mask.ContiguousView, seed, p, y.Length);
+                    device.Launch(op, SamplingKernels.Dropout, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                        xc.ContiguousView, y.ContiguousView, mask.ContiguousView, seed, p, y.Length);
                 }
             }
             RecordDropout(x, y, mask, p, seed);
@@ -282,9 +279,8 @@ namespace GpuNet
             var (gv, dv, n) = (gc.ContiguousView, dx.ContiguousView, dx.Length);
             if (HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutBackwardAt(gv, dv, seed, p, i)))
                 return dx;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ulong, float, int>>(SamplingKernels.DropoutBackward);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), gv, dv, seed, p, n);
+            device.Launch(op, SamplingKernels.DropoutBackward, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
+                gv, dv, seed, p, n);
             return dx;
         }
 
@@ -318,10 +314,8 @@ namespace GpuNet
             var (lv, tv) = (Start(view), tokens.ContiguousView);
             if (HostParallel.Elements(device, op, rows, 4L * vocab, row => SamplingKernels.SampleAt(lv, tv, p, row)))
                 return tokens;
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, SampleParams>>(SamplingKernels.Sample);
-            using (device.Profiler.Measure(op))
-                k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
-                    Start(view), tokens.ContiguousView, p);
+            device.Launch(op, SamplingKernels.Sample, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
+                Start(view), tokens.ContiguousView, p);
             return tokens;
         }
     }

@@ -68,9 +68,8 @@ namespace GpuNet
                 int ex = exclusive ? 1 : 0, rev = reverse ? 1 : 0;
                 if (!HostParallel.Elements(device, op, lines, n, line => ScanKernels.CumSumAt(xv, yv, n, inner, ex, rev, line)))
                 {
-                    var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(ScanKernels.CumSum);
-                    using (device.Profiler.Measure(op))
-                        kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, lines, LaunchShapes.ElementwiseGroup(device)), xv, yv, lines, n, inner, ex, rev);
+                    device.Launch(op, ScanKernels.CumSum, LaunchShapes.Linear(device, lines, LaunchShapes.ElementwiseGroup(device)),
+                        xv, yv, lines, n, inner, ex, rev);
                 }
             }
             return NoGradient(op, y, x);

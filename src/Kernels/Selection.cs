@@ -102,9 +102,8 @@ namespace GpuNet
                 int flag = largest ? 1 : 0;
                 if (!HostParallel.Elements(device, op, rows, (long)n * k, row => SelectionKernels.TopKAt(xv, vv, iv, n, k, flag, row)))
                 {
-                    var kernel = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int, int, int>>(SelectionKernels.TopK);
-                    using (device.Profiler.Measure(op))
-                        kernel(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), xv, vv, iv, rows, n, k, flag);
+                    device.Launch(op, SelectionKernels.TopK, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
+                        xv, vv, iv, rows, n, k, flag);
                 }
             }
             NoGradient(op, values, x);

@@ -136,9 +136,8 @@ namespace GpuNet.Kernels
                     }
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, int, int>>(BackwardRows<TLog>);
-            using (device.Profiler.Measure(name))
-                k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), y.ContiguousView, g.ContiguousView, dx.ContiguousView, rows, cols);
+            device.Launch(name, BackwardRows<TLog>, LaunchShapes.RowPerGroup(device, rows),
+                y.ContiguousView, g.ContiguousView, dx.ContiguousView, rows, cols);
         }
 
         internal static void Launch<TLog>(string name, Tensor x, Tensor o, int causal, int rowsPerMatrix, int offset) where TLog : struct, IFlag
@@ -161,10 +160,8 @@ namespace GpuNet.Kernels
                     }
                 return;
             }
-            var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(Rows<TLog>);
-            using (device.Profiler.Measure(name))
-                k(device.Accelerator.DefaultStream, LaunchShapes.RowPerGroup(device, rows), x.ContiguousView, o.ContiguousView,
-                    rows, cols, causal, rowsPerMatrix, offset);
+            device.Launch(name, Rows<TLog>, LaunchShapes.RowPerGroup(device, rows),
+                x.ContiguousView, o.ContiguousView, rows, cols, causal, rowsPerMatrix, offset);
         }
     }
 }

@@ -85,10 +85,8 @@ namespace GpuNet
                 var (xv, yv, h, w, total) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length);
                 if (HostParallel.Elements(device, "upsample_nearest2d", total, 1, i => UpsampleKernels.NearestAt(xv, yv, h, w, size.H, size.W, i)))
                     return y;
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int>>(UpsampleKernels.Nearest);
-                using (device.Profiler.Measure("upsample_nearest2d"))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                        xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), size.H, size.W, y.Length);
+                device.Launch("upsample_nearest2d", UpsampleKernels.Nearest, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                    xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), size.H, size.W, y.Length);
                 return y;
             }
         }
@@ -113,10 +111,8 @@ namespace GpuNet
                 var (xv, yv, h, w, total, align) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length, alignCorners ? 1 : 0);
                 if (HostParallel.Elements(device, "upsample_bilinear2d", total, 4, i => UpsampleKernels.BilinearAt(xv, yv, h, w, size.H, size.W, align, i)))
                     return y;
-                var k = device.Kernels.Get<Action<AcceleratorStream, KernelConfig, ArrayView<float>, ArrayView<float>, int, int, int, int, int, int>>(UpsampleKernels.Bilinear);
-                using (device.Profiler.Measure("upsample_bilinear2d"))
-                    k(device.Accelerator.DefaultStream, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                        xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), size.H, size.W, alignCorners ? 1 : 0, y.Length);
+                device.Launch("upsample_bilinear2d", UpsampleKernels.Bilinear, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                    xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), size.H, size.W, alignCorners ? 1 : 0, y.Length);
                 return y;
             }
         }
