@@ -119,10 +119,29 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
             Assert.Contains($"lib/net10.0/{id}.dll", names);
             Assert.Contains($"lib/net10.0/{id}.xml", names);
             Assert.True(File.Exists(Path.Combine(feed.Feed, $"{id}.{feed.Version}.snupkg")), $"{id}: no symbols package");
+            // The correctness machinery (references, case registry, kernel catalog, PTX compiler) lives in GpuNet.Checks,
+            // which the tests and the CLI use and no library package ships or depends on.
+            var namespaces = TypeNamespaces(zip, $"lib/net10.0/{id}.dll");
+            Assert.DoesNotContain(namespaces, n => n.EndsWith(".Checks") || n.EndsWith(".Reference"));
+            using var nuspec = new StreamReader(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec")).Open());
+            Assert.DoesNotContain("GpuNet.Checks", nuspec.ReadToEnd());
         }
+        Assert.False(File.Exists(Path.Combine(feed.Feed, $"GpuNet.Checks.{feed.Version}.nupkg")), "GpuNet.Checks must not be packed");
         using var tool = ZipFile.OpenRead(Path.Combine(feed.Feed, $"GpuNet.Cli.{feed.Version}.nupkg"));
         Assert.Contains(tool.Entries, e => e.FullName == "tools/net10.0/any/gpunet.dll");
         Assert.DoesNotContain(tool.Entries, e => e.FullName.EndsWith(".pdb") && e.FullName.Contains("/runtimes/"));
+    }
+
+    /// <summary>The namespaces of the types an assembly inside a package defines (read from its metadata, not loaded).</summary>
+    private static HashSet<string> TypeNamespaces(ZipArchive zip, string entry)
+    {
+        using var stream = zip.GetEntry(entry)!.Open();
+        var bytes = new MemoryStream();
+        stream.CopyTo(bytes);
+        bytes.Position = 0;
+        using var pe = new System.Reflection.PortableExecutable.PEReader(bytes);
+        var metadata = System.Reflection.Metadata.PEReaderExtensions.GetMetadataReader(pe);
+        return metadata.TypeDefinitions.Select(h => metadata.GetString(metadata.GetTypeDefinition(h).Namespace)).ToHashSet();
     }
 
     /// <summary>The <paramref name="index"/>-th C# block of README.md's section <paramref name="heading"/>.</summary>
