@@ -30,7 +30,7 @@ public sealed class LocalFeed : IDisposable
         string copy = Path.Combine(Root, "repo");
         foreach (var item in new[] { "src", "bench", "tests/GpuNet.Layers.Tests/Fixtures", "tests/GpuNet.Onnx.Tests/Models", "Directory.Build.props", "Directory.Packages.props", "README.md" })
             Copy(Path.Combine(Repository, item), Path.Combine(copy, item));
-        foreach (var project in new[] { "src/Runtime", "src/Kernels", "src/Layers", "src/Onnx", "bench" })
+        foreach (var project in new[] { "src/Runtime", "src/Kernels", "src/Ops", "src/Layers", "src/Onnx", "bench" })
             Dotnet.Run(copy, "pack", project, "-c", "Release", "-o", Feed, "-p:Version=" + Version);
     }
 
@@ -106,7 +106,7 @@ internal static class Dotnet
 /// </summary>
 public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : IClassFixture<LocalFeed>
 {
-    private static readonly string[] Libraries = { "GpuNet.Runtime", "GpuNet.Kernels", "GpuNet.Layers", "GpuNet.Onnx" };
+    private static readonly string[] Libraries = { "GpuNet.Runtime", "GpuNet.Kernels", "GpuNet.Ops", "GpuNet.Layers", "GpuNet.Onnx" };
 
     [Fact]
     public void EveryPackageCarriesTheReadmeXmlDocsAndSymbols()

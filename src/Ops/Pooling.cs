@@ -1,0 +1,154 @@
+using ILGPU;
+using ILGPU.Runtime;
+using GpuNet.Kernels.Cpu;
+using GpuNet.Kernels;
+
+namespace GpuNet;
+
+public static partial class Ops
+{
+    /// <summary>2-D max pooling of x [N, C, H, W] (PyTorch's nn.MaxPool2d; stride defaults to the kernel). Kernel <c>maxpool2d</c>.</summary>
+    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>maxpool2d</c>.</remarks>
+    public static PoolResult MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
+        (int H, int W)? dilation = null, bool ceilMode = false)
+    {
+        var r = MaxPool2dCore(x, kernel, stride, padding, dilation, ceilMode);
+        Autograd.RecordNoGradient("maxpool2d", r.Output, x);
+        Autograd.RecordNoGradient("maxpool2d", r.Indices, x);
+        return r;
+    }
+
+    private static PoolResult MaxPool2dCore(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
+        (int H, int W)? dilation = null, bool ceilMode = false)
+    {
+        var q = PoolGeometry("maxpool2d", x, kernel, stride ?? kernel, padding, dilation ?? (1, 1), ceilMode);
+        var (output, indices) = RunPool<Flags.Yes>("maxpool2d", x, q);
+        return new PoolResult(output, indices!);
+    }
+
+    /// <summary>2-D average pooling of x [N, C, H, W] (PyTorch's nn.AvgPool2d). Kernel <c>avgpool2d</c>.</summary>
+    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>avgpool2d</c>.</remarks>
+    public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
+        bool ceilMode = false, bool countIncludePad = true)
+    {
+        var r = AvgPool2dCore(x, kernel, stride, padding, ceilMode, countIncludePad);
+        Autograd.RecordNoGradient("avgpool2d", r, x);
+        return r;
+    }
+
+    private static Tensor AvgPool2dCore(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
+        bool ceilMode = false, bool countIncludePad = true)
+    {
+        var q = PoolGeometry("avgpool2d", x, kernel, stride ?? kernel, padding, (1, 1), ceilMode);
+        q.CountIncludePad = countIncludePad ? 1 : 0;
+        return RunPool<Flags.No>("avgpool2d", x, q).Output;
+    }
+
+    /// <summary>Adaptive average pooling to [OH, OW] with PyTorch's bins. Kernel <c>adaptive_avgpool2d</c>.</summary>
+    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>adaptive_avgpool2d</c>.</remarks>
+    public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) outputSize)
+    {
+        var r = AdaptiveAvgPool2dCore(x, outputSize);
+        Autograd.RecordNoGradient("adaptive_avgpool2d", r, x);
+        return r;
+    }
+
+    private static Tensor AdaptiveAvgPool2dCore(Tensor x, (int H, int W) outputSize) =>
+        RunPool<Flags.No>("adaptive_avgpool2d", x, AdaptiveGeometry("adaptive_avgpool2d", x, outputSize)).Output;
+
+    /// <summary>Adaptive max pooling to [OH, OW] with PyTorch's bins, with argmax indices. Kernel <c>adaptive_maxpool2d</c>.</summary>
+    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>adaptive_maxpool2d</c>.</remarks>
+    public static PoolResult AdaptiveMaxPool2d(Tensor x, (int H, int W) outputSize)
+    {
+        var r = AdaptiveMaxPool2dCore(x, outputSize);
+        Autograd.RecordNoGradient("adaptive_maxpool2d", r.Output, x);
+        Autograd.RecordNoGradient("adaptive_maxpool2d", r.Indices, x);
+        return r;
+    }
+
+    private static PoolResult AdaptiveMaxPool2dCore(Tensor x, (int H, int W) outputSize)
+    {
+        var (output, indices) = RunPool<Flags.Yes>("adaptive_maxpool2d", x, AdaptiveGeometry("adaptive_maxpool2d", x, outputSize));
+        return new PoolResult(output, indices!);
+    }
+
+    /// <summary>Mean over the spatial dimensions: [N, C, H, W] → [N, C, 1, 1] (a row mean). Kernel <c>global_avgpool</c>.</summary>
+    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>global_avgpool</c>.</remarks>
+    public static Tensor GlobalAvgPool(Tensor x)
+    {
+        var r = GlobalAvgPoolCore(x);
+        Autograd.RecordNoGradient("global_avgpool", r, x);
+        return r;
+    }
+
+    private static Tensor GlobalAvgPoolCore(Tensor x)
+    {
+        Validate.Input("global_avgpool", "x", x);
+        Validate.Rank("global_avgpool", "x", x, 4);
+        using var xc = x.Contiguous();
+        using var rows = xc.Reshape(x.Size(0), x.Size(1), x.Size(2) * x.Size(3));
+        using var means = Reduce<float, ReduceOps.Mean>("global_avgpool", rows, -1, keepDim: true, null, default);
+        return means.Reshape(x.Size(0), x.Size(1), 1, 1);
+    }
+
+    private static PoolIndex PoolGeometry(string op, Tensor x, (int H, int W) k, (int H, int W) s, (int H, int W) p, (int H, int W) d, bool ceil)
+    {
+        Validate.Input(op, "x", x);
+        Validate.Rank(op, "x", x, 4);
+        if (k.H < 1 || k.W < 1)
+            throw new ShapeMismatchException(op, "kernel_size", "sizes ≥ 1", k.ToString());
+        if (s.H < 1 || s.W < 1)
+            throw new ShapeMismatchException(op, "stride", "strides ≥ 1", s.ToString());
+        if (d.H < 1 || d.W < 1)
+            throw new ShapeMismatchException(op, "dilation", "dilations ≥ 1", d.ToString());
+        if (p.H < 0 || p.W < 0 || p.H > k.H / 2 || p.W > k.W / 2)
+            throw new ShapeMismatchException(op, "padding", $"0 ≤ padding ≤ half the kernel {k}", p.ToString());
+        int h = x.Size(2), w = x.Size(3);
+        int OutSize(int size, int kk, int ss, int pp, int dd)
+        {
+            int span = size + 2 * pp - dd * (kk - 1) - 1;
+            if (span < 0)
+                return 0;
+            int o = (span + (ceil ? ss - 1 : 0)) / ss + 1;
+            // Ceil mode: the last window must start inside the input or its left padding.
+            if (ceil && (o - 1) * ss >= size + pp)
+                o--;
+            return o;
+        }
+        int oh = OutSize(h, k.H, s.H, p.H, d.H), ow = OutSize(w, k.W, s.W, p.W, d.W);
+        if (oh < 1 || ow < 1)
+            throw new ShapeMismatchException(op, "kernel_size", $"a dilated kernel that fits the padded input {h + 2 * p.H}×{w + 2 * p.W}", $"{k} with dilation {d}");
+        return new PoolIndex
+        {
+            H = h, W = w, OH = oh, OW = ow, KH = k.H, KW = k.W, StrideH = s.H, StrideW = s.W, PadH = p.H, PadW = p.W,
+            DilationH = d.H, DilationW = d.W,
+        };
+    }
+
+    private static PoolIndex AdaptiveGeometry(string op, Tensor x, (int H, int W) size)
+    {
+        Validate.Input(op, "x", x);
+        Validate.Rank(op, "x", x, 4);
+        if (size.H < 1 || size.W < 1)
+            throw new ShapeMismatchException(op, "output_size", "sizes ≥ 1", size.ToString());
+        return new PoolIndex { H = x.Size(2), W = x.Size(3), OH = size.H, OW = size.W, Adaptive = 1 };
+    }
+
+    /// <summary>Runs the pooling kernel; the indices tensor exists for max pooling only.</summary>
+    private static (Tensor Output, Tensor? Indices) RunPool<TMax>(string op, Tensor x, PoolIndex q) where TMax : struct, IFlag
+    {
+        var device = Validate.DeviceOf(op, "x", x);
+        var output = Tensor.Empty(device, x.Size(0), x.Size(1), q.OH, q.OW);
+        var indices = default(TMax).Value ? Tensor.Empty(device, output.ShapeArray()) : null;
+        if (output.Length > 0 && q.H * q.W > 0)
+        {
+            using var xc = x.Contiguous();
+            var (xv, ov, iv, total) = (xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, output.Length);
+            if (HostParallel.Elements(device, op, total, q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW, i => PoolingKernels.Pool2dAt<TMax>(xv, ov, iv, q, i)))
+                return (output, indices);
+            device.Launch(op, PoolingKernels.Pool2d<TMax>, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
+                xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, q, output.Length);
+        }
+        return (output, indices);
+    }
+}

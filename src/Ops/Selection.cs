@@ -1,0 +1,44 @@
+using System.Runtime.CompilerServices;
+using GpuNet.Kernels.Cpu;
+using ILGPU;
+using ILGPU.Runtime;
+using GpuNet.Kernels;
+
+namespace GpuNet;
+
+public static partial class Ops
+{
+    /// <summary>
+    /// The <paramref name="k"/> largest (or smallest) entries along the last axis, in order, ties to the lower index
+    /// (torch.topk, ONNX TopK with sorted output). Inference only. Kernel <c>topk</c>.
+    /// </summary>
+    public static TopKResult TopK(Tensor x, int k, bool largest = true)
+    {
+        const string op = "topk";
+        var device = Validate.DeviceOf(op, "x", x);
+        Validate.Input(op, "x", x, device);
+        if (x.Rank < 1)
+            throw new ShapeMismatchException(op, "x", "a tensor of rank ≥ 1", "a scalar");
+        int n = x.Size(-1);
+        if (k < 0 || k > n)
+            throw new ShapeMismatchException(op, "k", $"0 ≤ k ≤ {n} (the last dimension)", k.ToString());
+        var shape = x.ShapeArray();
+        shape[^1] = k;
+        var values = Tensor.Empty(device, shape);
+        var indices = Tensor.Empty(device, shape);
+        int rows = n == 0 ? 0 : (int)(x.Length / n);
+        if (values.Length > 0)
+        {
+            using var xc = x.Contiguous();
+            var (xv, vv, iv) = (xc.ContiguousView, values.ContiguousView, indices.ContiguousView);
+            int flag = largest ? 1 : 0;
+            if (!HostParallel.Elements(device, op, rows, (long)n * k, row => SelectionKernels.TopKAt(xv, vv, iv, n, k, flag, row)))
+            {
+                device.Launch(op, SelectionKernels.TopK, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
+                    xv, vv, iv, rows, n, k, flag);
+            }
+        }
+        NoGradient(op, values, x);
+        return new TopKResult(values, indices);
+    }
+}
