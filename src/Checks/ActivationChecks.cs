@@ -51,4 +51,45 @@ internal static class ActivationChecks
             });
         }
     }
+
+    internal static IEnumerable<CheckCase> BackwardActivations()
+    {
+        var kernels = new (string Name, double Parameter, Func<Tensor, Tensor> Op)[]
+        {
+            ("relu", 0, x => Ops.Relu(x)),
+            ("leaky_relu", 0.05, x => Ops.LeakyRelu(x, 0.05f)),
+            ("gelu_erf", 0, x => Ops.GeluErf(x)),
+            ("gelu_tanh", 0, x => Ops.GeluTanh(x)),
+            ("silu", 0, x => Ops.Silu(x)),
+            ("sigmoid", 0, x => Ops.Sigmoid(x)),
+            ("tanh", 0, x => Ops.Tanh(x)),
+            ("softplus", 0, x => Ops.Softplus(x)),
+            ("elu", 1.5, x => Ops.Elu(x, 1.5f)),
+            ("exp", 0.5, x => Ops.Exp(x, 0.5f)),
+            ("scale", -1.75, x => Ops.Scale(x, -1.75f)),
+        };
+        // The one-element case draws from [0.25, 1]: a lone element near a zero of f′ (GELU's at −0.75, SiLU's at −1.28) would
+        // turn float rounding into an unbounded relative error; the wide cases cover the whole line.
+        static float[] Positive(int _, ulong seed)
+        {
+            var v = new float[1];
+            Philox.FillUniform(v, seed, 0.25f, 1f);
+            return v;
+        }
+        var shapes = new (string Name, int[] Shape, float Scale, Func<int, ulong, float[]>? Values)[]
+        {
+            ("tiny", new[] { 1 }, 1f, Positive),
+            ("odd_wide", new[] { 37, 53 }, 6f, null),
+            ("moderate", new[] { 64, 1031 }, 10f, null),
+        };
+        foreach (var (name, parameter, op) in kernels)
+        {
+            var f = ActivationReference.Of(name, parameter);
+            var df = GradientReference.ActivationDerivative(name, parameter);
+            foreach (var (shapeName, shape, scale, values) in shapes)
+                yield return GradientCheck.Case(name + "_backward", shapeName, new[] { new GradientInput(shape, Scale: scale, Values: values) }, t => op(t[0]),
+                    x => x[0].Select(f).ToArray(),
+                    (x, g) => new[] { x[0].Select((v, i) => g[i] * df(v)).ToArray() });
+        }
+    }
 }

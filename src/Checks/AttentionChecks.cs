@@ -94,4 +94,57 @@ internal static class AttentionChecks
             return new(cache.ToArray(), expected);
         });
     }
+
+    internal static IEnumerable<CheckCase> BackwardAttentions()
+    {
+        // (B, H, Nq, Nk, d, causal, mask, layout): the training path recomputes through the unfused ops.
+        var cases = new (string Name, int B, int H, int Nq, int Nk, int D, bool Causal, bool Mask, AttentionLayout Layout)[]
+        {
+            ("b2_h3_n7_d8", 2, 3, 7, 7, 8, false, false, AttentionLayout.BHND),
+            ("causal_cross_nq5_nk9", 1, 2, 5, 9, 16, true, false, AttentionLayout.BHND),
+            ("additive_mask", 2, 2, 6, 6, 8, false, true, AttentionLayout.BHND),
+            ("bnhd_causal", 2, 2, 9, 9, 4, true, false, AttentionLayout.BNHD),
+        };
+        foreach (var (name, b, h, nq, nk, d, causal, mask, layout) in cases)
+        {
+            int[] Shape(int n) => layout == AttentionLayout.BHND ? new[] { b, h, n, d } : new[] { b, n, h, d };
+            var inputs = new List<GradientInput> { new(Shape(nq)), new(Shape(nk)), new(Shape(nk)) };
+            if (mask)
+                inputs.Add(new GradientInput(new[] { b, 1, nq, nk }));
+            double scale = 1 / Math.Sqrt(d);
+            double[] Forward(double[][] x) => AttentionReference.Forward(x, b, h, nq, nk, d, scale, causal, mask ? x[3] : null, layout == AttentionLayout.BNHD);
+            yield return GradientCheck.Case("attention_backward", name, inputs.ToArray(),
+                t => KeepOutput(Ops.Attention(t[0], t[1], t[2], causal: causal, mask: mask ? t[3] : null, layout: layout)),
+                Forward, (x, g) => AttentionReference.Backward(x, g, b, h, nq, nk, d, scale, causal, mask ? x[3] : null, layout == AttentionLayout.BNHD),
+                tolerance: CheckCase.Fp32Tolerance);
+        }
+    }
+
+    /// <summary>Attention with a fixed (non-trained) additive mask and key lengths — on a GPU the fused backward kernels take it.</summary>
+    internal static IEnumerable<CheckCase> BackwardAttentionWithFixedMasks()
+    {
+        const int b = 2, h = 2, nq = 9, nk = 11, d = 20;
+        var lengths = new double[] { 11, 6 };
+        double scale = 1 / Math.Sqrt(d);
+        var maskValues = new float[b * nq * nk];
+        Philox.FillUniform(maskValues, 77, -2f, 2f);
+        var mask = Array.ConvertAll(maskValues, v => (double)v);
+        foreach (var causal in new[] { false, true })
+            yield return GradientCheck.Case("attention_backward", causal ? "fixed_mask_lengths_causal" : "fixed_mask_lengths",
+                new[] { new GradientInput(new[] { b, h, nq, d }), new GradientInput(new[] { b, h, nk, d }), new GradientInput(new[] { b, h, nk, d }) },
+                t =>
+                {
+                    using var m = Tensor.FromArray(t[0].Device, maskValues, b, 1, nq, nk);
+                    using var l = Tensor.FromArray(t[0].Device, lengths.Select(v => (float)v).ToArray());
+                    return KeepOutput(Ops.Attention(t[0], t[1], t[2], causal: causal, keyLengths: l, mask: m));
+                },
+                x => AttentionReference.Forward(x, b, h, nq, nk, d, scale, causal, mask, false, lengths),
+                (x, g) => AttentionReference.Backward(x, g, b, h, nq, nk, d, scale, causal, mask, false, lengths));
+    }
+
+    private static Tensor KeepOutput(AttentionResult r)
+    {
+        r.LogSumExp.Dispose();
+        return r.Output;
+    }
 }

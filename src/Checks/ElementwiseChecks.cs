@@ -119,4 +119,40 @@ internal static class ElementwiseChecks
         });
 
     private static float ToValue(ulong seed) => Philox.ToUniform(Philox.Word(seed, 0)) * 2 - 1;
+
+    internal static IEnumerable<CheckCase> BackwardElementwise()
+    {
+        // Divisors kept away from 0: |b| in [0.5, 1.5] with random sign.
+        static float[] Divisor(int[] shape, ulong seed)
+        {
+            var v = new float[ShapeUtil.Product(shape)];
+            Philox.FillUniform(v, seed, -1f, 1f);
+            return Array.ConvertAll(v, u => MathF.CopySign(0.5f + MathF.Abs(u), u));
+        }
+        var ops = new (string Name, Func<Tensor, Tensor, Tensor> Op, Func<double, double, double> F, Func<double, double, double> Da, Func<double, double, double> Db)[]
+        {
+            ("add", (a, b) => Ops.Add(a, b), (a, b) => a + b, (_, _) => 1, (_, _) => 1),
+            ("sub", (a, b) => Ops.Sub(a, b), (a, b) => a - b, (_, _) => 1, (_, _) => -1),
+            ("mul", (a, b) => Ops.Mul(a, b), (a, b) => a * b, (_, b) => b, (a, _) => a),
+            ("div", (a, b) => Ops.Div(a, b), (a, b) => a / b, (_, b) => 1 / b, (a, b) => -a / (b * b)),
+        };
+        var shapes = new (string Name, int[] A, int[] B)[]
+        {
+            ("same", new[] { 37, 53 }, new[] { 37, 53 }),
+            ("row_broadcast", new[] { 37, 53 }, new[] { 53 }),
+            ("both_broadcast", new[] { 7, 1, 5 }, new[] { 3, 5 }),
+            ("scalar", new[] { 1 }, new[] { 19 }),
+        };
+        foreach (var (name, op, f, da, db) in ops)
+            foreach (var (shapeName, a, b) in shapes)
+                yield return GradientCheck.Case(name + "_backward", shapeName,
+                    new[] { new GradientInput(a), new GradientInput(b, Values: name == "div" ? (k, seed) => Divisor(b, seed + (ulong)k) : null) },
+                    t => op(t[0], t[1]),
+                    x => ElementwiseReference.Binary(x[0], a, x[1], b, f),
+                    (x, g) =>
+                    {
+                        var (ga, gb) = GradientReference.Binary(x[0], a, x[1], b, g, da, db);
+                        return new[] { ga, gb };
+                    });
+    }
 }

@@ -108,4 +108,130 @@ internal static class LayoutChecks
             }
         return result.ToArray();
     }
+
+    internal static IEnumerable<CheckCase> BackwardLayouts()
+    {
+        var shape = new[] { 3, 4, 5 };
+        yield return GradientCheck.Case("permute_backward", "rank3", new[] { new GradientInput(shape) }, t => Ops.Permute(t[0], 2, 0, 1),
+            x => Permuted(x[0], shape), (x, g) => new[] { Unpermuted(g, shape) });
+        yield return GradientCheck.Case("transpose_backward", "rank3", new[] { new GradientInput(shape) }, t => Ops.Transpose(t[0], 0, 2),
+            x => Permuted(x[0], shape, transpose: true), (x, g) => new[] { Unpermuted(g, shape, transpose: true) });
+        var a = new[] { 3, 2, 5 };
+        var b = new[] { 3, 4, 5 };
+        yield return GradientCheck.Case("concat_backward", "axis1", new[] { new GradientInput(a), new GradientInput(b) }, t => Ops.Concat(t, 1),
+            x => Concat(x[0], x[1], 3, 2, 4, 5),
+            (x, g) =>
+            {
+                var (ga, gb) = SplitBack(g, 3, 2, 4, 5);
+                return new[] { ga, gb };
+            });
+        yield return GradientCheck.Case("split_backward", "axis1_sizes_2_4", new[] { new GradientInput(new[] { 3, 6, 5 }) },
+            t =>
+            {
+                var pieces = Ops.Split(t[0], new[] { 2, 4 }, 1);
+                using (pieces[0])
+                using (pieces[1])
+                using (var scaled = Ops.Scale(pieces[1], 3f))
+                    return Ops.Concat(new[] { scaled, pieces[0] }, 1);
+            },
+            x =>
+            {
+                var (p0, p1) = SplitBack(x[0], 3, 2, 4, 5);
+                return Concat(p1.Select(v => 3 * v).ToArray(), p0, 3, 4, 2, 5);
+            },
+            (x, g) =>
+            {
+                var (g1, g0) = SplitBack(g, 3, 4, 2, 5);
+                return new[] { Concat(g0, g1.Select(v => 3 * v).ToArray(), 3, 2, 4, 5) };
+            });
+        var y = new[] { 4, 7 };
+        yield return GradientCheck.Case("axpy_backward", "broadcast_x", new[] { new GradientInput(new[] { 7 }), new GradientInput(y) }, t => Ops.Axpy(-1.5f, t[0], t[1]),
+            x => ElementwiseReference.Binary(x[0], new[] { 7 }, x[1], y, (p, q) => -1.5 * p + q),
+            (x, g) =>
+            {
+                var (ga, gb) = GradientReference.Binary(x[0], new[] { 7 }, x[1], y, g, (_, _) => -1.5, (_, _) => 1);
+                return new[] { ga, gb };
+            });
+    }
+
+    // [A, B, C] → [C, A, B] (or [C, B, A] for the transpose of axes 0 and 2), and back.
+    private static double[] Permuted(double[] x, int[] s, bool transpose = false)
+    {
+        var o = new double[x.Length];
+        for (int i = 0; i < s[0]; i++)
+            for (int j = 0; j < s[1]; j++)
+                for (int k = 0; k < s[2]; k++)
+                    o[transpose ? (k * s[1] + j) * s[0] + i : (k * s[0] + i) * s[1] + j] = x[(i * s[1] + j) * s[2] + k];
+        return o;
+    }
+
+    private static double[] Unpermuted(double[] g, int[] s, bool transpose = false)
+    {
+        var dx = new double[g.Length];
+        for (int i = 0; i < s[0]; i++)
+            for (int j = 0; j < s[1]; j++)
+                for (int k = 0; k < s[2]; k++)
+                    dx[(i * s[1] + j) * s[2] + k] = g[transpose ? (k * s[1] + j) * s[0] + i : (k * s[0] + i) * s[1] + j];
+        return dx;
+    }
+
+    // [n, p, c] and [n, q, c] joined along axis 1, and the inverse.
+    private static double[] Concat(double[] a, double[] b, int n, int p, int q, int c)
+    {
+        var o = new double[n * (p + q) * c];
+        for (int i = 0; i < n; i++)
+        {
+            Array.Copy(a, i * p * c, o, i * (p + q) * c, p * c);
+            Array.Copy(b, i * q * c, o, (i * (p + q) + p) * c, q * c);
+        }
+        return o;
+    }
+
+    private static (double[] A, double[] B) SplitBack(double[] o, int n, int p, int q, int c)
+    {
+        var a = new double[n * p * c];
+        var b = new double[n * q * c];
+        for (int i = 0; i < n; i++)
+        {
+            Array.Copy(o, i * (p + q) * c, a, i * p * c, p * c);
+            Array.Copy(o, (i * (p + q) + p) * c, b, i * q * c, q * c);
+        }
+        return (a, b);
+    }
+
+    internal static IEnumerable<CheckCase> BackwardViews()
+    {
+        // permute → slice → expand → reshape of a contiguous copy: every view's backward maps the gradient home.
+        var shape = new[] { 5, 6, 7 };
+        yield return GradientCheck.Case("view_backward", "permute_slice_expand", new[] { new GradientInput(shape) },
+            t =>
+            {
+                using var p = t[0].Permute(2, 0, 1);          // [7, 5, 6]
+                using var s = p.Slice(0, 2, 4);               // [4, 5, 6]: x[:, :, 2:6] permuted
+                using var sel = s.Select(2, 1);               // [4, 5]: x[:, 1, 2:6]ᵀ
+                using var e = sel.Transpose(0, 1);            // [5, 4]
+                using var c = e.Contiguous();
+                using var r = c.Reshape(1, 20);
+                using var x = r.Expand(3, 20);                // [3, 20]: each element used three times
+                return Ops.Scale(x, 2f);
+            },
+            x =>
+            {
+                var o = new double[60];
+                for (int k = 0; k < 3; k++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 4; j++)
+                            o[k * 20 + i * 4 + j] = 2 * x[0][(i * 6 + 1) * 7 + 2 + j];
+                return o;
+            },
+            (x, g) =>
+            {
+                var dx = new double[x[0].Length];
+                for (int k = 0; k < 3; k++)
+                    for (int i = 0; i < 5; i++)
+                        for (int j = 0; j < 4; j++)
+                            dx[(i * 6 + 1) * 7 + 2 + j] += 2 * g[k * 20 + i * 4 + j];
+                return new[] { dx };
+            });
+    }
 }

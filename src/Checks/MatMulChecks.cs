@@ -119,4 +119,125 @@ internal static class MatMulChecks
             return new(c.ToArray(), MatMulReference.MatMul(ha, new[] { 40, 47 }, false, Host(baseB), new[] { 33, 47 }, true));
         });
     }
+
+    internal static IEnumerable<CheckCase> BackwardMatMuls()
+    {
+        var cases = new (string Name, int[] A, bool TA, int[] B, bool TB, bool Bias, bool GpuOnly)[]
+        {
+            ("tiny", new[] { 1, 1 }, false, new[] { 1, 1 }, false, false, false),
+            ("odd", new[] { 37, 53 }, false, new[] { 53, 29 }, false, false, false),
+            ("odd_at", new[] { 23, 19 }, true, new[] { 23, 17 }, false, false, false),
+            ("odd_bt", new[] { 19, 23 }, false, new[] { 17, 23 }, true, false, false),
+            ("odd_at_bt", new[] { 23, 19 }, true, new[] { 17, 23 }, true, false, false),
+            ("bias", new[] { 21, 13 }, false, new[] { 11, 13 }, true, true, false),
+            ("batched_broadcast", new[] { 3, 1, 9, 13 }, false, new[] { 4, 13, 11 }, false, false, false),
+            ("moderate", new[] { 130, 70 }, false, new[] { 97, 70 }, true, true, true),
+        };
+        foreach (var (name, a, ta, b, tb, bias, gpuOnly) in cases)
+        {
+            int n = tb ? b[^2] : b[^1];
+            var inputs = new List<GradientInput> { new(a), new(b) };
+            if (bias)
+                inputs.Add(new GradientInput(new[] { n }));
+            yield return GradientCheck.Case(bias ? "matmul_bias_act_backward" : a.Length > 2 ? "batched_matmul_backward" : "matmul_backward", name, inputs.ToArray(),
+                t => Ops.MatMul(t[0], t[1], ta, tb, alpha: 0.75f, bias: bias ? t[2] : null),
+                x => MatMulReference.MatMul(x[0], a, ta, x[1], b, tb, 0.75, 0, null, bias ? x[2] : null),
+                (x, g) =>
+                {
+                    var (da, db, dbias) = GradientReference.MatMul(x[0], a, ta, x[1], b, tb, 0.75, g);
+                    return bias ? new[] { da, db, dbias } : new[] { da, db };
+                }, gpuOnly: gpuOnly);
+        }
+        // Training splits a fused epilogue into matmul + activation: the activation's backward uses the saved pre-activation.
+        var fusedA = new[] { 17, 13 };
+        var fusedW = new[] { 11, 13 };
+        var gelu = ActivationReference.Of("gelu_erf");
+        yield return GradientCheck.Case("matmul_bias_act_backward", "linear_gelu", new[] { new GradientInput(fusedA), new GradientInput(fusedW), new GradientInput(new[] { 11 }) },
+            t => Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu),
+            x => MatMulReference.MatMul(x[0], fusedA, false, x[1], fusedW, true, 1, 0, null, x[2], gelu),
+            (x, g) =>
+            {
+                var z = MatMulReference.MatMul(x[0], fusedA, false, x[1], fusedW, true, 1, 0, null, x[2]);
+                var dgelu = GradientReference.ActivationDerivative("gelu_erf");
+                var gz = z.Select((v, i) => g[i] * dgelu(v)).ToArray();
+                var (da, db, dbias) = GradientReference.MatMul(x[0], fusedA, false, x[1], fusedW, true, 1, gz);
+                return new[] { da, db, dbias };
+            });
+    }
+
+    /// <summary>
+    /// Fused layers feeding matmuls: the consumer's backward applies the producer's act′(z) in its epilogue (matmul_act_backward)
+    /// when it is the only consumer — chained Linear layers, a rank-3 input, a transposed consumer — and the engine applies it on
+    /// its own when the output has two consumers. Each against the chain rule in double precision.
+    /// </summary>
+    internal static IEnumerable<CheckCase> BackwardFusedChains()
+    {
+        static double[] Act(double[] z, string act) => z.Select(ActivationReference.Of(act)).ToArray();
+        static double[] Gate(double[] g, double[] z, string act)
+        {
+            var df = GradientReference.ActivationDerivative(act);
+            return g.Select((v, i) => v * df(z[i])).ToArray();
+        }
+        static double[] Linear(double[] x, int[] xShape, double[] w, int[] wShape, double[]? bias) =>
+            MatMulReference.MatMul(x, xShape, false, w, wShape, true, 1, 0, null, bias);
+
+        int[] w1 = { 17, 13 }, w2 = { 11, 17 };
+        foreach (var (act, rows) in new[] { (FusedActivation.Relu, new[] { 9 }), (FusedActivation.Gelu, new[] { 2, 7 }), (FusedActivation.GeluTanh, new[] { 5 }), (FusedActivation.Silu, new[] { 9 }) })
+        {
+            string name = MatMulChecks.ActivationKernel(act);
+            var x = rows.Append(13).ToArray();
+            var h = rows.Append(17).ToArray();
+            yield return GradientCheck.Case("matmul_act_backward", $"two_linear_{name}", new[] { new GradientInput(x, Scale: 2f), new GradientInput(w1), new GradientInput(new[] { 17 }), new GradientInput(w2), new GradientInput(new[] { 11 }) },
+                t => Ops.Linear(Ops.Linear(t[0], t[1], t[2], act), t[3], t[4], act),
+                v => Act(Linear(Act(Linear(v[0], x, v[1], w1, v[2]), name), h, v[3], w2, v[4]), name),
+                (v, g) =>
+                {
+                    var z1 = Linear(v[0], x, v[1], w1, v[2]);
+                    var z2 = Linear(Act(z1, name), h, v[3], w2, v[4]);
+                    var (dh, dw2, db2) = GradientReference.MatMul(Act(z1, name), h, false, v[3], w2, true, 1, Gate(g, z2, name));
+                    var (dx, dw1, db1) = GradientReference.MatMul(v[0], x, false, v[1], w1, true, 1, Gate(dh, z1, name));
+                    return new[] { dx, dw1, db1, dw2, db2 };
+                });
+        }
+
+        // A transposed consumer: P = hᵀ·Q with h = gelu(x·W1ᵀ + b1) (the gate lands in the epilogue of dh = Q·dPᵀ).
+        int[] xs = { 9, 13 }, hs = { 9, 17 }, q = { 9, 5 };
+        yield return GradientCheck.Case("matmul_act_backward", "transposed_consumer_gelu", new[] { new GradientInput(xs, Scale: 2f), new GradientInput(w1), new GradientInput(new[] { 17 }), new GradientInput(q) },
+            t => Ops.MatMul(Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu), t[3], transposeA: true),
+            v => MatMulReference.MatMul(Act(Linear(v[0], xs, v[1], w1, v[2]), "gelu_erf"), hs, true, v[3], q, false),
+            (v, g) =>
+            {
+                var z1 = Linear(v[0], xs, v[1], w1, v[2]);
+                var (dh, dq, _) = GradientReference.MatMul(Act(z1, "gelu_erf"), hs, true, v[3], q, false, 1, g);
+                var (dx, dw1, db1) = GradientReference.MatMul(v[0], xs, false, v[1], w1, true, 1, Gate(dh, z1, "gelu_erf"));
+                return new[] { dx, dw1, db1, dq };
+            });
+
+        // Two consumers of one fused output: the engine sums their gradients, then applies the gate itself.
+        int[] w3 = { 11, 17 };
+        yield return GradientCheck.Case("matmul_bias_act_backward", "two_consumers_silu", new[] { new GradientInput(xs, Scale: 2f), new GradientInput(w1), new GradientInput(new[] { 17 }), new GradientInput(w2), new GradientInput(w3) },
+            t =>
+            {
+                using var hidden = Ops.Linear(t[0], t[1], t[2], FusedActivation.Silu);
+                using var left = Ops.Linear(hidden, t[3]);
+                using var right = Ops.Linear(hidden, t[4]);
+                return Ops.Add(left, right);
+            },
+            v =>
+            {
+                var hv = Act(Linear(v[0], xs, v[1], w1, v[2]), "silu");
+                var l = Linear(hv, hs, v[3], w2, null);
+                var r = Linear(hv, hs, v[4], w3, null);
+                return l.Select((e, i) => e + r[i]).ToArray();
+            },
+            (v, g) =>
+            {
+                var z1 = Linear(v[0], xs, v[1], w1, v[2]);
+                var hv = Act(z1, "silu");
+                var (dl, dw2, _) = GradientReference.MatMul(hv, hs, false, v[3], w2, true, 1, g);
+                var (dr, dw3, _) = GradientReference.MatMul(hv, hs, false, v[4], w3, true, 1, g);
+                var (dx, dw1, db1) = GradientReference.MatMul(v[0], xs, false, v[1], w1, true, 1, Gate(dl.Select((e, i) => e + dr[i]).ToArray(), z1, "silu"));
+                return new[] { dx, dw1, db1, dw2, dw3 };
+            });
+    }
 }

@@ -90,4 +90,57 @@ internal static class NormalizationChecks
                     return new(r.Output.ToArray(), y) { Also = [("mean", r.Mean.ToArray(), mean), ("rstd", r.Rstd.ToArray(), rstd)] };
                 });
     }
+
+    internal static IEnumerable<CheckCase> BackwardNormalizations()
+    {
+        const double eps = 1e-5;
+        foreach (var (name, rows, cols, offset) in new[] { ("tiny", 1, 1, 0f), ("odd", 37, 53, 0f), ("offset", 16, 257, 100f), ("wide", 8, 4099, 0f) })
+            foreach (var rms in new[] { false, true })
+            {
+                // Inputs on a common offset test that the backward's x̂ is as exact as the forward's.
+                float[] Shifted(int k, ulong seed)
+                {
+                    var v = new float[rows * cols];
+                    Philox.FillUniform(v, seed, -1f, 1f);
+                    return v.Select(u => u + offset).ToArray();
+                }
+                var inputs = rms
+                    ? new[] { new GradientInput(new[] { rows, cols }, Values: Shifted), new GradientInput(new[] { cols }) }
+                    : new[] { new GradientInput(new[] { rows, cols }, Values: Shifted), new GradientInput(new[] { cols }), new GradientInput(new[] { cols }) };
+                yield return GradientCheck.Case(rms ? "rmsnorm_backward" : "layernorm_backward", name, inputs,
+                    t => rms ? KeepOutput(Ops.RmsNorm(t[0], t[1], (float)eps)) : KeepOutput(Ops.LayerNorm(t[0], t[1], t[2], (float)eps)),
+                    x => NormalizationReference.Normalize(x[0], rows, cols, x[1], rms ? null : x[2], eps, rms).Y,
+                    (x, g) =>
+                    {
+                        var (dx, dg, db) = GradientReference.Normalize(x[0], x[1], g, rows, cols, (r, j) => r * cols + j, (_, j) => j, cols, eps, rms);
+                        return rms ? new[] { dx, dg } : new[] { dx, dg, db };
+                    });
+            }
+        // GroupNorm [N, C, H, W] with 3 groups and BatchNorm2d (training statistics) [N, C, H, W].
+        int n = 2, c = 6, h = 5, w = 3, hw = h * w, groups = 3, per = c / groups;
+        var shape = new[] { n, c, h, w };
+        yield return GradientCheck.Case("groupnorm_backward", "g3", new[] { new GradientInput(shape), new GradientInput(new[] { c }), new GradientInput(new[] { c }) },
+            t => KeepOutput(Ops.GroupNorm(t[0], groups, t[1], t[2], (float)eps)),
+            x => NormalizationReference.GroupNorm(x[0], n, c, hw, groups, x[1], x[2], eps).Y,
+            (x, g) =>
+            {
+                var (dx, dg, db) = GradientReference.Normalize(x[0], x[1], g, n * groups, per * hw, (r, j) => r * per * hw + j, (r, j) => r % groups * per + j / hw, c, eps, false);
+                return new[] { dx, dg, db };
+            });
+        yield return GradientCheck.Case("batchnorm2d_train_backward", "n2_c6", new[] { new GradientInput(shape), new GradientInput(new[] { c }), new GradientInput(new[] { c }) },
+            t => KeepOutput(Ops.BatchNorm2dTrain(t[0], t[1], t[2], eps: (float)eps)),
+            x => NormalizationReference.BatchNorm(x[0], n, c, hw, x[1], x[2], eps).Y,
+            (x, g) =>
+            {
+                var (dx, dg, db) = GradientReference.Normalize(x[0], x[1], g, c, n * hw, (r, j) => (j / hw * c + r) * hw + j % hw, (r, _) => r, c, eps, false);
+                return new[] { dx, dg, db };
+            });
+    }
+
+    private static Tensor KeepOutput(NormResult r)
+    {
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        return r.Output;
+    }
 }

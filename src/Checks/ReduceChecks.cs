@@ -66,4 +66,56 @@ internal static class ReduceChecks
                 yield return AxisCase("argmax", shape, axis, keep, x => Ops.ArgMax(x, axis, keep), ReduceReference.ArgMax, ties);
         }
     }
+
+    internal static IEnumerable<CheckCase> BackwardReductions()
+    {
+        var shape = new[] { 7, 11, 13 };
+        foreach (var (axis, keep) in new[] { (0, false), (1, true), (-1, false) })
+            foreach (var mean in new[] { false, true })
+            {
+                int a = axis < 0 ? axis + shape.Length : axis;
+                int outer = (int)ShapeUtil.Product(shape.AsSpan(0, a)), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
+                yield return GradientCheck.Case(mean ? "reduce_mean_backward" : "reduce_sum_backward", $"axis{axis}{(keep ? "_keepdim" : "")}", new[] { new GradientInput(shape) },
+                    t => mean ? Ops.Mean(t[0], axis, keep) : Ops.Sum(t[0], axis, keep),
+                    x => ReduceReference.Reduce(x[0], outer, reduced, inner, 0, (p, q) => p + q, mean ? (s, c) => s / c : null),
+                    (x, g) =>
+                    {
+                        var dx = new double[x[0].Length];
+                        for (int o = 0; o < outer; o++)
+                            for (int r = 0; r < reduced; r++)
+                                for (int i = 0; i < inner; i++)
+                                    dx[(o * reduced + r) * inner + i] = g[o * inner + i] / (mean ? reduced : 1);
+                        return new[] { dx };
+                    });
+            }
+        // Max: the gradient goes to the maximum of each reduced column. Distinct values: at a tie max has no derivative
+        // (central differences give the average over the tied elements), so the tie rule — the first maximum, as PyTorch —
+        // is a unit test (TrainingTests.MaxRoutesTheGradientToTheFirstMaximum), not a finite-difference case.
+        foreach (var (axis, keep) in new[] { (1, false), (-1, true) })
+        {
+            int a = axis < 0 ? axis + shape.Length : axis;
+            int outer = (int)ShapeUtil.Product(shape.AsSpan(0, a)), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
+            int First(double[] x, int o, int i)
+            {
+                int best = 0;
+                for (int r = 1; r < reduced; r++)
+                    if (x[(o * reduced + r) * inner + i] > x[(o * reduced + best) * inner + i])
+                        best = r;
+                return best;
+            }
+            yield return GradientCheck.Case("reduce_max_backward", $"axis{axis}{(keep ? "_keepdim" : "")}", new[] { new GradientInput(shape) },
+                t => Ops.Max(t[0], axis, keep),
+                x => ReduceReference.Reduce(x[0], outer, reduced, inner, double.NegativeInfinity, Math.Max),
+                (x, g) =>
+                {
+                    var dx = new double[x[0].Length];
+                    for (int o = 0; o < outer; o++)
+                        for (int i = 0; i < inner; i++)
+                            dx[(o * reduced + First(x[0], o, i)) * inner + i] = g[o * inner + i];
+                    return new[] { dx };
+                });
+        }
+        yield return GradientCheck.Case("reduce_sum_backward", "all", new[] { new GradientInput(new[] { 37, 53 }) }, t => Ops.SumAll(t[0]),
+            x => new[] { x[0].Sum() }, (x, g) => new[] { x[0].Select(_ => g[0]).ToArray() });
+    }
 }

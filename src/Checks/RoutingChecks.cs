@@ -75,4 +75,93 @@ internal static class RoutingChecks
             });
         }
     }
+
+    internal static IEnumerable<CheckCase> BackwardRouting()
+    {
+        const int tokens = 13, experts = 5, k = 2, d = 7;
+        const float factor = 0.8f; // capacity ⌈0.8·26/5⌉ = 5: busy experts drop their later assignments
+        // A fixed routing with repeats: expert (t·3 + s·2) mod 5 over tokens and slots, the two slots always distinct.
+        var ids = Enumerable.Range(0, tokens * k).Select(a => (a / k * 3 + a % k * 2) % experts).ToArray();
+        int capacity = (int)Math.Ceiling(factor * tokens * k / experts);
+        var (positions, _) = RoutingReference.Route(ids, experts, capacity);
+        MoeRouting Route(Device device)
+        {
+            using var indices = Tensor.FromArray(device, ids.Select(i => (float)i).ToArray(), tokens, k);
+            return Ops.MoeRoute(indices, experts, factor);
+        }
+        yield return GradientCheck.Case("moe_dispatch_backward", "capacity_0_8", new[] { new GradientInput(new[] { tokens, d }) },
+            t =>
+            {
+                using var routing = Route(t[0].Device);
+                return Ops.MoeDispatch(t[0], routing);
+            },
+            x =>
+            {
+                var o = new double[tokens * k * d];
+                for (int a = 0; a < positions.Length; a++)
+                    if (positions[a] >= 0)
+                        Array.Copy(x[0], a / k * d, o, positions[a] * d, d);
+                return o;
+            },
+            (x, g) =>
+            {
+                var dx = new double[tokens * d];
+                for (int a = 0; a < positions.Length; a++)
+                    if (positions[a] >= 0)
+                        for (int c = 0; c < d; c++)
+                            dx[a / k * d + c] += g[positions[a] * d + c];
+                return new[] { dx };
+            });
+        yield return GradientCheck.Case("moe_combine_backward", "capacity_0_8", new[] { new GradientInput(new[] { tokens * k, d }), new GradientInput(new[] { tokens, k }) },
+            t =>
+            {
+                using var routing = Route(t[0].Device);
+                return Ops.MoeCombine(t[0], t[1], routing);
+            },
+            x =>
+            {
+                var y = new double[tokens * d];
+                for (int a = 0; a < positions.Length; a++)
+                    if (positions[a] >= 0)
+                        for (int c = 0; c < d; c++)
+                            y[a / k * d + c] += x[1][a] * x[0][positions[a] * d + c];
+                return y;
+            },
+            (x, g) =>
+            {
+                var dOut = new double[tokens * k * d];
+                var dW = new double[tokens * k];
+                for (int a = 0; a < positions.Length; a++)
+                    if (positions[a] >= 0)
+                        for (int c = 0; c < d; c++)
+                        {
+                            dOut[positions[a] * d + c] += x[1][a] * g[a / k * d + c];
+                            dW[a] += g[a / k * d + c] * x[0][positions[a] * d + c];
+                        }
+                return new[] { dOut, dW };
+            });
+        foreach (var (name, t, e, kk) in new[] { ("t13_e5_k2", 13, 5, 2), ("t37_e8_k3", 37, 8, 3) })
+            yield return GradientCheck.Case("topk_gating_backward", name, new[] { new GradientInput(new[] { t, e }, Scale: 3f) },
+                x =>
+                {
+                    var r = Ops.TopKGating(x[0], kk);
+                    r.Indices.Dispose();
+                    return r.Weights;
+                },
+                x => RoutingReference.TopK(x[0], t, e, kk).Weights,
+                (x, g) =>
+                {
+                    var (w, idx) = RoutingReference.TopK(x[0], t, e, kk);
+                    var dl = new double[t * e];
+                    for (int tok = 0; tok < t; tok++)
+                    {
+                        double dot = 0;
+                        for (int s = 0; s < kk; s++)
+                            dot += w[tok * kk + s] * g[tok * kk + s];
+                        for (int s = 0; s < kk; s++)
+                            dl[tok * e + (int)idx[tok * kk + s]] = w[tok * kk + s] * (g[tok * kk + s] - dot);
+                    }
+                    return new[] { dl };
+                });
+    }
 }

@@ -148,4 +148,165 @@ internal static class SequenceChecks
             return new(o.ToArray(), SequenceReference.Nearest(Host(x), Host(cb), 20, 16, 3));
         });
     }
+
+    internal static IEnumerable<CheckCase> BackwardLosses()
+    {
+        foreach (var (name, rows, classes, smoothing, gpuOnly) in new[] { ("odd", 37, 11, 0.1f, false), ("one_class", 5, 1, 0f, false), ("moderate", 256, 1000, 0.05f, false) })
+        {
+            // Class ids with every seventh row ignored (-100).
+            float[] Targets(int _, ulong seed)
+            {
+                var u = new float[rows];
+                Philox.FillUniform(u, seed, 0f, classes);
+                return u.Select((v, i) => i % 7 == 3 ? -100f : MathF.Min(MathF.Floor(v), classes - 1)).ToArray();
+            }
+            yield return GradientCheck.Case("cross_entropy_backward", name, new[] { new GradientInput(new[] { rows, classes }, Scale: 3f), new GradientInput(new[] { rows }, false, Values: Targets) },
+                t => Ops.CrossEntropy(t[0], t[1], Reduction.None, -100, smoothing),
+                x => GradientReference.CrossEntropyRows(x[0], x[1], rows, classes, -100, smoothing),
+                (x, g) => new[] { GradientReference.CrossEntropyRowsBackward(x[0], x[1], g, rows, classes, -100, smoothing), null }, gpuOnly: gpuOnly);
+        }
+        foreach (var (name, rows, classes) in new[] { ("odd", 37, 11), ("moderate", 256, 1000) })
+        {
+            float[] Targets(int _, ulong seed)
+            {
+                var u = new float[rows];
+                Philox.FillUniform(u, seed, 0f, classes);
+                return u.Select((v, i) => i % 5 == 2 ? -100f : MathF.Min(MathF.Floor(v), classes - 1)).ToArray();
+            }
+            yield return GradientCheck.Case("nll_loss_backward", name, new[] { new GradientInput(new[] { rows, classes }, Scale: 3f), new GradientInput(new[] { rows }, false, Values: Targets) },
+                t => Ops.NllLoss(t[0], t[1], Reduction.None),
+                x => Enumerable.Range(0, rows).Select(r => x[1][r] == -100 ? 0 : -x[0][r * classes + (int)x[1][r]]).ToArray(),
+                (x, g) =>
+                {
+                    var dx = new double[rows * classes];
+                    for (int r = 0; r < rows; r++)
+                        if (x[1][r] != -100)
+                            dx[r * classes + (int)x[1][r]] = -g[r];
+                    return new[] { dx, null };
+                });
+        }
+        var shape = new[] { 13, 7 };
+        // Pointwise losses of d = pred − target: value and derivative in double, the reduction as torch's mean.
+        var pointwise = new (string Name, Func<Tensor, Tensor, Tensor> Op, Func<double, double> F, Func<double, double> Df)[]
+        {
+            ("l1_loss", (p, q) => Ops.L1Loss(p, q), Math.Abs, d => Math.Sign(d)),
+            ("smooth_l1_loss", (p, q) => Ops.SmoothL1Loss(p, q, beta: 0.5f), d => Math.Abs(d) < 0.5 ? d * d : Math.Abs(d) - 0.25, d => Math.Abs(d) < 0.5 ? 2 * d : Math.Sign(d)),
+            ("huber_loss", (p, q) => Ops.HuberLoss(p, q, delta: 0.5f), d => Math.Abs(d) <= 0.5 ? 0.5 * d * d : 0.5 * (Math.Abs(d) - 0.25), d => Math.Abs(d) <= 0.5 ? d : 0.5 * Math.Sign(d)),
+        };
+        foreach (var (name, op, f, df) in pointwise)
+            yield return GradientCheck.Case(name + "_backward", "mean", new[] { new GradientInput(shape), new GradientInput(shape) },
+                t => op(t[0], t[1]),
+                x => new[] { x[0].Select((v, i) => f(v - x[1][i])).Average() },
+                (x, g) => new[]
+                {
+                    x[0].Select((v, i) => g[0] * df(v - x[1][i]) / x[0].Length).ToArray(),
+                    x[0].Select((v, i) => -g[0] * df(v - x[1][i]) / x[0].Length).ToArray(),
+                });
+        // kl_div(log q, p) with p a positive distribution per row (batchmean): gradients to both.
+        float[] Probabilities(int _, ulong seed)
+        {
+            var v = new float[shape[0] * shape[1]];
+            Philox.FillUniform(v, seed, 0.05f, 1f);
+            for (int r = 0; r < shape[0]; r++)
+            {
+                float sum = 0;
+                for (int j = 0; j < shape[1]; j++)
+                    sum += v[r * shape[1] + j];
+                for (int j = 0; j < shape[1]; j++)
+                    v[r * shape[1] + j] /= sum;
+            }
+            return v;
+        }
+        yield return GradientCheck.Case("kl_div_backward", "batchmean", new[] { new GradientInput(shape, Scale: 2f), new GradientInput(shape, Values: Probabilities) },
+            t => Ops.KlDiv(t[0], t[1], Reduction.BatchMean),
+            x => new[] { x[0].Select((v, i) => x[1][i] * (Math.Log(x[1][i]) - v)).Sum() / shape[0] },
+            (x, g) => new[]
+            {
+                x[1].Select(p => -g[0] * p / shape[0]).ToArray(),
+                x[1].Select((p, i) => g[0] * (Math.Log(p) + 1 - x[0][i]) / shape[0]).ToArray(),
+            });
+        yield return GradientCheck.Case("l1_penalty_backward", "two_tensors", new[] { new GradientInput(new[] { 5, 3 }), new GradientInput(new[] { 4 }) },
+            t => Ops.L1Penalty(t),
+            x => new[] { x[0].Sum(Math.Abs) + x[1].Sum(Math.Abs) },
+            (x, g) => new[] { x[0].Select(v => g[0] * Math.Sign(v)).ToArray(), x[1].Select(v => g[0] * Math.Sign(v)).ToArray() });
+        yield return GradientCheck.Case("l2_penalty_backward", "two_tensors", new[] { new GradientInput(new[] { 5, 3 }), new GradientInput(new[] { 4 }) },
+            t => Ops.L2Penalty(t),
+            x => new[] { x[0].Sum(v => v * v) + x[1].Sum(v => v * v) },
+            (x, g) => new[] { x[0].Select(v => g[0] * 2 * v).ToArray(), x[1].Select(v => g[0] * 2 * v).ToArray() });
+        yield return GradientCheck.Case("mse_loss_backward", "mean", new[] { new GradientInput(shape), new GradientInput(shape) },
+            t => Ops.MseLoss(t[0], t[1]),
+            x => new[] { x[0].Select((v, i) => (v - x[1][i]) * (v - x[1][i])).Average() },
+            (x, g) => new[]
+            {
+                x[0].Select((v, i) => g[0] * 2 * (v - x[1][i]) / x[0].Length).ToArray(),
+                x[0].Select((v, i) => -g[0] * 2 * (v - x[1][i]) / x[0].Length).ToArray(),
+            });
+        yield return GradientCheck.Case("bce_with_logits_backward", "mean", new[] { new GradientInput(shape, Scale: 6f), new GradientInput(shape, false, Values: (_, seed) =>
+            {
+                var v = new float[ShapeUtil.Product(shape)];
+                Philox.FillUniform(v, seed, 0f, 1f);
+                return v;
+            }) },
+            t => Ops.BinaryCrossEntropyWithLogits(t[0], t[1]),
+            x => new[] { x[0].Select((v, i) => Math.Log(1 + Math.Exp(v)) - v * x[1][i]).Average() },
+            (x, g) => new[] { x[0].Select((v, i) => g[0] * (1 / (1 + Math.Exp(-v)) - x[1][i]) / x[0].Length).ToArray(), null });
+        yield return GradientCheck.Case("gaussian_kl_backward", "mean", new[] { new GradientInput(shape), new GradientInput(shape) },
+            t => Ops.GaussianKl(t[0], t[1]),
+            x =>
+            {
+                double total = 0;
+                for (int i = 0; i < x[0].Length; i++)
+                    total += -0.5 * (1 + x[1][i] - x[0][i] * x[0][i] - Math.Exp(x[1][i]));
+                return new[] { total / shape[0] };
+            },
+            (x, g) => new[]
+            {
+                x[0].Select(m => g[0] * m / shape[0]).ToArray(),
+                x[1].Select(lv => g[0] * 0.5 * (Math.Exp(lv) - 1) / shape[0]).ToArray(),
+            });
+    }
+
+    internal static IEnumerable<CheckCase> BackwardGathers()
+    {
+        // Ids with repeats (and one row never used): the scatter-add must sum every position of a row.
+        const int vocab = 11, dim = 13;
+        var ids = new[] { 3, 7, 3, 0, 10, 3, 7, 1, 9, 0, 2, 4, 5, 6, 3, 8, 1 };
+        yield return GradientCheck.Case("embedding_backward", "repeated_ids", new[] { new GradientInput(new[] { vocab, dim }) },
+            t => Ops.Embedding(t[0], ids, 1, ids.Length),
+            x => ids.SelectMany(id => x[0].Skip(id * dim).Take(dim)).ToArray(),
+            (x, g) =>
+            {
+                var dw = new double[vocab * dim];
+                for (int i = 0; i < ids.Length; i++)
+                    for (int c = 0; c < dim; c++)
+                        dw[ids[i] * dim + c] += g[i * dim + c];
+                return new[] { dw };
+            });
+        var rowIds = new float[] { 2, 0, 2, 2, 5, 1 };
+        yield return GradientCheck.Case("gather_rows_backward", "repeated_rows", new[] { new GradientInput(new[] { 6, 9 }), new GradientInput(new[] { 2, 3 }, false, Values: (_, _) => rowIds) },
+            t => Ops.GatherRows(t[0], t[1]),
+            x => x[1].SelectMany(id => x[0].Skip((int)id * 9).Take(9)).ToArray(),
+            (x, g) =>
+            {
+                var dw = new double[6 * 9];
+                for (int i = 0; i < rowIds.Length; i++)
+                    for (int c = 0; c < 9; c++)
+                        dw[(int)rowIds[i] * 9 + c] += g[i * 9 + c];
+                return new[] { dw, null };
+            });
+        const float p = 0.3f;
+        const ulong dropSeed = 1234;
+        var shape = new[] { 37, 53 };
+        var keep = new float[ShapeUtil.Product(shape)];
+        Philox.FillUniform(keep, dropSeed, 0f, 1f);
+        yield return GradientCheck.Case("dropout_backward", "p0_3", new[] { new GradientInput(shape) },
+            t =>
+            {
+                var (y, mask) = Ops.Dropout(t[0], p, dropSeed);
+                mask.Dispose();
+                return y;
+            },
+            x => x[0].Select((v, i) => keep[i] >= p ? v / (1 - (double)p) : 0).ToArray(),
+            (x, g) => new[] { g.Select((v, i) => keep[i] >= p ? v / (1 - (double)p) : 0).ToArray() });
+    }
 }

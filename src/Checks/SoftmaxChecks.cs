@@ -49,4 +49,24 @@ internal static class SoftmaxChecks
             yield return Case("softmax_causal", name + $"_offset{offset}", shape, scale, (x, o) => Ops.SoftmaxCausal(x, offset, o),
                 (h, r, c) => SoftmaxReference.Softmax(h, r, c, causal: true, rowsPerMatrix: shape[^2], offset: offset));
     }
+
+    internal static IEnumerable<CheckCase> BackwardSoftmaxes()
+    {
+        var shapes = new (string Name, int Rows, int Cols, float Scale)[]
+        {
+            ("tiny", 1, 1, 1f),
+            ("odd", 37, 53, 4f),
+            ("moderate", 64, 1031, 8f),
+        };
+        foreach (var log in new[] { false, true })
+            foreach (var (name, rows, cols, scale) in shapes)
+                yield return GradientCheck.Case(log ? "log_softmax_backward" : "softmax_backward", name, new[] { new GradientInput(new[] { rows, cols }, Scale: scale) },
+                    t => log ? Ops.LogSoftmax(t[0]) : Ops.Softmax(t[0]),
+                    x => SoftmaxReference.Softmax(x[0], rows, cols, log),
+                    (x, g) => new[] { GradientReference.Softmax(SoftmaxReference.Softmax(x[0], rows, cols, log), g, rows, cols, log) });
+        yield return GradientCheck.Case("softmax_backward", "causal", new[] { new GradientInput(new[] { 2, 13, 13 }, Scale: 3f) },
+            t => Ops.SoftmaxCausal(t[0]),
+            x => SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13),
+            (x, g) => new[] { GradientReference.Softmax(SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13), g, 26, 13, false) });
+    }
 }
