@@ -1,6 +1,3 @@
-using System.Runtime.CompilerServices;
-using ILGPU;
-using ILGPU.Runtime;
 using GpuNet.Kernels;
 
 namespace GpuNet;

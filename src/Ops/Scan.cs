@@ -1,6 +1,4 @@
 using GpuNet.Kernels.Cpu;
-using ILGPU;
-using ILGPU.Runtime;
 using GpuNet.Kernels;
 
 namespace GpuNet;

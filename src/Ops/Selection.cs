@@ -1,7 +1,4 @@
-using System.Runtime.CompilerServices;
 using GpuNet.Kernels.Cpu;
-using ILGPU;
-using ILGPU.Runtime;
 using GpuNet.Kernels;
 
 namespace GpuNet;

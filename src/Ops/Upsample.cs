@@ -1,5 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
 using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
