@@ -17,7 +17,7 @@ internal static class ModelsVerb
         var table = new Table("model", "parameters", "forward ms", "max abs err", "rel L2 err", "pass");
         var rows = new List<object>();
         int failed = 0;
-        var golden = GpuNet.Layers.ModelZoo.Golden;
+        var golden = GpuNet.Layers.GoldenModels.All;
         var elapsed = ProgressReporter.Run("models", golden.Count, progress =>
         {
             foreach (var c in golden)

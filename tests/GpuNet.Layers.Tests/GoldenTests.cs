@@ -25,7 +25,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
 
     private static Gpt GptModel(Device d, SafeTensorsFile f) => ModelZoo.Gpt(d, f);
 
-    public static IEnumerable<object[]> Cases => ModelZoo.Golden.Select(c => new object[] { c.Name });
+    public static IEnumerable<object[]> Cases => GoldenModels.All.Select(c => new object[] { c.Name });
 
     /// <summary>Models cheap enough for the simulated GPU (each under a second there): they keep the layer graph tested on the
     /// ILGPU kernels themselves, while every model runs on the fast CPU device.</summary>
@@ -41,7 +41,7 @@ public sealed class GoldenTests(ITestOutputHelper output)
 
     private void RunGolden(Device device, string name)
     {
-        var c = ModelZoo.Golden.Single(g => g.Name == name);
+        var c = GoldenModels.All.Single(g => g.Name == name);
         using var f = Fixtures.Open(name);
         using var model = c.Build(device, f);
         model.Load(f);

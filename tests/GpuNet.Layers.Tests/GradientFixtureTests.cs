@@ -29,7 +29,7 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
 
     /// <summary>The golden case a gradient fixture extends: its file name without "_grad" (same builder, same extra inputs).</summary>
     private static GoldenCase Golden(SafeTensorsFile f) =>
-        ModelZoo.Golden.Single(c => c.Name == Path.GetFileNameWithoutExtension(f.Path)[..^"_grad".Length]);
+        GoldenModels.All.Single(c => c.Name == Path.GetFileNameWithoutExtension(f.Path)[..^"_grad".Length]);
 
     private static Module Build(SafeTensorsFile f)
     {

@@ -121,8 +121,9 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
             Assert.True(File.Exists(Path.Combine(feed.Feed, $"{id}.{feed.Version}.snupkg")), $"{id}: no symbols package");
             // The correctness machinery (references, case registry, kernel catalog, PTX compiler) lives in GpuNet.Checks,
             // which the tests and the CLI use and no library package ships or depends on.
-            var namespaces = TypeNamespaces(zip, $"lib/net10.0/{id}.dll");
-            Assert.DoesNotContain(namespaces, n => n.EndsWith(".Checks") || n.EndsWith(".Reference"));
+            var types = TypeNames(zip, $"lib/net10.0/{id}.dll");
+            Assert.DoesNotContain(types, t => t.Namespace.EndsWith(".Checks") || t.Namespace.EndsWith(".Reference"));
+            Assert.DoesNotContain(types, t => t.Name is "GoldenModels" or "GoldenCase" or "CheckRunner" or "KernelRegistry" or "PtxCompiler");
             using var nuspec = new StreamReader(zip.Entries.Single(e => e.FullName.EndsWith(".nuspec")).Open());
             Assert.DoesNotContain("GpuNet.Checks", nuspec.ReadToEnd());
         }
@@ -132,8 +133,8 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
         Assert.DoesNotContain(tool.Entries, e => e.FullName.EndsWith(".pdb") && e.FullName.Contains("/runtimes/"));
     }
 
-    /// <summary>The namespaces of the types an assembly inside a package defines (read from its metadata, not loaded).</summary>
-    private static HashSet<string> TypeNamespaces(ZipArchive zip, string entry)
+    /// <summary>The types an assembly inside a package defines (read from its metadata, not loaded).</summary>
+    private static List<(string Namespace, string Name)> TypeNames(ZipArchive zip, string entry)
     {
         using var stream = zip.GetEntry(entry)!.Open();
         var bytes = new MemoryStream();
@@ -141,7 +142,8 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
         bytes.Position = 0;
         using var pe = new System.Reflection.PortableExecutable.PEReader(bytes);
         var metadata = System.Reflection.Metadata.PEReaderExtensions.GetMetadataReader(pe);
-        return metadata.TypeDefinitions.Select(h => metadata.GetString(metadata.GetTypeDefinition(h).Namespace)).ToHashSet();
+        return metadata.TypeDefinitions.Select(h => metadata.GetTypeDefinition(h))
+            .Select(t => (metadata.GetString(t.Namespace), metadata.GetString(t.Name))).ToList();
     }
 
     /// <summary>The <paramref name="index"/>-th C# block of README.md's section <paramref name="heading"/>.</summary>
