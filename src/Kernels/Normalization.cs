@@ -234,6 +234,59 @@ namespace GpuNet.Kernels
                 y[i] = x[i] * scale[c] + shift[c];
             }
         }
+
+        /// <summary>
+        /// Inference batch normalization of a contiguous x [N, C, H, W] with running statistics (validated by the op): on the fast CPU
+        /// device one host pass per channel plane; elsewhere <see cref="FoldBatchNorm"/> folds the statistics and the affine
+        /// into a scale and shift per channel, then <see cref="ChannelAffine"/> applies them.
+        /// </summary>
+        internal static Tensor RunBatchNormInfer(string op, Device device, Tensor x, Tensor runningMean, Tensor runningVar, Tensor? gamma, Tensor? beta, float eps)
+        {
+            int c = x.Size(1), spatial = x.Size(2) * x.Size(3);
+            if (device.IsHostCpu)
+            {
+                var yh = Tensor.Empty(device, x.ShapeArray());
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostRows.BatchNormInfer(Cpu.HostMemory.Ptr(x), Cpu.HostMemory.Ptr(yh), Cpu.HostMemory.Ptr(runningMean), Cpu.HostMemory.Ptr(runningVar),
+                            gamma is null ? null : Cpu.HostMemory.Ptr(gamma), beta is null ? null : Cpu.HostMemory.Ptr(beta), x.Size(0), c, spatial, eps);
+                    }
+                return yh;
+            }
+            using var scale = Tensor.Empty(device, c);
+            using var shift = Tensor.Empty(device, c);
+            device.Launch(op, FoldBatchNorm, LaunchShapes.Linear(device, c, LaunchShapes.ElementwiseGroup(device)),
+                runningMean.ContiguousView, runningVar.ContiguousView, (gamma ?? runningMean).ContiguousView, (beta ?? runningMean).ContiguousView,
+                scale.ContiguousView, shift.ContiguousView, c, eps, gamma is null ? 0 : 1, beta is null ? 0 : 1);
+            var y = Tensor.Empty(device, x.ShapeArray());
+            if (y.Length == 0)
+                return y;
+            device.Launch(op, ChannelAffine, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
+                x.ContiguousView, scale.ContiguousView, shift.ContiguousView, y.ContiguousView, c, spatial, y.Length);
+            return y;
+        }
+
+        /// <summary>LayerNorm/RMSNorm rows of a contiguous x into y and the row statistics: the fast CPU device's host loop,
+        /// else <see cref="Rows{TRms}"/>.</summary>
+        internal static void RunRows<TRms>(string name, Device device, Tensor x, Tensor? gamma, Tensor? beta, Tensor y, Tensor mean, Tensor rstd,
+            Tensor? variance, NormLayout layout, float eps) where TRms : struct, IFlag
+        {
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(name))
+                    unsafe
+                    {
+                        Cpu.HostRows.Normalize(Cpu.HostMemory.Ptr(x), gamma is null ? null : Cpu.HostMemory.Ptr(gamma), beta is null ? null : Cpu.HostMemory.Ptr(beta),
+                            Cpu.HostMemory.Ptr(y), Cpu.HostMemory.Ptr(mean), Cpu.HostMemory.Ptr(rstd), variance is null ? null : Cpu.HostMemory.Ptr(variance),
+                            layout, eps, default(TRms).Value);
+                    }
+                return;
+            }
+            device.Launch(name, Rows<TRms>, LaunchShapes.RowPerGroup(device, layout.Rows),
+                x.ContiguousView, (gamma ?? x).ContiguousView, (beta ?? x).ContiguousView, y.ContiguousView, mean.ContiguousView,
+                rstd.ContiguousView, (variance ?? rstd).ContiguousView, layout, eps);
+        }
     }
 }
 

@@ -153,6 +153,31 @@ namespace GpuNet.Kernels
             sum[i] = s;
             p[i] = param - h.Lr * grad / (MathF.Sqrt(s) + h.Eps);
         }
+
+        /// <summary>One Adam step over n elements: the fast CPU device's host loop, else <see cref="Adam"/>.</summary>
+        internal static void RunAdam(string op, Device device, ArrayView<float> p, ArrayView<float> g, ArrayView<float> m, ArrayView<float> v,
+            ArrayView<float> vMax, AdamStep h, int n)
+        {
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    Cpu.HostOptimizers.Adam(p, g, m, v, vMax, h, n);
+                return;
+            }
+            device.Launch(op, Adam, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), p, g, m, v, vMax, h, n);
+        }
+
+        /// <summary>One SGD step over n elements: the fast CPU device's host loop, else <see cref="Sgd"/>.</summary>
+        internal static void RunSgd(string op, Device device, ArrayView<float> p, ArrayView<float> g, ArrayView<float> buffer, SgdStep h, int n)
+        {
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    Cpu.HostOptimizers.Sgd(p, g, buffer, h, n);
+                return;
+            }
+            device.Launch(op, Sgd, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), p, g, buffer, h, n);
+        }
     }
 
     /// <summary>min(1, max_norm / (√Σg² + 1e-6)) from the squared global norm: the factor that clips gradients.</summary>

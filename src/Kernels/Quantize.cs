@@ -49,5 +49,20 @@ namespace GpuNet.Kernels
                     o[n] = best.Index;
             }
         }
+
+        /// <summary>The nearest code of each of <paramref name="rows"/> rows: the fast CPU device's host loop, else <see cref="Nearest"/>.</summary>
+        internal static void RunNearest(string op, Device device, Tensor x, Tensor codebook, Tensor o, int rows, int codes, int dim)
+        {
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostSelect.Nearest(Cpu.HostMemory.Ptr(x), Cpu.HostMemory.Ptr(codebook), Cpu.HostMemory.Ptr(o), rows, codes, dim);
+                    }
+                return;
+            }
+            device.Launch(op, Nearest, LaunchShapes.RowPerGroup(device, rows), x.ContiguousView, codebook.ContiguousView, o.ContiguousView, rows, codes, dim);
+        }
     }
 }

@@ -211,5 +211,21 @@ namespace GpuNet.Kernels
             device.Launch(name, Columns<TAcc, TOp>, LaunchShapes.Linear(device, (long)outer * inner, LaunchShapes.ElementwiseGroup(device)),
                 input, o.ContiguousView, outer, reduced, inner, op);
         }
+
+        /// <summary>The maximum's backward (<see cref="MaxBackward"/>): the fast CPU device's host loop, else the kernel.</summary>
+        internal static void RunMaxBackward(Device device, ArrayView<float> g, ArrayView<float> index, ArrayView<float> dx, int reduced, int inner, int total)
+        {
+            const string op = "reduce_max_backward";
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostRows.MaxBackward(Cpu.HostMemory.Ptr(g), Cpu.HostMemory.Ptr(index), Cpu.HostMemory.Ptr(dx), total / (reduced * inner), reduced, inner);
+                    }
+                return;
+            }
+            device.Launch(op, MaxBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), g, index, dx, reduced, inner, total);
+        }
     }
 }

@@ -266,6 +266,44 @@ namespace GpuNet.Kernels
             }
             y[i] = sum;
         }
+
+        /// <summary>Top-k gating of [tokens, experts] logits: the fast CPU device's host loop, else <see cref="TopKGating"/>.</summary>
+        internal static void RunTopKGating(string op, Device device, Tensor logits, Tensor weights, Tensor indices, int tokens, int experts, int k)
+        {
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        HostSelect.TopKGating(HostMemory.Ptr(logits), HostMemory.Ptr(weights), HostMemory.Ptr(indices), tokens, experts, k);
+                    }
+                return;
+            }
+            device.Launch(op, TopKGating, LaunchShapes.Linear(device, (long)tokens * device.Info.WarpSize, LaunchShapes.ElementwiseGroup(device)),
+                logits.ContiguousView, weights.ContiguousView, indices.ContiguousView, tokens, experts, k);
+        }
+
+        /// <summary>Counts, offsets, positions and token of every row of a routing: per-expert host loops on the fast CPU
+        /// device, else the count, scan and assign kernels timed as one op.</summary>
+        internal static void RunRoute(string op, Device device, Tensor indices, MoeRouting routing, int assignments, int experts, int k, int capacity)
+        {
+            var (iv, counts, offsets) = (indices.ContiguousView, MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets));
+            var (positions, tokenOf) = (MoeRouting.Ints(routing.Positions), MoeRouting.Ints(routing.TokenOf));
+            if (device.IsHostCpu)
+            {
+                HostParallel.Elements(device, op, experts, assignments, e => RouteCountAt(iv, counts, assignments, e));
+                RouteScanSerial(counts, offsets, experts, capacity);
+                HostParallel.Elements(device, op, experts, assignments, e => RouteAssignAt(iv, offsets, positions, tokenOf, assignments, k, capacity, e));
+                return;
+            }
+            int group = LaunchShapes.ElementwiseGroup(device);
+            using (device.Profiler.Measure(op))   // three kernels, one op
+            {
+                device.Launch(null, RouteCount, LaunchShapes.Linear(device, experts, group), iv, counts, assignments, experts);
+                device.Launch(null, RouteScan, new KernelConfig(1, 1), counts, offsets, experts, capacity);
+                device.Launch(null, RouteAssign, LaunchShapes.Linear(device, experts, group), iv, offsets, positions, tokenOf, assignments, experts, k, capacity);
+            }
+        }
     }
 }
 

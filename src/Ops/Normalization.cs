@@ -92,34 +92,9 @@ public static partial class Ops
         CheckChannelVector(op, "running_var", runningVar, c, device);
         CheckChannelVector(op, "gamma", gamma, c, device);
         CheckChannelVector(op, "beta", beta, c, device);
-        if (device.IsHostCpu)
-        {
-            var yh = Tensor.Empty(device, x.ShapeArray());
-            using var xh = x.Contiguous();
-            using (device.Profiler.Measure(op))
-                unsafe
-                {
-                    Kernels.Cpu.HostRows.BatchNormInfer(Ptr(xh), Ptr(yh), Ptr(runningMean), Ptr(runningVar), gamma is null ? null : Ptr(gamma),
-                        beta is null ? null : Ptr(beta), x.Size(0), c, spatial, eps);
-                }
-            return yh;
-        }
-        using var scale = Tensor.Empty(device, c);
-        using var shift = Tensor.Empty(device, c);
-        device.Launch(op, NormalizationKernels.FoldBatchNorm, LaunchShapes.Linear(device, c, LaunchShapes.ElementwiseGroup(device)),
-            runningMean.ContiguousView, runningVar.ContiguousView, (gamma ?? runningMean).ContiguousView, (beta ?? runningMean).ContiguousView,
-            scale.ContiguousView, shift.ContiguousView, c, eps, gamma is null ? 0 : 1, beta is null ? 0 : 1);
-        var y = Tensor.Empty(device, x.ShapeArray());
-        if (y.Length == 0)
-            return y;
         using var xc = x.Contiguous();
-        device.Launch(op, NormalizationKernels.ChannelAffine, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-            xc.ContiguousView, scale.ContiguousView, shift.ContiguousView, y.ContiguousView, c, spatial, y.Length);
-        return y;
+        return NormalizationKernels.RunBatchNormInfer(op, device, xc, runningMean, runningVar, gamma, beta, eps);
     }
-
-    /// <summary>Host address of a tensor's first element (fast CPU device only).</summary>
-    private static unsafe float* Ptr(Tensor t) => Kernels.Cpu.HostMemory.Ptr(t);
 
     private static void CheckChannelVector(string op, string name, Tensor? t, int channels, Device device)
     {
@@ -197,19 +172,7 @@ public static partial class Ops
             using var xc = x.Contiguous();
             layout.HasGamma = gamma is null ? 0 : 1;
             layout.HasBeta = beta is null ? 0 : 1;
-            if (device.IsHostCpu)
-            {
-                using (device.Profiler.Measure(name))
-                    unsafe
-                    {
-                        Kernels.Cpu.HostRows.Normalize(Ptr(xc), gamma is null ? null : Ptr(gamma), beta is null ? null : Ptr(beta), Ptr(y),
-                            Ptr(mean), Ptr(rstd), variance is null ? null : Ptr(variance), layout, eps, default(TRms).Value);
-                    }
-                return new NormResult(y, mean, rstd);
-            }
-            device.Launch(name, NormalizationKernels.Rows<TRms>, LaunchShapes.RowPerGroup(device, layout.Rows),
-                xc.ContiguousView, (gamma ?? xc).ContiguousView, (beta ?? xc).ContiguousView, y.ContiguousView, mean.ContiguousView,
-                rstd.ContiguousView, (variance ?? rstd).ContiguousView, layout, eps);
+            NormalizationKernels.RunRows<TRms>(name, device, xc, gamma, beta, y, mean, rstd, variance, layout, eps);
         }
         return new NormResult(y, mean, rstd);
     }

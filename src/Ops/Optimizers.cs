@@ -33,14 +33,7 @@ public static partial class Ops
         var device = Validate.DeviceOf(op, "param", param);
         if (n == 0)
             return;
-        if (device.IsHostCpu)
-        {
-            using (device.Profiler.Measure(op))
-                Kernels.Cpu.HostOptimizers.Adam(pv, gv, mv, vv, xv, step, n);
-            return;
-        }
-        device.Launch(op, OptimizerKernels.Adam, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
-            pv, gv, mv, vv, xv, step, n);
+        OptimizerKernels.RunAdam(op, device, pv, gv, mv, vv, xv, step, n);
     }
 
     /// <summary>One SGD step in place (momentum buffer may be null when momentum is 0). Kernel <c>sgd_step</c>.</summary>
@@ -54,14 +47,7 @@ public static partial class Ops
         var device = Validate.DeviceOf(op, "param", param);
         if (n == 0)
             return;
-        if (device.IsHostCpu)
-        {
-            using (device.Profiler.Measure(op))
-                Kernels.Cpu.HostOptimizers.Sgd(pv, gv, bv, step, n);
-            return;
-        }
-        device.Launch(op, OptimizerKernels.Sgd, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
-            pv, gv, bv, step, n);
+        OptimizerKernels.RunSgd(op, device, pv, gv, bv, step, n);
     }
 
     /// <summary>One RMSprop step in place (mean for the centered variant, buffer for momentum; null otherwise). Kernel <c>rmsprop_step</c>.</summary>

@@ -30,18 +30,7 @@ public static partial class Ops
             return o;
         using var xc = x.Contiguous();
         using var cc = codebook.Contiguous();
-        if (device.IsHostCpu)
-        {
-            using (device.Profiler.Measure(op))
-                unsafe
-                {
-                    Kernels.Cpu.HostSelect.Nearest(Kernels.Cpu.HostMemory.Ptr(xc), Kernels.Cpu.HostMemory.Ptr(cc), Kernels.Cpu.HostMemory.Ptr(o),
-                        x.Size(0), codebook.Size(0), x.Size(1));
-                }
-            return o;
-        }
-        device.Launch(op, QuantizeKernels.Nearest, LaunchShapes.RowPerGroup(device, x.Size(0)),
-            xc.ContiguousView, cc.ContiguousView, o.ContiguousView, x.Size(0), codebook.Size(0), x.Size(1));
+        QuantizeKernels.RunNearest(op, device, xc, cc, o, x.Size(0), codebook.Size(0), x.Size(1));
         return o;
     }
 }

@@ -46,17 +46,7 @@ public static partial class Ops
                     return new[] { dx };
                 using var gc = g.Contiguous();
                 var (gv, iv, dv, total) = (gc.ContiguousView, index.ContiguousView, dx.ContiguousView, dx.Length);
-                if (g.Device.IsHostCpu)
-                    using (g.Device.Profiler.Measure("reduce_max_backward"))
-                        unsafe
-                        {
-                            Kernels.Cpu.HostRows.MaxBackward(Kernels.Cpu.HostMemory.Ptr(gv), Kernels.Cpu.HostMemory.Ptr(iv), Kernels.Cpu.HostMemory.Ptr(dv), total / (reduced * inner), reduced, inner);
-                        }
-                else
-                {
-                    g.Device.Launch("reduce_max_backward", ReduceKernels.MaxBackward, LaunchShapes.Linear(g.Device, total, LaunchShapes.ElementwiseGroup(g.Device)),
-                        gv, iv, dv, reduced, inner, total);
-                }
+                ReduceKernels.RunMaxBackward(g.Device, gv, iv, dv, reduced, inner, total);
                 return new[] { dx };
             }, index);
         }

@@ -50,17 +50,7 @@ public static partial class Ops
         if (tokens > 0)
         {
             using var lc = logits.Contiguous();
-            if (device.IsHostCpu)
-            {
-                using (device.Profiler.Measure(op))
-                    unsafe
-                    {
-                        HostSelect.TopKGating(HostMemory.Ptr(lc), HostMemory.Ptr(weights), HostMemory.Ptr(indices), tokens, experts, k);
-                    }
-                return new GatingResult(weights, indices);
-            }
-            device.Launch(op, RoutingKernels.TopKGating, LaunchShapes.Linear(device, (long)tokens * device.Info.WarpSize, LaunchShapes.ElementwiseGroup(device)),
-                lc.ContiguousView, weights.ContiguousView, indices.ContiguousView, tokens, experts, k);
+            RoutingKernels.RunTopKGating(op, device, lc, weights, indices, tokens, experts, k);
         }
         return new GatingResult(weights, indices);
     }
@@ -84,23 +74,7 @@ public static partial class Ops
         int capacity = capacityFactor is { } f ? (int)Math.Ceiling(f * assignments / experts) : assignments;
         var routing = new MoeRouting(device, tokens, k, experts, capacity);
         using var ic = indices.Contiguous();
-        int group = LaunchShapes.ElementwiseGroup(device);
-        if (device.IsHostCpu)
-        {
-            var (iv, counts, offsets) = (ic.ContiguousView, MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets));
-            var (positions, tokenOf) = (MoeRouting.Ints(routing.Positions), MoeRouting.Ints(routing.TokenOf));
-            HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteCountAt(iv, counts, assignments, e));
-            RoutingKernels.RouteScanSerial(counts, offsets, experts, capacity);
-            HostParallel.Elements(device, op, experts, assignments, e => RoutingKernels.RouteAssignAt(iv, offsets, positions, tokenOf, assignments, k, capacity, e));
-            return routing;
-        }
-        using (device.Profiler.Measure(op))   // three kernels, one op
-        {
-            device.Launch(null, RoutingKernels.RouteCount, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Counts), assignments, experts);
-            device.Launch(null, RoutingKernels.RouteScan, new KernelConfig(1, 1), MoeRouting.Ints(routing.Counts), MoeRouting.Ints(routing.Offsets), experts, capacity);
-            device.Launch(null, RoutingKernels.RouteAssign, LaunchShapes.Linear(device, experts, group), ic.ContiguousView, MoeRouting.Ints(routing.Offsets),
-                MoeRouting.Ints(routing.Positions), MoeRouting.Ints(routing.TokenOf), assignments, experts, k, capacity);
-        }
+        RoutingKernels.RunRoute(op, device, ic, routing, assignments, experts, k, capacity);
         return routing;
     }
 
