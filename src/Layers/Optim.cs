@@ -126,11 +126,18 @@ public abstract class Optimizer : IDisposable
         var keys = StateKeys.ToDictionary(k => k.Key, k => k.NonNegative);
         var (missing, unexpected, wrong, invalid) = (new List<string>(), new List<string>(), new List<string>(), new List<string>());
         var plan = new List<(int Index, string Key, int[] Shape, float[] Data)>();
+        var withState = new HashSet<int>();
         foreach (var (name, (shape, read)) in source)
         {
             int dot = name.LastIndexOf('.');
-            string key = dot < 0 ? "" : name[(dot + 1)..];
-            if (dot < 0 || !byName.TryGetValue(name[..dot], out int index) || (key != "step" && !keys.ContainsKey(key)))
+            if (dot < 0 || !byName.TryGetValue(name[..dot], out int index))
+            {
+                unexpected.Add(name);
+                continue;
+            }
+            withState.Add(index);
+            string key = name[(dot + 1)..];
+            if (key != "step" && !keys.ContainsKey(key))
             {
                 unexpected.Add(name);
                 continue;
@@ -150,7 +157,7 @@ public abstract class Optimizer : IDisposable
                 plan.Add((index, key, shape, data));
         }
         // A parameter with any state has all of it: the step count and every key this configuration keeps.
-        foreach (var index in source.Keys.Select(n => n.LastIndexOf('.') is int dot and > 0 && byName.TryGetValue(n[..dot], out int i) ? i : -1).Where(i => i >= 0).Distinct())
+        foreach (var index in withState)
             foreach (var key in keys.Keys.Append("step"))
                 if (!source.ContainsKey($"{Parameters[index].Name}.{key}"))
                     missing.Add($"{Parameters[index].Name}.{key}");
