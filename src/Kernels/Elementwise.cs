@@ -123,9 +123,6 @@ namespace GpuNet.Kernels
                 o[lo.Offset(i)] = op.Apply(a[la.Offset(i)], b[lb.Offset(i)]);
         }
 
-        /// <summary>The storage a view touches, starting at its first element (strided kernels index from there).</summary>
-        internal static ArrayView<float> Span(Tensor t) => t.StridedView;
-
         /// <summary>Launches op over (a) → o; a is read as if broadcast to o's shape.</summary>
         internal static void MapUnary<TOp>(string name, Tensor a, Tensor o, TOp op) where TOp : struct, IUnaryOp
         {
@@ -159,7 +156,7 @@ namespace GpuNet.Kernels
         {
             if (o.Length == 0)
                 return;
-            var device = Validate.DeviceOf(name, "o", o);
+            var device = o.Device;
             if (device.IsHostCpu && o.IsContiguous && a.IsContiguous && b.IsContiguous && (a.Length == o.Length || a.Length == 1)
                 && (b.Length == o.Length || b.Length == 1))
             {
@@ -186,7 +183,7 @@ namespace GpuNet.Kernels
                 return;
             }
             device.Launch(name, Strided<TOp>, LaunchShapes.Linear(device, o.Length, group),
-                Span(a), Span(b), Span(o), Layout6.Create(name, dims, st[1]), Layout6.Create(name, dims, st[2]),
+                a.StridedView, b.StridedView, o.StridedView, Layout6.Create(name, dims, st[1]), Layout6.Create(name, dims, st[2]),
                 Layout6.Create(name, dims, st[0]), o.Length, op);
         }
     }

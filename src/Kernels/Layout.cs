@@ -63,7 +63,7 @@ namespace GpuNet.Kernels
                 return;
             }
             int cols = dims[r - 2], rows = dims[r - 1], batches = r == 3 ? dims[0] : 1, strideBatch = r == 3 ? s[0] : 0;
-            var device = Validate.DeviceOf(name, "o", o);
+            var device = o.Device;
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(name))

@@ -101,7 +101,7 @@ namespace GpuNet.Kernels
         internal static void LaunchRows(Tensor x, Tensor target, Tensor loss, Tensor lse, Tensor weight, int ignoreIndex, float smoothing)
         {
             const string name = "cross_entropy";
-            var device = Validate.DeviceOf(name, "x", x);
+            var device = x.Device;
             int rows = x.Size(0), classes = x.Size(1);
             var (xv, tv, lv, sv, wv) = (x.ContiguousView, target.ContiguousView, loss.ContiguousView, lse.ContiguousView, weight.ContiguousView);
             if (device.IsHostCpu)
@@ -116,7 +116,7 @@ namespace GpuNet.Kernels
         internal static void LaunchBackward(Tensor x, Tensor target, Tensor lse, Tensor g, Tensor dx, int ignoreIndex, float smoothing)
         {
             const string name = "cross_entropy_backward";
-            var device = Validate.DeviceOf(name, "x", x);
+            var device = x.Device;
             int classes = x.Size(1), n = x.Length;
             var (xv, tv, sv, gv, dv) = (x.ContiguousView, target.ContiguousView, lse.ContiguousView, g.ContiguousView, dx.ContiguousView);
             if (device.IsHostCpu)

@@ -171,7 +171,7 @@ namespace GpuNet.Kernels
         internal static void LaunchBackward<TRms>(string name, Tensor x, Tensor? gamma, Tensor dy, Tensor mean, Tensor rstd, Tensor dx, Tensor product, NormLayout layout)
             where TRms : struct, IFlag
         {
-            var device = Validate.DeviceOf(name, "x", x);
+            var device = x.Device;
             layout.HasGamma = gamma is null ? 0 : 1;
             var (xv, gv, dv, mv, rv, ov, pv) = (x.ContiguousView, (gamma ?? x).ContiguousView, dy.ContiguousView, mean.ContiguousView, rstd.ContiguousView,
                 dx.ContiguousView, product.ContiguousView);

@@ -192,7 +192,7 @@ namespace GpuNet.Kernels
         {
             if (o.Length == 0)
                 return;
-            var device = Validate.DeviceOf(name, "x", x);
+            var device = x.Device;
             var input = reduced * outer * inner == 0 ? o.ContiguousView : x.ContiguousView;
             if (device.IsHostCpu)
             {

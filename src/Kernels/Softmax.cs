@@ -122,7 +122,7 @@ namespace GpuNet.Kernels
 
         internal static void LaunchBackward<TLog>(string name, Tensor y, Tensor g, Tensor dx) where TLog : struct, IFlag
         {
-            var device = Validate.DeviceOf(name, "y", y);
+            var device = y.Device;
             int cols = y.Size(-1), rows = cols == 0 ? 0 : y.Length / cols;
             if (rows == 0)
                 return;
@@ -142,7 +142,7 @@ namespace GpuNet.Kernels
 
         internal static void Launch<TLog>(string name, Tensor x, Tensor o, int causal, int rowsPerMatrix, int offset) where TLog : struct, IFlag
         {
-            var device = Validate.DeviceOf(name, "x", x);
+            var device = x.Device;
             int cols = x.Size(-1), rows = cols == 0 ? 0 : x.Length / cols;
             if (rows == 0)
                 return;

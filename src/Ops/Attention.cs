@@ -109,9 +109,9 @@ public static partial class Ops
         using (device.Profiler.Measure(op))   // two kernels, one op
         {
             device.Launch(null, AttentionKernels.BackwardKeys, new KernelConfig(new Index3D((p.Nk + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
-                Start(qc), Start(kc), Start(vc), Start(gc), lse.ContiguousView, delta.ContiguousView, lengths, Start(maskView ?? lse), dk.ContiguousView, dv.ContiguousView, layouts, p);
+                qc.StridedView, kc.StridedView, vc.StridedView, gc.StridedView, lse.ContiguousView, delta.ContiguousView, lengths, (maskView ?? lse).StridedView, dk.ContiguousView, dv.ContiguousView, layouts, p);
             device.Launch(null, AttentionKernels.BackwardQueries, new KernelConfig(new Index3D((p.Nq + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
-                Start(qc), Start(kc), Start(vc), Start(gc), lse.ContiguousView, delta.ContiguousView, lengths, Start(maskView ?? lse), dq.ContiguousView, layouts, p);
+                qc.StridedView, kc.StridedView, vc.StridedView, gc.StridedView, lse.ContiguousView, delta.ContiguousView, lengths, (maskView ?? lse).StridedView, dq.ContiguousView, layouts, p);
         }
         return (dq, dk, dv);
     }
@@ -145,8 +145,8 @@ public static partial class Ops
         }
         var grid = new Index3D((p.Nq + AttentionKernels.BlockQ - 1) / AttentionKernels.BlockQ, p.H, p.B);
         device.Launch(op, AttentionKernels.Fused, new KernelConfig(grid, new Index3D(AttentionKernels.Threads, 1, 1)),
-            Start(qc), Start(kc), Start(vc), output.ContiguousView, lse.ContiguousView,
-            (keyLengths ?? lse).ContiguousView, Start(maskView ?? lse),
+            qc.StridedView, kc.StridedView, vc.StridedView, output.ContiguousView, lse.ContiguousView,
+            (keyLengths ?? lse).ContiguousView, (maskView ?? lse).StridedView,
             Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), Heads(output, layout), p);
         return new AttentionResult(output, lse);
     }
@@ -193,8 +193,7 @@ public static partial class Ops
     public static void KvCacheAppend(Tensor cache, Tensor values, int position)
     {
         const string op = "kv_cache_append";
-        var device = Validate.DeviceOf(op, "cache", cache);
-        Validate.Input(op, "cache", cache, device);
+        var device = Validate.Input(op, "cache", cache);
         Validate.Input(op, "values", values, device);
         Validate.Rank(op, "cache", cache, 4);
         Validate.Rank(op, "values", values, 4);
@@ -248,7 +247,7 @@ public static partial class Ops
         var partial = Tensor.Empty(device, p.B, p.H, chunks, AttentionKernels.MaxD + 2);
         using (device.Profiler.Measure(op))   // two kernels, one op
         {
-            device.Launch(null, AttentionKernels.DecodePartial, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(AttentionKernels.Threads, 1, 1)), Start(qc), Start(kc), Start(vc),
+            device.Launch(null, AttentionKernels.DecodePartial, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(AttentionKernels.Threads, 1, 1)), qc.StridedView, kc.StridedView, vc.StridedView,
                 (keyLengths ?? partial).ContiguousView, partial.ContiguousView, Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), p, chunks);
             device.Launch(null, AttentionKernels.DecodeCombine, new KernelConfig(new Index3D(p.H, p.B, 1), new Index3D(AttentionKernels.Threads, 1, 1)), partial.ContiguousView,
                 output.ContiguousView, lse.ContiguousView, Heads(output, layout), p, chunks);
@@ -269,8 +268,7 @@ public static partial class Ops
     private static (AttentionParams P, HeadLayout Q, HeadLayout K, HeadLayout V) AttentionSetup(string op, Tensor q, Tensor k, Tensor v, float? scale,
         bool causal, Tensor? keyLengths, AttentionLayout layout)
     {
-        var device = Validate.DeviceOf(op, "q", q);
-        Validate.Input(op, "q", q, device);
+        var device = Validate.Input(op, "q", q);
         Validate.Input(op, "k", k, device);
         Validate.Input(op, "v", v, device);
         string form = layout == AttentionLayout.BHND ? "[B, H, N, d]" : "[B, N, H, d]";

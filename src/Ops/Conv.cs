@@ -21,8 +21,7 @@ public static partial class Ops
     {
         const string op = "conv2d";
         options ??= new Conv2dOptions();
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         Validate.Input(op, "weight", weight, device);
         var g = Conv2dGeometry.Create(op, x.ShapeArray(), weight.ShapeArray(), options);
         if (bias is not null)
@@ -148,8 +147,7 @@ public static partial class Ops
     private static Tensor Col2ImCore(Tensor col, int outH, int outW, int kh, int kw, int stride = 1, int padding = 0, int dilation = 1)
     {
         const string op = "col2im";
-        var device = Validate.DeviceOf(op, "col", col);
-        Validate.Input(op, "col", col, device);
+        var device = Validate.Input(op, "col", col);
         // The positions are the output of a convolution of the image with this kernel.
         var g = Conv2dGeometry.Create(op, new[] { 1, 1, outH, outW }, new[] { 1, 1, kh, kw }, Conv2dOptions.Of(stride, padding, dilation));
         if (col.Rank != 3 || col.Size(1) % (kh * kw) != 0 || col.Size(2) != g.OH * g.OW)
@@ -241,8 +239,7 @@ public static partial class Ops
         int dilation = 1, int groups = 1, FusedActivation activation = FusedActivation.None)
     {
         const string op = "conv_transpose2d";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         Validate.Input(op, "weight", weight, device);
         if (x.Rank != 4)
             throw new ShapeMismatchException(op, "x", "[N, C_in, H, W]", GpuNetException.FormatShape(x.ShapeArray()));

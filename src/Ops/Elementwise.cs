@@ -177,8 +177,7 @@ public static partial class Ops
     /// <summary>alpha · x + y, x broadcast to y's shape; a new tensor (or <paramref name="output"/>). Kernel <c>axpy</c>.</summary>
     public static Tensor Axpy(float alpha, Tensor x, Tensor y, Tensor? output = null)
     {
-        var device = Validate.DeviceOf("axpy", "y", y);
-        Validate.Input("axpy", "y", y, device);
+        var device = Validate.Input("axpy", "y", y);
         Validate.Input("axpy", "x", x, device);
         if (output is not null && ReferenceEquals(output, y) && Autograd.ShouldRecord(x, y))
             throw new NoGradientException("axpy", "an in-place axpy (y ← alpha·x + y) overwrites y, which the gradient needs; use a new output while recording");
@@ -209,8 +208,7 @@ public static partial class Ops
     /// <summary>Applies a binary operator with broadcasting: the output has the broadcast shape of a and b.</summary>
     public static Tensor Binary<TOp>(string name, Tensor a, Tensor b, Tensor? output, TOp op) where TOp : struct, IBinaryOp
     {
-        var device = Validate.DeviceOf(name, "a", a);
-        Validate.Input(name, "a", a, device);
+        var device = Validate.Input(name, "a", a);
         Validate.Input(name, "b", b, device);
         var shape = ShapeUtil.BroadcastShapes(name, a.ShapeArray(), b.ShapeArray());
         var o = Validate.OutputOrNew(name, output, device, shape, requireContiguous: false);
@@ -221,8 +219,7 @@ public static partial class Ops
     /// <summary>Applies a unary operator elementwise: the output has the input's shape.</summary>
     public static Tensor Unary<TOp>(string name, Tensor x, Tensor? output, TOp op) where TOp : struct, IUnaryOp
     {
-        var device = Validate.DeviceOf(name, "x", x);
-        Validate.Input(name, "x", x, device);
+        var device = Validate.Input(name, "x", x);
         var o = Validate.OutputOrNew(name, output, device, x.ShapeArray(), requireContiguous: false);
         ElementwiseKernels.MapUnary(name, x, o, op);
         return o;

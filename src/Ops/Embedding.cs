@@ -14,8 +14,7 @@ public static partial class Ops
     public static Tensor Embedding(Tensor weight, ReadOnlySpan<int> ids, params int[] shape)
     {
         const string op = "embedding";
-        var device = Validate.DeviceOf(op, "weight", weight);
-        Validate.Input(op, "weight", weight, device);
+        var device = Validate.Input(op, "weight", weight);
         Validate.Rank(op, "weight", weight, 2);
         if (shape.Length == 0)
             shape = new[] { ids.Length };
@@ -54,8 +53,7 @@ public static partial class Ops
     public static Tensor EmbeddingBackward(Tensor dy, ReadOnlySpan<int> ids, int vocab)
     {
         const string op = "embedding_backward";
-        var device = Validate.DeviceOf(op, "dy", dy);
-        Validate.Input(op, "dy", dy, device);
+        var device = Validate.Input(op, "dy", dy);
         if (dy.Rank < 1 || dy.Length != ids.Length * (long)dy.Size(-1))
             throw new ShapeMismatchException(op, "dy", $"[..., D] with {ids.Length} rows (one per id)", GpuNetException.FormatShape(dy.ShapeArray()));
         int dim = dy.Size(-1);
@@ -113,8 +111,7 @@ public static partial class Ops
     public static Tensor GatherRows(Tensor weight, Tensor indices)
     {
         const string op = "gather_rows";
-        var device = Validate.DeviceOf(op, "weight", weight);
-        Validate.Input(op, "weight", weight, device);
+        var device = Validate.Input(op, "weight", weight);
         Validate.Input(op, "indices", indices, device);
         Validate.Rank(op, "weight", weight, 2);
         int rows = weight.Size(0), dim = weight.Size(1);
@@ -179,8 +176,7 @@ public static partial class Ops
     public static Tensor TimestepEmbedding(Tensor timesteps, int dim, double maxPeriod = 10000)
     {
         const string op = "timestep_embedding";
-        var device = Validate.DeviceOf(op, "timesteps", timesteps);
-        Validate.Input(op, "timesteps", timesteps, device);
+        var device = Validate.Input(op, "timesteps", timesteps);
         Validate.Rank(op, "timesteps", timesteps, 1);
         if (dim < 1)
             throw new ShapeMismatchException(op, "dim", "dim ≥ 1", dim.ToString());

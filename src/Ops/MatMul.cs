@@ -73,8 +73,7 @@ public static partial class Ops
     /// </summary>
     private static (int M, int N, int K, int[] Batch, int[] OutShape) Operands(string op, Tensor a, Tensor b, bool transposeA, bool transposeB)
     {
-        var device = Validate.DeviceOf(op, "a", a);
-        Validate.Input(op, "a", a, device);
+        var device = Validate.Input(op, "a", a);
         Validate.Input(op, "b", b, device);
         if (a.Rank < 2)
             throw new ShapeMismatchException(op, "a", "a matrix or a batch of matrices (rank ≥ 2)", GpuNetException.FormatShape(a.ShapeArray()));
@@ -259,7 +258,7 @@ public static partial class Ops
                 VecC = c.IsAligned(16) && (gate?.IsAligned(16) ?? true) && n % 4 == 0 ? 1 : 0,
             };
             int batchCount = (int)ShapeUtil.Product(batch);
-            var views = new MatMulViews(Start(av), Start(bv), c.ContiguousView, (gate ?? bias)?.ContiguousView ?? c.ContiguousView);
+            var views = new MatMulViews(av.StridedView, bv.StridedView, c.ContiguousView, (gate ?? bias)?.ContiguousView ?? c.ContiguousView);
             if (device.IsHostCpu)
             {
                 WithActivation(act, new HostGemmLaunch(m == 1 && op == "matmul" ? "gemv" : op, device, views, p, layoutA, layoutB, batchCount));
@@ -287,9 +286,6 @@ public static partial class Ops
     };
 
     internal readonly record struct MatMulViews(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
-
-    /// <summary>The storage from a tensor's first element to the end (kernels add their own offsets).</summary>
-    private static ArrayView<float> Start(Tensor t) => t.StridedView;
 
     /// <summary>Something to run with the activation as a type argument (so it is a compile-time specialization).</summary>
     internal interface IActivationVisitor
@@ -370,7 +366,7 @@ public static partial class Ops
                 M = 1, N = n, K = k, StrideBk = sBk, StrideBn = sBn, Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1,
                 VecA = x.IsAligned(16) ? 1 : 0, VecB = wv.IsAligned(16) && sBn % 4 == 0 ? 1 : 0,
             };
-            var views = new MatMulViews(Start(x), Start(wv), y.ContiguousView, bias?.ContiguousView ?? y.ContiguousView);
+            var views = new MatMulViews(x.StridedView, wv.StridedView, y.ContiguousView, bias?.ContiguousView ?? y.ContiguousView);
             WithActivation(act, new GemvLaunch(op, device, views, p, sBk == 1));
         }
         finally

@@ -48,8 +48,7 @@ public static partial class Ops
         float momentum = 0.1f, float eps = 1e-5f)
     {
         const string op = "batchnorm2d_train";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         Validate.Rank(op, "x", x, 4);
         int n = x.Size(0), c = x.Size(1), spatial = x.Size(2) * x.Size(3), count = n * spatial;
         if (count < 2 && runningVar is not null)
@@ -84,8 +83,7 @@ public static partial class Ops
     private static Tensor BatchNorm2dInferCore(Tensor x, Tensor runningMean, Tensor runningVar, Tensor? gamma = null, Tensor? beta = null, float eps = 1e-5f)
     {
         const string op = "batchnorm2d_infer";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         Validate.Rank(op, "x", x, 4);
         int c = x.Size(1), spatial = x.Size(2) * x.Size(3);
         CheckChannelVector(op, "running_mean", runningMean, c, device);

@@ -6,8 +6,7 @@ public static partial class Ops
 {
     private static void CheckState(string op, Tensor p, Tensor g, params (string Name, Tensor? T)[] state)
     {
-        var device = Validate.DeviceOf(op, "param", p);
-        Validate.Input(op, "param", p, device);
+        var device = Validate.Input(op, "param", p);
         Validate.Input(op, "grad", g, device);
         if (!p.IsContiguous)
             throw new ShapeMismatchException(op, "param", "a contiguous parameter", p.Describe());

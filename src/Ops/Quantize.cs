@@ -16,8 +16,7 @@ public static partial class Ops
     private static Tensor VqNearestCore(Tensor x, Tensor codebook)
     {
         const string op = "vq_nearest";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         Validate.Input(op, "codebook", codebook, device);
         Validate.Rank(op, "x", x, 2);
         Validate.Rank(op, "codebook", codebook, 2);

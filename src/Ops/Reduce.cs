@@ -98,8 +98,7 @@ public static partial class Ops
     public static Tensor Reduce<TAcc, TOp>(string name, Tensor x, int axis, bool keepDim, Tensor? output, TOp op, bool requireElements = false)
         where TAcc : unmanaged where TOp : struct, IReduceOp<TAcc>
     {
-        var device = Validate.DeviceOf(name, "x", x);
-        Validate.Input(name, "x", x, device);
+        var device = Validate.Input(name, "x", x);
         if (x.Rank == 0)
             throw new ShapeMismatchException(name, "x", "a tensor of rank ≥ 1", "a scalar");
         int a = ShapeUtil.NormalizeAxis(name, axis, x.Rank);

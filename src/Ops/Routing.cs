@@ -37,8 +37,7 @@ public static partial class Ops
     private static GatingResult TopKGatingCore(Tensor logits, int k)
     {
         const string op = "topk_gating";
-        var device = Validate.DeviceOf(op, "logits", logits);
-        Validate.Input(op, "logits", logits, device);
+        var device = Validate.Input(op, "logits", logits);
         Validate.Rank(op, "logits", logits, 2);
         int tokens = logits.Size(0), experts = logits.Size(1);
         if (experts < 1 || experts > 256)
@@ -63,8 +62,7 @@ public static partial class Ops
     public static MoeRouting MoeRoute(Tensor indices, int experts, float? capacityFactor = null)
     {
         const string op = "moe_route";
-        var device = Validate.DeviceOf(op, "indices", indices);
-        Validate.Input(op, "indices", indices, device);
+        var device = Validate.Input(op, "indices", indices);
         Validate.Rank(op, "indices", indices, 2);
         if (experts < 1)
             throw new ShapeMismatchException(op, "experts", "at least one expert", experts.ToString());
@@ -98,8 +96,7 @@ public static partial class Ops
     private static Tensor MoeDispatchCore(Tensor x, MoeRouting routing)
     {
         const string op = "moe_dispatch";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         Validate.Rank(op, "x", x, 2);
         if (x.Size(0) != routing.Tokens)
             throw new ShapeMismatchException(op, "x", $"[{routing.Tokens}, D] (one row per routed token)", GpuNetException.FormatShape(x.ShapeArray()));

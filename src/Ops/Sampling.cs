@@ -64,8 +64,7 @@ public static partial class Ops
     public static Tensor DropoutBackward(Tensor dy, float p, ulong seed)
     {
         const string op = "dropout_backward";
-        var device = Validate.DeviceOf(op, "dy", dy);
-        Validate.Input(op, "dy", dy, device);
+        var device = Validate.Input(op, "dy", dy);
         var dx = Tensor.Empty(device, dy.ShapeArray());
         if (dx.Length == 0)
             return dx;
@@ -86,8 +85,7 @@ public static partial class Ops
     public static Tensor Sample(Tensor logits, float temperature = 1f, int topK = 0, float topP = 1f, ulong seed = 0)
     {
         const string op = "sample";
-        var device = Validate.DeviceOf(op, "logits", logits);
-        Validate.Input(op, "logits", logits, device);
+        var device = Validate.Input(op, "logits", logits);
         Validate.Rank(op, "logits", logits, 2);
         if (temperature < 0 || float.IsNaN(temperature))
             throw new ShapeMismatchException(op, "temperature", "a temperature ≥ 0", temperature.ToString());
@@ -105,11 +103,11 @@ public static partial class Ops
         using var owned = logits.Strides[1] == 1 || vocab == 1 ? null : logits.Contiguous();
         var view = owned ?? logits;
         var p = new SampleParams { Rows = rows, Vocab = vocab, RowStride = rows == 1 ? 0 : view.Strides[0], Temperature = temperature, TopK = topK, TopP = topP, Seed = seed };
-        var (lv, tv) = (Start(view), tokens.ContiguousView);
+        var (lv, tv) = (view.StridedView, tokens.ContiguousView);
         if (HostParallel.Elements(device, op, rows, 4L * vocab, row => SamplingKernels.SampleAt(lv, tv, p, row)))
             return tokens;
         device.Launch(op, SamplingKernels.Sample, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
-            Start(view), tokens.ContiguousView, p);
+            view.StridedView, tokens.ContiguousView, p);
         return tokens;
     }
 }

@@ -9,8 +9,7 @@ public static partial class Ops
     public static Tensor CumSum(Tensor x, int axis, bool exclusive = false, bool reverse = false)
     {
         const string op = "cumsum";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         if (x.Rank < 1)
             throw new ShapeMismatchException(op, "x", "a tensor of rank ≥ 1", "a scalar");
         int a = ShapeUtil.NormalizeAxis(op, axis, x.Rank);

@@ -12,8 +12,7 @@ public static partial class Ops
     public static TopKResult TopK(Tensor x, int k, bool largest = true)
     {
         const string op = "topk";
-        var device = Validate.DeviceOf(op, "x", x);
-        Validate.Input(op, "x", x, device);
+        var device = Validate.Input(op, "x", x);
         if (x.Rank < 1)
             throw new ShapeMismatchException(op, "x", "a tensor of rank ≥ 1", "a scalar");
         int n = x.Size(-1);

@@ -22,8 +22,7 @@ public static partial class Ops
 
     private static Tensor SoftmaxLastAxis<TLog>(string name, Tensor x, Tensor? output, bool causal, int offset) where TLog : struct, IFlag
     {
-        var device = Validate.DeviceOf(name, "x", x);
-        Validate.Input(name, "x", x, device);
+        var device = Validate.Input(name, "x", x);
         if (x.Rank < (causal ? 2 : 1))
             throw new ShapeMismatchException(name, "x", causal ? "scores [..., Nq, Nk] (rank ≥ 2)" : "a tensor of rank ≥ 1", GpuNetException.FormatShape(x.ShapeArray()));
         var o = Validate.OutputOrNew(name, output, device, x.ShapeArray());
@@ -49,8 +48,7 @@ public static partial class Ops
 
     private static Tensor SoftmaxBackward<TLog>(string name, Tensor y, Tensor dy, Tensor? output = null) where TLog : struct, IFlag
     {
-        var device = Validate.DeviceOf(name, "y", y);
-        Validate.Input(name, "y", y, device);
+        var device = Validate.Input(name, "y", y);
         Validate.Input(name, "dy", dy, device);
         if (!dy.Shape.SequenceEqual(y.Shape))
             throw new ShapeMismatchException(name, "dy", GpuNetException.FormatShape(y.ShapeArray()), GpuNetException.FormatShape(dy.ShapeArray()));

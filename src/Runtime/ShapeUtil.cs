@@ -31,11 +31,11 @@ public static class ShapeUtil
     }
 
     /// <summary>Rejects negative dimensions.</summary>
-    public static void Validate(string op, ReadOnlySpan<int> shape)
+    public static void Validate(string op, ReadOnlySpan<int> shape, string argument = "shape")
     {
         foreach (int d in shape)
             if (d < 0)
-                throw new ShapeMismatchException(op, "shape", "non-negative dimensions", GpuNetException.FormatShape(shape));
+                throw new ShapeMismatchException(op, argument, "non-negative dimensions", GpuNetException.FormatShape(shape));
     }
 
     /// <summary>
@@ -45,9 +45,7 @@ public static class ShapeUtil
     /// <exception cref="ShapeMismatchException">A negative dimension, or more than <see cref="int.MaxValue"/> elements.</exception>
     public static int ElementCount(string op, string argument, ReadOnlySpan<int> shape)
     {
-        foreach (int d in shape)
-            if (d < 0)
-                throw new ShapeMismatchException(op, argument, "non-negative dimensions", GpuNetException.FormatShape(shape));
+        Validate(op, shape, argument);
         long n = Product(shape);
         if (n > int.MaxValue)
             throw new ShapeMismatchException(op, argument, $"at most {int.MaxValue} elements",
@@ -60,10 +58,10 @@ public static class ShapeUtil
     /// reaches only elements 0..<paramref name="capacity"/>−1 of its storage: offset and strides non-negative, at most
     /// <see cref="int.MaxValue"/> elements, and offset + Σ (size−1)·stride below the capacity, all in 64-bit arithmetic
     /// (a sum that could wrap in 32 bits is exactly what this rejects). An empty view reaches nothing, so its offset
-    /// is not checked.
+    /// is not checked. Returns how many storage elements the view reaches, from its first element to its last (0 when empty).
     /// </summary>
     /// <exception cref="ShapeMismatchException">The view would read or write outside its storage.</exception>
-    public static void CheckView(string op, string argument, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, long offset, long capacity)
+    public static long CheckView(string op, string argument, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, long offset, long capacity)
     {
         int length = ElementCount(op, argument, shape);
         if (strides.Length != shape.Length)
@@ -72,22 +70,17 @@ public static class ShapeUtil
             if (s < 0)
                 throw new ShapeMismatchException(op, argument, "non-negative strides", GpuNetException.FormatShape(strides));
         if (length == 0)
-            return;   // reaches nothing, wherever it starts (Tensor stores an empty view's offset as 0)
+            return 0;   // reaches nothing, wherever it starts (Tensor stores an empty view's offset as 0)
         if (offset < 0 || offset >= capacity)
             throw new ShapeMismatchException(op, argument, $"a view inside its storage of {capacity} elements", $"offset {offset}");
-        long last = offset + LastOffset(shape, strides);
+        long distance = 0;   // Σ (size−1)·stride: each term < 2^62 and the rank is small, so the sum cannot wrap
+        for (int i = 0; i < shape.Length; i++)
+            distance += (long)(shape[i] - 1) * strides[i];
+        long last = offset + distance;
         if (last >= capacity)
             throw new ShapeMismatchException(op, argument, $"a view inside its storage of {capacity} elements",
                 $"shape {GpuNetException.FormatShape(shape)} strides {GpuNetException.FormatShape(strides)} offset {offset}, reaching element {last}");
-    }
-
-    /// <summary>Σ (size−1)·stride over the dimensions of a non-empty view: its last element's distance from its first, in 64 bits.</summary>
-    private static long LastOffset(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
-    {
-        long reach = 0;
-        for (int i = 0; i < shape.Length; i++)
-            reach += (long)(shape[i] - 1) * strides[i];   // each term < 2^62 and rank is small: the sum cannot wrap
-        return reach;
+        return distance + 1;
     }
 
     /// <summary>Row-major strides of a contiguous tensor of <paramref name="shape"/>.</summary>
@@ -157,10 +150,6 @@ public static class ShapeUtil
             throw new ShapeMismatchException(op, "shape", $"{length} elements", $"{GpuNetException.FormatShape(shape)} = {known} elements");
         return result;
     }
-
-    /// <summary>Number of storage elements from a non-empty view's first element to its last, both included (strides are
-    /// never negative, and a tensor's view has been checked to fit its storage, so this fits an int).</summary>
-    public static int Reach(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides) => checked((int)(LastOffset(shape, strides) + 1));
 
     /// <summary>Copies a strided view out of <paramref name="src"/> into row-major <paramref name="dest"/>.</summary>
     public static void Gather(ReadOnlySpan<float> src, ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, int offset, Span<float> dest)

@@ -141,10 +141,8 @@ public sealed class Tensor : IDisposable
     internal ArrayView<float> KernelView(string op)
     {
         EnsureAlive(op, "tensor");
-        ShapeUtil.CheckView(op, "tensor", _shape, _strides, Offset, _storage.Capacity);
-        if (Length == 0)
-            return Storage.SubView(0, 1);
-        return Storage.SubView(Offset, ShapeUtil.Reach(_shape, _strides));
+        long reach = ShapeUtil.CheckView(op, "tensor", _shape, _strides, Offset, _storage.Capacity);
+        return reach == 0 ? Storage.SubView(0, 1) : Storage.SubView(Offset, (int)reach);
     }
 
     /// <summary>True when the first element's device address is a multiple of <paramref name="bytes"/> (for vector loads).</summary>
@@ -269,7 +267,6 @@ public sealed class Tensor : IDisposable
     /// <summary>Uniform random values in [low, high) from the Philox stream of <paramref name="seed"/>: the same on every device.</summary>
     public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
     {
-        ShapeUtil.Validate("random_uniform", shape);
         var host = new float[ShapeUtil.ElementCount("random_uniform", "shape", Validate.NotNull("random_uniform", "shape", shape))];
         Philox.FillUniform(host, seed, low, high);
         return FromArray(device, host, shape);
@@ -278,7 +275,6 @@ public sealed class Tensor : IDisposable
     /// <summary>Normal random values from the Philox stream of <paramref name="seed"/>: the same on every device.</summary>
     public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f)
     {
-        ShapeUtil.Validate("random_normal", shape);
         var host = new float[ShapeUtil.ElementCount("random_normal", "shape", Validate.NotNull("random_normal", "shape", shape))];
         Philox.FillNormal(host, seed, mean, std);
         return FromArray(device, host, shape);

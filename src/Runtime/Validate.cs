@@ -16,8 +16,14 @@ public static class Validate
         return tensor!.Device;
     }
 
-    /// <summary>Checks a tensor argument is present, alive and of a dtype the op takes (the first argument, which sets the device).</summary>
-    public static void Input(string op, string name, Tensor tensor) => Input(op, name, tensor, DeviceOf(op, name, tensor));
+    /// <summary>Checks the first tensor argument of an op (present, alive, of a dtype the op takes) and returns its device,
+    /// which the other arguments must share.</summary>
+    public static Device Input(string op, string name, Tensor tensor)
+    {
+        var device = DeviceOf(op, name, tensor);
+        Input(op, name, tensor, device);
+        return device;
+    }
 
     /// <summary>Checks a tensor argument is present, alive and on <paramref name="device"/>.</summary>
     public static void Input(string op, string name, Tensor tensor, Device device)
