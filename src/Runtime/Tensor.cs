@@ -55,8 +55,8 @@ internal sealed class TensorStorage
 
 /// <summary>
 /// An n-dimensional array on a <see cref="GpuNet.Device"/>: shape, strides (in elements) and an
-/// offset over reference-counted pooled memory. Views (<see cref="Reshape"/>, <see cref="Slice"/>,
-/// <see cref="Permute"/>, <see cref="Transpose"/>, <see cref="Expand"/>) share memory with their
+/// offset over reference-counted pooled memory. Views (<c>Reshape</c>, <c>Slice</c>, <c>Permute</c>,
+/// <c>Transpose</c>, <c>Expand</c>: extension methods of GpuNet.Ops, which records their gradient) share memory with their
 /// source; each view is its own <see cref="IDisposable"/>. Element counts are limited to
 /// <see cref="int.MaxValue"/> so kernels index with 32-bit arithmetic.
 /// </summary>
@@ -155,8 +155,8 @@ public sealed class Tensor : IDisposable
     // ---------------------------------------------------------------- autograd
 
     /// <summary>
-    /// True when gradients flow to this tensor: set it on a leaf (a parameter, an input) to have <see cref="Backward"/>
-    /// fill its <see cref="Grad"/>; a tensor computed from one that requires a gradient (outside <see cref="Autograd.NoGrad"/>)
+    /// True when gradients flow to this tensor: set it on a leaf (a parameter, an input) to have <c>Backward</c>
+    /// fill its <see cref="Grad"/>; a tensor computed from one that requires a gradient (outside <c>Autograd.NoGrad</c>)
     /// requires one too and cannot be switched off (use <see cref="Detach"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">Switching off a tensor that was computed by a recorded op.</exception>
@@ -171,7 +171,7 @@ public sealed class Tensor : IDisposable
         }
     }
 
-    /// <summary>The gradient accumulated into this leaf by <see cref="Backward"/> (null until the first backward, or after
+    /// <summary>The gradient accumulated into this leaf by <c>Backward</c> (null until the first backward, or after
     /// <see cref="ZeroGrad"/>). Owned by this tensor: disposed with it.</summary>
     public Tensor? Grad { get; internal set; }
 
@@ -202,17 +202,6 @@ public sealed class Tensor : IDisposable
         _storage.AddRef();
         return detached;
     }
-
-    /// <summary>
-    /// Backpropagates from this tensor: every leaf that requires a gradient and that this tensor depends on gets
-    /// ∂this/∂leaf (times <paramref name="gradOutput"/>) added to its <see cref="Grad"/>. A scalar needs no
-    /// <paramref name="gradOutput"/>; any other shape does. The graph's saved tensors are freed as the pass goes,
-    /// unless <paramref name="retainGraph"/>.
-    /// </summary>
-    /// <exception cref="NoGradientException">Nothing requires a gradient, or the graph holds an op without a gradient.</exception>
-    /// <exception cref="GraphFreedException">An earlier backward already freed this graph.</exception>
-    /// <exception cref="ShapeMismatchException">gradOutput's shape differs from this tensor's.</exception>
-    public void Backward(Tensor? gradOutput = null, bool retainGraph = false) => Autograd.Backward(this, gradOutput, retainGraph);
 
     /// <summary>A second handle on the same memory, in no scope and without a gradient (what the tape saves).</summary>
     internal Tensor Alias()
@@ -325,119 +314,15 @@ public sealed class Tensor : IDisposable
 
     // ---------------------------------------------------------------- views
 
-    /// <summary>A view with a new shape over the same elements; one dimension may be -1 (inferred).</summary>
-    /// <exception cref="ShapeMismatchException">The element count differs, or the tensor is not contiguous.</exception>
-    public Tensor Reshape(params int[] shape)
-    {
-        EnsureAlive("reshape", "tensor");
-        var resolved = ShapeUtil.ResolveReshape("reshape", shape, Length);
-        if (!IsContiguous)
-            throw new ShapeMismatchException("reshape", "tensor", "a contiguous tensor", $"a strided view {Describe()}; call Contiguous() first");
-        var sourceShape = ShapeArray();
-        return View("reshape", resolved, ShapeUtil.ContiguousStrides(resolved), Offset, g =>
-        {
-            using var contiguous = g.IsContiguous ? null : Autograd.Kernels.Copy(g);
-            return (contiguous ?? g).Reshape(sourceShape);
-        });
-    }
-
-    /// <summary>A view of <paramref name="length"/> entries of dimension <paramref name="dim"/> starting at <paramref name="start"/>.</summary>
-    public Tensor Slice(int dim, int start, int length)
-    {
-        EnsureAlive("slice", "tensor");
-        int d = ShapeUtil.NormalizeAxis("slice", dim, Rank);
-        if (start < 0 || length < 0 || (long)start + length > _shape[d])
-            throw new ShapeMismatchException("slice", "range", $"0 ≤ start ≤ start+length ≤ {_shape[d]} on dimension {d}", $"start {start}, length {length}");
-        var shape = ShapeArray();
-        shape[d] = length;
-        var sourceShape = ShapeArray();
-        return View("slice", shape, (int[])_strides.Clone(), Offset + (long)start * _strides[d], g => Scatter(g, sourceShape, full => full.Slice(d, start, length)));
-    }
-
-    /// <summary>PyTorch's <c>narrow</c>: <see cref="Slice"/> whose <paramref name="start"/> may count from the end
-    /// (−size ≤ start ≤ size).</summary>
-    public Tensor Narrow(int dim, int start, int length)
-    {
-        EnsureAlive("narrow", "tensor");
-        int d = ShapeUtil.NormalizeAxis("narrow", dim, Rank);
-        long from = start < 0 ? (long)start + _shape[d] : start;
-        if (from < 0 || length < 0 || from + length > _shape[d])
-            throw new ShapeMismatchException("narrow", "range", $"-{_shape[d]} ≤ start, 0 ≤ length, start+length ≤ {_shape[d]} on dimension {d}", $"start {start}, length {length}");
-        return Slice(d, (int)from, length);
-    }
-
-    /// <summary>A view of index <paramref name="index"/> along <paramref name="dim"/>, that dimension removed (PyTorch's <c>select</c>).</summary>
-    public Tensor Select(int dim, int index)
-    {
-        EnsureAlive("select", "tensor");
-        int d = ShapeUtil.NormalizeAxis("select", dim, Rank);
-        if (index < 0 || index >= _shape[d])
-            throw new ShapeMismatchException("select", "index", $"an index in [0, {_shape[d]}) on dimension {d}", index.ToString());
-        var shape = _shape.Where((_, i) => i != d).ToArray();
-        var strides = _strides.Where((_, i) => i != d).ToArray();
-        var sourceShape = ShapeArray();
-        return View("select", shape, strides, Offset + (long)index * _strides[d], g => Scatter(g, sourceShape, full => full.Select(d, index)));
-    }
-
-    /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
-    public Tensor Permute(params int[] order)
-    {
-        EnsureAlive("permute", "tensor");
-        if (Validate.NotNull("permute", "order", order).Length != Rank)
-            throw new ShapeMismatchException("permute", "order", $"{Rank} axes", $"{order.Length} axes");
-        var seen = new bool[Rank];
-        var shape = new int[Rank];
-        var strides = new int[Rank];
-        for (int i = 0; i < Rank; i++)
-        {
-            int a = ShapeUtil.NormalizeAxis("permute", order[i], Rank);
-            if (seen[a])
-                throw new ShapeMismatchException("permute", "order", "a permutation of the axes", "[" + string.Join(", ", order) + "]");
-            seen[a] = true;
-            shape[i] = _shape[a];
-            strides[i] = _strides[a];
-        }
-        var inverse = new int[Rank];
-        for (int i = 0; i < Rank; i++)
-            inverse[ShapeUtil.NormalizeAxis("permute", order[i], Rank)] = i;
-        return View("permute", shape, strides, Offset, g => g.Permute(inverse));
-    }
-
-    /// <summary>A view with dimensions <paramref name="dim0"/> and <paramref name="dim1"/> swapped.</summary>
-    public Tensor Transpose(int dim0 = -2, int dim1 = -1)
-    {
-        var order = Enumerable.Range(0, Rank).ToArray();
-        int a = ShapeUtil.NormalizeAxis("transpose", dim0, Rank), b = ShapeUtil.NormalizeAxis("transpose", dim1, Rank);
-        (order[a], order[b]) = (order[b], order[a]);
-        return Permute(order);
-    }
-
-    /// <summary>A broadcast view: dimensions of size 1 grow to <paramref name="shape"/> with stride 0 (NumPy rules; new leading dimensions allowed).</summary>
-    public Tensor Expand(params int[] shape)
-    {
-        EnsureAlive("expand", "tensor");
-        var strides = ShapeUtil.BroadcastStrides("expand", "tensor", _shape, _strides, shape);
-        var sourceShape = ShapeArray();
-        return View("expand", (int[])shape.Clone(), strides, Offset, g => Autograd.Kernels.SumToShape(g, sourceShape));
-    }
-
-    /// <summary>A view; when the tape records, its backward maps the view's gradient to this tensor's shape.</summary>
-    private Tensor View(string op, int[] shape, int[] strides, long offset, Func<Tensor, Tensor> backward)
+    /// <summary>
+    /// A view of this tensor's memory with the given shape, strides and offset, checked to stay inside the storage. It
+    /// records no gradient: the op layer's view methods (GpuNet.Ops' <c>TensorViews</c>) build on it and record.
+    /// </summary>
+    internal Tensor View(string op, int[] shape, int[] strides, long offset)
     {
         var view = new Tensor(op, _storage, shape, strides, offset);   // checks the view's whole range first
         _storage.AddRef();
-        if (Autograd.ShouldRecord(this))
-            Autograd.Record(op, view, new[] { this }, (g, _) => new[] { backward(g) });
         return view;
-    }
-
-    /// <summary>The gradient of a sub-view: zeros of the source shape with <paramref name="g"/> copied into the part the view saw.</summary>
-    private static Tensor Scatter(Tensor g, int[] sourceShape, Func<Tensor, Tensor> part)
-    {
-        var full = Autograd.Kernels.Full(g.Device, 0f, sourceShape);
-        using var target = part(full);
-        Autograd.Kernels.CopyInto(g, target);
-        return full;
     }
 
     // ---------------------------------------------------------------- checks and lifetime

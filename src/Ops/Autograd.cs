@@ -1,32 +1,6 @@
 namespace GpuNet;
 
 /// <summary>
-/// What the autograd engine needs from the kernel layer. The runtime knows no kernel, so GpuNet.Kernels registers an
-/// implementation when it loads (<see cref="Autograd.Kernels"/>); the view ops' backward passes (slice, expand, reshape of
-/// a strided gradient) and gradient accumulation go through it.
-/// </summary>
-public interface IGradientKernels
-{
-    /// <summary>A new contiguous tensor holding a + b (equal shapes).</summary>
-    Tensor Add(Tensor a, Tensor b);
-
-    /// <summary>accumulator += g in place (equal shapes, accumulator contiguous).</summary>
-    void AddInPlace(Tensor accumulator, Tensor g);
-
-    /// <summary>g summed over the dimensions that broadcasting added or stretched to reach g's shape from <paramref name="shape"/>: a new tensor of <paramref name="shape"/>.</summary>
-    Tensor SumToShape(Tensor g, int[] shape);
-
-    /// <summary>A new contiguous copy of any view.</summary>
-    Tensor Copy(Tensor t);
-
-    /// <summary>Copies <paramref name="source"/> into the view <paramref name="destination"/>.</summary>
-    void CopyInto(Tensor source, Tensor destination);
-
-    /// <summary>A new tensor of <paramref name="shape"/> filled with <paramref name="value"/>.</summary>
-    Tensor Full(Device device, float value, int[] shape);
-}
-
-/// <summary>
 /// The backward of one recorded op: from the gradient of the op's output, the gradients of its inputs in order — null
 /// where <paramref name="needsGrad"/> is false (nothing upstream wants it), else a tensor of the input's shape (any view;
 /// each a tensor object of its own, never <paramref name="gradOutput"/> itself, which the engine disposes afterwards).
@@ -60,23 +34,23 @@ public delegate Tensor?[] GatingBackwardFunction(Tensor gradOutput, bool[] needs
 /// Reference-counted by the tensors it produced and the nodes that consume them: when the last of those is gone (or a
 /// backward pass has run through it) the node frees what it saved at once, so the pool gets the memory back deterministically.
 /// </summary>
-public sealed class GradNode
+internal sealed class RecordedOp : GradNode
 {
     private readonly Edge[] _inputs;
     private GatingBackwardFunction? _backward;
     private IGradientGate? _gate;
     private Tensor[] _saved;
     private int _refs;
+    private bool _freed;
 
-    internal readonly record struct Edge(GradNode? Node, Tensor? Leaf, int[] Shape)
+    internal readonly record struct Edge(RecordedOp? Node, Tensor? Leaf, int[] Shape)
     {
         public bool NeedsGrad => Node is not null || Leaf is not null;
     }
 
-    internal GradNode(string op, int[] outputShape, Edge[] inputs, GatingBackwardFunction? backward, bool takesGates, IGradientGate? gate, Tensor[] saved)
+    internal RecordedOp(string op, int[] outputShape, Edge[] inputs, GatingBackwardFunction? backward, bool takesGates, IGradientGate? gate, Tensor[] saved)
+        : base(op, outputShape)
     {
-        Op = op;
-        OutputShape = outputShape;
         _inputs = inputs;
         _backward = backward;
         TakesGates = takesGates;
@@ -86,29 +60,24 @@ public sealed class GradNode
             e.Node?.AddRef();
     }
 
-    /// <summary>The op that recorded the node (<c>matmul</c>, <c>add</c>, ...).</summary>
-    public string Op { get; }
+    /// <inheritdoc />
+    public override bool IsFreed => _freed;
 
-    /// <summary>The shape of the output whose gradient the node receives.</summary>
-    public IReadOnlyList<int> OutputShape { get; }
-
-    /// <summary>True once a backward pass (without retainGraph) or the last reference has freed the saved tensors.</summary>
-    public bool IsFreed { get; private set; }
-
-    /// <summary>True when the node has no backward (an op whose gradient is not implemented): backward through it raises <see cref="NoGradientException"/>.</summary>
-    public bool HasBackward => _backward is not null;
+    /// <inheritdoc />
+    public override bool HasBackward => _backward is not null;
 
     internal IReadOnlyList<Edge> Inputs => _inputs;
 
     /// <summary>The elementwise factor the backward starts with (null when none, or once freed).</summary>
-    internal IGradientGate? Gate => IsFreed ? null : _gate;
+    internal IGradientGate? Gate => _freed ? null : _gate;
 
     /// <summary>True when the backward can apply its inputs' producers' gates (recorded with a <see cref="GatingBackwardFunction"/>).</summary>
     internal bool TakesGates { get; }
 
     internal void AddRef() => _refs++;
 
-    internal void Release()
+    /// <inheritdoc />
+    protected internal override void Release()
     {
         if (--_refs <= 0)
             Free();
@@ -116,7 +85,7 @@ public sealed class GradNode
 
     internal Tensor?[] RunBackward(Tensor gradOutput, IGradientGate?[] gates)
     {
-        if (IsFreed)
+        if (_freed)
             throw new GraphFreedException(Op);
         if (_backward is null)
             throw new NoGradientException(Op);
@@ -129,9 +98,9 @@ public sealed class GradNode
     /// <summary>Disposes the saved tensors and lets go of the input nodes (idempotent).</summary>
     internal void Free()
     {
-        if (IsFreed)
+        if (_freed)
             return;
-        IsFreed = true;
+        _freed = true;
         _backward = null;
         _gate = null;
         foreach (var t in _saved)
@@ -145,9 +114,9 @@ public sealed class GradNode
 /// <summary>
 /// Reverse-mode automatic differentiation, define-by-run: while recording is on (the default; off inside
 /// <see cref="NoGrad"/>) every differentiable op whose inputs require a gradient records a <see cref="GradNode"/> on its
-/// output, and <see cref="Tensor.Backward"/> walks the recorded graph from a result back to the leaves, accumulating into
-/// their <see cref="Tensor.Grad"/>. Ops record through <see cref="Record"/>; their backward functions live beside their
-/// forward kernels.
+/// output, and <see cref="TensorAutograd.Backward"/> walks the recorded graph from a result back to the leaves, accumulating into
+/// their <see cref="Tensor.Grad"/>. Ops record through <see cref="Record"/>; each family's backward functions live beside
+/// its forward ops in this layer, above the kernels they launch.
 /// </summary>
 public static class Autograd
 {
@@ -156,24 +125,6 @@ public static class Autograd
 
     [ThreadStatic]
     private static int _noGradDepth;
-
-    private static IGradientKernels? _kernels;
-
-    /// <summary>The kernel-layer operations the engine uses; GpuNet.Kernels sets it when it loads.</summary>
-    public static IGradientKernels Kernels
-    {
-        get
-        {
-            if (_kernels is null)
-            {
-                // Code that used only runtime types so far (views of a leaf): load the kernel assembly, whose initializer registers.
-                var module = System.Reflection.Assembly.Load("GpuNet.Kernels").ManifestModule;
-                System.Runtime.CompilerServices.RuntimeHelpers.RunModuleConstructor(module.ModuleHandle);
-            }
-            return _kernels ?? throw new InvalidOperationException("backward: no gradient kernels are registered (GpuNet.Kernels did not register them)");
-        }
-        set => _kernels = value;
-    }
 
     /// <summary>True when ops record their backward on this thread (false inside <see cref="NoGrad"/>).</summary>
     public static bool IsEnabled => _noGradDepth == 0;
@@ -255,7 +206,7 @@ public static class Autograd
     /// Call it only when <see cref="ShouldRecord"/> says so.
     /// </summary>
     public static void Record(string op, Tensor output, Tensor?[] inputs, BackwardFunction backward, params Tensor[] saved) =>
-        Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), (g, needs, _) => backward(g, needs), false, null, saved));
+        Attach(output, new RecordedOp(op, output.ShapeArray(), Edges(inputs), (g, needs, _) => backward(g, needs), false, null, saved));
 
     /// <summary>
     /// Records an op whose backward may take over the gates of its inputs' producers (see <see cref="GatingBackwardFunction"/>),
@@ -263,7 +214,7 @@ public static class Autograd
     /// by the engine, or by the consumer that took it over. The gate's tensors belong in <paramref name="saved"/>.
     /// </summary>
     public static void RecordGating(string op, Tensor output, Tensor?[] inputs, GatingBackwardFunction backward, IGradientGate? gate, params Tensor[] saved) =>
-        Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), backward, true, gate, saved));
+        Attach(output, new RecordedOp(op, output.ShapeArray(), Edges(inputs), backward, true, gate, saved));
 
     /// <summary>
     /// Marks <paramref name="output"/> as computed by an op whose gradient is not implemented: it requires a gradient
@@ -272,22 +223,25 @@ public static class Autograd
     public static void RecordNoGradient(string op, Tensor output, params Tensor?[] inputs)
     {
         if (ShouldRecord(inputs))
-            Attach(output, new GradNode(op, output.ShapeArray(), Edges(inputs), null, false, null, Array.Empty<Tensor>()));
+            Attach(output, new RecordedOp(op, output.ShapeArray(), Edges(inputs), null, false, null, Array.Empty<Tensor>()));
     }
 
-    private static GradNode.Edge[] Edges(Tensor?[] inputs) =>
+    private static RecordedOp.Edge[] Edges(Tensor?[] inputs) =>
         inputs.Select(t => t is null || !t.RequiresGrad
-            ? new GradNode.Edge(null, null, t?.ShapeArray() ?? Array.Empty<int>())
-            : new GradNode.Edge(t.GradFn, t.GradFn is null ? t : null, t.ShapeArray())).ToArray();
+            ? new RecordedOp.Edge(null, null, t?.ShapeArray() ?? Array.Empty<int>())
+            : new RecordedOp.Edge(NodeOf(t), t.GradFn is null ? t : null, t.ShapeArray())).ToArray();
 
-    private static void Attach(Tensor output, GradNode node)
+    /// <summary>The node that computed <paramref name="t"/>: every node on a tensor was recorded here (only this layer sets one).</summary>
+    private static RecordedOp? NodeOf(Tensor t) => (RecordedOp?)t.GradFn;
+
+    private static void Attach(Tensor output, RecordedOp node)
     {
         node.AddRef();
         output.SetGradFn(node);
     }
 
     /// <summary>
-    /// Runs the backward pass from <paramref name="root"/> (see <see cref="Tensor.Backward"/>): nodes in reverse topological
+    /// Runs the backward pass from <paramref name="root"/> (see <see cref="TensorAutograd.Backward"/>): nodes in reverse topological
     /// order, each gradient summed over all paths before its node runs, leaf gradients accumulated into
     /// <see cref="Tensor.Grad"/>, every node freed after it ran unless <paramref name="retainGraph"/>.
     /// </summary>
@@ -308,18 +262,18 @@ public static class Autograd
         }
 
         using var _ = NoGrad();
-        var seed = gradOutput is null ? Kernels.Full(root.Device, 1f, root.ShapeArray()) : gradOutput.Alias();
-        if (root.GradFn is null)
+        var seed = gradOutput is null ? Ops.Full(root.Device, 1f, root.ShapeArray()) : gradOutput.Alias();
+        if (NodeOf(root) is not { } rootNode)
         {
             AccumulateLeaf(root, seed);
             return;
         }
 
         // Dependencies: how many edges from nodes reachable from the root point at each node.
-        var pendingEdges = new Dictionary<GradNode, int>(ReferenceEqualityComparer.Instance);
-        var stack = new Stack<GradNode>();
-        stack.Push(root.GradFn);
-        pendingEdges[root.GradFn] = 0;
+        var pendingEdges = new Dictionary<RecordedOp, int>(ReferenceEqualityComparer.Instance);
+        var stack = new Stack<RecordedOp>();
+        stack.Push(rootNode);
+        pendingEdges[rootNode] = 0;
         while (stack.Count > 0)
         {
             var node = stack.Pop();
@@ -332,15 +286,15 @@ public static class Autograd
                 }
         }
 
-        var gateTaken = new HashSet<GradNode>(ReferenceEqualityComparer.Instance);
+        var gateTaken = new HashSet<RecordedOp>(ReferenceEqualityComparer.Instance);
 
         // Hold every reachable node for the pass: a node freed after its backward lets go of its inputs, which must not be
         // freed (by their count dropping to zero) before their own turn comes.
         foreach (var node in pendingEdges.Keys)
             node.AddRef();
-        var grads = new Dictionary<GradNode, Tensor>(ReferenceEqualityComparer.Instance) { [root.GradFn] = seed };
-        var ready = new Stack<GradNode>();
-        ready.Push(root.GradFn);
+        var grads = new Dictionary<RecordedOp, Tensor>(ReferenceEqualityComparer.Instance) { [rootNode] = seed };
+        var ready = new Stack<RecordedOp>();
+        ready.Push(rootNode);
         try
         {
             while (ready.Count > 0)
@@ -428,11 +382,11 @@ public static class Autograd
     {
         if (sum.IsExclusive && sum.IsContiguous)
         {
-            Kernels.AddInPlace(sum, g);
+            Ops.Add(sum, g, sum);
             g.Dispose();
             return sum;
         }
-        var total = Kernels.Add(sum, g);
+        var total = Ops.Add(sum, g);
         TensorScope.Unregister(total);
         sum.Dispose();
         g.Dispose();
@@ -448,7 +402,7 @@ public static class Autograd
         }
         if (leaf.Grad is { } existing)
         {
-            Kernels.AddInPlace(existing, g);
+            Ops.Add(existing, g, existing);
             g.Dispose();
             return;
         }
@@ -457,7 +411,7 @@ public static class Autograd
             leaf.Grad = g;
         else
         {
-            var copy = Kernels.Copy(g);
+            var copy = Ops.CopyOf(g);
             TensorScope.Unregister(copy);
             g.Dispose();
             leaf.Grad = copy;
