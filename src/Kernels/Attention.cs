@@ -488,6 +488,92 @@ namespace GpuNet.Kernels
             if (t == 0)
                 lse[b * p.H + h] = l > 0 ? m + MathF.Log(l) : float.NegativeInfinity;
         }
+
+        // ------------------------------------------------------------ launchers
+
+        /// <summary>True when the device has the fused backward (<see cref="BackwardKeys"/>, <see cref="BackwardQueries"/>); the
+        /// fast CPU has none, and the op differentiates the unfused recomputation there instead.</summary>
+        internal static bool HasFusedBackward(Device device) => !device.IsHostCpu;
+
+        /// <summary>The element strides of a [B, H, N, d] (or [B, N, H, d]) operand as the kernels index it.</summary>
+        internal static HeadLayout Heads(Tensor t, AttentionLayout layout) => layout == AttentionLayout.BHND
+            ? new HeadLayout { Batch = t.Strides[0], Head = t.Strides[1], Seq = t.Strides[2] }
+            : new HeadLayout { Batch = t.Strides[0], Head = t.Strides[2], Seq = t.Strides[1] };
+
+        /// <summary>
+        /// Fused attention into <paramref name="output"/> and <paramref name="lse"/> [B, H, Nq] on the implementation for the device:
+        /// the fast CPU's host loop (<see cref="Cpu.HostAttention"/>), else <see cref="Fused"/>. Q, K, V have a contiguous last
+        /// dimension; <paramref name="mask"/> (when given) is contiguous with its broadcast strides in <paramref name="p"/>.
+        /// </summary>
+        internal static void RunFused(string op, Device device, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, Tensor? keyLengths,
+            Tensor? mask, AttentionLayout layout, AttentionParams p)
+        {
+            if (device.IsHostCpu)
+            {
+                RunHost(op, q, k, v, output, lse, keyLengths, mask, layout, p);
+                return;
+            }
+            var grid = new Index3D((p.Nq + BlockQ - 1) / BlockQ, p.H, p.B);
+            device.Launch(op, Fused, new KernelConfig(grid, new Index3D(Threads, 1, 1)),
+                q.StridedView, k.StridedView, v.StridedView, output.ContiguousView, lse.ContiguousView,
+                (keyLengths ?? lse).ContiguousView, (mask ?? lse).StridedView,
+                Heads(q, layout), Heads(k, layout), Heads(v, layout), Heads(output, layout), p);
+        }
+
+        /// <summary>
+        /// One query per sequence against a KV cache: on the fast CPU the fused host loop (already a split over key blocks with an
+        /// online softmax), else <see cref="DecodePartial"/> over chunks of <see cref="DecodeChunk"/> keys and <see cref="DecodeCombine"/>.
+        /// </summary>
+        internal static void RunDecode(string op, Device device, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, Tensor? keyLengths,
+            AttentionLayout layout, AttentionParams p)
+        {
+            if (device.IsHostCpu)
+            {
+                RunHost(op, q, k, v, output, lse, keyLengths, null, layout, p);
+                return;
+            }
+            int chunks = Math.Max(1, (p.Nk + DecodeChunk - 1) / DecodeChunk);
+            using var partial = Tensor.Empty(device, p.B, p.H, chunks, MaxD + 2);
+            using (device.Profiler.Measure(op))   // two kernels, one op
+            {
+                device.Launch(null, DecodePartial, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(Threads, 1, 1)), q.StridedView, k.StridedView, v.StridedView,
+                    (keyLengths ?? partial).ContiguousView, partial.ContiguousView, Heads(q, layout), Heads(k, layout), Heads(v, layout), p, chunks);
+                device.Launch(null, DecodeCombine, new KernelConfig(new Index3D(p.H, p.B, 1), new Index3D(Threads, 1, 1)), partial.ContiguousView,
+                    output.ContiguousView, lse.ContiguousView, Heads(output, layout), p, chunks);
+            }
+        }
+
+        /// <summary>
+        /// The fused backward's two kernels (<see cref="BackwardKeys"/> for dK and dV, <see cref="BackwardQueries"/> for dQ) from the
+        /// forward's logsumexp and <paramref name="delta"/> = rowsum(dO ⊙ O) [B, H, Nq]; one profiler entry for the op.
+        /// </summary>
+        internal static void RunBackward(string op, Device device, Tensor q, Tensor k, Tensor v, Tensor dOutput, Tensor lse, Tensor delta,
+            Tensor? keyLengths, Tensor? mask, Tensor dq, Tensor dk, Tensor dv, AttentionLayout layout, AttentionParams p)
+        {
+            var lengths = (keyLengths ?? lse).ContiguousView;
+            var layouts = new BackwardLayouts
+            {
+                Q = Heads(q, layout), K = Heads(k, layout), V = Heads(v, layout), DO = Heads(dOutput, layout), DQ = Heads(dq, layout), DK = Heads(dk, layout), DV = Heads(dv, layout),
+            };
+            var threads = new Index3D(BackwardRows * 32, 1, 1);
+            using (device.Profiler.Measure(op))   // two kernels, one op
+            {
+                device.Launch(null, BackwardKeys, new KernelConfig(new Index3D((p.Nk + BackwardRows - 1) / BackwardRows, p.H, p.B), threads),
+                    q.StridedView, k.StridedView, v.StridedView, dOutput.StridedView, lse.ContiguousView, delta.ContiguousView, lengths, (mask ?? lse).StridedView, dk.ContiguousView, dv.ContiguousView, layouts, p);
+                device.Launch(null, BackwardQueries, new KernelConfig(new Index3D((p.Nq + BackwardRows - 1) / BackwardRows, p.H, p.B), threads),
+                    q.StridedView, k.StridedView, v.StridedView, dOutput.StridedView, lse.ContiguousView, delta.ContiguousView, lengths, (mask ?? lse).StridedView, dq.ContiguousView, layouts, p);
+            }
+        }
+
+        /// <summary>The fast CPU device's attention (<see cref="Cpu.HostAttention"/>).</summary>
+        private static unsafe void RunHost(string op, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, Tensor? keyLengths, Tensor? mask,
+            AttentionLayout layout, AttentionParams p)
+        {
+            using (q.Device.Profiler.Measure(op))
+                Cpu.HostAttention.Fused(Cpu.HostMemory.Ptr(q), Cpu.HostMemory.Ptr(k), Cpu.HostMemory.Ptr(v),
+                    Cpu.HostMemory.Ptr(output), Cpu.HostMemory.Ptr(lse), keyLengths is null ? null : Cpu.HostMemory.Ptr(keyLengths),
+                    mask is null ? null : Cpu.HostMemory.Ptr(mask), Heads(q, layout), Heads(k, layout), Heads(v, layout), Heads(output, layout), p);
+        }
     }
 }
 

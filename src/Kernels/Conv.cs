@@ -137,6 +137,123 @@ namespace GpuNet.Kernels
             }
             o[i] = act.Apply(sum);
         }
+
+        // ------------------------------------------------------------ launchers
+
+        /// <summary>
+        /// conv2d of contiguous <paramref name="x"/> and weight <paramref name="w"/> into <paramref name="output"/> [N, C_out, OH, OW]
+        /// on the implementation for the device: the fast CPU's direct convolution (<see cref="Cpu.HostConv"/>); on ILGPU the tiled
+        /// matmul with the weights as A and, as B, the image read through the im2col index (implicit GEMM) or columns unfolded
+        /// into memory first — the implicit form when <paramref name="algorithm"/> asks for it or the columns would exceed
+        /// <paramref name="columnBudgetBytes"/>. Arguments are validated by the op.
+        /// </summary>
+        internal static void RunConv2d(Device device, Tensor x, Tensor w, Tensor? bias, Tensor output, Conv2dGeometry g,
+            ConvAlgorithm algorithm, long columnBudgetBytes, FusedActivation act)
+        {
+            const string op = "conv2d";
+            int cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW;
+            var p = new GemmParams
+            {
+                M = g.Kg, N = pixels, K = cgkk, StrideAm = cgkk, StrideAk = 1, StrideBk = pixels, StrideBn = 1,
+                Alpha = 1, HasBias = bias is null ? 0 : 2, BiasGroups = g.Options.Groups,
+                VecA = w.IsAligned(16) && cgkk % 4 == 0 ? 1 : 0, VecC = output.IsAligned(16) && pixels % 4 == 0 ? 1 : 0,
+            };
+            var biasView = bias?.ContiguousView ?? output.ContiguousView;
+            if (device.IsHostCpu)
+            {
+                ActivationDispatch.WithActivation(act, new HostConvLaunch(device, x.ContiguousView, w.ContiguousView, output.ContiguousView, biasView, g, p));
+                return;
+            }
+            // Batches z = (n, group): the weight block repeats over n; the columns (or the input planes) advance with both.
+            var batch = new[] { g.N, g.Options.Groups };
+            var layoutA = Layout6.Create(op, batch, new[] { 0, g.Kg * cgkk });
+            bool implicitGemm = algorithm switch
+            {
+                ConvAlgorithm.ImplicitGemm => true,
+                ConvAlgorithm.Im2Col => false,
+                _ => g.ColumnBytes > columnBudgetBytes,
+            };
+            if (implicitGemm)
+            {
+                var layoutB = Layout6.Create(op, batch, new[] { g.C * g.H * g.W, g.Cg * g.H * g.W });
+                var views = new MatMulKernels.Views(w.ContiguousView, x.ContiguousView, output.ContiguousView, biasView);
+                LaunchConvGemm(op, device, views, p, layoutA, layoutB, g.N * g.Options.Groups, act, new Im2ColB { Index = g.Index });
+                return;
+            }
+            using var col = Tensor.Empty(device, g.N, g.C * g.KH * g.KW, pixels);
+            RunIm2Col(device, x, col, g);
+            p.VecB = col.IsAligned(16) && pixels % 4 == 0 ? 1 : 0;
+            var layoutCol = Layout6.Create(op, batch, new[] { g.C * g.KH * g.KW * pixels, cgkk * pixels });
+            var colViews = new MatMulKernels.Views(w.ContiguousView, col.ContiguousView, output.ContiguousView, biasView);
+            LaunchConvGemm(op, device, colViews, p, layoutA, layoutCol, g.N * g.Options.Groups, act, default(DenseB<Flags.No>));
+        }
+
+        /// <summary>The tiled matmul with the weights as A (contiguous along k) and <typeparamref name="TB"/> as the column source.</summary>
+        private static void LaunchConvGemm<TB>(string op, Device device, MatMulKernels.Views views, GemmParams p, Layout6 la, Layout6 lb, int batches,
+            FusedActivation act, TB source) where TB : struct, IOperandB
+        {
+            if (MatMulKernels.UseLargeTile(device, p.M, p.N, batches, MatMulTile.Auto))
+                ActivationDispatch.WithActivation(act, new MatMulKernels.TiledLaunch<MatMulTiles.Large, Flags.Yes, TB>(op, device, views, p, la, lb, batches, source));
+            else
+                ActivationDispatch.WithActivation(act, new MatMulKernels.TiledLaunch<MatMulTiles.Small, Flags.Yes, TB>(op, device, views, p, la, lb, batches, source));
+        }
+
+        /// <summary>The fast CPU device's convolution (<see cref="Cpu.HostConv"/>) with the activation as a type argument.</summary>
+        private readonly record struct HostConvLaunch(Device Device, ArrayView<float> X, ArrayView<float> W, ArrayView<float> Output, ArrayView<float> Bias,
+            Conv2dGeometry G, GemmParams P) : IActivationVisitor
+        {
+            public unsafe void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
+            {
+                using (Device.Profiler.Measure("conv2d"))
+                    Cpu.HostConv.Conv2d(Cpu.HostMemory.Ptr(X), Cpu.HostMemory.Ptr(W), Cpu.HostMemory.Ptr(Output), Cpu.HostMemory.Ptr(Bias), G, P, default(TAct));
+            }
+        }
+
+        /// <summary>Unfolds contiguous <paramref name="x"/> into <paramref name="col"/> [N, C·KH·KW, OH·OW]: the fast CPU's host loop, else <see cref="Im2Col"/>.</summary>
+        internal static unsafe void RunIm2Col(Device device, Tensor x, Tensor col, Conv2dGeometry g)
+        {
+            int total = col.Length;
+            if (total == 0)
+                return;
+            if (device.IsHostCpu)
+            {
+                int perImage = g.C * g.H * g.W, colPerImage = g.C * g.KH * g.KW * g.OH * g.OW;
+                float* px = Cpu.HostMemory.Ptr(x), pc = Cpu.HostMemory.Ptr(col);
+                var index = g.Index;
+                using (device.Profiler.Measure("im2col"))
+                    Cpu.HostParallel.For(g.N, colPerImage, (s, e) =>
+                    {
+                        for (int n = s; n < e; n++)
+                            Cpu.HostConv.Im2Col(px + (long)n * perImage, pc + (long)n * colPerImage, index, g.C, g.OH, g.OW);
+                    });
+                return;
+            }
+            device.Launch("im2col", Im2Col, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
+                x.ContiguousView, col.ContiguousView, g.Index, g.C, g.OH * g.OW, total);
+        }
+
+        /// <summary>
+        /// Folds contiguous columns into <paramref name="output"/> [N, outChannels, outH, outW], summing overlapping taps, plus the
+        /// bias and the activation: the fast CPU's parallel loop over <see cref="Col2ImAt{TAct}"/>, else <see cref="Col2Im{TAct}"/>.
+        /// </summary>
+        internal static void RunCol2Im(Device device, Tensor col, Tensor? bias, Tensor output, ConvIndex index, int outH, int outW, int outChannels,
+            int groups, FusedActivation act) =>
+            ActivationDispatch.WithActivation(act, new Col2ImLaunch(device, col.ContiguousView, bias?.ContiguousView ?? col.ContiguousView, output.ContiguousView,
+                index, outH, outW, outChannels, groups, bias is null ? 0 : 1, output.Length));
+
+        private readonly record struct Col2ImLaunch(Device Device, ArrayView<float> Col, ArrayView<float> Bias, ArrayView<float> Output, ConvIndex Index,
+            int OutH, int OutW, int OutChannels, int Groups, int HasBias, int Total) : IActivationVisitor
+        {
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
+            {
+                var (col, bias, output, index, outH, outW, outChannels, groups, hasBias, total) = (Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total);
+                if (Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,
+                    i => Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, default(TAct), i)))
+                    return;
+                Device.Launch("col2im", Col2Im<TAct>, LaunchShapes.Linear(Device, Total, LaunchShapes.ElementwiseGroup(Device)),
+                    Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total, default(TAct));
+            }
+        }
     }
 }
 

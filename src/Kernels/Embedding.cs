@@ -109,5 +109,47 @@ namespace GpuNet.Kernels
             int half = dim / 2, b = i / dim, c = i - b * dim;
             o[i] = c >= 2 * half ? 0f : SinCos(t[b] * frequencies[c < half ? c : c - half], c < half);
         }
+
+        /// <summary>Embedding rows gathered by token id: the fast CPU's parallel loop over <see cref="GatherAt"/>, else the kernel <see cref="Gather"/>.</summary>
+        internal static void RunGather(string op, Device device, ArrayView<float> weight, ArrayView<int> ids, ArrayView<float> o, int dim, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 1, i => GatherAt(weight, ids, o, dim, i)))
+                return;
+            device.Launch(op, Gather, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), weight, ids, o, dim, total);
+        }
+
+        /// <summary>Embedding rows gathered by float indices: the fast CPU's parallel loop over <see cref="GatherIndexedAt"/>, else the kernel <see cref="GatherIndexed"/>.</summary>
+        internal static void RunGatherIndexed(string op, Device device, ArrayView<float> weight, ArrayView<float> indices, ArrayView<float> o, int rows, int dim, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 1, i => GatherIndexedAt(weight, indices, o, rows, dim, i)))
+                return;
+            device.Launch(op, GatherIndexed, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), weight, indices, o, rows, dim, total);
+        }
+
+        /// <summary>Each used row's gradient summed over its segment of positions: the fast CPU's parallel loop over
+        /// <see cref="ScatterSegmentsAt"/> (<paramref name="positionsPerRow"/> reads per element), else the kernel <see cref="ScatterSegments"/>.</summary>
+        internal static void RunScatterSegments(string op, Device device, ArrayView<float> dy, ArrayView<int> order, ArrayView<int> starts, ArrayView<int> rows,
+            ArrayView<float> dw, int dim, int total, int positionsPerRow)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, positionsPerRow, i => ScatterSegmentsAt(dy, order, starts, rows, dw, dim, i)))
+                return;
+            device.Launch(op, ScatterSegments, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), dy, order, starts, rows, dw, dim, total);
+        }
+
+        /// <summary>Sinusoidal position encodings: the fast CPU's parallel loop over <see cref="SinusoidalAt"/>, else the kernel <see cref="Sinusoidal"/>.</summary>
+        internal static void RunSinusoidal(string op, Device device, ArrayView<float> o, ArrayView<double> frequencies, int dim, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 16, i => SinusoidalAt(o, frequencies, dim, i)))
+                return;
+            device.Launch(op, Sinusoidal, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), o, frequencies, dim, total);
+        }
+
+        /// <summary>Timestep embeddings: the fast CPU's parallel loop over <see cref="TimestepAt"/>, else the kernel <see cref="Timestep"/>.</summary>
+        internal static void RunTimestep(string op, Device device, ArrayView<float> t, ArrayView<double> frequencies, ArrayView<float> o, int dim, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 16, i => TimestepAt(t, frequencies, o, dim, i)))
+                return;
+            device.Launch(op, Timestep, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), t, frequencies, o, dim, total);
+        }
     }
 }

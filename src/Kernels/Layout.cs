@@ -44,6 +44,15 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>A new contiguous copy of <paramref name="t"/> (kernel <c>copy_strided</c>), for a launcher whose kernel needs
+        /// one contiguous direction the view lacks. Not recorded: the op that launches records its own gradient.</summary>
+        internal static Tensor ContiguousCopy(Tensor t)
+        {
+            var copy = Tensor.Empty(t.Device, t.ShapeArray());
+            ElementwiseKernels.MapUnary("copy_strided", t, copy, new ElementwiseOps.Identity());
+            return copy;
+        }
+
         /// <summary>
         /// Copies <paramref name="view"/> into contiguous <paramref name="o"/> of the same shape: through the tiled
         /// transpose when the copy is a batched inner transpose, the strided copy otherwise.

@@ -199,6 +199,22 @@ namespace GpuNet.Kernels
             int r = i / classes, t = (int)target[r];
             dx[i] = t != ignoreIndex && i - r * classes == t ? -g[r] : 0f;
         }
+
+        /// <summary>The loss of each of <paramref name="rows"/> rows: the fast CPU's parallel loop over <see cref="RowAt"/>, else the kernel <see cref="Rows"/>.</summary>
+        internal static void RunRows(string op, Device device, ArrayView<float> x, ArrayView<float> target, ArrayView<float> loss, ArrayView<float> weight, int classes, int ignoreIndex, int rows)
+        {
+            if (Cpu.HostParallel.Elements(device, op, rows, 4, r => RowAt(x, target, loss, weight, classes, ignoreIndex, r)))
+                return;
+            device.Launch(op, Rows, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), x, target, loss, weight, classes, ignoreIndex, rows);
+        }
+
+        /// <summary>The gradient of n log-probabilities: the fast CPU's parallel loop over <see cref="BackwardAt"/>, else the kernel <see cref="Backward"/>.</summary>
+        internal static void RunBackward(string op, Device device, ArrayView<float> target, ArrayView<float> g, ArrayView<float> dx, int classes, int ignoreIndex, int n)
+        {
+            if (Cpu.HostParallel.Elements(device, op, n, 2, i => BackwardAt(target, g, dx, classes, ignoreIndex, i)))
+                return;
+            device.Launch(op, Backward, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), target, g, dx, classes, ignoreIndex, n);
+        }
     }
 }
 

@@ -391,6 +391,186 @@ namespace GpuNet.Kernels
                 r += bias[n];
             return act.Apply(r);
         }
+
+        // ------------------------------------------------------------ launchers
+
+        /// <summary>The views a matmul-family kernel reads and writes: A, B, C and the bias (or the gate's pre-activation).</summary>
+        internal readonly record struct Views(ArrayView<float> A, ArrayView<float> B, ArrayView<float> C, ArrayView<float> Bias);
+
+        /// <summary>
+        /// C = act(alpha·op(A)·op(B) + beta·C + bias) over broadcast <paramref name="batch"/>es, on the implementation for C's
+        /// device: the fast CPU's GEMM (<see cref="Cpu.HostGemm"/>), the GEMV kernels for a single row, else the tiled kernel.
+        /// With <paramref name="gate"/> the epilogue multiplies by act′(gate) instead of applying act (the fused backward).
+        /// Arguments are validated by the op.
+        /// </summary>
+        internal static void Run(string op, Tensor a, Tensor b, bool transA, bool transB, int[] batch, int m, int n, int k,
+            float alpha, float beta, Tensor c, Tensor? bias, FusedActivation act, MatMulTile tile, Tensor? gate = null)
+        {
+            if (m == 1 && ShapeUtil.Product(batch) == 1 && tile == MatMulTile.Auto && gate is null && !c.Device.IsHostCpu)
+                RunGemv(op == "matmul" ? "gemv" : op, a, b, transB, n, k, alpha, beta, c, bias, act);
+            else
+                RunTiled(op, a, b, transA, transB, batch, m, n, k, alpha, beta, c, bias, act, tile, gate);
+        }
+
+        /// <summary>The operand as (row stride, k stride) where row is m for A and n for B; copied to contiguous
+        /// when neither matrix dimension has stride 1 (the tiled loads need one contiguous direction).</summary>
+        private static (Tensor View, int StrideRow, int StrideK, bool Owned) MatrixOperand(Tensor t, bool kIsLast)
+        {
+            var view = t;
+            var (sPrev, sLast) = UsableStrides(view);
+            bool owned = sPrev != 1 && sLast != 1;
+            if (owned)
+            {
+                view = LayoutKernels.ContiguousCopy(t);
+                (sPrev, sLast) = UsableStrides(view);
+            }
+            return kIsLast ? (view, sPrev, sLast, owned) : (view, sLast, sPrev, owned);
+        }
+
+        /// <summary>A size-1 dimension is never stepped along, so its stride is free: call it 1 where that makes the operand count as contiguous.</summary>
+        private static (int Prev, int Last) UsableStrides(Tensor t)
+        {
+            int sPrev = t.Strides[^2], sLast = t.Strides[^1];
+            if (t.Size(-1) == 1)
+                sLast = 1;
+            else if (t.Size(-2) == 1 && sLast != 1)
+                sPrev = 1;
+            return (sPrev, sLast);
+        }
+
+        /// <summary>The tiled kernel (or the fast CPU device's GEMM); with <paramref name="gate"/>, the epilogue multiplies by act′(gate) instead.</summary>
+        private static void RunTiled(string op, Tensor a, Tensor b, bool transA, bool transB, int[] batch, int m, int n, int k,
+            float alpha, float beta, Tensor c, Tensor? bias, FusedActivation act, MatMulTile tile, Tensor? gate)
+        {
+            var device = c.Device;
+            var (av, sAm, sAk, ownA) = MatrixOperand(a, kIsLast: !transA);
+            var (bv, sBn, sBk, ownB) = MatrixOperand(b, kIsLast: transB);
+            try
+            {
+                var batchStridesA = ShapeUtil.BroadcastStrides(op, "a", av.ShapeArray()[..^2], av.Strides.ToArray()[..^2], batch);
+                var batchStridesB = ShapeUtil.BroadcastStrides(op, "b", bv.ShapeArray()[..^2], bv.Strides.ToArray()[..^2], batch);
+                var (bdims, bst) = ShapeUtil.Coalesce(batch, batchStridesA, batchStridesB);
+                var layoutA = Layout6.Create(op, bdims, bst[0]);
+                var layoutB = Layout6.Create(op, bdims, bst[1]);
+                bool aK = sAk == 1, bK = sBk == 1;
+                var p = new GemmParams
+                {
+                    M = m, N = n, K = k, StrideAm = sAm, StrideAk = sAk, StrideBk = sBk, StrideBn = sBn,
+                    Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1, GateByDerivative = gate is null ? 0 : 1,
+                    VecA = av.IsAligned(16) && (aK ? sAm : sAk) % 4 == 0 && bst[0].All(s => s % 4 == 0) ? 1 : 0,
+                    VecB = bv.IsAligned(16) && (bK ? sBn : sBk) % 4 == 0 && bst[1].All(s => s % 4 == 0) ? 1 : 0,
+                    VecC = c.IsAligned(16) && (gate?.IsAligned(16) ?? true) && n % 4 == 0 ? 1 : 0,
+                };
+                int batchCount = (int)ShapeUtil.Product(batch);
+                var views = new Views(av.StridedView, bv.StridedView, c.ContiguousView, (gate ?? bias)?.ContiguousView ?? c.ContiguousView);
+                if (device.IsHostCpu)
+                {
+                    ActivationDispatch.WithActivation(act, new HostGemmLaunch(m == 1 && op == "matmul" ? "gemv" : op, device, views, p, layoutA, layoutB, batchCount));
+                    return;
+                }
+                if (UseLargeTile(device, m, n, batchCount, tile))
+                    LaunchTiled(op, device, views, p, layoutA, layoutB, batchCount, new MatMulTiles.Large(), aK, bK, act);
+                else
+                    LaunchTiled(op, device, views, p, layoutA, layoutB, batchCount, new MatMulTiles.Small(), aK, bK, act);
+            }
+            finally
+            {
+                if (ownA) av.Dispose();
+                if (ownB) bv.Dispose();
+            }
+        }
+
+        /// <summary>Large tiles on a GPU when they still give every multiprocessor a block; small otherwise and on the CPU accelerator.</summary>
+        internal static bool UseLargeTile(Device device, int m, int n, int batches, MatMulTile tile) => tile switch
+        {
+            MatMulTile.Large => true,
+            MatMulTile.Small => false,
+            _ => device.Info.IsGpu && (long)((m + 127) / 128) * ((n + 127) / 128) * batches >= device.Info.Multiprocessors,
+        };
+
+        private static void LaunchTiled<TTile>(string op, Device device, Views v, GemmParams p, Layout6 la, Layout6 lb, int batchCount,
+            TTile tile, bool aK, bool bK, FusedActivation act) where TTile : struct, IMatMulTile
+        {
+            // Each (orientation, activation) pair is its own specialization: the branches fold at compile time.
+            switch ((aK, bK))
+            {
+                case (true, true): ActivationDispatch.WithActivation(act, new TiledLaunch<TTile, Flags.Yes, DenseB<Flags.Yes>>(op, device, v, p, la, lb, batchCount, default)); break;
+                case (true, false): ActivationDispatch.WithActivation(act, new TiledLaunch<TTile, Flags.Yes, DenseB<Flags.No>>(op, device, v, p, la, lb, batchCount, default)); break;
+                case (false, true): ActivationDispatch.WithActivation(act, new TiledLaunch<TTile, Flags.No, DenseB<Flags.Yes>>(op, device, v, p, la, lb, batchCount, default)); break;
+                default: ActivationDispatch.WithActivation(act, new TiledLaunch<TTile, Flags.No, DenseB<Flags.No>>(op, device, v, p, la, lb, batchCount, default)); break;
+            }
+        }
+
+        /// <summary>One tiled launch, waiting for its activation type (see <see cref="ActivationDispatch.WithActivation"/>); the
+        /// convolution launches it too, with A the weights and <typeparamref name="TB"/> its column source.</summary>
+        internal readonly record struct TiledLaunch<TTile, TA, TB>(string Op, Device Device, Views V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount, TB BSource)
+            : IActivationVisitor where TTile : struct, IMatMulTile where TA : struct, IFlag where TB : struct, IOperandB
+        {
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
+            {
+                if (P.GateByDerivative != 0)
+                    Launch<TAct, Flags.Yes>();
+                else
+                    Launch<TAct, Flags.No>();
+            }
+
+            private void Launch<TAct, TGate>() where TAct : struct, IDifferentiableUnaryOp where TGate : struct, IFlag
+            {
+                TTile tile = default;
+                var grid = new Index3D((P.N + tile.BN - 1) / tile.BN, (P.M + tile.BM - 1) / tile.BM, BatchCount);
+                var config = new KernelConfig(grid, new Index3D(tile.BM / 8 * (tile.BN / 8), 1, 1));
+                Device.Launch(Op, Tiled<TTile, TA, TB, TAct, TGate>, config, V.A, V.B, V.C, V.Bias, P, La, Lb, tile, BSource, default(TAct));
+            }
+        }
+
+        /// <summary>The fast CPU device's GEMM (<see cref="Cpu.HostGemm"/>) with the activation as a type argument.</summary>
+        private readonly record struct HostGemmLaunch(string Op, Device Device, Views V, GemmParams P, Layout6 La, Layout6 Lb, int BatchCount)
+            : IActivationVisitor
+        {
+            public unsafe void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
+            {
+                using (Device.Profiler.Measure(Op))
+                    Cpu.HostGemm.Run(Cpu.HostMemory.Ptr(V.A), Cpu.HostMemory.Ptr(V.B), Cpu.HostMemory.Ptr(V.C), Cpu.HostMemory.Ptr(V.Bias),
+                        P, La, Lb, BatchCount, default(TAct));
+            }
+        }
+
+        private static void RunGemv(string op, Tensor a, Tensor b, bool transB, int n, int k, float alpha, float beta,
+            Tensor y, Tensor? bias, FusedActivation act)
+        {
+            var device = y.Device;
+            // With M = 1, a contiguous A ([1, K] or, transposed, [K, 1]) is K consecutive floats.
+            var x = a.IsContiguous ? a : LayoutKernels.ContiguousCopy(a);
+            var (wv, sBn, sBk, ownW) = MatrixOperand(b, kIsLast: transB);
+            try
+            {
+                var p = new GemmParams
+                {
+                    M = 1, N = n, K = k, StrideBk = sBk, StrideBn = sBn, Alpha = alpha, Beta = beta, HasBias = bias is null ? 0 : 1,
+                    VecA = x.IsAligned(16) ? 1 : 0, VecB = wv.IsAligned(16) && sBn % 4 == 0 ? 1 : 0,
+                };
+                var views = new Views(x.StridedView, wv.StridedView, y.ContiguousView, bias?.ContiguousView ?? y.ContiguousView);
+                ActivationDispatch.WithActivation(act, new GemvLaunch(op, device, views, p, sBk == 1));
+            }
+            finally
+            {
+                if (ownW) wv.Dispose();
+                if (!ReferenceEquals(x, a)) x.Dispose();
+            }
+        }
+
+        private readonly record struct GemvLaunch(string Op, Device Device, Views V, GemmParams P, bool KContiguous) : IActivationVisitor
+        {
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
+            {
+                int group = LaunchShapes.ElementwiseGroup(Device);
+                // k-contiguous: a warp per output; n-contiguous: a thread per output.
+                if (KContiguous)
+                    Device.Launch(Op, GemvKContiguous<TAct>, LaunchShapes.Linear(Device, (long)P.N * Device.Info.WarpSize, group), V.A, V.B, V.C, V.Bias, P, default(TAct));
+                else
+                    Device.Launch(Op, GemvNContiguous<TAct>, LaunchShapes.Linear(Device, P.N, group), V.A, V.B, V.C, V.Bias, P, default(TAct));
+            }
+        }
     }
 }
 

@@ -178,6 +178,22 @@ namespace GpuNet.Kernels
             }
             device.Launch(op, Sgd, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), p, g, buffer, h, n);
         }
+
+        /// <summary>One RMSprop step over n elements: the fast CPU's parallel loop over <see cref="RmsPropAt"/>, else the kernel <see cref="RmsProp"/>.</summary>
+        internal static void RunRmsProp(string op, Device device, ArrayView<float> p, ArrayView<float> g, ArrayView<float> square, ArrayView<float> mean, ArrayView<float> buffer, RmsPropStep h, int n)
+        {
+            if (Cpu.HostParallel.Elements(device, op, n, 8, i => RmsPropAt(p, g, square, mean, buffer, h, i)))
+                return;
+            device.Launch(op, RmsProp, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), p, g, square, mean, buffer, h, n);
+        }
+
+        /// <summary>One Adagrad step over n elements: the fast CPU's parallel loop over <see cref="AdagradAt"/>, else the kernel <see cref="Adagrad"/>.</summary>
+        internal static void RunAdagrad(string op, Device device, ArrayView<float> p, ArrayView<float> g, ArrayView<float> sum, AdagradStep h, int n)
+        {
+            if (Cpu.HostParallel.Elements(device, op, n, 6, i => AdagradAt(p, g, sum, h, i)))
+                return;
+            device.Launch(op, Adagrad, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), p, g, sum, h, n);
+        }
     }
 
     /// <summary>min(1, max_norm / (√Σg² + 1e-6)) from the squared global norm: the factor that clips gradients.</summary>

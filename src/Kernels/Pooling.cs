@@ -101,6 +101,17 @@ namespace GpuNet.Kernels
             else
                 o[i] = sum / divisor;
         }
+
+        /// <summary>Max (with indices) or average pooling into <paramref name="total"/> outputs: the fast CPU's parallel loop over
+        /// <see cref="Pool2dAt"/>, else the kernel <see cref="Pool2d"/>.</summary>
+        internal static void RunPool2d<TMax>(string op, Device device, ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int total)
+            where TMax : struct, IFlag
+        {
+            long window = q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW;
+            if (Cpu.HostParallel.Elements(device, op, total, window, i => Pool2dAt<TMax>(x, o, indices, q, i)))
+                return;
+            device.Launch(op, Pool2d<TMax>, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), x, o, indices, q, total);
+        }
     }
 }
 

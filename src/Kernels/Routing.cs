@@ -304,6 +304,46 @@ namespace GpuNet.Kernels
                 device.Launch(null, RouteAssign, LaunchShapes.Linear(device, experts, group), iv, offsets, positions, tokenOf, assignments, experts, k, capacity);
             }
         }
+
+        /// <summary>The gradient of the gating logits: the fast CPU's parallel loop over <see cref="TopKGatingBackwardAt"/>, else the kernel <see cref="TopKGatingBackward"/>.</summary>
+        internal static void RunTopKGatingBackward(string op, Device device, ArrayView<float> weights, ArrayView<float> indices, ArrayView<float> g, ArrayView<float> dLogits, int k, int experts, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 2 * k, i => TopKGatingBackwardAt(weights, indices, g, dLogits, k, experts, i)))
+                return;
+            device.Launch(op, TopKGatingBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), weights, indices, g, dLogits, k, experts, total);
+        }
+
+        /// <summary>Token rows gathered into expert order: the fast CPU's parallel loop over <see cref="DispatchAt"/>, else the kernel <see cref="Dispatch"/>.</summary>
+        internal static void RunDispatch(string op, Device device, ArrayView<float> x, ArrayView<int> tokenOf, ArrayView<int> offsets, ArrayView<float> dispatched, int experts, int d, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 1, i => DispatchAt(x, tokenOf, offsets, dispatched, experts, d, i)))
+                return;
+            device.Launch(op, Dispatch, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), x, tokenOf, offsets, dispatched, experts, d, total);
+        }
+
+        /// <summary>The gradient of the expert output rows: the fast CPU's parallel loop over <see cref="CombineBackwardRowsAt"/>, else the kernel <see cref="CombineBackwardRows"/>.</summary>
+        internal static void RunCombineBackwardRows(string op, Device device, ArrayView<float> g, ArrayView<float> weights, ArrayView<int> tokenOf, ArrayView<int> positions, ArrayView<int> offsets, ArrayView<float> dOut, int k, int experts, int d, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, k, i => CombineBackwardRowsAt(g, weights, tokenOf, positions, offsets, dOut, k, experts, d, i)))
+                return;
+            device.Launch(op, CombineBackwardRows, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), g, weights, tokenOf, positions, offsets, dOut, k, experts, d, total);
+        }
+
+        /// <summary>The gradient of the gating weights: the fast CPU's parallel loop over <see cref="CombineBackwardWeightsAt"/>, else the kernel <see cref="CombineBackwardWeights"/>.</summary>
+        internal static void RunCombineBackwardWeights(string op, Device device, ArrayView<float> g, ArrayView<float> expertOut, ArrayView<int> positions, ArrayView<float> dWeights, int k, int d, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, d, i => CombineBackwardWeightsAt(g, expertOut, positions, dWeights, k, d, i)))
+                return;
+            device.Launch(op, CombineBackwardWeights, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), g, expertOut, positions, dWeights, k, d, total);
+        }
+
+        /// <summary>Expert outputs weighted back into token order: the fast CPU's parallel loop over <see cref="CombineAt"/>, else the kernel <see cref="Combine"/>.</summary>
+        internal static void RunCombine(string op, Device device, ArrayView<float> expertOut, ArrayView<float> weights, ArrayView<int> positions, ArrayView<float> y, int k, int d, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, k, i => CombineAt(expertOut, weights, positions, y, k, d, i)))
+                return;
+            device.Launch(op, Combine, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), expertOut, weights, positions, y, k, d, total);
+        }
     }
 }
 

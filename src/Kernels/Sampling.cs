@@ -203,5 +203,38 @@ namespace GpuNet.Kernels
             }
             tokens[row] = token;
         }
+
+        /// <summary>Inverted dropout of n elements: the fast CPU's parallel loop over <see cref="DropoutAt"/>, else the kernel <see cref="Dropout"/>.</summary>
+        internal static void RunDropout(string op, Device device, ArrayView<float> x, ArrayView<float> y, ArrayView<float> mask, ulong seed, float p, int n)
+        {
+            if (Cpu.HostParallel.Elements(device, op, n, 16, i => DropoutAt(x, y, mask, seed, p, i)))
+                return;
+            device.Launch(op, Dropout, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), x, y, mask, seed, p, n);
+        }
+
+        /// <summary>The dropout gradient of n elements (the mask regenerated): the fast CPU's parallel loop over <see cref="DropoutBackwardAt"/>, else the kernel <see cref="DropoutBackward"/>.</summary>
+        internal static void RunDropoutBackward(string op, Device device, ArrayView<float> dy, ArrayView<float> dx, ulong seed, float p, int n)
+        {
+            if (Cpu.HostParallel.Elements(device, op, n, 16, i => DropoutBackwardAt(dy, dx, seed, p, i)))
+                return;
+            device.Launch(op, DropoutBackward, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), dy, dx, seed, p, n);
+        }
+
+        /// <summary>Fills n elements from Philox stream <paramref name="seed"/>: the fast CPU's parallel loop over <paramref name="element"/>, else <paramref name="kernel"/> (<see cref="Uniform"/> or <see cref="Normal"/>).</summary>
+        internal static void RunRandom(string op, Device device, Action<ArrayView<float>, ulong, float, float, int> kernel, Action<ArrayView<float>, ulong, float, float, int> element,
+            ArrayView<float> o, ulong seed, float a, float b, int n)
+        {
+            if (Cpu.HostParallel.Elements(device, op, n, 16, i => element(o, seed, a, b, i)))
+                return;
+            device.Launch(op, kernel, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), o, seed, a, b, n);
+        }
+
+        /// <summary>One token per row of logits: the fast CPU's parallel loop over <see cref="SampleAt"/>, else the kernel <see cref="Sample"/>.</summary>
+        internal static void RunSample(string op, Device device, ArrayView<float> logits, ArrayView<float> tokens, SampleParams p)
+        {
+            if (Cpu.HostParallel.Elements(device, op, p.Rows, 4L * p.Vocab, row => SampleAt(logits, tokens, p, row)))
+                return;
+            device.Launch(op, Sample, LaunchShapes.Linear(device, p.Rows, LaunchShapes.ElementwiseGroup(device)), logits, tokens, p);
+        }
     }
 }

@@ -40,5 +40,13 @@ namespace GpuNet.Kernels
                     y[i] = sum;
             }
         }
+
+        /// <summary>Cumulative sums of <paramref name="lines"/> lines of n elements: the fast CPU's parallel loop over <see cref="CumSumAt"/>, else the kernel <see cref="CumSum"/>.</summary>
+        internal static void RunCumSum(string op, Device device, ArrayView<float> x, ArrayView<float> y, int lines, int n, int inner, int exclusive, int reverse)
+        {
+            if (Cpu.HostParallel.Elements(device, op, lines, n, line => CumSumAt(x, y, n, inner, exclusive, reverse, line)))
+                return;
+            device.Launch(op, CumSum, LaunchShapes.Linear(device, lines, LaunchShapes.ElementwiseGroup(device)), x, y, lines, n, inner, exclusive, reverse);
+        }
     }
 }

@@ -54,6 +54,14 @@ namespace GpuNet.Kernels
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         private static bool After(float v, int j, float w, int i, int largest) => Before(w, i, v, j, largest);
+
+        /// <summary>The top k of each of <paramref name="rows"/> rows of n: the fast CPU's parallel loop over <see cref="TopKAt"/>, else the kernel <see cref="TopK"/>.</summary>
+        internal static void RunTopK(string op, Device device, ArrayView<float> x, ArrayView<float> values, ArrayView<float> indices, int rows, int n, int k, int largest)
+        {
+            if (Cpu.HostParallel.Elements(device, op, rows, (long)n * k, row => TopKAt(x, values, indices, n, k, largest, row)))
+                return;
+            device.Launch(op, TopK, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), x, values, indices, rows, n, k, largest);
+        }
     }
 }
 

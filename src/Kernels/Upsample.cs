@@ -56,5 +56,21 @@ namespace GpuNet.Kernels
             float bottom = (1 - lx) * x[baseIndex + y1 * w + x0] + lx * x[baseIndex + y1 * w + x1];
             o[i] = (1 - ly) * top + ly * bottom;
         }
+
+        /// <summary>Nearest upsampling of [N, C, h, w] to [N, C, oh, ow]: the fast CPU's parallel loop over <see cref="NearestAt"/>, else the kernel <see cref="Nearest"/>.</summary>
+        internal static void RunNearest(string op, Device device, ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 1, i => NearestAt(x, o, h, w, oh, ow, i)))
+                return;
+            device.Launch(op, Nearest, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), x, o, h, w, oh, ow, total);
+        }
+
+        /// <summary>Bilinear upsampling of [N, C, h, w] to [N, C, oh, ow]: the fast CPU's parallel loop over <see cref="BilinearAt"/>, else the kernel <see cref="Bilinear"/>.</summary>
+        internal static void RunBilinear(string op, Device device, ArrayView<float> x, ArrayView<float> o, int h, int w, int oh, int ow, int alignCorners, int total)
+        {
+            if (Cpu.HostParallel.Elements(device, op, total, 4, i => BilinearAt(x, o, h, w, oh, ow, alignCorners, i)))
+                return;
+            device.Launch(op, Bilinear, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), x, o, h, w, oh, ow, alignCorners, total);
+        }
     }
 }

@@ -1,5 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -36,7 +34,7 @@ public static partial class Ops
         Autograd.RecordNoGradient("attention (logsumexp output)", result.LogSumExp, q, k, v, mask);
         var saved = new[] { q, k, v, mask }.Select(t => t is null ? null : Autograd.Save(t)).ToArray();
         var lengths = keyLengths is null ? null : Autograd.Save(keyLengths);
-        if (!q.Device.IsHostCpu && mask?.RequiresGrad != true)
+        if (AttentionKernels.HasFusedBackward(q.Device) && mask?.RequiresGrad != true)
         {
             // GPUs: the fused backward kernels, from the saved output and logsumexp (O(N) extra memory).
             var (output, lse) = (Autograd.Save(result.Output), Autograd.Save(result.LogSumExp));
@@ -77,7 +75,7 @@ public static partial class Ops
         Tensor lse, Tensor dOutput, float? scale, bool causal, AttentionLayout layout)
     {
         const string op = "attention_backward";
-        var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
+        var p = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
         var device = Validate.DeviceOf(op, "q", q);
         var (dq, dk, dv) = (Tensor.Empty(device, q.ShapeArray()), Tensor.Empty(device, k.ShapeArray()), Tensor.Empty(device, v.ShapeArray()));
         if (dq.Length == 0 || dk.Length == 0)
@@ -92,27 +90,8 @@ public static partial class Ops
         // D_i = Σ_c dO[i, c]·O[i, c], laid out [B, H, Nq] like the logsumexp.
         var rowDot = SumLastAxis(Mul(dOutput, output));
         var delta = layout == AttentionLayout.BNHD ? Permute(rowDot, 0, 2, 1) : rowDot.Contiguous();
-        Tensor? maskView = null;
-        if (mask is not null)
-        {
-            var ms = mask.Contiguous();
-            var st = ShapeUtil.BroadcastStrides(op, "mask", ms.ShapeArray(), ms.Strides.ToArray(), new[] { p.B, p.H, p.Nq, p.Nk });
-            (p.HasMask, p.MaskBatch, p.MaskHead, p.MaskRow) = (1, st[0], st[1], st[2]);
-            maskView = ms;
-        }
-        var lengths = (keyLengths ?? lse).ContiguousView;
-        var layouts = new BackwardLayouts
-        {
-            Q = Heads(qc, layout), K = Heads(kc, layout), V = Heads(vc, layout), DO = Heads(gc, layout), DQ = Heads(dq, layout), DK = Heads(dk, layout), DV = Heads(dv, layout),
-        };
-        var threads = new Index3D(AttentionKernels.BackwardRows * 32, 1, 1);
-        using (device.Profiler.Measure(op))   // two kernels, one op
-        {
-            device.Launch(null, AttentionKernels.BackwardKeys, new KernelConfig(new Index3D((p.Nk + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
-                qc.StridedView, kc.StridedView, vc.StridedView, gc.StridedView, lse.ContiguousView, delta.ContiguousView, lengths, (maskView ?? lse).StridedView, dk.ContiguousView, dv.ContiguousView, layouts, p);
-            device.Launch(null, AttentionKernels.BackwardQueries, new KernelConfig(new Index3D((p.Nq + AttentionKernels.BackwardRows - 1) / AttentionKernels.BackwardRows, p.H, p.B), threads),
-                qc.StridedView, kc.StridedView, vc.StridedView, gc.StridedView, lse.ContiguousView, delta.ContiguousView, lengths, (maskView ?? lse).StridedView, dq.ContiguousView, layouts, p);
-        }
+        var maskView = ContiguousMask(op, mask, ref p);
+        AttentionKernels.RunBackward(op, device, qc, kc, vc, gc, lse, delta, keyLengths, maskView, dq, dk, dv, layout, p);
         return (dq, dk, dv);
     }
 
@@ -120,7 +99,7 @@ public static partial class Ops
         Tensor? mask, AttentionLayout layout)
     {
         const string op = "attention";
-        var (p, lq, lk, lv) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
+        var p = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
         var device = Validate.DeviceOf(op, "q", q);
         var output = Tensor.Empty(device, q.ShapeArray());
         var lse = Tensor.Empty(device, p.B, p.H, p.Nq);
@@ -128,26 +107,10 @@ public static partial class Ops
             return new AttentionResult(output, lse);
         using var scope = device.Scope();
         var (qc, kc, vc) = (LastDimContiguous(q), LastDimContiguous(k), LastDimContiguous(v));
-        Tensor? maskView = null;
         if (mask is not null)
-        {
             Validate.Input(op, "mask", mask, device);
-            var full = new[] { p.B, p.H, p.Nq, p.Nk };
-            var ms = mask.Contiguous();
-            var st = ShapeUtil.BroadcastStrides(op, "mask", ms.ShapeArray(), ms.Strides.ToArray(), full);
-            (p.HasMask, p.MaskBatch, p.MaskHead, p.MaskRow) = (1, st[0], st[1], st[2]);
-            maskView = ms;
-        }
-        if (device.IsHostCpu)
-        {
-            HostAttention(op, qc, kc, vc, output, lse, keyLengths, maskView, layout, p);
-            return new AttentionResult(output, lse);
-        }
-        var grid = new Index3D((p.Nq + AttentionKernels.BlockQ - 1) / AttentionKernels.BlockQ, p.H, p.B);
-        device.Launch(op, AttentionKernels.Fused, new KernelConfig(grid, new Index3D(AttentionKernels.Threads, 1, 1)),
-            qc.StridedView, kc.StridedView, vc.StridedView, output.ContiguousView, lse.ContiguousView,
-            (keyLengths ?? lse).ContiguousView, (maskView ?? lse).StridedView,
-            Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), Heads(output, layout), p);
+        var maskView = ContiguousMask(op, mask, ref p);
+        AttentionKernels.RunFused(op, device, qc, kc, vc, output, lse, keyLengths, maskView, layout, p);
         return new AttentionResult(output, lse);
     }
 
@@ -162,7 +125,7 @@ public static partial class Ops
         Tensor? mask = null, AttentionLayout layout = AttentionLayout.BHND, float dropout = 0f, ulong dropoutSeed = 0)
     {
         const string op = "attention_unfused";
-        var (p, _, _, _) = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
+        var p = AttentionSetup(op, q, k, v, scale, causal, keyLengths, layout);
         var device = Validate.DeviceOf(op, "q", q);
         using var scope = device.Scope();
         Tensor Bhnd(Tensor t) => layout == AttentionLayout.BNHD ? t.Permute(0, 2, 1, 3) : t;
@@ -227,7 +190,7 @@ public static partial class Ops
         AttentionLayout layout = AttentionLayout.BHND)
     {
         const string op = "attention_decode";
-        var (p, _, _, _) = AttentionSetup(op, q, kCache, vCache, scale, causal: false, keyLengths, layout);
+        var p = AttentionSetup(op, q, kCache, vCache, scale, causal: false, keyLengths, layout);
         if (p.Nq != 1)
             throw new ShapeMismatchException(op, "q", "one query per sequence (Nq = 1)", GpuNetException.FormatShape(q.ShapeArray()));
         var device = Validate.DeviceOf(op, "q", q);
@@ -237,35 +200,11 @@ public static partial class Ops
             return new AttentionResult(output, lse);
         using var scope = device.Scope();
         var (qc, kc, vc) = (LastDimContiguous(q), LastDimContiguous(kCache), LastDimContiguous(vCache));
-        if (device.IsHostCpu)
-        {
-            // One query row: the fused host loop is already a split over key blocks with an online softmax.
-            HostAttention(op, qc, kc, vc, output, lse, keyLengths, null, layout, p);
-            return new AttentionResult(output, lse);
-        }
-        int chunks = Math.Max(1, (p.Nk + AttentionKernels.DecodeChunk - 1) / AttentionKernels.DecodeChunk);
-        var partial = Tensor.Empty(device, p.B, p.H, chunks, AttentionKernels.MaxD + 2);
-        using (device.Profiler.Measure(op))   // two kernels, one op
-        {
-            device.Launch(null, AttentionKernels.DecodePartial, new KernelConfig(new Index3D(chunks, p.H, p.B), new Index3D(AttentionKernels.Threads, 1, 1)), qc.StridedView, kc.StridedView, vc.StridedView,
-                (keyLengths ?? partial).ContiguousView, partial.ContiguousView, Heads(qc, layout), Heads(kc, layout), Heads(vc, layout), p, chunks);
-            device.Launch(null, AttentionKernels.DecodeCombine, new KernelConfig(new Index3D(p.H, p.B, 1), new Index3D(AttentionKernels.Threads, 1, 1)), partial.ContiguousView,
-                output.ContiguousView, lse.ContiguousView, Heads(output, layout), p, chunks);
-        }
+        AttentionKernels.RunDecode(op, device, qc, kc, vc, output, lse, keyLengths, layout, p);
         return new AttentionResult(output, lse);
     }
 
-    /// <summary>The fast CPU device's attention (<see cref="Kernels.Cpu.HostAttention"/>).</summary>
-    private static unsafe void HostAttention(string op, Tensor q, Tensor k, Tensor v, Tensor output, Tensor lse, Tensor? keyLengths, Tensor? mask,
-        AttentionLayout layout, AttentionParams p)
-    {
-        using (q.Device.Profiler.Measure(op))
-            Kernels.Cpu.HostAttention.Fused(Kernels.Cpu.HostMemory.Ptr(q), Kernels.Cpu.HostMemory.Ptr(k), Kernels.Cpu.HostMemory.Ptr(v),
-                Kernels.Cpu.HostMemory.Ptr(output), Kernels.Cpu.HostMemory.Ptr(lse), keyLengths is null ? null : Kernels.Cpu.HostMemory.Ptr(keyLengths),
-                mask is null ? null : Kernels.Cpu.HostMemory.Ptr(mask), Heads(q, layout), Heads(k, layout), Heads(v, layout), Heads(output, layout), p);
-    }
-
-    private static (AttentionParams P, HeadLayout Q, HeadLayout K, HeadLayout V) AttentionSetup(string op, Tensor q, Tensor k, Tensor v, float? scale,
+    private static AttentionParams AttentionSetup(string op, Tensor q, Tensor k, Tensor v, float? scale,
         bool causal, Tensor? keyLengths, AttentionLayout layout)
     {
         var device = Validate.Input(op, "q", q);
@@ -289,17 +228,24 @@ public static partial class Ops
             if (keyLengths.Rank != 1 || keyLengths.Length != b || !keyLengths.IsContiguous)
                 throw new ShapeMismatchException(op, "key_lengths", $"a contiguous vector [{b}] (one length per batch)", keyLengths.Describe());
         }
-        var p = new AttentionParams
+        return new AttentionParams
         {
             B = b, H = h, Nq = nq, Nk = nk, D = d, Scale = scale ?? 1f / MathF.Sqrt(d), Causal = causal ? 1 : 0, HasLengths = keyLengths is null ? 0 : 1,
         };
-        return (p, Heads(q, layout), Heads(k, layout), Heads(v, layout));
+    }
+
+    /// <summary>The additive mask as a contiguous tensor (owned by the current scope) with its strides broadcast to
+    /// [B, H, Nq, Nk] recorded in <paramref name="p"/>; null without a mask.</summary>
+    private static Tensor? ContiguousMask(string op, Tensor? mask, ref AttentionParams p)
+    {
+        if (mask is null)
+            return null;
+        var ms = mask.Contiguous();
+        var st = ShapeUtil.BroadcastStrides(op, "mask", ms.ShapeArray(), ms.Strides.ToArray(), new[] { p.B, p.H, p.Nq, p.Nk });
+        (p.HasMask, p.MaskBatch, p.MaskHead, p.MaskRow) = (1, st[0], st[1], st[2]);
+        return ms;
     }
 
     /// <summary>The tensor itself when its last dimension is contiguous, else a contiguous copy (owned by the current scope).</summary>
     private static Tensor LastDimContiguous(Tensor t) => t.Strides[^1] == 1 || t.Size(-1) == 1 ? t : t.Contiguous();
-
-    private static HeadLayout Heads(Tensor t, AttentionLayout layout) => layout == AttentionLayout.BHND
-        ? new HeadLayout { Batch = t.Strides[0], Head = t.Strides[1], Seq = t.Strides[2] }
-        : new HeadLayout { Batch = t.Strides[0], Head = t.Strides[2], Seq = t.Strides[1] };
 }

@@ -1,4 +1,3 @@
-using ILGPU;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -36,41 +35,7 @@ public static partial class Ops
         using var scope = device.Scope();
         var xc = x.Contiguous();
         var w = options.Mask == ConvMask.None ? weight.Contiguous() : Mul(weight, MaskTensor(device, g.KH, g.KW, options.Mask));
-        bool implicitGemm = options.Algorithm switch
-        {
-            ConvAlgorithm.ImplicitGemm => true,
-            ConvAlgorithm.Im2Col => false,
-            _ => g.ColumnBytes > options.ColumnBudgetBytes,
-        };
-        int cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW;
-        var p = new GemmParams
-        {
-            M = g.Kg, N = pixels, K = cgkk, StrideAm = cgkk, StrideAk = 1, StrideBk = pixels, StrideBn = 1,
-            Alpha = 1, HasBias = bias is null ? 0 : 2, BiasGroups = g.Options.Groups,
-            VecA = w.IsAligned(16) && cgkk % 4 == 0 ? 1 : 0, VecC = output.IsAligned(16) && pixels % 4 == 0 ? 1 : 0,
-        };
-        // Batches z = (n, group): the weight block repeats over n; the columns (or the input planes) advance with both.
-        var batch = new[] { g.N, g.Options.Groups };
-        var layoutA = Layout6.Create(op, batch, new[] { 0, g.Kg * cgkk });
-        var biasView = bias?.ContiguousView ?? output.ContiguousView;
-        if (device.IsHostCpu)
-        {
-            WithActivation(options.Activation, new HostConvLaunch(device, xc.ContiguousView, w.ContiguousView, output.ContiguousView, biasView, g, p));
-            return output;
-        }
-        if (implicitGemm)
-        {
-            var layoutB = Layout6.Create(op, batch, new[] { g.C * g.H * g.W, g.Cg * g.H * g.W });
-            var views = new MatMulViews(w.ContiguousView, xc.ContiguousView, output.ContiguousView, biasView);
-            LaunchConvGemm(op, device, views, p, layoutA, layoutB, g.N * g.Options.Groups, options.Activation, new Im2ColB { Index = g.Index });
-            return output;
-        }
-        var col = Tensor.Empty(device, g.N, g.C * g.KH * g.KW, pixels);
-        RunIm2Col(device, xc, col, g);
-        p.VecB = col.IsAligned(16) && pixels % 4 == 0 ? 1 : 0;
-        var layoutCol = Layout6.Create(op, batch, new[] { g.C * g.KH * g.KW * pixels, cgkk * pixels });
-        var colViews = new MatMulViews(w.ContiguousView, col.ContiguousView, output.ContiguousView, biasView);
-        LaunchConvGemm(op, device, colViews, p, layoutA, layoutCol, g.N * g.Options.Groups, options.Activation, default(DenseB<Flags.No>));
+        ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation);
         return output;
     }
 
@@ -94,42 +59,8 @@ public static partial class Ops
         var g = Conv2dGeometry.Create(op, x.ShapeArray(), new[] { 1, x.Rank == 4 ? x.Size(1) : 0, kh, kw }, options);
         var col = Tensor.Empty(x.Device, g.N, g.C * kh * kw, g.OH * g.OW);
         using var xc = x.Contiguous();
-        RunIm2Col(x.Device, xc, col, g);
+        ConvKernels.RunIm2Col(x.Device, xc, col, g);
         return col;
-    }
-
-    /// <summary>The fast CPU device's convolution (<see cref="Kernels.Cpu.HostConv"/>) with the activation as a type argument.</summary>
-    private readonly record struct HostConvLaunch(Device Device, ArrayView<float> X, ArrayView<float> W, ArrayView<float> Output, ArrayView<float> Bias,
-        Conv2dGeometry G, GemmParams P) : IActivationVisitor
-    {
-        public unsafe void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
-        {
-            using (Device.Profiler.Measure("conv2d"))
-                Kernels.Cpu.HostConv.Conv2d(Kernels.Cpu.HostMemory.Ptr(X), Kernels.Cpu.HostMemory.Ptr(W), Kernels.Cpu.HostMemory.Ptr(Output),
-                    Kernels.Cpu.HostMemory.Ptr(Bias), G, P, default(TAct));
-        }
-    }
-
-    private static unsafe void RunIm2Col(Device device, Tensor x, Tensor col, Conv2dGeometry g)
-    {
-        int total = col.Length;
-        if (total == 0)
-            return;
-        if (device.IsHostCpu)
-        {
-            int perImage = g.C * g.H * g.W, colPerImage = g.C * g.KH * g.KW * g.OH * g.OW;
-            float* px = Kernels.Cpu.HostMemory.Ptr(x), pc = Kernels.Cpu.HostMemory.Ptr(col);
-            var index = g.Index;
-            using (device.Profiler.Measure("im2col"))
-                Kernels.Cpu.HostParallel.For(g.N, colPerImage, (s, e) =>
-                {
-                    for (int n = s; n < e; n++)
-                        Kernels.Cpu.HostConv.Im2Col(px + (long)n * perImage, pc + (long)n * colPerImage, index, g.C, g.OH, g.OW);
-                });
-            return;
-        }
-        device.Launch("im2col", ConvKernels.Im2Col, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
-            x.ContiguousView, col.ContiguousView, g.Index, g.C, g.OH * g.OW, total);
     }
 
     /// <summary>
@@ -163,19 +94,8 @@ public static partial class Ops
             H = g.OH, W = g.OW, KH = kh, KW = kw, OW = outW, StrideH = stride, StrideW = stride, PadTop = padding, PadLeft = padding,
             DilationH = dilation, DilationW = dilation,
         };
-        WithActivation(FusedActivation.None, new Col2ImLaunch(device, cc.ContiguousView, cc.ContiguousView, output.ContiguousView,
-            index, outH, outW, c, 1, 0, output.Length));
+        ConvKernels.RunCol2Im(device, cc, null, output, index, outH, outW, c, 1, FusedActivation.None);
         return output;
-    }
-
-    /// <summary>The tiled matmul with the weights as A (contiguous along k) and <typeparamref name="TB"/> as the column source.</summary>
-    private static void LaunchConvGemm<TB>(string op, Device device, MatMulViews views, GemmParams p, Layout6 la, Layout6 lb, int batches,
-        FusedActivation act, TB source) where TB : struct, IOperandB
-    {
-        if (UseLargeTile(device, p.M, p.N, batches, MatMulTile.Auto))
-            WithActivation(act, new TiledLaunch<MatMulTiles.Large, Flags.Yes, TB>(op, device, views, p, la, lb, batches, source));
-        else
-            WithActivation(act, new TiledLaunch<MatMulTiles.Small, Flags.Yes, TB>(op, device, views, p, la, lb, batches, source));
     }
 
     /// <summary>PixelCNN mask [KH, KW]: taps before the centre in raster order are 1; the centre is 1 for type B.</summary>
@@ -278,22 +198,7 @@ public static partial class Ops
             H = h, W = w, KH = kh, KW = kw, OW = ow, StrideH = stride, StrideW = stride, PadTop = padding, PadLeft = padding,
             DilationH = dilation, DilationW = dilation,
         };
-        WithActivation(activation, new Col2ImLaunch(device, col.ContiguousView, bias?.ContiguousView ?? col.ContiguousView, output.ContiguousView,
-            index, oh, ow, cout, groups, bias is null ? 0 : 1, output.Length));
+        ConvKernels.RunCol2Im(device, col, bias, output, index, oh, ow, cout, groups, activation);
         return output;
-    }
-
-    private readonly record struct Col2ImLaunch(Device Device, ArrayView<float> Col, ArrayView<float> Bias, ArrayView<float> Output, ConvIndex Index,
-        int OutH, int OutW, int OutChannels, int Groups, int HasBias, int Total) : IActivationVisitor
-    {
-        public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
-        {
-            var (col, bias, output, index, outH, outW, outChannels, groups, hasBias, total) = (Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total);
-            if (Kernels.Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,
-                i => ConvKernels.Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, default(TAct), i)))
-                return;
-            Device.Launch("col2im", ConvKernels.Col2Im<TAct>, LaunchShapes.Linear(Device, Total, LaunchShapes.ElementwiseGroup(Device)),
-                Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total, default(TAct));
-        }
     }
 }

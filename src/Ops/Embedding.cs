@@ -1,5 +1,4 @@
 using ILGPU;
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -32,11 +31,7 @@ public static partial class Ops
         HostCopy.Upload(ids, idView);
         using var wc = weight.Contiguous();
         var (wv, ov, total) = (wc.ContiguousView, output.ContiguousView, output.Length);
-        if (!HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherAt(wv, idView, ov, dim, i)))
-        {
-            device.Launch(op, EmbeddingKernels.Gather, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                wc.ContiguousView, idView, output.ContiguousView, dim, output.Length);
-        }
+        EmbeddingKernels.RunGather(op, device, wv, idView, ov, dim, total);
         if (Autograd.ShouldRecord(weight))
         {
             var saved = ids.ToArray();
@@ -89,10 +84,7 @@ public static partial class Ops
         var rowsView = Upload(rowsHolder, rowsOf.ToArray());
         using var gc = dy.Contiguous();
         var (gv, wv, total) = (gc.ContiguousView, dw.ContiguousView, rowsOf.Count * dim);
-        if (HostParallel.Elements(device, op, total, Math.Max(1, at / rowsOf.Count), i => EmbeddingKernels.ScatterSegmentsAt(gv, orderView, startsView, rowsView, wv, dim, i)))
-            return dw;
-        device.Launch(op, EmbeddingKernels.ScatterSegments, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
-            gv, orderView, startsView, rowsView, wv, dim, total);
+        EmbeddingKernels.RunScatterSegments(op, device, gv, orderView, startsView, rowsView, wv, dim, total, Math.Max(1, at / rowsOf.Count));
         return dw;
     }
 
@@ -121,11 +113,7 @@ public static partial class Ops
         using var wc = weight.Contiguous();
         using var ic = indices.Contiguous();
         var (wv, iv, ov, total) = (wc.ContiguousView, ic.ContiguousView, output.ContiguousView, output.Length);
-        if (!HostParallel.Elements(device, op, total, 1, i => EmbeddingKernels.GatherIndexedAt(wv, iv, ov, rows, dim, i)))
-        {
-            device.Launch(op, EmbeddingKernels.GatherIndexed, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                wc.ContiguousView, ic.ContiguousView, output.ContiguousView, rows, dim, output.Length);
-        }
+        EmbeddingKernels.RunGatherIndexed(op, device, wv, iv, ov, rows, dim, total);
         if (indices.RequiresGrad)
             Autograd.RecordNoGradient("gather_rows (indices)", output, indices);
         else if (Autograd.ShouldRecord(weight))
@@ -152,10 +140,7 @@ public static partial class Ops
             return output;
         using var frequencies = Frequencies(device, (dim + 1) / 2, j => Math.Pow(baseValue, -2.0 * j / dim));
         var (ov, fv, total) = (output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), output.Length);
-        if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.SinusoidalAt(ov, fv, dim, i)))
-            return output;
-        device.Launch(op, EmbeddingKernels.Sinusoidal, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-            output.ContiguousView, Doubles(frequencies, (dim + 1) / 2), dim, output.Length);
+        EmbeddingKernels.RunSinusoidal(op, device, ov, fv, dim, total);
         return output;
     }
 
@@ -187,10 +172,7 @@ public static partial class Ops
         int half = dim / 2;
         using var frequencies = Frequencies(device, half, j => Math.Exp(-Math.Log(maxPeriod) * j / half));
         var (tv, fv, ov, total) = (tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, output.Length);
-        if (HostParallel.Elements(device, op, total, 16, i => EmbeddingKernels.TimestepAt(tv, fv, ov, dim, i)))
-            return output;
-        device.Launch(op, EmbeddingKernels.Timestep, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-            tc.ContiguousView, Doubles(frequencies, half), output.ContiguousView, dim, output.Length);
+        EmbeddingKernels.RunTimestep(op, device, tv, fv, ov, dim, total);
         return output;
     }
 

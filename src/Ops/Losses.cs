@@ -169,10 +169,7 @@ public static partial class Ops
             using var xc = logProbabilities.Contiguous();
             using var tc = target.Contiguous();
             var (xv, tv, lv, wv) = (xc.ContiguousView, tc.ContiguousView, loss.ContiguousView, weight.ContiguousView);
-            if (!Kernels.Cpu.HostParallel.Elements(device, op, rows, 4, r => NllKernels.RowAt(xv, tv, lv, wv, classes, ignoreIndex, r)))
-            {
-                device.Launch(op, NllKernels.Rows, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)), xv, tv, lv, wv, classes, ignoreIndex, rows);
-            }
+            NllKernels.RunRows(op, device, xv, tv, lv, wv, classes, ignoreIndex, rows);
         }
         if (Autograd.ShouldRecord(logProbabilities))
         {
@@ -186,11 +183,7 @@ public static partial class Ops
                 using var gc = g.Contiguous();
                 using var tc = savedT.Contiguous();
                 var (tv, gv, dv, n) = (tc.ContiguousView, gc.ContiguousView, dx.ContiguousView, dx.Length);
-                if (!Kernels.Cpu.HostParallel.Elements(g.Device, op + "_backward", n, 2, i => NllKernels.BackwardAt(tv, gv, dv, classes, ignoreIndex, i)))
-                {
-                    g.Device.Launch(op + "_backward", NllKernels.Backward, LaunchShapes.Linear(g.Device, n, LaunchShapes.ElementwiseGroup(g.Device)),
-                        tv, gv, dv, classes, ignoreIndex, n);
-                }
+                NllKernels.RunBackward(op + "_backward", g.Device, tv, gv, dv, classes, ignoreIndex, n);
                 return new[] { dx };
             }, savedT);
         }

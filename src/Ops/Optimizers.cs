@@ -58,11 +58,8 @@ public static partial class Ops
             throw new MissingArgumentException(op, mean is null && step.Centered != 0 ? "grad_avg" : "momentum_buffer",
                 "grad_avg for the centered variant and momentum_buffer for momentum > 0");
         var (pv, gv, sv, mv, bv, n) = (param.ContiguousView, grad.ContiguousView, square.ContiguousView, (mean ?? square).ContiguousView, (buffer ?? square).ContiguousView, param.Length);
-        if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 8, i => OptimizerKernels.RmsPropAt(pv, gv, sv, mv, bv, step, i)))
-            return;
-        var device = Validate.DeviceOf(op, "param", param);
-        device.Launch(op, OptimizerKernels.RmsProp, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
-            pv, gv, sv, mv, bv, step, n);
+        if (n > 0)
+            OptimizerKernels.RunRmsProp(op, param.Device, pv, gv, sv, mv, bv, step, n);
     }
 
     /// <summary>One Adagrad step in place. Kernel <c>adagrad_step</c>.</summary>
@@ -71,11 +68,8 @@ public static partial class Ops
         const string op = "adagrad_step";
         CheckState(op, param, grad, ("sum", Validate.NotNull(op, "sum", sum)));
         var (pv, gv, sv, n) = (param.ContiguousView, grad.ContiguousView, sum.ContiguousView, param.Length);
-        if (n == 0 || Kernels.Cpu.HostParallel.Elements(param.Device, op, n, 6, i => OptimizerKernels.AdagradAt(pv, gv, sv, step, i)))
-            return;
-        var device = Validate.DeviceOf(op, "param", param);
-        device.Launch(op, OptimizerKernels.Adagrad, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
-            pv, gv, sv, step, n);
+        if (n > 0)
+            OptimizerKernels.RunAdagrad(op, param.Device, pv, gv, sv, step, n);
     }
 
     /// <summary>

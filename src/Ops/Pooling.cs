@@ -1,4 +1,3 @@
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -142,10 +141,7 @@ public static partial class Ops
         {
             using var xc = x.Contiguous();
             var (xv, ov, iv, total) = (xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, output.Length);
-            if (HostParallel.Elements(device, op, total, q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW, i => PoolingKernels.Pool2dAt<TMax>(xv, ov, iv, q, i)))
-                return (output, indices);
-            device.Launch(op, PoolingKernels.Pool2d<TMax>, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-                xc.ContiguousView, output.ContiguousView, (indices ?? output).ContiguousView, q, output.Length);
+            PoolingKernels.RunPool2d<TMax>(op, device, xv, ov, iv, q, total);
         }
         return (output, indices);
     }

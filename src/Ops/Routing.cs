@@ -1,6 +1,3 @@
-using ILGPU;
-using ILGPU.Runtime;
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -23,11 +20,8 @@ public static partial class Ops
                 var dLogits = Tensor.Empty(device, tokens, experts);
                 using var gc = g.Contiguous();
                 var (wv, iv, gv, dv, total) = (w.ContiguousView, idx.ContiguousView, gc.ContiguousView, dLogits.ContiguousView, dLogits.Length);
-                if (total > 0 && !HostParallel.Elements(device, name, total, 2 * k, i => RoutingKernels.TopKGatingBackwardAt(wv, iv, gv, dv, k, experts, i)))
-                {
-                    device.Launch(name, RoutingKernels.TopKGatingBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
-                        wv, iv, gv, dv, k, experts, total);
-                }
+                if (total > 0)
+                    RoutingKernels.RunTopKGatingBackward(name, device, wv, iv, gv, dv, k, experts, total);
                 return new[] { dLogits };
             }, w, idx);
         }
@@ -106,11 +100,7 @@ public static partial class Ops
             return output;
         using var xc = x.Contiguous();
         var (xv, tokenOf, offsets, ov, total) = (xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView, output.Length);
-        if (HostParallel.Elements(device, op, total, 1, i => RoutingKernels.DispatchAt(xv, tokenOf, offsets, ov, routing.Experts, d, i)))
-            return output;
-        device.Launch(op, RoutingKernels.Dispatch, LaunchShapes.Linear(device, output.Length, LaunchShapes.ElementwiseGroup(device)),
-            xc.ContiguousView, MoeRouting.Ints(routing.TokenOf), MoeRouting.Ints(routing.Offsets), output.ContiguousView,
-            routing.Experts, d, output.Length);
+        RoutingKernels.RunDispatch(op, device, xv, tokenOf, offsets, ov, routing.Experts, d, total);
         return output;
     }
 
@@ -131,22 +121,16 @@ public static partial class Ops
                 {
                     dOut = Tensor.Empty(g.Device, rows, d);
                     var (gv, wv, tv, pv, ov, dv) = (gc.ContiguousView, wc.ContiguousView, MoeRouting.Ints(saved[2]), MoeRouting.Ints(saved[3]), MoeRouting.Ints(saved[4]), dOut.ContiguousView);
-                    if (dOut.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dOut.Length, k, i => RoutingKernels.CombineBackwardRowsAt(gv, wv, tv, pv, ov, dv, k, experts, d, i)))
-                    {
-                        g.Device.Launch("moe_combine_backward", RoutingKernels.CombineBackwardRows, LaunchShapes.Linear(g.Device, dOut.Length, LaunchShapes.ElementwiseGroup(g.Device)),
-                            gv, wv, tv, pv, ov, dv, k, experts, d, dOut.Length);
-                    }
+                    if (dOut.Length > 0)
+                        RoutingKernels.RunCombineBackwardRows("moe_combine_backward", g.Device, gv, wv, tv, pv, ov, dv, k, experts, d, dOut.Length);
                 }
                 if (needs[1])
                 {
                     dWeights = Tensor.Empty(g.Device, wc.ShapeArray());
                     using var oc = saved[0].Contiguous();
                     var (gv, xv, pv, dv) = (gc.ContiguousView, oc.ContiguousView, MoeRouting.Ints(saved[3]), dWeights.ContiguousView);
-                    if (dWeights.Length > 0 && !HostParallel.Elements(g.Device, "moe_combine_backward", dWeights.Length, d, i => RoutingKernels.CombineBackwardWeightsAt(gv, xv, pv, dv, k, d, i)))
-                    {
-                        g.Device.Launch("moe_combine_backward", RoutingKernels.CombineBackwardWeights, LaunchShapes.Linear(g.Device, dWeights.Length, LaunchShapes.ElementwiseGroup(g.Device)),
-                            gv, xv, pv, dv, k, d, dWeights.Length);
-                    }
+                    if (dWeights.Length > 0)
+                        RoutingKernels.RunCombineBackwardWeights("moe_combine_backward", g.Device, gv, xv, pv, dv, k, d, dWeights.Length);
                 }
                 return new[] { dOut, dWeights };
             }, saved);
@@ -165,10 +149,7 @@ public static partial class Ops
         using var rc = rows.Contiguous();
         using var wc = weights.Contiguous();
         var (ov, wv, pv, yv, total) = (rc.ContiguousView, wc.ContiguousView, MoeRouting.Ints(positions), y.ContiguousView, y.Length);
-        if (HostParallel.Elements(device, op, total, k, i => RoutingKernels.CombineAt(ov, wv, pv, yv, k, d, i)))
-            return y;
-        device.Launch(op, RoutingKernels.Combine, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)),
-            ov, wv, pv, yv, k, d, total);
+        RoutingKernels.RunCombine(op, device, ov, wv, pv, yv, k, d, total);
         return y;
     }
 

@@ -1,5 +1,4 @@
 using ILGPU;
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -19,11 +18,8 @@ public static partial class Ops
     {
         var o = Tensor.Empty(device, shape);
         var (ov, n) = (o.ContiguousView, o.Length);
-        if (n > 0 && !HostParallel.Elements(device, name, n, 16, i => element(ov, seed, a, b, i)))
-        {
-            device.Launch(name, kernel, LaunchShapes.Linear(device, o.Length, LaunchShapes.ElementwiseGroup(device)),
-                o.ContiguousView, seed, a, b, o.Length);
-        }
+        if (n > 0)
+            SamplingKernels.RunRandom(name, device, kernel, element, ov, seed, a, b, n);
         return o;
     }
 
@@ -41,11 +37,7 @@ public static partial class Ops
         {
             using var xc = x.Contiguous();
             var (xv, yv, mv, n) = (xc.ContiguousView, y.ContiguousView, mask.ContiguousView, y.Length);
-            if (!HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutAt(xv, yv, mv, seed, p, i)))
-            {
-                device.Launch(op, SamplingKernels.Dropout, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                    xc.ContiguousView, y.ContiguousView, mask.ContiguousView, seed, p, y.Length);
-            }
+            SamplingKernels.RunDropout(op, device, xv, yv, mv, seed, p, n);
         }
         RecordDropout(x, y, mask, p, seed);
         return (y, mask);
@@ -70,10 +62,7 @@ public static partial class Ops
             return dx;
         using var gc = dy.Contiguous();
         var (gv, dv, n) = (gc.ContiguousView, dx.ContiguousView, dx.Length);
-        if (HostParallel.Elements(device, op, n, 16, i => SamplingKernels.DropoutBackwardAt(gv, dv, seed, p, i)))
-            return dx;
-        device.Launch(op, SamplingKernels.DropoutBackward, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)),
-            gv, dv, seed, p, n);
+        SamplingKernels.RunDropoutBackward(op, device, gv, dv, seed, p, n);
         return dx;
     }
 
@@ -104,10 +93,7 @@ public static partial class Ops
         var view = owned ?? logits;
         var p = new SampleParams { Rows = rows, Vocab = vocab, RowStride = rows == 1 ? 0 : view.Strides[0], Temperature = temperature, TopK = topK, TopP = topP, Seed = seed };
         var (lv, tv) = (view.StridedView, tokens.ContiguousView);
-        if (HostParallel.Elements(device, op, rows, 4L * vocab, row => SamplingKernels.SampleAt(lv, tv, p, row)))
-            return tokens;
-        device.Launch(op, SamplingKernels.Sample, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
-            view.StridedView, tokens.ContiguousView, p);
+        SamplingKernels.RunSample(op, device, lv, tv, p);
         return tokens;
     }
 }

@@ -1,4 +1,3 @@
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -21,11 +20,7 @@ public static partial class Ops
             using var xc = x.Contiguous();
             var (xv, yv) = (xc.ContiguousView, y.ContiguousView);
             int ex = exclusive ? 1 : 0, rev = reverse ? 1 : 0;
-            if (!HostParallel.Elements(device, op, lines, n, line => ScanKernels.CumSumAt(xv, yv, n, inner, ex, rev, line)))
-            {
-                device.Launch(op, ScanKernels.CumSum, LaunchShapes.Linear(device, lines, LaunchShapes.ElementwiseGroup(device)),
-                    xv, yv, lines, n, inner, ex, rev);
-            }
+            ScanKernels.RunCumSum(op, device, xv, yv, lines, n, inner, ex, rev);
         }
         return NoGradient(op, y, x);
     }

@@ -1,4 +1,3 @@
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -28,11 +27,7 @@ public static partial class Ops
             using var xc = x.Contiguous();
             var (xv, vv, iv) = (xc.ContiguousView, values.ContiguousView, indices.ContiguousView);
             int flag = largest ? 1 : 0;
-            if (!HostParallel.Elements(device, op, rows, (long)n * k, row => SelectionKernels.TopKAt(xv, vv, iv, n, k, flag, row)))
-            {
-                device.Launch(op, SelectionKernels.TopK, LaunchShapes.Linear(device, rows, LaunchShapes.ElementwiseGroup(device)),
-                    xv, vv, iv, rows, n, k, flag);
-            }
+            SelectionKernels.RunTopK(op, device, xv, vv, iv, rows, n, k, flag);
         }
         NoGradient(op, values, x);
         return new TopKResult(values, indices);

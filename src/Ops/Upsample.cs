@@ -1,4 +1,3 @@
-using GpuNet.Kernels.Cpu;
 using GpuNet.Kernels;
 
 namespace GpuNet;
@@ -23,10 +22,7 @@ public static partial class Ops
                 return y;
             var device = Validate.DeviceOf("upsample_nearest2d", "x", x);
             var (xv, yv, h, w, total) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length);
-            if (HostParallel.Elements(device, "upsample_nearest2d", total, 1, i => UpsampleKernels.NearestAt(xv, yv, h, w, size.H, size.W, i)))
-                return y;
-            device.Launch("upsample_nearest2d", UpsampleKernels.Nearest, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), size.H, size.W, y.Length);
+            UpsampleKernels.RunNearest("upsample_nearest2d", device, xv, yv, h, w, size.H, size.W, total);
             return y;
         }
     }
@@ -49,10 +45,7 @@ public static partial class Ops
                 return y;
             var device = Validate.DeviceOf("upsample_bilinear2d", "x", x);
             var (xv, yv, h, w, total, align) = (xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), y.Length, alignCorners ? 1 : 0);
-            if (HostParallel.Elements(device, "upsample_bilinear2d", total, 4, i => UpsampleKernels.BilinearAt(xv, yv, h, w, size.H, size.W, align, i)))
-                return y;
-            device.Launch("upsample_bilinear2d", UpsampleKernels.Bilinear, LaunchShapes.Linear(device, y.Length, LaunchShapes.ElementwiseGroup(device)),
-                xc.ContiguousView, y.ContiguousView, x.Size(2), x.Size(3), size.H, size.W, alignCorners ? 1 : 0, y.Length);
+            UpsampleKernels.RunBilinear("upsample_bilinear2d", device, xv, yv, h, w, size.H, size.W, align, total);
             return y;
         }
     }
