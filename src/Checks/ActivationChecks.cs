@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -90,6 +92,34 @@ internal static class ActivationChecks
                 yield return GradientCheck.Case(name + "_backward", shapeName, new[] { new GradientInput(shape, Scale: scale, Values: values) }, t => op(t[0]),
                     x => x[0].Select(f).ToArray(),
                     (x, g) => new[] { x[0].Select((v, i) => g[i] * df(v)).ToArray() });
+        }
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("activation", () => Cases().Concat(BackwardActivations()), Variants, Bench);
+
+    /// <summary>Each activation: its kernel name, struct type, FLOPs per element and the op.</summary>
+    private static readonly (string Name, Type Op, double Flops, Func<Tensor, Tensor> Run)[] Activations =
+    {
+        ("relu", typeof(Activation.Relu), 1, x => Ops.Relu(x)), ("leaky_relu", typeof(Activation.LeakyRelu), 2, x => Ops.LeakyRelu(x)),
+        ("gelu_erf", typeof(Activation.GeluErf), 25, x => Ops.GeluErf(x)), ("gelu_tanh", typeof(Activation.GeluTanh), 14, x => Ops.GeluTanh(x)),
+        ("silu", typeof(Activation.Silu), 5, x => Ops.Silu(x)), ("sigmoid", typeof(Activation.Sigmoid), 4, x => Ops.Sigmoid(x)),
+        ("tanh", typeof(Activation.Tanh), 8, x => Ops.Tanh(x)), ("softplus", typeof(Activation.Softplus), 8, x => Ops.Softplus(x)),
+        ("elu", typeof(Activation.Elu), 8, x => Ops.Elu(x)), ("exp", typeof(Activation.Exp), 5, x => Ops.Exp(x, 0.5f)),
+        ("scale", typeof(Activation.Scale), 1, x => Ops.Scale(x, 1.5f)),
+    };
+
+    private static IEnumerable<KernelVariant> Variants() =>
+        Activations.SelectMany(a => KernelCatalog.Activation(a.Name, a.Op)).Concat(Activations.SelectMany(a => ActivationBackward(a.Name, a.Op)));
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, _, _) in Tiers)
+        {
+            foreach (var (name, _, f, op) in Activations)
+                yield return C(name, S(n), f * n, 8.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => op(x).Dispose(), x); });
+            foreach (var (name, _, f, op) in Activations)
+                yield return Step(name + "_backward", S(n), (2 * f + 1) * n, 20.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, Trained(1), t => op(t[0])));
         }
     }
 }

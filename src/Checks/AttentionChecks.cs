@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -146,5 +148,54 @@ internal static class AttentionChecks
     {
         r.LogSumExp.Dispose();
         return r.Output;
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("attention", () => Cases().Concat(BackwardAttentions()).Concat(BackwardAttentionWithFixedMasks()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        var id = typeof(ElementwiseOps.Identity);
+        yield return Method("attention", "fused", typeof(AttentionKernels), nameof(AttentionKernels.Fused));
+        yield return Method("attention_decode", "partial", typeof(AttentionKernels), nameof(AttentionKernels.DecodePartial));
+        yield return Method("attention_decode", "combine", typeof(AttentionKernels), nameof(AttentionKernels.DecodeCombine));
+        yield return Tiled("attention_unfused", "scores", typeof(MatMulTiles.Large), true, true, id);
+        foreach (var v in Elementwise("kv_cache_append", Unary(id)))
+            yield return v;
+        yield return Method("attention_backward", "fused_forward", typeof(AttentionKernels), nameof(AttentionKernels.Fused));
+        yield return Tiled("attention_backward", "recompute_scores", typeof(MatMulTiles.Large), true, true, id);
+        yield return Method("attention_backward", "fused_keys", typeof(AttentionKernels), nameof(AttentionKernels.BackwardKeys));
+        yield return Method("attention_backward", "fused_queries", typeof(AttentionKernels), nameof(AttentionKernels.BackwardQueries));
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, b, h, n, dh) in new[] { (Small, 1, 1, 64, 64), (Medium, 4, 8, 1024, 64), (Large, 8, 16, 2048, 64) })
+            foreach (bool causal in new[] { false, true })
+            {
+                double flops = 4.0 * b * h * n * n * dh * (causal ? 0.5 : 1), bytes = 16.0 * b * h * n * dh + 4.0 * b * h * n;
+                string shape = $"B{b} H{h} N{n} d{dh}{(causal ? " causal" : "")}";
+                yield return C("attention", shape, flops, bytes, presets, (d, s) =>
+                { var q = R(d, s, b, h, n, dh); var k = R(d, s + 1, b, h, n, dh); var v = R(d, s + 2, b, h, n, dh); return new(() => Ops.Attention(q, k, v, causal: causal).Dispose(), q, k, v); });
+                yield return C("attention_unfused", shape, flops, bytes + 16.0 * b * h * n * n, presets, (d, s) =>
+                { var q = R(d, s, b, h, n, dh); var k = R(d, s + 1, b, h, n, dh); var v = R(d, s + 2, b, h, n, dh); return new(() => Ops.AttentionUnfused(q, k, v, causal: causal).Dispose(), q, k, v); })
+                with { Implementation = "unfused", PeerOf = "attention" };
+                // Forward 4·B·H·N²·d, backward by recomputation 2× the forward plus the five products of the unfused backward.
+                double bwdFlops = 14.0 * b * h * n * n * dh * (causal ? 0.5 : 1), bwdBytes = 48.0 * b * h * n * dh + 24.0 * b * h * n * n;
+                yield return Step("attention_backward", shape, bwdFlops, bwdBytes, presets, (d, s) =>
+                    (new[] { R(d, s, b, h, n, dh), R(d, s + 1, b, h, n, dh), R(d, s + 2, b, h, n, dh) }, Trained(3),
+                     t => { var r = Ops.Attention(t[0], t[1], t[2], causal: causal); r.LogSumExp.Dispose(); return r.Output; }));
+                // The baseline: attention_unfused's recorded ops (scores materialized) differentiated by the engine.
+                yield return Step("attention_backward", shape, bwdFlops, bwdBytes + 16.0 * b * h * n * n, presets, (d, s) =>
+                    (new[] { R(d, s, b, h, n, dh), R(d, s + 1, b, h, n, dh), R(d, s + 2, b, h, n, dh) }, Trained(3),
+                     t => Ops.AttentionUnfused(t[0], t[1], t[2], causal: causal))) with { Implementation = "unfused", PeerOf = "attention_backward" };
+            }
+        foreach (var (presets, b, h, l, dh) in new[] { (Small, 1, 2, 300, 64), (MediumLarge, 16, 32, 8192, 128) })
+        {
+            yield return C("attention_decode", $"B{b} H{h} L{l} d{dh}", 4.0 * b * h * l * dh, 8.0 * b * h * l * dh, presets, (d, s) =>
+            { var q = R(d, s, b, h, 1, dh); var k = R(d, s + 1, b, h, l, dh); var v = R(d, s + 2, b, h, l, dh); return new(() => Ops.AttentionDecode(q, k, v).Dispose(), q, k, v); });
+            yield return C("kv_cache_append", $"B{b} H{h} L{l} d{dh} +1", 0, 8.0 * b * h * dh, presets, (d, s) =>
+            { var cache = R(d, s, b, h, l, dh); var kv = R(d, s + 1, b, h, 1, dh); return new(() => Ops.KvCacheAppend(cache, kv, l / 2), cache, kv); });
+        }
     }
 }

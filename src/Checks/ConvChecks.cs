@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -6,14 +8,14 @@ namespace GpuNet.Kernels.Checks;
 /// <summary>Check cases of conv2d (both column paths), conv1d, masked conv, conv_transpose2d, im2col and col2im.</summary>
 internal static class ConvChecks
 {
-    private const string Family = "conv";
+    private const string FamilyName = "conv";
 
     private static CheckCase Conv2d(string name, int n, int c, int h, int w, int k, int kh, int kw, Conv2dOptions o, bool bias = false)
     {
         var xs = new[] { n, c, h, w };
         var ws = new[] { k, c / o.Groups, kh, kw };
         string algo = o.Algorithm == ConvAlgorithm.ImplicitGemm ? "implicit" : "im2col";
-        return new CheckCase(Family, "conv2d", $"{name}_{algo}", $"{Shapes(xs, ws)} s{o.Stride} p{o.Padding} d{o.Dilation} g{o.Groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+        return new CheckCase(FamilyName, "conv2d", $"{name}_{algo}", $"{Shapes(xs, ws)} s{o.Stride} p{o.Padding} d{o.Dilation} g{o.Groups}", CheckCase.Fp32Tolerance, (d, seed) =>
         {
             using var x = Random(d, seed, 0, xs);
             using var wt = Random(d, seed, 1, ws);
@@ -58,7 +60,7 @@ internal static class ConvChecks
         yield return Conv2d("auto_over_budget", 1, 4, 9, 9, 3, 3, 3, Conv2dOptions.Of(padding: 1) with { ColumnBudgetBytes = 16 }, true);
 
         foreach (var (name, stride, pad, dil, groups) in new[] { ("k5", 1, (2, 2), 1, 1), ("stride2_dilation2", 2, (3, 1), 2, 1), ("groups3", 1, (0, 0), 1, 3) })
-            yield return new CheckCase(Family, "conv1d", name, $"[2, 6, 29] k5 s{stride} p{pad} d{dil} g{groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+            yield return new CheckCase(FamilyName, "conv1d", name, $"[2, 6, 29] k5 s{stride} p{pad} d{dil} g{groups}", CheckCase.Fp32Tolerance, (d, seed) =>
             {
                 var xs = new[] { 2, 6, 29 };
                 var ws = new[] { 9, 6 / groups, 5 };
@@ -78,7 +80,7 @@ internal static class ConvChecks
             ("stride3", 1, 2, 4, 3, 2, 4, 3, 1, 2, 1, 1, true),
         };
         foreach (var t in transposed)
-            yield return new CheckCase(Family, "conv_transpose2d", t.Name, $"[{t.N}, {t.Cin}, {t.H}, {t.W}] k{t.K} s{t.Stride} p{t.Pad} op{t.OutPad} d{t.Dil} g{t.Groups}", CheckCase.Fp32Tolerance, (d, seed) =>
+            yield return new CheckCase(FamilyName, "conv_transpose2d", t.Name, $"[{t.N}, {t.Cin}, {t.H}, {t.W}] k{t.K} s{t.Stride} p{t.Pad} op{t.OutPad} d{t.Dil} g{t.Groups}", CheckCase.Fp32Tolerance, (d, seed) =>
             {
                 var xs = new[] { t.N, t.Cin, t.H, t.W };
                 var ws = new[] { t.Cin, t.CoutG, t.K, t.K };
@@ -91,13 +93,13 @@ internal static class ConvChecks
 
         foreach (var (name, xs, k, stride, pad, dil) in new[] { ("k3_p1", new[] { 2, 3, 7, 6 }, 3, 1, 1, 1), ("k2_s2", new[] { 1, 4, 8, 6 }, 2, 2, 0, 1), ("k3_d2", new[] { 1, 2, 9, 9 }, 3, 1, 2, 2) })
         {
-            yield return new CheckCase(Family, "im2col", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+            yield return new CheckCase(FamilyName, "im2col", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
             {
                 using var x = Random(d, seed, 0, xs);
                 using var col = Ops.Im2Col(x, k, k, Conv2dOptions.Of(stride, pad, dil));
                 return new(col.ToArray(), ConvReference.Unfold(Host(x), xs, k, k, stride, pad, dil));
             });
-            yield return new CheckCase(Family, "col2im", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
+            yield return new CheckCase(FamilyName, "col2im", name, Shapes(xs), CheckCase.Fp32Tolerance, (d, seed) =>
             {
                 int oh = (xs[2] + 2 * pad - dil * (k - 1) - 1) / stride + 1, ow = (xs[3] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
                 var cs = new[] { xs[0], xs[1] * k * k, oh * ow };
@@ -105,6 +107,64 @@ internal static class ConvChecks
                 using var y = Ops.Col2Im(col, xs[2], xs[3], k, k, stride, pad, dil);
                 return new(y.ToArray(), ConvReference.Fold(Host(col), xs[0], xs[1], xs[2], xs[3], k, k, stride, pad, dil));
             });
+        }
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new(FamilyName, Cases, Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        KernelVariant Gemm(string kernel, string variant, Type tile, Type source, Type act) =>
+            new(kernel, variant, Closed(typeof(MatMulKernels), nameof(MatMulKernels.Tiled), tile, typeof(Flags.Yes), source, act, typeof(Flags.No)));
+        yield return Gemm("conv2d", "implicit_gemm", typeof(MatMulTiles.Large), typeof(Im2ColB), typeof(ElementwiseOps.Identity));
+        yield return Gemm("conv2d", "im2col_gemm", typeof(MatMulTiles.Large), typeof(DenseB<Flags.No>), typeof(Activation.Relu));
+        yield return Method("im2col", "gather", typeof(ConvKernels), nameof(ConvKernels.Im2Col));
+        yield return new KernelVariant("col2im", "gather", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(ElementwiseOps.Identity)));
+        yield return new KernelVariant("conv_transpose2d", "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(Activation.Relu)));
+        yield return Gemm("conv1d", "implicit_gemm", typeof(MatMulTiles.Small), typeof(Im2ColB), typeof(ElementwiseOps.Identity));
+    }
+
+    private static IEnumerable<(string[] Presets, string Label, int N, int C, int H, int W, int K, int KH, int Stride, int Pad)> ConvShapes()
+    {
+        yield return (Small, "3x3", 1, 16, 16, 16, 16, 3, 1, 1);
+        yield return (Small, "7x7/2", 1, 3, 32, 32, 16, 7, 2, 3);
+        yield return (Medium, "resnet50 conv3_x b8", 8, 128, 28, 28, 128, 3, 1, 1);
+        foreach (var (c, h, name) in new[] { (64, 56, "conv2_x"), (128, 28, "conv3_x"), (256, 14, "conv4_x"), (512, 7, "conv5_x") })
+            yield return (Large, $"resnet50 {name} b32", 32, c, h, h, c, 3, 1, 1);
+        // The fast CPU's comparison shape (the small 3x3 case is the other).
+        yield return (CpuPreset, "3x3", 1, 64, 56, 56, 64, 3, 1, 1);
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var conv in ConvShapes())
+            foreach (var (algo, impl) in new[] { (ConvAlgorithm.ImplicitGemm, "gpunet"), (ConvAlgorithm.Im2Col, "im2col") })
+            {
+                var (presets, label, nb, c, h, w, kout, kh, stride, pad) = conv;
+                if (presets == CpuPreset && algo == ConvAlgorithm.Im2Col)
+                    continue;
+                int oh = (h + 2 * pad - kh) / stride + 1, ow = (w + 2 * pad - kh) / stride + 1;
+                double flops = 2.0 * nb * kout * oh * ow * c * kh * kh;
+                double bytes = 4.0 * ((double)nb * c * h * w + (double)kout * c * kh * kh + (double)nb * kout * oh * ow);
+                if (algo == ConvAlgorithm.Im2Col)
+                    bytes += 8.0 * nb * c * kh * kh * oh * ow;
+                var options = Conv2dOptions.Of(stride, pad) with { Algorithm = presets == CpuPreset ? ConvAlgorithm.Auto : algo };
+                yield return C("conv2d", $"{label} {S(nb, c, h, w)} k{kh} s{stride} → {kout}", flops, bytes, presets, (d, s) =>
+                { var x = R(d, s, nb, c, h, w); var wt = R(d, s + 1, kout, c, kh, kh); var b = R(d, s + 2, kout); return new(() => Ops.Conv2d(x, wt, b, options).Dispose(), x, wt, b); })
+                with { Implementation = impl, PeerOf = impl == "gpunet" ? null : "conv2d" };
+            }
+        foreach (var (presets, nb, c, l, kout, kk) in new[] { (Small, 2, 16, 256, 32, 5), (MediumLarge, 16, 256, 4096, 256, 5) })
+            yield return C("conv1d", S(nb, c, l) + $" k{kk} → {kout}", 2.0 * nb * kout * l * c * kk, 4.0 * ((double)nb * c * l + (double)kout * c * kk + (double)nb * kout * l), presets, (d, s) =>
+            { var x = R(d, s, nb, c, l); var w = R(d, s + 1, kout, c, kk); return new(() => Ops.Conv1d(x, w, null, 1, (kk / 2, kk / 2)).Dispose(), x, w); });
+        foreach (var (presets, nb, cin, h, cout) in new[] { (Small, 2, 32, 16, 16), (MediumLarge, 16, 256, 32, 128) })
+            yield return C("conv_transpose2d", S(nb, cin, h, h) + $" k2 s2 → {cout}", 2.0 * nb * cin * h * h * cout * 4, 4.0 * ((double)nb * cin * h * h + (double)cin * cout * 4 + (double)nb * cout * 4 * h * h), presets, (d, s) =>
+            { var x = R(d, s, nb, cin, h, h); var w = R(d, s + 1, cin, cout, 2, 2); return new(() => Ops.ConvTranspose2d(x, w, null, stride: 2).Dispose(), x, w); });
+        foreach (var (presets, nb, c, h) in new[] { (Small, 2, 16, 32), (MediumLarge, 32, 64, 112) })
+        {
+            double input = (double)nb * c * h * h;
+            yield return C("im2col", S(nb, c, h, h) + " k3 p1", 0, 4 * input + 8 * input * 9, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.Im2Col(x, 3, 3, Conv2dOptions.Of(padding: 1)).Dispose(), x); });
+            yield return C("col2im", S(nb, c, h, h) + " k3 p1", input * 9, 4 * input * 9 + 4 * input, presets, (d, s) => { var col = R(d, s, nb, c * 9, h * h); return new(() => Ops.Col2Im(col, h, h, 3, 3, 1, 1).Dispose(), col); });
         }
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -6,10 +8,10 @@ namespace GpuNet.Kernels.Checks;
 /// <summary>Check cases of the elementwise family: fill, copy_strided, add/sub/mul/div, axpy.</summary>
 internal static class ElementwiseChecks
 {
-    private const string Family = "elementwise";
+    private const string FamilyName = "elementwise";
 
     private static CheckCase Case(string kernel, string name, string shape, Func<Device, ulong, CheckOutput> run) =>
-        new(Family, kernel, name, shape, CheckCase.Fp32Tolerance, run);
+        new(FamilyName, kernel, name, shape, CheckCase.Fp32Tolerance, run);
 
     internal static IEnumerable<CheckCase> Cases()
     {
@@ -154,5 +156,49 @@ internal static class ElementwiseChecks
                         var (ga, gb) = GradientReference.Binary(x[0], a, x[1], b, g, da, db);
                         return new[] { ga, gb };
                     });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new(FamilyName, () => Cases().Concat(BackwardElementwise()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        var variants = Elementwise("fill", Unary(typeof(ElementwiseOps.Constant)))
+            .Concat(Elementwise("copy_strided", Unary(typeof(ElementwiseOps.Identity))))
+            .Concat(Elementwise("add", typeof(ElementwiseOps.Add)))
+            .Concat(Elementwise("sub", typeof(ElementwiseOps.Sub)))
+            .Concat(Elementwise("mul", typeof(ElementwiseOps.Mul)))
+            .Concat(Elementwise("div", typeof(ElementwiseOps.Div)))
+            .Concat(Elementwise("axpy", typeof(ElementwiseOps.Axpy)));
+        foreach (var v in variants)
+            yield return v;
+        foreach (var (kernel, op) in new[] { ("add_backward", typeof(ElementwiseOps.Add)), ("sub_backward", typeof(ElementwiseOps.Sub)), ("mul_backward", typeof(ElementwiseOps.Mul)), ("div_backward", typeof(ElementwiseOps.Div)) })
+        {
+            yield return new KernelVariant(kernel, "columns", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Columns), typeof(float), typeof(ReduceOps.Sum)));
+            yield return Strided(kernel, "strided", op);
+        }
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, rows, cols) in Tiers)
+        {
+            yield return C("fill", S(n), 0, 4.0 * n, presets, (d, s) => { var a = R(d, s, n); return new(() => Ops.Fill(a, 1.5f), a); });
+            yield return C("copy_strided", S(rows, cols) + "ᵀ", 0, 8.0 * rows * cols, presets, (d, s) =>
+            {
+                var a = R(d, s, rows, cols);
+                var o = Tensor.Empty(d, cols, rows);
+                return new(() => { using var t = a.Transpose(); Ops.Copy(t, o); }, a, o);
+            });
+            var binary = new (string, Func<Tensor, Tensor, Tensor>)[] { ("add", (a, b) => Ops.Add(a, b)), ("sub", (a, b) => Ops.Sub(a, b)), ("mul", (a, b) => Ops.Mul(a, b)), ("div", (a, b) => Ops.Div(a, b)) };
+            foreach (var (name, op) in binary)
+                yield return C(name, S(n), n, 12.0 * n, presets, (d, s) => { var a = R(d, s, n); var b = R(d, s + 1, n); return new(() => op(a, b).Dispose(), a, b); });
+            yield return C("axpy", S(n), 2.0 * n, 12.0 * n, presets, (d, s) => { var x = R(d, s, n); var y = R(d, s + 1, n); return new(() => Ops.AxpyInPlace(0.5f, x, y), x, y); });
+            foreach (var (name, op) in binary)
+                yield return Step(name + "_backward", S(n), 4.0 * n, 36.0 * n, presets, (d, s) => (new[] { R(d, s, n), Tensor.RandomUniform(d, new[] { n }, s + 1, 0.5f, 1.5f) }, Trained(2), t => op(t[0], t[1])));
+        }
+        // The fast CPU's comparison shape (the small tier has 64K).
+        int m = 1 << 20;
+        yield return C("add", S(m), m, 12.0 * m, CpuPreset, (d, s) => { var a = R(d, s, m); var b = R(d, s + 1, m); return new(() => Ops.Add(a, b).Dispose(), a, b); });
     }
 }

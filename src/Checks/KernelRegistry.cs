@@ -1,42 +1,12 @@
 namespace GpuNet.Kernels.Checks;
 
 /// <summary>
-/// Every kernel's correctness cases, in one list: <c>bench check</c> runs it on the user's device
-/// and the test projects run it on every device present. A new kernel family adds its cases here.
+/// Every kernel's correctness cases, in one list (the families' <see cref="KernelFamily.Cases"/>): <c>bench check</c> runs it
+/// on the user's device and the test projects run it on every device present.
 /// </summary>
 public static class KernelRegistry
 {
-    private static readonly Lazy<IReadOnlyList<CheckCase>> _all = new(() =>
-        ElementwiseChecks.Cases()
-            .Concat(ReduceChecks.Cases())
-            .Concat(ActivationChecks.Cases())
-            .Concat(MathChecks.Cases())
-            .Concat(SelectionChecks.Cases())
-            .Concat(MatMulChecks.Cases())
-            .Concat(SoftmaxChecks.Cases())
-            .Concat(NormalizationChecks.Cases())
-            .Concat(LayoutChecks.Cases())
-            .Concat(ConvChecks.Cases())
-            .Concat(PoolingChecks.Cases())
-            .Concat(AttentionChecks.Cases())
-            .Concat(RoutingChecks.Cases())
-            .Concat(SequenceChecks.Cases())
-            .Concat(ActivationChecks.BackwardActivations())
-            .Concat(MatMulChecks.BackwardMatMuls())
-            .Concat(MatMulChecks.BackwardFusedChains())
-            .Concat(ElementwiseChecks.BackwardElementwise())
-            .Concat(ReduceChecks.BackwardReductions())
-            .Concat(SoftmaxChecks.BackwardSoftmaxes())
-            .Concat(NormalizationChecks.BackwardNormalizations())
-            .Concat(SequenceChecks.BackwardLosses())
-            .Concat(LayoutChecks.BackwardViews())
-            .Concat(LayoutChecks.BackwardLayouts())
-            .Concat(SequenceChecks.BackwardGathers())
-            .Concat(AttentionChecks.BackwardAttentions())
-            .Concat(AttentionChecks.BackwardAttentionWithFixedMasks())
-            .Concat(RoutingChecks.BackwardRouting())
-            .Concat(OptimizerChecks.Cases())
-            .ToList());
+    private static readonly Lazy<IReadOnlyList<CheckCase>> _all = new(() => KernelFamilies.All.SelectMany(f => f.Cases()).ToList());
 
     /// <summary>All cases, grouped by family and kernel.</summary>
     public static IReadOnlyList<CheckCase> All => _all.Value;

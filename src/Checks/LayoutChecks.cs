@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -233,5 +235,55 @@ internal static class LayoutChecks
                             dx[(i * 6 + 1) * 7 + 2 + j] += 2 * g[k * 20 + i * 4 + j];
                 return new[] { dx };
             });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("layout", () => Cases().Concat(BackwardViews()).Concat(BackwardLayouts()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        var copy = Unary(typeof(ElementwiseOps.Identity));
+        yield return Method("transpose", "tiled", typeof(LayoutKernels), nameof(LayoutKernels.Transpose));
+        yield return Method("permute", "tiled", typeof(LayoutKernels), nameof(LayoutKernels.Transpose));
+        yield return Strided("permute", "strided", copy);
+        foreach (var v in Elementwise("concat", copy).Concat(Elementwise("split", copy)))
+            yield return v;
+        yield return Strided("view_backward", "copy_strided", copy);
+        foreach (var kernel in new[] { "permute_backward", "transpose_backward" })
+            yield return Method(kernel, "tiled", typeof(LayoutKernels), nameof(LayoutKernels.Transpose));
+        foreach (var kernel in new[] { "concat_backward", "split_backward" })
+            yield return Strided(kernel, "copy_strided", copy);
+        yield return Flat("axpy_backward", "flat_scale", Unary(typeof(Activation.Scale)));
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return C("transpose", S(rows, cols), 0, 8 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Transpose(x).Dispose(), x); });
+            yield return C("permute", S(rows / 16, 16, cols) + " (2,0,1)", 0, 8 * rc, presets, (d, s) => { var x = R(d, s, rows / 16, 16, cols); return new(() => Ops.Permute(x, 2, 0, 1).Dispose(), x); });
+            yield return C("concat", S(rows, cols) + " ×2 axis1", 0, 16 * rc, presets, (d, s) =>
+            { var a = R(d, s, rows, cols); var b = R(d, s + 1, rows, cols); return new(() => Ops.Concat(new[] { a, b }, 1).Dispose(), a, b); });
+            yield return C("split", S(rows, cols) + " in 4 axis1", 0, 8 * rc, presets, (d, s) =>
+            { var x = R(d, s, rows, cols); return new(() => { foreach (var p in Ops.Split(x, 4, 1)) p.Dispose(); }, x); });
+            yield return Step("axpy_backward", S(n), 3.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.Axpy(0.5f, t[0], t[1])));
+            yield return Step("transpose_backward", S(rows, cols), 0, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Transpose(t[0])));
+            yield return Step("permute_backward", S(rows / 16, 16, cols) + " (2,0,1)", 0, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows / 16, 16, cols) }, Trained(1), t => Ops.Permute(t[0], 2, 0, 1)));
+            yield return Step("concat_backward", S(rows, cols) + " ×2 axis1", 0, 32 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols), R(d, s + 1, rows, cols) }, Trained(2), t => Ops.Concat(t, 1)));
+            yield return Step("split_backward", S(rows, cols) + " in 2 axis1", 0, 24 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t =>
+            {
+                var p = Ops.Split(t[0], 2, 1);
+                using (p[0])
+                using (p[1])
+                    return Ops.Add(p[0], p[1]);
+            }));
+            yield return Step("view_backward", S(rows, cols) + " slice+expand", 0, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t =>
+            {
+                using var half = t[0].Slice(1, 0, cols / 2);
+                using var c = half.Contiguous();
+                return Ops.Scale(c, 2f);
+            }));
+        }
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -6,7 +8,7 @@ namespace GpuNet.Kernels.Checks;
 /// <summary>Check cases of the matmul family: every transpose combination, edges of both tile shapes, batches with broadcast, epilogues, GEMV.</summary>
 internal static class MatMulChecks
 {
-    private const string Family = "matmul";
+    private const string FamilyName = "matmul";
 
     private static int[] Shape(int rows, int cols, bool trans, int[]? batch = null) =>
         (batch ?? Array.Empty<int>()).Concat(trans ? new[] { cols, rows } : new[] { rows, cols }).ToArray();
@@ -19,7 +21,7 @@ internal static class MatMulChecks
         var sa = Shape(m, k, ta, batchA);
         var sb = Shape(k, n, tb, batchB);
         string shape = $"{Shapes(sa, sb)}{(ta ? " Aᵀ" : "")}{(tb ? " Bᵀ" : "")}{(tile != MatMulTile.Auto ? $" {tile} tile" : "")}";
-        return new CheckCase(Family, kernel, name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
+        return new CheckCase(FamilyName, kernel, name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
         {
             using var a = Random(d, seed, 0, sa);
             using var b = Random(d, seed, 1, sb);
@@ -55,7 +57,7 @@ internal static class MatMulChecks
         var sb = Shape(k, n, tb, batch);
         var outShape = (batch ?? Array.Empty<int>()).Concat(new[] { m, n }).ToArray();
         string shape = $"{Shapes(sa, sb)}{(ta ? " Aᵀ" : "")}{(tb ? " Bᵀ" : "")} ⊙ {ActivationKernel(act)}′";
-        return new CheckCase(Family, "matmul_act_backward", name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
+        return new CheckCase(FamilyName, "matmul_act_backward", name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
         {
             using var a = Random(d, seed, 0, sa);
             using var b = Random(d, seed, 1, sb);
@@ -106,7 +108,7 @@ internal static class MatMulChecks
         yield return Case("gemv", "transposed_x", 1, 61, 37, ta: true);
         yield return Case("gemv", "bias_silu", 1, 77, 91, tb: true, bias: true, act: FusedActivation.Silu);
         yield return Case("gemv", "beta", 1, 33, 65, alpha: 2, beta: 0.5f);
-        yield return new CheckCase(Family, "matmul", "strided_views", "[40, 70] cols 3..50 × [47, 33]ᵀ view", CheckCase.Fp32Tolerance, (d, seed) =>
+        yield return new CheckCase(FamilyName, "matmul", "strided_views", "[40, 70] cols 3..50 × [47, 33]ᵀ view", CheckCase.Fp32Tolerance, (d, seed) =>
         {
             // A is a column slice (row stride 70), B a transposed view of a contiguous [33, 47].
             using var baseA = Random(d, seed, 0, 40, 70);
@@ -239,5 +241,75 @@ internal static class MatMulChecks
                 var (dx, dw1, db1) = GradientReference.MatMul(v[0], xs, false, v[1], w1, true, 1, Gate(dl.Select((e, i) => e + dr[i]).ToArray(), z1, "silu"));
                 return new[] { dx, dw1, db1, dw2, dw3 };
             });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new(FamilyName, () => Cases().Concat(BackwardMatMuls()).Concat(BackwardFusedChains()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        var id = typeof(ElementwiseOps.Identity);
+        var large = typeof(MatMulTiles.Large);
+        var acts = new[] { typeof(Activation.Relu), typeof(Activation.GeluErf), typeof(Activation.GeluTanh), typeof(Activation.Silu) };
+        foreach (var (tile, tileName) in new[] { (large, "large"), (typeof(MatMulTiles.Small), "small") })
+            foreach (var (aK, bK) in new[] { (true, false), (true, true), (false, false), (false, true) })
+                yield return Tiled("matmul", $"{tileName}_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", tile, aK, bK, id);
+        yield return Tiled("batched_matmul", "large_a_b", large, true, false, id);
+        foreach (var act in acts)
+            yield return Tiled("matmul_bias_act", $"large_a_bt_{act.Name}", large, true, true, act);
+        yield return new KernelVariant("gemv", "k_contiguous", Closed(typeof(MatMulKernels), nameof(MatMulKernels.GemvKContiguous), id));
+        yield return new KernelVariant("gemv", "n_contiguous", Closed(typeof(MatMulKernels), nameof(MatMulKernels.GemvNContiguous), id));
+        foreach (var (aK, bK) in new[] { (true, true), (false, false), (true, false) })
+            yield return Tiled("matmul_backward", $"large_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", large, aK, bK, id);
+        yield return Tiled("batched_matmul_backward", "large_a_bt", large, true, true, id);
+        yield return Tiled("matmul_bias_act_backward", "large_at_b", large, false, false, id);
+        // A Linear's dA = g·W with the producer's act′(z) in the epilogue: the gated specializations.
+        foreach (var act in acts)
+            yield return Tiled("matmul_act_backward", $"large_a_b_{act.Name}", large, true, false, act, gate: true);
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, m, n, k) in MatMuls)
+        {
+            double flops = 2.0 * m * n * k, bytes = 4.0 * ((double)m * k + (double)k * n + (double)m * n);
+            yield return C("matmul", S(m, n, k), flops, bytes, presets, (d, s) => { var a = R(d, s, m, k); var b = R(d, s + 1, k, n); return new(() => Ops.MatMul(a, b).Dispose(), a, b); });
+            yield return C("matmul_bias_act", S(m, n, k) + " Bᵀ+bias+gelu", flops + 26.0 * m * n, bytes + 4.0 * n, presets, (d, s) =>
+            { var x = R(d, s, m, k); var w = R(d, s + 1, n, k); var b = R(d, s + 2, n); return new(() => Ops.Linear(x, w, b, FusedActivation.Gelu).Dispose(), x, w, b); });
+            if (m == 8192)
+                continue;
+            yield return Step("matmul_backward", S(m, n, k), 3 * flops, 3 * bytes, presets, (d, s) => (new[] { R(d, s, m, k), R(d, s + 1, k, n) }, Trained(2), t => Ops.MatMul(t[0], t[1])));
+            yield return Step("matmul_bias_act_backward", S(m, n, k) + " Bᵀ+bias+gelu", 3 * flops + 80.0 * m * n, 3 * bytes + 24.0 * m * n, presets, (d, s) =>
+                (new[] { R(d, s, m, k), R(d, s + 1, n, k), R(d, s + 2, n) }, Trained(3), t => Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu)));
+        }
+        foreach (int m in new[] { 512, 1024 })
+            yield return C("matmul", S(m, m, m), 2.0 * m * m * m, 12.0 * m * m, CpuPreset, (d, s) => { var a = R(d, s, m, m); var b = R(d, s + 1, m, m); return new(() => Ops.MatMul(a, b).Dispose(), a, b); });
+        foreach (var (presets, batch, m, n, k) in new[] { (Small, 4, 64, 64, 64), (Medium, 64, 512, 512, 64), (Large, 128, 1024, 1024, 64) })
+        {
+            yield return C("batched_matmul", S(batch, m, n, k), 2.0 * batch * m * n * k, 4.0 * batch * ((double)m * k + (double)k * n + (double)m * n), presets, (d, s) =>
+            { var a = R(d, s, batch, m, k); var b = R(d, s + 1, batch, k, n); return new(() => Ops.MatMul(a, b).Dispose(), a, b); });
+            yield return Step("batched_matmul_backward", S(batch, m, n, k), 6.0 * batch * m * n * k, 12.0 * batch * ((double)m * k + (double)k * n + (double)m * n), presets, (d, s) =>
+                (new[] { R(d, s, batch, m, k), R(d, s + 1, batch, k, n) }, Trained(2), t => Ops.MatMul(t[0], t[1])));
+        }
+        foreach (var (presets, n, k) in new[] { (Small, 256, 512), (Medium, 8192, 8192), (Large, 16384, 16384) })
+            yield return C("gemv", S(1, n, k) + " Wᵀ", 2.0 * n * k, 4.0 * ((double)n * k + n + k), presets, (d, s) =>
+            { var x = R(d, s, 1, k); var w = R(d, s + 1, n, k); return new(() => Ops.Linear(x, w).Dispose(), x, w); });
+        // An MLP block x → Linear+GELU → Linear: gated, the second layer's dA applies gelu′(z) in its epilogue; unfused, the
+        // same math recorded as separate ops runs gelu_erf and gelu_erf_backward as kernels of their own.
+        foreach (var (presets, m, n, k) in new[] { (Small, 256, 512, 128), (Medium, 4096, 4096, 1024), (Large, 8192, 8192, 2048) })
+            foreach (bool gated in new[] { true, false })
+                yield return Step("matmul_act_backward", S(m, n, k) + $" mlp gelu {(gated ? "gated" : "unfused")}", 12.0 * m * n * k + 100.0 * m * n,
+                    12.0 * ((double)m * k + 2.0 * n * k) + 4.0 * m * n * (gated ? 4 : 7), presets, (d, s) =>
+                    (new[] { R(d, s, m, k), R(d, s + 1, n, k), R(d, s + 2, n), R(d, s + 3, k, n) }, Trained(4), t =>
+                    {
+                        if (gated)
+                        {
+                            using var h = Ops.Linear(t[0], t[1], t[2], FusedActivation.Gelu);
+                            return Ops.Linear(h, t[3]);
+                        }
+                        using var z = Ops.Linear(t[0], t[1], t[2]);
+                        using var a = Ops.GeluErf(z);
+                        return Ops.Linear(a, t[3]);
+                    }));
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -6,7 +8,7 @@ namespace GpuNet.Kernels.Checks;
 /// <summary>Check cases of the elementwise math family (unary_math, binary_math): every function on its domain, odd shapes, strided and broadcast inputs.</summary>
 internal static class MathChecks
 {
-    private const string Family = "math";
+    private const string FamilyName = "math";
 
     /// <summary>Inputs for a function: uniform in [low, high], or small integers (so comparisons meet equality and logic meets zeros).</summary>
     private readonly record struct Domain(double Low, double High, bool Integers = false)
@@ -44,7 +46,7 @@ internal static class MathChecks
             var reference = MathReference.Of(f, a, b);
             string name = f.ToString().ToLowerInvariant() + (f == UnaryFunction.PowScalar ? "_" + a : "");
             foreach (var shape in new[] { new[] { 1 }, new[] { 37, 53 }, new[] { 64, 1031 } })
-                yield return new CheckCase(Family, "unary_math", $"{name}_{string.Join("x", shape)}", $"{Shapes(shape)} in [{domain.Low}, {domain.High}]", CheckCase.Fp32Tolerance, (d, seed) =>
+                yield return new CheckCase(FamilyName, "unary_math", $"{name}_{string.Join("x", shape)}", $"{Shapes(shape)} in [{domain.Low}, {domain.High}]", CheckCase.Fp32Tolerance, (d, seed) =>
                 {
                     using var x = domain.Make(d, seed, shape);
                     using var o = Poisoned(d, shape);
@@ -52,7 +54,7 @@ internal static class MathChecks
                     return new(o.ToArray(), Host(x).Select(reference).ToArray());
                 });
         }
-        yield return new CheckCase(Family, "unary_math", "special_values", "[8] ±inf, NaN, ±0", CheckCase.Fp32Tolerance, (d, seed) =>
+        yield return new CheckCase(FamilyName, "unary_math", "special_values", "[8] ±inf, NaN, ±0", CheckCase.Fp32Tolerance, (d, seed) =>
         {
             // IsNaN, IsInf and Sign on the values random inputs never produce, packed as one output per (function, value).
             var values = new[] { float.PositiveInfinity, float.NegativeInfinity, float.NaN, 0f, -0f, 1f, -2.5f, 3.5f };
@@ -68,7 +70,7 @@ internal static class MathChecks
             }
             return new(got.ToArray(), expected.ToArray());
         });
-        yield return new CheckCase(Family, "unary_math", "strided", "[19, 23]ᵀ erf", CheckCase.Fp32Tolerance, (d, seed) =>
+        yield return new CheckCase(FamilyName, "unary_math", "strided", "[19, 23]ᵀ erf", CheckCase.Fp32Tolerance, (d, seed) =>
         {
             using var x = Tensor.RandomUniform(d, new[] { 19, 23 }, seed, -3, 3);
             using var xt = x.Transpose(0, 1);
@@ -100,7 +102,7 @@ internal static class MathChecks
             var reference = MathReference.Of(f);
             string name = f.ToString().ToLowerInvariant() + (db.High < 0 ? "_negative_divisor" : db.Integers && f == BinaryFunction.Pow ? "_integer_exponent" : "");
             foreach (var (shapeName, sa, sb) in shapes)
-                yield return new CheckCase(Family, "binary_math", $"{name}_{shapeName}", Shapes(sa, sb), CheckCase.Fp32Tolerance, (d, seed) =>
+                yield return new CheckCase(FamilyName, "binary_math", $"{name}_{shapeName}", Shapes(sa, sb), CheckCase.Fp32Tolerance, (d, seed) =>
                 {
                     using var a = da.Make(d, seed, sa);
                     using var b = db.Make(d, seed + 1, sb);
@@ -108,6 +110,24 @@ internal static class MathChecks
                     Ops.Binary(a, b, f, o);
                     return new(o.ToArray(), ElementwiseReference.Binary(Host(a), sa, Host(b), sb, reference));
                 });
+        }
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new(FamilyName, Cases, Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants() =>
+        Elementwise("unary_math", Unary(typeof(UnaryMath))).Concat(Elementwise("binary_math", typeof(BinaryMath)));
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, _, _) in Tiers)
+        {
+            // One function per case (the function is a run-time field, so these time the same kernel).
+            foreach (var (function, f) in new[] { (UnaryFunction.Erf, 25.0), (UnaryFunction.Sin, 12.0), (UnaryFunction.Sqrt, 1.0) })
+                yield return C("unary_math", S(n) + " " + function.ToString().ToLowerInvariant(), f * n, 8.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => Ops.Unary(x, function).Dispose(), x); });
+            foreach (var (function, f) in new[] { (BinaryFunction.Pow, 10.0), (BinaryFunction.Max, 1.0) })
+                yield return C("binary_math", S(n) + " " + function.ToString().ToLowerInvariant(), f * n, 12.0 * n, presets, (d, s) => { var a = R(d, s, n); var b = R(d, s + 1, n); return new(() => Ops.Binary(a, b, function).Dispose(), a, b); });
         }
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -142,5 +144,55 @@ internal static class NormalizationChecks
         r.Mean.Dispose();
         r.Rstd.Dispose();
         return r.Output;
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("normalization", () => Cases().Concat(BackwardNormalizations()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        KernelVariant Rows(string kernel, string variant, bool rms) =>
+            new(kernel, variant, Closed(typeof(NormalizationKernels), nameof(NormalizationKernels.Rows), rms ? typeof(Flags.Yes) : typeof(Flags.No)));
+        yield return Rows("layernorm", "rows", false);
+        yield return Rows("groupnorm", "rows", false);
+        yield return Rows("batchnorm2d_train", "channel_rows", false);
+        yield return Flat("batchnorm2d_train", "running_update", typeof(ElementwiseOps.MomentumUpdate));
+        yield return Method("batchnorm2d_infer", "fold", typeof(NormalizationKernels), nameof(NormalizationKernels.FoldBatchNorm));
+        yield return Method("batchnorm2d_infer", "channel_affine", typeof(NormalizationKernels), nameof(NormalizationKernels.ChannelAffine));
+        yield return Rows("rmsnorm", "rows", true);
+        foreach (var (kernel, rms) in new[] { ("layernorm_backward", false), ("rmsnorm_backward", true), ("groupnorm_backward", false), ("batchnorm2d_train_backward", false) })
+            yield return new KernelVariant(kernel, "rows", Closed(typeof(NormalizationKernels), nameof(NormalizationKernels.BackwardRows), rms ? typeof(Flags.Yes) : typeof(Flags.No)));
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, _, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return C("layernorm", S(rows, cols), 8 * rc, 12 * rc + 8.0 * cols + 8.0 * rows, presets, (d, s) =>
+            { var x = R(d, s, rows, cols); var g = R(d, s + 1, cols); var b = R(d, s + 2, cols); return new(() => Ops.LayerNorm(x, g, b).Dispose(), x, g, b); });
+            yield return C("rmsnorm", S(rows, cols), 6 * rc, 12 * rc + 4.0 * cols + 8.0 * rows, presets, (d, s) =>
+            { var x = R(d, s, rows, cols); var g = R(d, s + 1, cols); return new(() => Ops.RmsNorm(x, g).Dispose(), x, g); });
+            yield return Step("layernorm_backward", S(rows, cols), 18 * rc, 40 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols), R(d, s + 1, cols), R(d, s + 2, cols) }, Trained(3),
+                t => { var r = Ops.LayerNorm(t[0], t[1], t[2]); r.Mean.Dispose(); r.Rstd.Dispose(); return r.Output; }));
+            yield return Step("rmsnorm_backward", S(rows, cols), 16 * rc, 40 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols), R(d, s + 1, cols) }, Trained(2),
+                t => { var r = Ops.RmsNorm(t[0], t[1]); r.Mean.Dispose(); r.Rstd.Dispose(); return r.Output; }));
+        }
+        foreach (var (presets, nb, c, h) in new[] { (Small, 2, 16, 32), (MediumLarge, 32, 64, 112) })
+        {
+            double input = (double)nb * c * h * h;
+            yield return C("batchnorm2d_train", S(nb, c, h, h), 8 * input, 12 * input, presets, (d, s) =>
+            { var x = R(d, s, nb, c, h, h); var g = R(d, s + 1, c); var b = R(d, s + 2, c); var rm = R(d, s + 3, c); var rv = Tensor.RandomUniform(d, new[] { c }, s + 4, 0.5f, 1.5f);
+              return new(() => Ops.BatchNorm2dTrain(x, g, b, rm, rv).Dispose(), x, g, b, rm, rv); });
+            yield return C("batchnorm2d_infer", S(nb, c, h, h), 2 * input, 8 * input, presets, (d, s) =>
+            { var x = R(d, s, nb, c, h, h); var rm = R(d, s + 1, c); var rv = Tensor.RandomUniform(d, new[] { c }, s + 2, 0.5f, 1.5f);
+              return new(() => Ops.BatchNorm2dInfer(x, rm, rv).Dispose(), x, rm, rv); });
+            yield return C("groupnorm", S(nb, c, h, h) + " g8", 8 * input, 12 * input, presets, (d, s) =>
+            { var x = R(d, s, nb, c, h, h); var g = R(d, s + 1, c); var b = R(d, s + 2, c); return new(() => Ops.GroupNorm(x, 8, g, b).Dispose(), x, g, b); });
+            yield return Step("groupnorm_backward", S(nb, c, h, h) + " g8", 18 * input, 40 * input, presets, (d, s) => (new[] { R(d, s, nb, c, h, h), R(d, s + 1, c), R(d, s + 2, c) }, Trained(3),
+                t => { var r = Ops.GroupNorm(t[0], 8, t[1], t[2]); r.Mean.Dispose(); r.Rstd.Dispose(); return r.Output; }));
+            yield return Step("batchnorm2d_train_backward", S(nb, c, h, h), 18 * input, 40 * input, presets, (d, s) => (new[] { R(d, s, nb, c, h, h), R(d, s + 1, c), R(d, s + 2, c) }, Trained(3),
+                t => { var r = Ops.BatchNorm2dTrain(t[0], t[1], t[2]); r.Mean.Dispose(); r.Rstd.Dispose(); return r.Output; }));
+        }
     }
 }

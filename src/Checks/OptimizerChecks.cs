@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
 namespace GpuNet.Kernels.Checks;
@@ -175,5 +177,47 @@ internal static class OptimizerChecks
                     p[i] -= clr * grad / (Math.Sqrt(s[0][i]) + eps);
                 }
             });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("optimizer", Cases, Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants() => new[]
+    {
+        Method("adam_step", "fused", typeof(OptimizerKernels), nameof(OptimizerKernels.Adam)),
+        Method("sgd_step", "fused", typeof(OptimizerKernels), nameof(OptimizerKernels.Sgd)),
+        Method("rmsprop_step", "fused", typeof(OptimizerKernels), nameof(OptimizerKernels.RmsProp)),
+        Method("adagrad_step", "fused", typeof(OptimizerKernels), nameof(OptimizerKernels.Adagrad)),
+        Flat("clip_grad_norm", "coefficient", Unary(typeof(ClipCoefficient))),
+        Flat("clip_grad_norm", "sqrt", Unary(typeof(SquareRoot))),
+    };
+
+    /// <summary>Adam/AdamW, SGD, RMSprop and Adagrad steps over one parameter tensor of n elements, and the gradient clip.</summary>
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, _, _) in Tiers)
+        {
+            yield return C("adam_step", S(n), 14.0 * n, 28.0 * n, presets, (d, s) => OptimizerStep(d, s, n, 2,
+                (p, g, st) => Ops.AdamUpdate(p, g, st[0], st[1], null, new AdamStep { Lr = 1e-3f, Beta1 = 0.9f, Beta2 = 0.999f, Eps = 1e-8f, BiasCorrection1 = 0.1f, BiasCorrection2Sqrt = 0.03f })));
+            yield return C("sgd_step", S(n), 5.0 * n, 20.0 * n, presets, (d, s) => OptimizerStep(d, s, n, 1,
+                (p, g, st) => Ops.SgdUpdate(p, g, st[0], new SgdStep { Lr = 0.01f, Momentum = 0.9f })));
+            yield return C("rmsprop_step", S(n), 10.0 * n, 20.0 * n, presets, (d, s) => OptimizerStep(d, s, n, 1,
+                (p, g, st) => Ops.RmsPropUpdate(p, g, st[0], null, null, new RmsPropStep { Lr = 0.01f, Alpha = 0.99f, Eps = 1e-8f })));
+            yield return C("adagrad_step", S(n), 8.0 * n, 20.0 * n, presets, (d, s) => OptimizerStep(d, s, n, 1,
+                (p, g, st) => Ops.AdagradUpdate(p, g, st[0], new AdagradStep { Lr = 0.01f, Eps = 1e-10f })));
+            yield return C("clip_grad_norm", S(n), 3.0 * n, 12.0 * n, presets, (d, s) =>
+            {
+                var g = R(d, s, n);
+                return new BenchInstance(() => Ops.ClipGradNorm(new[] { g }, 1e9f).Dispose(), g);
+            });
+        }
+    }
+
+    private static BenchInstance OptimizerStep(Device d, ulong s, int n, int states, Action<Tensor, Tensor, Tensor[]> step)
+    {
+        var p = R(d, s, n);
+        var g = R(d, s + 1, n);
+        var st = Enumerable.Range(0, states).Select(_ => Tensor.Zeros(d, n)).ToArray();
+        return new BenchInstance(() => step(p, g, st), new[] { p, g }.Concat(st).ToArray<IDisposable>());
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -68,6 +70,36 @@ internal static class PoolingChecks
             foreach (bool align in new[] { false, true })
                 yield return Case("upsample_bilinear2d", name + (align ? "_align_corners" : ""), xs, x => (Ops.UpsampleBilinear2d(x, size, align), null),
                     h => (PoolingReference.Bilinear(h, xs[0] * xs[1], xs[2], xs[3], size.Item1, size.Item2, align), null));
+        }
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>): pooling and upsampling.</summary>
+    internal static KernelFamily Family { get; } = new("pooling", Cases, Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        KernelVariant Pool(string kernel, bool max) => new(kernel, "window", Closed(typeof(PoolingKernels), nameof(PoolingKernels.Pool2d), max ? typeof(Flags.Yes) : typeof(Flags.No)));
+        yield return Pool("maxpool2d", true);
+        yield return Pool("adaptive_maxpool2d", true);
+        yield return Pool("avgpool2d", false);
+        yield return Pool("adaptive_avgpool2d", false);
+        yield return new KernelVariant("global_avgpool", "rows", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(float), typeof(ReduceOps.Mean)));
+        yield return Method("upsample_nearest2d", "gather", typeof(UpsampleKernels), nameof(UpsampleKernels.Nearest));
+        yield return Method("upsample_bilinear2d", "gather", typeof(UpsampleKernels), nameof(UpsampleKernels.Bilinear));
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, nb, c, h) in new[] { (Small, 2, 16, 32), (MediumLarge, 32, 64, 112) })
+        {
+            double input = (double)nb * c * h * h;
+            yield return C("maxpool2d", S(nb, c, h, h) + " k3 s2 p1", input * 9 / 4, 4 * input + 8 * input / 4, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.MaxPool2d(x, (3, 3), (2, 2), (1, 1)).Dispose(), x); });
+            yield return C("avgpool2d", S(nb, c, h, h) + " k2 s2", input, 4 * input + 4 * input / 4, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.AvgPool2d(x, (2, 2)).Dispose(), x); });
+            yield return C("adaptive_avgpool2d", S(nb, c, h, h) + " → 7x7", input, 4 * input + 4.0 * nb * c * 49, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.AdaptiveAvgPool2d(x, (7, 7)).Dispose(), x); });
+            yield return C("adaptive_maxpool2d", S(nb, c, h, h) + " → 7x7", input, 4 * input + 8.0 * nb * c * 49, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.AdaptiveMaxPool2d(x, (7, 7)).Dispose(), x); });
+            yield return C("global_avgpool", S(nb, c, h, h), input, 4 * input + 4.0 * nb * c, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.GlobalAvgPool(x).Dispose(), x); });
+            yield return C("upsample_nearest2d", S(nb, c, h, h) + " ×2", 0, 4 * input + 16 * input, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.UpsampleNearest2d(x, (2 * h, 2 * h)).Dispose(), x); });
+            yield return C("upsample_bilinear2d", S(nb, c, h, h) + " ×2", 11 * 4 * input, 4 * input + 16 * input, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.UpsampleBilinear2d(x, (2 * h, 2 * h)).Dispose(), x); });
         }
     }
 }

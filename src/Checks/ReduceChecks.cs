@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -117,5 +119,44 @@ internal static class ReduceChecks
         }
         yield return GradientCheck.Case("reduce_sum_backward", "all", new[] { new GradientInput(new[] { 37, 53 }) }, t => Ops.SumAll(t[0]),
             x => new[] { x[0].Sum() }, (x, g) => new[] { x[0].Select(_ => g[0]).ToArray() });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("reduce", () => Cases().Concat(BackwardReductions()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        var variants = Reduce("sum_last_axis", typeof(float), typeof(ReduceOps.Sum)).Take(1)
+            .Concat(Reduce("reduce_sum", typeof(float), typeof(ReduceOps.Sum)))
+            .Concat(Reduce("reduce_mean", typeof(float), typeof(ReduceOps.Mean)))
+            .Concat(Reduce("reduce_max", typeof(float), typeof(ReduceOps.Max)))
+            .Concat(Reduce("reduce_min", typeof(float), typeof(ReduceOps.Min)))
+            .Concat(Reduce("reduce_prod", typeof(float), typeof(ReduceOps.Prod)))
+            .Concat(Reduce("argmax", typeof(ValueIndex), typeof(ReduceOps.ArgMax)));
+        foreach (var v in variants)
+            yield return v;
+        foreach (var kernel in new[] { "reduce_sum_backward", "reduce_mean_backward" })
+            yield return Strided(kernel, "copy_strided", Unary(typeof(ElementwiseOps.Identity)));
+        yield return Flat("reduce_mean_backward", "scale", Unary(typeof(Activation.Scale)));
+        yield return new KernelVariant("reduce_max_backward", "argmax", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(ValueIndex), typeof(ReduceOps.ArgMax)));
+        yield return Method("reduce_max_backward", "route", typeof(ReduceKernels), nameof(ReduceKernels.MaxBackward));
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return C("sum_last_axis", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.SumLastAxis(x).Dispose(), x); });
+            yield return C("reduce_sum", S(rows, cols) + " axis0", rc, 4 * rc + 4.0 * cols, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Sum(x, 0).Dispose(), x); });
+            yield return C("reduce_mean", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Mean(x, -1).Dispose(), x); });
+            yield return C("reduce_max", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Max(x, -1).Dispose(), x); });
+            yield return C("reduce_min", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Min(x, -1).Dispose(), x); });
+            yield return C("reduce_prod", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Prod(x, -1).Dispose(), x); });
+            yield return C("argmax", S(rows, cols), rc, 4 * rc + 4.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.ArgMax(x, -1).Dispose(), x); });
+            yield return Step("reduce_sum_backward", S(rows, cols) + " axis0", rc, 12 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Sum(t[0], 0)));
+            yield return Step("reduce_max_backward", S(rows, cols), 2 * rc, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Max(t[0], -1)));
+            yield return Step("reduce_mean_backward", S(rows, cols), 2 * rc, 12 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Mean(t[0], -1)));
+        }
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -163,5 +165,54 @@ internal static class RoutingChecks
                     }
                     return new[] { dl };
                 });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("routing", () => Cases().Concat(BackwardRouting()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants() => new[]
+    {
+        Method("topk_gating", "warp_per_token", typeof(RoutingKernels), nameof(RoutingKernels.TopKGating)),
+        Method("moe_route", "count", typeof(RoutingKernels), nameof(RoutingKernels.RouteCount)),
+        Method("moe_route", "scan", typeof(RoutingKernels), nameof(RoutingKernels.RouteScan)),
+        Method("moe_route", "assign", typeof(RoutingKernels), nameof(RoutingKernels.RouteAssign)),
+        Method("moe_dispatch", "gather", typeof(RoutingKernels), nameof(RoutingKernels.Dispatch)),
+        Method("moe_combine", "gather", typeof(RoutingKernels), nameof(RoutingKernels.Combine)),
+        Method("topk_gating_backward", "elements", typeof(RoutingKernels), nameof(RoutingKernels.TopKGatingBackward)),
+        Method("moe_dispatch_backward", "combine_unit_weights", typeof(RoutingKernels), nameof(RoutingKernels.Combine)),
+        Method("moe_combine_backward", "rows", typeof(RoutingKernels), nameof(RoutingKernels.CombineBackwardRows)),
+        Method("moe_combine_backward", "weights", typeof(RoutingKernels), nameof(RoutingKernels.CombineBackwardWeights)),
+    };
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, t, e, k, dm) in new[] { (Small, 64, 8, 2, 64), (MediumLarge, 16384, 64, 2, 1024) })
+        {
+            yield return C("topk_gating", $"T{t} E{e} k{k}", (k + 3.0) * t * e, 4.0 * t * e + 8.0 * t * k, presets, (d, s) => { var x = R(d, s, t, e); return new(() => Ops.TopKGating(x, k).Dispose(), x); });
+            yield return C("moe_route", $"T{t} E{e} k{k}", 0, 8.0 * t * k, presets, (d, s) =>
+            { var g = Ops.TopKGating(R(d, s, t, e), k); return new(() => Ops.MoeRoute(g.Indices, e, 1.25f).Dispose(), g.Weights, g.Indices); });
+            yield return C("moe_dispatch", $"T{t} k{k} D{dm}", 0, 8.0 * t * k * dm, presets, (d, s) =>
+            { var g = Ops.TopKGating(R(d, s, t, e), k); var x = R(d, s + 1, t, dm); var r = Ops.MoeRoute(g.Indices, e);
+              return new(() => Ops.MoeDispatch(x, r).Dispose(), g.Weights, g.Indices, x, r); });
+            yield return C("moe_combine", $"T{t} k{k} D{dm}", 2.0 * t * k * dm, 8.0 * t * k * dm, presets, (d, s) =>
+            { var g = Ops.TopKGating(R(d, s, t, e), k); var o = R(d, s + 1, t * k, dm); var r = Ops.MoeRoute(g.Indices, e);
+              return new(() => Ops.MoeCombine(o, g.Weights, r).Dispose(), g.Weights, g.Indices, o, r); });
+            yield return Step("topk_gating_backward", $"T{t} E{e} k{k}", (k + 3.0) * t * e + 4.0 * t * e, 4.0 * t * e * 3, presets, (d, s) => (new[] { R(d, s, t, e) }, Trained(1),
+                x => { var r = Ops.TopKGating(x[0], k); r.Indices.Dispose(); return r.Weights; }));
+            yield return Step("moe_dispatch_backward", $"T{t} k{k} D{dm}", 2.0 * t * k * dm, 16.0 * t * k * dm, presets, (d, s) => (new[] { R(d, s, t, dm) }, Trained(1), x =>
+            {
+                using var logits = R(d, s + 1, t, e);
+                using var g = Ops.TopKGating(logits, k);
+                using var r = Ops.MoeRoute(g.Indices, e);
+                return Ops.MoeDispatch(x[0], r);
+            }));
+            yield return Step("moe_combine_backward", $"T{t} k{k} D{dm}", 6.0 * t * k * dm, 24.0 * t * k * dm, presets, (d, s) => (new[] { R(d, s, t * k, dm), R(d, s + 1, t, k) }, Trained(2), x =>
+            {
+                using var logits = R(d, s + 2, t, e);
+                using var g = Ops.TopKGating(logits, k);
+                using var r = Ops.MoeRoute(g.Indices, e);
+                return Ops.MoeCombine(x[0], x[1], r);
+            }));
+        }
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -26,5 +28,24 @@ internal static class SelectionChecks
                 int outer = shape[..axis].Aggregate(1, (a, b) => a * b), inner = shape[(axis + 1)..].Aggregate(1, (a, b) => a * b);
                 return new(y.ToArray(), SelectionReference.CumSum(Host(x), outer, shape[axis], inner, exclusive, reverse));
             });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>): top-k and the scan.</summary>
+    internal static KernelFamily Family { get; } = new("selection", Cases, Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants() => new[]
+    {
+        Method("topk", "rows", typeof(SelectionKernels), nameof(SelectionKernels.TopK)),
+        Method("cumsum", "lines", typeof(ScanKernels), nameof(ScanKernels.CumSum)),
+    };
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, _, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return C("topk", S(rows, cols) + " k8", 8 * rc, 4 * rc + 64.0 * rows, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.TopK(x, 8).Dispose(), x); });
+            yield return C("cumsum", S(rows, cols) + " axis1", 4 * rc, 8 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.CumSum(x, 1).Dispose(), x); });
+        }
     }
 }

@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -308,5 +310,101 @@ internal static class SequenceChecks
             },
             x => x[0].Select((v, i) => keep[i] >= p ? v / (1 - (double)p) : 0).ToArray(),
             (x, g) => new[] { g.Select((v, i) => keep[i] >= p ? v / (1 - (double)p) : 0).ToArray() });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>): embeddings, patches, random numbers, sampling,
+    /// quantization and the losses.</summary>
+    internal static KernelFamily Family { get; } = new("sequence", () => Cases().Concat(BackwardLosses()).Concat(BackwardGathers()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants()
+    {
+        var copy = Unary(typeof(ElementwiseOps.Identity));
+        yield return Method("embedding", "gather", typeof(EmbeddingKernels), nameof(EmbeddingKernels.Gather));
+        yield return Method("gather_rows", "gather", typeof(EmbeddingKernels), nameof(EmbeddingKernels.GatherIndexed));
+        yield return Method("sinusoidal_position", "table", typeof(EmbeddingKernels), nameof(EmbeddingKernels.Sinusoidal));
+        yield return Method("timestep_embedding", "table", typeof(EmbeddingKernels), nameof(EmbeddingKernels.Timestep));
+        foreach (var kernel in new[] { "patchify", "unpatchify" })
+        {
+            yield return Method(kernel, "permute", typeof(LayoutKernels), nameof(LayoutKernels.Transpose));
+            yield return Strided(kernel, "strided", copy);
+        }
+        yield return Method("random_uniform", "philox", typeof(SamplingKernels), nameof(SamplingKernels.Uniform));
+        yield return Method("random_normal", "philox", typeof(SamplingKernels), nameof(SamplingKernels.Normal));
+        yield return Method("dropout", "philox", typeof(SamplingKernels), nameof(SamplingKernels.Dropout));
+        yield return Method("sample", "row", typeof(SamplingKernels), nameof(SamplingKernels.Sample));
+        yield return Method("vq_nearest", "rows", typeof(QuantizeKernels), nameof(QuantizeKernels.Nearest));
+        yield return Method("cross_entropy_backward", "forward_rows", typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows));
+        yield return Method("cross_entropy_backward", "backward", typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Backward));
+        foreach (var kernel in new[] { "mse_loss_backward", "bce_with_logits_backward", "gaussian_kl_backward" })
+            yield return Flat(kernel, "flat_mul", typeof(ElementwiseOps.Mul));
+        foreach (var kernel in new[] { "embedding_backward", "gather_rows_backward" })
+            yield return Method(kernel, "scatter_segments", typeof(EmbeddingKernels), nameof(EmbeddingKernels.ScatterSegments));
+        yield return Method("dropout_backward", "philox", typeof(SamplingKernels), nameof(SamplingKernels.DropoutBackward));
+        foreach (var (kernel, op) in new[] { ("l1_loss_backward", typeof(LossOps.Abs)), ("smooth_l1_loss_backward", typeof(LossOps.SmoothL1)), ("huber_loss_backward", typeof(LossOps.Huber)),
+                     ("kl_div_backward", typeof(LossOps.XLogX)), ("l1_penalty_backward", typeof(LossOps.Abs)) })
+        {
+            yield return Flat(kernel, "forward", Unary(op));
+            yield return Flat(kernel, "backward", typeof(Activation.Backward<>).MakeGenericType(op));
+        }
+        yield return Flat("l2_penalty_backward", "flat_mul", typeof(ElementwiseOps.Mul));
+        yield return Method("nll_loss_backward", "forward_rows", typeof(NllKernels), nameof(NllKernels.Rows));
+        yield return Method("nll_loss_backward", "backward", typeof(NllKernels), nameof(NllKernels.Backward));
+    }
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, n, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return C("random_uniform", S(n), 0, 4.0 * n, presets, (d, s) => new(() => Ops.RandomUniform(d, new[] { n }, s).Dispose()));
+            yield return C("random_normal", S(n), 0, 4.0 * n, presets, (d, s) => new(() => Ops.RandomNormal(d, new[] { n }, s).Dispose()));
+            yield return C("dropout", S(n), n, 12.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => { var (y, m) = Ops.Dropout(x, 0.1f, s); y.Dispose(); m.Dispose(); }, x); });
+            yield return Step("dropout_backward", S(n), 2.0 * n, 20.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, Trained(1), t => { var (y, m) = Ops.Dropout(t[0], 0.1f, s); m.Dispose(); return y; }));
+            yield return Step("mse_loss_backward", S(n), 6.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, new[] { true, false }, t => Ops.MseLoss(t[0], t[1])));
+            yield return Step("bce_with_logits_backward", S(n), 14.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), Tensor.RandomUniform(d, new[] { n }, s + 1, 0f, 1f) }, new[] { true, false },
+                t => Ops.BinaryCrossEntropyWithLogits(t[0], t[1])));
+            yield return Step("l1_loss_backward", S(n), 6.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.L1Loss(t[0], t[1])));
+            yield return Step("smooth_l1_loss_backward", S(n), 8.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.SmoothL1Loss(t[0], t[1])));
+            yield return Step("huber_loss_backward", S(n), 8.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.HuberLoss(t[0], t[1])));
+            yield return Step("kl_div_backward", S(rows, cols), 12 * rc, 40 * rc, presets, (d, s) =>
+                (new[] { R(d, s, rows, cols), Tensor.RandomUniform(d, new[] { rows, cols }, s + 1, 0.01f, 1f) }, new[] { true, false }, t => Ops.KlDiv(t[0], t[1], Reduction.BatchMean)));
+            yield return Step("l1_penalty_backward", S(n), 4.0 * n, 16.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, Trained(1), t => Ops.L1Penalty(t)));
+            yield return Step("l2_penalty_backward", S(n), 4.0 * n, 16.0 * n, presets, (d, s) => (new[] { R(d, s, n) }, Trained(1), t => Ops.L2Penalty(t)));
+            yield return Step("gaussian_kl_backward", S(rows, cols), 12 * rc, 40 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols), R(d, s + 1, rows, cols) }, Trained(2), t => Ops.GaussianKl(t[0], t[1])));
+        }
+        foreach (var (presets, nb, c, h) in new[] { (Small, 2, 16, 32), (MediumLarge, 32, 64, 112) })
+        {
+            double input = (double)nb * c * h * h;
+            yield return C("patchify", S(nb, c, h, h) + " p4", 0, 8 * input, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.Patchify(x, 4).Dispose(), x); });
+            yield return C("unpatchify", S(nb, h / 4 * (h / 4), 16 * c) + " p4", 0, 8 * input, presets, (d, s) => { var x = R(d, s, nb, h / 4 * (h / 4), 16 * c); return new(() => Ops.Unpatchify(x, 4, c, h, h).Dispose(), x); });
+        }
+        foreach (var (presets, tokens, vocab, dim) in new[] { (Small, 512, 1000, 128), (MediumLarge, 16384, 50257, 1024) })
+        {
+            var ids = Enumerable.Range(0, tokens).Select(i => (int)(Philox.Word(7, i) % (uint)vocab)).ToArray();
+            yield return C("gather_rows", $"{tokens} rows V{vocab} D{dim}", 0, 8.0 * tokens * dim, presets, (d, s) =>
+            {
+                var w = R(d, s, vocab, dim);
+                var idx = Tensor.FromArray(d, ids.Select(i => (float)i).ToArray());
+                return new(() => Ops.GatherRows(w, idx).Dispose(), w, idx);
+            });
+            yield return C("embedding", $"{tokens} ids V{vocab} D{dim}", 0, 8.0 * tokens * dim, presets, (d, s) => { var w = R(d, s, vocab, dim); return new(() => Ops.Embedding(w, ids).Dispose(), w); });
+            yield return C("sinusoidal_position", S(tokens, dim), 0, 4.0 * tokens * dim, presets, (d, s) => new(() => Ops.SinusoidalPosition(d, tokens, dim).Dispose()));
+            yield return C("timestep_embedding", S(tokens, dim), 0, 4.0 * tokens * dim, presets, (d, s) => { var t = Tensor.RandomUniform(d, new[] { tokens }, s, 0, 1000); return new(() => Ops.TimestepEmbedding(t, dim).Dispose(), t); });
+            yield return C("sample", $"{Math.Max(1, tokens / 64)} rows V{vocab} k50 p0.9", 64.0 * (tokens / 64) * vocab, 4.0 * (tokens / 64) * vocab, presets, (d, s) =>
+            { var l = R(d, s, Math.Max(1, tokens / 64), vocab); return new(() => Ops.Sample(l, 1f, 50, 0.9f, s).Dispose(), l); });
+            int vqRows = presets == Small ? 128 : tokens;
+            yield return C("vq_nearest", $"N{vqRows} K512 D{dim / 4}", 3.0 * vqRows * 512 * (dim / 4), 4.0 * (vqRows + 512) * (dim / 4), presets, (d, s) =>
+            { var x = R(d, s, vqRows, dim / 4); var cb = R(d, s + 1, 512, dim / 4); return new(() => Ops.VqNearest(x, cb).Dispose(), x, cb); });
+            yield return Step("embedding_backward", $"{tokens} ids V{vocab} D{dim}", 1.0 * tokens * dim, 4.0 * vocab * dim + 16.0 * tokens * dim, presets, (d, s) =>
+                (new[] { R(d, s, vocab, dim) }, Trained(1), t => Ops.Embedding(t[0], ids)));
+            yield return Step("gather_rows_backward", $"{tokens} rows V{vocab} D{dim}", 1.0 * tokens * dim, 4.0 * vocab * dim + 16.0 * tokens * dim, presets, (d, s) =>
+                (new[] { R(d, s, vocab, dim), Tensor.FromArray(d, ids.Select(i => (float)i).ToArray()) }, new[] { true, false }, t => Ops.GatherRows(t[0], t[1])));
+            int rows = presets == Small ? 64 : 4096;
+            var targets = Enumerable.Range(0, rows).Select(i => (float)(Philox.Word(9, i) % (uint)vocab)).ToArray();
+            yield return Step("nll_loss_backward", $"{rows} rows V{vocab}", 1.0 * rows * vocab, 8.0 * rows * vocab, presets, (d, s) =>
+                (new[] { R(d, s, rows, vocab), Tensor.FromArray(d, targets) }, new[] { true, false }, t => Ops.NllLoss(t[0], t[1])));
+            yield return Step("cross_entropy_backward", $"{rows} rows V{vocab}", 8.0 * rows * vocab, 16.0 * rows * vocab, presets, (d, s) =>
+                (new[] { R(d, s, rows, vocab), Tensor.FromArray(d, targets) }, new[] { true, false }, t => Ops.CrossEntropy(t[0], t[1])));
+        }
     }
 }

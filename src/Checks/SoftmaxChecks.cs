@@ -1,3 +1,5 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
 using GpuNet.Kernels.Reference;
 using static GpuNet.Kernels.Checks.CheckRunner;
 
@@ -68,5 +70,34 @@ internal static class SoftmaxChecks
             t => Ops.SoftmaxCausal(t[0]),
             x => SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13),
             (x, g) => new[] { GradientReference.Softmax(SoftmaxReference.Softmax(x[0], 26, 13, causal: true, rowsPerMatrix: 13), g, 26, 13, false) });
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
+    internal static KernelFamily Family { get; } = new("softmax", () => Cases().Concat(BackwardSoftmaxes()), Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants() => new[]
+    {
+        new KernelVariant("softmax", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), typeof(Flags.No))),
+        new KernelVariant("log_softmax", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), typeof(Flags.Yes))),
+        new KernelVariant("softmax_causal", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.Rows), typeof(Flags.No))),
+        new KernelVariant("softmax_backward", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.BackwardRows), typeof(Flags.No))),
+        new KernelVariant("log_softmax_backward", "rows", Closed(typeof(SoftmaxKernels), nameof(SoftmaxKernels.BackwardRows), typeof(Flags.Yes))),
+    };
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, _, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return C("softmax", S(rows, cols), 5 * rc, 12 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.Softmax(x).Dispose(), x); });
+            yield return C("log_softmax", S(rows, cols), 5 * rc, 12 * rc, presets, (d, s) => { var x = R(d, s, rows, cols); return new(() => Ops.LogSoftmax(x).Dispose(), x); });
+            int sq = Math.Min(cols, presets == Small ? 256 : 2048), heads = (int)(rc / ((double)sq * sq)) is var h && h > 0 ? h : 1;
+            yield return C("softmax_causal", S(heads, sq, sq), 2.5 * heads * sq * sq, 6.0 * heads * sq * sq + 6.0 * heads * sq * sq, presets, (d, s) =>
+            { var x = R(d, s, heads, sq, sq); return new(() => Ops.SoftmaxCausal(x).Dispose(), x); });
+            yield return Step("softmax_backward", S(rows, cols), 9 * rc, 28 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Softmax(t[0])));
+            yield return Step("log_softmax_backward", S(rows, cols), 9 * rc, 28 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.LogSoftmax(t[0])));
+        }
+        double big = 1024.0 * 1024;
+        yield return C("softmax", S(1024, 1024), 5 * big, 12 * big, CpuPreset, (d, s) => { var x = R(d, s, 1024, 1024); return new(() => Ops.Softmax(x).Dispose(), x); });
     }
 }
