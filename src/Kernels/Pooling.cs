@@ -20,6 +20,16 @@ namespace GpuNet.Kernels
         public int CountIncludePad;
     }
 
+    /// <summary>One output's pooling window (see <see cref="PoolingKernels.Window"/>).</summary>
+    public struct PoolWindow
+    {
+        /// <summary>First and one-past-last input row and column (may reach into the padding), and the tap steps.</summary>
+        public int Hs, He, Ws, We, Dh, Dw;
+
+        /// <summary>The average pool's divisor.</summary>
+        public float Divisor;
+    }
+
     /// <summary>
     /// The pooling family: <c>maxpool2d</c>, <c>avgpool2d</c>, <c>adaptive_maxpool2d</c>, <c>adaptive_avgpool2d</c>
     /// (and <c>global_avgpool</c>, a row mean). One thread per output element, grid-stride; each walks its window
@@ -44,31 +54,8 @@ namespace GpuNet.Kernels
         {
             int ow = i % q.OW, r = i / q.OW;
             int oh = r % q.OH, plane = r / q.OH;
-            int hs, he, ws, we, dh, dw;
-            float divisor;
-            if (q.Adaptive != 0)
-            {
-                hs = oh * q.H / q.OH;
-                he = ((oh + 1) * q.H + q.OH - 1) / q.OH;
-                ws = ow * q.W / q.OW;
-                we = ((ow + 1) * q.W + q.OW - 1) / q.OW;
-                dh = 1;
-                dw = 1;
-                divisor = (he - hs) * (we - ws);
-            }
-            else
-            {
-                hs = oh * q.StrideH - q.PadH;
-                ws = ow * q.StrideW - q.PadW;
-                dh = q.DilationH;
-                dw = q.DilationW;
-                he = hs + (q.KH - 1) * dh + 1;
-                we = ws + (q.KW - 1) * dw + 1;
-                // PyTorch's average divisor: the window clipped to the padded input (ceil mode can overhang it).
-                int padHe = IntrinsicMath.Min(hs + q.KH, q.H + q.PadH), padWe = IntrinsicMath.Min(ws + q.KW, q.W + q.PadW);
-                int validH = IntrinsicMath.Min(he, q.H) - IntrinsicMath.Max(hs, 0), validW = IntrinsicMath.Min(we, q.W) - IntrinsicMath.Max(ws, 0);
-                divisor = q.CountIncludePad != 0 ? (padHe - hs) * (padWe - ws) : validH * validW;
-            }
+            var win = Window(q, oh, ow);
+            int hs = win.Hs, he = win.He, ws = win.Ws, we = win.We, dh = win.Dh, dw = win.Dw;
             int planeBase = plane * q.H * q.W;
             float best = float.NegativeInfinity, sum = 0f;
             int bestIndex = -1;
@@ -99,11 +86,127 @@ namespace GpuNet.Kernels
                 indices[i] = bestIndex;
             }
             else
-                o[i] = sum / divisor;
+                o[i] = sum / win.Divisor;
+        }
+
+        /// <summary>The input rows [Hs, He) and columns [Ws, We) (steps Dh, Dw) output (oh, ow) pools over, padding included,
+        /// and its average divisor: the forward and the backward read windows only from here, so they cannot disagree.</summary>
+        public static PoolWindow Window(PoolIndex q, int oh, int ow)
+        {
+            PoolWindow w;
+            if (q.Adaptive != 0)
+            {
+                w.Hs = oh * q.H / q.OH;
+                w.He = ((oh + 1) * q.H + q.OH - 1) / q.OH;
+                w.Ws = ow * q.W / q.OW;
+                w.We = ((ow + 1) * q.W + q.OW - 1) / q.OW;
+                w.Dh = 1;
+                w.Dw = 1;
+                w.Divisor = (w.He - w.Hs) * (w.We - w.Ws);
+                return w;
+            }
+            w.Hs = oh * q.StrideH - q.PadH;
+            w.Ws = ow * q.StrideW - q.PadW;
+            w.Dh = q.DilationH;
+            w.Dw = q.DilationW;
+            w.He = w.Hs + (q.KH - 1) * w.Dh + 1;
+            w.We = w.Ws + (q.KW - 1) * w.Dw + 1;
+            // PyTorch's average divisor: the window clipped to the padded input (ceil mode can overhang it).
+            int padHe = IntrinsicMath.Min(w.Hs + q.KH, q.H + q.PadH), padWe = IntrinsicMath.Min(w.Ws + q.KW, q.W + q.PadW);
+            int validH = IntrinsicMath.Min(w.He, q.H) - IntrinsicMath.Max(w.Hs, 0), validW = IntrinsicMath.Min(w.We, q.W) - IntrinsicMath.Max(w.Ws, 0);
+            w.Divisor = q.CountIncludePad != 0 ? (padHe - w.Hs) * (padWe - w.Ws) : validH * validW;
+            return w;
+        }
+
+        /// <summary>The gradient of a pooling for <paramref name="total"/> = planes·H·W inputs (see <see cref="Pool2dBackwardAt"/>).</summary>
+        public static void Pool2dBackward<TMax>(ArrayView<float> dy, ArrayView<float> indices, ArrayView<float> dx, PoolIndex q, int total)
+            where TMax : struct, IFlag
+        {
+            for (int i = Grid.GlobalIndex.X; i < total; i += Grid.DimX * Group.DimX)
+                Pool2dBackwardAt<TMax>(dy, indices, dx, q, i);
+        }
+
+        /// <summary>
+        /// Input element <paramref name="i"/>'s gradient, gathered (no atomics, so every run sums in the same order): the sum over
+        /// the output windows that contain it of dy — where the forward's argmax index names it (max), or divided by the
+        /// window's divisor (average). A fixed window covers input row ih from output row oh when ih + pad − kh·dilation =
+        /// oh·stride for a tap kh; an adaptive bin oh covers it for oh in [⌊ih·OH/H⌋, ⌈(ih+1)·OH/H⌉ − 1].
+        /// </summary>
+        public static void Pool2dBackwardAt<TMax>(ArrayView<float> dy, ArrayView<float> indices, ArrayView<float> dx, PoolIndex q, int i)
+            where TMax : struct, IFlag
+        {
+            int iw = i % q.W, r = i / q.W;
+            int ih = r % q.H, plane = r / q.H;
+            int self = ih * q.W + iw, outBase = plane * q.OH * q.OW;
+            int rows = q.Adaptive != 0 ? 0 : q.KH, cols = q.Adaptive != 0 ? 0 : q.KW;
+            int ohLo = 0, ohHi = -1, owLo = 0, owHi = -1;
+            if (q.Adaptive != 0)
+            {
+                ohLo = ih * q.OH / q.H;
+                ohHi = IntrinsicMath.Min(q.OH - 1, ((ih + 1) * q.OH + q.H - 1) / q.H - 1);
+                owLo = iw * q.OW / q.W;
+                owHi = IntrinsicMath.Min(q.OW - 1, ((iw + 1) * q.OW + q.W - 1) / q.W - 1);
+                rows = ohHi - ohLo + 1;
+                cols = owHi - owLo + 1;
+            }
+            float sum = 0f;
+            for (int a = 0; a < rows; a++)
+            {
+                int oh;
+                if (q.Adaptive != 0)
+                    oh = ohLo + a;
+                else
+                {
+                    int t = ih + q.PadH - a * q.DilationH;
+                    if (t < 0 || t % q.StrideH != 0)
+                        continue;
+                    oh = t / q.StrideH;
+                    if (oh >= q.OH)
+                        continue;
+                }
+                for (int b = 0; b < cols; b++)
+                {
+                    int ow;
+                    if (q.Adaptive != 0)
+                        ow = owLo + b;
+                    else
+                    {
+                        int t = iw + q.PadW - b * q.DilationW;
+                        if (t < 0 || t % q.StrideW != 0)
+                            continue;
+                        ow = t / q.StrideW;
+                        if (ow >= q.OW)
+                            continue;
+                    }
+                    var win = Window(q, oh, ow);
+                    if (ih < win.Hs || ih >= win.He || iw < win.Ws || iw >= win.We)
+                        continue;
+                    int o = outBase + oh * q.OW + ow;
+                    if (default(TMax).Value)
+                    {
+                        if ((int)indices[o] == self)
+                            sum += dy[o];
+                    }
+                    else
+                        sum += dy[o] / win.Divisor;
+                }
+            }
+            dx[i] = sum;
         }
 
         /// <summary>Max (with indices) or average pooling into <paramref name="total"/> outputs: the fast CPU's parallel loop over
         /// <see cref="Pool2dAt"/>, else the kernel <see cref="Pool2d"/>.</summary>
+        /// <summary>The gradient of a pooling into <paramref name="total"/> inputs: the fast CPU's parallel loop over
+        /// <see cref="Pool2dBackwardAt"/>, else the kernel <see cref="Pool2dBackward"/>.</summary>
+        internal static void RunPool2dBackward<TMax>(string op, Device device, ArrayView<float> dy, ArrayView<float> indices, ArrayView<float> dx, PoolIndex q, int total)
+            where TMax : struct, IFlag
+        {
+            long windows = q.Adaptive != 0 ? (q.OH / q.H + 2) * (q.OW / q.W + 2) : q.KH * q.KW;
+            if (Cpu.HostParallel.Elements(device, op, total, windows, i => Pool2dBackwardAt<TMax>(dy, indices, dx, q, i)))
+                return;
+            device.Launch(op, Pool2dBackward<TMax>, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), dy, indices, dx, q, total);
+        }
+
         internal static void RunPool2d<TMax>(string op, Device device, ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int total)
             where TMax : struct, IFlag
         {

@@ -5,87 +5,59 @@ namespace GpuNet;
 public static partial class Ops
 {
     /// <summary>2-D max pooling of x [N, C, H, W] (PyTorch's nn.MaxPool2d; stride defaults to the kernel). Kernel <c>maxpool2d</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>maxpool2d</c>.</remarks>
+    /// <remarks>Backward (kernel <c>maxpool2d_backward</c>) routes each output's gradient to the input its index names.</remarks>
     public static PoolResult MaxPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
         (int H, int W)? dilation = null, bool ceilMode = false)
     {
-        var r = MaxPool2dCore(x, kernel, stride, padding, dilation, ceilMode);
-        Autograd.RecordNoGradient("maxpool2d", r.Output, x);
-        Autograd.RecordNoGradient("maxpool2d", r.Indices, x);
-        return r;
-    }
-
-    private static PoolResult MaxPool2dCore(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
-        (int H, int W)? dilation = null, bool ceilMode = false)
-    {
         var q = PoolGeometry("maxpool2d", x, kernel, stride ?? kernel, padding, dilation ?? (1, 1), ceilMode);
-        var (output, indices) = RunPool<Flags.Yes>("maxpool2d", x, q);
-        return new PoolResult(output, indices!);
+        return RunMaxPool("maxpool2d", x, q);
     }
 
     /// <summary>2-D average pooling of x [N, C, H, W] (PyTorch's nn.AvgPool2d). Kernel <c>avgpool2d</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>avgpool2d</c>.</remarks>
+    /// <remarks>Backward (kernel <c>avgpool2d_backward</c>) spreads each output's gradient over its window by the same divisor.</remarks>
     public static Tensor AvgPool2d(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
-        bool ceilMode = false, bool countIncludePad = true)
-    {
-        var r = AvgPool2dCore(x, kernel, stride, padding, ceilMode, countIncludePad);
-        Autograd.RecordNoGradient("avgpool2d", r, x);
-        return r;
-    }
-
-    private static Tensor AvgPool2dCore(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
         bool ceilMode = false, bool countIncludePad = true)
     {
         var q = PoolGeometry("avgpool2d", x, kernel, stride ?? kernel, padding, (1, 1), ceilMode);
         q.CountIncludePad = countIncludePad ? 1 : 0;
-        return RunPool<Flags.No>("avgpool2d", x, q).Output;
+        return RunAvgPool("avgpool2d", x, q);
     }
 
     /// <summary>Adaptive average pooling to [OH, OW] with PyTorch's bins. Kernel <c>adaptive_avgpool2d</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>adaptive_avgpool2d</c>.</remarks>
-    public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) outputSize)
-    {
-        var r = AdaptiveAvgPool2dCore(x, outputSize);
-        Autograd.RecordNoGradient("adaptive_avgpool2d", r, x);
-        return r;
-    }
-
-    private static Tensor AdaptiveAvgPool2dCore(Tensor x, (int H, int W) outputSize) =>
-        RunPool<Flags.No>("adaptive_avgpool2d", x, AdaptiveGeometry("adaptive_avgpool2d", x, outputSize)).Output;
+    /// <remarks>Backward: kernel <c>adaptive_avgpool2d_backward</c>.</remarks>
+    public static Tensor AdaptiveAvgPool2d(Tensor x, (int H, int W) outputSize) =>
+        RunAvgPool("adaptive_avgpool2d", x, AdaptiveGeometry("adaptive_avgpool2d", x, outputSize));
 
     /// <summary>Adaptive max pooling to [OH, OW] with PyTorch's bins, with argmax indices. Kernel <c>adaptive_maxpool2d</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>adaptive_maxpool2d</c>.</remarks>
-    public static PoolResult AdaptiveMaxPool2d(Tensor x, (int H, int W) outputSize)
-    {
-        var r = AdaptiveMaxPool2dCore(x, outputSize);
-        Autograd.RecordNoGradient("adaptive_maxpool2d", r.Output, x);
-        Autograd.RecordNoGradient("adaptive_maxpool2d", r.Indices, x);
-        return r;
-    }
-
-    private static PoolResult AdaptiveMaxPool2dCore(Tensor x, (int H, int W) outputSize)
-    {
-        var (output, indices) = RunPool<Flags.Yes>("adaptive_maxpool2d", x, AdaptiveGeometry("adaptive_maxpool2d", x, outputSize));
-        return new PoolResult(output, indices!);
-    }
+    /// <remarks>Backward: kernel <c>adaptive_maxpool2d_backward</c>, through the indices.</remarks>
+    public static PoolResult AdaptiveMaxPool2d(Tensor x, (int H, int W) outputSize) =>
+        RunMaxPool("adaptive_maxpool2d", x, AdaptiveGeometry("adaptive_maxpool2d", x, outputSize));
 
     /// <summary>Mean over the spatial dimensions: [N, C, H, W] → [N, C, 1, 1] (a row mean). Kernel <c>global_avgpool</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>global_avgpool</c>.</remarks>
+    /// <remarks>Backward: the gradient broadcast over the plane, scaled by 1/(H·W) (kernel <c>scale</c> on the broadcast view).</remarks>
     public static Tensor GlobalAvgPool(Tensor x)
-    {
-        var r = GlobalAvgPoolCore(x);
-        Autograd.RecordNoGradient("global_avgpool", r, x);
-        return r;
-    }
-
-    private static Tensor GlobalAvgPoolCore(Tensor x)
     {
         Validate.Input("global_avgpool", "x", x);
         Validate.Rank("global_avgpool", "x", x, 4);
-        using var xc = x.Contiguous();
-        using var rows = xc.Reshape(x.Size(0), x.Size(1), x.Size(2) * x.Size(3));
-        using var means = Reduce<float, ReduceOps.Mean>("global_avgpool", rows, -1, keepDim: true, null, default);
-        return means.Reshape(x.Size(0), x.Size(1), 1, 1);
+        Tensor result;
+        using (Autograd.NoGrad())
+        {
+            using var xc = x.Contiguous();
+            using var rows = xc.Reshape(x.Size(0), x.Size(1), x.Size(2) * x.Size(3));
+            using var means = Reduce<float, ReduceOps.Mean>("global_avgpool", rows, -1, keepDim: true, null, default);
+            result = means.Reshape(x.Size(0), x.Size(1), 1, 1);
+        }
+        if (Autograd.ShouldRecord(x))
+        {
+            var shape = x.ShapeArray();
+            float scale = 1f / Math.Max(1, shape[2] * shape[3]);
+            Autograd.Record("global_avgpool", result, new[] { x }, (g, _) =>
+            {
+                using var spread = g.Expand(shape);
+                return new[] { Scale(spread, scale) };
+            });
+        }
+        return result;
     }
 
     private static PoolIndex PoolGeometry(string op, Tensor x, (int H, int W) k, (int H, int W) s, (int H, int W) p, (int H, int W) d, bool ceil)
@@ -129,6 +101,45 @@ public static partial class Ops
         if (size.H < 1 || size.W < 1)
             throw new ShapeMismatchException(op, "output_size", "sizes ≥ 1", size.ToString());
         return new PoolIndex { H = x.Size(2), W = x.Size(3), OH = size.H, OW = size.W, Adaptive = 1 };
+    }
+
+    /// <summary>Max pooling with indices, recording its backward through them.</summary>
+    private static PoolResult RunMaxPool(string op, Tensor x, PoolIndex q)
+    {
+        var (output, indices) = RunPool<Flags.Yes>(op, x, q);
+        if (Autograd.ShouldRecord(x))
+        {
+            Autograd.RecordNoGradient(op + " (indices output)", indices!, x);
+            var saved = Autograd.Save(indices!);
+            RecordPool<Flags.Yes>(op, x, output, saved, q);
+        }
+        return new PoolResult(output, indices!);
+    }
+
+    /// <summary>Average pooling, recording its backward.</summary>
+    private static Tensor RunAvgPool(string op, Tensor x, PoolIndex q)
+    {
+        var output = RunPool<Flags.No>(op, x, q).Output;
+        if (Autograd.ShouldRecord(x))
+            RecordPool<Flags.No>(op, x, output, null, q);
+        return output;
+    }
+
+    /// <summary>Records a pooling's backward: the gather of <see cref="PoolingKernels.Pool2dBackwardAt"/> over the input
+    /// (kernel <c>{op}_backward</c>), from the saved argmax indices for max pooling.</summary>
+    private static void RecordPool<TMax>(string op, Tensor x, Tensor output, Tensor? savedIndices, PoolIndex q) where TMax : struct, IFlag
+    {
+        var shape = x.ShapeArray();
+        Autograd.Record(op, output, new[] { x }, (g, _) =>
+        {
+            var device = g.Device;
+            var dx = Tensor.Empty(device, shape);
+            if (dx.Length == 0)
+                return new[] { dx };
+            using var gc = g.Contiguous();
+            PoolingKernels.RunPool2dBackward<TMax>(op + "_backward", device, gc.ContiguousView, (savedIndices ?? gc).ContiguousView, dx.ContiguousView, q, dx.Length);
+            return new[] { dx };
+        }, savedIndices is null ? Array.Empty<Tensor>() : new[] { savedIndices });
     }
 
     /// <summary>Runs the pooling kernel; the indices tensor exists for max pooling only.</summary>

@@ -5,11 +5,11 @@ namespace GpuNet;
 public static partial class Ops
 {
     /// <summary>Nearest-neighbour upsampling of x [N, C, H, W] to [N, C, OH, OW]. Kernel <c>upsample_nearest2d</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>upsample_nearest2d</c>.</remarks>
+    /// <remarks>Backward: kernel <c>upsample_nearest2d_backward</c>, a gather over the outputs each input fed.</remarks>
     public static Tensor UpsampleNearest2d(Tensor x, (int H, int W) size)
     {
         var r = UpsampleNearest2dCore(x, size);
-        Autograd.RecordNoGradient("upsample_nearest2d", r, x);
+        RecordUpsample("upsample_nearest2d", x, r, (op, device, gv, dv, h, w, total) => UpsampleKernels.RunNearestBackward(op, device, gv, dv, h, w, size.H, size.W, total));
         return r;
     }
 
@@ -28,12 +28,31 @@ public static partial class Ops
     }
 
     /// <summary>Bilinear upsampling of x [N, C, H, W] to [N, C, OH, OW] (PyTorch's align_corners semantics). Kernel <c>upsample_bilinear2d</c>.</summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>upsample_bilinear2d</c>.</remarks>
+    /// <remarks>Backward: kernel <c>upsample_bilinear2d_backward</c>, a gather of the interpolation weights each input received.</remarks>
     public static Tensor UpsampleBilinear2d(Tensor x, (int H, int W) size, bool alignCorners = false)
     {
         var r = UpsampleBilinear2dCore(x, size, alignCorners);
-        Autograd.RecordNoGradient("upsample_bilinear2d", r, x);
+        int align = alignCorners ? 1 : 0;
+        RecordUpsample("upsample_bilinear2d", x, r, (op, device, gv, dv, h, w, total) => UpsampleKernels.RunBilinearBackward(op, device, gv, dv, h, w, size.H, size.W, align, total));
         return r;
+    }
+
+    /// <summary>Records an upsampling's backward: <paramref name="gather"/> (op, device, dy, dx, H, W, total) fills dx [N, C, H, W] from dy.</summary>
+    private static void RecordUpsample(string op, Tensor x, Tensor y, Action<string, Device, ILGPU.ArrayView<float>, ILGPU.ArrayView<float>, int, int, int> gather)
+    {
+        if (!Autograd.ShouldRecord(x))
+            return;
+        var shape = x.ShapeArray();
+        Autograd.Record(op, y, new[] { x }, (g, _) =>
+        {
+            var dx = Tensor.Empty(g.Device, shape);
+            if (dx.Length > 0)
+            {
+                using var gc = g.Contiguous();
+                gather(op + "_backward", g.Device, gc.ContiguousView, dx.ContiguousView, shape[2], shape[3], dx.Length);
+            }
+            return new[] { dx };
+        });
     }
 
     private static Tensor UpsampleBilinear2dCore(Tensor x, (int H, int W) size, bool alignCorners = false)

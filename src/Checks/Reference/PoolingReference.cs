@@ -133,4 +133,94 @@ public static class PoolingReference
                 }
         return y;
     }
+
+    /// <summary>Max pooling's gradient: each output's gradient added to the input its (reference) argmax index names.</summary>
+    public static double[] MaxPoolBackward(double[] indices, double[] g, int planes, int h, int w)
+    {
+        var dx = new double[planes * h * w];
+        int outPerPlane = g.Length / Math.Max(planes, 1);
+        for (int o = 0; o < g.Length; o++)
+            if (indices[o] >= 0)
+                dx[o / outPerPlane * h * w + (int)indices[o]] += g[o];
+        return dx;
+    }
+
+    /// <summary>Average pooling's gradient: each output's gradient spread over its window's valid taps, divided by the forward's divisor.</summary>
+    public static double[] AvgPoolBackward(double[] g, int planes, int h, int w, (int H, int W) k, (int H, int W) s, (int H, int W) p, bool ceil, bool countIncludePad)
+    {
+        int oh = OutputSize(h, k.H, s.H, p.H, 1, ceil), ow = OutputSize(w, k.W, s.W, p.W, 1, ceil);
+        var dx = new double[planes * h * w];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    int hs = i * s.H - p.H, ws = j * s.W - p.W;
+                    int he = Math.Min(hs + k.H, h + p.H), we = Math.Min(ws + k.W, w + p.W);
+                    int poolSize = (he - hs) * (we - ws);
+                    hs = Math.Max(hs, 0);
+                    ws = Math.Max(ws, 0);
+                    he = Math.Min(he, h);
+                    we = Math.Min(we, w);
+                    double share = g[(pl * oh + i) * ow + j] / (countIncludePad ? poolSize : (he - hs) * (we - ws));
+                    for (int a = hs; a < he; a++)
+                        for (int b = ws; b < we; b++)
+                            dx[(pl * h + a) * w + b] += share;
+                }
+        return dx;
+    }
+
+    /// <summary>Adaptive average pooling's gradient: each bin's gradient spread evenly over the bin.</summary>
+    public static double[] AdaptiveAvgBackward(double[] g, int planes, int h, int w, int oh, int ow)
+    {
+        var dx = new double[planes * h * w];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    int hs = (int)Math.Floor((double)i * h / oh), he = (int)Math.Ceiling((double)(i + 1) * h / oh);
+                    int ws = (int)Math.Floor((double)j * w / ow), we = (int)Math.Ceiling((double)(j + 1) * w / ow);
+                    double share = g[(pl * oh + i) * ow + j] / ((he - hs) * (we - ws));
+                    for (int a = hs; a < he; a++)
+                        for (int b = ws; b < we; b++)
+                            dx[(pl * h + a) * w + b] += share;
+                }
+        return dx;
+    }
+
+    /// <summary>Nearest resampling's gradient: each output's gradient added to its source element.</summary>
+    public static double[] NearestBackward(double[] g, int planes, int h, int w, int oh, int ow)
+    {
+        var dx = new double[planes * h * w];
+        float sh = (float)h / oh, sw = (float)w / ow;
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    int a = Math.Min((int)MathF.Floor(i * sh), h - 1), b = Math.Min((int)MathF.Floor(j * sw), w - 1);
+                    dx[(pl * h + a) * w + b] += g[(pl * oh + i) * ow + j];
+                }
+        return dx;
+    }
+
+    /// <summary>Bilinear resampling's gradient: each output's gradient scattered to its four neighbours with the forward's weights.</summary>
+    public static double[] BilinearBackward(double[] g, int planes, int h, int w, int oh, int ow, bool alignCorners)
+    {
+        double Source(int dst, int inSize, int outSize) => alignCorners
+            ? (outSize > 1 ? (double)(inSize - 1) / (outSize - 1) * dst : 0)
+            : Math.Max((dst + 0.5) * inSize / outSize - 0.5, 0);
+        var dx = new double[planes * h * w];
+        for (int pl = 0; pl < planes; pl++)
+            for (int i = 0; i < oh; i++)
+                for (int j = 0; j < ow; j++)
+                {
+                    double sy = Source(i, h, oh), sx = Source(j, w, ow);
+                    int y0 = (int)sy, x0 = (int)sx, y1 = Math.Min(y0 + 1, h - 1), x1 = Math.Min(x0 + 1, w - 1);
+                    double ly = sy - y0, lx = sx - x0, gv = g[(pl * oh + i) * ow + j];
+                    dx[(pl * h + y0) * w + x0] += (1 - ly) * (1 - lx) * gv;
+                    dx[(pl * h + y0) * w + x1] += (1 - ly) * lx * gv;
+                    dx[(pl * h + y1) * w + x0] += ly * (1 - lx) * gv;
+                    dx[(pl * h + y1) * w + x1] += ly * lx * gv;
+                }
+        return dx;
+    }
 }
