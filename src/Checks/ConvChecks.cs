@@ -110,8 +110,132 @@ internal static class ConvChecks
         }
     }
 
+    /// <summary>The PixelCNN mask applied to a host weight [K, Cg, KH, KW] (taps after the centre, and the centre for type A, zeroed).</summary>
+    private static double[] Masked(double[] w, int kh, int kw, ConvMask mask)
+    {
+        if (mask == ConvMask.None)
+            return w;
+        var m = (double[])w.Clone();
+        int centre = kh / 2 * kw + kw / 2;
+        for (int i = 0; i < m.Length; i++)
+        {
+            int tap = i % (kh * kw);
+            if (tap > centre || (tap == centre && mask == ConvMask.A))
+                m[i] = 0;
+        }
+        return m;
+    }
+
+    /// <summary>
+    /// Backward cases of conv2d in every form the forward accepts — stride, asymmetric padding, dilation, groups (depthwise
+    /// too), bias, fused ReLU and GELU, PixelCNN masks A and B, both column paths — on shapes that are not tile multiples;
+    /// conv1d through it.
+    /// </summary>
+    internal static IEnumerable<CheckCase> BackwardConvs()
+    {
+        var shapes = new (string Name, int N, int C, int H, int W, int K, int KH, int KW, Conv2dOptions O, bool Bias)[]
+        {
+            ("1x1", 2, 5, 7, 6, 7, 1, 1, Conv2dOptions.Of(), false),
+            ("3x3_pad1_bias", 3, 5, 9, 7, 7, 3, 3, Conv2dOptions.Of(padding: 1), true),
+            ("7x7_stride2_pad3", 1, 3, 13, 11, 6, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3), true),
+            ("3x3_dilation2", 2, 4, 11, 9, 5, 3, 3, Conv2dOptions.Of(padding: 2, dilation: 2), false),
+            ("groups2", 3, 6, 7, 5, 10, 3, 3, Conv2dOptions.Of(padding: 1, groups: 2), true),
+            ("depthwise_stride2", 2, 8, 9, 7, 8, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1, groups: 8), true),
+            ("asymmetric_padding_relu", 2, 3, 10, 9, 4, 3, 2, new Conv2dOptions { Padding = (0, 2, 1, 0), Stride = (1, 2), Activation = FusedActivation.Relu }, true),
+            ("gelu_implicit", 2, 4, 8, 7, 6, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Gelu, Algorithm = ConvAlgorithm.ImplicitGemm }, true),
+            ("tiny", 1, 1, 1, 1, 1, 1, 1, Conv2dOptions.Of(), true),
+            ("pixelcnn_maskA", 2, 3, 8, 8, 5, 5, 5, Conv2dOptions.Of(padding: 2) with { Mask = ConvMask.A }, true),
+            ("pixelcnn_maskB", 2, 3, 8, 8, 5, 5, 5, Conv2dOptions.Of(padding: 2) with { Mask = ConvMask.B }, true),
+        };
+        foreach (var (name, n, c, h, w, k, kh, kw, o, bias) in shapes)
+        {
+            var xs = new[] { n, c, h, w };
+            var ws = new[] { k, c / o.Groups, kh, kw };
+            var inputs = bias ? new[] { new GradientInput(xs), new GradientInput(ws), new GradientInput(new[] { k }) } : new[] { new GradientInput(xs), new GradientInput(ws) };
+            var act = o.Activation switch
+            {
+                FusedActivation.Relu => "relu",
+                FusedActivation.Gelu => "gelu_erf",
+                _ => null,
+            };
+            yield return GradientCheck.Case("conv2d_backward", name, inputs, t => Ops.Conv2d(t[0], t[1], bias ? t[2] : null, o),
+                x => ConvReference.Conv2d(x[0], xs, Masked(x[1], kh, kw, o.Mask), ws, bias ? x[2] : null, o.Stride, o.Padding, o.Dilation, o.Groups,
+                    act is null ? null : ActivationReference.Of(act)),
+                (x, g) =>
+                {
+                    var mw = Masked(x[1], kh, kw, o.Mask);
+                    if (act is not null)
+                    {
+                        // Through the activation: g ⊙ act′(z) with z the pre-activation.
+                        var z = ConvReference.Conv2d(x[0], xs, mw, ws, bias ? x[2] : null, o.Stride, o.Padding, o.Dilation, o.Groups);
+                        var derivative = GradientReference.ActivationDerivative(act);
+                        g = g.Select((v, i) => v * derivative(z[i])).ToArray();
+                    }
+                    var (dx, dw, db) = ConvReference.Conv2dBackward(x[0], xs, mw, ws, g, o.Stride, o.Padding, o.Dilation, o.Groups);
+                    dw = Masked(dw, kh, kw, o.Mask);
+                    return bias ? new[] { dx, dw, db } : new[] { dx, dw };
+                });
+        }
+        foreach (var (name, stride, pad, dil, groups) in new[] { ("k5", 1, (2, 2), 1, 1), ("stride2_dilation2", 2, (3, 1), 2, 1), ("groups3", 1, (0, 0), 1, 3) })
+        {
+            var xs = new[] { 2, 6, 29 };
+            var ws = new[] { 9, 6 / groups, 5 };
+            yield return GradientCheck.Case("conv1d_backward", name, new[] { new GradientInput(xs), new GradientInput(ws), new GradientInput(new[] { 9 }) },
+                t => Ops.Conv1d(t[0], t[1], t[2], stride, pad, dil, groups),
+                x => ConvReference.Conv2d(x[0], new[] { 2, 6, 1, 29 }, x[1], new[] { 9, 6 / groups, 1, 5 }, x[2], (1, stride), (0, 0, pad.Item1, pad.Item2), (1, dil), groups),
+                (x, g) =>
+                {
+                    var (dx, dw, db) = ConvReference.Conv2dBackward(x[0], new[] { 2, 6, 1, 29 }, x[1], new[] { 9, 6 / groups, 1, 5 }, g, (1, stride), (0, 0, pad.Item1, pad.Item2), (1, dil), groups);
+                    return new[] { dx, dw, db };
+                });
+        }
+        var transposed = new (string Name, int N, int Cin, int H, int W, int CoutG, int K, int Stride, int Pad, int OutPad, int Dil, int Groups, bool Bias, FusedActivation Act)[]
+        {
+            ("unet_up_k2s2", 2, 6, 5, 7, 4, 2, 2, 0, 0, 1, 1, true, FusedActivation.None),
+            ("k3_s2_p1_outpad1", 1, 3, 6, 5, 5, 3, 2, 1, 1, 1, 1, true, FusedActivation.None),
+            ("dilation2_groups2", 2, 4, 5, 4, 3, 3, 1, 1, 0, 2, 2, false, FusedActivation.None),
+            ("stride3_relu", 1, 2, 4, 3, 2, 4, 3, 1, 2, 1, 1, true, FusedActivation.Relu),
+            ("dilation3_outpad2", 1, 2, 4, 5, 3, 3, 2, 1, 2, 3, 1, true, FusedActivation.None),
+        };
+        foreach (var t in transposed)
+        {
+            var xs = new[] { t.N, t.Cin, t.H, t.W };
+            var ws = new[] { t.Cin, t.CoutG, t.K, t.K };
+            int cout = t.CoutG * t.Groups;
+            var inputs = t.Bias ? new[] { new GradientInput(xs), new GradientInput(ws), new GradientInput(new[] { cout }) } : new[] { new GradientInput(xs), new GradientInput(ws) };
+            yield return GradientCheck.Case("conv_transpose2d_backward", t.Name, inputs,
+                u => Ops.ConvTranspose2d(u[0], u[1], t.Bias ? u[2] : null, t.Stride, t.Pad, t.OutPad, t.Dil, t.Groups, t.Act),
+                x =>
+                {
+                    var z = ConvReference.ConvTranspose2d(x[0], xs, x[1], ws, t.Bias ? x[2] : null, t.Stride, t.Pad, t.OutPad, t.Dil, t.Groups);
+                    return t.Act == FusedActivation.Relu ? z.Select(v => Math.Max(v, 0)).ToArray() : z;
+                },
+                (x, g) =>
+                {
+                    if (t.Act == FusedActivation.Relu)
+                    {
+                        var z = ConvReference.ConvTranspose2d(x[0], xs, x[1], ws, t.Bias ? x[2] : null, t.Stride, t.Pad, t.OutPad, t.Dil, t.Groups);
+                        g = g.Select((v, i) => z[i] > 0 ? v : 0).ToArray();
+                    }
+                    var (dx, dw, db) = ConvReference.ConvTranspose2dBackward(x[0], xs, x[1], ws, g, t.Stride, t.Pad, t.OutPad, t.Dil, t.Groups);
+                    return t.Bias ? new[] { dx, dw, db } : new[] { dx, dw };
+                });
+        }
+        foreach (var (name, xs, k, stride, pad, dil) in new[] { ("k3_p1", new[] { 2, 3, 7, 6 }, 3, 1, 1, 1), ("k2_s2", new[] { 1, 4, 8, 6 }, 2, 2, 0, 1), ("k3_d2", new[] { 1, 2, 9, 9 }, 3, 1, 2, 2) })
+        {
+            int oh = (xs[2] + 2 * pad - dil * (k - 1) - 1) / stride + 1, ow = (xs[3] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+            var cs = new[] { xs[0], xs[1] * k * k, oh * ow };
+            yield return GradientCheck.Case("im2col_backward", name, new[] { new GradientInput(xs) }, t => Ops.Im2Col(t[0], k, k, Conv2dOptions.Of(stride, pad, dil)),
+                x => ConvReference.Unfold(x[0], xs, k, k, stride, pad, dil),
+                (x, g) => new[] { ConvReference.Fold(g, xs[0], xs[1], xs[2], xs[3], k, k, stride, pad, dil) });
+            yield return GradientCheck.Case("col2im_backward", name, new[] { new GradientInput(cs) }, t => Ops.Col2Im(t[0], xs[2], xs[3], k, k, stride, pad, dil),
+                x => ConvReference.Fold(x[0], xs[0], xs[1], xs[2], xs[3], k, k, stride, pad, dil),
+                (x, g) => new[] { ConvReference.Unfold(g, xs, k, k, stride, pad, dil) });
+        }
+    }
+
     /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
-    internal static KernelFamily Family { get; } = new(FamilyName, Cases, Variants, Bench);
+    internal static KernelFamily Family { get; } = new(FamilyName, () => Cases().Concat(BackwardConvs()), Variants, Bench);
 
     private static IEnumerable<KernelVariant> Variants()
     {
@@ -123,6 +247,18 @@ internal static class ConvChecks
         yield return new KernelVariant("col2im", "gather", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(ElementwiseOps.Identity)));
         yield return new KernelVariant("conv_transpose2d", "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), typeof(Activation.Relu)));
         yield return Gemm("conv1d", "implicit_gemm", typeof(MatMulTiles.Small), typeof(Im2ColB), typeof(ElementwiseOps.Identity));
+        // The backward: dX's GEMM W_gᵀ·dY (A transposed) and its fold, dW's GEMM dY·colᵀ over the unfolded input, the batch and bias sums.
+        var id = typeof(ElementwiseOps.Identity);
+        foreach (var kernel in new[] { "conv2d_backward", "conv1d_backward", "conv_transpose2d_backward" })
+        {
+            yield return Tiled(kernel, "dx_gemm_large_at_b", typeof(MatMulTiles.Large), false, false, id);
+            yield return Tiled(kernel, "dw_gemm_large_a_bt", typeof(MatMulTiles.Large), true, true, id);
+            yield return new KernelVariant(kernel, "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), id));
+            yield return Method(kernel, "im2col", typeof(ConvKernels), nameof(ConvKernels.Im2Col));
+            yield return new KernelVariant(kernel, "batch_sum", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Columns), typeof(float), typeof(ReduceOps.Sum)));
+        }
+        yield return new KernelVariant("im2col_backward", "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), id));
+        yield return Method("col2im_backward", "im2col", typeof(ConvKernels), nameof(ConvKernels.Im2Col));
     }
 
     private static IEnumerable<(string[] Presets, string Label, int N, int C, int H, int W, int K, int KH, int Stride, int Pad)> ConvShapes()
@@ -153,18 +289,37 @@ internal static class ConvChecks
                 yield return C("conv2d", $"{label} {S(nb, c, h, w)} k{kh} s{stride} → {kout}", flops, bytes, presets, (d, s) =>
                 { var x = R(d, s, nb, c, h, w); var wt = R(d, s + 1, kout, c, kh, kh); var b = R(d, s + 2, kout); return new(() => Ops.Conv2d(x, wt, b, options).Dispose(), x, wt, b); })
                 with { Implementation = impl, PeerOf = impl == "gpunet" ? null : "conv2d" };
+                // The training step: forward, then dX and dW (two GEMMs of the forward's size) and dbias; the columns are
+                // unfolded (written, read) and dX's columns folded (written, read).
+                if (algo == ConvAlgorithm.ImplicitGemm && presets != CpuPreset)
+                {
+                    double columns = 4.0 * nb * c * kh * kh * oh * ow;
+                    yield return Step("conv2d_backward", $"{label} {S(nb, c, h, w)} k{kh} s{stride} → {kout}", 3 * flops, 3 * bytes + 4 * columns, presets, (d, s) =>
+                        (new[] { R(d, s, nb, c, h, w), R(d, s + 1, kout, c, kh, kh), R(d, s + 2, kout) }, Trained(3), t => Ops.Conv2d(t[0], t[1], t[2], options)));
+                }
             }
         foreach (var (presets, nb, c, l, kout, kk) in new[] { (Small, 2, 16, 256, 32, 5), (MediumLarge, 16, 256, 4096, 256, 5) })
             yield return C("conv1d", S(nb, c, l) + $" k{kk} → {kout}", 2.0 * nb * kout * l * c * kk, 4.0 * ((double)nb * c * l + (double)kout * c * kk + (double)nb * kout * l), presets, (d, s) =>
             { var x = R(d, s, nb, c, l); var w = R(d, s + 1, kout, c, kk); return new(() => Ops.Conv1d(x, w, null, 1, (kk / 2, kk / 2)).Dispose(), x, w); });
+        foreach (var (presets, nb, c, l, kout, kk) in new[] { (Small, 2, 16, 256, 32, 5), (MediumLarge, 16, 256, 4096, 256, 5) })
+            yield return Step("conv1d_backward", S(nb, c, l) + $" k{kk} → {kout}", 6.0 * nb * kout * l * c * kk, 12.0 * ((double)nb * c * l + (double)kout * c * kk + (double)nb * kout * l) + 16.0 * nb * c * kk * l, presets, (d, s) =>
+                (new[] { R(d, s, nb, c, l), R(d, s + 1, kout, c, kk) }, Trained(2), t => Ops.Conv1d(t[0], t[1], null, 1, (kk / 2, kk / 2))));
         foreach (var (presets, nb, cin, h, cout) in new[] { (Small, 2, 32, 16, 16), (MediumLarge, 16, 256, 32, 128) })
             yield return C("conv_transpose2d", S(nb, cin, h, h) + $" k2 s2 → {cout}", 2.0 * nb * cin * h * h * cout * 4, 4.0 * ((double)nb * cin * h * h + (double)cin * cout * 4 + (double)nb * cout * 4 * h * h), presets, (d, s) =>
             { var x = R(d, s, nb, cin, h, h); var w = R(d, s + 1, cin, cout, 2, 2); return new(() => Ops.ConvTranspose2d(x, w, null, stride: 2).Dispose(), x, w); });
+        foreach (var (presets, nb, cin, h, cout) in new[] { (Small, 2, 32, 16, 16), (MediumLarge, 16, 256, 32, 128) })
+            yield return Step("conv_transpose2d_backward", S(nb, cin, h, h) + $" k2 s2 → {cout}", 6.0 * nb * cin * h * h * cout * 4,
+                12.0 * ((double)nb * cin * h * h + (double)cin * cout * 4 + (double)nb * cout * 4 * h * h) + 16.0 * nb * cout * 4 * h * h, presets, (d, s) =>
+                (new[] { R(d, s, nb, cin, h, h), R(d, s + 1, cin, cout, 2, 2) }, Trained(2), t => Ops.ConvTranspose2d(t[0], t[1], null, stride: 2)));
         foreach (var (presets, nb, c, h) in new[] { (Small, 2, 16, 32), (MediumLarge, 32, 64, 112) })
         {
             double input = (double)nb * c * h * h;
             yield return C("im2col", S(nb, c, h, h) + " k3 p1", 0, 4 * input + 8 * input * 9, presets, (d, s) => { var x = R(d, s, nb, c, h, h); return new(() => Ops.Im2Col(x, 3, 3, Conv2dOptions.Of(padding: 1)).Dispose(), x); });
             yield return C("col2im", S(nb, c, h, h) + " k3 p1", input * 9, 4 * input * 9 + 4 * input, presets, (d, s) => { var col = R(d, s, nb, c * 9, h * h); return new(() => Ops.Col2Im(col, h, h, 3, 3, 1, 1).Dispose(), col); });
+            yield return Step("im2col_backward", S(nb, c, h, h) + " k3 p1", input * 9, 8 * input + 16 * input * 9, presets, (d, s) =>
+                (new[] { R(d, s, nb, c, h, h) }, Trained(1), t => Ops.Im2Col(t[0], 3, 3, Conv2dOptions.Of(padding: 1))));
+            yield return Step("col2im_backward", S(nb, c, h, h) + " k3 p1", input * 9, 16 * input * 9 + 8 * input, presets, (d, s) =>
+                (new[] { R(d, s, nb, c * 9, h * h) }, Trained(1), t => Ops.Col2Im(t[0], h, h, 3, 3, 1, 1)));
         }
     }
 }

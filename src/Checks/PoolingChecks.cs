@@ -182,6 +182,8 @@ internal static class PoolingChecks
                 (new[] { R(d, s, nb, c, h, h) }, Trained(1), t => Ops.AvgPool2d(t[0], (2, 2))));
             yield return Step("adaptive_avgpool2d_backward", S(nb, c, h, h) + " → 7x7", 2 * input, 8 * input + 8.0 * nb * c * 49, presets, (d, s) =>
                 (new[] { R(d, s, nb, c, h, h) }, Trained(1), t => Ops.AdaptiveAvgPool2d(t[0], (7, 7))));
+            yield return Step("adaptive_maxpool2d_backward", S(nb, c, h, h) + " → 7x7", 2 * input, 8 * input + 12.0 * nb * c * 49, presets, (d, s) =>
+                (new[] { R(d, s, nb, c, h, h) }, Trained(1), t => Ops.AdaptiveMaxPool2d(t[0], (7, 7)).Output));
             yield return Step("global_avgpool_backward", S(nb, c, h, h), 2 * input, 8 * input + 8.0 * nb * c, presets, (d, s) =>
                 (new[] { R(d, s, nb, c, h, h) }, Trained(1), t => Ops.GlobalAvgPool(t[0])));
             yield return Step("upsample_nearest2d_backward", S(nb, c, h, h) + " ×2", 4 * input, 8 * input + 32 * input, presets, (d, s) =>

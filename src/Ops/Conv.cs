@@ -8,18 +8,26 @@ public static partial class Ops
     /// 2-D convolution, NCHW: x [N, C_in, H, W], weight [C_out, C_in/groups, KH, KW], optional bias [C_out].
     /// Kernel <c>conv2d</c> (its column paths also register <c>im2col</c>).
     /// </summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>conv2d</c>.</remarks>
+    /// <remarks>
+    /// Backward (<c>conv2d_backward</c>), in every form the forward takes: dX = col2im(W_gᵀ·dY) — a batched GEMM, then each input
+    /// pixel gathers its taps; dW = Σ_n dY_ng·col_ngᵀ — a GEMM over the im2col columns; dbias = Σ dY over batch and pixels. No
+    /// atomics, so every run sums in the same order. A masked weight's gradient is masked; a fused activation records as its
+    /// own op while training (the pre-activation is what its derivative needs).
+    /// </remarks>
     public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, Conv2dOptions? options = null)
     {
-        var r = Conv2dCore(x, weight, bias, options);
-        Autograd.RecordNoGradient("conv2d", r, x, weight, bias);
-        return r;
+        options ??= new Conv2dOptions();
+        if (options.Activation != FusedActivation.None && Autograd.ShouldRecord(x, weight, bias))
+        {
+            using var z = Conv2d(x, weight, bias, options with { Activation = FusedActivation.None });
+            return ApplyFused(z, options.Activation, null);
+        }
+        return Conv2dCore(x, weight, bias, options);
     }
 
-    private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? bias = null, Conv2dOptions? options = null)
+    private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? bias, Conv2dOptions options)
     {
         const string op = "conv2d";
-        options ??= new Conv2dOptions();
         var device = Validate.Input(op, "x", x);
         Validate.Input(op, "weight", weight, device);
         var g = Conv2dGeometry.Create(op, x.ShapeArray(), weight.ShapeArray(), options);
@@ -30,72 +38,174 @@ public static partial class Ops
                 throw new ShapeMismatchException(op, "bias", $"a contiguous vector [{g.K}] (C_out)", bias.Describe());
         }
         var output = Tensor.Empty(device, g.N, g.K, g.OH, g.OW);
-        if (output.Length == 0)
-            return output;
+        bool record = Autograd.ShouldRecord(x, weight, bias);
+        using var _ = Autograd.NoGrad();
         using var scope = device.Scope();
         var xc = x.Contiguous();
-        var w = options.Mask == ConvMask.None ? weight.Contiguous() : Mul(weight, MaskTensor(device, g.KH, g.KW, options.Mask));
-        ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation);
+        var mask = options.Mask == ConvMask.None ? null : MaskTensor(device, g.KH, g.KW, options.Mask);
+        var w = mask is null ? weight.Contiguous() : Mul(weight, mask);
+        if (output.Length > 0)
+            ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation);
+        if (record)
+            RecordConv2d(x, weight, bias, output, g, xc, w, mask);
         return output;
+    }
+
+    /// <summary>Records conv2d's backward (see <see cref="Conv2d"/>): saves the contiguous input for dW, the (masked) weight
+    /// for dX and the mask for the masked weight's gradient, each only when a gradient needs it.</summary>
+    private static void RecordConv2d(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dGeometry g, Tensor xc, Tensor w, Tensor? mask)
+    {
+        var savedX = weight.RequiresGrad ? Autograd.Save(xc) : null;
+        var savedW = x.RequiresGrad ? Autograd.Save(w) : null;
+        var savedMask = mask is not null && weight.RequiresGrad ? Autograd.Save(mask) : null;
+        Autograd.Record("conv2d", output, new[] { x, weight, bias }, (dy, needs) =>
+        {
+            using var gc = dy.Contiguous();
+            return new[]
+            {
+                needs[0] ? Conv2dInputGradient(gc, savedW!, g) : null,
+                needs[1] ? Conv2dWeightGradient(gc, savedX!, g, savedMask) : null,
+                needs[2] ? ChannelGradient(gc, g.K) : null,
+            };
+        }, new[] { savedX, savedW, savedMask }.OfType<Tensor>().ToArray());
+    }
+
+    /// <summary>dX [N, C, H, W] = col2im(W_gᵀ·dY_g): per (sample, group) the GEMM [Cg·KH·KW, Kg]·[Kg, OH·OW] (W broadcast over the
+    /// batch), then each input pixel gathers the column entries of the taps that read it.</summary>
+    private static Tensor Conv2dInputGradient(Tensor dy, Tensor w, Conv2dGeometry g)
+    {
+        if (dy.Length == 0)
+            return Tensor.Zeros(dy.Device, g.N, g.C, g.H, g.W);
+        var dx = Tensor.Empty(dy.Device, g.N, g.C, g.H, g.W);
+        int groups = g.Options.Groups, cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW;
+        using var wv = w.Reshape(1, groups, g.Kg, cgkk);
+        using var gv = dy.Reshape(g.N, groups, g.Kg, pixels);
+        using var dcol = MatMul(wv, gv, transposeA: true);
+        // The fold sees the conv's output positions as its input grid and the image as its output.
+        var index = g.Index with { H = g.OH, W = g.OW, OW = g.W };
+        ConvKernels.RunCol2Im(dy.Device, dcol, null, dx, index, g.H, g.W, g.C, groups, FusedActivation.None);
+        return dx;
+    }
+
+    /// <summary>dW [K, Cg, KH, KW] = Σ_n dY_ng·col_ngᵀ: the batched GEMM [Kg, OH·OW]·[OH·OW, Cg·KH·KW] over the im2col columns of
+    /// x, summed over the batch; masked like the forward's weight.</summary>
+    private static Tensor Conv2dWeightGradient(Tensor dy, Tensor xc, Conv2dGeometry g, Tensor? mask)
+    {
+        int groups = g.Options.Groups, cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW;
+        if (dy.Length == 0 || xc.Length == 0)
+            return Tensor.Zeros(dy.Device, g.K, g.Cg, g.KH, g.KW);
+        using var col = Tensor.Empty(dy.Device, g.N, g.C * g.KH * g.KW, pixels);
+        ConvKernels.RunIm2Col(dy.Device, xc, col, g);
+        using var colv = col.Reshape(g.N, groups, cgkk, pixels);
+        using var gv = dy.Reshape(g.N, groups, g.Kg, pixels);
+        using var perSample = MatMul(gv, colv, transposeB: true);
+        using var summed = g.N == 1 ? perSample.Reshape(groups, g.Kg, cgkk) : Sum(perSample, 0);
+        var dw = summed.Reshape(g.K, g.Cg, g.KH, g.KW);
+        if (mask is null)
+            return dw;
+        using (dw)
+            return Mul(dw, mask);
+    }
+
+    /// <summary>The gradient of a per-channel bias of an [N, K, ...] output: dY summed over every axis but the channel.</summary>
+    private static Tensor ChannelGradient(Tensor dy, int channels)
+    {
+        var shape = Enumerable.Repeat(1, dy.Rank).ToArray();
+        shape[1] = channels;
+        using var summed = SumToShape(dy, shape);
+        return summed.Reshape(channels);
     }
 
     /// <summary>
     /// Unfold (PyTorch's F.unfold): x [N, C, H, W] → columns [N, C·KH·KW, OH·OW] for a kernel of
     /// [KH, KW] with the stride, padding and dilation of <paramref name="options"/> (groups ignored). Kernel <c>im2col</c>.
     /// </summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>im2col</c>.</remarks>
+    /// <remarks>Backward: the fold of the gradient (kernel <c>col2im</c>), the unfold's adjoint.</remarks>
     public static Tensor Im2Col(Tensor x, int kh, int kw, Conv2dOptions? options = null)
-    {
-        var r = Im2ColCore(x, kh, kw, options);
-        Autograd.RecordNoGradient("im2col", r, x);
-        return r;
-    }
-
-    private static Tensor Im2ColCore(Tensor x, int kh, int kw, Conv2dOptions? options = null)
     {
         const string op = "im2col";
         options = (options ?? new Conv2dOptions()) with { Groups = 1 };
         Validate.Input(op, "x", x);
         var g = Conv2dGeometry.Create(op, x.ShapeArray(), new[] { 1, x.Rank == 4 ? x.Size(1) : 0, kh, kw }, options);
-        var col = Tensor.Empty(x.Device, g.N, g.C * kh * kw, g.OH * g.OW);
-        using var xc = x.Contiguous();
-        ConvKernels.RunIm2Col(x.Device, xc, col, g);
-        return col;
+        return Unfold(x, g);
     }
 
     /// <summary>
     /// Fold (PyTorch's F.fold), the adjoint of <see cref="Im2Col"/>: columns [N, C·KH·KW, L] → image [N, C, outH, outW],
     /// summing overlapping taps; L must equal the number of kernel positions over the padded image. Kernel <c>col2im</c>.
     /// </summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>col2im</c>.</remarks>
+    /// <remarks>Backward: the unfold of the gradient (kernel <c>im2col</c>).</remarks>
     public static Tensor Col2Im(Tensor col, int outH, int outW, int kh, int kw, int stride = 1, int padding = 0, int dilation = 1)
     {
-        var r = Col2ImCore(col, outH, outW, kh, kw, stride, padding, dilation);
-        Autograd.RecordNoGradient("col2im", r, col);
-        return r;
+        const string op = "col2im";
+        Validate.Input(op, "col", col);
+        // The positions are the output of a convolution of the image with this kernel.
+        var pg = Conv2dGeometry.Create(op, new[] { 1, 1, outH, outW }, new[] { 1, 1, kh, kw }, Conv2dOptions.Of(stride, padding, dilation));
+        if (col.Rank != 3 || col.Size(1) % (kh * kw) != 0 || col.Size(2) != pg.OH * pg.OW)
+            throw new ShapeMismatchException(op, "col", $"[N, C·{kh * kw}, {pg.OH * pg.OW}] ({pg.OH}×{pg.OW} kernel positions)", GpuNetException.FormatShape(col.ShapeArray()));
+        return Fold(col, pg with { N = col.Size(0), C = col.Size(1) / (kh * kw) }, 1);
     }
 
-    private static Tensor Col2ImCore(Tensor col, int outH, int outW, int kh, int kw, int stride = 1, int padding = 0, int dilation = 1)
+    /// <summary>
+    /// The unfold of contiguous-or-not x [N, C, H, W] into columns [N, C·KH·KW, OH·OW] for geometry <paramref name="g"/> (its
+    /// K and groups unused), recording as its backward the fold of the gradient.
+    /// </summary>
+    private static Tensor Unfold(Tensor x, Conv2dGeometry g)
     {
-        const string op = "col2im";
-        var device = Validate.Input(op, "col", col);
-        // The positions are the output of a convolution of the image with this kernel.
-        var g = Conv2dGeometry.Create(op, new[] { 1, 1, outH, outW }, new[] { 1, 1, kh, kw }, Conv2dOptions.Of(stride, padding, dilation));
-        if (col.Rank != 3 || col.Size(1) % (kh * kw) != 0 || col.Size(2) != g.OH * g.OW)
-            throw new ShapeMismatchException(op, "col", $"[N, C·{kh * kw}, {g.OH * g.OW}] ({g.OH}×{g.OW} kernel positions)", GpuNetException.FormatShape(col.ShapeArray()));
-        int n = col.Size(0), c = col.Size(1) / (kh * kw);
-        var output = Tensor.Empty(device, n, c, outH, outW);
-        if (output.Length == 0)
-            return output;
-        using var cc = col.Contiguous();
-        // In the transposed view, the kernel positions are the "input" pixels and the image is the output.
-        var index = new ConvIndex
+        var col = Tensor.Empty(x.Device, g.N, g.C * g.KH * g.KW, g.OH * g.OW);
+        using (var xc = NoGradContiguous(x))
+            ConvKernels.RunIm2Col(x.Device, xc, col, g);
+        if (Autograd.ShouldRecord(x))
+            Autograd.Record("im2col", col, new[] { x }, (dy, _) =>
+            {
+                using var gc = dy.Contiguous();
+                return new[] { FoldInto(gc, g, 1) };
+            });
+        return col;
+    }
+
+    /// <summary>
+    /// The fold of columns [N, groups, (C/groups)·KH·KW, OH·OW] (any shape with that element order) into the image
+    /// [N, C, H, W] of geometry <paramref name="g"/>, whose output positions OH×OW index the columns; records as its backward the
+    /// unfold of the gradient.
+    /// </summary>
+    private static Tensor Fold(Tensor col, Conv2dGeometry g, int groups)
+    {
+        Tensor image;
+        using (var cc = NoGradContiguous(col))
+            image = FoldInto(cc, g, groups);
+        if (Autograd.ShouldRecord(col))
         {
-            H = g.OH, W = g.OW, KH = kh, KW = kw, OW = outW, StrideH = stride, StrideW = stride, PadTop = padding, PadLeft = padding,
-            DilationH = dilation, DilationW = dilation,
-        };
-        ConvKernels.RunCol2Im(device, cc, null, output, index, outH, outW, c, 1, FusedActivation.None);
-        return output;
+            var colShape = col.ShapeArray();
+            Autograd.Record("col2im", image, new[] { col }, (dy, _) =>
+            {
+                using var gc = dy.Contiguous();
+                var dcol = Tensor.Empty(dy.Device, g.N, g.C * g.KH * g.KW, g.OH * g.OW);
+                ConvKernels.RunIm2Col(dy.Device, gc, dcol, g);
+                using (dcol)
+                    return new[] { dcol.Reshape(colShape) };
+            });
+        }
+        return image;
+    }
+
+    /// <summary>The fold itself (see <see cref="Fold"/>): each image pixel gathers the column entries of the taps that land on it.</summary>
+    private static Tensor FoldInto(Tensor col, Conv2dGeometry g, int groups)
+    {
+        var image = Tensor.Empty(col.Device, g.N, g.C, g.H, g.W);
+        if (image.Length == 0)
+            return image;
+        // In the transposed view the kernel positions are the "input" pixels and the image is the output.
+        var index = g.Index with { H = g.OH, W = g.OW, OW = g.W };
+        ConvKernels.RunCol2Im(col.Device, col, null, image, index, g.H, g.W, g.C, groups, FusedActivation.None);
+        return image;
+    }
+
+    /// <summary>A contiguous tensor with t's elements, not recorded (the caller records the op it is part of).</summary>
+    private static Tensor NoGradContiguous(Tensor t)
+    {
+        using var _ = Autograd.NoGrad();
+        return t.Contiguous();
     }
 
     /// <summary>PixelCNN mask [KH, KW]: taps before the centre in raster order are 1; the centre is 1 for type B.</summary>
@@ -112,17 +222,13 @@ public static partial class Ops
     /// 1-D convolution: x [N, C_in, L], weight [C_out, C_in/groups, K]; stride, padding (left, right),
     /// dilation, groups, bias and activation as conv2d. Kernel <c>conv1d</c> (conv2d with height 1).
     /// </summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>conv1d</c>.</remarks>
+    /// <remarks>Backward through conv2d's (the views to and from height 1 record their own).</remarks>
     public static Tensor Conv1d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, (int Left, int Right) padding = default, int dilation = 1,
-        int groups = 1, FusedActivation activation = FusedActivation.None, ConvAlgorithm algorithm = ConvAlgorithm.Auto)
-    {
-        var r = Conv1dCore(x, weight, bias, stride, padding, dilation, groups, activation, algorithm);
-        Autograd.RecordNoGradient("conv1d", r, x, weight, bias);
-        return r;
-    }
+        int groups = 1, FusedActivation activation = FusedActivation.None, ConvAlgorithm algorithm = ConvAlgorithm.Auto) =>
+        Conv1dCore(x, weight, bias, stride, padding, dilation, groups, activation, algorithm);
 
-    private static Tensor Conv1dCore(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, (int Left, int Right) padding = default, int dilation = 1,
-        int groups = 1, FusedActivation activation = FusedActivation.None, ConvAlgorithm algorithm = ConvAlgorithm.Auto)
+    private static Tensor Conv1dCore(Tensor x, Tensor weight, Tensor? bias, int stride, (int Left, int Right) padding, int dilation,
+        int groups, FusedActivation activation, ConvAlgorithm algorithm)
     {
         Validate.Input("conv1d", "x", x);
         Validate.Input("conv1d", "weight", weight, x.Device);
@@ -146,16 +252,12 @@ public static partial class Ops
     /// Transposed 2-D convolution (PyTorch's nn.ConvTranspose2d): x [N, C_in, H, W], weight [C_in, C_out/groups, KH, KW];
     /// output size (H − 1)·stride − 2·padding + dilation·(KH − 1) + output_padding + 1. Kernels <c>conv_transpose2d</c> and <c>col2im</c>.
     /// </summary>
-    /// <remarks>No backward yet: backward through the result raises <see cref="NoGradientException"/> naming <c>conv_transpose2d</c>.</remarks>
+    /// <remarks>
+    /// Backward (<c>conv_transpose2d_backward</c>): while training the op records as its parts — col = W_gᵀ·x on the batched
+    /// matmul, the fold of col (whose backward is the unfold of the gradient), the bias add and the activation — so dX is a
+    /// conv2d of the gradient (unfold, then the matmul's dB) and dW a GEMM (the matmul's dA).
+    /// </remarks>
     public static Tensor ConvTranspose2d(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int outputPadding = 0,
-        int dilation = 1, int groups = 1, FusedActivation activation = FusedActivation.None)
-    {
-        var r = ConvTranspose2dCore(x, weight, bias, stride, padding, outputPadding, dilation, groups, activation);
-        Autograd.RecordNoGradient("conv_transpose2d", r, x, weight, bias);
-        return r;
-    }
-
-    private static Tensor ConvTranspose2dCore(Tensor x, Tensor weight, Tensor? bias = null, int stride = 1, int padding = 0, int outputPadding = 0,
         int dilation = 1, int groups = 1, FusedActivation activation = FusedActivation.None)
     {
         const string op = "conv_transpose2d";
@@ -185,20 +287,27 @@ public static partial class Ops
             if (bias.Rank != 1 || bias.Length != cout || !bias.IsContiguous)
                 throw new ShapeMismatchException(op, "bias", $"a contiguous vector [{cout}] (C_out)", bias.Describe());
         }
-        var output = Tensor.Empty(device, n, cout, oh, ow);
-        if (output.Length == 0)
-            return output;
+        // The image [N, C_out, OH, OW] with its kernel positions H×W: the geometry of the conv2d this op is the adjoint of.
+        var image = new Conv2dGeometry(n, cout, oh, ow, cin, kh, kw, h, w,
+            Conv2dOptions.Of(stride, padding, dilation) with { Groups = groups });
         using var scope = device.Scope();
         // col[n, g] = W_gᵀ · x[n, g]: [C_out/g·KH·KW, H·W] on the batched matmul, W broadcast over n.
         var wg = weight.Contiguous().Reshape(1, groups, cinG, coutG * kh * kw);
         var xg = x.Contiguous().Reshape(n, groups, cinG, h * w);
         var col = MatMul(wg, xg, transposeA: true);
-        var index = new ConvIndex
+        if (Autograd.ShouldRecord(x, weight, bias))
         {
-            H = h, W = w, KH = kh, KW = kw, OW = ow, StrideH = stride, StrideW = stride, PadTop = padding, PadLeft = padding,
-            DilationH = dilation, DilationW = dilation,
-        };
-        ConvKernels.RunCol2Im(device, col, bias, output, index, oh, ow, cout, groups, activation);
-        return output;
+            var y = Fold(col, image, groups);
+            if (bias is not null)
+                y = Add(y, bias.Reshape(1, cout, 1, 1));
+            return scope.Keep(activation == FusedActivation.None ? y : ApplyFused(y, activation, null));
+        }
+        var output = Tensor.Empty(device, n, cout, oh, ow);
+        if (output.Length > 0)
+        {
+            var index = image.Index with { H = h, W = w, OW = ow };
+            ConvKernels.RunCol2Im(device, col, bias, output, index, oh, ow, cout, groups, activation);
+        }
+        return scope.Keep(output);
     }
 }
