@@ -9,6 +9,7 @@ public sealed class Linear : Layer
         (InFeatures, OutFeatures, Activation) = (inFeatures, outFeatures, activation);
         Weight = Parameter("weight", outFeatures, inFeatures);
         Bias = bias ? Parameter("bias", outFeatures) : null;
+        InitializeAtConstruction();
     }
 
     /// <summary>Input and output widths.</summary>
@@ -40,13 +41,7 @@ public sealed class Linear : Layer
     }
 
     /// <inheritdoc/>
-    public override void Initialize(ulong seed)
-    {
-        float bound = 1f / MathF.Sqrt(Math.Max(InFeatures, 1));
-        FillUniform(Weight, seed, bound);
-        if (Bias is not null)
-            FillUniform(Bias, seed + 1, bound);
-    }
+    public override void Initialize(ulong seed) => ParameterInit.KaimingUniform(Weight, Bias, InFeatures, seed);
 }
 
 /// <summary>An activation function as a layer (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.Softplus).</summary>
@@ -133,7 +128,11 @@ internal sealed class DropoutSeeds(ulong? seed = null)
 public sealed class Embedding : Module
 {
     /// <summary>Creates the table.</summary>
-    public Embedding(Device device, int count, int dim) : base(device) => Weight = Parameter("weight", count, dim);
+    public Embedding(Device device, int count, int dim) : base(device)
+    {
+        Weight = Parameter("weight", count, dim);
+        InitializeAtConstruction();
+    }
 
     /// <summary>[count, dim].</summary>
     public Tensor Weight { get; }
@@ -142,12 +141,7 @@ public sealed class Embedding : Module
     public Tensor Forward(ReadOnlySpan<int> ids, params int[] shape) => Ops.Embedding(Weight, ids, shape);
 
     /// <inheritdoc/>
-    public override void Initialize(ulong seed)
-    {
-        var host = new float[Weight.Length];
-        Philox.FillNormal(host, seed, 0, 1);
-        Weight.CopyFrom(host);
-    }
+    public override void Initialize(ulong seed) => ParameterInit.Normal(Weight, seed, 1f);
 }
 
 /// <summary>LayerNorm over the last axis with weight and bias (nn.LayerNorm).</summary>
@@ -159,7 +153,7 @@ public sealed class LayerNorm : Layer
         Eps = eps;
         Weight = Parameter("weight", dim);
         Bias = Parameter("bias", dim);
-        Ops.Fill(Weight, 1f);
+        InitializeAtConstruction();
     }
 
     /// <summary>ε.</summary>
@@ -198,6 +192,7 @@ public sealed class Conv2d : Layer
         Options = Conv2dOptions.Of(stride, padding, dilation, groups) with { Mask = mask };
         Weight = Parameter("weight", outChannels, inChannels / groups, kernel, kernel);
         Bias = bias ? Parameter("bias", outChannels) : null;
+        InitializeAtConstruction();
     }
 
     /// <summary>Hyper-parameters.</summary>
@@ -213,13 +208,7 @@ public sealed class Conv2d : Layer
     public override Tensor Forward(Tensor x) => Ops.Conv2d(x, Weight, Bias, Options);
 
     /// <inheritdoc/>
-    public override void Initialize(ulong seed)
-    {
-        float bound = 1f / MathF.Sqrt(Weight.Length / Weight.Size(0));
-        FillUniform(Weight, seed, bound);
-        if (Bias is not null)
-            FillUniform(Bias, seed + 1, bound);
-    }
+    public override void Initialize(ulong seed) => ParameterInit.KaimingUniform(Weight, Bias, Weight.Length / Weight.Size(0), seed);
 }
 
 /// <summary>BatchNorm2d (nn.BatchNorm2d: weight, bias, running_mean, running_var, num_batches_tracked). Batch statistics in training, running ones in eval.</summary>
@@ -234,7 +223,17 @@ public sealed class BatchNorm2d : Layer
         RunningMean = Buffer("running_mean", Tensor.Zeros(device, channels));
         RunningVar = Buffer("running_var", Ops.Full(device, 1f, channels));
         BatchesTracked = Buffer("num_batches_tracked", Tensor.Zeros(device));
+        InitializeAtConstruction();
+    }
+
+    /// <summary>nn.BatchNorm2d's reset: γ = 1, β = 0, running mean 0, running variance 1, no batches seen.</summary>
+    public override void Initialize(ulong seed)
+    {
         Ops.Fill(Weight, 1f);
+        Ops.Fill(Bias, 0f);
+        Ops.Fill(RunningMean, 0f);
+        Ops.Fill(RunningVar, 1f);
+        Ops.Fill(BatchesTracked, 0f);
     }
 
     /// <summary>ε and momentum.</summary>
@@ -316,7 +315,11 @@ public sealed class Conv1d : Layer
         (_stride, _padding, _dilation, _groups) = (stride, padding, dilation, groups);
         Weight = Parameter("weight", outChannels, inChannels / groups, kernel);
         Bias = bias ? Parameter("bias", outChannels) : null;
+        InitializeAtConstruction();
     }
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed) => ParameterInit.KaimingUniform(Weight, Bias, Weight.Length / Weight.Size(0), seed);
 
     /// <summary>[out, in/groups, k].</summary>
     public Tensor Weight { get; }
@@ -340,7 +343,14 @@ public sealed class GroupNorm : Layer
         (_groups, _eps) = (groups, eps);
         Weight = Parameter("weight", channels);
         Bias = Parameter("bias", channels);
+        InitializeAtConstruction();
+    }
+
+    /// <summary>γ = 1, β = 0.</summary>
+    public override void Initialize(ulong seed)
+    {
         Ops.Fill(Weight, 1f);
+        Ops.Fill(Bias, 0f);
     }
 
     /// <summary>γ.</summary>
@@ -369,8 +379,11 @@ public sealed class RmsNorm : Layer
     {
         _eps = eps;
         Weight = Parameter("weight", dim);
-        Ops.Fill(Weight, 1f);
+        InitializeAtConstruction();
     }
+
+    /// <summary>γ = 1.</summary>
+    public override void Initialize(ulong seed) => Ops.Fill(Weight, 1f);
 
     /// <summary>γ.</summary>
     public Tensor Weight { get; }
@@ -412,11 +425,50 @@ public sealed class SinusoidalPositionalEncoding : Layer
 public sealed class LearnedPositionalEncoding : Layer
 {
     /// <summary>Creates the layer.</summary>
-    public LearnedPositionalEncoding(Device device, int maxLength, int dim) : base(device) => Weight = Parameter("weight", maxLength, dim);
+    public LearnedPositionalEncoding(Device device, int maxLength, int dim) : base(device)
+    {
+        Weight = Parameter("weight", maxLength, dim);
+        InitializeAtConstruction();
+    }
+
+    /// <summary>N(0, 0.02²), GPT-2's and ViT's position-table initialization.</summary>
+    public override void Initialize(ulong seed) => ParameterInit.Normal(Weight, seed, 0.02f);
 
     /// <summary>[maxLength, D].</summary>
     public Tensor Weight { get; }
 
     /// <inheritdoc/>
     public override Tensor Forward(Tensor x) => SinusoidalPositionalEncoding.AddPositions("learned_positional_encoding", x, Weight);
+}
+
+/// <summary>PyTorch's default initializations, shared by the layers.</summary>
+internal static class ParameterInit
+{
+    /// <summary>
+    /// nn.Linear's and nn.ConvNd's reset_parameters: kaiming_uniform(a=√5) on the weight, which is U(−1/√fan_in, 1/√fan_in),
+    /// and the bias from the same bound.
+    /// </summary>
+    public static void KaimingUniform(Tensor weight, Tensor? bias, int fanIn, ulong seed)
+    {
+        float bound = 1f / MathF.Sqrt(Math.Max(fanIn, 1));
+        Uniform(weight, seed, bound);
+        if (bias is not null)
+            Uniform(bias, seed + 1, bound);
+    }
+
+    /// <summary>U(−bound, bound).</summary>
+    public static void Uniform(Tensor t, ulong seed, float bound)
+    {
+        var host = new float[t.Length];
+        Philox.FillUniform(host, seed, -bound, bound);
+        t.CopyFrom(host);
+    }
+
+    /// <summary>N(0, std²).</summary>
+    public static void Normal(Tensor t, ulong seed, float std)
+    {
+        var host = new float[t.Length];
+        Philox.FillNormal(host, seed, 0, std);
+        t.CopyFrom(host);
+    }
 }

@@ -181,6 +181,15 @@ public sealed class DiT : Module
         _blocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new TransformerEncoderLayer(device, dim, heads, 4 * dim, "gelu", normFirst: true, dropout: 0f))).ToArray();
         _norm = Child("final_norm", new LayerNorm(device, dim));
         _head = Child("head", new Linear(device, dim, patch * patch * channels));
+        // The children initialized themselves; the position table is this module's own.
+        ParameterInit.Normal(Positions, device.NextSeed(), 0.02f);
+    }
+
+    /// <summary>The children's initializations and the position table from N(0, 0.02²).</summary>
+    public override void Initialize(ulong seed)
+    {
+        base.Initialize(seed);
+        ParameterInit.Normal(Positions, seed, 0.02f);
     }
 
     /// <summary>Image channels, side and patch size.</summary>

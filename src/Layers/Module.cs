@@ -129,20 +129,21 @@ public abstract class Module : IDisposable
     /// <summary>Saves every parameter and buffer to a safetensors file (F32).</summary>
     public void Save(string path) => SafeTensors.Save(path, StateDict());
 
-    /// <summary>Fills parameters with seeded random values the way PyTorch's defaults do for each layer type.</summary>
+    /// <summary>
+    /// What every layer with parameters calls at the end of its constructor: <see cref="Initialize"/> with the device's next seed
+    /// (<see cref="Device.NextSeed"/>), so a module is initialized as its PyTorch counterpart is the moment it exists — never
+    /// all zeros — and the same device seed and construction order give the same weights.
+    /// </summary>
+    protected void InitializeAtConstruction() => Initialize(Device.NextSeed());
+
+    /// <summary>Fills parameters with seeded random values the way PyTorch's defaults do for each layer type (kaiming-uniform
+    /// weights and the fan-in bias bound for Linear and the convolutions, ones and zeros for norms, N(0, 1) embeddings); for an
+    /// exact replay of a known initialization. Layers already call it once at construction.</summary>
     public virtual void Initialize(ulong seed)
     {
         ulong i = 0;
         foreach (var (_, child) in _children)
             child.Initialize(seed + 0x9E3779B97F4A7C15UL * ++i);
-    }
-
-    /// <summary>Uniform(−bound, bound) into a parameter (PyTorch's kaiming_uniform(a=√5) gives bound = 1/√fan_in).</summary>
-    protected static void FillUniform(Tensor t, ulong seed, float bound)
-    {
-        var host = new float[t.Length];
-        Philox.FillUniform(host, seed, -bound, bound);
-        t.CopyFrom(host);
     }
 
     /// <summary>Disposes every parameter, buffer and child.</summary>

@@ -26,6 +26,7 @@ public sealed class Recurrent : Module
             _bih[l] = Parameter($"bias_ih_l{l}", g * hiddenSize);
             _bhh[l] = Parameter($"bias_hh_l{l}", g * hiddenSize);
         }
+        InitializeAtConstruction();
     }
 
     /// <summary>Sizes and layout.</summary>
@@ -107,6 +108,6 @@ public sealed class Recurrent : Module
         float bound = 1f / MathF.Sqrt(HiddenSize);
         ulong i = 0;
         foreach (var (_, p) in StateDict())
-            FillUniform(p, seed + ++i, bound);
+            ParameterInit.Uniform(p, seed + ++i, bound);
     }
 }

@@ -70,6 +70,7 @@ public sealed class RandomProjectionQuantizer : Layer
     {
         Projection = Buffer("projection", Tensor.Zeros(device, features, codeDim));
         Codebook = Buffer("codebook", Tensor.Zeros(device, codes, codeDim));
+        InitializeAtConstruction();
     }
 
     /// <summary>[F, C].</summary>
@@ -94,7 +95,7 @@ public sealed class RandomProjectionQuantizer : Layer
     /// <summary>Xavier-uniform projection and standard normal codebook, as Best-RQ draws them.</summary>
     public override void Initialize(ulong seed)
     {
-        FillUniform(Projection, seed, MathF.Sqrt(6f / (Projection.Size(0) + Projection.Size(1))));
+        ParameterInit.Uniform(Projection, seed, MathF.Sqrt(6f / (Projection.Size(0) + Projection.Size(1))));
         using var normal = Ops.RandomNormal(Device, Codebook.ShapeArray(), seed + 1);
         Codebook.CopyFrom(normal.ToArray());
     }

@@ -23,6 +23,7 @@ public sealed class MultiheadAttention : Module
         InProjWeight = Parameter("in_proj_weight", 3 * embedDim, embedDim);
         InProjBias = Parameter("in_proj_bias", 3 * embedDim);
         OutProj = Child("out_proj", new Linear(device, embedDim, embedDim));
+        InitializeAtConstruction();
     }
 
     /// <summary>E and heads.</summary>
@@ -98,7 +99,7 @@ public sealed class MultiheadAttention : Module
     /// <inheritdoc/>
     public override void Initialize(ulong seed)
     {
-        FillUniform(InProjWeight, seed, MathF.Sqrt(6f / (EmbedDim + EmbedDim)));
+        ParameterInit.Uniform(InProjWeight, seed, MathF.Sqrt(6f / (EmbedDim + EmbedDim)));
         Ops.Fill(InProjBias, 0f);
         OutProj.Initialize(seed + 1);
     }

@@ -12,7 +12,11 @@ public sealed class ConvTranspose2d : Layer
         (_stride, _padding, _outputPadding, _dilation, _groups) = (stride, padding, outputPadding, dilation, groups);
         Weight = Parameter("weight", inChannels, outChannels / groups, kernel, kernel);
         Bias = bias ? Parameter("bias", outChannels) : null;
+        InitializeAtConstruction();
     }
+
+    /// <summary>nn.ConvTranspose2d's reset: PyTorch computes fan_in from the weight's second dimension, (out/groups)·k·k.</summary>
+    public override void Initialize(ulong seed) => ParameterInit.KaimingUniform(Weight, Bias, Weight.Length / Weight.Size(0), seed);
 
     /// <summary>[in, out/groups, k, k].</summary>
     public Tensor Weight { get; }

@@ -120,6 +120,25 @@ public sealed class Device : IDisposable
     /// <summary>Per-kernel launch counts and device time (off until enabled).</summary>
     public Profiler Profiler { get; }
 
+    private ulong _seed = DefaultSeed;
+    private long _seedsDrawn;
+
+    /// <summary>The seed a fresh device starts its <see cref="NextSeed"/> sequence from.</summary>
+    public const ulong DefaultSeed = 0x5EED_6B0A_2026UL;
+
+    /// <summary>
+    /// Restarts the sequence of seeds that layers constructed on this device draw their initial weights from (PyTorch's
+    /// <c>torch.manual_seed</c> for parameter initialization): the same seed and the same construction order give the same weights.
+    /// </summary>
+    public void ManualSeed(ulong seed)
+    {
+        _seed = seed;
+        Interlocked.Exchange(ref _seedsDrawn, 0);
+    }
+
+    /// <summary>The next seed of this device's sequence (see <see cref="ManualSeed"/>): each layer takes one when it is constructed.</summary>
+    public ulong NextSeed() => _seed + 0x9E3779B97F4A7C15UL * (ulong)Interlocked.Increment(ref _seedsDrawn);
+
     /// <summary>
     /// On the simulated GPU (<c>cpu-sim</c>): the core its threads are pinned to, which happens on Linux when the process runs
     /// with <c>DOTNET_PROCESSOR_COUNT=1</c> but may use several cores (each simulator then claims a core of its own; the

@@ -21,6 +21,71 @@ public sealed class ModuleTests
         Assert.DoesNotContain("head.bias", names);
     }
 
+    /// <summary>U(−b, b) has mean 0, standard deviation b/√3 and every value inside ±b.</summary>
+    private static void AssertUniform(Tensor t, double bound, string what)
+    {
+        var v = t.ToArray();
+        Assert.All(v, x => Assert.InRange(x, -bound, bound));
+        double mean = v.Average(x => (double)x), std = Math.Sqrt(v.Average(x => (x - mean) * (x - mean)));
+        Assert.True(Math.Abs(std - bound / Math.Sqrt(3)) < 0.1 * bound / Math.Sqrt(3), $"{what}: std {std}, want {bound / Math.Sqrt(3)}");
+        Assert.True(Math.Abs(mean) < 0.1 * bound, $"{what}: mean {mean}");
+    }
+
+    [Fact]
+    public void LayersAreInitializedAtConstructionAsPyTorchDoes()
+    {
+        using var linear = new Linear(Cpu, 100, 300);
+        AssertUniform(linear.Weight, 1 / Math.Sqrt(100), "linear.weight");
+        AssertUniform(linear.Bias!, 1 / Math.Sqrt(100), "linear.bias");
+        using var conv = new Conv2d(Cpu, 12, 64, 3, groups: 3);
+        AssertUniform(conv.Weight, 1 / Math.Sqrt(4 * 9), "conv.weight (fan_in = in/groups·k·k)");
+        using var up = new ConvTranspose2d(Cpu, 16, 32, 2);
+        AssertUniform(up.Weight, 1 / Math.Sqrt(32 * 4), "conv_transpose.weight (fan_in = out·k·k, PyTorch's dimension 1)");
+        using var conv1 = new Conv1d(Cpu, 20, 40, 5);
+        AssertUniform(conv1.Weight, 1 / Math.Sqrt(100), "conv1d.weight");
+        using var embedding = new Embedding(Cpu, 100, 64);
+        var e = embedding.Weight.ToArray();
+        double std = Math.Sqrt(e.Average(x => (double)x * x));
+        Assert.InRange(std, 0.95, 1.05);
+        using var bn = new BatchNorm2d(Cpu, 6);
+        Assert.All(bn.Weight.ToArray(), x => Assert.Equal(1f, x));
+        Assert.All(bn.Bias.ToArray(), x => Assert.Equal(0f, x));
+        Assert.All(bn.RunningVar.ToArray(), x => Assert.Equal(1f, x));
+        using var ln = new LayerNorm(Cpu, 6);
+        Assert.All(ln.Weight.ToArray(), x => Assert.Equal(1f, x));
+        // Two layers of one device draw different seeds.
+        using var other = new Linear(Cpu, 100, 300);
+        Assert.NotEqual(linear.Weight.ToArray(), other.Weight.ToArray());
+    }
+
+    [Fact]
+    public void TheDeviceSeedReplaysConstruction()
+    {
+        using var device = Device.Open("cpu");
+        float[] Build()
+        {
+            device.ManualSeed(42);
+            using var model = ModelZoo.CnnClassifier(device);
+            return model.Parameters().SelectMany(p => p.Tensor.ToArray()).ToArray();
+        }
+        Assert.Equal(Build(), Build());
+    }
+
+    [Fact]
+    public void NoSeedModelKeepsAnAllZeroWeight()
+    {
+        var models = new (string Name, Module Model)[]
+        {
+            ("mlp", ModelZoo.Mlp(Cpu)), ("cnn", ModelZoo.CnnClassifier(Cpu)), ("vgg", ModelZoo.Vgg(Cpu)), ("pixelcnn", ModelZoo.PixelCnn(Cpu, 1, 8, 4, 2)),
+            ("gpt", new Gpt(Cpu, new GptConfig(10, 8, 16, 2, 2))),
+        };
+        foreach (var (name, model) in models)
+            using (model)
+                foreach (var (param, t) in model.Parameters())
+                    if (t.Rank >= 2)
+                        Assert.True(t.ToArray().Any(v => v != 0), $"{name}: {param} is all zeros after construction");
+    }
+
     [Fact]
     public void LoadReportsEveryMismatchAtOnceAndWritesNothing()
     {
