@@ -144,7 +144,16 @@ public static class GpuNetCli
                     Int("context", "context length (default 64)", 2), Int("dim", "model width (default 64)", 1), Int("heads", "attention heads (default 4)", 1),
                     Int("layers", "transformer blocks (default 2)", 1), Text("prompt", "prompt to continue after training (default ROMEO:)", "TEXT"),
                     Int("chars", "characters to generate after training (default 200)", 0),
-                }).ToArray())));
+                }).ToArray()),
+            Verb("cnn", "The seed CNN (or --model resnet) on Fashion-MNIST with Adam and cross-entropy: test accuracy after each epoch; writes cnn.safetensors and cnn-loss.png.",
+                c => TrainVerb.Run("cnn", c), new Symbol[]
+                {
+                    Device(), Number("lr", "learning rate (default 0.001)", true), Int("seed", "initialization and shuffle seed (default 0)", 0),
+                    Text("out", "directory for the weights and the curve (default: .)", "DIR"), Int("epochs", "passes over the training set (default 2)", 0),
+                    Int("batch", "images per step (default 64)", 1), Text("model", "cnn (default) or resnet", "NAME"),
+                    Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
+                    Int("limit", "use only the first N images of each split (quick runs)", 1),
+                })));
 
         root.Add(Group("onnx", "Import and run ONNX models.",
             Verb("test", "Run ONNX backend-test cases (model.onnx + test_data_set_N/*.pb; a directory of cases works too): one row per case, pass / FAIL / unsupported (why).",

@@ -22,7 +22,8 @@ public static class TrainVerb
         {
             "dnn" => Dnn(device, steps, lr, seed, outDir),
             "gpt" => Gpt(device, cli, steps, lr, seed, outDir),
-            _ => throw new UsageException($"train: unknown model '{model}' (dnn, gpt)"),
+            "cnn" => Cnn(device, cli, cli.Float("lr", 1e-3f), seed, outDir),
+            _ => throw new UsageException($"train: unknown model '{model}' (dnn, gpt, cnn)"),
         };
     }
 
@@ -70,6 +71,72 @@ public static class TrainVerb
         Console.WriteLine($"--- generate --weights {weights} --prompt \"{prompt}\" ---");
         Console.WriteLine(CharGpt.Continue(model, vocabulary, prompt, cli.Int("chars", 200), seed: seed));
         return 0;
+    }
+
+    private static int Cnn(Device device, Cli cli, float lr, ulong seed, string outDir)
+    {
+        int epochs = cli.Int("epochs", 2), batch = cli.Int("batch", 64);
+        int? limit = cli.Int("limit", 0) is > 0 and var n ? n : null;
+        string kind = cli.One("model") ?? "cnn";
+        if (kind is not ("cnn" or "resnet"))
+            throw new UsageException($"train cnn: --model is cnn or resnet, not '{kind}'");
+        var (train, test) = FashionMnist.Load(cli.One("data"), limit);
+        device.ManualSeed(seed);
+        using var model = kind == "cnn" ? (Layer)ModelZoo.ImageCnn(device) : ModelZoo.ImageResNet(device);
+        Console.WriteLine($"{kind}: {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training and {test.Count} test images; " +
+                          $"Adam lr {lr}, batch {batch}, {epochs} epochs, cross-entropy");
+        var (losses, results) = ImageClassification.Train(model, train, test, epochs, batch, lr, seed,
+            p => ClassifierBar(p, epochs),
+            r =>
+            {
+                if (!Console.IsOutputRedirected)
+                    Console.WriteLine();
+                Console.WriteLine($"epoch {r.Epoch}: train loss {r.TrainLoss:0.0000}, train accuracy {r.TrainAccuracy:P2}, test accuracy {r.TestAccuracy:P2} ({r.Seconds:0} s)");
+            });
+        string weights = Path.Combine(outDir, "cnn.safetensors"), curve = Path.Combine(outDir, "cnn-loss.png");
+        model.Save(weights);
+        var last = results.Count > 0 ? results[^1] : default;
+        PlotClassifier(losses, results, (double)train.Count / batch, curve, $"{kind} on Fashion-MNIST, {device.Id}: test accuracy {last.TestAccuracy:P2}");
+        Console.WriteLine($"wrote {weights} and {curve}");
+        Console.WriteLine($"test accuracy {last.TestAccuracy:0.0000} after {results.Count} epochs in {last.Seconds:0.0} s ({last.ImagesPerSecond:0} images/s)");
+        return 0;
+    }
+
+    /// <summary>The classifier's progress line: bar, epoch, loss, accuracy, images/s and the time left.</summary>
+    private static void ClassifierBar(ClassifierProgress p, int epochs)
+    {
+        const int width = 30;
+        double done = ((p.Epoch - 1) * (double)p.Batches + p.Batch) / Math.Max(epochs * (double)p.Batches, 1);
+        int filled = (int)(done * width);
+        string line = $"[{new string('#', filled)}{new string('.', width - filled)}] epoch {p.Epoch}/{epochs} batch {p.Batch}/{p.Batches}  " +
+                      $"loss {p.Loss:0.0000}  accuracy {p.Accuracy:P1}  {p.ImagesPerSecond:0} images/s  about {ProgressReporter.Format(p.Left)} left";
+        if (!Console.IsOutputRedirected)
+            Console.Write("\r" + line + "   ");
+        else if (p.Batch == p.Batches || p.Batch % Math.Max(1, p.Batches / 5) == 0)
+            Console.WriteLine(line);
+    }
+
+    /// <summary>Training loss per step (left axis) and test accuracy after each epoch (right axis) on one chart.</summary>
+    internal static void PlotClassifier(float[] losses, IReadOnlyList<EpochResult> epochs, double stepsPerEpoch, string path, string title)
+    {
+        var plot = new ScottPlot.Plot();
+        var xs = Enumerable.Range(1, losses.Length).Select(i => i / stepsPerEpoch).ToArray();
+        var loss = plot.Add.ScatterLine(xs, losses.Select(l => (double)l).ToArray());
+        loss.LineWidth = 1.5f;
+        loss.LegendText = "training loss";
+        if (epochs.Count > 0)
+        {
+            var accuracy = plot.Add.Scatter(epochs.Select(e => (double)e.Epoch).ToArray(), epochs.Select(e => 100.0 * e.TestAccuracy).ToArray());
+            accuracy.LegendText = "test accuracy (%)";
+            accuracy.MarkerSize = 9;
+            accuracy.Axes.YAxis = plot.Axes.Right;
+            plot.Axes.Right.Label.Text = "test accuracy (%)";
+        }
+        plot.Axes.Bottom.Label.Text = "epoch";
+        plot.Axes.Left.Label.Text = "training cross-entropy";
+        plot.ShowLegend();
+        plot.Title(title);
+        plot.SavePng(path, 900, 500);
     }
 
     /// <summary>A bar, step, loss and throughput: rewritten in place on a terminal; a plain line every tenth of the run when redirected.</summary>

@@ -103,7 +103,7 @@ namespace GpuNet.Kernels
                 Col2ImAt<TAct>(col, bias, o, index, outH, outW, outChannels, groups, hasBias, act, i);
         }
 
-        /// <summary>Element <paramref name="i"/> of <see cref="Col2Im"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        /// <summary>Element <paramref name="i"/> of <see cref="Col2Im"/>: the per-element body of the GPU loop (the fast CPU device runs <see cref="Cpu.HostPool.Col2Im{TAct}"/>).</summary>
         public static void Col2ImAt<TAct>(ArrayView<float> col, ArrayView<float> bias, ArrayView<float> o, ConvIndex index, int outH, int outW,
             int outChannels, int groups, int hasBias, TAct act, int i) where TAct : struct, IUnaryOp
         {
@@ -234,7 +234,7 @@ namespace GpuNet.Kernels
 
         /// <summary>
         /// Folds contiguous columns into <paramref name="output"/> [N, outChannels, outH, outW], summing overlapping taps, plus the
-        /// bias and the activation: the fast CPU's parallel loop over <see cref="Col2ImAt{TAct}"/>, else <see cref="Col2Im{TAct}"/>.
+        /// bias and the activation: the fast CPU's per-plane scatter (<see cref="Cpu.HostPool.Col2Im{TAct}"/>), else <see cref="Col2Im{TAct}"/>.
         /// </summary>
         internal static void RunCol2Im(Device device, Tensor col, Tensor? bias, Tensor output, ConvIndex index, int outH, int outW, int outChannels,
             int groups, FusedActivation act) =>
@@ -246,10 +246,16 @@ namespace GpuNet.Kernels
         {
             public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
-                var (col, bias, output, index, outH, outW, outChannels, groups, hasBias, total) = (Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total);
-                if (Cpu.HostParallel.Elements(Device, "col2im", Total, Index.KH * Index.KW,
-                    i => Col2ImAt(col, bias, output, index, outH, outW, outChannels, groups, hasBias, default(TAct), i)))
+                if (Device.IsHostCpu)
+                {
+                    using (Device.Profiler.Measure("col2im"))
+                        unsafe
+                        {
+                            Cpu.HostPool.Col2Im(Cpu.HostMemory.Ptr(Col), Cpu.HostMemory.Ptr(Bias), Cpu.HostMemory.Ptr(Output), Index, Total / (OutChannels * OutH * OutW),
+                                OutH, OutW, OutChannels, Groups, HasBias != 0, default(TAct));
+                        }
                     return;
+                }
                 Device.Launch("col2im", Col2Im<TAct>, LaunchShapes.Linear(Device, Total, LaunchShapes.ElementwiseGroup(Device)),
                     Col, Bias, Output, Index, OutH, OutW, OutChannels, Groups, HasBias, Total, default(TAct));
             }

@@ -48,7 +48,7 @@ namespace GpuNet.Kernels
                 Pool2dAt<TMax>(x, o, indices, q, i);
         }
 
-        /// <summary>Element <paramref name="i"/> of <see cref="Pool2d"/>: the body its GPU loop and the fast CPU device's host loop share.</summary>
+        /// <summary>Element <paramref name="i"/> of <see cref="Pool2d"/>: the per-element body of the GPU loop (the fast CPU device runs <see cref="Cpu.HostPool.Pool2d"/>).</summary>
         public static void Pool2dAt<TMax>(ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int i)
             where TMax : struct, IFlag
         {
@@ -194,25 +194,37 @@ namespace GpuNet.Kernels
             dx[i] = sum;
         }
 
-        /// <summary>Max (with indices) or average pooling into <paramref name="total"/> outputs: the fast CPU's parallel loop over
-        /// <see cref="Pool2dAt"/>, else the kernel <see cref="Pool2d"/>.</summary>
-        /// <summary>The gradient of a pooling into <paramref name="total"/> inputs: the fast CPU's parallel loop over
-        /// <see cref="Pool2dBackwardAt"/>, else the kernel <see cref="Pool2dBackward"/>.</summary>
+        /// <summary>Max (with indices) or average pooling into <paramref name="total"/> outputs: the fast CPU's per-plane loop
+        /// (<see cref="Cpu.HostPool.Pool2d"/>), else the kernel <see cref="Pool2d"/>.</summary>
+        /// <summary>The gradient of a pooling into <paramref name="total"/> inputs: the fast CPU's per-plane scatter
+        /// (<see cref="Cpu.HostPool.Pool2dBackward"/>), else the kernel <see cref="Pool2dBackward"/>.</summary>
         internal static void RunPool2dBackward<TMax>(string op, Device device, ArrayView<float> dy, ArrayView<float> indices, ArrayView<float> dx, PoolIndex q, int total)
             where TMax : struct, IFlag
         {
-            long windows = q.Adaptive != 0 ? (q.OH / q.H + 2) * (q.OW / q.W + 2) : q.KH * q.KW;
-            if (Cpu.HostParallel.Elements(device, op, total, windows, i => Pool2dBackwardAt<TMax>(dy, indices, dx, q, i)))
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostPool.Pool2dBackward(Cpu.HostMemory.Ptr(dy), Cpu.HostMemory.Ptr(indices), Cpu.HostMemory.Ptr(dx), q, total / (q.H * q.W), default(TMax).Value);
+                    }
                 return;
+            }
             device.Launch(op, Pool2dBackward<TMax>, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), dy, indices, dx, q, total);
         }
 
         internal static void RunPool2d<TMax>(string op, Device device, ArrayView<float> x, ArrayView<float> o, ArrayView<float> indices, PoolIndex q, int total)
             where TMax : struct, IFlag
         {
-            long window = q.Adaptive != 0 ? q.H * q.W / (q.OH * q.OW) + 1 : q.KH * q.KW;
-            if (Cpu.HostParallel.Elements(device, op, total, window, i => Pool2dAt<TMax>(x, o, indices, q, i)))
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostPool.Pool2d(Cpu.HostMemory.Ptr(x), Cpu.HostMemory.Ptr(o), Cpu.HostMemory.Ptr(indices), q, total / (q.OH * q.OW), default(TMax).Value);
+                    }
                 return;
+            }
             device.Launch(op, Pool2d<TMax>, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), x, o, indices, q, total);
         }
     }

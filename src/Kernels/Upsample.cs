@@ -151,23 +151,35 @@ namespace GpuNet.Kernels
             dx[i] = sum;
         }
 
-        /// <summary>The gradient of nearest upsampling into <paramref name="total"/> inputs: the fast CPU's parallel loop over
-        /// <see cref="NearestBackwardAt"/>, else the kernel <see cref="NearestBackward"/>.</summary>
+        /// <summary>The gradient of nearest upsampling into <paramref name="total"/> inputs: the fast CPU's per-plane scatter
+        /// (<see cref="Cpu.HostPool.NearestBackward"/>), else the kernel <see cref="NearestBackward"/>.</summary>
         internal static void RunNearestBackward(string op, Device device, ArrayView<float> dy, ArrayView<float> dx, int h, int w, int oh, int ow, int total)
         {
-            long reads = (oh / h + 5L) * (ow / w + 5L);
-            if (Cpu.HostParallel.Elements(device, op, total, reads, i => NearestBackwardAt(dy, dx, h, w, oh, ow, i)))
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostPool.NearestBackward(Cpu.HostMemory.Ptr(dy), Cpu.HostMemory.Ptr(dx), h, w, oh, ow, total / (h * w));
+                    }
                 return;
+            }
             device.Launch(op, NearestBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), dy, dx, h, w, oh, ow, total);
         }
 
-        /// <summary>The gradient of bilinear upsampling into <paramref name="total"/> inputs: the fast CPU's parallel loop over
-        /// <see cref="BilinearBackwardAt"/>, else the kernel <see cref="BilinearBackward"/>.</summary>
+        /// <summary>The gradient of bilinear upsampling into <paramref name="total"/> inputs: the fast CPU's per-plane scatter
+        /// (<see cref="Cpu.HostPool.BilinearBackward"/>), else the kernel <see cref="BilinearBackward"/>.</summary>
         internal static void RunBilinearBackward(string op, Device device, ArrayView<float> dy, ArrayView<float> dx, int h, int w, int oh, int ow, int alignCorners, int total)
         {
-            long reads = (oh / h + 7L) * (ow / w + 7L);
-            if (Cpu.HostParallel.Elements(device, op, total, reads, i => BilinearBackwardAt(dy, dx, h, w, oh, ow, alignCorners, i)))
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostPool.BilinearBackward(Cpu.HostMemory.Ptr(dy), Cpu.HostMemory.Ptr(dx), h, w, oh, ow, alignCorners, total / (h * w));
+                    }
                 return;
+            }
             device.Launch(op, BilinearBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), dy, dx, h, w, oh, ow, alignCorners, total);
         }
 

@@ -73,6 +73,20 @@ public static class ModelZoo
             new Conv2d(d, 8, 16, 3, padding: 1), new BatchNorm2d(d, 16), new ActivationLayer(d, "relu"), new AdaptiveAvgPool2d(d, 2, 2))),
         ("classifier", new Sequential(d, new Flatten(d), new Linear(d, 64, 32), new ActivationLayer(d, "relu"), new Dropout(d, 0.5f), new Linear(d, 32, classes))));
 
+    /// <summary>
+    /// The seed CNN sized for 28×28 grey images (Fashion-MNIST, `train cnn`): features = Conv2d(1→32, 3, pad 1) → BatchNorm2d → ReLU →
+    /// MaxPool2d(2) → Conv2d(32→64, 3, pad 1) → BatchNorm2d → ReLU → MaxPool2d(2); classifier = Flatten → Linear(3136→128) → ReLU →
+    /// Dropout(0.25) → Linear(128→classes). nn.Sequential names as <see cref="CnnClassifier"/>.
+    /// </summary>
+    public static Sequential ImageCnn(Device d, int classes = 10, int inChannels = 1, int size = 28) => new(d,
+        ("features", new Sequential(d, new Conv2d(d, inChannels, 32, 3, padding: 1), new BatchNorm2d(d, 32), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2),
+            new Conv2d(d, 32, 64, 3, padding: 1), new BatchNorm2d(d, 64), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2))),
+        ("classifier", new Sequential(d, new Flatten(d), new Linear(d, 64 * (size / 4) * (size / 4), 128), new ActivationLayer(d, "relu"), new Dropout(d, 0.25f),
+            new Linear(d, 128, classes))));
+
+    /// <summary>A small ResNet for 28×28 grey images (`train cnn --model resnet`): width 16, basic blocks 2-2-2 (strides 1, 2, 2).</summary>
+    public static ResNet ImageResNet(Device d, int classes = 10, int inChannels = 1) => new(d, ResNetBlock.Basic, new[] { 2, 2, 2 }, 16, classes, inChannels);
+
     /// <summary>VGG-style: two 3×3 conv + ReLU stages with max pooling, adaptive average pooling, the classifier (torchvision names features, avgpool, classifier).</summary>
     public static Sequential Vgg(Device d, int classes = 10) => new(d,
         ("features", new Sequential(d, new Conv2d(d, 3, 8, 3, padding: 1), new ActivationLayer(d, "relu"), new Conv2d(d, 8, 8, 3, padding: 1), new ActivationLayer(d, "relu"),
