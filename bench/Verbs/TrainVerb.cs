@@ -84,7 +84,7 @@ public static class TrainVerb
         device.ManualSeed(seed);
         using var model = kind == "cnn" ? (Layer)ModelZoo.ImageCnn(device) : ModelZoo.ImageResNet(device);
         Console.WriteLine($"{kind}: {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training and {test.Count} test images; " +
-                          $"Adam lr {lr}, batch {batch}, {epochs} epochs, cross-entropy");
+                          $"Adam lr {lr} (cosine to 0 over the run), batch {batch}, {epochs} epochs, cross-entropy");
         var (losses, results) = ImageClassification.Train(model, train, test, epochs, batch, lr, seed,
             p => ClassifierBar(p, epochs),
             r =>
@@ -112,7 +112,7 @@ public static class TrainVerb
                       $"loss {p.Loss:0.0000}  accuracy {p.Accuracy:P1}  {p.ImagesPerSecond:0} images/s  about {ProgressReporter.Format(p.Left)} left";
         if (!Console.IsOutputRedirected)
             Console.Write("\r" + line + "   ");
-        else if (p.Batch == p.Batches || p.Batch % Math.Max(1, p.Batches / 5) == 0)
+        else if (p.Batch == p.Batches || p.Batch % Math.Max(1, p.Batches / 5) < 10)
             Console.WriteLine(line);
     }
 

@@ -111,8 +111,64 @@ internal static class LayoutChecks
         return result.ToArray();
     }
 
+    /// <summary>Constant padding of the trailing dimensions of a row-major tensor, in double.</summary>
+    private static double[] PadReference(double[] x, int[] shape, (int Before, int After)[] padding, double value)
+    {
+        int first = shape.Length - padding.Length;
+        var outShape = shape.Select((d, i) => i < first ? d : d + padding[i - first].Before + padding[i - first].After).ToArray();
+        var y = Enumerable.Repeat(value, (int)ShapeUtil.Product(outShape)).ToArray();
+        var index = new int[shape.Length];
+        for (int e = 0; e < x.Length; e++)
+        {
+            int rest = e, at = 0;
+            for (int d = shape.Length - 1; d >= 0; d--)
+            {
+                index[d] = rest % shape[d];
+                rest /= shape[d];
+            }
+            for (int d = 0; d < shape.Length; d++)
+                at = at * outShape[d] + index[d] + (d >= first ? padding[d - first].Before : 0);
+            y[at] = x[e];
+        }
+        return y;
+    }
+
+    private static readonly (string Name, int[] Shape, (int, int)[] Padding)[] PadCases =
+    {
+        ("unet_skip", new[] { 2, 3, 4, 3 }, new[] { (0, 1), (1, 0) }),
+        ("all_dims", new[] { 3, 5 }, new[] { (2, 1), (0, 3) }),
+        ("last_only", new[] { 2, 3, 7 }, new[] { (1, 2) }),
+    };
+
+    /// <summary>Constant padding (the UNet's up path), forward.</summary>
+    internal static IEnumerable<CheckCase> PadForward()
+    {
+        foreach (var (name, shape, padding) in PadCases)
+            yield return new CheckCase("layout", "pad", name, Shapes(shape) + " pad " + string.Join(" ", padding), CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, shape);
+                using var y = Ops.Pad(x, padding, 0.5f);
+                return new(y.ToArray(), PadReference(Host(x), shape, padding, 0.5));
+            });
+    }
+
     internal static IEnumerable<CheckCase> BackwardLayouts()
     {
+        foreach (var (name, padShape, padding) in PadCases)
+        {
+            yield return GradientCheck.Case("pad_backward", name, new[] { new GradientInput(padShape) }, t => Ops.Pad(t[0], padding),
+                x => PadReference(x[0], padShape, padding, 0),
+                (x, g) =>
+                {
+                    // The gradient's interior: the entries the forward copied x into.
+                    var positions = PadReference(Enumerable.Range(0, x[0].Length).Select(i => (double)i + 1).ToArray(), padShape, padding, 0);
+                    var dx = new double[x[0].Length];
+                    for (int i = 0; i < positions.Length; i++)
+                        if (positions[i] > 0)
+                            dx[(int)positions[i] - 1] = g[i];
+                    return new[] { dx };
+                });
+        }
         var shape = new[] { 3, 4, 5 };
         yield return GradientCheck.Case("permute_backward", "rank3", new[] { new GradientInput(shape) }, t => Ops.Permute(t[0], 2, 0, 1),
             x => Permuted(x[0], shape), (x, g) => new[] { Unpermuted(g, shape) });
@@ -238,7 +294,7 @@ internal static class LayoutChecks
     }
 
     /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
-    internal static KernelFamily Family { get; } = new("layout", () => Cases().Concat(BackwardViews()).Concat(BackwardLayouts()), Variants, Bench);
+    internal static KernelFamily Family { get; } = new("layout", () => Cases().Concat(PadForward()).Concat(BackwardViews()).Concat(BackwardLayouts()), Variants, Bench);
 
     private static IEnumerable<KernelVariant> Variants()
     {
@@ -254,6 +310,11 @@ internal static class LayoutChecks
         foreach (var kernel in new[] { "concat_backward", "split_backward" })
             yield return Strided(kernel, "copy_strided", copy);
         yield return Flat("axpy_backward", "flat_scale", Unary(typeof(Activation.Scale)));
+        foreach (var kernel in new[] { "pad", "pad_backward" })
+        {
+            yield return Flat(kernel, "fill", Unary(typeof(ElementwiseOps.Constant)));
+            yield return Strided(kernel, "copy_strided", copy);
+        }
     }
 
     private static IEnumerable<BenchCase> Bench()
@@ -267,6 +328,12 @@ internal static class LayoutChecks
             { var a = R(d, s, rows, cols); var b = R(d, s + 1, rows, cols); return new(() => Ops.Concat(new[] { a, b }, 1).Dispose(), a, b); });
             yield return C("split", S(rows, cols) + " in 4 axis1", 0, 8 * rc, presets, (d, s) =>
             { var x = R(d, s, rows, cols); return new(() => { foreach (var p in Ops.Split(x, 4, 1)) p.Dispose(); }, x); });
+            // A [rows/16, 16, cols] map padded by one on each side of its last two dimensions (a UNet skip's F.pad).
+            double padded = (rows / 16) * 18.0 * (cols + 2);
+            yield return C("pad", S(rows / 16, 16, cols) + " +1 each side", 0, 4 * rc + 8 * padded, presets, (d, s) =>
+            { var x = R(d, s, rows / 16, 16, cols); return new(() => Ops.Pad(x, new[] { (1, 1), (1, 1) }).Dispose(), x); });
+            yield return Step("pad_backward", S(rows / 16, 16, cols) + " +1 each side", 0, 8 * rc + 12 * padded, presets, (d, s) =>
+                (new[] { R(d, s, rows / 16, 16, cols) }, Trained(1), t => Ops.Pad(t[0], new[] { (1, 1), (1, 1) })));
             yield return Step("axpy_backward", S(n), 3.0 * n, 28.0 * n, presets, (d, s) => (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.Axpy(0.5f, t[0], t[1])));
             yield return Step("transpose_backward", S(rows, cols), 0, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Transpose(t[0])));
             yield return Step("permute_backward", S(rows / 16, 16, cols) + " (2,0,1)", 0, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows / 16, 16, cols) }, Trained(1), t => Ops.Permute(t[0], 2, 0, 1)));

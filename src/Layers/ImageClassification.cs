@@ -29,19 +29,22 @@ public readonly record struct EpochResult(int Epoch, float TrainLoss, float Trai
 public static class ImageClassification
 {
     /// <summary>
-    /// Trains <paramref name="model"/> for <paramref name="epochs"/> epochs. <paramref name="progress"/> is called every
-    /// <paramref name="reportEvery"/> batches and at the end of each epoch, <paramref name="epochDone"/> after each epoch's test.
-    /// Returns every step's training loss and the epochs' results.
+    /// Trains <paramref name="model"/> for <paramref name="epochs"/> epochs with Adam, the rate annealed along a cosine from
+    /// <paramref name="learningRate"/> to zero over the run's steps (torch's CosineAnnealingLR stepped per batch) unless
+    /// <paramref name="cosine"/> is false. <paramref name="progress"/> is called every <paramref name="reportEvery"/> batches and at
+    /// the end of each epoch, <paramref name="epochDone"/> after each epoch's test. Returns every step's training loss and the
+    /// epochs' results.
     /// </summary>
     public static (float[] StepLosses, IReadOnlyList<EpochResult> Epochs) Train(Layer model, ImageDataset train, ImageDataset test, int epochs,
         int batchSize = 64, float learningRate = 1e-3f, ulong seed = 0, Action<ClassifierProgress>? progress = null,
-        Action<EpochResult>? epochDone = null, int reportEvery = 10)
+        Action<EpochResult>? epochDone = null, int reportEvery = 10, bool cosine = true)
     {
         Validate.NotNull("image_classification", "model", model);
         if (epochs < 0)
             throw new InvalidArgumentException("image_classification", "epochs", "0 or more", epochs.ToString());
         var loader = new DataLoader(model.Device, train, batchSize, shuffle: true, seed: seed);
         using var optimizer = new Adam(model.Parameters(), learningRate);
+        var schedule = cosine ? new CosineAnnealingLR(optimizer, Math.Max(1, epochs * loader.BatchCount)) : null;
         var losses = new List<float>();
         var results = new List<EpochResult>();
         var clock = Stopwatch.StartNew();
@@ -67,6 +70,7 @@ public static class ImageClassification
                         }
                         optimizer.Step();
                         optimizer.ZeroGrad();
+                        schedule?.Step();
                         correct += Correct(logits, batch.HostLabels);
                     }
                     losses.Add(loss);

@@ -116,11 +116,7 @@ public sealed class UNet : Layer
             return x;
         if (dy < 0 || dx < 0)
             throw new ShapeMismatchException("unet", "x", $"an upsampled map no larger than the skip {height}×{width}", GpuNetException.FormatShape(x.ShapeArray()));
-        var padded = Tensor.Zeros(Device, x.Size(0), x.Size(1), height, width);
-        using var inner = padded.Slice(2, dy / 2, x.Size(2));
-        using var target = inner.Slice(3, dx / 2, x.Size(3));
-        Ops.Copy(x, target);
-        return padded;
+        return Ops.Pad(x, new[] { (dy / 2, dy - dy / 2), (dx / 2, dx - dx / 2) });
     }
 
     private sealed class DownBlock : Module

@@ -26,6 +26,57 @@ public static partial class Ops
         return o;
     }
 
+    /// <summary>
+    /// Constant padding (F.pad's constant mode): <paramref name="padding"/>[i] = (before, after) pads dimension
+    /// rank − padding.Length + i — the trailing dimensions, in their natural order (F.pad lists them from the last one) — with
+    /// <paramref name="value"/>. Kernels <c>fill</c> and <c>copy_strided</c>; backward: the gradient's interior, copied.
+    /// </summary>
+    /// <exception cref="ShapeMismatchException">More pairs than dimensions, or a negative pad.</exception>
+    public static Tensor Pad(Tensor x, (int Before, int After)[] padding, float value = 0f)
+    {
+        const string op = "pad";
+        var device = Validate.Input(op, "x", x);
+        Validate.NotNull(op, "padding", padding);
+        if (padding.Length > x.Rank)
+            throw new ShapeMismatchException(op, "padding", $"at most {x.Rank} (before, after) pairs for a rank-{x.Rank} tensor", $"{padding.Length} pairs");
+        int first = x.Rank - padding.Length;
+        var shape = x.ShapeArray();
+        for (int i = 0; i < padding.Length; i++)
+        {
+            if (padding[i].Before < 0 || padding[i].After < 0)
+                throw new ShapeMismatchException(op, "padding", "pads ≥ 0", $"({padding[i].Before}, {padding[i].After}) on dimension {first + i}");
+            shape[first + i] = (int)Math.Min(int.MaxValue, (long)shape[first + i] + padding[i].Before + padding[i].After);
+        }
+        var output = Full(device, value, shape);
+        using (Autograd.NoGrad())
+        using (var interior = Interior(output, x.ShapeArray(), first, padding))
+            if (interior.Length > 0)
+                Copy(x, interior);
+        if (Autograd.ShouldRecord(x))
+        {
+            var inner = x.ShapeArray();
+            Autograd.Record(op, output, new[] { x }, (g, _) =>
+            {
+                using var view = Interior(g, inner, first, padding);
+                return new[] { CopyOf(view) };
+            });
+        }
+        return output;
+    }
+
+    /// <summary>The view of <paramref name="padded"/> that holds the unpadded tensor of <paramref name="shape"/>.</summary>
+    private static Tensor Interior(Tensor padded, int[] shape, int first, (int Before, int After)[] padding)
+    {
+        var view = padded.Slice(0, 0, padded.Size(0));
+        for (int i = 0; i < padding.Length; i++)
+        {
+            var next = view.Slice(first + i, padding[i].Before, shape[first + i]);
+            view.Dispose();
+            view = next;
+        }
+        return view;
+    }
+
     /// <summary>Joins tensors along <paramref name="axis"/>; all other dimensions must match. Kernel <c>concat</c>.</summary>
     public static Tensor Concat(IReadOnlyList<Tensor> tensors, int axis)
     {

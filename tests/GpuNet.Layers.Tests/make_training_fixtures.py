@@ -12,7 +12,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from make_fixtures import Gpt, MoeBlock, padding, write_safetensors
+from make_fixtures import (BasicBlock, Bottleneck, ConformerBlock, DiT, Gpt, MaskedConv2d, MoeBlock, ResNet, UNet, Vae, padding,
+                           randomize_batchnorm, write_safetensors)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -38,11 +39,19 @@ def dnn(steps=2000):
     print(f"dnn: loss after 1 step {losses[0]:.6f}, after 5 {losses[4]:.6f}, after {steps} {losses[-1]:.6f}")
 
 
-def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3, run=None, extra=None):
+def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3, run=None, extra=None, train_mode=False):
     """Every parameter's gradient after one forward/backward of loss_fn in float64, and the losses of adam_steps Adam
     steps from the same weights (the loss before each step, then after the last), next to the F32 weights. Dropout is
-    off (eval mode); GpuNet builds these layers without dropout, as the files carry no dropout metadata. run(model, x, extra) defaults to model(x)."""
+    off (eval mode); GpuNet builds these layers without dropout, as the files carry no dropout metadata. With train_mode
+    (metadata mode=train) batch norm uses the batch statistics, as in training, and only the dropout modules are in eval
+    mode; the state written is the one before the first forward. run(model, x, extra) defaults to model(x)."""
     model.eval()
+    if train_mode:
+        model.train()
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.eval()
+        metadata = dict(metadata, mode="train")
     state = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
     as_double = lambda t: t if t.dtype in (torch.long, torch.bool) else t.double()
     extra = extra or {}
@@ -133,9 +142,62 @@ def moe_grad():
     gradients("moe_block_grad", model, x, torch.randn(3, 5, 16), F.mse_loss, dict(cfg, loss="mse"))
 
 
+def conv_grads():
+    """The convolutional seed models of the golden fixtures, in training mode (batch statistics, dropout off)."""
+    torch.manual_seed(31)
+    features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.AdaptiveAvgPool2d((2, 2)))
+    cnn = nn.Sequential()
+    cnn.add_module("features", features)
+    cnn.add_module("classifier", nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.5), nn.Linear(32, 10)))
+    ce = lambda logits, t: F.cross_entropy(logits, t.long())
+    gradients("cnn_grad", cnn, torch.randn(4, 3, 13, 11), torch.randint(0, 10, (4,)), ce, {"loss": "cross_entropy"}, train_mode=True)
+    torch.manual_seed(32)
+    features = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(8, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2))
+    vgg = nn.Sequential()
+    vgg.add_module("features", features)
+    vgg.add_module("avgpool", nn.AdaptiveAvgPool2d((2, 2)))
+    vgg.add_module("classifier", nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10)))
+    gradients("vgg_grad", vgg, torch.randn(3, 3, 17, 15), torch.randint(0, 10, (3,)), ce, {"classes": 10, "loss": "cross_entropy"}, train_mode=True)
+    for name, block, stages, seed in (("resnet_basic", BasicBlock, [2, 2], 33), ("resnet_bottleneck", Bottleneck, [1, 2], 34)):
+        torch.manual_seed(seed)
+        model = ResNet(block, stages, 8, 10)
+        randomize_batchnorm(model)
+        gradients(name + "_grad", model, torch.randn(3, 3, 15, 13), torch.randint(0, 10, (3,)), ce,
+                  {"block": "basic" if block is BasicBlock else "bottleneck", "stages": ",".join(map(str, stages)), "width": 8, "classes": 10,
+                   "loss": "cross_entropy"}, train_mode=True)
+    torch.manual_seed(35)
+    pixel = nn.Sequential(MaskedConv2d("A", 1, 16, 7, padding=3), nn.ReLU(), MaskedConv2d("B", 16, 16, 3, padding=1), nn.ReLU(),
+                          MaskedConv2d("B", 16, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 4, 1))
+    gradients("pixelcnn_grad", pixel, torch.randn(2, 1, 9, 11), torch.randn(2, 4, 9, 11), F.mse_loss,
+              {"channels": 1, "hidden": 16, "levels": 4, "layers": 2, "loss": "mse"})
+    for bilinear in (False, True):
+        torch.manual_seed(36 + bilinear)
+        model = UNet(3, 2, 8, bilinear)
+        randomize_batchnorm(model)
+        gradients("unet_bilinear_grad" if bilinear else "unet_grad", model, torch.randn(2, 3, 18, 14), torch.randn(2, 2, 18, 14), F.mse_loss,
+                  {"in": 3, "classes": 2, "base": 8, "depth": 2, "bilinear": int(bilinear), "loss": "mse"}, train_mode=True)
+    torch.manual_seed(38)
+    vae = Vae(6)
+    gradients("vae_grad", vae, torch.rand(2, 1, 16, 16), torch.rand(2, 16 * 16 + 2 * 6), F.mse_loss, {"latent": 6, "loss": "mse"},
+              run=lambda m, x, e: m(x, e["eps"]), extra={"eps": torch.randn(2, 6)}, train_mode=True)
+    torch.manual_seed(39)
+    cfg = dict(channels=3, size=8, patch=2, d=32, h=4, layers=2, classes=5, temb=16)
+    dit = DiT(**cfg)
+    gradients("dit_grad", dit, torch.randn(2, 3, 8, 8), torch.randn(2, 3, 8, 8), F.mse_loss, dict(cfg, loss="mse"),
+              run=lambda m, x, e: m(x, e["timesteps"], e["labels"]), extra={"timesteps": torch.tensor([3.0, 517.0]), "labels": torch.tensor([4, 1])})
+    torch.manual_seed(40)
+    cfg = dict(d=16, h=4, ff=32, kernel=7)
+    conformer = ConformerBlock(**cfg)
+    randomize_batchnorm(conformer)
+    gradients("conformer_block_grad", conformer, torch.randn(2, 13, 16), torch.randn(2, 13, 16), F.mse_loss, dict(cfg, loss="mse"), train_mode=True)
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
     gpt_grad()
     sequence_grads()
+    conv_grads()
     moe_grad()
