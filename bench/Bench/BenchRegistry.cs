@@ -16,7 +16,7 @@ public static class BenchRegistry
     /// <summary>Every case.</summary>
     public static IReadOnlyList<BenchCase> All { get; } = KernelFamilies.All.SelectMany(f => f.Bench())
         .Concat(BenchShapes.MatMuls.Select(s => CuBlasCase(s.M, s.N, s.K, s.Presets)))
-        .Concat(CpuPeerCases()).ToList();
+        .Concat(CpuPeerCases()).Concat(TrainingStepBench.Cases()).ToList();
 
     /// <summary>
     /// The fast CPU device's peers on the shapes of issue #13's table (add 64K and 1M, relu and sigmoid 64K, matmul 128³/512³/1024³,

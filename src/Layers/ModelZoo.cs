@@ -75,12 +75,14 @@ public static class ModelZoo
 
     /// <summary>
     /// The seed CNN sized for 28×28 grey images (Fashion-MNIST, `train cnn`): features = Conv2d(1→32, 3, pad 1) → BatchNorm2d → ReLU →
-    /// MaxPool2d(2) → Conv2d(32→64, 3, pad 1) → BatchNorm2d → ReLU → MaxPool2d(2); classifier = Flatten → Linear(3136→128) → ReLU →
-    /// Dropout(0.25) → Linear(128→classes). nn.Sequential names as <see cref="CnnClassifier"/>.
+    /// MaxPool2d(2) → Conv2d(32→64, 3, pad 1) → BatchNorm2d → ReLU → Conv2d(64→64, 3, pad 1) → BatchNorm2d → ReLU → MaxPool2d(2);
+    /// classifier = Flatten → Linear(3136→128) → ReLU → Dropout(0.25) → Linear(128→classes). nn.Sequential names as
+    /// <see cref="CnnClassifier"/>.
     /// </summary>
     public static Sequential ImageCnn(Device d, int classes = 10, int inChannels = 1, int size = 28) => new(d,
         ("features", new Sequential(d, new Conv2d(d, inChannels, 32, 3, padding: 1), new BatchNorm2d(d, 32), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2),
-            new Conv2d(d, 32, 64, 3, padding: 1), new BatchNorm2d(d, 64), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2))),
+            new Conv2d(d, 32, 64, 3, padding: 1), new BatchNorm2d(d, 64), new ActivationLayer(d, "relu"),
+            new Conv2d(d, 64, 64, 3, padding: 1), new BatchNorm2d(d, 64), new ActivationLayer(d, "relu"), new MaxPool2d(d, 2))),
         ("classifier", new Sequential(d, new Flatten(d), new Linear(d, 64 * (size / 4) * (size / 4), 128), new ActivationLayer(d, "relu"), new Dropout(d, 0.25f),
             new Linear(d, 128, classes))));
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""PyTorch's side of `gpunet run`'s training-step comparisons: builds the same model as GpuNet's case (the same layers, the
+same batch of random images and labels), then serves steps over stdin so the bench can time PyTorch interleaved with GpuNet
+on the same machine: it prints "ready" once built, and for every line "step" runs one training step (forward, cross-entropy,
+backward, Adam step, zero_grad) and prints "ok". FP32, CPU threads as given (default: every core, as GpuNet's host code uses).
+
+    python3 bench/peers/torch_train_step.py --model image_cnn --batch 64
+"""
+import argparse
+import sys
+
+import torch
+import torch.nn as nn
+
+
+def image_cnn(classes=10):
+    """ModelZoo.ImageCnn: the seed CNN for 28x28 grey images."""
+    features = nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.BatchNorm2d(32), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(),
+                             nn.Conv2d(64, 64, 3, padding=1), nn.BatchNorm2d(64), nn.ReLU(), nn.MaxPool2d(2))
+    classifier = nn.Sequential(nn.Flatten(), nn.Linear(64 * 7 * 7, 128), nn.ReLU(), nn.Dropout(0.25), nn.Linear(128, classes))
+    return nn.Sequential(features, classifier)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--model", default="image_cnn")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    model = {"image_cnn": image_cnn}[args.model]()
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.rand(args.batch, 1, 28, 28) * 2 - 1
+    y = torch.randint(0, 10, (args.batch,))
+    loss_fn = nn.CrossEntropyLoss()
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        print("ok", flush=True)
+
+
+if __name__ == "__main__":
+    main()
