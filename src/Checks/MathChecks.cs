@@ -113,11 +113,107 @@ internal static class MathChecks
         }
     }
 
+    /// <summary>Inputs drawn uniformly from [low, high).</summary>
+    private static GradientInput In(int[] shape, double low, double high) => new(shape, Values: (k, seed) =>
+    {
+        var v = new float[ShapeUtil.Product(shape)];
+        Philox.FillUniform(v, seed + (ulong)k * 0x9E3779B97F4A7C15UL, (float)low, (float)high);
+        return v;
+    });
+
+    /// <summary>
+    /// Backward cases of the math ops that losses and generative models use: every differentiable unary function (log, sqrt,
+    /// abs, clamp, pow by a scalar and the rest) on its domain, pow/minimum/maximum/PReLU/mod with broadcasting, the minimum
+    /// over an axis, and the straight-through estimator (whose gradient is the identity by definition, so it is checked
+    /// directly rather than by finite differences).
+    /// </summary>
+    internal static IEnumerable<CheckCase> BackwardMath()
+    {
+        var shape = new[] { 7, 13 };
+        var unary = new (UnaryFunction F, float A, float B, double Low, double High)[]
+        {
+            (UnaryFunction.Abs, 0, 0, -3, 3), (UnaryFunction.Neg, 0, 0, -3, 3), (UnaryFunction.Sqrt, 0, 0, 0.1, 9), (UnaryFunction.Reciprocal, 0, 0, 0.2, 5),
+            (UnaryFunction.Log, 0, 0, 0.05, 20), (UnaryFunction.Exp, 0, 0, -4, 4), (UnaryFunction.Floor, 0, 0, -3, 3), (UnaryFunction.Sign, 0, 0, -3, 3),
+            (UnaryFunction.Erf, 0, 0, -3, 3), (UnaryFunction.Sin, 0, 0, -6, 6), (UnaryFunction.Cos, 0, 0, -6, 6), (UnaryFunction.Tan, 0, 0, -1.2, 1.2),
+            (UnaryFunction.Asin, 0, 0, -0.9, 0.9), (UnaryFunction.Acos, 0, 0, -0.9, 0.9), (UnaryFunction.Atan, 0, 0, -5, 5), (UnaryFunction.Sinh, 0, 0, -3, 3),
+            (UnaryFunction.Cosh, 0, 0, -3, 3), (UnaryFunction.Asinh, 0, 0, -5, 5), (UnaryFunction.Acosh, 0, 0, 1.1, 6), (UnaryFunction.Atanh, 0, 0, -0.9, 0.9),
+            (UnaryFunction.Softsign, 0, 0, -4, 4), (UnaryFunction.HardSigmoid, 0.2f, 0.5f, -4, 4), (UnaryFunction.HardSwish, 0, 0, -5, 5),
+            (UnaryFunction.Selu, 1.6732632f, 1.050701f, -3, 3), (UnaryFunction.Celu, 1.5f, 0, -3, 3), (UnaryFunction.ThresholdedRelu, 1f, 0, -3, 3),
+            (UnaryFunction.Shrink, 1.5f, 0.5f, -3, 3), (UnaryFunction.Clip, -1.5f, 2f, -3, 3), (UnaryFunction.PowScalar, 3f, 0, -2, 2),
+            (UnaryFunction.PowScalar, 0.5f, 0, 0.1, 9),
+        };
+        foreach (var (f, a, b, low, high) in unary)
+        {
+            var forward = MathReference.Of(f, a, b);
+            var derivative = MathReference.Derivative(f, a, b);
+            string name = f.ToString().ToLowerInvariant() + (f == UnaryFunction.PowScalar ? "_" + a : "");
+            yield return GradientCheck.Case("unary_math_backward", name, new[] { In(shape, low, high) }, t => Ops.Unary(t[0], f, a, b),
+                x => x[0].Select(forward).ToArray(), (x, g) => new[] { x[0].Select((v, i) => g[i] * derivative(v)).ToArray() });
+        }
+        var binary = new (BinaryFunction F, double ALow, double AHigh, double BLow, double BHigh)[]
+        {
+            (BinaryFunction.Pow, 0.2, 3, -2, 2), (BinaryFunction.Min, -3, 3, -3, 3), (BinaryFunction.Max, -3, 3, -3, 3),
+            (BinaryFunction.PRelu, -3, 3, 0, 1), (BinaryFunction.Mod, -20, 20, 0.5, 4), (BinaryFunction.Fmod, -20, 20, 0.5, 4),
+        };
+        int[] sa = { 7, 1, 5 }, sb = { 3, 1 };
+        var outShape = ElementwiseReference.BroadcastShape(sa, sb);
+        foreach (var (f, aLow, aHigh, bLow, bHigh) in binary)
+        {
+            var forward = MathReference.Of(f);
+            var (pa, pb) = (MathReference.Partial(f, false), MathReference.Partial(f, true));
+            yield return GradientCheck.Case("binary_math_backward", f.ToString().ToLowerInvariant() + "_broadcast", new[] { In(sa, aLow, aHigh), In(sb, bLow, bHigh) },
+                t => Ops.Binary(t[0], t[1], f), x => ElementwiseReference.Binary(x[0], sa, x[1], sb, forward),
+                (x, g) =>
+                {
+                    // dy times the partial at every output element, summed back over the dimensions each operand was broadcast along.
+                    var da = ElementwiseReference.Binary(x[0], sa, x[1], sb, pa).Select((v, i) => v * g[i]).ToArray();
+                    var db = ElementwiseReference.Binary(x[0], sa, x[1], sb, pb).Select((v, i) => v * g[i]).ToArray();
+                    return new[] { GradientReference.SumToShape(da, outShape, sa), GradientReference.SumToShape(db, outShape, sb) };
+                });
+        }
+        var rows = new[] { 5, 9, 3 };
+        yield return GradientCheck.Case("reduce_min_backward", "axis1", new[] { new GradientInput(rows) }, t => Ops.Min(t[0], 1),
+            x => ReduceReference.Reduce(x[0], rows[0], rows[1], rows[2], double.PositiveInfinity, Math.Min),
+            (x, g) =>
+            {
+                var dx = new double[x[0].Length];
+                for (int i = 0; i < rows[0]; i++)
+                    for (int k = 0; k < rows[2]; k++)
+                    {
+                        int best = 0;
+                        for (int j = 1; j < rows[1]; j++)
+                            if (x[0][(i * rows[1] + j) * rows[2] + k] < x[0][(i * rows[1] + best) * rows[2] + k])
+                                best = j;
+                        dx[(i * rows[1] + best) * rows[2] + k] = g[i * rows[2] + k];
+                    }
+                return new[] { dx };
+            });
+        yield return new CheckCase("backward", "straight_through_backward", "vq", "[4, 6]", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var x = Random(d, seed, 0, 4, 6);
+            using var q = Random(d, seed, 1, 4, 6);
+            using var g = Random(d, seed, 2, 4, 6);
+            x.RequiresGrad = true;
+            using (var y = Ops.StraightThrough(x, q))
+            {
+                y.Backward(g);
+                // The output carries the quantized values; the gradient reaches x unchanged.
+                return new(y.ToArray().Concat(x.Grad!.ToArray()).ToArray(), Host(q).Concat(Host(g)).ToArray());
+            }
+        });
+    }
+
     /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
-    internal static KernelFamily Family { get; } = new(FamilyName, Cases, Variants, Bench);
+    internal static KernelFamily Family { get; } = new(FamilyName, () => Cases().Concat(BackwardMath()), Variants, Bench);
 
     private static IEnumerable<KernelVariant> Variants() =>
-        Elementwise("unary_math", Unary(typeof(UnaryMath))).Concat(Elementwise("binary_math", typeof(BinaryMath)));
+        Elementwise("unary_math", Unary(typeof(UnaryMath))).Concat(Elementwise("binary_math", typeof(BinaryMath)))
+            .Concat(Elementwise("unary_math_backward", typeof(Activation.Backward<UnaryMath>)))
+            .Concat(Elementwise("binary_math_backward", typeof(BinaryMathPartial)))
+            .Concat(new[] { Flat("binary_math_backward", "times_gradient", typeof(ElementwiseOps.Mul)) })
+            .Concat(new[] { Strided("straight_through_backward", "copy", Unary(typeof(ElementwiseOps.Identity))) })
+            .Concat(new[] { new KernelVariant("reduce_min_backward", "argmin", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(ValueIndex), typeof(ReduceOps.ArgMax))),
+                            Method("reduce_min_backward", "route", typeof(ReduceKernels), nameof(ReduceKernels.MaxBackward)) });
 
     private static IEnumerable<BenchCase> Bench()
     {
@@ -128,6 +224,18 @@ internal static class MathChecks
                 yield return C("unary_math", S(n) + " " + function.ToString().ToLowerInvariant(), f * n, 8.0 * n, presets, (d, s) => { var x = R(d, s, n); return new(() => Ops.Unary(x, function).Dispose(), x); });
             foreach (var (function, f) in new[] { (BinaryFunction.Pow, 10.0), (BinaryFunction.Max, 1.0) })
                 yield return C("binary_math", S(n) + " " + function.ToString().ToLowerInvariant(), f * n, 12.0 * n, presets, (d, s) => { var a = R(d, s, n); var b = R(d, s + 1, n); return new(() => Ops.Binary(a, b, function).Dispose(), a, b); });
+            // Training steps: the forward, then dy·f′(x) (unary) or the two partials times dy (binary).
+            yield return Step("unary_math_backward", S(n) + " log", 3.0 * n, 20.0 * n, presets, (d, s) =>
+                (new[] { Tensor.RandomUniform(d, new[] { n }, s, 0.1f, 2f) }, Trained(1), t => Ops.Unary(t[0], UnaryFunction.Log)));
+            yield return Step("binary_math_backward", S(n) + " max", 5.0 * n, 52.0 * n, presets, (d, s) =>
+                (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.Binary(t[0], t[1], BinaryFunction.Max)));
+            yield return Step("straight_through_backward", S(n), 0, 16.0 * n, presets, (d, s) =>
+                (new[] { R(d, s, n), R(d, s + 1, n) }, new[] { true, false }, t => Ops.StraightThrough(t[0], t[1])));
+        }
+        foreach (var (presets, _, rows, cols) in Tiers)
+        {
+            double rc = (double)rows * cols;
+            yield return Step("reduce_min_backward", S(rows, cols), 2 * rc, 16 * rc, presets, (d, s) => (new[] { R(d, s, rows, cols) }, Trained(1), t => Ops.Min(t[0], -1)));
         }
     }
 }

@@ -113,7 +113,7 @@ namespace GpuNet.Kernels
     /// kernels serves every math op (the branch is uniform across a launch, so a GPU pays one predictable jump per
     /// element; these ops are memory-bound). Parameters A and B are the function's attributes.
     /// </summary>
-    public struct UnaryMath : IUnaryOp
+    public struct UnaryMath : IDifferentiableUnaryOp
     {
         /// <summary>The function.</summary>
         public UnaryFunction Function;
@@ -160,6 +160,44 @@ namespace GpuNet.Kernels
             UnaryFunction.PowScalar => ElementwiseMath.Pow(x, A),
             _ => float.NaN,
         };
+
+        /// <summary>
+        /// f′(x), as PyTorch's autograd defines it: 0 for the step functions (floor, ceil, round, sign), sign(x) for |x| (0 at 0),
+        /// the clip's pass-through on [A, B] inclusive, the one-sided derivative at the kinks of the piecewise functions.
+        /// NaN for the logical functions, which have no gradient (the op refuses to record them).
+        /// </summary>
+        public readonly float Derivative(float x) => Function switch
+        {
+            UnaryFunction.Abs => x > 0 ? 1f : x < 0 ? -1f : 0f,
+            UnaryFunction.Neg => -1f,
+            UnaryFunction.Sqrt => 0.5f / MathF.Sqrt(x),
+            UnaryFunction.Reciprocal => -1f / (x * x),
+            UnaryFunction.Log => 1f / x,
+            UnaryFunction.Exp => MathF.Exp(x),
+            UnaryFunction.Floor or UnaryFunction.Ceil or UnaryFunction.Round or UnaryFunction.Sign => 0f,
+            UnaryFunction.Erf => 1.1283791671f * MathF.Exp(-x * x),
+            UnaryFunction.Sin => ElementwiseMath.SinCos(x, cosine: true),
+            UnaryFunction.Cos => -ElementwiseMath.SinCos(x, cosine: false),
+            UnaryFunction.Tan => 1f / (ElementwiseMath.SinCos(x, cosine: true) * ElementwiseMath.SinCos(x, cosine: true)),
+            UnaryFunction.Asin => 1f / MathF.Sqrt((1f - x) * (1f + x)),
+            UnaryFunction.Acos => -1f / MathF.Sqrt((1f - x) * (1f + x)),
+            UnaryFunction.Atan => 1f / (1f + x * x),
+            UnaryFunction.Sinh => 0.5f * (MathF.Exp(x) + MathF.Exp(-x)),
+            UnaryFunction.Cosh => ElementwiseMath.Sinh(x),
+            UnaryFunction.Asinh => 1f / MathF.Sqrt(x * x + 1f),
+            UnaryFunction.Acosh => 1f / MathF.Sqrt((x - 1f) * (x + 1f)),
+            UnaryFunction.Atanh => 1f / ((1f - x) * (1f + x)),
+            UnaryFunction.Softsign => 1f / ((1f + MathF.Abs(x)) * (1f + MathF.Abs(x))),
+            UnaryFunction.HardSigmoid => A * x + B > 0f && A * x + B < 1f ? A : 0f,
+            UnaryFunction.HardSwish => x < -3f ? 0f : x > 3f ? 1f : x / 3f + 0.5f,
+            UnaryFunction.Selu => x > 0 ? B : B * A * MathF.Exp(x),
+            UnaryFunction.Celu => x > 0 ? 1f : MathF.Exp(x / A),
+            UnaryFunction.ThresholdedRelu => x > A ? 1f : 0f,
+            UnaryFunction.Shrink => x > A || x < -A ? 1f : 0f,
+            UnaryFunction.Clip => x >= A && x <= B ? 1f : 0f,
+            UnaryFunction.PowScalar => A * ElementwiseMath.Pow(x, A - 1f),
+            _ => float.NaN,
+        };
     }
 
     /// <summary>Two-input elementwise math chosen at run time (see <see cref="UnaryMath"/>), with NumPy broadcasting from the launcher.</summary>
@@ -187,6 +225,38 @@ namespace GpuNet.Kernels
             BinaryFunction.Xor => (a != 0) != (b != 0) ? 1f : 0f,
             _ => float.NaN,
         };
+    }
+
+    /// <summary>
+    /// ∂f/∂a (or ∂f/∂b with <see cref="WithRespectToB"/>) of a <see cref="BinaryMath"/> function, elementwise: what its backward
+    /// multiplies the output gradient by. Pow: b·a^(b−1) and a^b·ln a; minimum and maximum route to the chosen input and split a
+    /// tie in halves (PyTorch's rule); PReLU: 1 or the slope, and a or 0; mod: 1, and −⌊a/b⌋ (−trunc(a/b) for fmod). The
+    /// comparisons and logic have no gradient (the op refuses to record them).
+    /// </summary>
+    public struct BinaryMathPartial : IBinaryOp
+    {
+        /// <summary>The function.</summary>
+        public BinaryFunction Function;
+
+        /// <summary>1 for the partial with respect to b, 0 for a.</summary>
+        public int WithRespectToB;
+
+        /// <inheritdoc/>
+        public readonly float Apply(float a, float b)
+        {
+            bool db = WithRespectToB != 0;
+            return Function switch
+            {
+                BinaryFunction.Pow => db ? (a > 0f ? ElementwiseMath.Pow(a, b) * MathF.Log(a) : a == 0f && b > 0f ? 0f : ElementwiseMath.Pow(a, b) * MathF.Log(a))
+                                         : b * ElementwiseMath.Pow(a, b - 1f),
+                BinaryFunction.Min => (db ? b < a : a < b) ? 1f : a == b ? 0.5f : 0f,
+                BinaryFunction.Max => (db ? b > a : a > b) ? 1f : a == b ? 0.5f : 0f,
+                BinaryFunction.PRelu => db ? (a >= 0 ? 0f : a) : (a >= 0 ? 1f : b),
+                BinaryFunction.Mod => db ? -MathF.Floor(a / b) : 1f,
+                BinaryFunction.Fmod => db ? -MathF.Truncate(a / b) : 1f,
+                _ => float.NaN,
+            };
+        }
     }
 
     /// <summary>

@@ -33,24 +33,31 @@ public static partial class Ops
         var o = Reduce<float, ReduceOps.Max>("reduce_max", x, axis, keepDim, output, default, requireElements: true);
         if (Autograd.ShouldRecord(x))
         {
-            var shape = x.ShapeArray();
-            int a = ShapeUtil.NormalizeAxis("reduce_max", axis, x.Rank), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
             Tensor index;
             using (Autograd.NoGrad())
             using (var argmax = ArgMax(x, axis, keepDim))
                 index = Autograd.Save(argmax);
-            Autograd.Record("reduce_max", o, new[] { x }, (g, _) =>
-            {
-                var dx = Tensor.Empty(g.Device, shape);
-                if (dx.Length == 0)
-                    return new[] { dx };
-                using var gc = g.Contiguous();
-                var (gv, iv, dv, total) = (gc.ContiguousView, index.ContiguousView, dx.ContiguousView, dx.Length);
-                ReduceKernels.RunMaxBackward(g.Device, gv, iv, dv, reduced, inner, total);
-                return new[] { dx };
-            }, index);
+            RecordExtremum("reduce_max", x, axis, o, index);
         }
         return o;
+    }
+
+    /// <summary>The backward of a maximum or minimum over an axis: the output gradient routed to the element the saved
+    /// <paramref name="index"/> names in each line (kernel <c>reduce_max_backward</c>), zeros elsewhere.</summary>
+    private static void RecordExtremum(string op, Tensor x, int axis, Tensor output, Tensor index)
+    {
+        var shape = x.ShapeArray();
+        int a = ShapeUtil.NormalizeAxis(op, axis, x.Rank), reduced = shape[a], inner = (int)ShapeUtil.Product(shape.AsSpan(a + 1));
+        Autograd.Record(op, output, new[] { x }, (g, _) =>
+        {
+            var dx = Tensor.Empty(g.Device, shape);
+            if (dx.Length == 0)
+                return new[] { dx };
+            using var gc = g.Contiguous();
+            var (gv, iv, dv, total) = (gc.ContiguousView, index.ContiguousView, dx.ContiguousView, dx.Length);
+            ReduceKernels.RunMaxBackward(g.Device, gv, iv, dv, reduced, inner, total);
+            return new[] { dx };
+        }, index);
     }
 
     /// <summary>
@@ -77,9 +84,22 @@ public static partial class Ops
         return o;
     }
 
-    /// <summary>Minimum over <paramref name="axis"/> (inference: no gradient). Kernel <c>reduce_min</c>.</summary>
-    public static Tensor Min(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>
-        NoGradient("reduce_min", Reduce<float, ReduceOps.Min>("reduce_min", x, axis, keepDim, output, default, requireElements: true), x);
+    /// <summary>Minimum over <paramref name="axis"/>. Kernel <c>reduce_min</c>; backward as the maximum's, through the first
+    /// minimum's index (the argmax of −x, which breaks ties to the lower index as argmin does).</summary>
+    public static Tensor Min(Tensor x, int axis, bool keepDim = false, Tensor? output = null)
+    {
+        var o = Reduce<float, ReduceOps.Min>("reduce_min", x, axis, keepDim, output, default, requireElements: true);
+        if (Autograd.ShouldRecord(x))
+        {
+            Tensor index;
+            using (Autograd.NoGrad())
+            using (var negated = Scale(x, -1f))
+            using (var argmin = ArgMax(negated, axis, keepDim))
+                index = Autograd.Save(argmin);
+            RecordExtremum("reduce_min", x, axis, o, index);
+        }
+        return o;
+    }
 
     /// <summary>Product over <paramref name="axis"/> (inference: no gradient). Kernel <c>reduce_prod</c>.</summary>
     public static Tensor Prod(Tensor x, int axis, bool keepDim = false, Tensor? output = null) =>

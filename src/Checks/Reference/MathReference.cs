@@ -43,6 +43,52 @@ public static class MathReference
         _ => throw new ArgumentOutOfRangeException(nameof(f)),
     };
 
+    /// <summary>f′(x) of a unary function, analytic in double (PyTorch's conventions at the kinks: see UnaryMath.Derivative).</summary>
+    public static Func<double, double> Derivative(UnaryFunction f, double a = 0, double b = 0) => f switch
+    {
+        UnaryFunction.Abs => x => Math.Sign(x),
+        UnaryFunction.Neg => _ => -1,
+        UnaryFunction.Sqrt => x => 0.5 / Math.Sqrt(x),
+        UnaryFunction.Reciprocal => x => -1 / (x * x),
+        UnaryFunction.Log => x => 1 / x,
+        UnaryFunction.Exp => Math.Exp,
+        UnaryFunction.Floor or UnaryFunction.Ceil or UnaryFunction.Round or UnaryFunction.Sign => _ => 0,
+        UnaryFunction.Erf => x => 2 / Math.Sqrt(Math.PI) * Math.Exp(-x * x),
+        UnaryFunction.Sin => Math.Cos,
+        UnaryFunction.Cos => x => -Math.Sin(x),
+        UnaryFunction.Tan => x => 1 / (Math.Cos(x) * Math.Cos(x)),
+        UnaryFunction.Asin => x => 1 / Math.Sqrt(1 - x * x),
+        UnaryFunction.Acos => x => -1 / Math.Sqrt(1 - x * x),
+        UnaryFunction.Atan => x => 1 / (1 + x * x),
+        UnaryFunction.Sinh => Math.Cosh,
+        UnaryFunction.Cosh => Math.Sinh,
+        UnaryFunction.Asinh => x => 1 / Math.Sqrt(x * x + 1),
+        UnaryFunction.Acosh => x => 1 / Math.Sqrt(x * x - 1),
+        UnaryFunction.Atanh => x => 1 / (1 - x * x),
+        UnaryFunction.Softsign => x => 1 / ((1 + Math.Abs(x)) * (1 + Math.Abs(x))),
+        UnaryFunction.HardSigmoid => x => a * x + b > 0 && a * x + b < 1 ? a : 0,
+        UnaryFunction.HardSwish => x => x < -3 ? 0 : x > 3 ? 1 : x / 3 + 0.5,
+        UnaryFunction.Selu => x => x > 0 ? b : b * a * Math.Exp(x),
+        UnaryFunction.Celu => x => x > 0 ? 1 : Math.Exp(x / a),
+        UnaryFunction.ThresholdedRelu => x => x > a ? 1 : 0,
+        UnaryFunction.Shrink => x => x > a || x < -a ? 1 : 0,
+        UnaryFunction.Clip => x => x >= a && x <= b ? 1 : 0,
+        UnaryFunction.PowScalar => x => a * Math.Pow(x, a - 1),
+        _ => throw new ArgumentOutOfRangeException(nameof(f), $"{f} has no gradient"),
+    };
+
+    /// <summary>∂f/∂a (or ∂f/∂b) of a binary function, analytic in double; ties of minimum and maximum split in halves.</summary>
+    public static Func<double, double, double> Partial(BinaryFunction f, bool withRespectToB) => f switch
+    {
+        BinaryFunction.Pow => withRespectToB ? (x, y) => Math.Pow(x, y) * Math.Log(x) : (x, y) => y * Math.Pow(x, y - 1),
+        BinaryFunction.Min => (x, y) => (withRespectToB ? y < x : x < y) ? 1 : x == y ? 0.5 : 0,
+        BinaryFunction.Max => (x, y) => (withRespectToB ? y > x : x > y) ? 1 : x == y ? 0.5 : 0,
+        BinaryFunction.PRelu => withRespectToB ? (x, _) => x >= 0 ? 0 : x : (x, y) => x >= 0 ? 1 : y,
+        BinaryFunction.Mod => withRespectToB ? (x, y) => -Math.Floor(x / y) : (_, _) => 1,
+        BinaryFunction.Fmod => withRespectToB ? (x, y) => -Math.Truncate(x / y) : (_, _) => 1,
+        _ => throw new ArgumentOutOfRangeException(nameof(f), $"{f} has no gradient"),
+    };
+
     /// <summary>The reference of a binary function.</summary>
     public static Func<double, double, double> Of(BinaryFunction f) => f switch
     {
