@@ -144,6 +144,36 @@ public sealed class DataTests(ITestOutputHelper output)
         Assert.Throws<InvalidArgumentException>(() => new DataLoader(Cpu, data, 0));
     }
 
+    /// <summary>README's Training example, on the first 1,000 images of each split.</summary>
+    [Fact]
+    public void ReadmeCnnExampleRunsAsWritten()
+    {
+        using var device = Device.Open("cpu");
+        var (train, test) = FashionMnist.Load(limit: 1000);
+        using var model = new Sequential(device,
+            new Conv2d(device, 1, 32, 3, padding: 1), new BatchNorm2d(device, 32), new ActivationLayer(device, "relu"), new MaxPool2d(device, 2),
+            new Conv2d(device, 32, 64, 3, padding: 1), new BatchNorm2d(device, 64), new ActivationLayer(device, "relu"), new MaxPool2d(device, 2),
+            new Flatten(device), new Linear(device, 64 * 7 * 7, 128), new ActivationLayer(device, "relu"), new Dropout(device, 0.25f),
+            new Linear(device, 128, 10));
+        using var optimizer = new Adam(model.Parameters(), learningRate: 1e-3f);
+        var loader = new DataLoader(device, train, batchSize: 64, shuffle: true, seed: 0);
+        long before = PoolAccounting.SettledBytesInUse(device);
+        foreach (var batch in loader.Epoch(0))
+            using (batch)
+            {
+                using var logits = model.Forward(batch.Images);
+                using var loss = Ops.CrossEntropy(logits, batch.Labels);
+                loss.Backward();
+                optimizer.Step();
+                optimizer.ZeroGrad();
+            }
+        float accuracy = ImageClassification.Evaluate(model, test);
+        output.WriteLine($"test accuracy {accuracy:P2} after one epoch of 1,000 images");
+        Assert.True(accuracy > 0.5f, $"accuracy {accuracy}");
+        // The loop keeps nothing alive from one step to the next (the optimizer's state was made in the first step).
+        Assert.True(PoolAccounting.SettledBytesInUse(device) <= before + 8L * model.ParameterCount * 4, "the training loop leaks device memory");
+    }
+
     [Fact]
     public void TheSeedCnnLearnsFashionMnist()
     {
