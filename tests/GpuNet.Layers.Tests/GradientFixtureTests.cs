@@ -70,6 +70,16 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
             Assert.Equal(f.ReadDoubles("__loss__")[0], loss.ToArray()[0], 4);
             loss.Backward();
         }
+        // Training mode: batch norm's running statistics after that forward (momentum, unbiased variance, counter).
+        var parameters = model.Parameters().Select(p => p.Name).ToHashSet();
+        foreach (var (buffer, tensor) in model.StateDict().Where(e => !parameters.Contains(e.Name)))
+            if (f.Names.Contains("__after__." + buffer))
+            {
+                var (maxAbs, rel, error) = CheckRunner.Compare(tensor.ToArray(), f.ReadDoubles("__after__." + buffer));
+                output.WriteLine($"{buffer} after the forward: max abs {maxAbs:0.##e+0}, rel L2 {rel:0.##e+0}");
+                Assert.Null(error);
+                Assert.True(rel <= 1e-4, $"{name} {buffer}: rel L2 {rel:0.##e+0}");
+            }
         foreach (var (param, tensor) in model.Parameters())
         {
             Assert.NotNull(tensor.Grad);

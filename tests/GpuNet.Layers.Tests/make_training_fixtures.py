@@ -63,6 +63,12 @@ def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1
     tensors = dict(state)
     for n, p in m.named_parameters():
         tensors[f"__grad__.{n}"] = p.grad.detach().double()
+    if train_mode:
+        # Batch norm's running statistics after that one training-mode forward (momentum 0.1, unbiased variance, counter).
+        # After the Adam steps they would also carry the drift of a bias whose gradient is zero in exact arithmetic (a
+        # convolution's bias before batch norm), which Adam's normalization turns from float rounding into real steps.
+        for n, b in m.named_buffers():
+            tensors[f"__after__.{n}"] = b.detach().double().reshape(-1)
     tensors["__loss__"] = loss.detach().double().reshape(1)
     m = copy.deepcopy(model).double()
     opt = torch.optim.Adam(m.parameters(), lr=lr)
@@ -76,6 +82,7 @@ def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1
     with torch.no_grad():
         losses.append(loss_fn(forward(m, as_double(inputs)), as_double(target)).item())
     tensors["__adam_losses__"] = torch.tensor(losses, dtype=torch.float64)
+
     tensors["__input__"] = inputs.float()
     tensors["__target__"] = target.float()
     for k, v in extra.items():
