@@ -113,6 +113,48 @@ internal static class MathChecks
         }
     }
 
+    /// <summary>torch.where in double with broadcasting of all three operands.</summary>
+    private static double[] WhereReference(double[] c, int[] sc, double[] a, int[] sa, double[] b, int[] sb)
+    {
+        var shape = ElementwiseReference.BroadcastShape(ElementwiseReference.BroadcastShape(sc, sa), sb);
+        var zeros = new double[shape.Aggregate(1, (p, q) => p * q)];
+        double[] Full(double[] v, int[] s) => ElementwiseReference.Binary(v, s, zeros, shape, (x, _) => x);
+        var (cf, af, bf) = (Full(c, sc), Full(a, sa), Full(b, sb));
+        return cf.Select((v, i) => v != 0 ? af[i] : bf[i]).ToArray();
+    }
+
+    /// <summary>where's forward on random and special values (±0, ±∞, NaN), broadcast.</summary>
+    internal static IEnumerable<CheckCase> WhereCases()
+    {
+        foreach (var (name, sc, sa, sb) in new[] { ("same_shape", new[] { 37, 53 }, new[] { 37, 53 }, new[] { 37, 53 }), ("broadcast", new[] { 5, 1, 4 }, new[] { 1, 6, 4 }, new[] { 4 }) })
+            yield return new CheckCase(FamilyName, "where", name, Shapes(sc, sa, sb), CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                var cv = Enumerable.Range(0, sc.Aggregate(1, (p, q) => p * q)).Select(i => (float)(Philox.Word(seed, i) % 3 == 0 ? 0 : 1)).ToArray();
+                using var c = Tensor.FromArray(d, cv, sc);
+                using var a = Random(d, seed, 1, sa);
+                using var b = Random(d, seed, 2, sb);
+                using var y = Ops.Where(c, a, b);
+                return new(y.ToArray(), WhereReference(Host(c), sc, Host(a), sa, Host(b), sb));
+            });
+        yield return new CheckCase(FamilyName, "where", "special_values", "[8] ±0, ±inf, NaN", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            var values = new[] { -0f, 0f, float.PositiveInfinity, float.NegativeInfinity, float.NaN, 1f, -2f, 3f };
+            using var c = Tensor.FromArray(d, new[] { 1f, 1f, 1f, 1f, 1f, 0f, 0f, 0f });
+            using var a = Tensor.FromArray(d, values);
+            using var b = Tensor.FromArray(d, values.Reverse().ToArray());
+            using var y = Ops.Where(c, a, b);
+            var got = y.ToArray();
+            // The chosen values exactly, negative zero's sign included (compared as bits: −0 = +0 numerically).
+            var expected = values.Take(5).Concat(values.Reverse().Skip(5)).ToArray();
+            bool exact = got.Select(BitConverter.SingleToInt32Bits).SequenceEqual(expected.Select(BitConverter.SingleToInt32Bits));
+            return new(new[] { exact ? 1f : 0f }, new[] { 1.0 });
+        });
+    }
+
+    /// <summary>A 0/1 condition of n fair coin flips.</summary>
+    private static Tensor Coin(Device d, ulong seed, int n) =>
+        Tensor.FromArray(d, Enumerable.Range(0, n).Select(i => (float)(Philox.Word(seed, i) & 1)).ToArray());
+
     /// <summary>Inputs drawn uniformly from [low, high).</summary>
     private static GradientInput In(int[] shape, double low, double high) => new(shape, Values: (k, seed) =>
     {
@@ -171,6 +213,20 @@ internal static class MathChecks
                     return new[] { GradientReference.SumToShape(da, outShape, sa), GradientReference.SumToShape(db, outShape, sb) };
                 });
         }
+        // where: a 0/1 condition [5, 1, 4] broadcast against a [1, 6, 4] and b [4]; the condition gets no gradient.
+        int[] sc = { 5, 1, 4 }, swa = { 1, 6, 4 }, swb = { 4 };
+        var whereShape = ElementwiseReference.BroadcastShape(ElementwiseReference.BroadcastShape(sc, swa), swb);
+        var condition = new GradientInput(sc, Differentiable: false, Values: (k, seed) => Enumerable.Range(0, 20).Select(i => (float)(Philox.Word(seed + 5, i) & 1)).ToArray());
+        yield return GradientCheck.Case("where_backward", "broadcast", new[] { condition, new GradientInput(swa), new GradientInput(swb) },
+            t => Ops.Where(t[0], t[1], t[2]),
+            x => WhereReference(x[0], sc, x[1], swa, x[2], swb),
+            (x, g) =>
+            {
+                var c = ElementwiseReference.Binary(x[0], sc, new double[whereShape.Aggregate(1, (p, q) => p * q)], whereShape, (v, _) => v);
+                var ga = g.Select((v, i) => c[i] != 0 ? v : 0).ToArray();
+                var gb = g.Select((v, i) => c[i] != 0 ? 0 : v).ToArray();
+                return new[] { null, GradientReference.SumToShape(ga, whereShape, swa), GradientReference.SumToShape(gb, whereShape, swb) };
+            });
         var rows = new[] { 5, 9, 3 };
         yield return GradientCheck.Case("reduce_min_backward", "axis1", new[] { new GradientInput(rows) }, t => Ops.Min(t[0], 1),
             x => ReduceReference.Reduce(x[0], rows[0], rows[1], rows[2], double.PositiveInfinity, Math.Min),
@@ -204,7 +260,7 @@ internal static class MathChecks
     }
 
     /// <summary>The family's descriptor (see <see cref="KernelFamily"/>).</summary>
-    internal static KernelFamily Family { get; } = new(FamilyName, () => Cases().Concat(BackwardMath()), Variants, Bench);
+    internal static KernelFamily Family { get; } = new(FamilyName, () => Cases().Concat(WhereCases()).Concat(BackwardMath()), Variants, Bench);
 
     private static IEnumerable<KernelVariant> Variants() =>
         Elementwise("unary_math", Unary(typeof(UnaryMath))).Concat(Elementwise("binary_math", typeof(BinaryMath)))
@@ -212,6 +268,8 @@ internal static class MathChecks
             .Concat(Elementwise("binary_math_backward", typeof(BinaryMathPartial)))
             .Concat(new[] { Flat("binary_math_backward", "times_gradient", typeof(ElementwiseOps.Mul)) })
             .Concat(new[] { Strided("straight_through_backward", "copy", Unary(typeof(ElementwiseOps.Identity))) })
+            .Concat(Elementwise("where", typeof(Select))).Concat(new[] { Flat("where", "sum", typeof(ElementwiseOps.Add)) })
+            .Concat(Elementwise("where_backward", typeof(Select)))
             .Concat(new[] { new KernelVariant("reduce_min_backward", "argmin", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(ValueIndex), typeof(ReduceOps.ArgMax))),
                             Method("reduce_min_backward", "route", typeof(ReduceKernels), nameof(ReduceKernels.MaxBackward)) });
 
@@ -229,6 +287,10 @@ internal static class MathChecks
                 (new[] { Tensor.RandomUniform(d, new[] { n }, s, 0.1f, 2f) }, Trained(1), t => Ops.Unary(t[0], UnaryFunction.Log)));
             yield return Step("binary_math_backward", S(n) + " max", 5.0 * n, 52.0 * n, presets, (d, s) =>
                 (new[] { R(d, s, n), R(d, s + 1, n) }, Trained(2), t => Ops.Binary(t[0], t[1], BinaryFunction.Max)));
+            yield return C("where", S(n), n, 16.0 * n, presets, (d, s) =>
+            { var c = Coin(d, s, n); var a = R(d, s + 1, n); var b = R(d, s + 2, n); return new(() => Ops.Where(c, a, b).Dispose(), c, a, b); });
+            yield return Step("where_backward", S(n), n, 40.0 * n, presets, (d, s) =>
+                (new[] { Coin(d, s, n), R(d, s + 1, n), R(d, s + 2, n) }, new[] { false, true, true }, t => Ops.Where(t[0], t[1], t[2])));
             yield return Step("straight_through_backward", S(n), 0, 16.0 * n, presets, (d, s) =>
                 (new[] { R(d, s, n), R(d, s + 1, n) }, new[] { true, false }, t => Ops.StraightThrough(t[0], t[1])));
         }

@@ -260,6 +260,19 @@ namespace GpuNet.Kernels
     }
 
     /// <summary>
+    /// Half of <c>where</c>: v where the condition c is nonzero (<see cref="WhereNonzero"/> = 1) or zero (0), else −0 — the
+    /// additive identity of every float, ±0, ±∞ and NaN included, so the two halves added give exactly the chosen values.
+    /// </summary>
+    public struct Select : IBinaryOp
+    {
+        /// <summary>1: keep v where c ≠ 0; 0: keep v where c = 0.</summary>
+        public int WhereNonzero;
+
+        /// <inheritdoc/>
+        public readonly float Apply(float c, float v) => (c != 0f) == (WhereNonzero != 0) ? v : -0f;
+    }
+
+    /// <summary>
     /// Scalar helpers of the math functions, written with the few intrinsics every backend compiles to instructions
     /// (exp, log, sqrt, floor). Sine, cosine and arctangent are our own: ILGPU.Algorithms' versions iterate CORDIC
     /// through local memory on PTX.

@@ -49,6 +49,48 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// torch.where: <paramref name="a"/> where <paramref name="condition"/> is nonzero, else <paramref name="b"/>, the three
+    /// broadcast NumPy-style. Kernel <c>where</c>: each input's half (the other positions −0) and their sum, exact for every value.
+    /// Backward: the gradient routed to a where the condition holds and to b elsewhere, summed over broadcast dimensions; the
+    /// condition has none.
+    /// </summary>
+    public static Tensor Where(Tensor condition, Tensor a, Tensor b)
+    {
+        const string op = "where";
+        var device = Validate.Input(op, "condition", condition);
+        Validate.Input(op, "a", a, device);
+        Validate.Input(op, "b", b, device);
+        ShapeUtil.BroadcastShapes(op, ShapeUtil.BroadcastShapes(op, condition.ShapeArray(), a.ShapeArray()), b.ShapeArray());
+        Tensor y;
+        using (Autograd.NoGrad())
+        using (var fromA = Binary(op, condition, a, null, new Select { WhereNonzero = 1 }))
+        using (var fromB = Binary(op, condition, b, null, new Select { WhereNonzero = 0 }))
+            y = Add(fromA, fromB);
+        if (Autograd.ShouldRecord(a, b))
+        {
+            var saved = Autograd.Save(condition);
+            int[] shapeA = a.ShapeArray(), shapeB = b.ShapeArray();
+            Autograd.Record(op, y, new[] { condition, a, b }, (g, needs) => new[]
+            {
+                null,
+                needs[1] ? Routed(g, saved, 1, shapeA) : null,
+                needs[2] ? Routed(g, saved, 0, shapeB) : null,
+            }, saved);
+        }
+        return y;
+
+        static Tensor Routed(Tensor g, Tensor condition, int whereNonzero, int[] shape)
+        {
+            // −0 where the other input was chosen adds nothing to the sum over broadcast dimensions.
+            var half = Binary("where_backward", condition, g, null, new Select { WhereNonzero = whereNonzero });
+            if (half.Shape.SequenceEqual(shape))
+                return half;
+            using (half)
+                return SumToShape(half, shape);
+        }
+    }
+
+    /// <summary>
     /// The straight-through estimator (VQ-VAE's z + (z_q − z).detach()): the values of <paramref name="quantized"/>, with the
     /// gradient passed to <paramref name="x"/> unchanged, as if the quantization were the identity; <paramref name="quantized"/>
     /// gets none. Kernel <c>copy_strided</c>.
