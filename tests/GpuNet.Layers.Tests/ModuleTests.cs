@@ -87,6 +87,29 @@ public sealed class ModuleTests
     }
 
     [Fact]
+    public void TrainAndEvalReachDropoutAndBatchNormInsideSeedModels()
+    {
+        using var model = ModelZoo.ImageCnn(Cpu);
+        using var x = Tensor.RandomUniform(Cpu, new[] { 4, 1, 28, 28 }, 3, -1f, 1f);
+        var bn = (BatchNorm2d)((Sequential)model.Children[0].Child).Children[1].Child;
+        model.Eval();
+        var stats = bn.RunningMean.ToArray();
+        float[] Run()
+        {
+            using var y = model.Forward(x);
+            return y.ToArray();
+        }
+        // Eval: running statistics, no dropout — deterministic, and the statistics stay put.
+        Assert.Equal(Run(), Run());
+        Assert.Equal(stats, bn.RunningMean.ToArray());
+        // Train: batch statistics (the running ones move) and dropout (two forwards differ).
+        model.Train();
+        var first = Run();
+        Assert.NotEqual(stats, bn.RunningMean.ToArray());
+        Assert.NotEqual(first, Run());
+    }
+
+    [Fact]
     public void LoadReportsEveryMismatchAtOnceAndWritesNothing()
     {
         using var model = new Sequential(Cpu, new Linear(Cpu, 3, 4), new ActivationLayer(Cpu, "relu"), new Linear(Cpu, 4, 2));
