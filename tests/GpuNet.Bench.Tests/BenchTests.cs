@@ -195,9 +195,37 @@ public sealed class TrainVerbTests
     }
 
     [Fact]
+    public void TrainCnnWritesWeightsACurveAndTheAccuracyLine()
+    {
+        var dir = Directory.CreateTempSubdirectory("gpunet-train-").FullName;
+        var console = Console.Out;
+        var text = new StringWriter();
+        try
+        {
+            Console.SetOut(text);
+            Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", "cnn", "--device", "cpu", "--limit", "300", "--epochs", "1", "--out", dir }));
+            Console.SetOut(console);
+            var lines = text.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Contains(lines, l => l.StartsWith("epoch 1: train loss"));
+            Assert.Matches(@"^test accuracy 0\.\d{4} after 1 epochs in [\d.]+ s \(\d+ images/s\)", lines[^1].Trim());
+            Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(dir, "cnn-loss.png"))[..4]);
+            using var device = Device.Open("cpu");
+            using var model = GpuNet.Layers.ModelZoo.ImageCnn(device);
+            using var weights = GpuNet.Layers.SafeTensors.Open(Path.Combine(dir, "cnn.safetensors"));
+            model.Load(weights);
+        }
+        finally
+        {
+            Console.SetOut(console);
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void UnknownModelOrBadValueIsAUsageError()
     {
         Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "resnet" }));
+        Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "cnn", "--model", "lenet" }));
         Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "dnn", "--steps", "-1" }));
         Assert.Equal(2, GpuNetCli.Invoke(new[] { "train", "gpt", "--lr", "zero" }));
     }
