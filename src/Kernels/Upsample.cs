@@ -151,7 +151,7 @@ namespace GpuNet.Kernels
             dx[i] = sum;
         }
 
-        /// <summary>The gradient of nearest upsampling into <paramref name="total"/> inputs: the fast CPU's per-plane scatter
+        /// <summary>The gradient of nearest upsampling into <paramref name="total"/> inputs: the fast CPU's per-plane gather
         /// (<see cref="Cpu.HostPool.NearestBackward"/>), else the kernel <see cref="NearestBackward"/>.</summary>
         internal static void RunNearestBackward(string op, Device device, ArrayView<float> dy, ArrayView<float> dx, int h, int w, int oh, int ow, int total)
         {
@@ -167,7 +167,7 @@ namespace GpuNet.Kernels
             device.Launch(op, NearestBackward, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), dy, dx, h, w, oh, ow, total);
         }
 
-        /// <summary>The gradient of bilinear upsampling into <paramref name="total"/> inputs: the fast CPU's per-plane scatter
+        /// <summary>The gradient of bilinear upsampling into <paramref name="total"/> inputs: the fast CPU's per-plane gather
         /// (<see cref="Cpu.HostPool.BilinearBackward"/>), else the kernel <see cref="BilinearBackward"/>.</summary>
         internal static void RunBilinearBackward(string op, Device device, ArrayView<float> dy, ArrayView<float> dx, int h, int w, int oh, int ow, int alignCorners, int total)
         {
