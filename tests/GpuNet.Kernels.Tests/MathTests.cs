@@ -17,14 +17,23 @@ public sealed class MathTests(ITestOutputHelper output) : KernelFamilyTests<Math
     }
 
     [Fact]
-    public void AskingForAGradientNamesTheOp()
+    public void AskingForAGradientOfALogicalFunctionNamesTheOp()
     {
+        // The differentiable functions record their backward (unary_math_backward); the logical ones and the
+        // comparisons have no gradient, and backward through them says which.
         var cpu = GpuNet.Tests.TestDevices.Cpu;
         using var x = Tensor.FromArray(cpu, new[] { 1f, 2f });
         x.RequiresGrad = true;
-        using var y = Ops.Unary(x, UnaryFunction.Erf);
+        using var y = Ops.Unary(x, UnaryFunction.IsNaN);
         var e = Assert.Throws<NoGradientException>(() => y.Backward(y));
-        Assert.Contains("unary_math", e.Message);
+        Assert.Contains("unary_math (isnan)", e.Message);
+        using var z = Ops.Binary(x, x, BinaryFunction.Less);
+        e = Assert.Throws<NoGradientException>(() => z.Backward(z));
+        Assert.Contains("binary_math (less)", e.Message);
+        using var erf = Ops.Unary(x, UnaryFunction.Erf);
+        using var g = Tensor.FromArray(cpu, new[] { 1f, 1f });
+        erf.Backward(g);
+        Assert.NotNull(x.Grad);
     }
 }
 
