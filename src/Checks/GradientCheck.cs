@@ -9,7 +9,7 @@ internal sealed record GradientInput(int[] Shape, bool Differentiable = true, fl
 /// <summary>
 /// How a backward check case runs (each family's check file holds its own backward cases): through the autograd engine
 /// as a user would: seeded inputs that require a gradient, the forward op, <c>Backward(g)</c> with a random output gradient g, and every input's gradient compared
-/// (concatenated) with the double-precision reference gradient. Before a reference gradient is used it is proved against
+/// (concatenated) with the double-precision reference gradient — and the forward's output, on its own, with the reference forward. Before a reference gradient is used it is proved against
 /// central finite differences of the double reference forward (<see cref="GradientReference.ProveByFiniteDifferences"/>),
 /// so the oracle is checked, not assumed (once per case and seed in a process, whichever device runs it first). The pool's
 /// free blocks of each gradient's size are filled with NaN first, so a gradient element the kernels leave unwritten shows
@@ -55,9 +55,13 @@ internal static class GradientCheck
                 for (int k = 0; k < inputs.Length; k++)
                     tensors[k].RequiresGrad = inputs[k].Differentiable;
                 PoisonPool(device, inputs.Where(i => i.Differentiable).Select(i => i.Shape));
+                float[] forwardValues;
                 using (var output = forward(tensors))
                 using (var gt = Tensor.FromArray(device, g, output.ShapeArray()))
+                {
+                    forwardValues = output.ToArray();
                     output.Backward(gt);
+                }
                 var got = new List<float>();
                 var want = new List<double>();
                 for (int k = 0; k < inputs.Length; k++)
@@ -66,7 +70,8 @@ internal static class GradientCheck
                         got.AddRange(tensors[k].Grad?.ToArray() ?? Enumerable.Repeat(float.NaN, host[k].Length));
                         want.AddRange(expected[k]!);
                     }
-                return new CheckOutput(got.ToArray(), want.ToArray());
+                // The forward the gradient belongs to is checked too (a loss's value, not only its gradient).
+                return new CheckOutput(got.ToArray(), want.ToArray()) { Also = [("forward", forwardValues, y)] };
             }
             finally
             {

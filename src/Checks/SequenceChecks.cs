@@ -151,6 +151,133 @@ internal static class SequenceChecks
         });
     }
 
+    /// <summary>PyTorch's reduction of per-element (or per-row) losses: none, the sum, the mean over the counted entries,
+    /// or the sum over the batch size.</summary>
+    private static double[] Reduced(double[] values, Reduction reduction, double count, int batch) => reduction switch
+    {
+        Reduction.None => values,
+        Reduction.Sum => new[] { values.Sum() },
+        Reduction.Mean => new[] { values.Sum() / count },
+        _ => new[] { values.Sum() / batch },
+    };
+
+    private static readonly Reduction[] Reductions = { Reduction.Mean, Reduction.Sum, Reduction.None };
+
+    /// <summary>
+    /// Every loss's forward value against the double reference, in every reduction it takes (issue #25: a wrong label
+    /// smoothing, ignore_index, Huber delta, KL or BCE value used to leave the suite green): cross-entropy with ignored rows
+    /// and label smoothing, NLL, the pointwise losses with their parameters, KL divergence (batchmean too), BCE with logits,
+    /// the Gaussian KL and the penalties.
+    /// </summary>
+    internal static IEnumerable<CheckCase> LossCases()
+    {
+        CheckCase Loss(string kernel, string name, string shape, Func<Device, ulong, (Tensor Got, double[] Expected, Tensor[] Owned)> run) =>
+            new("sequence", kernel, name, shape, CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                var (got, expected, owned) = run(d, seed);
+                try
+                {
+                    return new CheckOutput(got.ToArray(), expected);
+                }
+                finally
+                {
+                    got.Dispose();
+                    foreach (var t in owned)
+                        t.Dispose();
+                }
+            });
+        Tensor Uniform(Device d, ulong seed, float low, float high, params int[] shape)
+        {
+            var v = new float[ShapeUtil.Product(shape)];
+            Philox.FillUniform(v, seed, low, high);
+            return Tensor.FromArray(d, v, shape);
+        }
+        Tensor Classes(Device d, ulong seed, int rows, int classes, int ignoreEvery)
+        {
+            var u = new float[rows];
+            Philox.FillUniform(u, seed, 0f, classes);
+            return Tensor.FromArray(d, u.Select((v, i) => ignoreEvery > 0 && i % ignoreEvery == 3 ? -100f : MathF.Min(MathF.Floor(v), classes - 1)).ToArray(), rows);
+        }
+        foreach (var reduction in Reductions)
+        {
+            string r = reduction.ToString().ToLowerInvariant();
+            foreach (var (smoothing, ignoreEvery) in new[] { (0f, 0), (0.1f, 7) })
+                yield return Loss("cross_entropy", $"{r}_smoothing{smoothing}_ignore{(ignoreEvery > 0 ? "_some" : "_none")}", "[37, 11]", (d, seed) =>
+                {
+                    var x = Random(d, seed, 0, 37, 11);
+                    var t = Classes(d, seed + 1, 37, 11, ignoreEvery);
+                    var rows = GradientReference.CrossEntropyRows(Host(x), Host(t), 37, 11, -100, smoothing);
+                    int counted = Host(t).Count(v => v != -100);
+                    return (Ops.CrossEntropy(x, t, reduction, -100, smoothing), Reduced(rows, reduction, counted, 37), new[] { x, t });
+                });
+            yield return Loss("nll_loss", r + "_ignore_some", "[37, 11]", (d, seed) =>
+            {
+                var x = Random(d, seed, 0, 37, 11);
+                var t = Classes(d, seed + 1, 37, 11, 5);
+                var (hx, ht) = (Host(x), Host(t));
+                var rows = Enumerable.Range(0, 37).Select(i => ht[i] == -100 ? 0 : -hx[i * 11 + (int)ht[i]]).ToArray();
+                return (Ops.NllLoss(x, t, reduction), Reduced(rows, reduction, ht.Count(v => v != -100), 37), new[] { x, t });
+            });
+            var pointwise = new (string Kernel, string Name, Func<Tensor, Tensor, Tensor> Op, Func<double, double> F)[]
+            {
+                ("mse_loss", "", (p, q) => Ops.MseLoss(p, q, reduction), v => v * v),
+                ("l1_loss", "", (p, q) => Ops.L1Loss(p, q, reduction), Math.Abs),
+                ("smooth_l1_loss", "_beta0.5", (p, q) => Ops.SmoothL1Loss(p, q, reduction, beta: 0.5f), v => Math.Abs(v) < 0.5 ? 0.5 * v * v / 0.5 : Math.Abs(v) - 0.25),
+                ("huber_loss", "_delta0.7", (p, q) => Ops.HuberLoss(p, q, reduction, delta: 0.7f), v => Math.Abs(v) <= 0.7 ? 0.5 * v * v : 0.7 * (Math.Abs(v) - 0.35)),
+            };
+            foreach (var (kernel, suffix, op, f) in pointwise)
+                yield return Loss(kernel, r + suffix, "[13, 7]", (d, seed) =>
+                {
+                    var p = Random(d, seed, 0, 13, 7);
+                    var q = Random(d, seed, 1, 13, 7);
+                    var (hp, hq) = (Host(p), Host(q));
+                    return (op(p, q), Reduced(hp.Select((v, i) => f(v - hq[i])).ToArray(), reduction, hp.Length, 13), new[] { p, q });
+                });
+            yield return Loss("bce_with_logits", r, "[13, 7]", (d, seed) =>
+            {
+                var x = Uniform(d, seed, -6f, 6f, 13, 7);
+                var t = Uniform(d, seed + 1, 0f, 1f, 13, 7);
+                var (hx, ht) = (Host(x), Host(t));
+                var values = hx.Select((v, i) => Math.Max(v, 0) - v * ht[i] + Math.Log(1 + Math.Exp(-Math.Abs(v)))).ToArray();
+                return (Ops.BinaryCrossEntropyWithLogits(x, t, reduction), Reduced(values, reduction, values.Length, 13), new[] { x, t });
+            });
+            yield return Loss("gaussian_kl", r, "[13, 7]", (d, seed) =>
+            {
+                var mu = Random(d, seed, 0, 13, 7);
+                var logvar = Random(d, seed, 1, 13, 7);
+                var (hm, hl) = (Host(mu), Host(logvar));
+                // Summed over the latent axis per row, then reduced over the rows.
+                var rows = Enumerable.Range(0, 13).Select(i => Enumerable.Range(0, 7).Sum(j =>
+                {
+                    double m = hm[i * 7 + j], l = hl[i * 7 + j];
+                    return -0.5 * (1 + l - m * m - Math.Exp(l));
+                })).ToArray();
+                return (Ops.GaussianKl(mu, logvar, reduction), Reduced(rows, reduction, 13, 13), new[] { mu, logvar });
+            });
+        }
+        foreach (var reduction in new[] { Reduction.Mean, Reduction.Sum, Reduction.None, Reduction.BatchMean })
+            yield return Loss("kl_div", reduction.ToString().ToLowerInvariant(), "[13, 7]", (d, seed) =>
+            {
+                var logq = Random(d, seed, 0, 13, 7);
+                var p = Uniform(d, seed + 1, 0.01f, 1f, 13, 7);
+                var (hq, hp) = (Host(logq), Host(p));
+                var values = hq.Select((v, i) => hp[i] * (Math.Log(hp[i]) - v)).ToArray();
+                return (Ops.KlDiv(logq, p, reduction), Reduced(values, reduction, values.Length, 13), new[] { logq, p });
+            });
+        yield return Loss("l1_penalty", "two_tensors", "[5, 3] + [4]", (d, seed) =>
+        {
+            var a = Random(d, seed, 0, 5, 3);
+            var b = Random(d, seed, 1, 4);
+            return (Ops.L1Penalty(new[] { a, b }), new[] { Host(a).Sum(Math.Abs) + Host(b).Sum(Math.Abs) }, new[] { a, b });
+        });
+        yield return Loss("l2_penalty", "two_tensors", "[5, 3] + [4]", (d, seed) =>
+        {
+            var a = Random(d, seed, 0, 5, 3);
+            var b = Random(d, seed, 1, 4);
+            return (Ops.L2Penalty(new[] { a, b }), new[] { Host(a).Sum(v => v * v) + Host(b).Sum(v => v * v) }, new[] { a, b });
+        });
+    }
+
     internal static IEnumerable<CheckCase> BackwardLosses()
     {
         foreach (var (name, rows, classes, smoothing, gpuOnly) in new[] { ("odd", 37, 11, 0.1f, false), ("one_class", 5, 1, 0f, false), ("moderate", 256, 1000, 0.05f, false) })
@@ -314,11 +441,31 @@ internal static class SequenceChecks
 
     /// <summary>The family's descriptor (see <see cref="KernelFamily"/>): embeddings, patches, random numbers, sampling,
     /// quantization and the losses.</summary>
-    internal static KernelFamily Family { get; } = new("sequence", () => Cases().Concat(BackwardLosses()).Concat(BackwardGathers()), Variants, Bench);
+    internal static KernelFamily Family { get; } = new("sequence", () => Cases().Concat(LossCases()).Concat(BackwardLosses()).Concat(BackwardGathers()), Variants, Bench);
 
     private static IEnumerable<KernelVariant> Variants()
     {
         var copy = Unary(typeof(ElementwiseOps.Identity));
+        // The losses' forwards: each one's own kernel, then the reduction (columns of the per-row or per-element values).
+        var sum = Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(float), typeof(ReduceOps.Sum));
+        foreach (var (kernel, main) in new (string, KernelVariant)[]
+        {
+            ("cross_entropy", Method("cross_entropy", "rows", typeof(CrossEntropyKernels), nameof(CrossEntropyKernels.Rows))),
+            ("nll_loss", Method("nll_loss", "rows", typeof(NllKernels), nameof(NllKernels.Rows))),
+            ("mse_loss", Flat("mse_loss", "square", typeof(ElementwiseOps.Mul))),
+            ("l1_loss", Flat("l1_loss", "abs", Unary(typeof(LossOps.Abs)))),
+            ("smooth_l1_loss", Flat("smooth_l1_loss", "smooth_l1", Unary(typeof(LossOps.SmoothL1)))),
+            ("huber_loss", Flat("huber_loss", "huber", Unary(typeof(LossOps.Huber)))),
+            ("bce_with_logits", Flat("bce_with_logits", "times_target", typeof(ElementwiseOps.Mul))),
+            ("gaussian_kl", Flat("gaussian_kl", "square", typeof(ElementwiseOps.Mul))),
+            ("kl_div", Flat("kl_div", "x_log_x", Unary(typeof(LossOps.XLogX)))),
+            ("l1_penalty", Flat("l1_penalty", "abs", Unary(typeof(LossOps.Abs)))),
+            ("l2_penalty", Flat("l2_penalty", "square", typeof(ElementwiseOps.Mul))),
+        })
+        {
+            yield return main;
+            yield return new KernelVariant(kernel, "reduce", sum);
+        }
         yield return Method("embedding", "gather", typeof(EmbeddingKernels), nameof(EmbeddingKernels.Gather));
         yield return Method("gather_rows", "gather", typeof(EmbeddingKernels), nameof(EmbeddingKernels.GatherIndexed));
         yield return Method("sinusoidal_position", "table", typeof(EmbeddingKernels), nameof(EmbeddingKernels.Sinusoidal));
@@ -355,6 +502,25 @@ internal static class SequenceChecks
     {
         foreach (var (presets, n, rows, cols) in Tiers)
         {
+            // The losses' forwards (mean reduction) over n elements, or rows × cols logits.
+            double logits = (double)rows * cols;
+            var targets = Enumerable.Range(0, rows).Select(i => (float)(Philox.Word(11, i) % (uint)cols)).ToArray();
+            yield return C("cross_entropy", $"{rows} rows V{cols}", 5 * logits, 4 * logits + 8.0 * rows, presets, (d, s) =>
+            { var x = R(d, s, rows, cols); var t = Tensor.FromArray(d, targets); return new(() => Ops.CrossEntropy(x, t).Dispose(), x, t); });
+            yield return C("nll_loss", $"{rows} rows V{cols}", rows, 8.0 * rows + 4.0 * rows, presets, (d, s) =>
+            { var x = R(d, s, rows, cols); var t = Tensor.FromArray(d, targets); return new(() => Ops.NllLoss(x, t).Dispose(), x, t); });
+            var pointwise = new (string Kernel, double Flops, Func<Tensor, Tensor, Tensor> Op)[]
+            {
+                ("mse_loss", 3, (p, q) => Ops.MseLoss(p, q)), ("l1_loss", 3, (p, q) => Ops.L1Loss(p, q)),
+                ("smooth_l1_loss", 5, (p, q) => Ops.SmoothL1Loss(p, q)), ("huber_loss", 5, (p, q) => Ops.HuberLoss(p, q)),
+                ("bce_with_logits", 12, (p, q) => Ops.BinaryCrossEntropyWithLogits(p, q)), ("kl_div", 8, (p, q) => Ops.KlDiv(p, q)),
+                ("gaussian_kl", 8, (p, q) => Ops.GaussianKl(p, q)),
+            };
+            foreach (var (kernel, f, op) in pointwise)
+                yield return C(kernel, S(n), f * n, 8.0 * n + 8.0 * n, presets, (d, s) =>
+                { var p = R(d, s, n / 64, 64); var q = Tensor.RandomUniform(d, new[] { n / 64, 64 }, s + 1, 0.01f, 1f); return new(() => op(p, q).Dispose(), p, q); });
+            yield return C("l1_penalty", S(n), 2.0 * n, 8.0 * n, presets, (d, s) => { var p = R(d, s, n); return new(() => Ops.L1Penalty(new[] { p }).Dispose(), p); });
+            yield return C("l2_penalty", S(n), 2.0 * n, 8.0 * n, presets, (d, s) => { var p = R(d, s, n); return new(() => Ops.L2Penalty(new[] { p }).Dispose(), p); });
             double rc = (double)rows * cols;
             yield return C("random_uniform", S(n), 0, 4.0 * n, presets, (d, s) => new(() => Ops.RandomUniform(d, new[] { n }, s).Dispose()));
             yield return C("random_normal", S(n), 0, 4.0 * n, presets, (d, s) => new(() => Ops.RandomNormal(d, new[] { n }, s).Dispose()));
