@@ -32,15 +32,15 @@ internal static class CheckVerb
                 results.Add(r);
                 table.Add(r.Kernel, r.Case, r.Shape, r.Skipped ? "-" : r.MaxAbsErr.ToString("0.00e+0"), r.Skipped ? "-" : r.RelL2Err.ToString("0.00e+0"),
                     r.Skipped ? "skip (GPU-only size)" : r.Passed ? "pass" : "FAIL");
-                if (!r.Passed)
+                if (r.Failed)
                     progress.Note($"FAILED {r}");
             }
             return progress.Elapsed;
         });
         table.Print(Console.Out);
-        foreach (var r in results.Where(r => !r.Passed))
+        foreach (var r in results.Where(r => r.Failed))
             Console.WriteLine($"FAILED {r}");
-        int failed = results.Count(r => !r.Passed), skipped = results.Count(r => r.Skipped);
+        int failed = results.Count(r => r.Failed), skipped = results.Count(r => r.Skipped);
         Console.WriteLine($"{results.Count - failed - skipped} passed, {failed} failed, {skipped} skipped on {device.Id} in {ProgressReporter.Format(elapsed)}");
         if (cli.One("json") is { } path)
             WriteJson(path, device.Info, results);

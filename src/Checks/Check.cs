@@ -47,12 +47,16 @@ public sealed record CheckCase(string Family, string Kernel, string Name, string
 /// <summary>The verdict on one case. <see cref="Seed"/> is the run's seed: <c>GPUNET_SEED=seed</c> (or <c>check --seed</c>) replays the case.</summary>
 public sealed record CheckResult(string Kernel, string Case, string Shape, double MaxAbsErr, double RelL2Err, bool Passed, ulong Seed, string? Error)
 {
-    /// <summary>True when the case was not run on this device (a GPU-only size on the CPU accelerator).</summary>
+    /// <summary>True when the case was not run on this device (a GPU-only size on the CPU accelerator): neither passed nor
+    /// failed — <see cref="Passed"/> is false, and <see cref="Failed"/> too.</summary>
     public bool Skipped { get; init; }
+
+    /// <summary>True when the case ran and missed its reference (or threw).</summary>
+    public bool Failed => !Passed && !Skipped;
 
     /// <summary>One line for logs and assertion messages.</summary>
     public override string ToString() =>
-        $"{Kernel}/{Case} {Shape}: max abs {MaxAbsErr:0.###e+0}, rel L2 {RelL2Err:0.###e+0}, {(Passed ? "pass" : "FAIL")} (seed {Seed})" +
+        $"{Kernel}/{Case} {Shape}: max abs {MaxAbsErr:0.###e+0}, rel L2 {RelL2Err:0.###e+0}, {(Skipped ? "skip" : Passed ? "pass" : "FAIL")} (seed {Seed})" +
         (Error is null ? "" : $": {Error}");
 }
 
@@ -68,7 +72,7 @@ public static class CheckRunner
     {
         ulong runSeed = seed ?? DefaultSeed, caseSeed = Mix(runSeed, c.Id);
         if (!c.RunsOn(device))
-            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, true, runSeed, "skipped: GPU-only size") { Skipped = true };
+            return new CheckResult(c.Kernel, c.Name, c.Shape, double.NaN, double.NaN, false, runSeed, "skipped: GPU-only size") { Skipped = true };
         try
         {
             var output = c.Run(device, caseSeed);
