@@ -8,7 +8,8 @@ namespace GpuNet.Kernels.Checks;
 /// <summary>Check cases of attention (fused and unfused), attention_decode and kv_cache_append.</summary>
 internal static class AttentionChecks
 {
-    private const double Tolerance = 2e-5;
+    /// <summary>Float32 against the double reference, as the other families (KERNELS.md measured ≤ 1.1e-7 for these kernels).</summary>
+    private const double Tolerance = CheckCase.Fp32Tolerance;
 
     private sealed record Shape(int B, int H, int Nq, int Nk, int D, bool Causal, int[]? Lengths = null, bool Mask = false, AttentionLayout Layout = AttentionLayout.BHND)
     {
@@ -82,7 +83,8 @@ internal static class AttentionChecks
         })
             yield return new CheckCase("attention", "attention_decode", name, s.Describe(), Tolerance, (d, seed) =>
                 Run(d, seed, s, (q, k, v, len, m) => { var r = Ops.AttentionDecode(q, k, v, len, null, s.Layout); return (r.Output, r.LogSumExp); }));
-        yield return new CheckCase("attention", "kv_cache_append", "pos5_n3", "cache [2, 3, 16, 8] ← [2, 3, 3, 8] at 5", Tolerance, (d, seed) =>
+        // A copy: exact (tolerance 0).
+        yield return new CheckCase("attention", "kv_cache_append", "pos5_n3", "cache [2, 3, 16, 8] ← [2, 3, 3, 8] at 5", 0, (d, seed) =>
         {
             using var cache = Random(d, seed, 0, 2, 3, 16, 8);
             using var values = Random(d, seed, 1, 2, 3, 3, 8);

@@ -223,6 +223,6 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
         output.WriteLine(devices);
         Assert.Contains("cpu-sim", devices);
         var check = Dotnet.Process(feed.Root, gpunet, "check", "--device", "cpu", "--kernel", "softmax");
-        Assert.Matches(@"\d+ passed, 0 failed", check);
+        Assert.Matches(@"[1-9]\d* passed, 0 failed", check);   // at least one case ran
     }
 }
