@@ -62,7 +62,7 @@ internal static class CheckVerb
                 kernel = r.Kernel, @case = r.Case, shape = r.Shape,
                 max_abs_err = double.IsFinite(r.MaxAbsErr) ? r.MaxAbsErr : (double?)null,
                 rel_l2_err = double.IsFinite(r.RelL2Err) ? r.RelL2Err : (double?)null,
-                passed = r.Passed, skipped = r.Skipped, seed = r.Seed, error = r.Error,
+                passed = r.Passed, skipped = r.Skipped, seed = r.Seed, error = r.Error, worst_element = r.WorstElement,
             }),
         };
         var dir = Path.GetDirectoryName(Path.GetFullPath(path));

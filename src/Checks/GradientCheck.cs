@@ -22,7 +22,7 @@ internal static class GradientCheck
 
     internal static CheckCase Case(string kernel, string name, GradientInput[] inputs, Func<Tensor[], Tensor> forward,
         Func<double[][], double[]> referenceForward, Func<double[][], double[], double[]?[]> referenceBackward,
-        double tolerance = CheckCase.Fp32Tolerance, bool gpuOnly = false) =>
+        double tolerance = CheckCase.Fp32Tolerance, bool gpuOnly = false, ElementBound? bound = null) =>
         new("backward", kernel, name, Shapes(inputs.Select(i => i.Shape).ToArray()), tolerance, (device, seed) =>
         {
             var host = inputs.Select((input, k) =>
@@ -78,5 +78,5 @@ internal static class GradientCheck
                 foreach (var t in tensors)
                     t.Dispose();
             }
-        }) { GpuOnly = gpuOnly };
+        }) { GpuOnly = gpuOnly, Bound = bound };
 }
