@@ -19,6 +19,15 @@ internal static class RoutingChecks
         return Tensor.FromArray(d, host, tokens, experts);
     }
 
+    /// <summary>Each (token, choice)'s slot in its expert's rows, from the reference top-k and the reference assignment
+    /// (capacity ⌈factor·tokens·k / experts⌉, or every assignment without a factor).</summary>
+    private static int[] ReferencePositions(double[] logits, int tokens, int experts, int k, float? factor)
+    {
+        var indices = RoutingReference.TopK(logits, tokens, experts, k).Indices.Select(v => (int)v).ToArray();
+        int capacity = factor is { } f ? (int)Math.Ceiling(f * tokens * k / experts) : tokens * k;
+        return RoutingReference.Route(indices, experts, capacity).Positions;
+    }
+
     internal static IEnumerable<CheckCase> Cases()
     {
         foreach (var (name, tokens, experts, k, ties) in new[] { ("t1_e2_k1", 1, 2, 1, false), ("t37_e8_k2", 37, 8, 2, false), ("t37_e8_k2_ties", 37, 8, 2, true),
@@ -50,7 +59,9 @@ internal static class RoutingChecks
                 using var g = Ops.TopKGating(logits, k);
                 using var r = Ops.MoeRoute(g.Indices, experts, factor);
                 using var dispatched = Ops.MoeDispatch(x, r);
-                var positions = r.ReadPositions();
+                // The expectation is routed on the host (reference top-k, reference slot assignment), not read back from the
+                // device's routing under test.
+                var positions = ReferencePositions(Host(logits), tokens, experts, k, factor);
                 var hx = Host(x);
                 var expected = new double[tokens * k * 24];
                 for (int a = 0; a < positions.Length; a++)
@@ -65,8 +76,8 @@ internal static class RoutingChecks
                 using var r = Ops.MoeRoute(g.Indices, experts, factor);
                 using var expertOut = Random(d, seed, 2, tokens * k, 24);
                 using var y = Ops.MoeCombine(expertOut, g.Weights, r);
-                var positions = r.ReadPositions();
-                var (hw, ho) = (Host(g.Weights), Host(expertOut));
+                var positions = ReferencePositions(Host(logits), tokens, experts, k, factor);
+                var (hw, ho) = (RoutingReference.TopK(Host(logits), tokens, experts, k).Weights, Host(expertOut));
                 var expected = new double[tokens * 24];
                 for (int t = 0; t < tokens; t++)
                     for (int s = 0; s < k; s++)
