@@ -9,10 +9,38 @@ public sealed class DiffusionTests
 {
     private static Device Cpu => TestDevices.Cpu;
 
+    /// <summary>ᾱ_t = Π_{i ≤ t} (1 − β_i) of the two schedules, written out from their papers: DDPM's linear β from 1e-4 to
+    /// 0.02 (Ho et al., 2020), and the improved DDPM's cosine f(t) = cos²((t/T + s)/(1 + s)·π/2), s = 0.008, with
+    /// β_t = min(1 − f(t + 1)/f(t), 0.999) (Nichol and Dhariwal, 2021) — not read from the object under test.</summary>
+    private static double[] AlphaBars(int steps, bool cosine)
+    {
+        double F(double t) => Math.Pow(Math.Cos((t / steps + 0.008) / 1.008 * Math.PI / 2), 2);
+        var bars = new double[steps];
+        double product = 1;
+        for (int t = 0; t < steps; t++)
+        {
+            double beta = cosine ? Math.Min(1 - F(t + 1) / F(t), 0.999) : 1e-4 + (0.02 - 1e-4) * t / (steps - 1);
+            bars[t] = product *= 1 - beta;
+        }
+        return bars;
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void SchedulesFollowTheirPapers(bool cosine)
+    {
+        var ddpm = new Ddpm(1000, cosine ? BetaSchedule.Cosine : BetaSchedule.Linear);
+        var expected = AlphaBars(1000, cosine);
+        for (int t = 0; t < 1000; t++)
+            Assert.True(Math.Abs(ddpm.AlphaBars[t] - expected[t]) <= 1e-12 + 1e-10 * expected[t], $"t = {t}: {ddpm.AlphaBars[t]} vs {expected[t]}");
+    }
+
     [Fact]
     public void QSampleMixesSignalAndNoisePerBatchElement()
     {
         var ddpm = new Ddpm(50, BetaSchedule.Cosine);
+        var alphaBars = AlphaBars(50, cosine: true);
         var x0 = Enumerable.Range(0, 2 * 3 * 4).Select(i => MathF.Sin(i)).ToArray();
         var noise = Enumerable.Range(0, 2 * 3 * 4).Select(i => MathF.Cos(3 * i)).ToArray();
         int[] steps = { 0, 37 };
@@ -22,7 +50,7 @@ public sealed class DiffusionTests
         var got = xt.ToArray();
         for (int i = 0; i < got.Length; i++)
         {
-            double ab = ddpm.AlphaBars[steps[i / 12]];
+            double ab = alphaBars[steps[i / 12]];
             double expected = Math.Sqrt(ab) * x0[i] + Math.Sqrt(1 - ab) * noise[i];
             Assert.True(Math.Abs(got[i] - expected) < 1e-6, $"element {i}: {got[i]} vs {expected}");
         }
