@@ -125,7 +125,8 @@ internal static class PoolingChecks
                 x => PoolingReference.Adaptive(x[0], planes, xs[2], xs[3], 1, 1, false).Values,
                 (x, g) => new[] { PoolingReference.AdaptiveAvgBackward(g, planes, xs[2], xs[3], 1, 1) });
         }
-        foreach (var (name, xs, size) in new[] { ("2x", new[] { 2, 3, 5, 4 }, (10, 8)), ("odd_ratio", new[] { 1, 2, 7, 5 }, (11, 13)), ("down", new[] { 1, 2, 9, 8 }, (4, 3)), ("to_1x1", new[] { 1, 1, 4, 4 }, (1, 1)) })
+        foreach (var (name, xs, size) in new[] { ("2x", new[] { 2, 3, 5, 4 }, (10, 8)), ("odd_ratio", new[] { 1, 2, 7, 5 }, (11, 13)), ("down", new[] { 1, 2, 9, 8 }, (4, 3)), ("to_1x1", new[] { 1, 1, 4, 4 }, (1, 1)),
+                     ("unet_4x3_to_8x6", new[] { 2, 16, 4, 3 }, (8, 6)), ("unet_9x7_to_18x14", new[] { 2, 8, 9, 7 }, (18, 14)) })
         {
             int planes = xs[0] * xs[1];
             yield return GradientCheck.Case("upsample_nearest2d_backward", name, In(xs), t => Ops.UpsampleNearest2d(t[0], size),

@@ -27,17 +27,22 @@ public sealed class GoldenTests(ITestOutputHelper output)
 
     public static IEnumerable<object[]> Cases => GoldenModels.All.Select(c => new object[] { c.Name });
 
-    /// <summary>Models cheap enough for the simulated GPU (each under a second there): they keep the layer graph tested on the
-    /// ILGPU kernels themselves, while every model runs on the fast CPU device.</summary>
-    public static IEnumerable<object[]> SimulatorCases => new[] { "mlp", "cnn", "encoder_pre_norm_padded" }.Select(n => new object[] { n });
+    /// <summary>Every golden on every GPU present (skipped without one).</summary>
+    public static IEnumerable<object[]> GpuCases => TestDevices.GpuIds.SelectMany(id => GoldenModels.All.Select(c => new object[] { id, c.Name }));
 
     [Theory]
     [MemberData(nameof(Cases))]
     public void ModelMatchesPyTorch(string name) => RunGolden(Cpu, name);
 
+    /// <summary>Every golden on the simulated GPU too — the ILGPU kernels themselves, not only the fast CPU's host code (all 26
+    /// take about two minutes of one core there).</summary>
     [Theory]
-    [MemberData(nameof(SimulatorCases))]
+    [MemberData(nameof(Cases))]
     public void ModelMatchesPyTorchOnSimulatedGpu(string name) => RunGolden(TestDevices.Simulator, name);
+
+    [GpuTheory]
+    [MemberData(nameof(GpuCases))]
+    public void ModelMatchesPyTorchOnGpu(string deviceId, string name) => RunGolden(TestDevices.Get(deviceId), name);
 
     private void RunGolden(Device device, string name)
     {

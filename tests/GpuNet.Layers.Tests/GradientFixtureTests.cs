@@ -33,9 +33,9 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
 
     /// <summary>The golden case's model with the fixture's weights, in training mode; a fixture made in PyTorch's training mode
     /// (metadata mode=train: batch norm on batch statistics) has its dropout layers switched to eval, as the fixture's were.</summary>
-    private static Module Build(SafeTensorsFile f)
+    private static Module Build(SafeTensorsFile f, Device? device = null)
     {
-        var model = Golden(f).Build(Cpu, f);
+        var model = Golden(f).Build(device ?? Cpu, f);
         model.Load(f);
         if (f.Metadata.TryGetValue("mode", out var mode) && mode == "train")
             DropoutOff(model);
@@ -59,12 +59,44 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
         }
         .Select(n => new object[] { n + "_grad" });
 
+    /// <summary>Every fixture on every GPU present (skipped without one).</summary>
+    public static IEnumerable<object[]> GpuNames => TestDevices.GpuIds.SelectMany(id => Names.Select(n => new object[] { id, n[0] }));
+
     [Theory]
     [MemberData(nameof(Names))]
-    public void GradientsMatchPyTorch(string name)
+    public void GradientsMatchPyTorch(string name) => CheckGradients(name, Cpu);
+
+    /// <summary>
+    /// Every fixture but one on the simulated GPU too: the backward kernels themselves, not only the fast CPU's host code.
+    /// unet_bilinear_grad is left out because it fails there — a bug this test found (2026-12-04) and that is not fixed yet:
+    /// on cpu-sim every parameter at or below the bilinear up path's input (inc, down1, down2) is off by 0.3–6 % while the
+    /// forward matches PyTorch to 6e-8 and the up path's parameters match; it is deterministic, survives a synchronize before
+    /// the backward, and vanishes when the bottleneck h (or u1) is detached, while upsampling, padding, concatenation, the
+    /// convolutions and the down block each match between cpu and cpu-sim in isolation (the note of that stop has the
+    /// bisection). <see cref="KnownSimulatorFailure"/> keeps it visible: it asserts the failure, so the fix must remove it.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SimulatorNames))]
+    public void GradientsMatchPyTorchOnSimulatedGpu(string name) => CheckGradients(name, TestDevices.Simulator);
+
+    public static IEnumerable<object[]> SimulatorNames => Names.Where(n => (string)n[0] != "unet_bilinear_grad");
+
+    [Fact]
+    public void KnownSimulatorFailure() =>
+        Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => CheckGradients("unet_bilinear_grad", TestDevices.Simulator));
+
+    [GpuTheory]
+    [MemberData(nameof(GpuNames))]
+    public void GradientsMatchPyTorchOnGpu(string deviceId, string name) => CheckGradients(name, TestDevices.Get(deviceId));
+
+    [GpuTheory]
+    [MemberData(nameof(GpuNames))]
+    public void AdamStepsFollowPyTorchOnGpu(string deviceId, string name) => CheckAdamSteps(name, TestDevices.Get(deviceId));
+
+    private void CheckGradients(string name, Device device)
     {
         using var f = Fixtures.Open(name);
-        using var model = Build(f);
+        using var model = Build(f, device);
         using (var loss = Loss(model, f))
         {
             Assert.Equal(f.ReadDoubles("__loss__")[0], loss.ToArray()[0], 4);
@@ -100,11 +132,13 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
 
     [Theory]
     [MemberData(nameof(Names))]
-    public void AdamStepsFollowPyTorch(string name)
+    public void AdamStepsFollowPyTorch(string name) => CheckAdamSteps(name, Cpu);
+
+    private void CheckAdamSteps(string name, Device device)
     {
         using var f = Fixtures.Open(name);
         var expected = f.ReadDoubles("__adam_losses__");
-        using var model = Build(f);
+        using var model = Build(f, device);
         using var optimizer = new Adam(model.Parameters(), 1e-3f);
         var got = new List<float>();
         for (int step = 0; step < expected.Length - 1; step++)
