@@ -39,6 +39,57 @@ def dnn(steps=2000):
     print(f"dnn: loss after 1 step {losses[0]:.6f}, after 5 {losses[4]:.6f}, after {steps} {losses[-1]:.6f}")
 
 
+KINK_MARGIN = 1e-5
+
+
+def kink_margin(forward, model, inputs):
+    """The smallest distance to a kink over the float64 forward, relative to the scale of the values there: for each ReLU,
+    min |input| / rms(input); for each max pooling, the gap between a window's largest and second-largest value over the
+    rms of the input (windows whose largest value is exactly 0, ReLU zeros, excepted). GpuNet computes in float32, so a ReLU input within rounding (~1e-6 relative) of zero can take the
+    other branch there, and one flipped element moves a small model's gradients by percents (unet_bilinear's first seed
+    had a batch-norm output of 2.6e-7 feeding a ReLU: cpu-sim's rounding made it -5.1e-7 and the test failed there). A
+    fixture is only made where every kink is at least KINK_MARGIN away, so the comparison measures GpuNet, not the luck
+    of a sign."""
+    margins = []
+    relu, torch_relu, max_pool2d = F.relu, torch.relu, F.max_pool2d
+
+    def scale(x):
+        return x.detach().double().pow(2).mean().sqrt().item() or 1.0
+
+    def record_relu(x):
+        margins.append(x.detach().abs().min().item() / scale(x))
+
+    def checked_relu(x, inplace=False):
+        record_relu(x)
+        return torch_relu_(x) if inplace else torch_relu(x)
+
+    def checked_torch_relu(x):
+        record_relu(x)
+        return torch_relu(x)
+
+    torch_relu_ = torch.relu_
+
+    def checked_max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+        k = (kernel_size, kernel_size) if isinstance(kernel_size, int) else tuple(kernel_size)
+        st = k if stride is None or stride == [] else ((stride, stride) if isinstance(stride, int) else tuple(stride))
+        p = (padding, padding) if isinstance(padding, int) else tuple(padding)
+        padded = F.pad(x.detach(), (p[1], p[1], p[0], p[0]), value=float("-inf")) if p != (0, 0) else x.detach()
+        windows = padded.unfold(2, k[0], st[0]).unfold(3, k[1], st[1]).reshape(*padded.shape[:2], -1, k[0] * k[1])
+        top = windows.topk(2, dim=-1).values
+        # A window of ReLU zeros ties harmlessly: the ReLU below passes no gradient to any of them.
+        gaps = (top[..., 0] - top[..., 1])[top[..., 0] != 0]
+        margins.append(gaps.min().item() / scale(x) if gaps.numel() else float("inf"))
+        return max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
+
+    F.relu, F.max_pool2d, torch.relu = checked_relu, checked_max_pool2d, checked_torch_relu
+    try:
+        with torch.no_grad():
+            forward(model, inputs)
+    finally:
+        F.relu, F.max_pool2d, torch.relu = relu, max_pool2d, torch_relu
+    return min(margins, default=float("inf"))
+
+
 def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1e-3, run=None, extra=None, train_mode=False):
     """Every parameter's gradient after one forward/backward of loss_fn in float64, and the losses of adam_steps Adam
     steps from the same weights (the loss before each step, then after the last), next to the F32 weights. Dropout is
@@ -58,6 +109,12 @@ def gradients(name, model, inputs, target, loss_fn, metadata, adam_steps=5, lr=1
     ex = {k: as_double(v) for k, v in extra.items()}
     forward = (lambda m, x: run(m, x, ex)) if run else (lambda m, x: m(x))
     m = copy.deepcopy(model).double()
+    margin = kink_margin(forward, copy.deepcopy(m), as_double(inputs))
+    if os.environ.get("MARGINS_ONLY"):
+        print(f"{name}: kink margin {margin:.3g}")
+        return
+    if margin < KINK_MARGIN:
+        raise SystemExit(f"{name}: a ReLU input or max-pool gap {margin:.3g} (relative) from its kink: pick another seed")
     loss = loss_fn(forward(m, as_double(inputs)), as_double(target))
     loss.backward()
     tensors = dict(state)
@@ -167,7 +224,9 @@ def conv_grads():
     vgg.add_module("avgpool", nn.AdaptiveAvgPool2d((2, 2)))
     vgg.add_module("classifier", nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10)))
     gradients("vgg_grad", vgg, torch.randn(3, 3, 17, 15), torch.randint(0, 10, (3,)), ce, {"classes": 10, "loss": "cross_entropy"}, train_mode=True)
-    for name, block, stages, seed in (("resnet_basic", BasicBlock, [2, 2], 33), ("resnet_bottleneck", Bottleneck, [1, 2], 34)):
+    # Seeds 33 (resnet_basic), 36 (unet) and 37 (unet_bilinear) put a ReLU input within 1e-5 of zero (kink_margin): these
+    # are the first of 33 + 100k, 36 + 100k and 37 + 100k whose kinks are all 1e-4 away.
+    for name, block, stages, seed in (("resnet_basic", BasicBlock, [2, 2], 1333), ("resnet_bottleneck", Bottleneck, [1, 2], 34)):
         torch.manual_seed(seed)
         model = ResNet(block, stages, 8, 10)
         randomize_batchnorm(model)
@@ -180,7 +239,7 @@ def conv_grads():
     gradients("pixelcnn_grad", pixel, torch.randn(2, 1, 9, 11), torch.randn(2, 4, 9, 11), F.mse_loss,
               {"channels": 1, "hidden": 16, "levels": 4, "layers": 2, "loss": "mse"})
     for bilinear in (False, True):
-        torch.manual_seed(36 + bilinear)
+        torch.manual_seed(137 if bilinear else 236)
         model = UNet(3, 2, 8, bilinear)
         randomize_batchnorm(model)
         gradients("unet_bilinear_grad" if bilinear else "unet_grad", model, torch.randn(2, 3, 18, 14), torch.randn(2, 2, 18, 14), F.mse_loss,
