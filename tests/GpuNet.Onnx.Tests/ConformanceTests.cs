@@ -6,7 +6,7 @@ namespace GpuNet.Onnx.Tests;
 
 /// <summary>
 /// ONNX's own backend conformance suite (Debian package libonnx-testdata, ONNX 1.12): every case of node/,
-/// pytorch-converted/ and pytorch-operator/ passes at rtol 1e-3 / atol 1e-5 on the fast CPU and on the simulated GPU,
+/// pytorch-converted/ and pytorch-operator/ passes at rtol 1e-3 / atol 1e-5 on the fast CPU, the simulated GPU and every GPU present,
 /// unless conformance_expected_failures.txt lists it with its reason — and a listed case that passes fails until removed.
 /// </summary>
 public sealed class ConformanceTests(ITestOutputHelper output)
@@ -52,6 +52,13 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     [MemberData(nameof(SimulatorCases))]
     public void PassesOnSimulator(string testCase) => Check(testCase, TestDevices.Simulator);
 
+    /// <summary>Every conformance case on every GPU present (skipped without one).</summary>
+    public static IEnumerable<object[]> GpuCases => TestDevices.GpuIds.SelectMany(id => Cases.Select(c => new object[] { id, c[0] }));
+
+    [GpuTheory]
+    [MemberData(nameof(GpuCases))]
+    public void PassesOnGpu(string deviceId, string testCase) => Check(testCase, TestDevices.Get(deviceId));
+
     /// <summary>Models of the seed families exported by torch.onnx.export (make_onnx_models.py), in the backend-test layout.</summary>
     public static IEnumerable<object[]> ExportedModels =>
         Conformance.FindCases(new[] { Path.Combine(AppContext.BaseDirectory, "Models") }).Select(d => new object[] { Path.GetFileName(d) });
@@ -60,7 +67,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     [MemberData(nameof(ExportedModels))]
     public void ExportedPyTorchModelsMatchPyTorchOnEveryDevice(string model)
     {
-        foreach (var device in new[] { TestDevices.Cpu, TestDevices.Simulator })
+        foreach (var device in new[] { TestDevices.Cpu, TestDevices.Simulator }.Concat(TestDevices.GpuIds.Select(TestDevices.Get)))
         {
             var r = Conformance.Run(Path.Combine(AppContext.BaseDirectory, "Models", model), device);
             output.WriteLine($"{device.Id}: {r.Status}: rel L2 {r.RelativeL2:G3}, max abs {r.MaxAbs:G3}, {r.Milliseconds:F0} ms {r.Detail}");
