@@ -163,8 +163,17 @@ public sealed class OnnxTensor : IDisposable
 
     internal static OnnxTensor HostFloats(float[] data, int[] dims) => new(OnnxElementType.Float, dims, null, false, data, null);
 
-    /// <summary>Wraps a device result (owned) with ONNX dimensions (the device tensor is [1] for a scalar).</summary>
-    internal static OnnxTensor Device(Tensor t, int[] dims) => new(OnnxElementType.Float, dims, t, true, null, null);
+    /// <summary>
+    /// Wraps a device result (owned) with ONNX dimensions. The device tensor must have exactly those dimensions ([1] for a
+    /// scalar): the next node reads the device tensor's own rank (pooling, Gemm, Slice), so a flat buffer under an N-D ONNX
+    /// shape would fail or misread there, far from the op that made it. Every device result passes here.
+    /// </summary>
+    internal static OnnxTensor Device(Tensor t, int[] dims)
+    {
+        if (!t.ShapeArray().AsSpan().SequenceEqual(DeviceShape(dims)))
+            throw new OnnxRunException($"internal error: a device result of shape {GpuNetException.FormatShape(t.ShapeArray())} under the ONNX shape {GpuNetException.FormatShape(dims)}");
+        return new(OnnxElementType.Float, dims, t, true, null, null);
+    }
 
     /// <summary>Host integers (or bools as 0/1).</summary>
     internal long[] Ints

@@ -59,7 +59,11 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     [MemberData(nameof(GpuCases))]
     public void PassesOnGpu(string deviceId, string testCase) => Check(testCase, TestDevices.Get(deviceId));
 
-    /// <summary>Models of the seed families exported by torch.onnx.export (make_onnx_models.py), in the backend-test layout.</summary>
+    /// <summary>
+    /// make_onnx_models.py's models in the backend-test layout: the seed families exported by torch.onnx.export, the export
+    /// patterns that handed a flat device buffer to the next node (pattern_*), and every index-map op feeding each consumer
+    /// that reads its input's own rank (index_map_*).
+    /// </summary>
     public static IEnumerable<object[]> ExportedModels =>
         Conformance.FindCases(new[] { Path.Combine(AppContext.BaseDirectory, "Models") }).Select(d => new object[] { Path.GetFileName(d) });
 

@@ -135,6 +135,165 @@ class Moe(nn.Module):
         return (outs * combine.unsqueeze(-2)).sum(-1)
 
 
+class AvgPoolStem(nn.Module):
+    """F.avg_pool2d(x, 2): exported as an all-zero Pad then AveragePool."""
+    def forward(self, x):
+        return F.avg_pool2d(x, 2) * 2
+
+
+class PadThenSlice(nn.Module):
+    def forward(self, x):
+        return F.pad(x, (0, 0, 0, 1))[:, 1:]
+
+
+class SelectThenLinear(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(8, 3)
+
+    def forward(self, x):
+        return self.fc(x[:, 0])
+
+
+class GatherExpandMul(nn.Module):
+    """MoE-style combine: rows picked by torch.gather with expanded indices, weighted by a broadcast Mul."""
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("idx", torch.tensor([[0, 3], [5, 1], [2, 2], [4, 0], [1, 5]]))
+
+    def forward(self, y, w):
+        return torch.gather(y, 1, self.idx.unsqueeze(-1).expand(-1, -1, y.shape[-1])) * w.unsqueeze(-1)
+
+
+class ReflectPadConv(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return self.conv(F.pad(x, (1, 2, 2, 1), mode="reflect"))
+
+
+def save_graph(name, nodes, inputs, initializers, outputs):
+    """A hand-built graph: inputs and outputs as {name: float32/int64 array}, initializers as constant arrays."""
+    from onnx import helper, mapping
+    kind = lambda a: mapping.NP_TYPE_TO_TENSOR_TYPE[a.dtype]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info(n, kind(x), x.shape) for n, x in inputs.items()],
+                              [helper.make_tensor_value_info(n, kind(y), y.shape) for n, y in outputs.items()],
+                              [numpy_helper.from_array(v, n) for n, v in initializers.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)], producer_name="make_onnx_models.py")
+    onnx.checker.check_model(model)
+    case = os.path.join(HERE, name)
+    data = os.path.join(case, "test_data_set_0")
+    os.makedirs(data, exist_ok=True)
+    onnx.save(model, os.path.join(case, "model.onnx"))
+    for k, (n, x) in enumerate(inputs.items()):
+        with open(os.path.join(data, f"input_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(x, n).SerializeToString())
+    for k, (n, y) in enumerate(outputs.items()):
+        with open(os.path.join(data, f"output_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(y, n).SerializeToString())
+
+
+def index_map_cases():
+    """Every index-map op (its result is built by an index map on the device) feeding the consumers that read their input's
+    own rank: max and average pooling, Conv, a Slice, a broadcasting Mul on rank-4 results; Gemm, Slice and Mul on rank-2
+    ones. Expectations from NumPy and PyTorch in float64 (issue #26: a flat device buffer under an N-D ONNX shape)."""
+    import numpy as np
+    from onnx import helper
+    rng = np.random.default_rng(70)
+    f32 = lambda *shape: rng.standard_normal(shape).astype(np.float32)
+    i64 = lambda v: np.array(v, dtype=np.int64)
+
+    def d2s(x, b):  # ONNX DepthToSpace, DCR mode
+        n, c, h, w = x.shape
+        return x.reshape(n, b, b, c // (b * b), h, w).transpose(0, 3, 4, 1, 5, 2).reshape(n, c // (b * b), h * b, w * b)
+
+    def s2d(x, b):
+        n, c, h, w = x.shape
+        return x.reshape(n, c, h // b, b, w // b, b).transpose(0, 3, 5, 1, 2, 4).reshape(n, c * b * b, h // b, w // b)
+
+    def reverse_sequence(x, lens):  # time axis 0, batch axis 1
+        y = x.copy()
+        for b, n in enumerate(lens):
+            y[:n, b] = x[:n, b][::-1]
+        return y
+
+    def cases(rank):
+        """(op name, input shape, node builder(x, y) -> (nodes, initializers), numpy reference)."""
+        big = np.iinfo(np.int64).max
+        four = rank == 4
+        shape = (2, 3, 5, 6) if four else (5, 6)
+        gather_idx = i64([2, 0, 1, 2] if four else [4, 0, 1])
+        elements_idx = rng.integers(0, shape[1], size=shape).astype(np.int64)
+        nd_idx = i64([[1], [0], [1]] if four else [[4], [0], [2], [2]])
+        small = (1, 3, 1, 6) if four else (1, 6)
+        target = (2, 3, 5, 6) if four else (5, 6)
+        tile_src = (1, 3, 3, 2) if four else (2, 3)
+        reps = i64([2, 1, 2, 3] if four else [3, 2])
+        keep = np.array([True, False, True] if four else [False, True, True, True, False, True])
+        lens = i64([3, 1, 2] if four else [5, 2, 1, 4, 3, 6])
+        out = [
+            ("pad", shape, lambda x, y: ([helper.make_node("Pad", [x, "pads"], [y], mode="constant")],
+                                         {"pads": i64([0] * (rank - 2) + [1, 2] + [0] * (rank - 2) + [2, 1])}),
+             lambda x: np.pad(x, [(0, 0)] * (rank - 2) + [(1, 2), (2, 1)])),
+            ("gather", shape, lambda x, y: ([helper.make_node("Gather", [x, "idx"], [y], axis=1 if four else 0)], {"idx": gather_idx}),
+             lambda x: np.take(x, gather_idx, axis=1 if four else 0)),
+            ("gather_elements", shape, lambda x, y: ([helper.make_node("GatherElements", [x, "idx"], [y], axis=1)], {"idx": elements_idx}),
+             lambda x: np.take_along_axis(x, elements_idx, axis=1)),
+            ("gather_nd", shape, lambda x, y: ([helper.make_node("GatherND", [x, "idx"], [y])], {"idx": nd_idx}), lambda x: x[nd_idx[:, 0]]),
+            ("expand", small, lambda x, y: ([helper.make_node("Expand", [x, "shape"], [y])], {"shape": i64(target)}),
+             lambda x: np.broadcast_to(x, target).copy()),
+            ("tile", tile_src, lambda x, y: ([helper.make_node("Tile", [x, "reps"], [y])], {"reps": reps}), lambda x: np.tile(x, reps)),
+            ("trilu", shape, lambda x, y: ([helper.make_node("Trilu", [x, "k"], [y], upper=0)], {"k": i64(1)}), lambda x: np.tril(x, 1)),
+            ("stepped_slice", shape, lambda x, y: ([helper.make_node("Slice", [x, "starts", "ends", "axes", "steps"], [y])],
+                                                    {"starts": i64([-1, 0]), "ends": i64([-big, big]), "axes": i64([rank - 2, rank - 1]), "steps": i64([-2, 2])}),
+             lambda x: x[..., ::-2, ::2].copy()),
+            ("compress", shape, lambda x, y: ([helper.make_node("Compress", [x, "keep"], [y], axis=1)], {"keep": keep}),
+             lambda x: np.compress(keep, x, axis=1)),
+            ("reverse_sequence", (4, 3, 5, 6) if four else (7, 6),
+             lambda x, y: ([helper.make_node("ReverseSequence", [x, "lens"], [y], time_axis=0, batch_axis=1)], {"lens": lens}),
+             lambda x: reverse_sequence(x, lens)),
+        ]
+        if four:
+            out += [
+                ("depth_to_space", (1, 8, 3, 4), lambda x, y: ([helper.make_node("DepthToSpace", [x], [y], blocksize=2, mode="DCR")], {}),
+                 lambda x: d2s(x, 2)),
+                ("space_to_depth", (1, 2, 6, 8), lambda x, y: ([helper.make_node("SpaceToDepth", [x], [y], blocksize=2)], {}),
+                 lambda x: s2d(x, 2)),
+            ]
+        return out
+
+    for rank in (4, 2):
+        for op, shape, build, reference in cases(rank):
+            x = f32(*shape)
+            y = reference(x.astype(np.float64))
+            nodes, inits = build("x", "y")
+            outputs = {}
+            scale = f32(y.shape[-1])
+            inits = dict(inits, scale=scale, starts1=i64([1]), ends1=i64([np.iinfo(np.int64).max]), axes1=i64([1]))
+            nodes += [helper.make_node("Slice", ["y", "starts1", "ends1", "axes1"], ["sliced"]), helper.make_node("Mul", ["y", "scale"], ["scaled"])]
+            outputs["sliced"] = y[:, 1:]
+            outputs["scaled"] = y * scale.astype(np.float64)
+            if rank == 4:
+                weight = f32(2, y.shape[1], 3, 3)
+                inits["weight"] = weight
+                nodes += [helper.make_node("MaxPool", ["y"], ["max_pooled"], kernel_shape=[2, 2], strides=[2, 2]),
+                          helper.make_node("AveragePool", ["y"], ["avg_pooled"], kernel_shape=[2, 2], strides=[2, 2]),
+                          helper.make_node("Conv", ["y", "weight"], ["convolved"], pads=[1, 1, 1, 1])]
+                t = torch.from_numpy(y)
+                outputs["max_pooled"] = F.max_pool2d(t, 2).numpy()
+                outputs["avg_pooled"] = F.avg_pool2d(t, 2).numpy()
+                outputs["convolved"] = F.conv2d(t, torch.from_numpy(weight.astype(np.float64)), padding=1).numpy()
+            else:
+                b = f32(y.shape[1], 3)
+                inits["b"] = b
+                nodes.append(helper.make_node("Gemm", ["y", "b"], ["gemm"]))
+                outputs["gemm"] = y @ b.astype(np.float64)
+            save_graph(f"index_map_{op}_rank{rank}", nodes, {"x": x}, inits, {k: v.astype(np.float32) for k, v in outputs.items()})
+            print(f"index_map_{op}_rank{rank}: {list(shape)} -> {list(y.shape)}, consumers {', '.join(outputs)}")
+
+
 def node_case(name, op_type, xs, y, opset=12, **attributes):
     """One node over float32 (and int64) inputs with a numpy-computed expected output: for ops whose backend-suite cases
     are all float64 (Einsum, CumSum)."""
@@ -210,6 +369,14 @@ if __name__ == "__main__":
     export("torch_moe_topk", Moe(), [torch.randn(5, 16)])
     einsum_cases()
     cumsum_cases()
+    # The shapes users' exports hand between nodes (issue #26): each failed before device results kept their ONNX shape.
+    torch.manual_seed(38)
+    export("pattern_avg_pool", AvgPoolStem(), [torch.randn(1, 3, 9, 8)])
+    export("pattern_pad_slice", PadThenSlice(), [torch.randn(2, 3, 4, 5)])
+    export("pattern_select_linear", SelectThenLinear(), [torch.randn(2, 4, 8)])
+    export("pattern_gather_expand_mul", GatherExpandMul(), [torch.randn(5, 6, 7), torch.randn(5, 2)])
+    export("pattern_reflect_pad_conv", ReflectPadConv(), [torch.randn(1, 3, 7, 6)])
+    index_map_cases()
     # The LSTM after ONNX's own shape inference: value_info now declares every intermediate's static shape, so Shape
     # nodes (and the shape arithmetic after them) fold at load.
     import shutil

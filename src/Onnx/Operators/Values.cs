@@ -105,7 +105,7 @@ internal static class Values
                 r[i] = map[i] < 0 ? (long)pad : src[map[i]];
             return OnnxTensor.Integers(x.ElementType, r, outDims);
         }
-        return OnnxTensor.Device(GatherFlat(c, x.On(c.Device), map, pad), outDims);
+        return Float(GatherFlat(c, x.On(c.Device), map, pad), outDims);
     }
 
     /// <summary>out[i] = flat(x)[map[i]] on the device (map −1: <paramref name="pad"/>), shaped as the device shape of the map's length.</summary>
