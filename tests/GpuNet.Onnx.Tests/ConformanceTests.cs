@@ -67,13 +67,23 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     public static IEnumerable<object[]> ExportedModels =>
         Conformance.FindCases(new[] { Path.Combine(AppContext.BaseDirectory, "Models") }).Select(d => new object[] { Path.GetFileName(d) });
 
+    /// <summary>
+    /// The torchvision CNNs take 45–120 s each on the simulated GPU of a 2-core machine (every thread of every convolution
+    /// simulated): they run on the fast CPU and every real GPU; their convolutions, pooling and batch norm are checked on the
+    /// simulator by the kernel registry, and the small CNN exports above run there whole.
+    /// </summary>
+    private static readonly HashSet<string> SimulatorTooSlow = new() { "real_resnet18", "real_mobilenet_v2", "real_efficientnet_b0" };
+
     [Theory]
     [MemberData(nameof(ExportedModels))]
     public void ExportedPyTorchModelsMatchPyTorchOnEveryDevice(string model)
     {
-        foreach (var device in new[] { TestDevices.Cpu, TestDevices.Simulator }.Concat(TestDevices.GpuIds.Select(TestDevices.Get)))
+        string dir = Path.Combine(AppContext.BaseDirectory, "Models", model);
+        SeededWeights.Materialize(dir);
+        var simulator = SimulatorTooSlow.Contains(model) ? Array.Empty<Device>() : new[] { TestDevices.Simulator };
+        foreach (var device in new[] { TestDevices.Cpu }.Concat(simulator).Concat(TestDevices.GpuIds.Select(TestDevices.Get)))
         {
-            var r = Conformance.Run(Path.Combine(AppContext.BaseDirectory, "Models", model), device);
+            var r = Conformance.Run(dir, device);
             output.WriteLine($"{device.Id}: {r.Status}: rel L2 {r.RelativeL2:G3}, max abs {r.MaxAbs:G3}, {r.Milliseconds:F0} ms {r.Detail}");
             Assert.True(r.Status == ConformanceStatus.Pass, $"{model} on {device.Id}: {r.Status}: {r.Detail}");
             // Beyond the conformance runner's elementwise rtol 1e-3: PyTorch's own outputs to the golden fixtures' 1e-4 relative L2.

@@ -174,6 +174,105 @@ class ReflectPadConv(nn.Module):
         return self.conv(F.pad(x, (1, 2, 2, 1), mode="reflect"))
 
 
+PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
+
+
+def philox_uniform(seed, count, low, high):
+    """GpuNet's Philox.FillUniform, bit for bit: word i is lane i mod 4 of the 10-round Philox 4x32 block at counter
+    (i / 4, 0, 0, 0) with key (seed), its top 24 bits scaled to [0, 1), then low + (high - low) * u in float32."""
+    import numpy as np
+    mask = np.uint64(0xFFFFFFFF)
+    blocks = np.arange((count + 3) // 4, dtype=np.uint64)
+    c0, c1 = blocks & mask, blocks >> np.uint64(32)
+    c2, c3 = np.zeros_like(blocks), np.zeros_like(blocks)
+    k0, k1 = np.uint64(seed & 0xFFFFFFFF), np.uint64(seed >> 32)
+    for _ in range(10):
+        p0, p1 = np.uint64(PHILOX_M0) * c0, np.uint64(PHILOX_M1) * c2
+        c0, c1, c2, c3 = (p1 >> np.uint64(32)) ^ c1 ^ k0, p1 & mask, (p0 >> np.uint64(32)) ^ c3 ^ k1, p0 & mask
+        k0, k1 = (k0 + np.uint64(PHILOX_W0)) & mask, (k1 + np.uint64(PHILOX_W1)) & mask
+    words = np.stack([c0, c1, c2, c3], axis=1).reshape(-1)[:count]
+    u = (words >> np.uint64(8)).astype(np.float32) * np.float32(1.0 / 16777216.0)
+    return np.float32(low) + (np.float32(high) - np.float32(low)) * u
+
+
+def export_seeded(name, model, inputs, seed, opset=17):
+    """A model too large to commit (torchvision's): every float parameter and buffer is drawn from GpuNet's Philox stream
+    (weights and biases ±1/sqrt(fan_in) as PyTorch's default init, batch norm's scale and variance in [0.5, 1.5], its
+    shift and mean in ±0.1), exported with batch norm kept as a node (TrainingMode.PRESERVE in eval: no export-time
+    folding), and the parameters written as external data in weights.bin, which is not committed: weights.tsv holds each
+    one's offset, count, seed and bounds, and the SHA-256 of the file, and the tests regenerate it with Philox.FillUniform."""
+    import hashlib
+    import numpy as np
+    from onnx import TensorProto
+    model.eval()
+    rows, blobs, offset = [], [], 0
+    with torch.no_grad():
+        for k, (n, t) in enumerate(model.state_dict().items()):
+            if not t.is_floating_point():
+                continue
+            leaf = n.rsplit(".", 1)[-1]
+            if leaf in ("running_var",) or (leaf == "weight" and t.dim() == 1):
+                low, high = 0.5, 1.5
+            elif leaf == "running_mean" or (leaf == "bias" and n.replace("bias", "weight") in model.state_dict() and model.state_dict()[n.replace("bias", "weight")].dim() == 1):
+                low, high = -0.1, 0.1
+            else:
+                owner = model.state_dict().get(n.rsplit(".", 1)[0] + ".weight", t)
+                fan_in = owner[0].numel() if owner.dim() > 1 else owner.numel()
+                low, high = -1 / math.sqrt(fan_in), 1 / math.sqrt(fan_in)
+            values = philox_uniform(seed + k, t.numel(), low, high)
+            t.copy_(torch.from_numpy(values.reshape(t.shape)))
+            rows.append((n, offset, t.numel(), seed + k, float(np.float32(low)), float(np.float32(high))))
+            blobs.append(values.tobytes())
+            offset += 4 * t.numel()
+    case = os.path.join(HERE, name)
+    data = os.path.join(case, "test_data_set_0")
+    os.makedirs(data, exist_ok=True)
+    with torch.no_grad():
+        outputs = model(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    path = os.path.join(case, "model.onnx")
+    torch.onnx.export(model, tuple(inputs), path, opset_version=opset, input_names=[f"input_{k}" for k in range(len(inputs))],
+                      output_names=[f"output_{k}" for k in range(len(outputs))], do_constant_folding=False,
+                      training=torch.onnx.TrainingMode.PRESERVE)
+    proto = onnx.load(path)
+    placed = {n: (o, c) for n, o, c, *_ in rows}
+    for init in proto.graph.initializer:
+        if init.name in placed and init.data_type == TensorProto.FLOAT:
+            o, c = placed.pop(init.name)
+            init.ClearField("raw_data")
+            init.ClearField("float_data")
+            init.data_location = TensorProto.EXTERNAL
+            for key, value in (("location", "weights.bin"), ("offset", str(o)), ("length", str(4 * c))):
+                entry = init.external_data.add()
+                entry.key, entry.value = key, value
+    onnx.save(proto, path)
+    blob = b"".join(blobs)
+    with open(os.path.join(case, "weights.tsv"), "w") as f:
+        f.write(f"# sha256\t{hashlib.sha256(blob).hexdigest()}\t{len(blob)}\n")
+        for n, o, c, sd, low, high in rows:
+            f.write(f"{n}\t{o}\t{c}\t{sd}\t{low!r}\t{high!r}\n")
+    for k, t in enumerate(inputs):
+        with open(os.path.join(data, f"input_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(t.numpy(), f"input_{k}").SerializeToString())
+    for k, t in enumerate(outputs):
+        with open(os.path.join(data, f"output_{k}.pb"), "wb") as f:
+            f.write(numpy_helper.from_array(t.detach().numpy(), f"output_{k}").SerializeToString())
+    unused = [n for n in placed]
+    ops = sorted({n.op_type for n in proto.graph.node})
+    print(f"{name}: {len(rows)} seeded tensors ({offset / 1e6:.1f} MB, {len(unused)} not in the graph), ops {', '.join(ops)}")
+
+
+def real_models():
+    """torchvision's classifiers and an nn.TransformerEncoder at small inputs, seeded weights (issue #26)."""
+    import torchvision.models as tv
+    export_seeded("real_resnet18", tv.resnet18(), [torch.randn(1, 3, 64, 64)], 1000)
+    export_seeded("real_mobilenet_v2", tv.mobilenet_v2(), [torch.randn(1, 3, 64, 64)], 2000)
+    export_seeded("real_efficientnet_b0", tv.efficientnet_b0(), [torch.randn(1, 3, 64, 64)], 3000)
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(64, 4, 128, dropout=0.0, batch_first=True), 2, enable_nested_tensor=False)
+    export_seeded("real_transformer_encoder", encoder, [torch.randn(1, 16, 64)], 4000)
+    export_seeded("real_gru", nn.GRU(32, 64, num_layers=2, batch_first=True), [torch.randn(1, 20, 32)], 5000)
+
+
 def save_graph(name, nodes, inputs, initializers, outputs):
     """A hand-built graph: inputs and outputs as {name: float32/int64 array}, initializers as constant arrays."""
     from onnx import helper, mapping
@@ -377,6 +476,8 @@ if __name__ == "__main__":
     export("pattern_gather_expand_mul", GatherExpandMul(), [torch.randn(5, 6, 7), torch.randn(5, 2)])
     export("pattern_reflect_pad_conv", ReflectPadConv(), [torch.randn(1, 3, 7, 6)])
     index_map_cases()
+    torch.manual_seed(39)
+    real_models()
     # The LSTM after ONNX's own shape inference: value_info now declares every intermediate's static shape, so Shape
     # nodes (and the shape arithmetic after them) fold at load.
     import shutil
