@@ -29,7 +29,7 @@ internal static class ConvChecks
                     if (tap > centre || (tap == centre && o.Mask == ConvMask.A))
                         hw[i] = 0;
                 }
-            Func<double, double>? act = o.Activation == FusedActivation.Relu ? ActivationReference.Of("relu") : null;
+            Func<double, double>? act = o.Activation == FusedActivation.None ? null : ActivationReference.Of(MatMulChecks.ActivationKernel(o.Activation));
             return new(y.ToArray(), ConvReference.Conv2d(Host(x), xs, hw, ws, b is null ? null : Host(b), o.Stride, o.Padding, o.Dilation, o.Groups, act));
         });
     }
@@ -51,6 +51,15 @@ internal static class ConvChecks
             // in H, grouped, bias and ReLU in the chunk's own GEMM, rows copied back).
             ("one_image_row_split", 1, 8, 45, 41, 12, 3, 3,
                 new Conv2dOptions { Stride = (2, 1), Padding = (1, 0, 2, 1), Groups = 2, Activation = FusedActivation.Relu }, true),
+            // The fast CPU's direct paths: depthwise planes (channel multiplier 2, 5×5, SiLU; dilated at stride 1; strided with
+            // asymmetric padding), a 1×1 convolution on the image itself, and few output pixels (the GEMM split by weight rows).
+            ("depthwise_multiplier2_k5_silu", 2, 6, 11, 9, 12, 5, 5, Conv2dOptions.Of(padding: 2, groups: 6) with { Activation = FusedActivation.Silu }, true),
+            ("depthwise_dilation2", 1, 5, 10, 7, 5, 3, 3, Conv2dOptions.Of(padding: 2, dilation: 2, groups: 5), false),
+            ("depthwise_stride2_asymmetric_relu", 1, 7, 12, 9, 7, 3, 3,
+                new Conv2dOptions { Stride = (2, 2), Padding = (0, 1, 1, 2), Groups = 7, Activation = FusedActivation.Relu }, true),
+            ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
+            ("1x1_stride2", 1, 6, 9, 7, 5, 1, 1, Conv2dOptions.Of(stride: 2), true),
+            ("few_pixels_many_channels", 1, 40, 3, 2, 37, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }, true),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o, bias) in shapes)
             foreach (var algo in new[] { ConvAlgorithm.Im2Col, ConvAlgorithm.ImplicitGemm })
@@ -152,12 +161,7 @@ internal static class ConvChecks
             var xs = new[] { n, c, h, w };
             var ws = new[] { k, c / o.Groups, kh, kw };
             var inputs = bias ? new[] { new GradientInput(xs), new GradientInput(ws), new GradientInput(new[] { k }) } : new[] { new GradientInput(xs), new GradientInput(ws) };
-            var act = o.Activation switch
-            {
-                FusedActivation.Relu => "relu",
-                FusedActivation.Gelu => "gelu_erf",
-                _ => null,
-            };
+            var act = o.Activation == FusedActivation.None ? null : MatMulChecks.ActivationKernel(o.Activation);
             yield return GradientCheck.Case("conv2d_backward", name, inputs, t => Ops.Conv2d(t[0], t[1], bias ? t[2] : null, o),
                 x => ConvReference.Conv2d(x[0], xs, Masked(x[1], kh, kw, o.Mask), ws, bias ? x[2] : null, o.Stride, o.Padding, o.Dilation, o.Groups,
                     act is null ? null : ActivationReference.Of(act)),

@@ -1,3 +1,6 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
 namespace GpuNet.Kernels.Cpu;
 
 /// <summary>
@@ -70,6 +73,88 @@ internal static unsafe class HostConv
     }
 
     /// <summary>
+    /// A depthwise convolution (one input channel per group; Kg output channels each): each output plane directly, with no
+    /// columns and no GEMM — as a GEMM per group it is a 1 × KH·KW by KH·KW × pixels product, all call overhead and im2col
+    /// copies. For each output row and tap the valid output columns form one interval (as in im2col), added
+    /// as one scaled row (a vector multiply-add at stride 1). Planes are split across the cores; bias and activation are
+    /// applied to each finished plane while it is in L1.
+    /// </summary>
+    private static void Depthwise<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        var ix = g.Index;
+        int planes = g.N * g.K, pixels = g.OH * g.OW, taps = g.KH * g.KW;
+        bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
+        int stride = ix.StrideW, phaseWidth = (ix.W + stride - 1) / stride;
+        HostParallel.For(planes, (long)pixels * taps, (p0, p1) =>
+        {
+            // A strided row is read as `stride` phase rows (columns ≡ 0, 1, … mod stride), so every tap adds a contiguous run.
+            float* phases = stride > 1 ? HostScratch.Get(ColumnSlot, (long)stride * ix.H * phaseWidth) : null;
+            int lastPlane = -1;
+            for (int plane = p0; plane < p1; plane++)
+            {
+                int n = plane / g.K, k = plane % g.K, c = k / g.Kg;
+                float* src = x + ((long)n * g.C + c) * g.H * g.W, dst = output + (long)plane * pixels, wk = w + (long)k * taps;
+                int rowPitch = ix.W;
+                if (stride > 1)
+                {
+                    if (plane / g.Kg != lastPlane)
+                        for (int ph = 0; ph < stride; ph++)
+                            for (int ih = 0; ih < ix.H; ih++)
+                            {
+                                float* from = src + (long)ih * ix.W + ph, to = phases + ((long)ph * ix.H + ih) * phaseWidth;
+                                int count = (ix.W - ph + stride - 1) / stride;
+                                for (int j = 0; j < count; j++)
+                                    to[j] = from[(long)j * stride];
+                            }
+                    lastPlane = plane / g.Kg;
+                    rowPitch = phaseWidth;
+                }
+                new Span<float>(dst, pixels).Fill(bias == null ? 0f : bias[k]);
+                for (int kw = 0; kw < g.KW; kw++)
+                {
+                    int colOffset = kw * ix.DilationW - ix.PadLeft;
+                    int lo = colOffset >= 0 ? 0 : (-colOffset + stride - 1) / stride;
+                    int hi = ix.W - 1 - colOffset < 0 ? -1 : Math.Min(g.OW - 1, (ix.W - 1 - colOffset) / stride);
+                    if (hi < lo)
+                        continue;
+                    // Input column j·stride + colOffset: phase colOffset mod stride, index j + ⌊colOffset / stride⌋ there.
+                    int phase = ((colOffset % stride) + stride) % stride, shift = (colOffset - phase) / stride;
+                    float* basePlane = stride > 1 ? phases + (long)phase * ix.H * phaseWidth : src;
+                    for (int kh = 0; kh < g.KH; kh++)
+                    {
+                        float weight = wk[kh * g.KW + kw];
+                        for (int oh = 0; oh < g.OH; oh++)
+                        {
+                            int ih = oh * ix.StrideH - ix.PadTop + kh * ix.DilationH;
+                            if (ih >= 0 && ih < ix.H)
+                                AddScaled(dst + (long)oh * g.OW + lo, basePlane + (long)ih * rowPitch + shift + lo, hi - lo + 1, weight);
+                        }
+                    }
+                }
+                if (!identity)
+                    HostElementwise.ApplyUnary(new ReadOnlySpan<float>(dst, pixels), new Span<float>(dst, pixels), act);
+            }
+        });
+    }
+
+    /// <summary>dst[0..count) += weight·src[0..count): a network's late planes are rows of 2–16 pixels, where a library
+    /// call's fixed cost (TensorPrimitives ran 0.2 GFLOP/s on 4×4 planes) outweighs the arithmetic.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled(float* dst, float* src, int count, float weight)
+    {
+        int j = 0;
+        if (count >= 8)
+        {
+            var wv = Vector256.Create(weight);
+            for (; j + 8 <= count; j += 8)
+                Vector256.Store(Vector256.Load(src + j) * wv + Vector256.Load(dst + j), dst + j);
+        }
+        for (; j < count; j++)
+            dst[j] += weight * src[j];
+    }
+
+    /// <summary>
     /// out[n, g·Kg + m, pixel] = act(Σ w[g·Kg + m, k]·col_n,g[k, pixel] + bias) for input x [N, C, H, W] (contiguous) and
     /// weights [K, Cg·KH·KW]; <paramref name="p"/> is the per-(image, group) GEMM with the bias per row.
     /// </summary>
@@ -78,6 +163,11 @@ internal static unsafe class HostConv
     {
         int groups = g.Options.Groups, pixels = g.OH * g.OW, cgkk = g.Cg * g.KH * g.KW;
         var ix = g.Index;
+        if (g.Cg == 1 && groups > 1 && p.Alpha == 1f && p.Beta == 0f)
+        {
+            Depthwise(x, w, output, p.HasBias != 0 ? bias : null, g, act);
+            return;
+        }
         var layoutA = Layout6.Create("conv2d", new[] { groups }, new[] { g.Kg * cgkk });
         var layoutB = Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * pixels });
         long perImage = (long)g.K * pixels * cgkk;
@@ -97,9 +187,24 @@ internal static unsafe class HostConv
         // One image at a time, its output rows split across the cores: each core builds the columns of its rows and runs
         // their GEMM alone — one hand-off per image where splitting the im2col by channel and the GEMM by tiles took one
         // per step and per K slab.
+        bool pointwise = g.KH == 1 && g.KW == 1 && ix.StrideH == 1 && ix.StrideW == 1 && ix.PadTop == 0 && ix.PadLeft == 0 && g.OH == g.H && g.OW == g.W;
         for (int n = 0; n < g.N; n++)
         {
             float* image = x + (long)n * g.C * g.H * g.W, result = output + (long)n * g.K * pixels;
+            // A 1×1 convolution's columns are the image itself; and few output pixels (a network's last stages) split the
+            // GEMM's rows — the weights — across the cores rather than the pixels, so each core reads half the weights
+            // instead of all of them.
+            if (pointwise || pixels <= 64)
+            {
+                float* columns = image;
+                if (!pointwise)
+                {
+                    columns = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * pixels);
+                    Im2Col(image, columns, ix, g.C, g.OH, g.OW, parallel: true);
+                }
+                HostGemm.Run(w, columns, result, bias, p, layoutA, layoutB, groups, act, parallel: true);
+                continue;
+            }
             HostParallel.For(g.OH, (long)g.K * g.OW * cgkk, (r0, r1) =>
             {
                 int cols = (r1 - r0) * g.OW;

@@ -199,6 +199,12 @@ internal static unsafe class HostElementwise
             Relu(x, dst);
         else if (typeof(TOp) == typeof(Activation.Silu))
             Silu(x, dst);
+        else if (typeof(TOp) == typeof(UnaryMath) && Unsafe.As<TOp, UnaryMath>(ref op) is { Function: UnaryFunction.Clip } clip)
+        {
+            // min(max(x, A), B) as the scalar op: both propagate NaN and order −0 below +0 (IEEE 754-2019 maximum/minimum).
+            TensorPrimitives.Max(x, clip.A, dst);
+            TensorPrimitives.Min(dst, clip.B, dst);
+        }
         else
             for (int i = 0; i < x.Length; i++)
                 dst[i] = op.Apply(x[i]);

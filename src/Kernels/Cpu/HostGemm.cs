@@ -18,7 +18,8 @@ namespace GpuNet.Kernels.Cpu;
 /// along its contiguous dimension, so transposes cost nothing extra. Edge tiles run the same micro-kernel into a
 /// scratch tile and copy the valid part, so every M, N, K ≥ 1 is exact.</para>
 /// <para>Threads: (MC-row block × 256-column block) tiles of C are split across cores; batches of small matrices go
-/// one matrix per core instead. M = 1 (decode) skips packing: a GEMV over B's contiguous direction.</para>
+/// one matrix per core instead. M = 1 (decode) skips packing: a GEMV over B's contiguous direction; so does N ≤ 64 with A
+/// contiguous in K (<see cref="Skinny"/>).</para>
 /// </summary>
 internal static unsafe class HostGemm
 {
@@ -55,6 +56,8 @@ internal static unsafe class HostGemm
             ScaleC(c, (long)p.M * p.N, p.Beta);
         else if (p.M == 1)
             Gemv(a, b, c, p, parallel);
+        else if (p.N <= SkinnyColumns && p.StrideAk == 1 && p.K >= 8)
+            Skinny(a, b, c, p, parallel);
         else
             Packed(a, b, c, p, parallel);
         Epilogue(c, bias, p, z, act, parallel);
@@ -164,6 +167,90 @@ internal static unsafe class HostGemm
             HostParallel.For(n, k, Dots);
         else
             Dots(0, n);
+    }
+
+    /// <summary>Columns at or below which a product with rows of A contiguous in K skips packing (<see cref="Skinny"/>).</summary>
+    private const int SkinnyColumns = 64;
+
+    /// <summary>
+    /// C = alpha·A·B + beta·C for few columns (a convolution's last stages: 4–64 output pixels against K up to 4,608):
+    /// the packed path would pad each 16-wide sliver (N = 4 wastes 75 % of its FMAs) and repack all of A, the weights, on
+    /// every call — at resnet18's 512×4608 that repacking alone outweighed the product. Here B is transposed once into
+    /// [N, K] (at most 64 × K floats, L2-resident), and each 4-row block of A is read along K once per 4 columns: per
+    /// 8-wide step, 4 loads of A and 4 of Bᵀ feed 16 FMAs into 16 accumulators, summed horizontally at the end. The row
+    /// blocks are split across the cores, so each core streams only its own rows of A.
+    /// </summary>
+    private static void Skinny(float* a, float* b, float* c, GemmParams p, bool parallel)
+    {
+        int m = p.M, n = p.N, k = p.K;
+        float* bt = HostScratch.Get(0, (long)n * k);
+        for (int kk = 0; kk < k; kk++)
+        {
+            float* src = b + (long)kk * p.StrideBk;
+            for (int j = 0; j < n; j++)
+                bt[(long)j * k + kk] = src[(long)j * p.StrideBn];
+        }
+        int blocks = (m + 3) / 4;
+        void Rows(int start, int end)
+        {
+            for (int blk = start; blk < end; blk++)
+            {
+                int i0 = blk * 4, rows = Math.Min(4, m - i0);
+                for (int j0 = 0; j0 < n; j0 += 4)
+                    SkinnyBlock(a, bt, c, p, i0, rows, j0, Math.Min(4, n - j0));
+            }
+        }
+        if (parallel)
+            HostParallel.For(blocks, 4L * n * k, Rows);
+        else
+            Rows(0, blocks);
+    }
+
+    /// <summary>C[i0 .. i0+rows, j0 .. j0+cols] (at most 4 × 4) of <see cref="Skinny"/>; missing rows or columns repeat the
+    /// first one's operand and are not stored, so the inner loop has no branches.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void SkinnyBlock(float* a, float* bt, float* c, GemmParams p, int i0, int rows, int j0, int cols)
+    {
+        int k = p.K, k8 = k & ~7;
+        float* a0 = a + (long)i0 * p.StrideAm;
+        float* a1 = rows > 1 ? a0 + p.StrideAm : a0, a2 = rows > 2 ? a0 + 2L * p.StrideAm : a0, a3 = rows > 3 ? a0 + 3L * p.StrideAm : a0;
+        float* b0 = bt + (long)j0 * k;
+        float* b1 = cols > 1 ? b0 + k : b0, b2 = cols > 2 ? b0 + 2L * k : b0, b3 = cols > 3 ? b0 + 3L * k : b0;
+        Vector256<float> c00 = default, c01 = default, c02 = default, c03 = default, c10 = default, c11 = default, c12 = default, c13 = default,
+            c20 = default, c21 = default, c22 = default, c23 = default, c30 = default, c31 = default, c32 = default, c33 = default;
+        for (int kk = 0; kk < k8; kk += 8)
+        {
+            var v0 = Vector256.Load(b0 + kk);
+            var v1 = Vector256.Load(b1 + kk);
+            var v2 = Vector256.Load(b2 + kk);
+            var v3 = Vector256.Load(b3 + kk);
+            var x = Vector256.Load(a0 + kk);
+            c00 = MulAdd(x, v0, c00); c01 = MulAdd(x, v1, c01); c02 = MulAdd(x, v2, c02); c03 = MulAdd(x, v3, c03);
+            x = Vector256.Load(a1 + kk);
+            c10 = MulAdd(x, v0, c10); c11 = MulAdd(x, v1, c11); c12 = MulAdd(x, v2, c12); c13 = MulAdd(x, v3, c13);
+            x = Vector256.Load(a2 + kk);
+            c20 = MulAdd(x, v0, c20); c21 = MulAdd(x, v1, c21); c22 = MulAdd(x, v2, c22); c23 = MulAdd(x, v3, c23);
+            x = Vector256.Load(a3 + kk);
+            c30 = MulAdd(x, v0, c30); c31 = MulAdd(x, v1, c31); c32 = MulAdd(x, v2, c32); c33 = MulAdd(x, v3, c33);
+        }
+        float* sums = stackalloc float[16];
+        sums[0] = Vector256.Sum(c00); sums[1] = Vector256.Sum(c01); sums[2] = Vector256.Sum(c02); sums[3] = Vector256.Sum(c03);
+        sums[4] = Vector256.Sum(c10); sums[5] = Vector256.Sum(c11); sums[6] = Vector256.Sum(c12); sums[7] = Vector256.Sum(c13);
+        sums[8] = Vector256.Sum(c20); sums[9] = Vector256.Sum(c21); sums[10] = Vector256.Sum(c22); sums[11] = Vector256.Sum(c23);
+        sums[12] = Vector256.Sum(c30); sums[13] = Vector256.Sum(c31); sums[14] = Vector256.Sum(c32); sums[15] = Vector256.Sum(c33);
+        for (int i = 0; i < rows; i++)
+        {
+            float* arow = i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3;
+            for (int j = 0; j < cols; j++)
+            {
+                float* bcol = j == 0 ? b0 : j == 1 ? b1 : j == 2 ? b2 : b3;
+                float dot = sums[i * 4 + j];
+                for (int kk = k8; kk < k; kk++)
+                    dot += arow[kk] * bcol[kk];
+                float* at = c + (long)(i0 + i) * p.N + j0 + j;
+                *at = p.Beta == 0 ? p.Alpha * dot : p.Alpha * dot + p.Beta * *at;
+            }
+        }
     }
 
     private static void Packed(float* a, float* b, float* c, GemmParams p, bool parallel)
