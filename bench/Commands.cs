@@ -55,6 +55,8 @@ public static class GpuNetCli
 
     private static Option<string> Device() => Text("device", DeviceHelp, "NAME");
 
+    private static Option<bool> Flag(string name, string description) => new("--" + name) { Description = description };
+
     private static Option<ulong?> Seed(string description) => new("--seed") { Description = description, HelpName = "N" };
 
     private static Command Verb(string name, string description, Func<Cli, int> handler, params Symbol[] symbols)
@@ -116,7 +118,8 @@ public static class GpuNetCli
             Int("runs", "timed runs per case (default: 5 for small, else 20)", 1), Seed("input seed (default 42)"),
             Text("json", "write the results as JSON (bench/schema/results.schema.json)", "FILE"), Text("csv", "write the results as CSV", "FILE"),
             Text("md", "write the results as a Markdown table", "FILE"), Text("plot", "draw the roofline as a PNG", "FILE.png"),
-            List("onnx", "time these ONNX models (files or directories holding model.onnx) end to end beside ONNX Runtime", "MODEL")));
+            List("onnx", "time these ONNX models (files or directories holding model.onnx) end to end beside ONNX Runtime", "MODEL"),
+            Flag("no-optimize", "with --onnx: run the graph as the file has it (no batch-norm folding or fusion), to see what the optimizer gains")));
 
         root.Add(Verb("compare", "Ratio per kernel and shape of two result files (B/A).", CompareVerb.Run,
             new Argument<string>("A") { Description = "the first results JSON" }, new Argument<string>("B") { Description = "the second results JSON" }));

@@ -25,7 +25,7 @@ public static class OnnxModelBench
             foreach (var path in models)
             {
                 progress.Next(path);
-                differing += One(device, path, runs, progress) ? 0 : 1;
+                differing += One(device, path, runs, !cli.Value<bool>("no-optimize"), progress) ? 0 : 1;
             }
             return (differing, progress.Elapsed);
         });
@@ -33,11 +33,11 @@ public static class OnnxModelBench
         return differ == 0 ? 0 : 1;
     }
 
-    private static bool One(Device device, string path, int runs, ProgressReporter progress)
+    private static bool One(Device device, string path, int runs, bool optimize, ProgressReporter progress)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
         string name = Directory.Exists(path) ? Path.GetFileName(path.TrimEnd('/')) : Path.GetFileNameWithoutExtension(path);
-        using var model = GpuNet.Onnx.OnnxModel.Load(file, device);
+        using var model = GpuNet.Onnx.OnnxModel.Load(file, device, optimize);
         var inputs = Inputs(model, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "test_data_set_0"));
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = Environment.ProcessorCount };
         using var session = new InferenceSession(file, options);

@@ -7,28 +7,30 @@ namespace GpuNet.Onnx;
 /// Rewrites the planned graph (after constant folding) onto GpuNet's fused kernels, where the intermediates are used
 /// by nothing else: MatMul + bias Add → one matmul with the bias epilogue; the erf-GELU subgraph → gelu_erf; Relu or GELU
 /// after a Gemm or fused Linear → the matmul's activation epilogue; the decomposed LayerNorm (ReduceMean, Sub, Pow,
-/// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β) → layernorm; Softmax(Q·Kᵀ·scale, masked) · V → fused attention.
+/// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β) → layernorm; Softmax(Q·Kᵀ·scale, masked) · V → fused attention; an
+/// inference BatchNormalization after a Conv with constant weights → folded into those weights and bias; Relu or
+/// x·Sigmoid(x) after a Conv → its activation epilogue.
 /// Each match checks the constants it relies on (√2, 1, ½, the exponent 2, the reduced axis), so a look-alike subgraph
 /// computing something else is left alone.
 /// </summary>
 internal sealed class Fusion
 {
     private readonly List<(NodeProto Node, int Index, OpSpec Spec)> _plan;
-    private readonly IReadOnlyDictionary<string, OnnxTensor> _constants;
+    private readonly Dictionary<string, OnnxTensor> _constants;
     private readonly HashSet<string> _outputs;
     private readonly Dictionary<string, int> _producer = new();
     private readonly Dictionary<string, int> _uses = new();
     private readonly int _opset;
     private bool[] _removed = Array.Empty<bool>();
 
-    private Fusion(List<(NodeProto, int, OpSpec)> plan, IReadOnlyDictionary<string, OnnxTensor> constants, HashSet<string> outputs, int opset)
+    private Fusion(List<(NodeProto, int, OpSpec)> plan, Dictionary<string, OnnxTensor> constants, HashSet<string> outputs, int opset)
     {
         (_plan, _constants, _outputs, _opset) = (plan, constants, outputs, opset);
         RebuildIndex();
     }
 
     /// <summary>Fuses what it can in place; returns how many nodes the plan lost.</summary>
-    public static int Apply(List<(NodeProto Node, int Index, OpSpec Spec)> plan, IReadOnlyDictionary<string, OnnxTensor> constants, HashSet<string> outputs, int opset)
+    public static int Apply(List<(NodeProto Node, int Index, OpSpec Spec)> plan, Dictionary<string, OnnxTensor> constants, HashSet<string> outputs, int opset)
     {
         var f = new Fusion(plan, constants, outputs, opset);
         int before = plan.Count;
@@ -40,7 +42,11 @@ internal sealed class Fusion
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.LinearBias(k);
         f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.BatchNormIntoConv(k);
+        f.Compact();
         for (int k = 0; k < plan.Count; k++) f.ActivationEpilogue(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.SiluEpilogue(k);
         f.Compact();
         return before - plan.Count;
     }
@@ -247,17 +253,91 @@ internal sealed class Fusion
         long activation = n.OpType switch { "Relu" => (long)FusedActivation.Relu, "GpuNet.Gelu" => (long)FusedActivation.Gelu, _ => 0 };
         if (_removed[root] || activation == 0)
             return;
-        int? producer = Only(n.Inputs[0], "Gemm") ?? Only(n.Inputs[0], "GpuNet.Linear");
+        // The convolution takes ReLU only here: its GELU epilogue is exact too, but no exporter writes Conv → erf-GELU.
+        int? producer = Only(n.Inputs[0], "Gemm") ?? Only(n.Inputs[0], "GpuNet.Linear") ?? (activation == (long)FusedActivation.Relu ? Only(n.Inputs[0], "Conv") : null);
         if (producer is not int k || Node(k).Attributes.ContainsKey("gpunet_activation"))
             return;
+        MoveWithActivation(k, root, Node(k).Inputs, activation);
+    }
+
+    /// <summary>Puts producer <paramref name="k"/> (with <paramref name="inputs"/>) at <paramref name="root"/>'s place, writing
+    /// root's output through the activation epilogue; the producer's old place is dropped.</summary>
+    private void MoveWithActivation(int k, int root, IEnumerable<string> inputs, long activation)
+    {
         var fused = Node(k);
         var node = new NodeProto { Name = fused.Name, OpType = fused.OpType, Domain = fused.Domain };
-        node.Inputs.AddRange(fused.Inputs);
-        node.Outputs.Add(n.Outputs[0]);
+        node.Inputs.AddRange(inputs);
+        node.Outputs.Add(Node(root).Outputs[0]);
         foreach (var (name, a) in fused.Attributes)
             node.Attributes[name] = a;
-        node.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
+        if (activation != 0)
+            node.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
         _plan[root] = (node, _plan[k].Index, _plan[k].Spec);
         _removed[k] = true;
+    }
+
+    /// <summary>Mul(z, Sigmoid(z)) (either order) with z a Conv's output used by those two nodes only → the Conv with the SiLU
+    /// epilogue (efficientnet's activation, exported unfused).</summary>
+    private void SiluEpilogue(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Mul" || n.Inputs.Count != 2)
+            return;
+        foreach (var gate in n.Inputs)
+        {
+            string? z = Other(n, gate);
+            if (z is null || z == gate || Only(gate, "Sigmoid") is not int sigmoid || Node(sigmoid).Inputs[0] != z)
+                continue;
+            if (!_producer.TryGetValue(z, out int conv) || _removed[conv] || Node(conv).OpType != "Conv" || Node(conv).Attributes.ContainsKey("gpunet_activation")
+                || _uses.GetValueOrDefault(z) != 2 || _outputs.Contains(z))
+                continue;
+            _removed[sigmoid] = true;
+            MoveWithActivation(conv, root, Node(conv).Inputs, (long)FusedActivation.Silu);
+            return;
+        }
+    }
+
+    /// <summary>
+    /// An inference BatchNormalization (constant scale, shift, mean and variance) of a Conv's output that nothing else reads,
+    /// the Conv's weights and bias constants → one Conv with W′ = W·s and b′ = (b − μ)·s + β, s = γ / √(σ² + ε) per output
+    /// channel, computed in double and rounded once. The BN's node and the batch-statistics pass over the activations go
+    /// away; the new constants replace the old ones where nothing else reads those.
+    /// </summary>
+    private void BatchNormIntoConv(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "BatchNormalization" || n.Inputs.Count != 5 || n.Outputs.Count(o => o.Length > 0) != 1)
+            return;
+        if (n.Attributes.TryGetValue("training_mode", out var tm) && tm.I != 0 || Only(n.Inputs[0], "Conv") is not int conv)
+            return;
+        var c = Node(conv);
+        var stats = n.Inputs.Skip(1).Select(name => _constants.TryGetValue(name, out var t) && t.IsFloat ? t : null).ToArray();
+        if (stats.Any(t => t is null) || c.Inputs.Count < 2 || !_constants.TryGetValue(c.Inputs[1], out var w) || !w.IsFloat)
+            return;
+        OnnxTensor? b = c.Inputs.Count > 2 && c.Inputs[2].Length > 0 ? _constants.GetValueOrDefault(c.Inputs[2]) : null;
+        if (c.Inputs.Count > 2 && c.Inputs[2].Length > 0 && (b is null || !b.IsFloat))
+            return;
+        int channels = w.Dims[0];
+        if (stats.Any(t => t!.Length != channels) || b is not null && b.Length != channels || channels == 0)
+            return;
+        float[] gamma = stats[0]!.Floats, beta = stats[1]!.Floats, mean = stats[2]!.Floats, variance = stats[3]!.Floats, weights = w.Floats;
+        double epsilon = n.Attributes.TryGetValue("epsilon", out var e) ? e.F : 1e-5;
+        int perChannel = weights.Length / channels;
+        var folded = new float[weights.Length];
+        var bias = new float[channels];
+        for (int k = 0; k < channels; k++)
+        {
+            double s = gamma[k] / Math.Sqrt(variance[k] + epsilon);
+            for (int i = 0; i < perChannel; i++)
+                folded[k * perChannel + i] = (float)(weights[k * perChannel + i] * s);
+            bias[k] = (float)(((b?.Floats[k] ?? 0f) - mean[k]) * s + beta[k]);
+        }
+        string weightName = $"{c.Inputs[1]}⊗bn({n.Outputs[0]})", biasName = $"bias⊗bn({n.Outputs[0]})";
+        _constants[weightName] = OnnxTensor.HostFloats(folded, w.Shape);
+        _constants[biasName] = OnnxTensor.HostFloats(bias, new[] { channels });
+        foreach (var old in c.Inputs.Skip(1).Concat(n.Inputs.Skip(1)).Where(x => x.Length > 0).Distinct())
+            if (_uses.GetValueOrDefault(old) == 1 && !_outputs.Contains(old) && _constants.Remove(old, out var unused))
+                unused.Dispose();
+        MoveWithActivation(conv, root, new[] { c.Inputs[0], weightName, biasName }, 0);
     }
 }

@@ -24,7 +24,7 @@ public sealed record OnnxValueInfo(string Name, OnnxElementType ElementType, IRe
 }
 
 /// <summary>
-/// An ONNX model loaded for a GpuNet device — the shape of ONNX Runtime's InferenceSession: <see cref="Load(string, Device)"/>,
+/// An ONNX model loaded for a GpuNet device — the shape of ONNX Runtime's InferenceSession: <see cref="Load(string, Device, bool)"/>,
 /// <see cref="Inputs"/>/<see cref="Outputs"/>, <see cref="Run"/> by name. Loading parses the file, checks every node
 /// (all unsupported ones are reported together, before anything runs), orders the graph, folds everything that does
 /// not depend on a run-time input into constants, and plans when each intermediate tensor is released.
@@ -43,7 +43,7 @@ public sealed class OnnxModel : IDisposable
     private readonly Dictionary<string, int[]> _assumedShapes = new();
     private bool _disposed;
 
-    private OnnxModel(Device device, ModelProto model, string? directory)
+    private OnnxModel(Device device, ModelProto model, string? directory, bool optimize)
     {
         _device = device;
         var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
@@ -71,7 +71,7 @@ public sealed class OnnxModel : IDisposable
             foreach (var (name, t) in initializers)
                 (graphInputs.Contains(name) ? _defaults : _constants)[name] = OnnxTensor.FromProto(t, directory, "initializer");
             _outputNames = graph.Outputs.Select(o => o.Name).ToHashSet();
-            Build(graph, graphInputs);
+            Build(graph, graphInputs, optimize);
         }
         catch
         {
@@ -83,7 +83,12 @@ public sealed class OnnxModel : IDisposable
     /// <summary>Loads a model file for <paramref name="device"/>; external data is read from beside it.</summary>
     /// <exception cref="OnnxFormatException">The file is missing, malformed or truncated.</exception>
     /// <exception cref="OnnxUnsupportedException">Some nodes use ops, opsets, attributes or types GpuNet does not run (all are listed).</exception>
-    public static OnnxModel Load(string path, Device device)
+    /// <param name="path">The model file.</param>
+    /// <param name="device">Where it runs.</param>
+    /// <param name="optimize">Rewrite the graph onto fused kernels at load (batch norm folded into the convolution before it,
+    /// activations into their convolution or matmul, the GELU/LayerNorm/attention subgraphs into one kernel each); false runs
+    /// the graph node by node as the file has it (constant folding still runs).</param>
+    public static OnnxModel Load(string path, Device device, bool optimize = true)
     {
         byte[] bytes;
         try
@@ -94,12 +99,13 @@ public sealed class OnnxModel : IDisposable
         {
             throw new OnnxFormatException($"cannot read '{path}': {e.Message}", e);
         }
-        return Load(bytes, device, Path.GetDirectoryName(Path.GetFullPath(path)));
+        return Load(bytes, device, Path.GetDirectoryName(Path.GetFullPath(path)), optimize);
     }
 
-    /// <summary>Loads a model from its serialized bytes; <paramref name="directory"/> is where external data lives.</summary>
-    public static OnnxModel Load(ReadOnlyMemory<byte> bytes, Device device, string? directory = null) =>
-        new(device, ModelProto.Parse(bytes), directory);
+    /// <summary>Loads a model from its serialized bytes; <paramref name="directory"/> is where external data lives
+    /// (<paramref name="optimize"/> as in <see cref="Load(string, Device, bool)"/>).</summary>
+    public static OnnxModel Load(ReadOnlyMemory<byte> bytes, Device device, string? directory = null, bool optimize = true) =>
+        new(device, ModelProto.Parse(bytes), directory, optimize);
 
     /// <summary>What <c>onnx info</c> prints, without running anything: opset, inputs, outputs, the op histogram and every unsupported construct.</summary>
     public static OnnxModelSummary Inspect(string path)
@@ -280,7 +286,7 @@ public sealed class OnnxModel : IDisposable
     }
 
     /// <summary>Orders the nodes, folds constants and records each value's last use.</summary>
-    private void Build(GraphProto graph, HashSet<string> graphInputs)
+    private void Build(GraphProto graph, HashSet<string> graphInputs, bool optimize)
     {
         var produced = new HashSet<string>(graphInputs.Concat(_constants.Keys).Concat(_defaults.Keys));
         var pending = graph.Nodes.Select((n, i) => (Node: n, Index: i)).ToList();
@@ -346,7 +352,7 @@ public sealed class OnnxModel : IDisposable
                     declared[node.Outputs[0]] = inferred;
             }
         }
-        FusedNodes = Fusion.Apply(_plan, _constants, _outputNames, Opset);
+        FusedNodes = optimize ? Fusion.Apply(_plan, _constants, _outputNames, Opset) : 0;
         for (int step = 0; step < _plan.Count; step++)
             foreach (var name in _plan[step].Node.Inputs)
                 if (name.Length > 0)

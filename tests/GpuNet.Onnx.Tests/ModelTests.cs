@@ -30,6 +30,66 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void ConvolutionalNetworksFoldBatchNormAndTheirActivations()
+    {
+        foreach (var name in new[] { "real_resnet18", "real_mobilenet_v2", "real_efficientnet_b0" })
+            SeededWeights.Materialize(Path.GetDirectoryName(Model(name))!);
+        using (var resnet = OnnxModel.Load(Model("real_resnet18"), Cpu))
+        {
+            // 20 Conv → BatchNormalization pairs, 9 of them followed by Relu (the other 8 ReLUs come after the residual Add).
+            Assert.DoesNotContain("BatchNormalization", resnet.PlannedOperators);
+            Assert.Equal(9, resnet.PlannedOperators.Count(o => o == "Conv+Relu"));
+            Assert.Equal(20, resnet.PlannedOperators.Count(o => o.StartsWith("Conv")));
+        }
+        using (var efficientnet = OnnxModel.Load(Model("real_efficientnet_b0"), Cpu))
+        {
+            Assert.DoesNotContain("BatchNormalization", efficientnet.PlannedOperators);
+            Assert.Contains("Conv+Silu", efficientnet.PlannedOperators);
+        }
+        using var unoptimized = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu, optimize: false);
+        Assert.Equal(52, unoptimized.PlannedOperators.Count(o => o == "BatchNormalization"));
+        Assert.Equal(0, unoptimized.FusedNodes);
+    }
+
+    /// <summary>Every rewrite of the load-time optimizer is checked on every model of the set: the optimized graph's outputs
+    /// equal the unoptimized graph's within 1e-5 relative L2 (and exactly where both are integers).</summary>
+    [Theory]
+    [MemberData(nameof(ConformanceTests.ExportedModels), MemberType = typeof(ConformanceTests))]
+    public void OptimizedGraphMatchesTheUnoptimizedGraph(string name)
+    {
+        string dir = Path.GetDirectoryName(Model(name))!;
+        SeededWeights.Materialize(dir);
+        using var optimized = OnnxModel.Load(Model(name), Cpu);
+        using var plain = OnnxModel.Load(Model(name), Cpu, optimize: false);
+        var inputs = new Dictionary<string, OnnxTensor>();
+        var files = Directory.GetFiles(Path.Combine(dir, "test_data_set_0"), "input_*.pb").OrderBy(f => f).ToList();
+        for (int k = 0; k < files.Count; k++)
+            inputs[plain.Inputs[k].Name] = OnnxTensor.ReadPb(files[k]);
+        var fast = optimized.Run(inputs);
+        var slow = plain.Run(inputs);
+        foreach (var (output, expected) in slow)
+        {
+            using var e = expected;
+            using var got = fast[output];
+            if (!e.IsFloat)
+            {
+                Assert.Equal(e.ToInt64s(), got.ToInt64s());
+                continue;
+            }
+            float[] want = e.ToFloats(), have = got.ToFloats();
+            Assert.Equal(want.Length, have.Length);
+            Assert.True(want.Zip(have).All(p => float.IsFinite(p.First) == float.IsFinite(p.Second)), $"{name} output {output}: non-finite values differ");
+            var pairs = want.Zip(have).Where(p => float.IsFinite(p.First)).ToList();
+            double diff = Math.Sqrt(pairs.Sum(p => ((double)p.First - p.Second) * ((double)p.First - p.Second)));
+            double norm = Math.Sqrt(pairs.Sum(p => (double)p.First * p.First));
+            double rel = norm == 0 ? diff : diff / norm;
+            Assert.True(rel <= 1e-5, $"{name} output {output}: optimized vs unoptimized rel L2 {rel:G3} ({optimized.FusedNodes} nodes fused)");
+        }
+        foreach (var t in inputs.Values)
+            t.Dispose();
+    }
+
+    [Fact]
     public void StaticShapesFoldTheShapeArithmetic()
     {
         // The plain export declares only its input's shape: GpuNet's own inference (Transpose, LSTM, Reshape...) folds its

@@ -183,8 +183,8 @@ internal static class LinearOperators
         var kernel = w.ShapeArray()[2..];
         var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], kernel);
         var options = spatial == 1
-            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1) }
-            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1) };
+            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = FusedOperators.Activation(c) }
+            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = FusedOperators.Activation(c) };
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D convolution is not supported (1-D and 2-D are)");
         var y = Ops.Conv2d(As2d(c, x, "input"), As2d(c, w, "kernel"), bias, options);
