@@ -10,9 +10,76 @@ namespace GpuNet.Kernels.Cpu;
 /// </summary>
 internal static unsafe class HostPool
 {
+    /// <summary>
+    /// Max pooling with a fixed window: each window's valid rows and columns (the taps outside the padding) are computed once
+    /// per launch as tables, so the per-output loop is only the comparisons — the generic loop re-derived the window per
+    /// output and ran resnet18's stem pool at 5.5 ns a tap. Ties keep the first tap in row-major order and the first NaN wins,
+    /// as in <see cref="PoolingKernels.Window"/>'s GPU loop.
+    /// </summary>
+    private static void MaxPool2d(float* x, float* o, float* indices, PoolIndex q, int planes)
+    {
+        var rows = ValidTaps(q.OH, q.StrideH, q.PadH, q.DilationH, q.KH, q.H);
+        var cols = ValidTaps(q.OW, q.StrideW, q.PadW, q.DilationW, q.KW, q.W);
+        // A tap (load, compare, branch) costs about ten of the vector adds HostParallel's threshold is counted in.
+        HostParallel.For(planes, 10L * q.KH * q.KW * q.OH * q.OW, (p0, p1) =>
+        {
+            for (int p = p0; p < p1; p++)
+            {
+                float* xp = x + (long)p * q.H * q.W;
+                long outBase = (long)p * q.OH * q.OW;
+                for (int oh = 0; oh < q.OH; oh++)
+                {
+                    var (h0, h1) = rows[oh];
+                    for (int ow = 0; ow < q.OW; ow++)
+                    {
+                        var (w0, w1) = cols[ow];
+                        float best = float.NegativeInfinity;
+                        int bestIndex = -1;
+                        for (int ih = h0; ih < h1; ih += q.DilationH)
+                        {
+                            float* row = xp + (long)ih * q.W;
+                            for (int iw = w0; iw < w1; iw += q.DilationW)
+                            {
+                                float v = row[iw];
+                                // Taken when larger, or NaN over a number; the first tap is always taken (bestIndex < 0).
+                                if (v > best || bestIndex < 0 || (float.IsNaN(v) && !float.IsNaN(best)))
+                                {
+                                    best = v;
+                                    bestIndex = ih * q.W + iw;
+                                }
+                            }
+                        }
+                        o[outBase + (long)oh * q.OW + ow] = best;
+                        indices[outBase + (long)oh * q.OW + ow] = bestIndex;
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>For each output position along one axis, its first and one-past-last tap inside the input (stepping by
+    /// <paramref name="dilation"/> from the first).</summary>
+    private static (int Start, int End)[] ValidTaps(int outputs, int stride, int pad, int dilation, int kernel, int size)
+    {
+        var taps = new (int, int)[outputs];
+        for (int i = 0; i < outputs; i++)
+        {
+            int start = i * stride - pad, end = start + (kernel - 1) * dilation + 1;
+            while (start < 0)
+                start += dilation;
+            taps[i] = (start, Math.Min(end, size));
+        }
+        return taps;
+    }
+
     /// <summary>Max (with flat argmax indices) or average pooling of <paramref name="planes"/> planes.</summary>
     public static void Pool2d(float* x, float* o, float* indices, PoolIndex q, int planes, bool max)
     {
+        if (max && q.Adaptive == 0)
+        {
+            MaxPool2d(x, o, indices, q, planes);
+            return;
+        }
         long window = q.Adaptive != 0 ? (long)q.H * q.W / Math.Max(q.OH * q.OW, 1) + 1 : (long)q.KH * q.KW;
         HostParallel.For(planes, window * q.OH * q.OW, (p0, p1) =>
         {
