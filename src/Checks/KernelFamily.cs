@@ -19,6 +19,6 @@ public static class KernelFamilies
     {
         ElementwiseChecks.Family, ReduceChecks.Family, ActivationChecks.Family, MathChecks.Family, SelectionChecks.Family,
         MatMulChecks.Family, SoftmaxChecks.Family, NormalizationChecks.Family, LayoutChecks.Family, ConvChecks.Family,
-        PoolingChecks.Family, AttentionChecks.Family, RoutingChecks.Family, SequenceChecks.Family, OptimizerChecks.Family,
+        PoolingChecks.Family, AttentionChecks.Family, RoutingChecks.Family, SequenceChecks.Family, RecurrentChecks.Family, OptimizerChecks.Family,
     };
 }

@@ -31,6 +31,16 @@ internal static class RecurrentOperators
         return null;
     }
 
+    /// <summary>True when the node's activations are the op's defaults (σ and tanh; alpha and beta are unused by those).</summary>
+    private static bool DefaultActivations(OpContext c, string op)
+    {
+        if (!c.Node.Attributes.TryGetValue("activations", out var a))
+            return true;
+        var defaults = op == "RNN" ? new[] { "Tanh" } : op == "GRU" ? new[] { "Sigmoid", "Tanh" } : new[] { "Sigmoid", "Tanh", "Tanh" };
+        var names = a.Strings.Select(s => System.Text.Encoding.UTF8.GetString(s.Span)).ToArray();
+        return names.Select((n, k) => string.Equals(n, defaults[k % defaults.Length], StringComparison.OrdinalIgnoreCase)).All(ok => ok);
+    }
+
     /// <summary>The activations of each direction: the attribute's (with alpha/beta) or the op's defaults.</summary>
     private static Func<Tensor, Tensor>[] Activations(OpContext c, string op, int directions)
     {
@@ -118,6 +128,17 @@ internal static class RecurrentOperators
             var f = acts[d * per];
             var g = per > 1 ? acts[d * per + 1] : f;
             var hAct = per > 2 ? acts[d * per + 2] : f;
+            if (DefaultActivations(c, op) && clip <= 0 && peep is null && (lengths is null || lengths.All(l => l == seq)))
+            {
+                // The common export: the whole direction in one recurrence kernel call (one GEMV and one gate pass per step).
+                var kind = op == "LSTM" ? Kernels.RecurrentCell.Lstm : op == "GRU" ? Kernels.RecurrentCell.Gru : Kernels.RecurrentCell.Rnn;
+                var (sequence, last, lastCell) = Ops.Recurrence(kind, xw, rd, rb, h, cell, reverse, linearBeforeReset);
+                ys.Add(sequence.Reshape(seq, 1, batch, hidden));
+                hs.Add(last.Reshape(1, batch, hidden));
+                if (lastCell is not null)
+                    cs.Add(lastCell.Reshape(1, batch, hidden));
+                continue;
+            }
             var outputs = new Tensor[seq];
             var rdc = rd.Contiguous();
             for (int step = 0; step < seq; step++)

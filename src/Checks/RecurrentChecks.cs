@@ -1,0 +1,85 @@
+using static GpuNet.Kernels.Checks.KernelCatalog;
+using static GpuNet.Kernels.Checks.BenchShapes;
+using GpuNet.Kernels.Reference;
+using static GpuNet.Kernels.Checks.CheckRunner;
+
+namespace GpuNet.Kernels.Checks;
+
+/// <summary>Check cases of the recurrence: each cell, both directions, a GRU resetting before and after its candidate's
+/// product, odd batch and hidden sizes (not multiples of any vector width), with and without initial states and bias;
+/// the output sequence, the final hidden state and an LSTM's final cell state each compared on its own.</summary>
+internal static class RecurrentChecks
+{
+    internal static IEnumerable<CheckCase> Cases()
+    {
+        var cases = new (string Name, RecurrentCell Cell, int Seq, int Batch, int Input, int Hidden, bool Reverse, bool ResetAfter, bool States, bool Bias)[]
+        {
+            ("rnn", RecurrentCell.Rnn, 5, 3, 4, 7, false, false, true, true),
+            ("lstm", RecurrentCell.Lstm, 6, 3, 5, 7, false, false, true, true),
+            ("lstm_reverse_zero_state", RecurrentCell.Lstm, 4, 2, 3, 9, true, false, false, false),
+            ("lstm_one_sequence_h33", RecurrentCell.Lstm, 7, 1, 6, 33, false, false, true, true),
+            ("gru_reset_before", RecurrentCell.Gru, 5, 3, 4, 6, false, false, true, true),
+            ("gru_reset_after", RecurrentCell.Gru, 5, 3, 4, 6, false, true, true, true),
+            ("gru_reset_after_reverse_h17", RecurrentCell.Gru, 6, 1, 3, 17, true, true, false, true),
+            ("empty_sequence", RecurrentCell.Lstm, 0, 2, 3, 4, false, false, true, true),
+        };
+        foreach (var k in cases)
+        {
+            int gates = RecurrentKernels.Gates(k.Cell);
+            yield return new CheckCase("recurrent", "recurrence", k.Name, $"{k.Cell} seq {k.Seq} × [{k.Batch}, {gates}·{k.Hidden}]", CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                // Pre-activations of a few units (x·Wᵀ already applied): inputs of ±1 and weights of ±0.5 keep the gates off saturation.
+                using var xw = Random(d, seed, 0, Math.Max(k.Seq, 0), k.Batch, gates * k.Hidden);
+                using var rRaw = Random(d, seed, 1, gates * k.Hidden, k.Hidden);
+                using var r = Ops.Scale(rRaw, 0.5f);
+                using var rb = k.Bias ? Random(d, seed, 2, gates * k.Hidden) : null;
+                using var h0 = k.States ? Random(d, seed, 3, k.Batch, k.Hidden) : Tensor.Zeros(d, k.Batch, k.Hidden);
+                using var c0 = k.Cell == RecurrentCell.Lstm && k.States ? Random(d, seed, 4, k.Batch, k.Hidden) : null;
+                var (y, h, c) = Ops.Recurrence(k.Cell, xw, r, rb, h0, c0, k.Reverse, k.ResetAfter);
+                using (y)
+                using (h)
+                using (c)
+                {
+                    var (ey, eh, ec) = RecurrentReference.Run(k.Cell, Host(xw), Host(r), rb is null ? null : Host(rb), Host(h0), c0 is null ? null : Host(c0),
+                        k.Seq, k.Batch, k.Hidden, k.Reverse, k.ResetAfter);
+                    var also = new List<(string, float[], double[])> { ("hidden", h.ToArray(), eh) };
+                    if (c is not null)
+                        also.Add(("cell", c.ToArray(), ec));
+                    return new(y.ToArray(), ey) { Also = also };
+                }
+            });
+        }
+    }
+
+    /// <summary>The family's descriptor (see <see cref="KernelFamily"/>): the recurrence's cell and GRU reset kernels.</summary>
+    internal static KernelFamily Family { get; } = new("recurrent", Cases, Variants, Bench);
+
+    private static IEnumerable<KernelVariant> Variants() => new[]
+    {
+        Method("recurrence", "step", typeof(RecurrentKernels), nameof(RecurrentKernels.Step)),
+        Method("recurrence", "gru_reset", typeof(RecurrentKernels), nameof(RecurrentKernels.ResetState)),
+    };
+
+    private static IEnumerable<BenchCase> Bench()
+    {
+        foreach (var (presets, cell, seq, batch, hidden) in new[] { (CpuPreset, RecurrentCell.Lstm, 20, 1, 64), (CpuPreset, RecurrentCell.Gru, 20, 1, 64),
+                     (Small, RecurrentCell.Lstm, 16, 4, 64), (MediumLarge, RecurrentCell.Lstm, 64, 32, 512) })
+        {
+            int g = RecurrentKernels.Gates(cell);
+            double flops = 2.0 * seq * batch * g * hidden * hidden, bytes = 4.0 * (g * hidden * hidden + seq * batch * (g + 1) * hidden);
+            yield return C("recurrence", $"{cell} seq {seq} [{batch}, {g}·{hidden}]", flops, bytes, presets, (d, s) =>
+            {
+                var xw = R(d, s, seq, batch, g * hidden);
+                var r = R(d, s + 1, g * hidden, hidden);
+                var h0 = R(d, s + 2, batch, hidden);
+                return new(() =>
+                {
+                    var (y, h, c) = Ops.Recurrence(cell, xw, r, null, h0, null, false, true);
+                    y.Dispose();
+                    h.Dispose();
+                    c?.Dispose();
+                }, xw, r, h0);
+            });
+        }
+    }
+}
