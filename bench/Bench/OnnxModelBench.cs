@@ -6,17 +6,21 @@ namespace GpuNet.Bench;
 
 /// <summary>
 /// <c>run --onnx MODEL...</c>: each model end to end on the device and on ONNX Runtime's CPU execution provider in the same
-/// process, runs interleaved, median of ≥ 20 each (inputs and outputs copied between host and device included, as a
+/// process, in alternating blocks of warm runs with a pause between (see <see cref="BlockRuns"/>), median of ≥ 20 each
+/// (inputs and outputs copied between host and device included, as a
 /// caller sees them), both outputs compared.
 /// </summary>
 public static class OnnxModelBench
 {
+    /// <summary>Timed runs per block of one engine, and the pause between blocks (longer than ONNX Runtime's post-run spinning).</summary>
+    private const int BlockRuns = 5, SettleMs = 60;
+
     /// <summary>Benches every model; returns the exit code (1 when an output disagrees beyond rtol 1e-3 / atol 1e-5).</summary>
     public static int Run(Cli cli)
     {
         using var device = Device.Open(cli.One("device"));
         int runs = Math.Max(cli.Int("runs", 20), 20);
-        Console.WriteLine($"device: {device.Id} — {device.Info.Name}; peer: ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, {Environment.ProcessorCount} threads); median of {runs} interleaved runs");
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}; peer: ONNX Runtime {OrtEnv.Instance().GetVersionString()} (CPU, {Environment.ProcessorCount} threads); median of {runs} runs in blocks of {BlockRuns}, engines alternating, {SettleMs} ms between blocks");
         Console.WriteLine($"{"model",-28} {"GpuNet ms",10} {"ORT ms",10} {"ORT/GpuNet",11} {"nodes",12} {"rel L2",9} {"max abs",9}");
         var models = cli.Many("onnx");
         var (differ, elapsed) = ProgressReporter.Run("run --onnx", models.Count, progress =>
@@ -52,23 +56,35 @@ public static class OnnxModelBench
         var ourTimes = new List<double>();
         var ortTimes = new List<double>();
         var clock = new Stopwatch();
-        for (int r = -2; r < runs; r++)
+        // Blocks of runs, alternating engines, a pause between blocks: ONNX Runtime's pool spins ≈ 50 ms after a run
+        // (KERNELS.md, 2026-11-24) and .NET's workers spin briefly too, so runs timed back to back across engines each had the
+        // other's idle threads holding a core; within a block each engine runs warm, as a serving loop would, and the first
+        // run of every block is not timed.
+        int blocks = (runs + BlockRuns - 1) / BlockRuns;
+        for (int block = -1; block < blocks; block++)
         {
-            clock.Restart();
-            var outputs = model.Run(inputs);
-            ours = outputNames.Select(n => outputs[n].IsFloat ? outputs[n].ToFloats() : Array.ConvertAll(outputs[n].ToInt64s(), v => (float)v)).ToArray();
-            double ourMs = clock.Elapsed.TotalMilliseconds;
-            foreach (var o in outputs.Values)
-                o.Dispose();
-            clock.Restart();
-            using (var results = session.Run(runOptions, ortInputs.Keys.ToArray(), ortInputs.Values.ToArray(), outputNames))
-                theirs = results.Select(v => v.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
-                    ? v.GetTensorDataAsSpan<float>().ToArray() : Array.ConvertAll(v.GetTensorDataAsSpan<long>().ToArray(), x => (float)x)).ToArray();
-            double ortMs = clock.Elapsed.TotalMilliseconds;
-            if (r >= 0)
+            Thread.Sleep(SettleMs);
+            for (int r = 0; r <= BlockRuns; r++)
             {
-                ourTimes.Add(ourMs);
-                ortTimes.Add(ortMs);
+                clock.Restart();
+                var outputs = model.Run(inputs);
+                ours = outputNames.Select(n => outputs[n].IsFloat ? outputs[n].ToFloats() : Array.ConvertAll(outputs[n].ToInt64s(), v => (float)v)).ToArray();
+                double ourMs = clock.Elapsed.TotalMilliseconds;
+                foreach (var o in outputs.Values)
+                    o.Dispose();
+                if (block >= 0 && r > 0)
+                    ourTimes.Add(ourMs);
+            }
+            Thread.Sleep(SettleMs);
+            for (int r = 0; r <= BlockRuns; r++)
+            {
+                clock.Restart();
+                using (var results = session.Run(runOptions, ortInputs.Keys.ToArray(), ortInputs.Values.ToArray(), outputNames))
+                    theirs = results.Select(v => v.GetTensorTypeAndShape().ElementDataType == Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float
+                        ? v.GetTensorDataAsSpan<float>().ToArray() : Array.ConvertAll(v.GetTensorDataAsSpan<long>().ToArray(), x => (float)x)).ToArray();
+                double ortMs = clock.Elapsed.TotalMilliseconds;
+                if (block >= 0 && r > 0)
+                    ortTimes.Add(ortMs);
             }
         }
         // The conformance runner's allclose (rtol 1e-3, atol 1e-5, NaN and ±inf where expected), ORT's output as the expected one.

@@ -10,10 +10,9 @@ namespace GpuNet.Kernels.Cpu;
 /// matmul-shaped (conv, attention projections), any strides, strided/broadcast batches — the same
 /// <see cref="GemmParams"/> and <see cref="Layout6"/> the GPU kernel takes.
 /// <para>Blocked as in BLIS/GotoBLAS: for each KC-deep slab of K, B's slab is packed once into NR-wide slivers
-/// (k-major, zero-padded), and each MC-row block of A into MR-tall slivers; a 6×16 register-blocked micro-kernel
-/// then multiplies one A sliver with one B sliver: 12 256-bit accumulators (6 rows × 2 vectors) stay in registers,
-/// per k it loads two vectors of B, broadcasts 6 values of A and issues 12 FMAs — 16 of AVX2's 16 vector registers
-/// (12 + 2 + the broadcast + a spare), no spills. KC = 256 keeps a B sliver (16 KiB) in L1 and an A block
+/// (k-major, zero-padded), and each MC-row block of A into MR-tall slivers; a register-blocked micro-kernel (6×32 with
+/// AVX-512, 6×16 with AVX2: see <see cref="Panel512"/>, <see cref="Panel256"/>) then multiplies one A sliver with one B
+/// sliver, its 12 accumulators in registers. KC = 256 keeps a B sliver (16–32 KiB) in L1 and an A block
 /// (96×256 floats, 96 KiB) in L2; the packed B slab (≤ 256×4096 floats) sits in L3. Packing reads either operand
 /// along its contiguous dimension, so transposes cost nothing extra. Edge tiles run the same micro-kernel into a
 /// scratch tile and copy the valid part, so every M, N, K ≥ 1 is exact.</para>
@@ -23,7 +22,14 @@ namespace GpuNet.Kernels.Cpu;
 /// </summary>
 internal static unsafe class HostGemm
 {
-    private const int MR = 6, NR = 16, KC = 256, MC = 96, NC = 4096, NB = 256;
+    private const int MR = 6, KC = 256, MC = 96, NC = 4096, NB = 256;
+
+    /// <summary>
+    /// 512-bit micro-kernels where the CPU runs them at full width (measured on this project's Zen 5 VM: 1.7–1.9× the FMA
+    /// throughput of 256-bit, so a 6×32 tile of twelve zmm accumulators); <c>GPUNET_HOST_VECTOR_BITS=256</c> keeps the 6×16
+    /// AVX2 tile. Settable (internal) so the tests run both paths on one machine: either must be exact to the same bound.
+    /// </summary>
+    internal static bool Wide = Vector512.IsHardwareAccelerated && Environment.GetEnvironmentVariable("GPUNET_HOST_VECTOR_BITS") != "256";
 
     /// <summary>Multiply-adds below which a one-tile product stays on one core: a 16 × 256 × 147 convolution GEMM (0.6M)
     /// split in four column tiles ran 0.12–0.13 ms on two cores against 0.093 ms on one.</summary>
@@ -58,8 +64,10 @@ internal static unsafe class HostGemm
             Gemv(a, b, c, p, parallel);
         else if (p.N <= SkinnyColumns && p.StrideAk == 1 && p.K >= 8)
             Skinny(a, b, c, p, parallel);
+        else if (Wide)
+            Packed<Panel512>(a, b, c, p, parallel);
         else
-            Packed(a, b, c, p, parallel);
+            Packed<Panel256>(a, b, c, p, parallel);
         Epilogue(c, bias, p, z, act, parallel);
     }
 
@@ -169,8 +177,11 @@ internal static unsafe class HostGemm
             Dots(0, n);
     }
 
+    /// <summary>Columns at or below which a parallel packed product splits its rows across the cores once (see <see cref="Packed"/>).</summary>
+    private const int RowSplitColumns = 512;
+
     /// <summary>Columns at or below which a product with rows of A contiguous in K skips packing (<see cref="Skinny"/>).</summary>
-    private const int SkinnyColumns = 64;
+    private const int SkinnyColumns = 16;
 
     /// <summary>
     /// C = alpha·A·B + beta·C for few columns (a convolution's last stages: 4–64 output pixels against K up to 4,608):
@@ -253,50 +264,69 @@ internal static unsafe class HostGemm
         }
     }
 
-    private static void Packed(float* a, float* b, float* c, GemmParams p, bool parallel)
+    private static void Packed<TPanel>(float* a, float* b, float* c, GemmParams p, bool parallel) where TPanel : struct, IPanel
     {
         int m = p.M, n = p.N, k = p.K;
+        int workers = HostParallel.Workers;
+        if (parallel && workers > 1 && n <= RowSplitColumns && m >= 4 * MR * workers && (long)m * n * k >= HostParallel.MinParallelWork)
+        {
+            // Few columns (a convolution layer's pixels): one block of rows per core, each packing B itself and running every K
+            // slab alone — one hand-off in all, where sharing each slab's tiles took two per 256-deep slab (resnet18's
+            // 128×64×1152 layer spent more in ten hand-offs than in its arithmetic).
+            int block = RoundUp((m + workers - 1) / workers, MR);
+            HostParallel.For((m + block - 1) / block, (long)block * n * k, (s, e) =>
+            {
+                int row = s * block, rows = Math.Min(m, e * block) - row;
+                Packed<TPanel>(a + (long)row * p.StrideAm, b, c + (long)row * n, p with { M = rows }, parallel: false);
+            }, oneChunkPerCore: true);
+            return;
+        }
         for (int jc = 0; jc < n; jc += NC)
         {
-            int nc = Math.Min(NC, n - jc), slivers = (nc + NR - 1) / NR;
+            int nc = Math.Min(NC, n - jc), slivers = (nc + TPanel.NR - 1) / TPanel.NR;
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
                 float betaEff = pc == 0 ? p.Beta : 1f;
-                float* bp = HostScratch.Get(0, (long)slivers * NR * kc);
+                float* bp = HostScratch.Get(0, (long)slivers * TPanel.NR * kc);
                 if (parallel)
-                    HostParallel.For(slivers, NR * kc, (s, e) => PackB(b, bp, p, pc, kc, jc, nc, s, e));
+                    HostParallel.For(slivers, TPanel.NR * kc, (s, e) => PackB<TPanel>(b, bp, p, pc, kc, jc, nc, s, e));
                 else
-                    PackB(b, bp, p, pc, kc, jc, nc, 0, slivers);
+                    PackB<TPanel>(b, bp, p, pc, kc, jc, nc, 0, slivers);
 
-                var (mcTile, nbTile) = TileShape(m, nc, kc, parallel);
+                var (mcTile, nbTile) = TileShape(m, nc, kc, parallel, TPanel.NR);
                 int mBlocks = (m + mcTile - 1) / mcTile, nBlocks = (nc + nbTile - 1) / nbTile;
                 void Tiles(int start, int end)
                 {
-                    float* ap = HostScratch.Get(1, (long)MC * kc);
+                    // A contiguous along k (every convolution's weights) is read in place: six row pointers instead of a
+                    // packed copy, which cost a transposing pass over the weights on every call.
+                    bool direct = p.StrideAk == 1;
+                    float* ap = direct ? null : HostScratch.Get(1, (long)MC * kc);
                     int packed = -1;
                     for (int t = start; t < end; t++)
                     {
                         int ib = t / nBlocks, jb = t % nBlocks;
                         int ic = ib * mcTile, mc = Math.Min(mcTile, m - ic);
-                        if (ib != packed)
+                        if (!direct && ib != packed)
                         {
                             PackA(a, ap, p, ic, mc, pc, kc);
                             packed = ib;
                         }
                         int jEnd = Math.Min(nc, (jb + 1) * nbTile);
-                        for (int jr = jb * nbTile; jr < jEnd; jr += NR)
+                        for (int jr = jb * nbTile; jr < jEnd; jr += TPanel.NR)
                         {
-                            int nr = Math.Min(NR, nc - jr);
-                            float* bs = bp + (long)(jr / NR) * NR * kc;
+                            int nr = Math.Min(TPanel.NR, nc - jr);
+                            float* bs = bp + (long)(jr / TPanel.NR) * TPanel.NR * kc;
                             for (int ir = 0; ir < mc; ir += MR)
                             {
                                 int mr = Math.Min(MR, mc - ir);
                                 float* ct = c + (long)(ic + ir) * n + jc + jr;
-                                if (mr == MR && nr == NR)
-                                    Micro(kc, ap + (long)ir * kc, bs, ct, n, p.Alpha, betaEff);
+                                float* at = direct ? a + (long)(ic + ir) * p.StrideAm + pc : ap + (long)ir * kc;
+                                int rowStride = direct ? p.StrideAm : 1, kStride = direct ? 1 : MR, rows = direct ? mr : MR;
+                                if (mr == MR && nr == TPanel.NR)
+                                    TPanel.Micro(kc, at, rowStride, kStride, rows, bs, ct, n, p.Alpha, betaEff);
                                 else
-                                    MicroEdge(kc, ap + (long)ir * kc, bs, ct, n, mr, nr, p.Alpha, betaEff);
+                                    MicroEdge<TPanel>(kc, at, rowStride, kStride, rows, bs, ct, n, mr, nr, p.Alpha, betaEff);
                             }
                         }
                     }
@@ -315,7 +345,7 @@ internal static unsafe class HostGemm
     /// core and at least <see cref="SplitColumnsWork"/> multiply-adds, narrower column blocks (whole NR slivers) until there
     /// are: 128³ ran as two tiles of 96 and 32 rows on two cores in 0.12 ms, as four balanced tiles in 0.083 ms.
     /// </summary>
-    private static (int Rows, int Columns) TileShape(int m, int nc, int kc, bool parallel)
+    private static (int Rows, int Columns) TileShape(int m, int nc, int kc, bool parallel, int nr)
     {
         int mBlocks = (m + MC - 1) / MC;
         int rows = Math.Min(MC, RoundUp((m + mBlocks - 1) / mBlocks, MR));
@@ -323,7 +353,7 @@ internal static unsafe class HostGemm
         if (parallel && (long)m * nc * kc >= SplitColumnsWork && mBlocks * ((nc + NB - 1) / NB) < wanted)
         {
             int nBlocks = (wanted + mBlocks - 1) / mBlocks;
-            columns = Math.Clamp(RoundUp((nc + nBlocks - 1) / nBlocks, NR), NR, NB);
+            columns = Math.Clamp(RoundUp((nc + nBlocks - 1) / nBlocks, nr), nr, NB);
         }
         return (rows, columns);
     }
@@ -331,44 +361,41 @@ internal static unsafe class HostGemm
     private static int RoundUp(int x, int multiple) => (x + multiple - 1) / multiple * multiple;
 
     /// <summary>B[pc.., jc..] slivers s..e into bp: sliver j holds kc rows of NR consecutive columns (zero past N).</summary>
-    private static void PackB(float* b, float* bp, GemmParams p, int pc, int kc, int jc, int nc, int s, int e)
+    private static void PackB<TPanel>(float* b, float* bp, GemmParams p, int pc, int kc, int jc, int nc, int s, int e) where TPanel : struct, IPanel
     {
         for (int sliver = s; sliver < e; sliver++)
         {
-            int j0 = sliver * NR, cols = Math.Min(NR, nc - j0);
-            float* dst = bp + (long)sliver * NR * kc;
+            int j0 = sliver * TPanel.NR, cols = Math.Min(TPanel.NR, nc - j0);
+            float* dst = bp + (long)sliver * TPanel.NR * kc;
             if (p.StrideBn == 1)
             {
                 float* src = b + (long)pc * p.StrideBk + jc + j0;
-                if (cols == NR)
-                    for (int kk = 0; kk < kc; kk++, src += p.StrideBk, dst += NR)
-                    {
-                        Vector256.Store(Vector256.Load(src), dst);
-                        Vector256.Store(Vector256.Load(src + 8), dst + 8);
-                    }
+                if (cols == TPanel.NR)
+                    for (int kk = 0; kk < kc; kk++, src += p.StrideBk, dst += TPanel.NR)
+                        TPanel.CopyRow(src, dst);
                 else
-                    for (int kk = 0; kk < kc; kk++, src += p.StrideBk, dst += NR)
+                    for (int kk = 0; kk < kc; kk++, src += p.StrideBk, dst += TPanel.NR)
                     {
                         int j = 0;
                         for (; j < cols; j++)
                             dst[j] = src[j];
-                        for (; j < NR; j++)
+                        for (; j < TPanel.NR; j++)
                             dst[j] = 0;
                     }
             }
             else
             {
-                for (int j = 0; j < NR; j++)
+                for (int j = 0; j < TPanel.NR; j++)
                 {
                     if (j < cols)
                     {
                         float* src = b + (long)(jc + j0 + j) * p.StrideBn + (long)pc * p.StrideBk;
                         for (int kk = 0; kk < kc; kk++)
-                            dst[kk * NR + j] = src[(long)kk * p.StrideBk];
+                            dst[kk * TPanel.NR + j] = src[(long)kk * p.StrideBk];
                     }
                     else
                         for (int kk = 0; kk < kc; kk++)
-                            dst[kk * NR + j] = 0;
+                            dst[kk * TPanel.NR + j] = 0;
                 }
             }
         }
@@ -412,38 +439,6 @@ internal static unsafe class HostGemm
     private static Vector256<float> MulAdd(Vector256<float> a, Vector256<float> b, Vector256<float> c) =>
         Fma.IsSupported ? Fma.MultiplyAdd(a, b, c) : a * b + c;
 
-    /// <summary>The 6×16 micro-kernel: C[0..6, 0..16] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Micro(int kc, float* a, float* b, float* c, int ldc, float alpha, float beta)
-    {
-        Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
-            c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
-        for (int k = 0; k < kc; k++, a += MR, b += NR)
-        {
-            var b0 = Vector256.Load(b);
-            var b1 = Vector256.Load(b + 8);
-            var x = Vector256.Create(a[0]);
-            c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
-            x = Vector256.Create(a[1]);
-            c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
-            x = Vector256.Create(a[2]);
-            c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
-            x = Vector256.Create(a[3]);
-            c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
-            x = Vector256.Create(a[4]);
-            c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
-            x = Vector256.Create(a[5]);
-            c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
-        }
-        var va = Vector256.Create(alpha);
-        Store(c, c00, c01, va, beta); c += ldc;
-        Store(c, c10, c11, va, beta); c += ldc;
-        Store(c, c20, c21, va, beta); c += ldc;
-        Store(c, c30, c31, va, beta); c += ldc;
-        Store(c, c40, c41, va, beta); c += ldc;
-        Store(c, c50, c51, va, beta);
-    }
-
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Store(float* c, Vector256<float> lo, Vector256<float> hi, Vector256<float> alpha, float beta)
     {
@@ -460,16 +455,141 @@ internal static unsafe class HostGemm
         }
     }
 
-    /// <summary>A partial tile (mr ≤ 6 rows, nr ≤ 16 columns): the full micro-kernel into a scratch tile, then the valid part.</summary>
-    private static void MicroEdge(int kc, float* a, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+    /// <summary>A partial tile (mr ≤ 6 rows, nr ≤ NR columns): the full micro-kernel into a scratch tile, then the valid part.</summary>
+    private static void MicroEdge<TPanel>(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
+        where TPanel : struct, IPanel
     {
-        float* tile = stackalloc float[MR * NR];
-        Micro(kc, a, b, tile, NR, 1f, 0f);
+        float* tile = stackalloc float[MR * TPanel.NR];
+        TPanel.Micro(kc, a, rowStride, kStride, rows, b, tile, TPanel.NR, 1f, 0f);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++)
             {
                 float* at = c + (long)i * ldc + j;
-                *at = beta == 0 ? alpha * tile[i * NR + j] : alpha * tile[i * NR + j] + beta * *at;
+                *at = beta == 0 ? alpha * tile[i * TPanel.NR + j] : alpha * tile[i * TPanel.NR + j] + beta * *at;
             }
+    }
+
+    /// <summary>A micro-kernel's width: NR columns of B per sliver, the MR × NR product, and a sliver row's copy.</summary>
+    private interface IPanel
+    {
+        static abstract int NR { get; }
+
+        /// <summary>C[0..MR, 0..NR] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0). A's element (r, k) is at
+        /// a[r·rowStride + k·kStride] (packed: 1, MR; in place: the row stride, 1); rows past <paramref name="rows"/> repeat
+        /// the last valid row (their results are not stored), so an edge sliver never reads past A.</summary>
+        static abstract void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, float alpha, float beta);
+
+        /// <summary>NR floats from src to dst.</summary>
+        static abstract void CopyRow(float* src, float* dst);
+    }
+
+    /// <summary>6×16 with AVX2: 12 256-bit accumulators (6 rows × 2 vectors); per k two loads of B, six broadcasts of A,
+    /// twelve FMAs — 16 of AVX2's 16 vector registers (12 + 2 + the broadcast + a spare), no spills.</summary>
+    private readonly struct Panel256 : IPanel
+    {
+        public static int NR => 16;
+
+        public static void CopyRow(float* src, float* dst)
+        {
+            Vector256.Store(Vector256.Load(src), dst);
+            Vector256.Store(Vector256.Load(src + 8), dst + 8);
+        }
+
+        /// <summary>The 6×16 micro-kernel: C[0..6, 0..16] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0).</summary>
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, float alpha, float beta)
+        {
+            Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            float* a0 = a, a1 = a + (long)Math.Min(1, rows - 1) * rowStride, a2 = a + (long)Math.Min(2, rows - 1) * rowStride,
+                a3 = a + (long)Math.Min(3, rows - 1) * rowStride, a4 = a + (long)Math.Min(4, rows - 1) * rowStride, a5 = a + (long)Math.Min(5, rows - 1) * rowStride;
+            for (int k = 0, at = 0; k < kc; k++, at += kStride, b += 16)
+            {
+                var b0 = Vector256.Load(b);
+                var b1 = Vector256.Load(b + 8);
+                var x = Vector256.Create(a0[at]);
+                c00 = MulAdd(x, b0, c00); c01 = MulAdd(x, b1, c01);
+                x = Vector256.Create(a1[at]);
+                c10 = MulAdd(x, b0, c10); c11 = MulAdd(x, b1, c11);
+                x = Vector256.Create(a2[at]);
+                c20 = MulAdd(x, b0, c20); c21 = MulAdd(x, b1, c21);
+                x = Vector256.Create(a3[at]);
+                c30 = MulAdd(x, b0, c30); c31 = MulAdd(x, b1, c31);
+                x = Vector256.Create(a4[at]);
+                c40 = MulAdd(x, b0, c40); c41 = MulAdd(x, b1, c41);
+                x = Vector256.Create(a5[at]);
+                c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
+            }
+            var va = Vector256.Create(alpha);
+            Store(c, c00, c01, va, beta); c += ldc;
+            Store(c, c10, c11, va, beta); c += ldc;
+            Store(c, c20, c21, va, beta); c += ldc;
+            Store(c, c30, c31, va, beta); c += ldc;
+            Store(c, c40, c41, va, beta); c += ldc;
+            Store(c, c50, c51, va, beta);
+        }
+
+    }
+
+    /// <summary>6×32 with AVX-512: 12 zmm accumulators (6 rows × 2 vectors of 16), the same schedule at twice the width —
+    /// 15 of the 32 zmm registers, no spills.</summary>
+    private readonly struct Panel512 : IPanel
+    {
+        public static int NR => 32;
+
+        public static void CopyRow(float* src, float* dst)
+        {
+            Vector512.Store(Vector512.Load(src), dst);
+            Vector512.Store(Vector512.Load(src + 16), dst + 16);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+        public static void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, float alpha, float beta)
+        {
+            Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
+                c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
+            float* a0 = a, a1 = a + (long)Math.Min(1, rows - 1) * rowStride, a2 = a + (long)Math.Min(2, rows - 1) * rowStride,
+                a3 = a + (long)Math.Min(3, rows - 1) * rowStride, a4 = a + (long)Math.Min(4, rows - 1) * rowStride, a5 = a + (long)Math.Min(5, rows - 1) * rowStride;
+            for (int k = 0, at = 0; k < kc; k++, at += kStride, b += 32)
+            {
+                var b0 = Vector512.Load(b);
+                var b1 = Vector512.Load(b + 16);
+                var x = Vector512.Create(a0[at]);
+                c00 = Avx512F.FusedMultiplyAdd(x, b0, c00); c01 = Avx512F.FusedMultiplyAdd(x, b1, c01);
+                x = Vector512.Create(a1[at]);
+                c10 = Avx512F.FusedMultiplyAdd(x, b0, c10); c11 = Avx512F.FusedMultiplyAdd(x, b1, c11);
+                x = Vector512.Create(a2[at]);
+                c20 = Avx512F.FusedMultiplyAdd(x, b0, c20); c21 = Avx512F.FusedMultiplyAdd(x, b1, c21);
+                x = Vector512.Create(a3[at]);
+                c30 = Avx512F.FusedMultiplyAdd(x, b0, c30); c31 = Avx512F.FusedMultiplyAdd(x, b1, c31);
+                x = Vector512.Create(a4[at]);
+                c40 = Avx512F.FusedMultiplyAdd(x, b0, c40); c41 = Avx512F.FusedMultiplyAdd(x, b1, c41);
+                x = Vector512.Create(a5[at]);
+                c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
+            }
+            var va = Vector512.Create(alpha);
+            Store(c, c00, c01, va, beta); c += ldc;
+            Store(c, c10, c11, va, beta); c += ldc;
+            Store(c, c20, c21, va, beta); c += ldc;
+            Store(c, c30, c31, va, beta); c += ldc;
+            Store(c, c40, c41, va, beta); c += ldc;
+            Store(c, c50, c51, va, beta);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Store(float* c, Vector512<float> lo, Vector512<float> hi, Vector512<float> alpha, float beta)
+        {
+            if (beta == 0)
+            {
+                Vector512.Store(lo * alpha, c);
+                Vector512.Store(hi * alpha, c + 16);
+            }
+            else
+            {
+                var vb = Vector512.Create(beta);
+                Vector512.Store(Avx512F.FusedMultiplyAdd(lo, alpha, Vector512.Load(c) * vb), c);
+                Vector512.Store(Avx512F.FusedMultiplyAdd(hi, alpha, Vector512.Load(c + 16) * vb), c + 16);
+            }
+        }
     }
 }

@@ -82,7 +82,12 @@ internal static class HostParallel
     /// (a few more when the items are many, for balance), when <paramref name="count"/> · <paramref name="workPerItem"/>
     /// reaches <see cref="MinParallelWork"/>; otherwise once on the calling thread.
     /// </summary>
-    public static void For(int count, long workPerItem, Action<int, int> body)
+    /// <param name="count">Items.</param>
+    /// <param name="workPerItem">Cost of one item in multiply-adds or element visits.</param>
+    /// <param name="body">Runs items [start, end).</param>
+    /// <param name="oneChunkPerCore">Exactly one chunk per core: for bodies with a fixed cost per chunk (a convolution's rows,
+    /// whose GEMM reads all the weights once per chunk), where more chunks for balance cost more than they balance.</param>
+    public static void For(int count, long workPerItem, Action<int, int> body, bool oneChunkPerCore = false)
     {
         if (count <= 0)
             return;
@@ -92,7 +97,7 @@ internal static class HostParallel
             body(0, count);
             return;
         }
-        int chunks = Math.Min(count, count >= 8 * workers ? 4 * workers : workers);
+        int chunks = Math.Min(count, count >= 8 * workers && !oneChunkPerCore ? 4 * workers : workers);
         Parallel.For(0, chunks, i =>
         {
             int start = (int)((long)count * i / chunks), end = (int)((long)count * (i + 1) / chunks);
