@@ -101,14 +101,26 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
         return text;
     }
 
-    /// <summary>The fraction of the roof in percent; above 100 it is marked: the working set was served from cache, faster than the measured DRAM roof.</summary>
+    /// <summary>The fraction of the roof in percent; above 100 it is marked by what that means for the row's bound: a
+    /// memory-bound case was served from cache, faster than the measured copy roof ("cache"); a compute-bound one beat the
+    /// measured FMA roof ("above compute roof": the roof's microkernel is narrower or slower than what the case ran).</summary>
     private static string Percent(JsonObject r) => r["fraction_of_ceiling"] is not { } f ? "-"
-        : ((double)f * 100).ToString("0.0", CultureInfo.InvariantCulture) + ((double)f > 1 ? " (cache)" : "");
+        : ((double)f * 100).ToString("0.0", CultureInfo.InvariantCulture) + ((double)f <= 1 ? "" : ComputeBound(r) ? " (above compute roof)" : " (cache)");
 
-    /// <summary>The note that explains a "(cache)" mark, when any row has one.</summary>
-    public string? CacheNote() => Timed.Any(r => r["fraction_of_ceiling"] is { } f && (double)f > 1)
-        ? "(cache): above the measured memory roof — the case's data fits in a cache faster than the device-to-device copy that defines the roof"
-        : null;
+    private static bool ComputeBound(JsonObject r) => (string?)r["bound"] == "compute";
+
+    private bool Above(bool compute) => Timed.Any(r => r["fraction_of_ceiling"] is { } f && (double)f > 1 && ComputeBound(r) == compute);
+
+    /// <summary>The notes that explain the marks above 100 %, when any row has one.</summary>
+    public string? CacheNote()
+    {
+        var notes = new List<string>();
+        if (Above(compute: false))
+            notes.Add("(cache): above the measured memory roof — the case's data fits in a cache faster than the device-to-device copy that defines the roof");
+        if (Above(compute: true))
+            notes.Add("(above compute roof): faster than the measured FMA microkernel — the roof is a lower bound of the device's peak, not the peak");
+        return notes.Count == 0 ? null : string.Join("\n", notes);
+    }
 
     public Table ToTable()
     {
