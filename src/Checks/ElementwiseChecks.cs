@@ -58,6 +58,10 @@ internal static class ElementwiseChecks
             ("odd_same_shape", new[] { 37, 53 }, new[] { 37, 53 }),
             ("broadcast_row", new[] { 37, 53 }, new[] { 53 }),
             ("broadcast_column", new[] { 29, 1 }, new[] { 29, 31 }),
+            // A per-row scalar on either side, rows short and long (the fast CPU's scalar rows below 32, vector rows above).
+            ("broadcast_column_wide", new[] { 9, 1 }, new[] { 9, 70 }),
+            ("broadcast_column_b", new[] { 29, 31 }, new[] { 29, 1 }),
+            ("broadcast_column_b_wide", new[] { 9, 70 }, new[] { 9, 1 }),
             ("broadcast_both", new[] { 7, 1, 5 }, new[] { 3, 1 }),
             ("scalar", new[] { 13, 17 }, new[] { 1 }),
             ("moderate", new[] { 256, 1031 }, new[] { 256, 1031 }),
