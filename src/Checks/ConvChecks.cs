@@ -57,6 +57,8 @@ internal static class ConvChecks
             ("depthwise_dilation2", 1, 5, 10, 7, 5, 3, 3, Conv2dOptions.Of(padding: 2, dilation: 2, groups: 5), false),
             ("depthwise_stride2_asymmetric_relu", 1, 7, 12, 9, 7, 3, 3,
                 new Conv2dOptions { Stride = (2, 2), Padding = (0, 1, 1, 2), Groups = 7, Activation = FusedActivation.Relu }, true),
+            ("depthwise_19_channels_batch2_relu", 2, 19, 6, 5, 19, 3, 3, Conv2dOptions.Of(padding: 1, groups: 19) with { Activation = FusedActivation.Relu }, true),
+            ("depthwise_large_plane", 1, 3, 20, 19, 3, 3, 3, Conv2dOptions.Of(padding: 1, groups: 3), true),
             ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
             ("1x1_stride2", 1, 6, 9, 7, 5, 1, 1, Conv2dOptions.Of(stride: 2), true),
             ("few_pixels_many_channels", 1, 40, 3, 2, 37, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }, true),

@@ -97,6 +97,11 @@ internal static unsafe class HostConv
         var ix = g.Index;
         int planes = g.N * g.K, pixels = g.OH * g.OW, taps = g.KH * g.KW;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
+        if (g.Kg == 1 && pixels <= ChannelsLastPixels)
+        {
+            DepthwiseChannelsLast(x, w, output, bias, g, act);
+            return;
+        }
         int stride = ix.StrideW, phaseWidth = (ix.W + stride - 1) / stride;
         HostParallel.For(planes, (long)pixels * taps, (p0, p1) =>
         {
@@ -146,6 +151,76 @@ internal static unsafe class HostConv
                 }
                 if (!identity)
                     HostElementwise.ApplyUnary(new ReadOnlySpan<float>(dst, pixels), new Span<float>(dst, pixels), act);
+            }
+        });
+    }
+
+    /// <summary>Output planes at or below which a depthwise convolution runs channels-last (see <see cref="DepthwiseChannelsLast"/>).</summary>
+    private const int ChannelsLastPixels = 64;
+
+    /// <summary>
+    /// A depthwise convolution on small feature maps (a network's late stages: 2×2 to 8×8 pixels, hundreds of channels),
+    /// eight channels at a time in the lanes of one vector: the block's input planes are interleaved channels-last, each
+    /// output pixel sums its valid taps with one FMA per tap for all eight channels, and the result is de-interleaved into
+    /// the output planes. Per plane, the row-by-row form spent its time on loop and call overhead (4×4 planes: 36 row
+    /// updates of 4 floats each, 0.2 GFLOP/s). Channels past the last block's end get zero weights and are not stored.
+    /// </summary>
+    private static void DepthwiseChannelsLast<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        const int lanes = 8;
+        var ix = g.Index;
+        int pixels = g.OH * g.OW, inPixels = ix.H * ix.W, taps = g.KH * g.KW, blocks = (g.K + lanes - 1) / lanes;
+        HostParallel.For(g.N * blocks, (long)lanes * (inPixels + pixels * (taps + 1)), (b0, b1) =>
+        {
+            float* xin = HostScratch.Get(ColumnSlot, (long)inPixels * lanes);
+            float* yout = HostScratch.Get(TileSlot, (long)pixels * lanes);
+            var weights = stackalloc Vector256<float>[taps];
+            float* lane = stackalloc float[lanes];
+            for (int blk = b0; blk < b1; blk++)
+            {
+                int n = blk / blocks, k0 = blk % blocks * lanes, valid = Math.Min(lanes, g.K - k0);
+                for (int c = 0; c < lanes; c++)
+                {
+                    float* plane = x + ((long)n * g.C + k0 + c) * inPixels;
+                    for (int p = 0; p < inPixels; p++)
+                        xin[p * lanes + c] = c < valid ? plane[p] : 0f;
+                }
+                for (int t = 0; t < taps; t++)
+                {
+                    for (int c = 0; c < lanes; c++)
+                        lane[c] = c < valid ? w[(long)(k0 + c) * taps + t] : 0f;
+                    weights[t] = Vector256.Load(lane);
+                }
+                for (int c = 0; c < lanes; c++)
+                    lane[c] = c < valid && bias != null ? bias[k0 + c] : 0f;
+                var start = Vector256.Load(lane);
+                for (int oh = 0; oh < g.OH; oh++)
+                    for (int ow = 0; ow < g.OW; ow++)
+                    {
+                        var acc = start;
+                        for (int kh = 0; kh < g.KH; kh++)
+                        {
+                            int ih = oh * ix.StrideH - ix.PadTop + kh * ix.DilationH;
+                            if (ih < 0 || ih >= ix.H)
+                                continue;
+                            for (int kw = 0; kw < g.KW; kw++)
+                            {
+                                int iw = ow * ix.StrideW - ix.PadLeft + kw * ix.DilationW;
+                                if (iw >= 0 && iw < ix.W)
+                                    acc = Vector256.Load(xin + (ih * ix.W + iw) * lanes) * weights[kh * g.KW + kw] + acc;
+                            }
+                        }
+                        Vector256.Store(acc, yout + (oh * g.OW + ow) * lanes);
+                    }
+                for (int c = 0; c < valid; c++)
+                {
+                    float* plane = output + ((long)n * g.K + k0 + c) * pixels;
+                    for (int p = 0; p < pixels; p++)
+                        plane[p] = yout[p * lanes + c];
+                    if (typeof(TAct) != typeof(ElementwiseOps.Identity))
+                        HostElementwise.ApplyUnary(new ReadOnlySpan<float>(plane, pixels), new Span<float>(plane, pixels), act);
+                }
             }
         });
     }
