@@ -13,6 +13,7 @@ internal static class ActivationChecks
         var kernels = new (string Name, double Parameter, Func<Tensor, Tensor, Tensor> Op)[]
         {
             ("relu", 0, (x, o) => Ops.Relu(x, o)),
+            ("relu6", 0, (x, o) => Ops.Relu6(x, o)),
             ("leaky_relu", 0.05, (x, o) => Ops.LeakyRelu(x, 0.05f, o)),
             ("gelu_erf", 0, (x, o) => Ops.GeluErf(x, o)),
             ("gelu_tanh", 0, (x, o) => Ops.GeluTanh(x, o)),
@@ -59,6 +60,7 @@ internal static class ActivationChecks
         var kernels = new (string Name, double Parameter, Func<Tensor, Tensor> Op)[]
         {
             ("relu", 0, x => Ops.Relu(x)),
+            ("relu6", 0, x => Ops.Relu6(x)),
             ("leaky_relu", 0.05, x => Ops.LeakyRelu(x, 0.05f)),
             ("gelu_erf", 0, x => Ops.GeluErf(x)),
             ("gelu_tanh", 0, x => Ops.GeluTanh(x)),
@@ -101,7 +103,8 @@ internal static class ActivationChecks
     /// <summary>Each activation: its kernel name, struct type, FLOPs per element and the op.</summary>
     private static readonly (string Name, Type Op, double Flops, Func<Tensor, Tensor> Run)[] Activations =
     {
-        ("relu", typeof(Activation.Relu), 1, x => Ops.Relu(x)), ("leaky_relu", typeof(Activation.LeakyRelu), 2, x => Ops.LeakyRelu(x)),
+        ("relu", typeof(Activation.Relu), 1, x => Ops.Relu(x)), ("relu6", typeof(Activation.Relu6), 2, x => Ops.Relu6(x)),
+        ("leaky_relu", typeof(Activation.LeakyRelu), 2, x => Ops.LeakyRelu(x)),
         ("gelu_erf", typeof(Activation.GeluErf), 25, x => Ops.GeluErf(x)), ("gelu_tanh", typeof(Activation.GeluTanh), 14, x => Ops.GeluTanh(x)),
         ("silu", typeof(Activation.Silu), 5, x => Ops.Silu(x)), ("sigmoid", typeof(Activation.Sigmoid), 4, x => Ops.Sigmoid(x)),
         ("tanh", typeof(Activation.Tanh), 8, x => Ops.Tanh(x)), ("softplus", typeof(Activation.Softplus), 8, x => Ops.Softplus(x)),

@@ -60,6 +60,8 @@ internal static class ConvChecks
             ("depthwise_19_channels_batch2_relu", 2, 19, 6, 5, 19, 3, 3, Conv2dOptions.Of(padding: 1, groups: 19) with { Activation = FusedActivation.Relu }, true),
             ("depthwise_large_plane", 1, 3, 20, 19, 3, 3, 3, Conv2dOptions.Of(padding: 1, groups: 3), true),
             ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
+            ("1x1_relu6", 2, 8, 7, 6, 9, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }, true),
+            ("depthwise_relu6", 1, 12, 6, 6, 12, 3, 3, Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 }, true),
             ("1x1_stride2", 1, 6, 9, 7, 5, 1, 1, Conv2dOptions.Of(stride: 2), true),
             ("few_pixels_many_channels", 1, 40, 3, 2, 37, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }, true),
         };

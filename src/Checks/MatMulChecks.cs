@@ -44,6 +44,7 @@ internal static class MatMulChecks
         FusedActivation.Gelu => "gelu_erf",
         FusedActivation.GeluTanh => "gelu_tanh",
         FusedActivation.Silu => "silu",
+        FusedActivation.Relu6 => "relu6",
         _ => throw new ArgumentOutOfRangeException(nameof(act)),
     };
 
@@ -102,6 +103,7 @@ internal static class MatMulChecks
         yield return Case("matmul_bias_act", "linear_gelu", 37, 53, 29, false, true, bias: true, act: FusedActivation.Gelu);
         yield return Case("matmul_bias_act", "linear_gelu_tanh_large", 70, 129, 40, false, true, MatMulTile.Large, bias: true, act: FusedActivation.GeluTanh);
         yield return Case("matmul_bias_act", "silu_alpha", 20, 24, 31, alpha: 0.5f, act: FusedActivation.Silu);
+        yield return Case("matmul_bias_act", "relu6", 37, 53, 29, bias: true, act: FusedActivation.Relu6);
         yield return Case("gemv", "n_contiguous", 1, 300, 257);
         yield return Case("gemv", "k_contiguous", 1, 300, 257, tb: true);
         yield return Case("gemv", "k_contiguous_aligned", 1, 129, 512, tb: true);
@@ -184,7 +186,8 @@ internal static class MatMulChecks
             MatMulReference.MatMul(x, xShape, false, w, wShape, true, 1, 0, null, bias);
 
         int[] w1 = { 17, 13 }, w2 = { 11, 17 };
-        foreach (var (act, rows) in new[] { (FusedActivation.Relu, new[] { 9 }), (FusedActivation.Gelu, new[] { 2, 7 }), (FusedActivation.GeluTanh, new[] { 5 }), (FusedActivation.Silu, new[] { 9 }) })
+        foreach (var (act, rows) in new[] { (FusedActivation.Relu, new[] { 9 }), (FusedActivation.Gelu, new[] { 2, 7 }), (FusedActivation.GeluTanh, new[] { 5 }), (FusedActivation.Silu, new[] { 9 }),
+                     (FusedActivation.Relu6, new[] { 9 }) })
         {
             string name = MatMulChecks.ActivationKernel(act);
             var x = rows.Append(13).ToArray();
@@ -250,7 +253,7 @@ internal static class MatMulChecks
     {
         var id = typeof(ElementwiseOps.Identity);
         var large = typeof(MatMulTiles.Large);
-        var acts = new[] { typeof(Activation.Relu), typeof(Activation.GeluErf), typeof(Activation.GeluTanh), typeof(Activation.Silu) };
+        var acts = new[] { typeof(Activation.Relu), typeof(Activation.GeluErf), typeof(Activation.GeluTanh), typeof(Activation.Silu), typeof(Activation.Relu6) };
         foreach (var (tile, tileName) in new[] { (large, "large"), (typeof(MatMulTiles.Small), "small") })
             foreach (var (aK, bK) in new[] { (true, false), (true, true), (false, false), (false, true) })
                 yield return Tiled("matmul", $"{tileName}_{(aK ? "a" : "at")}_{(bK ? "bt" : "b")}", tile, aK, bK, id);

@@ -21,6 +21,11 @@ namespace GpuNet.Kernels
             public readonly float Apply(float x) => x <= 0 ? 0f : x; /// <inheritdoc/>
             public readonly float Derivative(float x) => x > 0 ? 1f : 0f; }
 
+        /// <summary>min(max(x, 0), 6) (MobileNet's ReLU6, ONNX Clip(0, 6)); NaN stays NaN.</summary>
+        public struct Relu6 : IDifferentiableUnaryOp { /// <inheritdoc/>
+            public readonly float Apply(float x) => x <= 0 ? 0f : x >= 6 ? 6f : x; /// <inheritdoc/>
+            public readonly float Derivative(float x) => x > 0 && x < 6 ? 1f : 0f; }
+
         /// <summary>x for x ≥ 0, slope·x otherwise (PyTorch default slope 0.01).</summary>
         public struct LeakyRelu : IDifferentiableUnaryOp { /// <summary>Slope for negative inputs.</summary>
             public float Slope; /// <inheritdoc/>

@@ -591,6 +591,8 @@ namespace GpuNet
         GeluTanh,
         /// <summary>x·σ(x).</summary>
         Silu,
+        /// <summary>min(max(x, 0), 6).</summary>
+        Relu6,
     }
 
     /// <summary>Which tiled-matmul specialization to use.</summary>

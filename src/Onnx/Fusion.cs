@@ -8,8 +8,8 @@ namespace GpuNet.Onnx;
 /// by nothing else: MatMul + bias Add → one matmul with the bias epilogue; the erf-GELU subgraph → gelu_erf; Relu or GELU
 /// after a Gemm or fused Linear → the matmul's activation epilogue; the decomposed LayerNorm (ReduceMean, Sub, Pow,
 /// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β) → layernorm; Softmax(Q·Kᵀ·scale, masked) · V → fused attention; an
-/// inference BatchNormalization after a Conv with constant weights → folded into those weights and bias; Relu or
-/// x·Sigmoid(x) after a Conv → its activation epilogue.
+/// inference BatchNormalization after a Conv with constant weights → folded into those weights and bias; Relu, Clip(0, 6)
+/// or x·Sigmoid(x) after a Conv (Clip(0, 6) after a Gemm too) → its activation epilogue.
 /// Each match checks the constants it relies on (√2, 1, ½, the exponent 2, the reduced axis), so a look-alike subgraph
 /// computing something else is left alone.
 /// </summary>
@@ -250,14 +250,29 @@ internal sealed class Fusion
     private void ActivationEpilogue(int root)
     {
         var n = Node(root);
-        long activation = n.OpType switch { "Relu" => (long)FusedActivation.Relu, "GpuNet.Gelu" => (long)FusedActivation.Gelu, _ => 0 };
+        long activation = n.OpType switch
+        {
+            "Relu" => (long)FusedActivation.Relu,
+            "GpuNet.Gelu" => (long)FusedActivation.Gelu,
+            "Clip" when IsRelu6(n) => (long)FusedActivation.Relu6,
+            _ => 0,
+        };
         if (_removed[root] || activation == 0)
             return;
-        // The convolution takes ReLU only here: its GELU epilogue is exact too, but no exporter writes Conv → erf-GELU.
-        int? producer = Only(n.Inputs[0], "Gemm") ?? Only(n.Inputs[0], "GpuNet.Linear") ?? (activation == (long)FusedActivation.Relu ? Only(n.Inputs[0], "Conv") : null);
+        // The convolution takes ReLU and ReLU6 here: its GELU epilogue is exact too, but no exporter writes Conv → erf-GELU.
+        int? producer = Only(n.Inputs[0], "Gemm") ?? Only(n.Inputs[0], "GpuNet.Linear")
+            ?? (activation != (long)FusedActivation.Gelu ? Only(n.Inputs[0], "Conv") : null);
         if (producer is not int k || Node(k).Attributes.ContainsKey("gpunet_activation"))
             return;
         MoveWithActivation(k, root, Node(k).Inputs, activation);
+    }
+
+    /// <summary>Clip to [0, 6] (MobileNet's ReLU6): bounds as constant inputs (opset 11+) or attributes (before).</summary>
+    private bool IsRelu6(NodeProto n)
+    {
+        if (_opset < 11)
+            return n.Attributes.TryGetValue("min", out var lo) && lo.F == 0 && n.Attributes.TryGetValue("max", out var hi) && hi.F == 6;
+        return n.Inputs.Count == 3 && IsScalar(n.Inputs[1], 0, 0) && IsScalar(n.Inputs[2], 6, 0);
     }
 
     /// <summary>Puts producer <paramref name="k"/> (with <paramref name="inputs"/>) at <paramref name="root"/>'s place, writing

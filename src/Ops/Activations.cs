@@ -7,6 +7,9 @@ public static partial class Ops
     /// <summary>max(x, 0). Kernel <c>relu</c>.</summary>
     public static Tensor Relu(Tensor x, Tensor? output = null) => Activate("relu", x, output, new Activation.Relu());
 
+    /// <summary>min(max(x, 0), 6). Kernel <c>relu6</c>.</summary>
+    public static Tensor Relu6(Tensor x, Tensor? output = null) => Activate("relu6", x, output, new Activation.Relu6());
+
     /// <summary>x ≥ 0 ? x : slope·x. Kernel <c>leaky_relu</c>.</summary>
     public static Tensor LeakyRelu(Tensor x, float slope = 0.01f, Tensor? output = null) => Activate("leaky_relu", x, output, new Activation.LeakyRelu { Slope = slope });
 

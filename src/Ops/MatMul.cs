@@ -108,6 +108,7 @@ public static partial class Ops
         FusedActivation.Gelu => GeluErf(z, output),
         FusedActivation.GeluTanh => GeluTanh(z, output),
         FusedActivation.Silu => Silu(z, output),
+        FusedActivation.Relu6 => Relu6(z, output),
         _ => throw new InvalidArgumentException("matmul_bias_act", "activation", "a FusedActivation", activation.ToString()),
     };
 
@@ -124,6 +125,7 @@ public static partial class Ops
             FusedActivation.Gelu => ActivationBackward("gelu_erf", g, preActivation, new Activation.GeluErf()),
             FusedActivation.GeluTanh => ActivationBackward("gelu_tanh", g, preActivation, new Activation.GeluTanh()),
             FusedActivation.Silu => ActivationBackward("silu", g, preActivation, new Activation.Silu()),
+            FusedActivation.Relu6 => ActivationBackward("relu6", g, preActivation, new Activation.Relu6()),
             _ => throw new InvalidArgumentException("matmul_bias_act", "activation", "a FusedActivation", activation.ToString()),
         };
     }

@@ -46,6 +46,12 @@ public sealed class ModelTests
             Assert.DoesNotContain("BatchNormalization", efficientnet.PlannedOperators);
             Assert.Contains("Conv+Silu", efficientnet.PlannedOperators);
         }
+        using (var mobilenet = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu))
+        {
+            // ReLU6 is exported as Clip(0, 6): all 35 after a (batch-norm-folded) Conv go into its epilogue.
+            Assert.DoesNotContain("Clip", mobilenet.PlannedOperators);
+            Assert.Equal(35, mobilenet.PlannedOperators.Count(o => o == "Conv+Relu6"));
+        }
         using var unoptimized = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu, optimize: false);
         Assert.Equal(52, unoptimized.PlannedOperators.Count(o => o == "BatchNormalization"));
         Assert.Equal(0, unoptimized.FusedNodes);

@@ -33,6 +33,7 @@ public static class ActivationReference
     public static Func<double, double> Of(string kernel, double parameter = 0) => kernel switch
     {
         "relu" => x => Math.Max(x, 0),
+        "relu6" => x => Math.Min(Math.Max(x, 0), 6),
         "leaky_relu" => x => x >= 0 ? x : parameter * x,
         "gelu_erf" => x => 0.5 * x * (1 + Erf(x / Math.Sqrt(2))),
         "gelu_tanh" => x => 0.5 * x * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (x + 0.044715 * x * x * x))),

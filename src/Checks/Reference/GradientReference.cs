@@ -19,6 +19,7 @@ public static class GradientReference
     public static Func<double, double> ActivationDerivative(string kernel, double parameter = 0) => kernel switch
     {
         "relu" => x => x > 0 ? 1 : 0,
+        "relu6" => x => x > 0 && x < 6 ? 1 : 0,
         "leaky_relu" => x => x > 0 ? 1 : parameter,
         "gelu_erf" => x => 0.5 * (1 + ActivationReference.Erf(x / Math.Sqrt(2))) + x * Math.Exp(-0.5 * x * x) / Math.Sqrt(2 * Math.PI),
         "gelu_tanh" => x =>

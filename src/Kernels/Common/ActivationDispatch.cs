@@ -18,6 +18,7 @@ internal static class ActivationDispatch
             case FusedActivation.Gelu: visitor.Visit<Activation.GeluErf>(); break;
             case FusedActivation.GeluTanh: visitor.Visit<Activation.GeluTanh>(); break;
             case FusedActivation.Silu: visitor.Visit<Activation.Silu>(); break;
+            case FusedActivation.Relu6: visitor.Visit<Activation.Relu6>(); break;
             default: visitor.Visit<ElementwiseOps.Identity>(); break;
         }
     }

@@ -217,6 +217,11 @@ internal static unsafe class HostElementwise
             Relu(x, dst);
         else if (typeof(TOp) == typeof(Activation.Silu))
             Silu(x, dst);
+        else if (typeof(TOp) == typeof(Activation.Relu6))
+        {
+            TensorPrimitives.Max(x, 0f, dst);
+            TensorPrimitives.Min(dst, 6f, dst);
+        }
         else if (typeof(TOp) == typeof(UnaryMath) && Unsafe.As<TOp, UnaryMath>(ref op) is { Function: UnaryFunction.Clip } clip)
         {
             // min(max(x, A), B) as the scalar op: both propagate NaN and order −0 below +0 (IEEE 754-2019 maximum/minimum).

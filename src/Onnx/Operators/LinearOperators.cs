@@ -131,9 +131,13 @@ internal static class LinearOperators
             y = Ops.Add(y, beta == 1f ? Values.Upload(c, cIn) : Ops.Scale(Values.Upload(c, cIn), beta));
         y = FusedOperators.Activation(c) switch
         {
+            FusedActivation.None => y,
             FusedActivation.Relu => Ops.Relu(y),
             FusedActivation.Gelu => Ops.GeluErf(y),
-            _ => y,
+            FusedActivation.GeluTanh => Ops.GeluTanh(y),
+            FusedActivation.Silu => Ops.Silu(y),
+            FusedActivation.Relu6 => Ops.Relu6(y),
+            var other => throw new OnnxRunException($"{c.Label}: no activation {other} for a fused Gemm"),
         };
         return new[] { Values.Float(y, y.ShapeArray()) };
     }
