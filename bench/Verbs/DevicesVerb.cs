@@ -15,6 +15,8 @@ internal static class DevicesVerb
                 d.ComputeCapability ?? "-", d.DriverVersion ?? "-");
         table.Print(Console.Out);
         Console.WriteLine($"{Device.List().Count} devices");
+        if (Device.CudaUnavailable() is { } why)
+            Console.WriteLine(why);
         return 0;
     }
 }

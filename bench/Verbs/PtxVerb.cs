@@ -56,7 +56,7 @@ internal static class PtxVerb
             }
             return progress.Elapsed;
         });
-        Console.WriteLine($"PTX for {arch} (ILGPU PTX backend, O2){(dir is null ? "" : $", written to {dir}")}");
+        Console.WriteLine($"PTX ISA {compiler.InstructionSet} for {arch} (ILGPU PTX backend, O2; the ISA ILGPU emits with a CUDA {PtxCompiler.TargetDriverVersion / 1000}.{PtxCompiler.TargetDriverVersion % 1000 / 10} driver){(dir is null ? "" : $", written to {dir}")}");
         table.Print(Console.Out);
         Console.WriteLine($"{compiled - failed} variants compiled, {failed} failed in {ProgressReporter.Format(elapsed)}");
         return failed == 0 ? 0 : 1;

@@ -247,20 +247,44 @@ public sealed class Device : IDisposable
         };
         var ofKind = all.Where(d => d.Info.Kind == kind).ToList();
         if (ofKind.Count == 0)
-            throw new UnsupportedDeviceException("open_device", original, $"is not present (no {kind} device found)", names);
+            throw new UnsupportedDeviceException("open_device", original,
+                kind == DeviceKind.Cuda ? $"is not present ({CudaUnavailableReason(all)})" : $"is not present (no {kind} device found)", names);
         if (index >= ofKind.Count)
             throw new UnsupportedDeviceException("open_device", original, $"is not present (only {ofKind.Count} {kind} device(s))", names);
         return ofKind[index];
     }
 
-    private static Context CreateContext() =>
-        Context.Create(builder => builder
+    /// <summary>
+    /// Why no CUDA device is listed, in one line (what <see cref="CudaDriver.Status"/> found: no library and where it looked,
+    /// a stub, a failed <c>cuInit</c>, an old driver, no device); null when a CUDA device is present.
+    /// </summary>
+    public static string? CudaUnavailable()
+    {
+        using var context = CreateContext();
+        return CudaUnavailableReason(Enumerate(context));
+    }
+
+    private static string? CudaUnavailableReason(List<(ILGPU.Runtime.Device Ilgpu, DeviceInfo Info)> all)
+    {
+        if (all.Any(d => d.Info.Kind == DeviceKind.Cuda))
+            return null;
+        var status = CudaDriver.Status;
+        return status.IsReady
+            ? $"CUDA: {status.Message}, but ILGPU listed no CUDA device"
+            : $"CUDA: {status.Message}";
+    }
+
+    private static Context CreateContext()
+    {
+        CudaDriver.InstallResolver();
+        return Context.Create(builder => builder
             .Cuda()
             .OpenCL()
             .CPU(GpuLikeCpu)
             .EnableAlgorithms()
             .Optimize(OptimizationLevel.O2)
             .Profiling());
+    }
 
     private static List<(ILGPU.Runtime.Device Ilgpu, DeviceInfo Info)> Enumerate(Context context)
     {

@@ -109,9 +109,26 @@ public sealed class PtxTests
         Assert.True(Regex.Matches(ptx, @"ld\.shared\.v4\.f32").Count >= 3, "expected float4 shared reads of K, P and V");
     }
 
+    [Theory]
+    [InlineData("gfx90a", "is not a CUDA architecture")]
+    [InlineData("sm_1000", "is not an architecture ILGPU")]
+    [InlineData("sm_91", "is not an architecture ILGPU")]
+    public void UnknownArchitectureIsRejected(string arch, string message) =>
+        Assert.Contains(message, Assert.Throws<ArgumentException>(() => PtxCompiler.ParseArchitecture(arch)).Message);
+
     [Fact]
-    public void UnknownArchitectureIsRejected() =>
-        Assert.Throws<ArgumentException>(() => PtxCompiler.ParseArchitecture("gfx90a"));
+    public void ThePtxDeclaresTheIsaIlgpuEmitsForTheGpuMachinesDriver()
+    {
+        // ILGPU 1.5.3 with the H200 machine's CUDA 13.0 driver emits its newest ISA, 8.8, which that driver's ptxas accepts.
+        using var compiler = new PtxCompiler("sm_90");
+        Assert.Equal("8.8", compiler.InstructionSet);
+        var ptx = Ptx("relu", KernelCatalog.All.First(v => v.Kernel == "relu").Variant);
+        Assert.Matches(@"(?m)^\.version 8\.8\s*$", ptx);
+        // ILGPU declares the lowest architecture its features need (sm_80), as it does on a device; ptxas or the driver's JIT
+        // compiles that for sm_90.
+        Assert.Matches(@"(?m)^\.target sm_80\s*$", ptx);
+        Assert.Contains("sm_90 needs a CUDA 11.8 driver or newer", Assert.Throws<ArgumentException>(() => new PtxCompiler("sm_90", driverVersion: 11000)).Message);
+    }
 }
 
 /// <summary>The PTX of the tiled matmul: registers only, vector global loads where its orientation allows them.</summary>
