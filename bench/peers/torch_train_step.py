@@ -5,6 +5,7 @@ on the same machine: it prints "ready" once built, and for every line "step" run
 backward, Adam step, zero_grad) and prints "ok". FP32, CPU threads as given (default: every core, as GpuNet's host code uses).
 
     python3 bench/peers/torch_train_step.py --model image_cnn --batch 64
+    python3 bench/peers/torch_train_step.py --device cuda --time-steps 200     # images/s on a GPU (bench/gpu-verify.sh)
 """
 import argparse
 import sys
@@ -28,24 +29,46 @@ def main():
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--time-steps", type=int, default=0,
+                        help="instead of serving steps: time this many (after 10 warm-up steps) and print images/s")
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = {"image_cnn": image_cnn}[args.model]()
+    model = {"image_cnn": image_cnn}[args.model]().to(args.device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = torch.rand(args.batch, 1, 28, 28) * 2 - 1
-    y = torch.randint(0, 10, (args.batch,))
+    x = (torch.rand(args.batch, 1, 28, 28) * 2 - 1).to(args.device)
+    y = torch.randint(0, 10, (args.batch,)).to(args.device)
     loss_fn = nn.CrossEntropyLoss()
-    print("ready", flush=True)
-    for line in sys.stdin:
-        if line.strip() != "step":
-            break
+
+    def step():
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()
         optimizer.step()
+
+    if args.time_steps > 0:
+        import time
+        for _ in range(10):
+            step()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(args.time_steps):
+            step()
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+        print(f"pytorch {torch.__version__} {args.model} on {args.device}, batch {args.batch}: {args.time_steps} steps in {seconds:.3f} s, "
+              f"{args.time_steps * args.batch / seconds:.0f} images/s, {seconds / args.time_steps * 1000:.3f} ms/step")
+        return
+    print("ready", flush=True)
+    for line in sys.stdin:
+        if line.strip() != "step":
+            break
+        step()
         print("ok", flush=True)
 
 
