@@ -64,6 +64,10 @@ internal static class ConvChecks
             ("depthwise_relu6", 1, 12, 6, 6, 12, 3, 3, Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 }, true),
             ("1x1_stride2", 1, 6, 9, 7, 5, 1, 1, Conv2dOptions.Of(stride: 2), true),
             ("few_pixels_many_channels", 1, 40, 3, 2, 37, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }, true),
+            // A 4×4 map (16 pixels: the columns are the skinny product's B in place) with 21 output channels (a partial block
+            // of 8 rows), and a 3×4 map in a batch of two (12 pixels, padded to 16).
+            ("sixteen_pixels_relu6", 1, 19, 4, 4, 21, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true),
+            ("twelve_pixels_batch2_silu", 2, 11, 3, 4, 13, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }, true),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o, bias) in shapes)
             foreach (var algo in new[] { ConvAlgorithm.Im2Col, ConvAlgorithm.ImplicitGemm })

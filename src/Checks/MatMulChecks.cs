@@ -104,6 +104,11 @@ internal static class MatMulChecks
         yield return Case("matmul_bias_act", "linear_gelu_tanh_large", 70, 129, 40, false, true, MatMulTile.Large, bias: true, act: FusedActivation.GeluTanh);
         yield return Case("matmul_bias_act", "silu_alpha", 20, 24, 31, alpha: 0.5f, act: FusedActivation.Silu);
         yield return Case("matmul_bias_act", "relu6", 37, 53, 29, bias: true, act: FusedActivation.Relu6);
+        // Few columns (the fast CPU's skinny products, bias and activation applied in their stores): 9–16 columns with a row of
+        // B per vector (in place or padded), ≤ 8 columns through Bᵀ; alpha/beta on the first.
+        yield return Case("matmul", "skinny_alpha_beta", 45, 15, 23, alpha: 0.75f, beta: -1.25f);
+        yield return Case("matmul_bias_act", "skinny_bias_relu", 37, 13, 29, bias: true, act: FusedActivation.Relu);
+        yield return Case("matmul_bias_act", "skinny_bt_n5_bias_gelu", 37, 5, 29, false, true, bias: true, act: FusedActivation.Gelu);
         yield return Case("gemv", "n_contiguous", 1, 300, 257);
         yield return Case("gemv", "k_contiguous", 1, 300, 257, tb: true);
         yield return Case("gemv", "k_contiguous_aligned", 1, 129, 512, tb: true);
