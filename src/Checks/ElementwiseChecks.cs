@@ -63,6 +63,9 @@ internal static class ElementwiseChecks
             ("broadcast_column_b", new[] { 29, 31 }, new[] { 29, 1 }),
             ("broadcast_column_b_wide", new[] { 9, 70 }, new[] { 9, 1 }),
             ("broadcast_both", new[] { 7, 1, 5 }, new[] { 3, 1 }),
+            // Broadcasts that do not coalesce: four and six dimensions, so the row walk carries across three and five outer ones.
+            ("broadcast_rank4", new[] { 3, 4, 5, 6 }, new[] { 3, 1, 5, 1 }),
+            ("broadcast_rank6", new[] { 2, 1, 3, 1, 2, 5 }, new[] { 1, 3, 1, 4, 2, 1 }),
             ("scalar", new[] { 13, 17 }, new[] { 1 }),
             ("moderate", new[] { 256, 1031 }, new[] { 256, 1031 }),
         };

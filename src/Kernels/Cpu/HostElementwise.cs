@@ -83,9 +83,56 @@ internal static unsafe class HostElementwise
         var lb = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[2].AsSpan(0, dims.Length - 1));
         HostParallel.For(count, (long)inner * rows.Cost, (s, e) =>
         {
-            for (int r = s; r < e; r++)
-                rows.Row(pa + la.Offset(r), sa, pb + lb.Offset(r), sb, po + lo.Offset(r), so, inner);
+            var at = new RowCursor(lo, la, lb, s);
+            for (int r = s; r < e; r++, at.Next())
+                rows.Row(pa + at.A, sa, pb + at.B, sb, po + at.O, so, inner);
         });
+    }
+
+    /// <summary>
+    /// The storage offsets of one row in o, a and b, stepped row by row like an odometer over the outer dimensions: the
+    /// position is decoded once per chunk, where <see cref="Layout6.Offset"/> per row and operand cost 10 integer divisions
+    /// each — 50 ns a row, most of a squeeze-and-excite gate's time on rows of 4 elements (1,152 of them: 57 µs).
+    /// </summary>
+    private struct RowCursor
+    {
+        private fixed int _dims[6], _o[6], _a[6], _b[6], _index[6];
+
+        public long O, A, B;
+
+        public RowCursor(Layout6 lo, Layout6 la, Layout6 lb, int start)
+        {
+            ReadOnlySpan<int> dims = [lo.D0, lo.D1, lo.D2, lo.D3, lo.D4, lo.D5], so = [lo.S0, lo.S1, lo.S2, lo.S3, lo.S4, lo.S5],
+                sa = [la.S0, la.S1, la.S2, la.S3, la.S4, la.S5], sb = [lb.S0, lb.S1, lb.S2, lb.S3, lb.S4, lb.S5];
+            int rest = start;
+            for (int k = 5; k >= 0; k--)
+            {
+                _dims[k] = dims[k];
+                (_o[k], _a[k], _b[k]) = (so[k], sa[k], sb[k]);
+                _index[k] = rest % dims[k];
+                rest /= dims[k];
+                O += (long)_index[k] * so[k];
+                A += (long)_index[k] * sa[k];
+                B += (long)_index[k] * sb[k];
+            }
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public void Next()
+        {
+            for (int k = 5; k >= 0; k--)
+            {
+                O += _o[k];
+                A += _a[k];
+                B += _b[k];
+                if (++_index[k] < _dims[k])
+                    return;
+                O -= (long)_o[k] * _dims[k];
+                A -= (long)_a[k] * _dims[k];
+                B -= (long)_b[k] * _dims[k];
+                _index[k] = 0;
+            }
+        }
     }
 
     private struct BinaryRows<TOp> : IRowKernel where TOp : struct, IBinaryOp
