@@ -166,7 +166,8 @@ public static class GpuNetCli
                 new Argument<string[]>("MODEL") { Description = "model.onnx files", Arity = ArgumentArity.OneOrMore }),
             Verb("run", "Run a model (random data for inputs not given): output shapes and values, times, memory, time per op.", OnnxVerb.RunModel,
                 new Argument<string>("MODEL") { Description = "a model.onnx file" }, Device(), List("input", "an input from a TensorProto file, NAME=FILE.pb", "NAME=FILE"),
-                Int("runs", "timed runs (default 10)", 1), Int("seed", "seed of the random inputs (default 0)", 0))));
+                Int("runs", "timed runs (default 10)", 1), Int("seed", "seed of the random inputs (default 0)", 0),
+                Int("nodes", "slowest nodes to list, by their median time (default 10)", 0))));
 
         root.Add(Verb("ptx", "Compile every kernel variant to PTX offline (no GPU needed) and summarize what the compiler made: vector loads, barriers, shuffles, local memory.",
             PtxVerb.Run, Text("arch", "target architecture (default sm_90)", "SM"), Text("out", "write DIR/<kernel>_<variant>.ptx", "DIR"), List("kernel", "only these kernels", "NAME")));

@@ -89,6 +89,7 @@ public static class OnnxVerb
             Console.WriteLine($"input '{info.Name}': random {info.ElementType} {GpuNetException.FormatShape(inputs[info.Name].Shape)}");
         }
         var times = new List<double>();
+        var nodeTimes = new List<IReadOnlyList<OnnxNodeTime>>();
         Dictionary<string, OnnxTensor>? outputs = null;
         for (int r = 0; r <= runs; r++)
         {
@@ -100,6 +101,8 @@ public static class OnnxVerb
             foreach (var o in outputs.Values)
                 _ = o.IsFloat ? o.ToFloats().Length : o.ToInt64s().Length;   // include the copy back, as a user would see it
             times.Add(clock.Elapsed.TotalMilliseconds);
+            if (r > 0)
+                nodeTimes.Add(model.LastRunNodeProfile);
         }
         foreach (var (name, value) in outputs!)
         {
@@ -110,6 +113,16 @@ public static class OnnxVerb
         var steady = times.Skip(1).OrderBy(t => t).ToList();
         Console.WriteLine($"first run {times[0]:0.00} ms, median of {steady.Count} {steady[steady.Count / 2]:0.00} ms; peak intermediate memory {model.LastRunPeakBytes / 1024.0:0.0} KiB");
         Console.WriteLine("time per op (last run, host): " + string.Join(", ", model.LastRunProfile.Take(8).Select(t => $"{t.Op} ×{t.Count} {t.Milliseconds:0.000} ms")));
+        if (nodeTimes.Count > 0)
+        {
+            // Each node's median over the steady runs: one run's times are too noisy to rank nodes of 10-100 µs.
+            var medians = nodeTimes[0].Select((n, i) => (n.Node, n.Op, n.Output, Ms: nodeTimes.Select(r => r[i].Milliseconds).Order().ElementAt(nodeTimes.Count / 2)))
+                .OrderByDescending(n => n.Ms).ToList();
+            int shown = Math.Min(cli.Int("nodes", 10), medians.Count);
+            Console.WriteLine($"slowest nodes (median of {nodeTimes.Count} runs; all nodes {medians.Sum(n => n.Ms):0.000} ms):");
+            foreach (var n in medians.Take(shown))
+                Console.WriteLine($"  {n.Ms,8:0.000} ms  {n.Op,-18} → {GpuNetException.FormatShape(n.Output.ToArray())}  {n.Node}");
+        }
         foreach (var t in inputs.Values)
             t.Dispose();
         return 0;

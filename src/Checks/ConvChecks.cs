@@ -59,6 +59,9 @@ internal static class ConvChecks
                 new Conv2dOptions { Stride = (2, 2), Padding = (0, 1, 1, 2), Groups = 7, Activation = FusedActivation.Relu }, true),
             ("depthwise_19_channels_batch2_relu", 2, 19, 6, 5, 19, 3, 3, Conv2dOptions.Of(padding: 1, groups: 19) with { Activation = FusedActivation.Relu }, true),
             ("depthwise_large_plane", 1, 3, 20, 19, 3, 3, 3, Conv2dOptions.Of(padding: 1, groups: 3), true),
+            // Stride 1 on a padded copy of the plane: padding on two sides only, 13 output columns (a vector and a tail), a batch.
+            ("depthwise_asymmetric_pad_relu6", 2, 5, 11, 13, 5, 3, 3,
+                new Conv2dOptions { Padding = (0, 2, 1, 0), Groups = 5, Activation = FusedActivation.Relu6 }, true),
             ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
             ("1x1_relu6", 2, 8, 7, 6, 9, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }, true),
             ("depthwise_relu6", 1, 12, 6, 6, 12, 3, 3, Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 }, true),

@@ -158,6 +158,12 @@ public sealed class OnnxModel : IDisposable
     /// </summary>
     public IReadOnlyList<OnnxOperatorTime> LastRunProfile { get; private set; } = Array.Empty<OnnxOperatorTime>();
 
+    /// <summary>Host time of every node in the last <see cref="Run"/>, in the order they ran (see <see cref="LastRunProfile"/> for
+    /// what the time means on each device).</summary>
+    public IReadOnlyList<OnnxNodeTime> LastRunNodeProfile { get; private set; } = Array.Empty<OnnxNodeTime>();
+
+    private IReadOnlyList<string>? _plannedNames;
+
     /// <summary>The device this model runs on.</summary>
     public Device Device => _device;
 
@@ -193,13 +199,17 @@ public sealed class OnnxModel : IDisposable
         try
         {
             var profile = new Dictionary<string, (int Count, long Ticks)>();
+            var nodeTimes = new List<OnnxNodeTime>(_plan.Count);
+            var planned = _plannedNames ??= PlannedOperators;
             for (int step = 0; step < _plan.Count; step++)
             {
                 var (node, index, spec) = _plan[step];
                 long started = Stopwatch.GetTimestamp();
                 var produced = Execute(node, index, spec, env).ToList();
+                long took = Stopwatch.GetTimestamp() - started;
                 var (count, ticks) = profile.GetValueOrDefault(node.OpType);
-                profile[node.OpType] = (count + 1, ticks + Stopwatch.GetTimestamp() - started);
+                profile[node.OpType] = (count + 1, ticks + took);
+                nodeTimes.Add(new OnnxNodeTime(node.Label(index), planned[step], produced.Count > 0 ? produced[0].Value.Dims.ToArray() : [], took * 1000.0 / Stopwatch.Frequency));
                 foreach (var (name, value) in produced)
                 {
                     env[name] = value;
@@ -212,6 +222,7 @@ public sealed class OnnxModel : IDisposable
                         && env.Remove(name, out var dead))
                         dead.Dispose();
             }
+            LastRunNodeProfile = nodeTimes;
             LastRunProfile = profile.Select(kv => new OnnxOperatorTime(kv.Key, kv.Value.Count, kv.Value.Ticks * 1000.0 / Stopwatch.Frequency))
                 .OrderByDescending(t => t.Milliseconds).ToList();
             foreach (var o in Outputs)
@@ -419,6 +430,13 @@ public sealed class OnnxModel : IDisposable
 /// <param name="Count">Nodes of that type run.</param>
 /// <param name="Milliseconds">Their total host time.</param>
 public sealed record OnnxOperatorTime(string Op, int Count, double Milliseconds);
+
+/// <summary>Time spent in one node during a run.</summary>
+/// <param name="Node">The node, as errors name it (<c>node '/layer1/conv' (Conv)</c>).</param>
+/// <param name="Op">The op as planned, with its fused activation (<c>Conv+Relu</c>).</param>
+/// <param name="Output">The shape of its first output.</param>
+/// <param name="Milliseconds">Its host time.</param>
+public sealed record OnnxNodeTime(string Node, string Op, IReadOnlyList<int> Output, double Milliseconds);
 
 /// <summary>An error while running a node (a shape its data cannot take): the message names the node and op.</summary>
 public sealed class OnnxRunException(string message, Exception? inner = null) : GpuNetException("onnx run", "onnx run: " + message, inner);

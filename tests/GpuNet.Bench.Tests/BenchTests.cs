@@ -282,6 +282,8 @@ public sealed class OnnxVerbTests
         Assert.Equal(0, code);
         Assert.Contains("Float [2, 6, 4, 4]", run);
         Assert.Contains("median of 2", run);
+        Assert.Contains("slowest nodes (median of 2 runs; all nodes ", run);
+        Assert.Matches(@"\n +\d+\.\d{3} ms  Conv +→ \[2, 6, 4, 4\]  node ", run);
     }
 
     [Fact]

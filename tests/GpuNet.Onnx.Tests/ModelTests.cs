@@ -30,6 +30,25 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void EveryRunProfilesItsNodesAndOpTypes()
+    {
+        using var mlp = OnnxModel.Load(Model("torch_mlp"), Cpu);
+        Assert.Empty(mlp.LastRunNodeProfile);
+        using var x = Input("torch_mlp");
+        var outputs = mlp.Run(new Dictionary<string, OnnxTensor> { [mlp.Inputs[0].Name] = x });
+        var nodes = mlp.LastRunNodeProfile;
+        Assert.Equal(mlp.PlannedOperators, nodes.Select(n => n.Op));
+        Assert.All(nodes, n => Assert.True(n.Milliseconds >= 0 && n.Node.StartsWith("node ") && n.Node.EndsWith("(Gemm)"), n.ToString()));
+        Assert.Equal(outputs[mlp.Outputs[0].Name].Shape, nodes[^1].Output);
+        foreach (var o in outputs.Values)
+            o.Dispose();
+        // The per-type totals are the per-node times summed.
+        var gemm = Assert.Single(mlp.LastRunProfile);
+        Assert.Equal(("Gemm", 3), (gemm.Op, gemm.Count));
+        Assert.Equal(nodes.Sum(n => n.Milliseconds), gemm.Milliseconds, 6);
+    }
+
+    [Fact]
     public void ConvolutionalNetworksFoldBatchNormAndTheirActivations()
     {
         foreach (var name in new[] { "real_resnet18", "real_mobilenet_v2", "real_efficientnet_b0" })

@@ -102,6 +102,11 @@ internal static unsafe class HostConv
             DepthwiseChannelsLast(x, w, output, bias, g, act);
             return;
         }
+        if (ix.StrideH == 1 && ix.StrideW == 1 && ix.DilationH == 1 && ix.DilationW == 1)
+        {
+            DepthwisePadded(x, w, output, bias, g, act);
+            return;
+        }
         int stride = ix.StrideW, phaseWidth = (ix.W + stride - 1) / stride;
         HostParallel.For(planes, (long)pixels * taps, (p0, p1) =>
         {
@@ -150,6 +155,73 @@ internal static unsafe class HostConv
                     }
                 }
                 if (!identity)
+                    HostElementwise.ApplyUnary(new ReadOnlySpan<float>(dst, pixels), new Span<float>(dst, pixels), act);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A depthwise convolution at stride 1 on a zero-padded copy of each input plane: with the padding in the copy, every tap
+    /// of every output row is one unbounded run, so an output row is built 8 pixels at a time in a register — bias, then one
+    /// FMA per tap from the padded rows — and stored once, the activation applied while the plane is in L1. The row-by-row
+    /// form (one bounded scaled add per tap and output row) made 144 calls of 16 floats per 16×16 plane: mobilenet_v2's
+    /// 144-channel 16×16 layer took 0.12 ms.
+    /// </summary>
+    private static void DepthwisePadded<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        var ix = g.Index;
+        int pixels = g.OH * g.OW, taps = g.KH * g.KW;
+        // The padded plane: output row oh reads padded rows oh .. oh + KH − 1, output column ow padded columns ow .. ow + KW − 1;
+        // 8 spare columns so the last vector of a row may read past its end (into zeros it does not store).
+        int pw = g.OW + g.KW - 1 + 8, ph = g.OH + g.KH - 1;
+        HostParallel.For(g.N * g.K, (long)pixels * taps, (p0, p1) =>
+        {
+            float* padded = HostScratch.Get(ColumnSlot, (long)ph * pw);
+            new Span<float>(padded, ph * pw).Clear();
+            var weights = stackalloc Vector256<float>[taps];
+            int lastInput = -1;
+            for (int plane = p0; plane < p1; plane++)
+            {
+                int n = plane / g.K, k = plane % g.K, c = k / g.Kg;
+                int input = n * g.C + c;
+                if (input != lastInput)
+                {
+                    float* src = x + (long)input * ix.H * ix.W;
+                    // Input row ih lands on padded row ih + PadTop, column iw on iw + PadLeft; rows and columns cut by a
+                    // negative padding are skipped. The border stays zero from the clear above.
+                    for (int ih = Math.Max(0, -ix.PadTop); ih < ix.H && ih + ix.PadTop < ph; ih++)
+                    {
+                        int iw0 = Math.Max(0, -ix.PadLeft), iw1 = Math.Min(ix.W, pw - 8 - ix.PadLeft);
+                        if (iw1 > iw0)
+                            Copy(padded + (long)(ih + ix.PadTop) * pw + iw0 + ix.PadLeft, src + (long)ih * ix.W + iw0, iw1 - iw0);
+                    }
+                    lastInput = input;
+                }
+                for (int t = 0; t < taps; t++)
+                    weights[t] = Vector256.Create(w[(long)k * taps + t]);
+                var start = Vector256.Create(bias == null ? 0f : bias[k]);
+                float* dst = output + (long)plane * pixels;
+                for (int oh = 0; oh < g.OH; oh++)
+                {
+                    float* row = dst + (long)oh * g.OW;
+                    for (int ow = 0; ow < g.OW; ow += 8)
+                    {
+                        var acc = start;
+                        for (int kh = 0; kh < g.KH; kh++)
+                        {
+                            float* from = padded + (long)(oh + kh) * pw + ow;
+                            for (int kw = 0; kw < g.KW; kw++)
+                                acc = Vector256.Load(from + kw) * weights[kh * g.KW + kw] + acc;
+                        }
+                        if (ow + 8 <= g.OW)
+                            Vector256.Store(acc, row + ow);
+                        else
+                            for (int j = 0; ow + j < g.OW; j++)
+                                row[ow + j] = acc.GetElement(j);
+                    }
+                }
+                if (typeof(TAct) != typeof(ElementwiseOps.Identity))
                     HostElementwise.ApplyUnary(new ReadOnlySpan<float>(dst, pixels), new Span<float>(dst, pixels), act);
             }
         });
