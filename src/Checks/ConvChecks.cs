@@ -74,6 +74,7 @@ internal static class ConvChecks
             // Few input channels over many pixels (the fast CPU's outer products from the image): 135 pixels (two blocks of 64 and
             // a tail of 7), 38 output channels (a partial group of 4), a batch.
             ("1x1_few_channels_many_pixels_relu6", 2, 24, 9, 15, 38, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }, true),
+            ("1x1_few_channels_silu", 1, 12, 8, 9, 10, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Silu }, true),
             ("few_pixels_many_channels", 1, 40, 3, 2, 37, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }, true),
             // A 4×4 map (16 pixels: the columns are the skinny product's B in place) with 21 output channels (a partial block
             // of 8 rows), and a 3×4 map in a batch of two (12 pixels, padded to 16).

@@ -102,15 +102,26 @@ internal static unsafe class HostConv
         // channels-last form is faster (576 channels at 4×4: 35 against 38 µs; 960 at 2×2: 28 against 37), at 8×8 the padded
         // one (192 channels: 18 against 36 µs).
         if (g.Kg == 1 && pixels <= ChannelsLastPixels && g.OW < 8)
+            DepthwiseChannelsLast(x, w, output, bias, g);
+        else if (ix.DilationH == 1 && ix.DilationW == 1)
+            DepthwisePadded(x, w, output, bias, g);
+        else
+            DepthwiseRows(x, w, output, bias, g);
+        // The activation over the whole output at once: per plane it was a library call per 4 or 16 outputs at 2×2 and 4×4
+        // (1,152 calls in one of efficientnet's layers).
+        if (!identity)
         {
-            DepthwiseChannelsLast(x, w, output, bias, g, act);
-            return;
+            var all = new Span<float>(output, checked(planes * pixels));
+            HostElementwise.ApplyUnary(all, all, act);
         }
-        if (ix.DilationH == 1 && ix.DilationW == 1)
-        {
-            DepthwisePadded(x, w, output, bias, g, act);
-            return;
-        }
+    }
+
+    /// <summary>The bounded row-by-row form of <see cref="Depthwise"/>, for dilated kernels: each tap's valid output columns
+    /// are one interval per row, added as one scaled run; a strided row is read as phase rows.</summary>
+    private static void DepthwiseRows(float* x, float* w, float* output, float* bias, Conv2dGeometry g)
+    {
+        var ix = g.Index;
+        int planes = g.N * g.K, pixels = g.OH * g.OW, taps = g.KH * g.KW;
         int stride = ix.StrideW, phaseWidth = (ix.W + stride - 1) / stride;
         HostParallel.For(planes, (long)pixels * taps, (p0, p1) =>
         {
@@ -158,8 +169,6 @@ internal static unsafe class HostConv
                         }
                     }
                 }
-                if (!identity)
-                    HostElementwise.ApplyUnary(new ReadOnlySpan<float>(dst, pixels), new Span<float>(dst, pixels), act);
             }
         });
     }
@@ -172,8 +181,7 @@ internal static unsafe class HostConv
     /// row-by-row form (one bounded scaled add per tap and output row) made 144 calls of 16 floats per 16×16 plane:
     /// mobilenet_v2's 144-channel 16×16 layer took 0.12 ms, its stride-2 96-channel 32×32 one 0.15 ms.
     /// </summary>
-    private static void DepthwisePadded<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
-        where TAct : struct, IDifferentiableUnaryOp
+    private static void DepthwisePadded(float* x, float* w, float* output, float* bias, Conv2dGeometry g)
     {
         var ix = g.Index;
         int pixels = g.OH * g.OW, taps = g.KH * g.KW, sh = ix.StrideH, sw = ix.StrideW;
@@ -242,8 +250,6 @@ internal static unsafe class HostConv
                                 outRow[ow + j] = acc.GetElement(j);
                     }
                 }
-                if (typeof(TAct) != typeof(ElementwiseOps.Identity))
-                    HostElementwise.ApplyUnary(new ReadOnlySpan<float>(dst, pixels), new Span<float>(dst, pixels), act);
             }
         });
     }
@@ -264,7 +270,8 @@ internal static unsafe class HostConv
     {
         int pixels = g.H * g.W, channels = g.C, blocks = (pixels + 63) / 64;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
-        // ReLU and ReLU6 in the registers (a library call per 64 outputs cost as much as the products); others after the store.
+        // ReLU and ReLU6 in the registers (a library call per 64 outputs cost as much as the products); others over the whole
+        // output after.
         bool clamp = typeof(TAct) == typeof(Activation.Relu) || typeof(TAct) == typeof(Activation.Relu6);
         var high = Vector512.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
         HostParallel.For(g.N * blocks, 64L * g.K * channels, (b0, b1) =>
@@ -310,15 +317,15 @@ internal static unsafe class HostConv
                         Vector512.Store(q3, to + 48);
                         if (valid < 64)
                             new ReadOnlySpan<float>(tail, valid).CopyTo(new Span<float>(result + (long)(k0 + r) * pixels, valid));
-                        if (!identity && !clamp)
-                        {
-                            float* stored = result + (long)(k0 + r) * pixels;
-                            HostElementwise.ApplyUnary(new ReadOnlySpan<float>(stored, valid), new Span<float>(stored, valid), act);
-                        }
                     }
                 }
             }
         });
+        if (!identity && !clamp)
+        {
+            var all = new Span<float>(output, checked(g.N * g.K * pixels));
+            HostElementwise.ApplyUnary(all, all, act);
+        }
     }
 
     /// <summary>0 where x ≤ 0, high where x ≥ high, else x — NaN stays NaN, as in the ReLU structs.</summary>
@@ -371,8 +378,7 @@ internal static unsafe class HostConv
     /// the output planes. Per plane, the row-by-row form spent its time on loop and call overhead (4×4 planes: 36 row
     /// updates of 4 floats each, 0.2 GFLOP/s). Channels past the last block's end get zero weights and are not stored.
     /// </summary>
-    private static void DepthwiseChannelsLast<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
-        where TAct : struct, IDifferentiableUnaryOp
+    private static void DepthwiseChannelsLast(float* x, float* w, float* output, float* bias, Conv2dGeometry g)
     {
         const int lanes = 8;
         var ix = g.Index;
@@ -424,8 +430,6 @@ internal static unsafe class HostConv
                     float* plane = output + ((long)n * g.K + k0 + c) * pixels;
                     for (int p = 0; p < pixels; p++)
                         plane[p] = yout[p * lanes + c];
-                    if (typeof(TAct) != typeof(ElementwiseOps.Identity))
-                        HostElementwise.ApplyUnary(new ReadOnlySpan<float>(plane, pixels), new Span<float>(plane, pixels), act);
                 }
             }
         });

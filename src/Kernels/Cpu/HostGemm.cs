@@ -66,13 +66,21 @@ internal static unsafe class HostGemm
         {
             // The epilogue rides in the product's stores unless it is the backward's gate.
             bool fused = p.GateByDerivative == 0;
-            var e = new SkinnyEpilogue<TAct>(bias, p, z, act, fused);
+            var e = new SkinnyBias(bias, p, z, fused);
             if (p.N > 8 && Wide)
                 SkinnyWide(a, b, c, p, e, parallel);
             else
                 Skinny(a, b, c, p, e, parallel);
             if (fused)
+            {
+                // The activation over all of C at once: per element in the stores a SiLU (an exp each) cost 10 ns × M·N.
+                if (typeof(TAct) != typeof(ElementwiseOps.Identity))
+                {
+                    var all = new Span<float>(c, checked(p.M * p.N));
+                    HostElementwise.ApplyUnary(all, all, act);
+                }
                 return;
+            }
         }
         else if (Wide)
             Packed<Panel512>(a, b, c, p, parallel);
@@ -200,10 +208,10 @@ internal static unsafe class HostGemm
     /// [N, K] (at most 64 × K floats, L2-resident), and each 4-row block of A is read along K once per 4 columns: per
     /// 8-wide step, 4 loads of A and 4 of Bᵀ feed 16 FMAs into 16 accumulators, summed horizontally at the end. The row
     /// blocks are split across the cores, so each core streams only its own rows of A. (With AVX-512, 9–16 columns take
-    /// <see cref="SkinnyWide"/>.) Bias and activation are applied in the store (<see cref="SkinnyEpilogue{TAct}"/>): the separate
-    /// epilogue pass made two library calls per row of 4 elements.
+    /// <see cref="SkinnyWide"/>.) The bias is added in the store (<see cref="SkinnyBias"/>), the activation in one pass after: the separate
+    /// epilogue made two library calls per row of 4 elements.
     /// </summary>
-    private static void Skinny<TAct>(float* a, float* b, float* c, GemmParams p, SkinnyEpilogue<TAct> e, bool parallel) where TAct : struct, IDifferentiableUnaryOp
+    private static void Skinny(float* a, float* b, float* c, GemmParams p, SkinnyBias e, bool parallel)
     {
         int m = p.M, n = p.N, k = p.K;
         float* bt = HostScratch.Get(0, (long)n * k);
@@ -235,12 +243,11 @@ internal static unsafe class HostGemm
     /// copied once), and each of 8 rows of A adds its broadcast value at k times it: per k, 1 load of B, 8 broadcasts and 8
     /// FMAs of 16 useful lanes, no horizontal sums. The transposed 4×4 form used 256-bit halves, re-read A once per 4
     /// columns and spent as long transposing B (K·N = 37K scalar moves at 2304 × 16) as multiplying: resnet18's 4×4 layers
-    /// (256 × 2304 × 16) went from 0.16 to 0.08 ms. Bias (per column or per row) and the activation are applied in the store.
+    /// (256 × 2304 × 16) went from 0.16 to 0.08 ms. Bias (per column or per row) is added in the store.
     /// N ≤ 8 keeps the transposed form: spreading 4 values of A over a vector of 4 rows of B ran 2.4× slower at 512 × 4608 × 4
     /// (a permute per row and step), and the transposed form in 512-bit steps gained nothing there (A streams at 60 GB/s).
     /// </summary>
-    private static void SkinnyWide<TAct>(float* a, float* b, float* c, GemmParams p, SkinnyEpilogue<TAct> e, bool parallel)
-        where TAct : struct, IDifferentiableUnaryOp
+    private static void SkinnyWide(float* a, float* b, float* c, GemmParams p, SkinnyBias e, bool parallel)
     {
         int m = p.M, n = p.N, k = p.K;
         const int np = 16;
@@ -263,13 +270,12 @@ internal static unsafe class HostGemm
             Rows(0, blocks);
     }
 
-    /// <summary>What the skinny products apply as they store C: bias (per column, or per row of the batch's group) and the activation.</summary>
-    private readonly struct SkinnyEpilogue<TAct>(float* bias, GemmParams p, int z, TAct act, bool apply) where TAct : struct, IDifferentiableUnaryOp
+    /// <summary>What the skinny products apply as they store C: the bias (per column, or per row of the batch's group); the
+    /// activation follows over all of C in one vectorized pass.</summary>
+    private readonly struct SkinnyBias(float* bias, GemmParams p, int z, bool apply)
     {
         private readonly float* _bias = bias;
         private readonly int _kind = apply ? p.HasBias : 0, _rowBase = apply && p.HasBias == 2 ? z % Math.Max(p.BiasGroups, 1) * p.M : 0;
-        private readonly bool _act = apply && typeof(TAct) != typeof(ElementwiseOps.Identity);
-        private readonly TAct _op = act;
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public float Apply(float x, int row, int column)
@@ -278,14 +284,13 @@ internal static unsafe class HostGemm
                 x += _bias[column];
             else if (_kind == 2)
                 x += _bias[_rowBase + row];
-            return _act ? _op.Apply(x) : x;
+            return x;
         }
     }
 
     /// <summary>Row blocks [start, end) of 8 rows of <see cref="SkinnyWide"/>; rows past M repeat the last one and are not stored.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SkinnyWideRows<TAct>(float* a, float* bp, float* c, GemmParams p, int start, int end, SkinnyEpilogue<TAct> e)
-        where TAct : struct, IDifferentiableUnaryOp
+    private static void SkinnyWideRows(float* a, float* bp, float* c, GemmParams p, int start, int end, SkinnyBias e)
     {
         int k = p.K;
         float* lanes = stackalloc float[16];
@@ -335,8 +340,7 @@ internal static unsafe class HostGemm
     private const int PrefetchAhead = 512;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void SkinnyBlock<TAct>(float* a, float* bt, float* c, GemmParams p, int i0, int rows, int j0, int cols, SkinnyEpilogue<TAct> e)
-        where TAct : struct, IDifferentiableUnaryOp
+    private static void SkinnyBlock(float* a, float* bt, float* c, GemmParams p, int i0, int rows, int j0, int cols, SkinnyBias e)
     {
         int k = p.K, k8 = k & ~7;
         float* a0 = a + (long)i0 * p.StrideAm;
