@@ -35,10 +35,27 @@ internal static class PoolingChecks
             ("k3s2_ceil", new[] { 3, 2, 10, 9 }, (3, 3), (2, 2), (0, 0), (1, 1), true),
             ("dilation2", new[] { 1, 2, 11, 12 }, (3, 2), (1, 2), (1, 1), (2, 2), false),
             ("k3s3p1_ceil", new[] { 1, 1, 7, 8 }, (3, 3), (3, 3), (1, 1), (1, 1), true),
+            // Rows wide enough for the fast CPU's vectors over interior columns (8 outputs at a time, the edges per output):
+            // resnet's stem pool at stride 2, and stride 1.
+            ("k3s2p1_wide", new[] { 2, 3, 9, 41 }, (3, 3), (2, 2), (1, 1), (1, 1), false),
+            ("k3s1p1_wide", new[] { 1, 2, 5, 30 }, (3, 3), (1, 1), (1, 1), (1, 1), false),
         };
         foreach (var c in maxCases)
             yield return Case("maxpool2d", c.Name, c.X, x => { var r = Ops.MaxPool2d(x, c.K, c.S, c.P, c.D, c.Ceil); return (r.Output, r.Indices); },
                 h => PoolingReference.MaxPool(h, c.X[0] * c.X[1], c.X[2], c.X[3], c.K, c.S, c.P, c.D, c.Ceil));
+        // Ties everywhere (inputs in {-1, 0, 1}): the index must be the window's first maximum in row-major order.
+        int[] tied = [1, 2, 7, 37];
+        yield return new CheckCase("pooling", "maxpool2d", "k3s2p1_ties", Shapes(tied), CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            using var random = Random(d, seed, 0, tied);
+            var values = random.ToArray().Select(v => MathF.Round(v)).ToArray();
+            using var x = Tensor.FromArray(d, values, tied);
+            var r = Ops.MaxPool2d(x, (3, 3), (2, 2), (1, 1));
+            using var o = r.Output;
+            using var idx = r.Indices;
+            var (want, wantIndices) = PoolingReference.MaxPool(Array.ConvertAll(values, v => (double)v), 2, 7, 37, (3, 3), (2, 2), (1, 1), (1, 1), false);
+            return new(o.ToArray(), want) { Also = [("indices", idx.ToArray(), wantIndices)] };
+        });
 
         var avgCases = new (string Name, int[] X, (int, int) K, (int, int) S, (int, int) P, bool Ceil)[]
         {

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace GpuNet.Kernels.Cpu;
 
 /// <summary>
@@ -20,18 +22,47 @@ internal static unsafe class HostPool
     {
         var rows = ValidTaps(q.OH, q.StrideH, q.PadH, q.DilationH, q.KH, q.H);
         var cols = ValidTaps(q.OW, q.StrideW, q.PadW, q.DilationW, q.KW, q.W);
+        // Interior output columns (every column tap inside the input) run 8 at a time in vectors, when the columns step by 1:
+        // the input row is split into stride phases (column c to phase c mod stride, index c / stride), so a tap's column for
+        // 8 consecutive outputs is one contiguous run of its phase. The edges stay on the per-output loop.
+        int s = q.StrideW, owLo = (q.PadW + s - 1) / s;
+        int owHi = q.DilationW != 1 ? owLo : Math.Clamp((q.W - 1 + q.PadW - (q.KW - 1)) / s + 1, owLo, q.OW);
+        if (q.W - 1 + q.PadW - (q.KW - 1) < 0)
+            owHi = owLo;
+        int phaseWidth = (q.W + s - 1) / s + 8;
         // A tap (load, compare, branch) costs about ten of the vector adds HostParallel's threshold is counted in.
         HostParallel.For(planes, 10L * q.KH * q.KW * q.OH * q.OW, (p0, p1) =>
         {
+            float* phases = s > 1 && owHi > owLo ? HostScratch.Get(0, (long)s * q.H * phaseWidth) : null;
             for (int p = p0; p < p1; p++)
             {
                 float* xp = x + (long)p * q.H * q.W;
                 long outBase = (long)p * q.OH * q.OW;
+                if (phases != null)
+                    for (int ih = 0; ih < q.H; ih++)
+                        for (int ph = 0; ph < s; ph++)
+                        {
+                            float* to = phases + ((long)ph * q.H + ih) * phaseWidth, from = xp + (long)ih * q.W;
+                            for (int j = 0, iw = ph; iw < q.W; j++, iw += s)
+                                to[j] = from[iw];
+                        }
                 for (int oh = 0; oh < q.OH; oh++)
                 {
                     var (h0, h1) = rows[oh];
-                    for (int ow = 0; ow < q.OW; ow++)
+                    int ow = 0;
+                    for (; ow < q.OW; ow++)
                     {
+                        if (ow == owLo && h0 < h1 && owHi - owLo >= 8)
+                        {
+                            // The last vector ends at owHi, overlapping the one before (recomputing the same outputs).
+                            for (; ow < owHi; ow = Math.Min(ow + 8, owHi))
+                            {
+                                int at = Math.Min(ow, owHi - 8);
+                                MaxPoolVector(xp, phases, phaseWidth, q, h0, h1, at, o + outBase + (long)oh * q.OW + at, indices + outBase + (long)oh * q.OW + at);
+                            }
+                        }
+                        if (ow >= q.OW)
+                            break;
                         var (w0, w1) = cols[ow];
                         float best = float.NegativeInfinity;
                         int bestIndex = -1;
@@ -55,6 +86,41 @@ internal static unsafe class HostPool
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// Outputs ow .. ow + 7 of one output row, all of whose column taps lie inside the input, over the valid tap rows
+    /// [h0, h1): the same row-major order and the same rule as the per-output loop (strictly larger, or NaN over a number),
+    /// so ties and NaNs resolve alike. <paramref name="phases"/> is null at stride 1 (the row itself is read).
+    /// </summary>
+    private static void MaxPoolVector(float* xp, float* phases, int phaseWidth, PoolIndex q, int h0, int h1, int ow, float* o, float* indices)
+    {
+        int s = q.StrideW;
+        var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * s;
+        Vector256<float> best = default;
+        Vector256<int> at = default;
+        bool first = true;
+        for (int ih = h0; ih < h1; ih += q.DilationH)
+            for (int kw = 0; kw < q.KW; kw++)
+            {
+                // Input column of output ow + l at tap kw: (ow + l)·s − PadW + kw; its phase is the same for all l.
+                int column = ow * s - q.PadW + kw;
+                float* from = phases == null
+                    ? xp + (long)ih * q.W + column
+                    : phases + ((long)(column % s) * q.H + ih) * phaseWidth + column / s;
+                var v = Vector256.Load(from);
+                var index = Vector256.Create(ih * q.W + column) + lane;
+                if (first)
+                {
+                    (best, at, first) = (v, index, false);
+                    continue;
+                }
+                var take = Vector256.GreaterThan(v, best) | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
+                best = Vector256.ConditionalSelect(take, v, best);
+                at = Vector256.ConditionalSelect(take.AsInt32(), index, at);
+            }
+        Vector256.Store(best, o);
+        Vector256.Store(Vector256.ConvertToSingle(at), indices);
     }
 
     /// <summary>For each output position along one axis, its first and one-past-last tap inside the input (stepping by
