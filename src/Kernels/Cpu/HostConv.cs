@@ -20,6 +20,9 @@ internal static unsafe class HostConv
     /// <summary>Scratch slot of a core's output rows before they are copied into the image's output.</summary>
     private const int TileSlot = 8;
 
+    /// <summary>Scratch slot of a plane's rows split into stride phases (<see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/>).</summary>
+    private const int PhaseSlot = 9;
+
     /// <summary>col[(c, kh, kw), pixel] for one image of <paramref name="channels"/> planes of H·W at <paramref name="x"/>;
     /// with <paramref name="parallel"/>, channels are split across the cores (each writes its own rows).</summary>
     public static void Im2Col(float* x, float* col, ConvIndex ix, int channels, int oh, int ow, bool parallel = false)
@@ -36,11 +39,24 @@ internal static unsafe class HostConv
     /// <summary>Rows (c, kh, kw) of c0..c1 for the output rows r0..r1 only: col's rows are (r1 − r0)·ow pixels long.</summary>
     private static void Im2Col(float* x, float* col, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
     {
-        int pixels = (r1 - r0) * ow;
+        int pixels = (r1 - r0) * ow, stride = ix.StrideW;
         float* dst = col + (long)c0 * ix.KH * ix.KW * pixels;
+        // At a column stride s the plane's rows are split into s phases first (column c to phase c mod s, index c / s), so each
+        // tap's valid run of an output row is a contiguous copy from one phase: resnet18's 7×7 stride-2 stem gathered 75K
+        // single floats per core instead.
+        int phaseWidth = (ix.W + stride - 1) / stride;
+        float* phases = stride > 1 ? HostScratch.Get(PhaseSlot, (long)stride * ix.H * phaseWidth) : null;
         for (int c = c0; c < c1; c++)
         {
             float* plane = x + (long)c * ix.H * ix.W;
+            if (phases != null)
+                for (int ih = 0; ih < ix.H; ih++)
+                    for (int ph = 0; ph < stride; ph++)
+                    {
+                        float* to = phases + ((long)ph * ix.H + ih) * phaseWidth, from = plane + (long)ih * ix.W;
+                        for (int j = 0, iw = ph; iw < ix.W; j++, iw += stride)
+                            to[j] = from[iw];
+                    }
             for (int kh = 0; kh < ix.KH; kh++)
                 for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
                 {
@@ -67,17 +83,18 @@ internal static unsafe class HostConv
                         Copy(dst + (rLo - r0) * ow, plane + (long)(rLo + rowOffset) * ix.W + colOffset, (rHi - rLo + 1) * ow);
                         continue;
                     }
+                    // Input column j·s + colOffset is phase colOffset mod s, index j + ⌊colOffset / s⌋ there.
+                    int phase = ((colOffset % stride) + stride) % stride, shift = (colOffset - phase) / stride;
                     for (int r = rLo; r <= rHi; r++)
                     {
                         float* row = dst + (r - r0) * ow;
-                        float* src = plane + (long)(r * ix.StrideH + rowOffset) * ix.W + colOffset;
+                        int ih = r * ix.StrideH + rowOffset;
                         for (int j = 0; j < lo; j++)
                             row[j] = 0;
-                        if (ix.StrideW == 1)
-                            Copy(row + lo, src + lo, hi - lo + 1);
+                        if (stride == 1)
+                            Copy(row + lo, plane + (long)ih * ix.W + colOffset + lo, hi - lo + 1);
                         else
-                            for (int j = lo; j <= hi; j++)
-                                row[j] = src[(long)j * ix.StrideW];
+                            Copy(row + lo, phases + ((long)phase * ix.H + ih) * phaseWidth + shift + lo, hi - lo + 1);
                         for (int j = hi + 1; j < ow; j++)
                             row[j] = 0;
                     }
