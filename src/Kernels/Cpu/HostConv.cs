@@ -271,7 +271,7 @@ internal static unsafe class HostConv
         });
     }
 
-    /// <summary>Input channels up to which a 1×1 convolution runs <see cref="PointwiseDirect"/>.</summary>
+    /// <summary>Column rows (input channels × taps) up to which a convolution runs <see cref="PointwiseDirect"/>.</summary>
     private const int PointwiseDirectChannels = 64;
 
     /// <summary>
@@ -282,24 +282,25 @@ internal static unsafe class HostConv
     /// packed GEMM spent more than the products on packing the image, its tiles' overhead at K ≤ 64 and a second pass over
     /// the output for the epilogue (16 → 96 channels at 32×32: 72 µs; 32 → 16: 50 µs). Pixel blocks are split across the cores.
     /// </summary>
-    private static void PointwiseDirect<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
+    private static void PointwiseDirect<TAct>(float* x, int images, int channels, int pixels, float* w, int outChannels, float* output, float* bias, TAct act)
         where TAct : struct, IDifferentiableUnaryOp
     {
-        int pixels = g.H * g.W, channels = g.C, blocks = (pixels + 63) / 64;
+        int blocks = (pixels + 63) / 64;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
         // ReLU and ReLU6 in the registers (a library call per 64 outputs cost as much as the products); others over the whole
         // output after.
         bool clamp = typeof(TAct) == typeof(Activation.Relu) || typeof(TAct) == typeof(Activation.Relu6);
         var high = Vector512.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
-        HostParallel.For(g.N * blocks, 64L * g.K * channels, (b0, b1) =>
+        HostParallel.For(images * blocks, 64L * outChannels * channels, (b0, b1) =>
         {
             float* tail = stackalloc float[64];
             float* sums = stackalloc float[4 * 64];
-            float* padded = blocks * 64 > pixels ? HostScratch.Get(ColumnSlot, 64L * channels) : null;
+            // Not ColumnSlot: that may hold the columns this reads (the calling thread runs a share of the blocks).
+            float* padded = blocks * 64 > pixels ? HostScratch.Get(TileSlot, 64L * channels) : null;
             for (int blk = b0; blk < b1; blk++)
             {
                 int n = blk / blocks, p0 = blk % blocks * 64, valid = Math.Min(64, pixels - p0);
-                float* image = x + (long)n * channels * pixels + p0, result = output + (long)n * g.K * pixels + p0;
+                float* image = x + (long)n * channels * pixels + p0, result = output + (long)n * outChannels * pixels + p0;
                 // A block past the last pixel reads zero-padded copies of its planes, not past the image.
                 float* source = image;
                 int stride = pixels;
@@ -313,9 +314,9 @@ internal static unsafe class HostConv
                     source = padded;
                     stride = 64;
                 }
-                for (int k0 = 0; k0 < g.K; k0 += 4)
+                for (int k0 = 0; k0 < outChannels; k0 += 4)
                 {
-                    int rows = Math.Min(4, g.K - k0);
+                    int rows = Math.Min(4, outChannels - k0);
                     // Channels past the last repeat it (computed, not stored), so the loop has no branches.
                     float* w0 = w + (long)k0 * channels, w1 = w0 + (rows > 1 ? channels : 0), w2 = w0 + (rows > 2 ? 2L * channels : 0), w3 = w0 + (rows > 3 ? 3L * channels : 0);
                     PointwiseBlock(source, stride, channels, w0, w1, w2, w3, sums);
@@ -340,7 +341,7 @@ internal static unsafe class HostConv
         });
         if (!identity && !clamp)
         {
-            var all = new Span<float>(output, checked(g.N * g.K * pixels));
+            var all = new Span<float>(output, checked(images * outChannels * pixels));
             HostElementwise.ApplyUnary(all, all, act);
         }
     }
@@ -495,9 +496,18 @@ internal static unsafe class HostConv
             return;
         }
         bool pointwise = g.KH == 1 && g.KW == 1 && ix.StrideH == 1 && ix.StrideW == 1 && ix.PadTop == 0 && ix.PadLeft == 0 && g.OH == g.H && g.OW == g.W;
-        if (pointwise && groups == 1 && g.C <= PointwiseDirectChannels && pixels >= 64 && HostGemm.Wide && p.Alpha == 1f && p.Beta == 0f)
+        if (groups == 1 && cgkk <= PointwiseDirectChannels && pixels >= 64 && HostGemm.Wide && p.Alpha == 1f && p.Beta == 0f)
         {
-            PointwiseDirect(x, w, output, p.HasBias != 0 ? bias : null, g, act);
+            // A 1×1 convolution reads the image itself; another with few column rows (a stem: 3 channels × 3×3 taps = 27)
+            // builds its columns first, then the same outer products over them.
+            float* columns = x;
+            if (!pointwise)
+            {
+                columns = HostScratch.Get(ColumnSlot, (long)g.N * cgkk * pixels);
+                for (int n = 0; n < g.N; n++)
+                    Im2Col(x + (long)n * g.C * g.H * g.W, columns + (long)n * cgkk * pixels, ix, g.C, g.OH, g.OW, parallel: true);
+            }
+            PointwiseDirect(columns, g.N, cgkk, pixels, w, g.K, output, p.HasBias != 0 ? bias : null, act);
             return;
         }
         var layoutA = Layout6.Create("conv2d", new[] { groups }, new[] { g.Kg * cgkk });
