@@ -50,13 +50,7 @@ internal static unsafe class HostConv
         {
             float* plane = x + (long)c * ix.H * ix.W;
             if (phases != null)
-                for (int ih = 0; ih < ix.H; ih++)
-                    for (int ph = 0; ph < stride; ph++)
-                    {
-                        float* to = phases + ((long)ph * ix.H + ih) * phaseWidth, from = plane + (long)ih * ix.W;
-                        for (int j = 0, iw = ph; iw < ix.W; j++, iw += stride)
-                            to[j] = from[iw];
-                    }
+                SplitPhases(plane, ix.H, ix.W, stride, phases, phaseWidth);
             for (int kh = 0; kh < ix.KH; kh++)
                 for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
                 {
@@ -100,6 +94,21 @@ internal static unsafe class HostConv
                     }
                 }
         }
+    }
+
+    /// <summary>
+    /// The h × w plane's rows split into <paramref name="stride"/> phases: phase q row r, index j holds plane[r, j·stride + q],
+    /// each phase of <paramref name="phaseWidth"/> floats a row (≥ ⌈w / stride⌉), so a run of columns at that stride is contiguous.
+    /// </summary>
+    internal static void SplitPhases(float* plane, int h, int w, int stride, float* phases, int phaseWidth)
+    {
+        for (int ih = 0; ih < h; ih++)
+            for (int ph = 0; ph < stride; ph++)
+            {
+                float* to = phases + ((long)ph * h + ih) * phaseWidth, from = plane + (long)ih * w;
+                for (int j = 0, iw = ph; iw < w; j++, iw += stride)
+                    to[j] = from[iw];
+            }
     }
 
     /// <summary>

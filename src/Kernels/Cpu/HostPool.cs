@@ -39,13 +39,7 @@ internal static unsafe class HostPool
                 float* xp = x + (long)p * q.H * q.W;
                 long outBase = (long)p * q.OH * q.OW;
                 if (phases != null)
-                    for (int ih = 0; ih < q.H; ih++)
-                        for (int ph = 0; ph < s; ph++)
-                        {
-                            float* to = phases + ((long)ph * q.H + ih) * phaseWidth, from = xp + (long)ih * q.W;
-                            for (int j = 0, iw = ph; iw < q.W; j++, iw += s)
-                                to[j] = from[iw];
-                        }
+                    HostConv.SplitPhases(xp, q.H, q.W, s, phases, phaseWidth);
                 for (int oh = 0; oh < q.OH; oh++)
                 {
                     var (h0, h1) = rows[oh];
