@@ -20,6 +20,14 @@ internal static class GradientCheck
     /// <summary>(kernel, case, seed) whose reference gradient has passed its finite-difference proof in this process.</summary>
     private static readonly System.Collections.Concurrent.ConcurrentDictionary<(string, string, ulong), bool> Proven = new();
 
+    /// <summary>Values for a <see cref="GradientInput"/>: <paramref name="count"/> uniform in [low, high) from the case seed and the input's number.</summary>
+    internal static Func<int, ulong, float[]> Uniform(int count, float low, float high) => (k, seed) =>
+    {
+        var v = new float[count];
+        Philox.FillUniform(v, seed + (ulong)k * 0x9E3779B97F4A7C15UL, low, high);
+        return v;
+    };
+
     internal static CheckCase Case(string kernel, string name, GradientInput[] inputs, Func<Tensor[], Tensor> forward,
         Func<double[][], double[]> referenceForward, Func<double[][], double[], double[]?[]> referenceBackward,
         double tolerance = CheckCase.Fp32Tolerance, bool gpuOnly = false, ElementBound? bound = null) =>

@@ -356,8 +356,18 @@ internal static class SequenceChecks
             ("smooth_l1_loss", (p, q) => Ops.SmoothL1Loss(p, q, beta: 0.5f), d => Math.Abs(d) < 0.5 ? d * d : Math.Abs(d) - 0.25, d => Math.Abs(d) < 0.5 ? 2 * d : Math.Sign(d)),
             ("huber_loss", (p, q) => Ops.HuberLoss(p, q, delta: 0.5f), d => Math.Abs(d) <= 0.5 ? 0.5 * d * d : 0.5 * (Math.Abs(d) - 0.25), d => Math.Abs(d) <= 0.5 ? d : 0.5 * Math.Sign(d)),
         };
+        // pred − target kept at least 0.2 from zero, both signs alternating: L1's kink at 0 inside the finite-difference step
+        // made the proof of the reference gradient fail (1 seed in 3,000), and there the gradient is a choice, not a value.
+        int count = shape[0] * shape[1];
+        Func<int, ulong, float[]> Apart(float sign) => (k, seed) =>
+        {
+            var v = GradientCheck.Uniform(count, 0.1f, 1f)(k, seed);
+            for (int i = 0; i < v.Length; i++)
+                v[i] *= i % 2 == 0 ? sign : -sign;
+            return v;
+        };
         foreach (var (name, op, f, df) in pointwise)
-            yield return GradientCheck.Case(name + "_backward", "mean", new[] { new GradientInput(shape), new GradientInput(shape) },
+            yield return GradientCheck.Case(name + "_backward", "mean", new[] { new GradientInput(shape, Values: Apart(1)), new GradientInput(shape, Values: Apart(-1)) },
                 t => op(t[0], t[1]),
                 x => new[] { x[0].Select((v, i) => f(v - x[1][i])).Average() },
                 (x, g) => new[]
