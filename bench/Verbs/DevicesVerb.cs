@@ -10,9 +10,15 @@ internal static class DevicesVerb
     {
         var table = new Table("id", "name", "kind", "memory", "warp", "SMs", "max threads/group", "shared/group", "compute cap.", "driver");
         foreach (var d in Device.List())
-            table.Add(d.Id, d.Name, d.Kind.ToString(), MemoryPoolStats.FormatBytes(d.MemoryBytes), d.WarpSize.ToString(),
-                d.Multiprocessors.ToString(), d.MaxThreadsPerGroup.ToString(), MemoryPoolStats.FormatBytes(d.MaxSharedMemoryPerGroup),
+        {
+            // The fast CPU runs host code: warps, multiprocessors, groups and shared memory are the GPU kernels' notions (its ILGPU
+            // accelerator's values describe the simulator, listed as cpu-sim), so they are left blank there.
+            bool host = d.Kind == DeviceKind.Cpu;
+            string Gpu(string value) => host ? "-" : value;
+            table.Add(d.Id, d.Name, d.Kind.ToString(), MemoryPoolStats.FormatBytes(d.MemoryBytes), Gpu(d.WarpSize.ToString()),
+                Gpu(d.Multiprocessors.ToString()), Gpu(d.MaxThreadsPerGroup.ToString()), Gpu(MemoryPoolStats.FormatBytes(d.MaxSharedMemoryPerGroup)),
                 d.ComputeCapability ?? "-", d.DriverVersion ?? "-");
+        }
         table.Print(Console.Out);
         Console.WriteLine($"{Device.List().Count} devices");
         if (Device.CudaUnavailable() is { } why)

@@ -44,6 +44,19 @@ public sealed class DevicesVerbTests : IDisposable
     }
 
     [Fact]
+    public void TheHostCpuShowsNoGpuFields()
+    {
+        var (code, text, err) = Devices(Path.Combine(_root, "missing.so"));
+        Assert.True(code == 0, err);
+        var cpu = Assert.Single(text.Split('\n'), l => l.StartsWith("cpu "));
+        var cells = cpu.Split("  ", StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // id, name, kind, memory, then warp, SMs, max threads/group, shared/group, compute capability, driver: all "-".
+        Assert.Equal(new[] { "-", "-", "-", "-", "-", "-" }, cells[^6..]);
+        var sim = Assert.Single(text.Split('\n'), l => l.StartsWith("cpu-sim "));
+        Assert.Contains(" 32 ", sim);   // the simulator's GPU-like warp
+    }
+
+    [Fact]
     public void WithoutCudaTheVerbSaysWhyInOneLine()
     {
         string stub = FakeCudaDriver.Build(Path.Combine(_root, "toolkit"), "libcuda.so", init: 34);
