@@ -9,7 +9,8 @@ internal static class DevicesVerb
     public static int Run()
     {
         var table = new Table("id", "name", "kind", "memory", "warp", "SMs", "max threads/group", "shared/group", "compute cap.", "driver");
-        foreach (var d in Device.List())
+        var listed = Device.List();
+        foreach (var d in listed)
         {
             // The fast CPU runs host code: warps, multiprocessors, groups and shared memory are the GPU kernels' notions (its ILGPU
             // accelerator's values describe the simulator, listed as cpu-sim), so they are left blank there.
@@ -20,8 +21,8 @@ internal static class DevicesVerb
                 d.ComputeCapability ?? "-", d.DriverVersion ?? "-");
         }
         table.Print(Console.Out);
-        Console.WriteLine($"{Device.List().Count} devices");
-        if (Device.CudaUnavailable() is { } why)
+        Console.WriteLine($"{listed.Count} devices");
+        if (Device.CudaUnavailable(listed) is { } why)
             Console.WriteLine(why);
         return 0;
     }

@@ -67,6 +67,8 @@ internal static class ConvChecks
             ("depthwise_stride2_large_relu", 1, 6, 23, 21, 6, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1, groups: 6) with { Activation = FusedActivation.Relu }, true),
             ("depthwise_k5_stride2_multiplier2_silu", 2, 4, 25, 19, 8, 5, 5, Conv2dOptions.Of(stride: 2, padding: 2, groups: 4) with { Activation = FusedActivation.Silu }, true),
             ("depthwise_stride1x3", 1, 3, 17, 29, 3, 3, 3, new Conv2dOptions { Stride = (1, 3), Padding = (1, 1, 1, 1), Groups = 3 }, false),
+            // Dilated and strided: the bounded row form, reading stride phases.
+            ("depthwise_dilation2_stride2", 1, 4, 23, 21, 4, 3, 3, Conv2dOptions.Of(stride: 2, padding: 2, dilation: 2, groups: 4), true),
             ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
             ("1x1_relu6", 2, 8, 7, 6, 9, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }, true),
             ("depthwise_relu6", 1, 12, 6, 6, 12, 3, 3, Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 }, true),

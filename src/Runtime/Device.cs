@@ -248,7 +248,7 @@ public sealed class Device : IDisposable
         var ofKind = all.Where(d => d.Info.Kind == kind).ToList();
         if (ofKind.Count == 0)
             throw new UnsupportedDeviceException("open_device", original,
-                kind == DeviceKind.Cuda ? $"is not present ({CudaUnavailableReason(all)})" : $"is not present (no {kind} device found)", names);
+                kind == DeviceKind.Cuda ? $"is not present ({CudaUnavailable(all.Select(d => d.Info))})" : $"is not present (no {kind} device found)", names);
         if (index >= ofKind.Count)
             throw new UnsupportedDeviceException("open_device", original, $"is not present (only {ofKind.Count} {kind} device(s))", names);
         return ofKind[index];
@@ -258,15 +258,12 @@ public sealed class Device : IDisposable
     /// Why no CUDA device is listed, in one line (what <see cref="CudaDriver.Status"/> found: no library and where it looked,
     /// a stub, a failed <c>cuInit</c>, an old driver, no device); null when a CUDA device is present.
     /// </summary>
-    public static string? CudaUnavailable()
-    {
-        using var context = CreateContext();
-        return CudaUnavailableReason(Enumerate(context));
-    }
+    public static string? CudaUnavailable() => CudaUnavailable(List());
 
-    private static string? CudaUnavailableReason(List<(ILGPU.Runtime.Device Ilgpu, DeviceInfo Info)> all)
+    /// <summary>The same, for a list <see cref="List"/> already returned (no second enumeration of the drivers).</summary>
+    public static string? CudaUnavailable(IEnumerable<DeviceInfo> listed)
     {
-        if (all.Any(d => d.Info.Kind == DeviceKind.Cuda))
+        if (listed.Any(d => d.Kind == DeviceKind.Cuda))
             return null;
         var status = CudaDriver.Status;
         return status.IsReady

@@ -162,14 +162,7 @@ internal static unsafe class HostConv
                 if (stride > 1)
                 {
                     if (plane / g.Kg != lastPlane)
-                        for (int ph = 0; ph < stride; ph++)
-                            for (int ih = 0; ih < ix.H; ih++)
-                            {
-                                float* from = src + (long)ih * ix.W + ph, to = phases + ((long)ph * ix.H + ih) * phaseWidth;
-                                int count = (ix.W - ph + stride - 1) / stride;
-                                for (int j = 0; j < count; j++)
-                                    to[j] = from[(long)j * stride];
-                            }
+                        SplitPhases(src, ix.H, ix.W, stride, phases, phaseWidth);
                     lastPlane = plane / g.Kg;
                     rowPitch = phaseWidth;
                 }
