@@ -11,6 +11,8 @@ namespace GpuNet;
 /// <param name="CacheHits">Requests served from the cache without touching the device allocator.</param>
 /// <param name="DeviceAllocations">Requests that went to the device allocator.</param>
 /// <param name="LimitBytes">Cap on in-use plus cached bytes, or 0 for none.</param>
+/// <param name="LeaksReclaimed">Buffers of tensors the garbage collector finalized without a <c>Dispose</c>, taken back into the
+/// cache (see <see cref="MemoryPool.LeaksReclaimed"/>).</param>
 public readonly record struct MemoryPoolStats(
     long BytesInUse,
     long PeakBytesInUse,
@@ -18,7 +20,8 @@ public readonly record struct MemoryPoolStats(
     long Requests,
     long CacheHits,
     long DeviceAllocations,
-    long LimitBytes)
+    long LimitBytes,
+    long LeaksReclaimed = 0)
 {
     /// <summary>Bytes the pool holds from the device (in use plus cached).</summary>
     public long BytesReserved => BytesInUse + BytesCached;
@@ -27,7 +30,8 @@ public readonly record struct MemoryPoolStats(
     public override string ToString() =>
         $"in use {FormatBytes(BytesInUse)}, peak {FormatBytes(PeakBytesInUse)}, cached {FormatBytes(BytesCached)}, " +
         $"requests {Requests}, cache hits {CacheHits}, device allocations {DeviceAllocations}" +
-        (LimitBytes > 0 ? $", limit {FormatBytes(LimitBytes)}" : "");
+        (LimitBytes > 0 ? $", limit {FormatBytes(LimitBytes)}" : "") +
+        (LeaksReclaimed > 0 ? $", leaked tensors reclaimed {LeaksReclaimed}" : "");
 
     /// <summary>Formats a byte count as B, KiB, MiB or GiB.</summary>
     public static string FormatBytes(long bytes) => bytes switch
@@ -59,6 +63,13 @@ internal sealed class PooledBuffer
 /// (device allocation is slow and synchronizing on CUDA). Classes are powers of two up to 1 MiB
 /// and eight steps per power of two above, so rounding wastes at most 12.5% on large buffers.
 /// </summary>
+/// <remarks>
+/// A tensor dropped without <c>Dispose</c> is not lost: the pool holds every rented buffer, so when the garbage collector
+/// finalizes the tensor's storage its buffer is queued (the finalizer thread does nothing else) and the next call into the
+/// pool on an ordinary thread puts it back in the cache, counted in <see cref="MemoryPoolStats.LeaksReclaimed"/>. With
+/// <c>GPUNET_LEAK_CHECK=1</c> each tensor records where it was made and each reclaimed one is reported (standard error
+/// and <see cref="LeakReports"/>) with that place.
+/// </remarks>
 public sealed class MemoryPool
 {
     private const long MinClass = 256;
@@ -66,6 +77,9 @@ public sealed class MemoryPool
 
     private readonly Device _device;
     private readonly Dictionary<long, Stack<PooledBuffer>> _free = new();
+    private readonly HashSet<PooledBuffer> _rented = new(ReferenceEqualityComparer.Instance);
+    private readonly System.Collections.Concurrent.ConcurrentQueue<PooledBuffer> _orphans = new();
+    private readonly List<string> _leakReports = new();
     private readonly object _lock = new();
     private long _inUse, _peak, _cached, _requests, _hits, _deviceAllocs, _leaksReclaimed;
 
@@ -84,7 +98,10 @@ public sealed class MemoryPool
         get
         {
             lock (_lock)
-                return new MemoryPoolStats(_inUse, _peak, _cached, _requests, _hits, _deviceAllocs, LimitBytes);
+            {
+                TakeBackOrphans();
+                return new MemoryPoolStats(_inUse, _peak, _cached, _requests, _hits, _deviceAllocs, LimitBytes, _leaksReclaimed);
+            }
         }
     }
 
@@ -112,6 +129,7 @@ public sealed class MemoryPool
     {
         lock (_lock)
         {
+            TakeBackOrphans();
             foreach (var stack in _free.Values)
                 while (stack.Count > 0)
                     stack.Pop().Buffer.Dispose();
@@ -125,24 +143,26 @@ public sealed class MemoryPool
         _device.EnsureAlive(op);
         long cls = SizeClass(bytes);
         lock (_lock)
-        {
             _requests++;
-            if (_free.TryGetValue(cls, out var stack) && stack.Count > 0)
-            {
-                _hits++;
-                _cached -= cls;
-                return Track(stack.Pop());
-            }
-        }
-
-        // Miss: allocate from the device. On failure, give the cache back and try once more
-        // before reporting, so cached-but-unused memory never causes an out-of-memory.
+        // The cache first; on a miss the device. When the device (or the limit) refuses: collect leaked tensors once (their
+        // buffers come back into the cache, which may then serve this class), and give the cache back to the device before
+        // each further try, so neither leaks nor cached-but-unused memory ever cause an out-of-memory.
+        bool reclaimed = false;
         for (int attempt = 0; ; attempt++)
         {
             Exception? cause = null;
             bool overLimit;
             lock (_lock)
+            {
+                TakeBackOrphans();
+                if (_free.TryGetValue(cls, out var stack) && stack.Count > 0)
+                {
+                    _hits++;
+                    _cached -= cls;
+                    return Track(stack.Pop());
+                }
                 overLimit = LimitBytes > 0 && _inUse + _cached + cls > LimitBytes;
+            }
             if (!overLimit)
             {
                 try
@@ -159,19 +179,24 @@ public sealed class MemoryPool
                     cause = e;
                 }
             }
-            if (attempt == 0 && Stats.BytesCached > 0)
+            if (!reclaimed)
+            {
+                reclaimed = true;
+                if (ReclaimLeaks())
+                    continue;
+            }
+            if (attempt < 3 && Stats.BytesCached > 0)
             {
                 TrimCache();
                 continue;
             }
-            if (attempt <= 1 && ReclaimLeaks())
-                continue;
             throw new DeviceOutOfMemoryException(op, _device.Id, bytes, Stats, cause);
         }
     }
 
     private PooledBuffer Track(PooledBuffer b)
     {
+        _rented.Add(b);
         _inUse += b.ClassBytes;
         if (_inUse > _peak)
             _peak = _inUse;
@@ -181,41 +206,71 @@ public sealed class MemoryPool
     internal void Return(PooledBuffer b)
     {
         lock (_lock)
-        {
-            _inUse -= b.ClassBytes;
-            if (_device.IsDisposed)
-                return;
-            if (!_free.TryGetValue(b.ClassBytes, out var stack))
-                _free[b.ClassBytes] = stack = new Stack<PooledBuffer>();
-            stack.Push(b);
-            _cached += b.ClassBytes;
-        }
+            ReturnLocked(b);
     }
 
-    /// <summary>A buffer whose tensors were collected without being disposed (see TensorStorage's finalizer): ILGPU frees
-    /// the device memory itself, so the pool only stops counting it. Runs on the finalizer thread.</summary>
-    internal void Forget(PooledBuffer b)
+    private void ReturnLocked(PooledBuffer b)
     {
-        lock (_lock)
+        if (!_rented.Remove(b))
+            return;
+        _inUse -= b.ClassBytes;
+        if (_device.IsDisposed)
+            return;
+        if (!_free.TryGetValue(b.ClassBytes, out var stack))
+            _free[b.ClassBytes] = stack = new Stack<PooledBuffer>();
+        stack.Push(b);
+        _cached += b.ClassBytes;
+    }
+
+    /// <summary>A buffer whose tensors were collected without being disposed (TensorStorage's finalizer, on the finalizer
+    /// thread): queued only, so the finalizer never waits on the pool's lock; the next call into the pool takes it back.
+    /// <paramref name="report"/> is the leak check's description of the tensor, or null.</summary>
+    internal void Orphan(PooledBuffer b, string? report)
+    {
+        if (report is not null)
         {
-            _inUse -= b.ClassBytes;
+            Console.Error.WriteLine(report);
+            lock (_leakReports)
+            {
+                if (_leakReports.Count == MaxLeakReports)
+                    _leakReports.RemoveAt(0);
+                _leakReports.Add(report);
+            }
+        }
+        _orphans.Enqueue(b);
+    }
+
+    private const int MaxLeakReports = 100;
+
+    /// <summary>Under the lock: the orphaned buffers back into the cache.</summary>
+    private void TakeBackOrphans()
+    {
+        while (_orphans.TryDequeue(out var b))
+        {
+            if (!_rented.Contains(b))
+                continue;
             _leaksReclaimed++;
+            ReturnLocked(b);
         }
     }
 
-    /// <summary>Buffers of tensors that were collected without being disposed, since creation.</summary>
-    public long LeaksReclaimed
+    /// <summary>Buffers of tensors that were collected without being disposed and taken back into the cache, since creation.</summary>
+    public long LeaksReclaimed => Stats.LeaksReclaimed;
+
+    /// <summary>With <c>GPUNET_LEAK_CHECK=1</c>: the last 100 reports of tensors collected without <c>Dispose</c>, each naming
+    /// the op that made the tensor and the caller's code that called it (also written to standard error); empty otherwise.</summary>
+    public IReadOnlyList<string> LeakReports
     {
         get
         {
-            lock (_lock)
-                return _leaksReclaimed;
+            lock (_leakReports)
+                return _leakReports.ToArray();
         }
     }
 
     /// <summary>
     /// Before an allocation is refused: collects garbage and runs pending finalizers, so tensors nobody disposed and
-    /// nobody references any more give their bytes back (their storage's finalizer calls <see cref="Forget"/>). True when
+    /// nobody references any more give their bytes back (their storage's finalizer calls <see cref="Orphan"/>). True when
     /// that freed anything. A program that disposes its tensors never gets here with anything to collect.
     /// </summary>
     private bool ReclaimLeaks()

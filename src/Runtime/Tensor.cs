@@ -13,12 +13,21 @@ internal sealed class TensorStorage
 {
     private int _refs = 1;
 
-    internal TensorStorage(Device device, PooledBuffer buffer, long capacity)
+    /// <summary>With the leak check on, where the storage was made (the op, then the caller's frames); else null.</summary>
+    private readonly string? _site;
+
+    internal TensorStorage(Device device, PooledBuffer buffer, long capacity, int[]? shape = null)
     {
         Device = device;
         Buffer = buffer;
         Capacity = capacity;
+        if (LeakCheck)
+            _site = LeakSite.Describe(device, capacity, shape);
     }
+
+    /// <summary>GPUNET_LEAK_CHECK=1: every storage records where it was made (a stack walk per tensor: for finding leaks,
+    /// not for speed), and one collected without being disposed is reported with that place. Settable by the tests.</summary>
+    internal static bool LeakCheck = Environment.GetEnvironmentVariable("GPUNET_LEAK_CHECK") == "1";
 
     internal Device Device { get; }
 
@@ -42,14 +51,45 @@ internal sealed class TensorStorage
     }
 
     /// <summary>
-    /// A storage collected while a tensor over it was never disposed (a leak): ILGPU's own finalizer frees the device
-    /// buffer (the accelerator holds it weakly), so the pool only stops counting its bytes as in use. Without this a
-    /// pool under a limit would fill with the bytes of tensors that no longer exist.
+    /// A storage collected while a tensor over it was never disposed (a leak): the pool still holds the buffer, so it is
+    /// handed back to be reused (queued here, taken back by the next pool call on an ordinary thread).
     /// </summary>
     ~TensorStorage()
     {
         if (Volatile.Read(ref _refs) > 0)
-            Device.Pool.Forget(Buffer);
+            Device.Pool.Orphan(Buffer, _site is null ? null : $"GpuNet leak check: {_site}");
+    }
+}
+
+/// <summary>Where a tensor was made, for <c>GPUNET_LEAK_CHECK=1</c>: the GpuNet call the program made and the program's frames
+/// that led to it (GpuNet's own frames between are left out).</summary>
+internal static class LeakSite
+{
+    private static readonly HashSet<string> LibraryAssemblies = new(StringComparer.Ordinal)
+    {
+        "GpuNet.Runtime", "GpuNet.Kernels", "GpuNet.Ops", "GpuNet.Layers", "GpuNet.Onnx",
+    };
+
+    public static string Describe(Device device, long capacity, int[]? shape)
+    {
+        var frames = new System.Diagnostics.StackTrace(2, fNeedFileInfo: true).GetFrames();
+        string what = shape is null ? $"{capacity} floats" : GpuNetException.FormatShape(shape);
+        int first = Array.FindIndex(frames, f => f.GetMethod() is { } m && !LibraryAssemblies.Contains(m.Module.Assembly.GetName().Name ?? ""));
+        if (first < 0)
+            return $"a tensor {what} on {device.Id} was collected without Dispose(); made inside GpuNet with no caller frame";
+        var api = first > 0 ? frames[first - 1].GetMethod() : null;
+        var text = new System.Text.StringBuilder($"a tensor {what} on {device.Id} was collected without Dispose(); made by ");
+        text.Append(api is null ? "a GpuNet call" : $"{api.DeclaringType?.Name}.{api.Name}");
+        for (int i = first; i < Math.Min(frames.Length, first + 3); i++)
+        {
+            var m = frames[i].GetMethod();
+            if (m is null)
+                continue;
+            text.Append(i == first ? ", called at " : " <- ").Append($"{m.DeclaringType?.FullName}.{m.Name}");
+            if (frames[i].GetFileName() is { } file)
+                text.Append($" ({Path.GetFileName(file)}:{frames[i].GetFileLineNumber()})");
+        }
+        return text.ToString();
     }
 }
 
@@ -227,7 +267,7 @@ public sealed class Tensor : IDisposable
         shape = (int[])Validate.NotNull("empty", "shape", shape).Clone();
         long n = Math.Max(ShapeUtil.ElementCount("empty", "shape", shape), 1);
         var buffer = device.Pool.Rent(n * sizeof(float), "empty");
-        return new Tensor("empty", new TensorStorage(device, buffer, n), shape, ShapeUtil.ContiguousStrides(shape), 0);
+        return new Tensor("empty", new TensorStorage(device, buffer, n, shape), shape, ShapeUtil.ContiguousStrides(shape), 0);
     }
 
     /// <summary>A new tensor of zeros.</summary>

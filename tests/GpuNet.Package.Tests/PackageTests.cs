@@ -206,9 +206,14 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
     public void TheReadmeTrainingExampleRunsAgainstThePackagesAndConverges()
     {
         var text = BuildAndRun("training", ReadmeExample("Training"));
-        var mse = Regex.Matches(text, @"step (\d+): MSE ([0-9.eE+-]+)").Select(m => double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        var steps = Regex.Matches(text, @"step (\d+): MSE ([0-9.eE+-]+), (\d+) bytes in use");
+        var mse = steps.Select(m => double.Parse(m.Groups[2].Value, System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.Equal(4, mse.Count);
         Assert.True(mse[^1] < 0.01, $"final MSE {mse[^1]}");
+        // 2,000 steps of the loop as README writes it: the pool's bytes in use at steps 500, 1000, 1500 and 2000 are one
+        // value (the loop as first written leaked one [256, 1] prediction per step: 554 KiB -> 2 MiB).
+        var inUse = steps.Select(m => long.Parse(m.Groups[3].Value)).Distinct().ToList();
+        Assert.True(inUse.Count == 1, $"bytes in use changed over the steps: {string.Join(", ", inUse)}");
     }
 
     [Fact]
