@@ -5,7 +5,9 @@ namespace GpuNet.Bench;
 /// <summary>
 /// The <c>gpunet</c> command line (System.CommandLine): one command per verb with its options typed and validated, help
 /// per verb (<c>gpunet VERB --help</c>), shell completion (<c>dotnet-suggest</c>), and exit codes 0 (done), 1 (a check or
-/// comparison failed), 2 (bad command line or an error GpuNet reported).
+/// comparison failed, or the verb itself failed), 2 (bad command line, a path that cannot be read or written, a file that is
+/// not what the verb takes, or an error GpuNet reported about its input). Every error is one line on standard error; no
+/// stack trace unless GPUNET_DEBUG=1.
 /// </summary>
 public static class GpuNetCli
 {
@@ -68,7 +70,11 @@ public static class GpuNetCli
             else if (s is Argument a) command.Add(a);
             else if (s is Command c) command.Add(c);
         }
-        command.SetAction(r => Guard(new Cli(r), handler));
+        command.SetAction(r =>
+        {
+            var cli = new Cli(r);
+            return Guard(cli.Verb, () => handler(cli));
+        });
         return command;
     }
 
@@ -80,17 +86,19 @@ public static class GpuNetCli
         return command;
     }
 
-    /// <summary>Runs a verb's handler, turning usage and GpuNet errors into a message and exit code 2.</summary>
-    private static int Guard(Cli cli, Func<Cli, int> handler)
+    /// <summary>Runs verb <paramref name="verb"/>'s handler: a usage error, a GpuNet error about the input, an unreadable or
+    /// unwritable path or a value a library refused is one line and exit 2; anything else one line and exit 1 (the stack trace
+    /// only with GPUNET_DEBUG=1).</summary>
+    public static int Guard(string verb, Func<int> handler)
     {
         try
         {
-            return handler(cli);
+            return handler();
         }
         catch (UsageException e)
         {
             Console.Error.WriteLine($"error: {e.Message}");
-            Console.Error.WriteLine($"see: gpunet {cli.Verb} --help");
+            Console.Error.WriteLine($"see: gpunet {verb} --help");
             return 2;
         }
         catch (GpuNetException e)
@@ -98,7 +106,23 @@ public static class GpuNetCli
             Console.Error.WriteLine($"error: {e.Message}");
             return 2;
         }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException or System.Text.Json.JsonException)
+        {
+            // A path that cannot be read or written, a value a library refused: what the user gave was wrong.
+            // GpuNet's own messages start with the op ("onnx: no file ..."); .NET's do not ("Could not find file ...").
+            bool named = System.Text.RegularExpressions.Regex.IsMatch(e.Message, @"^[\w ]+: ");
+            Console.Error.WriteLine(named ? $"error: {e.Message}" : $"error: {verb}: {e.Message}");
+            return 2;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable(DebugVariable) != "1")
+        {
+            Console.Error.WriteLine($"error: {verb} failed: {e.GetType().Name}: {e.Message} (set {DebugVariable}=1 for the stack trace)");
+            return 1;
+        }
     }
+
+    /// <summary>Set to 1, an unexpected failure prints its stack trace (the runtime's own report) instead of one line.</summary>
+    public const string DebugVariable = "GPUNET_DEBUG";
 
     /// <summary>The root command with every verb.</summary>
     public static RootCommand Build()
@@ -136,7 +160,7 @@ public static class GpuNetCli
             Int("max-new", "tokens to generate (default: 20 ids, 200 characters)", 0), Number("temperature", "sampling temperature; 0 = greedy (default: 1 for ids, 0.8 for text)", false),
             Int("top-k", "sample among the k most likely (default 0: all)", 0), Number("top-p", "nucleus sampling mass (default 1: all)", true), Int("seed", "sampling seed (default 0)", 0)));
 
-        Symbol[] Common() => new Symbol[] { Device(), Int("steps", "optimizer steps (default: 2000 dnn, 600 gpt)", 0), Number("lr", "learning rate (default: 0.001 dnn, 0.003 gpt)", true),
+        Symbol[] Common() => new Symbol[] { Device(), Int("steps", "optimizer steps (default: 2000 dnn, 600 gpt)", 1), Number("lr", "learning rate (default: 0.001 dnn, 0.003 gpt)", true),
             Int("seed", "initialization and data seed (default 0)", 0), Text("out", "directory for the weights and the loss curve (default: .)", "DIR") };
         root.Add(Group("train", "Train a seed model with a progress bar; writes the weights (safetensors) and the loss curve (PNG).",
             Verb("dnn", "The seed's MLP fitting y = 3x² + 5 with Adam and MSE.", c => TrainVerb.Run("dnn", c), Common()),

@@ -57,9 +57,17 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
 
     public static BenchReport Load(string path)
     {
-        var root = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new InvalidDataException($"{path}: not a JSON object");
+        JsonObject root;
+        try
+        {
+            root = JsonNode.Parse(File.ReadAllText(path))?.AsObject() ?? throw new InvalidDataException($"'{path}' is not a results file of gpunet run: not a JSON object");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw new InvalidDataException($"'{path}' is not a results file of gpunet run: not JSON (line {e.LineNumber + 1}, byte {e.BytePositionInLine + 1})", e);
+        }
         if ((string?)root["schema"] != SchemaId)
-            throw new InvalidDataException($"{path}: schema is '{root["schema"]}', expected '{SchemaId}'");
+            throw new InvalidDataException($"'{path}' is not a results file of gpunet run: schema is '{root["schema"]}', expected '{SchemaId}'");
         var rows = root["results"]!.AsArray().Select(n => n!.AsObject()).ToList();
         return new BenchReport((string)root["tool"]!, (string)root["date"]!, (string?)root["preset"] ?? "", root["device"]!.AsObject(), null, rows);
     }

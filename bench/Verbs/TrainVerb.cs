@@ -53,6 +53,8 @@ public static class TrainVerb
         if (config.Dim % Math.Max(config.Heads, 1) != 0 || config.Heads == 0 || config.Context < 2)
             throw new UsageException("train gpt: --dim must be a multiple of --heads, and --context at least 2");
         int batch = cli.Int("batch", 16);
+        if (vocabulary.Encode(text).Length <= config.Context + 1)
+            throw new UsageException($"train gpt: '{textPath}' has {text.Length} characters; training windows of --context {config.Context} need at least {config.Context + 2}");
         using var model = new GpuNet.Layers.Gpt(device, config);
         model.Initialize(seed);
         Console.WriteLine($"gpt: {config.Layers} layers, width {config.Dim}, {config.Heads} heads, context {config.Context}, {model.ParameterCount} parameters; " +

@@ -52,7 +52,7 @@ public static class CharGpt
         int length = model.Config.Context;
         var ids = vocabulary.Encode(text);
         if (ids.Length <= length + 1)
-            throw new ArgumentException($"train_gpt: the text has {ids.Length} characters; it needs more than the context of {length} + 1");
+            throw new InvalidArgumentException("train_gpt", "text", $"more than the context + 1 = {length + 1} characters", $"{ids.Length}");
         var device = model.Device;
         model.Train();
         using var optimizer = new AdamW(model.Parameters(), learningRate, weightDecay: 0.01f);

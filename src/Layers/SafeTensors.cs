@@ -55,23 +55,27 @@ public sealed class SafeTensorsFile : IDisposable
         {
             length = new FileInfo(path).Length;
         }
+        catch (FileNotFoundException)
+        {
+            throw new FileNotFoundException($"safetensors_load: no file '{path}'", path);
+        }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException)
         {
             throw new SafeTensorsFormatException(path, $"cannot be read ({e.Message})");
         }
         if (!File.Exists(path))
-            throw new SafeTensorsFormatException(path, "does not exist");
+            throw new FileNotFoundException($"safetensors_load: no file '{path}'", path);
         if (length < 8)
-            throw new SafeTensorsFormatException(path, $"is {length} bytes long, shorter than the 8-byte header length");
+            throw new SafeTensorsFormatException(path, $"not a safetensors file: is {length} bytes long, shorter than the 8-byte header length");
         _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
         _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
         try
         {
             ulong headerLength = _view.ReadUInt64(0);
             if (headerLength > MaxHeaderBytes)
-                throw new SafeTensorsFormatException(path, $"header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
+                throw new SafeTensorsFormatException(path, $"not a safetensors file: header length {headerLength} exceeds the {MaxHeaderBytes}-byte limit");
             if ((long)headerLength > length - 8)
-                throw new SafeTensorsFormatException(path, $"header length {headerLength} runs past the end of the {length}-byte file (truncated?)");
+                throw new SafeTensorsFormatException(path, $"not a safetensors file: header length {headerLength} runs past the end of the {length}-byte file (truncated?)");
             var header = new byte[headerLength];
             _view.ReadArray(8, header, 0, header.Length);
             _dataStart = 8 + (long)headerLength;
@@ -123,10 +127,10 @@ public sealed class SafeTensorsFile : IDisposable
         }
         catch (DecoderFallbackException e)
         {
-            throw new SafeTensorsFormatException(Path, $"header is not valid UTF-8 (byte {e.Index})");
+            throw new SafeTensorsFormatException(Path, $"not a safetensors file: header is not valid UTF-8 (byte {e.Index})");
         }
         if (header.Length == 0 || header[0] != (byte)'{')
-            throw new SafeTensorsFormatException(Path, "header does not start with '{'");
+            throw new SafeTensorsFormatException(Path, "not a safetensors file: header does not start with '{'");
         JsonDocument doc;
         try
         {
@@ -134,12 +138,12 @@ public sealed class SafeTensorsFile : IDisposable
         }
         catch (JsonException e)
         {
-            throw new SafeTensorsFormatException(Path, $"header is not valid JSON ({e.Message})");
+            throw new SafeTensorsFormatException(Path, $"not a safetensors file: header is not valid JSON ({e.Message})");
         }
         using (doc)
         {
             if (doc.RootElement.ValueKind != JsonValueKind.Object)
-                throw new SafeTensorsFormatException(Path, "header is not a JSON object");
+                throw new SafeTensorsFormatException(Path, "not a safetensors file: header is not a JSON object");
             bool sawMetadata = false;
             foreach (var p in doc.RootElement.EnumerateObject())
             {

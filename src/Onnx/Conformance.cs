@@ -36,6 +36,30 @@ public static class Conformance
                 : throw new DirectoryNotFoundException($"onnx test: '{p}' is neither a test case nor a directory of them"))
             .ToList();
 
+    /// <summary>
+    /// The cases of ONNX's backend suite (libonnx-testdata 1.12: node/, pytorch-converted/, pytorch-operator/) GpuNet is known
+    /// not to pass, by case name, each with the reason (3-D convolution, training operators, float64, an op not implemented
+    /// yet, ...). <c>onnx test</c> reports a listed case that fails as expected, and GpuNet's own tests fail when a listed case
+    /// starts passing, so the list stays true.
+    /// </summary>
+    public static IReadOnlyDictionary<string, string> ExpectedFailures => _expectedFailures.Value;
+
+    private static readonly Lazy<IReadOnlyDictionary<string, string>> _expectedFailures = new(() =>
+    {
+        using var stream = typeof(Conformance).Assembly.GetManifestResourceStream("GpuNet.Onnx.conformance_expected_failures.txt")
+            ?? throw new InvalidOperationException("GpuNet.Onnx is missing its conformance_expected_failures.txt resource");
+        using var reader = new StreamReader(stream);
+        var list = new Dictionary<string, string>(StringComparer.Ordinal);
+        while (reader.ReadLine() is { } line)
+        {
+            if (line.Length == 0 || line.StartsWith('#'))
+                continue;
+            var parts = line.Split('\t', 2);
+            list[parts[0]] = parts.Length > 1 ? parts[1] : "";
+        }
+        return list;
+    });
+
     /// <summary>Loads and runs one case on <paramref name="device"/>.</summary>
     public static ConformanceResult Run(string caseDir, Device device, double rtol = 1e-3, double atol = 1e-5)
     {

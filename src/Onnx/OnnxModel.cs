@@ -90,16 +90,35 @@ public sealed class OnnxModel : IDisposable
     /// the graph node by node as the file has it (constant folding still runs).</param>
     public static OnnxModel Load(string path, Device device, bool optimize = true)
     {
+        var proto = ParseFile(path);
+        return new OnnxModel(device, proto, Path.GetDirectoryName(Path.GetFullPath(path)), optimize);
+    }
+
+    /// <summary>The file's ModelProto: a missing file is a <see cref="FileNotFoundException"/> naming it; one that is not a
+    /// serialized ModelProto an <see cref="OnnxFormatException"/> that says so first, then which message and field failed.</summary>
+    private static ModelProto ParseFile(string path)
+    {
         byte[] bytes;
         try
         {
-            bytes = File.ReadAllBytes(path);
+            bytes = File.ReadAllBytes(Validate.NotNull("onnx", "path", path));
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new FileNotFoundException($"onnx: no file '{path}'", path, e);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new OnnxFormatException($"cannot read '{path}': {e.Message}", e);
         }
-        return Load(bytes, device, Path.GetDirectoryName(Path.GetFullPath(path)), optimize);
+        try
+        {
+            return ModelProto.Parse(bytes);
+        }
+        catch (OnnxFormatException e)
+        {
+            throw new OnnxFormatException($"'{path}' is not an ONNX model: {e.Message["onnx: ".Length..]}", e);
+        }
     }
 
     /// <summary>Loads a model from its serialized bytes; <paramref name="directory"/> is where external data lives
@@ -110,7 +129,7 @@ public sealed class OnnxModel : IDisposable
     /// <summary>What <c>onnx info</c> prints, without running anything: opset, inputs, outputs, the op histogram and every unsupported construct.</summary>
     public static OnnxModelSummary Inspect(string path)
     {
-        var model = ModelProto.Parse(File.ReadAllBytes(path));
+        var model = ParseFile(path);
         var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
         var initializers = graph.Initializers.Select(t => t.Name).ToHashSet();
         return new OnnxModelSummary(model.IrVersion, model.DefaultOpset, (model.ProducerName + " " + model.ProducerVersion).Trim(),

@@ -113,7 +113,22 @@ public sealed class SafeTensorsTests : IDisposable
         Assert.Contains("__metadata__", Fails(File("md.safetensors", "{\"__metadata__\":{\"a\":1}}", Array.Empty<byte>())).Message);
 
     [Fact]
-    public void MissingFileIsTyped() => Fails(Path.Combine(_dir, "nope.safetensors"));
+    public void MissingFileIsFileNotFound()
+    {
+        // A missing file is .NET's FileNotFoundException (naming the op and the path), not a format error.
+        string path = Path.Combine(_dir, "nope.safetensors");
+        var e = Assert.Throws<FileNotFoundException>(() => SafeTensors.Open(path).Dispose());
+        Assert.Equal($"safetensors_load: no file '{path}'", e.Message);
+        Assert.Equal(path, e.FileName);
+    }
+
+    [Fact]
+    public void AFileThatIsNotSafetensorsSaysSoFirst()
+    {
+        string path = Path.Combine(_dir, "text.safetensors");
+        System.IO.File.WriteAllText(path, "not a model\n");
+        Assert.StartsWith($"safetensors_load: {path}: not a safetensors file: header length ", Fails(path).Message);
+    }
 
     [Fact]
     public void UnknownTensorNameIsTyped()

@@ -7,18 +7,13 @@ namespace GpuNet.Onnx.Tests;
 /// <summary>
 /// ONNX's own backend conformance suite (Debian package libonnx-testdata, ONNX 1.12): every case of node/,
 /// pytorch-converted/ and pytorch-operator/ passes at rtol 1e-3 / atol 1e-5 on the fast CPU, the simulated GPU and every GPU present,
-/// unless conformance_expected_failures.txt lists it with its reason — and a listed case that passes fails until removed.
+/// unless src/Onnx/conformance_expected_failures.txt (<see cref="Conformance.ExpectedFailures"/>) lists it with its reason — and a listed case that passes fails until removed.
 /// </summary>
 public sealed class ConformanceTests(ITestOutputHelper output)
 {
     public const string DataRoot = "/usr/share/libonnx-testdata/data";
     private static readonly string[] Suites = { "node", "pytorch-converted", "pytorch-operator" };
 
-    private static readonly Lazy<Dictionary<string, string>> _expected = new(() =>
-        File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "conformance_expected_failures.txt"))
-            .Where(l => l.Length > 0 && !l.StartsWith('#'))
-            .Select(l => l.Split('\t'))
-            .ToDictionary(p => p[0], p => p.Length > 1 ? p[1] : ""));
 
     public static IEnumerable<object[]> Cases
     {
@@ -96,7 +91,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
     {
         Assert.True(Directory.Exists(DataRoot), "libonnx-testdata is not installed (apt-get install libonnx-testdata); .ci/run installs it");
         var names = Cases.Select(c => Path.GetFileName((string)c[0])).ToHashSet();
-        foreach (var (name, reason) in _expected.Value)
+        foreach (var (name, reason) in Conformance.ExpectedFailures)
         {
             Assert.True(names.Contains(name), $"{name} is listed as an expected failure but is no test case");
             Assert.False(string.IsNullOrWhiteSpace(reason), $"{name} has no reason");
@@ -108,7 +103,7 @@ public sealed class ConformanceTests(ITestOutputHelper output)
         Assert.True(Directory.Exists(DataRoot), "libonnx-testdata is not installed (apt-get install libonnx-testdata); .ci/run installs it");
         var r = Conformance.Run(Path.Combine(DataRoot, testCase), device);
         output.WriteLine($"{r.Status}: rel L2 {r.RelativeL2:G3}, max abs {r.MaxAbs:G3}, {r.Milliseconds:F0} ms {r.Detail}");
-        if (_expected.Value.TryGetValue(r.Case, out var reason))
+        if (Conformance.ExpectedFailures.TryGetValue(r.Case, out var reason))
             Assert.True(r.Status != ConformanceStatus.Pass, $"{r.Case} passes now: remove it from conformance_expected_failures.txt (listed as: {reason})");
         else
             Assert.True(r.Status == ConformanceStatus.Pass, $"{r.Case}: {r.Status}: {r.Detail}");

@@ -42,8 +42,23 @@ public sealed class ParserTests(ITestOutputHelper output)
         var e = Assert.Throws<OnnxFormatException>(() => OnnxModel.Load(new byte[] { 0x3A, 0x7F, 0x01 }, Cpu));
         Assert.Contains("ModelProto", e.Message);
         Assert.Contains("graph", e.Message);
-        var missing = Assert.Throws<OnnxFormatException>(() => OnnxModel.Load("/nonexistent/model.onnx", Cpu));
-        Assert.Contains("/nonexistent/model.onnx", missing.Message);
+        var missing = Assert.Throws<FileNotFoundException>(() => OnnxModel.Load("/nonexistent/model.onnx", Cpu));
+        Assert.Equal("onnx: no file '/nonexistent/model.onnx'", missing.Message);
+        Assert.Equal("/nonexistent/model.onnx", missing.FileName);
+        Assert.Throws<FileNotFoundException>(() => OnnxModel.Inspect("/nonexistent/model.onnx"));
+        // A file that is not a model says so first.
+        string text = Path.Combine(Path.GetTempPath(), $"gpunet-not-a-model-{Guid.NewGuid():N}.onnx");
+        File.WriteAllText(text, "not a model\n");
+        try
+        {
+            var notModel = Assert.Throws<OnnxFormatException>(() => OnnxModel.Load(text, Cpu));
+            Assert.StartsWith($"onnx: '{text}' is not an ONNX model: ModelProto: ", notModel.Message);
+            Assert.StartsWith($"onnx: '{text}' is not an ONNX model: ", Assert.Throws<OnnxFormatException>(() => OnnxModel.Inspect(text)).Message);
+        }
+        finally
+        {
+            File.Delete(text);
+        }
     }
 
     /// <summary>
