@@ -352,6 +352,15 @@ public sealed class Tensor : IDisposable
         return result;
     }
 
+    /// <summary>The value of a one-element tensor (any shape holding exactly one element), as PyTorch's <c>item()</c>.</summary>
+    /// <exception cref="ShapeMismatchException">The tensor holds no element or more than one.</exception>
+    public float Item()
+    {
+        if (Length != 1)
+            throw new ShapeMismatchException("item", "tensor", "exactly one element", Describe());
+        return ToArray()[0];
+    }
+
     // ---------------------------------------------------------------- views
 
     /// <summary>
