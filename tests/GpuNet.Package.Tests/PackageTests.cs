@@ -181,7 +181,6 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
                 <TargetFramework>net10.0</TargetFramework>
                 <ImplicitUsings>enable</ImplicitUsings>
                 <Nullable>enable</Nullable>
-                <TieredCompilationQuickJitForLoops>false</TieredCompilationQuickJitForLoops>
               </PropertyGroup>
               <ItemGroup>
                 <PackageReference Include="GpuNet.Layers" Version="{{feed.Version}}" />
@@ -192,6 +191,10 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
         File.WriteAllText(Path.Combine(app, "Program.cs"), program);
         var text = Dotnet.Run(app, "run", "-c", "Release");
         output.WriteLine(text);
+        // The app never sets TieredCompilationQuickJitForLoops: GpuNet.Runtime's buildTransitive props did, so the SIMD loops
+        // run optimized from their first call.
+        var config = File.ReadAllText(Directory.GetFiles(Path.Combine(app, "bin"), name + ".runtimeconfig.json", SearchOption.AllDirectories).Single());
+        Assert.Matches(@"""System\.Runtime\.TieredCompilation\.QuickJitForLoops"":\s*false", config);
         return text;
     }
 
