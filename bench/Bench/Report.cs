@@ -267,19 +267,32 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
             Directory.CreateDirectory(dir);
     }
 
-    /// <summary>Matches rows of two reports by (kernel, shape) and prints both times and B/A.</summary>
+    private static string Impl(JsonObject r) => (string?)r["implementation"] ?? "";
+
+    /// <summary>Matches rows of two reports by (kernel, shape) and implementation (every pair of the case when the two files
+    /// have no implementation in common) and prints both times and B/A; <paramref name="matched"/> is the row count.</summary>
     public static Table Compare(BenchReport a, BenchReport b, out int matched)
     {
         matched = 0;
         var t = new Table("kernel", "shape", $"A ({a.Tool}) impl", "A ms", $"B ({b.Tool}) impl", "B ms", "B/A");
-        foreach (var ra in a.Rows.Where(r => r["median_ms"] is not null))
-            foreach (var rb in b.Rows.Where(r => r["median_ms"] is not null && (string?)r["kernel"] == (string?)ra["kernel"] && (string?)r["shape"] == (string?)ra["shape"]))
-            {
-                double ma = (double)ra["median_ms"]!, mb = (double)rb["median_ms"]!;
-                matched++;
-                t.Add((string)ra["kernel"]!, (string)ra["shape"]!, (string)ra["implementation"]!, ma.ToString("0.0000", CultureInfo.InvariantCulture),
-                    (string)rb["implementation"]!, mb.ToString("0.0000", CultureInfo.InvariantCulture), (mb / ma).ToString("0.00", CultureInfo.InvariantCulture));
-            }
+        static string Key(JsonObject r) => (string?)r["kernel"] + "\u0001" + (string?)r["shape"];
+        var byKeyB = b.Rows.Where(r => r["median_ms"] is not null).GroupBy(Key).ToDictionary(g => g.Key, g => g.ToList());
+        foreach (var group in a.Rows.Where(r => r["median_ms"] is not null).GroupBy(Key))
+        {
+            if (!byKeyB.TryGetValue(group.Key, out var others))
+                continue;
+            // Implementation to implementation (gpunet with gpunet, cuBLAS with cuBLAS) when the two files share any; two
+            // files without one in common (GpuNet's run against a PyTorch peer file) pair what each has for the case.
+            var common = group.Select(Impl).Intersect(others.Select(Impl)).ToHashSet();
+            foreach (var ra in group)
+                foreach (var rb in others.Where(rb => common.Count == 0 || Impl(rb) == Impl(ra) && common.Contains(Impl(ra))))
+                {
+                    double ma = (double)ra["median_ms"]!, mb = (double)rb["median_ms"]!;
+                    matched++;
+                    t.Add((string)ra["kernel"]!, (string)ra["shape"]!, Impl(ra), ma.ToString("0.0000", CultureInfo.InvariantCulture),
+                        Impl(rb), mb.ToString("0.0000", CultureInfo.InvariantCulture), (mb / ma).ToString("0.00", CultureInfo.InvariantCulture));
+                }
+        }
         return t;
     }
 }

@@ -55,7 +55,7 @@ public sealed class BenchTests
     }
 
     [Fact]
-    public void CompareMatchesKernelAndShape()
+    public void CompareMatchesKernelShapeAndImplementation()
     {
         string a = Path.GetTempFileName(), b = Path.GetTempFileName();
         try
@@ -67,11 +67,25 @@ public sealed class BenchTests
                     row["median_ms"] = (double)row["median_ms"]! * 2;
             File.WriteAllText(b, doubled.ToJsonString());
             var table = BenchReport.Compare(BenchReport.Load(a), BenchReport.Load(b), out int matched);
-            Assert.True(matched > 0);
+            // Implementation to implementation: every timed row once, each against its own double (was every pair of the
+            // case: gpunet × onnxruntime and so on).
+            int timed = _report.Value.Rows.Count(r => r["median_ms"] is not null);
+            Assert.Equal(timed, matched);
             var text = new StringWriter();
             table.Print(text);
-            Assert.Contains("2.00", text.ToString());
-            Assert.Contains("matmul", text.ToString());
+            var ratios = text.ToString().Split('\n').Where(l => l.Contains("matmul") || l.Contains("softmax")).Select(l => l.TrimEnd().Split(' ')[^1]).ToList();
+            Assert.NotEmpty(ratios);
+            Assert.All(ratios, r => Assert.Equal("2.00", r));
+            // Files with no implementation in common (a run against a peer's file, one row per case) pair what each has for
+            // the case: every timed row of A whose case the peer timed, once.
+            var peer = doubled["results"]!.AsArray().Where(r => (string?)r!["implementation"] == "gpunet").Select(r => r!.DeepClone()).ToList();
+            foreach (var row in peer)
+                row["implementation"] = "torch";
+            doubled["results"] = new JsonArray(peer.ToArray());
+            File.WriteAllText(b, doubled.ToJsonString());
+            BenchReport.Compare(BenchReport.Load(a), BenchReport.Load(b), out int crossed);
+            var peerCases = peer.Where(r => r["median_ms"] is not null).Select(r => (string?)r["kernel"] + "/" + (string?)r["shape"]).ToHashSet();
+            Assert.Equal(_report.Value.Rows.Count(r => r["median_ms"] is not null && peerCases.Contains((string?)r["kernel"] + "/" + (string?)r["shape"])), crossed);
         }
         finally
         {
