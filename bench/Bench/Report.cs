@@ -182,27 +182,38 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
     public void WritePlot(string path)
     {
         Ensure(path);
+        Roofline().SavePng(path, 1400, 800);
+    }
+
+    /// <summary>The roofline: a point per timed case (log intensity, log FLOP/s), a colour per kernel family, a marker per
+    /// implementation, the measured roofs; the legend (families, then peers, then roofs) right of the axes.</summary>
+    public ScottPlot.Plot Roofline()
+    {
         var plot = new ScottPlot.Plot();
         var points = Timed.Where(r => r["gflops"] is not null && (double)r["flops"]! > 0 && r["intensity"] is not null && (double)r["gflops"]! > 0).ToList();
         double Lx(JsonObject r) => Math.Log10((double)r["intensity"]!);
         double Ly(JsonObject r) => Math.Log10((double)r["gflops"]!);
+        // One colour per kernel family (16 at most, where one per kernel gave ~125 legend entries covering the plot), one
+        // marker per implementation: GpuNet filled circles, each peer its own hollow marker; the legend outside the axes.
         var palette = new ScottPlot.Palettes.Category20();
-        int colour = 0;
-        // GpuNet filled circles; each peer its own hollow marker, the same for every kernel.
         var hollow = new[] { ScottPlot.MarkerShape.OpenSquare, ScottPlot.MarkerShape.OpenTriangleUp, ScottPlot.MarkerShape.OpenDiamond, ScottPlot.MarkerShape.OpenTriangleDown, ScottPlot.MarkerShape.OpenCircle };
         var peerMarker = points.Select(r => (string)r["implementation"]!).Where(i => i != "gpunet").Distinct().OrderBy(i => i)
             .Select((impl, k) => (impl, k)).ToDictionary(p => p.impl, p => hollow[p.k % hollow.Length]);
-        foreach (var kernel in points.GroupBy(r => (string)r["kernel"]!))
+        var legend = new List<ScottPlot.LegendItem>();
+        int colour = 0;
+        foreach (var family in points.GroupBy(r => FamilyOf((string)r["kernel"]!)).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var color = palette.GetColor(colour++);
-            foreach (var impl in kernel.GroupBy(r => (string)r["implementation"]!))
+            foreach (var impl in family.GroupBy(r => (string)r["implementation"]!))
             {
                 var scatter = plot.Add.ScatterPoints(impl.Select(Lx).ToArray(), impl.Select(Ly).ToArray(), color);
-                scatter.LegendText = impl.Key == "gpunet" ? kernel.Key : $"{kernel.Key} ({impl.Key})";
                 scatter.MarkerSize = 8;
                 scatter.MarkerShape = impl.Key == "gpunet" ? ScottPlot.MarkerShape.FilledCircle : peerMarker[impl.Key];
             }
+            legend.Add(new ScottPlot.LegendItem { LabelText = Kernels(family.Key, family.Select(r => (string)r["kernel"]!).Distinct().Count()), MarkerShape = ScottPlot.MarkerShape.FilledCircle, MarkerColor = color, MarkerSize = 8 });
         }
+        foreach (var (impl, shape) in peerMarker.OrderBy(p => p.Key, StringComparer.Ordinal))
+            legend.Add(new ScottPlot.LegendItem { LabelText = $"{impl} (hollow)", MarkerShape = shape, MarkerColor = ScottPlot.Colors.Black, MarkerSize = 8 });
         if (points.Count <= 40)
             foreach (var r in points)
             {
@@ -243,9 +254,25 @@ public sealed record BenchReport(string Tool, string Date, string Preset, JsonOb
         plot.Axes.Bottom.Label.Text = "arithmetic intensity (FLOP per byte moved, log scale)";
         plot.Axes.Left.Label.Text = "achieved FP32 rate (log scale)";
         plot.Title($"GpuNet roofline — {(string?)Device["name"]}, preset {Preset}, {points.Count} timed cases");
-        plot.ShowLegend(ScottPlot.Alignment.LowerRight);
-        plot.SavePng(path, 1200, 800);
+        plot.Legend.ManualItems.AddRange(legend);
+        plot.ShowLegend(ScottPlot.Edge.Right);
+        return plot;
     }
+
+    private static string Kernels(string family, int count) => $"{family} ({count} kernel{(count == 1 ? "" : "s")})";
+
+    /// <summary>The kernel family a bench kernel belongs to (its check file's family), for the plot's colours; a kernel no
+    /// family lists (a peer's own name) is its own group.</summary>
+    public static string FamilyOf(string kernel) => KernelFamilyNames.Value.GetValueOrDefault(kernel, kernel);
+
+    private static readonly Lazy<Dictionary<string, string>> KernelFamilyNames = new(() =>
+    {
+        var map = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var family in GpuNet.Kernels.Checks.KernelFamilies.All)
+            foreach (var c in family.Bench())
+                map.TryAdd(c.Kernel, family.Name);
+        return map;
+    });
 
     /// <summary>Major ticks at each power of ten in [lo, hi] (log10 coordinates) labelled with the real value; minor ticks at 2…9.</summary>
     private static ScottPlot.TickGenerators.NumericManual DecadeTicks(double lo, double hi, Func<double, string> label)

@@ -111,6 +111,25 @@ public sealed class BenchTests
         }
     }
 
+    [Fact]
+    public void TheRooflineLegendHasAnEntryPerFamilyAndPeerNotPerKernel()
+    {
+        var plot = _report.Value.Roofline();
+        var points = _report.Value.Rows.Where(r => r["gflops"] is not null && (double)r["gflops"]! > 0 && r["intensity"] is not null && (double)r["flops"]! > 0).ToList();
+        var families = points.Select(r => BenchReport.FamilyOf((string)r["kernel"]!)).Distinct().ToList();
+        var peers = points.Select(r => (string)r["implementation"]!).Where(i => i != "gpunet").Distinct().ToList();
+        var labels = plot.Legend.ManualItems.Select(i => i.LabelText).ToList();
+        Assert.Equal(families.Count + peers.Count, labels.Count);
+        Assert.Equal(labels.Count, labels.Distinct().Count());
+        Assert.All(families, f => Assert.Single(labels, l => l.StartsWith(f + " (")));
+        Assert.Contains(labels, l => l.StartsWith("matmul ("));
+        // The points themselves carry no legend text (one entry per kernel made ~125 entries over the plot); the roofs do.
+        var automatic = plot.GetPlottables().SelectMany(p => p.LegendItems).Where(i => !string.IsNullOrEmpty(i.LabelText)).ToList();
+        Assert.True(automatic.Count <= 3, string.Join(", ", automatic.Select(i => i.LabelText)));
+        var kernels = points.Select(r => (string)r["kernel"]!).ToHashSet();
+        Assert.DoesNotContain(labels, l => kernels.Contains(l.Split(' ')[0]) && !families.Contains(l.Split(' ')[0]));
+    }
+
     [Theory]
     [InlineData("NVIDIA H100 80GB HBM3", "H100")]
     [InlineData("NVIDIA H100 PCIe", "H100 PCIe")]
