@@ -139,7 +139,7 @@ public static class GpuNetCli
         preset.AcceptOnlyFromAmong("small", "cpu", "medium", "large");
         root.Add(Verb("run", "Time every kernel on one device (device-side time), beside the measured bandwidth and FP32 roofs and the best peer present (cuBLAS, PyTorch, ONNX Runtime, TensorPrimitives); or, with --onnx, whole ONNX models beside ONNX Runtime.",
             RunVerb.Run, Device(), List("kernel", "only these kernels", "NAME"), preset, Text("shape", "only cases whose shape contains this text", "TEXT"),
-            Int("runs", "timed runs per case (default: 5 for small, else 20)", 1), Seed("input seed (default 42)"),
+            Int("runs", "timed runs per case (default 20, after at least 30 ms of untimed runs)", 1), Seed("input seed (default 42)"),
             Text("json", "write the results as JSON (bench/schema/results.schema.json)", "FILE"), Text("csv", "write the results as CSV", "FILE"),
             Text("md", "write the results as a Markdown table", "FILE"), Text("plot", "draw the roofline as a PNG", "FILE.png"),
             List("onnx", "time these ONNX models (files or directories holding model.onnx) end to end beside ONNX Runtime", "MODEL"),

@@ -18,7 +18,7 @@ internal static class RunVerb
         using var device = Device.Open(cli.One("device"));
         // Without --preset, the fast CPU device is compared with its CPU peers; a GPU (or the simulator) gets the small sizes.
         string preset = cli.One("preset") ?? (device.IsHostCpu ? "cpu" : "small");
-        int runs = cli.Int("runs", preset == "small" ? 5 : 20);
+        int runs = cli.Int("runs", 20);
         var cases = BenchRegistry.For(preset).Where(c => (kernels.Count == 0 || kernels.Contains(c.Kernel)) &&
             (shapeFilter is null || c.Shape.Contains(shapeFilter, StringComparison.OrdinalIgnoreCase))).ToList();
         Console.WriteLine($"device: {device.Id} — {device.Info.Name}; preset {preset}; {cases.Count} cases");
@@ -34,7 +34,7 @@ internal static class RunVerb
             foreach (var g in groups)
             {
                 progress.Next($"{g.Key.Kernel} {g.Key.Shape} ({string.Join(", ", g.Select(c => c.Implementation))})");
-                measured.AddRange(Runner.MeasureInterleaved(device, g.ToList(), warmup: preset == "small" ? 1 : 3, runs, budget, seed));
+                measured.AddRange(Runner.MeasureInterleaved(device, g.ToList(), warmup: 3, runs, budget, seed));
             }
             return (measured, progress.Elapsed);
         });
