@@ -72,28 +72,31 @@ internal static class SequenceChecks
 
         // The random ops against PhiloxReference (written apart from the production generator and proven against Random123's
         // published known answers first): uniform as low + (high − low)·u, normal by Box–Muller on word pairs, dropout's keep test.
-        yield return Case("random_uniform", "philox_stream", "[1031] in [-3, 5)", (d, seed) =>
-        {
-            PhiloxReference.ProveAgainstKnownAnswers();
-            using var o = Ops.RandomUniform(d, new[] { 1031 }, seed, -3, 5);
-            return new(o.ToArray(), Enumerable.Range(0, 1031).Select(i => -3 + 8 * PhiloxReference.Uniform(PhiloxReference.Word(seed, i))).ToArray());
-        });
-        yield return Case("random_normal", "box_muller", "[1001]", (d, seed) =>
-        {
-            PhiloxReference.ProveAgainstKnownAnswers();
-            using var o = Ops.RandomNormal(d, new[] { 1001 }, seed, 2, 3);
-            var expected = new double[1001];
-            for (int i = 0; i < expected.Length; i += 2)
+        // 1031 / 1001 (one block and one pair short), and 70001 (the fast CPU's parallel blocks, eight at a time, and a tail).
+        foreach (var (n, label) in new[] { (1031, "philox_stream"), (70001, "philox_blocks") })
+            yield return Case("random_uniform", label, $"[{n}] in [-3, 5)", (d, seed) =>
             {
-                // u1 in (0, 1] so the logarithm stays finite; the pair (r cos θ, r sin θ).
-                double u1 = PhiloxReference.Uniform(PhiloxReference.Word(seed, i)) + 1.0 / 16777216.0, u2 = PhiloxReference.Uniform(PhiloxReference.Word(seed, i + 1));
-                double r = Math.Sqrt(-2 * Math.Log(u1));
-                expected[i] = 2 + 3 * r * Math.Cos(2 * Math.PI * u2);
-                if (i + 1 < expected.Length)
-                    expected[i + 1] = 2 + 3 * r * Math.Sin(2 * Math.PI * u2);
-            }
-            return new(o.ToArray(), expected);
-        });
+                PhiloxReference.ProveAgainstKnownAnswers();
+                using var o = Ops.RandomUniform(d, new[] { n }, seed, -3, 5);
+                return new(o.ToArray(), Enumerable.Range(0, n).Select(i => -3 + 8 * PhiloxReference.Uniform(PhiloxReference.Word(seed, i))).ToArray());
+            });
+        foreach (var (n, label) in new[] { (1001, "box_muller"), (70001, "box_muller_blocks") })
+            yield return Case("random_normal", label, $"[{n}]", (d, seed) =>
+            {
+                PhiloxReference.ProveAgainstKnownAnswers();
+                using var o = Ops.RandomNormal(d, new[] { n }, seed, 2, 3);
+                var expected = new double[n];
+                for (int i = 0; i < expected.Length; i += 2)
+                {
+                    // u1 in (0, 1] so the logarithm stays finite; the pair (r cos θ, r sin θ).
+                    double u1 = PhiloxReference.Uniform(PhiloxReference.Word(seed, i)) + 1.0 / 16777216.0, u2 = PhiloxReference.Uniform(PhiloxReference.Word(seed, i + 1));
+                    double r = Math.Sqrt(-2 * Math.Log(u1));
+                    expected[i] = 2 + 3 * r * Math.Cos(2 * Math.PI * u2);
+                    if (i + 1 < expected.Length)
+                        expected[i + 1] = 2 + 3 * r * Math.Sin(2 * Math.PI * u2);
+                }
+                return new(o.ToArray(), expected);
+            });
         yield return Case("dropout", "p0_3", "[37, 53] p 0.3", (d, seed) =>
         {
             PhiloxReference.ProveAgainstKnownAnswers();

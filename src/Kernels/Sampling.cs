@@ -220,13 +220,23 @@ namespace GpuNet.Kernels
             device.Launch(op, DropoutBackward, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), dy, dx, seed, p, n);
         }
 
-        /// <summary>Fills n elements from Philox stream <paramref name="seed"/>: the fast CPU's parallel loop over <paramref name="element"/>, else <paramref name="kernel"/> (<see cref="Uniform"/> or <see cref="Normal"/>).</summary>
-        internal static void RunRandom(string op, Device device, Action<ArrayView<float>, ulong, float, float, int> kernel, Action<ArrayView<float>, ulong, float, float, int> element,
-            ArrayView<float> o, ulong seed, float a, float b, int n)
+        /// <summary>Fills n elements from Philox stream <paramref name="seed"/> — Box–Muller normals (mean a, deviation b) when
+        /// <paramref name="normal"/>, else uniforms in [a, b): the fast CPU's block fill (<see cref="Cpu.HostSampling"/>), else
+        /// the kernel <see cref="Normal"/> or <see cref="Uniform"/>.</summary>
+        internal static unsafe void RunRandom(string op, Device device, bool normal, ArrayView<float> o, ulong seed, float a, float b, int n)
         {
-            if (Cpu.HostParallel.Elements(device, op, n, 16, i => element(o, seed, a, b, i)))
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                {
+                    if (normal)
+                        Cpu.HostSampling.FillNormal(Cpu.HostMemory.Ptr(o), n, seed, a, b);
+                    else
+                        Cpu.HostSampling.FillUniform(Cpu.HostMemory.Ptr(o), n, seed, a, b);
+                }
                 return;
-            device.Launch(op, kernel, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), o, seed, a, b, n);
+            }
+            device.Launch(op, normal ? Normal : Uniform, LaunchShapes.Linear(device, n, LaunchShapes.ElementwiseGroup(device)), o, seed, a, b, n);
         }
 
         /// <summary>One token per row of logits: the fast CPU's parallel loop over <see cref="SampleAt"/>, else the kernel <see cref="Sample"/>.</summary>

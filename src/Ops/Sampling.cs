@@ -7,19 +7,18 @@ public static partial class Ops
 {
     /// <summary>Uniform random values in [low, high) generated on the device from the Philox stream of <paramref name="seed"/>. Kernel <c>random_uniform</c>.</summary>
     public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f) =>
-        RandomFill("random_uniform", SamplingKernels.Uniform, SamplingKernels.UniformAt, device, shape, seed, low, high);
+        RandomFill("random_uniform", normal: false, device, shape, seed, low, high);
 
     /// <summary>Normal random values generated on the device (Box–Muller on Philox word pairs). Kernel <c>random_normal</c>.</summary>
     public static Tensor RandomNormal(Device device, int[] shape, ulong seed, float mean = 0f, float std = 1f) =>
-        RandomFill("random_normal", SamplingKernels.Normal, SamplingKernels.NormalAt, device, shape, seed, mean, std);
+        RandomFill("random_normal", normal: true, device, shape, seed, mean, std);
 
-    private static Tensor RandomFill(string name, Action<ArrayView<float>, ulong, float, float, int> kernel,
-        Action<ArrayView<float>, ulong, float, float, int> element, Device device, int[] shape, ulong seed, float a, float b)
+    private static Tensor RandomFill(string name, bool normal, Device device, int[] shape, ulong seed, float a, float b)
     {
         var o = Tensor.Empty(device, shape);
         var (ov, n) = (o.ContiguousView, o.Length);
         if (n > 0)
-            SamplingKernels.RunRandom(name, device, kernel, element, ov, seed, a, b, n);
+            SamplingKernels.RunRandom(name, device, normal, ov, seed, a, b, n);
         return o;
     }
 

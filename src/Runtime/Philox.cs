@@ -8,7 +8,8 @@ namespace GpuNet;
 /// </summary>
 public static class Philox
 {
-    private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
+    /// <summary>The round multipliers and the key increments (Weyl constants).</summary>
+    internal const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57, W0 = 0x9E3779B9, W1 = 0xBB67AE85;
 
     /// <summary>Ten rounds of Philox 4×32 on counter (c0..c3) with key (k0, k1). Plain integer code: kernels call it too.</summary>
     public static PhiloxBlock Block(uint c0, uint c1, uint c2, uint c3, uint k0, uint k1)

@@ -47,6 +47,38 @@ public sealed class EdgeValueTests
             Assert.Equal(i % 3 == 0 ? float.NaN : Math.Max(i - 9f, 0f), y[i]);
     }
 
+    /// <summary>The fast CPU's vectorized argmax (eight lanes, then the lanes' best) gives what the kernel's left fold gives:
+    /// the first index of the maximum, a NaN winning only at index 0, −∞ rows at 0 — along rows and down columns.</summary>
+    [Fact]
+    public void TheFastCpusArgmaxIsTheLeftFoldOnTiesInfinitiesAndNaN()
+    {
+        var device = TestDevices.Cpu;
+        using var scope = device.Scope();
+        const int n = 41;
+        var rows = new List<float[]>();
+        float[] Row(Func<int, float> f) => Enumerable.Range(0, n).Select(f).ToArray();
+        rows.Add(Row(i => i % 7));                                              // ties: first 6 at index 6
+        rows.Add(Row(i => i == 0 ? float.NaN : i == 30 ? 9 : 1));               // NaN first: 0
+        rows.Add(Row(i => i == 3 || i == 17 ? float.NaN : i == 33 ? 5 : 1));    // NaN later: passed over
+        rows.Add(Row(_ => float.NegativeInfinity));                             // all −∞: 0
+        rows.Add(Row(i => i % 2 == 1 ? float.NaN : float.NegativeInfinity));    // −∞ and NaN: 0
+        rows.Add(Row(i => i == 40 ? 2 : i == 39 ? 2 : 0));                      // the maximum in the scalar tail
+        rows.Add(Row(i => i == 9 || i == 1 ? 3 : -1));                          // the same value in two lanes: the lower index
+        static int Fold(float[] r)
+        {
+            int best = 0;
+            for (int i = 1; i < r.Length; i++)
+                if (r[i] > r[best])
+                    best = i;
+            return best;
+        }
+        var flat = rows.SelectMany(r => r).ToArray();
+        var x = Tensor.FromArray(device, flat, rows.Count, n);
+        Assert.Equal(rows.Select(r => (float)Fold(r)).ToArray(), Ops.ArgMax(x, -1).ToArray());
+        var columns = Ops.Transpose(x, 0, 1).Contiguous();
+        Assert.Equal(rows.Select(r => (float)Fold(r)).ToArray(), Ops.ArgMax(columns, 0).ToArray());
+    }
+
     [Theory]
     [MemberData(nameof(Devices))]
     public void MaximaOverAnEmptyAxisAreErrors(string deviceId)

@@ -262,6 +262,8 @@ internal static unsafe class HostElementwise
         }
         else if (typeof(TOp) == typeof(Activation.Relu))
             Relu(x, dst);
+        else if (typeof(TOp) == typeof(Activation.LeakyRelu))
+            LeakyRelu(x, dst, Unsafe.As<TOp, Activation.LeakyRelu>(ref op).Slope);
         else if (typeof(TOp) == typeof(Activation.Silu))
             Silu(x, dst);
         else if (typeof(TOp) == typeof(Activation.Relu6))
@@ -294,6 +296,25 @@ internal static unsafe class HostElementwise
         }
         for (; i < x.Length; i++)
             dst[i] = x[i] <= 0 ? 0f : x[i];
+    }
+
+    /// <summary>x where x ≥ 0, else slope·x, as the struct computes it (NaN stays NaN: slope·NaN); the struct's scalar loop
+    /// ran 57× slower than ReLU's (0.32 against 0.0056 ms at 64K).</summary>
+    private static void LeakyRelu(ReadOnlySpan<float> x, Span<float> dst, float slope)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var s = Vector256.Create(slope);
+            fixed (float* px = x, pd = dst)
+                for (; i + 8 <= x.Length; i += 8)
+                {
+                    var v = Vector256.Load(px + i);
+                    Vector256.Store(Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(v, Vector256<float>.Zero), v, v * s), pd + i);
+                }
+        }
+        for (; i < x.Length; i++)
+            dst[i] = x[i] >= 0 ? x[i] : slope * x[i];
     }
 
     /// <summary>dx = dy where x &gt; 0, else 0 (the struct's derivative, NaN x gives 0 as there).</summary>

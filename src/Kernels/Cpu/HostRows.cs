@@ -427,6 +427,8 @@ internal static unsafe class HostRows
                         float m = Math.Max(float.NegativeInfinity, TensorPrimitives.Max(row));
                         o[r] = op.Finish(Unsafe.BitCast<float, TAcc>(m), reduced);
                     }
+                    else if (typeof(TOp) == typeof(ReduceOps.ArgMax) && reduced > 0)
+                        o[r] = ArgMaxRow(x + (long)r * reduced, reduced);
                     else
                     {
                         var acc = op.Identity;
@@ -465,6 +467,11 @@ internal static unsafe class HostRows
                         TensorPrimitives.Divide(dst, reduced, dst);
                     continue;
                 }
+                if (typeof(TOp) == typeof(ReduceOps.ArgMax) && reduced > 0)
+                {
+                    ArgMaxColumns(src, reduced, inner, o + (long)p * inner);
+                    continue;
+                }
                 for (int j = 0; j < inner; j++)
                 {
                     var acc = op.Identity;
@@ -474,5 +481,67 @@ internal static unsafe class HostRows
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// argmax of a row as <see cref="ReduceOps.ArgMax"/> folds it left to right: the first index of the largest value, where
+    /// a NaN wins only at index 0 (nothing compares greater than it) and is passed over elsewhere. Eight lanes each keep their
+    /// first strictly greater value, then the lanes' best values, ties to the lowest index: the struct's scalar fold ran 70×
+    /// slower than reduce_max (0.42 against 0.006 ms at 64 × 1024).
+    /// </summary>
+    private static float ArgMaxRow(float* row, int n)
+    {
+        if (float.IsNaN(row[0]))
+            return 0;
+        int i = 0, best = 0;
+        float bestValue = row[0];
+        if (Vector256.IsHardwareAccelerated && n >= 16)
+        {
+            // Lanes start at −∞ with index n (beaten by any value, tied by none); element 0 joins lane 0 as the fold's start.
+            var values = Vector256.Create(float.NegativeInfinity);
+            var indices = Vector256.Create(n);
+            var lane = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7);
+            for (; i + 8 <= n; i += 8)
+            {
+                var v = Vector256.Load(row + i);
+                var greater = Vector256.GreaterThan(v, values);   // false for NaN: passed over
+                values = Vector256.ConditionalSelect(greater, v, values);
+                indices = Vector256.ConditionalSelect(greater.AsInt32(), lane, indices);
+                lane += Vector256.Create(8);
+            }
+            bestValue = float.NegativeInfinity;
+            best = n;
+            for (int k = 0; k < 8; k++)
+            {
+                float value = values.GetElement(k);
+                int index = indices.GetElement(k);
+                if (value > bestValue || value == bestValue && index < best)
+                    (bestValue, best) = (value, index);
+            }
+            if (best == n)   // every element so far −∞ or NaN: the fold kept element 0
+                (bestValue, best) = (row[0], 0);
+        }
+        for (; i < n; i++)
+            if (row[i] > bestValue)
+                (bestValue, best) = (row[i], i);
+        return best;
+    }
+
+    /// <summary>argmax down the columns of a [reduced, inner] block into dst[inner], as <see cref="ArgMaxRow"/> folds a row.</summary>
+    private static void ArgMaxColumns(float* src, int reduced, int inner, float* dst)
+    {
+        var bestValue = new Span<float>(HostScratch.Get(RowSlot, inner), inner);
+        new ReadOnlySpan<float>(src, inner).CopyTo(bestValue);
+        new Span<float>(dst, inner).Clear();
+        for (int r = 1; r < reduced; r++)
+        {
+            float* row = src + (long)r * inner;
+            for (int j = 0; j < inner; j++)
+                if (row[j] > bestValue[j])
+                {
+                    bestValue[j] = row[j];
+                    dst[j] = r;
+                }
+        }
     }
 }
