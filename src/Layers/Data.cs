@@ -24,7 +24,7 @@ public sealed class ImageDataset
             throw new ShapeMismatchException("image_dataset", "pixels", $"{labels.Length}·{channels}·{height}·{width} values", pixels.Length.ToString());
         foreach (var label in labels)
             if (label < 0 || label >= classNames.Count)
-                throw new ShapeMismatchException("image_dataset", "labels", $"class indices in [0, {classNames.Count})", label.ToString());
+                throw new InvalidArgumentException("image_dataset", "labels", $"class indices in [0, {classNames.Count})", label.ToString());
         (Pixels, Labels, Channels, Height, Width, ClassNames) = (pixels, labels, channels, height, width, classNames);
     }
 

@@ -17,13 +17,15 @@ public abstract class Optimizer : IDisposable
     /// <summary>Creates the optimizer over named parameters (a module's <see cref="Module.Parameters"/>).</summary>
     protected Optimizer(IEnumerable<(string Name, Tensor Tensor)> parameters, float learningRate)
     {
-        Parameters = parameters.ToList();
+        string op = GetType().Name.ToLowerInvariant();
+        Parameters = Validate.NotNull(op, "parameters", parameters).ToList();
         if (Parameters.Count == 0)
-            throw new ArgumentException($"{GetType().Name}: no parameters to optimize");
-        if (Parameters.Select(p => p.Name).Distinct().Count() != Parameters.Count)
-            throw new ArgumentException($"{GetType().Name}: parameter names must be unique");
+            throw new InvalidArgumentException(op, "parameters", "at least one parameter to optimize", "none");
+        if (Parameters.GroupBy(p => p.Name).FirstOrDefault(g => g.Count() > 1) is { } twice)
+            throw new InvalidArgumentException(op, "parameters", "unique names (the optimizer's state is saved and loaded by name)",
+                $"'{twice.Key}' {twice.Count()} times (wrap the model's Parameters() once, or give sub-modules distinct names)");
         if (!(learningRate >= 0))
-            throw new ArgumentOutOfRangeException(nameof(learningRate), $"{GetType().Name}: learning rate must be ≥ 0, got {learningRate}");
+            throw new InvalidArgumentException(op, "learningRate", "a learning rate ≥ 0", learningRate.ToString(System.Globalization.CultureInfo.InvariantCulture));
         LearningRate = learningRate;
         _state = Parameters.Select(_ => new Dictionary<string, Tensor>()).ToList();
         _steps = new int[Parameters.Count];

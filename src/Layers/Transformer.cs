@@ -15,7 +15,7 @@ public sealed class MultiheadAttention : Module
     public MultiheadAttention(Device device, int embedDim, int heads, float dropout = 0f) : base(device)
     {
         if (!(dropout >= 0f && dropout < 1f))
-            throw new ShapeMismatchException("multihead_attention", "dropout", "a probability in [0, 1)", dropout.ToString());
+            throw new InvalidArgumentException("multihead_attention", "dropout", "a probability in [0, 1)", dropout.ToString());
         Dropout = dropout;
         if (embedDim % heads != 0)
             throw new ShapeMismatchException("multihead_attention", "heads", $"a divisor of embed_dim = {embedDim}", heads.ToString());

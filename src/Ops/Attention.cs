@@ -165,7 +165,7 @@ public static partial class Ops
         if (values.Size(0) != cache.Size(0) || values.Size(1) != cache.Size(1) || values.Size(3) != cache.Size(3))
             throw new ShapeMismatchException(op, "values", $"[{cache.Size(0)}, {cache.Size(1)}, n, {cache.Size(3)}] to match the cache", GpuNetException.FormatShape(values.ShapeArray()));
         if (position < 0 || (long)position + values.Size(2) > cache.Size(2))
-            throw new ShapeMismatchException(op, "position", $"0 ≤ position and position + {values.Size(2)} ≤ cache length {cache.Size(2)}", position.ToString());
+            throw new InvalidArgumentException(op, "position", $"0 ≤ position and position + {values.Size(2)} ≤ cache length {cache.Size(2)}", position.ToString());
         using var slot = cache.Slice(2, position, values.Size(2));
         ElementwiseKernels.MapUnary(op, values, slot, new ElementwiseOps.Identity());
     }

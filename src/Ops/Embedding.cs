@@ -22,7 +22,7 @@ public static partial class Ops
         int vocab = weight.Size(0), dim = weight.Size(1);
         for (int i = 0; i < ids.Length; i++)
             if (ids[i] < 0 || ids[i] >= vocab)
-                throw new ShapeMismatchException(op, "ids", $"token ids in [0, {vocab})", $"id {ids[i]} at position {i}");
+                throw new InvalidArgumentException(op, "ids", $"token ids in [0, {vocab})", $"id {ids[i]} at position {i}");
         var output = Tensor.Empty(device, shape.Append(dim).ToArray());
         if (output.Length == 0)
             return output;

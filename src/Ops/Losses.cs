@@ -10,13 +10,14 @@ public static partial class Ops
     /// <paramref name="ignoreIndex"/> contribute nothing and do not count in the mean. Fused kernels
     /// <c>cross_entropy</c> (forward) and <c>cross_entropy_backward</c>; the mean is Σ loss / Σ weight by ops that record too.
     /// </summary>
-    /// <exception cref="ShapeMismatchException">Shapes do not fit, or a target is not a class index in [0, C) nor the ignored one.</exception>
+    /// <exception cref="ShapeMismatchException">Shapes do not fit.</exception>
+    /// <exception cref="InvalidArgumentException">A target is not a class index in [0, C) nor the ignored one, or the smoothing is outside [0, 1].</exception>
     public static Tensor CrossEntropy(Tensor logits, Tensor target, Reduction reduction = Reduction.Mean, int ignoreIndex = -100, float labelSmoothing = 0f)
     {
         const string op = "cross_entropy";
         var device = Validate.DeviceOf(op, "logits", logits);
         if (!(labelSmoothing >= 0f && labelSmoothing <= 1f))
-            throw new ShapeMismatchException(op, "labelSmoothing", "a value in [0, 1]", labelSmoothing.ToString());
+            throw new InvalidArgumentException(op, "labelSmoothing", "a value in [0, 1]", labelSmoothing.ToString());
         var (rows, _) = CheckClassTargets(op, logits, target, ignoreIndex);
 
         var loss = Tensor.Empty(device, rows);
@@ -126,7 +127,7 @@ public static partial class Ops
     public static Tensor HuberLoss(Tensor prediction, Tensor target, Reduction reduction = Reduction.Mean, float delta = 1f)
     {
         if (!(delta > 0))
-            throw new ShapeMismatchException("huber_loss", "delta", "a positive threshold", delta.ToString());
+            throw new InvalidArgumentException("huber_loss", "delta", "a positive threshold", delta.ToString());
         return PointwiseLoss("huber_loss", prediction, target, reduction, new LossOps.Huber { Delta = delta });
     }
 
@@ -229,7 +230,7 @@ public static partial class Ops
         var ids = target.ToArray();
         for (int i = 0; i < ids.Length; i++)
             if (ids[i] != ignoreIndex && !(ids[i] >= 0 && ids[i] < classes && ids[i] == MathF.Floor(ids[i])))
-                throw new ShapeMismatchException(op, "target", $"class indices in [0, {classes}) or the ignore index {ignoreIndex}", $"{ids[i]} at row {i}");
+                throw new InvalidArgumentException(op, "target", $"class indices in [0, {classes}) or the ignore index {ignoreIndex}", $"{ids[i]} at row {i}");
         return (rows, classes);
     }
 

@@ -61,7 +61,7 @@ public static partial class Ops
         if (experts < 1)
             throw new ShapeMismatchException(op, "experts", "at least one expert", experts.ToString());
         if (capacityFactor is <= 0)
-            throw new ShapeMismatchException(op, "capacity_factor", "a positive factor", capacityFactor.Value.ToString());
+            throw new InvalidArgumentException(op, "capacity_factor", "a positive factor", capacityFactor.Value.ToString());
         int tokens = indices.Size(0), k = indices.Size(1), assignments = tokens * k;
         int capacity = capacityFactor is { } f ? (int)Math.Ceiling(f * assignments / experts) : assignments;
         var routing = new MoeRouting(device, tokens, k, experts, capacity);

@@ -28,7 +28,7 @@ public static partial class Ops
         const string op = "dropout";
         Validate.Input(op, "x", x);
         if (!(p >= 0f && p < 1f))
-            throw new ShapeMismatchException(op, "p", "a probability in [0, 1)", p.ToString());
+            throw new InvalidArgumentException(op, "p", "a probability in [0, 1)", p.ToString());
         var device = Validate.DeviceOf(op, "x", x);
         var y = Tensor.Empty(device, x.ShapeArray());
         var mask = Tensor.Empty(device, x.ShapeArray());
@@ -76,11 +76,11 @@ public static partial class Ops
         var device = Validate.Input(op, "logits", logits);
         Validate.Rank(op, "logits", logits, 2);
         if (temperature < 0 || float.IsNaN(temperature))
-            throw new ShapeMismatchException(op, "temperature", "a temperature ≥ 0", temperature.ToString());
+            throw new InvalidArgumentException(op, "temperature", "a temperature ≥ 0", temperature.ToString());
         if (topK < 0)
-            throw new ShapeMismatchException(op, "top_k", "top_k ≥ 0 (0: off)", topK.ToString());
+            throw new InvalidArgumentException(op, "top_k", "top_k ≥ 0 (0: off)", topK.ToString());
         if (!(topP > 0f && topP <= 1f))
-            throw new ShapeMismatchException(op, "top_p", "0 < top_p ≤ 1", topP.ToString());
+            throw new InvalidArgumentException(op, "top_p", "0 < top_p ≤ 1", topP.ToString());
         int rows = logits.Size(0), vocab = logits.Size(1);
         var tokens = Tensor.Empty(device, rows);
         if (rows == 0)

@@ -102,19 +102,20 @@ public sealed class SequenceTests(ITestOutputHelper output) : KernelFamilyTests<
     public void OutOfRangeTokenIdIsATypedErrorBeforeLaunch()
     {
         using var w = Tensor.Zeros(Cpu, 10, 4);
-        var e = Assert.Throws<ShapeMismatchException>(() => Ops.Embedding(w, new[] { 3, 10, 1 }));
+        // A value out of range, not a shape: its own type (still an ArgumentMismatchException with Op, Argument, Expected, Actual).
+        var e = Assert.Throws<InvalidArgumentException>(() => Ops.Embedding(w, new[] { 3, 10, 1 }));
         Assert.Equal("embedding", e.Op);
         Assert.Contains("id 10 at position 1", e.Actual);
-        Assert.Throws<ShapeMismatchException>(() => Ops.Embedding(w, new[] { -1 }));
+        Assert.Throws<InvalidArgumentException>(() => Ops.Embedding(w, new[] { -1 }));
     }
 
     [Fact]
     public void BadSamplingArgumentsAreNamed()
     {
         using var logits = Tensor.Zeros(Cpu, 2, 5);
-        Assert.Equal("top_p", Assert.Throws<ShapeMismatchException>(() => Ops.Sample(logits, topP: 0)).Argument);
-        Assert.Equal("temperature", Assert.Throws<ShapeMismatchException>(() => Ops.Sample(logits, temperature: -1)).Argument);
-        Assert.Equal("p", Assert.Throws<ShapeMismatchException>(() => Ops.Dropout(logits, 1f, 0)).Argument);
+        Assert.Equal("top_p", Assert.Throws<InvalidArgumentException>(() => Ops.Sample(logits, topP: 0)).Argument);
+        Assert.Equal("temperature", Assert.Throws<InvalidArgumentException>(() => Ops.Sample(logits, temperature: -1)).Argument);
+        Assert.Equal("p", Assert.Throws<InvalidArgumentException>(() => Ops.Dropout(logits, 1f, 0)).Argument);
     }
 }
 

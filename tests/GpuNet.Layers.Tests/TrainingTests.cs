@@ -125,6 +125,30 @@ public sealed class TrainingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void DuplicateParameterNamesAndBadRatesAreGpuNetErrors()
+    {
+        using var model = DnnRegression.Model(Cpu);
+        var twice = model.Parameters().Concat(model.Parameters().Take(1));
+        var e = Assert.Throws<InvalidArgumentException>(() => new Adam(twice, 1e-3f));
+        Assert.Equal("adam", e.Op);
+        Assert.Contains($"'{model.Parameters().First().Name}' 2 times", e.Message);
+        Assert.Equal("learningRate", Assert.Throws<InvalidArgumentException>(() => new Adam(model.Parameters(), -1f)).Argument);
+        Assert.Throws<InvalidArgumentException>(() => new Sgd(Array.Empty<(string, Tensor)>(), 0.1f));
+    }
+
+    [Fact]
+    public void AClassIndexOutOfRangeIsAValueErrorNotAShapeError()
+    {
+        using var scope = Cpu.Scope();
+        var logits = Tensor.Zeros(Cpu, 3, 4);
+        var e = Assert.Throws<InvalidArgumentException>(() => Ops.CrossEntropy(logits, Tensor.FromArray(Cpu, new float[] { 0, 4, 1 }, 3)));
+        Assert.Equal("target", e.Argument);
+        Assert.Contains("4 at row 1", e.Actual);
+        // A wrong number of targets is still a shape error.
+        Assert.Throws<ShapeMismatchException>(() => Ops.CrossEntropy(logits, Tensor.FromArray(Cpu, new float[] { 0, 1 }, 2)));
+    }
+
+    [Fact]
     public void TransformerLayersDropOutOnlyInTrainingMode()
     {
         using var layer = new TransformerEncoderLayer(Cpu, 16, 4, 40, dropout: 0.2f);
