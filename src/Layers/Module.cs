@@ -35,31 +35,73 @@ public abstract class Module : IDisposable
     private Tensor Register(string name, Tensor t, bool buffer)
     {
         if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
-            throw new ArgumentException($"{GetType().Name}: '{name}' is registered twice");
+            throw new InvalidArgumentException(GetType().Name, name, "a name not registered yet", $"'{name}' registered twice");
         _tensors.Add((name, t, buffer));
         return t;
     }
 
-    /// <summary>Registers a child module under <paramref name="name"/>.</summary>
+    /// <summary>Registers a child module under <paramref name="name"/>. A module of your own need not call it for modules it
+    /// keeps in fields or properties: those are found by themselves (see <see cref="Children"/>).</summary>
     protected T Child<T>(string name, T module) where T : Module
     {
+        Validate.NotNull(GetType().Name, name, module);
         if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
-            throw new ArgumentException($"{GetType().Name}: '{name}' is registered twice");
+            throw new InvalidArgumentException(GetType().Name, name, "a name not registered yet", $"'{name}' registered twice");
         if (!ReferenceEquals(module.Device, Device))
             throw new DeviceMismatchException(GetType().Name, name, Device.Label, module.Device.Label);
         _children.Add((name, module));
         return module;
     }
 
-    /// <summary>Direct children with their names.</summary>
-    public IReadOnlyList<(string Name, Module Child)> Children => _children;
+    /// <summary>
+    /// Direct children with their names: those registered with <see cref="Child{T}"/>, then — in a module class of your own
+    /// (declared outside GpuNet.Layers) — every module held in one of its fields or auto-properties and not registered yet,
+    /// named as the member (<c>_encoder</c> and <c>Encoder</c> both give <c>encoder</c>/<c>Encoder</c> without the underscore),
+    /// as PyTorch registers a module assigned to an attribute. Collections of modules go in a <see cref="ModuleList{T}"/> or
+    /// <see cref="ModuleDict{T}"/>.
+    /// </summary>
+    public IReadOnlyList<(string Name, Module Child)> Children
+    {
+        get
+        {
+            DiscoverChildren();
+            return _children;
+        }
+    }
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<Type, (string Name, System.Reflection.FieldInfo Field)[]> MemberModules = new();
+
+    /// <summary>Registers modules held in the fields of user-declared classes (cached per type; a cheap scan of the values).</summary>
+    private void DiscoverChildren()
+    {
+        var members = MemberModules.GetOrAdd(GetType(), static type =>
+        {
+            var found = new List<(string, System.Reflection.FieldInfo)>();
+            for (var t = type; t is not null && t.Assembly != typeof(Module).Assembly; t = t.BaseType)
+                foreach (var f in t.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic | System.Reflection.BindingFlags.DeclaredOnly))
+                    if (typeof(Module).IsAssignableFrom(f.FieldType))
+                        found.Add((MemberName(f.Name), f));
+            return found.ToArray();
+        });
+        foreach (var (name, field) in members)
+            if (field.GetValue(this) is Module module && !ReferenceEquals(module, this) && !_children.Any(c => ReferenceEquals(c.Child, module)))
+                Child(name, module);
+    }
+
+    /// <summary>A member's name as a state-dict key: an auto-property's backing field by the property's name, a leading underscore dropped.</summary>
+    private static string MemberName(string field)
+    {
+        if (field.StartsWith('<') && field.IndexOf('>') is int end and > 1)
+            return field[1..end];
+        return field.TrimStart('_');
+    }
 
     /// <summary>Every parameter and buffer, depth-first in registration order, with PyTorch state_dict names.</summary>
     public IEnumerable<(string Name, Tensor Tensor)> StateDict(string prefix = "")
     {
         foreach (var (name, t, _) in _tensors)
             yield return (prefix + name, t);
-        foreach (var (name, child) in _children)
+        foreach (var (name, child) in Children)
             foreach (var entry in child.StateDict(prefix + name + "."))
                 yield return entry;
     }
@@ -70,7 +112,7 @@ public abstract class Module : IDisposable
         foreach (var (name, t, buffer) in _tensors)
             if (!buffer)
                 yield return (prefix + name, t);
-        foreach (var (name, child) in _children)
+        foreach (var (name, child) in Children)
             foreach (var entry in child.Parameters(prefix + name + "."))
                 yield return entry;
     }
@@ -89,7 +131,7 @@ public abstract class Module : IDisposable
         foreach (var (_, t, buffer) in _tensors)
             if (!buffer)
                 t.RequiresGrad = training;
-        foreach (var (_, child) in _children)
+        foreach (var (_, child) in Children)
             child.Train(training);
     }
 
@@ -142,7 +184,7 @@ public abstract class Module : IDisposable
     public virtual void Initialize(ulong seed)
     {
         ulong i = 0;
-        foreach (var (_, child) in _children)
+        foreach (var (_, child) in Children)
             child.Initialize(seed + 0x9E3779B97F4A7C15UL * ++i);
     }
 
@@ -154,9 +196,96 @@ public abstract class Module : IDisposable
         _disposed = true;
         foreach (var (_, t, _) in _tensors)
             t.Dispose();
-        foreach (var (_, child) in _children)
+        foreach (var (_, child) in Children)
             child.Dispose();
     }
+}
+
+/// <summary>
+/// Modules in a list, registered as children "0", "1", ... (PyTorch's nn.ModuleList): keep a model's repeated blocks in one
+/// and their parameters are named <c>blocks.0.…</c>, <c>blocks.1.…</c> without hand-made prefixes.
+/// </summary>
+/// <typeparam name="T">The element type (<see cref="Module"/> for any).</typeparam>
+public sealed class ModuleList<T> : Module, IReadOnlyList<T> where T : Module
+{
+    private readonly List<T> _items = new();
+
+    /// <summary>Creates the list with <paramref name="modules"/> (each must live on <paramref name="device"/>).</summary>
+    public ModuleList(Device device, IEnumerable<T>? modules = null) : base(device)
+    {
+        foreach (var m in modules ?? Array.Empty<T>())
+            Add(m);
+    }
+
+    /// <summary>Appends <paramref name="module"/> as child "Count".</summary>
+    public T Add(T module)
+    {
+        _items.Add(Child(_items.Count.ToString(System.Globalization.CultureInfo.InvariantCulture), module));
+        return module;
+    }
+
+    /// <summary>The module at <paramref name="index"/>.</summary>
+    public T this[int index] => _items[index];
+
+    /// <summary>Number of modules.</summary>
+    public int Count => _items.Count;
+
+    /// <inheritdoc/>
+    public IEnumerator<T> GetEnumerator() => _items.GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
+/// <summary>Modules by name, registered as children under their keys in insertion order (PyTorch's nn.ModuleDict).</summary>
+/// <typeparam name="T">The element type (<see cref="Module"/> for any).</typeparam>
+public sealed class ModuleDict<T> : Module, IReadOnlyDictionary<string, T> where T : Module
+{
+    private readonly Dictionary<string, T> _items = new(StringComparer.Ordinal);
+    private readonly List<string> _order = new();
+
+    /// <summary>Creates the dictionary with <paramref name="modules"/> (each must live on <paramref name="device"/>).</summary>
+    public ModuleDict(Device device, IEnumerable<KeyValuePair<string, T>>? modules = null) : base(device)
+    {
+        foreach (var (key, m) in modules ?? Array.Empty<KeyValuePair<string, T>>())
+            Add(key, m);
+    }
+
+    /// <summary>Adds <paramref name="module"/> as child <paramref name="key"/> (a key without dots, not used yet).</summary>
+    public T Add(string key, T module)
+    {
+        Validate.NotNull("module_dict", "key", key);
+        if (key.Length == 0 || key.Contains('.'))
+            throw new InvalidArgumentException("module_dict", "key", "a non-empty name without '.' (it becomes part of state-dict names)", $"'{key}'");
+        if (_items.ContainsKey(key))
+            throw new InvalidArgumentException("module_dict", "key", "a key not used yet", $"'{key}' twice");
+        _items.Add(key, Child(key, module));
+        _order.Add(key);
+        return module;
+    }
+
+    /// <summary>The module under <paramref name="key"/>.</summary>
+    public T this[string key] => _items.TryGetValue(key, out var m) ? m
+        : throw new InvalidArgumentException("module_dict", "key", $"one of {string.Join(", ", _order)}", $"'{key}'");
+
+    /// <summary>Keys in insertion order.</summary>
+    public IEnumerable<string> Keys => _order;
+
+    /// <summary>Modules in insertion order.</summary>
+    public IEnumerable<T> Values => _order.Select(k => _items[k]);
+
+    /// <summary>Number of modules.</summary>
+    public int Count => _items.Count;
+
+    /// <inheritdoc/>
+    public bool ContainsKey(string key) => _items.ContainsKey(key);
+
+    /// <inheritdoc/>
+    public bool TryGetValue(string key, [System.Diagnostics.CodeAnalysis.MaybeNullWhen(false)] out T value) => _items.TryGetValue(key, out value);
+
+    /// <inheritdoc/>
+    public IEnumerator<KeyValuePair<string, T>> GetEnumerator() => _order.Select(k => new KeyValuePair<string, T>(k, _items[k])).GetEnumerator();
+
+    System.Collections.IEnumerator System.Collections.IEnumerable.GetEnumerator() => GetEnumerator();
 }
 
 /// <summary>A module with one input and one output.</summary>
@@ -169,8 +298,9 @@ public abstract class Layer : Module
     public abstract Tensor Forward(Tensor x);
 }
 
-/// <summary>Layers applied in order; children are named "0", "1", ... as in PyTorch's nn.Sequential.</summary>
-public sealed class Sequential : Layer
+/// <summary>Layers applied in order; children are named "0", "1", ... as in PyTorch's nn.Sequential. Not sealed: a subclass
+/// may add members or override <see cref="Forward"/>.</summary>
+public class Sequential : Layer
 {
     private readonly List<Layer> _layers = new();
 
@@ -183,6 +313,9 @@ public sealed class Sequential : Layer
         foreach (var (name, layer) in layers)
             _layers.Add(Child(name, layer));
     }
+
+    /// <summary>The layers in order.</summary>
+    public IReadOnlyList<Layer> Layers => _layers;
 
     /// <inheritdoc/>
     public override Tensor Forward(Tensor x)
