@@ -28,7 +28,7 @@ public sealed class LocalFeed : IDisposable
     {
         Repository = FindRepository();
         string copy = Path.Combine(Root, "repo");
-        foreach (var item in new[] { "src", "bench", "tests/GpuNet.Layers.Tests/Fixtures", "tests/GpuNet.Onnx.Tests/Models", "Directory.Build.props", "Directory.Packages.props", "README.md" })
+        foreach (var item in new[] { "src", "bench", "samples", "tests/GpuNet.Layers.Tests/Fixtures", "tests/GpuNet.Onnx.Tests/Models", "Directory.Build.props", "Directory.Packages.props", "README.md" })
             Copy(Path.Combine(Repository, item), Path.Combine(copy, item));
         foreach (var project in new[] { "src/Runtime", "src/Kernels", "src/Ops", "src/Layers", "src/Onnx", "bench" })
             Dotnet.Run(copy, "pack", project, "-c", "Release", "-o", Feed, "-p:Version=" + Version);
@@ -159,10 +159,25 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
         return blocks[index].Groups[1].Value;
     }
 
-    private string BuildAndRun(string name, string program)
+    private string BuildAndRun(string name, string program, string? sample = null)
     {
         string app = Path.Combine(feed.Root, name);
         Directory.CreateDirectory(app);
+        bool data = false;
+        if (sample is not null)
+        {
+            // The sample's sources and data as they are in samples/NAME; its csproj (which references the sources) is replaced
+            // by one that references the packages.
+            foreach (var file in Directory.EnumerateFiles(sample, "*", SearchOption.AllDirectories))
+            {
+                var relative = Path.GetRelativePath(sample, file);
+                if (relative.EndsWith(".csproj") || relative.Split(Path.DirectorySeparatorChar).Any(part => part is "bin" or "obj"))
+                    continue;
+                data |= relative.StartsWith("model" + Path.DirectorySeparatorChar);
+                Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(app, relative))!);
+                File.Copy(file, Path.Combine(app, relative), true);
+            }
+        }
         File.WriteAllText(Path.Combine(app, "nuget.config"), $"""
             <?xml version="1.0" encoding="utf-8"?>
             <configuration>
@@ -185,10 +200,12 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
               <ItemGroup>
                 <PackageReference Include="GpuNet.Layers" Version="{{feed.Version}}" />
                 <PackageReference Include="GpuNet.Onnx" Version="{{feed.Version}}" />
+                {{(data ? "<None Include=\"model/**\" CopyToOutputDirectory=\"PreserveNewest\" />" : "")}}
               </ItemGroup>
             </Project>
             """);
-        File.WriteAllText(Path.Combine(app, "Program.cs"), program);
+        if (sample is null)
+            File.WriteAllText(Path.Combine(app, "Program.cs"), program);
         var text = Dotnet.Run(app, "run", "-c", "Release");
         output.WriteLine(text);
         // The app never sets TieredCompilationQuickJitForLoops: GpuNet.Runtime's buildTransitive props did, so the SIMD loops
@@ -217,6 +234,25 @@ public sealed class PackageTests(LocalFeed feed, ITestOutputHelper output) : ICl
         // value (the loop as first written leaked one [256, 1] prediction per step: 554 KiB -> 2 MiB).
         var inUse = steps.Select(m => long.Parse(m.Groups[3].Value)).Distinct().ToList();
         Assert.True(inUse.Count == 1, $"bytes in use changed over the steps: {string.Join(", ", inUse)}");
+    }
+
+    /// <summary>Each project of samples/ (also built from the sources by the solution) against the packages, run, and its
+    /// result line checked.</summary>
+    [Theory]
+    [InlineData("Embedding", "softmax(c · w) row sums: 1.000, 1.000")]
+    [InlineData("Training", "restored model gives the same predictions: True")]
+    [InlineData("Onnx", "largest difference from PyTorch's output: ")]
+    [InlineData("CustomKernel", "match")]
+    public void EverySampleBuildsAgainstThePackagesAndRuns(string sample, string expected)
+    {
+        var text = BuildAndRun("sample-" + sample.ToLowerInvariant(), "", Path.Combine(feed.Repository, "samples", sample));
+        Assert.Contains(expected, text);
+        Assert.DoesNotContain("MISMATCH", text);
+        Assert.DoesNotContain("did not converge", text);
+        if (sample == "Training")
+            Assert.Single(Regex.Matches(text, @"(\d+) bytes in use").Select(m => m.Groups[1].Value).Distinct());
+        if (sample == "Onnx")
+            Assert.True(double.Parse(Regex.Match(text, @"output: ([0-9.E+-]+)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture) < 1e-4, text);
     }
 
     [Fact]
