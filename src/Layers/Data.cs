@@ -182,13 +182,13 @@ public static class FashionMnist
     }
 }
 
-/// <summary>One minibatch on the device: images [B, C, H, W] and labels [B] (class indices as floats). Dispose it when done.</summary>
+/// <summary>One minibatch on the device: images [B, C, H, W] and labels [B] (int32 class indices). Dispose it when done.</summary>
 public sealed class ImageBatch(Tensor images, Tensor labels, int[] hostLabels) : IDisposable
 {
     /// <summary>[B, C, H, W].</summary>
     public Tensor Images { get; } = images;
 
-    /// <summary>[B] class indices.</summary>
+    /// <summary>[B] int32 class indices (what Ops.CrossEntropy takes).</summary>
     public Tensor Labels { get; } = labels;
 
     /// <summary>The labels on the host (for accuracy without a device read).</summary>
@@ -272,7 +272,7 @@ public sealed class DataLoader
             }
             int count = labels.Length;
             var images = Tensor.FromArray(_device, pixels, count, _data.Channels, _data.Height, _data.Width);
-            var targets = Tensor.FromArray(_device, Array.ConvertAll(labels, l => (float)l), count);
+            var targets = Tensor.FromArray(_device, labels, count);   // int32 class indices
             yield return new ImageBatch(images, targets, labels);
         }
     }

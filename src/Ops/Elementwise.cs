@@ -44,6 +44,16 @@ public static partial class Ops
     /// </summary>
     public static Tensor Contiguous(this Tensor tensor)
     {
+        var device = Validate.DeviceOf("contiguous", "tensor", tensor);
+        if (tensor.DType != DType.Float32)
+        {
+            // Integer data (labels, ids): the same copy moves each element's four bytes unchanged; nothing to record.
+            if (tensor.IsContiguous)
+                return tensor.Reshape(tensor.ShapeArray());
+            var copy = Tensor.Empty(device, tensor.DType, tensor.ShapeArray());
+            ElementwiseKernels.MapUnary("copy_strided", tensor, copy, new ElementwiseOps.Identity());
+            return copy;
+        }
         Validate.Input("contiguous", "tensor", tensor);
         if (tensor.IsContiguous)
             return tensor.Reshape(tensor.ShapeArray());

@@ -41,7 +41,24 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// The gradient of <see cref="Embedding"/> for weight [<paramref name="vocab"/>, D]: dW[v] = Σ of dy's rows at the positions
+    /// Looks up rows of <paramref name="weight"/> [V, D] for the int32 token ids in <paramref name="ids"/> (any shape): output
+    /// [...ids.shape, D], as <see cref="Embedding(Tensor, ReadOnlySpan{int}, int[])"/> (the ids are read to the host and checked there).
+    /// </summary>
+    /// <exception cref="DTypeMismatchException"><paramref name="ids"/> is not int32 (float indices: <see cref="GatherRows"/>).</exception>
+    public static Tensor Embedding(Tensor weight, Tensor ids)
+    {
+        const string op = "embedding";
+        var device = Validate.Input(op, "weight", weight);
+        Validate.DeviceOf(op, "ids", ids);
+        if (!ReferenceEquals(ids.Device, device))
+            throw new DeviceMismatchException(op, "ids", device.Label, ids.Device.Label);
+        if (ids.DType != DType.Int32)
+            throw new DTypeMismatchException(op, "ids", DType.Int32, ids.DType);
+        return Embedding(weight, ids.ToInt32Array(), ids.ShapeArray());
+    }
+
+    /// <summary>
+    /// The gradient of <see cref="Embedding(Tensor, ReadOnlySpan{int}, int[])"/> for weight [<paramref name="vocab"/>, D]: dW[v] = Σ of dy's rows at the positions
     /// whose id is v (ids outside [0, vocab) contribute nothing). Deterministic: positions are summed in order by one thread
     /// per (row, column), no atomics. Kernel <c>embedding_backward</c>.
     /// </summary>
@@ -99,10 +116,13 @@ public static partial class Ops
     /// <summary>
     /// Rows of <paramref name="weight"/> [V, D] picked by device-side <paramref name="indices"/> (floats holding integers, any
     /// shape): output [...indices.shape, D]. An index outside [0, V) or not an integer yields a NaN row. Kernel <c>gather_rows</c>.
+    /// Int32 indices are token ids: <see cref="Embedding(Tensor, Tensor)"/>.
     /// </summary>
     public static Tensor GatherRows(Tensor weight, Tensor indices)
     {
         const string op = "gather_rows";
+        if (indices is { DType: DType.Int32 })
+            return Embedding(weight, indices);   // int32 indices: checked like token ids (an index out of range is an error)
         var device = Validate.Input(op, "weight", weight);
         Validate.Input(op, "indices", indices, device);
         Validate.Rank(op, "weight", weight, 2);

@@ -18,6 +18,8 @@ public static partial class Ops
         var device = Validate.DeviceOf(op, "logits", logits);
         if (!(labelSmoothing >= 0f && labelSmoothing <= 1f))
             throw new InvalidArgumentException(op, "labelSmoothing", "a value in [0, 1]", labelSmoothing.ToString());
+        using var labels = IntegerLabels(op, logits, target, ignoreIndex);
+        target = labels ?? target;
         var (rows, _) = CheckClassTargets(op, logits, target, ignoreIndex);
 
         var loss = Tensor.Empty(device, rows);
@@ -162,6 +164,8 @@ public static partial class Ops
     {
         const string op = "nll_loss";
         var device = Validate.DeviceOf(op, "logProbabilities", logProbabilities);
+        using var labels = IntegerLabels(op, logProbabilities, target, ignoreIndex);
+        target = labels ?? target;
         var (rows, classes) = CheckClassTargets(op, logProbabilities, target, ignoreIndex);
         var loss = Tensor.Empty(device, rows);
         using var weight = Tensor.Empty(device, rows);
@@ -213,6 +217,28 @@ public static partial class Ops
                     total = Add(previous, s);
         }
         return total ?? throw new ShapeMismatchException(op, "parameters", "at least one parameter", "an empty list");
+    }
+
+    /// <summary>
+    /// Int32 class labels checked as integers (each in [0, C) or the ignore index) and handed to the loss kernels as the
+    /// float32 values they read (exact: class counts stay far below 2²⁴); null for float labels. The labels come to the host
+    /// for the check either way.
+    /// </summary>
+    private static Tensor? IntegerLabels(string op, Tensor x, Tensor target, int ignoreIndex)
+    {
+        var device = Validate.DeviceOf(op, "target", target);
+        if (target.DType != DType.Int32)
+            return null;
+        Validate.Input(op, "input", x, device);
+        Validate.Rank(op, "input", x, 2);
+        int rows = x.Size(0), classes = x.Size(1);
+        if (target.Rank != 1 || target.Length != rows)
+            throw new ShapeMismatchException(op, "target", $"class indices [{rows}]", target.Describe());
+        var ids = target.ToInt32Array();
+        for (int i = 0; i < ids.Length; i++)
+            if (ids[i] != ignoreIndex && (ids[i] < 0 || ids[i] >= classes))
+                throw new InvalidArgumentException(op, "target", $"class indices in [0, {classes}) or the ignore index {ignoreIndex}", $"{ids[i]} at row {i}");
+        return Tensor.FromArray(device, Array.ConvertAll(ids, v => (float)v), rows);
     }
 
     /// <summary>Shapes and class ids of a classification loss, checked on the host before anything runs.</summary>

@@ -16,11 +16,12 @@ internal sealed class TensorStorage
     /// <summary>With the leak check on, where the storage was made (the op, then the caller's frames); else null.</summary>
     private readonly string? _site;
 
-    internal TensorStorage(Device device, PooledBuffer buffer, long capacity, int[]? shape = null)
+    internal TensorStorage(Device device, PooledBuffer buffer, long capacity, int[]? shape = null, DType dtype = DType.Float32)
     {
         Device = device;
         Buffer = buffer;
         Capacity = capacity;
+        DType = dtype;
         if (LeakCheck)
             _site = LeakSite.Describe(device, capacity, shape);
     }
@@ -30,6 +31,9 @@ internal sealed class TensorStorage
     internal static bool LeakCheck = Environment.GetEnvironmentVariable("GPUNET_LEAK_CHECK") == "1";
 
     internal Device Device { get; }
+
+    /// <summary>What the elements are; every view over the storage shares it.</summary>
+    internal DType DType { get; }
 
     internal PooledBuffer Buffer { get; }
 
@@ -126,8 +130,8 @@ public sealed class Tensor : IDisposable
     /// <summary>The device the tensor lives on.</summary>
     public Device Device => _storage.Device;
 
-    /// <summary>Element type.</summary>
-    public DType DType => DType.Float32;
+    /// <summary>Element type (a view has its source's).</summary>
+    public DType DType => _storage.DType;
 
     /// <summary>Size of each dimension.</summary>
     public IReadOnlyList<int> Shape => _shape;
@@ -260,14 +264,17 @@ public sealed class Tensor : IDisposable
 
     // ---------------------------------------------------------------- creation
 
-    /// <summary>A new tensor with uninitialized contents (pooled memory is reused as it is).</summary>
-    public static Tensor Empty(Device device, params int[] shape)
+    /// <summary>A new float32 tensor with uninitialized contents (pooled memory is reused as it is).</summary>
+    public static Tensor Empty(Device device, params int[] shape) => Empty(device, DType.Float32, shape);
+
+    /// <summary>A new tensor of <paramref name="dtype"/> with uninitialized contents.</summary>
+    public static Tensor Empty(Device device, DType dtype, params int[] shape)
     {
         Validate.NotNull("empty", "device", device).EnsureAlive("empty");
         shape = (int[])Validate.NotNull("empty", "shape", shape).Clone();
         long n = Math.Max(ShapeUtil.ElementCount("empty", "shape", shape), 1);
-        var buffer = device.Pool.Rent(n * sizeof(float), "empty");
-        return new Tensor("empty", new TensorStorage(device, buffer, n, shape), shape, ShapeUtil.ContiguousStrides(shape), 0);
+        var buffer = device.Pool.Rent(n * dtype.SizeInBytes(), "empty");
+        return new Tensor("empty", new TensorStorage(device, buffer, n, shape, dtype), shape, ShapeUtil.ContiguousStrides(shape), 0);
     }
 
     /// <summary>A new tensor of zeros.</summary>
@@ -293,6 +300,22 @@ public sealed class Tensor : IDisposable
     /// <summary>A 1-D tensor holding <paramref name="data"/>.</summary>
     public static Tensor FromArray(Device device, float[] data) => FromArray(device, data, Validate.NotNull("from_array", "data", data).Length);
 
+    /// <summary>A new int32 tensor holding <paramref name="data"/> (row-major) in the given shape: class labels or token ids
+    /// for the ops that take them (<c>Ops.CrossEntropy</c>, <c>Ops.NllLoss</c>, <c>Ops.Embedding</c>, <c>Ops.GatherRows</c>).</summary>
+    /// <exception cref="ShapeMismatchException">The data length does not equal the shape's element count.</exception>
+    public static Tensor FromArray(Device device, ReadOnlySpan<int> data, params int[] shape)
+    {
+        int n = ShapeUtil.ElementCount("from_array", "shape", Validate.NotNull("from_array", "shape", shape));
+        if (data.Length != n)
+            throw new ShapeMismatchException("from_array", "data", $"{n} elements for shape {GpuNetException.FormatShape(shape)}", $"{data.Length} elements");
+        var t = Empty(device, DType.Int32, shape);
+        t.CopyFrom(data);
+        return t;
+    }
+
+    /// <summary>A 1-D int32 tensor holding <paramref name="data"/>.</summary>
+    public static Tensor FromArray(Device device, int[] data) => FromArray(device, data, Validate.NotNull("from_array", "data", data).Length);
+
     /// <summary>Uniform random values in [low, high) from the Philox stream of <paramref name="seed"/>: the same on every device.</summary>
     public static Tensor RandomUniform(Device device, int[] shape, ulong seed, float low = 0f, float high = 1f)
     {
@@ -311,10 +334,32 @@ public sealed class Tensor : IDisposable
 
     // ---------------------------------------------------------------- host I/O
 
-    /// <summary>Overwrites a contiguous tensor with <paramref name="data"/> (row-major).</summary>
+    /// <summary>Overwrites a contiguous float32 tensor with <paramref name="data"/> (row-major).</summary>
     public void CopyFrom(ReadOnlySpan<float> data)
     {
         EnsureAlive("copy_from", "tensor");
+        EnsureDType("copy_from", DType.Float32);
+        CopyBitsFrom(data);
+    }
+
+    /// <summary>Overwrites a contiguous int32 tensor with <paramref name="data"/> (row-major).</summary>
+    public void CopyFrom(ReadOnlySpan<int> data)
+    {
+        EnsureAlive("copy_from", "tensor");
+        EnsureDType("copy_from", DType.Int32);
+        CopyBitsFrom(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(data));
+    }
+
+    /// <summary>Raises <see cref="DTypeMismatchException"/> naming <paramref name="op"/> unless the tensor is <paramref name="dtype"/>.</summary>
+    internal void EnsureDType(string op, DType dtype)
+    {
+        if (DType != dtype)
+            throw new DTypeMismatchException(op, "tensor", dtype, DType);
+    }
+
+    /// <summary>The elements' 4-byte patterns from <paramref name="data"/>, whatever they mean.</summary>
+    private void CopyBitsFrom(ReadOnlySpan<float> data)
+    {
         if (data.Length != Length)
             throw new ShapeMismatchException("copy_from", "data", $"{Length} elements", $"{data.Length} elements");
         if (Length == 0)
@@ -323,11 +368,34 @@ public sealed class Tensor : IDisposable
         HostCopy.Upload(data, view);
     }
 
-    /// <summary>Copies the elements, in row-major order of this tensor's shape, into <paramref name="dest"/>.
+    /// <summary>Copies the elements of a float32 tensor, in row-major order of its shape, into <paramref name="dest"/>.
     /// Works on any view: strided views are gathered on the host.</summary>
     public void CopyTo(Span<float> dest)
     {
         EnsureAlive("copy_to", "tensor");
+        EnsureDType("copy_to", DType.Float32);
+        CopyBitsTo(dest);
+    }
+
+    /// <summary>Copies the elements of an int32 tensor, in row-major order of its shape, into <paramref name="dest"/>.</summary>
+    public void CopyTo(Span<int> dest)
+    {
+        EnsureAlive("copy_to", "tensor");
+        EnsureDType("copy_to", DType.Int32);
+        CopyBitsTo(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(dest));
+    }
+
+    /// <summary>The elements of an int32 tensor as a new array, row-major.</summary>
+    public int[] ToInt32Array()
+    {
+        var result = new int[Length];
+        CopyTo(result);
+        return result;
+    }
+
+    /// <summary>The elements' 4-byte patterns into <paramref name="dest"/> (gathered on the host for a strided view).</summary>
+    private void CopyBitsTo(Span<float> dest)
+    {
         if (dest.Length != Length)
             throw new ShapeMismatchException("copy_to", "dest", $"{Length} elements", $"{dest.Length} elements");
         if (Length == 0)
@@ -384,9 +452,10 @@ public sealed class Tensor : IDisposable
         _storage.Device.EnsureAlive(op);
     }
 
-    /// <summary>Shape, strides when not contiguous, and device, for messages.</summary>
+    /// <summary>Shape, strides when not contiguous, the dtype when not float32, and device, for messages.</summary>
     public string Describe() =>
-        GpuNetException.FormatShape(_shape) + (IsContiguous ? "" : " strides " + GpuNetException.FormatShape(_strides)) + $" on {_storage.Device.Id}";
+        GpuNetException.FormatShape(_shape) + (IsContiguous ? "" : " strides " + GpuNetException.FormatShape(_strides)) +
+        (DType == DType.Float32 ? "" : " " + DType.Name()) + $" on {_storage.Device.Id}";
 
     /// <inheritdoc />
     public override string ToString() => $"Tensor {Describe()}{(_disposed ? " (disposed)" : "")}";

@@ -127,12 +127,13 @@ public sealed class DataTests(ITestOutputHelper output)
             {
                 Assert.Equal(new[] { batch.Count, 1, 2, 2 }, batch.Images.ShapeArray());
                 var pixels = batch.Images.ToArray();
-                var labels = batch.Labels.ToArray();
+                Assert.Equal(DType.Int32, batch.Labels.DType);
+                var labels = batch.Labels.ToInt32Array();
                 for (int i = 0; i < batch.Count; i++)
                 {
                     int index = (int)pixels[4 * i];   // every pixel of image k holds k
                     seen.Add(index);
-                    Assert.Equal(index % 3, (int)labels[i]);
+                    Assert.Equal(index % 3, labels[i]);
                     Assert.Equal(index % 3, batch.HostLabels[i]);
                 }
                 sizes.Add(batch.Count);
