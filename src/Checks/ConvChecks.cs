@@ -82,6 +82,12 @@ internal static class ConvChecks
             // of 8 rows), and a 3×4 map in a batch of two (12 pixels, padded to 16).
             ("sixteen_pixels_relu6", 1, 19, 4, 4, 21, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true),
             ("twelve_pixels_batch2_silu", 2, 11, 3, 4, 13, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }, true),
+            // One image of more than 64 pixels and more than 64 column rows: the fast CPU splits the output rows across the
+            // cores and unfolds each core's rows from a zero-bordered copy of the plane (rows r0 … r1 plus the taps' reach);
+            // uneven padding and a dilation move where the border falls.
+            // (Over 2¹⁸ multiply-adds, so the rows do split; a smaller layer stays on one core and unfolds from row 0.)
+            ("one_image_rows_split_relu", 1, 16, 18, 16, 16, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }, true),
+            ("one_image_rows_split_dilation2_asymmetric", 1, 16, 20, 17, 12, 3, 3, new Conv2dOptions { Padding = (2, 1, 0, 3), Dilation = (2, 2) }, true),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o, bias) in shapes)
             foreach (var algo in new[] { ConvAlgorithm.Im2Col, ConvAlgorithm.ImplicitGemm })

@@ -335,20 +335,17 @@ public sealed class Tensor : IDisposable
     // ---------------------------------------------------------------- host I/O
 
     /// <summary>Overwrites a contiguous float32 tensor with <paramref name="data"/> (row-major).</summary>
-    public void CopyFrom(ReadOnlySpan<float> data)
-    {
-        EnsureAlive("copy_from", "tensor");
-        EnsureDType("copy_from", DType.Float32);
-        CopyBitsFrom(data);
-    }
+    public void CopyFrom(ReadOnlySpan<float> data) => CopyBitsFrom(data, DType.Float32);
 
     /// <summary>Overwrites a contiguous int32 tensor with <paramref name="data"/> (row-major).</summary>
-    public void CopyFrom(ReadOnlySpan<int> data)
-    {
-        EnsureAlive("copy_from", "tensor");
-        EnsureDType("copy_from", DType.Int32);
-        CopyBitsFrom(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(data));
-    }
+    public void CopyFrom(ReadOnlySpan<int> data) => CopyBitsFrom(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(data), DType.Int32);
+
+    /// <summary>Copies the elements of a float32 tensor, in row-major order of its shape, into <paramref name="dest"/>.
+    /// Works on any view: strided views are gathered on the host.</summary>
+    public void CopyTo(Span<float> dest) => CopyBitsTo(dest, DType.Float32);
+
+    /// <summary>Copies the elements of an int32 tensor, in row-major order of its shape, into <paramref name="dest"/>.</summary>
+    public void CopyTo(Span<int> dest) => CopyBitsTo(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(dest), DType.Int32);
 
     /// <summary>Raises <see cref="DTypeMismatchException"/> naming <paramref name="op"/> unless the tensor is <paramref name="dtype"/>.</summary>
     internal void EnsureDType(string op, DType dtype)
@@ -357,32 +354,17 @@ public sealed class Tensor : IDisposable
             throw new DTypeMismatchException(op, "tensor", dtype, DType);
     }
 
-    /// <summary>The elements' 4-byte patterns from <paramref name="data"/>, whatever they mean.</summary>
-    private void CopyBitsFrom(ReadOnlySpan<float> data)
+    /// <summary>The elements' 4-byte patterns from <paramref name="data"/> into a live contiguous tensor of <paramref name="dtype"/>.</summary>
+    private void CopyBitsFrom(ReadOnlySpan<float> data, DType dtype)
     {
+        EnsureAlive("copy_from", "tensor");
+        EnsureDType("copy_from", dtype);
         if (data.Length != Length)
             throw new ShapeMismatchException("copy_from", "data", $"{Length} elements", $"{data.Length} elements");
         if (Length == 0)
             return;
         var view = ContiguousView;
         HostCopy.Upload(data, view);
-    }
-
-    /// <summary>Copies the elements of a float32 tensor, in row-major order of its shape, into <paramref name="dest"/>.
-    /// Works on any view: strided views are gathered on the host.</summary>
-    public void CopyTo(Span<float> dest)
-    {
-        EnsureAlive("copy_to", "tensor");
-        EnsureDType("copy_to", DType.Float32);
-        CopyBitsTo(dest);
-    }
-
-    /// <summary>Copies the elements of an int32 tensor, in row-major order of its shape, into <paramref name="dest"/>.</summary>
-    public void CopyTo(Span<int> dest)
-    {
-        EnsureAlive("copy_to", "tensor");
-        EnsureDType("copy_to", DType.Int32);
-        CopyBitsTo(System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(dest));
     }
 
     /// <summary>The elements of an int32 tensor as a new array, row-major.</summary>
@@ -393,9 +375,12 @@ public sealed class Tensor : IDisposable
         return result;
     }
 
-    /// <summary>The elements' 4-byte patterns into <paramref name="dest"/> (gathered on the host for a strided view).</summary>
-    private void CopyBitsTo(Span<float> dest)
+    /// <summary>The elements' 4-byte patterns of a live tensor of <paramref name="dtype"/> into <paramref name="dest"/>
+    /// (gathered on the host for a strided view).</summary>
+    private void CopyBitsTo(Span<float> dest, DType dtype)
     {
+        EnsureAlive("copy_to", "tensor");
+        EnsureDType("copy_to", dtype);
         if (dest.Length != Length)
             throw new ShapeMismatchException("copy_to", "dest", $"{Length} elements", $"{dest.Length} elements");
         if (Length == 0)

@@ -97,7 +97,7 @@ public sealed class AttentionTests(ITestOutputHelper output) : KernelFamilyTests
     {
         using var cache = Ops.Full(Cpu, 1f, 1, 1, 4, 2);
         using var values = Tensor.Zeros(Cpu, 1, 1, 2, 2);
-        var e = Assert.Throws<ShapeMismatchException>(() => Ops.KvCacheAppend(cache, values, 3));
+        var e = Assert.Throws<InvalidArgumentException>(() => Ops.KvCacheAppend(cache, values, 3));
         Assert.Equal("position", e.Argument);
         Assert.All(cache.ToArray(), x => Assert.Equal(1f, x));
     }

@@ -20,7 +20,8 @@ internal static unsafe class HostConv
     /// <summary>Scratch slot of a core's output rows before they are copied into the image's output.</summary>
     private const int TileSlot = 8;
 
-    /// <summary>Scratch slot of a plane's rows split into stride phases (<see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/>).</summary>
+    /// <summary>Scratch slot of a plane's rows split into stride phases, or at stride 1 of its zero-bordered rows
+    /// (<see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/>).</summary>
     private const int PhaseSlot = 9;
 
     /// <summary>col[(c, kh, kw), pixel] for one image of <paramref name="channels"/> planes of H·W at <paramref name="x"/>;
@@ -41,6 +42,11 @@ internal static unsafe class HostConv
     {
         int pixels = (r1 - r0) * ow, stride = ix.StrideW;
         float* dst = col + (long)c0 * ix.KH * ix.KW * pixels;
+        if (ix.StrideW == 1 && ix.StrideH == 1)
+        {
+            Im2ColPadded(x, dst, ix, c0, c1, r0, r1, ow);
+            return;
+        }
         // At a column stride s the plane's rows are split into s phases first (column c to phase c mod s, index c / s), so each
         // tap's valid run of an output row is a contiguous copy from one phase: resnet18's 7×7 stride-2 stem gathered 75K
         // single floats per core instead.
@@ -92,6 +98,47 @@ internal static unsafe class HostConv
                         for (int j = hi + 1; j < ow; j++)
                             row[j] = 0;
                     }
+                }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at stride 1: each channel's rows r0 … r1 + taps
+    /// are first laid in a zero-bordered plane, where every tap's output row is one contiguous, in-bounds run of ow floats —
+    /// no per-row bounds, no zero fills. A 3×3 layer unfolds 9·C·OH rows (9,216 in each of resnet18's stages), and the per-row
+    /// bookkeeping of the bounded copy was 3.4–5.8 ns a row.
+    /// </summary>
+    private static void Im2ColPadded(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
+    {
+        int rows = r1 - r0 + (ix.KH - 1) * ix.DilationH, width = ow + (ix.KW - 1) * ix.DilationW;
+        float* padded = HostScratch.Get(PhaseSlot, (long)rows * width);
+        int pixels = (r1 - r0) * ow;
+        for (int c = c0; c < c1; c++)
+        {
+            float* plane = x + (long)c * ix.H * ix.W;
+            // Padded row y is input row r0 + y − PadTop; padded column j is input column j − PadLeft.
+            int colLo = Math.Max(0, ix.PadLeft), colHi = Math.Min(width, ix.PadLeft + ix.W);
+            for (int y = 0; y < rows; y++)
+            {
+                float* line = padded + (long)y * width;
+                int ih = r0 + y - ix.PadTop;
+                if (ih < 0 || ih >= ix.H || colHi <= colLo)
+                {
+                    new Span<float>(line, width).Clear();
+                    continue;
+                }
+                for (int j = 0; j < colLo; j++)
+                    line[j] = 0;
+                Copy(line + colLo, plane + (long)ih * ix.W + (colLo - ix.PadLeft), colHi - colLo);
+                for (int j = colHi; j < width; j++)
+                    line[j] = 0;
+            }
+            for (int kh = 0; kh < ix.KH; kh++)
+                for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
+                {
+                    float* src = padded + (long)kh * ix.DilationH * width + kw * ix.DilationW;
+                    for (int r = 0; r < r1 - r0; r++)
+                        Copy(dst + r * ow, src + (long)r * width, ow);
                 }
         }
     }
@@ -463,6 +510,11 @@ internal static unsafe class HostConv
         int j = 0;
         for (; j + 8 <= count; j += 8)
             Vector256.Store(Vector256.Load(src + j), dst + j);
+        if (j + 4 <= count)
+        {
+            Vector128.Store(Vector128.Load(src + j), dst + j);
+            j += 4;
+        }
         for (; j < count; j++)
             dst[j] = src[j];
     }
