@@ -48,6 +48,8 @@ internal sealed class Fusion
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.SiluEpilogue(k);
         f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.ResidualEpilogue(k);
+        f.Compact();
         return before - plan.Count;
     }
 
@@ -289,6 +291,53 @@ internal sealed class Fusion
             node.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
         _plan[root] = (node, _plan[k].Index, _plan[k].Spec);
         _removed[k] = true;
+    }
+
+    /// <summary>
+    /// Add(z, r) (either order) with z the output of a Conv without an epilogue activation, used by that Add only → one
+    /// <c>GpuNet.ConvResidual</c> node computing Conv + r in place; and when the sum feeds only a Relu or a Clip(0, 6), that
+    /// activation too. A ResNet block's tail (conv2 → Add → Relu) becomes one node.
+    /// </summary>
+    private void ResidualEpilogue(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Add" || n.Inputs.Count != 2 || n.Inputs[0] == n.Inputs[1])
+            return;
+        foreach (var z in n.Inputs)
+        {
+            if (Only(z, "Conv") is not int conv || Node(conv).Attributes.ContainsKey("gpunet_activation"))
+                continue;
+            string residual = Other(n, z)!;
+            var convNode = Node(conv);
+            var inputs = new[] { convNode.Inputs[0], convNode.Inputs[1], convNode.Inputs.Count > 2 ? convNode.Inputs[2] : "", residual };
+            // The sum's only reader a ReLU or ReLU6: it rides along, and its output becomes the fused node's.
+            int target = root;
+            long activation = 0;
+            if (_uses.GetValueOrDefault(n.Outputs[0]) == 1 && !_outputs.Contains(n.Outputs[0]))
+            {
+                int? reader = Enumerable.Range(0, _plan.Count).Where(k => !_removed[k] && Node(k).Inputs.Contains(n.Outputs[0])).Cast<int?>().FirstOrDefault();
+                if (reader is int k && Node(k).Inputs.Count >= 1 && Node(k).Inputs[0] == n.Outputs[0])
+                {
+                    if (Node(k).OpType == "Relu")
+                        (target, activation) = (k, (long)FusedActivation.Relu);
+                    else if (Node(k).OpType == "Clip" && IsRelu6(Node(k)))
+                        (target, activation) = (k, (long)FusedActivation.Relu6);
+                }
+            }
+            var fused = new NodeProto { Name = $"Conv+Add ({convNode.Name})", OpType = "GpuNet.ConvResidual" };
+            fused.Inputs.AddRange(inputs);
+            fused.Outputs.Add(Node(target).Outputs[0]);
+            foreach (var (name, a) in convNode.Attributes)
+                fused.Attributes[name] = a;
+            if (activation != 0)
+                fused.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
+            // The fused node runs where the last of the nodes it replaces ran, when the residual exists too.
+            _plan[target] = (fused, _plan[target].Index, FusedOperators.All["GpuNet.ConvResidual"]);
+            _removed[conv] = true;
+            if (target != root)
+                _removed[root] = true;
+            return;
+        }
     }
 
     /// <summary>Mul(z, Sigmoid(z)) (either order) with z a Conv's output used by those two nodes only → the Conv with the SiLU

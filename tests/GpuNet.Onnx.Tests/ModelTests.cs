@@ -55,10 +55,14 @@ public sealed class ModelTests
             SeededWeights.Materialize(Path.GetDirectoryName(Model(name))!);
         using (var resnet = OnnxModel.Load(Model("real_resnet18"), Cpu))
         {
-            // 20 Conv → BatchNormalization pairs, 9 of them followed by Relu (the other 8 ReLUs come after the residual Add).
+            // 20 Conv → BatchNormalization pairs, 9 of them followed by Relu; the other 8 ReLUs come after a block's residual
+            // Add, which with the block's last Conv becomes one Conv+Add node carrying the ReLU.
             Assert.DoesNotContain("BatchNormalization", resnet.PlannedOperators);
             Assert.Equal(9, resnet.PlannedOperators.Count(o => o == "Conv+Relu"));
-            Assert.Equal(20, resnet.PlannedOperators.Count(o => o.StartsWith("Conv")));
+            Assert.Equal(8, resnet.PlannedOperators.Count(o => o == "GpuNet.ConvResidual+Relu"));
+            Assert.DoesNotContain("Add", resnet.PlannedOperators);
+            Assert.DoesNotContain("Relu", resnet.PlannedOperators);
+            Assert.Equal(20, resnet.PlannedOperators.Count(o => o.StartsWith("Conv") || o.StartsWith("GpuNet.ConvResidual")));
         }
         using (var efficientnet = OnnxModel.Load(Model("real_efficientnet_b0"), Cpu))
         {
@@ -67,9 +71,12 @@ public sealed class ModelTests
         }
         using (var mobilenet = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu))
         {
-            // ReLU6 is exported as Clip(0, 6): all 35 after a (batch-norm-folded) Conv go into its epilogue.
+            // ReLU6 is exported as Clip(0, 6): all 35 after a (batch-norm-folded) Conv go into its epilogue; the 10 inverted
+            // residual blocks' Adds join their projection convolutions.
             Assert.DoesNotContain("Clip", mobilenet.PlannedOperators);
             Assert.Equal(35, mobilenet.PlannedOperators.Count(o => o == "Conv+Relu6"));
+            Assert.Equal(10, mobilenet.PlannedOperators.Count(o => o == "GpuNet.ConvResidual"));
+            Assert.DoesNotContain("Add", mobilenet.PlannedOperators);
         }
         using var unoptimized = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu, optimize: false);
         Assert.Equal(52, unoptimized.PlannedOperators.Count(o => o == "BatchNormalization"));

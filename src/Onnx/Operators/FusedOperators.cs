@@ -12,7 +12,40 @@ internal static class FusedOperators
         new("GpuNet.Linear", Linear),
         new("GpuNet.LayerNorm", LayerNorm),
         new("GpuNet.Attention", Attention),
+        new("GpuNet.ConvResidual", ConvResidual),
     }.ToDictionary(s => s.Name);
+
+    /// <summary>
+    /// activation(Conv(X, W, B) + R): the convolution's output gets the residual R (input 3) added and the activation applied
+    /// in place, where the graph had an Add node and an activation node each writing a new tensor (resnet's blocks end so).
+    /// A residual of another shape than the convolution's output is added with broadcasting into a new tensor.
+    /// </summary>
+    private static OnnxTensor[] ConvResidual(OpContext c, OnnxTensor?[] i)
+    {
+        var (conv, dims) = LinearOperators.ConvCore(c, i, FusedActivation.None);
+        var y = conv.Reshape(dims);
+        conv.Dispose();
+        var r = i[3]!.On(c.Device);
+        if (r.Shape.SequenceEqual(dims))
+            Ops.Add(y, r, output: y);
+        else
+            using (var sum = y)
+                y = Ops.Add(sum, r);
+        switch (Activation(c))
+        {
+            case FusedActivation.None:
+                break;
+            case FusedActivation.Relu:
+                Ops.Relu(y, y);
+                break;
+            case FusedActivation.Relu6:
+                Ops.Relu6(y, y);
+                break;
+            case var other:
+                throw new OnnxRunException($"{c.Label}: no activation {other} after a residual Add");
+        }
+        return new[] { Values.Float(y, dims) };
+    }
 
     /// <summary>The activation a fusion moved into a matmul's epilogue.</summary>
     public static FusedActivation Activation(OpContext c) => (FusedActivation)c.Int("gpunet_activation", 0);

@@ -180,6 +180,14 @@ internal static class LinearOperators
 
     private static OnnxTensor[] Conv(OpContext c, OnnxTensor?[] i)
     {
+        var (y, dims) = ConvCore(c, i, FusedOperators.Activation(c));
+        return new[] { Values.Float(y, dims) };
+    }
+
+    /// <summary>The convolution of inputs X, W and the optional B with <paramref name="activation"/> in its epilogue: the
+    /// result (1-D convolutions as 2-D with a height of 1) and its ONNX shape.</summary>
+    internal static (Tensor Y, int[] Dims) ConvCore(OpContext c, OnnxTensor?[] i, FusedActivation activation)
+    {
         var x = i[0]!.On(c.Device);
         var w = i[1]!.On(c.Device);
         var bias = i.Length > 2 && i[2] is { } b ? b.On(c.Device) : null;
@@ -187,13 +195,13 @@ internal static class LinearOperators
         var kernel = w.ShapeArray()[2..];
         var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], kernel);
         var options = spatial == 1
-            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = FusedOperators.Activation(c) }
-            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = FusedOperators.Activation(c) };
+            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = activation }
+            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = activation };
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D convolution is not supported (1-D and 2-D are)");
         var y = Ops.Conv2d(As2d(c, x, "input"), As2d(c, w, "kernel"), bias, options);
         var dims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
-        return new[] { Values.Float(y, dims) };
+        return (y, dims);
     }
 
     /// <summary>
