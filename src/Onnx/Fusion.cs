@@ -282,15 +282,24 @@ internal sealed class Fusion
     private void MoveWithActivation(int k, int root, IEnumerable<string> inputs, long activation)
     {
         var fused = Node(k);
-        var node = new NodeProto { Name = fused.Name, OpType = fused.OpType, Domain = fused.Domain };
-        node.Inputs.AddRange(inputs);
-        node.Outputs.Add(Node(root).Outputs[0]);
-        foreach (var (name, a) in fused.Attributes)
-            node.Attributes[name] = a;
-        if (activation != 0)
-            node.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
+        var node = Rebuilt(fused, fused.Name, fused.OpType, inputs, Node(root).Outputs[0], activation);
+        node.Domain = fused.Domain;
         _plan[root] = (node, _plan[k].Index, _plan[k].Spec);
         _removed[k] = true;
+    }
+
+    /// <summary>A new node <paramref name="opType"/> with <paramref name="from"/>'s attributes, the given inputs and one output,
+    /// and the epilogue activation when not 0.</summary>
+    private static NodeProto Rebuilt(NodeProto from, string name, string opType, IEnumerable<string> inputs, string output, long activation)
+    {
+        var node = new NodeProto { Name = name, OpType = opType };
+        node.Inputs.AddRange(inputs);
+        node.Outputs.Add(output);
+        foreach (var (key, a) in from.Attributes)
+            node.Attributes[key] = a;
+        if (activation != 0)
+            node.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
+        return node;
     }
 
     /// <summary>
@@ -324,13 +333,7 @@ internal sealed class Fusion
                         (target, activation) = (k, (long)FusedActivation.Relu6);
                 }
             }
-            var fused = new NodeProto { Name = $"Conv+Add ({convNode.Name})", OpType = "GpuNet.ConvResidual" };
-            fused.Inputs.AddRange(inputs);
-            fused.Outputs.Add(Node(target).Outputs[0]);
-            foreach (var (name, a) in convNode.Attributes)
-                fused.Attributes[name] = a;
-            if (activation != 0)
-                fused.Attributes["gpunet_activation"] = Int("gpunet_activation", activation);
+            var fused = Rebuilt(convNode, $"Conv+Add ({convNode.Name})", "GpuNet.ConvResidual", inputs, Node(target).Outputs[0], activation);
             // The fused node runs where the last of the nodes it replaces ran, when the residual exists too.
             _plan[target] = (fused, _plan[target].Index, FusedOperators.All["GpuNet.ConvResidual"]);
             _removed[conv] = true;
