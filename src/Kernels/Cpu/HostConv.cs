@@ -42,7 +42,7 @@ internal static unsafe class HostConv
     {
         int pixels = (r1 - r0) * ow, stride = ix.StrideW;
         float* dst = col + (long)c0 * ix.KH * ix.KW * pixels;
-        if (ix.StrideW == 1 && ix.StrideH == 1)
+        if (stride == 1)
         {
             Im2ColPadded(x, dst, ix, c0, c1, r0, r1, ow);
             return;
@@ -51,12 +51,11 @@ internal static unsafe class HostConv
         // tap's valid run of an output row is a contiguous copy from one phase: resnet18's 7×7 stride-2 stem gathered 75K
         // single floats per core instead.
         int phaseWidth = (ix.W + stride - 1) / stride;
-        float* phases = stride > 1 ? HostScratch.Get(PhaseSlot, (long)stride * ix.H * phaseWidth) : null;
+        float* phases = HostScratch.Get(PhaseSlot, (long)stride * ix.H * phaseWidth);
         for (int c = c0; c < c1; c++)
         {
             float* plane = x + (long)c * ix.H * ix.W;
-            if (phases != null)
-                SplitPhases(plane, ix.H, ix.W, stride, phases, phaseWidth);
+            SplitPhases(plane, ix.H, ix.W, stride, phases, phaseWidth);
             for (int kh = 0; kh < ix.KH; kh++)
                 for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
                 {
@@ -77,12 +76,6 @@ internal static unsafe class HostConv
                     }
                     new Span<float>(dst, (rLo - r0) * ow).Clear();
                     new Span<float>(dst + (rHi + 1 - r0) * ow, (r1 - 1 - rHi) * ow).Clear();
-                    if (ix.StrideW == 1 && ix.StrideH == 1 && lo == 0 && hi == ow - 1 && ow == ix.W)
-                    {
-                        // Whole rows at stride 1 (a centre tap): the valid rows are one contiguous run in the plane too.
-                        Copy(dst + (rLo - r0) * ow, plane + (long)(rLo + rowOffset) * ix.W + colOffset, (rHi - rLo + 1) * ow);
-                        continue;
-                    }
                     // Input column j·s + colOffset is phase colOffset mod s, index j + ⌊colOffset / s⌋ there.
                     int phase = ((colOffset % stride) + stride) % stride, shift = (colOffset - phase) / stride;
                     for (int r = rLo; r <= rHi; r++)
@@ -91,10 +84,7 @@ internal static unsafe class HostConv
                         int ih = r * ix.StrideH + rowOffset;
                         for (int j = 0; j < lo; j++)
                             row[j] = 0;
-                        if (stride == 1)
-                            Copy(row + lo, plane + (long)ih * ix.W + colOffset + lo, hi - lo + 1);
-                        else
-                            Copy(row + lo, phases + ((long)phase * ix.H + ih) * phaseWidth + shift + lo, hi - lo + 1);
+                        Copy(row + lo, phases + ((long)phase * ix.H + ih) * phaseWidth + shift + lo, hi - lo + 1);
                         for (int j = hi + 1; j < ow; j++)
                             row[j] = 0;
                     }
@@ -103,25 +93,25 @@ internal static unsafe class HostConv
     }
 
     /// <summary>
-    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at stride 1: each channel's rows r0 … r1 + taps
-    /// are first laid in a zero-bordered plane, where every tap's output row is one contiguous, in-bounds run of ow floats —
-    /// no per-row bounds, no zero fills. A 3×3 layer unfolds 9·C·OH rows (9,216 in each of resnet18's stages), and the per-row
-    /// bookkeeping of the bounded copy was 3.4–5.8 ns a row.
+    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at column stride 1 (any row stride): the input
+    /// rows that output rows r0 … r1 reach are first laid in a zero-bordered plane, where every tap's output row is one
+    /// contiguous, in-bounds run of ow floats — no per-row bounds, no zero fills. A 3×3 layer unfolds 9·C·OH rows (9,216 in
+    /// each of resnet18's stages), and the per-row bookkeeping of the bounded copy was 3.4–5.8 ns a row.
     /// </summary>
     private static void Im2ColPadded(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
     {
-        int rows = r1 - r0 + (ix.KH - 1) * ix.DilationH, width = ow + (ix.KW - 1) * ix.DilationW;
+        int rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1, width = ow + (ix.KW - 1) * ix.DilationW;
         float* padded = HostScratch.Get(PhaseSlot, (long)rows * width);
         int pixels = (r1 - r0) * ow;
         for (int c = c0; c < c1; c++)
         {
             float* plane = x + (long)c * ix.H * ix.W;
-            // Padded row y is input row r0 + y − PadTop; padded column j is input column j − PadLeft.
+            // Padded row y is input row r0·StrideH + y − PadTop; padded column j is input column j − PadLeft.
             int colLo = Math.Max(0, ix.PadLeft), colHi = Math.Min(width, ix.PadLeft + ix.W);
             for (int y = 0; y < rows; y++)
             {
                 float* line = padded + (long)y * width;
-                int ih = r0 + y - ix.PadTop;
+                int ih = r0 * ix.StrideH + y - ix.PadTop;
                 if (ih < 0 || ih >= ix.H || colHi <= colLo)
                 {
                     new Span<float>(line, width).Clear();
@@ -138,7 +128,7 @@ internal static unsafe class HostConv
                 {
                     float* src = padded + (long)kh * ix.DilationH * width + kw * ix.DilationW;
                     for (int r = 0; r < r1 - r0; r++)
-                        Copy(dst + r * ow, src + (long)r * width, ow);
+                        Copy(dst + r * ow, src + (long)r * ix.StrideH * width, ow);
                 }
         }
     }

@@ -329,8 +329,6 @@ internal static unsafe class HostGemm
         }
     }
 
-    /// <summary>C[i0 .. i0+rows, j0 .. j0+cols] (at most 4 × 4) of <see cref="Skinny"/>; missing rows or columns repeat the
-    /// first one's operand and are not stored, so the inner loop has no branches.</summary>
     /// <summary>
     /// Floats ahead of the current k that <see cref="SkinnyBlock"/> prefetches in each of its four rows of A (2 KiB): its four
     /// streams interleaved with the FMAs left the hardware prefetcher behind when A came from memory — resnet18's last
@@ -339,6 +337,8 @@ internal static unsafe class HostGemm
     /// </summary>
     private const int PrefetchAhead = 512;
 
+    /// <summary>C[i0 .. i0+rows, j0 .. j0+cols] (at most 4 × 4) of <see cref="Skinny"/>; missing rows or columns repeat the
+    /// first one's operand and are not stored, so the inner loop has no branches.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void SkinnyBlock(float* a, float* bt, float* c, GemmParams p, int i0, int rows, int j0, int cols, SkinnyBias e)
     {
