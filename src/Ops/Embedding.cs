@@ -49,11 +49,7 @@ public static partial class Ops
     {
         const string op = "embedding";
         var device = Validate.Input(op, "weight", weight);
-        Validate.DeviceOf(op, "ids", ids);
-        if (!ReferenceEquals(ids.Device, device))
-            throw new DeviceMismatchException(op, "ids", device.Label, ids.Device.Label);
-        if (ids.DType != DType.Int32)
-            throw new DTypeMismatchException(op, "ids", DType.Int32, ids.DType);
+        Validate.Input(op, "ids", ids, device, DType.Int32);
         return Embedding(weight, ids.ToInt32Array(), ids.ShapeArray());
     }
 

@@ -18,9 +18,9 @@ public static partial class Ops
         var device = Validate.DeviceOf(op, "logits", logits);
         if (!(labelSmoothing >= 0f && labelSmoothing <= 1f))
             throw new InvalidArgumentException(op, "labelSmoothing", "a value in [0, 1]", labelSmoothing.ToString());
-        using var labels = IntegerLabels(op, logits, target, ignoreIndex);
+        var (rows, _, labels) = CheckClassTargets(op, logits, target, ignoreIndex);
+        using var _labels = labels;
         target = labels ?? target;
-        var (rows, _) = CheckClassTargets(op, logits, target, ignoreIndex);
 
         var loss = Tensor.Empty(device, rows);
         using var weight = Tensor.Empty(device, rows);
@@ -164,9 +164,9 @@ public static partial class Ops
     {
         const string op = "nll_loss";
         var device = Validate.DeviceOf(op, "logProbabilities", logProbabilities);
-        using var labels = IntegerLabels(op, logProbabilities, target, ignoreIndex);
+        var (rows, classes, labels) = CheckClassTargets(op, logProbabilities, target, ignoreIndex);
+        using var _labels = labels;
         target = labels ?? target;
-        var (rows, classes) = CheckClassTargets(op, logProbabilities, target, ignoreIndex);
         var loss = Tensor.Empty(device, rows);
         using var weight = Tensor.Empty(device, rows);
         if (rows > 0)
@@ -220,44 +220,35 @@ public static partial class Ops
     }
 
     /// <summary>
-    /// Int32 class labels checked as integers (each in [0, C) or the ignore index) and handed to the loss kernels as the
-    /// float32 values they read (exact: class counts stay far below 2²⁴); null for float labels. The labels come to the host
-    /// for the check either way.
+    /// Shapes and class ids of a classification loss, checked on the host before anything runs: each target a class index in
+    /// [0, C) or the ignore index. Int32 labels are checked as integers and come back as the float32 values the loss kernels
+    /// read (exact: class counts stay far below 2²⁴), for the caller to dispose; float labels come back null.
     /// </summary>
-    private static Tensor? IntegerLabels(string op, Tensor x, Tensor target, int ignoreIndex)
-    {
-        var device = Validate.DeviceOf(op, "target", target);
-        if (target.DType != DType.Int32)
-            return null;
-        Validate.Input(op, "input", x, device);
-        Validate.Rank(op, "input", x, 2);
-        int rows = x.Size(0), classes = x.Size(1);
-        if (target.Rank != 1 || target.Length != rows)
-            throw new ShapeMismatchException(op, "target", $"class indices [{rows}]", target.Describe());
-        var ids = target.ToInt32Array();
-        for (int i = 0; i < ids.Length; i++)
-            if (ids[i] != ignoreIndex && (ids[i] < 0 || ids[i] >= classes))
-                throw new InvalidArgumentException(op, "target", $"class indices in [0, {classes}) or the ignore index {ignoreIndex}", $"{ids[i]} at row {i}");
-        return Tensor.FromArray(device, Array.ConvertAll(ids, v => (float)v), rows);
-    }
-
-    /// <summary>Shapes and class ids of a classification loss, checked on the host before anything runs.</summary>
-    private static (int Rows, int Classes) CheckClassTargets(string op, Tensor x, Tensor target, int ignoreIndex)
+    private static (int Rows, int Classes, Tensor? FloatLabels) CheckClassTargets(string op, Tensor x, Tensor target, int ignoreIndex)
     {
         var device = Validate.DeviceOf(op, "x", x);
         Validate.Input(op, "input", x, device);
-        Validate.Input(op, "target", target, device);
+        Validate.DeviceOf(op, "target", target);
+        bool integers = target.DType == DType.Int32;
+        Validate.Input(op, "target", target, device, integers ? DType.Int32 : DType.Float32);
         Validate.Rank(op, "input", x, 2);
         int rows = x.Size(0), classes = x.Size(1);
         if (target.Rank != 1 || target.Length != rows)
-            throw new ShapeMismatchException(op, "target", $"class indices [{rows}]", GpuNetException.FormatShape(target.ShapeArray()));
-        if (target.RequiresGrad)
+            throw new ShapeMismatchException(op, "target", $"class indices [{rows}]", integers ? target.Describe() : GpuNetException.FormatShape(target.ShapeArray()));
+        if (!integers && target.RequiresGrad)
             throw new NoGradientException(op, "argument 'target' (class indices) has no gradient; Detach() it");
-        var ids = target.ToArray();
+        int[]? ints = integers ? target.ToInt32Array() : null;
+        float[] ids = ints is null ? target.ToArray() : Array.ConvertAll(ints, v => (float)v);
         for (int i = 0; i < ids.Length; i++)
-            if (ids[i] != ignoreIndex && !(ids[i] >= 0 && ids[i] < classes && ids[i] == MathF.Floor(ids[i])))
-                throw new InvalidArgumentException(op, "target", $"class indices in [0, {classes}) or the ignore index {ignoreIndex}", $"{ids[i]} at row {i}");
-        return (rows, classes);
+        {
+            bool valid = ints is null
+                ? ids[i] == ignoreIndex || ids[i] >= 0 && ids[i] < classes && ids[i] == MathF.Floor(ids[i])
+                : ints[i] == ignoreIndex || ints[i] >= 0 && ints[i] < classes;
+            if (!valid)
+                throw new InvalidArgumentException(op, "target", $"class indices in [0, {classes}) or the ignore index {ignoreIndex}",
+                    $"{(ints is null ? ids[i].ToString() : ints[i].ToString())} at row {i}");
+        }
+        return (rows, classes, ints is null ? null : Tensor.FromArray(device, ids, rows));
     }
 
     /// <summary>x + value, recording (the gradient passes through unchanged).</summary>

@@ -209,17 +209,19 @@ public sealed class MemoryPool
             ReturnLocked(b);
     }
 
-    private void ReturnLocked(PooledBuffer b)
+    /// <summary>Under the lock: a rented buffer back into the cache (false, and nothing done, for one not rented).</summary>
+    private bool ReturnLocked(PooledBuffer b)
     {
         if (!_rented.Remove(b))
-            return;
+            return false;
         _inUse -= b.ClassBytes;
         if (_device.IsDisposed)
-            return;
+            return true;
         if (!_free.TryGetValue(b.ClassBytes, out var stack))
             _free[b.ClassBytes] = stack = new Stack<PooledBuffer>();
         stack.Push(b);
         _cached += b.ClassBytes;
+        return true;
     }
 
     /// <summary>A buffer whose tensors were collected without being disposed (TensorStorage's finalizer, on the finalizer
@@ -246,12 +248,8 @@ public sealed class MemoryPool
     private void TakeBackOrphans()
     {
         while (_orphans.TryDequeue(out var b))
-        {
-            if (!_rented.Contains(b))
-                continue;
-            _leaksReclaimed++;
-            ReturnLocked(b);
-        }
+            if (ReturnLocked(b))
+                _leaksReclaimed++;
     }
 
     /// <summary>Buffers of tensors that were collected without being disposed and taken back into the cache, since creation.</summary>

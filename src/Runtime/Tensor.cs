@@ -287,13 +287,16 @@ public sealed class Tensor : IDisposable
 
     /// <summary>A new tensor holding <paramref name="data"/> (row-major) in the given shape.</summary>
     /// <exception cref="ShapeMismatchException">The data length does not equal the shape's element count.</exception>
-    public static Tensor FromArray(Device device, ReadOnlySpan<float> data, params int[] shape)
+    public static Tensor FromArray(Device device, ReadOnlySpan<float> data, params int[] shape) => FromBits(device, data, DType.Float32, shape);
+
+    /// <summary>A new tensor of <paramref name="dtype"/> in <paramref name="shape"/> holding the elements' 4-byte patterns <paramref name="bits"/>.</summary>
+    private static Tensor FromBits(Device device, ReadOnlySpan<float> bits, DType dtype, int[] shape)
     {
         int n = ShapeUtil.ElementCount("from_array", "shape", Validate.NotNull("from_array", "shape", shape));
-        if (data.Length != n)
-            throw new ShapeMismatchException("from_array", "data", $"{n} elements for shape {GpuNetException.FormatShape(shape)}", $"{data.Length} elements");
-        var t = Empty(device, shape);
-        t.CopyFrom(data);
+        if (bits.Length != n)
+            throw new ShapeMismatchException("from_array", "data", $"{n} elements for shape {GpuNetException.FormatShape(shape)}", $"{bits.Length} elements");
+        var t = Empty(device, dtype, shape);
+        t.CopyBitsFrom(bits, dtype);
         return t;
     }
 
@@ -303,15 +306,8 @@ public sealed class Tensor : IDisposable
     /// <summary>A new int32 tensor holding <paramref name="data"/> (row-major) in the given shape: class labels or token ids
     /// for the ops that take them (<c>Ops.CrossEntropy</c>, <c>Ops.NllLoss</c>, <c>Ops.Embedding</c>, <c>Ops.GatherRows</c>).</summary>
     /// <exception cref="ShapeMismatchException">The data length does not equal the shape's element count.</exception>
-    public static Tensor FromArray(Device device, ReadOnlySpan<int> data, params int[] shape)
-    {
-        int n = ShapeUtil.ElementCount("from_array", "shape", Validate.NotNull("from_array", "shape", shape));
-        if (data.Length != n)
-            throw new ShapeMismatchException("from_array", "data", $"{n} elements for shape {GpuNetException.FormatShape(shape)}", $"{data.Length} elements");
-        var t = Empty(device, DType.Int32, shape);
-        t.CopyFrom(data);
-        return t;
-    }
+    public static Tensor FromArray(Device device, ReadOnlySpan<int> data, params int[] shape) =>
+        FromBits(device, System.Runtime.InteropServices.MemoryMarshal.Cast<int, float>(data), DType.Int32, shape);
 
     /// <summary>A 1-D int32 tensor holding <paramref name="data"/>.</summary>
     public static Tensor FromArray(Device device, int[] data) => FromArray(device, data, Validate.NotNull("from_array", "data", data).Length);

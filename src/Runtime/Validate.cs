@@ -25,14 +25,15 @@ public static class Validate
         return device;
     }
 
-    /// <summary>Checks a tensor argument is present, alive and on <paramref name="device"/>.</summary>
-    public static void Input(string op, string name, Tensor tensor, Device device)
+    /// <summary>Checks a tensor argument is present, alive, on <paramref name="device"/> and of <paramref name="dtype"/>
+    /// (float32 unless the op takes integers there: class labels, token ids).</summary>
+    public static void Input(string op, string name, Tensor tensor, Device device, DType dtype = DType.Float32)
     {
         NotNull(op, name, tensor).EnsureAlive(op, name);
         if (!ReferenceEquals(tensor.Device, device))
             throw new DeviceMismatchException(op, name, device.Label, tensor.Device.Label);
-        if (tensor.DType != DType.Float32)
-            throw new DTypeMismatchException(op, name, DType.Float32, tensor.DType);
+        if (tensor.DType != dtype)
+            throw new DTypeMismatchException(op, name, dtype, tensor.DType);
     }
 
     /// <summary>Checks an output argument is alive, on <paramref name="device"/>, and has exactly <paramref name="shape"/>.</summary>
