@@ -34,10 +34,16 @@ public abstract class Module : IDisposable
 
     private Tensor Register(string name, Tensor t, bool buffer)
     {
-        if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
-            throw new InvalidArgumentException(GetType().Name, name, "a name not registered yet", $"'{name}' registered twice");
+        EnsureUnregistered(name);
         _tensors.Add((name, t, buffer));
         return t;
+    }
+
+    /// <summary>Raises <see cref="InvalidArgumentException"/> when a parameter, buffer or child already has <paramref name="name"/>.</summary>
+    private void EnsureUnregistered(string name)
+    {
+        if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
+            throw new InvalidArgumentException(GetType().Name, name, "a name not registered yet", $"'{name}' registered twice");
     }
 
     /// <summary>Registers a child module under <paramref name="name"/>. A module of your own need not call it for modules it
@@ -45,8 +51,7 @@ public abstract class Module : IDisposable
     protected T Child<T>(string name, T module) where T : Module
     {
         Validate.NotNull(GetType().Name, name, module);
-        if (_tensors.Any(e => e.Name == name) || _children.Any(c => c.Name == name))
-            throw new InvalidArgumentException(GetType().Name, name, "a name not registered yet", $"'{name}' registered twice");
+        EnsureUnregistered(name);
         if (!ReferenceEquals(module.Device, Device))
             throw new DeviceMismatchException(GetType().Name, name, Device.Label, module.Device.Label);
         _children.Add((name, module));
@@ -56,8 +61,8 @@ public abstract class Module : IDisposable
     /// <summary>
     /// Direct children with their names: those registered with <see cref="Child{T}"/>, then — in a module class of your own
     /// (declared outside GpuNet.Layers) — every module held in one of its fields or auto-properties and not registered yet,
-    /// named as the member (<c>_encoder</c> and <c>Encoder</c> both give <c>encoder</c>/<c>Encoder</c> without the underscore),
-    /// as PyTorch registers a module assigned to an attribute. Collections of modules go in a <see cref="ModuleList{T}"/> or
+    /// named as the member without a leading underscore (<c>_encoder</c> → <c>encoder</c>, property <c>Encoder</c> →
+    /// <c>Encoder</c>), as PyTorch registers a module assigned to an attribute. Collections of modules go in a <see cref="ModuleList{T}"/> or
     /// <see cref="ModuleDict{T}"/>.
     /// </summary>
     public IReadOnlyList<(string Name, Module Child)> Children

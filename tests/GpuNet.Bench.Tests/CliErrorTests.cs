@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Xunit;
 
 namespace GpuNet.Bench.Tests;
@@ -14,18 +13,7 @@ public sealed class CliErrorTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static (int Code, string Out, string Err) Gpunet(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "gpunet.dll"));
-        foreach (var a in args)
-            start.ArgumentList.Add(a);
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result, stderr);
-    }
+    private static (int Code, string Out, string Err) Gpunet(params string[] args) => GpunetProcess.Run(null, args);
 
     public static IEnumerable<object[]> BadCommands()
     {

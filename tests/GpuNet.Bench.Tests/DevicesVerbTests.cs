@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using GpuNet.Tests;
 using Xunit;
 
@@ -15,20 +14,8 @@ public sealed class DevicesVerbTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    private static (int Code, string Out, string Err) Devices(string library)
-    {
-        var start = new ProcessStartInfo("dotnet", $"\"{Path.Combine(AppContext.BaseDirectory, "gpunet.dll")}\" devices")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-        };
-        start.Environment[CudaDriver.LibraryVariable] = library;
-        using var p = Process.Start(start)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        string stderr = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result, stderr);
-    }
+    private static (int Code, string Out, string Err) Devices(string library) =>
+        GpunetProcess.Run(new Dictionary<string, string> { [CudaDriver.LibraryVariable] = library }, "devices");
 
     [Fact]
     public void TheOverrideIsWhatIlgpuLoads()
