@@ -34,8 +34,57 @@ internal static class ConvChecks
         });
     }
 
+    /// <summary>
+    /// act(conv2d(x, w) + bias + residual) through the packed-weight form (<see cref="Ops.PackConv2dWeight"/>) or, with
+    /// <paramref name="packed"/> false, the plain one with a residual; on the fast CPU both run its direct tiles (64 output
+    /// channels × 6 pixels over a zero-bordered copy of the image), elsewhere the packed form is the plain one.
+    /// </summary>
+    private static CheckCase Conv2dResidual(string name, int n, int c, int h, int w, int k, int kh, int kw, Conv2dOptions o, bool packed)
+    {
+        var xs = new[] { n, c, h, w };
+        var ws = new[] { k, c / o.Groups, kh, kw };
+        int oh = (h + o.Padding.Top + o.Padding.Bottom - o.Dilation.H * (kh - 1) - 1) / o.Stride.H + 1;
+        int ow = (w + o.Padding.Left + o.Padding.Right - o.Dilation.W * (kw - 1) - 1) / o.Stride.W + 1;
+        var ys = new[] { n, k, oh, ow };
+        return new CheckCase(FamilyName, "conv2d", $"{name}_{(packed ? "packed" : "plain")}_residual", $"{Shapes(xs, ws)} s{o.Stride} p{o.Padding} d{o.Dilation} g{o.Groups}",
+            CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, xs);
+                using var wt = Random(d, seed, 1, ws);
+                using var b = Random(d, seed, 2, k);
+                using var r = Random(d, seed, 3, ys);
+                using var pw = packed ? Ops.PackConv2dWeight(wt, o.Groups) : null;
+                using var y = pw is null ? Ops.Conv2d(x, wt, b, o, r) : Ops.Conv2d(x, pw, b, o, r);
+                var expected = ConvReference.Conv2d(Host(x), xs, Host(wt), ws, Host(b), o.Stride, o.Padding, o.Dilation, o.Groups);
+                var hr = Host(r);
+                Func<double, double> act = o.Activation == FusedActivation.None ? v => v : ActivationReference.Of(MatMulChecks.ActivationKernel(o.Activation));
+                for (int i = 0; i < expected.Length; i++)
+                    expected[i] = act(expected[i] + hr[i]);
+                return new(y.ToArray(), expected);
+            });
+    }
+
     internal static IEnumerable<CheckCase> Cases()
     {
+        // The direct tiles' edges: 70 output channels (a block of 64 and one of 16 holding 6), pixels not a multiple of 6, a
+        // batch; 37 channels (three vectors) with stride (2, 1), dilation (2, 1) and padding on two sides only; groups of 8
+        // channels (one vector, half used) with SiLU applied after the tiles; a 1×1 layer over 96 channels into 130; a 2×2
+        // map (one tile of 4 pixels); a strided 7×7 stem; and 1,150 output pixels, where the plain form packs per call.
+        var residual = new (string Name, int N, int C, int H, int W, int K, int KH, int KW, Conv2dOptions O)[]
+        {
+            ("3x3_70_channels_relu", 2, 5, 11, 13, 70, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
+            ("stride2x1_dilation2x1_asymmetric_relu6", 1, 7, 17, 15, 37, 3, 2,
+                new Conv2dOptions { Stride = (2, 1), Dilation = (2, 1), Padding = (0, 2, 1, 0), Activation = FusedActivation.Relu6 }),
+            ("groups3_silu", 2, 9, 7, 8, 24, 3, 3, Conv2dOptions.Of(padding: 1, groups: 3) with { Activation = FusedActivation.Silu }),
+            ("1x1_96_to_130", 1, 96, 5, 5, 130, 1, 1, Conv2dOptions.Of()),
+            ("four_pixels_relu", 1, 33, 2, 2, 65, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
+            ("stem_7x7_stride2_relu", 1, 3, 20, 18, 16, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
+            ("1150_pixels_silu", 2, 5, 23, 25, 21, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }),
+        };
+        foreach (var (name, n, c, h, w, k, kh, kw, o) in residual)
+            foreach (bool packed in new[] { true, false })
+                yield return Conv2dResidual(name, n, c, h, w, k, kh, kw, o, packed);
+
         var shapes = new (string Name, int N, int C, int H, int W, int K, int KH, int KW, Conv2dOptions O, bool Bias)[]
         {
             ("1x1", 1, 5, 13, 11, 7, 1, 1, Conv2dOptions.Of(), false),

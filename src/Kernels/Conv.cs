@@ -148,7 +148,7 @@ namespace GpuNet.Kernels
         /// <paramref name="columnBudgetBytes"/>. Arguments are validated by the op.
         /// </summary>
         internal static void RunConv2d(Device device, Tensor x, Tensor w, Tensor? bias, Tensor output, Conv2dGeometry g,
-            ConvAlgorithm algorithm, long columnBudgetBytes, FusedActivation act)
+            ConvAlgorithm algorithm, long columnBudgetBytes, FusedActivation act, Tensor? packed = null, Tensor? residual = null)
         {
             const string op = "conv2d";
             int cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW;
@@ -161,9 +161,12 @@ namespace GpuNet.Kernels
             var biasView = bias?.ContiguousView ?? output.ContiguousView;
             if (device.IsHostCpu)
             {
-                ActivationDispatch.WithActivation(act, new HostConvLaunch(device, x.ContiguousView, w.ContiguousView, output.ContiguousView, biasView, g, p));
+                ActivationDispatch.WithActivation(act, new HostConvLaunch(device, x.ContiguousView, w.ContiguousView, packed?.ContiguousView,
+                    output.ContiguousView, biasView, residual?.ContiguousView, g, p));
                 return;
             }
+            if (residual is not null)
+                throw new ArgumentException("conv2d: a residual is added in the kernel on the fast CPU only (the op adds it elsewhere)");
             // Batches z = (n, group): the weight block repeats over n; the columns (or the input planes) advance with both.
             var batch = new[] { g.N, g.Options.Groups };
             var layoutA = Layout6.Create(op, batch, new[] { 0, g.Kg * cgkk });
@@ -199,14 +202,29 @@ namespace GpuNet.Kernels
         }
 
         /// <summary>The fast CPU device's convolution (<see cref="Cpu.HostConv"/>) with the activation as a type argument.</summary>
-        private readonly record struct HostConvLaunch(Device Device, ArrayView<float> X, ArrayView<float> W, ArrayView<float> Output, ArrayView<float> Bias,
-            Conv2dGeometry G, GemmParams P) : IActivationVisitor
+        private readonly record struct HostConvLaunch(Device Device, ArrayView<float> X, ArrayView<float> W, ArrayView<float>? Packed, ArrayView<float> Output,
+            ArrayView<float> Bias, ArrayView<float>? Residual, Conv2dGeometry G, GemmParams P) : IActivationVisitor
         {
             public unsafe void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp
             {
                 using (Device.Profiler.Measure("conv2d"))
-                    Cpu.HostConv.Conv2d(Cpu.HostMemory.Ptr(X), Cpu.HostMemory.Ptr(W), Cpu.HostMemory.Ptr(Output), Cpu.HostMemory.Ptr(Bias), G, P, default(TAct));
+                    Cpu.HostConv.Conv2d(Cpu.HostMemory.Ptr(X), Cpu.HostMemory.Ptr(W), Packed is { } packed ? Cpu.HostMemory.Ptr(packed) : null, Cpu.HostMemory.Ptr(Output),
+                        Cpu.HostMemory.Ptr(Bias), Residual is { } residual ? Cpu.HostMemory.Ptr(residual) : null, G, P, default(TAct));
             }
+        }
+
+        /// <summary>Whether <paramref name="device"/> runs convolutions from packed weights (<see cref="PackConv2dWeight"/>): the
+        /// fast CPU with 512-bit vectors.</summary>
+        internal static bool PacksConv2dWeights(Device device) => device.IsHostCpu && Cpu.HostGemm.Wide;
+
+        /// <summary>Floats of the fast CPU's packed form of a conv2d weight [groups·Kg, cgkk].</summary>
+        internal static long PackedConv2dLength(int groups, int kg, int cgkk) => Cpu.HostConv.PackedLength(groups, kg, cgkk);
+
+        /// <summary>Packs contiguous conv2d weights [groups·Kg, cgkk] into <paramref name="packed"/> (fast CPU only).</summary>
+        internal static unsafe void PackConv2dWeight(Device device, Tensor w, Tensor packed, int groups, int kg, int cgkk)
+        {
+            using (device.Profiler.Measure("conv2d_pack"))
+                Cpu.HostConv.PackWeights(Cpu.HostMemory.Ptr(w.ContiguousView), Cpu.HostMemory.Ptr(packed.ContiguousView), groups, kg, cgkk);
         }
 
         /// <summary>Unfolds contiguous <paramref name="x"/> into <paramref name="col"/> [N, C·KH·KW, OH·OW]: the fast CPU's host loop, else <see cref="Im2Col"/>.</summary>

@@ -383,6 +383,8 @@ public sealed class OnnxModel : IDisposable
             }
         }
         FusedNodes = optimize ? Fusion.Apply(_plan, _constants, _outputNames, Opset) : 0;
+        foreach (var constant in _constants.Values)
+            constant.IsConstant = true;
         for (int step = 0; step < _plan.Count; step++)
             foreach (var name in _plan[step].Node.Inputs)
                 if (name.Length > 0)

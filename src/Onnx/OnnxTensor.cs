@@ -149,9 +149,43 @@ public sealed class OnnxTensor : IDisposable
         if (_disposed)
             return;
         _disposed = true;
+        if (_conv2dWeights is { } kept)
+        {
+            kept.Packed.Dispose();
+            kept.View.Dispose();
+            _conv2dWeights = null;
+        }
         if (_ownsDevice)
             _device?.Dispose();
         _device = null;
+    }
+
+    /// <summary>True for the model's constants (initializers that are not graph inputs, folded values): their data never
+    /// changes while the model lives, so what is derived from it (packed convolution weights) is kept with them.</summary>
+    internal bool IsConstant { get; set; }
+
+    private (Tensor View, PackedConv2dWeight Packed, int Groups)? _conv2dWeights;
+
+    /// <summary>This constant as conv2d weights [C_out, C_in/groups, KH, KW] (a 1-D kernel [C_out, C_in/groups, K] with
+    /// KH = 1), packed for <paramref name="device"/> on first use and kept until this tensor is disposed.</summary>
+    internal PackedConv2dWeight Conv2dWeights(Device device, int groups)
+    {
+        lock (_dims)
+        {
+            if (_conv2dWeights is { } kept && kept.Groups == groups)
+                return kept.Packed;
+            var t = On(device);
+            var view = t.Rank == 3 ? t.Reshape(t.Size(0), t.Size(1), 1, t.Size(2)) : t.Reshape(t.ShapeArray());
+            TensorScope.Escape(view);
+            var packed = Ops.PackConv2dWeight(view, groups);
+            if (_conv2dWeights is { } old)
+            {
+                old.Packed.Dispose();
+                old.View.Dispose();
+            }
+            _conv2dWeights = (view, packed, groups);
+            return packed;
+        }
     }
 
     /// <inheritdoc/>

@@ -14,18 +14,73 @@ public static partial class Ops
     /// atomics, so every run sums in the same order. A masked weight's gradient is masked; a fused activation records as its
     /// own op while training (the pre-activation is what its derivative needs).
     /// </remarks>
-    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, Conv2dOptions? options = null)
+    /// <param name="x">Input [N, C_in, H, W].</param>
+    /// <param name="weight">Weights [C_out, C_in/groups, KH, KW].</param>
+    /// <param name="bias">Optional bias [C_out].</param>
+    /// <param name="options">Stride, padding, dilation, groups, fused activation.</param>
+    /// <param name="residual">Optional tensor shaped like the output [N, C_out, OH, OW], added before the activation:
+    /// act(conv(x) + bias + residual), as a residual block ends (one pass over the output on the fast CPU, in its stores).</param>
+    public static Tensor Conv2d(Tensor x, Tensor weight, Tensor? bias = null, Conv2dOptions? options = null, Tensor? residual = null)
     {
         options ??= new Conv2dOptions();
+        if (residual is not null && Autograd.ShouldRecord(x, weight, bias, residual))
+        {
+            using var z = Conv2d(x, weight, bias, options with { Activation = FusedActivation.None });
+            if (options.Activation == FusedActivation.None)
+                return Add(z, residual);
+            using var sum = Add(z, residual);
+            return ApplyFused(sum, options.Activation, null);
+        }
         if (options.Activation != FusedActivation.None && Autograd.ShouldRecord(x, weight, bias))
         {
             using var z = Conv2d(x, weight, bias, options with { Activation = FusedActivation.None });
             return ApplyFused(z, options.Activation, null);
         }
-        return Conv2dCore(x, weight, bias, options);
+        return Conv2dCore(x, weight, null, bias, options, residual);
     }
 
-    private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? bias, Conv2dOptions options)
+    /// <summary>
+    /// <see cref="Conv2d(Tensor, Tensor, Tensor?, Conv2dOptions?, Tensor?)"/> with weights packed once by
+    /// <see cref="PackConv2dWeight"/>, for running the same convolution many times (inference): the fast CPU then skips
+    /// repacking the weights on every call. While autograd records, it runs as the unpacked form (gradients reach
+    /// <see cref="PackedConv2dWeight.Weight"/>).
+    /// </summary>
+    public static Tensor Conv2d(Tensor x, PackedConv2dWeight weight, Tensor? bias = null, Conv2dOptions? options = null, Tensor? residual = null)
+    {
+        const string op = "conv2d";
+        Validate.NotNull(op, "weight", weight).EnsureAlive(op);
+        options ??= new Conv2dOptions();
+        if (options.Groups != weight.Groups)
+            throw new InvalidArgumentException(op, "options.Groups", $"the groups the weight was packed for ({weight.Groups})", options.Groups.ToString());
+        if (Autograd.ShouldRecord(x, weight.Weight, bias, residual) || options.Mask != ConvMask.None)
+            return Conv2d(x, weight.Weight, bias, options, residual);
+        return Conv2dCore(x, weight.Weight, weight.Packed, bias, options, residual);
+    }
+
+    /// <summary>
+    /// Packs conv2d weights [C_out, C_in/groups, KH, KW] once for <see cref="Conv2d(Tensor, PackedConv2dWeight, Tensor?, Conv2dOptions?, Tensor?)"/>:
+    /// on the fast CPU (with AVX-512) transposed per group to [taps, C_out/groups] rounded up to whole vectors, the layout its
+    /// direct convolution reads; on other devices nothing is copied. The result refers to <paramref name="weight"/> (keep
+    /// it alive; writing to it afterwards is not seen by the packed copy) and owns the packed copy: dispose it.
+    /// </summary>
+    public static PackedConv2dWeight PackConv2dWeight(Tensor weight, int groups = 1)
+    {
+        const string op = "conv2d_pack";
+        var device = Validate.Input(op, "weight", weight);
+        Validate.Rank(op, "weight", weight, 4);
+        if (groups < 1 || weight.Size(0) % groups != 0)
+            throw new InvalidArgumentException(op, "groups", $"a divisor of C_out ({weight.Size(0)})", groups.ToString());
+        if (!ConvKernels.PacksConv2dWeights(device))
+            return new PackedConv2dWeight(weight, groups, null);
+        int kg = weight.Size(0) / groups, cgkk = weight.Size(1) * weight.Size(2) * weight.Size(3);
+        // Owned by the result, which the caller disposes: not a temporary of any enclosing scope.
+        var packed = TensorScope.Escape(Tensor.Empty(device, checked((int)ConvKernels.PackedConv2dLength(groups, kg, cgkk))));
+        using (var wc = weight.Contiguous())
+            ConvKernels.PackConv2dWeight(device, wc, packed, groups, kg, cgkk);
+        return new PackedConv2dWeight(weight, groups, packed);
+    }
+
+    private static Tensor Conv2dCore(Tensor x, Tensor weight, Tensor? packed, Tensor? bias, Conv2dOptions options, Tensor? residual)
     {
         const string op = "conv2d";
         var device = Validate.Input(op, "x", x);
@@ -37,6 +92,12 @@ public static partial class Ops
             if (bias.Rank != 1 || bias.Length != g.K || !bias.IsContiguous)
                 throw new ShapeMismatchException(op, "bias", $"a contiguous vector [{g.K}] (C_out)", bias.Describe());
         }
+        if (residual is not null)
+        {
+            Validate.Input(op, "residual", residual, device);
+            if (!residual.Shape.SequenceEqual(new[] { g.N, g.K, g.OH, g.OW }))
+                throw new ShapeMismatchException(op, "residual", $"the output's shape {GpuNetException.FormatShape(new[] { g.N, g.K, g.OH, g.OW })}", residual.Describe());
+        }
         var output = Tensor.Empty(device, g.N, g.K, g.OH, g.OW);
         bool record = Autograd.ShouldRecord(x, weight, bias);
         using var _ = Autograd.NoGrad();
@@ -45,13 +106,25 @@ public static partial class Ops
         var mask = options.Mask == ConvMask.None ? null : MaskTensor(device, g.KH, g.KW, options.Mask);
         var w = mask is null ? weight.Contiguous() : Mul(weight, mask);
         if (output.Length > 0)
-            ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation);
+        {
+            if (residual is not null && !device.IsHostCpu)
+            {
+                // Elsewhere the residual is its own pass: the convolution, the sum in place, the activation in place.
+                ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, FusedActivation.None);
+                Add(output, residual, output: output);
+                if (options.Activation != FusedActivation.None)
+                    ApplyFused(output, options.Activation, output);
+            }
+            else
+                ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation,
+                    mask is null ? packed : null, residual?.Contiguous());
+        }
         if (record)
             RecordConv2d(x, weight, bias, output, g, xc, w, mask);
         return output;
     }
 
-    /// <summary>Records conv2d's backward (see <see cref="Conv2d"/>): saves the contiguous input for dW, the (masked) weight
+    /// <summary>Records conv2d's backward (see <see cref="Conv2d(Tensor, Tensor, Tensor?, Conv2dOptions?, Tensor?)"/>): saves the contiguous input for dW, the (masked) weight
     /// for dX and the mask for the masked weight's gradient, each only when a gradient needs it.</summary>
     private static void RecordConv2d(Tensor x, Tensor weight, Tensor? bias, Tensor output, Conv2dGeometry g, Tensor xc, Tensor w, Tensor? mask)
     {
@@ -309,5 +382,46 @@ public static partial class Ops
             ConvKernels.RunCol2Im(device, col, bias, output, index, oh, ow, cout, groups, activation);
         }
         return scope.Keep(output);
+    }
+}
+
+/// <summary>
+/// Conv2d weights packed once by <see cref="Ops.PackConv2dWeight"/> for repeated convolutions with
+/// <see cref="Ops.Conv2d(Tensor, PackedConv2dWeight, Tensor?, Conv2dOptions?, Tensor?)"/>. It owns the packed copy (dispose
+/// it) and refers to the weights it was packed from.
+/// </summary>
+public sealed class PackedConv2dWeight : IDisposable
+{
+    private bool _disposed;
+
+    internal PackedConv2dWeight(Tensor weight, int groups, Tensor? packed)
+    {
+        Weight = weight;
+        Groups = groups;
+        Packed = packed;
+    }
+
+    /// <summary>The weights [C_out, C_in/groups, KH, KW] this was packed from.</summary>
+    public Tensor Weight { get; }
+
+    /// <summary>The groups the weights were packed for.</summary>
+    public int Groups { get; }
+
+    /// <summary>The packed copy on devices that read one (the fast CPU with AVX-512), else null.</summary>
+    internal Tensor? Packed { get; }
+
+    /// <summary>Throws <see cref="TensorDisposedException"/> naming <paramref name="op"/> if this or its weights were disposed.</summary>
+    internal void EnsureAlive(string op)
+    {
+        if (_disposed)
+            throw new TensorDisposedException(op, "argument 'weight' (packed conv2d weights, disposed)");
+        Weight.EnsureAlive(op, "weight");
+    }
+
+    /// <summary>Frees the packed copy (not <see cref="Weight"/>).</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        Packed?.Dispose();
     }
 }

@@ -58,6 +58,58 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
     }
 
     [Fact]
+    public void PackedWeightsRefuseOtherGroupsAndUseAfterDispose()
+    {
+        using var x = Tensor.RandomNormal(Cpu, new[] { 1, 4, 6, 6 }, 1);
+        using var w = Tensor.RandomNormal(Cpu, new[] { 6, 2, 3, 3 }, 2);
+        var packed = Ops.PackConv2dWeight(w, groups: 2);
+        var e = Assert.Throws<InvalidArgumentException>(() => Ops.Conv2d(x, packed, null, Conv2dOptions.Of(padding: 1)));
+        Assert.Equal("options.Groups", e.Argument);
+        Assert.Contains("(2)", e.Expected);
+        packed.Dispose();
+        Assert.Throws<TensorDisposedException>(() => Ops.Conv2d(x, packed, null, Conv2dOptions.Of(padding: 1, groups: 2)));
+        Assert.Throws<InvalidArgumentException>(() => Ops.PackConv2dWeight(w, groups: 4));
+        Assert.False(w.IsDisposed);
+    }
+
+    [Fact]
+    public void ResidualOfAnotherShapeNamesResidual()
+    {
+        using var x = Tensor.Zeros(Cpu, 1, 3, 5, 5);
+        using var w = Tensor.Zeros(Cpu, 4, 3, 3, 3);
+        using var r = Tensor.Zeros(Cpu, 1, 4, 5, 5);
+        var e = Assert.Throws<ShapeMismatchException>(() => Ops.Conv2d(x, w, null, Conv2dOptions.Of(), r));
+        Assert.Equal("residual", e.Argument);
+        Assert.Contains("[1, 4, 3, 3]", e.Expected);
+    }
+
+    /// <summary>While autograd records, the packed form and the residual run as their compositions: the gradients of the
+    /// weight, the input and the residual equal those of conv → add → relu written out.</summary>
+    [Fact]
+    public void PackedConvolutionWithResidualRecordsTheComposedGradients()
+    {
+        var opt = Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu };
+        float[][] Grads(bool fused)
+        {
+            using var x = Tensor.RandomNormal(Cpu, new[] { 2, 3, 7, 6 }, 3);
+            using var w = Tensor.RandomNormal(Cpu, new[] { 5, 3, 3, 3 }, 4);
+            using var r = Tensor.RandomNormal(Cpu, new[] { 2, 5, 7, 6 }, 5);
+            x.RequiresGrad = w.RequiresGrad = r.RequiresGrad = true;
+            using var packed = Ops.PackConv2dWeight(w);
+            using (var scope = Cpu.Scope())
+            {
+                var y = fused ? Ops.Conv2d(x, packed, null, opt, r) : Ops.Relu(Ops.Add(Ops.Conv2d(x, w, null, Conv2dOptions.Of(padding: 1)), r));
+                Ops.SumAll(Ops.Mul(y, y)).Backward();
+            }
+            return new[] { x.Grad!.ToArray(), w.Grad!.ToArray(), r.Grad!.ToArray() };
+        }
+        var fusedGrads = Grads(true);
+        var composed = Grads(false);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(composed[i], fusedGrads[i]);
+    }
+
+    [Fact]
     public void AutoPicksImplicitGemmOverBudgetAndIm2ColUnder()
     {
         foreach (var (budget, expectIm2Col) in new[] { (16L, false), (1L << 30, true) })

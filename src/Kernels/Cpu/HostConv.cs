@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
@@ -5,7 +6,10 @@ using System.Runtime.Intrinsics.X86;
 namespace GpuNet.Kernels.Cpu;
 
 /// <summary>
-/// Convolution on the fast CPU device: per image, im2col into a per-thread column buffer (Cg·KH·KW × OH·OW floats,
+/// Convolution on the fast CPU device. With AVX-512 and weights packed once (<see cref="PackWeights"/>; or packed per call
+/// when there are enough output pixels to pay for it) a convolution runs as direct register tiles over the image
+/// (<see cref="Direct{TAct}"/>); depthwise ones have planes of their own, few column rows over many pixels outer products.
+/// The rest: per image, im2col into a per-thread column buffer (Cg·KH·KW × OH·OW floats,
 /// reused, never the whole batch's), then <see cref="HostGemm"/> per group with the bias per output channel and the
 /// activation in its epilogue. The column rows are built a run of output pixels at a time: for a tap (c, kh, kw) and
 /// an output row, the valid output columns form one interval (computed, not tested per pixel), copied with a block
@@ -19,6 +23,14 @@ internal static unsafe class HostConv
 
     /// <summary>Scratch slot of a core's output rows before they are copied into the image's output.</summary>
     private const int TileSlot = 8;
+
+    /// <summary>Scratch slot of weights packed for one call of <see cref="Direct{TAct}"/>.</summary>
+    private const int PackedSlot = 10;
+
+    /// <summary>Output pixels (over the batch) from which a convolution without packed weights packs them for
+    /// <see cref="Direct{TAct}"/> on each call: the packing costs a few multiply-adds per weight, the columns' im2col
+    /// and GEMM packing a few per output.</summary>
+    private const int DirectUnpackedPixels = 1024;
 
     /// <summary>Scratch slot of a plane's rows split into stride phases, or at stride 1 of its zero-bordered rows
     /// (<see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/>).</summary>
@@ -393,6 +405,14 @@ internal static unsafe class HostConv
         return Vector512.ConditionalSelect(Vector512.GreaterThanOrEqual(y, high), high, y);
     }
 
+    /// <inheritdoc cref="Clamp(Vector512{float}, Vector512{float})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Clamp(Vector256<float> x, Vector256<float> high)
+    {
+        var y = Vector256.ConditionalSelect(Vector256.LessThanOrEqual(x, Vector256<float>.Zero), Vector256<float>.Zero, x);
+        return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, high), high, y);
+    }
+
     /// <summary>
     /// sums[r·64 + j] = Σ_c w_r[c]·x[c·stride + j] for 4 rows of weights and 64 pixels: the accumulators are this method's own
     /// locals (16 registers), which the JIT kept on the stack — a load and a store around every FMA — when the loop sat in
@@ -526,21 +546,38 @@ internal static unsafe class HostConv
     }
 
     /// <summary>
-    /// out[n, g·Kg + m, pixel] = act(Σ w[g·Kg + m, k]·col_n,g[k, pixel] + bias) for input x [N, C, H, W] (contiguous) and
-    /// weights [K, Cg·KH·KW]; <paramref name="p"/> is the per-(image, group) GEMM with the bias per row.
+    /// out[n, g·Kg + m, pixel] = act(Σ w[g·Kg + m, k]·col_n,g[k, pixel] + bias + residual) for input x [N, C, H, W] (contiguous)
+    /// and weights [K, Cg·KH·KW]; <paramref name="p"/> is the per-(image, group) GEMM with the bias per row.
+    /// <paramref name="packed"/> (may be null) holds the weights as <see cref="PackWeights"/> lays them out, and
+    /// <paramref name="residual"/> (may be null) values shaped like the output.
     /// </summary>
-    public static void Conv2d<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, GemmParams p, TAct act)
+    public static void Conv2d<TAct>(float* x, float* w, float* packed, float* output, float* bias, float* residual, Conv2dGeometry g, GemmParams p, TAct act)
         where TAct : struct, IDifferentiableUnaryOp
     {
         int groups = g.Options.Groups, pixels = g.OH * g.OW, cgkk = g.Cg * g.KH * g.KW;
         var ix = g.Index;
-        if (g.Cg == 1 && groups > 1 && p.Alpha == 1f && p.Beta == 0f)
+        bool depthwise = g.Cg == 1 && groups > 1;
+        bool pointwise = g.KH == 1 && g.KW == 1 && ix.StrideH == 1 && ix.StrideW == 1 && ix.PadTop == 0 && ix.PadLeft == 0 && g.OH == g.H && g.OW == g.W;
+        // Few column rows over many pixels (mobilenet's and efficientnet's expansions, a 3-channel stem) keep their outer
+        // products: they ran mobilenet_v2 in 1.28–1.36 ms of node time against 1.44–1.51 as direct tiles.
+        bool outerProducts = groups == 1 && cgkk <= PointwiseDirectChannels && pixels >= 64 && HostGemm.Wide;
+        bool direct = HostGemm.Wide && !depthwise && !outerProducts && (packed != null || (long)g.N * pixels >= DirectUnpackedPixels);
+        if (residual != null && !direct)
+        {
+            // The other forms have no residual in their stores: the convolution, then one pass adding it and activating.
+            Conv2d(x, w, null, output, bias, null, g, p, default(ElementwiseOps.Identity));
+            var all = new Span<float>(output, checked(g.N * g.K * pixels));
+            TensorPrimitives.Add(all, new ReadOnlySpan<float>(residual, all.Length), all);
+            if (typeof(TAct) != typeof(ElementwiseOps.Identity))
+                HostElementwise.ApplyUnary(all, all, act);
+            return;
+        }
+        if (depthwise)
         {
             Depthwise(x, w, output, p.HasBias != 0 ? bias : null, g, act);
             return;
         }
-        bool pointwise = g.KH == 1 && g.KW == 1 && ix.StrideH == 1 && ix.StrideW == 1 && ix.PadTop == 0 && ix.PadLeft == 0 && g.OH == g.H && g.OW == g.W;
-        if (groups == 1 && cgkk <= PointwiseDirectChannels && pixels >= 64 && HostGemm.Wide && p.Alpha == 1f && p.Beta == 0f)
+        if (outerProducts)
         {
             // A 1×1 convolution reads the image itself; another with few column rows (a stem: 3 channels × 3×3 taps = 27)
             // builds its columns first, then the same outer products over them.
@@ -552,6 +589,16 @@ internal static unsafe class HostConv
                     Im2Col(x + (long)n * g.C * g.H * g.W, columns + (long)n * cgkk * pixels, ix, g.C, g.OH, g.OW, parallel: true);
             }
             PointwiseDirect(columns, g.N, cgkk, pixels, w, g.K, output, p.HasBias != 0 ? bias : null, act);
+            return;
+        }
+        if (direct)
+        {
+            if (packed == null)
+            {
+                packed = HostScratch.Get(PackedSlot, PackedLength(groups, g.Kg, cgkk));
+                PackWeights(w, packed, groups, g.Kg, cgkk);
+            }
+            Direct(x, packed, output, p.HasBias != 0 ? bias : null, residual, g, act);
             return;
         }
         var layoutA = Layout6.Create("conv2d", new[] { groups }, new[] { g.Kg * cgkk });
@@ -608,5 +655,300 @@ internal static unsafe class HostConv
                     new ReadOnlySpan<float>(tile + (long)k * cols, cols).CopyTo(new Span<float>(result + (long)k * pixels + (long)r0 * g.OW, cols));
             }, oneChunkPerCore: true);
         }
+    }
+
+    // ------------------------------------------------------------------ direct convolution over packed weights
+
+    /// <summary>Output pixels in one register tile of <see cref="Direct{TAct}"/>.</summary>
+    private const int TilePixels = 6;
+
+    /// <summary>Output channels in one register tile of <see cref="Direct{TAct}"/> (four 512-bit vectors).</summary>
+    private const int TileChannels = 64;
+
+    /// <summary>Tiles that pass over one slab of weights while it is in L1 (a run's sums: 8 × 6 × 64 floats, 12 KiB).</summary>
+    private const int RunTiles = 8;
+
+    /// <summary>Taps per slab: 64 × 64 channels' weights, 16 KiB of L1.</summary>
+    private const int SlabTaps = 64;
+
+    /// <summary>Output channels per group in <see cref="PackWeights"/>'s layout: Kg rounded up to whole vectors of 16.</summary>
+    public static int PackedChannels(int kg) => (kg + 15) & ~15;
+
+    /// <summary>Floats <see cref="PackWeights"/> writes for these weights.</summary>
+    public static long PackedLength(int groups, int kg, int cgkk) => (long)groups * cgkk * PackedChannels(kg);
+
+    /// <summary>
+    /// The weights [groups·Kg, Cg·KH·KW] transposed per group and per block of <see cref="TileChannels"/> output channels into
+    /// wt[group, block, (c, kh, kw), o] with o padded to whole vectors of 16 by zeros (<see cref="PackedChannels"/>): what
+    /// <see cref="Direct{TAct}"/> reads for one tile, a vector of 16 output channels per tap, is one sequential stream (the
+    /// late layers' 9 MB of weights come from memory, where a stream the prefetcher follows ran at twice the rate of rows
+    /// strided across the blocks). 16 output channels are gathered a tap at a time (two 8-lane gathers down 16 rows).
+    /// </summary>
+    public static void PackWeights(float* w, float* wt, int groups, int kg, int cgkk)
+    {
+        int ldw = PackedChannels(kg), blocks = ldw / 16;
+        HostParallel.For(groups * blocks, 16L * cgkk, (s, e) =>
+        {
+            var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * cgkk;
+            for (int b = s; b < e; b++)
+            {
+                int group = b / blocks, o0 = b % blocks * 16, valid = Math.Min(16, kg - o0);
+                int block = o0 / TileChannels * TileChannels, width = Math.Min(TileChannels, ldw - block);
+                float* src = w + ((long)group * kg + o0) * cgkk, dst = wt + ((long)group * ldw + block) * cgkk + (o0 - block);
+                if (valid == 16 && Avx2.IsSupported)
+                {
+                    float* src8 = src + 8L * cgkk;
+                    for (int k = 0; k < cgkk; k++, dst += width)
+                    {
+                        Vector256.Store(Avx2.GatherVector256(src + k, lanes, 4), dst);
+                        Vector256.Store(Avx2.GatherVector256(src8 + k, lanes, 4), dst + 8);
+                    }
+                    continue;
+                }
+                for (int k = 0; k < cgkk; k++, dst += width)
+                    for (int o = 0; o < 16; o++)
+                        dst[o] = o < valid ? src[(long)o * cgkk + k] : 0f;
+            }
+        });
+    }
+
+    /// <summary>
+    /// A convolution as an indirect GEMM over packed weights (<see cref="PackWeights"/>), with no im2col: a register tile holds
+    /// <see cref="TilePixels"/> output pixels × <see cref="TileChannels"/> output channels (24 zmm accumulators, output
+    /// channels in the lanes), and per tap (c, kh, kw) it loads four vectors of weights and broadcasts each pixel's input
+    /// value from a zero-bordered copy of the image (the padding in the copy, so no bounds anywhere), at a per-tap offset
+    /// from a table plus a per-pixel offset that holds the stride — any stride, dilation and padding, the pixels of a tile
+    /// free to span output rows (8×8 and 4×4 maps fill it). Per tap 4 loads and 6 broadcasts feed 24 FMAs, so it runs at the
+    /// FMA rate where im2col + the packed GEMM spent a third of their time copying: the columns, their packing, the output
+    /// tiles. The tile is then stored transposed (pixels are contiguous in NCHW) with the bias, the residual and the
+    /// activation. Tiles (image, group, 64 channels, 6 pixels) are split across the cores, channel blocks outermost so a core
+    /// keeps its weights in L2.
+    /// </summary>
+    /// <param name="x">Input [N, C, H, W], contiguous.</param>
+    /// <param name="wt">The weights as <see cref="PackWeights"/> lays them out.</param>
+    /// <param name="output">Output [N, K, OH, OW].</param>
+    /// <param name="bias">Null, or one value per output channel.</param>
+    /// <param name="residual">Null, or values shaped like the output, added before the activation.</param>
+    /// <param name="g">The convolution's geometry.</param>
+    /// <param name="act">The activation.</param>
+    public static void Direct<TAct>(float* x, float* wt, float* output, float* bias, float* residual, Conv2dGeometry g, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        var ix = g.Index;
+        int groups = g.Options.Groups, cg = g.Cg, kg = g.Kg, ldw = PackedChannels(kg), kd = cg * g.KH * g.KW, pixels = g.OH * g.OW;
+        int sh = ix.StrideH, sw = ix.StrideW;
+        // The input extent the output reaches; a copy with zero borders only when some tap reads outside the image.
+        int hp = (g.OH - 1) * sh + (g.KH - 1) * ix.DilationH + 1, wp = (g.OW - 1) * sw + (g.KW - 1) * ix.DilationW + 1;
+        bool inPlace = ix.PadTop == 0 && ix.PadLeft == 0 && hp <= g.H && wp <= g.W;
+        int rowStride = inPlace ? g.W : wp, plane = inPlace ? g.H * g.W : hp * wp;
+        float* xin = inPlace ? x : Bordered(x, g, hp, wp);
+        int* koff = (int*)HostScratch.Get(PhaseSlot, kd + 16 + (long)groups * ldw);
+        for (int c = 0, k = 0; c < cg; c++)
+            for (int kh = 0; kh < g.KH; kh++)
+                for (int kw = 0; kw < g.KW; kw++)
+                    koff[k++] = c * plane + kh * ix.DilationH * rowStride + kw * ix.DilationW;
+        // The bias padded to whole vectors per group (zeros past Kg), added to the accumulators as they are stored.
+        float* biasPadded = (float*)(koff + kd + 16 - kd % 16);
+        for (int group = 0; group < groups; group++)
+            for (int o = 0; o < ldw; o++)
+                biasPadded[group * ldw + o] = bias != null && o < kg ? bias[group * kg + o] : 0f;
+        // ReLU and ReLU6 are applied in the store; any other activation in one pass over the output after.
+        bool clamp = typeof(TAct) == typeof(Activation.Relu) || typeof(TAct) == typeof(Activation.Relu6);
+        bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
+        var high = Vector256.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
+        int tiles = (pixels + TilePixels - 1) / TilePixels, blocks = (ldw + TileChannels - 1) / TileChannels;
+        int runs = (tiles + RunTiles - 1) / RunTiles;
+        HostParallel.For(g.N * groups * blocks * runs, (long)RunTiles * TilePixels * TileChannels * kd, (s, e) =>
+        {
+            int* poff = stackalloc int[RunTiles * TilePixels];
+            // Each tile's 6 × 64 sums between slabs, plus two rows so an 8-lane gather down a column stays inside.
+            float* sums = HostScratch.Get(TileSlot, (RunTiles + 1) * TilePixels * TileChannels);
+            var rows = Vector256.Create(0, 1, 2, 3, 4, 5, 5, 5) * TileChannels;
+            for (int u = s; u < e; u++)
+            {
+                int run = u % runs, rest = u / runs, ob = rest % blocks, ng = rest / blocks, group = ng % groups, n = ng / groups;
+                int t0 = run * RunTiles, t1 = Math.Min(tiles, t0 + RunTiles), o0 = ob * TileChannels, width = Math.Min(TileChannels, ldw - o0);
+                for (int t = t0; t < t1; t++)
+                    for (int i = 0; i < TilePixels; i++)
+                    {
+                        int p = Math.Min(t * TilePixels + i, pixels - 1), oh = p / g.OW;
+                        poff[(t - t0) * TilePixels + i] = oh * sh * rowStride + (p - oh * g.OW) * sw;
+                    }
+                float* xb = xin + ((long)n * g.C + (long)group * cg) * plane, wb = wt + ((long)group * ldw + o0) * kd, bb = biasPadded + group * ldw + o0;
+                // K in slabs whose 64-channel weights (≤ 32 KiB) stay in L1 while every tile of the run passes over them.
+                for (int k0 = 0; k0 < kd; k0 += SlabTaps)
+                {
+                    int k1 = Math.Min(kd, k0 + SlabTaps);
+                    for (int t = t0; t < t1; t++)
+                    {
+                        float* tileSums = sums + (t - t0) * TilePixels * TileChannels;
+                        int* pt = poff + (t - t0) * TilePixels;
+                        switch (width / 16)
+                        {
+                            case 1: DirectTile<One>(xb, pt, koff, k0, k1, wb, width, bb, tileSums); break;
+                            case 2: DirectTile<Two>(xb, pt, koff, k0, k1, wb, width, bb, tileSums); break;
+                            case 3: DirectTile<Three>(xb, pt, koff, k0, k1, wb, width, bb, tileSums); break;
+                            default: DirectTile<Four>(xb, pt, koff, k0, k1, wb, width, bb, tileSums); break;
+                        }
+                    }
+                }
+                // Transposed into the output: channel j's pixels of a tile are contiguous there, one gather down column j.
+                int channels = Math.Min(TileChannels, kg - o0);
+                for (int t = t0; t < t1; t++)
+                {
+                    int p0 = t * TilePixels, count = Math.Min(TilePixels, pixels - p0);
+                    float* tileSums = sums + (t - t0) * TilePixels * TileChannels;
+                    var keep = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count)).AsSingle();
+                    long first = ((long)n * g.K + (long)group * kg + o0) * pixels + p0;
+                    for (int j = 0; j < channels; j++)
+                    {
+                        var v = Avx2.GatherVector256(tileSums + j, rows, 4);
+                        if (residual != null)
+                            v += Avx.MaskLoad(residual + first + (long)j * pixels, keep);
+                        if (clamp)
+                            v = Clamp(v, high);
+                        Avx.MaskStore(output + first + (long)j * pixels, keep, v);
+                    }
+                }
+            }
+        });
+        if (!identity && !clamp)
+        {
+            var all = new Span<float>(output, checked(g.N * g.K * pixels));
+            HostElementwise.ApplyUnary(all, all, act);
+        }
+    }
+
+    /// <summary>
+    /// Each image's input planes cut or zero-extended to hp × wp rows from (−PadTop, −PadLeft), in the column slot. A row's
+    /// right border and the next row's left border are one run of zeros, written in place (1–3 floats at a typical
+    /// padding): a library clear per border cost 20 ns, as long as the 64 × 16 × 16 layer's tiles took on one core.
+    /// </summary>
+    private static float* Bordered(float* x, Conv2dGeometry g, int hp, int wp)
+    {
+        var ix = g.Index;
+        int planes = g.N * g.C;
+        float* dst = HostScratch.Get(ColumnSlot, (long)planes * hp * wp);
+        int c0 = Math.Min(wp, ix.PadLeft), c1 = Math.Clamp(ix.PadLeft + g.W, c0, wp);
+        int r0 = Math.Min(hp, ix.PadTop), r1 = Math.Clamp(ix.PadTop + g.H, r0, hp);
+        HostParallel.For(planes, 2L * hp * wp, (s, e) =>
+        {
+            for (int q = s; q < e; q++)
+            {
+                float* plane = dst + (long)q * hp * wp, source = x + (long)q * g.H * g.W - ix.PadLeft;
+                // Zeros up to the first copied element, then per row the copy and the zeros up to the next row's copy.
+                float* zeros = plane;
+                for (int r = r0; r < r1 && c1 > c0; r++)
+                {
+                    float* row = plane + (long)r * wp;
+                    Zero(zeros, row + c0);
+                    Copy(row + c0, source + (long)(r - ix.PadTop) * g.W + c0, c1 - c0);
+                    zeros = row + c1;
+                }
+                Zero(zeros, plane + (long)hp * wp);
+            }
+        });
+        return dst;
+    }
+
+    /// <summary>[from, to) = 0: mostly a border of a few floats, where a library clear's fixed cost dominated.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Zero(float* from, float* to)
+    {
+        for (; from + 8 <= to; from += 8)
+            Vector256.Store(Vector256<float>.Zero, from);
+        for (; from < to; from++)
+            *from = 0f;
+    }
+
+    /// <summary>Vectors of 16 output channels in one <see cref="DirectTile{TV}"/> (1–4: a group's last block may be narrower).</summary>
+    private interface IVectors { static abstract int Count { get; } }
+    private struct One : IVectors { public static int Count => 1; }
+    private struct Two : IVectors { public static int Count => 2; }
+    private struct Three : IVectors { public static int Count => 3; }
+    private struct Four : IVectors { public static int Count => 4; }
+
+    /// <summary>
+    /// tile[i, j] (+)= Σ x[poff[i] + koff[k]]·w[k·ldw + j] over k0 ≤ k &lt; k1 for 6 pixels, starting from the bias at k0 = 0, and 16·TV.Count channels: its own method so the 24
+    /// accumulators stay in registers (in the parallel lambda the JIT kept them on the stack).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void DirectTile<TV>(float* x, int* poff, int* koff, int k0, int k1, float* w, int ldw, float* bias, float* tile) where TV : struct, IVectors
+    {
+        float* x0 = x + poff[0], x1 = x + poff[1], x2 = x + poff[2], x3 = x + poff[3], x4 = x + poff[4], x5 = x + poff[5];
+        // The first slab starts from the bias, later ones from the sums the previous slab stored.
+        float* from = k0 == 0 ? null : tile;
+        LoadRow<TV>(from, bias, 0, out var c00, out var c01, out var c02, out var c03);
+        LoadRow<TV>(from, bias, 1, out var c10, out var c11, out var c12, out var c13);
+        LoadRow<TV>(from, bias, 2, out var c20, out var c21, out var c22, out var c23);
+        LoadRow<TV>(from, bias, 3, out var c30, out var c31, out var c32, out var c33);
+        LoadRow<TV>(from, bias, 4, out var c40, out var c41, out var c42, out var c43);
+        LoadRow<TV>(from, bias, 5, out var c50, out var c51, out var c52, out var c53);
+        w += (long)k0 * ldw;
+        for (int k = k0; k < k1; k++, w += ldw)
+        {
+            int at = koff[k];
+            var w0 = Vector512.Load(w);
+            var w1 = TV.Count > 1 ? Vector512.Load(w + 16) : default;
+            var w2 = TV.Count > 2 ? Vector512.Load(w + 32) : default;
+            var w3 = TV.Count > 3 ? Vector512.Load(w + 48) : default;
+            var a = Vector512.Create(x0[at]);
+            c00 = Avx512F.FusedMultiplyAdd(a, w0, c00);
+            if (TV.Count > 1) c01 = Avx512F.FusedMultiplyAdd(a, w1, c01);
+            if (TV.Count > 2) c02 = Avx512F.FusedMultiplyAdd(a, w2, c02);
+            if (TV.Count > 3) c03 = Avx512F.FusedMultiplyAdd(a, w3, c03);
+            a = Vector512.Create(x1[at]);
+            c10 = Avx512F.FusedMultiplyAdd(a, w0, c10);
+            if (TV.Count > 1) c11 = Avx512F.FusedMultiplyAdd(a, w1, c11);
+            if (TV.Count > 2) c12 = Avx512F.FusedMultiplyAdd(a, w2, c12);
+            if (TV.Count > 3) c13 = Avx512F.FusedMultiplyAdd(a, w3, c13);
+            a = Vector512.Create(x2[at]);
+            c20 = Avx512F.FusedMultiplyAdd(a, w0, c20);
+            if (TV.Count > 1) c21 = Avx512F.FusedMultiplyAdd(a, w1, c21);
+            if (TV.Count > 2) c22 = Avx512F.FusedMultiplyAdd(a, w2, c22);
+            if (TV.Count > 3) c23 = Avx512F.FusedMultiplyAdd(a, w3, c23);
+            a = Vector512.Create(x3[at]);
+            c30 = Avx512F.FusedMultiplyAdd(a, w0, c30);
+            if (TV.Count > 1) c31 = Avx512F.FusedMultiplyAdd(a, w1, c31);
+            if (TV.Count > 2) c32 = Avx512F.FusedMultiplyAdd(a, w2, c32);
+            if (TV.Count > 3) c33 = Avx512F.FusedMultiplyAdd(a, w3, c33);
+            a = Vector512.Create(x4[at]);
+            c40 = Avx512F.FusedMultiplyAdd(a, w0, c40);
+            if (TV.Count > 1) c41 = Avx512F.FusedMultiplyAdd(a, w1, c41);
+            if (TV.Count > 2) c42 = Avx512F.FusedMultiplyAdd(a, w2, c42);
+            if (TV.Count > 3) c43 = Avx512F.FusedMultiplyAdd(a, w3, c43);
+            a = Vector512.Create(x5[at]);
+            c50 = Avx512F.FusedMultiplyAdd(a, w0, c50);
+            if (TV.Count > 1) c51 = Avx512F.FusedMultiplyAdd(a, w1, c51);
+            if (TV.Count > 2) c52 = Avx512F.FusedMultiplyAdd(a, w2, c52);
+            if (TV.Count > 3) c53 = Avx512F.FusedMultiplyAdd(a, w3, c53);
+        }
+        StoreRow<TV>(tile, c00, c01, c02, c03);
+        StoreRow<TV>(tile + TileChannels, c10, c11, c12, c13);
+        StoreRow<TV>(tile + 2 * TileChannels, c20, c21, c22, c23);
+        StoreRow<TV>(tile + 3 * TileChannels, c30, c31, c32, c33);
+        StoreRow<TV>(tile + 4 * TileChannels, c40, c41, c42, c43);
+        StoreRow<TV>(tile + 5 * TileChannels, c50, c51, c52, c53);
+    }
+
+    /// <summary>Row <paramref name="row"/> of the tile's sums from <paramref name="from"/>, or the bias where it is null.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void LoadRow<TV>(float* from, float* bias, int row, out Vector512<float> a, out Vector512<float> b, out Vector512<float> c,
+        out Vector512<float> d) where TV : struct, IVectors
+    {
+        float* src = from == null ? bias : from + row * TileChannels;
+        a = Vector512.Load(src);
+        b = TV.Count > 1 ? Vector512.Load(src + 16) : default;
+        c = TV.Count > 2 ? Vector512.Load(src + 32) : default;
+        d = TV.Count > 3 ? Vector512.Load(src + 48) : default;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreRow<TV>(float* row, Vector512<float> a, Vector512<float> b, Vector512<float> c, Vector512<float> d) where TV : struct, IVectors
+    {
+        a.Store(row);
+        if (TV.Count > 1) b.Store(row + 16);
+        if (TV.Count > 2) c.Store(row + 32);
+        if (TV.Count > 3) d.Store(row + 48);
     }
 }

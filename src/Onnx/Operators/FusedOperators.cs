@@ -16,34 +16,28 @@ internal static class FusedOperators
     }.ToDictionary(s => s.Name);
 
     /// <summary>
-    /// activation(Conv(X, W, B) + R): the convolution's output gets the residual R (input 3) added and the activation applied
-    /// in place, where the graph had an Add node and an activation node each writing a new tensor (resnet's blocks end so).
-    /// A residual of another shape than the convolution's output is added with broadcasting into a new tensor.
+    /// activation(Conv(X, W, B) + R): the convolution adds the residual R (input 3) and applies the activation as it stores
+    /// its output (<see cref="Ops.Conv2d(Tensor, PackedConv2dWeight, Tensor?, Conv2dOptions?, Tensor?)"/>), where the graph had
+    /// an Add node and an activation node each writing a new tensor (resnet's blocks end so). A residual of another shape
+    /// than the convolution's output is added with broadcasting into a new tensor.
     /// </summary>
     private static OnnxTensor[] ConvResidual(OpContext c, OnnxTensor?[] i)
     {
-        var (conv, dims) = LinearOperators.ConvCore(c, i, FusedActivation.None);
+        var activation = Activation(c);
+        if (activation is not (FusedActivation.None or FusedActivation.Relu or FusedActivation.Relu6))
+            throw new OnnxRunException($"{c.Label}: no activation {activation} after a residual Add");
+        var r = i[3]!.On(c.Device);
+        var (conv, dims, added) = LinearOperators.ConvCore(c, i, activation, r);
+        if (added)
+            return new[] { Values.Float(conv, dims) };
         var y = conv.Reshape(dims);
         conv.Dispose();
-        var r = i[3]!.On(c.Device);
-        if (r.Shape.SequenceEqual(dims))
-            Ops.Add(y, r, output: y);
-        else
-            using (var sum = y)
-                y = Ops.Add(sum, r);
-        switch (Activation(c))
-        {
-            case FusedActivation.None:
-                break;
-            case FusedActivation.Relu:
-                Ops.Relu(y, y);
-                break;
-            case FusedActivation.Relu6:
-                Ops.Relu6(y, y);
-                break;
-            case var other:
-                throw new OnnxRunException($"{c.Label}: no activation {other} after a residual Add");
-        }
+        using (var sum = y)
+            y = Ops.Add(sum, r);
+        if (activation == FusedActivation.Relu)
+            Ops.Relu(y, y);
+        else if (activation == FusedActivation.Relu6)
+            Ops.Relu6(y, y);
         return new[] { Values.Float(y, dims) };
     }
 

@@ -180,13 +180,15 @@ internal static class LinearOperators
 
     private static OnnxTensor[] Conv(OpContext c, OnnxTensor?[] i)
     {
-        var (y, dims) = ConvCore(c, i, FusedOperators.Activation(c));
+        var (y, dims, _) = ConvCore(c, i, FusedOperators.Activation(c));
         return new[] { Values.Float(y, dims) };
     }
 
     /// <summary>The convolution of inputs X, W and the optional B with <paramref name="activation"/> in its epilogue: the
-    /// result (1-D convolutions as 2-D with a height of 1) and its ONNX shape.</summary>
-    internal static (Tensor Y, int[] Dims) ConvCore(OpContext c, OnnxTensor?[] i, FusedActivation activation)
+    /// result (1-D convolutions as 2-D with a height of 1) and its ONNX shape. A <paramref name="residual"/> shaped like the
+    /// 2-D convolution's output is added before the activation (<c>ResidualAdded</c>); one of another shape is not, and
+    /// then neither is the activation — the caller adds the residual with broadcasting and activates.</summary>
+    internal static (Tensor Y, int[] Dims, bool ResidualAdded) ConvCore(OpContext c, OnnxTensor?[] i, FusedActivation activation, Tensor? residual = null)
     {
         var x = i[0]!.On(c.Device);
         var w = i[1]!.On(c.Device);
@@ -199,9 +201,22 @@ internal static class LinearOperators
             : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = activation };
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D convolution is not supported (1-D and 2-D are)");
-        var y = Ops.Conv2d(As2d(c, x, "input"), As2d(c, w, "kernel"), bias, options);
+        var x4 = As2d(c, x, "input");
+        if (residual is not null)
+        {
+            var g = Conv2dGeometry.Create(c.Label, x4.ShapeArray(), As2d(c, w, "kernel").ShapeArray(), options);
+            if (spatial != 2 || !residual.Shape.SequenceEqual(new[] { g.N, g.K, g.OH, g.OW }))
+            {
+                residual = null;
+                options = options with { Activation = FusedActivation.None };
+            }
+        }
+        // A constant kernel (every exported model's) is packed once and kept with the model.
+        var y = i[1]!.IsConstant
+            ? Ops.Conv2d(x4, i[1]!.Conv2dWeights(c.Device, options.Groups), bias, options, residual)
+            : Ops.Conv2d(x4, As2d(c, w, "kernel"), bias, options, residual);
         var dims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
-        return (y, dims);
+        return (y, dims, residual is not null);
     }
 
     /// <summary>
