@@ -21,6 +21,11 @@ internal static class RecurrentChecks
             ("gru_reset_before", RecurrentCell.Gru, 5, 3, 4, 6, false, false, true, true),
             ("gru_reset_after", RecurrentCell.Gru, 5, 3, 4, 6, false, true, true, true),
             ("gru_reset_after_reverse_h17", RecurrentCell.Gru, 6, 1, 3, 17, true, true, false, true),
+            // The fast CPU's vector steps: 8-lane gates with a scalar tail (19, 40 and 12 units), Rᵀ transposed in 8 × 8 blocks
+            // with edge rows and columns (3·19 × 19), products 32 columns at a time with a tail (57, 160 and 12 columns).
+            ("gru_reset_before_h19_batch2", RecurrentCell.Gru, 5, 2, 3, 19, false, false, true, true),
+            ("lstm_h40_batch2_reverse", RecurrentCell.Lstm, 4, 2, 3, 40, true, false, true, true),
+            ("rnn_h12", RecurrentCell.Rnn, 6, 1, 3, 12, false, false, true, true),
             ("empty_sequence", RecurrentCell.Lstm, 0, 2, 3, 4, false, false, true, true),
         };
         foreach (var k in cases)

@@ -47,10 +47,10 @@ internal static unsafe class HostScratch
         }
     }
 
-    /// <summary>At least <paramref name="floats"/> floats of slot <paramref name="slot"/> (0–10) of the calling thread; contents undefined.</summary>
+    /// <summary>At least <paramref name="floats"/> floats of slot <paramref name="slot"/> (0–11) of the calling thread; contents undefined.</summary>
     public static float* Get(int slot, long floats)
     {
-        var slots = _slots ??= new Buffer[11];
+        var slots = _slots ??= new Buffer[12];
         var b = slots[slot] ??= new Buffer();
         if (b.Capacity < floats)
         {
