@@ -111,6 +111,13 @@ internal sealed class Fusion
 
     private static AttributeProto Float(string name, float v) => new() { Name = name, Type = AttributeType.Float, F = v };
 
+    private static AttributeProto Ints(string name, IEnumerable<long> v)
+    {
+        var a = new AttributeProto { Name = name, Type = AttributeType.Ints };
+        a.Ints.AddRange(v);
+        return a;
+    }
+
     // ------------------------------------------------------------------ patterns
 
     /// <summary>Mul(Mul(x, Add(Erf(Div(x, √2)), 1)), ½) in any operand order → GpuNet.Gelu(x).</summary>
@@ -176,7 +183,13 @@ internal sealed class Fusion
     private bool LastAxis(int reduce) => Node(reduce).Attributes.TryGetValue("axes", out var a) && a.Ints.Count == 1 && a.Ints[0] == -1
         && (!Node(reduce).Attributes.TryGetValue("keepdims", out var kd) || kd.I == 1) && Node(reduce).Inputs.Count == 1;
 
-    /// <summary>MatMul(Softmax(mask(MatMul(Q, Transpose(K)) · scale)), V) → GpuNet.Attention(Q, K, V[, condition]).</summary>
+    /// <summary>
+    /// MatMul(Softmax(mask(MatMul(Q·s_q, Transpose(K)) · s)), V) → GpuNet.Attention(Q, K, V[, condition]), Q, K and V of rank 3
+    /// ([B·H, N, d]) or 4 ([B, H, N, d]), the scale on the scores or on Q (PyTorch's nn.MultiheadAttention divides Q). Kᵀ's
+    /// transpose becomes the permutation that reads K as [.., N, d] (key_perm), and a transpose that only lays out Q or V
+    /// (heads out of the tokens axis) is read through its permutation too (query_perm, value_perm): strided views the kernel
+    /// reads directly, where each transpose node copied. Permutations must keep d last.
+    /// </summary>
     private void Attention(int root)
     {
         var n = Node(root);
@@ -185,8 +198,6 @@ internal sealed class Fusion
         var sm = Node(softmax);
         // From opset 13 Softmax defaults to the last axis; before, to axis 1 of the input coerced to 2-D (the last axis only when said so).
         long axis = sm.Attributes.TryGetValue("axis", out var ax) ? ax.I : _opset >= 13 ? -1 : 1;
-        if (axis is not (-1 or 3))
-            return;
         string scores = sm.Inputs[0];
         var removed = new List<int> { softmax };
         string? condition = null;
@@ -201,33 +212,63 @@ internal sealed class Fusion
             removed.Add(where);
         }
         float? scale = null;
-        if (Only(scores, "Div") is int div && ScalarOf(Node(div).Inputs[1]) is float divisor)
+        if (Scaled(scores) is var (scoresScale, unscaled, scaling))
         {
-            scale = 1f / divisor;
-            scores = Node(div).Inputs[0];
-            removed.Add(div);
+            scale = scoresScale;
+            scores = unscaled;
+            removed.Add(scaling);
         }
-        else if (Only(scores, "Mul") is int mul && ScalarOf(Node(mul).Inputs[1]) is float factor)
-        {
-            scale = factor;
-            scores = Node(mul).Inputs[0];
-            removed.Add(mul);
-        }
-        if (scale is null || Only(scores, "MatMul") is not int qk || Only(Node(qk).Inputs[1], "Transpose") is not int transpose)
+        if (Only(scores, "MatMul") is not int qk || Only(Node(qk).Inputs[1], "Transpose") is not int transpose)
             return;
-        // Kᵀ is K [B, H, N, d] with its last two axes swapped, or (one transpose composed by the exporter) K as [B, N, H, d].
-        var perm = Node(transpose).Attributes.TryGetValue("perm", out var p) ? p.Ints : null;
-        bool headsSecond = perm is not null && perm.SequenceEqual(new long[] { 0, 1, 3, 2 });
-        bool tokensSecond = perm is not null && perm.SequenceEqual(new long[] { 0, 2, 3, 1 });
-        if (!headsSecond && !tokensSecond)
+        string query = Node(qk).Inputs[0];
+        if (Scaled(query) is var (queryScale, unscaledQuery, queryScaling))
+        {
+            scale = (scale ?? 1f) * queryScale;
+            query = unscaledQuery;
+            removed.Add(queryScaling);
+        }
+        // Kᵀ = Transpose(K_in, p): K is K_in through p with its last two entries swapped.
+        var keyPerm = Perm(transpose)?.ToArray();
+        if (scale is null || keyPerm is null || keyPerm.Length is not (3 or 4) || !(axis == -1 || axis == keyPerm.Length - 1))
+            return;
+        (keyPerm[^1], keyPerm[^2]) = (keyPerm[^2], keyPerm[^1]);
+        if (keyPerm[^1] != keyPerm.Length - 1)
             return;
         removed.Add(qk);
         removed.Add(transpose);
-        var inputs = new List<string> { Node(qk).Inputs[0], Node(transpose).Inputs[0], n.Inputs[1] };
+        var attributes = new List<AttributeProto> { Float("scale", scale.Value), Ints("key_perm", keyPerm) };
+        string value = n.Inputs[1];
+        foreach (var (name, attribute) in new[] { ("q", "query_perm"), ("v", "value_perm") })
+        {
+            string operand = name == "q" ? query : value;
+            if (Only(operand, "Transpose") is int layout && Perm(layout) is { } p && p.Length == keyPerm.Length && p[^1] == p.Length - 1)
+            {
+                removed.Add(layout);
+                attributes.Add(Ints(attribute, p));
+                if (name == "q")
+                    query = Node(layout).Inputs[0];
+                else
+                    value = Node(layout).Inputs[0];
+            }
+        }
+        var inputs = new List<string> { query, Node(transpose).Inputs[0], value };
         if (condition is not null)
             inputs.Add(condition);
-        Replace(root, "GpuNet.Attention", inputs, removed, Float("scale", scale.Value), Int("key_tokens_second", tokensSecond ? 1 : 0));
+        Replace(root, "GpuNet.Attention", inputs, removed, attributes.ToArray());
     }
+
+    /// <summary>A value that is Div(x, c) or Mul(x, c) of a constant scalar c (and used only there): c's factor, x, the node.</summary>
+    private (float Scale, string Input, int Node)? Scaled(string value)
+    {
+        if (Only(value, "Div") is int div && ScalarOf(Node(div).Inputs[1]) is float divisor)
+            return (1f / divisor, Node(div).Inputs[0], div);
+        if (Only(value, "Mul") is int mul && ScalarOf(Node(mul).Inputs[1]) is float factor)
+            return (factor, Node(mul).Inputs[0], mul);
+        return null;
+    }
+
+    /// <summary>A Transpose node's permutation (null when it has none: the reversal, which no attention layout uses).</summary>
+    private long[]? Perm(int transpose) => Node(transpose).Attributes.TryGetValue("perm", out var p) ? p.Ints.ToArray() : null;
 
     /// <summary>Add(MatMul(x, W), b) with b a constant vector of W's width → GpuNet.Linear(x, W, b).</summary>
     private void LinearBias(int root)

@@ -83,6 +83,20 @@ public sealed class ModelTests
         Assert.Equal(0, unoptimized.FusedNodes);
     }
 
+    [Fact]
+    public void PyTorchMultiheadAttentionBecomesOneAttentionNode()
+    {
+        // nn.MultiheadAttention (torch 1.13) divides Q by √d, multiplies Q [B·H, N, d] by K transposed from [N, B·H, d] with
+        // perm (1, 2, 0), takes Softmax and multiplies by V: per layer the Div, the MatMuls, the Softmax and the transposes
+        // of Q, K and V become one node reading Q, K and V through their permutations.
+        string dir = Path.GetDirectoryName(Model("real_transformer_encoder"))!;
+        SeededWeights.Materialize(dir);
+        using var encoder = OnnxModel.Load(Model("real_transformer_encoder"), Cpu);
+        Assert.Equal(2, encoder.PlannedOperators.Count(o => o == "GpuNet.Attention"));
+        Assert.DoesNotContain("Softmax", encoder.PlannedOperators);
+        Assert.Equal(0, encoder.PlannedOperators.Count(o => o == "MatMul"));
+    }
+
     /// <summary>Every rewrite of the load-time optimizer is checked on every model of the set: the optimized graph's outputs
     /// equal the unoptimized graph's within 1e-5 relative L2 (and exactly where both are integers).</summary>
     [Theory]

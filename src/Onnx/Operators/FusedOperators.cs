@@ -75,12 +75,19 @@ internal static class FusedOperators
     /// </summary>
     private static OnnxTensor[] Attention(OpContext c, OnnxTensor?[] i)
     {
-        var (q, k, v) = (i[0]!.On(c.Device), i[1]!.On(c.Device), i[2]!.On(c.Device));
-        if (c.Int("key_tokens_second", 0) != 0 && k.Rank == 4)
-            k = k.Permute(0, 2, 1, 3);   // [B, N, H, d] seen as [B, H, N, d]: a strided view the kernel reads directly
+        // The fusion's permutations (transposes it absorbed) as strided views the kernel reads directly; rank 3 is [B·H, N, d].
+        Tensor Operand(int index, string perm)
+        {
+            var t = i[index]!.On(c.Device);
+            if (c.Ints(perm) is { } p && p.Length == t.Rank)
+                t = t.Permute(Array.ConvertAll(p, a => (int)a));
+            return t.Rank == 3 ? t.Expand([1, .. t.ShapeArray()]) : t;
+        }
+        var (q, k, v) = (Operand(0, "query_perm"), Operand(1, "key_perm"), Operand(2, "value_perm"));
+        bool rank3 = i[0]!.Rank == 3;
         float scale = c.Float("scale", 1f);
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
-            throw c.Shape("Q, K, V", "[B, H, N, d] tensors", $"{GpuNetException.FormatShape(i[0]!.Dims)}, {GpuNetException.FormatShape(i[1]!.Dims)}, {GpuNetException.FormatShape(i[2]!.Dims)}");
+            throw c.Shape("Q, K, V", "[B, H, N, d] or [B·H, N, d] tensors", $"{GpuNetException.FormatShape(i[0]!.Dims)}, {GpuNetException.FormatShape(i[1]!.Dims)}, {GpuNetException.FormatShape(i[2]!.Dims)}");
         int nq = q.Size(2), nk = k.Size(2);
         bool causal = false;
         Tensor? mask = null;
@@ -105,6 +112,6 @@ internal static class FusedOperators
         var output = q.Size(3) <= 128
             ? Ops.Attention(q, k, v, scale, causal, mask: mask).Output
             : Ops.AttentionUnfused(q, k, v, scale, causal, mask: mask);
-        return new[] { Values.Float(output, output.ShapeArray()) };
+        return new[] { Values.Float(output, rank3 ? output.ShapeArray()[1..] : output.ShapeArray()) };
     }
 }
