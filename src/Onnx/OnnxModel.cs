@@ -183,6 +183,9 @@ public sealed class OnnxModel : IDisposable
 
     private IReadOnlyList<string>? _plannedNames;
 
+    /// <summary>The planned nodes' labels, formatted once (per run it cost as much as a small node's kernel).</summary>
+    private string[]? _labels;
+
     /// <summary>The device this model runs on.</summary>
     public Device Device => _device;
 
@@ -220,6 +223,7 @@ public sealed class OnnxModel : IDisposable
             var profile = new Dictionary<string, (int Count, long Ticks)>();
             var nodeTimes = new List<OnnxNodeTime>(_plan.Count);
             var planned = _plannedNames ??= PlannedOperators;
+            var labels = _labels ??= _plan.Select(p => p.Node.Label(p.Index)).ToArray();
             for (int step = 0; step < _plan.Count; step++)
             {
                 var (node, index, spec) = _plan[step];
@@ -228,14 +232,14 @@ public sealed class OnnxModel : IDisposable
                 long took = Stopwatch.GetTimestamp() - started;
                 var (count, ticks) = profile.GetValueOrDefault(node.OpType);
                 profile[node.OpType] = (count + 1, ticks + took);
-                nodeTimes.Add(new OnnxNodeTime(node.Label(index), planned[step], produced.Count > 0 ? produced[0].Value.Dims.ToArray() : [], took * 1000.0 / Stopwatch.Frequency));
+                nodeTimes.Add(new OnnxNodeTime(labels[step], planned[step], produced.Count > 0 ? produced[0].Value.Dims.ToArray() : [], took * 1000.0 / Stopwatch.Frequency));
                 foreach (var (name, value) in produced)
                 {
                     env[name] = value;
                     if (_assumedShapes.TryGetValue(name, out var assumed) && !value.Dims.SequenceEqual(assumed))
                         throw new OnnxRunException($"{node.Label(index)}: output '{name}' has shape {GpuNetException.FormatShape(value.Dims)}, but the file's value_info declares {GpuNetException.FormatShape(assumed)} (which load-time folding relied on)");
                 }
-                peak = Math.Max(peak, _device.Pool.Stats.BytesInUse);
+                peak = Math.Max(peak, _device.Pool.BytesInUse);
                 foreach (var name in node.Inputs)
                     if (name.Length > 0 && _lastUse.TryGetValue(name, out int last) && last == step && !borrowed.Contains(name) && !_outputNames.Contains(name)
                         && env.Remove(name, out var dead))

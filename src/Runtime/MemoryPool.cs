@@ -105,6 +105,10 @@ public sealed class MemoryPool
         }
     }
 
+    /// <summary>Bytes held by live tensors now (as <see cref="Stats"/>' BytesInUse, without taking back orphaned buffers first):
+    /// cheap enough to read after every node of a model.</summary>
+    public long BytesInUse => Interlocked.Read(ref _inUse);
+
     /// <summary>The size class a request of <paramref name="bytes"/> is rounded up to.</summary>
     public static long SizeClass(long bytes)
     {
