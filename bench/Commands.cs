@@ -180,7 +180,23 @@ public static class GpuNetCli
                     Int("batch", "images per step (default 64)", 1), Text("model", "cnn (default) or resnet", "NAME"),
                     Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
                     Int("limit", "use only the first N images of each split (quick runs)", 1),
+                }),
+            Verb("vae", "A convolutional VAE on Fashion-MNIST (negative ELBO: binary cross-entropy + KL) with Adam; writes vae.safetensors, vae-loss.png, " +
+                "vae-samples.png, vae-reconstructions.png and vae-metrics.json with the Fréchet distance of 5,000 samples to the test set (features of the train-cnn classifier).",
+                GenerativeVerb.TrainVae, new Symbol[]
+                {
+                    Device(), Number("lr", "learning rate (default 0.001)", true), Int("seed", "initialization, shuffle and noise seed (default 0)", 0),
+                    Text("out", "directory for the outputs (default: .)", "DIR"), Int("epochs", "passes over the training set (default 10)", 0),
+                    Int("batch", "images per step (default 128)", 1), Int("latent", "latent dimension (default 16)", 1), Int("width", "channels of the first convolution (default 32)", 1),
+                    Int("fd-samples", "generated images for the Fréchet distance (default 5000)", 2),
+                    Text("classifier", "cnn.safetensors from 'train cnn' for the Fréchet distance's features (default: OUT/cnn.safetensors, trained for one epoch if missing)", "FILE"),
+                    Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
+                    Int("limit", "use only the first N images of each split (quick runs)", 2),
                 })));
+
+        root.Add(Verb("sample", "Draw new images from weights a generative trainer wrote (train vae): an 8-column grid PNG.", GenerativeVerb.Sample,
+            Device(), Text("weights", "a vae.safetensors written by 'train vae'", "FILE"), Int("count", "images (default 64)", 1),
+            Int("seed", "sampling seed (default 0)", 0), Text("out", "the PNG to write (default samples.png)", "FILE")));
 
         root.Add(Group("onnx", "Import and run ONNX models.",
             Verb("test", "Run ONNX backend-test cases (model.onnx + test_data_set_N/*.pb; a directory of cases works too): one row per case, pass / FAIL / unsupported (why).",

@@ -69,6 +69,18 @@ public static class GoldenModels
             using (var flat = recon.Reshape(recon.Size(0), -1))
                 return Ops.Concat(new[] { flat, mu, logvar }, 1);
         }),
+        // `train vae`'s model (28×28, the logits instead of the sigmoid image): [logits, μ, log σ²] per row.
+        new("vae_fashion", (d, f) => new Vae(d, Meta(f, "latent"), Meta(f, "size"), Meta(f, "width")), (m, f) =>
+        {
+            using var x = f.ToTensor(m.Device, "__input__");
+            using var eps = f.ToTensor(m.Device, "__eps__");
+            var (logits, mu, logvar) = ((Vae)m).ForwardLogits(x, eps);
+            using (logits)
+            using (mu)
+            using (logvar)
+            using (var flat = logits.Reshape(logits.Size(0), -1))
+                return Ops.Concat(new[] { flat, mu, logvar }, 1);
+        }),
         new("ddpm_linear", NoiseModel, RunDdpm),
         new("ddpm_cosine", NoiseModel, RunDdpm),
         new("dit", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"), Meta(f, "temb")),

@@ -123,10 +123,11 @@ public static class FashionMnist
 
     /// <summary>
     /// Both splits, pixels scaled to [0, 1] and standardized with the training split's mean and standard deviation (as
-    /// torchvision's ToTensor then Normalize). <paramref name="limit"/> keeps the first images of each split (for quick runs).
+    /// torchvision's ToTensor then Normalize), or left in [0, 1] when <paramref name="standardize"/> is false (what generative
+    /// models fit). <paramref name="limit"/> keeps the first images of each split (for quick runs).
     /// </summary>
     /// <exception cref="DatasetException">A file is missing or malformed; the message says which and how to get them.</exception>
-    public static (ImageDataset Train, ImageDataset Test) Load(string? directory = null, int? limit = null)
+    public static (ImageDataset Train, ImageDataset Test) Load(string? directory = null, int? limit = null, bool standardize = true)
     {
         directory ??= DefaultDirectory;
         if (!Directory.Exists(directory))
@@ -141,7 +142,25 @@ public static class FashionMnist
             squares += v * v;
         }
         double mean = sum / Math.Max(trainImages.Length, 1), std = Math.Sqrt(Math.Max(squares / Math.Max(trainImages.Length, 1) - mean * mean, 1e-12));
+        if (!standardize)
+            (mean, std) = (0, 1);
         return (Dataset(trainImages, trainLabels, mean, std), Dataset(testImages, testLabels, mean, std));
+    }
+
+    /// <summary>The mean and standard deviation of a split's pixels in [0, 1] units: what <see cref="Load"/> standardizes with,
+    /// given the training split loaded unstandardized.</summary>
+    public static (double Mean, double Std) PixelStatistics(ImageDataset unitImages)
+    {
+        Validate.NotNull("fashion_mnist", "unitImages", unitImages);
+        double sum = 0, squares = 0;
+        foreach (float v in unitImages.Pixels)
+        {
+            sum += v;
+            squares += (double)v * v;
+        }
+        int n = Math.Max(unitImages.Pixels.Length, 1);
+        double mean = sum / n;
+        return (mean, Math.Sqrt(Math.Max(squares / n - mean * mean, 1e-12)));
     }
 
     private static (byte[] Images, byte[] Labels) ReadSplit(string directory, string split, int? limit)

@@ -173,46 +173,83 @@ public sealed class VectorQuantizer : Layer
 }
 
 /// <summary>
-/// A convolutional VAE for 1×16×16 images: encoder (two stride-2 convolutions, flatten) to fc_mu and fc_logvar, the
-/// reparameterized sample z = μ + ε·exp(½·logvar), decoder_input back to 16×4×4 and two transposed convolutions to a
-/// sigmoid image.
+/// A convolutional VAE for 1×S×S grey images (S a multiple of 4: the seed's 16, Fashion-MNIST's 28): encoder (two stride-2
+/// convolutions of <c>width</c> and 2·<c>width</c> channels, flatten) to fc_mu and fc_logvar, the reparameterized sample
+/// z = μ + ε·exp(½·logvar), decoder_input back to 2·width × S/4 × S/4 and two transposed convolutions to the image's logits,
+/// a sigmoid making the image. Names as the seed's PyTorch module (encoder.0, encoder.2, fc_mu, fc_logvar, decoder_input,
+/// decoder.0, decoder.2).
 /// </summary>
 public sealed class Vae : Module
 {
     private readonly Sequential _encoder, _decoder;
     private readonly Linear _mu, _logvar, _decoderInput;
 
-    /// <summary>Creates the VAE with a <paramref name="latent"/>-dimensional latent.</summary>
-    public Vae(Device device, int latent) : base(device)
+    /// <summary>Creates the VAE with a <paramref name="latent"/>-dimensional latent for <paramref name="imageSize"/>² images
+    /// (default: the seed's 16 × 16 with 8 and 16 channels).</summary>
+    public Vae(Device device, int latent, int imageSize = 16, int width = 8) : base(device)
     {
-        Latent = latent;
-        _encoder = Child("encoder", new Sequential(device, new Conv2d(device, 1, 8, 3, 2, 1), new ActivationLayer(device, "relu"),
-            new Conv2d(device, 8, 16, 3, 2, 1), new ActivationLayer(device, "relu"), new Flatten(device)));
-        _mu = Child("fc_mu", new Linear(device, 256, latent));
-        _logvar = Child("fc_logvar", new Linear(device, 256, latent));
-        _decoderInput = Child("decoder_input", new Linear(device, latent, 256));
-        _decoder = Child("decoder", new Sequential(device, new ConvTranspose2d(device, 16, 8, 4, 2, 1), new ActivationLayer(device, "relu"),
-            new ConvTranspose2d(device, 8, 1, 4, 2, 1), new ActivationLayer(device, "sigmoid")));
+        if (latent < 1 || imageSize < 4 || imageSize % 4 != 0 || width < 1)
+            throw new InvalidArgumentException("vae", "latent, imageSize, width", "latent ≥ 1, an image size that is a positive multiple of 4, width ≥ 1",
+                $"{latent}, {imageSize}, {width}");
+        (Latent, ImageSize, Width) = (latent, imageSize, width);
+        int features = 2 * width * (imageSize / 4) * (imageSize / 4);
+        _encoder = Child("encoder", new Sequential(device, new Conv2d(device, 1, width, 3, 2, 1), new ActivationLayer(device, "relu"),
+            new Conv2d(device, width, 2 * width, 3, 2, 1), new ActivationLayer(device, "relu"), new Flatten(device)));
+        _mu = Child("fc_mu", new Linear(device, features, latent));
+        _logvar = Child("fc_logvar", new Linear(device, features, latent));
+        _decoderInput = Child("decoder_input", new Linear(device, latent, features));
+        // The seed's decoder ends in a Sigmoid (no parameters, so no name in the state dict): applied by Decode, so that
+        // training can take the logits (binary cross-entropy on logits is stable where on probabilities it is not).
+        _decoder = Child("decoder", new Sequential(device, new ConvTranspose2d(device, 2 * width, width, 4, 2, 1), new ActivationLayer(device, "relu"),
+            new ConvTranspose2d(device, width, 1, 4, 2, 1)));
     }
 
     /// <summary>Latent dimension.</summary>
     public int Latent { get; }
 
-    /// <summary>μ and log σ² of q(z | x) for x [B, 1, 16, 16].</summary>
+    /// <summary>Image height and width.</summary>
+    public int ImageSize { get; }
+
+    /// <summary>Channels of the first convolution (the second has twice as many).</summary>
+    public int Width { get; }
+
+    /// <summary>μ and log σ² of q(z | x) for x [B, 1, S, S].</summary>
     public (Tensor Mu, Tensor LogVar) Encode(Tensor x)
     {
-        if (x.Rank != 4 || x.Size(1) != 1 || x.Size(2) != 16 || x.Size(3) != 16)
-            throw new ShapeMismatchException("vae", "x", "[B, 1, 16, 16]", GpuNetException.FormatShape(x.ShapeArray()));
+        if (x.Rank != 4 || x.Size(1) != 1 || x.Size(2) != ImageSize || x.Size(3) != ImageSize)
+            throw new ShapeMismatchException("vae", "x", $"[B, 1, {ImageSize}, {ImageSize}]", GpuNetException.FormatShape(x.ShapeArray()));
         using var h = _encoder.Forward(x);
         return (_mu.Forward(h), _logvar.Forward(h));
     }
 
-    /// <summary>The image [B, 1, 16, 16] of latents z [B, latent].</summary>
+    /// <summary>The image's logits [B, 1, S, S] for latents z [B, latent].</summary>
+    public Tensor DecodeLogits(Tensor z)
+    {
+        if (z.Rank != 2 || z.Size(1) != Latent)
+            throw new ShapeMismatchException("vae", "z", $"[B, {Latent}]", GpuNetException.FormatShape(z.ShapeArray()));
+        using var h = _decoderInput.Forward(z);
+        using var grid = h.Reshape(z.Size(0), 2 * Width, ImageSize / 4, ImageSize / 4);
+        return _decoder.Forward(grid);
+    }
+
+    /// <summary>The image [B, 1, S, S] (in [0, 1]) of latents z [B, latent].</summary>
     public Tensor Decode(Tensor z)
     {
-        using var h = _decoderInput.Forward(z);
-        using var grid = h.Reshape(z.Size(0), 16, 4, 4);
-        return _decoder.Forward(grid);
+        using var logits = DecodeLogits(z);
+        return Ops.Sigmoid(logits);
+    }
+
+    /// <summary>
+    /// The reconstruction's logits, μ and log σ². <paramref name="eps"/> [B, latent] is the standard normal draw of the
+    /// reparameterization; without it one is drawn from <paramref name="seed"/>.
+    /// </summary>
+    public (Tensor Logits, Tensor Mu, Tensor LogVar) ForwardLogits(Tensor x, Tensor? eps = null, ulong seed = 0)
+    {
+        var (mu, logvar) = Encode(x);
+        using var scope = Device.Scope();
+        var noise = eps ?? Ops.RandomNormal(Device, mu.ShapeArray(), seed);
+        var z = Ops.Add(mu, Ops.Mul(noise, Ops.Exp(logvar, 0.5f)));
+        return (scope.Keep(DecodeLogits(z)), mu, logvar);
     }
 
     /// <summary>
@@ -221,10 +258,21 @@ public sealed class Vae : Module
     /// </summary>
     public (Tensor Reconstruction, Tensor Mu, Tensor LogVar) Forward(Tensor x, Tensor? eps = null, ulong seed = 0)
     {
-        var (mu, logvar) = Encode(x);
-        using var scope = Device.Scope();
-        var noise = eps ?? Ops.RandomNormal(Device, mu.ShapeArray(), seed);
-        var z = Ops.Add(mu, Ops.Mul(noise, Ops.Exp(logvar, 0.5f)));
-        return (scope.Keep(Decode(z)), mu, logvar);
+        var (logits, mu, logvar) = ForwardLogits(x, eps, seed);
+        using (logits)
+            return (Ops.Sigmoid(logits), mu, logvar);
+    }
+
+    /// <summary>
+    /// The negative ELBO per image and its two terms: the reconstruction term Σ over pixels of the binary cross-entropy of the
+    /// logits against x (pixels in [0, 1]), and KL(q(z | x) ‖ N(0, I)), each averaged over the batch — the loss of Kingma and
+    /// Welling's VAE (and of PyTorch's VAE example: binary_cross_entropy(sum) + KLD, here per image).
+    /// </summary>
+    public static (Tensor Loss, Tensor Reconstruction, Tensor Kl) NegativeElbo(Tensor logits, Tensor x, Tensor mu, Tensor logvar)
+    {
+        using var scope = logits.Device.Scope();
+        var bce = Ops.Scale(Ops.BinaryCrossEntropyWithLogits(logits, x, Reduction.Sum), 1f / logits.Size(0));
+        var kl = Ops.GaussianKl(mu, logvar);
+        return (scope.Keep(Ops.Add(bce, kl)), scope.Keep(bce), scope.Keep(kl));
     }
 }

@@ -556,6 +556,32 @@ def vae():
     save("vae", model, torch.rand(2, 1, 16, 16), lambda m, x, e: m(x, e["eps"]), {"latent": 6}, {"eps": torch.randn(2, 6)})
 
 
+class VaeFashion(nn.Module):
+    """The VAE of `train vae` (GpuNet.Layers.Vae with an image size and width): no sigmoid, the output is the logits."""
+
+    def __init__(self, latent, size=28, width=4):
+        super().__init__()
+        features = 2 * width * (size // 4) ** 2
+        self.size, self.width = size, width
+        self.encoder = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(), nn.Flatten())
+        self.fc_mu, self.fc_logvar = nn.Linear(features, latent), nn.Linear(features, latent)
+        self.decoder_input = nn.Linear(latent, features)
+        self.decoder = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(width, 1, 4, 2, 1))
+
+    def forward(self, x, eps):
+        h = self.encoder(x)
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        z = mu + eps * torch.exp(0.5 * logvar)
+        logits = self.decoder(self.decoder_input(z).view(-1, 2 * self.width, self.size // 4, self.size // 4))
+        return torch.cat([logits.flatten(1), mu, logvar], 1)
+
+
+def vae_fashion():
+    torch.manual_seed(41)
+    model = VaeFashion(5)
+    save("vae_fashion", model, torch.rand(2, 1, 28, 28), lambda m, x, e: m(x, e["eps"]), {"latent": 5, "size": 28, "width": 4}, {"eps": torch.randn(2, 5)})
+
+
 def timestep_embedding(t, dim, max_period=10000):
     """cos half then sin half, as GpuNet's timestep_embedding kernel (and DiT's reference code)."""
     half = dim // 2
@@ -822,6 +848,7 @@ if __name__ == "__main__":
     pixelcnn()
     vq()
     vae()
+    vae_fashion()
     ddpm()
     dit()
     hubert()

@@ -12,7 +12,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from make_fixtures import (BasicBlock, Bottleneck, ConformerBlock, DiT, Gpt, MaskedConv2d, MoeBlock, ResNet, UNet, Vae, padding,
+from make_fixtures import (BasicBlock, Bottleneck, ConformerBlock, DiT, Gpt, MaskedConv2d, MoeBlock, ResNet, UNet, Vae, VaeFashion, padding,
                            randomize_batchnorm, write_safetensors)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -260,6 +260,24 @@ def conv_grads():
     gradients("conformer_block_grad", conformer, torch.randn(2, 13, 16), torch.randn(2, 13, 16), F.mse_loss, dict(cfg, loss="mse"), train_mode=True)
 
 
+def negative_elbo(output, target, latent=5):
+    """`train vae`'s loss from the fixture's output [logits, mu, logvar]: binary cross-entropy of the logits summed over the
+    pixels plus KL(q || N(0, I)), both averaged over the batch."""
+    pixels = target.shape[1]
+    logits, mu, logvar = output[:, :pixels], output[:, pixels:pixels + latent], output[:, pixels + latent:]
+    bce = F.binary_cross_entropy_with_logits(logits, target, reduction="sum") / target.shape[0]
+    kl = (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+    return bce + kl
+
+
+def vae_elbo_grad():
+    torch.manual_seed(44)
+    model = VaeFashion(5)
+    x = torch.rand(2, 1, 28, 28)
+    gradients("vae_fashion_grad", model, x, x.reshape(2, -1), negative_elbo, {"latent": 5, "size": 28, "width": 4, "loss": "elbo"},
+              run=lambda m, x, e: m(x, e["eps"]), extra={"eps": torch.randn(2, 5)}, train_mode=True)
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
@@ -267,3 +285,4 @@ if __name__ == "__main__":
     sequence_grads()
     conv_grads()
     moe_grad()
+    vae_elbo_grad()

@@ -1,0 +1,216 @@
+using System.Text.Json;
+using GpuNet.Layers;
+using SkiaSharp;
+
+namespace GpuNet.Bench;
+
+/// <summary>
+/// The generative trainers (<c>train vae</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
+/// then OUT/&lt;name&gt;-loss.png, OUT/&lt;name&gt;-samples.png (an 8 × 8 grid), OUT/&lt;name&gt;.safetensors (with the model's
+/// sizes in its metadata, which <c>sample</c> reads) and OUT/&lt;name&gt;-metrics.json with the Fréchet distance of generated
+/// images to the test set in the feature space of the <c>train cnn</c> classifier, beside its floor (the training set's own
+/// distance to the test set) and ceiling (the untrained model's samples).
+/// </summary>
+public static class GenerativeVerb
+{
+    private const int ImageSize = 28;
+
+    /// <summary><c>train vae</c>.</summary>
+    public static int TrainVae(Cli cli)
+    {
+        int epochs = cli.Int("epochs", 10), batch = cli.Int("batch", 128), latent = cli.Int("latent", 16), width = cli.Int("width", 32);
+        int fdSamples = cli.Int("fd-samples", 5000);
+        float lr = cli.Float("lr", 1e-3f);
+        ulong seed = (ulong)cli.Int("seed", 0);
+        int? limit = cli.Int("limit", 0) is > 0 and var n ? n : null;
+        string outDir = cli.One("out") ?? ".";
+        Directory.CreateDirectory(outDir);
+        var (train, test) = FashionMnist.Load(cli.One("data"), limit, standardize: false);
+        using var device = Device.Open(cli.One("device"));
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}");
+        device.ManualSeed(seed);
+        using var model = new Vae(device, latent, ImageSize, width);
+        using var untrained = new Vae(device, latent, ImageSize, width);
+        untrained.LoadStateDict(model.StateDict().ToDictionary(p => p.Name, p => (p.Tensor.ShapeArray(), (Func<float[]>)p.Tensor.ToArray)));
+        Console.WriteLine($"vae: latent {latent}, width {width}, {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training images in [0, 1]; " +
+                          $"Adam lr {lr}, batch {batch}, {epochs} epochs; loss = Σ binary cross-entropy + KL per image");
+        var run = VaeTraining.Train(model, train, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);
+        if (!Console.IsOutputRedirected)
+            Console.WriteLine();
+        Console.WriteLine($"negative ELBO {run.Losses["loss"][0]:0.0} → {run.Losses["loss"].TakeLast(50).Average():0.0} (mean of the last 50 steps; reconstruction " +
+                          $"{run.Losses["reconstruction"].TakeLast(50).Average():0.0}, KL {run.Losses["kl"].TakeLast(50).Average():0.0}) in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
+
+        string weights = Path.Combine(outDir, "vae.safetensors");
+        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
+        {
+            ["model"] = "vae", ["latent"] = latent.ToString(), ["width"] = width.ToString(), ["size"] = ImageSize.ToString(),
+        });
+        PlotLosses(run, Path.Combine(outDir, "vae-loss.png"), $"VAE on Fashion-MNIST, {device.Id}");
+        var samples = VaeTraining.Sample(model, Math.Max(64, fdSamples), Seeds.Derive(seed, 1_000_003));
+        SaveGrid(samples, 64, Path.Combine(outDir, "vae-samples.png"));
+        var originals = test.Pixels.AsSpan(0, 32 * ImageSize * ImageSize).ToArray();
+        var reconstructions = VaeTraining.Reconstruct(model, test, 32);
+        SaveGrid(Interleave(originals, reconstructions, 8), 64, Path.Combine(outDir, "vae-reconstructions.png"));
+
+        var evaluation = FrechetEvaluation.Prepare(device, cli, outDir, train, test, seed);
+        double fd = evaluation.Distance(samples, fdSamples);
+        double ceiling = evaluation.Distance(VaeTraining.Sample(untrained, fdSamples, Seeds.Derive(seed, 1_000_003)), fdSamples);
+        Console.WriteLine($"Fréchet distance to the test set ({fdSamples} samples, {evaluation.Features.Dimension}-d classifier features): {fd:0.00}; " +
+                          $"floor (training set) {evaluation.Floor:0.00}, ceiling (untrained VAE) {ceiling:0.00}");
+        WriteMetrics(Path.Combine(outDir, "vae-metrics.json"), new Dictionary<string, object>
+        {
+            ["model"] = "vae", ["steps"] = run.Steps, ["epochs"] = epochs, ["batch"] = batch, ["seconds"] = Math.Round(run.Seconds, 1),
+            ["images_per_second"] = Math.Round(run.ImagesPerSecond), ["fd"] = Math.Round(fd, 3), ["fd_floor"] = Math.Round(evaluation.Floor, 3),
+            ["fd_ceiling"] = Math.Round(ceiling, 3), ["samples"] = fdSamples, ["final_loss"] = Math.Round(run.Losses["loss"].TakeLast(50).Average(), 2),
+            ["device"] = device.Id,
+        });
+        Console.WriteLine($"wrote {weights}, vae-loss.png, vae-samples.png, vae-reconstructions.png and vae-metrics.json in {outDir}");
+        evaluation.Dispose();
+        return 0;
+    }
+
+    /// <summary><c>sample</c>: new images from weights a generative trainer wrote, as an 8-column grid PNG.</summary>
+    public static int Sample(Cli cli)
+    {
+        string weights = cli.One("weights") ?? throw new UsageException("sample: --weights FILE is required (a vae.safetensors written by 'train vae')");
+        if (!File.Exists(weights))
+            throw new UsageException($"sample: no weights file '{weights}'");
+        int count = cli.Int("count", 64);
+        ulong seed = (ulong)cli.Int("seed", 0);
+        string output = cli.One("out") ?? "samples.png";
+        using var file = SafeTensors.Open(weights);
+        if (!file.Metadata.TryGetValue("model", out var kind) || kind != "vae")
+            throw new UsageException($"sample: '{weights}' was not written by a generative trainer (its metadata names no model)");
+        using var device = Device.Open(cli.One("device"));
+        int Meta(string key) => int.TryParse(file.Metadata.GetValueOrDefault(key), out int v) && v > 0
+            ? v : throw new UsageException($"sample: '{weights}' has no valid '{key}' in its metadata");
+        using var model = new Vae(device, Meta("latent"), Meta("size"), Meta("width"));
+        model.Load(file);
+        var images = VaeTraining.Sample(model, count, seed);
+        SaveGrid(images, count, output);
+        Console.WriteLine($"wrote {count} samples of {weights} (seed {seed}) to {output}");
+        return 0;
+    }
+
+    private static void Progress(GenerativeProgress p)
+    {
+        const int width = 30;
+        int filled = (int)((long)p.Step * width / Math.Max(p.Steps, 1));
+        string losses = string.Join("  ", p.Losses.Select(kv => $"{kv.Key} {kv.Value:0.00}"));
+        string line = $"[{new string('#', filled)}{new string('.', width - filled)}] step {p.Step}/{p.Steps}  {losses}  {p.ImagesPerSecond:0} images/s  about {ProgressReporter.Format(p.Left)} left";
+        if (!Console.IsOutputRedirected)
+            Console.Write("\r" + line + "   ");
+        else if (p.Step == p.Steps || p.Step % Math.Max(10, p.Steps / 10 / 10 * 10) == 0)
+            Console.WriteLine(line);
+    }
+
+    /// <summary>Every loss of the run per step (log10), one line each.</summary>
+    private static void PlotLosses(GenerativeRun run, string path, string title)
+    {
+        var plot = new ScottPlot.Plot();
+        foreach (var (name, values) in run.Losses)
+        {
+            var xs = Enumerable.Range(1, values.Length).Select(i => (double)i).ToArray();
+            var line = plot.Add.ScatterLine(xs, values.Select(v => Math.Log10(Math.Max(v, 1e-6))).ToArray());
+            line.LegendText = name;
+            line.LineWidth = 1.5f;
+        }
+        plot.Axes.Bottom.Label.Text = "step";
+        plot.Axes.Left.Label.Text = "loss (log10)";
+        plot.ShowLegend();
+        plot.Title(title);
+        plot.SavePng(path, 900, 500);
+    }
+
+    /// <summary>Rows of <paramref name="perRow"/> originals then their reconstructions.</summary>
+    private static float[] Interleave(float[] a, float[] b, int perRow)
+    {
+        const int size = ImageSize * ImageSize;
+        int count = a.Length / size;
+        var result = new float[2 * count * size];
+        for (int row = 0; row * perRow < count; row++)
+            for (int k = 0; k < perRow && row * perRow + k < count; k++)
+            {
+                int i = row * perRow + k;
+                a.AsSpan(i * size, size).CopyTo(result.AsSpan(((2 * row) * perRow + k) * size));
+                b.AsSpan(i * size, size).CopyTo(result.AsSpan(((2 * row + 1) * perRow + k) * size));
+            }
+        return result;
+    }
+
+    /// <summary>The first <paramref name="count"/> 28×28 images in [0, 1] as an 8-column grid, each pixel 3×3, 2-pixel gutters.</summary>
+    internal static void SaveGrid(float[] images, int count, string path, int columns = 8)
+    {
+        const int scale = 3, gutter = 2, cell = ImageSize * scale + gutter;
+        int rows = (count + columns - 1) / columns;
+        using var bitmap = new SKBitmap(columns * cell + gutter, rows * cell + gutter, SKColorType.Gray8, SKAlphaType.Opaque);
+        using (var canvas = new SKCanvas(bitmap))
+            canvas.Clear(new SKColor(64, 64, 64));
+        for (int i = 0; i < count; i++)
+        {
+            int x0 = gutter + i % columns * cell, y0 = gutter + i / columns * cell;
+            for (int y = 0; y < ImageSize * scale; y++)
+                for (int x = 0; x < ImageSize * scale; x++)
+                {
+                    float v = images[(long)i * ImageSize * ImageSize + y / scale * ImageSize + x / scale];
+                    byte g = (byte)Math.Clamp((int)MathF.Round(v * 255f), 0, 255);
+                    bitmap.SetPixel(x0 + x, y0 + y, new SKColor(g, g, g));
+                }
+        }
+        using var data = bitmap.Encode(SKEncodedImageFormat.Png, 100);
+        using var stream = File.Create(path);
+        data.SaveTo(stream);
+    }
+
+    private static void WriteMetrics(string path, Dictionary<string, object> metrics) =>
+        File.WriteAllText(path, JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+}
+
+/// <summary>
+/// The Fréchet-distance yardstick of the generative trainers: the <c>train cnn</c> classifier's features of the test set
+/// (its Gaussian fitted once), and the floor — the training set's distance to the test set. The classifier comes from
+/// <c>--classifier FILE</c>, else OUT/cnn.safetensors, else one epoch of <c>train cnn</c>'s model is trained and saved there.
+/// </summary>
+public sealed class FrechetEvaluation : IDisposable
+{
+    private readonly FeatureStatistics _test;
+
+    private FrechetEvaluation(ClassifierFeatures features, FeatureStatistics test, double floor) => (Features, _test, Floor) = (features, test, floor);
+
+    /// <summary>The feature extractor.</summary>
+    public ClassifierFeatures Features { get; }
+
+    /// <summary>The distance of (up to) 10,000 training images to the test set.</summary>
+    public double Floor { get; }
+
+    /// <summary>Loads or trains the classifier and fits the test set's Gaussian.</summary>
+    public static FrechetEvaluation Prepare(Device device, Cli cli, string outDir, ImageDataset unitTrain, ImageDataset unitTest, ulong seed)
+    {
+        var (mean, std) = FashionMnist.PixelStatistics(unitTrain);
+        string path = cli.One("classifier") ?? Path.Combine(outDir, "cnn.safetensors");
+        if (!File.Exists(path))
+        {
+            if (cli.One("classifier") is not null)
+                throw new UsageException($"no classifier weights '{path}' (write them with 'train cnn')");
+            Console.WriteLine($"no classifier at {path}: training the train-cnn model for one epoch for the Fréchet distance's features");
+            var (train, test) = FashionMnist.Load(cli.One("data"), standardize: true);
+            using var classifier = ModelZoo.ImageCnn(device);
+            var (_, epochs) = ImageClassification.Train(classifier, train, test, 1, 64, 1e-3f, seed);
+            Console.WriteLine($"classifier: test accuracy {epochs[^1].TestAccuracy:P2} after 1 epoch ({epochs[^1].Seconds:0} s); wrote {path}");
+            classifier.Save(path);
+        }
+        var features = ClassifierFeatures.Load(device, path, mean, std);
+        int size = unitTrain.ImageSize;
+        var testStats = features.Statistics(unitTest.Pixels, unitTest.Count);
+        int floorCount = Math.Min(unitTrain.Count, 10_000);
+        double floor = FrechetDistance.Between(features.Statistics(unitTrain.Pixels.AsSpan(0, floorCount * size), floorCount), testStats);
+        return new FrechetEvaluation(features, testStats, floor);
+    }
+
+    /// <summary>The distance of the first <paramref name="count"/> images (28×28 in [0, 1]) to the test set.</summary>
+    public double Distance(float[] images, int count) =>
+        FrechetDistance.Between(Features.Statistics(images.AsSpan(0, count * 28 * 28), count), _test);
+
+    /// <summary>Disposes the classifier.</summary>
+    public void Dispose() => Features.Dispose();
+}
