@@ -4,7 +4,8 @@ using GpuNet.Layers;
 namespace GpuNet.Bench;
 
 /// <summary>
-/// Whole training steps of the seed models (forward, cross-entropy, backward, Adam step, zero_grad) beside PyTorch on the same
+/// Whole training steps of the seed models (forward, the loss — cross-entropy, or `train vae`'s negative ELBO —, backward, Adam
+/// step, zero_grad) beside PyTorch on the same
 /// model, batch and machine: PyTorch runs in a child process (bench/peers/torch_train_step.py, Debian's python3-torch) that
 /// performs one step per request, so the runner interleaves its steps with GpuNet's exactly as it interleaves in-process peers;
 /// the pipe round trip (tens of microseconds) is inside PyTorch's time, against steps of tens of milliseconds. The report's
@@ -55,7 +56,47 @@ public static class TrainingStepBench
             })
             { Implementation = "pytorch", PeerOf = "cnn_train_step", Unavailable = WhyNot };
         }
+        foreach (var (presets, batch) in new[] { (new[] { "small", "cpu" }, 128), (BenchShapes.MediumLarge, 512) })
+        {
+            // `train vae`'s step: forward through encoder and decoder, the negative ELBO, backward, Adam.
+            string shape = $"vae l16 w32 b{batch} 1x28x28";
+            double flops = 3 * VaeForwardFlops * batch, bytes = 4.0 * batch * 28 * 28 + 7 * 4.0 * VaeParameters;
+            yield return new BenchCase("vae_train_step", shape, flops, bytes, presets, (d, s) =>
+            {
+                d.ManualSeed(s);
+                var model = new Vae(d, 16, 28, 32);
+                var optimizer = new Adam(model.Parameters(), 1e-3f);
+                Tensor x;
+                using (var r = BenchShapes.R(d, s, batch, 1, 28, 28))
+                    x = Ops.Sigmoid(r);   // images in [0, 1], the VAE's target
+                ulong step = 0;
+                return new BenchInstance(() =>
+                {
+                    using var scope = d.Scope();
+                    var eps = Ops.RandomNormal(d, new[] { batch, 16 }, Seeds.Derive(s, step++));
+                    var (logits, mu, logvar) = model.ForwardLogits(x, eps);
+                    var (loss, _, _) = Vae.NegativeElbo(logits, x, mu, logvar);
+                    loss.Backward();
+                    optimizer.Step();
+                    optimizer.ZeroGrad();
+                }, x, optimizer, model);
+            });
+            yield return new BenchCase("vae_train_step", shape, flops, bytes, presets, (d, s) =>
+            {
+                var peer = TorchStepProcess.Start("vae", batch, (int)(s % int.MaxValue));
+                return new BenchInstance(peer.Step, peer) { InputBytes = 4L * batch * 28 * 28 };
+            })
+            { Implementation = "pytorch", PeerOf = "vae_train_step", Unavailable = WhyNot };
+        }
     }
+
+    /// <summary>Forward FLOPs of one image through `train vae`'s <see cref="Vae"/> (latent 16, width 32): two convolutions, the
+    /// μ and log σ² heads, the decoder's input layer and two transposed convolutions (input pixels × C_in × C_out × 16 taps).</summary>
+    private static double VaeForwardFlops =>
+        2.0 * 14 * 14 * 32 * 9 + 2.0 * 7 * 7 * 64 * 32 * 9 + 2 * 2.0 * 3136 * 16 + 2.0 * 16 * 3136 + 2.0 * 7 * 7 * 64 * 32 * 16 + 2.0 * 14 * 14 * 32 * 16;
+
+    /// <summary>Parameters of that VAE (205,825).</summary>
+    private const int VaeParameters = (32 * 9 + 32) + (64 * 32 * 9 + 64) + 2 * (3136 * 16 + 16) + (16 * 3136 + 3136) + (64 * 32 * 16 + 32) + (32 * 16 + 1);
 
     private static string? _whyNot;
     private static bool _probed;

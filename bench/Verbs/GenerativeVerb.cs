@@ -24,8 +24,11 @@ public static class GenerativeVerb
         ulong seed = (ulong)cli.Int("seed", 0);
         int? limit = cli.Int("limit", 0) is > 0 and var n ? n : null;
         string outDir = cli.One("out") ?? ".";
-        Directory.CreateDirectory(outDir);
+        // A classifier named on the command line is read before training, so a wrong path costs nothing.
+        if (cli.One("classifier") is { } classifierPath)
+            using (SafeTensors.Open(classifierPath)) { }
         var (train, test) = FashionMnist.Load(cli.One("data"), limit, standardize: false);
+        Directory.CreateDirectory(outDir);
         using var device = Device.Open(cli.One("device"));
         Console.WriteLine($"device: {device.Id} — {device.Info.Name}");
         device.ManualSeed(seed);
@@ -73,8 +76,6 @@ public static class GenerativeVerb
     public static int Sample(Cli cli)
     {
         string weights = cli.One("weights") ?? throw new UsageException("sample: --weights FILE is required (a vae.safetensors written by 'train vae')");
-        if (!File.Exists(weights))
-            throw new UsageException($"sample: no weights file '{weights}'");
         int count = cli.Int("count", 64);
         ulong seed = (ulong)cli.Int("seed", 0);
         string output = cli.One("out") ?? "samples.png";
@@ -190,8 +191,6 @@ public sealed class FrechetEvaluation : IDisposable
         string path = cli.One("classifier") ?? Path.Combine(outDir, "cnn.safetensors");
         if (!File.Exists(path))
         {
-            if (cli.One("classifier") is not null)
-                throw new UsageException($"no classifier weights '{path}' (write them with 'train cnn')");
             Console.WriteLine($"no classifier at {path}: training the train-cnn model for one epoch for the Fréchet distance's features");
             var (train, test) = FashionMnist.Load(cli.One("data"), standardize: true);
             using var classifier = ModelZoo.ImageCnn(device);

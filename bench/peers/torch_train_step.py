@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """PyTorch's side of `gpunet run`'s training-step comparisons: builds the same model as GpuNet's case (the same layers, the
 same batch of random images and labels), then serves steps over stdin so the bench can time PyTorch interleaved with GpuNet
-on the same machine: it prints "ready" once built, and for every line "step" runs one training step (forward, cross-entropy,
-backward, Adam step, zero_grad) and prints "ok". FP32, CPU threads as given (default: every core, as GpuNet's host code uses).
+on the same machine: it prints "ready" once built, and for every line "step" runs one training step (forward, the loss —
+cross-entropy for image_cnn, the negative ELBO for vae —, backward, Adam step, zero_grad) and prints "ok". FP32, CPU threads as given (default: every core, as GpuNet's host code uses).
 
     python3 bench/peers/torch_train_step.py --model image_cnn --batch 64
     python3 bench/peers/torch_train_step.py --device cuda --time-steps 200     # images/s on a GPU (bench/gpu-verify.sh)
@@ -23,6 +23,33 @@ def image_cnn(classes=10):
     return nn.Sequential(features, classifier)
 
 
+class Vae(nn.Module):
+    """GpuNet.Layers.Vae as `train vae` builds it: 28x28, widths 32/64, latent 16; the decoder gives logits."""
+
+    def __init__(self, latent=16, width=32, size=28):
+        super().__init__()
+        features = 2 * width * (size // 4) ** 2
+        self.size, self.width = size, width
+        self.encoder = nn.Sequential(nn.Conv2d(1, width, 3, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 3, 2, 1), nn.ReLU(), nn.Flatten())
+        self.fc_mu, self.fc_logvar = nn.Linear(features, latent), nn.Linear(features, latent)
+        self.decoder_input = nn.Linear(latent, features)
+        self.decoder = nn.Sequential(nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(width, 1, 4, 2, 1))
+
+    def forward(self, x):
+        h = self.encoder(x)
+        mu, logvar = self.fc_mu(h), self.fc_logvar(h)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        logits = self.decoder(self.decoder_input(z).view(-1, 2 * self.width, self.size // 4, self.size // 4))
+        return logits, mu, logvar
+
+
+def negative_elbo(outputs, x):
+    """`train vae`'s loss: binary cross-entropy of the logits summed over the pixels, plus KL, per image."""
+    logits, mu, logvar = outputs
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
+    return bce + (-0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum(1)).mean()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--model", default="image_cnn")
@@ -36,12 +63,18 @@ def main():
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = {"image_cnn": image_cnn}[args.model]().to(args.device)
+    model = {"image_cnn": image_cnn, "vae": Vae}[args.model]().to(args.device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x = (torch.rand(args.batch, 1, 28, 28) * 2 - 1).to(args.device)
-    y = torch.randint(0, 10, (args.batch,)).to(args.device)
-    loss_fn = nn.CrossEntropyLoss()
+    if args.model == "vae":
+        # Images in [0, 1], the VAE's own reconstruction target.
+        x = torch.rand(args.batch, 1, 28, 28).to(args.device)
+        y = x
+        loss_fn = negative_elbo
+    else:
+        x = (torch.rand(args.batch, 1, 28, 28) * 2 - 1).to(args.device)
+        y = torch.randint(0, 10, (args.batch,)).to(args.device)
+        loss_fn = nn.CrossEntropyLoss()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
