@@ -192,10 +192,22 @@ public static class GpuNetCli
                     Text("classifier", "cnn.safetensors from 'train cnn' for the Fréchet distance's features (default: OUT/cnn.safetensors, trained for one epoch if missing)", "FILE"),
                     Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
                     Int("limit", "use only the first N images of each split (quick runs)", 2),
+                }),
+            Verb("gan", "DCGAN on Fashion-MNIST: the discriminator's step on real and (detached) generated batches, then the generator's through the frozen " +
+                "discriminator (non-saturating loss); writes gan.safetensors, gan-discriminator.safetensors, gan-loss.png, gan-samples.png and gan-metrics.json (Fréchet distance as train vae).",
+                GenerativeVerb.TrainGan, new Symbol[]
+                {
+                    Device(), Number("lr", "learning rate of both (default 0.0002)", true), Int("seed", "initialization, shuffle and noise seed (default 0)", 0),
+                    Text("out", "directory for the outputs (default: .)", "DIR"), Int("epochs", "passes over the training set (default 8)", 0),
+                    Int("batch", "images per step (default 64)", 1), Int("latent", "code dimension (default 64)", 1), Int("width", "channels at 14×14 (default 32)", 1),
+                    Int("fd-samples", "generated images for the Fréchet distance (default 5000)", 2),
+                    Text("classifier", "cnn.safetensors from 'train cnn' for the Fréchet distance's features (default: OUT/cnn.safetensors, trained for one epoch if missing)", "FILE"),
+                    Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
+                    Int("limit", "use only the first N images of each split (quick runs)", 2),
                 })));
 
-        root.Add(Verb("sample", "Draw new images from weights a generative trainer wrote (train vae): an 8-column grid PNG.", GenerativeVerb.Sample,
-            Device(), Text("weights", "a vae.safetensors written by 'train vae'", "FILE"), Int("count", "images (default 64)", 1),
+        root.Add(Verb("sample", "Draw new images from weights a generative trainer wrote (train vae, train gan): an 8-column grid PNG.", GenerativeVerb.Sample,
+            Device(), Text("weights", "a vae.safetensors or gan.safetensors written by 'train vae' or 'train gan'", "FILE"), Int("count", "images (default 64)", 1),
             Int("seed", "sampling seed (default 0)", 0), Text("out", "the PNG to write (default samples.png)", "FILE")));
 
         root.Add(Group("onnx", "Import and run ONNX models.",

@@ -122,6 +122,8 @@ step torch-cnn 40 "$python" bench/peers/torch_train_step.py --device "$device" -
 # The VAE reuses train-cnn's classifier (train/cnn.safetensors) for its Fréchet distance.
 step train-vae 60 $app train vae --device "$device" --data "$fashion" --limit 10000 --epochs 2 --fd-samples 2000 --out "$dir/train"
 step torch-vae 40 "$python" bench/peers/torch_train_step.py --model vae --device "$device" --batch 128 --time-steps 100
+step train-gan 60 $app train gan --device "$device" --data "$fashion" --limit 10000 --epochs 1 --fd-samples 2000 --out "$dir/train"
+step torch-gan 40 "$python" bench/peers/torch_train_step.py --model gan --device "$device" --batch 64 --time-steps 100
 step train-gpt 60 $app train gpt --device "$device" --steps 200 --out "$dir/train"
 step onnx-node 60 $app onnx test "$onnx" --device "$device" --json "$dir/onnx-node.json"
 step run-medium 120 $app run --device "$device" --preset medium --json "$dir/run-medium.json" --md "$dir/run-medium.md"

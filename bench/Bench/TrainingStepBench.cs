@@ -88,7 +88,46 @@ public static class TrainingStepBench
             })
             { Implementation = "pytorch", PeerOf = "vae_train_step", Unavailable = WhyNot };
         }
+        foreach (var c in GanCases())
+            yield return c;
     }
+
+    /// <summary>`train gan`'s step (latent 64, width 32) at batch 64, and 256 on the medium and large presets, beside PyTorch's.</summary>
+    private static IEnumerable<BenchCase> GanCases()
+    {
+        foreach (var (presets, batch) in new[] { (new[] { "small", "cpu" }, 64), (BenchShapes.MediumLarge, 256) })
+        {
+            string shape = $"dcgan l64 w32 b{batch} 1x28x28";
+            // Per image: the generator forward once and backward once, the discriminator forward three times and backward twice.
+            double flops = batch * (3 * DcganGeneratorFlops + 7 * DcganDiscriminatorFlops), bytes = 4.0 * batch * 28 * 28 + 7 * 4.0 * DcganParameters;
+            yield return new BenchCase("gan_train_step", shape, flops, bytes, presets, (d, s) =>
+            {
+                d.ManualSeed(s);
+                var g = new DcganGenerator(d, 64, 32);
+                var disc = new DcganDiscriminator(d, 32);
+                var optimizerG = new Adam(g.Parameters(), 2e-4f, beta1: 0.5f);
+                var optimizerD = new Adam(disc.Parameters(), 2e-4f, beta1: 0.5f);
+                var x = Ops.RandomUniform(d, new[] { batch, 1, 28, 28 }, s);
+                ulong step = 0;
+                return new BenchInstance(() => GanTraining.Step(g, disc, optimizerG, optimizerD, x, Seeds.Derive(s, step++)), x, optimizerG, optimizerD, g, disc);
+            });
+            yield return new BenchCase("gan_train_step", shape, flops, bytes, presets, (d, s) =>
+            {
+                var peer = TorchStepProcess.Start("gan", batch, (int)(s % int.MaxValue));
+                return new BenchInstance(peer.Step, peer) { InputBytes = 4L * batch * 28 * 28 };
+            })
+            { Implementation = "pytorch", PeerOf = "gan_train_step", Unavailable = WhyNot };
+        }
+    }
+
+    /// <summary>Forward FLOPs of one code through `train gan`'s generator: the projection and two transposed convolutions.</summary>
+    private static double DcganGeneratorFlops => 2.0 * 64 * 3136 + 2.0 * 7 * 7 * 64 * 32 * 16 + 2.0 * 14 * 14 * 32 * 16;
+
+    /// <summary>Forward FLOPs of one image through its discriminator: two convolutions (4×4, stride 2) and the logit.</summary>
+    private static double DcganDiscriminatorFlops => 2.0 * 14 * 14 * 32 * 16 + 2.0 * 7 * 7 * 64 * 32 * 16 + 2.0 * 3136;
+
+    /// <summary>Parameters of both networks (237,345 + 36,641).</summary>
+    private const int DcganParameters = 237_345 + 36_641;
 
     /// <summary>Forward FLOPs of one image through `train vae`'s <see cref="Vae"/> (latent 16, width 32): two convolutions, the
     /// μ and log σ² heads, the decoder's input layer and two transposed convolutions (input pixels × C_in × C_out × 16 taps).</summary>

@@ -5,7 +5,7 @@ using SkiaSharp;
 namespace GpuNet.Bench;
 
 /// <summary>
-/// The generative trainers (<c>train vae</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
+/// The generative trainers (<c>train vae</c>, <c>train gan</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
 /// then OUT/&lt;name&gt;-loss.png, OUT/&lt;name&gt;-samples.png (an 8 × 8 grid), OUT/&lt;name&gt;.safetensors (with the model's
 /// sizes in its metadata, which <c>sample</c> reads) and OUT/&lt;name&gt;-metrics.json with the Fréchet distance of generated
 /// images to the test set in the feature space of the <c>train cnn</c> classifier, beside its floor (the training set's own
@@ -72,6 +72,62 @@ public static class GenerativeVerb
         return 0;
     }
 
+    /// <summary><c>train gan</c>.</summary>
+    public static int TrainGan(Cli cli)
+    {
+        int epochs = cli.Int("epochs", 8), batch = cli.Int("batch", 64), latent = cli.Int("latent", 64), width = cli.Int("width", 32);
+        int fdSamples = cli.Int("fd-samples", 5000);
+        float lr = cli.Float("lr", 2e-4f);
+        ulong seed = (ulong)cli.Int("seed", 0);
+        int? limit = cli.Int("limit", 0) is > 0 and var n ? n : null;
+        string outDir = cli.One("out") ?? ".";
+        if (cli.One("classifier") is { } classifierPath)
+            using (SafeTensors.Open(classifierPath)) { }
+        var (train, test) = FashionMnist.Load(cli.One("data"), limit, standardize: false);
+        Directory.CreateDirectory(outDir);
+        using var device = Device.Open(cli.One("device"));
+        Console.WriteLine($"device: {device.Id} — {device.Info.Name}");
+        device.ManualSeed(seed);
+        using var generator = new DcganGenerator(device, latent, width);
+        using var discriminator = new DcganDiscriminator(device, width);
+        using var untrained = new DcganGenerator(device, latent, width);
+        untrained.LoadStateDict(generator.StateDict().ToDictionary(p => p.Name, p => (p.Tensor.ShapeArray(), (Func<float[]>)p.Tensor.ToArray)));
+        Console.WriteLine($"gan: DCGAN, latent {latent}, width {width}; generator {generator.ParameterCount}, discriminator {discriminator.ParameterCount} parameters; " +
+                          $"Fashion-MNIST {train.Count} training images; Adam lr {lr} β₁ 0.5, batch {batch}, {epochs} epochs; non-saturating generator loss");
+        var run = GanTraining.Train(generator, discriminator, train, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);
+        if (!Console.IsOutputRedirected)
+            Console.WriteLine();
+        Console.WriteLine($"discriminator loss {run.Losses["discriminator"].TakeLast(100).Average():0.000}, generator loss {run.Losses["generator"].TakeLast(100).Average():0.000} " +
+                          $"(means of the last 100 steps; D(x) {run.Losses["d_real"].TakeLast(100).Average():0.00}, D(G(z)) {run.Losses["d_fake"].TakeLast(100).Average():0.00}) " +
+                          $"in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
+        string weights = Path.Combine(outDir, "gan.safetensors");
+        SafeTensors.Save(weights, generator.StateDict(), new Dictionary<string, string>
+        {
+            ["model"] = "gan", ["latent"] = latent.ToString(), ["width"] = width.ToString(), ["size"] = ImageSize.ToString(),
+        });
+        discriminator.Save(Path.Combine(outDir, "gan-discriminator.safetensors"));
+        PlotLosses(run, Path.Combine(outDir, "gan-loss.png"), $"DCGAN on Fashion-MNIST, {device.Id}");
+        var samples = GanTraining.Sample(generator, Math.Max(64, fdSamples), Seeds.Derive(seed, 1_000_003));
+        SaveGrid(samples, 64, Path.Combine(outDir, "gan-samples.png"));
+
+        var evaluation = FrechetEvaluation.Prepare(device, cli, outDir, train, test, seed);
+        double fd = evaluation.Distance(samples, fdSamples);
+        double ceiling = evaluation.Distance(GanTraining.Sample(untrained, fdSamples, Seeds.Derive(seed, 1_000_003)), fdSamples);
+        Console.WriteLine($"Fréchet distance to the test set ({fdSamples} samples, {evaluation.Features.Dimension}-d classifier features): {fd:0.00}; " +
+                          $"floor (training set) {evaluation.Floor:0.00}, ceiling (untrained generator) {ceiling:0.00}");
+        WriteMetrics(Path.Combine(outDir, "gan-metrics.json"), new Dictionary<string, object>
+        {
+            ["model"] = "gan", ["steps"] = run.Steps, ["epochs"] = epochs, ["batch"] = batch, ["seconds"] = Math.Round(run.Seconds, 1),
+            ["images_per_second"] = Math.Round(run.ImagesPerSecond), ["fd"] = Math.Round(fd, 3), ["fd_floor"] = Math.Round(evaluation.Floor, 3),
+            ["fd_ceiling"] = Math.Round(ceiling, 3), ["samples"] = fdSamples,
+            ["final_discriminator_loss"] = Math.Round(run.Losses["discriminator"].TakeLast(100).Average(), 4),
+            ["final_generator_loss"] = Math.Round(run.Losses["generator"].TakeLast(100).Average(), 4), ["device"] = device.Id,
+        });
+        Console.WriteLine($"wrote {weights}, gan-discriminator.safetensors, gan-loss.png, gan-samples.png and gan-metrics.json in {outDir}");
+        evaluation.Dispose();
+        return 0;
+    }
+
     /// <summary><c>sample</c>: new images from weights a generative trainer wrote, as an 8-column grid PNG.</summary>
     public static int Sample(Cli cli)
     {
@@ -80,14 +136,24 @@ public static class GenerativeVerb
         ulong seed = (ulong)cli.Int("seed", 0);
         string output = cli.One("out") ?? "samples.png";
         using var file = SafeTensors.Open(weights);
-        if (!file.Metadata.TryGetValue("model", out var kind) || kind != "vae")
-            throw new UsageException($"sample: '{weights}' was not written by a generative trainer (its metadata names no model)");
+        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan"))
+            throw new UsageException($"sample: '{weights}' was not written by a generative trainer (its metadata names no vae or gan model)");
         using var device = Device.Open(cli.One("device"));
         int Meta(string key) => int.TryParse(file.Metadata.GetValueOrDefault(key), out int v) && v > 0
             ? v : throw new UsageException($"sample: '{weights}' has no valid '{key}' in its metadata");
-        using var model = new Vae(device, Meta("latent"), Meta("size"), Meta("width"));
-        model.Load(file);
-        var images = VaeTraining.Sample(model, count, seed);
+        float[] images;
+        if (kind == "vae")
+        {
+            using var model = new Vae(device, Meta("latent"), Meta("size"), Meta("width"));
+            model.Load(file);
+            images = VaeTraining.Sample(model, count, seed);
+        }
+        else
+        {
+            using var model = new DcganGenerator(device, Meta("latent"), Meta("width"));
+            model.Load(file);
+            images = GanTraining.Sample(model, count, seed);
+        }
         SaveGrid(images, count, output);
         Console.WriteLine($"wrote {count} samples of {weights} (seed {seed}) to {output}");
         return 0;

@@ -2,7 +2,8 @@
 """PyTorch's side of `gpunet run`'s training-step comparisons: builds the same model as GpuNet's case (the same layers, the
 same batch of random images and labels), then serves steps over stdin so the bench can time PyTorch interleaved with GpuNet
 on the same machine: it prints "ready" once built, and for every line "step" runs one training step (forward, the loss —
-cross-entropy for image_cnn, the negative ELBO for vae —, backward, Adam step, zero_grad) and prints "ok". FP32, CPU threads as given (default: every core, as GpuNet's host code uses).
+cross-entropy for image_cnn, the negative ELBO for vae —, backward, Adam step, zero_grad; for gan the discriminator's and
+the generator's steps) and prints "ok". FP32, CPU threads as given (default: every core, as GpuNet's host code uses).
 
     python3 bench/peers/torch_train_step.py --model image_cnn --batch 64
     python3 bench/peers/torch_train_step.py --device cuda --time-steps 200     # images/s on a GPU (bench/gpu-verify.sh)
@@ -43,6 +44,41 @@ class Vae(nn.Module):
         return logits, mu, logvar
 
 
+class Dcgan(nn.Module):
+    """GpuNet.Layers.DcganGenerator and DcganDiscriminator as `train gan` builds them (latent 64, width 32)."""
+
+    def __init__(self, latent=64, width=32):
+        super().__init__()
+        self.latent, self.width = latent, width
+        self.project = nn.Linear(latent, 2 * width * 7 * 7)
+        self.generator = nn.Sequential(nn.BatchNorm2d(2 * width), nn.ReLU(), nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width),
+                                       nn.ReLU(), nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())
+        self.discriminator = nn.Sequential(nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(width, 2 * width, 4, 2, 1),
+                                           nn.BatchNorm2d(2 * width), nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * width * 7 * 7, 1))
+
+    def generate(self, z):
+        return self.generator(self.project(z).view(-1, 2 * self.width, 7, 7))
+
+
+def gan_step(model, x, opt_g, opt_d):
+    """`train gan`'s step: the discriminator on real and detached generated images, then the generator through the frozen
+    discriminator with the non-saturating loss."""
+    bce = nn.functional.binary_cross_entropy_with_logits
+    n = x.shape[0]
+    ones, zeros = torch.ones(n, 1, device=x.device), torch.zeros(n, 1, device=x.device)
+    fake = model.generate(torch.randn(n, model.latent, device=x.device))
+    loss_d = bce(model.discriminator(x), ones) + bce(model.discriminator(fake.detach()), zeros)
+    opt_d.zero_grad(set_to_none=True)
+    loss_d.backward()
+    opt_d.step()
+    model.discriminator.requires_grad_(False)
+    loss_g = bce(model.discriminator(fake), ones)
+    opt_g.zero_grad(set_to_none=True)
+    loss_g.backward()
+    opt_g.step()
+    model.discriminator.requires_grad_(True)
+
+
 def negative_elbo(outputs, x):
     """`train vae`'s loss: binary cross-entropy of the logits summed over the pixels, plus KL, per image."""
     logits, mu, logvar = outputs
@@ -63,10 +99,14 @@ def main():
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    model = {"image_cnn": image_cnn, "vae": Vae}[args.model]().to(args.device)
+    model = {"image_cnn": image_cnn, "vae": Vae, "gan": Dcgan}[args.model]().to(args.device)
     model.train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    if args.model == "vae":
+    if args.model == "gan":
+        x = (torch.rand(args.batch, 1, 28, 28) * 2 - 1).to(args.device)
+        opt_g = torch.optim.Adam(list(model.project.parameters()) + list(model.generator.parameters()), lr=2e-4, betas=(0.5, 0.999))
+        opt_d = torch.optim.Adam(model.discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    elif args.model == "vae":
         # Images in [0, 1], the VAE's own reconstruction target.
         x = torch.rand(args.batch, 1, 28, 28).to(args.device)
         y = x
@@ -77,6 +117,9 @@ def main():
         loss_fn = nn.CrossEntropyLoss()
 
     def step():
+        if args.model == "gan":
+            gan_step(model, x, opt_g, opt_d)
+            return
         optimizer.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y)
         loss.backward()

@@ -131,3 +131,235 @@ public static class Seeds
         return z ^ (z >> 31);
     }
 }
+
+/// <summary>
+/// DCGAN's generator (Radford et al., 2016) for 1×28×28 images in [−1, 1]: z [B, latent] → Linear to 2w × 7 × 7 →
+/// BatchNorm → ReLU → ConvTranspose (2w → w, 4, stride 2) → BatchNorm → ReLU → ConvTranspose (w → 1, 4, stride 2) → tanh.
+/// </summary>
+public sealed class DcganGenerator : Module
+{
+    private readonly Linear _project;
+    private readonly Sequential _body;
+
+    /// <summary>Creates the generator for <paramref name="latent"/>-dimensional codes with <paramref name="width"/> channels at
+    /// 14 × 14 (2·width at 7 × 7).</summary>
+    public DcganGenerator(Device device, int latent = 64, int width = 64) : base(device)
+    {
+        if (latent < 1 || width < 1)
+            throw new InvalidArgumentException("dcgan_generator", "latent, width", "both ≥ 1", $"{latent}, {width}");
+        (Latent, Width) = (latent, width);
+        _project = Child("project", new Linear(device, latent, 2 * width * 7 * 7));
+        _body = Child("body", new Sequential(device, new BatchNorm2d(device, 2 * width), new ActivationLayer(device, "relu"),
+            new ConvTranspose2d(device, 2 * width, width, 4, 2, 1), new BatchNorm2d(device, width), new ActivationLayer(device, "relu"),
+            new ConvTranspose2d(device, width, 1, 4, 2, 1), new ActivationLayer(device, "tanh")));
+        Initialize(device.NextSeed());
+    }
+
+    /// <inheritdoc cref="DcganInit.Apply"/>
+    public override void Initialize(ulong seed) => DcganInit.Apply(this, seed);
+
+    /// <summary>Code dimension.</summary>
+    public int Latent { get; }
+
+    /// <summary>Channels at 14 × 14.</summary>
+    public int Width { get; }
+
+    /// <summary>Images [B, 1, 28, 28] in [−1, 1] for codes z [B, latent].</summary>
+    public Tensor Forward(Tensor z)
+    {
+        if (z.Rank != 2 || z.Size(1) != Latent)
+            throw new ShapeMismatchException("dcgan_generator", "z", $"[B, {Latent}]", GpuNetException.FormatShape(z.ShapeArray()));
+        using var h = _project.Forward(z);
+        using var grid = h.Reshape(z.Size(0), 2 * Width, 7, 7);
+        return _body.Forward(grid);
+    }
+}
+
+/// <summary>
+/// DCGAN's discriminator for 1×28×28 images in [−1, 1]: Conv (1 → w, 4, stride 2) → LeakyReLU(0.2) → Conv (w → 2w, 4, stride 2)
+/// → BatchNorm → LeakyReLU(0.2) → Flatten → Linear to one logit (real against generated).
+/// </summary>
+public sealed class DcganDiscriminator : Module
+{
+    private readonly Sequential _body;
+
+    /// <summary>Creates the discriminator with <paramref name="width"/> channels at 14 × 14.</summary>
+    public DcganDiscriminator(Device device, int width = 64) : base(device)
+    {
+        if (width < 1)
+            throw new InvalidArgumentException("dcgan_discriminator", "width", "≥ 1", width.ToString());
+        Width = width;
+        _body = Child("body", new Sequential(device, new Conv2d(device, 1, width, 4, 2, 1), new ActivationLayer(device, "leaky_relu", 0.2f),
+            new Conv2d(device, width, 2 * width, 4, 2, 1), new BatchNorm2d(device, 2 * width), new ActivationLayer(device, "leaky_relu", 0.2f),
+            new Flatten(device), new Linear(device, 2 * width * 7 * 7, 1)));
+        Initialize(device.NextSeed());
+    }
+
+    /// <inheritdoc cref="DcganInit.Apply"/>
+    public override void Initialize(ulong seed) => DcganInit.Apply(this, seed);
+
+    /// <summary>Channels at 14 × 14.</summary>
+    public int Width { get; }
+
+    /// <summary>Logits [B, 1] for images [B, 1, 28, 28].</summary>
+    public Tensor Forward(Tensor x)
+    {
+        if (x.Rank != 4 || x.Size(1) != 1 || x.Size(2) != 28 || x.Size(3) != 28)
+            throw new ShapeMismatchException("dcgan_discriminator", "x", "[B, 1, 28, 28]", GpuNetException.FormatShape(x.ShapeArray()));
+        return _body.Forward(x);
+    }
+}
+
+/// <summary>DCGAN's initialization.</summary>
+internal static class DcganInit
+{
+    /// <summary>
+    /// DCGAN's initialization (its paper, and PyTorch's DCGAN example): every convolution, transposed convolution and Linear
+    /// weight from N(0, 0.02²), batch norm scales from N(1, 0.02²), biases 0 — small weights that keep both networks near
+    /// linear at the start; with PyTorch's default (kaiming-uniform) the discriminator won in the first hundred steps.
+    /// </summary>
+    public static void Apply(Module module, ulong seed)
+    {
+        ulong i = 0;
+        foreach (var (name, t) in module.Parameters())
+        {
+            var host = new float[t.Length];
+            if (name.EndsWith("bias", StringComparison.Ordinal))
+                Array.Clear(host);
+            else
+                Philox.FillNormal(host, seed + 0x9E3779B97F4A7C15UL * ++i, t.Rank == 1 ? 1f : 0f, 0.02f);
+            t.CopyFrom(host);
+        }
+    }
+}
+
+/// <summary>
+/// DCGAN training on images in [0, 1] (scaled to [−1, 1]): per minibatch the discriminator's step on the real batch
+/// (target 1) and a generated one (target 0, generated from <see cref="Tensor.Detach"/>ed images so no gradient reaches the
+/// generator), then the generator's step with the discriminator frozen (<see cref="Module.Freeze"/>) and the non-saturating
+/// loss −log D(G(z)) (target 1 on the generated batch); Adam with β₁ = 0.5 for both, as DCGAN's paper.
+/// </summary>
+public static class GanTraining
+{
+    /// <summary>
+    /// Trains the pair for <paramref name="epochs"/> epochs of <paramref name="data"/>, or exactly <paramref name="maxSteps"/>
+    /// steps. Losses per step: "discriminator", "generator", and the discriminator's mean probabilities "d_real" on real and
+    /// "d_fake" on generated images (before its step).
+    /// </summary>
+    public static GenerativeRun Train(DcganGenerator generator, DcganDiscriminator discriminator, ImageDataset data, int epochs, int batchSize = 64,
+        float learningRate = 2e-4f, ulong seed = 0, Action<GenerativeProgress>? progress = null, int reportEvery = 10, int? maxSteps = null)
+    {
+        const string op = "gan_training";
+        Validate.NotNull(op, "generator", generator);
+        Validate.NotNull(op, "discriminator", discriminator);
+        Validate.NotNull(op, "data", data);
+        if (epochs < 0 || batchSize < 1 || maxSteps is < 0)
+            throw new InvalidArgumentException(op, "epochs, batchSize, maxSteps", "epochs ≥ 0, batch ≥ 1, steps ≥ 0", $"{epochs}, {batchSize}, {maxSteps}");
+        if (data.Channels != 1 || data.Height != 28 || data.Width != 28)
+            throw new ShapeMismatchException(op, "data", "1×28×28 images", $"{data.Channels}×{data.Height}×{data.Width}");
+        var device = generator.Device;
+        var loader = new DataLoader(device, data, batchSize, shuffle: true, seed: seed);
+        int steps = maxSteps ?? epochs * loader.BatchCount;
+        using var optimizerG = new Adam(generator.Parameters(), learningRate, beta1: 0.5f);
+        using var optimizerD = new Adam(discriminator.Parameters(), learningRate, beta1: 0.5f);
+        var names = new[] { "discriminator", "generator", "d_real", "d_fake" };
+        var losses = names.ToDictionary(n => n, _ => new List<float>(steps));
+        var clock = Stopwatch.StartNew();
+        long images = 0;
+        generator.Train();
+        discriminator.Train();
+        for (int epoch = 0, step = 0; step < steps; epoch++)
+            foreach (var batch in loader.Epoch(epoch))
+                using (batch)
+                {
+                    var (d, g, real, fake) = Step(generator, discriminator, optimizerG, optimizerD, batch.Images, Seeds.Derive(seed, (ulong)step));
+                    losses["discriminator"].Add(d);
+                    losses["generator"].Add(g);
+                    losses["d_real"].Add(real);
+                    losses["d_fake"].Add(fake);
+                    step++;
+                    images += batch.Count;
+                    if (progress is not null && (step % reportEvery == 0 || step == steps))
+                    {
+                        double rate = images / clock.Elapsed.TotalSeconds;
+                        progress(new GenerativeProgress(step, steps, names.ToDictionary(n => n, n => losses[n][^1]), rate,
+                            TimeSpan.FromSeconds((steps - step) * (double)batchSize / Math.Max(rate, 1e-9))));
+                    }
+                    if (step == steps)
+                        break;
+                }
+        return new GenerativeRun(losses.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray()), images, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// One step on a batch of images in [0, 1]: the discriminator's (real, and detached generated images), then the
+    /// generator's through the frozen discriminator. Returns both losses and D's mean probability on the real and generated
+    /// batches.
+    /// </summary>
+    public static (float Discriminator, float Generator, float DReal, float DFake) Step(DcganGenerator generator, DcganDiscriminator discriminator,
+        Optimizer optimizerG, Optimizer optimizerD, Tensor images, ulong seed)
+    {
+        var device = generator.Device;
+        int n = images.Size(0);
+        using var scope = device.Scope();
+        var real = images * 2f - 1f;
+        var z = Ops.RandomNormal(device, new[] { n, generator.Latent }, seed);
+        var fake = generator.Forward(z);
+        var ones = Ops.Full(device, 1f, n, 1);
+        var zeros = Ops.Full(device, 0f, n, 1);
+
+        var realLogits = discriminator.Forward(real);
+        var fakeLogits = discriminator.Forward(fake.Detach());
+        var lossD = Ops.BinaryCrossEntropyWithLogits(realLogits, ones) + Ops.BinaryCrossEntropyWithLogits(fakeLogits, zeros);
+        lossD.Backward();
+        optimizerD.Step();
+        optimizerD.ZeroGrad();
+
+        discriminator.Freeze();
+        try
+        {
+            var lossG = Ops.BinaryCrossEntropyWithLogits(discriminator.Forward(fake), ones);
+            lossG.Backward();
+            optimizerG.Step();
+            optimizerG.ZeroGrad();
+            float dReal, dFake;
+            using (Autograd.NoGrad())
+            {
+                dReal = Ops.Mean(Ops.Sigmoid(realLogits).Reshape(-1), 0).Item();
+                dFake = Ops.Mean(Ops.Sigmoid(fakeLogits).Reshape(-1), 0).Item();
+            }
+            return (lossD.Item(), lossG.Item(), dReal, dFake);
+        }
+        finally
+        {
+            discriminator.RequiresGrad(true);
+        }
+    }
+
+    /// <summary><paramref name="count"/> images [count, 784] in [0, 1] from the generator (eval mode: batch norm's running
+    /// statistics) for codes drawn from <paramref name="seed"/>; the module's mode is restored afterwards.</summary>
+    public static float[] Sample(DcganGenerator generator, int count, ulong seed, int batch = 500)
+    {
+        Validate.NotNull("gan_sample", "generator", generator);
+        var images = new float[(long)count * 28 * 28];
+        bool training = generator.Training;
+        generator.Eval();
+        try
+        {
+            using var _ = Autograd.NoGrad();
+            for (int start = 0; start < count; start += batch)
+            {
+                int n = Math.Min(batch, count - start);
+                using var scope = generator.Device.Scope();
+                var z = Ops.RandomNormal(generator.Device, new[] { n, generator.Latent }, Seeds.Derive(seed, (ulong)start));
+                var unit = (generator.Forward(z) + 1f) * 0.5f;
+                unit.ToArray().CopyTo(images.AsSpan(start * 28 * 28));
+            }
+        }
+        finally
+        {
+            generator.Train(training);
+        }
+        return images;
+    }
+}

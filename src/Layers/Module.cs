@@ -143,6 +143,22 @@ public abstract class Module : IDisposable
     /// <summary>Eval mode (<c>Train(false)</c>).</summary>
     public void Eval() => Train(false);
 
+    /// <summary>
+    /// Sets every parameter's RequiresGrad, in this module and its descendants (PyTorch's <c>module.requires_grad_()</c>);
+    /// returns the module. With false the module is frozen: a forward through it still carries gradients back to its inputs,
+    /// but none accumulate in its parameters (a GAN's discriminator during the generator's step). <see cref="Train"/> sets
+    /// them again (to its mode).
+    /// </summary>
+    public Module RequiresGrad(bool requiresGrad = true)
+    {
+        foreach (var (_, t) in Parameters())
+            t.RequiresGrad = requiresGrad;
+        return this;
+    }
+
+    /// <summary>Freezes the module's parameters (<c>RequiresGrad(false)</c>).</summary>
+    public Module Freeze() => RequiresGrad(false);
+
     /// <summary>Drops every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).</summary>
     public void ZeroGrad()
     {

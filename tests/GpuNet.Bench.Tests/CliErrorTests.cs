@@ -36,6 +36,8 @@ public sealed class CliErrorTests : IDisposable
             new[] { "train", "vae", "--data", "/nonexistent", "--limit", "10", "--out", "{0}/vae" },
             new[] { "train", "vae", "--classifier", "/nonexistent/cnn.safetensors", "--limit", "20", "--out", "{0}/vae" },
             new[] { "train", "vae", "--classifier", "{0}/not-a-model.onnx", "--limit", "20", "--out", "{0}/vae" },
+            new[] { "train", "gan", "--data", "/nonexistent", "--limit", "10", "--out", "{0}/gan" },
+            new[] { "train", "gan", "--classifier", "{0}/not-a-model.onnx", "--limit", "20", "--out", "{0}/gan" },
             new[] { "sample", "--out", "{0}/samples.png" },
             new[] { "sample", "--weights", "/nonexistent.safetensors", "--out", "{0}/samples.png" },
             new[] { "sample", "--weights", "{0}/not-a-model.onnx", "--out", "{0}/samples.png" },

@@ -121,6 +121,78 @@ public sealed class GenerativeTests(ITestOutputHelper output)
         Assert.Equal(samples, VaeTraining.Sample(model, 10, seed: 3));
     }
 
+    /// <summary>
+    /// The GAN's two steps as train gan runs them: the discriminator's loss on real and detached generated images gives the
+    /// discriminator gradients and the generator none; the generator's loss through the frozen discriminator gives the
+    /// generator gradients and the discriminator none — and the same generator gradients, bit for bit, as through the
+    /// discriminator not frozen (freezing moves nothing but where gradients accumulate).
+    /// </summary>
+    [Fact]
+    public void GanGeneratorGradientReachesOnlyTheGenerator()
+    {
+        Cpu.ManualSeed(7);
+        using var g = new DcganGenerator(Cpu, latent: 8, width: 4);
+        using var d = new DcganDiscriminator(Cpu, width: 4);
+        using var scope = Cpu.Scope();
+        var real = Ops.RandomUniform(Cpu, new[] { 6, 1, 28, 28 }, 1, -1f, 1f);
+        var z = Ops.RandomNormal(Cpu, new[] { 6, 8 }, 2);
+        var ones = Ops.Full(Cpu, 1f, 6, 1);
+        var zeros = Ops.Full(Cpu, 0f, 6, 1);
+        var fake = g.Forward(z);
+
+        var lossD = Ops.BinaryCrossEntropyWithLogits(d.Forward(real), ones) + Ops.BinaryCrossEntropyWithLogits(d.Forward(fake.Detach()), zeros);
+        lossD.Backward();
+        Assert.All(g.Parameters(), p => Assert.Null(p.Tensor.Grad));
+        Assert.All(d.Parameters(), p => Assert.NotNull(p.Tensor.Grad));
+        d.ZeroGrad();
+
+        d.Freeze();
+        Ops.BinaryCrossEntropyWithLogits(d.Forward(fake), ones).Backward(retainGraph: true);
+        Assert.All(d.Parameters(), p => Assert.Null(p.Tensor.Grad));
+        Assert.All(g.Parameters(), p => Assert.True(p.Tensor.Grad!.ToArray().Any(v => v != 0), p.Name));
+        var frozen = g.Parameters().Select(p => p.Tensor.Grad!.ToArray()).ToList();
+        g.ZeroGrad();
+
+        d.RequiresGrad(true);
+        Ops.BinaryCrossEntropyWithLogits(d.Forward(fake), ones).Backward();
+        Assert.All(d.Parameters(), p => Assert.NotNull(p.Tensor.Grad));
+        Assert.Equal(frozen, g.Parameters().Select(p => p.Tensor.Grad!.ToArray()).ToList());
+    }
+
+    /// <summary>Thirty train gan steps on 512 images: every loss finite, the discriminator's probabilities in (0, 1), both
+    /// networks moved, and samples in [0, 1] (the generator's tanh mapped back), the same for the same seed.</summary>
+    [Fact]
+    public void GanTrainsAndSamplesOnASliceOfFashionMnist()
+    {
+        var (train, _) = FashionMnist.Load(limit: 512, standardize: false);
+        Cpu.ManualSeed(2);
+        using var g = new DcganGenerator(Cpu, latent: 16, width: 8);
+        using var d = new DcganDiscriminator(Cpu, width: 8);
+        var before = g.Parameters().Concat(d.Parameters()).Select(p => p.Tensor.ToArray()).ToList();
+        var run = GanTraining.Train(g, d, train, epochs: 0, batchSize: 32, seed: 3, maxSteps: 30);
+        output.WriteLine($"D loss {run.Losses["discriminator"][0]:0.000} → {run.Losses["discriminator"][^1]:0.000}, G loss {run.Losses["generator"][0]:0.000} → {run.Losses["generator"][^1]:0.000}");
+        Assert.Equal(30, run.Steps);
+        Assert.All(run.Losses.Values.SelectMany(v => v), v => Assert.True(float.IsFinite(v)));
+        Assert.All(run.Losses["d_real"].Concat(run.Losses["d_fake"]), p => Assert.InRange(p, 0f, 1f));
+        var after = g.Parameters().Concat(d.Parameters()).Select(p => p.Tensor.ToArray()).ToList();
+        Assert.All(before.Zip(after), p => Assert.NotEqual(p.First, p.Second));
+        var samples = GanTraining.Sample(g, 12, seed: 5);
+        Assert.All(samples, v => Assert.InRange(v, 0f, 1f));
+        Assert.Equal(samples, GanTraining.Sample(g, 12, seed: 5));
+        Assert.True(g.Training);
+    }
+
+    [Fact]
+    public void FreezingAModuleClearsRequiresGradAndTrainRestoresIt()
+    {
+        using var d = new DcganDiscriminator(Cpu, width: 2);
+        d.Train();
+        Assert.Same(d, d.Freeze());
+        Assert.All(d.Parameters(), p => Assert.False(p.Tensor.RequiresGrad));
+        d.Train();
+        Assert.All(d.Parameters(), p => Assert.True(p.Tensor.RequiresGrad));
+    }
+
     [Fact]
     public void VaeRefusesImagesOfAnotherSize()
     {
