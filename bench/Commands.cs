@@ -183,28 +183,22 @@ public static class GpuNetCli
                 }),
             Verb("vae", "A convolutional VAE on Fashion-MNIST (negative ELBO: binary cross-entropy + KL) with Adam; writes vae.safetensors, vae-loss.png, " +
                 "vae-samples.png, vae-reconstructions.png and vae-metrics.json with the Fréchet distance of 5,000 samples to the test set (features of the train-cnn classifier).",
-                GenerativeVerb.TrainVae, new Symbol[]
-                {
-                    Device(), Number("lr", "learning rate (default 0.001)", true), Int("seed", "initialization, shuffle and noise seed (default 0)", 0),
-                    Text("out", "directory for the outputs (default: .)", "DIR"), Int("epochs", "passes over the training set (default 10)", 0),
-                    Int("batch", "images per step (default 128)", 1), Int("latent", "latent dimension (default 16)", 1), Int("width", "channels of the first convolution (default 32)", 1),
-                    Int("fd-samples", "generated images for the Fréchet distance (default 5000)", 2),
-                    Text("classifier", "cnn.safetensors from 'train cnn' for the Fréchet distance's features (default: OUT/cnn.safetensors, trained for one epoch if missing)", "FILE"),
-                    Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
-                    Int("limit", "use only the first N images of each split (quick runs)", 2),
-                }),
+                GenerativeVerb.TrainVae, Generative("0.001", 10, 128, "latent dimension (default 16)", "channels of the first convolution (default 32)")),
             Verb("gan", "DCGAN on Fashion-MNIST: the discriminator's step on real and (detached) generated batches, then the generator's through the frozen " +
                 "discriminator (non-saturating loss); writes gan.safetensors, gan-discriminator.safetensors, gan-loss.png, gan-samples.png and gan-metrics.json (Fréchet distance as train vae).",
-                GenerativeVerb.TrainGan, new Symbol[]
-                {
-                    Device(), Number("lr", "learning rate of both (default 0.0002)", true), Int("seed", "initialization, shuffle and noise seed (default 0)", 0),
-                    Text("out", "directory for the outputs (default: .)", "DIR"), Int("epochs", "passes over the training set (default 8)", 0),
-                    Int("batch", "images per step (default 64)", 1), Int("latent", "code dimension (default 64)", 1), Int("width", "channels at 14×14 (default 32)", 1),
-                    Int("fd-samples", "generated images for the Fréchet distance (default 5000)", 2),
-                    Text("classifier", "cnn.safetensors from 'train cnn' for the Fréchet distance's features (default: OUT/cnn.safetensors, trained for one epoch if missing)", "FILE"),
-                    Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
-                    Int("limit", "use only the first N images of each split (quick runs)", 2),
-                })));
+                GenerativeVerb.TrainGan, Generative("0.0002, both networks", 8, 64, "code dimension (default 64)", "channels at 14×14 (default 32)"))));
+
+        // The options of the generative trainers, with each one's defaults in the help.
+        Symbol[] Generative(string lr, int epochs, int batch, string latent, string width) => new Symbol[]
+        {
+            Device(), Number("lr", $"learning rate (default {lr})", true), Int("seed", "initialization, shuffle and noise seed (default 0)", 0),
+            Text("out", "directory for the outputs (default: .)", "DIR"), Int("epochs", $"passes over the training set (default {epochs})", 0),
+            Int("batch", $"images per step (default {batch})", 1), Int("latent", latent, 1), Int("width", width, 1),
+            Int("fd-samples", "generated images for the Fréchet distance (default 5000)", 2),
+            Text("classifier", "cnn.safetensors from 'train cnn' for the Fréchet distance's features (default: OUT/cnn.safetensors, trained for one epoch if missing)", "FILE"),
+            Text("data", "directory of the four IDX files (default /usr/share/datasets/fashion-mnist, Debian's dataset-fashion-mnist)", "DIR"),
+            Int("limit", "use only the first N images of each split (quick runs)", 2),
+        };
 
         root.Add(Verb("sample", "Draw new images from weights a generative trainer wrote (train vae, train gan): an 8-column grid PNG.", GenerativeVerb.Sample,
             Device(), Text("weights", "a vae.safetensors or gan.safetensors written by 'train vae' or 'train gan'", "FILE"), Int("count", "images (default 64)", 1),

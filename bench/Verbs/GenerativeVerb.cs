@@ -15,13 +15,17 @@ public static class GenerativeVerb
 {
     private const int ImageSize = 28;
 
-    /// <summary><c>train vae</c>.</summary>
-    public static int TrainVae(Cli cli)
+    /// <summary>A generative trainer's command line, its data (in [0, 1]) and device.</summary>
+    private sealed record Setup(int Epochs, int Batch, int Latent, int Width, int FdSamples, float Lr, ulong Seed, string OutDir,
+        ImageDataset Train, ImageDataset Test, Device Device) : IDisposable
     {
-        int epochs = cli.Int("epochs", 10), batch = cli.Int("batch", 128), latent = cli.Int("latent", 16), width = cli.Int("width", 32);
-        int fdSamples = cli.Int("fd-samples", 5000);
-        float lr = cli.Float("lr", 1e-3f);
-        ulong seed = (ulong)cli.Int("seed", 0);
+        public void Dispose() => Device.Dispose();
+    }
+
+    /// <summary>Reads the options every generative trainer takes (with its own defaults), checks a named classifier and loads the
+    /// data before anything is written, opens the device and seeds it.</summary>
+    private static Setup Prepare(Cli cli, int epochs, int batch, int latent, int width, float lr)
+    {
         int? limit = cli.Int("limit", 0) is > 0 and var n ? n : null;
         string outDir = cli.One("out") ?? ".";
         // A classifier named on the command line is read before training, so a wrong path costs nothing.
@@ -29,12 +33,59 @@ public static class GenerativeVerb
             using (SafeTensors.Open(classifierPath)) { }
         var (train, test) = FashionMnist.Load(cli.One("data"), limit, standardize: false);
         Directory.CreateDirectory(outDir);
-        using var device = Device.Open(cli.One("device"));
+        var device = Device.Open(cli.One("device"));
         Console.WriteLine($"device: {device.Id} — {device.Info.Name}");
+        ulong seed = (ulong)cli.Int("seed", 0);
         device.ManualSeed(seed);
+        return new Setup(cli.Int("epochs", epochs), cli.Int("batch", batch), cli.Int("latent", latent), cli.Int("width", width), cli.Int("fd-samples", 5000),
+            cli.Float("lr", lr), seed, outDir, train, test, device);
+    }
+
+    /// <summary>Copies <paramref name="from"/>'s current (initial) weights into <paramref name="to"/>: the untrained model of the Fréchet distance's ceiling.</summary>
+    private static void CopyWeights(Module from, Module to) =>
+        to.LoadStateDict(from.StateDict().ToDictionary(p => p.Name, p => (p.Tensor.ShapeArray(), (Func<float[]>)p.Tensor.ToArray)));
+
+    /// <summary>
+    /// The Fréchet distances of the trained model's samples and of the untrained one's to the test set (with the floor), printed
+    /// and written to OUT/&lt;name&gt;-metrics.json with the run's facts and <paramref name="extra"/>.
+    /// </summary>
+    private static void Evaluate(Cli cli, Setup s, string name, GenerativeRun run, float[] samples, Func<float[]> untrainedSamples, Dictionary<string, object> extra)
+    {
+        using var evaluation = FrechetEvaluation.Prepare(s.Device, cli, s.OutDir, s.Train, s.Test, s.Seed);
+        double fd = evaluation.Distance(samples, s.FdSamples);
+        double ceiling = evaluation.Distance(untrainedSamples(), s.FdSamples);
+        Console.WriteLine($"Fréchet distance to the test set ({s.FdSamples} samples, {evaluation.Features.Dimension}-d classifier features): {fd:0.00}; " +
+                          $"floor (training set) {evaluation.Floor:0.00}, ceiling (untrained {name}) {ceiling:0.00}");
+        var metrics = new Dictionary<string, object>
+        {
+            ["model"] = name, ["steps"] = run.Steps, ["epochs"] = s.Epochs, ["batch"] = s.Batch, ["seconds"] = Math.Round(run.Seconds, 1),
+            ["images_per_second"] = Math.Round(run.ImagesPerSecond), ["fd"] = Math.Round(fd, 3), ["fd_floor"] = Math.Round(evaluation.Floor, 3),
+            ["fd_ceiling"] = Math.Round(ceiling, 3), ["samples"] = s.FdSamples, ["device"] = s.Device.Id,
+        };
+        foreach (var (key, value) in extra)
+            metrics[key] = value;
+        File.WriteAllText(Path.Combine(s.OutDir, $"{name}-metrics.json"), JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }) + "\n");
+    }
+
+    /// <summary>Saves a generator's weights with the sizes <c>sample</c> needs in the metadata.</summary>
+    private static string SaveWeights(Module model, Setup s, string name)
+    {
+        string weights = Path.Combine(s.OutDir, $"{name}.safetensors");
+        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
+        {
+            ["model"] = name, ["latent"] = s.Latent.ToString(), ["width"] = s.Width.ToString(), ["size"] = ImageSize.ToString(),
+        });
+        return weights;
+    }
+
+    /// <summary><c>train vae</c>.</summary>
+    public static int TrainVae(Cli cli)
+    {
+        using var s = Prepare(cli, epochs: 10, batch: 128, latent: 16, width: 32, lr: 1e-3f);
+        var (device, train, test, epochs, batch, latent, width, lr, seed, outDir) = (s.Device, s.Train, s.Test, s.Epochs, s.Batch, s.Latent, s.Width, s.Lr, s.Seed, s.OutDir);
         using var model = new Vae(device, latent, ImageSize, width);
         using var untrained = new Vae(device, latent, ImageSize, width);
-        untrained.LoadStateDict(model.StateDict().ToDictionary(p => p.Name, p => (p.Tensor.ShapeArray(), (Func<float[]>)p.Tensor.ToArray)));
+        CopyWeights(model, untrained);
         Console.WriteLine($"vae: latent {latent}, width {width}, {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training images in [0, 1]; " +
                           $"Adam lr {lr}, batch {batch}, {epochs} epochs; loss = Σ binary cross-entropy + KL per image");
         var run = VaeTraining.Train(model, train, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);
@@ -43,55 +94,28 @@ public static class GenerativeVerb
         Console.WriteLine($"negative ELBO {run.Losses["loss"][0]:0.0} → {run.Losses["loss"].TakeLast(50).Average():0.0} (mean of the last 50 steps; reconstruction " +
                           $"{run.Losses["reconstruction"].TakeLast(50).Average():0.0}, KL {run.Losses["kl"].TakeLast(50).Average():0.0}) in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
 
-        string weights = Path.Combine(outDir, "vae.safetensors");
-        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
-        {
-            ["model"] = "vae", ["latent"] = latent.ToString(), ["width"] = width.ToString(), ["size"] = ImageSize.ToString(),
-        });
+        string weights = SaveWeights(model, s, "vae");
         PlotLosses(run, Path.Combine(outDir, "vae-loss.png"), $"VAE on Fashion-MNIST, {device.Id}");
-        var samples = VaeTraining.Sample(model, Math.Max(64, fdSamples), Seeds.Derive(seed, 1_000_003));
+        var samples = VaeTraining.Sample(model, Math.Max(64, s.FdSamples), Seeds.Derive(seed, 1_000_003));
         SaveGrid(samples, 64, Path.Combine(outDir, "vae-samples.png"));
         var originals = test.Pixels.AsSpan(0, 32 * ImageSize * ImageSize).ToArray();
         var reconstructions = VaeTraining.Reconstruct(model, test, 32);
         SaveGrid(Interleave(originals, reconstructions, 8), 64, Path.Combine(outDir, "vae-reconstructions.png"));
-
-        var evaluation = FrechetEvaluation.Prepare(device, cli, outDir, train, test, seed);
-        double fd = evaluation.Distance(samples, fdSamples);
-        double ceiling = evaluation.Distance(VaeTraining.Sample(untrained, fdSamples, Seeds.Derive(seed, 1_000_003)), fdSamples);
-        Console.WriteLine($"Fréchet distance to the test set ({fdSamples} samples, {evaluation.Features.Dimension}-d classifier features): {fd:0.00}; " +
-                          $"floor (training set) {evaluation.Floor:0.00}, ceiling (untrained VAE) {ceiling:0.00}");
-        WriteMetrics(Path.Combine(outDir, "vae-metrics.json"), new Dictionary<string, object>
-        {
-            ["model"] = "vae", ["steps"] = run.Steps, ["epochs"] = epochs, ["batch"] = batch, ["seconds"] = Math.Round(run.Seconds, 1),
-            ["images_per_second"] = Math.Round(run.ImagesPerSecond), ["fd"] = Math.Round(fd, 3), ["fd_floor"] = Math.Round(evaluation.Floor, 3),
-            ["fd_ceiling"] = Math.Round(ceiling, 3), ["samples"] = fdSamples, ["final_loss"] = Math.Round(run.Losses["loss"].TakeLast(50).Average(), 2),
-            ["device"] = device.Id,
-        });
+        Evaluate(cli, s, "vae", run, samples, () => VaeTraining.Sample(untrained, s.FdSamples, Seeds.Derive(seed, 1_000_003)),
+            new() { ["final_loss"] = Math.Round(run.Losses["loss"].TakeLast(50).Average(), 2) });
         Console.WriteLine($"wrote {weights}, vae-loss.png, vae-samples.png, vae-reconstructions.png and vae-metrics.json in {outDir}");
-        evaluation.Dispose();
         return 0;
     }
 
     /// <summary><c>train gan</c>.</summary>
     public static int TrainGan(Cli cli)
     {
-        int epochs = cli.Int("epochs", 8), batch = cli.Int("batch", 64), latent = cli.Int("latent", 64), width = cli.Int("width", 32);
-        int fdSamples = cli.Int("fd-samples", 5000);
-        float lr = cli.Float("lr", 2e-4f);
-        ulong seed = (ulong)cli.Int("seed", 0);
-        int? limit = cli.Int("limit", 0) is > 0 and var n ? n : null;
-        string outDir = cli.One("out") ?? ".";
-        if (cli.One("classifier") is { } classifierPath)
-            using (SafeTensors.Open(classifierPath)) { }
-        var (train, test) = FashionMnist.Load(cli.One("data"), limit, standardize: false);
-        Directory.CreateDirectory(outDir);
-        using var device = Device.Open(cli.One("device"));
-        Console.WriteLine($"device: {device.Id} — {device.Info.Name}");
-        device.ManualSeed(seed);
+        using var s = Prepare(cli, epochs: 8, batch: 64, latent: 64, width: 32, lr: 2e-4f);
+        var (device, train, epochs, batch, latent, width, lr, seed, outDir) = (s.Device, s.Train, s.Epochs, s.Batch, s.Latent, s.Width, s.Lr, s.Seed, s.OutDir);
         using var generator = new DcganGenerator(device, latent, width);
         using var discriminator = new DcganDiscriminator(device, width);
         using var untrained = new DcganGenerator(device, latent, width);
-        untrained.LoadStateDict(generator.StateDict().ToDictionary(p => p.Name, p => (p.Tensor.ShapeArray(), (Func<float[]>)p.Tensor.ToArray)));
+        CopyWeights(generator, untrained);
         Console.WriteLine($"gan: DCGAN, latent {latent}, width {width}; generator {generator.ParameterCount}, discriminator {discriminator.ParameterCount} parameters; " +
                           $"Fashion-MNIST {train.Count} training images; Adam lr {lr} β₁ 0.5, batch {batch}, {epochs} epochs; non-saturating generator loss");
         var run = GanTraining.Train(generator, discriminator, train, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);
@@ -100,31 +124,17 @@ public static class GenerativeVerb
         Console.WriteLine($"discriminator loss {run.Losses["discriminator"].TakeLast(100).Average():0.000}, generator loss {run.Losses["generator"].TakeLast(100).Average():0.000} " +
                           $"(means of the last 100 steps; D(x) {run.Losses["d_real"].TakeLast(100).Average():0.00}, D(G(z)) {run.Losses["d_fake"].TakeLast(100).Average():0.00}) " +
                           $"in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
-        string weights = Path.Combine(outDir, "gan.safetensors");
-        SafeTensors.Save(weights, generator.StateDict(), new Dictionary<string, string>
-        {
-            ["model"] = "gan", ["latent"] = latent.ToString(), ["width"] = width.ToString(), ["size"] = ImageSize.ToString(),
-        });
+        string weights = SaveWeights(generator, s, "gan");
         discriminator.Save(Path.Combine(outDir, "gan-discriminator.safetensors"));
         PlotLosses(run, Path.Combine(outDir, "gan-loss.png"), $"DCGAN on Fashion-MNIST, {device.Id}");
-        var samples = GanTraining.Sample(generator, Math.Max(64, fdSamples), Seeds.Derive(seed, 1_000_003));
+        var samples = GanTraining.Sample(generator, Math.Max(64, s.FdSamples), Seeds.Derive(seed, 1_000_003));
         SaveGrid(samples, 64, Path.Combine(outDir, "gan-samples.png"));
-
-        var evaluation = FrechetEvaluation.Prepare(device, cli, outDir, train, test, seed);
-        double fd = evaluation.Distance(samples, fdSamples);
-        double ceiling = evaluation.Distance(GanTraining.Sample(untrained, fdSamples, Seeds.Derive(seed, 1_000_003)), fdSamples);
-        Console.WriteLine($"Fréchet distance to the test set ({fdSamples} samples, {evaluation.Features.Dimension}-d classifier features): {fd:0.00}; " +
-                          $"floor (training set) {evaluation.Floor:0.00}, ceiling (untrained generator) {ceiling:0.00}");
-        WriteMetrics(Path.Combine(outDir, "gan-metrics.json"), new Dictionary<string, object>
+        Evaluate(cli, s, "gan", run, samples, () => GanTraining.Sample(untrained, s.FdSamples, Seeds.Derive(seed, 1_000_003)), new()
         {
-            ["model"] = "gan", ["steps"] = run.Steps, ["epochs"] = epochs, ["batch"] = batch, ["seconds"] = Math.Round(run.Seconds, 1),
-            ["images_per_second"] = Math.Round(run.ImagesPerSecond), ["fd"] = Math.Round(fd, 3), ["fd_floor"] = Math.Round(evaluation.Floor, 3),
-            ["fd_ceiling"] = Math.Round(ceiling, 3), ["samples"] = fdSamples,
             ["final_discriminator_loss"] = Math.Round(run.Losses["discriminator"].TakeLast(100).Average(), 4),
-            ["final_generator_loss"] = Math.Round(run.Losses["generator"].TakeLast(100).Average(), 4), ["device"] = device.Id,
+            ["final_generator_loss"] = Math.Round(run.Losses["generator"].TakeLast(100).Average(), 4),
         });
         Console.WriteLine($"wrote {weights}, gan-discriminator.safetensors, gan-loss.png, gan-samples.png and gan-metrics.json in {outDir}");
-        evaluation.Dispose();
         return 0;
     }
 
@@ -228,9 +238,6 @@ public static class GenerativeVerb
         using var stream = File.Create(path);
         data.SaveTo(stream);
     }
-
-    private static void WriteMetrics(string path, Dictionary<string, object> metrics) =>
-        File.WriteAllText(path, JsonSerializer.Serialize(metrics, new JsonSerializerOptions { WriteIndented = true }) + "\n");
 }
 
 /// <summary>

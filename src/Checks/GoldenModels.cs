@@ -15,6 +15,19 @@ public static class GoldenModels
 {
     private static int Meta(SafeTensorsFile f, string key) => int.Parse(f.Metadata[key]);
 
+    /// <summary>A VAE's fixture output, [image, μ, log σ²] per row: the reconstruction, or with <paramref name="logits"/> its logits.</summary>
+    private static Tensor RunVae(Vae model, SafeTensorsFile f, bool logits)
+    {
+        using var x = f.ToTensor(model.Device, "__input__");
+        using var eps = f.ToTensor(model.Device, "__eps__");
+        var (image, mu, logvar) = logits ? model.ForwardLogits(x, eps) : model.Forward(x, eps);
+        using (image)
+        using (mu)
+        using (logvar)
+        using (var flat = image.Reshape(image.Size(0), -1))
+            return Ops.Concat(new[] { flat, mu, logvar }, 1);
+    }
+
     /// <summary>A weights file says nothing of dropout: its <c>dropout</c> metadata when present, else none (the fixtures' gradients were taken without it).</summary>
     private static float Dropout(SafeTensorsFile f) => f.Metadata.TryGetValue("dropout", out var p) ? float.Parse(p, System.Globalization.CultureInfo.InvariantCulture) : 0f;
 
@@ -58,29 +71,9 @@ public static class GoldenModels
         new("moe_block", (d, f) => new MoeBlock(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "experts"), Meta(f, "k")), (m, f) => RunLayer(m, f)),
         new("pixelcnn", (d, f) => ModelZoo.PixelCnn(d, Meta(f, "channels"), Meta(f, "hidden"), Meta(f, "levels"), Meta(f, "layers")), (m, f) => RunLayer(m, f)),
         new("vq_quantizer", (d, f) => new VectorQuantizer(d, Meta(f, "codes"), Meta(f, "dim")), (m, f) => RunLayer(m, f)),
-        new("vae", (d, f) => new Vae(d, Meta(f, "latent")), (m, f) =>
-        {
-            using var x = f.ToTensor(m.Device, "__input__");
-            using var eps = f.ToTensor(m.Device, "__eps__");
-            var (recon, mu, logvar) = ((Vae)m).Forward(x, eps);
-            using (recon)
-            using (mu)
-            using (logvar)
-            using (var flat = recon.Reshape(recon.Size(0), -1))
-                return Ops.Concat(new[] { flat, mu, logvar }, 1);
-        }),
+        new("vae", (d, f) => new Vae(d, Meta(f, "latent")), (m, f) => RunVae((Vae)m, f, logits: false)),
         // `train vae`'s model (28×28, the logits instead of the sigmoid image): [logits, μ, log σ²] per row.
-        new("vae_fashion", (d, f) => new Vae(d, Meta(f, "latent"), Meta(f, "size"), Meta(f, "width")), (m, f) =>
-        {
-            using var x = f.ToTensor(m.Device, "__input__");
-            using var eps = f.ToTensor(m.Device, "__eps__");
-            var (logits, mu, logvar) = ((Vae)m).ForwardLogits(x, eps);
-            using (logits)
-            using (mu)
-            using (logvar)
-            using (var flat = logits.Reshape(logits.Size(0), -1))
-                return Ops.Concat(new[] { flat, mu, logvar }, 1);
-        }),
+        new("vae_fashion", (d, f) => new Vae(d, Meta(f, "latent"), Meta(f, "size"), Meta(f, "width")), (m, f) => RunVae((Vae)m, f, logits: true)),
         new("ddpm_linear", NoiseModel, RunDdpm),
         new("ddpm_cosine", NoiseModel, RunDdpm),
         new("dit", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"), Meta(f, "temb")),

@@ -254,6 +254,46 @@ public sealed class TrainVerbTests
         }
     }
 
+    /// <summary>
+    /// `train vae` and `train gan` on a slice, with a classifier `train cnn` just wrote: each writes its weights, loss curve,
+    /// samples grid and metrics (model, steps, seconds, a finite Fréchet distance with its floor and ceiling, samples), and
+    /// `sample` draws from the weights either wrote.
+    /// </summary>
+    [Fact]
+    public void GenerativeTrainersWriteWeightsSamplesAndMetricsThatSampleReads()
+    {
+        var dir = Directory.CreateTempSubdirectory("gpunet-generative-").FullName;
+        var console = Console.Out;
+        try
+        {
+            Console.SetOut(TextWriter.Null);
+            Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", "cnn", "--device", "cpu", "--limit", "300", "--epochs", "1", "--out", dir }));
+            foreach (var model in new[] { "vae", "gan" })
+            {
+                Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", model, "--device", "cpu", "--limit", "300", "--epochs", "1", "--fd-samples", "100",
+                    "--classifier", Path.Combine(dir, "cnn.safetensors"), "--out", dir }));
+                foreach (var png in new[] { $"{model}-loss.png", $"{model}-samples.png" })
+                    Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(dir, png))[..4]);
+                using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, $"{model}-metrics.json")));
+                var root = metrics.RootElement;
+                Assert.Equal(model, root.GetProperty("model").GetString());
+                Assert.Equal(model == "vae" ? 3 : 5, root.GetProperty("steps").GetInt32());   // 300 images: 3 batches of 128, 5 of 64
+                Assert.True(root.GetProperty("seconds").GetDouble() > 0);
+                Assert.Equal(100, root.GetProperty("samples").GetInt32());
+                double fd = root.GetProperty("fd").GetDouble(), floor = root.GetProperty("fd_floor").GetDouble(), ceiling = root.GetProperty("fd_ceiling").GetDouble();
+                Assert.True(double.IsFinite(fd) && floor >= 0 && floor < ceiling, $"{model}: fd {fd}, floor {floor}, ceiling {ceiling}");
+                string png2 = Path.Combine(dir, $"{model}-more.png");
+                Assert.Equal(0, GpuNetCli.Invoke(new[] { "sample", "--device", "cpu", "--weights", Path.Combine(dir, $"{model}.safetensors"), "--count", "10", "--out", png2 }));
+                Assert.True(new FileInfo(png2).Length > 100);
+            }
+        }
+        finally
+        {
+            Console.SetOut(console);
+            Directory.Delete(dir, true);
+        }
+    }
+
     [Fact]
     public void UnknownModelOrBadValueIsAUsageError()
     {
