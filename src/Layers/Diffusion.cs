@@ -118,6 +118,45 @@ public sealed class Ddpm
         return x;
     }
 
+    /// <summary>
+    /// DDIM's sampler (Song et al., 2021) over <paramref name="sampleSteps"/> evenly spaced timesteps τ of the T
+    /// (τ_i = ⌊i·T / steps⌋, visited from the last): at each, x̂₀ = (x_t − √(1 − ᾱ_t)·ε)/√ᾱ_t and
+    /// x_s = √ᾱ_s·x̂₀ + √(1 − ᾱ_s − σ²)·ε + σ·z for the next timestep s (ᾱ = 1 past the first), with
+    /// σ = η·√((1 − ᾱ_s)/(1 − ᾱ_t))·√(1 − ᾱ_t/ᾱ_s). η = 0 is deterministic; η = 1 over all T steps is DDPM's sampler
+    /// (σ² = β̃_t and the same mean), which a test checks step for step. <paramref name="noise"/> supplies z for timestep t
+    /// (fresh normal draws from <paramref name="seed"/> when null; not drawn when σ = 0).
+    /// </summary>
+    public Tensor SampleDdim(Func<Tensor, Tensor, Tensor> noiseModel, Tensor xT, int sampleSteps, double eta = 0, Func<int, Tensor>? noise = null, ulong seed = 0)
+    {
+        const string op = "ddim_sample";
+        if (sampleSteps < 1 || sampleSteps > Steps)
+            throw new InvalidArgumentException(op, "sampleSteps", $"1 to {Steps} (the schedule's T)", sampleSteps.ToString());
+        if (eta < 0)
+            throw new InvalidArgumentException(op, "eta", "η ≥ 0", eta.ToString());
+        var taus = Enumerable.Range(0, sampleSteps).Select(i => (int)((long)i * Steps / sampleSteps)).ToArray();
+        using var _ = Autograd.NoGrad();
+        var device = xT.Device;
+        Tensor x = xT.Contiguous();
+        for (int i = sampleSteps - 1; i >= 0; i--)
+        {
+            int t = taus[i];
+            double abT = AlphaBars[t], abS = i > 0 ? AlphaBars[taus[i - 1]] : 1.0;
+            double sigma = eta * Math.Sqrt((1 - abS) / (1 - abT)) * Math.Sqrt(Math.Max(0, 1 - abT / abS));
+            using var scope = device.Scope();
+            var eps = noiseModel(x, Ops.Full(device, t, x.Size(0)));
+            // x_s = √ᾱ_s/√ᾱ_t·x_t + (√(1 − ᾱ_s − σ²) − √ᾱ_s·√(1 − ᾱ_t)/√ᾱ_t)·ε + σ·z, x̂₀ folded into two coefficients.
+            double keep = Math.Sqrt(abS / abT);
+            double towardNoise = Math.Sqrt(Math.Max(0, 1 - abS - sigma * sigma)) - Math.Sqrt(abS) * Math.Sqrt(1 - abT) / Math.Sqrt(abT);
+            var next = Ops.Axpy((float)towardNoise, eps, Ops.Scale(x, (float)keep));
+            if (sigma > 0)
+                next = Ops.Axpy((float)sigma, noise?.Invoke(t) ?? Ops.RandomNormal(device, x.ShapeArray(), seed + (ulong)t), next);
+            scope.Keep(next);
+            x.Dispose();
+            x = next;
+        }
+        return x;
+    }
+
     private void CheckStep(string op, int t)
     {
         if (t < 0 || t >= Steps)

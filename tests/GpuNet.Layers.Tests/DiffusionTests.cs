@@ -4,7 +4,8 @@ using Xunit;
 
 namespace GpuNet.Layers.Tests;
 
-/// <summary>DDPM's forward jump and its input checks (the reverse loop is covered by the ddpm golden fixtures).</summary>
+/// <summary>DDPM's forward jump and its input checks (the reverse loop is covered by the ddpm golden fixtures), and DDIM's sampler
+/// against DDPM's.</summary>
 public sealed class DiffusionTests
 {
     private static Device Cpu => TestDevices.Cpu;
@@ -34,6 +35,43 @@ public sealed class DiffusionTests
         var expected = AlphaBars(1000, cosine);
         for (int t = 0; t < 1000; t++)
             Assert.True(Math.Abs(ddpm.AlphaBars[t] - expected[t]) <= 1e-12 + 1e-10 * expected[t], $"t = {t}: {ddpm.AlphaBars[t]} vs {expected[t]}");
+    }
+
+    /// <summary>
+    /// DDIM with η = 1 over all T steps is DDPM's sampler: with the same z at every step (a random TinyNoiseModel as ε_θ, T = 40,
+    /// both schedules) the two reverse processes agree element for element (within float rounding of two algebraically equal
+    /// forms). With η = 0 DDIM draws no noise: the seed changes nothing, and 8 of the 40 steps give a finite image.
+    /// </summary>
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void DdimWithEtaOneOverEveryStepIsDdpm(bool cosine)
+    {
+        const int steps = 40;
+        var ddpm = new Ddpm(steps, cosine ? BetaSchedule.Cosine : BetaSchedule.Linear);
+        Cpu.ManualSeed(11);
+        using var model = new TinyNoiseModel(Cpu, 2, 8, 16);
+        Tensor Eps(Tensor x, Tensor t) => model.Forward(x, t);
+        using var xT = Ops.RandomNormal(Cpu, new[] { 3, 2, 6, 5 }, 1);
+        var z = Enumerable.Range(0, steps).Select(t => Ops.RandomNormal(Cpu, new[] { 3, 2, 6, 5 }, 100 + (ulong)t)).ToArray();
+        try
+        {
+            using var viaDdpm = ddpm.Sample(Eps, xT, t => z[t]);
+            using var viaDdim = ddpm.SampleDdim(Eps, xT, steps, eta: 1, t => z[t]);
+            float[] a = viaDdpm.ToArray(), b = viaDdim.ToArray();
+            double diff = Math.Sqrt(a.Zip(b).Sum(p => (double)(p.First - p.Second) * (p.First - p.Second))), norm = Math.Sqrt(a.Sum(v => (double)v * v));
+            Assert.True(diff <= 2e-6 * norm, $"DDIM(η = 1) against DDPM: rel L2 {diff / norm:g3}");
+            using var deterministic = ddpm.SampleDdim(Eps, xT, 8, eta: 0, seed: 1);
+            using var again = ddpm.SampleDdim(Eps, xT, 8, eta: 0, seed: 2);
+            Assert.Equal(deterministic.ToArray(), again.ToArray());
+            Assert.All(deterministic.ToArray(), v => Assert.True(float.IsFinite(v)));
+            Assert.Throws<InvalidArgumentException>(() => ddpm.SampleDdim(Eps, xT, steps + 1));
+        }
+        finally
+        {
+            foreach (var t in z)
+                t.Dispose();
+        }
     }
 
     [Fact]
