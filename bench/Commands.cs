@@ -186,7 +186,16 @@ public static class GpuNetCli
                 GenerativeVerb.TrainVae, Generative("0.001", 10, 128, "latent dimension (default 16)", "channels of the first convolution (default 32)")),
             Verb("gan", "DCGAN on Fashion-MNIST: the discriminator's step on real and (detached) generated batches, then the generator's through the frozen " +
                 "discriminator (non-saturating loss); writes gan.safetensors, gan-discriminator.safetensors, gan-loss.png, gan-samples.png and gan-metrics.json (Fréchet distance as train vae).",
-                GenerativeVerb.TrainGan, Generative("0.0002, both networks", 8, 64, "code dimension (default 64)", "channels at 14×14 (default 32)"))));
+                GenerativeVerb.TrainGan, Generative("0.0002, both networks", 8, 64, "code dimension (default 64)", "channels at 14×14 (default 32)")),
+            Verb("ddpm", "DDPM on Fashion-MNIST: a UNet with a timestep embedding trained on ε-MSE at random timesteps; writes ddpm.safetensors, ddpm-loss.png, " +
+                "ddpm-samples.png (DDPM's reverse loop) and ddpm-metrics.json (Fréchet distance of DDIM samples, as train vae); --cond trains it class-conditioned with classifier-free guidance.",
+                GenerativeVerb.TrainDdpm, Generative("0.001", 2, 128, "not used by this model", "channels at 28×28 (default 16)").Concat(new Symbol[]
+                {
+                    Text("schedule", "linear (1e-4 to 0.02, scaled by 1000/T) or cosine (default linear)", "NAME"), Int("timesteps", "diffusion steps T (default 1000)", 2),
+                    Int("sample-steps", "DDIM steps of the Fréchet distance's samples (default 20)", 1), Flag("cond", "class-conditional with classifier-free guidance"),
+                    Number("guidance", "guidance scale w of --cond sampling: (1 + w)·ε(x, c) − w·ε(x, ∅) (default 2)", false),
+                    Number("drop-class", "probability a training image's class is dropped, with --cond (default 0.1)", false),
+                }).ToArray())));
 
         // The options of the generative trainers, with each one's defaults in the help.
         Symbol[] Generative(string lr, int epochs, int batch, string latent, string width) => new Symbol[]

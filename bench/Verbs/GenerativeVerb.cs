@@ -5,7 +5,7 @@ using SkiaSharp;
 namespace GpuNet.Bench;
 
 /// <summary>
-/// The generative trainers (<c>train vae</c>, <c>train gan</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
+/// The generative trainers (<c>train vae</c>, <c>train gan</c>, <c>train ddpm</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
 /// then OUT/&lt;name&gt;-loss.png, OUT/&lt;name&gt;-samples.png (an 8 × 8 grid), OUT/&lt;name&gt;.safetensors (with the model's
 /// sizes in its metadata, which <c>sample</c> reads) and OUT/&lt;name&gt;-metrics.json with the Fréchet distance of generated
 /// images to the test set in the feature space of the <c>train cnn</c> classifier, beside its floor (the training set's own
@@ -49,9 +49,11 @@ public static class GenerativeVerb
     /// The Fréchet distances of the trained model's samples and of the untrained one's to the test set (with the floor), printed
     /// and written to OUT/&lt;name&gt;-metrics.json with the run's facts and <paramref name="extra"/>.
     /// </summary>
-    private static void Evaluate(Cli cli, Setup s, string name, GenerativeRun run, float[] samples, Func<float[]> untrainedSamples, Dictionary<string, object> extra)
+    private static void Evaluate(Cli cli, Setup s, string name, GenerativeRun run, float[] samples, Func<float[]> untrainedSamples, Dictionary<string, object> extra,
+        Action<ClassifierFeatures, Dictionary<string, object>>? classify = null)
     {
         using var evaluation = FrechetEvaluation.Prepare(s.Device, cli, s.OutDir, s.Train, s.Test, s.Seed);
+        classify?.Invoke(evaluation.Features, extra);
         double fd = evaluation.Distance(samples, s.FdSamples);
         double ceiling = evaluation.Distance(untrainedSamples(), s.FdSamples);
         Console.WriteLine($"Fréchet distance to the test set ({s.FdSamples} samples, {evaluation.Features.Dimension}-d classifier features): {fd:0.00}; " +
@@ -138,6 +140,65 @@ public static class GenerativeVerb
         return 0;
     }
 
+    /// <summary><c>train ddpm</c>.</summary>
+    public static int TrainDdpm(Cli cli)
+    {
+        string scheduleName = cli.One("schedule") ?? "linear";
+        if (scheduleName is not ("linear" or "cosine"))
+            throw new UsageException($"train ddpm: --schedule is linear or cosine, not '{scheduleName}'");
+        int timesteps = cli.Int("timesteps", 1000), sampleSteps = cli.Int("sample-steps", 20);
+        if (sampleSteps > timesteps)
+            throw new UsageException($"train ddpm: --sample-steps {sampleSteps} exceeds --timesteps {timesteps}");
+        bool conditional = cli.Value<bool>("cond");
+        float guidance = cli.Float("guidance", conditional ? 2f : 0f), dropClass = cli.Float("drop-class", 0.1f);
+        if (dropClass > 1)
+            throw new UsageException($"train ddpm: --drop-class is a probability, not {dropClass}");
+        using var s = Prepare(cli, epochs: 2, batch: 128, latent: 0, width: 16, lr: 1e-3f);
+        var (device, train, epochs, batch, width, lr, seed, outDir) = (s.Device, s.Train, s.Epochs, s.Batch, s.Width, s.Lr, s.Seed, s.OutDir);
+        // The linear schedule scaled by 1000/T (Nichol and Dhariwal): the same noise levels for any number of steps.
+        var schedule = scheduleName == "cosine" ? BetaSchedule.Cosine : BetaSchedule.Linear;
+        var ddpm = new Ddpm(timesteps, schedule, 1e-4 * 1000 / timesteps, Math.Min(0.02 * 1000 / timesteps, 0.999));
+        int classes = conditional ? FashionMnist.ClassNames.Count : 0;
+        using var model = new DiffusionUNet(device, width, classes);
+        using var untrained = new DiffusionUNet(device, width, classes);
+        CopyWeights(model, untrained);
+        Console.WriteLine($"ddpm: UNet width {width}{(conditional ? $", class-conditional (class dropped with p {dropClass}, guidance {guidance})" : "")}, {model.ParameterCount} parameters; " +
+                          $"{scheduleName} schedule, T = {timesteps}; Fashion-MNIST {train.Count} training images; Adam lr {lr}, batch {batch}, {epochs} epochs; ε-MSE");
+        var run = DiffusionTraining.Train(model, ddpm, train, epochs, batch, lr, seed, dropClass, p => Progress(p), reportEvery: 10);
+        if (!Console.IsOutputRedirected)
+            Console.WriteLine();
+        Console.WriteLine($"ε-MSE {run.Losses["loss"][0]:0.000} → {run.Losses["loss"].TakeLast(100).Average():0.000} (mean of the last 100 steps) in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
+        string weights = Path.Combine(outDir, "ddpm.safetensors");
+        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
+        {
+            ["model"] = "ddpm", ["width"] = width.ToString(), ["classes"] = classes.ToString(), ["schedule"] = scheduleName, ["timesteps"] = timesteps.ToString(),
+            ["guidance"] = guidance.ToString(System.Globalization.CultureInfo.InvariantCulture), ["size"] = ImageSize.ToString(),
+        });
+        PlotLosses(run, Path.Combine(outDir, "ddpm-loss.png"), $"DDPM on Fashion-MNIST, {device.Id}");
+        // The grid by DDPM's own T-step reverse loop (class rows 0–7 when conditional); the Fréchet distance's samples by DDIM.
+        int[]? gridLabels = conditional ? Enumerable.Range(0, 64).Select(i => i / 8).ToArray() : null;
+        var grid = DiffusionTraining.Sample(model, ddpm, 64, Seeds.Derive(seed, 1_000_003), timesteps, guidance, gridLabels, ddpmLoop: true);
+        SaveGrid(grid, 64, Path.Combine(outDir, "ddpm-samples.png"));
+        int[]? labels = conditional ? Enumerable.Range(0, s.FdSamples).Select(i => i % classes).ToArray() : null;
+        var samples = DiffusionTraining.Sample(model, ddpm, s.FdSamples, Seeds.Derive(seed, 1_000_033), sampleSteps, guidance, labels);
+        var extra = new Dictionary<string, object>
+        {
+            ["final_loss"] = Math.Round(run.Losses["loss"].TakeLast(100).Average(), 4), ["schedule"] = scheduleName, ["timesteps"] = timesteps,
+            ["fd_sampler"] = $"ddim, {sampleSteps} steps, eta 0", ["conditional"] = conditional, ["guidance"] = guidance,
+        };
+        Evaluate(cli, s, "ddpm", run, samples, () => DiffusionTraining.Sample(untrained, ddpm, s.FdSamples, Seeds.Derive(seed, 1_000_033), sampleSteps, guidance, labels), extra,
+            conditional ? (classifier, metrics) =>
+            {
+                // A conditional model's samples judged by class: how often the classifier names the class they were drawn for.
+                var predicted = classifier.Extract(samples, s.FdSamples).Classes;
+                double accuracy = predicted.Zip(labels!).Count(p => p.First == p.Second) / (double)s.FdSamples;
+                metrics["class_accuracy"] = Math.Round(accuracy, 4);
+                Console.WriteLine($"the classifier names the requested class of {accuracy:P1} of the {s.FdSamples} samples");
+            } : null);
+        Console.WriteLine($"wrote {weights}, ddpm-loss.png, ddpm-samples.png and ddpm-metrics.json in {outDir}");
+        return 0;
+    }
+
     /// <summary><c>sample</c>: new images from weights a generative trainer wrote, as an 8-column grid PNG.</summary>
     public static int Sample(Cli cli)
     {
@@ -146,8 +207,8 @@ public static class GenerativeVerb
         ulong seed = (ulong)cli.Int("seed", 0);
         string output = cli.One("out") ?? "samples.png";
         using var file = SafeTensors.Open(weights);
-        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan"))
-            throw new UsageException($"sample: '{weights}' was not written by a generative trainer (its metadata names no vae or gan model)");
+        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan" or "ddpm"))
+            throw new UsageException($"sample: '{weights}' was not written by a generative trainer (its metadata names no vae, gan or ddpm model)");
         using var device = Device.Open(cli.One("device"));
         int Meta(string key) => int.TryParse(file.Metadata.GetValueOrDefault(key), out int v) && v > 0
             ? v : throw new UsageException($"sample: '{weights}' has no valid '{key}' in its metadata");
@@ -158,11 +219,22 @@ public static class GenerativeVerb
             model.Load(file);
             images = VaeTraining.Sample(model, count, seed);
         }
-        else
+        else if (kind == "gan")
         {
             using var model = new DcganGenerator(device, Meta("latent"), Meta("width"));
             model.Load(file);
             images = GanTraining.Sample(model, count, seed);
+        }
+        else
+        {
+            int classes = int.TryParse(file.Metadata.GetValueOrDefault("classes"), out int c) ? c : 0, timesteps = Meta("timesteps");
+            var schedule = file.Metadata.GetValueOrDefault("schedule") == "cosine" ? BetaSchedule.Cosine : BetaSchedule.Linear;
+            var ddpm = new Ddpm(timesteps, schedule, 1e-4 * 1000 / timesteps, Math.Min(0.02 * 1000 / timesteps, 0.999));
+            using var model = new DiffusionUNet(device, Meta("width"), classes);
+            model.Load(file);
+            float guidance = float.TryParse(file.Metadata.GetValueOrDefault("guidance"), System.Globalization.CultureInfo.InvariantCulture, out float g) ? g : 0f;
+            images = DiffusionTraining.Sample(model, ddpm, count, seed, Math.Min(50, timesteps), guidance,
+                classes > 0 ? Enumerable.Range(0, count).Select(i => i / 8 % classes).ToArray() : null);
         }
         SaveGrid(images, count, output);
         Console.WriteLine($"wrote {count} samples of {weights} (seed {seed}) to {output}");

@@ -363,3 +363,193 @@ public static class GanTraining
         return images;
     }
 }
+
+/// <summary>
+/// The noise-prediction UNet of `train ddpm` for 1×28×28 images: the timestep MLP (<c>time_embed</c>, plus a class embedding
+/// when conditional — index <c>classes</c> is the "no class" of classifier-free guidance), conv_in, a
+/// <see cref="TimeResBlock"/> at 28×28 (width w) and at 14×14 (2w) each followed by a stride-2 convolution, one at 7×7, then
+/// nearest upsampling + a convolution back up each level, the level's skip concatenated before its ResBlock, and
+/// GroupNorm → SiLU → conv_out to the predicted noise.
+/// </summary>
+public sealed class DiffusionUNet : Module
+{
+    private readonly TimestepEmbedder _time;
+    private readonly Embedding? _classes;
+    private readonly Conv2d _convIn, _down1, _down2, _up2, _up1, _convOut;
+    private readonly TimeResBlock _res1, _res2, _mid, _res3, _res4;
+    private readonly GroupNorm _normOut;
+
+    /// <summary>Creates the model with <paramref name="width"/> channels at 28×28 (2·width below); with
+    /// <paramref name="classes"/> &gt; 0 it is class-conditional.</summary>
+    public DiffusionUNet(Device device, int width = 16, int classes = 0) : base(device)
+    {
+        if (width < 2 || width % 2 != 0 || classes < 0)
+            throw new InvalidArgumentException("diffusion_unet", "width, classes", "an even width ≥ 2, classes ≥ 0", $"{width}, {classes}");
+        (Width, Classes) = (width, classes);
+        int timeDim = 4 * width;
+        _time = Child("time_embed", new TimestepEmbedder(device, width, timeDim, timeDim));
+        if (classes > 0)
+            _classes = Child("class_embed", new Embedding(device, classes + 1, timeDim));
+        _convIn = Child("conv_in", new Conv2d(device, 1, width, 3, padding: 1));
+        _res1 = Child("res1", new TimeResBlock(device, width, width, timeDim));
+        _down1 = Child("down1", new Conv2d(device, width, width, 3, 2, 1));
+        _res2 = Child("res2", new TimeResBlock(device, width, 2 * width, timeDim));
+        _down2 = Child("down2", new Conv2d(device, 2 * width, 2 * width, 3, 2, 1));
+        _mid = Child("mid", new TimeResBlock(device, 2 * width, 2 * width, timeDim));
+        _up2 = Child("up2", new Conv2d(device, 2 * width, 2 * width, 3, padding: 1));
+        _res3 = Child("res3", new TimeResBlock(device, 4 * width, 2 * width, timeDim));
+        _up1 = Child("up1", new Conv2d(device, 2 * width, width, 3, padding: 1));
+        _res4 = Child("res4", new TimeResBlock(device, 2 * width, width, timeDim));
+        _normOut = Child("norm_out", new GroupNorm(device, 2, width));
+        _convOut = Child("conv_out", new Conv2d(device, width, 1, 3, padding: 1));
+    }
+
+    /// <summary>Channels at 28×28.</summary>
+    public int Width { get; }
+
+    /// <summary>Classes it is conditioned on (0: unconditional).</summary>
+    public int Classes { get; }
+
+    /// <summary>Predicted noise [B, 1, 28, 28] for x_t, timesteps [B] and, when conditional, class labels (null: no class).</summary>
+    public Tensor Forward(Tensor x, Tensor timesteps, ReadOnlySpan<int> labels = default)
+    {
+        if (x.Rank != 4 || x.Size(1) != 1 || x.Size(2) != 28 || x.Size(3) != 28)
+            throw new ShapeMismatchException("diffusion_unet", "x", "[B, 1, 28, 28]", GpuNetException.FormatShape(x.ShapeArray()));
+        if (_classes is not null && labels.Length != x.Size(0))
+            throw new ShapeMismatchException("diffusion_unet", "labels", $"{x.Size(0)} labels (a class, or {Classes} for none)", $"{labels.Length}");
+        using var scope = Device.Scope();
+        var t = _time.Forward(timesteps);
+        if (_classes is not null)
+            t = Ops.Add(t, _classes.Forward(labels, labels.Length));
+        var skip1 = _res1.Forward(_convIn.Forward(x), t);
+        var skip2 = _res2.Forward(_down1.Forward(skip1), t);
+        var h = _mid.Forward(_down2.Forward(skip2), t);
+        h = _up2.Forward(Ops.UpsampleNearest2d(h, (14, 14)));
+        h = _res3.Forward(Ops.Concat(new[] { h, skip2 }, 1), t);
+        h = _up1.Forward(Ops.UpsampleNearest2d(h, (28, 28)));
+        h = _res4.Forward(Ops.Concat(new[] { h, skip1 }, 1), t);
+        return scope.Keep(_convOut.Forward(Ops.Silu(_normOut.Forward(h))));
+    }
+}
+
+/// <summary>
+/// DDPM training of <see cref="DiffusionUNet"/> on images in [0, 1] (scaled to [−1, 1]; Ho et al., 2020): per image a random
+/// timestep t and noise ε, x_t = <see cref="Ddpm.QSample"/>(x₀, t, ε), the loss MSE(ε_θ(x_t, t), ε); a conditional model sees
+/// its class, replaced by "no class" with probability <c>dropClass</c> (classifier-free guidance, Ho and Salimans, 2022).
+/// Sampling runs DDPM's reverse loop or DDIM, guided as ε = (1 + w)·ε(x, c) − w·ε(x, ∅) (w = 0: the conditional model).
+/// </summary>
+public static class DiffusionTraining
+{
+    /// <summary>
+    /// Trains for <paramref name="epochs"/> epochs (or <paramref name="maxSteps"/> steps) with Adam; the loss per step is
+    /// reported as "loss".
+    /// </summary>
+    public static GenerativeRun Train(DiffusionUNet model, Ddpm ddpm, ImageDataset data, int epochs, int batchSize = 128, float learningRate = 1e-3f,
+        ulong seed = 0, float dropClass = 0.1f, Action<GenerativeProgress>? progress = null, int reportEvery = 10, int? maxSteps = null)
+    {
+        const string op = "diffusion_training";
+        Validate.NotNull(op, "model", model);
+        Validate.NotNull(op, "ddpm", ddpm);
+        Validate.NotNull(op, "data", data);
+        if (epochs < 0 || batchSize < 1 || maxSteps is < 0 || dropClass is < 0 or > 1)
+            throw new InvalidArgumentException(op, "epochs, batchSize, maxSteps, dropClass", "epochs ≥ 0, batch ≥ 1, steps ≥ 0, 0 ≤ p ≤ 1",
+                $"{epochs}, {batchSize}, {maxSteps}, {dropClass}");
+        if (data.Channels != 1 || data.Height != 28 || data.Width != 28)
+            throw new ShapeMismatchException(op, "data", "1×28×28 images", $"{data.Channels}×{data.Height}×{data.Width}");
+        var device = model.Device;
+        var loader = new DataLoader(device, data, batchSize, shuffle: true, seed: seed);
+        int steps = maxSteps ?? epochs * loader.BatchCount;
+        using var optimizer = new Adam(model.Parameters(), learningRate);
+        var losses = new List<float>(steps);
+        var rng = new Random((int)(seed % int.MaxValue));
+        var clock = Stopwatch.StartNew();
+        long images = 0;
+        model.Train();
+        for (int epoch = 0, step = 0; step < steps; epoch++)
+            foreach (var batch in loader.Epoch(epoch))
+                using (batch)
+                {
+                    int n = batch.Count;
+                    var timesteps = Enumerable.Range(0, n).Select(_ => rng.Next(ddpm.Steps)).ToArray();
+                    var labels = model.Classes == 0 ? null : batch.HostLabels.Select(c => rng.NextDouble() < dropClass ? model.Classes : c).ToArray();
+                    using (var scope = device.Scope())
+                    {
+                        var x0 = batch.Images * 2f - 1f;
+                        var noise = Ops.RandomNormal(device, x0.ShapeArray(), Seeds.Derive(seed, (ulong)step));
+                        var xt = ddpm.QSample(x0, timesteps, noise);
+                        var t = Tensor.FromArray(device, Array.ConvertAll(timesteps, v => (float)v), n);
+                        var loss = Ops.MseLoss(model.Forward(xt, t, labels), noise);
+                        loss.Backward();
+                        optimizer.Step();
+                        optimizer.ZeroGrad();
+                        losses.Add(loss.Item());
+                    }
+                    step++;
+                    images += n;
+                    if (progress is not null && (step % reportEvery == 0 || step == steps))
+                    {
+                        double rate = images / clock.Elapsed.TotalSeconds;
+                        progress(new GenerativeProgress(step, steps, new Dictionary<string, float> { ["loss"] = losses[^1] }, rate,
+                            TimeSpan.FromSeconds((steps - step) * (double)batchSize / Math.Max(rate, 1e-9))));
+                    }
+                    if (step == steps)
+                        break;
+                }
+        return new GenerativeRun(new Dictionary<string, float[]> { ["loss"] = losses.ToArray() }, images, clock.Elapsed.TotalSeconds);
+    }
+
+    /// <summary>
+    /// The noise prediction a sampler uses: the model's, or for a conditional model guided toward <paramref name="labels"/> with
+    /// scale <paramref name="guidance"/>: (1 + w)·ε(x, c) − w·ε(x, ∅) (w = 0 is the conditional model itself, one evaluation).
+    /// </summary>
+    public static Func<Tensor, Tensor, Tensor> NoiseModel(DiffusionUNet model, int[]? labels, float guidance)
+    {
+        if (model.Classes == 0 || labels is null)
+            return (x, t) => model.Forward(x, t);
+        if (guidance == 0)
+            return (x, t) => model.Forward(x, t, labels);
+        var none = Enumerable.Repeat(model.Classes, labels.Length).ToArray();
+        return (x, t) =>
+        {
+            using var conditional = model.Forward(x, t, labels);
+            using var unconditional = model.Forward(x, t, none);
+            using var scaled = Ops.Scale(conditional, 1 + guidance);
+            return Ops.Axpy(-guidance, unconditional, scaled);
+        };
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> images [count, 784] in [0, 1]: DDIM with <paramref name="sampleSteps"/> steps and η = 0, or DDPM's
+    /// full reverse loop when <paramref name="sampleSteps"/> is the schedule's T and <paramref name="ddpmLoop"/> is set; labels
+    /// (conditional models) per image. Eval mode, in batches of <paramref name="batch"/>.
+    /// </summary>
+    public static float[] Sample(DiffusionUNet model, Ddpm ddpm, int count, ulong seed, int sampleSteps, float guidance = 0, int[]? labels = null,
+        bool ddpmLoop = false, int batch = 250)
+    {
+        Validate.NotNull("diffusion_sample", "model", model);
+        var images = new float[(long)count * 28 * 28];
+        bool training = model.Training;
+        model.Eval();
+        try
+        {
+            for (int start = 0; start < count; start += batch)
+            {
+                int n = Math.Min(batch, count - start);
+                var batchLabels = labels?[start..(start + n)];
+                var eps = NoiseModel(model, batchLabels, guidance);
+                using var xT = Ops.RandomNormal(model.Device, new[] { n, 1, 28, 28 }, Seeds.Derive(seed, (ulong)start));
+                using var x = ddpmLoop ? ddpm.Sample(eps, xT, seed: Seeds.Derive(seed, (ulong)start + 1))
+                    : ddpm.SampleDdim(eps, xT, sampleSteps, seed: Seeds.Derive(seed, (ulong)start + 1));
+                using var unit = Ops.Unary(x, GpuNet.Kernels.UnaryFunction.Clip, -1f, 1f);
+                var values = unit.ToArray();
+                for (int i = 0; i < values.Length; i++)
+                    images[(long)start * 784 + i] = (values[i] + 1) * 0.5f;
+            }
+        }
+        finally
+        {
+            model.Train(training);
+        }
+        return images;
+    }
+}

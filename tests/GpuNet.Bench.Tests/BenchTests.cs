@@ -255,9 +255,9 @@ public sealed class TrainVerbTests
     }
 
     /// <summary>
-    /// `train vae` and `train gan` on a slice, with a classifier `train cnn` just wrote: each writes its weights, loss curve,
-    /// samples grid and metrics (model, steps, seconds, a finite Fréchet distance with its floor and ceiling, samples), and
-    /// `sample` draws from the weights either wrote.
+    /// `train vae`, `train gan` and `train ddpm --cond` on a slice, with a classifier `train cnn` just wrote: each writes its weights,
+    /// loss curve, samples grid and metrics (model, steps, seconds, a finite Fréchet distance with its floor and ceiling, samples;
+    /// the conditional DDPM its class accuracy), and `sample` draws from the weights each wrote.
     /// </summary>
     [Fact]
     public void GenerativeTrainersWriteWeightsSamplesAndMetricsThatSampleReads()
@@ -268,16 +268,19 @@ public sealed class TrainVerbTests
         {
             Console.SetOut(TextWriter.Null);
             Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", "cnn", "--device", "cpu", "--limit", "300", "--epochs", "1", "--out", dir }));
-            foreach (var model in new[] { "vae", "gan" })
+            foreach (var model in new[] { "vae", "gan", "ddpm" })
             {
+                var extra = model == "ddpm" ? new[] { "--timesteps", "40", "--sample-steps", "8", "--cond" } : Array.Empty<string>();
                 Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", model, "--device", "cpu", "--limit", "300", "--epochs", "1", "--fd-samples", "100",
-                    "--classifier", Path.Combine(dir, "cnn.safetensors"), "--out", dir }));
+                    "--classifier", Path.Combine(dir, "cnn.safetensors"), "--out", dir }.Concat(extra).ToArray()));
                 foreach (var png in new[] { $"{model}-loss.png", $"{model}-samples.png" })
                     Assert.Equal(new byte[] { 0x89, (byte)'P', (byte)'N', (byte)'G' }, File.ReadAllBytes(Path.Combine(dir, png))[..4]);
                 using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, $"{model}-metrics.json")));
                 var root = metrics.RootElement;
                 Assert.Equal(model, root.GetProperty("model").GetString());
-                Assert.Equal(model == "vae" ? 3 : 5, root.GetProperty("steps").GetInt32());   // 300 images: 3 batches of 128, 5 of 64
+                Assert.Equal(model == "gan" ? 5 : 3, root.GetProperty("steps").GetInt32());   // 300 images: 3 batches of 128, 5 of 64
+                if (model == "ddpm")
+                    Assert.InRange(root.GetProperty("class_accuracy").GetDouble(), 0, 1);
                 Assert.True(root.GetProperty("seconds").GetDouble() > 0);
                 Assert.Equal(100, root.GetProperty("samples").GetInt32());
                 double fd = root.GetProperty("fd").GetDouble(), floor = root.GetProperty("fd_floor").GetDouble(), ceiling = root.GetProperty("fd_ceiling").GetDouble();

@@ -38,6 +38,8 @@ public sealed class CliErrorTests : IDisposable
             new[] { "train", "vae", "--classifier", "{0}/not-a-model.onnx", "--limit", "20", "--out", "{0}/vae" },
             new[] { "train", "gan", "--data", "/nonexistent", "--limit", "10", "--out", "{0}/gan" },
             new[] { "train", "gan", "--classifier", "{0}/not-a-model.onnx", "--limit", "20", "--out", "{0}/gan" },
+            new[] { "train", "ddpm", "--schedule", "quadratic", "--limit", "20", "--out", "{0}/ddpm" },
+            new[] { "train", "ddpm", "--timesteps", "10", "--sample-steps", "20", "--limit", "20", "--out", "{0}/ddpm" },
             new[] { "sample", "--out", "{0}/samples.png" },
             new[] { "sample", "--weights", "/nonexistent.safetensors", "--out", "{0}/samples.png" },
             new[] { "sample", "--weights", "{0}/not-a-model.onnx", "--out", "{0}/samples.png" },
