@@ -46,44 +46,19 @@ public static class VaeTraining
         if (data.Channels != 1 || data.Height != model.ImageSize || data.Width != model.ImageSize)
             throw new ShapeMismatchException(op, "data", $"1×{model.ImageSize}×{model.ImageSize} images", $"{data.Channels}×{data.Height}×{data.Width}");
         var loader = new DataLoader(model.Device, data, batchSize, shuffle: true, seed: seed);
-        int steps = maxSteps ?? epochs * loader.BatchCount;
         using var optimizer = new Adam(model.Parameters(), learningRate);
-        var loss = new List<float>(steps);
-        var reconstruction = new List<float>(steps);
-        var kl = new List<float>(steps);
-        var clock = Stopwatch.StartNew();
-        long images = 0;
         model.Train();
-        for (int epoch = 0, step = 0; step < steps; epoch++)
-            foreach (var batch in loader.Epoch(epoch))
-                using (batch)
-                {
-                    using (var scope = model.Device.Scope())
-                    {
-                        var eps = Ops.RandomNormal(model.Device, new[] { batch.Count, model.Latent }, Seeds.Derive(seed, (ulong)step));
-                        var (logits, mu, logvar) = model.ForwardLogits(batch.Images, eps);
-                        var (total, recon, divergence) = Vae.NegativeElbo(logits, batch.Images, mu, logvar);
-                        total.Backward();
-                        optimizer.Step();
-                        optimizer.ZeroGrad();
-                        loss.Add(total.Item());
-                        reconstruction.Add(recon.Item());
-                        kl.Add(divergence.Item());
-                    }
-                    step++;
-                    images += batch.Count;
-                    if (progress is not null && (step % reportEvery == 0 || step == steps))
-                    {
-                        double rate = images / clock.Elapsed.TotalSeconds;
-                        progress(new GenerativeProgress(step, steps,
-                            new Dictionary<string, float> { ["loss"] = loss[^1], ["reconstruction"] = reconstruction[^1], ["kl"] = kl[^1] }, rate,
-                            TimeSpan.FromSeconds((steps - step) * (double)batchSize / Math.Max(rate, 1e-9))));
-                    }
-                    if (step == steps)
-                        break;
-                }
-        return new GenerativeRun(new Dictionary<string, float[]> { ["loss"] = loss.ToArray(), ["reconstruction"] = reconstruction.ToArray(), ["kl"] = kl.ToArray() },
-            images, clock.Elapsed.TotalSeconds);
+        return GenerativeLoop.Run(loader, maxSteps ?? epochs * loader.BatchCount, batchSize, new[] { "loss", "reconstruction", "kl" }, (batch, step) =>
+        {
+            using var scope = model.Device.Scope();
+            var eps = Ops.RandomNormal(model.Device, new[] { batch.Count, model.Latent }, Seeds.Derive(seed, (ulong)step));
+            var (logits, mu, logvar) = model.ForwardLogits(batch.Images, eps);
+            var (total, recon, divergence) = Vae.NegativeElbo(logits, batch.Images, mu, logvar);
+            total.Backward();
+            optimizer.Step();
+            optimizer.ZeroGrad();
+            return new[] { total.Item(), recon.Item(), divergence.Item() };
+        }, progress, reportEvery);
     }
 
     /// <summary><paramref name="count"/> images [count, S·S] in [0, 1] decoded from z ~ N(0, I) drawn from <paramref name="seed"/>,
@@ -116,6 +91,44 @@ public static class VaeTraining
         logvar.Dispose();
         using (mu)
             return model.Decode(mu).ToArray();
+    }
+}
+
+/// <summary>The minibatch loop the generative trainers share: steps over shuffled epochs, each step's named losses kept, progress.</summary>
+internal static class GenerativeLoop
+{
+    /// <summary>
+    /// Runs <paramref name="step"/>(batch, step index) — which returns one value per name in <paramref name="names"/> — for
+    /// <paramref name="steps"/> minibatches of <paramref name="loader"/>'s epochs (none when it has no batches), reporting every
+    /// <paramref name="reportEvery"/> steps and at the last.
+    /// </summary>
+    public static GenerativeRun Run(DataLoader loader, int steps, int batchSize, string[] names, Func<ImageBatch, int, float[]> step,
+        Action<GenerativeProgress>? progress, int reportEvery)
+    {
+        if (loader.BatchCount == 0)
+            steps = 0;
+        var losses = names.ToDictionary(n => n, _ => new List<float>(steps));
+        var clock = Stopwatch.StartNew();
+        long images = 0;
+        for (int epoch = 0, done = 0; done < steps; epoch++)
+            foreach (var batch in loader.Epoch(epoch))
+                using (batch)
+                {
+                    var values = step(batch, done);
+                    for (int i = 0; i < names.Length; i++)
+                        losses[names[i]].Add(values[i]);
+                    done++;
+                    images += batch.Count;
+                    if (progress is not null && (done % reportEvery == 0 || done == steps))
+                    {
+                        double rate = images / clock.Elapsed.TotalSeconds;
+                        progress(new GenerativeProgress(done, steps, names.ToDictionary(n => n, n => losses[n][^1]), rate,
+                            TimeSpan.FromSeconds((steps - done) * (double)batchSize / Math.Max(rate, 1e-9))));
+                    }
+                    if (done == steps)
+                        break;
+                }
+        return new GenerativeRun(losses.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray()), images, clock.Elapsed.TotalSeconds);
     }
 }
 
@@ -257,38 +270,16 @@ public static class GanTraining
             throw new InvalidArgumentException(op, "epochs, batchSize, maxSteps", "epochs ≥ 0, batch ≥ 1, steps ≥ 0", $"{epochs}, {batchSize}, {maxSteps}");
         if (data.Channels != 1 || data.Height != 28 || data.Width != 28)
             throw new ShapeMismatchException(op, "data", "1×28×28 images", $"{data.Channels}×{data.Height}×{data.Width}");
-        var device = generator.Device;
-        var loader = new DataLoader(device, data, batchSize, shuffle: true, seed: seed);
-        int steps = maxSteps ?? epochs * loader.BatchCount;
+        var loader = new DataLoader(generator.Device, data, batchSize, shuffle: true, seed: seed);
         using var optimizerG = new Adam(generator.Parameters(), learningRate, beta1: 0.5f);
         using var optimizerD = new Adam(discriminator.Parameters(), learningRate, beta1: 0.5f);
-        var names = new[] { "discriminator", "generator", "d_real", "d_fake" };
-        var losses = names.ToDictionary(n => n, _ => new List<float>(steps));
-        var clock = Stopwatch.StartNew();
-        long images = 0;
         generator.Train();
         discriminator.Train();
-        for (int epoch = 0, step = 0; step < steps; epoch++)
-            foreach (var batch in loader.Epoch(epoch))
-                using (batch)
-                {
-                    var (d, g, real, fake) = Step(generator, discriminator, optimizerG, optimizerD, batch.Images, Seeds.Derive(seed, (ulong)step));
-                    losses["discriminator"].Add(d);
-                    losses["generator"].Add(g);
-                    losses["d_real"].Add(real);
-                    losses["d_fake"].Add(fake);
-                    step++;
-                    images += batch.Count;
-                    if (progress is not null && (step % reportEvery == 0 || step == steps))
-                    {
-                        double rate = images / clock.Elapsed.TotalSeconds;
-                        progress(new GenerativeProgress(step, steps, names.ToDictionary(n => n, n => losses[n][^1]), rate,
-                            TimeSpan.FromSeconds((steps - step) * (double)batchSize / Math.Max(rate, 1e-9))));
-                    }
-                    if (step == steps)
-                        break;
-                }
-        return new GenerativeRun(losses.ToDictionary(kv => kv.Key, kv => kv.Value.ToArray()), images, clock.Elapsed.TotalSeconds);
+        return GenerativeLoop.Run(loader, maxSteps ?? epochs * loader.BatchCount, batchSize, new[] { "discriminator", "generator", "d_real", "d_fake" }, (batch, step) =>
+        {
+            var (d, g, real, fake) = Step(generator, discriminator, optimizerG, optimizerD, batch.Images, Seeds.Derive(seed, (ulong)step));
+            return new[] { d, g, real, fake };
+        }, progress, reportEvery);
     }
 
     /// <summary>
@@ -458,44 +449,25 @@ public static class DiffusionTraining
             throw new ShapeMismatchException(op, "data", "1×28×28 images", $"{data.Channels}×{data.Height}×{data.Width}");
         var device = model.Device;
         var loader = new DataLoader(device, data, batchSize, shuffle: true, seed: seed);
-        int steps = maxSteps ?? epochs * loader.BatchCount;
         using var optimizer = new Adam(model.Parameters(), learningRate);
-        var losses = new List<float>(steps);
         var rng = new Random((int)(seed % int.MaxValue));
-        var clock = Stopwatch.StartNew();
-        long images = 0;
         model.Train();
-        for (int epoch = 0, step = 0; step < steps; epoch++)
-            foreach (var batch in loader.Epoch(epoch))
-                using (batch)
-                {
-                    int n = batch.Count;
-                    var timesteps = Enumerable.Range(0, n).Select(_ => rng.Next(ddpm.Steps)).ToArray();
-                    var labels = model.Classes == 0 ? null : batch.HostLabels.Select(c => rng.NextDouble() < dropClass ? model.Classes : c).ToArray();
-                    using (var scope = device.Scope())
-                    {
-                        var x0 = batch.Images * 2f - 1f;
-                        var noise = Ops.RandomNormal(device, x0.ShapeArray(), Seeds.Derive(seed, (ulong)step));
-                        var xt = ddpm.QSample(x0, timesteps, noise);
-                        var t = Tensor.FromArray(device, Array.ConvertAll(timesteps, v => (float)v), n);
-                        var loss = Ops.MseLoss(model.Forward(xt, t, labels), noise);
-                        loss.Backward();
-                        optimizer.Step();
-                        optimizer.ZeroGrad();
-                        losses.Add(loss.Item());
-                    }
-                    step++;
-                    images += n;
-                    if (progress is not null && (step % reportEvery == 0 || step == steps))
-                    {
-                        double rate = images / clock.Elapsed.TotalSeconds;
-                        progress(new GenerativeProgress(step, steps, new Dictionary<string, float> { ["loss"] = losses[^1] }, rate,
-                            TimeSpan.FromSeconds((steps - step) * (double)batchSize / Math.Max(rate, 1e-9))));
-                    }
-                    if (step == steps)
-                        break;
-                }
-        return new GenerativeRun(new Dictionary<string, float[]> { ["loss"] = losses.ToArray() }, images, clock.Elapsed.TotalSeconds);
+        return GenerativeLoop.Run(loader, maxSteps ?? epochs * loader.BatchCount, batchSize, new[] { "loss" }, (batch, step) =>
+        {
+            int n = batch.Count;
+            var timesteps = Enumerable.Range(0, n).Select(_ => rng.Next(ddpm.Steps)).ToArray();
+            var labels = model.Classes == 0 ? null : batch.HostLabels.Select(c => rng.NextDouble() < dropClass ? model.Classes : c).ToArray();
+            using var scope = device.Scope();
+            var x0 = batch.Images * 2f - 1f;
+            var noise = Ops.RandomNormal(device, x0.ShapeArray(), Seeds.Derive(seed, (ulong)step));
+            var xt = ddpm.QSample(x0, timesteps, noise);
+            var t = Tensor.FromArray(device, Array.ConvertAll(timesteps, v => (float)v), n);
+            var loss = Ops.MseLoss(model.Forward(xt, t, labels), noise);
+            loss.Backward();
+            optimizer.Step();
+            optimizer.ZeroGrad();
+            return new[] { loss.Item() };
+        }, progress, reportEvery);
     }
 
     /// <summary>
