@@ -166,7 +166,18 @@ namespace GpuNet.Kernels
                 return;
             }
             if (residual is not null)
-                throw new ArgumentException("conv2d: a residual is added in the kernel on the fast CPU only (the op adds it elsewhere)");
+            {
+                // The ILGPU kernels have no residual in their epilogue: the convolution, then the sum and the activation in place.
+                RunConv2d(device, x, w, bias, output, g, algorithm, columnBudgetBytes, FusedActivation.None);
+                ElementwiseKernels.MapBinary("add", output, residual, output, new ElementwiseOps.Add());
+                if (act != FusedActivation.None)
+                    ActivationDispatch.WithActivation(act, new InPlaceActivation(output, act switch
+                    {
+                        FusedActivation.Relu => "relu", FusedActivation.Relu6 => "relu6", FusedActivation.Silu => "silu",
+                        FusedActivation.Gelu => "gelu_erf", FusedActivation.GeluTanh => "gelu_tanh", _ => act.ToString().ToLowerInvariant(),
+                    }));
+                return;
+            }
             // Batches z = (n, group): the weight block repeats over n; the columns (or the input planes) advance with both.
             var batch = new[] { g.N, g.Options.Groups };
             var layoutA = Layout6.Create(op, batch, new[] { 0, g.Kg * cgkk });
@@ -211,6 +222,12 @@ namespace GpuNet.Kernels
                     Cpu.HostConv.Conv2d(Cpu.HostMemory.Ptr(X), Cpu.HostMemory.Ptr(W), Packed is { } packed ? Cpu.HostMemory.Ptr(packed) : null, Cpu.HostMemory.Ptr(Output),
                         Cpu.HostMemory.Ptr(Bias), Residual is { } residual ? Cpu.HostMemory.Ptr(residual) : null, G, P, default(TAct));
             }
+        }
+
+        /// <summary>An activation applied in place over a tensor, launched under its op's name.</summary>
+        private readonly record struct InPlaceActivation(Tensor Output, string Name) : IActivationVisitor
+        {
+            public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp => ElementwiseKernels.MapUnary(Name, Output, Output, default(TAct));
         }
 
         /// <summary>Whether <paramref name="device"/> runs convolutions from packed weights (<see cref="PackConv2dWeight"/>): the

@@ -106,19 +106,8 @@ public static partial class Ops
         var mask = options.Mask == ConvMask.None ? null : MaskTensor(device, g.KH, g.KW, options.Mask);
         var w = mask is null ? weight.Contiguous() : Mul(weight, mask);
         if (output.Length > 0)
-        {
-            if (residual is not null && !device.IsHostCpu)
-            {
-                // Elsewhere the residual is its own pass: the convolution, the sum in place, the activation in place.
-                ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, FusedActivation.None);
-                Add(output, residual, output: output);
-                if (options.Activation != FusedActivation.None)
-                    ApplyFused(output, options.Activation, output);
-            }
-            else
-                ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation,
-                    mask is null ? packed : null, residual?.Contiguous());
-        }
+            ConvKernels.RunConv2d(device, xc, w, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation,
+                mask is null ? packed : null, residual?.Contiguous());
         if (record)
             RecordConv2d(x, weight, bias, output, g, xc, w, mask);
         return output;
