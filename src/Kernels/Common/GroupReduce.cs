@@ -37,6 +37,23 @@ public struct Float2
     }
 }
 
+/// <summary>Three floats summed together (three row sums in one reduction).</summary>
+public struct Float3
+{
+    /// <summary>The three components.</summary>
+    public float X, Y, Z;
+
+    /// <summary>Componentwise sum.</summary>
+    public readonly Float3 Add(Float3 o) => new() { X = X + o.X, Y = Y + o.Y, Z = Z + o.Z };
+
+    /// <summary>The group sum of triples.</summary>
+    public struct Sum : ICombine<Float3>
+    {
+        /// <inheritdoc/>
+        public readonly Float3 Combine(Float3 a, Float3 b) => a.Add(b);
+    }
+}
+
 /// <summary>Cooperative reductions of one value per thread across a group.</summary>
 public static class GroupReduce
 {

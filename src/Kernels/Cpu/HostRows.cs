@@ -212,7 +212,7 @@ internal static unsafe class HostRows
 
     /// <summary>
     /// The normalization backward of every row of <paramref name="layout"/> (see <see cref="NormalizationKernels.BackwardRows{TRms}"/>):
-    /// per row Σdŷ and Σdŷ·x̂ over its segments, then dx and the dy·x̂ products, runs of elements sharing one γ entry at a time.
+    /// per row Σdŷ, Σdŷ·x̂ and Σx̂ over its segments, then dx and the dy·x̂ products, runs of elements sharing one γ entry at a time.
     /// </summary>
     public static void NormalizeBackward(float* x, float* gamma, float* dy, float* mean, float* rstd, float* dx, float* product, NormLayout layout, bool rms)
     {
@@ -228,10 +228,12 @@ internal static unsafe class HostRows
             {
                 float centre = rms ? 0f : mean[row], r = rstd[row];
                 int affineBase = row % layout.AffineGroups * perAffine;
-                double sumDy = 0, sumDyX = 0;
+                double sumDy = 0, sumDyX = 0, sumX = 0;
                 for (int pass = 0; pass < 2; pass++)
                 {
-                    float meanDy = rms ? 0f : (float)(sumDy / cols), meanDyX = (float)(sumDyX / cols);
+                    // The drift of x̂'s mean from zero (the saved mean's rounding; see NormalizationKernels.BackwardRows), taken out.
+                    float drift = rms ? 0f : (float)(sumX / cols);
+                    float meanDy = rms ? 0f : (float)(sumDy / cols), meanDyX = (float)((sumDyX - drift * sumDy) / cols);
                     for (int sgm = 0; sgm < segments; sgm++)
                     {
                         long at = (long)row * layout.RowStride + (long)sgm * layout.SegStride;
@@ -243,22 +245,24 @@ internal static unsafe class HostRows
                             float* gam = layout.HasGamma == 0 ? null : gamma + affineBase + j / layout.Spatial;
                             if (pass == 0)
                             {
-                                float a = 0, b = 0;
+                                float a = 0, b = 0, c = 0;
                                 for (int k = 0; k < run; k++)
                                 {
                                     float xHat = (xs[k] - centre) * r, dyHat = gs[k] * (gam == null ? 1f : layout.Spatial == 1 ? gam[k] : gam[0]);
                                     a += dyHat;
                                     b += dyHat * xHat;
+                                    c += xHat;
                                 }
                                 sumDy += a;
                                 sumDyX += b;
+                                sumX += c;
                             }
                             else
                             {
                                 float* ds = dx + at + (j - j0), ps = product + at + (j - j0);
                                 for (int k = 0; k < run; k++)
                                 {
-                                    float xHat = (xs[k] - centre) * r, dyHat = gs[k] * (gam == null ? 1f : layout.Spatial == 1 ? gam[k] : gam[0]);
+                                    float xHat = (xs[k] - centre) * r - drift, dyHat = gs[k] * (gam == null ? 1f : layout.Spatial == 1 ? gam[k] : gam[0]);
                                     ds[k] = r * (dyHat - meanDy - xHat * meanDyX);
                                     ps[k] = gs[k] * xHat;
                                 }
@@ -272,8 +276,8 @@ internal static unsafe class HostRows
     }
 
     /// <summary>
-    /// LayerNorm/RMSNorm rows (one contiguous segment, γ per column) in vector code: x̂ and dŷ into per-thread scratch rows,
-    /// their sums by TensorPrimitives, then dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)) and the products dy·x̂.
+    /// LayerNorm/RMSNorm rows (one contiguous segment, γ per column) in vector code: x̂ (LayerNorm's recentred on its own mean,
+    /// see NormalizationKernels.BackwardRows) and dŷ into per-thread scratch rows, their sums by TensorPrimitives, then dx = rstd·(dŷ − mean(dŷ) − x̂·mean(dŷ·x̂)) and the products dy·x̂.
     /// </summary>
     private static void NormalizeBackwardRows(float* x, float* gamma, float* dy, float* mean, float* rstd, float* dx, float* product, int rows, int cols, int stride, bool rms)
     {
@@ -289,6 +293,8 @@ internal static unsafe class HostRows
                 var ds = new Span<float>(dx + at, cols);
                 TensorPrimitives.Subtract(xs, rms ? 0f : mean[r], xHat);
                 TensorPrimitives.Multiply(xHat, rstd[r], xHat);
+                if (!rms)
+                    TensorPrimitives.Subtract(xHat, TensorPrimitives.Sum(xHat) / cols, xHat);
                 if (gamma == null)
                     gs.CopyTo(dyHat);
                 else
