@@ -187,6 +187,22 @@ public static class GpuNetCli
             Verb("gan", "DCGAN on Fashion-MNIST: the discriminator's step on real and (detached) generated batches, then the generator's through the frozen " +
                 "discriminator (non-saturating loss); writes gan.safetensors, gan-discriminator.safetensors, gan-loss.png, gan-samples.png and gan-metrics.json (Fréchet distance as train vae).",
                 GenerativeVerb.TrainGan, Generative("0.0002, both networks", 8, 64, "code dimension (default 64)", "channels at 14×14 (default 32)")),
+            Verb("vqvae", "VQ-VAE on Fashion-MNIST: 7×7 maps of codes from a learned codebook, the straight-through gradient to the encoder, codebook and " +
+                "commitment losses (or --ema codebook updates); writes vqvae.safetensors, vqvae-loss.png, vqvae-samples.png (test images over their reconstructions) " +
+                "and vqvae-metrics.json (code perplexity; Fréchet distance of test-set reconstructions). Its prior: train pixelcnn.",
+                GenerativeVerb.TrainVqVae, Generative("0.001", 5, 128, "dimension of each code (default 16)", "channels at 14×14 (default 32)").Concat(new Symbol[]
+                {
+                    Int("codes", "codebook size K (default 128)", 2), Number("beta", "weight β of the commitment loss (default 0.25)", false),
+                    Number("ema", "EMA decay of the codebook updates (default 0.99); 0: the codebook loss instead", false),
+                }).ToArray()),
+            Verb("pixelcnn", "A PixelCNN prior (7×7 mask A, 3×3 mask B layers) fitted to the code maps of a VQ-VAE from 'train vqvae'; samples maps position by " +
+                "position and decodes them; writes pixelcnn.safetensors, pixelcnn-loss.png, pixelcnn-samples.png and pixelcnn-metrics.json (Fréchet distance as train vae).",
+                GenerativeVerb.TrainPixelCnn, Generative("0.001", 3, 128, "code embedding width (default 32)", "not used by this model").Concat(new Symbol[]
+                {
+                    Text("vqvae", "the vqvae.safetensors whose codes to model (default OUT/vqvae.safetensors)", "FILE"),
+                    Int("hidden", "channels of the masked convolutions (default 64)", 1), Int("layers", "3×3 type-B layers (default 4)", 0),
+                    Number("temperature", "sampling temperature of the codes (default 1)", true),
+                }).ToArray()),
             Verb("ddpm", "DDPM on Fashion-MNIST: a UNet with a timestep embedding trained on ε-MSE at random timesteps; writes ddpm.safetensors, ddpm-loss.png, " +
                 "ddpm-samples.png (DDPM's reverse loop) and ddpm-metrics.json (Fréchet distance of DDIM samples, as train vae); --cond trains it class-conditioned with classifier-free guidance.",
                 GenerativeVerb.TrainDdpm, Generative("0.001", 2, 128, "not used by this model", "channels at 28×28 (default 16)").Concat(new Symbol[]
@@ -209,8 +225,9 @@ public static class GpuNetCli
             Int("limit", "use only the first N images of each split (quick runs)", 2),
         };
 
-        root.Add(Verb("sample", "Draw new images from weights a generative trainer wrote (train vae, train gan): an 8-column grid PNG.", GenerativeVerb.Sample,
-            Device(), Text("weights", "a vae.safetensors or gan.safetensors written by 'train vae' or 'train gan'", "FILE"), Int("count", "images (default 64)", 1),
+        root.Add(Verb("sample", "Draw new images from weights a generative trainer wrote (train vae, gan, pixelcnn, ddpm): an 8-column grid PNG.", GenerativeVerb.Sample,
+            Device(), Text("weights", "the vae, gan, pixelcnn or ddpm .safetensors a trainer wrote", "FILE"), Int("count", "images (default 64)", 1),
+            Text("vqvae", "the VQ-VAE of a pixelcnn.safetensors (default: the path in its metadata)", "FILE"),
             Int("seed", "sampling seed (default 0)", 0), Text("out", "the PNG to write (default samples.png)", "FILE")));
 
         root.Add(Group("onnx", "Import and run ONNX models.",

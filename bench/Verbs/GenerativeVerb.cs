@@ -5,7 +5,7 @@ using SkiaSharp;
 namespace GpuNet.Bench;
 
 /// <summary>
-/// The generative trainers (<c>train vae</c>, <c>train gan</c>, <c>train ddpm</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
+/// The generative trainers (<c>train vae</c>, <c>train gan</c>, <c>train vqvae</c>, <c>train pixelcnn</c>, <c>train ddpm</c>) and <c>sample</c>: training on Fashion-MNIST in [0, 1] with a progress line,
 /// then OUT/&lt;name&gt;-loss.png, OUT/&lt;name&gt;-samples.png (an 8 × 8 grid), OUT/&lt;name&gt;.safetensors (with the model's
 /// sizes in its metadata, which <c>sample</c> reads) and OUT/&lt;name&gt;-metrics.json with the Fréchet distance of generated
 /// images to the test set in the feature space of the <c>train cnn</c> classifier, beside its floor (the training set's own
@@ -199,6 +199,110 @@ public static class GenerativeVerb
         return 0;
     }
 
+    /// <summary><c>train vqvae</c>.</summary>
+    public static int TrainVqVae(Cli cli)
+    {
+        int codes = cli.Int("codes", 128);
+        float beta = cli.Float("beta", 0.25f), emaDecay = cli.Float("ema", 0.99f);
+        if (emaDecay is < 0 or >= 1)
+            throw new UsageException($"train vqvae: --ema is a decay in (0, 1), or 0 for the codebook loss; not {emaDecay}");
+        if (codes < 2)
+            throw new UsageException($"train vqvae: --codes is at least 2, not {codes}");
+        using var s = Prepare(cli, epochs: 5, batch: 128, latent: 16, width: 32, lr: 1e-3f);
+        var (device, train, test, epochs, batch, dim, width, lr, seed, outDir) = (s.Device, s.Train, s.Test, s.Epochs, s.Batch, s.Latent, s.Width, s.Lr, s.Seed, s.OutDir);
+        using var model = new VqVae(device, codes, dim, width);
+        using var untrained = new VqVae(device, codes, dim, width);
+        CopyWeights(model, untrained);
+        Console.WriteLine($"vqvae: {codes} codes of dimension {dim} on a 7×7 grid, width {width}, {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training images; " +
+                          $"Adam lr {lr}, batch {batch}, {epochs} epochs; loss = binary cross-entropy per pixel + " +
+                          (emaDecay > 0 ? $"{beta}·commitment, codebook by EMA (decay {emaDecay})" : $"codebook + {beta}·commitment") + "; straight-through gradient");
+        var run = VqVaeTraining.Train(model, train, epochs, batch, lr, beta, emaDecay > 0 ? emaDecay : null, seed, p => Progress(p), reportEvery: 10);
+        if (!Console.IsOutputRedirected)
+            Console.WriteLine();
+        double Last(string name) => run.Losses[name].TakeLast(50).Average();
+        Console.WriteLine($"loss {run.Losses["loss"][0]:0.000} → {Last("loss"):0.000} (means of the last 50 steps: reconstruction {Last("reconstruction"):0.0000}, codebook " +
+                          $"{Last("codebook"):0.0000}, commitment {Last("commitment"):0.0000}); code perplexity {Last("perplexity"):0.0} of {codes}; {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
+        string weights = Path.Combine(outDir, "vqvae.safetensors");
+        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
+        {
+            ["model"] = "vqvae", ["codes"] = codes.ToString(), ["dim"] = dim.ToString(), ["width"] = width.ToString(), ["size"] = ImageSize.ToString(),
+        });
+        PlotLosses(run, Path.Combine(outDir, "vqvae-loss.png"), $"VQ-VAE on Fashion-MNIST, {device.Id}");
+        // A VQ-VAE draws nothing by itself (its prior is `train pixelcnn`): its grid and Fréchet distance are of test-set reconstructions.
+        var originals = test.Pixels.AsSpan(0, 32 * ImageSize * ImageSize).ToArray();
+        SaveGrid(Interleave(originals, VqVaeTraining.Reconstruct(model, test, 32), 8), 64, Path.Combine(outDir, "vqvae-samples.png"));
+        int count = Math.Min(s.FdSamples, test.Count);
+        var reconstructions = VqVaeTraining.Reconstruct(model, test, count);
+        var testCodes = VqVaeTraining.EncodeCodes(model, test, count);
+        double usage = VqVaeTraining.Perplexity(Array.ConvertAll(testCodes, c => (float)c), codes);
+        Console.WriteLine($"test-set code perplexity {usage:0.0} of {codes} ({testCodes.Distinct().Count()} codes used)");
+        Evaluate(cli, s with { FdSamples = count }, "vqvae", run, reconstructions, () => VqVaeTraining.Reconstruct(untrained, test, count), new()
+        {
+            ["fd_of"] = "reconstructions of test images (the prior's samples: train pixelcnn)", ["final_loss"] = Math.Round(Last("loss"), 4),
+            ["final_reconstruction"] = Math.Round(Last("reconstruction"), 4), ["perplexity"] = Math.Round(usage, 2), ["codes"] = codes, ["beta"] = beta,
+            ["ema_decay"] = emaDecay,
+        });
+        Console.WriteLine($"wrote {weights}, vqvae-loss.png, vqvae-samples.png (originals above reconstructions) and vqvae-metrics.json in {outDir}");
+        return 0;
+    }
+
+    /// <summary><c>train pixelcnn</c>.</summary>
+    public static int TrainPixelCnn(Cli cli)
+    {
+        float temperature = cli.Float("temperature", 1f);
+        int hidden = cli.Int("hidden", 64), layers = cli.Int("layers", 4);
+        using var s = Prepare(cli, epochs: 3, batch: 128, latent: 32, width: 0, lr: 1e-3f);
+        var (device, train, epochs, batch, embed, lr, seed, outDir) = (s.Device, s.Train, s.Epochs, s.Batch, s.Latent, s.Lr, s.Seed, s.OutDir);
+        string vqvaePath = cli.One("vqvae") ?? Path.Combine(outDir, "vqvae.safetensors");
+        if (!File.Exists(vqvaePath))
+            throw new UsageException($"train pixelcnn: no VQ-VAE at {vqvaePath} (run 'train vqvae --out {outDir}' first, or pass --vqvae FILE)");
+        using var vqvae = LoadVqVae(device, vqvaePath);
+        const int side = VqVae.GridSize;
+        var trainCodes = VqVaeTraining.EncodeCodes(vqvae, train, train.Count);
+        using var model = new CodePrior(device, vqvae.Codes, embed, hidden, layers);
+        using var untrained = new CodePrior(device, vqvae.Codes, embed, hidden, layers);
+        CopyWeights(model, untrained);
+        Console.WriteLine($"pixelcnn: prior over {vqvae.Codes} codes on {side}×{side} maps of {vqvaePath}: embed {embed}, hidden {hidden}, 7×7 mask A + {layers} 3×3 mask B, " +
+                          $"{model.ParameterCount} parameters; {train.Count} training maps; Adam lr {lr}, batch {batch}, {epochs} epochs; cross-entropy per code");
+        var run = CodePriorTraining.Train(model, trainCodes, side, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);
+        if (!Console.IsOutputRedirected)
+            Console.WriteLine();
+        double last = run.Losses["loss"].TakeLast(50).Average();
+        Console.WriteLine($"cross-entropy {run.Losses["loss"][0]:0.000} → {last:0.000} nats per code (uniform: {Math.Log(vqvae.Codes):0.000}) in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} maps/s)");
+        string weights = Path.Combine(outDir, "pixelcnn.safetensors");
+        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
+        {
+            ["model"] = "pixelcnn", ["codes"] = vqvae.Codes.ToString(), ["embed"] = embed.ToString(), ["hidden"] = hidden.ToString(), ["layers"] = layers.ToString(),
+            ["vqvae"] = Path.GetFullPath(vqvaePath), ["temperature"] = temperature.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        });
+        PlotLosses(run, Path.Combine(outDir, "pixelcnn-loss.png"), $"PixelCNN prior over VQ-VAE codes, {device.Id}");
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var samples = VqVaeTraining.DecodeCodes(vqvae, CodePriorTraining.Sample(model, Math.Max(64, s.FdSamples), side, Seeds.Derive(seed, 1_000_003), temperature));
+        Console.WriteLine($"sampled {Math.Max(64, s.FdSamples)} code maps ({side * side} positions each) and decoded them in {clock.Elapsed.TotalSeconds:0.0} s");
+        SaveGrid(samples, 64, Path.Combine(outDir, "pixelcnn-samples.png"));
+        Evaluate(cli, s, "pixelcnn", run, samples,
+            () => VqVaeTraining.DecodeCodes(vqvae, CodePriorTraining.Sample(untrained, s.FdSamples, side, Seeds.Derive(seed, 1_000_003), temperature)), new()
+            {
+                ["final_loss"] = Math.Round(last, 4), ["uniform_loss"] = Math.Round(Math.Log(vqvae.Codes), 4), ["vqvae"] = Path.GetFullPath(vqvaePath),
+                ["temperature"] = temperature, ["fd_of"] = "decoded code maps sampled from the prior",
+            });
+        Console.WriteLine($"wrote {weights}, pixelcnn-loss.png, pixelcnn-samples.png and pixelcnn-metrics.json in {outDir}");
+        return 0;
+    }
+
+    /// <summary>A VQ-VAE from a vqvae.safetensors written by <c>train vqvae</c>.</summary>
+    private static VqVae LoadVqVae(Device device, string path)
+    {
+        using var file = SafeTensors.Open(path);
+        if (file.Metadata.GetValueOrDefault("model") != "vqvae")
+            throw new UsageException($"'{path}' was not written by 'train vqvae' (its metadata names no vqvae model)");
+        int Meta(string key) => int.TryParse(file.Metadata.GetValueOrDefault(key), out int v) && v > 0
+            ? v : throw new UsageException($"'{path}' has no valid '{key}' in its metadata");
+        var model = new VqVae(device, Meta("codes"), Meta("dim"), Meta("width"));
+        model.Load(file);
+        return model;
+    }
+
     /// <summary><c>sample</c>: new images from weights a generative trainer wrote, as an 8-column grid PNG.</summary>
     public static int Sample(Cli cli)
     {
@@ -207,8 +311,10 @@ public static class GenerativeVerb
         ulong seed = (ulong)cli.Int("seed", 0);
         string output = cli.One("out") ?? "samples.png";
         using var file = SafeTensors.Open(weights);
-        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan" or "ddpm"))
-            throw new UsageException($"sample: '{weights}' was not written by a generative trainer (its metadata names no vae, gan or ddpm model)");
+        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan" or "ddpm" or "pixelcnn"))
+            throw new UsageException(kind == "vqvae"
+                ? $"sample: '{weights}' is a VQ-VAE, which draws through its prior: train one with 'train pixelcnn' and sample its pixelcnn.safetensors"
+                : $"sample: '{weights}' was not written by a generative trainer (its metadata names no vae, gan, ddpm or pixelcnn model)");
         using var device = Device.Open(cli.One("device"));
         int Meta(string key) => int.TryParse(file.Metadata.GetValueOrDefault(key), out int v) && v > 0
             ? v : throw new UsageException($"sample: '{weights}' has no valid '{key}' in its metadata");
@@ -224,6 +330,20 @@ public static class GenerativeVerb
             using var model = new DcganGenerator(device, Meta("latent"), Meta("width"));
             model.Load(file);
             images = GanTraining.Sample(model, count, seed);
+        }
+        else if (kind == "pixelcnn")
+        {
+            // The prior's file names the VQ-VAE whose codes it models; --vqvae overrides it (the pair moved to another folder).
+            string vqvaePath = cli.One("vqvae") ?? file.Metadata.GetValueOrDefault("vqvae") ?? "";
+            if (!File.Exists(vqvaePath))
+                throw new UsageException($"sample: the VQ-VAE of '{weights}' is not at '{vqvaePath}': pass --vqvae FILE");
+            using var vqvae = LoadVqVae(device, vqvaePath);
+            using var prior = new CodePrior(device, Meta("codes"), Meta("embed"), Meta("hidden"), int.TryParse(file.Metadata.GetValueOrDefault("layers"), out int l) ? l : 0);
+            prior.Load(file);
+            if (prior.Codes != vqvae.Codes)
+                throw new UsageException($"sample: '{weights}' models {prior.Codes} codes but the VQ-VAE '{vqvaePath}' has {vqvae.Codes}");
+            float temperature = float.TryParse(file.Metadata.GetValueOrDefault("temperature"), System.Globalization.CultureInfo.InvariantCulture, out float tau) ? tau : 1f;
+            images = VqVaeTraining.DecodeCodes(vqvae, CodePriorTraining.Sample(prior, count, VqVae.GridSize, seed, temperature));
         }
         else
         {

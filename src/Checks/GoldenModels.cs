@@ -28,6 +28,22 @@ public static class GoldenModels
             return Ops.Concat(new[] { flat, mu, logvar }, 1);
     }
 
+    /// <summary>`train vqvae`'s forward as the fixture's [logits, z_e, z_q] per row (logits from the straight-through latent).</summary>
+    private static Tensor RunVqVae(VqVae model, SafeTensorsFile f)
+    {
+        using var x = f.ToTensor(model.Device, "__input__");
+        var (logits, encoded, quantized, codes) = model.Forward(x);
+        codes.Dispose();
+        int n = x.Size(0);
+        using (logits)
+        using (encoded)
+        using (quantized)
+        using (var a = logits.Reshape(n, -1))
+        using (var b = encoded.Reshape(n, -1))
+        using (var c = quantized.Reshape(n, -1))
+            return Ops.Concat(new[] { a, b, c }, 1);
+    }
+
     /// <summary>A weights file says nothing of dropout: its <c>dropout</c> metadata when present, else none (the fixtures' gradients were taken without it).</summary>
     private static float Dropout(SafeTensorsFile f) => f.Metadata.TryGetValue("dropout", out var p) ? float.Parse(p, System.Globalization.CultureInfo.InvariantCulture) : 0f;
 
@@ -74,6 +90,8 @@ public static class GoldenModels
         new("vae", (d, f) => new Vae(d, Meta(f, "latent")), (m, f) => RunVae((Vae)m, f, logits: false)),
         // `train vae`'s model (28×28, the logits instead of the sigmoid image): [logits, μ, log σ²] per row.
         new("vae_fashion", (d, f) => new Vae(d, Meta(f, "latent"), Meta(f, "size"), Meta(f, "width")), (m, f) => RunVae((Vae)m, f, logits: true)),
+        // `train vqvae`'s model: [logits, z_e, z_q] per row.
+        new("vqvae_fashion", (d, f) => new VqVae(d, Meta(f, "codes"), Meta(f, "dim"), Meta(f, "width")), (m, f) => RunVqVae((VqVae)m, f)),
         new("ddpm_linear", NoiseModel, RunDdpm),
         new("ddpm_cosine", NoiseModel, RunDdpm),
         new("dit", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"), Meta(f, "temb")),

@@ -149,7 +149,8 @@ public sealed class VectorQuantizer : Layer
     /// <summary>The codebook (weight [K, D]).</summary>
     public Embedding Codebook { get; }
 
-    /// <summary>The quantized tensor [B, D, H, W] and the chosen code of every position [B, H, W] (as floats).</summary>
+    /// <summary>The quantized tensor [B, D, H, W] (differentiable with respect to the codebook rows it took) and the chosen code
+    /// of every position [B, H, W] (as floats, no gradient).</summary>
     public (Tensor Quantized, Tensor Codes) Quantize(Tensor z)
     {
         int d = Codebook.Weight.Size(1);
@@ -158,7 +159,9 @@ public sealed class VectorQuantizer : Layer
         int b = z.Size(0), h = z.Size(2), w = z.Size(3);
         using var scope = Device.Scope();
         var flat = Ops.Permute(z, 0, 2, 3, 1).Reshape(-1, d);
-        var codes = Ops.VqNearest(flat, Codebook.Weight);
+        // The choice of code carries no gradient: it is made on detached values, and z_q's gradient reaches the codebook
+        // through the gather (VQ-VAE's codebook loss) — the encoder gets one only by a straight-through estimator.
+        var codes = Ops.VqNearest(flat.Detach(), Codebook.Weight.Detach());
         var rows = Ops.GatherRows(Codebook.Weight, codes).Reshape(b, h, w, d);
         return (scope.Keep(Ops.Permute(rows, 0, 3, 1, 2)), scope.Keep(codes.Reshape(b, h, w)));
     }

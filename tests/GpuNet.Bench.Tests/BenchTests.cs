@@ -255,9 +255,10 @@ public sealed class TrainVerbTests
     }
 
     /// <summary>
-    /// `train vae`, `train gan` and `train ddpm --cond` on a slice, with a classifier `train cnn` just wrote: each writes its weights,
-    /// loss curve, samples grid and metrics (model, steps, seconds, a finite Fréchet distance with its floor and ceiling, samples;
-    /// the conditional DDPM its class accuracy), and `sample` draws from the weights each wrote.
+    /// `train vae`, `train gan`, `train ddpm --cond`, `train vqvae` and `train pixelcnn` on a slice, with a classifier `train cnn`
+    /// just wrote: each writes its weights, loss curve, samples grid and metrics (model, steps, seconds, a finite Fréchet distance
+    /// with its floor and ceiling, samples; the conditional DDPM its class accuracy, the VQ-VAE its code perplexity), and `sample`
+    /// draws from the weights each wrote (the VQ-VAE's refused with a pointer to its prior).
     /// </summary>
     [Fact]
     public void GenerativeTrainersWriteWeightsSamplesAndMetricsThatSampleReads()
@@ -268,9 +269,11 @@ public sealed class TrainVerbTests
         {
             Console.SetOut(TextWriter.Null);
             Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", "cnn", "--device", "cpu", "--limit", "300", "--epochs", "1", "--out", dir }));
-            foreach (var model in new[] { "vae", "gan", "ddpm" })
+            // pixelcnn after vqvae: the prior reads OUT/vqvae.safetensors.
+            foreach (var model in new[] { "vae", "gan", "ddpm", "vqvae", "pixelcnn" })
             {
-                var extra = model == "ddpm" ? new[] { "--timesteps", "40", "--sample-steps", "8", "--cond" } : Array.Empty<string>();
+                var extra = model == "ddpm" ? new[] { "--timesteps", "40", "--sample-steps", "8", "--cond" }
+                    : model == "pixelcnn" ? new[] { "--hidden", "16", "--layers", "1" } : Array.Empty<string>();
                 Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", model, "--device", "cpu", "--limit", "300", "--epochs", "1", "--fd-samples", "100",
                     "--classifier", Path.Combine(dir, "cnn.safetensors"), "--out", dir }.Concat(extra).ToArray()));
                 foreach (var png in new[] { $"{model}-loss.png", $"{model}-samples.png" })
@@ -278,14 +281,22 @@ public sealed class TrainVerbTests
                 using var metrics = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, $"{model}-metrics.json")));
                 var root = metrics.RootElement;
                 Assert.Equal(model, root.GetProperty("model").GetString());
-                Assert.Equal(model == "gan" ? 5 : 3, root.GetProperty("steps").GetInt32());   // 300 images: 3 batches of 128, 5 of 64
+                Assert.Equal(model == "gan" ? 5 : 3, root.GetProperty("steps").GetInt32());   // 300 images (maps): 3 batches of 128, 5 of 64
                 if (model == "ddpm")
                     Assert.InRange(root.GetProperty("class_accuracy").GetDouble(), 0, 1);
+                if (model == "vqvae")
+                    Assert.InRange(root.GetProperty("perplexity").GetDouble(), 1, 128);
                 Assert.True(root.GetProperty("seconds").GetDouble() > 0);
                 Assert.Equal(100, root.GetProperty("samples").GetInt32());
                 double fd = root.GetProperty("fd").GetDouble(), floor = root.GetProperty("fd_floor").GetDouble(), ceiling = root.GetProperty("fd_ceiling").GetDouble();
                 Assert.True(double.IsFinite(fd) && floor >= 0 && floor < ceiling, $"{model}: fd {fd}, floor {floor}, ceiling {ceiling}");
                 string png2 = Path.Combine(dir, $"{model}-more.png");
+                if (model == "vqvae")
+                {
+                    // A VQ-VAE alone draws nothing: `sample` says to train its prior.
+                    Assert.Equal(2, GpuNetCli.Invoke(new[] { "sample", "--device", "cpu", "--weights", Path.Combine(dir, "vqvae.safetensors"), "--out", png2 }));
+                    continue;
+                }
                 Assert.Equal(0, GpuNetCli.Invoke(new[] { "sample", "--device", "cpu", "--weights", Path.Combine(dir, $"{model}.safetensors"), "--count", "10", "--out", png2 }));
                 Assert.True(new FileInfo(png2).Length > 100);
             }

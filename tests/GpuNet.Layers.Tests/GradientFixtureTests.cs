@@ -34,6 +34,19 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
             kl.Dispose();
             return loss;
         }
+        if (f.Metadata["loss"] == "vqvae")
+        {
+            // `train vqvae`'s loss from [logits, z_e, z_q] (codebook loss, β from the fixture): the target is the image.
+            int pixels = target.Size(1), latent = (prediction.Size(1) - pixels) / 2;
+            using var logits = prediction.Slice(1, 0, pixels);
+            using var encoded = prediction.Slice(1, pixels, latent);
+            using var quantized = prediction.Slice(1, pixels + latent, latent);
+            var parts = VqVaeTraining.Loss(logits, target, encoded, quantized, float.Parse(f.Metadata["beta"], System.Globalization.CultureInfo.InvariantCulture));
+            parts.Reconstruction.Dispose();
+            parts.Codebook.Dispose();
+            parts.Commitment.Dispose();
+            return parts.Total;
+        }
         using var rows = prediction.Reshape(-1, prediction.Size(-1));
         using var classes = target.Reshape(-1);
         return Ops.CrossEntropy(rows, classes);
@@ -70,6 +83,8 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
             "cnn", "vgg", "resnet_basic", "resnet_bottleneck", "pixelcnn", "unet", "unet_bilinear", "vae", "dit", "conformer_block",
             // Generative training (issue #28): `train vae`'s model and loss (summed binary cross-entropy of logits + KL).
             "vae_fashion",
+            // `train vqvae`: straight-through latent, codebook and commitment losses (the codebook's gradient from the gather).
+            "vqvae_fashion",
         }
         .Select(n => new object[] { n + "_grad" });
 

@@ -582,6 +582,51 @@ def vae_fashion():
     save("vae_fashion", model, torch.rand(2, 1, 28, 28), lambda m, x, e: m(x, e["eps"]), {"latent": 5, "size": 28, "width": 4}, {"eps": torch.randn(2, 5)})
 
 
+class VqVaeFashion(nn.Module):
+    """The VQ-VAE of `train vqvae` (GpuNet.Layers.VqVae): the output is [logits, z_e, z_q] flattened per image, the logits
+    decoded from the straight-through z_e + (z_q - z_e).detach(), so one loss reaches the decoder, encoder and codebook."""
+
+    def __init__(self, codes, dim, width):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Conv2d(1, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, 2 * width, 4, 2, 1), nn.ReLU(), nn.Conv2d(2 * width, dim, 1))
+        self.vq = VectorQuantizer(codes, dim)
+        self.decoder = nn.Sequential(nn.Conv2d(dim, 2 * width, 3, padding=1), nn.ReLU(), nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.ReLU(),
+                                     nn.ConvTranspose2d(width, 1, 4, 2, 1))
+
+    def code_gap(self, x):
+        """The smallest gap between a position's nearest and second-nearest code distance: a near-tie would let float32
+        pick the other code."""
+        with torch.no_grad():
+            z = self.encoder(x)
+            flat = z.permute(0, 2, 3, 1).reshape(-1, z.shape[1]).double()
+            dist = torch.cdist(flat, self.vq.embedding.weight.double()).sort(1).values
+            return (dist[:, 1] - dist[:, 0]).min().item()
+
+    def forward(self, x):
+        z_e = self.encoder(x)
+        z_q = self.vq(z_e)
+        logits = self.decoder(z_e + (z_q - z_e).detach())
+        return torch.cat([logits.flatten(1), z_e.flatten(1), z_q.flatten(1)], 1)
+
+
+def vqvae_fashion_model(seed):
+    """A small VQ-VAE whose codebook is its encoder's outputs on a batch plus noise, as `train vqvae` seeds it: every
+    position then has a clear nearest code (a random N(0, 1) codebook leaves them all on one or two codes)."""
+    torch.manual_seed(seed)
+    model = VqVaeFashion(12, 5, 4)
+    with torch.no_grad():
+        z = model.encoder(torch.rand(3, 1, 28, 28)).permute(0, 2, 3, 1).reshape(-1, 5)
+        model.vq.embedding.weight.copy_(z[torch.randperm(z.shape[0])[:12]] + 0.05 * torch.randn(12, 5))
+    return model
+
+
+def vqvae_fashion():
+    model = vqvae_fashion_model(47)
+    x = torch.rand(2, 1, 28, 28)
+    assert model.double().code_gap(x.double()) > 1e-3, "near-tie: pick another seed"
+    save("vqvae_fashion", model.float(), x, lambda m, x, e: m(x), {"codes": 12, "dim": 5, "width": 4})
+
+
 def timestep_embedding(t, dim, max_period=10000):
     """cos half then sin half, as GpuNet's timestep_embedding kernel (and DiT's reference code)."""
     half = dim // 2
@@ -849,6 +894,7 @@ if __name__ == "__main__":
     vq()
     vae()
     vae_fashion()
+    vqvae_fashion()
     ddpm()
     dit()
     hubert()

@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from make_fixtures import (BasicBlock, Bottleneck, ConformerBlock, DiT, Gpt, MaskedConv2d, MoeBlock, ResNet, UNet, Vae, VaeFashion, padding,
+                           vqvae_fashion_model,
                            randomize_batchnorm, write_safetensors)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -278,6 +279,29 @@ def vae_elbo_grad():
               run=lambda m, x, e: m(x, e["eps"]), extra={"eps": torch.randn(2, 5)}, train_mode=True)
 
 
+def vqvae_loss(output, target, codes=12, dim=5, beta=0.25):
+    """`train vqvae`'s loss from the fixture's output [logits, z_e, z_q]: binary cross-entropy per pixel, the codebook loss
+    ||sg(z_e) - z_q||^2 and beta times the commitment loss ||z_e - sg(z_q)||^2 (means per element)."""
+    pixels = target.shape[1]
+    latent = (output.shape[1] - pixels) // 2
+    logits, z_e, z_q = output[:, :pixels], output[:, pixels:pixels + latent], output[:, pixels + latent:]
+    return (F.binary_cross_entropy_with_logits(logits, target) + F.mse_loss(z_q, z_e.detach()) + beta * F.mse_loss(z_e, z_q.detach()))
+
+
+def vqvae_grad():
+    model = vqvae_fashion_model(68)
+    x = torch.rand(2, 1, 28, 28)
+    # The nearest codes must not be near a tie at the start nor during the five Adam steps.
+    probe = copy.deepcopy(model).double()
+    opt = torch.optim.Adam(probe.parameters(), lr=1e-3)
+    for _ in range(6):
+        assert probe.code_gap(x.double()) > 1e-3, "near-tie: pick another seed"
+        opt.zero_grad()
+        vqvae_loss(probe(x.double()), x.double().reshape(2, -1)).backward()
+        opt.step()
+    gradients("vqvae_fashion_grad", model, x, x.reshape(2, -1), vqvae_loss, {"codes": 12, "dim": 5, "width": 4, "loss": "vqvae", "beta": 0.25})
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
@@ -286,3 +310,4 @@ if __name__ == "__main__":
     conv_grads()
     moe_grad()
     vae_elbo_grad()
+    vqvae_grad()
