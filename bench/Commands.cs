@@ -203,15 +203,25 @@ public static class GpuNetCli
                     Int("hidden", "channels of the masked convolutions (default 64)", 1), Int("layers", "3×3 type-B layers (default 4)", 0),
                     Number("temperature", "sampling temperature of the codes (default 1)", true),
                 }).ToArray()),
-            Verb("ddpm", "DDPM on Fashion-MNIST: a UNet with a timestep embedding trained on ε-MSE at random timesteps; writes ddpm.safetensors, ddpm-loss.png, " +
+            Verb("ddpm", "DDPM on Fashion-MNIST: a UNet with a timestep embedding trained on ε-MSE at random timesteps; writes ddpm.safetensors (the averaged weights), ddpm-loss.png, " +
                 "ddpm-samples.png (DDPM's reverse loop) and ddpm-metrics.json (Fréchet distance of DDIM samples, as train vae); --cond trains it class-conditioned with classifier-free guidance.",
-                GenerativeVerb.TrainDdpm, Generative("0.001", 2, 128, "not used by this model", "channels at 28×28 (default 16)").Concat(new Symbol[]
+                GenerativeVerb.TrainDdpm, Diffusion("0.001", 2, "channels at 28×28 (default 16)").Append(Flag("cond", "class-conditional with classifier-free guidance")).ToArray()),
+            Verb("dit", "DiT on Fashion-MNIST: patches, adaLN-Zero conditioning on the timestep and class (classifier-free guidance), in the DDPM loop of train ddpm; " +
+                "writes dit.safetensors, dit-loss.png, dit-samples.png (a class per row) and dit-metrics.json (Fréchet distance and class accuracy).",
+                GenerativeVerb.TrainDit, Diffusion("0.0005", 4, "token width (default 96)").Concat(new Symbol[]
                 {
-                    Text("schedule", "linear (1e-4 to 0.02, scaled by 1000/T) or cosine (default linear)", "NAME"), Int("timesteps", "diffusion steps T (default 1000)", 2),
-                    Int("sample-steps", "DDIM steps of the Fréchet distance's samples (default 20)", 1), Flag("cond", "class-conditional with classifier-free guidance"),
-                    Number("guidance", "guidance scale w of --cond sampling: (1 + w)·ε(x, c) − w·ε(x, ∅) (default 2)", false),
-                    Number("drop-class", "probability a training image's class is dropped, with --cond (default 0.1)", false),
+                    Int("patch", "patch side (default 4: 49 tokens)", 1), Int("heads", "attention heads (default 4)", 1), Int("layers", "DiT blocks (default 4)", 1),
                 }).ToArray())));
+
+        // The options of the diffusion trainers.
+        IEnumerable<Symbol> Diffusion(string lr, int epochs, string width) => Generative(lr, epochs, 128, "not used by this model", width).Concat(new Symbol[]
+        {
+            Text("schedule", "linear (1e-4 to 0.02, scaled by 1000/T) or cosine (default linear)", "NAME"), Int("timesteps", "diffusion steps T (default 1000)", 2),
+            Int("sample-steps", "DDIM steps of the Fréchet distance's samples (default 20)", 1),
+            Number("guidance", "guidance scale w of conditional sampling: (1 + w)·ε(x, c) − w·ε(x, ∅) (default 2)", false),
+            Number("drop-class", "probability a training image's class is dropped when conditional (default 0.1)", false),
+            Number("ema", "decay of the weights' moving average that samples are drawn from (default 0.999; 0: off)", false),
+        });
 
         // The options of the generative trainers, with each one's defaults in the help.
         Symbol[] Generative(string lr, int epochs, int batch, string latent, string width) => new Symbol[]

@@ -140,53 +140,95 @@ public static class GenerativeVerb
         return 0;
     }
 
-    /// <summary><c>train ddpm</c>.</summary>
+    /// <summary><c>train ddpm</c>: the UNet, class-conditional with <c>--cond</c>.</summary>
     public static int TrainDdpm(Cli cli)
+    {
+        bool conditional = cli.Value<bool>("cond");
+        int classes = conditional ? FashionMnist.ClassNames.Count : 0;
+        return TrainDiffusion<DiffusionUNet>(cli, "ddpm", conditional, epochs: 2, lr: 1e-3f, width: 16, (device, s) =>
+        {
+            var model = new DiffusionUNet(device, s.Width, classes);
+            return (model, $"UNet width {s.Width}", new() { ["width"] = s.Width.ToString(), ["classes"] = classes.ToString() });
+        });
+    }
+
+    /// <summary><c>train dit</c>: DiT with adaLN-Zero, always class-conditional (with a "no class" label for guidance).</summary>
+    public static int TrainDit(Cli cli)
+    {
+        int patch = cli.Int("patch", 4), heads = cli.Int("heads", 4), layers = cli.Int("layers", 4);
+        if (ImageSize % patch != 0)
+            throw new UsageException($"train dit: --patch {patch} does not divide the image side {ImageSize}");
+        return TrainDiffusion<DiT>(cli, "dit", conditional: true, epochs: 4, lr: 5e-4f, width: 96, (device, s) =>
+        {
+            if (s.Width % heads != 0)
+                throw new UsageException($"train dit: --width {s.Width} is not a multiple of --heads {heads}");
+            var model = new DiT(device, 1, ImageSize, patch, s.Width, heads, layers, FashionMnist.ClassNames.Count, frequencyDim: 128,
+                conditioning: DiTConditioning.AdaLnZero, nullClass: true);
+            return (model, $"DiT-adaLN-Zero, width {s.Width}, {layers} blocks of {heads} heads, {patch}×{patch} patches ({(ImageSize / patch) * (ImageSize / patch)} tokens)",
+                new() { ["width"] = s.Width.ToString(), ["classes"] = FashionMnist.ClassNames.Count.ToString(), ["patch"] = patch.ToString(),
+                        ["heads"] = heads.ToString(), ["layers"] = layers.ToString() });
+        });
+    }
+
+    /// <summary>
+    /// The diffusion trainers' common run: the schedule from the options, the model and an untrained copy, training with a
+    /// weight average (<c>--ema</c>), then the grid by DDPM's reverse loop and the Fréchet distance's samples by DDIM — both from the
+    /// averaged weights, which are also the ones saved.
+    /// </summary>
+    private static int TrainDiffusion<TModel>(Cli cli, string name, bool conditional, int epochs, float lr, int width,
+        Func<Device, Setup, (TModel Model, string Description, Dictionary<string, string> Metadata)> build) where TModel : Module, IDiffusionModel
     {
         string scheduleName = cli.One("schedule") ?? "linear";
         if (scheduleName is not ("linear" or "cosine"))
-            throw new UsageException($"train ddpm: --schedule is linear or cosine, not '{scheduleName}'");
+            throw new UsageException($"train {name}: --schedule is linear or cosine, not '{scheduleName}'");
         int timesteps = cli.Int("timesteps", 1000), sampleSteps = cli.Int("sample-steps", 20);
         if (sampleSteps > timesteps)
-            throw new UsageException($"train ddpm: --sample-steps {sampleSteps} exceeds --timesteps {timesteps}");
-        bool conditional = cli.Value<bool>("cond");
-        float guidance = cli.Float("guidance", conditional ? 2f : 0f), dropClass = cli.Float("drop-class", 0.1f);
+            throw new UsageException($"train {name}: --sample-steps {sampleSteps} exceeds --timesteps {timesteps}");
+        float guidance = cli.Float("guidance", conditional ? 2f : 0f), dropClass = cli.Float("drop-class", 0.1f), emaDecay = cli.Float("ema", 0.999f);
         if (dropClass > 1)
-            throw new UsageException($"train ddpm: --drop-class is a probability, not {dropClass}");
-        using var s = Prepare(cli, epochs: 2, batch: 128, latent: 0, width: 16, lr: 1e-3f);
-        var (device, train, epochs, batch, width, lr, seed, outDir) = (s.Device, s.Train, s.Epochs, s.Batch, s.Width, s.Lr, s.Seed, s.OutDir);
+            throw new UsageException($"train {name}: --drop-class is a probability, not {dropClass}");
+        if (emaDecay >= 1)
+            throw new UsageException($"train {name}: --ema is a decay below 1 (0: off), not {emaDecay}");
+        using var s = Prepare(cli, epochs, batch: 128, latent: 0, width: width, lr: lr);
+        var (device, train, batch, seed, outDir) = (s.Device, s.Train, s.Batch, s.Seed, s.OutDir);
         // The linear schedule scaled by 1000/T (Nichol and Dhariwal): the same noise levels for any number of steps.
         var schedule = scheduleName == "cosine" ? BetaSchedule.Cosine : BetaSchedule.Linear;
         var ddpm = new Ddpm(timesteps, schedule, 1e-4 * 1000 / timesteps, Math.Min(0.02 * 1000 / timesteps, 0.999));
-        int classes = conditional ? FashionMnist.ClassNames.Count : 0;
-        using var model = new DiffusionUNet(device, width, classes);
-        using var untrained = new DiffusionUNet(device, width, classes);
+        var (model, description, metadata) = build(device, s);
+        using var _model = model;
+        var (untrained, _, _) = build(device, s);
+        using var _untrained = untrained;
         CopyWeights(model, untrained);
-        Console.WriteLine($"ddpm: UNet width {width}{(conditional ? $", class-conditional (class dropped with p {dropClass}, guidance {guidance})" : "")}, {model.ParameterCount} parameters; " +
-                          $"{scheduleName} schedule, T = {timesteps}; Fashion-MNIST {train.Count} training images; Adam lr {lr}, batch {batch}, {epochs} epochs; ε-MSE");
-        var run = DiffusionTraining.Train(model, ddpm, train, epochs, batch, lr, seed, dropClass, p => Progress(p), reportEvery: 10);
+        using var average = emaDecay > 0 ? new WeightAverage(model, emaDecay) : null;
+        Console.WriteLine($"{name}: {description}{(conditional ? $", class-conditional (class dropped with p {dropClass}, guidance {guidance})" : "")}, " +
+                          $"{model.ParameterCount} parameters; {scheduleName} schedule, T = {timesteps}; Fashion-MNIST {train.Count} training images; Adam lr {s.Lr}, " +
+                          $"batch {batch}, {s.Epochs} epochs; ε-MSE; {(average is null ? "no weight average" : $"samples from the weights' moving average (decay {emaDecay})")}");
+        var run = DiffusionTraining.Train(model, ddpm, train, s.Epochs, batch, s.Lr, seed, dropClass, p => Progress(p), reportEvery: 10, average: average);
         if (!Console.IsOutputRedirected)
             Console.WriteLine();
         Console.WriteLine($"ε-MSE {run.Losses["loss"][0]:0.000} → {run.Losses["loss"].TakeLast(100).Average():0.000} (mean of the last 100 steps) in {run.Seconds:0.0} s ({run.ImagesPerSecond:0} images/s)");
-        string weights = Path.Combine(outDir, "ddpm.safetensors");
-        SafeTensors.Save(weights, model.StateDict(), new Dictionary<string, string>
-        {
-            ["model"] = "ddpm", ["width"] = width.ToString(), ["classes"] = classes.ToString(), ["schedule"] = scheduleName, ["timesteps"] = timesteps.ToString(),
-            ["guidance"] = guidance.ToString(System.Globalization.CultureInfo.InvariantCulture), ["size"] = ImageSize.ToString(),
-        });
-        PlotLosses(run, Path.Combine(outDir, "ddpm-loss.png"), $"DDPM on Fashion-MNIST, {device.Id}");
+        using var averaged = average?.Apply();
+        string weights = Path.Combine(outDir, $"{name}.safetensors");
+        metadata["model"] = name;
+        metadata["schedule"] = scheduleName;
+        metadata["timesteps"] = timesteps.ToString();
+        metadata["guidance"] = guidance.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        metadata["size"] = ImageSize.ToString();
+        SafeTensors.Save(weights, model.StateDict(), metadata);
+        PlotLosses(run, Path.Combine(outDir, $"{name}-loss.png"), $"{name.ToUpperInvariant()} on Fashion-MNIST, {device.Id}");
         // The grid by DDPM's own T-step reverse loop (class rows 0–7 when conditional); the Fréchet distance's samples by DDIM.
+        int classes = model.Classes;
         int[]? gridLabels = conditional ? Enumerable.Range(0, 64).Select(i => i / 8).ToArray() : null;
         var grid = DiffusionTraining.Sample(model, ddpm, 64, Seeds.Derive(seed, 1_000_003), timesteps, guidance, gridLabels, ddpmLoop: true);
-        SaveGrid(grid, 64, Path.Combine(outDir, "ddpm-samples.png"));
+        SaveGrid(grid, 64, Path.Combine(outDir, $"{name}-samples.png"));
         int[]? labels = conditional ? Enumerable.Range(0, s.FdSamples).Select(i => i % classes).ToArray() : null;
         var samples = DiffusionTraining.Sample(model, ddpm, s.FdSamples, Seeds.Derive(seed, 1_000_033), sampleSteps, guidance, labels);
         var extra = new Dictionary<string, object>
         {
             ["final_loss"] = Math.Round(run.Losses["loss"].TakeLast(100).Average(), 4), ["schedule"] = scheduleName, ["timesteps"] = timesteps,
-            ["fd_sampler"] = $"ddim, {sampleSteps} steps, eta 0", ["conditional"] = conditional, ["guidance"] = guidance,
+            ["fd_sampler"] = $"ddim, {sampleSteps} steps, eta 0", ["conditional"] = conditional, ["guidance"] = guidance, ["ema"] = emaDecay,
         };
-        Evaluate(cli, s, "ddpm", run, samples, () => DiffusionTraining.Sample(untrained, ddpm, s.FdSamples, Seeds.Derive(seed, 1_000_033), sampleSteps, guidance, labels), extra,
+        Evaluate(cli, s, name, run, samples, () => DiffusionTraining.Sample(untrained, ddpm, s.FdSamples, Seeds.Derive(seed, 1_000_033), sampleSteps, guidance, labels), extra,
             conditional ? (classifier, metrics) =>
             {
                 // A conditional model's samples judged by class: how often the classifier names the class they were drawn for.
@@ -195,7 +237,7 @@ public static class GenerativeVerb
                 metrics["class_accuracy"] = Math.Round(accuracy, 4);
                 Console.WriteLine($"the classifier names the requested class of {accuracy:P1} of the {s.FdSamples} samples");
             } : null);
-        Console.WriteLine($"wrote {weights}, ddpm-loss.png, ddpm-samples.png and ddpm-metrics.json in {outDir}");
+        Console.WriteLine($"wrote {weights}, {name}-loss.png, {name}-samples.png and {name}-metrics.json in {outDir}");
         return 0;
     }
 
@@ -311,10 +353,10 @@ public static class GenerativeVerb
         ulong seed = (ulong)cli.Int("seed", 0);
         string output = cli.One("out") ?? "samples.png";
         using var file = SafeTensors.Open(weights);
-        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan" or "ddpm" or "pixelcnn"))
+        if (!file.Metadata.TryGetValue("model", out var kind) || kind is not ("vae" or "gan" or "ddpm" or "dit" or "pixelcnn"))
             throw new UsageException(kind == "vqvae"
                 ? $"sample: '{weights}' is a VQ-VAE, which draws through its prior: train one with 'train pixelcnn' and sample its pixelcnn.safetensors"
-                : $"sample: '{weights}' was not written by a generative trainer (its metadata names no vae, gan, ddpm or pixelcnn model)");
+                : $"sample: '{weights}' was not written by a generative trainer (its metadata names no vae, gan, ddpm, dit or pixelcnn model)");
         using var device = Device.Open(cli.One("device"));
         int Meta(string key) => int.TryParse(file.Metadata.GetValueOrDefault(key), out int v) && v > 0
             ? v : throw new UsageException($"sample: '{weights}' has no valid '{key}' in its metadata");
@@ -350,11 +392,21 @@ public static class GenerativeVerb
             int classes = int.TryParse(file.Metadata.GetValueOrDefault("classes"), out int c) ? c : 0, timesteps = Meta("timesteps");
             var schedule = file.Metadata.GetValueOrDefault("schedule") == "cosine" ? BetaSchedule.Cosine : BetaSchedule.Linear;
             var ddpm = new Ddpm(timesteps, schedule, 1e-4 * 1000 / timesteps, Math.Min(0.02 * 1000 / timesteps, 0.999));
-            using var model = new DiffusionUNet(device, Meta("width"), classes);
-            model.Load(file);
             float guidance = float.TryParse(file.Metadata.GetValueOrDefault("guidance"), System.Globalization.CultureInfo.InvariantCulture, out float g) ? g : 0f;
-            images = DiffusionTraining.Sample(model, ddpm, count, seed, Math.Min(50, timesteps), guidance,
-                classes > 0 ? Enumerable.Range(0, count).Select(i => i / 8 % classes).ToArray() : null);
+            var labels = classes > 0 ? Enumerable.Range(0, count).Select(i => i / 8 % classes).ToArray() : null;
+            if (kind == "dit")
+            {
+                using var model = new DiT(device, 1, Meta("size"), Meta("patch"), Meta("width"), Meta("heads"), Meta("layers"), classes, frequencyDim: 128,
+                    conditioning: DiTConditioning.AdaLnZero, nullClass: true);
+                model.Load(file);
+                images = DiffusionTraining.Sample(model, ddpm, count, seed, Math.Min(50, timesteps), guidance, labels);
+            }
+            else
+            {
+                using var model = new DiffusionUNet(device, Meta("width"), classes);
+                model.Load(file);
+                images = DiffusionTraining.Sample(model, ddpm, count, seed, Math.Min(50, timesteps), guidance, labels);
+            }
         }
         SaveGrid(images, count, output);
         Console.WriteLine($"wrote {count} samples of {weights} (seed {seed}) to {output}");

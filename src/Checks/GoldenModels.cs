@@ -28,6 +28,13 @@ public static class GoldenModels
             return Ops.Concat(new[] { flat, mu, logvar }, 1);
     }
 
+    private static Tensor RunDit(Module m, SafeTensorsFile f)
+    {
+        using var x = f.ToTensor(m.Device, "__input__");
+        using var t = f.ToTensor(m.Device, "__timesteps__");
+        return ((DiT)m).Forward(x, t, Ids(f, "__labels__"));
+    }
+
     /// <summary>`train vqvae`'s forward as the fixture's [logits, z_e, z_q] per row (logits from the straight-through latent).</summary>
     private static Tensor RunVqVae(VqVae model, SafeTensorsFile f)
     {
@@ -95,12 +102,10 @@ public static class GoldenModels
         new("ddpm_linear", NoiseModel, RunDdpm),
         new("ddpm_cosine", NoiseModel, RunDdpm),
         new("dit", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"), Meta(f, "temb")),
-            (m, f) =>
-            {
-                using var x = f.ToTensor(m.Device, "__input__");
-                using var t = f.ToTensor(m.Device, "__timesteps__");
-                return ((DiT)m).Forward(x, t, Ids(f, "__labels__"));
-            }),
+            RunDit),
+        // `train dit`'s DiT: adaLN-Zero blocks and final layer, a "no class" label (the fixture's weights are not zero-started).
+        new("dit_adaln", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"),
+            Meta(f, "temb"), DiTConditioning.AdaLnZero, nullClass: true), RunDit),
         new("hubert_labels", (d, f) => new HubertLabeler(d, Meta(f, "features"), Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "layers"), Meta(f, "clusters")),
             (m, f) => RunLayer(m, f)),
         new("conformer_block", (d, f) => new ConformerBlock(d, Meta(f, "d"), Meta(f, "h"), Meta(f, "ff"), Meta(f, "kernel")), (m, f) => RunLayer(m, f)),

@@ -192,34 +192,76 @@ public sealed class TimestepEmbedder : Module
     }
 }
 
+/// <summary>A noise-prediction network the diffusion trainer and samplers drive (<see cref="DiffusionTraining"/>).</summary>
+public interface IDiffusionModel
+{
+    /// <summary>Classes it is conditioned on (0: unconditional).</summary>
+    int Classes { get; }
+
+    /// <summary>The label meaning "no class" (classifier-free guidance), or null when the model has none.</summary>
+    int? NullClass { get; }
+
+    /// <summary>Predicted noise for x_t [B, C, H, W], timesteps [B] and, when conditional, one label per image.</summary>
+    Tensor Forward(Tensor x, Tensor timesteps, ReadOnlySpan<int> labels = default);
+}
+
+/// <summary>How a <see cref="DiT"/> is told the timestep and class.</summary>
+public enum DiTConditioning
+{
+    /// <summary>Their embedding added to every patch token; plain pre-norm Transformer blocks (the seed's DiT).</summary>
+    InContext,
+
+    /// <summary>DiT's adaLN-Zero: every block's LayerNorms scaled and shifted, and its residual branches gated, by a linear map of
+    /// SiLU(condition) that starts at zero (each block starts as the identity); the final layer likewise (<see cref="DiTBlock"/>).</summary>
+    AdaLnZero,
+}
+
 /// <summary>
-/// DiT (Peebles and Xie, 2023) at the "in-context conditioning" end of the design space: patch-embedding convolution
-/// (<c>x_embedder</c>), learned positions (<c>pos_embed</c> [1, T, D]), the timestep MLP (<c>t_embedder</c>) plus the class
-/// embedding (<c>y_embedder</c>) added to every patch token, pre-norm Transformer blocks (<c>blocks.i</c>), final LayerNorm,
-/// a linear head to p·p·C values per patch and unpatchify back to [N, C, H, W].
+/// DiT (Peebles and Xie, 2023): patch-embedding convolution (<c>x_embedder</c>), learned positions (<c>pos_embed</c> [1, T, D]),
+/// the timestep MLP (<c>t_embedder</c>) plus the class embedding (<c>y_embedder</c>; one more row, the last, for "no class" when
+/// built with a null class for classifier-free guidance) as the condition, Transformer blocks (<c>blocks.i</c>), the final
+/// norm and a linear head to p·p·C values per patch, and unpatchify back to [N, C, H, W]. <see cref="DiTConditioning.InContext"/>
+/// (the seed's model) adds the condition to every token and uses pre-norm encoder layers with a final LayerNorm
+/// (<c>final_norm</c>, <c>head</c>); <see cref="DiTConditioning.AdaLnZero"/> feeds it to every <see cref="DiTBlock"/> and to
+/// the adaLN final layer (<c>final_layer</c>), as the paper's best variant.
 /// </summary>
-public sealed class DiT : Module
+public sealed class DiT : Module, IDiffusionModel
 {
     private readonly Conv2d _patchEmbed;
     private readonly TimestepEmbedder _time;
     private readonly Embedding _classes;
-    private readonly TransformerEncoderLayer[] _blocks;
-    private readonly LayerNorm _norm;
-    private readonly Linear _head;
+    private readonly TransformerEncoderLayer[] _blocks = [];
+    private readonly DiTBlock[] _adaBlocks = [];
+    private readonly LayerNorm? _norm;
+    private readonly Linear? _head;
+    private readonly DiTFinalLayer? _final;
 
-    /// <summary>Creates the model for <paramref name="size"/>×<paramref name="size"/> images of <paramref name="channels"/> channels.</summary>
-    public DiT(Device device, int channels, int size, int patch, int dim, int heads, int layers, int classes, int frequencyDim = 256) : base(device)
+    /// <summary>Creates the model for <paramref name="size"/>×<paramref name="size"/> images of <paramref name="channels"/> channels,
+    /// conditioned on <paramref name="classes"/> classes (plus a "no class" label when <paramref name="nullClass"/>).</summary>
+    public DiT(Device device, int channels, int size, int patch, int dim, int heads, int layers, int classes, int frequencyDim = 256,
+        DiTConditioning conditioning = DiTConditioning.InContext, bool nullClass = false) : base(device)
     {
         if (size % patch != 0)
             throw new ShapeMismatchException("dit", "patch", $"a divisor of the image size {size}", patch.ToString());
-        (Channels, Size, Patch) = (channels, size, patch);
+        if (classes < 1 || layers < 0)
+            throw new InvalidArgumentException("dit", "classes, layers", "classes ≥ 1, layers ≥ 0", $"{classes}, {layers}");
+        (Channels, Size, Patch, Classes, Conditioning) = (channels, size, patch, classes, conditioning);
+        NullClass = nullClass ? classes : null;
         _patchEmbed = Child("x_embedder", new Conv2d(device, channels, dim, patch, patch));
         Positions = Parameter("pos_embed", 1, (size / patch) * (size / patch), dim);
         _time = Child("t_embedder", new TimestepEmbedder(device, frequencyDim, dim, dim));
-        _classes = Child("y_embedder", new Embedding(device, classes, dim));
-        _blocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new TransformerEncoderLayer(device, dim, heads, 4 * dim, "gelu", normFirst: true, dropout: 0f))).ToArray();
-        _norm = Child("final_norm", new LayerNorm(device, dim));
-        _head = Child("head", new Linear(device, dim, patch * patch * channels));
+        _classes = Child("y_embedder", new Embedding(device, classes + (nullClass ? 1 : 0), dim));
+        if (conditioning == DiTConditioning.InContext)
+        {
+            _blocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new TransformerEncoderLayer(device, dim, heads, 4 * dim, "gelu", normFirst: true, dropout: 0f))).ToArray();
+            _norm = Child("final_norm", new LayerNorm(device, dim));
+            _head = Child("head", new Linear(device, dim, patch * patch * channels));
+        }
+        else
+        {
+            _adaBlocks = Enumerable.Range(0, layers).Select(i => Child($"blocks.{i}", new DiTBlock(device, dim, heads))).ToArray();
+            _final = Child("final_layer", new DiTFinalLayer(device, dim, patch * patch * channels));
+        }
         // The children initialized themselves; the position table is this module's own.
         ParameterInit.Normal(Positions, device.NextSeed(), 0.02f);
     }
@@ -240,24 +282,153 @@ public sealed class DiT : Module
     /// <summary>Patch side.</summary>
     public int Patch { get; }
 
+    /// <inheritdoc/>
+    public int Classes { get; }
+
+    /// <inheritdoc/>
+    public int? NullClass { get; }
+
+    /// <summary>How the timestep and class reach the blocks.</summary>
+    public DiTConditioning Conditioning { get; }
+
     /// <summary>Learned positions [1, T, D].</summary>
     public Tensor Positions { get; }
 
     /// <summary>The model output (predicted noise) [N, C, H, W] for x [N, C, H, W], timesteps [N] and class labels.</summary>
-    public Tensor Forward(Tensor x, Tensor timesteps, ReadOnlySpan<int> labels)
+    public Tensor Forward(Tensor x, Tensor timesteps, ReadOnlySpan<int> labels = default)
     {
         if (x.Rank != 4 || x.Size(1) != Channels || x.Size(2) != Size || x.Size(3) != Size)
             throw new ShapeMismatchException("dit", "x", $"[N, {Channels}, {Size}, {Size}]", GpuNetException.FormatShape(x.ShapeArray()));
         int n = x.Size(0);
+        if (labels.Length != n)
+            throw new ShapeMismatchException("dit", "labels", $"{n} labels (one per image)", labels.Length.ToString());
         using var scope = Device.Scope();
         var grid = _patchEmbed.Forward(x);
         int dim = grid.Size(1);
         var tokens = Ops.Transpose(grid.Reshape(n, dim, -1), 1, 2);
         var cond = Ops.Add(_time.Forward(timesteps), _classes.Forward(labels, n));
-        var h = Ops.Add(Ops.Add(tokens, Positions), cond.Reshape(n, 1, dim));
-        foreach (var block in _blocks)
-            h = block.Forward(h);
-        var patches = _head.Forward(_norm.Forward(h));
+        Tensor patches;
+        if (Conditioning == DiTConditioning.InContext)
+        {
+            var h = Ops.Add(Ops.Add(tokens, Positions), cond.Reshape(n, 1, dim));
+            foreach (var block in _blocks)
+                h = block.Forward(h);
+            patches = _head!.Forward(_norm!.Forward(h));
+        }
+        else
+        {
+            var h = Ops.Add(tokens, Positions);
+            var activated = Ops.Silu(cond);
+            foreach (var block in _adaBlocks)
+                h = block.Forward(h, activated);
+            patches = _final!.Forward(h, activated);
+        }
         return scope.Keep(Ops.Unpatchify(patches, Patch, Channels, Size, Size));
+    }
+}
+
+/// <summary>The adaLN modulation both adaLN-Zero parts share: LayerNorm without affine of x, then ·(1 + scale) + shift per image.</summary>
+internal static class AdaLn
+{
+    /// <summary>The <paramref name="index"/>-th D-wide chunk of a modulation [N, k·D] as [N, 1, D].</summary>
+    public static Tensor Chunk(Tensor modulation, int index, int dim) =>
+        modulation.Reshape(modulation.Size(0), modulation.Size(1) / dim, dim).Slice(1, index, 1);
+
+    /// <summary>LayerNorm(x)·(1 + scale) + shift with scale and shift [N, 1, D] broadcast over the tokens.</summary>
+    public static Tensor Modulate(Tensor x, Tensor shift, Tensor scale)
+    {
+        var r = Ops.LayerNorm(x, null, null, 1e-6f);
+        r.Mean.Dispose();
+        r.Rstd.Dispose();
+        using var normed = r.Output;
+        using var factor = scale + 1f;
+        using var scaled = Ops.Mul(normed, factor);
+        return Ops.Add(scaled, shift);
+    }
+
+    /// <summary>The zero start of adaLN-Zero: the modulation's weights and bias (and a head's) set to 0.</summary>
+    public static void Zero(params Linear[] layers)
+    {
+        foreach (var layer in layers)
+            foreach (var (_, t) in layer.Parameters())
+                Ops.Fill(t, 0f);
+    }
+}
+
+/// <summary>
+/// DiT's adaLN-Zero block: from c = SiLU(condition) a linear map (<c>adaLN_modulation</c>, D → 6D, zero at the start) gives shift,
+/// scale and gate for the attention branch and for the MLP branch; x + gate₁·Attention(LN(x)·(1 + scale₁) + shift₁), then
+/// x + gate₂·MLP(LN(x)·(1 + scale₂) + shift₂), the LayerNorms without affine parameters (ε = 1e-6) and the MLP D → 4D (GELU) → D.
+/// At the start every gate is 0, so the block is the identity.
+/// </summary>
+public sealed class DiTBlock : Module
+{
+    private readonly MultiheadAttention _attention;
+    private readonly Linear _fc1, _fc2, _modulation;
+
+    /// <summary>Creates the block of width <paramref name="dim"/>.</summary>
+    public DiTBlock(Device device, int dim, int heads) : base(device)
+    {
+        Dim = dim;
+        _attention = Child("attn", new MultiheadAttention(device, dim, heads));
+        _fc1 = Child("mlp.fc1", new Linear(device, dim, 4 * dim, activation: FusedActivation.Gelu));
+        _fc2 = Child("mlp.fc2", new Linear(device, 4 * dim, dim));
+        _modulation = Child("adaLN_modulation", new Linear(device, dim, 6 * dim));
+        AdaLn.Zero(_modulation);
+    }
+
+    /// <summary>Width.</summary>
+    public int Dim { get; }
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed)
+    {
+        base.Initialize(seed);
+        AdaLn.Zero(_modulation);
+    }
+
+    /// <summary>Tokens [N, T, D] under the activated condition SiLU(c) [N, D].</summary>
+    public Tensor Forward(Tensor x, Tensor activatedCondition)
+    {
+        using var scope = Device.Scope();
+        var m = _modulation.Forward(activatedCondition);
+        var attended = AdaLn.Modulate(x, AdaLn.Chunk(m, 0, Dim), AdaLn.Chunk(m, 1, Dim));
+        var h = Ops.Add(x, Ops.Mul(AdaLn.Chunk(m, 2, Dim), _attention.Forward(attended, attended)));
+        var fed = AdaLn.Modulate(h, AdaLn.Chunk(m, 3, Dim), AdaLn.Chunk(m, 4, Dim));
+        return scope.Keep(Ops.Add(h, Ops.Mul(AdaLn.Chunk(m, 5, Dim), _fc2.Forward(_fc1.Forward(fed)))));
+    }
+}
+
+/// <summary>DiT's adaLN final layer: LN(x)·(1 + scale) + shift from a zero-started D → 2D map of SiLU(c), then a zero-started
+/// linear to the patch values — the untrained model predicts zero noise.</summary>
+public sealed class DiTFinalLayer : Module
+{
+    private readonly Linear _modulation, _linear;
+
+    /// <summary>Creates the layer from width <paramref name="dim"/> to <paramref name="outputs"/> values per token.</summary>
+    public DiTFinalLayer(Device device, int dim, int outputs) : base(device)
+    {
+        Dim = dim;
+        _linear = Child("linear", new Linear(device, dim, outputs));
+        _modulation = Child("adaLN_modulation", new Linear(device, dim, 2 * dim));
+        AdaLn.Zero(_modulation, _linear);
+    }
+
+    /// <summary>Width.</summary>
+    public int Dim { get; }
+
+    /// <inheritdoc/>
+    public override void Initialize(ulong seed)
+    {
+        base.Initialize(seed);
+        AdaLn.Zero(_modulation, _linear);
+    }
+
+    /// <summary>Patch values [N, T, outputs] of tokens [N, T, D] under SiLU(c) [N, D].</summary>
+    public Tensor Forward(Tensor x, Tensor activatedCondition)
+    {
+        using var scope = Device.Scope();
+        var m = _modulation.Forward(activatedCondition);
+        return scope.Keep(_linear.Forward(AdaLn.Modulate(x, AdaLn.Chunk(m, 0, Dim), AdaLn.Chunk(m, 1, Dim))));
     }
 }

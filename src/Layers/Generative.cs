@@ -362,7 +362,7 @@ public static class GanTraining
 /// nearest upsampling + a convolution back up each level, the level's skip concatenated before its ResBlock, and
 /// GroupNorm → SiLU → conv_out to the predicted noise.
 /// </summary>
-public sealed class DiffusionUNet : Module
+public sealed class DiffusionUNet : Module, IDiffusionModel
 {
     private readonly TimestepEmbedder _time;
     private readonly Embedding? _classes;
@@ -401,6 +401,9 @@ public sealed class DiffusionUNet : Module
     /// <summary>Classes it is conditioned on (0: unconditional).</summary>
     public int Classes { get; }
 
+    /// <inheritdoc/>
+    public int? NullClass => Classes > 0 ? Classes : null;
+
     /// <summary>Predicted noise [B, 1, 28, 28] for x_t, timesteps [B] and, when conditional, class labels (null: no class).</summary>
     public Tensor Forward(Tensor x, Tensor timesteps, ReadOnlySpan<int> labels = default)
     {
@@ -424,7 +427,7 @@ public sealed class DiffusionUNet : Module
 }
 
 /// <summary>
-/// DDPM training of <see cref="DiffusionUNet"/> on images in [0, 1] (scaled to [−1, 1]; Ho et al., 2020): per image a random
+/// DDPM training of a noise model (<see cref="DiffusionUNet"/>, <see cref="DiT"/>) on 1×28×28 images in [0, 1] (scaled to [−1, 1]; Ho et al., 2020): per image a random
 /// timestep t and noise ε, x_t = <see cref="Ddpm.QSample"/>(x₀, t, ε), the loss MSE(ε_θ(x_t, t), ε); a conditional model sees
 /// its class, replaced by "no class" with probability <c>dropClass</c> (classifier-free guidance, Ho and Salimans, 2022).
 /// Sampling runs DDPM's reverse loop or DDIM, guided as ε = (1 + w)·ε(x, c) − w·ε(x, ∅) (w = 0: the conditional model).
@@ -433,10 +436,11 @@ public static class DiffusionTraining
 {
     /// <summary>
     /// Trains for <paramref name="epochs"/> epochs (or <paramref name="maxSteps"/> steps) with Adam; the loss per step is
-    /// reported as "loss".
+    /// reported as "loss". A <paramref name="average"/> of the weights is updated after every step.
     /// </summary>
-    public static GenerativeRun Train(DiffusionUNet model, Ddpm ddpm, ImageDataset data, int epochs, int batchSize = 128, float learningRate = 1e-3f,
-        ulong seed = 0, float dropClass = 0.1f, Action<GenerativeProgress>? progress = null, int reportEvery = 10, int? maxSteps = null)
+    public static GenerativeRun Train<TModel>(TModel model, Ddpm ddpm, ImageDataset data, int epochs, int batchSize = 128, float learningRate = 1e-3f,
+        ulong seed = 0, float dropClass = 0.1f, Action<GenerativeProgress>? progress = null, int reportEvery = 10, int? maxSteps = null,
+        WeightAverage? average = null) where TModel : Module, IDiffusionModel
     {
         const string op = "diffusion_training";
         Validate.NotNull(op, "model", model);
@@ -447,6 +451,8 @@ public static class DiffusionTraining
                 $"{epochs}, {batchSize}, {maxSteps}, {dropClass}");
         if (data.Channels != 1 || data.Height != 28 || data.Width != 28)
             throw new ShapeMismatchException(op, "data", "1×28×28 images", $"{data.Channels}×{data.Height}×{data.Width}");
+        if (model.Classes > 0 && dropClass > 0 && model.NullClass is null)
+            throw new InvalidArgumentException(op, "dropClass", "0 for a model without a \"no class\" label", dropClass.ToString());
         var device = model.Device;
         var loader = new DataLoader(device, data, batchSize, shuffle: true, seed: seed);
         using var optimizer = new Adam(model.Parameters(), learningRate);
@@ -456,7 +462,7 @@ public static class DiffusionTraining
         {
             int n = batch.Count;
             var timesteps = Enumerable.Range(0, n).Select(_ => rng.Next(ddpm.Steps)).ToArray();
-            var labels = model.Classes == 0 ? null : batch.HostLabels.Select(c => rng.NextDouble() < dropClass ? model.Classes : c).ToArray();
+            var labels = model.Classes == 0 ? null : batch.HostLabels.Select(c => rng.NextDouble() < dropClass ? model.NullClass!.Value : c).ToArray();
             using var scope = device.Scope();
             var x0 = batch.Images * 2f - 1f;
             var noise = Ops.RandomNormal(device, x0.ShapeArray(), Seeds.Derive(seed, (ulong)step));
@@ -466,6 +472,7 @@ public static class DiffusionTraining
             loss.Backward();
             optimizer.Step();
             optimizer.ZeroGrad();
+            average?.Update();
             return new[] { loss.Item() };
         }, progress, reportEvery);
     }
@@ -474,13 +481,14 @@ public static class DiffusionTraining
     /// The noise prediction a sampler uses: the model's, or for a conditional model guided toward <paramref name="labels"/> with
     /// scale <paramref name="guidance"/>: (1 + w)·ε(x, c) − w·ε(x, ∅) (w = 0 is the conditional model itself, one evaluation).
     /// </summary>
-    public static Func<Tensor, Tensor, Tensor> NoiseModel(DiffusionUNet model, int[]? labels, float guidance)
+    public static Func<Tensor, Tensor, Tensor> NoiseModel(IDiffusionModel model, int[]? labels, float guidance)
     {
         if (model.Classes == 0 || labels is null)
             return (x, t) => model.Forward(x, t);
         if (guidance == 0)
             return (x, t) => model.Forward(x, t, labels);
-        var none = Enumerable.Repeat(model.Classes, labels.Length).ToArray();
+        var none = Enumerable.Repeat(model.NullClass ?? throw new InvalidArgumentException("diffusion_sample", "guidance",
+            "0 for a model without a \"no class\" label", guidance.ToString()), labels.Length).ToArray();
         return (x, t) =>
         {
             using var conditional = model.Forward(x, t, labels);
@@ -495,8 +503,8 @@ public static class DiffusionTraining
     /// full reverse loop when <paramref name="sampleSteps"/> is the schedule's T and <paramref name="ddpmLoop"/> is set; labels
     /// (conditional models) per image. Eval mode, in batches of <paramref name="batch"/>.
     /// </summary>
-    public static float[] Sample(DiffusionUNet model, Ddpm ddpm, int count, ulong seed, int sampleSteps, float guidance = 0, int[]? labels = null,
-        bool ddpmLoop = false, int batch = 250)
+    public static float[] Sample<TModel>(TModel model, Ddpm ddpm, int count, ulong seed, int sampleSteps, float guidance = 0, int[]? labels = null,
+        bool ddpmLoop = false, int batch = 250) where TModel : Module, IDiffusionModel
     {
         Validate.NotNull("diffusion_sample", "model", model);
         var images = new float[(long)count * 28 * 28];

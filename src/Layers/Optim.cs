@@ -275,3 +275,96 @@ public sealed class Adagrad(IEnumerable<(string Name, Tensor Tensor)> parameters
         });
     }
 }
+
+/// <summary>
+/// An exponential moving average of a module's parameters (Polyak averaging; what diffusion models are sampled from): after
+/// each optimizer step <see cref="Update"/> moves every average toward its parameter by 1 − d, with the warm-up
+/// d = min(decay, (1 + n)/(10 + n)) after n updates so the first averages are not held at the initialization;
+/// <see cref="Apply"/> puts the averages into the module until the returned handle is disposed. The averages live on the
+/// module's device, and updates are two elementwise kernels per parameter.
+/// </summary>
+public sealed class WeightAverage : IDisposable
+{
+    private readonly List<(Tensor Parameter, Tensor Average)> _pairs;
+    private bool _applied;
+
+    /// <summary>Starts the averages at the module's current parameters.</summary>
+    /// <exception cref="InvalidArgumentException">A decay outside (0, 1).</exception>
+    public WeightAverage(Module module, float decay = 0.999f)
+    {
+        Validate.NotNull("weight_average", "module", module);
+        if (!(decay > 0f && decay < 1f))
+            throw new InvalidArgumentException("weight_average", "decay", "a decay in (0, 1)", decay.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Decay = decay;
+        using var _ = Autograd.NoGrad();
+        _pairs = module.Parameters().Select(p => (p.Tensor, Copy(p.Tensor))).ToList();
+    }
+
+    /// <summary>The decay after the warm-up.</summary>
+    public float Decay { get; }
+
+    /// <summary>A new tensor (own memory, outside any scope) holding t's values.</summary>
+    private static Tensor Copy(Tensor t)
+    {
+        var copy = TensorScope.Escape(Tensor.Empty(t.Device, t.ShapeArray()));
+        Ops.Copy(t, copy);
+        return copy;
+    }
+
+    /// <summary>Updates so far.</summary>
+    public int Updates { get; private set; }
+
+    /// <summary>average ← d·average + (1 − d)·parameter for every parameter.</summary>
+    public void Update()
+    {
+        if (_applied)
+            throw new InvalidOperationException("weight_average: Update while the averages are applied to the module; dispose the handle of Apply first");
+        float d = Math.Min(Decay, (1f + Updates) / (10f + Updates));
+        Updates++;
+        using var _ = Autograd.NoGrad();
+        foreach (var (parameter, average) in _pairs)
+        {
+            Ops.Scale(average, d, output: average);
+            Ops.Axpy(1 - d, parameter, average, output: average);
+        }
+    }
+
+    /// <summary>Puts the averages into the module's parameters; disposing the handle puts the trained values back.</summary>
+    public IDisposable Apply()
+    {
+        if (_applied)
+            throw new InvalidOperationException("weight_average: the averages are already applied");
+        using var _ = Autograd.NoGrad();
+        var saved = _pairs.Select(p => Copy(p.Parameter)).ToList();
+        foreach (var (parameter, average) in _pairs)
+            Ops.Copy(average, parameter);
+        _applied = true;
+        return new Restore(this, saved);
+    }
+
+    private sealed class Restore(WeightAverage owner, List<Tensor> saved) : IDisposable
+    {
+        private bool _done;
+
+        public void Dispose()
+        {
+            if (_done)
+                return;
+            _done = true;
+            using (Autograd.NoGrad())
+                for (int i = 0; i < saved.Count; i++)
+                {
+                    Ops.Copy(saved[i], owner._pairs[i].Parameter);
+                    saved[i].Dispose();
+                }
+            owner._applied = false;
+        }
+    }
+
+    /// <summary>Disposes the averages.</summary>
+    public void Dispose()
+    {
+        foreach (var (_, average) in _pairs)
+            average.Dispose();
+    }
+}

@@ -255,9 +255,9 @@ public sealed class TrainVerbTests
     }
 
     /// <summary>
-    /// `train vae`, `train gan`, `train ddpm --cond`, `train vqvae` and `train pixelcnn` on a slice, with a classifier `train cnn`
+    /// `train vae`, `train gan`, `train ddpm --cond`, `train dit`, `train vqvae` and `train pixelcnn` on a slice, with a classifier `train cnn`
     /// just wrote: each writes its weights, loss curve, samples grid and metrics (model, steps, seconds, a finite Fréchet distance
-    /// with its floor and ceiling, samples; the conditional DDPM its class accuracy, the VQ-VAE its code perplexity), and `sample`
+    /// with its floor and ceiling, samples; the conditional DDPM and the DiT their class accuracy, the VQ-VAE its code perplexity), and `sample`
     /// draws from the weights each wrote (the VQ-VAE's refused with a pointer to its prior).
     /// </summary>
     [Fact]
@@ -270,9 +270,10 @@ public sealed class TrainVerbTests
             Console.SetOut(TextWriter.Null);
             Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", "cnn", "--device", "cpu", "--limit", "300", "--epochs", "1", "--out", dir }));
             // pixelcnn after vqvae: the prior reads OUT/vqvae.safetensors.
-            foreach (var model in new[] { "vae", "gan", "ddpm", "vqvae", "pixelcnn" })
+            foreach (var model in new[] { "vae", "gan", "ddpm", "dit", "vqvae", "pixelcnn" })
             {
                 var extra = model == "ddpm" ? new[] { "--timesteps", "40", "--sample-steps", "8", "--cond" }
+                    : model == "dit" ? new[] { "--timesteps", "40", "--sample-steps", "8", "--width", "16", "--heads", "2", "--layers", "1" }
                     : model == "pixelcnn" ? new[] { "--hidden", "16", "--layers", "1" } : Array.Empty<string>();
                 Assert.Equal(0, GpuNetCli.Invoke(new[] { "train", model, "--device", "cpu", "--limit", "300", "--epochs", "1", "--fd-samples", "100",
                     "--classifier", Path.Combine(dir, "cnn.safetensors"), "--out", dir }.Concat(extra).ToArray()));
@@ -282,7 +283,7 @@ public sealed class TrainVerbTests
                 var root = metrics.RootElement;
                 Assert.Equal(model, root.GetProperty("model").GetString());
                 Assert.Equal(model == "gan" ? 5 : 3, root.GetProperty("steps").GetInt32());   // 300 images (maps): 3 batches of 128, 5 of 64
-                if (model == "ddpm")
+                if (model is "ddpm" or "dit")
                     Assert.InRange(root.GetProperty("class_accuracy").GetDouble(), 0, 1);
                 if (model == "vqvae")
                     Assert.InRange(root.GetProperty("perplexity").GetDouble(), 1, 128);

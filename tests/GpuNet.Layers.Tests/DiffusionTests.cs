@@ -1,12 +1,13 @@
 using GpuNet.Layers;
 using GpuNet.Tests;
 using Xunit;
+using Xunit.Abstractions;
 
 namespace GpuNet.Layers.Tests;
 
-/// <summary>DDPM's forward jump and its input checks (the reverse loop is covered by the ddpm golden fixtures), and DDIM's sampler
-/// against DDPM's.</summary>
-public sealed class DiffusionTests
+/// <summary>DDPM's forward jump and its input checks (the reverse loop is covered by the ddpm golden fixtures), DDIM's sampler
+/// against DDPM's, the diffusion trainer with the UNet and the adaLN-Zero DiT, and the weight average samples come from.</summary>
+public sealed class DiffusionTests(ITestOutputHelper output)
 {
     private static Device Cpu => TestDevices.Cpu;
 
@@ -89,6 +90,91 @@ public sealed class DiffusionTests
         var samples = DiffusionTraining.Sample(model, ddpm, 6, seed: 1, sampleSteps: 8);
         Assert.All(samples, v => Assert.InRange(v, 0f, 1f));
         Assert.Equal(samples, DiffusionTraining.Sample(model, ddpm, 6, seed: 1, sampleSteps: 8));
+    }
+
+    /// <summary>adaLN-Zero's start: a <see cref="DiTBlock"/> is the identity (its gates are 0) and the whole DiT predicts zero
+    /// noise (its final layer is 0), whatever the input, timestep and class; after one training step neither holds.</summary>
+    [Fact]
+    public void AdaLnZeroDiTStartsAsIdentityBlocksAndZeroNoise()
+    {
+        Cpu.ManualSeed(21);
+        using var block = new DiTBlock(Cpu, 16, 4);
+        using var tokens = Ops.RandomNormal(Cpu, new[] { 2, 5, 16 }, 1);
+        using var condition = Ops.RandomNormal(Cpu, new[] { 2, 16 }, 2);
+        using (var y = block.Forward(tokens, condition))
+            Assert.Equal(tokens.ToArray(), y.ToArray());
+
+        using var model = new DiT(Cpu, 1, 8, 2, 16, 4, 2, 3, frequencyDim: 16, conditioning: DiTConditioning.AdaLnZero, nullClass: true);
+        Assert.Equal(3, model.Classes);
+        Assert.Equal(3, model.NullClass);
+        using var x = Ops.RandomNormal(Cpu, new[] { 2, 1, 8, 8 }, 3);
+        using var t = Tensor.FromArray(Cpu, new[] { 7f, 900f });
+        using (var eps = model.Forward(x, t, new[] { 0, 3 }))
+            Assert.All(eps.ToArray(), v => Assert.Equal(0f, v));
+        using var optimizer = new Adam(model.Parameters(), 1e-2f);
+        using (var loss = Ops.MseLoss(model.Forward(x, t, new[] { 0, 3 }), x))
+            loss.Backward();
+        optimizer.Step();
+        using (var eps = model.Forward(x, t, new[] { 0, 3 }))
+            Assert.Contains(eps.ToArray(), v => v != 0);
+        Assert.Contains("2 labels", Assert.Throws<ShapeMismatchException>(() => model.Forward(x, t, new[] { 1 })).Message);
+    }
+
+    /// <summary>train dit's loop on 512 images: the adaLN-Zero DiT, class-conditional with dropped classes and a weight average,
+    /// brings the ε-MSE below 60 % of its first value within 60 steps; guided DDIM samples from the averaged weights are images
+    /// in [0, 1], and the module has its trained weights back afterwards.</summary>
+    [Fact]
+    public void DiTNoiseLossFallsOnASliceOfFashionMnist()
+    {
+        var (train, _) = FashionMnist.Load(limit: 512, standardize: false);
+        Cpu.ManualSeed(22);
+        using var model = new DiT(Cpu, 1, 28, 4, 32, 4, 2, 10, frequencyDim: 32, conditioning: DiTConditioning.AdaLnZero, nullClass: true);
+        using var average = new WeightAverage(model, 0.99f);
+        var ddpm = new Ddpm(100);
+        var run = DiffusionTraining.Train(model, ddpm, train, epochs: 0, batchSize: 64, learningRate: 1e-3f, seed: 5, maxSteps: 60, average: average);
+        var loss = run.Losses["loss"];
+        output.WriteLine($"ε-MSE {loss[0]:0.000} → {loss.TakeLast(5).Average():0.000}");
+        Assert.Equal(60, average.Updates);
+        Assert.True(loss.TakeLast(5).Average() < 0.6 * loss[0], $"ε-MSE {loss[0]:0.000} → {loss.TakeLast(5).Average():0.000}");
+        var trained = model.Parameters().Select(p => p.Tensor.ToArray()).ToList();
+        float[] samples;
+        using (average.Apply())
+        {
+            Assert.NotEqual(trained[0], model.Parameters().First().Tensor.ToArray());
+            samples = DiffusionTraining.Sample(model, ddpm, 4, seed: 1, sampleSteps: 8, guidance: 1f, labels: new[] { 0, 1, 2, 3 });
+        }
+        Assert.All(samples, v => Assert.InRange(v, 0f, 1f));
+        Assert.Equal(trained, model.Parameters().Select(p => p.Tensor.ToArray()).ToList());
+    }
+
+    /// <summary>The weight average follows a ← d·a + (1 − d)·p with the warm-up d = min(decay, (1 + n)/(10 + n)).</summary>
+    [Fact]
+    public void WeightAverageFollowsItsFormula()
+    {
+        using var layer = new Linear(Cpu, 3, 2);
+        using var average = new WeightAverage(layer, 0.5f);
+        var p0 = layer.Weight.ToArray();
+        var expected = (float[])p0.Clone();
+        var rng = new Random(1);
+        for (int n = 0; n < 4; n++)
+        {
+            var values = Enumerable.Range(0, 6).Select(_ => (float)rng.NextDouble()).ToArray();
+            layer.Weight.CopyFrom(values);
+            average.Update();
+            float d = Math.Min(0.5f, (1f + n) / (10f + n));
+            for (int i = 0; i < 6; i++)
+                expected[i] = d * expected[i] + (1 - d) * values[i];
+        }
+        var last = layer.Weight.ToArray();
+        using (average.Apply())
+        {
+            var applied = layer.Weight.ToArray();
+            for (int i = 0; i < 6; i++)
+                Assert.Equal(expected[i], applied[i], 5);
+            Assert.Throws<InvalidOperationException>(() => average.Update());
+        }
+        Assert.Equal(last, layer.Weight.ToArray());
+        Assert.Throws<InvalidArgumentException>(() => new WeightAverage(layer, 1f));
     }
 
     /// <summary>Classifier-free guidance: with w = 0 the guided noise model is the conditional model itself (bit for bit), and

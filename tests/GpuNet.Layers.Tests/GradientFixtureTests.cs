@@ -85,6 +85,8 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
             "vae_fashion",
             // `train vqvae`: straight-through latent, codebook and commitment losses (the codebook's gradient from the gather).
             "vqvae_fashion",
+            // `train dit`: DiT with adaLN-Zero blocks and final layer.
+            "dit_adaln",
         }
         .Select(n => new object[] { n + "_grad" });
 

@@ -719,6 +719,74 @@ def dit():
          {"timesteps": torch.tensor([3.0, 517.0]), "labels": torch.tensor([4, 1])})
 
 
+def modulate(x, shift, scale):
+    return F.layer_norm(x, x.shape[-1:], eps=1e-6) * (1 + scale[:, None]) + shift[:, None]
+
+
+class DiTBlock(nn.Module):
+    """DiT's adaLN-Zero block: shift, scale, gate of the attention and the MLP branches from a linear map of SiLU(c)."""
+
+    def __init__(self, d, h):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(d, h, batch_first=True)
+        self.mlp = nn.Sequential()
+        self.mlp.add_module("fc1", nn.Linear(d, 4 * d))
+        self.mlp.add_module("act", nn.GELU())
+        self.mlp.add_module("fc2", nn.Linear(4 * d, d))
+        self.adaLN_modulation = nn.Linear(d, 6 * d)
+
+    def forward(self, x, c):
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN_modulation(c).chunk(6, dim=1)
+        h = modulate(x, shift1, scale1)
+        x = x + gate1[:, None] * self.attn(h, h, h, need_weights=False)[0]
+        return x + gate2[:, None] * self.mlp(modulate(x, shift2, scale2))
+
+
+class DiTFinalLayer(nn.Module):
+    def __init__(self, d, out):
+        super().__init__()
+        self.linear = nn.Linear(d, out)
+        self.adaLN_modulation = nn.Linear(d, 2 * d)
+
+    def forward(self, x, c):
+        shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
+        return self.linear(modulate(x, shift, scale))
+
+
+class DiTAdaLn(DiT):
+    """`train dit`'s DiT: the condition (timestep + class, the last class row meaning "no class") through SiLU into every
+    adaLN-Zero block and the adaLN final layer. The zero-started maps get small random weights here, so that every
+    parameter has a gradient to compare."""
+
+    def __init__(self, channels, size, patch, d, h, layers, classes, temb):
+        super().__init__(channels, size, patch, d, h, 0, classes + 1, temb)
+        del self.final_norm, self.head
+        self.blocks = nn.ModuleList(DiTBlock(d, h) for _ in range(layers))
+        self.final_layer = DiTFinalLayer(d, patch * patch * channels)
+
+    def forward(self, x, t, y):
+        tokens = self.x_embedder(x).flatten(2).transpose(1, 2) + self.pos_embed
+        c = F.silu(self.t_embedder(timestep_embedding(t, self.temb).to(x.dtype)) + self.y_embedder(y))
+        for blk in self.blocks:
+            tokens = blk(tokens, c)
+        out = self.final_layer(tokens, c)
+        n, g = x.shape[0], self.size // self.p
+        out = out.reshape(n, g, g, self.p, self.p, self.c)
+        return torch.einsum("nhwpqc->nchpwq", out).reshape(n, self.c, self.size, self.size)
+
+
+def dit_adaln_model(seed):
+    torch.manual_seed(seed)
+    cfg = dict(channels=1, size=8, patch=2, d=32, h=4, layers=2, classes=5, temb=16)
+    return DiTAdaLn(**cfg), cfg
+
+
+def dit_adaln():
+    model, cfg = dit_adaln_model(23)
+    save("dit_adaln", model, torch.randn(2, 1, 8, 8), lambda m, x, e: m(x, e["timesteps"], e["labels"]), cfg,
+         {"timesteps": torch.tensor([3.0, 517.0]), "labels": torch.tensor([4, 5])})
+
+
 class HubertLabeler(nn.Module):
     """HuBERT's target assignment: features → linear → Transformer encoder → nearest k-means centroid."""
 
@@ -896,6 +964,7 @@ if __name__ == "__main__":
     vae_fashion()
     vqvae_fashion()
     ddpm()
+    dit_adaln()
     dit()
     hubert()
     conformer()

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from make_fixtures import (BasicBlock, Bottleneck, ConformerBlock, DiT, Gpt, MaskedConv2d, MoeBlock, ResNet, UNet, Vae, VaeFashion, padding,
-                           vqvae_fashion_model,
+                           vqvae_fashion_model, dit_adaln_model,
                            randomize_batchnorm, write_safetensors)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -302,6 +302,12 @@ def vqvae_grad():
     gradients("vqvae_fashion_grad", model, x, x.reshape(2, -1), vqvae_loss, {"codes": 12, "dim": 5, "width": 4, "loss": "vqvae", "beta": 0.25})
 
 
+def dit_adaln_grad():
+    model, cfg = dit_adaln_model(46)
+    gradients("dit_adaln_grad", model, torch.randn(2, 1, 8, 8), torch.randn(2, 1, 8, 8), F.mse_loss, dict(cfg, loss="mse"),
+              run=lambda m, x, e: m(x, e["timesteps"], e["labels"]), extra={"timesteps": torch.tensor([3.0, 517.0]), "labels": torch.tensor([4, 5])})
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
@@ -311,3 +317,4 @@ if __name__ == "__main__":
     moe_grad()
     vae_elbo_grad()
     vqvae_grad()
+    dit_adaln_grad()
