@@ -28,6 +28,33 @@ public static class GoldenModels
             return Ops.Concat(new[] { flat, mu, logvar }, 1);
     }
 
+    private static Tensor RunDiffusionUNet(Module m, SafeTensorsFile f)
+    {
+        var model = (DiffusionUNet)m;
+        using var x = f.ToTensor(m.Device, "__input__");
+        using var t = f.ToTensor(m.Device, "__timesteps__");
+        return model.Forward(x, t, model.Classes > 0 ? Ids(f, "__labels__") : default);
+    }
+
+    /// <summary>`train gan`'s two networks as one module whose output is D(G(z)): the generator step's logits.</summary>
+    private sealed class GanPair : Layer
+    {
+        private readonly DcganGenerator _generator;
+        private readonly DcganDiscriminator _discriminator;
+
+        public GanPair(Device device, int latent, int width) : base(device)
+        {
+            _generator = Child("generator", new DcganGenerator(device, latent, width));
+            _discriminator = Child("discriminator", new DcganDiscriminator(device, width));
+        }
+
+        public override Tensor Forward(Tensor z)
+        {
+            using var images = _generator.Forward(z);
+            return _discriminator.Forward(images);
+        }
+    }
+
     private static Tensor RunDit(Module m, SafeTensorsFile f)
     {
         using var x = f.ToTensor(m.Device, "__input__");
@@ -103,6 +130,18 @@ public static class GoldenModels
         new("ddpm_cosine", NoiseModel, RunDdpm),
         new("dit", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"), Meta(f, "temb")),
             RunDit),
+        // The generator step of `train gan`: D(G(z)) with both networks' gradients.
+        new("gan_pair", (d, f) => new GanPair(d, Meta(f, "latent"), Meta(f, "width")), (m, f) => RunLayer(m, f)),
+        // `train ddpm`'s UNet, unconditional and class-conditional.
+        new("diffusion_unet_c0", (d, f) => new DiffusionUNet(d, Meta(f, "width"), Meta(f, "classes")), RunDiffusionUNet),
+        new("diffusion_unet_c10", (d, f) => new DiffusionUNet(d, Meta(f, "width"), Meta(f, "classes")), RunDiffusionUNet),
+        // `train pixelcnn`'s prior over code maps.
+        new("code_prior", (d, f) => new CodePrior(d, Meta(f, "codes"), Meta(f, "embed"), Meta(f, "hidden"), Meta(f, "layers")),
+            (m, f) =>
+            {
+                using var codes = f.ToTensor(m.Device, "__input__");
+                return ((CodePrior)m).Forward(codes);
+            }),
         // `train dit`'s DiT: adaLN-Zero blocks and final layer, a "no class" label (the fixture's weights are not zero-started).
         new("dit_adaln", (d, f) => new DiT(d, Meta(f, "channels"), Meta(f, "size"), Meta(f, "patch"), Meta(f, "d"), Meta(f, "h"), Meta(f, "layers"), Meta(f, "classes"),
             Meta(f, "temb"), DiTConditioning.AdaLnZero, nullClass: true), RunDit),

@@ -47,6 +47,14 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
             parts.Commitment.Dispose();
             return parts.Total;
         }
+        if (f.Metadata["loss"] == "bce_logits")
+            return Ops.BinaryCrossEntropyWithLogits(prediction, target);
+        if (f.Metadata["loss"] == "code_cross_entropy")
+        {
+            // Logits [B, K, H, W] against the code maps themselves, per position.
+            using var logits = Ops.Permute(prediction, 0, 2, 3, 1).Reshape(-1, prediction.Size(1));
+            return Ops.CrossEntropy(logits, target);
+        }
         using var rows = prediction.Reshape(-1, prediction.Size(-1));
         using var classes = target.Reshape(-1);
         return Ops.CrossEntropy(rows, classes);
@@ -87,6 +95,8 @@ public sealed class GradientFixtureTests(ITestOutputHelper output)
             "vqvae_fashion",
             // `train dit`: DiT with adaLN-Zero blocks and final layer.
             "dit_adaln",
+            // `train gan`'s generator step through the discriminator, `train ddpm`'s UNets, `train pixelcnn`'s prior.
+            "gan_pair", "diffusion_unet_c0", "diffusion_unet_c10", "code_prior",
         }
         .Select(n => new object[] { n + "_grad" });
 

@@ -944,6 +944,131 @@ def conditional_unet():
          {"timesteps": torch.tensor([11.0, 730.0]), "context": torch.randn(2, 5, 12)})
 
 
+class DcganGenerator(nn.Module):
+    """`train gan`'s generator: Linear to 2w x 7 x 7, BN, ReLU, ConvTranspose to w x 14 x 14, BN, ReLU, ConvTranspose to 1 x 28 x 28, tanh."""
+
+    def __init__(self, latent, width):
+        super().__init__()
+        self.width = width
+        self.project = nn.Linear(latent, 2 * width * 49)
+        self.body = nn.Sequential(nn.BatchNorm2d(2 * width), nn.ReLU(), nn.ConvTranspose2d(2 * width, width, 4, 2, 1), nn.BatchNorm2d(width), nn.ReLU(),
+                                  nn.ConvTranspose2d(width, 1, 4, 2, 1), nn.Tanh())
+
+    def forward(self, z):
+        return self.body(self.project(z).view(-1, 2 * self.width, 7, 7))
+
+
+class DcganDiscriminator(nn.Module):
+    def __init__(self, width):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(1, width, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(width, 2 * width, 4, 2, 1), nn.BatchNorm2d(2 * width),
+                                  nn.LeakyReLU(0.2), nn.Flatten(), nn.Linear(2 * width * 49, 1))
+
+    def forward(self, x):
+        return self.body(x)
+
+
+class GanPair(nn.Module):
+    """The generator step of `train gan`: D(G(z)), both networks in one module so one fixture holds both gradients."""
+
+    def __init__(self, latent, width):
+        super().__init__()
+        self.generator, self.discriminator = DcganGenerator(latent, width), DcganDiscriminator(width)
+
+    def forward(self, z):
+        return self.discriminator(self.generator(z))
+
+
+def gan_pair_model(seed):
+    torch.manual_seed(seed)
+    model = GanPair(8, 4)
+    randomize_batchnorm(model)
+    return model
+
+
+class DiffusionUNet(nn.Module):
+    """`train ddpm`'s UNet (GpuNet.Layers.DiffusionUNet): time MLP (+ class embedding, the last row "no class"), ResBlocks at
+    28, 14 and 7, stride-2 convolutions down, nearest upsampling + convolution up with the skips concatenated, GroupNorm,
+    SiLU, conv_out."""
+
+    def __init__(self, width, classes):
+        super().__init__()
+        w, temb = width, 4 * width
+        self.width = width
+        self.time_embed = nn.Sequential(nn.Linear(w, temb), nn.SiLU(), nn.Linear(temb, temb))
+        if classes:
+            self.class_embed = nn.Embedding(classes + 1, temb)
+        self.classes = classes
+        self.conv_in = nn.Conv2d(1, w, 3, padding=1)
+        self.res1 = ResBlock(w, w, temb)
+        self.down1 = nn.Conv2d(w, w, 3, 2, 1)
+        self.res2 = ResBlock(w, 2 * w, temb)
+        self.down2 = nn.Conv2d(2 * w, 2 * w, 3, 2, 1)
+        self.mid = ResBlock(2 * w, 2 * w, temb)
+        self.up2 = nn.Conv2d(2 * w, 2 * w, 3, padding=1)
+        self.res3 = ResBlock(4 * w, 2 * w, temb)
+        self.up1 = nn.Conv2d(2 * w, w, 3, padding=1)
+        self.res4 = ResBlock(2 * w, w, temb)
+        self.norm_out = nn.GroupNorm(2, w)
+        self.conv_out = nn.Conv2d(w, 1, 3, padding=1)
+
+    def forward(self, x, t, y):
+        t = self.time_embed(timestep_embedding(t, self.width).to(x.dtype))
+        if self.classes:
+            t = t + self.class_embed(y)
+        skip1 = self.res1(self.conv_in(x), t)
+        skip2 = self.res2(self.down1(skip1), t)
+        h = self.mid(self.down2(skip2), t)
+        h = self.up2(F.interpolate(h, size=(14, 14), mode="nearest"))
+        h = self.res3(torch.cat([h, skip2], 1), t)
+        h = self.up1(F.interpolate(h, size=(28, 28), mode="nearest"))
+        h = self.res4(torch.cat([h, skip1], 1), t)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+def diffusion_unet_model(seed, classes):
+    torch.manual_seed(seed)
+    model = DiffusionUNet(4, classes)
+    with torch.no_grad():
+        # Non-trivial GroupNorm affines, as after training.
+        for m in model.modules():
+            if isinstance(m, nn.GroupNorm):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.3, 0.3)
+    return model
+
+
+class CodePrior(nn.Module):
+    """`train pixelcnn`'s prior: code embedding, 7x7 mask-A conv, 3x3 mask-B convs with ReLU, 1x1 to the code logits."""
+
+    def __init__(self, codes, embed, hidden, layers):
+        super().__init__()
+        self.embed = nn.Embedding(codes, embed)
+        body = [MaskedConv2d("A", embed, hidden, 7, padding=3), nn.ReLU()]
+        for _ in range(layers):
+            body += [MaskedConv2d("B", hidden, hidden, 3, padding=1), nn.ReLU()]
+        body.append(nn.Conv2d(hidden, codes, 1))
+        self.body = nn.Sequential(*body)
+
+    def forward(self, codes):
+        return self.body(self.embed(codes).permute(0, 3, 1, 2))
+
+
+def code_prior_model(seed):
+    torch.manual_seed(seed)
+    return CodePrior(6, 4, 8, 2)
+
+
+def generative_models():
+    """Forward fixtures of the trainers' models whose gradients make_training_fixtures.py checks."""
+    save("gan_pair", gan_pair_model(51), torch.randn(3, 8), lambda m, x, e: m(x), {"latent": 8, "width": 4})
+    for classes in (0, 10):
+        save("diffusion_unet_c%d" % classes, diffusion_unet_model(52 + classes, classes), torch.randn(2, 1, 28, 28),
+             lambda m, x, e: m(x, e["timesteps"], e["labels"]), {"width": 4, "classes": classes},
+             {"timesteps": torch.tensor([17.0, 803.0]), "labels": torch.tensor([3, 10]) if classes else torch.tensor([0, 0])})
+    save("code_prior", code_prior_model(53), torch.randint(0, 6, (2, 7, 7)), lambda m, x, e: m(x), {"codes": 6, "embed": 4, "hidden": 8, "layers": 2})
+
+
 if __name__ == "__main__":
     torch.set_num_threads(2)
     mlp()
@@ -965,6 +1090,7 @@ if __name__ == "__main__":
     vqvae_fashion()
     ddpm()
     dit_adaln()
+    generative_models()
     dit()
     hubert()
     conformer()

@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from make_fixtures import (BasicBlock, Bottleneck, ConformerBlock, DiT, Gpt, MaskedConv2d, MoeBlock, ResNet, UNet, Vae, VaeFashion, padding,
-                           vqvae_fashion_model, dit_adaln_model,
+                           vqvae_fashion_model, dit_adaln_model, gan_pair_model, diffusion_unet_model, code_prior_model,
                            randomize_batchnorm, write_safetensors)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -82,12 +82,18 @@ def kink_margin(forward, model, inputs):
         margins.append(gaps.min().item() / scale(x) if gaps.numel() else float("inf"))
         return max_pool2d(x, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
 
-    F.relu, F.max_pool2d, torch.relu = checked_relu, checked_max_pool2d, checked_torch_relu
+    leaky_relu = F.leaky_relu
+
+    def checked_leaky_relu(x, negative_slope=0.01, inplace=False):
+        record_relu(x)
+        return leaky_relu(x, negative_slope, inplace)
+
+    F.relu, F.max_pool2d, torch.relu, F.leaky_relu = checked_relu, checked_max_pool2d, checked_torch_relu, checked_leaky_relu
     try:
         with torch.no_grad():
             forward(model, inputs)
     finally:
-        F.relu, F.max_pool2d, torch.relu = relu, max_pool2d, torch_relu
+        F.relu, F.max_pool2d, torch.relu, F.leaky_relu = relu, max_pool2d, torch_relu, leaky_relu
     return min(margins, default=float("inf"))
 
 
@@ -308,6 +314,25 @@ def dit_adaln_grad():
               run=lambda m, x, e: m(x, e["timesteps"], e["labels"]), extra={"timesteps": torch.tensor([3.0, 517.0]), "labels": torch.tensor([4, 5])})
 
 
+def generative_grads():
+    """One training step of the other generative trainers' models: the GAN's generator step through the discriminator
+    (batch norm on batch statistics, both networks' gradients), the DDPM UNet's and the class-conditional UNet's ε-MSE,
+    and the PixelCNN prior's cross-entropy on code maps."""
+    model = gan_pair_model(47)
+    gradients("gan_pair_grad", model, torch.randn(3, 8), torch.ones(3, 1), F.binary_cross_entropy_with_logits,
+              {"latent": 8, "width": 4, "loss": "bce_logits"}, train_mode=True)
+    for classes in (0, 10):
+        model = diffusion_unet_model(48 + classes, classes)
+        labels = torch.tensor([3, 10]) if classes else torch.tensor([0, 0])
+        gradients("diffusion_unet_c%d_grad" % classes, model, torch.randn(2, 1, 28, 28), torch.randn(2, 1, 28, 28), F.mse_loss,
+                  {"width": 4, "classes": classes, "loss": "mse"}, run=lambda m, x, e: m(x, e["timesteps"], e["labels"]),
+                  extra={"timesteps": torch.tensor([17.0, 803.0]), "labels": labels})
+    model = code_prior_model(50)
+    codes = torch.randint(0, 6, (2, 7, 7))
+    gradients("code_prior_grad", model, codes, codes.reshape(-1), lambda out, target: F.cross_entropy(out.permute(0, 2, 3, 1).reshape(-1, 6), target),
+              {"codes": 6, "embed": 4, "hidden": 8, "layers": 2, "loss": "code_cross_entropy"})
+
+
 if __name__ == "__main__":
     dnn()
     mlp_grad()
@@ -318,3 +343,4 @@ if __name__ == "__main__":
     vae_elbo_grad()
     vqvae_grad()
     dit_adaln_grad()
+    generative_grads()
