@@ -155,13 +155,13 @@ public static class GenerativeVerb
     /// <summary><c>train dit</c>: DiT with adaLN-Zero, always class-conditional (with a "no class" label for guidance).</summary>
     public static int TrainDit(Cli cli)
     {
-        int patch = cli.Int("patch", 4), heads = cli.Int("heads", 4), layers = cli.Int("layers", 4);
+        int patch = cli.Int("patch", 4), heads = cli.Int("heads", 4), layers = cli.Int("layers", 4), width = cli.Int("width", 96);
         if (ImageSize % patch != 0)
             throw new UsageException($"train dit: --patch {patch} does not divide the image side {ImageSize}");
+        if (width % heads != 0)
+            throw new UsageException($"train dit: --width {width} is not a multiple of --heads {heads}");
         return TrainDiffusion<DiT>(cli, "dit", conditional: true, epochs: 4, lr: 5e-4f, width: 96, (device, s) =>
         {
-            if (s.Width % heads != 0)
-                throw new UsageException($"train dit: --width {s.Width} is not a multiple of --heads {heads}");
             var model = new DiT(device, 1, ImageSize, patch, s.Width, heads, layers, FashionMnist.ClassNames.Count, frequencyDim: 128,
                 conditioning: DiTConditioning.AdaLnZero, nullClass: true);
             return (model, $"DiT-adaLN-Zero, width {s.Width}, {layers} blocks of {heads} heads, {patch}×{patch} patches ({(ImageSize / patch) * (ImageSize / patch)} tokens)",
@@ -293,11 +293,15 @@ public static class GenerativeVerb
     {
         float temperature = cli.Float("temperature", 1f);
         int hidden = cli.Int("hidden", 64), layers = cli.Int("layers", 4);
+        // The VQ-VAE is found and read before the data is loaded or anything is written.
+        string vqvaePath = cli.One("vqvae") ?? Path.Combine(cli.One("out") ?? ".", "vqvae.safetensors");
+        if (!File.Exists(vqvaePath))
+            throw new UsageException($"train pixelcnn: no VQ-VAE at {vqvaePath} (run 'train vqvae --out {cli.One("out") ?? "."}' first, or pass --vqvae FILE)");
+        using (var file = SafeTensors.Open(vqvaePath))
+            if (file.Metadata.GetValueOrDefault("model") != "vqvae")
+                throw new UsageException($"train pixelcnn: '{vqvaePath}' was not written by 'train vqvae' (its metadata names no vqvae model)");
         using var s = Prepare(cli, epochs: 3, batch: 128, latent: 32, width: 0, lr: 1e-3f);
         var (device, train, epochs, batch, embed, lr, seed, outDir) = (s.Device, s.Train, s.Epochs, s.Batch, s.Latent, s.Lr, s.Seed, s.OutDir);
-        string vqvaePath = cli.One("vqvae") ?? Path.Combine(outDir, "vqvae.safetensors");
-        if (!File.Exists(vqvaePath))
-            throw new UsageException($"train pixelcnn: no VQ-VAE at {vqvaePath} (run 'train vqvae --out {outDir}' first, or pass --vqvae FILE)");
         using var vqvae = LoadVqVae(device, vqvaePath);
         const int side = VqVae.GridSize;
         var trainCodes = VqVaeTraining.EncodeCodes(vqvae, train, train.Count);
