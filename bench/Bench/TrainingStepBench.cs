@@ -90,6 +90,121 @@ public static class TrainingStepBench
         }
         foreach (var c in GanCases())
             yield return c;
+        foreach (var c in GenerativeCases())
+            yield return c;
+    }
+
+    /// <summary>
+    /// The steps of `train vqvae` (with its host-side EMA codebook and restarts), `train pixelcnn` (on random code maps),
+    /// `train ddpm` and `train dit` (random timesteps, the weights' moving average; DiT's classes dropped with p 0.1), each at its
+    /// trainer's default sizes and batch 128 (512 on the medium and large presets) beside PyTorch's same step.
+    /// </summary>
+    private static IEnumerable<BenchCase> GenerativeCases()
+    {
+        foreach (var (presets, batch) in new[] { (new[] { "small", "cpu" }, 128), (BenchShapes.MediumLarge, 512) })
+        {
+            foreach (var (kernel, model, shape, forward, parameters) in new[]
+            {
+                ("vqvae_train_step", "vqvae", $"vqvae k128 d16 w32 b{batch} 1x28x28", VqVaeForwardFlops, 79_057),
+                ("pixelcnn_train_step", "pixelcnn", $"code_prior k128 e32 h64 l4 b{batch} 7x7", CodePriorForwardFlops, 260_544),
+                ("ddpm_train_step", "ddpm", $"diffusion_unet w16 b{batch} 1x28x28", DiffusionUNetForwardFlops, 114_753),
+                ("dit_train_step", "dit", $"dit adaln d96 l4 h4 p4 b{batch} 1x28x28", DiTForwardFlops, 718_576),
+            })
+            {
+                double flops = 3 * forward * batch, bytes = 4.0 * batch * 28 * 28 + 7 * 4.0 * parameters;
+                yield return new BenchCase(kernel, shape, flops, bytes, presets, (d, s) => GenerativeStep(model, d, s, batch));
+                yield return new BenchCase(kernel, shape, flops, bytes, presets, (d, s) =>
+                {
+                    var peer = TorchStepProcess.Start(model, batch, (int)(s % int.MaxValue));
+                    return new BenchInstance(peer.Step, peer) { InputBytes = 4L * batch * 28 * 28 };
+                })
+                { Implementation = "pytorch", PeerOf = kernel, Unavailable = WhyNot };
+            }
+        }
+    }
+
+    /// <summary>GpuNet's step of one generative trainer, built as its verb builds the model.</summary>
+    private static BenchInstance GenerativeStep(string model, Device d, ulong s, int batch)
+    {
+        d.ManualSeed(s);
+        var rng = new Random((int)(s % int.MaxValue));
+        int step = 0;
+        switch (model)
+        {
+            case "vqvae":
+            {
+                var vqvae = new VqVae(d, 128, 16, 32);
+                var trainer = new VqVaeTrainer(vqvae, emaDecay: 0.99f, seed: s);
+                var x = Ops.RandomUniform(d, new[] { batch, 1, 28, 28 }, s);
+                return new BenchInstance(() => trainer.Step(x, step++), x, trainer, vqvae);
+            }
+            case "pixelcnn":
+            {
+                var prior = new CodePrior(d, 128);
+                var optimizer = new Adam(prior.Parameters(), 1e-3f);
+                var codes = Tensor.FromArray(d, Enumerable.Range(0, batch * 49).Select(_ => (float)rng.Next(128)).ToArray(), batch, 7, 7);
+                return new BenchInstance(() =>
+                {
+                    using var loss = prior.Loss(codes);
+                    loss.Backward();
+                    optimizer.Step();
+                    optimizer.ZeroGrad();
+                }, codes, optimizer, prior);
+            }
+            default:
+            {
+                bool dit = model == "dit";
+                Module network = dit
+                    ? new DiT(d, 1, 28, 4, 96, 4, 4, 10, frequencyDim: 128, conditioning: DiTConditioning.AdaLnZero, nullClass: true)
+                    : new DiffusionUNet(d, 16);
+                var optimizer = new Adam(network.Parameters(), dit ? 5e-4f : 1e-3f);
+                var average = new WeightAverage(network, 0.999f);
+                var ddpm = new Ddpm(1000);
+                var x = Ops.RandomUniform(d, new[] { batch, 1, 28, 28 }, s);
+                var labels = Enumerable.Range(0, batch).Select(_ => rng.Next(10)).ToArray();
+                return new BenchInstance(() =>
+                {
+                    var timesteps = Enumerable.Range(0, batch).Select(_ => rng.Next(1000)).ToArray();
+                    var dropped = dit ? labels.Select(c => rng.NextDouble() < 0.1 ? 10 : c).ToArray() : null;
+                    DiffusionTraining.Step((IDiffusionModel)network, ddpm, optimizer, x, timesteps, dropped, Seeds.Derive(s, (ulong)step++), average);
+                }, x, optimizer, average, network);
+            }
+        }
+    }
+
+    /// <summary>Forward FLOPs of one image through `train vqvae`'s model: encoder (4×4 stride-2 convolutions to 32 and 64 channels,
+    /// 1×1 to 16), the nearest-code distances to 128 codes, decoder (3×3 to 64 channels, two 4×4 transposed convolutions).</summary>
+    private static double VqVaeForwardFlops =>
+        2.0 * 196 * 32 * 16 + 2.0 * 49 * 64 * 32 * 16 + 2.0 * 49 * 16 * 64 + 2.0 * 49 * 128 * 16 + 2.0 * 49 * 64 * 16 * 9 + 2.0 * 49 * 64 * 32 * 16 + 2.0 * 196 * 32 * 16;
+
+    /// <summary>Forward FLOPs of one 7×7 code map through `train pixelcnn`'s prior (masked taps computed as the dense convolution
+    /// does): the 7×7 convolution 32 → 64, four 3×3 of 64, the 1×1 to 128 logits.</summary>
+    private static double CodePriorForwardFlops => 2.0 * 49 * 64 * 32 * 49 + 4 * 2.0 * 49 * 64 * 64 * 9 + 2.0 * 49 * 128 * 64;
+
+    /// <summary>Forward FLOPs of one image through `train ddpm`'s UNet (width 16): its 3×3 and 1×1 convolutions at 28, 14 and 7 pixels
+    /// (GroupNorm, SiLU and the time MLP are a few percent more and not counted).</summary>
+    private static double DiffusionUNetForwardFlops
+    {
+        get
+        {
+            static double Conv(int pixels, int cin, int cout, int taps) => 2.0 * pixels * cin * cout * taps;
+            return Conv(784, 1, 16, 9) + 2 * Conv(784, 16, 16, 9) + Conv(196, 16, 16, 9)
+                + Conv(196, 16, 32, 9) + Conv(196, 32, 32, 9) + Conv(196, 16, 32, 1) + Conv(49, 32, 32, 9) + 2 * Conv(49, 32, 32, 9)
+                + Conv(196, 32, 32, 9) + Conv(196, 64, 32, 9) + Conv(196, 32, 32, 9) + Conv(196, 64, 32, 1)
+                + Conv(784, 32, 16, 9) + Conv(784, 32, 16, 9) + Conv(784, 16, 16, 9) + Conv(784, 32, 16, 1) + Conv(784, 16, 1, 9);
+        }
+    }
+
+    /// <summary>Forward FLOPs of one image through `train dit`'s DiT (width 96, 4 blocks, 49 tokens): per block the QKV, scores,
+    /// weighted values, output projection, the 4× MLP and the adaLN map; the patch embedding and the final layer.</summary>
+    private static double DiTForwardFlops
+    {
+        get
+        {
+            const double t = 49, d = 96;
+            double block = 2 * t * d * 3 * d + 2 * 2 * t * t * d + 2 * t * d * d + 2 * 2 * t * d * 4 * d + 2 * d * 6 * d;
+            return 2 * t * d * 16 + 4 * block + 2 * d * 2 * d + 2 * t * d * 16;
+        }
     }
 
     /// <summary>`train gan`'s step (latent 64, width 32) at batch 64, and 256 on the medium and large presets, beside PyTorch's.</summary>

@@ -45,6 +45,14 @@ public static class GenerativeVerb
     private static void CopyWeights(Module from, Module to) =>
         to.LoadStateDict(from.StateDict().ToDictionary(p => p.Name, p => (p.Tensor.ShapeArray(), (Func<float[]>)p.Tensor.ToArray)));
 
+    /// <summary>A model to train and an untrained copy of its initial weights (the ceiling's model).</summary>
+    private static (T Model, T Untrained) WithUntrainedCopy<T>(Func<T> build) where T : Module
+    {
+        var (model, untrained) = (build(), build());
+        CopyWeights(model, untrained);
+        return (model, untrained);
+    }
+
     /// <summary>
     /// The Fréchet distances of the trained model's samples and of the untrained one's to the test set (with the floor), printed
     /// and written to OUT/&lt;name&gt;-metrics.json with the run's facts and <paramref name="extra"/>.
@@ -85,9 +93,9 @@ public static class GenerativeVerb
     {
         using var s = Prepare(cli, epochs: 10, batch: 128, latent: 16, width: 32, lr: 1e-3f);
         var (device, train, test, epochs, batch, latent, width, lr, seed, outDir) = (s.Device, s.Train, s.Test, s.Epochs, s.Batch, s.Latent, s.Width, s.Lr, s.Seed, s.OutDir);
-        using var model = new Vae(device, latent, ImageSize, width);
-        using var untrained = new Vae(device, latent, ImageSize, width);
-        CopyWeights(model, untrained);
+        var (model, untrained) = WithUntrainedCopy(() => new Vae(device, latent, ImageSize, width));
+        using var _model = model;
+        using var _untrained = untrained;
         Console.WriteLine($"vae: latent {latent}, width {width}, {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training images in [0, 1]; " +
                           $"Adam lr {lr}, batch {batch}, {epochs} epochs; loss = Σ binary cross-entropy + KL per image");
         var run = VaeTraining.Train(model, train, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);
@@ -252,9 +260,9 @@ public static class GenerativeVerb
             throw new UsageException($"train vqvae: --codes is at least 2, not {codes}");
         using var s = Prepare(cli, epochs: 5, batch: 128, latent: 16, width: 32, lr: 1e-3f);
         var (device, train, test, epochs, batch, dim, width, lr, seed, outDir) = (s.Device, s.Train, s.Test, s.Epochs, s.Batch, s.Latent, s.Width, s.Lr, s.Seed, s.OutDir);
-        using var model = new VqVae(device, codes, dim, width);
-        using var untrained = new VqVae(device, codes, dim, width);
-        CopyWeights(model, untrained);
+        var (model, untrained) = WithUntrainedCopy(() => new VqVae(device, codes, dim, width));
+        using var _model = model;
+        using var _untrained = untrained;
         Console.WriteLine($"vqvae: {codes} codes of dimension {dim} on a 7×7 grid, width {width}, {model.ParameterCount} parameters; Fashion-MNIST {train.Count} training images; " +
                           $"Adam lr {lr}, batch {batch}, {epochs} epochs; loss = binary cross-entropy per pixel + " +
                           (emaDecay > 0 ? $"{beta}·commitment, codebook by EMA (decay {emaDecay})" : $"codebook + {beta}·commitment") + "; straight-through gradient");
@@ -305,9 +313,9 @@ public static class GenerativeVerb
         using var vqvae = LoadVqVae(device, vqvaePath);
         const int side = VqVae.GridSize;
         var trainCodes = VqVaeTraining.EncodeCodes(vqvae, train, train.Count);
-        using var model = new CodePrior(device, vqvae.Codes, embed, hidden, layers);
-        using var untrained = new CodePrior(device, vqvae.Codes, embed, hidden, layers);
-        CopyWeights(model, untrained);
+        var (model, untrained) = WithUntrainedCopy(() => new CodePrior(device, vqvae.Codes, embed, hidden, layers));
+        using var _model = model;
+        using var _untrained = untrained;
         Console.WriteLine($"pixelcnn: prior over {vqvae.Codes} codes on {side}×{side} maps of {vqvaePath}: embed {embed}, hidden {hidden}, 7×7 mask A + {layers} 3×3 mask B, " +
                           $"{model.ParameterCount} parameters; {train.Count} training maps; Adam lr {lr}, batch {batch}, {epochs} epochs; cross-entropy per code");
         var run = CodePriorTraining.Train(model, trainCodes, side, epochs, batch, lr, seed, p => Progress(p), reportEvery: 10);

@@ -463,18 +463,30 @@ public static class DiffusionTraining
             int n = batch.Count;
             var timesteps = Enumerable.Range(0, n).Select(_ => rng.Next(ddpm.Steps)).ToArray();
             var labels = model.Classes == 0 ? null : batch.HostLabels.Select(c => rng.NextDouble() < dropClass ? model.NullClass!.Value : c).ToArray();
-            using var scope = device.Scope();
-            var x0 = batch.Images * 2f - 1f;
-            var noise = Ops.RandomNormal(device, x0.ShapeArray(), Seeds.Derive(seed, (ulong)step));
-            var xt = ddpm.QSample(x0, timesteps, noise);
-            var t = Tensor.FromArray(device, Array.ConvertAll(timesteps, v => (float)v), n);
-            var loss = Ops.MseLoss(model.Forward(xt, t, labels), noise);
-            loss.Backward();
-            optimizer.Step();
-            optimizer.ZeroGrad();
-            average?.Update();
-            return new[] { loss.Item() };
+            return new[] { Step(model, ddpm, optimizer, batch.Images, timesteps, labels, Seeds.Derive(seed, (ulong)step), average) };
         }, progress, reportEvery);
+    }
+
+    /// <summary>
+    /// One training step on images [B, 1, H, W] in [0, 1] at the given timesteps (and labels, "no class" already substituted
+    /// where dropped): noise from <paramref name="seed"/>, x_t by <see cref="Ddpm.QSample"/>, ε-MSE, backward, the optimizer's
+    /// step, then the weight average's. Returns the loss.
+    /// </summary>
+    public static float Step(IDiffusionModel model, Ddpm ddpm, Optimizer optimizer, Tensor images, int[] timesteps, int[]? labels, ulong seed,
+        WeightAverage? average = null)
+    {
+        var device = images.Device;
+        using var scope = device.Scope();
+        var x0 = images * 2f - 1f;
+        var noise = Ops.RandomNormal(device, x0.ShapeArray(), seed);
+        var xt = ddpm.QSample(x0, timesteps, noise);
+        var t = Tensor.FromArray(device, Array.ConvertAll(timesteps, v => (float)v), timesteps.Length);
+        var loss = Ops.MseLoss(model.Forward(xt, t, labels), noise);
+        loss.Backward();
+        optimizer.Step();
+        optimizer.ZeroGrad();
+        average?.Update();
+        return loss.Item();
     }
 
     /// <summary>

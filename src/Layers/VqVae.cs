@@ -179,43 +179,10 @@ public static class VqVaeTraining
                 $"{epochs}, {batchSize}, {maxSteps}, {beta}, {emaDecay}");
         if (data.Channels != 1 || data.Height != 28 || data.Width != 28)
             throw new ShapeMismatchException(op, "data", "1×28×28 images", $"{data.Channels}×{data.Height}×{data.Width}");
-        var device = model.Device;
-        var loader = new DataLoader(device, data, batchSize, shuffle: true, seed: seed);
-        var codebook = model.Quantizer.Codebook.Weight;
-        CodebookAverages? ema = null;
-        var restarts = new DeadCodeRestarts(codebook);
-        if (emaDecay is not null)
-            model.Quantizer.Freeze();
-        using var optimizer = new Adam(model.Parameters().Where(p => emaDecay is null || !ReferenceEquals(p.Tensor, codebook)), learningRate);
-        model.Train();
-        try
-        {
-            return GenerativeLoop.Run(loader, maxSteps ?? epochs * loader.BatchCount, batchSize, new[] { "loss", "reconstruction", "codebook", "commitment", "perplexity" },
-                (batch, step) =>
-                {
-                    if (step == 0 && seedCodebook)
-                        SeedCodebook(model, batch.Images, seed);
-                    if (step == 0 && emaDecay is { } decay)
-                        ema = new CodebookAverages(codebook, decay);
-                    using var scope = device.Scope();
-                    var (logits, encoded, quantized, codes) = model.Forward(batch.Images);
-                    var loss = Loss(logits, batch.Images, encoded, quantized, beta, codebookLoss: ema is null);
-                    loss.Total.Backward();
-                    optimizer.Step();
-                    optimizer.ZeroGrad();
-                    var hostCodes = codes.ToArray();
-                    var rows = Ops.Permute(encoded, 0, 2, 3, 1).Reshape(-1, model.Dim).ToArray();
-                    ema?.Update(rows, hostCodes);
-                    if (restartDeadCodes)
-                        restarts.Update(rows, hostCodes, ema, Seeds.Derive(seed, (ulong)step + 0xDEADUL));
-                    return new[] { loss.Total.Item(), loss.Reconstruction.Item(), loss.Codebook.Item(), loss.Commitment.Item(), (float)Perplexity(hostCodes, model.Codes) };
-                }, progress, reportEvery);
-        }
-        finally
-        {
-            if (ema is not null)
-                model.Quantizer.RequiresGrad(true);
-        }
+        var loader = new DataLoader(model.Device, data, batchSize, shuffle: true, seed: seed);
+        using var trainer = new VqVaeTrainer(model, learningRate, beta, emaDecay, seed, seedCodebook, restartDeadCodes);
+        return GenerativeLoop.Run(loader, maxSteps ?? epochs * loader.BatchCount, batchSize, VqVaeTrainer.LossNames,
+            (batch, step) => trainer.Step(batch.Images, step), progress, reportEvery);
     }
 
     /// <summary>
@@ -391,6 +358,74 @@ public static class VqVaeTraining
         for (int i = 0; i < codes.Length; i++)
             codes[i] = rng.Next(model.Codes);
         return DecodeCodes(model, codes);
+    }
+}
+
+/// <summary>
+/// One VQ-VAE training step after another, as <see cref="VqVaeTraining.Train"/> runs them (and the bench times them): the forward
+/// with the straight-through latent, the loss, backward and Adam, then the host-side codebook work — EMA update and dead-code
+/// restarts from the batch's encoder outputs and codes. The first step seeds the codebook from its batch when asked. While it
+/// lives, an EMA trainer keeps the quantizer frozen (no gradient, not in Adam); disposing gives the module its gradients back.
+/// </summary>
+public sealed class VqVaeTrainer : IDisposable
+{
+    private readonly VqVae _model;
+    private readonly Adam _optimizer;
+    private readonly float _beta;
+    private readonly float? _emaDecay;
+    private readonly ulong _seed;
+    private readonly bool _seedCodebook, _restartDeadCodes;
+    private readonly VqVaeTraining.DeadCodeRestarts _restarts;
+    private VqVaeTraining.CodebookAverages? _ema;
+    private bool _disposed;
+
+    /// <summary>The per-step values <see cref="Step"/> returns, in order.</summary>
+    public static readonly string[] LossNames = { "loss", "reconstruction", "codebook", "commitment", "perplexity" };
+
+    /// <summary>Prepares the steps (see <see cref="VqVaeTraining.Train"/> for the options); the model goes to training mode.</summary>
+    public VqVaeTrainer(VqVae model, float learningRate = 1e-3f, float beta = 0.25f, float? emaDecay = null, ulong seed = 0, bool seedCodebook = true,
+        bool restartDeadCodes = true)
+    {
+        (_model, _beta, _emaDecay, _seed, _seedCodebook, _restartDeadCodes) = (model, beta, emaDecay, seed, seedCodebook, restartDeadCodes);
+        var codebook = model.Quantizer.Codebook.Weight;
+        _restarts = new VqVaeTraining.DeadCodeRestarts(codebook);
+        if (emaDecay is not null)
+            model.Quantizer.Freeze();
+        _optimizer = new Adam(model.Parameters().Where(p => emaDecay is null || !ReferenceEquals(p.Tensor, codebook)), learningRate);
+        model.Train();
+    }
+
+    /// <summary>One step on images [B, 1, 28, 28] in [0, 1]; <paramref name="step"/> counts from 0. Returns <see cref="LossNames"/>' values.</summary>
+    public float[] Step(Tensor images, int step)
+    {
+        var codebook = _model.Quantizer.Codebook.Weight;
+        if (step == 0 && _seedCodebook)
+            VqVaeTraining.SeedCodebook(_model, images, _seed);
+        if (_emaDecay is { } decay && _ema is null)
+            _ema = new VqVaeTraining.CodebookAverages(codebook, decay);
+        using var scope = _model.Device.Scope();
+        var (logits, encoded, quantized, codes) = _model.Forward(images);
+        var loss = VqVaeTraining.Loss(logits, images, encoded, quantized, _beta, codebookLoss: _ema is null);
+        loss.Total.Backward();
+        _optimizer.Step();
+        _optimizer.ZeroGrad();
+        var hostCodes = codes.ToArray();
+        var rows = Ops.Permute(encoded, 0, 2, 3, 1).Reshape(-1, _model.Dim).ToArray();
+        _ema?.Update(rows, hostCodes);
+        if (_restartDeadCodes)
+            _restarts.Update(rows, hostCodes, _ema, Seeds.Derive(_seed, (ulong)step + 0xDEADUL));
+        return new[] { loss.Total.Item(), loss.Reconstruction.Item(), loss.Codebook.Item(), loss.Commitment.Item(), (float)VqVaeTraining.Perplexity(hostCodes, _model.Codes) };
+    }
+
+    /// <summary>Disposes the optimizer and gives a frozen quantizer its gradients back.</summary>
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        _optimizer.Dispose();
+        if (_emaDecay is not null)
+            _model.Quantizer.RequiresGrad(true);
     }
 }
 
