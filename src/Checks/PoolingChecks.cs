@@ -39,10 +39,18 @@ internal static class PoolingChecks
             // resnet's stem pool at stride 2, and stride 1.
             ("k3s2p1_wide", new[] { 2, 3, 9, 41 }, (3, 3), (2, 2), (1, 1), (1, 1), false),
             ("k3s1p1_wide", new[] { 1, 2, 5, 30 }, (3, 3), (1, 1), (1, 1), (1, 1), false),
+            // resnet18's stem pool at 64×64 input (64 × 32×32 planes), and a wide stride-3 row with a ragged right edge.
+            ("k3s2p1_stem", new[] { 1, 64, 32, 32 }, (3, 3), (2, 2), (1, 1), (1, 1), false),
+            ("k2s3_wide", new[] { 1, 3, 6, 61 }, (2, 2), (3, 3), (0, 0), (1, 1), true),
         };
         foreach (var c in maxCases)
+        {
             yield return Case("maxpool2d", c.Name, c.X, x => { var r = Ops.MaxPool2d(x, c.K, c.S, c.P, c.D, c.Ceil); return (r.Output, r.Indices); },
                 h => PoolingReference.MaxPool(h, c.X[0] * c.X[1], c.X[2], c.X[3], c.K, c.S, c.P, c.D, c.Ceil));
+            // The values alone (inference: the fast CPU's separable loop, which tracks no index).
+            yield return Case("maxpool2d", c.Name + "_values", c.X, x => (Ops.MaxPool2dValues(x, c.K, c.S, c.P, c.D, c.Ceil), null),
+                h => (PoolingReference.MaxPool(h, c.X[0] * c.X[1], c.X[2], c.X[3], c.K, c.S, c.P, c.D, c.Ceil).Values, null));
+        }
         // Ties everywhere (inputs in {-1, 0, 1}): the index must be the window's first maximum in row-major order.
         int[] tied = [1, 2, 7, 37];
         yield return new CheckCase("pooling", "maxpool2d", "k3s2p1_ties", Shapes(tied), CheckCase.Fp32Tolerance, (d, seed) =>

@@ -283,9 +283,7 @@ public sealed class MaxPool2d(Device device, int kernel, int? stride = null, int
     /// <inheritdoc/>
     public override Tensor Forward(Tensor x)
     {
-        var r = Ops.MaxPool2d(x, (kernel, kernel), (stride ?? kernel, stride ?? kernel), (padding, padding), (dilation, dilation), ceilMode);
-        r.Indices.Dispose();
-        return r.Output;
+        return Ops.MaxPool2dValues(x, (kernel, kernel), (stride ?? kernel, stride ?? kernel), (padding, padding), (dilation, dilation), ceilMode);
     }
 }
 

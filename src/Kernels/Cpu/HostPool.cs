@@ -83,6 +83,92 @@ internal static unsafe class HostPool
     }
 
     /// <summary>
+    /// Max pooling without indices (inference), separably: each input row's maxima over every output's column taps (a row of
+    /// OW), then each output row the maximum of its window's rows of those — a 3×3 stride-2 window costs 3 + 1.5 comparisons
+    /// per output instead of 9, and no index is tracked. Interior columns run 8 at a time from the stride phases as in
+    /// <see cref="MaxPool2d"/>, the column pass's edges and a dilated row per output; NaN propagates (a comparison that is
+    /// false both ways takes the NaN). resnet18's 64 × 32×32 stem pool: 60 µs with indices.
+    /// </summary>
+    private static void MaxPool2dValues(float* x, float* o, PoolIndex q, int planes)
+    {
+        var rows = ValidTaps(q.OH, q.StrideH, q.PadH, q.DilationH, q.KH, q.H);
+        var cols = ValidTaps(q.OW, q.StrideW, q.PadW, q.DilationW, q.KW, q.W);
+        int s = q.StrideW, owLo = (q.PadW + s - 1) / s;
+        int owHi = q.DilationW != 1 ? owLo : Math.Clamp((q.W - 1 + q.PadW - (q.KW - 1)) / s + 1, owLo, q.OW);
+        if (q.W - 1 + q.PadW - (q.KW - 1) < 0 || owHi - owLo < 8)
+            owHi = owLo;
+        int phaseWidth = (q.W + s - 1) / s + 8;
+        HostParallel.For(planes, 2L * (q.KH + q.KW) * q.OH * q.OW + q.H * q.W, (p0, p1) =>
+        {
+            float* phases = s > 1 && owHi > owLo ? HostScratch.Get(0, (long)s * q.H * phaseWidth) : null;
+            float* columnMax = HostScratch.Get(1, (long)q.H * q.OW);
+            for (int p = p0; p < p1; p++)
+            {
+                float* xp = x + (long)p * q.H * q.W;
+                if (phases != null)
+                    HostConv.SplitPhases(xp, q.H, q.W, s, phases, phaseWidth);
+                for (int ih = 0; ih < q.H; ih++)
+                {
+                    float* row = xp + (long)ih * q.W, to = columnMax + (long)ih * q.OW;
+                    for (int ow = 0; ow < q.OW; ow++)
+                    {
+                        if (ow == owLo && owHi > owLo)
+                        {
+                            // The last vector ends at owHi, overlapping the one before.
+                            for (; ow < owHi; ow = Math.Min(ow + 8, owHi))
+                            {
+                                int at = Math.Min(ow, owHi - 8);
+                                var best = Vector256.Create(float.NegativeInfinity);
+                                for (int kw = 0; kw < q.KW; kw++)
+                                {
+                                    int column = at * s - q.PadW + kw;
+                                    var v = Vector256.Load(phases == null ? row + column : phases + ((long)(column % s) * q.H + ih) * phaseWidth + column / s);
+                                    best = Vector256.ConditionalSelect(Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v), v, best);
+                                }
+                                Vector256.Store(best, to + at);
+                            }
+                            if (ow >= q.OW)
+                                break;
+                        }
+                        var (w0, w1) = cols[ow];
+                        float m = float.NegativeInfinity;
+                        for (int iw = w0; iw < w1; iw += q.DilationW)
+                            m = row[iw] > m || float.IsNaN(row[iw]) ? row[iw] : m;
+                        to[ow] = m;
+                    }
+                }
+                float* op = o + (long)p * q.OH * q.OW;
+                for (int oh = 0; oh < q.OH; oh++)
+                {
+                    var (h0, h1) = rows[oh];
+                    float* dst = op + (long)oh * q.OW;
+                    int ow = 0;
+                    for (; ow + 8 <= q.OW; ow += 8)
+                    {
+                        var best = Vector256.Create(float.NegativeInfinity);
+                        for (int ih = h0; ih < h1; ih += q.DilationH)
+                        {
+                            var v = Vector256.Load(columnMax + (long)ih * q.OW + ow);
+                            best = Vector256.ConditionalSelect(Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v), v, best);
+                        }
+                        Vector256.Store(best, dst + ow);
+                    }
+                    for (; ow < q.OW; ow++)
+                    {
+                        float m = float.NegativeInfinity;
+                        for (int ih = h0; ih < h1; ih += q.DilationH)
+                        {
+                            float v = columnMax[(long)ih * q.OW + ow];
+                            m = v > m || float.IsNaN(v) ? v : m;
+                        }
+                        dst[ow] = m;
+                    }
+                }
+            }
+        });
+    }
+
+    /// <summary>
     /// Outputs ow .. ow + 7 of one output row, all of whose column taps lie inside the input, over the valid tap rows
     /// [h0, h1): the same row-major order and the same rule as the per-output loop (strictly larger, or NaN over a number),
     /// so ties and NaNs resolve alike. <paramref name="phases"/> is null at stride 1 (the row itself is read).
@@ -132,12 +218,16 @@ internal static unsafe class HostPool
         return taps;
     }
 
-    /// <summary>Max (with flat argmax indices) or average pooling of <paramref name="planes"/> planes.</summary>
+    /// <summary>Max (with flat argmax indices, or none when <paramref name="indices"/> is null) or average pooling of
+    /// <paramref name="planes"/> planes.</summary>
     public static void Pool2d(float* x, float* o, float* indices, PoolIndex q, int planes, bool max)
     {
         if (max && q.Adaptive == 0)
         {
-            MaxPool2d(x, o, indices, q, planes);
+            if (indices == null)
+                MaxPool2dValues(x, o, q, planes);
+            else
+                MaxPool2d(x, o, indices, q, planes);
             return;
         }
         long window = q.Adaptive != 0 ? (long)q.H * q.W / Math.Max(q.OH * q.OW, 1) + 1 : (long)q.KH * q.KW;

@@ -265,27 +265,28 @@ internal static class ReduceOperators
         (int H, int W) p2 = (pads[0], pads[1]);
         Tensor y;
         OnnxTensor? indices = null;
-        if (max)
+        if (max && c.Node.Outputs.Count == 1)
+            y = Ops.MaxPool2dValues(x, k2, s2, p2, d2, ceil);
+        else if (max)
         {
+            // Pool indices are ih·W + iw in the (padded) plane; ONNX wants the flat position in the input tensor.
             var r = Ops.MaxPool2d(x, k2, s2, p2, d2, ceil);
             y = r.Output;
-            if (c.Node.Outputs.Count > 1)
+            int h = spatial == 1 ? 1 : xi.Dims[2], w = xi.Dims[^1], wp = x.Size(3);
+            bool columnMajor = c.Int("storage_order", 0) != 0;
+            float[] raw;
+            using (r.Indices)
+                raw = r.Indices.ToArray();
+            int plane = y.Size(2) * y.Size(3);
+            var flat = new long[raw.Length];
+            for (int k = 0; k < raw.Length; k++)
             {
-                // Pool indices are ih·W + iw in the (padded) plane; ONNX wants the flat position in the input tensor.
-                int h = spatial == 1 ? 1 : xi.Dims[2], w = xi.Dims[^1], wp = x.Size(3);
-                bool columnMajor = c.Int("storage_order", 0) != 0;
-                var raw = r.Indices.ToArray();
-                int plane = y.Size(2) * y.Size(3);
-                var flat = new long[raw.Length];
-                for (int k = 0; k < raw.Length; k++)
-                {
-                    long nc = k / plane;
-                    int ih = (int)raw[k] / wp - shift.Item1, iw = (int)raw[k] % wp - shift.Item2;
-                    flat[k] = nc * h * w + (columnMajor ? (long)iw * h + ih : (long)ih * w + iw);
-                }
-                var outDims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
-                indices = OnnxTensor.Integers(OnnxElementType.Int64, flat, outDims);
+                long nc = k / plane;
+                int ih = (int)raw[k] / wp - shift.Item1, iw = (int)raw[k] % wp - shift.Item2;
+                flat[k] = nc * h * w + (columnMajor ? (long)iw * h + ih : (long)ih * w + iw);
             }
+            var outDims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
+            indices = OnnxTensor.Integers(OnnxElementType.Int64, flat, outDims);
         }
         else
         {
