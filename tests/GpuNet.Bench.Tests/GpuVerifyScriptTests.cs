@@ -60,7 +60,7 @@ public sealed class GpuVerifyScriptTests : IDisposable
 
         var summary = File.ReadAllLines(Path.Combine(results, "summary.txt"));
         Assert.Contains(summary, l => l.StartsWith("devices ") && l.Contains(" ok ") && l.Contains("CUDA: "));
-        Assert.Contains(summary, l => l.StartsWith("models ") && l.Contains("27 passed, 0 failed"));
+        Assert.Contains(summary, l => l.StartsWith("models ") && l.Contains($"{GpuNet.Layers.GoldenModels.All.Count} passed, 0 failed"));
         Assert.Contains(summary, l => l.StartsWith("train-gpt ") && l.Contains(" ok ") && l.Contains("step "));
         var line = Assert.Single(summary, l => l.StartsWith("ptxas "));
         Assert.Contains("exit 1", line);
