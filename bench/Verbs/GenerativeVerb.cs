@@ -168,7 +168,7 @@ public static class GenerativeVerb
             throw new UsageException($"train dit: --patch {patch} does not divide the image side {ImageSize}");
         if (width % heads != 0)
             throw new UsageException($"train dit: --width {width} is not a multiple of --heads {heads}");
-        return TrainDiffusion<DiT>(cli, "dit", conditional: true, epochs: 4, lr: 5e-4f, width: 96, (device, s) =>
+        return TrainDiffusion<DiT>(cli, "dit", conditional: true, epochs: 4, lr: 5e-4f, width: width, (device, s) =>
         {
             var model = new DiT(device, 1, ImageSize, patch, s.Width, heads, layers, FashionMnist.ClassNames.Count, frequencyDim: 128,
                 conditioning: DiTConditioning.AdaLnZero, nullClass: true);

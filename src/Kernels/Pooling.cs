@@ -228,18 +228,21 @@ namespace GpuNet.Kernels
             device.Launch(op, Pool2d<TMax>, LaunchShapes.Linear(device, total, LaunchShapes.ElementwiseGroup(device)), x, o, indices, q, total);
         }
 
-        /// <summary>A fixed-window max pool without indices: on the fast CPU the separable values-only loop (true); elsewhere
-        /// false, and the caller runs <see cref="RunPool2d{TMax}"/> with an indices buffer, which the GPU kernel always writes.</summary>
-        internal static bool TryRunMaxPoolValues(string op, Device device, ArrayView<float> x, ArrayView<float> o, PoolIndex q, int total)
+        /// <summary>A fixed-window max pool's values alone: on the fast CPU the separable loop that tracks no index; elsewhere the
+        /// kernel, which always writes the indices, into a scratch buffer.</summary>
+        internal static void RunMaxPoolValues(string op, Device device, ArrayView<float> x, ArrayView<float> o, PoolIndex q, int total)
         {
-            if (!device.IsHostCpu || q.Adaptive != 0)
-                return false;
-            using (device.Profiler.Measure(op))
-                unsafe
-                {
-                    Cpu.HostPool.Pool2d(Cpu.HostMemory.Ptr(x), Cpu.HostMemory.Ptr(o), null, q, total / (q.OH * q.OW), max: true);
-                }
-            return true;
+            if (device.IsHostCpu)
+            {
+                using (device.Profiler.Measure(op))
+                    unsafe
+                    {
+                        Cpu.HostPool.Pool2d(Cpu.HostMemory.Ptr(x), Cpu.HostMemory.Ptr(o), null, q, total / (q.OH * q.OW), max: true);
+                    }
+                return;
+            }
+            using var indices = Tensor.Empty(device, total);
+            RunPool2d<Flags.Yes>(op, device, x, o, indices.ContiguousView, q, total);
         }
     }
 }

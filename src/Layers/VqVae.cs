@@ -279,9 +279,6 @@ public static class VqVaeTraining
             _usage = Enumerable.Repeat(Start, codebook.Size(0)).ToArray();
         }
 
-        /// <summary>Codes restarted so far.</summary>
-        public int Restarted { get; private set; }
-
         /// <summary>Folds in one batch's codes; moves the dead codes onto random rows [B·H·W, D] of it.</summary>
         public void Update(float[] rows, float[] codes, CodebookAverages? ema, ulong seed)
         {
@@ -300,7 +297,6 @@ public static class VqVaeTraining
                 row.CopyTo(weights.AsSpan(k * _dim));
                 ema?.Reset(k, row);
                 _usage[k] = Start;
-                Restarted++;
             }
             if (weights is not null)
                 _codebook.CopyFrom(weights);

@@ -16,27 +16,26 @@ public static partial class Ops
     /// <summary>
     /// <see cref="MaxPool2d"/>'s output alone (what inference and nn.MaxPool2d without return_indices use): while the tape
     /// records, the same kernel with its indices kept for the backward; otherwise on the fast CPU a separable loop that tracks no
-    /// index (resnet18's stem pool in the model 60 → 44 µs). Kernel <c>maxpool2d</c>.
+    /// index (resnet18's stem pool in the model 60 → 44 µs), on other devices the kernel with scratch indices. Kernel <c>maxpool2d</c>.
     /// </summary>
     public static Tensor MaxPool2dValues(Tensor x, (int H, int W) kernel, (int H, int W)? stride = null, (int H, int W) padding = default,
         (int H, int W)? dilation = null, bool ceilMode = false)
     {
         const string op = "maxpool2d";
         var q = PoolGeometry(op, x, kernel, stride ?? kernel, padding, dilation ?? (1, 1), ceilMode);
-        if (!Autograd.ShouldRecord(x))
+        if (Autograd.ShouldRecord(x))
         {
-            var device = x.Device;
-            var output = Tensor.Empty(device, x.Size(0), x.Size(1), q.OH, q.OW);
-            if (output.Length == 0 || q.H * q.W == 0)
-                return output;
-            using var xc = x.Contiguous();
-            if (PoolingKernels.TryRunMaxPoolValues(op, device, xc.ContiguousView, output.ContiguousView, q, output.Length))
-                return output;
-            output.Dispose();
+            var r = RunMaxPool(op, x, q);
+            r.Indices.Dispose();
+            return r.Output;
         }
-        var r = RunMaxPool(op, x, q);
-        r.Indices.Dispose();
-        return r.Output;
+        var output = Tensor.Empty(x.Device, x.Size(0), x.Size(1), q.OH, q.OW);
+        if (output.Length > 0 && q.H * q.W > 0)
+        {
+            using var xc = x.Contiguous();
+            PoolingKernels.RunMaxPoolValues(op, x.Device, xc.ContiguousView, output.ContiguousView, q, output.Length);
+        }
+        return output;
     }
 
     /// <summary>2-D average pooling of x [N, C, H, W] (PyTorch's nn.AvgPool2d). Kernel <c>avgpool2d</c>.</summary>

@@ -22,14 +22,8 @@ internal static unsafe class HostPool
     {
         var rows = ValidTaps(q.OH, q.StrideH, q.PadH, q.DilationH, q.KH, q.H);
         var cols = ValidTaps(q.OW, q.StrideW, q.PadW, q.DilationW, q.KW, q.W);
-        // Interior output columns (every column tap inside the input) run 8 at a time in vectors, when the columns step by 1:
-        // the input row is split into stride phases (column c to phase c mod stride, index c / stride), so a tap's column for
-        // 8 consecutive outputs is one contiguous run of its phase. The edges stay on the per-output loop.
-        int s = q.StrideW, owLo = (q.PadW + s - 1) / s;
-        int owHi = q.DilationW != 1 ? owLo : Math.Clamp((q.W - 1 + q.PadW - (q.KW - 1)) / s + 1, owLo, q.OW);
-        if (q.W - 1 + q.PadW - (q.KW - 1) < 0)
-            owHi = owLo;
-        int phaseWidth = (q.W + s - 1) / s + 8;
+        var (owLo, owHi, phaseWidth) = InteriorColumns(q);
+        int s = q.StrideW;
         // A tap (load, compare, branch) costs about ten of the vector adds HostParallel's threshold is counted in.
         HostParallel.For(planes, 10L * q.KH * q.KW * q.OH * q.OW, (p0, p1) =>
         {
@@ -46,7 +40,7 @@ internal static unsafe class HostPool
                     int ow = 0;
                     for (; ow < q.OW; ow++)
                     {
-                        if (ow == owLo && h0 < h1 && owHi - owLo >= 8)
+                        if (ow == owLo && h0 < h1 && owHi > owLo)
                         {
                             // The last vector ends at owHi, overlapping the one before (recomputing the same outputs).
                             for (; ow < owHi; ow = Math.Min(ow + 8, owHi))
@@ -66,8 +60,8 @@ internal static unsafe class HostPool
                             for (int iw = w0; iw < w1; iw += q.DilationW)
                             {
                                 float v = row[iw];
-                                // Taken when larger, or NaN over a number; the first tap is always taken (bestIndex < 0).
-                                if (v > best || bestIndex < 0 || (float.IsNaN(v) && !float.IsNaN(best)))
+                                // The first tap is always taken (bestIndex < 0).
+                                if (bestIndex < 0 || Takes(v, best))
                                 {
                                     best = v;
                                     bestIndex = ih * q.W + iw;
@@ -87,17 +81,14 @@ internal static unsafe class HostPool
     /// OW), then each output row the maximum of its window's rows of those — a 3×3 stride-2 window costs 3 + 1.5 comparisons
     /// per output instead of 9, and no index is tracked. Interior columns run 8 at a time from the stride phases as in
     /// <see cref="MaxPool2d"/>, the column pass's edges and a dilated row per output; NaN propagates (a comparison that is
-    /// false both ways takes the NaN). resnet18's 64 × 32×32 stem pool: 60 µs with indices.
+    /// false both ways takes the NaN). resnet18's 64 × 32×32 stem pool in the model: 60 µs with indices, 44 without.
     /// </summary>
     private static void MaxPool2dValues(float* x, float* o, PoolIndex q, int planes)
     {
         var rows = ValidTaps(q.OH, q.StrideH, q.PadH, q.DilationH, q.KH, q.H);
         var cols = ValidTaps(q.OW, q.StrideW, q.PadW, q.DilationW, q.KW, q.W);
-        int s = q.StrideW, owLo = (q.PadW + s - 1) / s;
-        int owHi = q.DilationW != 1 ? owLo : Math.Clamp((q.W - 1 + q.PadW - (q.KW - 1)) / s + 1, owLo, q.OW);
-        if (q.W - 1 + q.PadW - (q.KW - 1) < 0 || owHi - owLo < 8)
-            owHi = owLo;
-        int phaseWidth = (q.W + s - 1) / s + 8;
+        var (owLo, owHi, phaseWidth) = InteriorColumns(q);
+        int s = q.StrideW;
         HostParallel.For(planes, 2L * (q.KH + q.KW) * q.OH * q.OW + q.H * q.W, (p0, p1) =>
         {
             float* phases = s > 1 && owHi > owLo ? HostScratch.Get(0, (long)s * q.H * phaseWidth) : null;
@@ -123,7 +114,7 @@ internal static unsafe class HostPool
                                 {
                                     int column = at * s - q.PadW + kw;
                                     var v = Vector256.Load(phases == null ? row + column : phases + ((long)(column % s) * q.H + ih) * phaseWidth + column / s);
-                                    best = Vector256.ConditionalSelect(Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v), v, best);
+                                    best = Vector256.ConditionalSelect(Takes(v, best), v, best);
                                 }
                                 Vector256.Store(best, to + at);
                             }
@@ -133,7 +124,7 @@ internal static unsafe class HostPool
                         var (w0, w1) = cols[ow];
                         float m = float.NegativeInfinity;
                         for (int iw = w0; iw < w1; iw += q.DilationW)
-                            m = row[iw] > m || float.IsNaN(row[iw]) ? row[iw] : m;
+                            m = Takes(row[iw], m) ? row[iw] : m;
                         to[ow] = m;
                     }
                 }
@@ -149,7 +140,7 @@ internal static unsafe class HostPool
                         for (int ih = h0; ih < h1; ih += q.DilationH)
                         {
                             var v = Vector256.Load(columnMax + (long)ih * q.OW + ow);
-                            best = Vector256.ConditionalSelect(Vector256.GreaterThan(v, best) | ~Vector256.Equals(v, v), v, best);
+                            best = Vector256.ConditionalSelect(Takes(v, best), v, best);
                         }
                         Vector256.Store(best, dst + ow);
                     }
@@ -159,7 +150,7 @@ internal static unsafe class HostPool
                         for (int ih = h0; ih < h1; ih += q.DilationH)
                         {
                             float v = columnMax[(long)ih * q.OW + ow];
-                            m = v > m || float.IsNaN(v) ? v : m;
+                            m = Takes(v, m) ? v : m;
                         }
                         dst[ow] = m;
                     }
@@ -195,13 +186,34 @@ internal static unsafe class HostPool
                     (best, at, first) = (v, index, false);
                     continue;
                 }
-                var take = Vector256.GreaterThan(v, best) | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
+                var take = Takes(v, best);
                 best = Vector256.ConditionalSelect(take, v, best);
                 at = Vector256.ConditionalSelect(take.AsInt32(), index, at);
             }
         Vector256.Store(best, o);
         Vector256.Store(Vector256.ConvertToSingle(at), indices);
     }
+
+    /// <summary>
+    /// The output columns [Lo, Hi) whose every column tap lies inside the input, when the columns step by 1 and there are at
+    /// least 8 of them (else Hi = Lo): they run 8 at a time in vectors from the row split into stride phases (column c to phase
+    /// c mod stride, index c / stride, each phase <c>PhaseWidth</c> floats a row), so a tap's column for 8 consecutive outputs
+    /// is one contiguous run of its phase. The edges stay on the per-output loop.
+    /// </summary>
+    private static (int Lo, int Hi, int PhaseWidth) InteriorColumns(PoolIndex q)
+    {
+        int s = q.StrideW, lo = (q.PadW + s - 1) / s, last = q.W - 1 + q.PadW - (q.KW - 1);
+        int hi = q.DilationW != 1 || last < 0 ? lo : Math.Clamp(last / s + 1, lo, q.OW);
+        return (lo, hi - lo >= 8 ? hi : lo, (q.W + s - 1) / s + 8);
+    }
+
+    /// <summary>Whether a max pool takes v over the best so far: larger, or NaN over a number (so NaN propagates and the first
+    /// NaN of a window stays).</summary>
+    private static bool Takes(float v, float best) => v > best || (float.IsNaN(v) && !float.IsNaN(best));
+
+    /// <summary><see cref="Takes(float, float)"/> per lane.</summary>
+    private static Vector256<float> Takes(Vector256<float> v, Vector256<float> best) =>
+        Vector256.GreaterThan(v, best) | (~Vector256.Equals(v, v) & Vector256.Equals(best, best));
 
     /// <summary>For each output position along one axis, its first and one-past-last tap inside the input (stepping by
     /// <paramref name="dilation"/> from the first).</summary>
@@ -256,7 +268,7 @@ internal static unsafe class HostPool
                                 float v = row[iw];
                                 if (max)
                                 {
-                                    if (bestIndex < 0 || v > best || (float.IsNaN(v) && !float.IsNaN(best)))
+                                    if (bestIndex < 0 || Takes(v, best))
                                     {
                                         best = v;
                                         bestIndex = ih * q.W + iw;
