@@ -40,7 +40,11 @@ public static class OnnxModelBench
     private static bool One(Device device, string path, int runs, bool optimize, ProgressReporter progress)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
-        string name = Directory.Exists(path) ? Path.GetFileName(path.TrimEnd('/')) : Path.GetFileNameWithoutExtension(path);
+        // A model in a directory of its own (model.onnx beside test_data_set_0, as ONNX's cases and ours are laid out) is
+        // named by the directory.
+        string name = Directory.Exists(path) ? Path.GetFileName(path.TrimEnd('/'))
+            : Path.GetFileName(file) == "model.onnx" ? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(file)))!
+            : Path.GetFileNameWithoutExtension(path);
         using var model = GpuNet.Onnx.OnnxModel.Load(file, device, optimize);
         var inputs = Inputs(model, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "test_data_set_0"));
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = Environment.ProcessorCount };

@@ -80,6 +80,13 @@ internal static class ConvChecks
             ("four_pixels_relu", 1, 33, 2, 2, 65, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
             ("stem_7x7_stride2_relu", 1, 3, 20, 18, 16, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
             ("1150_pixels_silu", 2, 5, 23, 25, 21, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }),
+            // Depthwise maps of ≤ 64 output pixels run channels-last, 16 channels a vector, from weights the packing interleaves
+            // that way: 37 channels (two blocks and 5 lanes of a third) in a batch of two with 5×5 taps; stride 2 with dilation
+            // and padding on two sides; 8×8 outputs (groups of four pixels spanning rows) with ReLU6.
+            ("depthwise_37_channels_k5_silu", 2, 37, 5, 6, 37, 5, 5, Conv2dOptions.Of(padding: 2, groups: 37) with { Activation = FusedActivation.Silu }),
+            ("depthwise_stride2_dilation2_asymmetric", 1, 20, 9, 8, 20, 3, 3,
+                new Conv2dOptions { Stride = (2, 2), Dilation = (2, 2), Padding = (1, 2, 0, 1), Groups = 20 }),
+            ("depthwise_8x8_relu6", 1, 16, 8, 8, 16, 3, 3, Conv2dOptions.Of(padding: 1, groups: 16) with { Activation = FusedActivation.Relu6 }),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o) in residual)
             foreach (bool packed in new[] { true, false })

@@ -175,17 +175,17 @@ internal static unsafe class HostConv
     /// as one scaled row (a vector multiply-add at stride 1). Planes are split across the cores; bias and activation are
     /// applied to each finished plane while it is in L1.
     /// </summary>
-    private static void Depthwise<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, TAct act)
+    private static void Depthwise<TAct>(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g, TAct act)
         where TAct : struct, IDifferentiableUnaryOp
     {
         var ix = g.Index;
         int planes = g.N * g.K, pixels = g.OH * g.OW, taps = g.KH * g.KW;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
-        // Rows narrower than a vector fill the padded path's vectors partly: below 8 output columns (4×4, 2×2 maps) the
-        // channels-last form is faster (576 channels at 4×4: 35 against 38 µs; 960 at 2×2: 28 against 37), at 8×8 the padded
-        // one (192 channels: 18 against 36 µs).
-        if (g.Kg == 1 && pixels <= ChannelsLastPixels && g.OW < 8)
-            DepthwiseChannelsLast(x, w, output, bias, g);
+        // Rows narrower than a few vectors fill the padded path's vectors partly: up to 8×8 output pixels the channels-last
+        // form is faster (efficientnet_b0's 240 channels at 8×8 with 5×5 taps: 20 against 29 µs; 144 at 16×16 stride 2: 22
+        // against 23), from 16×16 the planes (96 channels at 32×32 stride 2: 35 against 43; 32 at 32×32: 20 against 32).
+        if (g.Kg == 1 && pixels <= ChannelsLastPixels)
+            DepthwiseChannelsLast(x, w, packed, output, bias, g);
         else if (ix.DilationH == 1 && ix.DilationW == 1)
             DepthwisePadded(x, w, output, bias, g);
         else
@@ -536,65 +536,95 @@ internal static unsafe class HostConv
 
     /// <summary>
     /// A depthwise convolution on small feature maps (a network's late stages: 2×2 to 8×8 pixels, hundreds of channels),
-    /// eight channels at a time in the lanes of one vector: the block's input planes are interleaved channels-last, each
-    /// output pixel sums its valid taps with one FMA per tap for all eight channels, and the result is de-interleaved into
-    /// the output planes. Per plane, the row-by-row form spent its time on loop and call overhead (4×4 planes: 36 row
-    /// updates of 4 floats each, 0.2 GFLOP/s). Channels past the last block's end get zero weights and are not stored.
+    /// sixteen channels at a time in the lanes of one vector: the block's input planes are interleaved channels-last into a
+    /// zero-bordered image that every tap of every output pixel lands inside (stride and dilation become offsets, no bounds
+    /// per tap), four output pixels sum their taps together with one FMA per tap for all sixteen channels, and the
+    /// result is de-interleaved into the output planes. The weights come as <see cref="PackWeights"/> interleaves them
+    /// (<paramref name="packed"/>), or are gathered so per block when <paramref name="packed"/> is null. Per plane, the row-by-row form spent its time on loop and call
+    /// overhead (4×4 planes: 36 row updates of 4 floats each, 0.2 GFLOP/s); eight lanes with a bounds test per tap ran
+    /// efficientnet_b0's 672 channels at 4×4 with 5×5 taps at 5.5 GFLOP/s. Lanes past the last block's channels compute
+    /// whatever the buffers hold and are not stored.
     /// </summary>
-    private static void DepthwiseChannelsLast(float* x, float* w, float* output, float* bias, Conv2dGeometry g)
+    private static void DepthwiseChannelsLast(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g)
     {
-        const int lanes = 8;
+        const int lanes = 16;
         var ix = g.Index;
         int pixels = g.OH * g.OW, inPixels = ix.H * ix.W, taps = g.KH * g.KW, blocks = (g.K + lanes - 1) / lanes;
-        // A block's work counted as ~64 vector adds per input pixel and output tap (scalar interleaving, a branch per tap): as
-        // 8·(in + out·(taps + 1)) mobilenet_v2's 576 channels at 4×4 stayed on one core (36 µs, split 17–20).
-        HostParallel.For(g.N * blocks, 64L * (inPixels + pixels * taps), (b0, b1) =>
+        // The bordered image's extent is what the output's taps reach: input rows and columns beyond it are never read.
+        int bh = (g.OH - 1) * ix.StrideH + (g.KH - 1) * ix.DilationH + 1, bw = (g.OW - 1) * ix.StrideW + (g.KW - 1) * ix.DilationW + 1;
+        int rows = Math.Min(ix.H, bh - ix.PadTop), cols = Math.Min(ix.W, bw - ix.PadLeft);
+        long bordered = (long)bh * bw * lanes;
+        // A block's work in multiply-adds and element moves: its FMAs plus the interleaving both ways.
+        HostParallel.For(g.N * blocks, 4L * lanes * (pixels * taps + 2 * (inPixels + pixels)), (b0, b1) =>
         {
-            float* xin = HostScratch.Get(ColumnSlot, (long)inPixels * lanes);
+            float* xin = HostScratch.Get(ColumnSlot, bordered);
             float* yout = HostScratch.Get(TileSlot, (long)pixels * lanes);
-            var weights = stackalloc Vector256<float>[taps];
+            // The border is cleared once per chunk: each block rewrites only the interior.
+            new Span<float>(xin, checked((int)bordered)).Clear();
+            float* gathered = stackalloc float[taps * lanes];
+            int* tapOffset = stackalloc int[taps];
             float* lane = stackalloc float[lanes];
+            for (int kh = 0; kh < g.KH; kh++)
+                for (int kw = 0; kw < g.KW; kw++)
+                    tapOffset[kh * g.KW + kw] = (kh * ix.DilationH * bw + kw * ix.DilationW) * lanes;
+            int* pixelOffset = stackalloc int[pixels];
+            for (int oh = 0; oh < g.OH; oh++)
+                for (int ow = 0; ow < g.OW; ow++)
+                    pixelOffset[oh * g.OW + ow] = (oh * ix.StrideH * bw + ow * ix.StrideW) * lanes;
             for (int blk = b0; blk < b1; blk++)
             {
                 int n = blk / blocks, k0 = blk % blocks * lanes, valid = Math.Min(lanes, g.K - k0);
-                for (int c = 0; c < lanes; c++)
+                for (int c = 0; c < valid; c++)
                 {
                     float* plane = x + ((long)n * g.C + k0 + c) * inPixels;
-                    for (int p = 0; p < inPixels; p++)
-                        xin[p * lanes + c] = c < valid ? plane[p] : 0f;
+                    for (int ih = Math.Max(0, -ix.PadTop); ih < rows; ih++)
+                    {
+                        float* to = xin + ((long)(ih + ix.PadTop) * bw + ix.PadLeft) * lanes + c, from = plane + (long)ih * ix.W;
+                        for (int iw = Math.Max(0, -ix.PadLeft); iw < cols; iw++)
+                            to[iw * lanes] = from[iw];
+                    }
                 }
-                for (int t = 0; t < taps; t++)
-                {
-                    for (int c = 0; c < lanes; c++)
-                        lane[c] = c < valid ? w[(long)(k0 + c) * taps + t] : 0f;
-                    weights[t] = Vector256.Load(lane);
-                }
+                float* weights = gathered;
+                if (packed != null)
+                    weights = packed + (long)(k0 / lanes) * taps * lanes;
+                else
+                    for (int t = 0; t < taps; t++)
+                        GatherRows(w + (long)k0 * taps, taps, valid, t, gathered + t * lanes);
                 for (int c = 0; c < lanes; c++)
                     lane[c] = c < valid && bias != null ? bias[k0 + c] : 0f;
-                var start = Vector256.Load(lane);
-                for (int oh = 0; oh < g.OH; oh++)
-                    for (int ow = 0; ow < g.OW; ow++)
+                var start = Vector512.Load(lane);
+                int p = 0;
+                // Four pixels share each tap's weight vector: four independent FMA chains (a group may span output rows, so
+                // 2×2 and 4×4 maps fill it too).
+                for (; p + 4 <= pixels; p += 4)
+                {
+                    float* q0 = xin + pixelOffset[p], q1 = xin + pixelOffset[p + 1], q2 = xin + pixelOffset[p + 2], q3 = xin + pixelOffset[p + 3];
+                    Vector512<float> a0 = start, a1 = start, a2 = start, a3 = start;
+                    for (int t = 0; t < taps; t++)
                     {
-                        var acc = start;
-                        for (int kh = 0; kh < g.KH; kh++)
-                        {
-                            int ih = oh * ix.StrideH - ix.PadTop + kh * ix.DilationH;
-                            if (ih < 0 || ih >= ix.H)
-                                continue;
-                            for (int kw = 0; kw < g.KW; kw++)
-                            {
-                                int iw = ow * ix.StrideW - ix.PadLeft + kw * ix.DilationW;
-                                if (iw >= 0 && iw < ix.W)
-                                    acc = Vector256.Load(xin + (ih * ix.W + iw) * lanes) * weights[kh * g.KW + kw] + acc;
-                            }
-                        }
-                        Vector256.Store(acc, yout + (oh * g.OW + ow) * lanes);
+                        var wt = Vector512.Load(weights + t * lanes);
+                        int at = tapOffset[t];
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q0 + at), wt, a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q1 + at), wt, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q2 + at), wt, a2);
+                        a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q3 + at), wt, a3);
                     }
+                    float* o = yout + p * lanes;
+                    a0.Store(o); a1.Store(o + lanes); a2.Store(o + 2 * lanes); a3.Store(o + 3 * lanes);
+                }
+                for (; p < pixels; p++)
+                {
+                    float* q = xin + pixelOffset[p];
+                    var a = start;
+                    for (int t = 0; t < taps; t++)
+                        a = Vector512.FusedMultiplyAdd(Vector512.Load(q + tapOffset[t]), Vector512.Load(weights + t * lanes), a);
+                    a.Store(yout + p * lanes);
+                }
                 for (int c = 0; c < valid; c++)
                 {
                     float* plane = output + ((long)n * g.K + k0 + c) * pixels;
-                    for (int p = 0; p < pixels; p++)
-                        plane[p] = yout[p * lanes + c];
+                    for (int px = 0; px < pixels; px++)
+                        plane[px] = yout[px * lanes + c];
                 }
             }
         });
@@ -652,8 +682,9 @@ internal static unsafe class HostConv
         bool direct = HostGemm.Wide && !depthwise && !outerProducts && (packed != null || (long)g.N * pixels >= DirectUnpackedPixels);
         if (residual != null && !direct)
         {
-            // The other forms have no residual in their stores: the convolution, then one pass adding it and activating.
-            Conv2d(x, w, null, output, bias, null, g, p, default(ElementwiseOps.Identity));
+            // The other forms have no residual in their stores: the convolution (from the packed weights where it reads them),
+            // then one pass adding it and activating.
+            Conv2d(x, w, packed, output, bias, null, g, p, default(ElementwiseOps.Identity));
             var all = new Span<float>(output, checked(g.N * g.K * pixels));
             TensorPrimitives.Add(all, new ReadOnlySpan<float>(residual, all.Length), all);
             if (typeof(TAct) != typeof(ElementwiseOps.Identity))
@@ -662,7 +693,7 @@ internal static unsafe class HostConv
         }
         if (depthwise)
         {
-            Depthwise(x, w, output, p.HasBias != 0 ? bias : null, g, act);
+            Depthwise(x, w, InterleavesGroups(groups, g.Kg, g.Cg) ? packed : null, output, p.HasBias != 0 ? bias : null, g, act);
             return;
         }
         if (outerProducts)
@@ -683,8 +714,8 @@ internal static unsafe class HostConv
         {
             if (packed == null)
             {
-                packed = HostScratch.Get(PackedSlot, PackedLength(groups, g.Kg, cgkk));
-                PackWeights(w, packed, groups, g.Kg, cgkk);
+                packed = HostScratch.Get(PackedSlot, PackedLength(groups, g.Kg, g.Cg, cgkk));
+                PackWeights(w, packed, groups, g.Kg, g.Cg, cgkk);
             }
             Direct(x, packed, output, p.HasBias != 0 ? bias : null, residual, g, act);
             return;
@@ -766,42 +797,63 @@ internal static unsafe class HostConv
     /// <summary>Output channels per group in <see cref="PackWeights"/>'s layout: Kg rounded up to whole vectors of 16.</summary>
     public static int PackedChannels(int kg) => (kg + 15) & ~15;
 
+    /// <summary>Whether <see cref="PackWeights"/> interleaves sixteen groups per vector instead of blocking each group's
+    /// output channels: a depthwise convolution (one input and one output channel per group), whose group-blocked form
+    /// would be one used lane in sixteen and which <see cref="DepthwiseChannelsLast"/> reads sixteen channels a tap at a time.</summary>
+    public static bool InterleavesGroups(int groups, int kg, int cg) => groups > 1 && kg == 1 && cg == 1;
+
     /// <summary>Floats <see cref="PackWeights"/> writes for these weights.</summary>
-    public static long PackedLength(int groups, int kg, int cgkk) => (long)groups * cgkk * PackedChannels(kg);
+    public static long PackedLength(int groups, int kg, int cg, int cgkk) =>
+        InterleavesGroups(groups, kg, cg) ? (long)PackedChannels(groups) * cgkk : (long)groups * cgkk * PackedChannels(kg);
 
     /// <summary>
     /// The weights [groups·Kg, Cg·KH·KW] transposed per group and per block of <see cref="TileChannels"/> output channels into
     /// wt[group, block, (c, kh, kw), o] with o padded to whole vectors of 16 by zeros (<see cref="PackedChannels"/>): what
     /// <see cref="Direct{TAct}"/> reads for one tile, a vector of 16 output channels per tap, is one sequential stream (the
     /// late layers' 9 MB of weights come from memory, where a stream the prefetcher follows ran at twice the rate of rows
-    /// strided across the blocks). 16 output channels are gathered a tap at a time (two 8-lane gathers down 16 rows).
+    /// strided across the blocks). A depthwise convolution's (<see cref="InterleavesGroups"/>) become wt[block of 16
+    /// channels, tap, channel]. 16 output channels are gathered a tap at a time (<see cref="GatherRows"/>).
     /// </summary>
-    public static void PackWeights(float* w, float* wt, int groups, int kg, int cgkk)
+    public static void PackWeights(float* w, float* wt, int groups, int kg, int cg, int cgkk)
     {
+        if (InterleavesGroups(groups, kg, cg))
+        {
+            HostParallel.For(PackedChannels(groups) / 16, 16L * cgkk, (s, e) =>
+            {
+                for (int b = s; b < e; b++)
+                    for (int k = 0; k < cgkk; k++)
+                        GatherRows(w + (long)b * 16 * cgkk, cgkk, Math.Min(16, groups - b * 16), k, wt + ((long)b * cgkk + k) * 16);
+            });
+            return;
+        }
         int ldw = PackedChannels(kg), blocks = ldw / 16;
         HostParallel.For(groups * blocks, 16L * cgkk, (s, e) =>
         {
-            var lanes = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * cgkk;
             for (int b = s; b < e; b++)
             {
                 int group = b / blocks, o0 = b % blocks * 16, valid = Math.Min(16, kg - o0);
                 int block = o0 / TileChannels * TileChannels, width = Math.Min(TileChannels, ldw - block);
                 float* src = w + ((long)group * kg + o0) * cgkk, dst = wt + ((long)group * ldw + block) * cgkk + (o0 - block);
-                if (valid == 16 && Avx2.IsSupported)
-                {
-                    float* src8 = src + 8L * cgkk;
-                    for (int k = 0; k < cgkk; k++, dst += width)
-                    {
-                        Vector256.Store(Avx2.GatherVector256(src + k, lanes, 4), dst);
-                        Vector256.Store(Avx2.GatherVector256(src8 + k, lanes, 4), dst + 8);
-                    }
-                    continue;
-                }
                 for (int k = 0; k < cgkk; k++, dst += width)
-                    for (int o = 0; o < 16; o++)
-                        dst[o] = o < valid ? src[(long)o * cgkk + k] : 0f;
+                    GatherRows(src, cgkk, valid, k, dst);
             }
         });
+    }
+
+    /// <summary>dst[o] = src[o·<paramref name="rowLength"/> + k] for the first <paramref name="valid"/> of 16 rows, 0 for the
+    /// rest: two 8-lane gathers when all 16 rows exist.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GatherRows(float* src, int rowLength, int valid, int k, float* dst)
+    {
+        if (valid == 16 && Avx2.IsSupported)
+        {
+            var rows = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * rowLength;
+            Vector256.Store(Avx2.GatherVector256(src + k, rows, 4), dst);
+            Vector256.Store(Avx2.GatherVector256(src + 8L * rowLength + k, rows, 4), dst + 8);
+            return;
+        }
+        for (int o = 0; o < 16; o++)
+            dst[o] = o < valid ? src[(long)o * rowLength + k] : 0f;
     }
 
     /// <summary>
