@@ -115,6 +115,8 @@ internal static class MatMulChecks
         yield return Case("gemv", "transposed_x", 1, 61, 37, ta: true);
         yield return Case("gemv", "bias_silu", 1, 77, 91, tb: true, bias: true, act: FusedActivation.Silu);
         yield return Case("gemv", "beta", 1, 33, 65, alpha: 2, beta: 0.5f);
+        // Rows of B four at a time on the fast CPU: K = 2·32 + 16 + 3 (both vector steps and a scalar tail), 45 rows.
+        yield return Case("gemv", "k_contiguous_alpha_beta", 1, 45, 83, tb: true, alpha: 2, beta: 0.5f);
         yield return new CheckCase(FamilyName, "matmul", "strided_views", "[40, 70] cols 3..50 × [47, 33]ᵀ view", CheckCase.Fp32Tolerance, (d, seed) =>
         {
             // A is a column slice (row stride 70), B a transposed view of a contiguous [33, 47].

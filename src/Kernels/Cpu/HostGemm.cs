@@ -174,7 +174,17 @@ internal static unsafe class HostGemm
         void Dots(int start, int end)
         {
             var xs = new ReadOnlySpan<float>(x, k);
-            for (int j = start; j < end; j++)
+            int j0 = start;
+            if (kContiguous && Wide && k >= 64)
+                for (; j0 + 4 <= end; j0 += 4)
+                {
+                    var (d0, d1, d2, d3) = Dot4(x, b + (long)j0 * p.StrideBn, p.StrideBn, k);
+                    float* cj = c + j0;
+                    (cj[0], cj[1], cj[2], cj[3]) = beta == 0
+                        ? (alpha * d0, alpha * d1, alpha * d2, alpha * d3)
+                        : (alpha * d0 + beta * cj[0], alpha * d1 + beta * cj[1], alpha * d2 + beta * cj[2], alpha * d3 + beta * cj[3]);
+                }
+            for (int j = j0; j < end; j++)
             {
                 float* col = b + (long)j * p.StrideBn;
                 float dot;
@@ -193,6 +203,50 @@ internal static unsafe class HostGemm
             HostParallel.For(n, k, Dots);
         else
             Dots(0, n);
+    }
+
+    /// <summary>
+    /// x·r0 … x·r3 for four rows of B (a weight matrix [N, K] times one input row: a classifier, a Linear layer at batch 1):
+    /// each 16-float step loads x once for four rows, and two steps run at once so eight accumulator chains hide the FMA
+    /// latency. One library dot product per row re-read x per row and reduced per row (mobilenet_v2's 1280 → 1000
+    /// classifier: 56 µs warm, 100 in the model where its 5 MB of weights come from memory).
+    /// </summary>
+    private static (float, float, float, float) Dot4(float* x, float* r0, int rowStride, int k)
+    {
+        float* r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
+        int i = 0;
+        for (; i + 32 <= k; i += 32)
+        {
+            var u = Vector512.Load(x + i);
+            var v = Vector512.Load(x + i + 16);
+            a0 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r0 + i), a0);
+            a1 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r1 + i), a1);
+            a2 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r2 + i), a2);
+            a3 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r3 + i), a3);
+            b0 = Vector512.FusedMultiplyAdd(v, Vector512.Load(r0 + i + 16), b0);
+            b1 = Vector512.FusedMultiplyAdd(v, Vector512.Load(r1 + i + 16), b1);
+            b2 = Vector512.FusedMultiplyAdd(v, Vector512.Load(r2 + i + 16), b2);
+            b3 = Vector512.FusedMultiplyAdd(v, Vector512.Load(r3 + i + 16), b3);
+        }
+        if (i + 16 <= k)
+        {
+            var u = Vector512.Load(x + i);
+            a0 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r0 + i), a0);
+            a1 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r1 + i), a1);
+            a2 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r2 + i), a2);
+            a3 = Vector512.FusedMultiplyAdd(u, Vector512.Load(r3 + i), a3);
+            i += 16;
+        }
+        float s0 = Vector512.Sum(a0 + b0), s1 = Vector512.Sum(a1 + b1), s2 = Vector512.Sum(a2 + b2), s3 = Vector512.Sum(a3 + b3);
+        for (; i < k; i++)
+        {
+            s0 += x[i] * r0[i];
+            s1 += x[i] * r1[i];
+            s2 += x[i] * r2[i];
+            s3 += x[i] * r3[i];
+        }
+        return (s0, s1, s2, s3);
     }
 
     /// <summary>Columns at or below which a parallel packed product splits its rows across the cores once (see <see cref="Packed"/>).</summary>
