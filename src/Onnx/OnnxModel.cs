@@ -41,6 +41,7 @@ public sealed class OnnxModel : IDisposable
     private readonly Dictionary<string, int> _lastUse = new();
     private readonly HashSet<string> _outputNames;
     private readonly Dictionary<string, int[]> _assumedShapes = new();
+    private Schedule? _schedule;
     private bool _disposed;
 
     private OnnxModel(Device device, ModelProto model, string? directory, bool optimize)
@@ -175,16 +176,23 @@ public sealed class OnnxModel : IDisposable
     /// Host time per op type in the last <see cref="Run"/>, slowest first: on the fast CPU device the time the op took; on
     /// a GPU the time to launch it (kernels run asynchronously).
     /// </summary>
-    public IReadOnlyList<OnnxOperatorTime> LastRunProfile { get; private set; } = Array.Empty<OnnxOperatorTime>();
+    public IReadOnlyList<OnnxOperatorTime> LastRunProfile =>
+        _lastRun is not { } run ? Array.Empty<OnnxOperatorTime>()
+        : run.Schedule.Steps.Select((step, k) => (step.Node.OpType, Ticks: run.Ticks[k])).GroupBy(t => t.OpType)
+            .Select(g => new OnnxOperatorTime(g.Key, g.Count(), g.Sum(t => t.Ticks) * 1000.0 / Stopwatch.Frequency))
+            .OrderByDescending(t => t.Milliseconds).ToList();
 
     /// <summary>Host time of every node in the last <see cref="Run"/>, in the order they ran (see <see cref="LastRunProfile"/> for
     /// what the time means on each device).</summary>
-    public IReadOnlyList<OnnxNodeTime> LastRunNodeProfile { get; private set; } = Array.Empty<OnnxNodeTime>();
+    public IReadOnlyList<OnnxNodeTime> LastRunNodeProfile =>
+        _lastRun is not { } run ? Array.Empty<OnnxNodeTime>()
+        : run.Schedule.Steps.Select((step, k) => new OnnxNodeTime(step.Label, step.Op, run.Shapes[k], run.Ticks[k] * 1000.0 / Stopwatch.Frequency)).ToList();
 
-    private IReadOnlyList<string>? _plannedNames;
+    /// <summary>The last run's raw per-node times and first-output shapes: the profiles above are built from them when read, not
+    /// on every run.</summary>
+    private sealed record RunTimes(Schedule Schedule, long[] Ticks, int[][] Shapes);
 
-    /// <summary>The planned nodes' labels, formatted once (per run it cost as much as a small node's kernel).</summary>
-    private string[]? _labels;
+    private RunTimes? _lastRun;
 
     /// <summary>The device this model runs on.</summary>
     public Device Device => _device;
@@ -201,69 +209,112 @@ public sealed class OnnxModel : IDisposable
             throw new TensorDisposedException("onnx_run", "the ONNX model");
         Validate.NotNull("onnx_run", "inputs", inputs);
         ValidateInputs(inputs);
-        var env = new Dictionary<string, OnnxTensor>();
-        var borrowed = new HashSet<string>();
+        var schedule = _schedule ??= Compile();
+        // Values by slot: constants and defaults copied from the template, then the caller's inputs; slots below Borrowed
+        // are not the run's to dispose.
+        var values = (OnnxTensor?[])schedule.Template.Clone();
         foreach (var (name, value) in inputs)
-        {
-            env[name] = value;
-            borrowed.Add(name);
-        }
-        foreach (var (name, value) in _defaults)
-            if (env.TryAdd(name, value))
-                borrowed.Add(name);
-        foreach (var (name, value) in _constants)
-        {
-            env[name] = value;
-            borrowed.Add(name);
-        }
+            values[schedule.Slots[name]] = value;
         long before = _device.Pool.Stats.BytesInUse, peak = before;
         var outputs = new Dictionary<string, OnnxTensor>();
+        var ticks = new long[schedule.Steps.Length];
+        var shapes = new int[schedule.Steps.Length][];
         try
         {
-            var profile = new Dictionary<string, (int Count, long Ticks)>();
-            var nodeTimes = new List<OnnxNodeTime>(_plan.Count);
-            var planned = _plannedNames ??= PlannedOperators;
-            var labels = _labels ??= _plan.Select(p => p.Node.Label(p.Index)).ToArray();
-            for (int step = 0; step < _plan.Count; step++)
+            for (int k = 0; k < schedule.Steps.Length; k++)
             {
-                var (node, index, spec) = _plan[step];
+                var step = schedule.Steps[k];
                 long started = Stopwatch.GetTimestamp();
-                var produced = Execute(node, index, spec, env).ToList();
-                long took = Stopwatch.GetTimestamp() - started;
-                var (count, ticks) = profile.GetValueOrDefault(node.OpType);
-                profile[node.OpType] = (count + 1, ticks + took);
-                nodeTimes.Add(new OnnxNodeTime(labels[step], planned[step], produced.Count > 0 ? produced[0].Value.Dims.ToArray() : [], took * 1000.0 / Stopwatch.Frequency));
-                foreach (var (name, value) in produced)
+                var args = new OnnxTensor?[step.Inputs.Length];
+                for (int i = 0; i < args.Length; i++)
+                    args[i] = step.Inputs[i] < 0 ? null : values[step.Inputs[i]];
+                var results = Execute(step.Context, step.Spec, args);
+                ticks[k] = Stopwatch.GetTimestamp() - started;
+                shapes[k] = results.Length > 0 ? results[0].Dims.ToArray() : [];
+                for (int i = 0; i < step.Outputs.Length; i++)
                 {
-                    env[name] = value;
-                    if (_assumedShapes.TryGetValue(name, out var assumed) && !value.Dims.SequenceEqual(assumed))
-                        throw new OnnxRunException($"{node.Label(index)}: output '{name}' has shape {GpuNetException.FormatShape(value.Dims)}, but the file's value_info declares {GpuNetException.FormatShape(assumed)} (which load-time folding relied on)");
+                    if (step.Outputs[i] < 0)
+                        continue;
+                    var value = results[i];
+                    values[step.Outputs[i]] = value;
+                    if (step.Assumed[i] is { } assumed && !value.Dims.SequenceEqual(assumed))
+                        throw new OnnxRunException($"{step.Label}: output '{step.Node.Outputs[i]}' has shape {GpuNetException.FormatShape(value.Dims)}, but the file's value_info declares {GpuNetException.FormatShape(assumed)} (which load-time folding relied on)");
                 }
                 peak = Math.Max(peak, _device.Pool.BytesInUse);
-                foreach (var name in node.Inputs)
-                    if (name.Length > 0 && _lastUse.TryGetValue(name, out int last) && last == step && !borrowed.Contains(name) && !_outputNames.Contains(name)
-                        && env.Remove(name, out var dead))
-                        dead.Dispose();
+                foreach (int dead in step.Dead)
+                {
+                    values[dead]?.Dispose();
+                    values[dead] = null;
+                }
             }
-            LastRunNodeProfile = nodeTimes;
-            LastRunProfile = profile.Select(kv => new OnnxOperatorTime(kv.Key, kv.Value.Count, kv.Value.Ticks * 1000.0 / Stopwatch.Frequency))
-                .OrderByDescending(t => t.Milliseconds).ToList();
-            foreach (var o in Outputs)
+            _lastRun = new RunTimes(schedule, ticks, shapes);
+            for (int o = 0; o < Outputs.Count; o++)
             {
-                if (!env.TryGetValue(o.Name, out var value))
-                    throw new OnnxFormatException($"graph output '{o.Name}' is produced by no node");
-                outputs[o.Name] = borrowed.Contains(o.Name) ? value.Share() : value;
-                env.Remove(o.Name);
+                int slot = schedule.Outputs[o];
+                var value = values[slot] ?? throw new OnnxFormatException($"graph output '{Outputs[o].Name}' is produced by no node");
+                outputs[Outputs[o].Name] = slot < schedule.Borrowed ? value.Share() : value;
+                if (slot >= schedule.Borrowed)
+                    values[slot] = null;
             }
         }
         finally
         {
-            foreach (var (name, value) in env)
-                if (!borrowed.Contains(name))
-                    value.Dispose();
+            for (int slot = schedule.Borrowed; slot < values.Length; slot++)
+                values[slot]?.Dispose();
             LastRunPeakBytes = peak - before;
         }
         return outputs;
+    }
+
+    /// <summary>
+    /// The plan compiled to value slots, once after folding and fusion: graph inputs, defaults and constants first (the run
+    /// borrows them), then every node's outputs; per node its input and output slots and the slots that die after it (last
+    /// used there, or never used, and not a graph output). A run indexes arrays where it looked each name up in dictionaries
+    /// and copied every constant into one (a TransformerEncoder's 113 constants and 47 nodes: tens of µs a run).
+    /// </summary>
+    private sealed record Schedule(Dictionary<string, int> Slots, int Borrowed, OnnxTensor?[] Template, ScheduleStep[] Steps, int[] Outputs);
+
+    /// <summary>One planned node in a <see cref="Schedule"/> (slot −1: an omitted optional input or output).</summary>
+    private sealed record ScheduleStep(NodeProto Node, OpSpec Spec, OpContext Context, string Label, string Op, int[] Inputs, int[] Outputs, int[]?[] Assumed, int[] Dead);
+
+    private Schedule Compile()
+    {
+        var slots = new Dictionary<string, int>();
+        int Slot(string name) => slots.TryGetValue(name, out int s) ? s : slots[name] = slots.Count;
+        foreach (var i in Inputs)
+            Slot(i.Name);
+        foreach (var name in _defaults.Keys)
+            Slot(name);
+        foreach (var name in _constants.Keys)
+            Slot(name);
+        int borrowed = slots.Count;
+        foreach (var (node, _, _) in _plan)
+            foreach (var o in node.Outputs)
+                if (o.Length > 0)
+                    Slot(o);
+        foreach (var o in Outputs)
+            Slot(o.Name);
+        var template = new OnnxTensor?[slots.Count];
+        foreach (var (name, value) in _defaults)
+            template[slots[name]] = value;
+        foreach (var (name, value) in _constants)
+            template[slots[name]] = value;
+        var outputSlots = Outputs.Select(o => slots[o.Name]).ToHashSet();
+        var planned = PlannedOperators;
+        var steps = new ScheduleStep[_plan.Count];
+        for (int k = 0; k < _plan.Count; k++)
+        {
+            var (node, index, spec) = _plan[k];
+            var dead = node.Inputs.Where(n => n.Length > 0 && _lastUse[n] == k).Select(n => slots[n])
+                .Concat(node.Outputs.Where(n => n.Length > 0 && !_lastUse.ContainsKey(n)).Select(n => slots[n]))
+                .Where(s => s >= borrowed && !outputSlots.Contains(s)).Distinct().ToArray();
+            steps[k] = new ScheduleStep(node, spec, new OpContext(node, index, Opset, _device), node.Label(index), planned[k],
+                node.Inputs.Select(n => n.Length == 0 ? -1 : slots[n]).ToArray(),
+                node.Outputs.Select(n => n.Length == 0 ? -1 : slots[n]).ToArray(),
+                node.Outputs.Select(n => n.Length > 0 && _assumedShapes.TryGetValue(n, out var a) ? a : null).ToArray(),
+                dead);
+        }
+        return new Schedule(slots, borrowed, template, steps, Outputs.Select(o => slots[o.Name]).ToArray());
     }
 
     /// <inheritdoc/>
@@ -395,11 +446,12 @@ public sealed class OnnxModel : IDisposable
                     _lastUse[name] = step;
     }
 
-    /// <summary>Runs one node on the device: temporaries of the op are freed by a scope, outputs escape it.</summary>
-    private IEnumerable<(string Name, OnnxTensor Value)> Execute(NodeProto node, int index, OpSpec spec, Dictionary<string, OnnxTensor> env)
+    /// <summary>Runs one node on the device: temporaries of the op are freed by a scope, outputs escape it. Returns one value
+    /// per named output slot of the node (results past them, and those of omitted outputs, are disposed; an omitted output's
+    /// entry is then a disposed value the caller skips).</summary>
+    private OnnxTensor[] Execute(OpContext c, OpSpec spec, OnnxTensor?[] inputs)
     {
-        var c = new OpContext(node, index, Opset, _device);
-        var inputs = node.Inputs.Select(x => x.Length == 0 ? null : env[x]).ToArray();
+        var node = c.Node;
         OnnxTensor[] results;
         using (var scope = _device.Scope())
         {
@@ -415,15 +467,22 @@ public sealed class OnnxModel : IDisposable
                 if (r.DeviceTensor is { } t)
                     TensorScope.Escape(t);
         }
-        if (results.Length < node.Outputs.Count(o => o.Length > 0))
+        int named = node.Outputs.Count(o => o.Length > 0);
+        if (results.Length < named)
             throw new OnnxRunException($"{c.Label}: produced {results.Length} outputs, the node names {node.Outputs.Count}");
-        for (int i = 0; i < node.Outputs.Count; i++)
+        for (int i = 0; i < results.Length; i++)
+            if (i >= node.Outputs.Count || node.Outputs[i].Length == 0)
+                results[i].Dispose();
+        return results;
+    }
+
+    /// <summary><see cref="Execute(OpContext, OpSpec, OnnxTensor?[])"/> on named values (load-time folding).</summary>
+    private IEnumerable<(string Name, OnnxTensor Value)> Execute(NodeProto node, int index, OpSpec spec, Dictionary<string, OnnxTensor> env)
+    {
+        var results = Execute(new OpContext(node, index, Opset, _device), spec, node.Inputs.Select(x => x.Length == 0 ? null : env[x]).ToArray());
+        for (int i = 0; i < node.Outputs.Count && i < results.Length; i++)
             if (node.Outputs[i].Length > 0)
                 yield return (node.Outputs[i], results[i]);
-            else if (i < results.Length)
-                results[i].Dispose();
-        for (int i = node.Outputs.Count; i < results.Length; i++)
-            results[i].Dispose();
     }
 
     private void ValidateInputs(IReadOnlyDictionary<string, OnnxTensor> inputs)
