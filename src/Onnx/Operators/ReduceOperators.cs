@@ -217,6 +217,9 @@ internal static class ReduceOperators
         var x = xi.On(c.Device).Contiguous().Reshape(rows, cols);
         Tensor Flat(OnnxTensor t) => t.Length == cols ? t.On(c.Device).Contiguous().Reshape(cols) : Ops.Add(Ops.Full(c.Device, 0f, xi.Shape[axis..]), t.On(c.Device)).Reshape(cols);
         var r = Ops.LayerNorm(x, Flat(i[1]!), i.Length > 2 && i[2] is { } b ? Flat(b) : null, c.Float("epsilon", 1e-5f));
+        // Mean and InvStdDev only when the node names them (a model's LayerNorm rarely does: two wrapped outputs per node).
+        if (c.Node.Outputs.Count < 2)
+            return new[] { Values.Float(r.Output, xi.Shape) };
         var stats = xi.Shape.Select((d, k) => k < axis ? d : 1).ToArray();
         return new[] { Values.Float(r.Output, xi.Shape), Values.Float(r.Mean, stats), Values.Float(r.Rstd, stats) };
     }
