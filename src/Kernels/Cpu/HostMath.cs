@@ -40,6 +40,27 @@ internal static unsafe class HostMath
     /// <summary>True when the vector path runs (AVX2 and FMA); elsewhere the span helpers use MathF.Exp per element.</summary>
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>The 16 × 16 matrix in rows <paramref name="a"/>[0..16) transposed in place, with AVX-512 (<paramref name="b"/>
+    /// is scratch): four rounds in which rows i and i + 8 zip into rows 2i (their first halves) and 2i + 1 (their second
+    /// halves) — 64 two-source permutes where a strided scalar copy moved one float per instruction.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Transpose16(Vector512<float>* a, Vector512<float>* b)
+    {
+        var low = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+        var high = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+        for (int round = 0; round < 4; round++)
+        {
+            for (int i = 0; i < 8; i++)
+            {
+                b[2 * i] = Avx512F.PermuteVar16x32x2(a[i], low, a[i + 8]);
+                b[2 * i + 1] = Avx512F.PermuteVar16x32x2(a[i], high, a[i + 8]);
+            }
+            var swap = a;
+            a = b;
+            b = swap;
+        }
+    }
+
     /// <summary>
     /// e^(±x) as a product: returns 2eʳ and sets <paramref name="scale"/> = 2ⁿ⁻¹, for x already clamped to [Lowest, Highest]
     /// (negated: to [−Highest, −Lowest]). Sigmoid fuses its 1 + e^−x into the final multiply; <paramref name="negate"/> is a
