@@ -26,6 +26,10 @@ internal static class RecurrentChecks
             ("gru_reset_before_h19_batch2", RecurrentCell.Gru, 5, 2, 3, 19, false, false, true, true),
             ("lstm_h40_batch2_reverse", RecurrentCell.Lstm, 4, 2, 3, 40, true, false, true, true),
             ("rnn_h12", RecurrentCell.Rnn, 6, 1, 3, 12, false, false, true, true),
+            // With AVX-512, 128 product columns at a time: 3·50 = 150 (a block, a 32-wide one, 6 single), reset after as
+            // PyTorch's exports have it; with reset before, the candidate's 50 columns (a 32-wide block and 18 single).
+            ("gru_reset_after_h50", RecurrentCell.Gru, 4, 1, 5, 50, false, true, true, true),
+            ("gru_reset_before_h50_reverse", RecurrentCell.Gru, 4, 2, 5, 50, true, false, true, true),
             ("empty_sequence", RecurrentCell.Lstm, 0, 2, 3, 4, false, false, true, true),
         };
         foreach (var k in cases)

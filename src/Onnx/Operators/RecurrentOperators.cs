@@ -106,8 +106,13 @@ internal static class RecurrentOperators
         var peep = op == "LSTM" ? Opt(7) : null;
         float clip = c.Float("clip", 0f);
         bool linearBeforeReset = c.Int("linear_before_reset", 0) != 0;
-        var acts = Activations(c, op, dirs);
+        // The common export runs each direction as one recurrence kernel call; only other activations, clipping, peepholes or
+        // shorter sequences build the step-by-step graph (and its activation functions).
+        bool fused = DefaultActivations(c, op) && clip <= 0 && peep is null && (lengths is null || lengths.All(l => l == seq));
+        var acts = fused ? null : Activations(c, op, dirs);
         int per = op == "LSTM" ? 3 : op == "GRU" ? 2 : 1;
+        // The slices of W, R and B below are contiguous views already: a Contiguous() of each was one more view per call.
+        static Tensor Dense(Tensor t) => t.IsContiguous ? t : t.Contiguous();
 
         var ys = new List<Tensor>();
         var hs = new List<Tensor>();
@@ -119,16 +124,14 @@ internal static class RecurrentOperators
                 throw new OnnxRunException($"{c.Label}: a reverse direction with sequence_lens shorter than the sequence is not supported");
             var wd = w.Select(0, d);
             var rd = r.Select(0, d);
-            Tensor? wb = bias?.Select(0, d).Slice(0, 0, gates * hidden).Contiguous();
-            Tensor? rb = bias?.Select(0, d).Slice(0, gates * hidden, gates * hidden).Contiguous();
+            var bd = bias?.Select(0, d);
+            Tensor? wb = bd is null ? null : Dense(bd.Slice(0, 0, gates * hidden));
+            Tensor? rb = bd is null ? null : Dense(bd.Slice(0, gates * hidden, gates * hidden));
             // Every step's input projection at once: [seq·batch, gates·hidden].
-            var xw = Ops.Linear(x.Reshape(seq * batch, inputSize), wd.Contiguous(), wb).Reshape(seq, batch, gates * hidden);
-            var h = h0?.Select(0, d).Contiguous() ?? Ops.Full(c.Device, 0f, batch, hidden);
-            var cell = op == "LSTM" ? c0?.Select(0, d).Contiguous() ?? Ops.Full(c.Device, 0f, batch, hidden) : null;
-            var f = acts[d * per];
-            var g = per > 1 ? acts[d * per + 1] : f;
-            var hAct = per > 2 ? acts[d * per + 2] : f;
-            if (DefaultActivations(c, op) && clip <= 0 && peep is null && (lengths is null || lengths.All(l => l == seq)))
+            var xw = Ops.Linear(x.Reshape(seq * batch, inputSize), Dense(wd), wb).Reshape(seq, batch, gates * hidden);
+            var h = h0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Dense(h0.Select(0, d));
+            var cell = op == "LSTM" ? c0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Dense(c0.Select(0, d)) : null;
+            if (fused)
             {
                 // The common export: the whole direction in one recurrence kernel call (one GEMV and one gate pass per step).
                 var kind = op == "LSTM" ? Kernels.RecurrentCell.Lstm : op == "GRU" ? Kernels.RecurrentCell.Gru : Kernels.RecurrentCell.Rnn;
@@ -139,6 +142,9 @@ internal static class RecurrentOperators
                     cs.Add(lastCell.Reshape(1, batch, hidden));
                 continue;
             }
+            var f = acts![d * per];
+            var g = per > 1 ? acts[d * per + 1] : f;
+            var hAct = per > 2 ? acts[d * per + 2] : f;
             var outputs = new Tensor[seq];
             var rdc = rd.Contiguous();
             for (int step = 0; step < seq; step++)
