@@ -63,6 +63,10 @@ internal static class AttentionChecks
             ("padding_causal", new(3, 1, 40, 40, 16, true, new[] { 40, 17, 1 })),
             ("additive_mask", new(2, 2, 19, 37, 32, false, null, true)),
             ("bnhd_layout", new(2, 3, 21, 21, 16, true, null, false, AttentionLayout.BNHD)),
+            // Heads of d ≤ 64 take the fast CPU's direct block products (four query rows a pass, keys 16 a vector): d not a
+            // multiple of 16, rows not a multiple of 4, a second key block of 6 keys, a mask, BNHD.
+            ("small_head_d40_mask", new(2, 2, 13, 23, 40, false, null, true)),
+            ("small_head_d8_causal_two_key_blocks", new(1, 3, 6, 70, 8, true, null, false, AttentionLayout.BNHD)),
             ("n1000_d16_causal", new(1, 1, 1000, 1000, 16, true)),
             ("n1000_d64", new(3, 4, 1000, 1000, 64, false)),
             ("n1000_d128_causal", new(3, 4, 1000, 1000, 128, true)),
