@@ -101,6 +101,14 @@ public static partial class Ops
         }
         var output = Tensor.Empty(device, g.N, g.K, g.OH, g.OW);
         bool record = Autograd.ShouldRecord(x, weight, bias);
+        if (!record && options.Mask == ConvMask.None && x.IsContiguous && weight.IsContiguous && (residual is null || residual.IsContiguous))
+        {
+            // Inference on contiguous tensors (every node of an imported CNN): no scope and no contiguous views to make —
+            // they were a few hundred ns of each small convolution.
+            if (output.Length > 0)
+                ConvKernels.RunConv2d(device, x, weight, bias, output, g, options.Algorithm, options.ColumnBudgetBytes, options.Activation, packed, residual);
+            return output;
+        }
         using var _ = Autograd.NoGrad();
         using var scope = device.Scope();
         var xc = x.Contiguous();

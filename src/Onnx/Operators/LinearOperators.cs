@@ -194,13 +194,21 @@ internal static class LinearOperators
         var w = i[1]!.On(c.Device);
         var bias = i.Length > 2 && i[2] is { } b ? b.On(c.Device) : null;
         int spatial = x.Rank - 2;
-        var kernel = w.ShapeArray()[2..];
-        var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], kernel);
-        var options = spatial == 1
-            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = activation }
-            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = activation };
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D convolution is not supported (1-D and 2-D are)");
+        // The options follow from the attributes, the kernel and (auto_pad) the input's spatial size: parsed once per shape.
+        Conv2dOptions options;
+        if (c.Memo is ConvMemo memo && memo.Activation == activation && memo.Input.SequenceEqual(x.Shape) && memo.Kernel.SequenceEqual(w.Shape))
+            options = memo.Options;
+        else
+        {
+            var kernel = w.ShapeArray()[2..];
+            var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], kernel);
+            options = spatial == 1
+                ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = activation }
+                : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = activation };
+            c.Memo = new ConvMemo(x.ShapeArray(), w.ShapeArray(), activation, options);
+        }
         var x4 = As2d(c, x, "input");
         if (residual is not null)
         {
@@ -218,6 +226,9 @@ internal static class LinearOperators
         var dims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
         return (y, dims, residual is not null);
     }
+
+    /// <summary>A convolution node's options for one input and kernel shape and activation (<see cref="OpContext.Memo"/>).</summary>
+    private sealed record ConvMemo(int[] Input, int[] Kernel, FusedActivation Activation, Conv2dOptions Options);
 
     /// <summary>
     /// ConvTranspose as a convolution: insert stride−1 zeros between input elements, pad each side by

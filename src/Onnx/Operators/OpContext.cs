@@ -24,6 +24,10 @@ internal sealed class OpContext(NodeProto node, int index, int opset, Device dev
 
     public bool Has(string name) => node.Attributes.ContainsKey(name);
 
+    /// <summary>What an op derived from this node's attributes for the input shapes it last saw (a convolution's options), kept
+    /// between runs: the executor keeps one context per planned node. Ops check that it fits before they use it.</summary>
+    public object? Memo { get; set; }
+
     public long Int(string name, long fallback) => node.Attributes.TryGetValue(name, out var a) ? a.I : fallback;
 
     public float Float(string name, float fallback) => node.Attributes.TryGetValue(name, out var a) ? a.F : fallback;
