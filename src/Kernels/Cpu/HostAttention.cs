@@ -104,84 +104,66 @@ internal static unsafe class HostAttention
 
     /// <summary>
     /// s[r, j] = scale·Σ_e q[r, e]·k[j, e] for a block of <paramref name="rows"/> queries and <paramref name="cols"/> ≤ 64 keys
-    /// with d ≤ <see cref="SmallHead"/>: the keys transposed into <paramref name="kt"/> [d, 64], four score rows at a time are
-    /// d broadcast FMAs over ⌈cols/16⌉ vectors each (up to 16 accumulators in registers, four independent chains per key
-    /// vector). Through <see cref="HostGemm"/> a 16 × 16 × 16 head paid a transposed copy of K and a library call per product.
+    /// with d ≤ <see cref="SmallHead"/>: the keys transposed into <paramref name="kt"/> [d, 64], then one
+    /// <see cref="SmallProduct"/>. Through <see cref="HostGemm"/> a 16 × 16 × 16 head paid a transposed copy of K and a library
+    /// call per product.
     /// </summary>
     private static void Scores(float* q, int qStride, float* k, int kStride, float* s, int rows, int cols, int d, float scale, float* kt)
     {
         for (int j = 0; j < cols; j++)
             for (int e = 0; e < d; e++)
                 kt[e * BlockK + j] = k[(long)j * kStride + e];
-        int vectors = (cols + 15) / 16;
-        var tail = Lanes(cols - (vectors - 1) * 16);
+        SmallProduct(q, qStride, rows, d, kt, BlockK, cols, s, cols, scale, accumulate: false);
+    }
+
+    /// <summary>acc[r, :] += Σ_j s[r, j]·v[j, :] for d ≤ <see cref="SmallHead"/> (see <see cref="Scores"/>).</summary>
+    private static void Accumulate(float* s, int cols, float* v, int vStride, float* acc, int rows, int d) =>
+        SmallProduct(s, cols, rows, cols, v, vStride, d, acc, d, 1f, accumulate: true);
+
+    /// <summary>
+    /// c[r, :width] = scale·((<paramref name="accumulate"/> ? c[r, :] : 0) + Σ_e a[r, e]·b[e, :width]) for width ≤ 64: four
+    /// rows at a time of one broadcast FMA per e, row and vector of 16 (up to 16 accumulators in registers — four independent
+    /// chains per vector of b; kept in a stack array instead, they ran slower than the GEMMs they replace), the last vector of
+    /// each row of b and c masked to the width.
+    /// </summary>
+    private static void SmallProduct(float* a, int aStride, int rows, int depth, float* b, int bStride, int width, float* c, int cStride, float scale, bool accumulate)
+    {
+        int vectors = (width + 15) / 16;
+        var tail = Lanes(width - (vectors - 1) * 16);
         var factor = Vector512.Create(scale);
         for (int r = 0; r < rows; r += 4)
         {
             // Rows past the block repeat its last row: computed, not stored.
-            float* q0 = q + (long)r * qStride, q1 = q + (long)Math.Min(r + 1, rows - 1) * qStride;
-            float* q2 = q + (long)Math.Min(r + 2, rows - 1) * qStride, q3 = q + (long)Math.Min(r + 3, rows - 1) * qStride;
-            Vector512<float> a00 = default, a01 = default, a02 = default, a03 = default, a10 = default, a11 = default, a12 = default, a13 = default;
-            Vector512<float> a20 = default, a21 = default, a22 = default, a23 = default, a30 = default, a31 = default, a32 = default, a33 = default;
-            for (int e = 0; e < d; e++)
+            float* a0 = a + (long)r * aStride, a1 = a + (long)Math.Min(r + 1, rows - 1) * aStride;
+            float* a2 = a + (long)Math.Min(r + 2, rows - 1) * aStride, a3 = a + (long)Math.Min(r + 3, rows - 1) * aStride;
+            float* c0 = c + (long)r * cStride, c1 = c + (long)Math.Min(r + 1, rows - 1) * cStride;
+            float* c2 = c + (long)Math.Min(r + 2, rows - 1) * cStride, c3 = c + (long)Math.Min(r + 3, rows - 1) * cStride;
+            Vector512<float> s00 = default, s01 = default, s02 = default, s03 = default, s10 = default, s11 = default, s12 = default, s13 = default;
+            Vector512<float> s20 = default, s21 = default, s22 = default, s23 = default, s30 = default, s31 = default, s32 = default, s33 = default;
+            if (accumulate)
             {
-                float* ke = kt + e * BlockK;
-                var k0 = Vector512.Load(ke);
-                var k1 = vectors > 1 ? Vector512.Load(ke + 16) : default;
-                var k2 = vectors > 2 ? Vector512.Load(ke + 32) : default;
-                var k3 = vectors > 3 ? Vector512.Load(ke + 48) : default;
-                var x = Vector512.Create(q0[e]);
-                a00 = Vector512.FusedMultiplyAdd(x, k0, a00); a01 = Vector512.FusedMultiplyAdd(x, k1, a01); a02 = Vector512.FusedMultiplyAdd(x, k2, a02); a03 = Vector512.FusedMultiplyAdd(x, k3, a03);
-                x = Vector512.Create(q1[e]);
-                a10 = Vector512.FusedMultiplyAdd(x, k0, a10); a11 = Vector512.FusedMultiplyAdd(x, k1, a11); a12 = Vector512.FusedMultiplyAdd(x, k2, a12); a13 = Vector512.FusedMultiplyAdd(x, k3, a13);
-                x = Vector512.Create(q2[e]);
-                a20 = Vector512.FusedMultiplyAdd(x, k0, a20); a21 = Vector512.FusedMultiplyAdd(x, k1, a21); a22 = Vector512.FusedMultiplyAdd(x, k2, a22); a23 = Vector512.FusedMultiplyAdd(x, k3, a23);
-                x = Vector512.Create(q3[e]);
-                a30 = Vector512.FusedMultiplyAdd(x, k0, a30); a31 = Vector512.FusedMultiplyAdd(x, k1, a31); a32 = Vector512.FusedMultiplyAdd(x, k2, a32); a33 = Vector512.FusedMultiplyAdd(x, k3, a33);
+                LoadRow(c0, vectors, tail, out s00, out s01, out s02, out s03);
+                LoadRow(c1, vectors, tail, out s10, out s11, out s12, out s13);
+                LoadRow(c2, vectors, tail, out s20, out s21, out s22, out s23);
+                LoadRow(c3, vectors, tail, out s30, out s31, out s32, out s33);
             }
-            StoreRow(s + r * cols, vectors, tail, factor, a00, a01, a02, a03);
-            if (r + 1 < rows) StoreRow(s + (r + 1) * cols, vectors, tail, factor, a10, a11, a12, a13);
-            if (r + 2 < rows) StoreRow(s + (r + 2) * cols, vectors, tail, factor, a20, a21, a22, a23);
-            if (r + 3 < rows) StoreRow(s + (r + 3) * cols, vectors, tail, factor, a30, a31, a32, a33);
-        }
-    }
-
-    /// <summary>acc[r, :] += Σ_j s[r, j]·v[j, :] for d ≤ <see cref="SmallHead"/> (see <see cref="Scores"/>): four output rows at a
-    /// time in ⌈d/16⌉ vectors each, one broadcast FMA per key, row and vector.</summary>
-    private static void Accumulate(float* s, int cols, float* v, int vStride, float* acc, int rows, int d)
-    {
-        int vectors = (d + 15) / 16;
-        var tail = Lanes(d - (vectors - 1) * 16);
-        var one = Vector512.Create(1f);
-        for (int r = 0; r < rows; r += 4)
-        {
-            float* s0 = s + r * cols, s1 = s + Math.Min(r + 1, rows - 1) * cols, s2 = s + Math.Min(r + 2, rows - 1) * cols, s3 = s + Math.Min(r + 3, rows - 1) * cols;
-            float* o0 = acc + r * d, o1 = acc + Math.Min(r + 1, rows - 1) * d, o2 = acc + Math.Min(r + 2, rows - 1) * d, o3 = acc + Math.Min(r + 3, rows - 1) * d;
-            LoadRow(o0, vectors, tail, out var a00, out var a01, out var a02, out var a03);
-            LoadRow(o1, vectors, tail, out var a10, out var a11, out var a12, out var a13);
-            LoadRow(o2, vectors, tail, out var a20, out var a21, out var a22, out var a23);
-            LoadRow(o3, vectors, tail, out var a30, out var a31, out var a32, out var a33);
-            for (int j = 0; j < cols; j++)
+            for (int e = 0; e < depth; e++)
             {
-                float* vj = v + (long)j * vStride;
-                var v0 = vectors > 1 ? Vector512.Load(vj) : Avx512F.MaskLoad(vj, tail, Vector512<float>.Zero);
-                var v1 = vectors > 2 ? Vector512.Load(vj + 16) : vectors > 1 ? Avx512F.MaskLoad(vj + 16, tail, Vector512<float>.Zero) : default;
-                var v2 = vectors > 3 ? Vector512.Load(vj + 32) : vectors > 2 ? Avx512F.MaskLoad(vj + 32, tail, Vector512<float>.Zero) : default;
-                var v3 = vectors > 3 ? Avx512F.MaskLoad(vj + 48, tail, Vector512<float>.Zero) : default;
-                var x = Vector512.Create(s0[j]);
-                a00 = Vector512.FusedMultiplyAdd(x, v0, a00); a01 = Vector512.FusedMultiplyAdd(x, v1, a01); a02 = Vector512.FusedMultiplyAdd(x, v2, a02); a03 = Vector512.FusedMultiplyAdd(x, v3, a03);
-                x = Vector512.Create(s1[j]);
-                a10 = Vector512.FusedMultiplyAdd(x, v0, a10); a11 = Vector512.FusedMultiplyAdd(x, v1, a11); a12 = Vector512.FusedMultiplyAdd(x, v2, a12); a13 = Vector512.FusedMultiplyAdd(x, v3, a13);
-                x = Vector512.Create(s2[j]);
-                a20 = Vector512.FusedMultiplyAdd(x, v0, a20); a21 = Vector512.FusedMultiplyAdd(x, v1, a21); a22 = Vector512.FusedMultiplyAdd(x, v2, a22); a23 = Vector512.FusedMultiplyAdd(x, v3, a23);
-                x = Vector512.Create(s3[j]);
-                a30 = Vector512.FusedMultiplyAdd(x, v0, a30); a31 = Vector512.FusedMultiplyAdd(x, v1, a31); a32 = Vector512.FusedMultiplyAdd(x, v2, a32); a33 = Vector512.FusedMultiplyAdd(x, v3, a33);
+                LoadRow(b + (long)e * bStride, vectors, tail, out var b0, out var b1, out var b2, out var b3);
+                var x = Vector512.Create(a0[e]);
+                s00 = Vector512.FusedMultiplyAdd(x, b0, s00); s01 = Vector512.FusedMultiplyAdd(x, b1, s01); s02 = Vector512.FusedMultiplyAdd(x, b2, s02); s03 = Vector512.FusedMultiplyAdd(x, b3, s03);
+                x = Vector512.Create(a1[e]);
+                s10 = Vector512.FusedMultiplyAdd(x, b0, s10); s11 = Vector512.FusedMultiplyAdd(x, b1, s11); s12 = Vector512.FusedMultiplyAdd(x, b2, s12); s13 = Vector512.FusedMultiplyAdd(x, b3, s13);
+                x = Vector512.Create(a2[e]);
+                s20 = Vector512.FusedMultiplyAdd(x, b0, s20); s21 = Vector512.FusedMultiplyAdd(x, b1, s21); s22 = Vector512.FusedMultiplyAdd(x, b2, s22); s23 = Vector512.FusedMultiplyAdd(x, b3, s23);
+                x = Vector512.Create(a3[e]);
+                s30 = Vector512.FusedMultiplyAdd(x, b0, s30); s31 = Vector512.FusedMultiplyAdd(x, b1, s31); s32 = Vector512.FusedMultiplyAdd(x, b2, s32); s33 = Vector512.FusedMultiplyAdd(x, b3, s33);
             }
-            // Stored in reverse so a repeated last row (rows past the block) ends with its own values.
-            if (r + 3 < rows) StoreRow(o3, vectors, tail, one, a30, a31, a32, a33);
-            if (r + 2 < rows) StoreRow(o2, vectors, tail, one, a20, a21, a22, a23);
-            if (r + 1 < rows) StoreRow(o1, vectors, tail, one, a10, a11, a12, a13);
-            StoreRow(o0, vectors, tail, one, a00, a01, a02, a03);
+            // Stored last row first, so a repeated last row (rows past the block) ends with its own values.
+            if (r + 3 < rows) StoreRow(c3, vectors, tail, factor, s30, s31, s32, s33);
+            if (r + 2 < rows) StoreRow(c2, vectors, tail, factor, s20, s21, s22, s23);
+            if (r + 1 < rows) StoreRow(c1, vectors, tail, factor, s10, s11, s12, s13);
+            StoreRow(c0, vectors, tail, factor, s00, s01, s02, s03);
         }
     }
 
