@@ -570,7 +570,8 @@ internal static unsafe class HostConv
     /// <summary>
     /// sums[r·64 + j] = Σ_c w_r[c]·x[c·stride + j] for 4 rows of weights and 64 pixels: the accumulators are this method's own
     /// locals (16 registers), which the JIT kept on the stack — a load and a store around every FMA — when the loop sat in
-    /// the parallel lambda.
+    /// the parallel lambda. (The attention's SmallProduct has the same tile for any width up to 64; with its masked last
+    /// vector and width tests this fixed one is 15 % faster: 32 → 192 channels at 8×8 4.4–4.6 against 5.1–5.2 µs.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void PointwiseBlock(float* x, int stride, int channels, float* w0, float* w1, float* w2, float* w3, float* sums)
