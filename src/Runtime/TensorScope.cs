@@ -10,7 +10,7 @@ public sealed class TensorScope : IDisposable
     [ThreadStatic]
     private static List<TensorScope>? _stack;
 
-    private readonly HashSet<Tensor> _owned = new(ReferenceEqualityComparer.Instance);
+    private readonly OwnedTensors _owned = new();
     private bool _disposed;
 
     private TensorScope(Device device) => Device = device;
@@ -82,8 +82,67 @@ public sealed class TensorScope : IDisposable
                 _stack.RemoveAt(at);
             }
         }
-        foreach (var t in _owned.ToList())
+        foreach (var t in _owned.TakeAll())
             t.Dispose();
-        _owned.Clear();
+    }
+
+    /// <summary>
+    /// The tensors a scope owns: a short list searched from its end (most scopes hold a handful — an ONNX node's or an op's
+    /// temporaries, created and escaped last-in first-out), which becomes a hash set past <see cref="ListLimit"/> (a training
+    /// step's tape). A hash set per scope allocated its buckets, and rehashed as it grew, for every node of every run.
+    /// </summary>
+    private sealed class OwnedTensors
+    {
+        private const int ListLimit = 32;
+        private readonly List<Tensor> _list = new(4);
+        private HashSet<Tensor>? _set;
+
+        public int Count => _set?.Count ?? _list.Count;
+
+        public void Add(Tensor t)
+        {
+            if (_set is not null)
+            {
+                _set.Add(t);
+                return;
+            }
+            if (IndexOf(t) >= 0)
+                return;
+            if (_list.Count < ListLimit)
+            {
+                _list.Add(t);
+                return;
+            }
+            _set = new HashSet<Tensor>(_list, ReferenceEqualityComparer.Instance) { t };
+            _list.Clear();
+        }
+
+        public bool Remove(Tensor t)
+        {
+            if (_set is not null)
+                return _set.Remove(t);
+            int at = IndexOf(t);
+            if (at < 0)
+                return false;
+            _list.RemoveAt(at);
+            return true;
+        }
+
+        /// <summary>Every owned tensor, the set left empty.</summary>
+        public Tensor[] TakeAll()
+        {
+            var all = _set is not null ? _set.ToArray() : _list.ToArray();
+            _set = null;
+            _list.Clear();
+            return all;
+        }
+
+        private int IndexOf(Tensor t)
+        {
+            for (int i = _list.Count - 1; i >= 0; i--)
+                if (ReferenceEquals(_list[i], t))
+                    return i;
+            return -1;
+        }
     }
 }
