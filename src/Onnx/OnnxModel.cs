@@ -467,7 +467,9 @@ public sealed class OnnxModel : IDisposable
                 if (r.DeviceTensor is { } t)
                     TensorScope.Escape(t);
         }
-        int named = node.Outputs.Count(o => o.Length > 0);
+        int named = 0;
+        foreach (var o in node.Outputs)
+            named += o.Length > 0 ? 1 : 0;
         if (results.Length < named)
             throw new OnnxRunException($"{c.Label}: produced {results.Length} outputs, the node names {node.Outputs.Count}");
         for (int i = 0; i < results.Length; i++)

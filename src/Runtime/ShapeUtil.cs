@@ -218,28 +218,40 @@ public static class ShapeUtil
     /// </summary>
     public static (int[] Shape, int[][] Strides) Coalesce(ReadOnlySpan<int> shape, params int[][] strides)
     {
-        var dims = new List<int>();
-        var outStrides = strides.Select(_ => new List<int>()).ToArray();
-        for (int i = 0; i < shape.Length; i++)
+        // Arrays of the full rank filled in place and cut to length once: the lists and projections this used to build were
+        // most of a small elementwise op's host time (every ONNX Add, Transpose and Slice of a small model).
+        int rank = shape.Length, count = 0;
+        var dims = new int[rank];
+        var outStrides = new int[strides.Length][];
+        for (int k = 0; k < strides.Length; k++)
+            outStrides[k] = new int[rank];
+        for (int i = 0; i < rank; i++)
         {
             if (shape[i] == 1)
                 continue;
-            bool merge = dims.Count > 0;
+            bool merge = count > 0;
             for (int k = 0; merge && k < strides.Length; k++)
-                merge = outStrides[k][^1] == strides[k][i] * shape[i];
+                merge = outStrides[k][count - 1] == strides[k][i] * shape[i];
             if (merge)
             {
-                dims[^1] *= shape[i];
+                dims[count - 1] *= shape[i];
                 for (int k = 0; k < strides.Length; k++)
-                    outStrides[k][^1] = strides[k][i];
+                    outStrides[k][count - 1] = strides[k][i];
             }
             else
             {
-                dims.Add(shape[i]);
+                dims[count] = shape[i];
                 for (int k = 0; k < strides.Length; k++)
-                    outStrides[k].Add(strides[k][i]);
+                    outStrides[k][count] = strides[k][i];
+                count++;
             }
         }
-        return (dims.ToArray(), outStrides.Select(s => s.ToArray()).ToArray());
+        if (count < rank)
+        {
+            Array.Resize(ref dims, count);
+            for (int k = 0; k < strides.Length; k++)
+                Array.Resize(ref outStrides[k], count);
+        }
+        return (dims, outStrides);
     }
 }
