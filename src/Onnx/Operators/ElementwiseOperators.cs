@@ -243,8 +243,8 @@ internal static class ElementwiseOperators
                 r[k] = cv[mc[k]] != 0 ? xv[mx[k]] : yv[my[k]];
             return new[] { OnnxTensor.Integers(x.ElementType, r, dims) };
         }
-        var xt = Values.Upload(c, x).Contiguous().Reshape(-1, 1);
-        var yt = Values.Upload(c, y).Contiguous().Reshape(-1, 1);
+        var xt = Values.AsShape(Values.Upload(c, x), -1, 1);
+        var yt = Values.AsShape(Values.Upload(c, y), -1, 1);
         long offset = xt.Length;
         var map = new long[mc.Length];
         for (int k = 0; k < map.Length; k++)

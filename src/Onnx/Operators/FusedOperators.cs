@@ -51,7 +51,7 @@ internal static class FusedOperators
         var w = i[1]!.On(c.Device);
         if (x.Rank < 1 || x.Dims[^1] != w.Size(0))
             throw c.Shape("x", $"[..., {w.Size(0)}]", GpuNetException.FormatShape(x.Dims));
-        var rows = x.On(c.Device).Contiguous().Reshape(-1, w.Size(0));
+        var rows = Values.AsShape(x.On(c.Device), -1, w.Size(0));
         var y = Ops.MatMul(rows, w, bias: i[2]!.On(c.Device), activation: Activation(c));
         var dims = x.Shape;
         dims[^1] = w.Size(1);
@@ -63,8 +63,8 @@ internal static class FusedOperators
     {
         var x = i[0]!;
         int cols = x.Dims[^1];
-        Tensor Vector(OnnxTensor t) => t.Length == cols ? t.On(c.Device).Contiguous().Reshape(cols) : Ops.Add(Ops.Full(c.Device, 0f, cols), t.On(c.Device)).Reshape(cols);
-        var r = Ops.LayerNorm(x.On(c.Device).Contiguous().Reshape(-1, cols), Vector(i[1]!), Vector(i[2]!), c.Float("epsilon", 1e-5f));
+        Tensor Vector(OnnxTensor t) => t.Length == cols ? Values.AsShape(t.On(c.Device), cols) : Ops.Add(Ops.Full(c.Device, 0f, cols), t.On(c.Device)).Reshape(cols);
+        var r = Ops.LayerNorm(Values.AsShape(x.On(c.Device), -1, cols), Vector(i[1]!), Vector(i[2]!), c.Float("epsilon", 1e-5f));
         return new[] { Values.Float(r.Output, x.Shape) };
     }
 

@@ -176,7 +176,7 @@ internal static class ReduceOperators
         if (c.Opset < 13)
         {
             int axis = Values.Axis(c, c.Int("axis", 1), x.Rank);
-            var flat = t.Contiguous().Reshape(Values.Count(x.Dims[..axis]), Values.Count(x.Dims[axis..]));
+            var flat = Values.AsShape(t, Values.Count(x.Dims[..axis]), Values.Count(x.Dims[axis..]));
             return new[] { Values.Float(rows(flat), x.Shape) };
         }
         int a = Values.Axis(c, c.Int("axis", -1), x.Rank);
@@ -192,7 +192,7 @@ internal static class ReduceOperators
     // ------------------------------------------------------------------ normalization
 
     /// <summary>[N, C, ...] as [N, C, L, 1] for the channel kernels.</summary>
-    private static Tensor Nc11(Tensor x) => x.Contiguous().Reshape(x.Size(0), x.Size(1), x.Rank > 2 ? (int)(x.Length / x.Size(0) / x.Size(1)) : 1, 1);
+    private static Tensor Nc11(Tensor x) => Values.AsShape(x, x.Size(0), x.Size(1), x.Rank > 2 ? (int)(x.Length / x.Size(0) / x.Size(1)) : 1, 1);
 
     private static OnnxTensor[] BatchNorm(OpContext c, OnnxTensor?[] i)
     {
@@ -214,8 +214,8 @@ internal static class ReduceOperators
         var xi = i[0]!;
         int axis = Values.Axis(c, c.Int("axis", -1), xi.Rank);
         int rows = Values.Count(xi.Dims[..axis]), cols = Values.Count(xi.Dims[axis..]);
-        var x = xi.On(c.Device).Contiguous().Reshape(rows, cols);
-        Tensor Flat(OnnxTensor t) => t.Length == cols ? t.On(c.Device).Contiguous().Reshape(cols) : Ops.Add(Ops.Full(c.Device, 0f, xi.Shape[axis..]), t.On(c.Device)).Reshape(cols);
+        var x = Values.AsShape(xi.On(c.Device), rows, cols);
+        Tensor Flat(OnnxTensor t) => t.Length == cols ? Values.AsShape(t.On(c.Device), cols) : Ops.Add(Ops.Full(c.Device, 0f, xi.Shape[axis..]), t.On(c.Device)).Reshape(cols);
         var r = Ops.LayerNorm(x, Flat(i[1]!), i.Length > 2 && i[2] is { } b ? Flat(b) : null, c.Float("epsilon", 1e-5f));
         // Mean and InvStdDev only when the node names them (a model's LayerNorm rarely does: two wrapped outputs per node).
         if (c.Node.Outputs.Count < 2)

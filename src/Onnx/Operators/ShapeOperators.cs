@@ -282,7 +282,7 @@ internal static class ShapeOperators
         var dims = x.Shape[..axis].Concat(ind.Shape).Concat(x.Shape[(axis + 1)..]).ToArray();
         if (x.IsFloat && axis == 0 && x.Length > 0 && fixedIdx.Length > 0)
         {
-            var rows = x.On(c.Device).Contiguous().Reshape(x.Dims[0], (int)(x.Length / x.Dims[0]));
+            var rows = Values.AsShape(x.On(c.Device), x.Dims[0], (int)(x.Length / x.Dims[0]));
             var picked = Ops.GatherRows(rows, Tensor.FromArray(c.Device, Array.ConvertAll(fixedIdx, v => (float)v), fixedIdx.Length));
             return new[] { Values.Float(picked, dims) };
         }

@@ -126,6 +126,27 @@ internal static class Values
     }
 
     /// <summary>
+    /// <paramref name="t"/>'s elements under <paramref name="shape"/> (−1 allowed once) as an op's input, with as few new handles as
+    /// it takes: <paramref name="t"/> itself when it is contiguous and already of that shape, a view when it is contiguous, a
+    /// contiguous copy's view otherwise. <c>Contiguous().Reshape(…)</c> made two views of a contiguous tensor (LayerNorm's
+    /// input, scale and bias: six per node). Not for outputs (see <see cref="Float"/>).
+    /// </summary>
+    public static Tensor AsShape(Tensor t, params int[] shape)
+    {
+        if (!t.IsContiguous)
+            return t.Contiguous().Reshape(shape);
+        if (shape.Length == t.Rank && Array.IndexOf(shape, -1) < 0)
+        {
+            bool same = true;
+            for (int d = 0; same && d < shape.Length; d++)
+                same = shape[d] == t.Size(d);
+            if (same)
+                return t;
+        }
+        return t.Reshape(shape);
+    }
+
+    /// <summary>
     /// A device result with ONNX dimensions, always through a new handle: <paramref name="t"/> may be an input's own tensor
     /// (a reshape), and the result's lifetime must not be tied to it. A contiguous <paramref name="t"/> gets one view (a
     /// contiguous copy and then a view of it made two handles per output, ~0.5 µs of every node); a strided one is copied,
