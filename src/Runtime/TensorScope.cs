@@ -41,6 +41,11 @@ public sealed class TensorScope : IDisposable
 
     internal static void Register(Tensor t) => Innermost(t.Device)?._owned.Add(t);
 
+    /// <summary>Whether <paramref name="tensor"/> belongs to the innermost scope open on this thread for its device: a temporary
+    /// of the block of work now running, which that scope disposes unless it is kept or escapes. (An importer can hand such
+    /// a result on as it is, where a tensor it did not make needs a handle of its own.)</summary>
+    public static bool IsTemporary(Tensor tensor) => Innermost(tensor.Device) is { } scope && scope._owned.Contains(tensor);
+
     internal static void Unregister(Tensor t)
     {
         if (_stack is null)
@@ -116,6 +121,8 @@ public sealed class TensorScope : IDisposable
             _set = new HashSet<Tensor>(_list, ReferenceEqualityComparer.Instance) { t };
             _list.Clear();
         }
+
+        public bool Contains(Tensor t) => _set?.Contains(t) ?? IndexOf(t) >= 0;
 
         public bool Remove(Tensor t)
         {

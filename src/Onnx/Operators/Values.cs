@@ -147,16 +147,23 @@ internal static class Values
     }
 
     /// <summary>
-    /// A device result with ONNX dimensions, always through a new handle: <paramref name="t"/> may be an input's own tensor
-    /// (a reshape), and the result's lifetime must not be tied to it. A contiguous <paramref name="t"/> gets one view (a
-    /// contiguous copy and then a view of it made two handles per output, ~0.5 µs of every node); a strided one is copied,
-    /// and the copy, fresh, is the handle when its shape already fits. Temporaries are freed by the node's scope.
+    /// A device result with ONNX dimensions through a handle of its own: <paramref name="t"/> may be an input's own tensor (a
+    /// reshape), and the result's lifetime must not be tied to it. A tensor the node made itself (<see cref="TensorScope.IsTemporary"/>)
+    /// of the right shape is that handle; another contiguous one gets one view (a contiguous copy and then a view of it made two
+    /// handles per output, ~0.5 µs of every node); a strided one is copied, and the copy, fresh, is the handle when its shape
+    /// already fits. Temporaries are freed by the node's scope.
     /// </summary>
     public static OnnxTensor Float(Tensor t, int[] dims)
     {
         var shape = OnnxTensor.DeviceShape(dims);
         if (t.IsContiguous)
+        {
+            // A tensor this node made (a temporary of its scope) of the right shape is the handle: it escapes now, so a
+            // second output of the same tensor gets a view of its own.
+            if (TensorScope.IsTemporary(t) && t.Shape.SequenceEqual(shape))
+                return OnnxTensor.Device(TensorScope.Escape(t), dims);
             return OnnxTensor.Device(t.Reshape(shape), dims);
+        }
         var copy = t.Contiguous();
         return OnnxTensor.Device(copy.ShapeArray().AsSpan().SequenceEqual(shape) ? copy : copy.Reshape(shape), dims);
     }
