@@ -348,9 +348,7 @@ internal static unsafe class HostConv
 
     /// <summary>
     /// One output plane of a 3×3 depthwise layer from its padded phases: the nine weights and tap offsets held in registers
-    /// for the whole plane (the generic loop reloaded both from the stack per tap), two output rows × two vectors of eight
-    /// at a time — four independent FMA chains, where one chain of nine dependent FMAs per vector waited on each (mobilenet_v2's
-    /// 96 planes of 16×16 at stride 2: 31–35 µs).
+    /// for the whole plane, eight outputs of a row per vector (the generic loop reloaded both from the stack per tap).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Plane3x3(float* padded, long rowStep, long* tapAt, float* w, Vector256<float> start, float* dst, int oh, int ow)
@@ -359,61 +357,26 @@ internal static unsafe class HostConv
         var (w0, w1, w2) = (Vector256.Create(w[0]), Vector256.Create(w[1]), Vector256.Create(w[2]));
         var (w3, w4, w5) = (Vector256.Create(w[3]), Vector256.Create(w[4]), Vector256.Create(w[5]));
         var (w6, w7, w8) = (Vector256.Create(w[6]), Vector256.Create(w[7]), Vector256.Create(w[8]));
-        Vector256<float> Taps(float* f) =>
-            Fma.MultiplyAdd(Vector256.Load(f + t8), w8, Fma.MultiplyAdd(Vector256.Load(f + t7), w7, Fma.MultiplyAdd(Vector256.Load(f + t6), w6,
-            Fma.MultiplyAdd(Vector256.Load(f + t5), w5, Fma.MultiplyAdd(Vector256.Load(f + t4), w4, Fma.MultiplyAdd(Vector256.Load(f + t3), w3,
-            Fma.MultiplyAdd(Vector256.Load(f + t2), w2, Fma.MultiplyAdd(Vector256.Load(f + t1), w1, Fma.MultiplyAdd(Vector256.Load(f + t0), w0, start)))))))));
-        for (int r = 0; r < oh; r += 2)
+        for (int r = 0; r < oh; r++)
         {
-            // A last odd row repeats itself (computed twice, stored once).
-            int r1 = Math.Min(r + 1, oh - 1);
-            float* row0 = padded + r * rowStep, row1 = padded + r1 * rowStep;
-            float* out0 = dst + (long)r * ow, out1 = dst + (long)r1 * ow;
-            int c = 0;
-            for (; c + 16 <= ow; c += 16)
+            float* outRow = dst + (long)r * ow, rowBase = padded + r * rowStep;
+            for (int c = 0; c < ow; c += 8)
             {
-                // Interleaved by hand so the four chains issue together.
-                var a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t0), w0, start);
-                var a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t0), w0, start);
-                var b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t0), w0, start);
-                var b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t0), w0, start);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t1), w1, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t1), w1, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t1), w1, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t1), w1, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t2), w2, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t2), w2, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t2), w2, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t2), w2, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t3), w3, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t3), w3, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t3), w3, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t3), w3, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t4), w4, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t4), w4, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t4), w4, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t4), w4, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t5), w5, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t5), w5, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t5), w5, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t5), w5, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t6), w6, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t6), w6, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t6), w6, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t6), w6, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t7), w7, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t7), w7, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t7), w7, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t7), w7, b1);
-                a0 = Fma.MultiplyAdd(Vector256.Load(row0 + c + t8), w8, a0); a1 = Fma.MultiplyAdd(Vector256.Load(row0 + c + 8 + t8), w8, a1);
-                b0 = Fma.MultiplyAdd(Vector256.Load(row1 + c + t8), w8, b0); b1 = Fma.MultiplyAdd(Vector256.Load(row1 + c + 8 + t8), w8, b1);
-                Vector256.Store(b0, out1 + c);
-                Vector256.Store(b1, out1 + c + 8);
-                Vector256.Store(a0, out0 + c);
-                Vector256.Store(a1, out0 + c + 8);
-            }
-            for (; c < ow; c += 8)
-            {
-                var a = Taps(row0 + c);
-                var b = Taps(row1 + c);
+                float* f = rowBase + c;
+                var acc = Fma.MultiplyAdd(Vector256.Load(f + t0), w0, start);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t1), w1, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t2), w2, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t3), w3, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t4), w4, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t5), w5, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t6), w6, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t7), w7, acc);
+                acc = Fma.MultiplyAdd(Vector256.Load(f + t8), w8, acc);
                 if (c + 8 <= ow)
-                {
-                    Vector256.Store(b, out1 + c);
-                    Vector256.Store(a, out0 + c);
-                }
+                    Vector256.Store(acc, outRow + c);
                 else
-                {
                     for (int j = 0; c + j < ow; j++)
-                        out1[c + j] = b.GetElement(j);
-                    for (int j = 0; c + j < ow; j++)
-                        out0[c + j] = a.GetElement(j);
-                }
+                        outRow[c + j] = acc.GetElement(j);
             }
         }
     }
