@@ -602,18 +602,17 @@ internal static unsafe class HostConv
             for (int kh = 0; kh < g.KH; kh++)
                 for (int kw = 0; kw < g.KW; kw++)
                     tapOffset[kh * g.KW + kw] = (kh * ix.DilationH * bw + kw * ix.DilationW) * lanes;
-            int padTop = ix.PadTop, padLeft = ix.PadLeft, width = ix.W;
             var down = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * inPixels;
             var along = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * lanes;
             var high = Vector512.Create(clampHigh);
             bool clamp = !float.IsNaN(clampHigh);
             var block = stackalloc Vector512<float>[16];
             var scratch = stackalloc Vector512<float>[16];
-            // Where each input pixel goes in the bordered image (−1: beyond what the taps reach).
+            // Where each input pixel goes in the bordered image (−1: beyond what the taps reach), for every way a block moves in.
             int* inOffset = stackalloc int[inPixels];
             for (int ih = 0; ih < ix.H; ih++)
                 for (int iw = 0; iw < ix.W; iw++)
-                    inOffset[ih * ix.W + iw] = ih < rows && iw < cols ? ((ih + padTop) * bw + iw + padLeft) * lanes : -1;
+                    inOffset[ih * ix.W + iw] = ih < rows && iw < cols ? ((ih + ix.PadTop) * bw + iw + ix.PadLeft) * lanes : -1;
             int* pixelOffset = stackalloc int[pixels];
             for (int oh = 0; oh < g.OH; oh++)
                 for (int ow = 0; ow < g.OW; ow++)
@@ -637,24 +636,18 @@ internal static unsafe class HostConv
                 }
                 else if (valid == lanes && Avx2.IsSupported)
                 {
-                    for (int ih = 0; ih < rows; ih++)
-                    {
-                        float* to = xin + ((long)(ih + padTop) * bw + padLeft) * lanes, from = planes + (long)ih * width;
-                        for (int iw = 0; iw < cols; iw++)
+                    for (int q = 0; q < inPixels; q++)
+                        if (inOffset[q] >= 0)
                         {
-                            Vector256.Store(Avx2.GatherVector256(from + iw, down, 4), to + iw * lanes);
-                            Vector256.Store(Avx2.GatherVector256(from + 8L * inPixels + iw, down, 4), to + iw * lanes + 8);
+                            Vector256.Store(Avx2.GatherVector256(planes + q, down, 4), xin + inOffset[q]);
+                            Vector256.Store(Avx2.GatherVector256(planes + 8L * inPixels + q, down, 4), xin + inOffset[q] + 8);
                         }
-                    }
                 }
                 else
                     for (int c = 0; c < valid; c++)
-                        for (int ih = 0; ih < rows; ih++)
-                        {
-                            float* to = xin + ((long)(ih + padTop) * bw + padLeft) * lanes + c, from = planes + (long)c * inPixels + (long)ih * width;
-                            for (int iw = 0; iw < cols; iw++)
-                                to[iw * lanes] = from[iw];
-                        }
+                        for (int q = 0; q < inPixels; q++)
+                            if (inOffset[q] >= 0)
+                                xin[inOffset[q] + c] = planes[(long)c * inPixels + q];
                 float* weights = gathered;
                 if (packed != null)
                     weights = packed + (long)(k0 / lanes) * taps * lanes;
