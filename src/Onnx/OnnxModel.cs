@@ -38,7 +38,6 @@ public sealed class OnnxModel : IDisposable
     private readonly List<(NodeProto Node, int Index, OpSpec Spec)> _plan = new();
     private readonly Dictionary<string, OnnxTensor> _constants = new();
     private readonly Dictionary<string, OnnxTensor> _defaults = new();
-    private readonly Dictionary<string, int> _lastUse = new();
     private readonly HashSet<string> _outputNames;
     private readonly Dictionary<string, int[]> _assumedShapes = new();
     private Schedule? _schedule;
@@ -300,13 +299,18 @@ public sealed class OnnxModel : IDisposable
         foreach (var (name, value) in _constants)
             template[slots[name]] = value;
         var outputSlots = Outputs.Select(o => slots[o.Name]).ToHashSet();
+        var lastUse = new Dictionary<string, int>();
+        for (int k = 0; k < _plan.Count; k++)
+            foreach (var name in _plan[k].Node.Inputs)
+                if (name.Length > 0)
+                    lastUse[name] = k;
         var planned = PlannedOperators;
         var steps = new ScheduleStep[_plan.Count];
         for (int k = 0; k < _plan.Count; k++)
         {
             var (node, index, spec) = _plan[k];
-            var dead = node.Inputs.Where(n => n.Length > 0 && _lastUse[n] == k).Select(n => slots[n])
-                .Concat(node.Outputs.Where(n => n.Length > 0 && !_lastUse.ContainsKey(n)).Select(n => slots[n]))
+            var dead = node.Inputs.Where(n => n.Length > 0 && lastUse[n] == k).Select(n => slots[n])
+                .Concat(node.Outputs.Where(n => n.Length > 0 && !lastUse.ContainsKey(n)).Select(n => slots[n]))
                 .Where(s => s >= borrowed && !outputSlots.Contains(s)).Distinct().ToArray();
             steps[k] = new ScheduleStep(node, spec, new OpContext(node, index, Opset, _device), node.Label(index), planned[k],
                 node.Inputs.Select(n => n.Length == 0 ? -1 : slots[n]).ToArray(),
@@ -370,7 +374,7 @@ public sealed class OnnxModel : IDisposable
         return problems;
     }
 
-    /// <summary>Orders the nodes, folds constants and records each value's last use.</summary>
+    /// <summary>Orders the nodes and folds constants (each value's last use is worked out with the run's schedule, <see cref="Compile"/>).</summary>
     private void Build(GraphProto graph, HashSet<string> graphInputs, bool optimize)
     {
         var produced = new HashSet<string>(graphInputs.Concat(_constants.Keys).Concat(_defaults.Keys));
@@ -440,10 +444,6 @@ public sealed class OnnxModel : IDisposable
         FusedNodes = optimize ? Fusion.Apply(_plan, _constants, _outputNames, Opset) : 0;
         foreach (var constant in _constants.Values)
             constant.IsConstant = true;
-        for (int step = 0; step < _plan.Count; step++)
-            foreach (var name in _plan[step].Node.Inputs)
-                if (name.Length > 0)
-                    _lastUse[name] = step;
     }
 
     /// <summary>Runs one node on the device: temporaries of the op are freed by a scope, outputs escape it. Returns one value

@@ -111,8 +111,7 @@ internal static class RecurrentOperators
         bool fused = DefaultActivations(c, op) && clip <= 0 && peep is null && (lengths is null || lengths.All(l => l == seq));
         var acts = fused ? null : Activations(c, op, dirs);
         int per = op == "LSTM" ? 3 : op == "GRU" ? 2 : 1;
-        // The slices of W, R and B below are contiguous views already: a Contiguous() of each was one more view per call.
-        static Tensor Dense(Tensor t) => t.IsContiguous ? t : t.Contiguous();
+        // The slices of W, R and B below are contiguous views already (Values.Dense): a Contiguous() of each was one more view.
 
         var ys = new List<Tensor>();
         var hs = new List<Tensor>();
@@ -125,12 +124,12 @@ internal static class RecurrentOperators
             var wd = w.Select(0, d);
             var rd = r.Select(0, d);
             var bd = bias?.Select(0, d);
-            Tensor? wb = bd is null ? null : Dense(bd.Slice(0, 0, gates * hidden));
-            Tensor? rb = bd is null ? null : Dense(bd.Slice(0, gates * hidden, gates * hidden));
+            Tensor? wb = bd is null ? null : Values.Dense(bd.Slice(0, 0, gates * hidden));
+            Tensor? rb = bd is null ? null : Values.Dense(bd.Slice(0, gates * hidden, gates * hidden));
             // Every step's input projection at once: [seq·batch, gates·hidden].
-            var xw = Ops.Linear(x.Reshape(seq * batch, inputSize), Dense(wd), wb).Reshape(seq, batch, gates * hidden);
-            var h = h0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Dense(h0.Select(0, d));
-            var cell = op == "LSTM" ? c0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Dense(c0.Select(0, d)) : null;
+            var xw = Ops.Linear(x.Reshape(seq * batch, inputSize), Values.Dense(wd), wb).Reshape(seq, batch, gates * hidden);
+            var h = h0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Values.Dense(h0.Select(0, d));
+            var cell = op == "LSTM" ? c0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Values.Dense(c0.Select(0, d)) : null;
             if (fused)
             {
                 // The common export: the whole direction in one recurrence kernel call (one GEMV and one gate pass per step).

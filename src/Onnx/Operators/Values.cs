@@ -127,45 +127,43 @@ internal static class Values
 
     /// <summary>
     /// <paramref name="t"/>'s elements under <paramref name="shape"/> (−1 allowed once) as an op's input, with as few new handles as
-    /// it takes: <paramref name="t"/> itself when it is contiguous and already of that shape, a view when it is contiguous, a
-    /// contiguous copy's view otherwise. <c>Contiguous().Reshape(…)</c> made two views of a contiguous tensor (LayerNorm's
+    /// it takes: <see cref="Dense"/> of it, and a view of that only when the shape differs. <c>Contiguous().Reshape(…)</c> made two views of a contiguous tensor (LayerNorm's
     /// input, scale and bias: six per node). Not for outputs (see <see cref="Float"/>).
     /// </summary>
     public static Tensor AsShape(Tensor t, params int[] shape)
     {
-        if (!t.IsContiguous)
-            return t.Contiguous().Reshape(shape);
-        if (shape.Length == t.Rank && Array.IndexOf(shape, -1) < 0)
-        {
-            bool same = true;
-            for (int d = 0; same && d < shape.Length; d++)
-                same = shape[d] == t.Size(d);
-            if (same)
-                return t;
-        }
-        return t.Reshape(shape);
+        var dense = Dense(t);
+        return HasShape(dense, shape) ? dense : dense.Reshape(shape);
+    }
+
+    /// <summary><paramref name="t"/> itself when it is contiguous, else a contiguous copy (an op's input, not an output).</summary>
+    public static Tensor Dense(Tensor t) => t.IsContiguous ? t : t.Contiguous();
+
+    /// <summary>Whether <paramref name="t"/>'s dimensions are <paramref name="shape"/> (a −1 in it never matches).</summary>
+    private static bool HasShape(Tensor t, int[] shape)
+    {
+        if (t.Rank != shape.Length)
+            return false;
+        for (int d = 0; d < shape.Length; d++)
+            if (t.Size(d) != shape[d])
+                return false;
+        return true;
     }
 
     /// <summary>
     /// A device result with ONNX dimensions through a handle of its own: <paramref name="t"/> may be an input's own tensor (a
-    /// reshape), and the result's lifetime must not be tied to it. A tensor the node made itself (<see cref="TensorScope.IsTemporary"/>)
-    /// of the right shape is that handle; another contiguous one gets one view (a contiguous copy and then a view of it made two
-    /// handles per output, ~0.5 µs of every node); a strided one is copied, and the copy, fresh, is the handle when its shape
-    /// already fits. Temporaries are freed by the node's scope.
+    /// reshape), and the result's lifetime must not be tied to it. A tensor the node made itself (<see cref="TensorScope.IsTemporary"/>,
+    /// or the contiguous copy of a strided one) is that handle when its shape fits, and escapes the node's scope now, so a
+    /// second output of the same tensor gets a view of its own; any other gets one view (a contiguous copy and then a view of
+    /// it made two handles per output, ~0.5 µs of every node). Temporaries are freed by the node's scope.
     /// </summary>
     public static OnnxTensor Float(Tensor t, int[] dims)
     {
         var shape = OnnxTensor.DeviceShape(dims);
-        if (t.IsContiguous)
-        {
-            // A tensor this node made (a temporary of its scope) of the right shape is the handle: it escapes now, so a
-            // second output of the same tensor gets a view of its own.
-            if (TensorScope.IsTemporary(t) && t.Shape.SequenceEqual(shape))
-                return OnnxTensor.Device(TensorScope.Escape(t), dims);
-            return OnnxTensor.Device(t.Reshape(shape), dims);
-        }
-        var copy = t.Contiguous();
-        return OnnxTensor.Device(copy.ShapeArray().AsSpan().SequenceEqual(shape) ? copy : copy.Reshape(shape), dims);
+        var own = t.IsContiguous ? (TensorScope.IsTemporary(t) ? t : null) : t.Contiguous();
+        if (own is not null && HasShape(own, shape))
+            return OnnxTensor.Device(TensorScope.Escape(own), dims);
+        return OnnxTensor.Device((own ?? t).Reshape(shape), dims);
     }
 
     /// <summary>The same elements under new dimensions (Reshape, Squeeze, Flatten...): no copy for host data or contiguous device data.</summary>
