@@ -544,8 +544,6 @@ internal static unsafe class HostGemm
     /// <summary>B[pc.., jc..] slivers s..e into bp: sliver j holds kc rows of NR consecutive columns (zero past N).</summary>
     private static void PackB<TPanel>(float* b, float* bp, GemmParams p, int pc, int kc, int jc, int nc, int s, int e) where TPanel : struct, IPanel
     {
-        var block = stackalloc Vector512<float>[16];
-        var scratch = stackalloc Vector512<float>[16];
         for (int sliver = s; sliver < e; sliver++)
         {
             int j0 = sliver * TPanel.NR, cols = Math.Min(TPanel.NR, nc - j0);
@@ -567,27 +565,7 @@ internal static unsafe class HostGemm
                     }
             }
             else if (p.StrideBk == 1 && TPanel.NR % 16 == 0 && Avx512F.IsSupported)
-            {
-                // B's columns contiguous along k (a Linear layer's weights, B transposed): 16 columns × 16 k at a time
-                // transposed in registers. Scalar, this packing cost more than the product itself for the GRU export's input
-                // projection (20 × 32 by 32 × 192) and the TransformerEncoder's Linear layers.
-                for (int j16 = 0; j16 < TPanel.NR; j16 += 16)
-                {
-                    float* first = b + (long)(jc + j0 + j16) * p.StrideBn + pc;
-                    int kk = 0;
-                    for (; kk + 16 <= kc; kk += 16)
-                    {
-                        for (int r = 0; r < 16; r++)
-                            block[r] = j16 + r < cols ? Vector512.Load(first + (long)r * p.StrideBn + kk) : Vector512<float>.Zero;
-                        HostMath.Transpose16(block, scratch);
-                        for (int r = 0; r < 16; r++)
-                            block[r].Store(dst + (long)(kk + r) * TPanel.NR + j16);
-                    }
-                    for (; kk < kc; kk++)
-                        for (int j = 0; j < 16; j++)
-                            dst[(long)kk * TPanel.NR + j16 + j] = j16 + j < cols ? first[(long)j * p.StrideBn + kk] : 0f;
-                }
-            }
+                PackTransposedSliver(b + (long)(jc + j0) * p.StrideBn + pc, p.StrideBn, cols, kc, TPanel.NR, dst);
             else
             {
                 for (int j = 0; j < TPanel.NR; j++)
@@ -603,6 +581,36 @@ internal static unsafe class HostGemm
                             dst[kk * TPanel.NR + j] = 0;
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// One sliver of B whose columns are contiguous along k (a Linear layer's weights, B transposed): column j of the sliver
+    /// starts at <paramref name="first"/> + j·<paramref name="columnStride"/>; dst[k·nr + j] for the first <paramref name="cols"/>
+    /// columns, zero for the rest. 16 columns × 16 k at a time transposed in registers (<see cref="HostMath.Transpose16"/>):
+    /// scalar, this packing cost more than the product itself for the GRU export's input projection (20 × 32 by 32 × 192) and
+    /// the TransformerEncoder's Linear layers.
+    /// </summary>
+    [SkipLocalsInit] // The two blocks are written before they are read: no zeroing per sliver.
+    private static void PackTransposedSliver(float* first, int columnStride, int cols, int kc, int nr, float* dst)
+    {
+        var block = stackalloc Vector512<float>[16];
+        var scratch = stackalloc Vector512<float>[16];
+        for (int j16 = 0; j16 < nr; j16 += 16)
+        {
+            float* column = first + (long)j16 * columnStride;
+            int kk = 0;
+            for (; kk + 16 <= kc; kk += 16)
+            {
+                for (int r = 0; r < 16; r++)
+                    block[r] = j16 + r < cols ? Vector512.Load(column + (long)r * columnStride + kk) : Vector512<float>.Zero;
+                HostMath.Transpose16(block, scratch);
+                for (int r = 0; r < 16; r++)
+                    block[r].Store(dst + (long)(kk + r) * nr + j16);
+            }
+            for (; kk < kc; kk++)
+                for (int j = 0; j < 16; j++)
+                    dst[(long)kk * nr + j16 + j] = j16 + j < cols ? column[(long)j * columnStride + kk] : 0f;
         }
     }
 
