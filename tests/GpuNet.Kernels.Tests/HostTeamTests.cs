@@ -28,6 +28,35 @@ public class HostTeamTests
         }
     }
 
+    [Theory]
+    [InlineData(2)]
+    [InlineData(6)]
+    public void No_chunk_of_a_loop_runs_after_the_loop_returned(int participants)
+    {
+        // Tiny loops back to back: the caller often runs every chunk before a worker sees the loop, and the worker then
+        // finds it already replaced by the next one (more participants than cores: workers are often preempted mid-claim).
+        // A chunk of an ended loop run late would see that loop's closed flag.
+        const int rounds = 20000;
+        var closed = new int[rounds];
+        int late = 0, wrong = 0;
+        for (int round = 0; round < rounds; round++)
+        {
+            int r = round, visited = 0;
+            HostTeam.Run(2 * participants, 2 * participants, participants, (s, e) =>
+            {
+                if (Volatile.Read(ref closed[r]) != 0)
+                    Interlocked.Increment(ref late);
+                Interlocked.Add(ref visited, e - s);
+            });
+            Volatile.Write(ref closed[r], 1);
+            if (visited != 2 * participants)
+                wrong++;
+        }
+        Thread.Sleep(20);
+        Assert.Equal(0, Volatile.Read(ref late));
+        Assert.Equal(0, wrong);
+    }
+
     [Fact]
     public void Chunks_are_contiguous_and_cover_the_range_in_order()
     {
