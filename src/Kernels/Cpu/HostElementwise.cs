@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace GpuNet.Kernels.Cpu;
 
@@ -150,8 +151,32 @@ internal static unsafe class HostElementwise
                 return;
             if (n >= 32 && so == 1 && sa == 0 && sb == 1 && VectorizedScalarA(*a, b, o, n))
                 return;
+            if (n < 32 && so == 1 && sa <= 1 && sb <= 1 && Masked(a, sa, b, sb, o, n))
+                return;
             for (int i = 0; i < n; i++)
                 o[(long)i * so] = Op.Apply(a[(long)i * sa], b[(long)i * sb]);
+        }
+
+        /// <summary>
+        /// A short row (a per-channel gate over a 2×2 or 4×4 map: one row per channel) in masked 16-lane vectors, each operand
+        /// contiguous or one scalar, for the arithmetic operators; false for others or without AVX-512. The element loop cost
+        /// 2–3 ns an element through the operator struct: efficientnet's 1152 × 2×2 gate 13.7 µs.
+        /// </summary>
+        private readonly bool Masked(float* a, int sa, float* b, int sb, float* o, int n)
+        {
+            bool add = typeof(TOp) == typeof(ElementwiseOps.Add), sub = typeof(TOp) == typeof(ElementwiseOps.Sub);
+            bool mul = typeof(TOp) == typeof(ElementwiseOps.Mul), div = typeof(TOp) == typeof(ElementwiseOps.Div);
+            if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported)
+                return false;
+            var iota = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            for (int j = 0; j < n; j += 16)
+            {
+                var mask = Vector512.LessThan(iota, Vector512.Create((float)(n - j)));
+                var x = sa == 0 ? Vector512.Create(*a) : Avx512F.MaskLoad(a + j, mask, Vector512<float>.Zero);
+                var y = sb == 0 ? Vector512.Create(*b) : Avx512F.MaskLoad(b + j, mask, Vector512<float>.One);
+                Avx512F.MaskStore(o + j, mask, add ? x + y : sub ? x - y : mul ? x * y : x / y);
+            }
+            return true;
         }
 
         /// <summary>A scalar a with a row of b (a per-channel gate times its feature map, written gate first).</summary>
