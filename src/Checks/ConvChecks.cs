@@ -87,6 +87,10 @@ internal static class ConvChecks
             ("depthwise_stride2_dilation2_asymmetric", 1, 20, 9, 8, 20, 3, 3,
                 new Conv2dOptions { Stride = (2, 2), Dilation = (2, 2), Padding = (1, 2, 0, 1), Groups = 20 }),
             ("depthwise_8x8_relu6", 1, 16, 8, 8, 16, 3, 3, Conv2dOptions.Of(padding: 1, groups: 16) with { Activation = FusedActivation.Relu6 }),
+            // One output pixel per image (a squeeze-and-excite block's convolutions on a pooled map): 70 channels (a block of 64
+            // and one of 6 in 16 lanes) in a batch of two; and a 3×3 kernel over a 3×3 image without padding (a column of 63).
+            ("one_pixel_1x1_70_channels_silu", 2, 45, 1, 1, 70, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Silu }),
+            ("one_pixel_3x3_valid_relu", 1, 7, 3, 3, 37, 3, 3, Conv2dOptions.Of() with { Activation = FusedActivation.Relu }),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o) in residual)
             foreach (bool packed in new[] { true, false })

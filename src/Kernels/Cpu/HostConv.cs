@@ -563,6 +563,76 @@ internal static unsafe class HostConv
         d0.Store(sums + 192); d1.Store(sums + 208); d2.Store(sums + 224); d3.Store(sums + 240);
     }
 
+    /// <summary>
+    /// A convolution with one output pixel per image (a squeeze-and-excite block's 1×1 convolutions on a pooled [N, C, 1, 1]):
+    /// from packed weights (<see cref="PackWeights"/>: per block of 64 output channels, a row of them per tap) the pixel's
+    /// column value of each tap broadcast against its row, four vectors of channels at once, stored contiguously (the output
+    /// is [N, K]); from plain weights a dot product per output channel, four rows a pass (<see cref="HostGemm.Dot4"/>).
+    /// As register tiles of 6 pixels × 64 channels it used one pixel in six and stored every channel by a gather:
+    /// efficientnet's 48 → 1152 ran 10 µs, 1152 → 48 13.6.
+    /// </summary>
+    private static void SinglePixel<TAct>(float* x, float* w, float* packed, float* output, float* bias, float* residual, Conv2dGeometry g, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        int cgkk = g.C * g.KH * g.KW;
+        bool pointwise = g.KH == 1 && g.KW == 1 && g.H == 1 && g.W == 1;
+        for (int n = 0; n < g.N; n++)
+        {
+            float* column = x + (long)n * g.C * g.H * g.W, result = output + (long)n * g.K;
+            if (!pointwise)
+            {
+                column = HostScratch.Get(ColumnSlot, cgkk);
+                Im2Col(x + (long)n * g.C * g.H * g.W, column, g.Index, g.C, 1, 1);
+            }
+            float* image = column;
+            if (packed != null)
+                HostParallel.For((PackedChannels(g.K) + TileChannels - 1) / TileChannels, (long)TileChannels * cgkk, (b0, b1) =>
+                {
+                    for (int block = b0; block < b1; block++)
+                    {
+                        int o0 = block * TileChannels, width = Math.Min(TileChannels, PackedChannels(g.K) - o0);
+                        float* rows = packed + (long)o0 * cgkk;
+                        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
+                        for (int t = 0; t < cgkk; t++, rows += width)
+                        {
+                            var v = Vector512.Create(image[t]);
+                            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(rows), v, a0);
+                            if (width > 16)
+                                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(rows + 16), v, a1);
+                            if (width > 32)
+                                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(rows + 32), v, a2);
+                            if (width > 48)
+                                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(rows + 48), v, a3);
+                        }
+                        int valid = Math.Min(TileChannels, g.K - o0);
+                        var iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+                        for (int i = 0; i * 16 < valid; i++)
+                            Avx512F.MaskStore(result + o0 + i * 16, Vector512.LessThan(iota, Vector512.Create(valid - i * 16)).AsSingle(),
+                                i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3);
+                    }
+                });
+            else
+                HostParallel.For((g.K + 3) / 4, 4L * cgkk, (q0, q1) =>
+                {
+                    for (int k = q0 * 4; k < Math.Min(g.K, q1 * 4); k += 4)
+                    {
+                        if (k + 4 <= g.K)
+                            (result[k], result[k + 1], result[k + 2], result[k + 3]) = HostGemm.Dot4(image, w + (long)k * cgkk, cgkk, cgkk);
+                        else
+                            for (int j = k; j < g.K; j++)
+                                result[j] = TensorPrimitives.Dot(new ReadOnlySpan<float>(image, cgkk), new ReadOnlySpan<float>(w + (long)j * cgkk, cgkk));
+                    }
+                });
+            var all = new Span<float>(result, g.K);
+            if (bias != null)
+                TensorPrimitives.Add(all, new ReadOnlySpan<float>(bias, g.K), all);
+            if (residual != null)
+                TensorPrimitives.Add(all, new ReadOnlySpan<float>(residual + (long)n * g.K, g.K), all);
+            if (typeof(TAct) != typeof(ElementwiseOps.Identity))
+                HostElementwise.ApplyUnary(all, all, act);
+        }
+    }
+
     /// <summary>Output planes at or below which a depthwise convolution runs channels-last (see <see cref="DepthwiseChannelsLast"/>).</summary>
     private const int ChannelsLastPixels = 64;
 
@@ -770,6 +840,11 @@ internal static unsafe class HostConv
         // products: they ran mobilenet_v2 in 1.28–1.36 ms of node time against 1.44–1.51 as direct tiles.
         bool outerProducts = groups == 1 && cgkk <= PointwiseDirectChannels && pixels >= 64 && HostGemm.Wide;
         bool direct = HostGemm.Wide && !depthwise && !outerProducts && (packed != null || (long)g.N * pixels >= DirectUnpackedPixels);
+        if (pixels == 1 && groups == 1 && HostGemm.Wide)
+        {
+            SinglePixel(x, w, packed, output, p.HasBias != 0 ? bias : null, residual, g, act);
+            return;
+        }
         if (residual != null && !direct)
         {
             // The other forms have no residual in their stores: the convolution (from the packed weights where it reads them),

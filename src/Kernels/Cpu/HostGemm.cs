@@ -211,7 +211,7 @@ internal static unsafe class HostGemm
     /// latency. One library dot product per row re-read x per row and reduced per row (mobilenet_v2's 1280 → 1000
     /// classifier: 56 µs warm, 100 in the model where its 5 MB of weights come from memory).
     /// </summary>
-    private static (float, float, float, float) Dot4(float* x, float* r0, int rowStride, int k)
+    internal static (float, float, float, float) Dot4(float* x, float* r0, int rowStride, int k)
     {
         float* r1 = r0 + rowStride, r2 = r1 + rowStride, r3 = r2 + rowStride;
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, b0 = default, b1 = default, b2 = default, b3 = default;
