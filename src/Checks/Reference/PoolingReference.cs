@@ -32,7 +32,8 @@ public static class PoolingReference
                             if (ih < 0 || ih >= h || iw < 0 || iw >= w)
                                 continue;
                             double v = x[(pl * h + ih) * w + iw];
-                            if (bestIndex < 0 || v > best)
+                            // NaN propagates (PyTorch's max pool): the first NaN of the window is taken and kept.
+                            if (bestIndex < 0 || v > best || (double.IsNaN(v) && !double.IsNaN(best)))
                             {
                                 best = v;
                                 bestIndex = ih * w + iw;
