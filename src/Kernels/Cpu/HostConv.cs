@@ -691,7 +691,6 @@ internal static unsafe class HostConv
             var high = Vector512.Create(clampHigh);
             bool clamp = !float.IsNaN(clampHigh);
             var block = stackalloc Vector512<float>[16];
-            var scratch = stackalloc Vector512<float>[16];
             // Where each input pixel goes in the bordered image (−1: beyond what the taps reach), for every way a block moves in.
             int* inOffset = stackalloc int[inPixels];
             for (int ih = 0; ih < ix.H; ih++)
@@ -712,7 +711,7 @@ internal static unsafe class HostConv
                     {
                         for (int c = 0; c < lanes; c++)
                             block[c] = Vector512.Load(planes + (long)c * inPixels + q0);
-                        HostMath.Transpose16(block, scratch);
+                        HostMath.Transpose16(block);
                         for (int i = 0; i < 16; i++)
                             if (inOffset[q0 + i] >= 0)
                                 block[i].Store(xin + inOffset[q0 + i]);
@@ -777,7 +776,7 @@ internal static unsafe class HostConv
                     {
                         for (int i = 0; i < 16; i++)
                             block[i] = Vector512.Load(yout + (p0 + i) * lanes);
-                        HostMath.Transpose16(block, scratch);
+                        HostMath.Transpose16(block);
                         for (int c = 0; c < lanes; c++)
                             block[c].Store(first + (long)c * pixels + p0);
                     }

@@ -595,7 +595,6 @@ internal static unsafe class HostGemm
     private static void PackTransposedSliver(float* first, int columnStride, int cols, int kc, int nr, float* dst)
     {
         var block = stackalloc Vector512<float>[16];
-        var scratch = stackalloc Vector512<float>[16];
         for (int j16 = 0; j16 < nr; j16 += 16)
         {
             float* column = first + (long)j16 * columnStride;
@@ -604,7 +603,7 @@ internal static unsafe class HostGemm
             {
                 for (int r = 0; r < 16; r++)
                     block[r] = j16 + r < cols ? Vector512.Load(column + (long)r * columnStride + kk) : Vector512<float>.Zero;
-                HostMath.Transpose16(block, scratch);
+                HostMath.Transpose16(block);
                 for (int r = 0; r < 16; r++)
                     block[r].Store(dst + (long)(kk + r) * nr + j16);
             }
