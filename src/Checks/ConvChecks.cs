@@ -125,6 +125,8 @@ internal static class ConvChecks
             // Strided on the padded copy (its columns split into stride phases): 3×3 at stride 2, 5×5 at stride 2 with a channel
             // multiplier, and different strides along H and W.
             ("depthwise_stride2_large_relu", 1, 6, 23, 21, 6, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1, groups: 6) with { Activation = FusedActivation.Relu }, true),
+            // 5×5 taps on the padded copy, ReLU6 clamped in the registers of its generic tap loop.
+            ("depthwise_k5_relu6_large", 1, 6, 20, 18, 6, 5, 5, Conv2dOptions.Of(padding: 2, groups: 6) with { Activation = FusedActivation.Relu6 }, true),
             ("depthwise_k5_stride2_multiplier2_silu", 2, 4, 25, 19, 8, 5, 5, Conv2dOptions.Of(stride: 2, padding: 2, groups: 4) with { Activation = FusedActivation.Silu }, true),
             ("depthwise_stride1x3", 1, 3, 17, 29, 3, 3, 3, new Conv2dOptions { Stride = (1, 3), Padding = (1, 1, 1, 1), Groups = 3 }, false),
             // Dilated and strided: the bounded row form, reading stride phases.
