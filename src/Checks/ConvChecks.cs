@@ -91,6 +91,10 @@ internal static class ConvChecks
             // and one of 6 in 16 lanes) in a batch of two; and a 3×3 kernel over a 3×3 image without padding (a column of 63).
             ("one_pixel_1x1_70_channels_silu", 2, 45, 1, 1, 70, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Silu }),
             ("one_pixel_3x3_valid_relu", 1, 7, 3, 3, 37, 3, 3, Conv2dOptions.Of() with { Activation = FusedActivation.Relu }),
+            // 1×1 layers the fast CPU runs as outer products with the residual in their stores: few outputs over many inputs,
+            // 81 pixels (a block of 64 and a tail of 17); and 70 outputs from 100 inputs with SiLU after.
+            ("1x1_outer_96_to_37_relu6", 2, 96, 9, 9, 37, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }),
+            ("1x1_outer_100_to_70_silu", 1, 100, 8, 9, 70, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Silu }),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o) in residual)
             foreach (bool packed in new[] { true, false })

@@ -453,6 +453,9 @@ internal static unsafe class HostConv
     /// <summary>Column rows (input channels × taps) up to which a convolution runs <see cref="PointwiseDirect"/>.</summary>
     private const int PointwiseDirectChannels = 64;
 
+    /// <summary>Output channels, or else input channels, up to which a 1×1 convolution runs <see cref="PointwiseDirect"/>.</summary>
+    private const int PointwiseOuterOutputs = 64, PointwiseOuterInputs = 144;
+
     /// <summary>
     /// A 1×1 convolution over few input channels (mobilenet's and efficientnet's expansions: 16–64 in, 96–384 out, 16×16 to
     /// 32×32 pixels) as outer products straight from the image: for 64 pixels (four 512-bit vectors) and four output channels
@@ -461,10 +464,10 @@ internal static unsafe class HostConv
     /// packed GEMM spent more than the products on packing the image, its tiles' overhead at K ≤ 64 and a second pass over
     /// the output for the epilogue (16 → 96 channels at 32×32: 72 µs; 32 → 16: 50 µs). Pixel blocks are split across the cores
     /// when <c>parallel</c>. The output planes are <c>outStride</c> floats apart: <c>pixels</c>, or a whole plane when these
-    /// pixels are some of its rows.
+    /// pixels are some of its rows. A <c>residual</c> shaped like the output is added before the activation, in the store.
     /// </summary>
     private static void PointwiseDirect<TAct>(float* x, int images, int channels, int pixels, float* w, int outChannels, float* output, int outStride,
-        float* bias, TAct act, bool parallel)
+        float* bias, float* residual, TAct act, bool parallel)
         where TAct : struct, IDifferentiableUnaryOp
     {
         int blocks = (pixels + 63) / 64;
@@ -508,6 +511,13 @@ internal static unsafe class HostConv
                         var (q0, q1, q2, q3) = (Vector512.Load(sum), Vector512.Load(sum + 16), Vector512.Load(sum + 32), Vector512.Load(sum + 48));
                         var beta = Vector512.Create(bias == null ? 0f : bias[k0 + r]);
                         (q0, q1, q2, q3) = (q0 + beta, q1 + beta, q2 + beta, q3 + beta);
+                        if (residual != null)
+                        {
+                            // Shaped like the output (whole planes: only the 1×1 form passes one); a tail block's lanes
+                            // past the last pixel are masked, not read.
+                            float* res = residual + ((long)n * outChannels + k0 + r) * outStride + p0;
+                            q0 += Part(res, valid, 0); q1 += Part(res, valid, 16); q2 += Part(res, valid, 32); q3 += Part(res, valid, 48);
+                        }
                         if (clamp)
                             (q0, q1, q2, q3) = (Clamp(q0, high), Clamp(q1, high), Clamp(q2, high), Clamp(q3, high));
                         float* to = valid == 64 ? result + (long)(k0 + r) * outStride : tail;
@@ -554,6 +564,12 @@ internal static unsafe class HostConv
         var y = Vector256.ConditionalSelect(Vector256.LessThanOrEqual(x, Vector256<float>.Zero), Vector256<float>.Zero, x);
         return Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(y, high), high, y);
     }
+
+    /// <summary>Floats [offset, offset + 16) of a row of <paramref name="valid"/>, zero past its end (those lanes not read).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Part(float* row, int valid, int offset) =>
+        valid >= offset + 16 ? Vector512.Load(row + offset)
+        : Avx512F.MaskLoad(row + offset, Vector512.LessThan(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create((float)(valid - offset))), Vector512<float>.Zero);
 
     /// <summary>
     /// sums[r·64 + j] = Σ_c w_r[c]·x[c·stride + j] for 4 rows of weights and 64 pixels: the accumulators are this method's own
@@ -861,15 +877,19 @@ internal static unsafe class HostConv
         bool depthwise = g.Cg == 1 && groups > 1;
         bool pointwise = g.KH == 1 && g.KW == 1 && ix.StrideH == 1 && ix.StrideW == 1 && ix.PadTop == 0 && ix.PadLeft == 0 && g.OH == g.H && g.OW == g.W;
         // Few column rows over many pixels (mobilenet's and efficientnet's expansions, a 3-channel stem) keep their outer
-        // products: they ran mobilenet_v2 in 1.28–1.36 ms of node time against 1.44–1.51 as direct tiles.
-        bool outerProducts = groups == 1 && cgkk <= PointwiseDirectChannels && pixels >= 64 && HostGemm.Wide;
+        // products: they ran mobilenet_v2 in 1.28–1.36 ms of node time against 1.44–1.51 as direct tiles. So do 1×1 layers
+        // with few output channels or few inputs (the projections): 144 → 24 at 16×16 13.3 against 8.0 µs as direct tiles,
+        // 192 → 32 at 8×8 8.0 against 4.7, 96 → 144 at 16×16 40 against 28; from 160 inputs and 128 outputs the tiles win
+        // (160 → 960 at 8×8: 76 against 94, 512 → 128: 28 against 40).
+        bool outerProducts = groups == 1 && pixels >= 64 && HostGemm.Wide
+            && (cgkk <= PointwiseDirectChannels || (pointwise && (g.K <= PointwiseOuterOutputs || cgkk <= PointwiseOuterInputs)));
         bool direct = HostGemm.Wide && !depthwise && !outerProducts && (packed != null || (long)g.N * pixels >= DirectUnpackedPixels);
         if (pixels == 1 && groups == 1 && HostGemm.Wide)
         {
             SinglePixel(x, w, packed, output, p.HasBias != 0 ? bias : null, residual, g, act);
             return;
         }
-        if (residual != null && !direct)
+        if (residual != null && !direct && !(outerProducts && pointwise))
         {
             // The other forms have no residual in their stores: the convolution (from the packed weights where it reads them),
             // then one pass adding it and activating.
@@ -893,7 +913,7 @@ internal static unsafe class HostConv
             // between them (mobilenet's 3 → 32 stem at 64×64: 38 µs on two cores, 19 on one).
             if (pointwise)
             {
-                PointwiseDirect(x, g.N, cgkk, pixels, w, g.K, output, pixels, p.HasBias != 0 ? bias : null, act, parallel: true);
+                PointwiseDirect(x, g.N, cgkk, pixels, w, g.K, output, pixels, p.HasBias != 0 ? bias : null, residual, act, parallel: true);
                 return;
             }
             float* b = p.HasBias != 0 ? bias : null;
@@ -905,7 +925,7 @@ internal static unsafe class HostConv
                     int count = (r1 - r0) * g.OW;
                     float* columns = HostScratch.Get(ColumnSlot, (long)cgkk * count);
                     Im2Col(image, columns, ix, 0, g.C, r0, r1, g.OW);
-                    PointwiseDirect(columns, 1, cgkk, count, w, g.K, result + (long)r0 * g.OW, pixels, b, act, parallel: false);
+                    PointwiseDirect(columns, 1, cgkk, count, w, g.K, result + (long)r0 * g.OW, pixels, b, null, act, parallel: false);
                 });
             }
             return;
