@@ -67,7 +67,7 @@ public sealed class OnnxTensor : IDisposable
     public OnnxElementType ElementType { get; }
 
     /// <summary>The dimensions (empty for a scalar).</summary>
-    public int[] Shape => (int[])_dims.Clone();
+    public int[] Shape => _dims.AsSpan().ToArray();
 
     /// <summary>The number of elements.</summary>
     public long Length => Product(_dims);
@@ -76,6 +76,9 @@ public sealed class OnnxTensor : IDisposable
     public bool IsFloat => ElementType == OnnxElementType.Float;
 
     internal ReadOnlySpan<int> Dims => _dims;
+
+    /// <summary>The dimensions themselves (never written after construction): for holding on to without a copy.</summary>
+    internal int[] DimsArray => _dims;
 
     internal int Rank => _dims.Length;
 
@@ -273,7 +276,7 @@ public sealed class OnnxTensor : IDisposable
     {
         if (shape.Any(d => d < 0) || Product(shape) != length)
             throw new OnnxInputException($"shape {GpuNetException.FormatShape(shape)} does not hold {length} elements");
-        return (int[])shape.Clone();
+        return shape.AsSpan().ToArray();
     }
 
     // ------------------------------------------------------------------ TensorProto decoding

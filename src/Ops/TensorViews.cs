@@ -105,7 +105,7 @@ public static class TensorViews
         Validate.DeviceOf("expand", "tensor", tensor);
         var strides = ShapeUtil.BroadcastStrides("expand", "tensor", tensor.ShapeArray(), tensor.Strides.ToArray(), shape);
         var sourceShape = tensor.ShapeArray();
-        return View(tensor, "expand", (int[])shape.Clone(), strides, tensor.Offset, g => Ops.SumToShape(g, sourceShape));
+        return View(tensor, "expand", shape.AsSpan().ToArray(), strides, tensor.Offset, g => Ops.SumToShape(g, sourceShape));
     }
 
     /// <summary>A view; when the tape records, its backward maps the view's gradient to the source's shape.</summary>

@@ -242,7 +242,7 @@ public sealed class Tensor : IDisposable
     public Tensor Detach()
     {
         EnsureAlive("detach", "tensor");
-        var detached = new Tensor("detach", _storage, ShapeArray(), (int[])_strides.Clone(), Offset);
+        var detached = new Tensor("detach", _storage, ShapeArray(), _strides.AsSpan().ToArray(), Offset);
         _storage.AddRef();
         return detached;
     }
@@ -251,13 +251,13 @@ public sealed class Tensor : IDisposable
     internal Tensor Alias()
     {
         EnsureAlive("save_for_backward", "tensor");
-        var alias = new Tensor("save_for_backward", _storage, ShapeArray(), (int[])_strides.Clone(), Offset, inScope: false);
+        var alias = new Tensor("save_for_backward", _storage, ShapeArray(), _strides.AsSpan().ToArray(), Offset, inScope: false);
         _storage.AddRef();
         return alias;
     }
 
     /// <summary>The shape as a new array.</summary>
-    public int[] ShapeArray() => (int[])_shape.Clone();
+    public int[] ShapeArray() => _shape.AsSpan().ToArray();
 
     /// <summary>Size of dimension <paramref name="dim"/>; negative counts from the end.</summary>
     public int Size(int dim) => _shape[ShapeUtil.NormalizeAxis("size", dim, Rank)];
@@ -271,7 +271,7 @@ public sealed class Tensor : IDisposable
     public static Tensor Empty(Device device, DType dtype, params int[] shape)
     {
         Validate.NotNull("empty", "device", device).EnsureAlive("empty");
-        shape = (int[])Validate.NotNull("empty", "shape", shape).Clone();
+        shape = Validate.NotNull("empty", "shape", shape).AsSpan().ToArray();
         long n = Math.Max(ShapeUtil.ElementCount("empty", "shape", shape), 1);
         var buffer = device.Pool.Rent(n * dtype.SizeInBytes(), "empty");
         return new Tensor("empty", new TensorStorage(device, buffer, n, shape, dtype), shape, ShapeUtil.ContiguousStrides(shape), 0);
