@@ -30,6 +30,40 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void ASliceRunAgainWithOtherParametersSelectsTheirWindow()
+    {
+        // A Slice keeps its window between runs for the same input shape and parameter tensors; a run with other starts/ends
+        // tensors must not reuse it.
+        using var model = OnnxModel.Load("/usr/share/libonnx-testdata/data/node/test_slice/model.onnx", Cpu);
+        float[] Run(int[] shape, long[] starts, long[] ends)
+        {
+            var x = OnnxTensor.FromFloats(Enumerable.Range(0, shape.Aggregate(1, (a, b) => a * b)).Select(v => (float)v).ToArray(), shape);
+            var inputs = new Dictionary<string, OnnxTensor>
+            {
+                [model.Inputs[0].Name] = x,
+                [model.Inputs[1].Name] = OnnxTensor.FromInt64s(starts, 2),
+                [model.Inputs[2].Name] = OnnxTensor.FromInt64s(ends, 2),
+                [model.Inputs[3].Name] = OnnxTensor.FromInt64s(new long[] { 0, 1 }, 2),
+                [model.Inputs[4].Name] = OnnxTensor.FromInt64s(new long[] { 1, 1 }, 2),
+            };
+            var outputs = model.Run(inputs);
+            var y = outputs[model.Outputs[0].Name].ToFloats();
+            foreach (var o in outputs.Values.Concat(inputs.Values))
+                o.Dispose();
+            return y;
+        }
+        // x[a, b, c] = (a·W + b)·C + c for shape [H, W, C]: the window's first element and its size say which window ran.
+        var first = Run([20, 10, 5], [0, 0], [3, 10]);
+        Assert.Equal(3 * 10 * 5, first.Length);
+        Assert.Equal(0f, first[0]);
+        var second = Run([20, 10, 5], [1, 2], [2, 5]);
+        Assert.Equal(1 * 3 * 5, second.Length);
+        Assert.Equal((1 * 10 + 2) * 5f, second[0]);
+        var again = Run([20, 10, 5], [0, 0], [3, 10]);
+        Assert.Equal(first, again);
+    }
+
+    [Fact]
     public void EveryRunProfilesItsNodesAndOpTypes()
     {
         using var mlp = OnnxModel.Load(Model("torch_mlp"), Cpu);

@@ -210,6 +210,49 @@ internal static class ShapeOperators
     private static OnnxTensor[] Slice(OpContext c, OnnxTensor?[] i)
     {
         var x = i[0]!;
+        // The window for this input shape and these starts/ends/axes/steps values (the same constant tensors run after run),
+        // worked out once: parsing them and building the arrays was most of a small slice's time (a TransformerEncoder's
+        // 16×64 query, key and value slices: ~2 µs each).
+        if (c.Memo is SliceMemo memo && memo.Fits(x, i))
+            return SliceWindow(c, x, memo.First, memo.Step, memo.Dims.AsSpan().ToArray());
+        var (first, step, dims) = SliceParameters(c, x, i);
+        c.Memo = new SliceMemo(x.Shape, i.Skip(1).ToArray(), first, step, dims.AsSpan().ToArray());
+        return SliceWindow(c, x, first, step, dims);
+    }
+
+    /// <summary>A slice node's window for one input shape and one set of parameter tensors (<see cref="OpContext.Memo"/>).</summary>
+    private sealed record SliceMemo(int[] Input, OnnxTensor?[] Parameters, int[] First, int[] Step, int[] Dims)
+    {
+        public bool Fits(OnnxTensor x, OnnxTensor?[] i)
+        {
+            if (!Input.AsSpan().SequenceEqual(x.Dims) || i.Length - 1 != Parameters.Length)
+                return false;
+            for (int k = 0; k < Parameters.Length; k++)
+                if (!ReferenceEquals(Parameters[k], i[k + 1]))
+                    return false;
+            return true;
+        }
+    }
+
+    private static OnnxTensor[] SliceWindow(OpContext c, OnnxTensor x, int[] first, int[] step, int[] dims)
+    {
+        if (x.IsFloat && step.All(s => s == 1))
+        {
+            if (dims.Contains(0))
+                return new[] { OnnxTensor.Device(Tensor.Empty(c.Device, OnnxTensor.DeviceShape(dims)), dims) };
+            var view = x.On(c.Device);
+            for (int d = 0; d < x.Rank; d++)
+                if (dims[d] != x.Dims[d])
+                    view = view.Slice(d, first[d], dims[d]);
+            return new[] { Values.Float(view.Contiguous(), dims) };
+        }
+        var strides = Values.Strides(x.Dims);
+        return new[] { Values.Remap(c, x, Values.Map(dims, idx => { long s = 0; for (int d = 0; d < idx.Length; d++) s += (long)(first[d] + idx[d] * step[d]) * strides[d]; return s; }), dims) };
+    }
+
+    /// <summary>The first index, step and count along every axis of x that Slice's starts, ends, axes and steps select.</summary>
+    private static (int[] First, int[] Step, int[] Dims) SliceParameters(OpContext c, OnnxTensor x, OnnxTensor?[] i)
+    {
         long[] starts, ends, axes, steps;
         if (c.Opset < 10)
         {
@@ -251,18 +294,7 @@ internal static class ShapeOperators
             long count = st > 0 ? Math.Max(0, (e - b + st - 1) / st) : Math.Max(0, (b - e + (-st) - 1) / (-st));
             (first[axis], step[axis], dims[axis]) = ((int)b, (int)st, (int)count);
         }
-        if (x.IsFloat && step.All(s => s == 1))
-        {
-            if (dims.Contains(0))
-                return new[] { OnnxTensor.Device(Tensor.Empty(c.Device, OnnxTensor.DeviceShape(dims)), dims) };
-            var view = x.On(c.Device);
-            for (int d = 0; d < x.Rank; d++)
-                if (dims[d] != x.Dims[d])
-                    view = view.Slice(d, first[d], dims[d]);
-            return new[] { Values.Float(view.Contiguous(), dims) };
-        }
-        var strides = Values.Strides(x.Dims);
-        return new[] { Values.Remap(c, x, Values.Map(dims, idx => { long s = 0; for (int d = 0; d < idx.Length; d++) s += (long)(first[d] + idx[d] * step[d]) * strides[d]; return s; }), dims) };
+        return (first, step, dims);
     }
 
     private static OnnxTensor[] Gather(OpContext c, OnnxTensor?[] i)
