@@ -63,8 +63,9 @@ internal static class ElementwiseChecks
             ("broadcast_column_b", new[] { 29, 31 }, new[] { 29, 1 }),
             ("broadcast_column_b_wide", new[] { 9, 70 }, new[] { 9, 1 }),
             ("broadcast_both", new[] { 7, 1, 5 }, new[] { 3, 1 }),
-            // A per-channel gate over 2×2 maps (squeeze-and-excite): rows of 4, one masked vector each on the fast CPU.
-            ("channel_gate_rows_of_4", new[] { 3, 37, 4 }, new[] { 3, 37, 1 }),
+            // A per-channel gate over 2×2 maps (squeeze-and-excite): rows of 4, one masked vector each on the fast CPU, 2306 of
+            // them (past the fast CPU's 4096 elements an elementwise pass splits across the cores).
+            ("channel_gate_rows_of_4", new[] { 2, 1153, 4 }, new[] { 2, 1153, 1 }),
             // Broadcasts that do not coalesce: four and six dimensions, so the row walk carries across three and five outer ones.
             ("broadcast_rank4", new[] { 3, 4, 5, 6 }, new[] { 3, 1, 5, 1 }),
             ("broadcast_rank6", new[] { 2, 1, 3, 1, 2, 5 }, new[] { 1, 3, 1, 4, 2, 1 }),

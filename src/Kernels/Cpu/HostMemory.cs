@@ -88,12 +88,14 @@ internal static class HostParallel
     /// <param name="body">Runs items [start, end).</param>
     /// <param name="oneChunkPerCore">Exactly one chunk per core: for bodies with a fixed cost per chunk (a convolution's rows,
     /// whose GEMM reads all the weights once per chunk), where more chunks for balance cost more than they balance.</param>
-    public static void For(int count, long workPerItem, Action<int, int> body, bool oneChunkPerCore = false)
+    /// <param name="minWork">The work below which the loop stays on one thread (<see cref="MinParallelWork"/> unless the
+    /// caller knows better).</param>
+    public static void For(int count, long workPerItem, Action<int, int> body, bool oneChunkPerCore = false, long minWork = MinParallelWork)
     {
         if (count <= 0)
             return;
         int workers = Workers;
-        if (count == 1 || workers == 1 || (long)count * Math.Max(workPerItem, 1) < MinParallelWork)
+        if (count == 1 || workers == 1 || (long)count * Math.Max(workPerItem, 1) < minWork)
         {
             body(0, count);
             return;
