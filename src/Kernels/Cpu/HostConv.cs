@@ -1220,7 +1220,8 @@ internal static unsafe class HostConv
     /// <summary>
     /// Rows 0–5 of a [6, stride] tile (16 columns from <paramref name="tile"/>), with rows 6 and 7 zero, transposed in three
     /// rounds of two-source permutes: <paramref name="pairs"/>[r] holds column 2r's 8 rows in lanes 0–7 and column 2r + 1's
-    /// in lanes 8–15.
+    /// in lanes 8–15. The 8-row form of <see cref="HostMath.Transpose16"/>'s rounds (16 rows, four rounds there), written out
+    /// apart so that each keeps its rows in registers.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Zip8(float* tile, int stride, Vector512<float>* pairs)
