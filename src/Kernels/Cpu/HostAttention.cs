@@ -129,7 +129,7 @@ internal static unsafe class HostAttention
     private static void SmallProduct(float* a, int aStride, int rows, int depth, float* b, int bStride, int width, float* c, int cStride, float scale, bool accumulate)
     {
         int vectors = (width + 15) / 16;
-        var tail = Lanes(width - (vectors - 1) * 16);
+        var tail = HostMath.FirstLanes(width - (vectors - 1) * 16);
         var factor = Vector512.Create(scale);
         for (int r = 0; r < rows; r += 4)
         {
@@ -166,10 +166,6 @@ internal static unsafe class HostAttention
             StoreRow(c0, vectors, tail, factor, s00, s01, s02, s03);
         }
     }
-
-    /// <summary>A mask of the first <paramref name="count"/> (1–16) lanes.</summary>
-    private static Vector512<float> Lanes(int count) =>
-        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
 
     /// <summary>A row of <paramref name="vectors"/> (1–4) vectors, the last one masked to <paramref name="tail"/>; the rest zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -417,7 +417,7 @@ internal static unsafe class HostConv
             for (; iw < iw1; iw += 16)
             {
                 int count = Math.Min(16, iw1 - iw), j = (iw + pad) >> 1;
-                var v = count == 16 ? Vector512.Load(from + iw) : Avx512F.MaskLoad(from + iw, Vector512.LessThan(iota, Vector512.Create(count)).AsSingle(), Vector512<float>.Zero);
+                var v = count == 16 ? Vector512.Load(from + iw) : Avx512F.MaskLoad(from + iw, HostMath.FirstLanes(count), Vector512<float>.Zero);
                 var halves = Avx512F.PermuteVar16x32(v, split);
                 if (count == 16)
                 {
@@ -569,7 +569,7 @@ internal static unsafe class HostConv
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector512<float> Part(float* row, int valid, int offset) =>
         valid >= offset + 16 ? Vector512.Load(row + offset)
-        : Avx512F.MaskLoad(row + offset, Vector512.LessThan(Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create((float)(valid - offset))), Vector512<float>.Zero);
+        : Avx512F.MaskLoad(row + offset, HostMath.FirstLanes(valid - offset), Vector512<float>.Zero);
 
     /// <summary>
     /// sums[r·64 + j] = Σ_c w_r[c]·x[c·stride + j] for 4 rows of weights and 64 pixels: the accumulators are this method's own
@@ -646,10 +646,8 @@ internal static unsafe class HostConv
                                 a3 = Vector512.FusedMultiplyAdd(Vector512.Load(rows + 48), v, a3);
                         }
                         int valid = Math.Min(TileChannels, g.K - o0);
-                        var iota = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
                         for (int i = 0; i * 16 < valid; i++)
-                            Avx512F.MaskStore(result + o0 + i * 16, Vector512.LessThan(iota, Vector512.Create(valid - i * 16)).AsSingle(),
-                                i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3);
+                            Avx512F.MaskStore(result + o0 + i * 16, HostMath.FirstLanes(valid - i * 16), i == 0 ? a0 : i == 1 ? a1 : i == 2 ? a2 : a3);
                     }
                 });
             else
@@ -1125,8 +1123,8 @@ internal static unsafe class HostConv
         HostParallel.For(g.N * groups * blocks * runs, (long)RunTiles * TilePixels * TileChannels * kd, (s, e) =>
         {
             int* poff = stackalloc int[RunTiles * TilePixels];
-            // Each tile's 6 × 64 sums between slabs, plus two rows so an 8-lane gather down a column stays inside.
-            float* sums = HostScratch.Get(TileSlot, (RunTiles + 1) * TilePixels * TileChannels);
+            // Each tile's 6 × 64 sums between slabs.
+            float* sums = HostScratch.Get(TileSlot, RunTiles * TilePixels * TileChannels);
             var pairs = stackalloc Vector512<float>[8];
             var high512 = Vector512.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
             for (int u = s; u < e; u++)
@@ -1178,9 +1176,8 @@ internal static unsafe class HostConv
                     int p0 = t * TilePixels, count = Math.Min(TilePixels, pixels - p0);
                     float* tileSums = sums + (t - t0) * TilePixels * TileChannels;
                     long first = ((long)n * g.K + (long)group * kg + o0) * pixels + p0;
-                    var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-                    var low = Vector512.LessThan(lane, Vector512.Create(count)).AsSingle();
-                    var highHalf = (Vector512.GreaterThanOrEqual(lane, Vector512.Create(8)) & Vector512.LessThan(lane, Vector512.Create(8 + count))).AsSingle();
+                    var low = HostMath.FirstLanes(count);
+                    var highHalf = Vector512.AndNot(HostMath.FirstLanes(8 + count), HostMath.FirstLanes(8));
                     for (int c0 = 0; c0 < channels; c0 += 16)
                     {
                         Zip8(tileSums + c0, TileChannels, pairs);
@@ -1189,8 +1186,6 @@ internal static unsafe class HostConv
                             // Lanes 0–7: channel c0 + 2r; lanes 8–15: channel c0 + 2r + 1, written 8 floats before its plane.
                             float* at = output + first + (long)(c0 + 2 * r) * pixels;
                             bool second = c0 + 2 * r + 1 < channels;
-                            var mask = second ? low | highHalf : low;
-                            float* at2 = at + pixels - 8;
                             var v = pairs[r];
                             if (residual != null)
                             {
@@ -1204,7 +1199,7 @@ internal static unsafe class HostConv
                                 v = Clamp(v, high512);
                             Avx512F.MaskStore(at, low, v);
                             if (second)
-                                Avx512F.MaskStore(at2, highHalf, v);
+                                Avx512F.MaskStore(at + pixels - 8, highHalf, v);
                         }
                     }
                 }

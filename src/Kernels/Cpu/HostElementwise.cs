@@ -174,10 +174,9 @@ internal static unsafe class HostElementwise
             bool mul = typeof(TOp) == typeof(ElementwiseOps.Mul), div = typeof(TOp) == typeof(ElementwiseOps.Div);
             if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported)
                 return false;
-            var iota = Vector512.Create(0f, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
             for (int j = 0; j < n; j += 16)
             {
-                var mask = Vector512.LessThan(iota, Vector512.Create((float)(n - j)));
+                var mask = HostMath.FirstLanes(n - j);
                 var x = sa == 0 ? Vector512.Create(*a) : Avx512F.MaskLoad(a + j, mask, Vector512<float>.Zero);
                 var y = sb == 0 ? Vector512.Create(*b) : Avx512F.MaskLoad(b + j, mask, Vector512<float>.One);
                 Avx512F.MaskStore(o + j, mask, add ? x + y : sub ? x - y : mul ? x * y : x / y);

@@ -40,6 +40,11 @@ internal static unsafe class HostMath
     /// <summary>True when the vector path runs (AVX2 and FMA); elsewhere the span helpers use MathF.Exp per element.</summary>
     public static bool Vectorized => Avx2.IsSupported && Fma.IsSupported;
 
+    /// <summary>A mask of the first <paramref name="count"/> lanes (none below 1, all from 16): the masked loads and stores
+    /// of a row's last, partial vector.</summary>
+    public static Vector512<float> FirstLanes(int count) =>
+        Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
+
     /// <summary>The 16 × 16 matrix in rows <paramref name="a"/>[0..16) transposed in place, with AVX-512: four rounds in which
     /// rows i and i + 8 zip into rows 2i (their first halves) and 2i + 1 (their second halves) — 64 two-source permutes on
     /// rows held in registers (through a scratch array, every permute also loaded two rows and stored one: the depthwise
