@@ -157,7 +157,7 @@ public sealed class Tensor : IDisposable
     /// <summary>The whole underlying buffer as floats (for kernels; index it with <see cref="Offset"/> and <see cref="Strides"/>).
     /// Never empty, even for a zero-length tensor, so it is always a valid kernel argument.</summary>
     [System.ComponentModel.EditorBrowsable(System.ComponentModel.EditorBrowsableState.Advanced)]
-    public ArrayView<float> Storage => _storage.Buffer.Buffer.View.BaseView.Cast<float>();
+    public ArrayView<float> Storage => _storage.Buffer.View.Cast<float>();
 
     /// <summary>The elements of a contiguous tensor, in order.</summary>
     /// <exception cref="ShapeMismatchException">The tensor is a non-contiguous view.</exception>
@@ -191,7 +191,7 @@ public sealed class Tensor : IDisposable
 
     /// <summary>True when the first element's device address is a multiple of <paramref name="bytes"/> (for vector loads).</summary>
     public bool IsAligned(int bytes) =>
-        (_storage.Buffer.Buffer.NativePtr.ToInt64() + (long)Offset * sizeof(float)) % bytes == 0;
+        (_storage.Buffer.Address + (long)Offset * sizeof(float)) % bytes == 0;
 
     /// <summary>True when no other tensor or view shares this tensor's memory.</summary>
     internal bool IsExclusive => _storage.IsExclusive;

@@ -19,6 +19,29 @@ public sealed class MemoryPoolTests
         Assert.True(MemoryPool.SizeClass(request) < request * 2 + 256);
     }
 
+    [Theory]
+    [InlineData("cpu")]
+    [InlineData("cpu-sim")]
+    public void HostTensorsStartOnACacheLine(string device)
+    {
+        // Without the pool's alignment the host allocator's 16-byte blocks left most of these off a line: checked by hand
+        // with the offset forced to 0.
+        using var d = Device.Open(device);
+        var tensors = new List<Tensor>();
+        for (int n = 1; n < 3000; n += 97)
+        {
+            var t = Tensor.Empty(d, n);
+            tensors.Add(t);
+            Assert.True(t.IsAligned(64), $"a tensor of {n} floats starts off a 64-byte line");
+        }
+        foreach (var t in tensors)
+            t.Dispose();
+        // Served again from the cache: still aligned, and the data round-trips through the offset view.
+        using var again = Tensor.FromArray(d, new float[] { 1, 2, 3 }, 3);
+        Assert.True(again.IsAligned(64));
+        Assert.Equal(new float[] { 1, 2, 3 }, again.ToArray());
+    }
+
     [Fact]
     public void FreedBuffersAreReused()
     {
