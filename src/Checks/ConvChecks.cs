@@ -80,6 +80,10 @@ internal static class ConvChecks
             ("four_pixels_relu", 1, 33, 2, 2, 65, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
             ("stem_7x7_stride2_relu", 1, 3, 20, 18, 16, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
             ("1150_pixels_silu", 2, 5, 23, 25, 21, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }),
+            // Stems over 1,024–4,096 output pixels, which the fast CPU runs as outer products of their columns: 7×7 stride 2 to
+            // 38×35 pixels and 37 outputs (9 groups of four and one); 5×5 over 4 channels in a batch of two with SiLU after.
+            ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
+            ("stem_5x5_4_channels_silu", 2, 4, 33, 32, 20, 5, 5, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }),
             // Depthwise maps of ≤ 64 output pixels run channels-last, 16 channels a vector, from weights the packing interleaves
             // that way: 37 channels (two blocks and 5 lanes of a third) in a batch of two with 5×5 taps; stride 2 with dilation
             // and padding on two sides; 8×8 outputs (groups of four pixels spanning rows) with ReLU6.
@@ -135,6 +139,8 @@ internal static class ConvChecks
             ("depthwise_stride1x3", 1, 3, 17, 29, 3, 3, 3, new Conv2dOptions { Stride = (1, 3), Padding = (1, 1, 1, 1), Groups = 3 }, false),
             // Dilated and strided: the bounded row form, reading stride phases.
             ("depthwise_dilation2_stride2", 1, 4, 23, 21, 4, 3, 3, Conv2dOptions.Of(stride: 2, padding: 2, dilation: 2, groups: 4), true),
+            // A stem the fast CPU runs as outer products of its columns, ReLU in their stores (the residual form above adds after).
+            ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }, true),
             ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
             ("1x1_relu6", 2, 8, 7, 6, 9, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }, true),
             ("depthwise_relu6", 1, 12, 6, 6, 12, 3, 3, Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 }, true),

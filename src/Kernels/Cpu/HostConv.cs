@@ -453,6 +453,19 @@ internal static unsafe class HostConv
     /// <summary>Column rows (input channels × taps) up to which a convolution runs <see cref="PointwiseDirect"/>.</summary>
     private const int PointwiseDirectChannels = 64;
 
+    /// <summary>
+    /// A stem — few input channels (≤ <see cref="StemChannels"/>) under a large kernel, ≤ <see cref="StemColumnRows"/> column
+    /// rows — over <see cref="StemPixels"/> output pixels runs its columns' outer products too: the direct tiles' transposed
+    /// stores and partial second slab cost as much as their 72–147 taps' products there (resnet18's 3 → 64 7×7 stride-2 stem
+    /// at 64×64: 106–118 µs against 73–81; 8 → 64 3×3 at 32×32: 70–88 against 33–38; 4 → 64 5×5: 79–97 against 43–53). With
+    /// fewer pixels (16 → 64 at 16×16: 25 against 44) and more (3 → 64 7×7 at 224×224: 786 against 907, each core's columns
+    /// past its L2) the tiles win.
+    /// </summary>
+    private const int StemChannels = 8, StemColumnRows = 160;
+
+    /// <inheritdoc cref="StemChannels"/>
+    private static readonly (int Min, int Max) StemPixels = (1024, 4096);
+
     /// <summary>Output channels, or else input channels, up to which a 1×1 convolution runs <see cref="PointwiseDirect"/>.</summary>
     private const int PointwiseOuterOutputs = 64, PointwiseOuterInputs = 144;
 
@@ -880,7 +893,8 @@ internal static unsafe class HostConv
         // 192 → 32 at 8×8 8.0 against 4.7, 96 → 144 at 16×16 40 against 28; from 160 inputs and 128 outputs the tiles win
         // (160 → 960 at 8×8: 76 against 94, 512 → 128: 28 against 40).
         bool outerProducts = groups == 1 && pixels >= 64 && HostGemm.Wide
-            && (cgkk <= PointwiseDirectChannels || (pointwise && (g.K <= PointwiseOuterOutputs || cgkk <= PointwiseOuterInputs)));
+            && (cgkk <= PointwiseDirectChannels || (pointwise && (g.K <= PointwiseOuterOutputs || cgkk <= PointwiseOuterInputs))
+                || (g.Cg <= StemChannels && cgkk <= StemColumnRows && pixels >= StemPixels.Min && pixels <= StemPixels.Max));
         bool direct = HostGemm.Wide && !depthwise && !outerProducts && (packed != null || (long)g.N * pixels >= DirectUnpackedPixels);
         if (pixels == 1 && groups == 1 && HostGemm.Wide)
         {
