@@ -84,6 +84,8 @@ internal static class ConvChecks
             // 38×35 pixels and 37 outputs (9 groups of four and one); 5×5 over 4 channels in a batch of two with SiLU after.
             ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
             ("stem_5x5_4_channels_silu", 2, 4, 33, 32, 20, 5, 5, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }),
+            // A strided 1×1 layer with few inputs (resnet's downsampling), which the fast CPU runs as direct tiles: 90 pixels.
+            ("1x1_stride2_40_to_70", 1, 40, 19, 17, 70, 1, 1, Conv2dOptions.Of(stride: 2)),
             // Depthwise maps of ≤ 64 output pixels run channels-last, 16 channels a vector, from weights the packing interleaves
             // that way: 37 channels (two blocks and 5 lanes of a third) in a batch of two with 5×5 taps; stride 2 with dilation
             // and padding on two sides; 8×8 outputs (groups of four pixels spanning rows) with ReLU6.

@@ -891,9 +891,11 @@ internal static unsafe class HostConv
         // products: they ran mobilenet_v2 in 1.28–1.36 ms of node time against 1.44–1.51 as direct tiles. So do 1×1 layers
         // with few output channels or few inputs (the projections): 144 → 24 at 16×16 13.3 against 8.0 µs as direct tiles,
         // 192 → 32 at 8×8 8.0 against 4.7, 96 → 144 at 16×16 40 against 28; from 160 inputs and 128 outputs the tiles win
-        // (160 → 960 at 8×8: 76 against 94, 512 → 128: 28 against 40).
+        // (160 → 960 at 8×8: 76 against 94, 512 → 128: 28 against 40). A strided 1×1 layer (resnet's downsampling) has nothing
+        // for columns to gather but its stride, which the tiles' pixel offsets take for free: 64 → 128 at 16×16 stride 2 8.2–9.0
+        // µs as tiles against 11.4–14.7 as columns, 32 → 64 at 32×32 13–14 against 31–33.
         bool outerProducts = groups == 1 && pixels >= 64 && HostGemm.Wide
-            && (cgkk <= PointwiseDirectChannels || (pointwise && (g.K <= PointwiseOuterOutputs || cgkk <= PointwiseOuterInputs))
+            && ((cgkk <= PointwiseDirectChannels && (pointwise || g.KH * g.KW > 1)) || (pointwise && (g.K <= PointwiseOuterOutputs || cgkk <= PointwiseOuterInputs))
                 || (g.Cg <= StemChannels && cgkk <= StemColumnRows && pixels >= StemPixels.Min && pixels <= StemPixels.Max));
         bool direct = HostGemm.Wide && !depthwise && !outerProducts && (packed != null || (long)g.N * pixels >= DirectUnpackedPixels);
         if (pixels == 1 && groups == 1 && HostGemm.Wide)
