@@ -1146,7 +1146,9 @@ internal static unsafe class HostConv
             for (int u = s; u < e; u++)
             {
                 int run = u % runs, rest = u / runs, ob = rest % blocks, ng = rest / blocks, group = ng % groups, n = ng / groups;
-                int t0 = run * RunTiles, t1 = Math.Min(tiles, t0 + RunTiles), o0 = ob * TileChannels, width = Math.Min(TileChannels, ldw - o0);
+                // Runs of equal length (≤ RunTiles each): 43 tiles as 7 and 8, not five of 8 and one of 3, which left one core
+                // 24 tiles and the other 19 (64 → 64 at 16×16: 75–84 → 74–75 µs).
+                int t0 = tiles * run / runs, t1 = tiles * (run + 1) / runs, o0 = ob * TileChannels, width = Math.Min(TileChannels, ldw - o0);
                 for (int t = t0; t < t1; t++)
                     for (int i = 0; i < TilePixels; i++)
                     {
