@@ -84,6 +84,9 @@ internal static class ConvChecks
             // 38×35 pixels and 37 outputs (9 groups of four and one); 5×5 over 4 channels in a batch of two with SiLU after.
             ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
             ("stem_5x5_4_channels_silu", 2, 4, 33, 32, 20, 5, 5, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }),
+            // Direct tiles over many runs of a bordered image: stride 2 and dilation 2 along H, asymmetric padding, a batch of two.
+            ("direct_many_runs_dilated", 2, 80, 29, 31, 40, 3, 3,
+                new Conv2dOptions { Stride = (2, 1), Dilation = (2, 1), Padding = (2, 1, 1, 2), Activation = FusedActivation.Relu }),
             // A strided 1×1 layer with few inputs (resnet's downsampling), which the fast CPU runs as direct tiles: 90 pixels.
             ("1x1_stride2_40_to_70", 1, 40, 19, 17, 70, 1, 1, Conv2dOptions.Of(stride: 2)),
             // Depthwise maps of ≤ 64 output pixels run channels-last, 16 channels a vector, from weights the packing interleaves
