@@ -43,9 +43,16 @@ public sealed class OnnxModel : IDisposable
     private Schedule? _schedule;
     private bool _disposed;
 
+    /// <summary>One memory arena per input shape the model has run at (see <see cref="MemoryArena"/>), the most recent
+    /// <see cref="MaxArenas"/>; none without optimization.</summary>
+    private readonly List<(int[][] Shapes, MemoryArena Arena)> _arenas = new();
+    private readonly bool _planMemory;
+    private const int MaxArenas = 4;
+
     private OnnxModel(Device device, ModelProto model, string? directory, bool optimize)
     {
         _device = device;
+        _planMemory = optimize;
         var graph = model.Graph ?? throw new OnnxFormatException("the model has no graph");
         IrVersion = model.IrVersion;
         Producer = (model.ProducerName + " " + model.ProducerVersion).Trim();
@@ -168,8 +175,16 @@ public sealed class OnnxModel : IDisposable
     /// <summary>The ops a run executes, in order, after folding and fusion (fused ones are named <c>GpuNet.*</c>).</summary>
     public IReadOnlyList<string> PlannedOperators => _plan.Select(p => p.Node.OpType + (p.Node.Attributes.ContainsKey("gpunet_activation") ? "+" + (FusedActivation)p.Node.Attributes["gpunet_activation"].I : "")).ToList();
 
-    /// <summary>Device bytes the last <see cref="Run"/> held at its peak beyond what was in use before it (intermediates and outputs).</summary>
+    /// <summary>Device bytes the last <see cref="Run"/> held at its peak beyond what was in use before it (intermediates and
+    /// outputs); with its intermediates in a planned arena, the arena's size plus the outputs.</summary>
     public long LastRunPeakBytes { get; private set; }
+
+    /// <summary>
+    /// The size in bytes of the memory arena planned for the last <see cref="Run"/>'s input shapes (0 before a second run at
+    /// those shapes, or when loaded without optimization): every intermediate of a run at those shapes lives in it, placed
+    /// once by lifetime, and a run takes its buffers from it by position instead of from the pool.
+    /// </summary>
+    public long ArenaBytes { get; private set; }
 
     /// <summary>
     /// Host time per op type in the last <see cref="Run"/>, slowest first: on the fast CPU device the time the op took; on
@@ -214,6 +229,9 @@ public sealed class OnnxModel : IDisposable
         var values = (OnnxTensor?[])schedule.Template.Clone();
         foreach (var (name, value) in inputs)
             values[schedule.Slots[name]] = value;
+        var arena = ArenaFor(inputs);
+        using var planned = arena?.Begin();
+        bool replaying = arena is { Bytes: > 0 };
         long before = _device.Pool.Stats.BytesInUse, peak = before;
         var outputs = new Dictionary<string, OnnxTensor>();
         var ticks = new long[schedule.Steps.Length];
@@ -263,9 +281,34 @@ public sealed class OnnxModel : IDisposable
         {
             for (int slot = schedule.Borrowed; slot < values.Length; slot++)
                 values[slot]?.Dispose();
-            LastRunPeakBytes = peak - before;
+            ArenaBytes = arena?.Bytes ?? 0;
+            LastRunPeakBytes = peak - before + (replaying ? ArenaBytes : 0);
         }
         return outputs;
+    }
+
+    /// <summary>The arena for these inputs' shapes (made on the first run at them), or null without optimization.</summary>
+    private MemoryArena? ArenaFor(IReadOnlyDictionary<string, OnnxTensor> inputs)
+    {
+        if (!_planMemory)
+            return null;
+        foreach (var (shapes, known) in _arenas)
+        {
+            bool same = true;
+            for (int i = 0; i < Inputs.Count && same; i++)
+                same = inputs.TryGetValue(Inputs[i].Name, out var t) ? t.Dims.SequenceEqual(shapes[i]) : shapes[i].Length == 1 && shapes[i][0] == -1;
+            if (same)
+                return known;
+        }
+        if (_arenas.Count == MaxArenas)
+        {
+            _arenas[0].Arena.Dispose();
+            _arenas.RemoveAt(0);
+        }
+        var arena = _device.Pool.CreateArena();
+        // An input left out (an initializer listed as an input keeps its default) is recorded as [−1].
+        _arenas.Add((Inputs.Select(i => inputs.TryGetValue(i.Name, out var t) ? t.DimsArray : [-1]).ToArray(), arena));
+        return arena;
     }
 
     /// <summary>
@@ -335,6 +378,9 @@ public sealed class OnnxModel : IDisposable
             return;
         _disposed = true;
         DisposeValues();
+        foreach (var (_, arena) in _arenas)
+            arena.Dispose();
+        _arenas.Clear();
     }
 
     private void DisposeValues()

@@ -53,6 +53,22 @@ internal sealed class PooledBuffer
         OffsetBytes = offsetBytes;
     }
 
+    /// <summary>A slice of a <see cref="MemoryArena"/>'s buffer: request <paramref name="index"/> of its plan.</summary>
+    internal PooledBuffer(MemoryBuffer1D<byte, Stride1D.Dense> buffer, long classBytes, long offsetBytes, MemoryArena arena, object plan, int index)
+        : this(buffer, classBytes, offsetBytes)
+    {
+        Arena = arena;
+        Plan = plan;
+        Index = index;
+    }
+
+    /// <summary>The arena this is a slice of, or null for a buffer of the pool's own.</summary>
+    internal MemoryArena? Arena { get; }
+
+    /// <summary>The arena's plan the slice belongs to, and its request's index there.</summary>
+    internal object? Plan { get; }
+    internal int Index { get; }
+
     internal MemoryBuffer1D<byte, Stride1D.Dense> Buffer { get; }
 
     internal long ClassBytes { get; }
@@ -160,10 +176,33 @@ public sealed class MemoryPool
         }
     }
 
+    /// <summary>
+    /// An arena for one repeated sequence of this pool's allocations on one thread (a model's run at one input shape): see
+    /// <see cref="MemoryArena"/>. The caller disposes it.
+    /// </summary>
+    public MemoryArena CreateArena() => new(this);
+
     internal PooledBuffer Rent(long bytes, string op)
     {
         _device.EnsureAlive(op);
         long cls = SizeClass(bytes);
+        var arena = MemoryArena.Active(this);
+        if (arena?.Take(cls) is { } slice)
+        {
+            lock (_lock)
+            {
+                _requests++;
+                _hits++;
+            }
+            return slice;
+        }
+        var b = RentFromPool(cls, bytes, op);
+        arena?.Served(b, cls);
+        return b;
+    }
+
+    private PooledBuffer RentFromPool(long cls, long bytes, string op)
+    {
         lock (_lock)
             _requests++;
         // The cache first; on a miss the device. When the device (or the limit) refuses: collect leaked tensors once (their
@@ -230,13 +269,25 @@ public sealed class MemoryPool
 
     internal void Return(PooledBuffer b)
     {
+        if (b.Arena is { } owner)
+        {
+            owner.Release(b);
+            return;
+        }
+        MemoryArena.Active(this)?.Returned(b);
         lock (_lock)
             ReturnLocked(b);
     }
 
-    /// <summary>Under the lock: a rented buffer back into the cache (false, and nothing done, for one not rented).</summary>
+    /// <summary>Under the lock: a rented buffer back into the cache (false, and nothing done, for one not rented); an arena's
+    /// slice back to its arena.</summary>
     private bool ReturnLocked(PooledBuffer b)
     {
+        if (b.Arena is { } owner)
+        {
+            owner.Release(b);
+            return true;
+        }
         if (!_rented.Remove(b))
             return false;
         _inUse -= b.ClassBytes;

@@ -147,6 +147,17 @@ public sealed class ModelTests
             inputs[plain.Inputs[k].Name] = OnnxTensor.ReadPb(files[k]);
         var fast = optimized.Run(inputs);
         var slow = plain.Run(inputs);
+        // Runs two and three take their intermediates from the memory arena planned after the first: the same outputs,
+        // bit for bit. The unoptimized model plans none.
+        for (int again = 0; again < 2; again++)
+            foreach (var (output, value) in optimized.Run(inputs))
+                using (value)
+                    if (value.IsFloat)
+                        Assert.Equal(fast[output].ToFloats(), value.ToFloats());
+                    else
+                        Assert.Equal(fast[output].ToInt64s(), value.ToInt64s());
+        Assert.True(optimized.ArenaBytes > 0 || optimized.PlannedOperators.Count == 1, $"{name}: no arena after three runs of {optimized.PlannedOperators.Count} nodes");
+        Assert.Equal(0, plain.ArenaBytes);
         foreach (var (output, expected) in slow)
         {
             using var e = expected;
@@ -258,9 +269,11 @@ public sealed class ModelTests
         using var device = Device.Open("cpu");
         using var model = OnnxModel.Load(Model("torch_gpt_block"), device);
         using var ids = Input("torch_gpt_block");
-        // The first run uploads the weights the file stores on the host (once, kept with the model).
-        foreach (var o in model.Run(new Dictionary<string, OnnxTensor> { ["ids"] = ids }).Values)
-            o.Dispose();
+        // The first run uploads the weights the file stores on the host (once, kept with the model); the second is recorded
+        // and its intermediates planned into an arena, also kept with the model.
+        for (int r = 0; r < 2; r++)
+            foreach (var o in model.Run(new Dictionary<string, OnnxTensor> { ["ids"] = ids }).Values)
+                o.Dispose();
         long before = device.Pool.Stats.BytesInUse;
         for (int r = 0; r < 3; r++)
             foreach (var o in model.Run(new Dictionary<string, OnnxTensor> { ["ids"] = ids }).Values)
