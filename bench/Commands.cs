@@ -143,7 +143,7 @@ public static class GpuNetCli
             Text("json", "write the results as JSON (bench/schema/results.schema.json)", "FILE"), Text("csv", "write the results as CSV", "FILE"),
             Text("md", "write the results as a Markdown table", "FILE"), Text("plot", "draw the roofline as a PNG", "FILE.png"),
             List("onnx", "time these ONNX models (files or directories holding model.onnx) end to end beside ONNX Runtime", "MODEL"),
-            Flag("no-optimize", "with --onnx: run the graph as the file has it (no batch-norm folding or fusion), to see what the optimizer gains")));
+            Flag("no-optimize", "with --onnx: run the graph as the file has it (no batch-norm folding, fusion or memory arena), to see what the optimizer gains")));
 
         root.Add(Verb("compare", "Ratio per kernel and shape of two result files (B/A).", CompareVerb.Run,
             new Argument<string>("A") { Description = "the first results JSON" }, new Argument<string>("B") { Description = "the second results JSON" }));

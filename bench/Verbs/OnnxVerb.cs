@@ -122,7 +122,8 @@ public static class OnnxVerb
             value.Dispose();
         }
         var steady = times.Skip(1).OrderBy(t => t).ToList();
-        Console.WriteLine($"first run {times[0]:0.00} ms, median of {steady.Count} {steady[steady.Count / 2]:0.00} ms; peak intermediate memory {model.LastRunPeakBytes / 1024.0:0.0} KiB");
+        Console.WriteLine($"first run {times[0]:0.00} ms, median of {steady.Count} {steady[steady.Count / 2]:0.00} ms; peak intermediate memory {model.LastRunPeakBytes / 1024.0:0.0} KiB" +
+            (model.ArenaBytes > 0 ? $" (intermediates in a {model.ArenaBytes / 1024.0:0.0} KiB arena planned at the second run)" : ""));
         Console.WriteLine("time per op (last run, host): " + string.Join(", ", model.LastRunProfile.Take(8).Select(t => $"{t.Op} ×{t.Count} {t.Milliseconds:0.000} ms")));
         if (nodeTimes.Count > 0)
         {
