@@ -66,6 +66,9 @@ internal static class ElementwiseChecks
             // A per-channel gate over 2×2 maps (squeeze-and-excite): rows of 4, one masked vector each on the fast CPU, 2306 of
             // them (past the fast CPU's 4096 elements an elementwise pass splits across the cores).
             ("channel_gate_rows_of_4", new[] { 2, 1153, 4 }, new[] { 2, 1153, 1 }),
+            // The same sixteen rows at a time over rows of 2 and, gate first, of 8 (a tail of 15 rows in the second).
+            ("channel_gate_rows_of_2", new[] { 1, 999, 2, 1 }, new[] { 1, 999, 1, 1 }),
+            ("gate_first_rows_of_8", new[] { 3, 77, 1 }, new[] { 3, 77, 8 }),
             // Broadcasts that do not coalesce: four and six dimensions, so the row walk carries across three and five outer ones.
             ("broadcast_rank4", new[] { 3, 4, 5, 6 }, new[] { 3, 1, 5, 1 }),
             ("broadcast_rank6", new[] { 2, 1, 3, 1, 2, 5 }, new[] { 1, 3, 1, 4, 2, 1 }),

@@ -50,7 +50,10 @@ internal static class ReduceChecks
 
         foreach (var (shape, axis, keep) in new[] { (new[] { 7, 13, 5 }, 0, false), (new[] { 7, 13, 5 }, 1, true), (new[] { 7, 13, 5 }, 2, false), (new[] { 37, 53 }, -1, false), (new[] { 1 }, 0, false), (new[] { 3, 3000 }, 1, false),
             // Rows of 12 and 16 (a global pool over 3×4 and 4×4 maps): one masked vector a row on the fast CPU.
-            (new[] { 19, 12 }, 1, false), (new[] { 5, 16 }, -1, true) })
+            (new[] { 19, 12 }, 1, false), (new[] { 5, 16 }, -1, true),
+            // Rows of 4 (a global pool over 2×2 maps): sixteen rows from four vectors on the fast CPU, here with a tail of 1
+            // and, split across the cores, chunks that start off a multiple of 16.
+            (new[] { 3, 1153, 4 }, -1, true) })
         {
             yield return AxisCase("reduce_sum", shape, axis, keep, x => Ops.Sum(x, axis, keep),
                 (h, o, r, i) => ReduceReference.Reduce(h, o, r, i, 0, (p, q) => p + q));

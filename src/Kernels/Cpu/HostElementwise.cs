@@ -21,8 +21,65 @@ internal static unsafe class HostElementwise
     }
 
     /// <summary>o = op(a, b) over the broadcast shape of o, given the coalesced dims and strides [o, a, b].</summary>
-    public static void MapBinary<TOp>(string name, Tensor a, Tensor b, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IBinaryOp =>
-        Walk(name, a, b, o, dims, st, new BinaryRows<TOp> { Op = op });
+    public static void MapBinary<TOp>(string name, Tensor a, Tensor b, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IBinaryOp
+    {
+        if (!GatedRows(a, b, o, dims, st, op))
+            Walk(name, a, b, o, dims, st, new BinaryRows<TOp> { Op = op });
+    }
+
+    /// <summary>
+    /// A per-row scalar (a squeeze-and-excite gate, [rows, 1]) with contiguous rows of 2, 4 or 8 ([rows, L]: a 2×2 map is a
+    /// row of 4 per channel), in either order, for the arithmetic operators: sixteen rows at a time, their sixteen gates
+    /// loaded once and spread over the rows' L vectors by one permute each. One masked vector a row used 4 of its 16 lanes:
+    /// efficientnet_b0's gates over 1,152 channels at 2×2 ran 10–11 µs each in the model. False (nothing done) for any
+    /// other shape or operator, or without AVX-512.
+    /// </summary>
+    private static bool GatedRows<TOp>(Tensor a, Tensor b, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IBinaryOp
+    {
+        bool add = typeof(TOp) == typeof(ElementwiseOps.Add), sub = typeof(TOp) == typeof(ElementwiseOps.Sub);
+        bool mul = typeof(TOp) == typeof(ElementwiseOps.Mul), div = typeof(TOp) == typeof(ElementwiseOps.Div);
+        if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported || dims.Length != 2 || dims[1] is not (2 or 4 or 8))
+            return false;
+        int rows = dims[0], inner = dims[1];
+        bool Rows(int[] s) => s[1] == 1 && (s[0] == inner || rows == 1);
+        bool Gates(int[] s) => s[1] == 0 && (s[0] == 1 || rows == 1);
+        bool gateFirst = Gates(st[1]) && Rows(st[2]);
+        if (!Rows(st[0]) || !(gateFirst || Gates(st[2]) && Rows(st[1])))
+            return false;
+        float* x = HostMemory.Ptr(gateFirst ? b : a), g = HostMemory.Ptr(gateFirst ? a : b), po = HostMemory.Ptr(o);
+        HostParallel.For((rows + 15) / 16, 16L * inner, (g0, g1) =>
+        {
+            // Lane i of the j-th vector of a group belongs to row (16j + i) / L.
+            var spread = stackalloc Vector512<int>[8];
+            var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+            for (int j = 0; j < inner; j++)
+                spread[j] = (lane + Vector512.Create(16 * j)) / Vector512.Create(inner);
+            for (int group = g0; group < g1; group++)
+            {
+                int r0 = group * 16;
+                if (r0 + 16 > rows)
+                {
+                    for (int r = r0; r < rows; r++)
+                        for (int c = 0; c < inner; c++)
+                        {
+                            long at = (long)r * inner + c;
+                            po[at] = gateFirst ? op.Apply(g[r], x[at]) : op.Apply(x[at], g[r]);
+                        }
+                    continue;
+                }
+                var gates = Vector512.Load(g + r0);
+                for (int j = 0; j < inner; j++)
+                {
+                    long at = (long)r0 * inner + 16 * j;
+                    var v = Vector512.Load(x + at);
+                    var w = Avx512F.PermuteVar16x32(gates, spread[j]);
+                    var (l, r) = gateFirst ? (w, v) : (v, w);
+                    Vector512.Store(add ? l + r : sub ? l - r : mul ? l * r : l / r, po + at);
+                }
+            }
+        }, minWork: ParallelElements);
+        return true;
+    }
 
     /// <summary>o = op(a) over o's shape, given the coalesced dims and strides [o, a, a].</summary>
     public static void MapUnary<TOp>(string name, Tensor a, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IUnaryOp =>
