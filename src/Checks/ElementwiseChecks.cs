@@ -69,6 +69,9 @@ internal static class ElementwiseChecks
             // The same sixteen rows at a time over rows of 2 and, gate first, of 8 (a tail of 15 rows in the second).
             ("channel_gate_rows_of_2", new[] { 1, 999, 2, 1 }, new[] { 1, 999, 1, 1 }),
             ("gate_first_rows_of_8", new[] { 3, 77, 1 }, new[] { 3, 77, 8 }),
+            // Rows of whole vectors (4×4 and 8×8 maps): each row's gate broadcast; tails of 10 and 8 rows.
+            ("channel_gate_rows_of_64", new[] { 2, 37, 8, 8 }, new[] { 2, 37, 1, 1 }),
+            ("gate_first_rows_of_16", new[] { 1, 40, 1, 1 }, new[] { 1, 40, 4, 4 }),
             // Broadcasts that do not coalesce: four and six dimensions, so the row walk carries across three and five outer ones.
             ("broadcast_rank4", new[] { 3, 4, 5, 6 }, new[] { 3, 1, 5, 1 }),
             ("broadcast_rank6", new[] { 2, 1, 3, 1, 2, 5 }, new[] { 1, 3, 1, 4, 2, 1 }),

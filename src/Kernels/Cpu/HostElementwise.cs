@@ -29,16 +29,17 @@ internal static unsafe class HostElementwise
 
     /// <summary>
     /// A per-row scalar (a squeeze-and-excite gate, [rows, 1]) with contiguous rows of 2, 4 or 8 ([rows, L]: a 2×2 map is a
-    /// row of 4 per channel), in either order, for the arithmetic operators: sixteen rows at a time, their sixteen gates
-    /// loaded once and spread over the rows' L vectors by one permute each. One masked vector a row used 4 of its 16 lanes:
-    /// efficientnet_b0's gates over 1,152 channels at 2×2 ran 10–11 µs each in the model. False (nothing done) for any
-    /// other shape or operator, or without AVX-512.
+    /// row of 4 per channel) or of whole vectors (4×4 maps and up), in either order, for the arithmetic operators: sixteen
+    /// rows at a time, their sixteen gates loaded once and spread over the rows' L vectors by one permute each, or each
+    /// row's gate broadcast over its vectors. One masked vector a row used 4 of its 16 lanes, and a row's call and cursor
+    /// step cost more than its arithmetic: efficientnet_b0's gates over 1,152 channels at 2×2 ran 10–11 µs each in the
+    /// model, over 672 at 4×4 8. False (nothing done) for any other shape or operator, or without AVX-512.
     /// </summary>
     private static bool GatedRows<TOp>(Tensor a, Tensor b, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IBinaryOp
     {
         bool add = typeof(TOp) == typeof(ElementwiseOps.Add), sub = typeof(TOp) == typeof(ElementwiseOps.Sub);
         bool mul = typeof(TOp) == typeof(ElementwiseOps.Mul), div = typeof(TOp) == typeof(ElementwiseOps.Div);
-        if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported || dims.Length != 2 || dims[1] is not (2 or 4 or 8))
+        if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported || dims.Length != 2 || !(dims[1] is 2 or 4 or 8 || dims[1] % 16 == 0))
             return false;
         int rows = dims[0], inner = dims[1];
         bool Rows(int[] s) => s[1] == 1 && (s[0] == inner || rows == 1);
@@ -52,7 +53,7 @@ internal static unsafe class HostElementwise
             // Lane i of the j-th vector of a group belongs to row (16j + i) / L.
             var spread = stackalloc Vector512<int>[8];
             var lane = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            for (int j = 0; j < inner; j++)
+            for (int j = 0; j < inner && inner <= 8; j++)
                 spread[j] = (lane + Vector512.Create(16 * j)) / Vector512.Create(inner);
             for (int group = g0; group < g1; group++)
             {
@@ -65,6 +66,21 @@ internal static unsafe class HostElementwise
                             long at = (long)r * inner + c;
                             po[at] = gateFirst ? op.Apply(g[r], x[at]) : op.Apply(x[at], g[r]);
                         }
+                    continue;
+                }
+                if (inner % 16 == 0)
+                {
+                    // Whole vectors a row: the row's gate broadcast once.
+                    for (int r = r0; r < r0 + 16; r++)
+                    {
+                        var w = Vector512.Create(g[r]);
+                        for (long at = (long)r * inner, end = at + inner; at < end; at += 16)
+                        {
+                            var v = Vector512.Load(x + at);
+                            var (l, q) = gateFirst ? (w, v) : (v, w);
+                            Vector512.Store(add ? l + q : sub ? l - q : mul ? l * q : l / q, po + at);
+                        }
+                    }
                     continue;
                 }
                 var gates = Vector512.Load(g + r0);
