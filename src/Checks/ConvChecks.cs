@@ -141,6 +141,8 @@ internal static class ConvChecks
             // 5×5 taps on the padded copy, ReLU6 clamped in the registers of its generic tap loop.
             ("depthwise_k5_relu6_large", 1, 6, 20, 18, 6, 5, 5, Conv2dOptions.Of(padding: 2, groups: 6) with { Activation = FusedActivation.Relu6 }, true),
             ("depthwise_k5_stride2_multiplier2_silu", 2, 4, 25, 19, 8, 5, 5, Conv2dOptions.Of(stride: 2, padding: 2, groups: 4) with { Activation = FusedActivation.Silu }, true),
+            // 3×3 taps on the padded copy with SiLU in the registers of the nine-tap plane loop (a tail of 1 column a row).
+            ("depthwise_3x3_silu_large", 1, 7, 18, 17, 7, 3, 3, Conv2dOptions.Of(padding: 1, groups: 7) with { Activation = FusedActivation.Silu }, true),
             ("depthwise_stride1x3", 1, 3, 17, 29, 3, 3, 3, new Conv2dOptions { Stride = (1, 3), Padding = (1, 1, 1, 1), Groups = 3 }, false),
             // Dilated and strided: the bounded row form, reading stride phases.
             ("depthwise_dilation2_stride2", 1, 4, 23, 21, 4, 3, 3, Conv2dOptions.Of(stride: 2, padding: 2, dilation: 2, groups: 4), true),

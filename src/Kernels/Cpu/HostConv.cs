@@ -184,18 +184,17 @@ internal static unsafe class HostConv
         // Rows narrower than a few vectors fill the padded path's vectors partly: up to 8×8 output pixels the channels-last
         // form is faster (efficientnet_b0's 240 channels at 8×8 with 5×5 taps: 20 against 29 µs; 144 at 16×16 stride 2: 22
         // against 23), from 16×16 the planes (96 channels at 32×32 stride 2: 35 against 43; 32 at 32×32: 20 against 32).
-        bool clamp = typeof(TAct) == typeof(Activation.Relu) || typeof(TAct) == typeof(Activation.Relu6);
-        // ReLU and ReLU6 in the registers of the two forms below (NaN: none); others in the pass after.
-        float clampHigh = clamp ? typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity : float.NaN;
+        // ReLU, ReLU6 and SiLU in the registers of the two forms below; others in the pass after.
+        var epilogue = Epilogue.For<TAct>();
         if (g.Kg == 1 && pixels <= ChannelsLastPixels)
         {
-            DepthwiseChannelsLast(x, w, packed, output, bias, g, clampHigh);
-            identity |= clamp;
+            DepthwiseChannelsLast(x, w, packed, output, bias, g, epilogue);
+            identity |= epilogue.InRegisters;
         }
         else if (ix.DilationH == 1 && ix.DilationW == 1)
         {
-            DepthwisePadded(x, w, output, bias, g, clampHigh);
-            identity |= clamp;
+            DepthwisePadded(x, w, output, bias, g, epilogue);
+            identity |= epilogue.InRegisters;
         }
         else
             DepthwiseRows(x, w, output, bias, g);
@@ -262,11 +261,11 @@ internal static unsafe class HostConv
     /// A depthwise convolution on a zero-padded copy of each input plane, its columns split into stride phases (column c of
     /// the padded plane goes to phase c mod stride, index c / stride): with the padding in the copy and the stride in the
     /// phases, every tap of every output row is one unbounded contiguous run, so an output row is built 8 pixels at a time
-    /// in a register — bias, then one FMA per tap, then ReLU or ReLU6 unless clampHigh is NaN — and stored once. The
+    /// in a register — bias, then one FMA per tap, then the <paramref name="epilogue"/>'s activation — and stored once. The
     /// row-by-row form (one bounded scaled add per tap and output row) made 144 calls of 16 floats per 16×16 plane:
     /// mobilenet_v2's 144-channel 16×16 layer took 0.12 ms, its stride-2 96-channel 32×32 one 0.15 ms.
     /// </summary>
-    private static void DepthwisePadded(float* x, float* w, float* output, float* bias, Conv2dGeometry g, float clampHigh)
+    private static void DepthwisePadded(float* x, float* w, float* output, float* bias, Conv2dGeometry g, Epilogue epilogue)
     {
         var ix = g.Index;
         int pixels = g.OH * g.OW, taps = g.KH * g.KW, sh = ix.StrideH, sw = ix.StrideW;
@@ -327,7 +326,7 @@ internal static unsafe class HostConv
                 float* dst = output + (long)plane * pixels;
                 if (taps == 9)
                 {
-                    Plane3x3(padded, sh * phaseWidth, tapAt, w + (long)k * 9, start, dst, g.OH, g.OW, clampHigh);
+                    Plane3x3(padded, sh * phaseWidth, tapAt, w + (long)k * 9, start, dst, g.OH, g.OW, epilogue);
                     continue;
                 }
                 for (int oh = 0; oh < g.OH; oh++)
@@ -339,8 +338,7 @@ internal static unsafe class HostConv
                         float* from = padded + (long)oh * sh * phaseWidth + ow;
                         for (int t = 0; t < taps; t++)
                             acc = Vector256.Load(from + tapAt[t]) * weights[t] + acc;
-                        if (!float.IsNaN(clampHigh))
-                            acc = Clamp(acc, Vector256.Create(clampHigh));
+                        acc = epilogue.Apply(acc);
                         if (ow + 8 <= g.OW)
                             Vector256.Store(acc, outRow + ow);
                         else
@@ -355,13 +353,11 @@ internal static unsafe class HostConv
     /// <summary>
     /// One output plane of a 3×3 depthwise layer from its padded phases: the nine weights and tap offsets held in registers
     /// for the whole plane, eight outputs of a row per vector (the generic loop reloaded both from the stack per tap),
-    /// clamped to [0, clampHigh] unless that is NaN (ReLU, ReLU6: a second pass over the output cost 5% of the layer).
+    /// activated by the <paramref name="epilogue"/> (ReLU, ReLU6: a second pass over the output cost 5% of the layer).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Plane3x3(float* padded, long rowStep, long* tapAt, float* w, Vector256<float> start, float* dst, int oh, int ow, float clampHigh)
+    private static void Plane3x3(float* padded, long rowStep, long* tapAt, float* w, Vector256<float> start, float* dst, int oh, int ow, Epilogue epilogue)
     {
-        bool clamp = !float.IsNaN(clampHigh);
-        var high = Vector256.Create(clampHigh);
         long t0 = tapAt[0], t1 = tapAt[1], t2 = tapAt[2], t3 = tapAt[3], t4 = tapAt[4], t5 = tapAt[5], t6 = tapAt[6], t7 = tapAt[7], t8 = tapAt[8];
         var (w0, w1, w2) = (Vector256.Create(w[0]), Vector256.Create(w[1]), Vector256.Create(w[2]));
         var (w3, w4, w5) = (Vector256.Create(w[3]), Vector256.Create(w[4]), Vector256.Create(w[5]));
@@ -380,9 +376,7 @@ internal static unsafe class HostConv
                 acc = Fma.MultiplyAdd(Vector256.Load(f + t5), w5, acc);
                 acc = Fma.MultiplyAdd(Vector256.Load(f + t6), w6, acc);
                 acc = Fma.MultiplyAdd(Vector256.Load(f + t7), w7, acc);
-                acc = Fma.MultiplyAdd(Vector256.Load(f + t8), w8, acc);
-                if (clamp)
-                    acc = Clamp(acc, high);
+                acc = epilogue.Apply(Fma.MultiplyAdd(Vector256.Load(f + t8), w8, acc));
                 if (c + 8 <= ow)
                     Vector256.Store(acc, outRow + c);
                 else
@@ -485,10 +479,10 @@ internal static unsafe class HostConv
     {
         int blocks = (pixels + 63) / 64;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
-        // ReLU and ReLU6 in the registers (a library call per 64 outputs cost as much as the products); others over the whole
-        // output after.
-        bool clamp = typeof(TAct) == typeof(Activation.Relu) || typeof(TAct) == typeof(Activation.Relu6);
-        var high = Vector512.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
+        // ReLU, ReLU6 and SiLU in the registers (a library call per 64 outputs cost as much as the products); others over the
+        // whole output after.
+        var epilogue = Epilogue.For<TAct>();
+        bool clamp = epilogue.InRegisters;
         void Blocks(int b0, int b1)
         {
             float* tail = stackalloc float[64];
@@ -531,8 +525,7 @@ internal static unsafe class HostConv
                             float* res = residual + ((long)n * outChannels + k0 + r) * outStride + p0;
                             q0 += Part(res, valid, 0); q1 += Part(res, valid, 16); q2 += Part(res, valid, 32); q3 += Part(res, valid, 48);
                         }
-                        if (clamp)
-                            (q0, q1, q2, q3) = (Clamp(q0, high), Clamp(q1, high), Clamp(q2, high), Clamp(q3, high));
+                        (q0, q1, q2, q3) = (epilogue.Apply(q0), epilogue.Apply(q1), epilogue.Apply(q2), epilogue.Apply(q3));
                         float* to = valid == 64 ? result + (long)(k0 + r) * outStride : tail;
                         Vector512.Store(q0, to);
                         Vector512.Store(q1, to + 16);
@@ -560,6 +553,38 @@ internal static unsafe class HostConv
             var all = new Span<float>(output, checked(images * outChannels * pixels));
             HostElementwise.ApplyUnary(all, all, act);
         }
+    }
+
+    /// <summary>
+    /// The activation a convolution applies to its sums in registers before it stores them: ReLU and ReLU6 as a clamp to
+    /// [0, high], SiLU as x·σ(x) with <see cref="HostMath.Sigmoid(Vector256{float})"/> (the same function the separate pass
+    /// over the output used); none for the others, which the caller applies in one pass after. SiLU in the store saved
+    /// efficientnet_b0's 49 SiLU layers that pass and its split across the cores each.
+    /// </summary>
+    private readonly struct Epilogue
+    {
+        private readonly Vector512<float> _high;
+        private readonly bool _clamp, _silu;
+
+        private Epilogue(float high, bool clamp, bool silu) => (_high, _clamp, _silu) = (Vector512.Create(high), clamp, silu);
+
+        /// <summary>The epilogue of activation <typeparamref name="TAct"/>.</summary>
+        public static Epilogue For<TAct>() =>
+            typeof(TAct) == typeof(Activation.Relu) ? new(float.PositiveInfinity, true, false)
+            : typeof(TAct) == typeof(Activation.Relu6) ? new(6f, true, false)
+            : typeof(TAct) == typeof(Activation.Silu) ? new(0f, false, true)
+            : default;
+
+        /// <summary>Whether the activation is applied here (else by the caller, after).</summary>
+        public bool InRegisters => _clamp || _silu;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector256<float> Apply(Vector256<float> v) =>
+            _clamp ? Clamp(v, _high.GetLower()) : _silu ? v * HostMath.Sigmoid(v) : v;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public Vector512<float> Apply(Vector512<float> v) =>
+            _clamp ? Clamp(v, _high) : _silu ? v * Vector512.Create(HostMath.Sigmoid(v.GetLower()), HostMath.Sigmoid(v.GetUpper())) : v;
     }
 
     /// <summary>0 where x ≤ 0, high where x ≥ high, else x — NaN stays NaN, as in the ReLU structs.</summary>
@@ -694,15 +719,15 @@ internal static unsafe class HostConv
     /// zero-bordered image that every tap of every output pixel lands inside (stride and dilation become offsets, no bounds
     /// per tap), four output pixels sum their taps together with one FMA per tap for all sixteen channels, and the
     /// result is de-interleaved into the output planes. The weights come as <see cref="PackWeights"/> interleaves them
-    /// (<paramref name="packed"/>), or are gathered so per block when <paramref name="packed"/> is null. Unless
-    /// <paramref name="clampHigh"/> is NaN, each sum is clamped to [0, clampHigh] before it is stored (ReLU, ReLU6). A full
+    /// (<paramref name="packed"/>), or are gathered so per block when <paramref name="packed"/> is null. Each sum is activated
+    /// by the <paramref name="epilogue"/> before it is stored (ReLU, ReLU6, SiLU). A full
     /// block's planes move in and out 16 pixels at a time by 16 × 16 register transposes (<see cref="HostMath.Transpose16"/>),
     /// otherwise by 8-lane gathers (down the 16 channels, then along each channel's pixels). Per plane, the row-by-row form spent its time on loop and call
     /// overhead (4×4 planes: 36 row updates of 4 floats each, 0.2 GFLOP/s); eight lanes with a bounds test per tap ran
     /// efficientnet_b0's 672 channels at 4×4 with 5×5 taps at 5.5 GFLOP/s. Lanes past the last block's channels compute
     /// whatever the buffers hold and are not stored.
     /// </summary>
-    private static void DepthwiseChannelsLast(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g, float clampHigh)
+    private static void DepthwiseChannelsLast(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g, Epilogue epilogue)
     {
         const int lanes = 16;
         var ix = g.Index;
@@ -726,8 +751,6 @@ internal static unsafe class HostConv
                     tapOffset[kh * g.KW + kw] = (kh * ix.DilationH * bw + kw * ix.DilationW) * lanes;
             var down = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * inPixels;
             var along = Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7) * lanes;
-            var high = Vector512.Create(clampHigh);
-            bool clamp = !float.IsNaN(clampHigh);
             var block = stackalloc Vector512<float>[16];
             // Where each input pixel goes in the bordered image (−1: beyond what the taps reach), for every way a block moves in.
             int* inOffset = stackalloc int[inPixels];
@@ -794,8 +817,7 @@ internal static unsafe class HostConv
                         a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q2 + at), wt, a2);
                         a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q3 + at), wt, a3);
                     }
-                    if (clamp)
-                        (a0, a1, a2, a3) = (Clamp(a0, high), Clamp(a1, high), Clamp(a2, high), Clamp(a3, high));
+                    (a0, a1, a2, a3) = (epilogue.Apply(a0), epilogue.Apply(a1), epilogue.Apply(a2), epilogue.Apply(a3));
                     float* o = yout + p * lanes;
                     a0.Store(o); a1.Store(o + lanes); a2.Store(o + 2 * lanes); a3.Store(o + 3 * lanes);
                 }
@@ -805,7 +827,7 @@ internal static unsafe class HostConv
                     var a = start;
                     for (int t = 0; t < taps; t++)
                         a = Vector512.FusedMultiplyAdd(Vector512.Load(q + tapOffset[t]), Vector512.Load(weights + t * lanes), a);
-                    (clamp ? Clamp(a, high) : a).Store(yout + p * lanes);
+                    epilogue.Apply(a).Store(yout + p * lanes);
                 }
                 if (valid == lanes && pixels % 16 == 0 && Avx512F.IsSupported)
                 {
@@ -1130,10 +1152,10 @@ internal static unsafe class HostConv
         for (int group = 0; group < groups; group++)
             for (int o = 0; o < ldw; o++)
                 biasPadded[group * ldw + o] = bias != null && o < kg ? bias[group * kg + o] : 0f;
-        // ReLU and ReLU6 are applied in the store; any other activation in one pass over the output after.
-        bool clamp = typeof(TAct) == typeof(Activation.Relu) || typeof(TAct) == typeof(Activation.Relu6);
+        // ReLU, ReLU6 and SiLU are applied in the store; any other activation in one pass over the output after.
+        var epilogue = Epilogue.For<TAct>();
+        bool clamp = epilogue.InRegisters;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
-        var high = Vector256.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
         int tiles = (pixels + TilePixels - 1) / TilePixels, blocks = (ldw + TileChannels - 1) / TileChannels;
         int runs = (tiles + RunTiles - 1) / RunTiles;
         HostParallel.For(g.N * groups * blocks * runs, (long)RunTiles * TilePixels * TileChannels * kd, (s, e) =>
@@ -1142,7 +1164,6 @@ internal static unsafe class HostConv
             // Each tile's 6 × 64 sums between slabs.
             float* sums = HostScratch.Get(TileSlot, RunTiles * TilePixels * TileChannels);
             var pairs = stackalloc Vector512<float>[8];
-            var high512 = Vector512.Create(typeof(TAct) == typeof(Activation.Relu6) ? 6f : float.PositiveInfinity);
             for (int u = s; u < e; u++)
             {
                 int run = u % runs, rest = u / runs, ob = rest % blocks, ng = rest / blocks, group = ng % groups, n = ng / groups;
@@ -1213,8 +1234,7 @@ internal static unsafe class HostConv
                                     add = Avx512F.MaskLoad(res + pixels - 8, highHalf, add);
                                 v += add;
                             }
-                            if (clamp)
-                                v = Clamp(v, high512);
+                            v = epilogue.Apply(v);
                             Avx512F.MaskStore(at, low, v);
                             if (second)
                                 Avx512F.MaskStore(at + pixels - 8, highHalf, v);
