@@ -87,6 +87,8 @@ internal static class ConvChecks
             // Direct tiles over many runs of a bordered image: stride 2 and dilation 2 along H, asymmetric padding, a batch of two.
             ("direct_many_runs_dilated", 2, 80, 29, 31, 40, 3, 3,
                 new Conv2dOptions { Stride = (2, 1), Dilation = (2, 1), Padding = (2, 1, 1, 2), Activation = FusedActivation.Relu }),
+            // One image, one block of 48 channels (three vectors of a tile) over 437 pixels in runs of tiles.
+            ("one_block_48_channels", 1, 12, 19, 23, 48, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
             // A strided 1×1 layer with few inputs (resnet's downsampling), which the fast CPU runs as direct tiles: 90 pixels.
             ("1x1_stride2_40_to_70", 1, 40, 19, 17, 70, 1, 1, Conv2dOptions.Of(stride: 2)),
             // Depthwise maps of ≤ 64 output pixels run channels-last, 16 channels a vector, from weights the packing interleaves
