@@ -482,7 +482,7 @@ internal static unsafe class HostConv
         // ReLU, ReLU6 and SiLU in the registers (a library call per 64 outputs cost as much as the products); others over the
         // whole output after.
         var epilogue = Epilogue.For<TAct>();
-        bool clamp = epilogue.InRegisters;
+        bool inRegisters = epilogue.InRegisters;
         void Blocks(int b0, int b1, int kStart, int kEnd)
         {
             float* tail = stackalloc float[64];
@@ -547,14 +547,14 @@ internal static unsafe class HostConv
                 (q0, q1) => Blocks(0, images * blocks, 4 * q0, Math.Min(outChannels, 4 * q1)), oneChunkPerCore: true);
         else
             Blocks(0, images * blocks, 0, outChannels);
-        if (!identity && !clamp && outStride != pixels)
+        if (!identity && !inRegisters && outStride != pixels)
             for (int n = 0; n < images; n++)
                 for (int k = 0; k < outChannels; k++)
                 {
                     var plane = new Span<float>(output + ((long)n * outChannels + k) * outStride, pixels);
                     HostElementwise.ApplyUnary(plane, plane, act);
                 }
-        else if (!identity && !clamp)
+        else if (!identity && !inRegisters)
         {
             var all = new Span<float>(output, checked(images * outChannels * pixels));
             HostElementwise.ApplyUnary(all, all, act);
@@ -1160,7 +1160,7 @@ internal static unsafe class HostConv
                 biasPadded[group * ldw + o] = bias != null && o < kg ? bias[group * kg + o] : 0f;
         // ReLU, ReLU6 and SiLU are applied in the store; any other activation in one pass over the output after.
         var epilogue = Epilogue.For<TAct>();
-        bool clamp = epilogue.InRegisters;
+        bool inRegisters = epilogue.InRegisters;
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
         int tiles = (pixels + TilePixels - 1) / TilePixels, blocks = (ldw + TileChannels - 1) / TileChannels;
         int runs = (tiles + RunTiles - 1) / RunTiles;
@@ -1249,7 +1249,7 @@ internal static unsafe class HostConv
                 }
             }
         });
-        if (!identity && !clamp)
+        if (!identity && !inRegisters)
         {
             var all = new Span<float>(output, checked(g.N * g.K * pixels));
             HostElementwise.ApplyUnary(all, all, act);
