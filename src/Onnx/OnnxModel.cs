@@ -292,6 +292,14 @@ public sealed class OnnxModel : IDisposable
     {
         if (!_planMemory)
             return null;
+        // Runs on several threads at once each find or add their shape's arena under the lock (the arena itself serves one
+        // run at a time and sends the others to the pool).
+        lock (_arenas)
+            return ArenaForLocked(inputs);
+    }
+
+    private MemoryArena ArenaForLocked(IReadOnlyDictionary<string, OnnxTensor> inputs)
+    {
         foreach (var (shapes, known) in _arenas)
         {
             bool same = true;
@@ -378,9 +386,12 @@ public sealed class OnnxModel : IDisposable
             return;
         _disposed = true;
         DisposeValues();
-        foreach (var (_, arena) in _arenas)
-            arena.Dispose();
-        _arenas.Clear();
+        lock (_arenas)
+        {
+            foreach (var (_, arena) in _arenas)
+                arena.Dispose();
+            _arenas.Clear();
+        }
     }
 
     private void DisposeValues()

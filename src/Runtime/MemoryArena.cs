@@ -22,6 +22,10 @@ public sealed class MemoryArena : IDisposable
     private readonly List<(long Size, int Start, int End)> _recorded = new();
     private readonly Dictionary<PooledBuffer, int> _recording = new(ReferenceEqualityComparer.Instance);
     private Plan? _plan;
+
+    /// <summary>The plan the current run replays (taken at <see cref="Begin"/>, so a <see cref="Dispose"/> meanwhile leaves
+    /// the run its buffer).</summary>
+    private Plan? _replay;
     private int _clock, _next, _busy, _runs;
     private bool _replaying, _invalid, _disposed;
 
@@ -53,6 +57,9 @@ public sealed class MemoryArena : IDisposable
 
         /// <summary>Slices out plus one for the arena itself; the buffer goes back to the pool at zero.</summary>
         public int Holds = 1;
+
+        /// <summary>Whether the arena has let go of its own hold (<see cref="Retire"/>).</summary>
+        public bool Retired;
     }
 
     /// <summary>
@@ -75,7 +82,8 @@ public sealed class MemoryArena : IDisposable
         _current = this;
         _clock = _next = 0;
         _invalid = false;
-        _replaying = _plan != null;
+        _replay = _plan;
+        _replaying = _replay != null;
         if (!_replaying)
         {
             _recorded.Clear();
@@ -113,7 +121,7 @@ public sealed class MemoryArena : IDisposable
         int index = _next++;
         if (!_replaying || _invalid)
             return null;
-        var plan = _plan!;
+        var plan = _replay!;
         if (index >= plan.Sizes.Length || plan.Sizes[index] != size)
         {
             _invalid = true;
@@ -159,6 +167,18 @@ public sealed class MemoryArena : IDisposable
         Drop(plan);
     }
 
+    /// <summary>The arena's own hold on <paramref name="plan"/> let go, once; its buffer goes back when no slice is out.</summary>
+    private void Retire(Plan plan)
+    {
+        lock (_lock)
+        {
+            if (plan.Retired)
+                return;
+            plan.Retired = true;
+        }
+        Drop(plan);
+    }
+
     private void Drop(Plan plan)
     {
         bool free;
@@ -172,7 +192,8 @@ public sealed class MemoryArena : IDisposable
     {
         if (_replaying)
         {
-            var plan = _plan!;
+            var plan = _replay!;
+            _replay = null;
             bool held = false;
             foreach (bool live in plan.Live)
                 held |= live;
@@ -182,8 +203,9 @@ public sealed class MemoryArena : IDisposable
                 return;
             }
             // Planned again next run; slices still out keep the old buffer until they come back.
-            _plan = null;
-            Drop(plan);
+            if (_plan == plan)
+                _plan = null;
+            Retire(plan);
             return;
         }
         PlanRecorded();
@@ -193,6 +215,8 @@ public sealed class MemoryArena : IDisposable
     /// 64-byte steps) clear of the placed ones whose lifetimes overlap its own.</summary>
     private void PlanRecorded()
     {
+        if (_disposed)
+            return;
         int count = _recorded.Count;
         var sizes = new long[count];
         var offsets = new long[count];
@@ -261,7 +285,7 @@ public sealed class MemoryArena : IDisposable
         if (_plan is { } plan)
         {
             _plan = null;
-            Drop(plan);
+            Retire(plan);
         }
     }
 }

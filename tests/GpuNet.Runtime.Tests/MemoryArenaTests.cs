@@ -144,6 +144,38 @@ public sealed class MemoryArenaTests
     }
 
     [Fact]
+    public void AnArenaDisposedDuringARunLetsTheRunFinish()
+    {
+        using var d = Device.Open("cpu");
+        long inUse = d.Pool.Stats.BytesInUse;
+        var arena = d.Pool.CreateArena();
+        Run(d, arena, 1).Dispose();
+        Run(d, arena, 2).Dispose();
+        // A replayed run whose arena is disposed halfway (a model evicting it for another shape on another thread): its
+        // slices stay valid until they are returned, and then the bytes go back to the pool.
+        Tensor third;
+        int arenaFloats = (int)(arena.Bytes / 4);
+        using (arena.Begin())
+        {
+            var first = Tensor.FromArray(d, Expected(3, 333, 99), 333);
+            var second = Tensor.FromArray(d, Expected(3, 1000, 0), 1000);
+            arena.Dispose();
+            third = Tensor.FromArray(d, Expected(3, 700, 1), 700);
+            Assert.Equal(Expected(3, 333, 99), first.ToArray());
+            Assert.Equal(Expected(3, 1000, 0), second.ToArray());
+            first.Dispose();
+            second.Dispose();
+        }
+        // The third slice outlives both the run and the arena: its bytes must not go back to the pool (and be handed out
+        // again) before it does.
+        var others = Enumerable.Range(0, 4).Select(k => Tensor.FromArray(d, Expected(9, arenaFloats, 5), arenaFloats)).ToList();
+        Assert.Equal(Expected(3, 700, 1), third.ToArray());
+        third.Dispose();
+        others.ForEach(t => t.Dispose());
+        Assert.Equal(inUse, d.Pool.Stats.BytesInUse);
+    }
+
+    [Fact]
     public void ADisposedArenaGivesItsBytesBack()
     {
         using var d = Device.Open("cpu");
