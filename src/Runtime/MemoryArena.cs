@@ -24,10 +24,10 @@ public sealed class MemoryArena : IDisposable
     private Plan? _plan;
 
     /// <summary>The plan the current run replays (taken at <see cref="Begin"/>, so a <see cref="Dispose"/> meanwhile leaves
-    /// the run its buffer).</summary>
+    /// the run its buffer); null while a run is recorded.</summary>
     private Plan? _replay;
     private int _clock, _next, _busy, _runs;
-    private bool _replaying, _invalid, _disposed;
+    private bool _invalid, _disposed;
 
     [ThreadStatic] private static MemoryArena? _current;
 
@@ -83,8 +83,7 @@ public sealed class MemoryArena : IDisposable
         _clock = _next = 0;
         _invalid = false;
         _replay = _plan;
-        _replaying = _replay != null;
-        if (!_replaying)
+        if (_replay is null)
         {
             _recorded.Clear();
             _recording.Clear();
@@ -119,9 +118,8 @@ public sealed class MemoryArena : IDisposable
     internal PooledBuffer? Take(long size)
     {
         int index = _next++;
-        if (!_replaying || _invalid)
+        if (_replay is not { } plan || _invalid)
             return null;
-        var plan = _replay!;
         if (index >= plan.Sizes.Length || plan.Sizes[index] != size)
         {
             _invalid = true;
@@ -144,7 +142,7 @@ public sealed class MemoryArena : IDisposable
     /// <summary>While recording: the pool served request <see cref="_next"/> − 1 with <paramref name="buffer"/>.</summary>
     internal void Served(PooledBuffer buffer, long size)
     {
-        if (_replaying)
+        if (_replay is not null)
             return;
         _recording[buffer] = _recorded.Count;
         _recorded.Add((size, _clock++, -1));
@@ -153,7 +151,7 @@ public sealed class MemoryArena : IDisposable
     /// <summary>A pool buffer returned: while recording, the end of its lifetime.</summary>
     internal void Returned(PooledBuffer buffer)
     {
-        if (_replaying || !_recording.Remove(buffer, out int index))
+        if (_replay is not null || !_recording.Remove(buffer, out int index))
             return;
         var r = _recorded[index];
         _recorded[index] = (r.Size, r.Start, _clock++);
@@ -190,9 +188,8 @@ public sealed class MemoryArena : IDisposable
 
     private void End()
     {
-        if (_replaying)
+        if (_replay is { } plan)
         {
-            var plan = _replay!;
             _replay = null;
             bool held = false;
             foreach (bool live in plan.Live)

@@ -18,7 +18,7 @@ public sealed class MemoryArenaTests
         var live = new List<(Tensor T, float[] Data)>();
         (Tensor, float[]) Make(int n, int tag)
         {
-            var data = Enumerable.Range(0, n).Select(i => seed * 1000f + tag * 10f + i % 7).ToArray();
+            var data = Expected(seed, n, tag);
             return (Tensor.FromArray(d, data, n), data);
         }
         var skip = Make(333, 99); // lives through the whole chain

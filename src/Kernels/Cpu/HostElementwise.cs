@@ -37,9 +37,7 @@ internal static unsafe class HostElementwise
     /// </summary>
     private static bool GatedRows<TOp>(Tensor a, Tensor b, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IBinaryOp
     {
-        bool add = typeof(TOp) == typeof(ElementwiseOps.Add), sub = typeof(TOp) == typeof(ElementwiseOps.Sub);
-        bool mul = typeof(TOp) == typeof(ElementwiseOps.Mul), div = typeof(TOp) == typeof(ElementwiseOps.Div);
-        if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported || dims.Length != 2 || !(dims[1] is 2 or 4 or 8 || dims[1] % 16 == 0))
+        if (!IsArithmetic<TOp>() || !HostGemm.Wide || !Avx512F.IsSupported || dims.Length != 2 || !(dims[1] is 2 or 4 or 8 || dims[1] % 16 == 0))
             return false;
         int rows = dims[0], inner = dims[1];
         bool Rows(int[] s) => s[1] == 1 && (s[0] == inner || rows == 1);
@@ -77,8 +75,7 @@ internal static unsafe class HostElementwise
                         for (long at = (long)r * inner, end = at + inner; at < end; at += 16)
                         {
                             var v = Vector512.Load(x + at);
-                            var (l, q) = gateFirst ? (w, v) : (v, w);
-                            Vector512.Store(add ? l + q : sub ? l - q : mul ? l * q : l / q, po + at);
+                            Vector512.Store(gateFirst ? Arithmetic<TOp>(w, v) : Arithmetic<TOp>(v, w), po + at);
                         }
                     }
                     continue;
@@ -89,13 +86,26 @@ internal static unsafe class HostElementwise
                     long at = (long)r0 * inner + 16 * j;
                     var v = Vector512.Load(x + at);
                     var w = Avx512F.PermuteVar16x32(gates, spread[j]);
-                    var (l, r) = gateFirst ? (w, v) : (v, w);
-                    Vector512.Store(add ? l + r : sub ? l - r : mul ? l * r : l / r, po + at);
+                    Vector512.Store(gateFirst ? Arithmetic<TOp>(w, v) : Arithmetic<TOp>(v, w), po + at);
                 }
             }
         }, minWork: ParallelElements);
         return true;
     }
+
+    /// <summary>Whether <typeparamref name="TOp"/> is one of the four arithmetic operators <see cref="Arithmetic{TOp}"/> computes.</summary>
+    private static bool IsArithmetic<TOp>() where TOp : struct, IBinaryOp =>
+        typeof(TOp) == typeof(ElementwiseOps.Add) || typeof(TOp) == typeof(ElementwiseOps.Sub)
+        || typeof(TOp) == typeof(ElementwiseOps.Mul) || typeof(TOp) == typeof(ElementwiseOps.Div);
+
+    /// <summary>x + y, x − y, x · y or x / y lane by lane for the arithmetic operator <typeparamref name="TOp"/> (see
+    /// <see cref="IsArithmetic{TOp}"/>; the choice folds away when the JIT specializes).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Arithmetic<TOp>(Vector512<float> x, Vector512<float> y) where TOp : struct, IBinaryOp =>
+        typeof(TOp) == typeof(ElementwiseOps.Add) ? x + y
+        : typeof(TOp) == typeof(ElementwiseOps.Sub) ? x - y
+        : typeof(TOp) == typeof(ElementwiseOps.Mul) ? x * y
+        : x / y;
 
     /// <summary>o = op(a) over o's shape, given the coalesced dims and strides [o, a, a].</summary>
     public static void MapUnary<TOp>(string name, Tensor a, Tensor o, int[] dims, int[][] st, TOp op) where TOp : struct, IUnaryOp =>
@@ -243,16 +253,14 @@ internal static unsafe class HostElementwise
         /// </summary>
         private readonly bool Masked(float* a, int sa, float* b, int sb, float* o, int n)
         {
-            bool add = typeof(TOp) == typeof(ElementwiseOps.Add), sub = typeof(TOp) == typeof(ElementwiseOps.Sub);
-            bool mul = typeof(TOp) == typeof(ElementwiseOps.Mul), div = typeof(TOp) == typeof(ElementwiseOps.Div);
-            if (!(add || sub || mul || div) || !HostGemm.Wide || !Avx512F.IsSupported)
+            if (!IsArithmetic<TOp>() || !HostGemm.Wide || !Avx512F.IsSupported)
                 return false;
             for (int j = 0; j < n; j += 16)
             {
                 var mask = HostMath.FirstLanes(n - j);
                 var x = sa == 0 ? Vector512.Create(*a) : Avx512F.MaskLoad(a + j, mask, Vector512<float>.Zero);
                 var y = sb == 0 ? Vector512.Create(*b) : Avx512F.MaskLoad(b + j, mask, Vector512<float>.One);
-                Avx512F.MaskStore(o + j, mask, add ? x + y : sub ? x - y : mul ? x * y : x / y);
+                Avx512F.MaskStore(o + j, mask, Arithmetic<TOp>(x, y));
             }
             return true;
         }

@@ -464,7 +464,7 @@ internal static unsafe class HostRows
         var mask = HostMath.FirstLanes(reduced);
         for (int r = start; r < end; r++)
         {
-            float total = Vector512.Sum(System.Runtime.Intrinsics.X86.Avx512F.MaskLoad(x + (long)r * reduced, mask, Vector512<float>.Zero));
+            float total = Vector512.Sum(Avx512F.MaskLoad(x + (long)r * reduced, mask, Vector512<float>.Zero));
             // A mean divides as the per-row path's Finish does.
             o[r] = mean ? total / reduced : total;
         }
@@ -480,7 +480,7 @@ internal static unsafe class HostRows
         {
             HostParallel.For(outer, reduced, (start, end) =>
             {
-                if (sum && typeof(TAcc) == typeof(float) && reduced is 4 or (>= 8 and <= 16) && HostGemm.Wide && System.Runtime.Intrinsics.X86.Avx512F.IsSupported)
+                if (sum && typeof(TAcc) == typeof(float) && reduced is 4 or (>= 8 and <= 16) && HostGemm.Wide && Avx512F.IsSupported)
                 {
                     if (reduced == 4)
                         SumRowsOf4(x, o, start, end, typeof(TOp) == typeof(ReduceOps.Mean));
