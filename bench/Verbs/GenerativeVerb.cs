@@ -68,7 +68,7 @@ public static class GenerativeVerb
                           $"floor (training set) {evaluation.Floor:0.00}, ceiling (untrained {name}) {ceiling:0.00}");
         var metrics = new Dictionary<string, object>
         {
-            ["model"] = name, ["steps"] = run.Steps, ["epochs"] = s.Epochs, ["batch"] = s.Batch, ["seconds"] = Math.Round(run.Seconds, 1),
+            ["model"] = name, ["steps"] = run.Steps, ["epochs"] = s.Epochs, ["batch"] = s.Batch, ["seconds"] = Math.Round(run.Seconds, 3),
             ["images_per_second"] = Math.Round(run.ImagesPerSecond), ["fd"] = Math.Round(fd, 3), ["fd_floor"] = Math.Round(evaluation.Floor, 3),
             ["fd_ceiling"] = Math.Round(ceiling, 3), ["samples"] = s.FdSamples, ["device"] = s.Device.Id,
         };
