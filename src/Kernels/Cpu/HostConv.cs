@@ -1049,9 +1049,11 @@ internal static unsafe class HostConv
     /// <summary>Tiles that pass over one slab of weights while it is in L1 (a run's sums: 8 × 6 × 64 floats, 12 KiB).</summary>
     private const int RunTiles = 8;
 
-    /// <summary>Floats ahead (2 KiB) at which a run's first tile prefetches the weights it streams: resnet18's last layers
-    /// (9.4 MB of weights each, from memory) went from 0.228–0.275 to 0.217–0.246 ms.</summary>
-    private const int WeightsAhead = 512;
+    /// <summary>Floats ahead (8 KiB: 32 taps of a 64-channel block) at which a run's first tile prefetches the weights it
+    /// streams. resnet18's last layers read 9.4 MB of weights each from beyond L2 (each core its own half, which stays in
+    /// its share of L3 from one run to the next): at 2 KiB ahead they streamed at 60 GB/s (156 µs), at 8 KiB at 80 GB/s
+    /// (117 µs); 4 and 16 KiB were no better, and no prefetch at all 0.228–0.275 against 0.217–0.246 ms at 2 KiB.</summary>
+    private const int WeightsAhead = 2048;
 
     /// <summary>Taps per slab: 64 × 64 channels' weights, 16 KiB of L1.</summary>
     private const int SlabTaps = 64;
@@ -1205,10 +1207,11 @@ internal static unsafe class HostConv
                         float* tileSums = sums + (t - t0) * TilePixels * TileChannels;
                         int* pt = poff + (t - t0) * TilePixels;
                         // The run's first tile brings the slab of weights in (prefetching it), the others find it in L1.
+                        bool fourRows = pixels - t * TilePixels <= 4;
                         if (t == t0)
-                            DirectTile<Flags.Yes>(width / 16, xb, pt, koff, k0, k1, wb, width, bb, tileSums);
+                            DirectTile<Flags.Yes>(width / 16, fourRows, xb, pt, koff, k0, k1, wb, width, bb, tileSums);
                         else
-                            DirectTile<Flags.No>(width / 16, xb, pt, koff, k0, k1, wb, width, bb, tileSums);
+                            DirectTile<Flags.No>(width / 16, fourRows, xb, pt, koff, k0, k1, wb, width, bb, tileSums);
                     }
                 }
                 // Transposed into the output, where channel j's pixels of a tile are contiguous: per 16 channels, the tile's 6
@@ -1328,44 +1331,61 @@ internal static unsafe class HostConv
             *from = 0f;
     }
 
-    /// <summary><see cref="DirectTile{TV, TPrefetch}"/> for <paramref name="vectors"/> vectors of 16 output channels.</summary>
-    private static void DirectTile<TPrefetch>(int vectors, float* x, int* poff, int* koff, int k0, int k1, float* w, int ldw, float* bias, float* tile)
+    /// <summary><see cref="DirectTile{TV, TRows, TPrefetch}"/> for <paramref name="vectors"/> vectors of 16 output channels, over
+    /// the tile's first 4 pixels only where <paramref name="fourRows"/> (a last tile with at most 4 pixels left: resnet's 2×2
+    /// layers would spend a third of their multiply-adds on the 6-pixel tile's two copies of the last pixel).</summary>
+    private static void DirectTile<TPrefetch>(int vectors, bool fourRows, float* x, int* poff, int* koff, int k0, int k1, float* w, int ldw, float* bias, float* tile)
         where TPrefetch : struct, IFlag
+    {
+        if (fourRows)
+            DirectTile<Four, TPrefetch>(vectors, x, poff, koff, k0, k1, w, ldw, bias, tile);
+        else
+            DirectTile<Six, TPrefetch>(vectors, x, poff, koff, k0, k1, w, ldw, bias, tile);
+    }
+
+    private static void DirectTile<TRows, TPrefetch>(int vectors, float* x, int* poff, int* koff, int k0, int k1, float* w, int ldw, float* bias, float* tile)
+        where TRows : struct, IVectors where TPrefetch : struct, IFlag
     {
         switch (vectors)
         {
-            case 1: DirectTile<One, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
-            case 2: DirectTile<Two, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
-            case 3: DirectTile<Three, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
-            default: DirectTile<Four, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
+            case 1: DirectTile<One, TRows, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
+            case 2: DirectTile<Two, TRows, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
+            case 3: DirectTile<Three, TRows, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
+            default: DirectTile<Four, TRows, TPrefetch>(x, poff, koff, k0, k1, w, ldw, bias, tile); break;
         }
     }
 
-    /// <summary>Vectors of 16 output channels in one <see cref="DirectTile{TV, TPrefetch}"/> (1–4: a group's last block may be narrower).</summary>
+    /// <summary>A count fixed at compile time: vectors of 16 output channels in one <see cref="DirectTile{TV, TRows, TPrefetch}"/>
+    /// (1–4: a group's last block may be narrower), or the pixel rows it computes (4 or 6).</summary>
     private interface IVectors { static abstract int Count { get; } }
     private struct One : IVectors { public static int Count => 1; }
     private struct Two : IVectors { public static int Count => 2; }
     private struct Three : IVectors { public static int Count => 3; }
     private struct Four : IVectors { public static int Count => 4; }
+    private struct Six : IVectors { public static int Count => 6; }
 
     /// <summary>
-    /// tile[i, j] (+)= Σ x[poff[i] + koff[k]]·w[k·ldw + j] over k0 ≤ k &lt; k1 for 6 pixels, starting from the bias at k0 = 0, and 16·TV.Count channels
+    /// tile[i, j] (+)= Σ x[poff[i] + koff[k]]·w[k·ldw + j] over k0 ≤ k &lt; k1 for 6 pixels (the first 4 where <typeparamref name="TRows"/> is 4; rows 4 and 5 of the tile are then left as they were), starting from the bias at k0 = 0, and 16·TV.Count channels
     /// (prefetching the weights ahead with <typeparamref name="TPrefetch"/>): its own method so the 24
     /// accumulators stay in registers (in the parallel lambda the JIT kept them on the stack).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void DirectTile<TV, TPrefetch>(float* x, int* poff, int* koff, int k0, int k1, float* w, int ldw, float* bias, float* tile)
-        where TV : struct, IVectors where TPrefetch : struct, IFlag
+    private static void DirectTile<TV, TRows, TPrefetch>(float* x, int* poff, int* koff, int k0, int k1, float* w, int ldw, float* bias, float* tile)
+        where TV : struct, IVectors where TRows : struct, IVectors where TPrefetch : struct, IFlag
     {
-        float* x0 = x + poff[0], x1 = x + poff[1], x2 = x + poff[2], x3 = x + poff[3], x4 = x + poff[4], x5 = x + poff[5];
+        float* x0 = x + poff[0], x1 = x + poff[1], x2 = x + poff[2], x3 = x + poff[3], x4 = x + poff[TRows.Count > 4 ? 4 : 0], x5 = x + poff[TRows.Count > 4 ? 5 : 0];
         // The first slab starts from the bias, later ones from the sums the previous slab stored.
         float* from = k0 == 0 ? null : tile;
         LoadRow<TV>(from, bias, 0, out var c00, out var c01, out var c02, out var c03);
         LoadRow<TV>(from, bias, 1, out var c10, out var c11, out var c12, out var c13);
         LoadRow<TV>(from, bias, 2, out var c20, out var c21, out var c22, out var c23);
         LoadRow<TV>(from, bias, 3, out var c30, out var c31, out var c32, out var c33);
-        LoadRow<TV>(from, bias, 4, out var c40, out var c41, out var c42, out var c43);
-        LoadRow<TV>(from, bias, 5, out var c50, out var c51, out var c52, out var c53);
+        Vector512<float> c40 = default, c41 = default, c42 = default, c43 = default, c50 = default, c51 = default, c52 = default, c53 = default;
+        if (TRows.Count > 4)
+        {
+            LoadRow<TV>(from, bias, 4, out c40, out c41, out c42, out c43);
+            LoadRow<TV>(from, bias, 5, out c50, out c51, out c52, out c53);
+        }
         w += (long)k0 * ldw;
         for (int k = k0; k < k1; k++, w += ldw)
         {
@@ -1401,23 +1421,29 @@ internal static unsafe class HostConv
             if (TV.Count > 1) c31 = Avx512F.FusedMultiplyAdd(a, w1, c31);
             if (TV.Count > 2) c32 = Avx512F.FusedMultiplyAdd(a, w2, c32);
             if (TV.Count > 3) c33 = Avx512F.FusedMultiplyAdd(a, w3, c33);
-            a = Vector512.Create(x4[at]);
-            c40 = Avx512F.FusedMultiplyAdd(a, w0, c40);
-            if (TV.Count > 1) c41 = Avx512F.FusedMultiplyAdd(a, w1, c41);
-            if (TV.Count > 2) c42 = Avx512F.FusedMultiplyAdd(a, w2, c42);
-            if (TV.Count > 3) c43 = Avx512F.FusedMultiplyAdd(a, w3, c43);
-            a = Vector512.Create(x5[at]);
-            c50 = Avx512F.FusedMultiplyAdd(a, w0, c50);
-            if (TV.Count > 1) c51 = Avx512F.FusedMultiplyAdd(a, w1, c51);
-            if (TV.Count > 2) c52 = Avx512F.FusedMultiplyAdd(a, w2, c52);
-            if (TV.Count > 3) c53 = Avx512F.FusedMultiplyAdd(a, w3, c53);
+            if (TRows.Count > 4)
+            {
+                a = Vector512.Create(x4[at]);
+                c40 = Avx512F.FusedMultiplyAdd(a, w0, c40);
+                if (TV.Count > 1) c41 = Avx512F.FusedMultiplyAdd(a, w1, c41);
+                if (TV.Count > 2) c42 = Avx512F.FusedMultiplyAdd(a, w2, c42);
+                if (TV.Count > 3) c43 = Avx512F.FusedMultiplyAdd(a, w3, c43);
+                a = Vector512.Create(x5[at]);
+                c50 = Avx512F.FusedMultiplyAdd(a, w0, c50);
+                if (TV.Count > 1) c51 = Avx512F.FusedMultiplyAdd(a, w1, c51);
+                if (TV.Count > 2) c52 = Avx512F.FusedMultiplyAdd(a, w2, c52);
+                if (TV.Count > 3) c53 = Avx512F.FusedMultiplyAdd(a, w3, c53);
+            }
         }
         StoreRow<TV>(tile, c00, c01, c02, c03);
         StoreRow<TV>(tile + TileChannels, c10, c11, c12, c13);
         StoreRow<TV>(tile + 2 * TileChannels, c20, c21, c22, c23);
         StoreRow<TV>(tile + 3 * TileChannels, c30, c31, c32, c33);
-        StoreRow<TV>(tile + 4 * TileChannels, c40, c41, c42, c43);
-        StoreRow<TV>(tile + 5 * TileChannels, c50, c51, c52, c53);
+        if (TRows.Count > 4)
+        {
+            StoreRow<TV>(tile + 4 * TileChannels, c40, c41, c42, c43);
+            StoreRow<TV>(tile + 5 * TileChannels, c50, c51, c52, c53);
+        }
     }
 
     /// <summary>Row <paramref name="row"/> of the tile's sums from <paramref name="from"/>, or the bias where it is null.</summary>
