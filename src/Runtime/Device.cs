@@ -165,11 +165,50 @@ public sealed class Device : IDisposable
 
     /// <summary>
     /// Threads the fast CPU device splits a large op across: <c>GPUNET_CPU_THREADS</c> when set, else
-    /// <see cref="Environment.ProcessorCount"/>. (The test hosts run with one processor for the simulator's sake and two
-    /// CPU threads, so the split paths are tested on every machine.)
+    /// <see cref="Environment.ProcessorCount"/> — on the calling thread at most the limit of its innermost
+    /// <see cref="LimitCpuThreads"/> scope. (The test hosts run with one processor for the simulator's sake and two CPU
+    /// threads, so the split paths are tested on every machine.)
     /// </summary>
     /// <exception cref="UnsupportedDeviceException">GPUNET_CPU_THREADS is set but is not an integer ≥ 1.</exception>
-    public static int CpuThreads => _cpuThreads.Value ?? Environment.ProcessorCount;
+    public static int CpuThreads
+    {
+        get
+        {
+            int all = _cpuThreads.Value ?? Environment.ProcessorCount;
+            return _threadLimit > 0 ? Math.Min(all, _threadLimit) : all;
+        }
+    }
+
+    [ThreadStatic]
+    private static int _threadLimit;
+
+    /// <summary>
+    /// Runs the fast CPU device's ops that the calling thread starts on at most <paramref name="threads"/> threads (1: on the
+    /// calling thread alone) until the returned scope is disposed. A nested scope can only lower the limit; disposing one
+    /// restores the limit before it. Other threads and other devices are unaffected. The host kernels split their work so
+    /// that each output is computed the same way on any number of threads, so results do not change with the limit (checked
+    /// bit for bit on the GEMV and every model of the ONNX test set).
+    /// </summary>
+    /// <param name="threads">The most threads, ≥ 1.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="threads"/> is below 1.</exception>
+    public static CpuThreadLimit LimitCpuThreads(int threads)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(threads, 1);
+        var scope = new CpuThreadLimit(_threadLimit);
+        _threadLimit = _threadLimit > 0 ? Math.Min(_threadLimit, threads) : threads;
+        return scope;
+    }
+
+    /// <summary>A <see cref="LimitCpuThreads"/> scope: disposing it restores the calling thread's limit before it.</summary>
+    public readonly struct CpuThreadLimit : IDisposable
+    {
+        private readonly int _previous;
+
+        internal CpuThreadLimit(int previous) => _previous = previous;
+
+        /// <summary>Restores the limit that held before the scope began.</summary>
+        public void Dispose() => _threadLimit = _previous;
+    }
 
     /// <summary>True once <see cref="Dispose"/> ran.</summary>
     public bool IsDisposed => _disposed;

@@ -74,6 +74,30 @@ public sealed class MatMulTests(ITestOutputHelper output) : KernelFamilyTests<Ma
         using var y = Ops.Gemv(x, w);
         Assert.Equal(new float[] { 9, 12, 15 }, y.ToArray());
     }
+
+    /// <summary>One row times a weight matrix [N, K] (a classifier at batch 1) gives the same bits on one thread as on two:
+    /// 1,000 outputs split in eight chunks start chunks at 125, 375, …, and outputs there were summed by single dot products
+    /// on two threads but inside a four-row group on one.</summary>
+    [Theory]
+    [InlineData(1000, 1280)]
+    [InlineData(1000, 512)]
+    [InlineData(77, 300)]
+    public void ARowTimesWeightsIsTheSameOnOneThreadAsOnTwo(int n, int k)
+    {
+        var rng = new Random(n + k);
+        using var x = Tensor.FromArray(Cpu, Enumerable.Range(0, k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), 1, k);
+        using var w = Tensor.FromArray(Cpu, Enumerable.Range(0, n * k).Select(_ => (float)rng.NextDouble() - 0.5f).ToArray(), n, k);
+        Assert.True(Device.CpuThreads >= 2, "the test hosts run two CPU threads");
+        using var two = Ops.MatMul(x, w, false, true);
+        float[] one;
+        using (Device.LimitCpuThreads(1))
+        {
+            Assert.Equal(1, Device.CpuThreads);
+            using var y = Ops.MatMul(x, w, false, true);
+            one = y.ToArray();
+        }
+        Assert.Equal(one, two.ToArray());
+    }
 }
 
 public sealed class MatMulFamily : IKernelFamily { public static string Name => "matmul"; }

@@ -44,6 +44,31 @@ public sealed class SimulatorAffinityTests
         Assert.Equal(2, Device.CpuThreads);
     }
 
+    /// <summary>A thread-limit scope lowers the calling thread's count only, nests (an inner scope cannot raise it) and
+    /// restores the count before it when disposed.</summary>
+    [Fact]
+    public void CpuThreadLimitsNestAndStayOnTheirThread()
+    {
+        int all = Device.CpuThreads;
+        using (Device.LimitCpuThreads(1))
+        {
+            Assert.Equal(1, Device.CpuThreads);
+            int elsewhere = 0;
+            var other = new Thread(() => elsewhere = Device.CpuThreads);
+            other.Start();
+            other.Join();
+            Assert.Equal(all, elsewhere);
+            using (Device.LimitCpuThreads(8))
+                Assert.Equal(1, Device.CpuThreads);
+            Assert.Equal(1, Device.CpuThreads);
+        }
+        Assert.Equal(all, Device.CpuThreads);
+        using (Device.LimitCpuThreads(all + 5))
+            Assert.Equal(all, Device.CpuThreads);
+        Assert.Throws<ArgumentOutOfRangeException>(() => Device.LimitCpuThreads(0));
+        Assert.Equal(all, Device.CpuThreads);
+    }
+
     [MultiCoreLinuxFact]
     public void EverySimulatorThreadRunsOnTheCoreItsDeviceReports()
     {

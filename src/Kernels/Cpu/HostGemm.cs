@@ -199,8 +199,11 @@ internal static unsafe class HostGemm
                 c[j] = beta == 0 ? alpha * dot : alpha * dot + beta * c[j];
             }
         }
+        // Split by groups of four outputs, so that every output is summed by the same routine however many cores share the
+        // loop: split at output 125 (1,000 in eight chunks), outputs 125–127 were three single dot products on two cores and
+        // part of a four-row group on one, and a model's result changed in its last bits with the thread count.
         if (parallel)
-            HostParallel.For(n, k, Dots);
+            HostParallel.For((n + 3) / 4, 4L * k, (g0, g1) => Dots(4 * g0, Math.Min(n, 4 * g1)));
         else
             Dots(0, n);
     }
