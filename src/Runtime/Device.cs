@@ -182,6 +182,30 @@ public sealed class Device : IDisposable
     [ThreadStatic]
     private static int _threadLimit;
 
+    /// <summary>The environment variable that sets how long the fast CPU device's idle worker threads spin before they sleep.</summary>
+    public const string CpuSpinVariable = "GPUNET_CPU_SPIN_MS";
+
+    private static readonly Lazy<int> _cpuSpin = new(() => ParseCpuSpin(Environment.GetEnvironmentVariable(CpuSpinVariable)));
+
+    /// <summary>GPUNET_CPU_SPIN_MS's value: 50 when unset or blank, else an integer ≥ 0 or a typed error naming the variable.</summary>
+    internal static int ParseCpuSpin(string? text)
+    {
+        if (string.IsNullOrWhiteSpace(text))
+            return 50;
+        if (!int.TryParse(text.Trim(), out int ms) || ms < 0)
+            throw new UnsupportedDeviceException("open_device", "cpu", $"cannot use {CpuSpinVariable}='{text}' (expected milliseconds, an integer ≥ 0)", ["cpu"]);
+        return ms;
+    }
+
+    /// <summary>
+    /// How long, in milliseconds, the fast CPU device's worker threads keep spinning (yielding to any other runnable thread)
+    /// after their last split loop before they sleep: <c>GPUNET_CPU_SPIN_MS</c> when set, else 50. Spinning keeps the next
+    /// op's hand-off and the cores fast when inferences come with short gaps (as ONNX Runtime's pool does by default) at the
+    /// price of a busy core for that long after the last one; 0 sleeps at once.
+    /// </summary>
+    /// <exception cref="UnsupportedDeviceException">GPUNET_CPU_SPIN_MS is set but is not an integer ≥ 0.</exception>
+    public static int CpuSpinMilliseconds => _cpuSpin.Value;
+
     /// <summary>
     /// Runs the fast CPU device's ops that the calling thread starts on at most <paramref name="threads"/> threads (1: on the
     /// calling thread alone) until the returned scope is disposed. A nested scope can only lower the limit; disposing one

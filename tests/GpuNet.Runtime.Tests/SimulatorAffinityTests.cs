@@ -36,6 +36,25 @@ public sealed class SimulatorAffinityTests
         Assert.Contains("integer ≥ 1", e.Message);
     }
 
+    [Theory]
+    [InlineData(null, 50)]
+    [InlineData(" ", 50)]
+    [InlineData("0", 0)]
+    [InlineData(" 7 ", 7)]
+    public void CpuSpinComesFromTheVariable(string? text, int expected) => Assert.Equal(expected, Device.ParseCpuSpin(text));
+
+    [Theory]
+    [InlineData("-1")]
+    [InlineData("fifty")]
+    [InlineData("1.5")]
+    public void MalformedCpuSpinIsATypedErrorNamingTheVariable(string text)
+    {
+        var e = Assert.Throws<UnsupportedDeviceException>(() => Device.ParseCpuSpin(text));
+        Assert.Equal("open_device", e.Op);
+        Assert.Contains($"GPUNET_CPU_SPIN_MS='{text}'", e.Message);
+        Assert.Contains("integer ≥ 0", e.Message);
+    }
+
     /// <summary>tests/test.runsettings reaches the test host: without it the simulators float and the suite takes ~2.5× longer.</summary>
     [Fact]
     public void TestHostsRunWithOneProcessorAndTwoCpuThreads()

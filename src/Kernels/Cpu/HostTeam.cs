@@ -24,10 +24,14 @@ namespace GpuNet.Kernels.Cpu;
 /// </remarks>
 internal static class HostTeam
 {
-    /// <summary>How long an idle worker spins (yielding to other runnable threads) before it sleeps: 1 ms, long enough to
-    /// cover a model's single-threaded stretches between split loops. Waking a sleeping worker took tens of µs on the
-    /// 2-core VM: with 50 µs of spinning resnet18 ran 4.0–4.3 ms against 3.2 with Parallel.For, with 1 ms 2.9–3.5.</summary>
-    private static readonly long SpinTicks = Stopwatch.Frequency / 1000;
+    /// <summary>How long an idle worker spins (yielding to other runnable threads) before it sleeps:
+    /// <see cref="Device.CpuSpinMilliseconds"/>, 50 ms unless set. It must cover a model's single-threaded stretches between
+    /// split loops (waking a sleeping worker took tens of µs on the 2-core VM: with 50 µs of spinning resnet18 ran 4.0–4.3 ms
+    /// against 3.2 with Parallel.For, with 1 ms 2.9–3.5), and the gaps between one inference and the next: after a 60 ms
+    /// pause a 128 → 128 3×3 convolution at 8×8 ran 0.093 ms a run for the next twelve runs with 1 ms of spinning (its vCPU
+    /// idle, the core it runs on slow to come back), 0.052–0.058 with 50 ms, as back to back (10 ms: 0.093, 30 ms: fast from
+    /// the sixth run). ONNX Runtime's pool spins about as long after a run.</summary>
+    private static readonly long SpinTicks = Stopwatch.Frequency * Device.CpuSpinMilliseconds / 1000;
 
     /// <summary>How long a thread waiting for a loop (a worker for the next, the caller for the others' last chunks) spins
     /// on pause instructions alone before it also yields: a yield is a system call, and a loop arriving during one waited
