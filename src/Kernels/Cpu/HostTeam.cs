@@ -5,7 +5,7 @@ namespace GpuNet.Kernels.Cpu;
 
 /// <summary>
 /// The fast CPU device's own worker threads: one per core beyond the calling thread, each owning a fixed share of every
-/// split loop, spinning briefly between loops before it sleeps.
+/// split loop, spinning (yielding) up to <see cref="Device.CpuSpinMilliseconds"/> after a loop before it sleeps.
 /// </summary>
 /// <remarks>
 /// Why not <c>Parallel.For</c>: whole models run hundreds of split loops of 10–50 µs each, and there the thread pool's
