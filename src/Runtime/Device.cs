@@ -269,7 +269,11 @@ public sealed class Device : IDisposable
                 ? cpu.CreateCPUAccelerator(context, CPUAcceleratorMode.Parallel)
                 : chosen.Ilgpu.CreateAccelerator(context);
             if (chosen.Info.Kind == DeviceKind.Cpu)
-                _ = CpuThreads; // a malformed GPUNET_CPU_THREADS fails here, not in the first large op
+            {
+                // A malformed GPUNET_CPU_THREADS or GPUNET_CPU_SPIN_MS fails here, not in the first large op.
+                _ = CpuThreads;
+                _ = CpuSpinMilliseconds;
+            }
             var (core, claim) = chosen.Info.Kind == DeviceKind.CpuSimulator ? SimulatorAffinity.StartPinned(accelerator) : (null, null);
             return new Device(context, accelerator, chosen.Info) { SimulatorCore = core, _simulatorClaim = claim };
         }
