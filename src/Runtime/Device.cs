@@ -154,12 +154,16 @@ public sealed class Device : IDisposable
     private static readonly Lazy<int?> _cpuThreads = new(() => ParseCpuThreads(Environment.GetEnvironmentVariable(CpuThreadsVariable)));
 
     /// <summary>GPUNET_CPU_THREADS's value: null when unset or blank, else an integer ≥ 1 or a typed error naming the variable.</summary>
-    internal static int? ParseCpuThreads(string? text)
+    internal static int? ParseCpuThreads(string? text) => ParseCpuSetting(CpuThreadsVariable, text, 1, "a thread count");
+
+    /// <summary>A fast-CPU setting's value: null when unset or blank, else an integer ≥ <paramref name="min"/> or a typed
+    /// error naming <paramref name="variable"/> and what it expects.</summary>
+    private static int? ParseCpuSetting(string variable, string? text, int min, string expected)
     {
         if (string.IsNullOrWhiteSpace(text))
             return null;
-        if (!int.TryParse(text.Trim(), out int n) || n < 1)
-            throw new UnsupportedDeviceException("open_device", "cpu", $"cannot use {CpuThreadsVariable}='{text}' (expected a thread count, an integer ≥ 1)", ["cpu"]);
+        if (!int.TryParse(text.Trim(), out int n) || n < min)
+            throw new UnsupportedDeviceException("open_device", "cpu", $"cannot use {variable}='{text}' (expected {expected}, an integer ≥ {min})", ["cpu"]);
         return n;
     }
 
@@ -188,14 +192,7 @@ public sealed class Device : IDisposable
     private static readonly Lazy<int> _cpuSpin = new(() => ParseCpuSpin(Environment.GetEnvironmentVariable(CpuSpinVariable)));
 
     /// <summary>GPUNET_CPU_SPIN_MS's value: 50 when unset or blank, else an integer ≥ 0 or a typed error naming the variable.</summary>
-    internal static int ParseCpuSpin(string? text)
-    {
-        if (string.IsNullOrWhiteSpace(text))
-            return 50;
-        if (!int.TryParse(text.Trim(), out int ms) || ms < 0)
-            throw new UnsupportedDeviceException("open_device", "cpu", $"cannot use {CpuSpinVariable}='{text}' (expected milliseconds, an integer ≥ 0)", ["cpu"]);
-        return ms;
-    }
+    internal static int ParseCpuSpin(string? text) => ParseCpuSetting(CpuSpinVariable, text, 0, "milliseconds") ?? 50;
 
     /// <summary>
     /// How long, in milliseconds, the fast CPU device's worker threads keep spinning (yielding to any other runnable thread)
