@@ -98,6 +98,20 @@ internal static class ConvChecks
             ("depthwise_stride2_dilation2_asymmetric", 1, 20, 9, 8, 20, 3, 3,
                 new Conv2dOptions { Stride = (2, 2), Dilation = (2, 2), Padding = (1, 2, 0, 1), Groups = 20 }),
             ("depthwise_8x8_relu6", 1, 16, 8, 8, 16, 3, 3, Conv2dOptions.Of(padding: 1, groups: 16) with { Activation = FusedActivation.Relu6 }),
+            // More channels-last depthwise maps, as late stages have them: 2×2 outputs (four pixels, one group of four) over 37
+            // channels in a batch of two; 4×4 to 2×2 at stride 2; 8×8 to 4×4 at stride 2 with 5×5 taps; one output pixel over
+            // 40 channels (two full blocks and half of one); 7×7 (49 pixels: twelve groups of four and one alone).
+            ("depthwise_2x2_relu6", 2, 37, 2, 2, 37, 3, 3, Conv2dOptions.Of(padding: 1, groups: 37) with { Activation = FusedActivation.Relu6 }),
+            ("depthwise_4x4_stride2", 1, 21, 4, 4, 21, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1, groups: 21)),
+            ("depthwise_8x8_stride2_k5_silu", 1, 19, 8, 8, 19, 5, 5, Conv2dOptions.Of(stride: 2, padding: 2, groups: 19) with { Activation = FusedActivation.Silu }),
+            ("depthwise_one_pixel_relu", 1, 40, 3, 3, 40, 3, 3, Conv2dOptions.Of(groups: 40) with { Activation = FusedActivation.Relu }),
+            ("depthwise_7x7_relu", 2, 18, 7, 7, 18, 3, 3, Conv2dOptions.Of(padding: 1, groups: 18) with { Activation = FusedActivation.Relu }),
+            // Stride 2 with one column of left padding, which the fast CPU splits into even and odd columns in registers: 36
+            // outputs a row (vectors of 16, 16 and 4), no top padding, two columns of right padding, a batch of two.
+            ("depthwise_stride2_wide_asymmetric_relu6", 2, 5, 11, 70, 5, 3, 3,
+                new Conv2dOptions { Stride = (2, 2), Padding = (0, 1, 1, 2), Groups = 5, Activation = FusedActivation.Relu6 }),
+            // Right padding past a whole vector: the second vector's outputs (16 to 20) read only padding.
+            ("depthwise_stride2_wide_right_padding", 1, 3, 9, 8, 3, 3, 3, new Conv2dOptions { Stride = (2, 2), Padding = (1, 1, 1, 35), Groups = 3 }),
             // One output pixel per image (a squeeze-and-excite block's convolutions on a pooled map): 70 channels (a block of 64
             // and one of 6 in 16 lanes) in a batch of two; and a 3×3 kernel over a 3×3 image without padding (a column of 63).
             ("one_pixel_1x1_70_channels_silu", 2, 45, 1, 1, 70, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Silu }),
