@@ -64,8 +64,48 @@ internal static class ConvChecks
             });
     }
 
+    /// <summary>
+    /// depthwise(act₁(conv1x1(x) + b₁)) through <see cref="Ops.Conv2dExpandDepthwise"/> (on the fast CPU one fused pass: the
+    /// expansion computed straight into the depthwise layer's channels-last blocks), against the two reference convolutions.
+    /// </summary>
+    private static CheckCase ExpandDepthwise(string name, int n, int c, int h, int w, int e, int kh, int kw, FusedActivation expandActivation, Conv2dOptions o, bool biases)
+    {
+        var xs = new[] { n, c, h, w };
+        var ws1 = new[] { e, c, 1, 1 };
+        var ws2 = new[] { e, 1, kh, kw };
+        var options = o with { Groups = e };
+        return new CheckCase(FamilyName, "conv2d", $"{name}_expand_depthwise", $"{Shapes(xs, ws1)} → {Shapes(ws2)} s{o.Stride} p{o.Padding} d{o.Dilation} g{e}",
+            CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, xs);
+                using var w1 = Random(d, seed, 1, ws1);
+                using var w2 = Random(d, seed, 2, ws2);
+                using var b1 = biases ? Random(d, seed, 3, e) : null;
+                using var b2 = biases ? Random(d, seed, 4, e) : null;
+                using var p1 = Ops.PackConv2dWeight(w1);
+                using var p2 = Ops.PackConv2dWeight(w2, e);
+                using var y = Ops.Conv2dExpandDepthwise(x, p1, b1, expandActivation, p2, b2, options);
+                Func<double, double>? Act(FusedActivation a) => a == FusedActivation.None ? null : ActivationReference.Of(MatMulChecks.ActivationKernel(a));
+                var expanded = ConvReference.Conv2d(Host(x), xs, Host(w1), ws1, b1 is null ? null : Host(b1), (1, 1), (0, 0, 0, 0), (1, 1), 1, Act(expandActivation));
+                return new(y.ToArray(), ConvReference.Conv2d(expanded, new[] { n, e, h, w }, Host(w2), ws2, b2 is null ? null : Host(b2),
+                    o.Stride, o.Padding, o.Dilation, e, Act(o.Activation)));
+            });
+    }
+
     internal static IEnumerable<CheckCase> Cases()
     {
+        // Expansion then depthwise, fused on the fast CPU where the depthwise map has ≤ 64 output pixels, 64 expanded channels
+        // at a time and a last part of fewer 16 at a time: 2×2 over 100 channels (64, then three blocks, the last of 4 lanes)
+        // in a batch of two, ReLU6 after both (mobilenet's); 4×4 over 70 channels from 24 with SiLU and 5×5 taps
+        // (efficientnet's), no biases; 8×8 to 4×4 at stride 2 from 3 channels to 50 (64 packed, 14 of them past the end);
+        // 7×7 (49 pixels: tiles of four or eight and one alone) over 70 and 16; and 16×16, where the two run apart.
+        yield return ExpandDepthwise("2x2_relu6", 2, 19, 2, 2, 100, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
+        yield return ExpandDepthwise("4x4_k5_silu", 1, 24, 4, 4, 70, 5, 5, FusedActivation.Silu, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }, false);
+        yield return ExpandDepthwise("8x8_stride2_relu", 1, 3, 8, 8, 50, 3, 3, FusedActivation.Relu, Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu }, true);
+        yield return ExpandDepthwise("7x7_no_activation", 1, 9, 7, 7, 70, 3, 3, FusedActivation.None, Conv2dOptions.Of(padding: 1), true);
+        yield return ExpandDepthwise("7x7_16_channels", 1, 9, 7, 7, 16, 3, 3, FusedActivation.Relu, Conv2dOptions.Of(padding: 1), true);
+        yield return ExpandDepthwise("16x16_apart", 1, 8, 16, 16, 24, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
+
         // The direct tiles' edges: 70 output channels (a block of 64 and one of 16 holding 6), pixels not a multiple of 6, a
         // batch; 37 channels (three vectors) with stride (2, 1), dilation (2, 1) and padding on two sides only; groups of 8
         // channels (one vector, half used) with SiLU applied after the tiles; a 1×1 layer over 96 channels into 130; a 2×2

@@ -224,6 +224,23 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>
+        /// A 1×1 expansion and the depthwise convolution <paramref name="g"/> that alone reads it, fused on the fast CPU
+        /// (<see cref="Cpu.HostConv.ExpandDepthwise"/>) from packed weights, when it takes the shapes and activations; returns
+        /// false (and does nothing) otherwise. Arguments are validated by the op.
+        /// </summary>
+        internal static unsafe bool RunExpandDepthwise(Device device, Tensor x, Tensor expandPacked, Tensor? expandBias, FusedActivation expandActivation,
+            Tensor packed, Tensor? bias, Tensor output, Conv2dGeometry g, FusedActivation activation)
+        {
+            if (!device.IsHostCpu || !Cpu.HostConv.ExpandsDepthwise(g, expandActivation, activation))
+                return false;
+            using (device.Profiler.Measure("conv2d"))
+                Cpu.HostConv.ExpandDepthwise(Cpu.HostMemory.Ptr(x.ContiguousView), x.Size(1), Cpu.HostMemory.Ptr(expandPacked.ContiguousView),
+                    expandBias is null ? null : Cpu.HostMemory.Ptr(expandBias.ContiguousView), expandActivation, Cpu.HostMemory.Ptr(packed.ContiguousView),
+                    bias is null ? null : Cpu.HostMemory.Ptr(bias.ContiguousView), Cpu.HostMemory.Ptr(output.ContiguousView), g, activation);
+            return true;
+        }
+
         /// <summary>An activation applied in place over a tensor, launched under its op's name.</summary>
         private readonly record struct InPlaceActivation(Tensor Output, string Name) : IActivationVisitor
         {

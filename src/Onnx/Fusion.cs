@@ -9,7 +9,8 @@ namespace GpuNet.Onnx;
 /// after a Gemm or fused Linear → the matmul's activation epilogue; the decomposed LayerNorm (ReduceMean, Sub, Pow,
 /// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β) → layernorm; Softmax(Q·Kᵀ·scale, masked) · V → fused attention; an
 /// inference BatchNormalization after a Conv with constant weights → folded into those weights and bias; Relu, Clip(0, 6)
-/// or x·Sigmoid(x) after a Conv (Clip(0, 6) after a Gemm too) → its activation epilogue.
+/// or x·Sigmoid(x) after a Conv (Clip(0, 6) after a Gemm too) → its activation epilogue; a residual Add (and the Relu or
+/// Clip after it) → the Conv's stores; a 1×1 Conv read only by a depthwise Conv → one node that never writes its output.
 /// Each match checks the constants it relies on (√2, 1, ½, the exponent 2, the reduced axis), so a look-alike subgraph
 /// computing something else is left alone.
 /// </summary>
@@ -49,6 +50,8 @@ internal sealed class Fusion
         for (int k = 0; k < plan.Count; k++) f.SiluEpilogue(k);
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.ResidualEpilogue(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.ExpandDepthwise(k);
         f.Compact();
         return before - plan.Count;
     }
@@ -382,6 +385,36 @@ internal sealed class Fusion
                 _removed[root] = true;
             return;
         }
+    }
+
+    /// <summary>
+    /// Conv(z) depthwise (group = its channels, one output channel each, constant 2-D weights) with z the output of a 1×1
+    /// Conv used by it only (one group, strides and dilations 1, no padding, constant weights) → one
+    /// <c>GpuNet.ExpandDepthwise</c> node: an inverted residual block's expansion and depthwise convolution, whose expanded
+    /// tensor (the block's largest) is then never written.
+    /// </summary>
+    private void ExpandDepthwise(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Conv" || n.Inputs.Count < 2 || Only(n.Inputs[0], "Conv") is not int expand)
+            return;
+        var e = Node(expand);
+        if (!_constants.TryGetValue(n.Inputs[1], out var w2) || !_constants.TryGetValue(e.Inputs[1], out var w1) || w1.Rank != 4 || w2.Rank != 4)
+            return;
+        long Attribute(NodeProto node, string name, long fallback) => node.Attributes.TryGetValue(name, out var a) ? a.I : fallback;
+        bool AllOnes(string name) => !e.Attributes.TryGetValue(name, out var a) || a.Ints.All(v => v == 1);
+        bool pointwise = w1.Dims[2] == 1 && w1.Dims[3] == 1 && Attribute(e, "group", 1) == 1 && AllOnes("strides") && AllOnes("dilations")
+            && (!e.Attributes.TryGetValue("pads", out var pads) || pads.Ints.All(v => v == 0))
+            && (!e.Attributes.TryGetValue("auto_pad", out var autoPad) || System.Text.Encoding.UTF8.GetString(autoPad.S.Span) is "NOTSET" or "VALID" or "");
+        bool depthwise = w2.Dims[1] == 1 && Attribute(n, "group", 1) == w2.Dims[0] && w2.Dims[0] == w1.Dims[0];
+        if (!pointwise || !depthwise)
+            return;
+        var inputs = new[] { e.Inputs[0], e.Inputs[1], e.Inputs.Count > 2 ? e.Inputs[2] : "", n.Inputs[1], n.Inputs.Count > 2 ? n.Inputs[2] : "" };
+        var fused = Rebuilt(n, $"Conv+Conv ({e.Name}, {n.Name})", "GpuNet.ExpandDepthwise", inputs, n.Outputs[0], 0);
+        if (e.Attributes.TryGetValue("gpunet_activation", out var activation))
+            fused.Attributes["gpunet_expand_activation"] = Int("gpunet_expand_activation", activation.I);
+        _plan[root] = (fused, _plan[root].Index, FusedOperators.All["GpuNet.ExpandDepthwise"]);
+        _removed[expand] = true;
     }
 
     /// <summary>Mul(z, Sigmoid(z)) (either order) with z a Conv's output used by those two nodes only → the Conv with the SiLU

@@ -58,6 +58,60 @@ public static partial class Ops
     }
 
     /// <summary>
+    /// A 1×1 convolution and the depthwise convolution that alone reads its output, as MobileNet's and EfficientNet's
+    /// inverted residual blocks begin: depthwise(act₁(conv1x1(x) + b₁)) with <paramref name="depthwiseOptions"/>. On the fast
+    /// CPU (AVX-512), for depthwise maps of up to 64 output pixels and activations it applies in registers (none, ReLU,
+    /// ReLU6, SiLU), each core computes blocks of 16 expanded channels straight into the depthwise convolution's
+    /// channels-last input and convolves them there — the expanded tensor is never written; elsewhere, or while autograd
+    /// records, the two convolutions run one after the other. Kernel <c>conv2d</c>.
+    /// </summary>
+    /// <param name="x">Input [N, C_in, H, W].</param>
+    /// <param name="expand">Packed 1×1 weights [E, C_in, 1, 1] (one group).</param>
+    /// <param name="expandBias">Optional bias [E].</param>
+    /// <param name="expandActivation">The expansion's activation.</param>
+    /// <param name="depthwise">Packed depthwise weights [E, 1, KH, KW] (E groups).</param>
+    /// <param name="depthwiseBias">Optional bias [E].</param>
+    /// <param name="depthwiseOptions">The depthwise convolution's stride, padding, dilation, groups (E) and activation.</param>
+    /// <returns>[N, E, OH, OW].</returns>
+    public static Tensor Conv2dExpandDepthwise(Tensor x, PackedConv2dWeight expand, Tensor? expandBias, FusedActivation expandActivation,
+        PackedConv2dWeight depthwise, Tensor? depthwiseBias, Conv2dOptions depthwiseOptions)
+    {
+        const string op = "conv2d";
+        Validate.NotNull(op, "expand", expand).EnsureAlive(op);
+        Validate.NotNull(op, "depthwise", depthwise).EnsureAlive(op);
+        Validate.NotNull(op, "depthwiseOptions", depthwiseOptions);
+        var device = Validate.Input(op, "x", x);
+        var ew = expand.Weight;
+        if (expand.Groups != 1 || ew.Rank != 4 || ew.Size(2) != 1 || ew.Size(3) != 1)
+            throw new ShapeMismatchException(op, "expand", "1×1 weights [E, C_in, 1, 1] packed for one group", $"{ew.Describe()} packed for {expand.Groups} groups");
+        var expandOptions = new Conv2dOptions { Activation = expandActivation };
+        var g1 = Conv2dGeometry.Create(op, x.ShapeArray(), ew.ShapeArray(), expandOptions);
+        if (depthwiseOptions.Groups != g1.K || depthwise.Groups != g1.K)
+            throw new InvalidArgumentException(op, "depthwiseOptions.Groups", $"the expansion's output channels ({g1.K}), with weights packed so",
+                $"{depthwiseOptions.Groups} (weights packed for {depthwise.Groups})");
+        var g = Conv2dGeometry.Create(op, new[] { g1.N, g1.K, g1.OH, g1.OW }, depthwise.Weight.ShapeArray(), depthwiseOptions);
+        foreach (var (name, b) in new[] { ("expandBias", expandBias), ("depthwiseBias", depthwiseBias) })
+            if (b is not null)
+            {
+                Validate.Input(op, name, b, device);
+                if (b.Rank != 1 || b.Length != g1.K || !b.IsContiguous)
+                    throw new ShapeMismatchException(op, name, $"a contiguous vector [{g1.K}]", b.Describe());
+            }
+        bool fused = expand.Packed is not null && depthwise.Packed is not null && x.IsContiguous && depthwiseOptions.Mask == ConvMask.None
+            && !Autograd.ShouldRecord(x, ew, depthwise.Weight, expandBias, depthwiseBias);
+        if (fused)
+        {
+            var output = Tensor.Empty(device, g.N, g.K, g.OH, g.OW);
+            if (output.Length == 0 || ConvKernels.RunExpandDepthwise(device, x, expand.Packed!, expandBias, expandActivation, depthwise.Packed!, depthwiseBias,
+                    output, g, depthwiseOptions.Activation))
+                return output;
+            output.Dispose();
+        }
+        using var expanded = Conv2d(x, expand, expandBias, expandOptions);
+        return Conv2d(expanded, depthwise, depthwiseBias, depthwiseOptions);
+    }
+
+    /// <summary>
     /// Packs conv2d weights [C_out, C_in/groups, KH, KW] once for <see cref="Conv2d(Tensor, PackedConv2dWeight, Tensor?, Conv2dOptions?, Tensor?)"/>:
     /// on the fast CPU (with AVX-512) transposed per group to [taps, C_out/groups] rounded up to whole vectors, the layout its
     /// direct convolution reads (a depthwise weight [C, 1, KH, KW]: sixteen channels interleaved per tap, as its channels-last

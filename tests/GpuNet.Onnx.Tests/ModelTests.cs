@@ -102,19 +102,34 @@ public sealed class ModelTests
         {
             Assert.DoesNotContain("BatchNormalization", efficientnet.PlannedOperators);
             Assert.Contains("Conv+Silu", efficientnet.PlannedOperators);
+            // The 15 MBConv blocks with an expansion: 1×1 (SiLU) then depthwise (SiLU), one node each.
+            Assert.Equal(15, efficientnet.PlannedOperators.Count(o => o == "GpuNet.ExpandDepthwise+Silu"));
         }
         using (var mobilenet = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu))
         {
-            // ReLU6 is exported as Clip(0, 6): all 35 after a (batch-norm-folded) Conv go into its epilogue; the 10 inverted
-            // residual blocks' Adds join their projection convolutions.
+            // ReLU6 is exported as Clip(0, 6): all 35 after a (batch-norm-folded) Conv go into its epilogue; the 16 inverted
+            // residual blocks with an expansion have it and their depthwise convolution as one node (32 of those 35), and the
+            // 10 blocks' Adds join their projection convolutions.
             Assert.DoesNotContain("Clip", mobilenet.PlannedOperators);
-            Assert.Equal(35, mobilenet.PlannedOperators.Count(o => o == "Conv+Relu6"));
+            Assert.Equal(3, mobilenet.PlannedOperators.Count(o => o == "Conv+Relu6"));
+            Assert.Equal(16, mobilenet.PlannedOperators.Count(o => o == "GpuNet.ExpandDepthwise+Relu6"));
             Assert.Equal(10, mobilenet.PlannedOperators.Count(o => o == "GpuNet.ConvResidual"));
             Assert.DoesNotContain("Add", mobilenet.PlannedOperators);
         }
         using var unoptimized = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu, optimize: false);
         Assert.Equal(52, unoptimized.PlannedOperators.Count(o => o == "BatchNormalization"));
         Assert.Equal(0, unoptimized.FusedNodes);
+    }
+
+    [Fact]
+    public void AnExpansionReadOnlyByADepthwiseConvolutionBecomesOneNode()
+    {
+        // Of three 1×1 → depthwise pairs only the first fuses (with both its ReLU6s): the second's 1×1 has stride 2, the
+        // third's output is read by a Relu too. Their values are checked against PyTorch and the unoptimized graph above.
+        using var model = OnnxModel.Load(Model("pattern_expand_depthwise"), Cpu);
+        Assert.Equal(new[] { "GpuNet.ExpandDepthwise+Relu6" }, model.PlannedOperators.Where(o => o.StartsWith("GpuNet.")));
+        Assert.Equal(4, model.PlannedOperators.Count(o => o == "Conv"));
+        Assert.Contains("Relu", model.PlannedOperators);
     }
 
     [Fact]

@@ -393,6 +393,41 @@ def index_map_cases():
             print(f"index_map_{op}_rank{rank}: {list(shape)} -> {list(y.shape)}, consumers {', '.join(outputs)}")
 
 
+def expand_depthwise_cases():
+    """A 1×1 Conv read only by a depthwise Conv (fused into one node), beside two look-alikes that must not fuse: a 1×1 Conv at
+    stride 2 before a depthwise one, and a 1×1 Conv whose output a depthwise Conv and a Relu both read. Expectations from
+    PyTorch in float64."""
+    import numpy as np
+    from onnx import helper
+    g = torch.Generator().manual_seed(77)
+    r = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1
+    x = r(1, 8, 6, 6)
+    w = {name: r(*shape) for name, shape in [("w1", (24, 8, 1, 1)), ("b1", (24,)), ("w2", (24, 1, 3, 3)), ("b2", (24,)),
+                                              ("w3", (24, 8, 1, 1)), ("w4", (24, 1, 3, 3)), ("w5", (24, 8, 1, 1)), ("w6", (24, 1, 3, 3))]}
+    clip6 = lambda t: t.clamp(0, 6)
+    y1 = clip6(F.conv2d(clip6(F.conv2d(x, w["w1"], w["b1"])), w["w2"], w["b2"], padding=1, groups=24))
+    y2 = F.conv2d(F.conv2d(x, w["w3"], stride=2), w["w4"], padding=1, groups=24)
+    z = F.conv2d(x, w["w5"])
+    y3 = F.conv2d(z, w["w6"], padding=1, groups=24)
+    y4 = z.relu()
+    nodes = [
+        helper.make_node("Conv", ["x", "w1", "b1"], ["e1"], kernel_shape=[1, 1]),
+        helper.make_node("Clip", ["e1", "lo", "hi"], ["a1"]),
+        helper.make_node("Conv", ["a1", "w2", "b2"], ["d1"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24),
+        helper.make_node("Clip", ["d1", "lo", "hi"], ["y1"]),
+        helper.make_node("Conv", ["x", "w3"], ["e2"], kernel_shape=[1, 1], strides=[2, 2]),
+        helper.make_node("Conv", ["e2", "w4"], ["y2"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24),
+        helper.make_node("Conv", ["x", "w5"], ["z"], kernel_shape=[1, 1]),
+        helper.make_node("Conv", ["z", "w6"], ["y3"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24),
+        helper.make_node("Relu", ["z"], ["y4"]),
+    ]
+    f32 = lambda t: t.float().numpy()
+    initializers = {k: f32(v) for k, v in w.items()}
+    initializers["lo"], initializers["hi"] = np.array(0, "float32"), np.array(6, "float32")
+    save_graph("pattern_expand_depthwise", nodes, {"x": f32(x)}, initializers,
+               {"y1": f32(y1), "y2": f32(y2), "y3": f32(y3), "y4": f32(y4)})
+
+
 def node_case(name, op_type, xs, y, opset=12, **attributes):
     """One node over float32 (and int64) inputs with a numpy-computed expected output: for ops whose backend-suite cases
     are all float64 (Einsum, CumSum)."""
@@ -475,6 +510,7 @@ if __name__ == "__main__":
     export("pattern_select_linear", SelectThenLinear(), [torch.randn(2, 4, 8)])
     export("pattern_gather_expand_mul", GatherExpandMul(), [torch.randn(5, 6, 7), torch.randn(5, 2)])
     export("pattern_reflect_pad_conv", ReflectPadConv(), [torch.randn(1, 3, 7, 6)])
+    expand_depthwise_cases()
     index_map_cases()
     torch.manual_seed(39)
     real_models()

@@ -693,6 +693,16 @@ internal static unsafe class HostConv
             : typeof(TAct) == typeof(Activation.Silu) ? new(0f, false, true)
             : default;
 
+        /// <summary>The epilogue of <paramref name="activation"/>; null for one it does not apply in registers.</summary>
+        public static Epilogue? Of(FusedActivation activation) => activation switch
+        {
+            FusedActivation.None => default(Epilogue),
+            FusedActivation.Relu => For<Activation.Relu>(),
+            FusedActivation.Relu6 => For<Activation.Relu6>(),
+            FusedActivation.Silu => For<Activation.Silu>(),
+            _ => null,
+        };
+
         /// <summary>Whether the activation is applied here (else by the caller, after).</summary>
         public bool InRegisters => _clamp || _silu;
 
@@ -845,7 +855,8 @@ internal static unsafe class HostConv
     /// efficientnet_b0's 672 channels at 4×4 with 5×5 taps at 5.5 GFLOP/s. Lanes past the last block's channels compute
     /// whatever the buffers hold and are not stored.
     /// </summary>
-    private static void DepthwiseChannelsLast(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g, Epilogue epilogue)
+    private static void DepthwiseChannelsLast(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g, Epilogue epilogue,
+        Expansion expansion = default)
     {
         const int lanes = 16;
         var ix = g.Index;
@@ -854,13 +865,18 @@ internal static unsafe class HostConv
         int bh = (g.OH - 1) * ix.StrideH + (g.KH - 1) * ix.DilationH + 1, bw = (g.OW - 1) * ix.StrideW + (g.KW - 1) * ix.DilationW + 1;
         int rows = Math.Min(ix.H, bh - ix.PadTop), cols = Math.Min(ix.W, bw - ix.PadLeft);
         long bordered = (long)bh * bw * lanes;
-        // A block's work in multiply-adds and element moves: its FMAs plus the interleaving both ways.
-        HostParallel.For(g.N * blocks, 4L * lanes * (pixels * taps + 2 * (inPixels + pixels)), (b0, b1) =>
+        // A block's work in multiply-adds and element moves: its FMAs plus the interleaving both ways (or the expansion's
+        // multiply-adds in).
+        // With an expansion a unit is the four blocks of one 64-channel block of its packed weights, expanded together (each
+        // weight row read whole, in order); otherwise one block.
+        int perUnit = expansion.Weights != null ? TileChannels / lanes : 1, units = (blocks + perUnit - 1) / perUnit;
+        long work = perUnit * (4L * lanes * (pixels * taps + 2 * (inPixels + pixels)) + (long)lanes * inPixels * expansion.Channels);
+        HostParallel.For(g.N * units, work, (u0, u1) =>
         {
-            float* xin = HostScratch.Get(ColumnSlot, bordered);
+            float* images = HostScratch.Get(ColumnSlot, bordered * perUnit);
             float* yout = HostScratch.Get(TileSlot, (long)pixels * lanes);
-            // The border is cleared once per chunk: each block rewrites only the interior.
-            new Span<float>(xin, checked((int)bordered)).Clear();
+            // The borders are cleared once per chunk: each block rewrites only the interior.
+            new Span<float>(images, checked((int)(bordered * perUnit))).Clear();
             float* gathered = stackalloc float[taps * lanes];
             int* tapOffset = stackalloc int[taps];
             float* lane = stackalloc float[lanes];
@@ -879,11 +895,17 @@ internal static unsafe class HostConv
             for (int oh = 0; oh < g.OH; oh++)
                 for (int ow = 0; ow < g.OW; ow++)
                     pixelOffset[oh * g.OW + ow] = (oh * ix.StrideH * bw + ow * ix.StrideW) * lanes;
-            for (int blk = b0; blk < b1; blk++)
+            for (int unit = u0; unit < u1; unit++)
+            for (int n = unit / units, head = unit % units * perUnit, blk = head; blk < Math.Min(blocks, head + perUnit); blk++)
             {
-                int n = blk / blocks, k0 = blk % blocks * lanes, valid = Math.Min(lanes, g.K - k0);
-                float* planes = x + ((long)n * g.C + k0) * inPixels;
-                if (valid == lanes && inPixels % 16 == 0 && Avx512F.IsSupported)
+                int k0 = blk * lanes, valid = Math.Min(lanes, g.K - k0);
+                float* planes = x + ((long)n * g.C + k0) * inPixels, xin = images + (blk - head) * bordered;
+                if (expansion.Weights != null)
+                {
+                    if (blk == head)
+                        Expand(expansion, x + (long)n * expansion.Channels * inPixels, inPixels, k0, inOffset, images, bordered);
+                }
+                else if (valid == lanes && inPixels % 16 == 0 && Avx512F.IsSupported)
                 {
                     // 16 channels × 16 pixels at a time transposed in registers (the planes are consecutive in NCHW).
                     for (int q0 = 0; q0 < inPixels; q0 += 16)
@@ -979,6 +1001,159 @@ internal static unsafe class HostConv
                 }
             }
         });
+    }
+
+    /// <summary>
+    /// A 1×1 convolution (stride 1, no padding, one group) whose output only a depthwise convolution reads, computed by
+    /// <see cref="DepthwiseChannelsLast"/> straight into its channels-last block (<see cref="Expand"/>): its weights as
+    /// <see cref="PackWeights"/> lays them out, its bias (or null) and activation, and its input channels.
+    /// </summary>
+    private readonly struct Expansion(float* weights, float* bias, int channels, int outChannels, Epilogue epilogue)
+    {
+        public readonly float* Weights = weights, Bias = bias;
+        public readonly int Channels = channels, OutChannels = outChannels;
+        public readonly Epilogue Epilogue = epilogue;
+    }
+
+    /// <summary>
+    /// act(b + W·x) for the expanded channels [k0, k0 + 64) of one block of the packed weights at every input pixel, each
+    /// pixel's 16 channels one vector stored where <paramref name="inOffset"/> puts it in block k's bordered image
+    /// (<paramref name="images"/> + k·<paramref name="bordered"/>; pixels the taps never reach, at −1, are skipped). Four pixels
+    /// × four vectors of channels a register tile: each input channel's whole 64-float weight row, read in order, times each
+    /// pixel's broadcast value. (One 16-channel block at a time read every fourth line of the rows: efficientnet_b0's 192 →
+    /// 1152 expansion at 2×2 took 60 µs of a 36 µs pair.) The expanded tensor is never written in NCHW, nor read back and
+    /// interleaved. A last block of fewer than 64 channels goes 16 at a time (<see cref="ExpandBlock"/>).
+    /// </summary>
+    private static void Expand(in Expansion e, float* image, int inPixels, int k0, int* inOffset, float* images, long bordered)
+    {
+        int ldw = PackedChannels(e.OutChannels), width = Math.Min(TileChannels, ldw - k0), cin = e.Channels;
+        float* w = e.Weights + (long)k0 * cin;
+        if (width < TileChannels)
+        {
+            for (int s = 0; s < width / 16; s++)
+                ExpandBlock(e, image, inPixels, w + s * 16, width, k0 + s * 16, inOffset, images + s * bordered);
+            return;
+        }
+        float* b = e.Bias;
+        int left = e.OutChannels - k0;
+        Vector512<float> c0 = b == null ? default : Part(b + k0, left, 0), c1 = b == null ? default : Part(b + k0, left, 16);
+        Vector512<float> c2 = b == null ? default : Part(b + k0, left, 32), c3 = b == null ? default : Part(b + k0, left, 48);
+        int q = 0;
+        for (; q + 4 <= inPixels; q += 4)
+        {
+            Vector512<float> a00 = c0, a01 = c0, a02 = c0, a03 = c0, a10 = c1, a11 = c1, a12 = c1, a13 = c1;
+            Vector512<float> a20 = c2, a21 = c2, a22 = c2, a23 = c2, a30 = c3, a31 = c3, a32 = c3, a33 = c3;
+            float* xq = image + q, wc = w;
+            for (int c = 0; c < cin; c++, xq += inPixels, wc += TileChannels)
+            {
+                Vector512<float> w0 = Vector512.Load(wc), w1 = Vector512.Load(wc + 16), w2 = Vector512.Load(wc + 32), w3 = Vector512.Load(wc + 48);
+                var x0 = Vector512.Create(xq[0]);
+                a00 = Vector512.FusedMultiplyAdd(w0, x0, a00); a10 = Vector512.FusedMultiplyAdd(w1, x0, a10);
+                a20 = Vector512.FusedMultiplyAdd(w2, x0, a20); a30 = Vector512.FusedMultiplyAdd(w3, x0, a30);
+                var x1 = Vector512.Create(xq[1]);
+                a01 = Vector512.FusedMultiplyAdd(w0, x1, a01); a11 = Vector512.FusedMultiplyAdd(w1, x1, a11);
+                a21 = Vector512.FusedMultiplyAdd(w2, x1, a21); a31 = Vector512.FusedMultiplyAdd(w3, x1, a31);
+                var x2 = Vector512.Create(xq[2]);
+                a02 = Vector512.FusedMultiplyAdd(w0, x2, a02); a12 = Vector512.FusedMultiplyAdd(w1, x2, a12);
+                a22 = Vector512.FusedMultiplyAdd(w2, x2, a22); a32 = Vector512.FusedMultiplyAdd(w3, x2, a32);
+                var x3 = Vector512.Create(xq[3]);
+                a03 = Vector512.FusedMultiplyAdd(w0, x3, a03); a13 = Vector512.FusedMultiplyAdd(w1, x3, a13);
+                a23 = Vector512.FusedMultiplyAdd(w2, x3, a23); a33 = Vector512.FusedMultiplyAdd(w3, x3, a33);
+            }
+            StoreExpanded(e.Epilogue, images, inOffset + q, a00, a01, a02, a03);
+            StoreExpanded(e.Epilogue, images + bordered, inOffset + q, a10, a11, a12, a13);
+            StoreExpanded(e.Epilogue, images + 2 * bordered, inOffset + q, a20, a21, a22, a23);
+            StoreExpanded(e.Epilogue, images + 3 * bordered, inOffset + q, a30, a31, a32, a33);
+        }
+        for (; q < inPixels; q++)
+        {
+            Vector512<float> a0 = c0, a1 = c1, a2 = c2, a3 = c3;
+            float* xq = image + q, wc = w;
+            for (int c = 0; c < cin; c++, xq += inPixels, wc += TileChannels)
+            {
+                var xv = Vector512.Create(*xq);
+                a0 = Vector512.FusedMultiplyAdd(Vector512.Load(wc), xv, a0);
+                a1 = Vector512.FusedMultiplyAdd(Vector512.Load(wc + 16), xv, a1);
+                a2 = Vector512.FusedMultiplyAdd(Vector512.Load(wc + 32), xv, a2);
+                a3 = Vector512.FusedMultiplyAdd(Vector512.Load(wc + 48), xv, a3);
+            }
+            if (inOffset[q] >= 0)
+            {
+                e.Epilogue.Apply(a0).Store(images + inOffset[q]);
+                e.Epilogue.Apply(a1).Store(images + bordered + inOffset[q]);
+                e.Epilogue.Apply(a2).Store(images + 2 * bordered + inOffset[q]);
+                e.Epilogue.Apply(a3).Store(images + 3 * bordered + inOffset[q]);
+            }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Expand"/> for one block of 16 expanded channels from <paramref name="k0"/>, its weights a vector every
+    /// <paramref name="stride"/> floats from <paramref name="w"/>: eight pixels (then four, then one) a register tile.
+    /// </summary>
+    private static void ExpandBlock(in Expansion e, float* image, int inPixels, float* w, int stride, int k0, int* inOffset, float* xin)
+    {
+        var bias = e.Bias == null ? Vector512<float>.Zero : Part(e.Bias + k0, e.OutChannels - k0, 0);
+        int q = 0;
+        for (; q + 8 <= inPixels; q += 8)
+        {
+            Vector512<float> a0 = bias, a1 = bias, a2 = bias, a3 = bias, a4 = bias, a5 = bias, a6 = bias, a7 = bias;
+            float* xq = image + q;
+            for (int c = 0; c < e.Channels; c++, xq += inPixels)
+            {
+                var wv = Vector512.Load(w + (long)c * stride);
+                a0 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[0]), a0);
+                a1 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[1]), a1);
+                a2 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[2]), a2);
+                a3 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[3]), a3);
+                a4 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[4]), a4);
+                a5 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[5]), a5);
+                a6 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[6]), a6);
+                a7 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(xq[7]), a7);
+            }
+            StoreExpanded(e.Epilogue, xin, inOffset + q, a0, a1, a2, a3);
+            StoreExpanded(e.Epilogue, xin, inOffset + q + 4, a4, a5, a6, a7);
+        }
+        for (; q < inPixels; q++)
+        {
+            var a = bias;
+            float* xq = image + q;
+            for (int c = 0; c < e.Channels; c++, xq += inPixels)
+                a = Vector512.FusedMultiplyAdd(Vector512.Load(w + (long)c * stride), Vector512.Create(*xq), a);
+            if (inOffset[q] >= 0)
+                e.Epilogue.Apply(a).Store(xin + inOffset[q]);
+        }
+    }
+
+    /// <summary>Four expanded pixels activated into the bordered image where the taps reach them.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void StoreExpanded(in Epilogue epilogue, float* xin, int* offset, Vector512<float> a0, Vector512<float> a1, Vector512<float> a2, Vector512<float> a3)
+    {
+        if (offset[0] >= 0) epilogue.Apply(a0).Store(xin + offset[0]);
+        if (offset[1] >= 0) epilogue.Apply(a1).Store(xin + offset[1]);
+        if (offset[2] >= 0) epilogue.Apply(a2).Store(xin + offset[2]);
+        if (offset[3] >= 0) epilogue.Apply(a3).Store(xin + offset[3]);
+    }
+
+    /// <summary>Whether <see cref="ExpandDepthwise"/> computes a 1×1 expansion with <paramref name="expandActivation"/> into the
+    /// depthwise convolution <paramref name="g"/> with <paramref name="activation"/>: with 512-bit vectors, when the depthwise
+    /// layer runs channels-last (one output channel per group, ≤ 64 output pixels) and both activations apply in registers.</summary>
+    public static bool ExpandsDepthwise(Conv2dGeometry g, FusedActivation expandActivation, FusedActivation activation) =>
+        HostGemm.Wide && g.Kg == 1 && g.Cg == 1 && g.Options.Groups == g.C && g.OH * g.OW <= ChannelsLastPixels
+        && Epilogue.Of(expandActivation) is not null && Epilogue.Of(activation) is not null;
+
+    /// <summary>
+    /// dw(act₁(W₁·x + b₁)) for a 1×1 expansion (x [N, <paramref name="channels"/>, H, W], weights packed by
+    /// <see cref="PackWeights"/>) read only by the depthwise convolution <paramref name="g"/> (weights packed too): each
+    /// block of 16 expanded channels is computed straight into the depthwise layer's channels-last bordered image
+    /// (<see cref="Expand"/>), so the expanded tensor is never written, read back or interleaved, and each core expands
+    /// the channels it then convolves. Requires <see cref="ExpandsDepthwise"/>.
+    /// </summary>
+    public static void ExpandDepthwise(float* x, int channels, float* expandPacked, float* expandBias, FusedActivation expandActivation,
+        float* packed, float* bias, float* output, Conv2dGeometry g, FusedActivation activation)
+    {
+        var expansion = new Expansion(expandPacked, expandBias, channels, g.C, Epilogue.Of(expandActivation)!.Value);
+        DepthwiseChannelsLast(x, null, packed, output, bias, g, Epilogue.Of(activation)!.Value, expansion);
     }
 
     /// <summary>dst[0..count) = src[0..count): the column rows of a network's later layers are 4–32 floats, where a span copy's

@@ -13,7 +13,27 @@ internal static class FusedOperators
         new("GpuNet.LayerNorm", LayerNorm),
         new("GpuNet.Attention", Attention),
         new("GpuNet.ConvResidual", ConvResidual),
+        new("GpuNet.ExpandDepthwise", ExpandDepthwise),
     }.ToDictionary(s => s.Name);
+
+    /// <summary>
+    /// Conv(Conv(X, W₁, B₁), W₂, B₂) with the first a 1×1 convolution (one group, stride 1, no padding) that only the second,
+    /// a depthwise one, reads (inputs X, W₁, B₁, W₂, B₂; the node has the depthwise convolution's attributes, its activation,
+    /// and the expansion's as <c>gpunet_expand_activation</c>): <see cref="Ops.Conv2dExpandDepthwise"/>, which on the fast CPU
+    /// never writes the expanded tensor.
+    /// </summary>
+    private static OnnxTensor[] ExpandDepthwise(OpContext c, OnnxTensor?[] i)
+    {
+        var x = i[0]!.On(c.Device);
+        var w2 = i[3]!.On(c.Device);
+        if (x.Rank != 4 || w2.Rank != 4)
+            throw c.Shape("X", "a 2-D convolution's input [N, C, H, W] and kernel", $"{GpuNetException.FormatShape(i[0]!.Dims)}, {GpuNetException.FormatShape(i[3]!.Dims)}");
+        var options = LinearOperators.ConvOptions(c, x, w2, Activation(c));
+        var expandActivation = (FusedActivation)c.Int("gpunet_expand_activation", 0);
+        var y = Ops.Conv2dExpandDepthwise(x, i[1]!.Conv2dWeights(c.Device, 1), i[2]?.On(c.Device), expandActivation,
+            i[3]!.Conv2dWeights(c.Device, options.Groups), i[4]?.On(c.Device), options);
+        return new[] { Values.Float(y, y.ShapeArray()) };
+    }
 
     /// <summary>
     /// activation(Conv(X, W, B) + R): the convolution adds the residual R (input 3) and applies the activation as it stores

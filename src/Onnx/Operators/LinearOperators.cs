@@ -196,19 +196,7 @@ internal static class LinearOperators
         int spatial = x.Rank - 2;
         if (spatial is < 1 or > 2)
             throw new OnnxRunException($"{c.Label}: {spatial}-D convolution is not supported (1-D and 2-D are)");
-        // The options follow from the attributes, the kernel and (auto_pad) the input's spatial size: parsed once per shape.
-        Conv2dOptions options;
-        if (c.Memo is ConvMemo memo && memo.Activation == activation && memo.Input.SequenceEqual(x.Shape) && memo.Kernel.SequenceEqual(w.Shape))
-            options = memo.Options;
-        else
-        {
-            var kernel = w.ShapeArray()[2..];
-            var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], kernel);
-            options = spatial == 1
-                ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = activation }
-                : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = activation };
-            c.Memo = new ConvMemo(x.ShapeArray(), w.ShapeArray(), activation, options);
-        }
+        var options = ConvOptions(c, x, w, activation);
         var x4 = As2d(c, x, "input");
         if (residual is not null)
         {
@@ -225,6 +213,21 @@ internal static class LinearOperators
             : Ops.Conv2d(x4, As2d(c, w, "kernel"), bias, options, residual);
         var dims = spatial == 1 ? new[] { y.Size(0), y.Size(1), y.Size(3) } : y.ShapeArray();
         return (y, dims, residual is not null);
+    }
+
+    /// <summary>A convolution node's options for input <paramref name="x"/> and kernel <paramref name="w"/> (1-D as 2-D with a height
+    /// of 1): they follow from the attributes, the kernel and (auto_pad) the input's spatial size, parsed once per shape.</summary>
+    internal static Conv2dOptions ConvOptions(OpContext c, Tensor x, Tensor w, FusedActivation activation)
+    {
+        if (c.Memo is ConvMemo memo && memo.Activation == activation && memo.Input.SequenceEqual(x.Shape) && memo.Kernel.SequenceEqual(w.Shape))
+            return memo.Options;
+        int spatial = x.Rank - 2;
+        var (strides, dilations, pads) = WindowGeometry(c, spatial, x.ShapeArray()[2..], w.ShapeArray()[2..]);
+        var options = spatial == 1
+            ? new Conv2dOptions { Stride = (1, strides[0]), Dilation = (1, dilations[0]), Padding = (0, 0, pads[0], pads[1]), Groups = (int)c.Int("group", 1), Activation = activation }
+            : new Conv2dOptions { Stride = (strides[0], strides[^1]), Dilation = (dilations[0], dilations[^1]), Padding = (pads[0], pads[spatial], pads[1], pads[^1]), Groups = (int)c.Int("group", 1), Activation = activation };
+        c.Memo = new ConvMemo(x.ShapeArray(), w.ShapeArray(), activation, options);
+        return options;
     }
 
     /// <summary>A convolution node's options for one input and kernel shape and activation (<see cref="OpContext.Memo"/>).</summary>
