@@ -73,6 +73,60 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
     }
 
     [Fact]
+    public void ExpandDepthwiseNamesWhatDoesNotFit()
+    {
+        using var x = Tensor.RandomNormal(Cpu, new[] { 1, 4, 5, 5 }, 1);
+        using var w1 = Tensor.RandomNormal(Cpu, new[] { 8, 4, 1, 1 }, 2);
+        using var w3 = Tensor.RandomNormal(Cpu, new[] { 8, 4, 3, 3 }, 3);
+        using var w2 = Tensor.RandomNormal(Cpu, new[] { 8, 1, 3, 3 }, 4);
+        using var expand = Ops.PackConv2dWeight(w1);
+        using var notPointwise = Ops.PackConv2dWeight(w3);
+        using var depthwise = Ops.PackConv2dWeight(w2, groups: 8);
+        var o = Conv2dOptions.Of(padding: 1, groups: 8);
+        var e1 = Assert.Throws<ShapeMismatchException>(() => Ops.Conv2dExpandDepthwise(x, notPointwise, null, FusedActivation.None, depthwise, null, o));
+        Assert.Equal("expand", e1.Argument);
+        var e2 = Assert.Throws<InvalidArgumentException>(() => Ops.Conv2dExpandDepthwise(x, expand, null, FusedActivation.None, depthwise, null, o with { Groups = 4 }));
+        Assert.Equal("depthwiseOptions.Groups", e2.Argument);
+        Assert.Contains("(8)", e2.Expected);
+        using var shortBias = Tensor.Zeros(Cpu, 7);
+        var e3 = Assert.Throws<ShapeMismatchException>(() => Ops.Conv2dExpandDepthwise(x, expand, shortBias, FusedActivation.None, depthwise, null, o));
+        Assert.Equal("expandBias", e3.Argument);
+        using var wrongChannels = Tensor.Zeros(Cpu, 1, 3, 5, 5);
+        Assert.Throws<ShapeMismatchException>(() => Ops.Conv2dExpandDepthwise(wrongChannels, expand, null, FusedActivation.None, depthwise, null, o));
+        var disposed = Ops.PackConv2dWeight(w2, groups: 8);
+        disposed.Dispose();
+        Assert.Throws<TensorDisposedException>(() => Ops.Conv2dExpandDepthwise(x, expand, null, FusedActivation.None, disposed, null, o));
+    }
+
+    /// <summary>While autograd records, the fused expansion and depthwise convolution run as the two convolutions: the same
+    /// gradients as those written out.</summary>
+    [Fact]
+    public void ExpandDepthwiseRecordsTheComposedGradients()
+    {
+        var o = Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 };
+        float[][] Grads(bool fused)
+        {
+            using var x = Tensor.RandomNormal(Cpu, new[] { 1, 5, 4, 4 }, 5);
+            using var w1 = Tensor.RandomNormal(Cpu, new[] { 12, 5, 1, 1 }, 6);
+            using var w2 = Tensor.RandomNormal(Cpu, new[] { 12, 1, 3, 3 }, 7);
+            x.RequiresGrad = w1.RequiresGrad = w2.RequiresGrad = true;
+            using var p1 = Ops.PackConv2dWeight(w1);
+            using var p2 = Ops.PackConv2dWeight(w2, groups: 12);
+            using (var scope = Cpu.Scope())
+            {
+                var y = fused ? Ops.Conv2dExpandDepthwise(x, p1, null, FusedActivation.Relu6, p2, null, o)
+                    : Ops.Conv2d(Ops.Conv2d(x, w1, null, new Conv2dOptions { Activation = FusedActivation.Relu6 }), w2, null, o);
+                Ops.SumAll(Ops.Mul(y, y)).Backward();
+            }
+            return new[] { x.Grad!.ToArray(), w1.Grad!.ToArray(), w2.Grad!.ToArray() };
+        }
+        var fusedGrads = Grads(true);
+        var composed = Grads(false);
+        for (int i = 0; i < 3; i++)
+            Assert.Equal(composed[i], fusedGrads[i]);
+    }
+
+    [Fact]
     public void ResidualOfAnotherShapeNamesResidual()
     {
         using var x = Tensor.Zeros(Cpu, 1, 3, 5, 5);
