@@ -94,16 +94,16 @@ internal static class ConvChecks
 
     internal static IEnumerable<CheckCase> Cases()
     {
-        // Expansion then depthwise, fused on the fast CPU where the depthwise map has ≤ 64 output pixels, 64 expanded channels
-        // at a time and a last part of fewer 16 at a time: 2×2 over 100 channels (64, then three blocks, the last of 4 lanes)
-        // in a batch of two, ReLU6 after both (mobilenet's); 4×4 over 70 channels from 24 with SiLU and 5×5 taps
-        // (efficientnet's), no biases; 8×8 to 4×4 at stride 2 from 3 channels to 50 (64 packed, 14 of them past the end);
-        // 7×7 (49 pixels: tiles of four or eight and one alone) over 70 and 16; and 20×18 to 10×9 at stride 2 and 16×16,
-        // where the two run apart.
-        yield return ExpandDepthwise("2x2_relu6", 2, 19, 2, 2, 100, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
+        // Expansion then depthwise, fused on the fast CPU where the depthwise map has ≤ 64 output pixels: from 16 blocks of
+        // expanded channels 64 at a time (2×2 over 260: four 64s and a block of 4 lanes, in a batch of two, ReLU6 after both
+        // as mobilenet's; 7×7 over 270: 49 pixels, twelve tiles of four and one alone), with fewer one block at a time (4×4
+        // over 70 from 24 with SiLU and 5×5 taps as efficientnet's, no biases; 8×8 to 4×4 at stride 2 from 3 channels to 50;
+        // 7×7 over 16; 2×2 over 37); and 20×18 to 10×9 at stride 2 and 16×16, where the two run apart.
+        yield return ExpandDepthwise("2x2_relu6", 2, 19, 2, 2, 260, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
+        yield return ExpandDepthwise("2x2_37_channels", 1, 9, 2, 2, 37, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
         yield return ExpandDepthwise("4x4_k5_silu", 1, 24, 4, 4, 70, 5, 5, FusedActivation.Silu, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }, false);
         yield return ExpandDepthwise("8x8_stride2_relu", 1, 3, 8, 8, 50, 3, 3, FusedActivation.Relu, Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu }, true);
-        yield return ExpandDepthwise("7x7_no_activation", 1, 9, 7, 7, 70, 3, 3, FusedActivation.None, Conv2dOptions.Of(padding: 1), true);
+        yield return ExpandDepthwise("7x7_no_activation", 1, 9, 7, 7, 270, 3, 3, FusedActivation.None, Conv2dOptions.Of(padding: 1), true);
         yield return ExpandDepthwise("7x7_16_channels", 1, 9, 7, 7, 16, 3, 3, FusedActivation.Relu, Conv2dOptions.Of(padding: 1), true);
         yield return ExpandDepthwise("20x18_stride2_relu6", 1, 5, 20, 18, 70, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu6 }, true);
         yield return ExpandDepthwise("16x16_apart", 1, 8, 16, 16, 24, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
