@@ -298,16 +298,14 @@ internal static unsafe class HostConv
             {
                 int n = plane / g.K, k = plane % g.K, c = k / g.Kg;
                 int input = n * g.C + c;
-                if (pairs)
+                if (pairs || shifts)
                 {
-                    Plane3x3Stride2(x + (long)input * ix.H * ix.W, ix.H, ix.W, ix.PadTop, w + (long)k * 9, bias == null ? 0f : bias[k],
-                        output + (long)plane * pixels, g.OH, g.OW, epilogue);
-                    continue;
-                }
-                if (shifts)
-                {
-                    Plane3x3Stride1(x + (long)input * ix.H * ix.W, ix.H, ix.W, ix.PadTop, w + (long)k * 9, bias == null ? 0f : bias[k],
-                        output + (long)plane * pixels, g.OH, g.OW, epilogue);
+                    float* from = x + (long)input * ix.H * ix.W, to = output + (long)plane * pixels, kernel = w + (long)k * 9;
+                    float b0 = bias == null ? 0f : bias[k];
+                    if (pairs)
+                        Plane3x3<StrideTwo>(from, ix.H, ix.W, ix.PadTop, kernel, b0, to, g.OH, g.OW, epilogue);
+                    else
+                        Plane3x3<StrideOne>(from, ix.H, ix.W, ix.PadTop, kernel, b0, to, g.OH, g.OW, epilogue);
                     continue;
                 }
                 if (input != lastInput)
@@ -440,81 +438,41 @@ internal static unsafe class HostConv
     /// vectors lost, 11 against 5–6.</summary>
     private const int PairsMinWidth = 8;
 
-    /// <summary>Whether <see cref="Plane3x3Stride2"/> computes this depthwise layer's planes.</summary>
+    /// <summary>Whether <see cref="Plane3x3{TStride}"/> computes this depthwise layer's planes.</summary>
     private static bool StridedPairs(Conv2dGeometry g) =>
         HostGemm.Wide && g.KH == 3 && g.KW == 3 && g.Options.Stride == (2, 2) && g.Options.Padding.Left == 1 && g.Options.Dilation == (1, 1);
 
     /// <summary>
-    /// One output plane of a 3×3 depthwise layer at stride 2 with one column of left padding, straight from the input plane
-    /// (<paramref name="h"/> × <paramref name="w"/>): the 32 input columns under 16 outputs are two loads, split into even
-    /// and odd columns by two two-source permutes, and the odd columns one to the left (each output's first tap) are the
-    /// odd ones moved up a lane with the column before them in lane 0. Rows above, below and right of the plane read as
-    /// zeros (padding); an input row's split serves the output row below too. The phase copy this skips
-    /// (<see cref="SplitPairs"/>, a call per input row) was half of the layer's time: mobilenet_v2's 96 channels at 32×32,
-    /// 35 µs on one core, 36% in the split, 23% in the taps.
+    /// One output plane of a 3×3 depthwise layer at stride 1 or 2 (<typeparamref name="TStride"/>) with one column of left
+    /// padding, straight from the input plane (<paramref name="h"/> × <paramref name="w"/>), with no copy: each input row's
+    /// columns under 16 outputs become the left, middle and right taps' vectors in registers (<see cref="ShiftRow"/>,
+    /// <see cref="SplitRow"/>); rows above and below the plane and columns right of it read as zeros (padding); an input row's
+    /// vectors serve every output row whose taps reach it; the nine taps sum as three chains of three. At stride 2 this
+    /// replaced a split of every row into column phases (<see cref="SplitPairs"/>, a call per input row: half of the layer,
+    /// mobilenet_v2's 96 channels at 32×32 35 → 9 µs on one core); at stride 1 a zero-bordered copy and nine unaligned loads
+    /// per output vector (32 channels at 32×32 16–18 → 9.8–10.5 µs, 144 at 16×16 20 → 8.5). (The taps through a struct of the
+    /// nine weights with rows passed by reference ran both 1.5–2× slower.)
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Plane3x3Stride2(float* plane, int h, int w, int padTop, float* k, float start, float* dst, int oh, int ow, Epilogue epilogue)
+    private static void Plane3x3<TStride>(float* plane, int h, int w, int padTop, float* k, float start, float* dst, int oh, int ow, Epilogue epilogue)
+        where TStride : struct, IPlaneStride
     {
         var (w0, w1, w2) = (Vector512.Create(k[0]), Vector512.Create(k[1]), Vector512.Create(k[2]));
         var (w3, w4, w5) = (Vector512.Create(k[3]), Vector512.Create(k[4]), Vector512.Create(k[5]));
         var (w6, w7, w8) = (Vector512.Create(k[6]), Vector512.Create(k[7]), Vector512.Create(k[8]));
         var bias = Vector512.Create(start);
+        int s = TStride.Stride;
         for (int c = 0; c < ow; c += 16)
         {
-            // Input row 2r − padTop + kh for output row r and tap row kh; the first row of r + 1 is the last of r.
-            var (e0, o0, l0) = SplitRow(plane, h, w, -padTop, 2 * c);
+            // Input row s·r − padTop + kh for output row r and tap row kh: at stride 1 rows 1 and 2 of r are rows 0 and 1 of
+            // r + 1, at stride 2 row 2 of r is row 0 of r + 1.
+            var (l0, m0, r0) = TStride.Row(plane, h, w, -padTop, s * c);
+            var (l1, m1, r1) = s == 1 ? TStride.Row(plane, h, w, 1 - padTop, c) : default;
             for (int r = 0; r < oh; r++)
             {
-                int top = 2 * r - padTop;
-                var (e1, o1, l1) = SplitRow(plane, h, w, top + 1, 2 * c);
-                var (e2, o2, l2) = SplitRow(plane, h, w, top + 2, 2 * c);
-                var a = Avx512F.FusedMultiplyAdd(l0, w0, bias);
-                var b = l1 * w3;
-                var d = l2 * w6;
-                a = Avx512F.FusedMultiplyAdd(e0, w1, a);
-                b = Avx512F.FusedMultiplyAdd(e1, w4, b);
-                d = Avx512F.FusedMultiplyAdd(e2, w7, d);
-                a = Avx512F.FusedMultiplyAdd(o0, w2, a);
-                b = Avx512F.FusedMultiplyAdd(o1, w5, b);
-                d = Avx512F.FusedMultiplyAdd(o2, w8, d);
-                var acc = epilogue.Apply(a + b + d);
-                float* outRow = dst + (long)r * ow + c;
-                if (c + 16 <= ow)
-                    Vector512.Store(acc, outRow);
-                else
-                    Avx512F.MaskStore(outRow, HostMath.FirstLanes(ow - c), acc);
-                (e0, o0, l0) = (e2, o2, l2);
-            }
-        }
-    }
-
-    /// <summary>
-    /// One output plane of a 3×3 depthwise layer at stride 1 with one column of left padding, straight from the input plane
-    /// (<paramref name="h"/> × <paramref name="w"/>): the 16 input columns under 16 outputs are one load, and the columns one to
-    /// the left and one to the right are that vector moved a lane by an align with the column before (after) it in the
-    /// vacated lane — no zero-bordered copy of the plane, and no loads straddling cache lines. Rows above and below the plane
-    /// and columns right of it read as zeros (padding); each input row's three vectors serve the two output rows below too.
-    /// The copy this skips was a quarter of the layer's time and the nine unaligned loads per output vector most of the rest
-    /// (perf: 24% copying, 52% in the taps): one core, hot, 32 channels at 32×32 16–18 → 9.8–10.5 µs, 144 at 16×16 20 → 8.5.
-    /// Its taps are <see cref="Plane3x3Stride2"/>'s, written out again: shared through a struct holding the nine weights
-    /// (and rows passed by reference) both planes ran 1.5–2× slower (32 at 32×32: 17–20 µs; 96 at 32×32 stride 2: 12 against 9.4).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Plane3x3Stride1(float* plane, int h, int w, int padTop, float* k, float start, float* dst, int oh, int ow, Epilogue epilogue)
-    {
-        var (w0, w1, w2) = (Vector512.Create(k[0]), Vector512.Create(k[1]), Vector512.Create(k[2]));
-        var (w3, w4, w5) = (Vector512.Create(k[3]), Vector512.Create(k[4]), Vector512.Create(k[5]));
-        var (w6, w7, w8) = (Vector512.Create(k[6]), Vector512.Create(k[7]), Vector512.Create(k[8]));
-        var bias = Vector512.Create(start);
-        for (int c = 0; c < ow; c += 16)
-        {
-            // Input row r − padTop + kh for output row r and tap row kh; rows 1 and 2 of r are rows 0 and 1 of r + 1.
-            var (l0, m0, r0) = ShiftRow(plane, h, w, -padTop, c);
-            var (l1, m1, r1) = ShiftRow(plane, h, w, 1 - padTop, c);
-            for (int r = 0; r < oh; r++)
-            {
-                var (l2, m2, r2) = ShiftRow(plane, h, w, r - padTop + 2, c);
+                if (s == 2)
+                    (l1, m1, r1) = TStride.Row(plane, h, w, 2 * r - padTop + 1, 2 * c);
+                var (l2, m2, r2) = TStride.Row(plane, h, w, s * r - padTop + 2, s * c);
                 var a = Avx512F.FusedMultiplyAdd(l0, w0, bias);
                 var b = l1 * w3;
                 var d = l2 * w6;
@@ -530,10 +488,40 @@ internal static unsafe class HostConv
                     Vector512.Store(acc, outRow);
                 else
                     Avx512F.MaskStore(outRow, HostMath.FirstLanes(ow - c), acc);
-                (l0, m0, r0) = (l1, m1, r1);
-                (l1, m1, r1) = (l2, m2, r2);
+                if (s == 1)
+                    (l0, m0, r0, l1, m1, r1) = (l1, m1, r1, l2, m2, r2);
+                else
+                    (l0, m0, r0) = (l2, m2, r2);
             }
         }
+    }
+
+    /// <summary>The stride of <see cref="Plane3x3{TStride}"/> and how it reads an input row's taps.</summary>
+    private interface IPlaneStride
+    {
+        static abstract int Stride { get; }
+
+        /// <summary>Input row <paramref name="ih"/>'s left, middle and right taps under the 16 outputs whose first tap reads
+        /// column <paramref name="from"/>.</summary>
+        static abstract (Vector512<float> Left, Vector512<float> Middle, Vector512<float> Right) Row(float* plane, int h, int w, int ih, int from);
+    }
+
+    private struct StrideOne : IPlaneStride
+    {
+        public static int Stride => 1;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> Left, Vector512<float> Middle, Vector512<float> Right) Row(float* plane, int h, int w, int ih, int from) =>
+            ShiftRow(plane, h, w, ih, from);
+    }
+
+    private struct StrideTwo : IPlaneStride
+    {
+        public static int Stride => 2;
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static (Vector512<float> Left, Vector512<float> Middle, Vector512<float> Right) Row(float* plane, int h, int w, int ih, int from) =>
+            SplitRow(plane, h, w, ih, from);
     }
 
     /// <summary>Input row <paramref name="ih"/>'s columns [from − 1, + 16), [from, + 16) and [from + 1, + 16), zero outside the
@@ -552,10 +540,11 @@ internal static unsafe class HostConv
         return (left, middle, right);
     }
 
-    /// <summary>Input row <paramref name="ih"/>'s columns from <paramref name="from"/>: the even ones, the odd ones, and the odd
-    /// ones a pair to the left (column from − 1 first, zero at the plane's edge); all zero outside the plane's rows.</summary>
+    /// <summary>Input row <paramref name="ih"/>'s columns from <paramref name="from"/> at stride 2: the odd ones a pair to the
+    /// left (column from − 1 first, zero at the plane's edge), the even ones and the odd ones; all zero outside the plane's
+    /// rows.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static (Vector512<float> Even, Vector512<float> Odd, Vector512<float> Left) SplitRow(float* plane, int h, int w, int ih, int from)
+    private static (Vector512<float> Left, Vector512<float> Even, Vector512<float> Odd) SplitRow(float* plane, int h, int w, int ih, int from)
     {
         if (ih < 0 || ih >= h)
             return (Vector512<float>.Zero, Vector512<float>.Zero, Vector512<float>.Zero);
@@ -565,7 +554,7 @@ internal static unsafe class HostConv
         var odd = Avx512F.PermuteVar16x32x2(a, Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), b);
         var before = Vector512.Create(from > 0 && from <= w ? row[from - 1] : 0f);
         var left = Avx512F.AlignRight32(odd.AsUInt32(), before.AsUInt32(), 15).AsSingle();
-        return (even, odd, left);
+        return (left, even, odd);
     }
 
     /// <summary>
@@ -977,14 +966,11 @@ internal static unsafe class HostConv
                 float* planes = x + ((long)n * g.C + k0) * inPixels, xin = images + (blk - head) * bordered;
                 if (expansion.Weights != null)
                 {
+                    float* image = x + (long)n * expansion.Channels * inPixels;
                     if (perUnit == 1)
-                    {
-                        int tile = k0 / TileChannels * TileChannels, ldw = PackedChannels(expansion.OutChannels);
-                        ExpandBlock(expansion, x + (long)n * expansion.Channels * inPixels, inPixels, expansion.Weights + (long)tile * expansion.Channels + (k0 - tile),
-                            Math.Min(TileChannels, ldw - tile), k0, inOffset, xin);
-                    }
+                        ExpandBlock(expansion, image, inPixels, k0, inOffset, xin);
                     else if (blk == head)
-                        Expand(expansion, x + (long)n * expansion.Channels * inPixels, inPixels, k0, inOffset, images, bordered);
+                        Expand(expansion, image, inPixels, k0, inOffset, images, bordered);
                 }
                 else if (valid == lanes && inPixels % 16 == 0 && Avx512F.IsSupported)
                 {
@@ -1112,7 +1098,7 @@ internal static unsafe class HostConv
         if (width < TileChannels)
         {
             for (int s = 0; s < width / 16; s++)
-                ExpandBlock(e, image, inPixels, w + s * 16, width, k0 + s * 16, inOffset, images + s * bordered);
+                ExpandBlock(e, image, inPixels, k0 + s * 16, inOffset, images + s * bordered);
             return;
         }
         float* b = e.Bias;
@@ -1169,11 +1155,13 @@ internal static unsafe class HostConv
     }
 
     /// <summary>
-    /// <see cref="Expand"/> for one block of 16 expanded channels from <paramref name="k0"/>, its weights a vector every
-    /// <paramref name="stride"/> floats from <paramref name="w"/>: eight pixels (then four, then one) a register tile.
+    /// <see cref="Expand"/> for one block of 16 expanded channels from <paramref name="k0"/> (its weights a vector in each row of
+    /// its 64-channel block of the packed weights): eight pixels (then one) a register tile.
     /// </summary>
-    private static void ExpandBlock(in Expansion e, float* image, int inPixels, float* w, int stride, int k0, int* inOffset, float* xin)
+    private static void ExpandBlock(in Expansion e, float* image, int inPixels, int k0, int* inOffset, float* xin)
     {
+        int tile = k0 / TileChannels * TileChannels, stride = Math.Min(TileChannels, PackedChannels(e.OutChannels) - tile);
+        float* w = e.Weights + (long)tile * e.Channels + (k0 - tile);
         var bias = e.Bias == null ? Vector512<float>.Zero : Part(e.Bias + k0, e.OutChannels - k0, 0);
         int q = 0;
         for (; q + 8 <= inPixels; q += 8)
