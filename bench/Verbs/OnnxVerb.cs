@@ -102,6 +102,7 @@ public static class OnnxVerb
         var times = new List<double>();
         var nodeTimes = new List<IReadOnlyList<OnnxNodeTime>>();
         Dictionary<string, OnnxTensor>? outputs = null;
+        var kept = new List<float[]>();
         for (int r = 0; r <= runs; r++)
         {
             if (outputs is not null)
@@ -109,8 +110,21 @@ public static class OnnxVerb
                     o.Dispose();
             clock.Restart();
             outputs = model.Run(inputs);
+            // Include the copy back, as a user would see it, into arrays kept across runs (OnnxTensor.CopyTo): a new array a
+            // run for a large output would time .NET's large-object-heap collections instead of the model.
+            int index = 0;
             foreach (var o in outputs.Values)
-                _ = o.IsFloat ? o.ToFloats().Length : o.ToInt64s().Length;   // include the copy back, as a user would see it
+            {
+                if (index == kept.Count)
+                    kept.Add(new float[o.IsFloat ? o.Length : 0]);
+                if (!o.IsFloat)
+                    _ = o.ToInt64s().Length;
+                else if (kept[index].Length == o.Length)
+                    o.CopyTo(kept[index]);
+                else
+                    kept[index] = o.ToFloats();
+                index++;
+            }
             times.Add(clock.Elapsed.TotalMilliseconds);
             if (r > 0)
                 nodeTimes.Add(model.LastRunNodeProfile);

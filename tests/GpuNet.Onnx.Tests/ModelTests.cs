@@ -228,6 +228,29 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void OutputsCopyIntoTheCallersArrayOrGiveTypedErrors()
+    {
+        using var model = OnnxModel.Load(Model("torch_mlp"), Cpu);
+        var dims = model.Inputs[0].Dimensions!.Select(d => (int)(d.Value ?? 3)).ToArray();
+        using var x = OnnxTensor.FromFloats(Enumerable.Range(0, dims.Aggregate(1, (a, b) => a * b)).Select(i => MathF.Sin(i)).ToArray(), dims);
+        var output = model.Run(new Dictionary<string, OnnxTensor> { [model.Inputs[0].Name] = x }).Values.Single();
+        Assert.NotNull(output.DeviceTensor);
+        var kept = new float[output.Length];
+        Array.Fill(kept, float.NaN);
+        output.CopyTo(kept);
+        Assert.Equal(output.ToFloats(), kept);
+        // Host data (an input's) copies the same way.
+        var back = new float[x.Length];
+        x.CopyTo(back);
+        Assert.Equal(x.ToFloats(), back);
+        Assert.Contains($"expected {output.Length}", Assert.Throws<OnnxInputException>(() => output.CopyTo(new float[output.Length + 1])).Message);
+        using var integers = OnnxTensor.FromInt64s(new long[] { 1, 2 }, 2);
+        Assert.Contains("Int64", Assert.Throws<OnnxInputException>(() => integers.CopyTo(new float[2])).Message);
+        output.Dispose();
+        Assert.Throws<TensorDisposedException>(() => output.CopyTo(kept));
+    }
+
+    [Fact]
     public void RepeatedRunsKeepThePoolFlat()
     {
         using var model = OnnxModel.Load(Model("torch_mlp"), Cpu);
