@@ -162,6 +162,16 @@ internal static class ConvChecks
             // 81 pixels (a block of 64 and a tail of 17); and 70 outputs from 100 inputs with SiLU after.
             ("1x1_outer_96_to_37_relu6", 2, 96, 9, 9, 37, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }),
             ("1x1_outer_100_to_70_silu", 1, 100, 8, 9, 70, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Silu }),
+            // 3×3 stride-1 layers from ≥ 16 input channels over ≥ 16 tiles of 2×2 outputs, which the fast CPU runs as Winograd
+            // F(2×2, 3×3) from packed weights: resnet's 64 → 64 at 16×16 (tile rows of 8, bands of two rows: 6 + 6 + 4 tiles);
+            // 13×11 outputs (half tiles at the bottom and right) into 70 channels (a block of 64 and one of 6) in a batch of two;
+            // padding on two sides only, 20 columns (tile rows padded from 10 to 16 tiles); 40 columns of 20 tiles (two vectors
+            // a tile row) with GELU applied after the stores; 5 columns (3 tiles, four tile rows a vector) over 31 rows.
+            ("winograd_16x16_64_relu", 1, 64, 16, 16, 64, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
+            ("winograd_13x11_70_channels_relu6", 2, 20, 13, 11, 70, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }),
+            ("winograd_asymmetric_silu", 1, 17, 12, 21, 24, 3, 3, new Conv2dOptions { Padding = (0, 2, 1, 0), Activation = FusedActivation.Silu }),
+            ("winograd_40_columns_gelu", 1, 16, 9, 40, 33, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Gelu }),
+            ("winograd_5_columns", 1, 24, 31, 5, 20, 3, 3, Conv2dOptions.Of(padding: 1)),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o) in residual)
             foreach (bool packed in new[] { true, false })

@@ -252,13 +252,13 @@ namespace GpuNet.Kernels
         internal static bool PacksConv2dWeights(Device device) => device.IsHostCpu && Cpu.HostGemm.Wide;
 
         /// <summary>Floats of the fast CPU's packed form of a conv2d weight [groups·Kg, Cg, KH, KW] (cgkk = Cg·KH·KW).</summary>
-        internal static long PackedConv2dLength(int groups, int kg, int cg, int cgkk) => Cpu.HostConv.PackedLength(groups, kg, cg, cgkk);
+        internal static long PackedConv2dLength(int groups, int kg, int cg, int kh, int kw) => Cpu.HostConv.PackedLength(groups, kg, cg, kh, kw);
 
         /// <summary>Packs contiguous conv2d weights [groups·Kg, Cg, KH, KW] into <paramref name="packed"/> (fast CPU only).</summary>
-        internal static unsafe void PackConv2dWeight(Device device, Tensor w, Tensor packed, int groups, int kg, int cgkk)
+        internal static unsafe void PackConv2dWeight(Device device, Tensor w, Tensor packed, int groups, int kg)
         {
             using (device.Profiler.Measure("conv2d_pack"))
-                Cpu.HostConv.PackWeights(Cpu.HostMemory.Ptr(w.ContiguousView), Cpu.HostMemory.Ptr(packed.ContiguousView), groups, kg, w.Size(1), cgkk);
+                Cpu.HostConv.PackWeights(Cpu.HostMemory.Ptr(w.ContiguousView), Cpu.HostMemory.Ptr(packed.ContiguousView), groups, kg, w.Size(1), w.Size(2), w.Size(3));
         }
 
         /// <summary>Unfolds contiguous <paramref name="x"/> into <paramref name="col"/> [N, C·KH·KW, OH·OW]: the fast CPU's host loop, else <see cref="Im2Col"/>.</summary>

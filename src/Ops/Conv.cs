@@ -115,7 +115,9 @@ public static partial class Ops
     /// Packs conv2d weights [C_out, C_in/groups, KH, KW] once for <see cref="Conv2d(Tensor, PackedConv2dWeight, Tensor?, Conv2dOptions?, Tensor?)"/>:
     /// on the fast CPU (with AVX-512) transposed per group to [taps, C_out/groups] rounded up to whole vectors, the layout its
     /// direct convolution reads (a depthwise weight [C, 1, KH, KW]: sixteen channels interleaved per tap, as its channels-last
-    /// form reads them); on other devices nothing is copied. The result refers to <paramref name="weight"/> (keep
+    /// form reads them), and 3×3 weights of one group with at most 128 × 128 channels also as their Winograd transform (16
+    /// floats a kernel), which stride-1 convolutions from 16 input channels read instead; on other devices nothing is
+    /// copied. The result refers to <paramref name="weight"/> (keep
     /// it alive; writing to it afterwards is not seen by the packed copy) and owns the packed copy: dispose it.
     /// </summary>
     public static PackedConv2dWeight PackConv2dWeight(Tensor weight, int groups = 1)
@@ -127,11 +129,11 @@ public static partial class Ops
             throw new InvalidArgumentException(op, "groups", $"a divisor of C_out ({weight.Size(0)})", groups.ToString());
         if (!ConvKernels.PacksConv2dWeights(device))
             return new PackedConv2dWeight(weight, groups, null);
-        int kg = weight.Size(0) / groups, cgkk = weight.Size(1) * weight.Size(2) * weight.Size(3);
+        int kg = weight.Size(0) / groups;
         // Owned by the result, which the caller disposes: not a temporary of any enclosing scope.
-        var packed = TensorScope.Escape(Tensor.Empty(device, checked((int)ConvKernels.PackedConv2dLength(groups, kg, weight.Size(1), cgkk))));
+        var packed = TensorScope.Escape(Tensor.Empty(device, checked((int)ConvKernels.PackedConv2dLength(groups, kg, weight.Size(1), weight.Size(2), weight.Size(3)))));
         using (var wc = weight.Contiguous())
-            ConvKernels.PackConv2dWeight(device, wc, packed, groups, kg, cgkk);
+            ConvKernels.PackConv2dWeight(device, wc, packed, groups, kg);
         return new PackedConv2dWeight(weight, groups, packed);
     }
 

@@ -8,7 +8,8 @@ namespace GpuNet.Kernels.Cpu;
 /// <summary>
 /// Convolution on the fast CPU device. With AVX-512 and weights packed once (<see cref="PackWeights"/>; or packed per call
 /// when there are enough output pixels to pay for it) a convolution runs as direct register tiles over the image
-/// (<see cref="Direct{TAct}"/>); depthwise ones have planes of their own, few column rows over many pixels outer products.
+/// (<see cref="Direct{TAct}"/>), 3×3 ones at stride 1 as Winograd F(2×2, 3×3) (<see cref="Winograd{TAct}"/>); depthwise
+/// ones have planes of their own, few column rows over many pixels outer products.
 /// The rest: per image, im2col into a per-thread column buffer (Cg·KH·KW × OH·OW floats,
 /// reused, never the whole batch's), then <see cref="HostGemm"/> per group with the bias per output channel and the
 /// activation in its epilogue. The column rows are built a run of output pixels at a time: for a tap (c, kh, kw) and
@@ -16,7 +17,7 @@ namespace GpuNet.Kernels.Cpu;
 /// copy at stride 1, zero-filled outside. A batch of small images runs one image per core; otherwise each image's output
 /// rows are split across the cores.
 /// </summary>
-internal static unsafe class HostConv
+internal static unsafe partial class HostConv
 {
     /// <summary>Scratch slot of the column buffer (slots 0–3 belong to the GEMM).</summary>
     private const int ColumnSlot = 4;
@@ -1287,6 +1288,11 @@ internal static unsafe class HostConv
             SinglePixel(x, w, packed, output, p.HasBias != 0 ? bias : null, residual, g, act);
             return;
         }
+        if (packed != null && UsesWinograd(g))
+        {
+            Winograd(x, packed + DirectLength(groups, g.Kg, g.Cg, cgkk), output, p.HasBias != 0 ? bias : null, residual, g, act);
+            return;
+        }
         if (residual != null && !direct && !(outerProducts && pointwise))
         {
             // The other forms have no residual in their stores: the convolution (from the packed weights where it reads them),
@@ -1332,8 +1338,8 @@ internal static unsafe class HostConv
         {
             if (packed == null)
             {
-                packed = HostScratch.Get(PackedSlot, PackedLength(groups, g.Kg, g.Cg, cgkk));
-                PackWeights(w, packed, groups, g.Kg, g.Cg, cgkk);
+                packed = HostScratch.Get(PackedSlot, DirectLength(groups, g.Kg, g.Cg, cgkk));
+                PackDirect(w, packed, groups, g.Kg, g.Cg, cgkk);
             }
             Direct(x, packed, output, p.HasBias != 0 ? bias : null, residual, g, act);
             return;
@@ -1422,9 +1428,25 @@ internal static unsafe class HostConv
     /// would be one used lane in sixteen and which <see cref="DepthwiseChannelsLast"/> reads sixteen channels a tap at a time.</summary>
     public static bool InterleavesGroups(int groups, int kg, int cg) => groups > 1 && kg == 1 && cg == 1;
 
-    /// <summary>Floats <see cref="PackWeights"/> writes for these weights.</summary>
-    public static long PackedLength(int groups, int kg, int cg, int cgkk) =>
+    /// <summary>Floats <see cref="PackWeights"/> writes for weights [groups·Kg, Cg, KH, KW]: the direct convolution's layout
+    /// (<see cref="DirectLength"/>), then for 3×3 weights that take it (<see cref="WinogradPacks"/>) their Winograd transform.</summary>
+    public static long PackedLength(int groups, int kg, int cg, int kh, int kw) =>
+        DirectLength(groups, kg, cg, cg * kh * kw) + (WinogradPacks(groups, kg, cg, kh, kw) ? (long)WinogradPoints * PackedChannels(kg) * cg : 0);
+
+    /// <summary>Floats of the direct convolution's packed layout (<see cref="PackDirect"/>).</summary>
+    private static long DirectLength(int groups, int kg, int cg, int cgkk) =>
         InterleavesGroups(groups, kg, cg) ? (long)PackedChannels(groups) * cgkk : (long)groups * cgkk * PackedChannels(kg);
+
+    /// <summary>Packs weights [groups·Kg, Cg, KH, KW] into <see cref="PackedLength"/> floats at <paramref name="wt"/>: the
+    /// direct layout (<see cref="PackDirect"/>), then, where <see cref="WinogradPacks"/>, the Winograd transform
+    /// (<see cref="WinogradWeights"/>).</summary>
+    public static void PackWeights(float* w, float* wt, int groups, int kg, int cg, int kh, int kw)
+    {
+        int cgkk = cg * kh * kw;
+        PackDirect(w, wt, groups, kg, cg, cgkk);
+        if (WinogradPacks(groups, kg, cg, kh, kw))
+            WinogradWeights(w, wt + DirectLength(groups, kg, cg, cgkk), kg, cg);
+    }
 
     /// <summary>
     /// The weights [groups·Kg, Cg·KH·KW] transposed per group and per block of <see cref="TileChannels"/> output channels into
@@ -1434,7 +1456,7 @@ internal static unsafe class HostConv
     /// strided across the blocks). A depthwise convolution's (<see cref="InterleavesGroups"/>) become wt[block of 16
     /// channels, tap, channel]. 16 output channels are gathered a tap at a time (<see cref="GatherRows"/>).
     /// </summary>
-    public static void PackWeights(float* w, float* wt, int groups, int kg, int cg, int cgkk)
+    private static void PackDirect(float* w, float* wt, int groups, int kg, int cg, int cgkk)
     {
         if (InterleavesGroups(groups, kg, cg))
         {
@@ -1548,10 +1570,10 @@ internal static unsafe class HostConv
                     // (64 × 16 × 16: 11.8 µs against 3.2).
                     if (_borderedCall != call || _borderedImage != n)
                     {
-                        Bordered(image, HostScratch.Get(ColumnSlot, (long)g.C * plane), g, hp, wp);
+                        Bordered(image, HostScratch.Get(ColumnSlot, (long)g.C * plane + BorderedSlack), g, hp, wp);
                         (_borderedCall, _borderedImage) = (call, n);
                     }
-                    image = HostScratch.Get(ColumnSlot, (long)g.C * plane);
+                    image = HostScratch.Get(ColumnSlot, (long)g.C * plane + BorderedSlack);
                 }
                 float* xb = image + (long)group * cg * plane, wb = wt + ((long)group * ldw + o0) * kd, bb = biasPadded + group * ldw + o0;
                 // K in slabs whose 64-channel weights (≤ 32 KiB) stay in L1 while every tile of the run passes over them.
@@ -1652,40 +1674,39 @@ internal static unsafe class HostConv
     [ThreadStatic] private static int _borderedImage;
 
     /// <summary>
-    /// One image's input planes cut or zero-extended to hp × wp rows from (−PadTop, −PadLeft) into <paramref name="dst"/>.
-    /// A row's right border and the next row's left border are one run of zeros, written in place (1–3 floats at a typical
-    /// padding): a library clear per border cost more than the copy.
+    /// One image's input planes cut or zero-extended to hp × wp rows from (−PadTop, −PadLeft) into <paramref name="dst"/>,
+    /// which holds <see cref="BorderedSlack"/> floats past the last plane. Each row is written whole, 16 columns at a
+    /// time, by loads masked to the columns inside the image (a lane outside reads nothing and gives 0); a vector that runs
+    /// past the row's end is overwritten by the next row. Copies and clears per row's run of border cost 3× as much (64
+    /// planes of 16 × 16 into 18 × 18: 10 µs against 3).
     /// </summary>
     private static void Bordered(float* image, float* dst, Conv2dGeometry g, int hp, int wp)
     {
         var ix = g.Index;
-        int c0 = Math.Min(wp, ix.PadLeft), c1 = Math.Clamp(ix.PadLeft + g.W, c0, wp);
-        int r0 = Math.Min(hp, ix.PadTop), r1 = Math.Clamp(ix.PadTop + g.H, r0, hp);
+        int vectors = (wp + 15) / 16;
+        var masks = stackalloc Vector512<float>[vectors];
+        for (int j = 0; j < vectors; j++)
+        {
+            // Lanes whose column j·16 + lane − PadLeft lies in [0, W).
+            int from = Math.Clamp(ix.PadLeft - j * 16, 0, 16), to = Math.Clamp(ix.PadLeft + g.W - j * 16, 0, 16);
+            masks[j] = to > from ? Vector512.AndNot(HostMath.FirstLanes(to), HostMath.FirstLanes(from)) : Vector512<float>.Zero;
+        }
         for (int q = 0; q < g.C; q++)
         {
             float* plane = dst + (long)q * hp * wp, source = image + (long)q * g.H * g.W - ix.PadLeft;
-            // Zeros up to the first copied element, then per row the copy and the zeros up to the next row's copy.
-            float* zeros = plane;
-            for (int r = r0; r < r1 && c1 > c0; r++)
+            for (int r = 0; r < hp; r++)
             {
-                float* row = plane + (long)r * wp;
-                Zero(zeros, row + c0);
-                Copy(row + c0, source + (long)(r - ix.PadTop) * g.W + c0, c1 - c0);
-                zeros = row + c1;
+                int ih = r - ix.PadTop;
+                float* row = plane + (long)r * wp, from = source + (long)ih * g.W;
+                bool inside = ih >= 0 && ih < g.H;
+                for (int j = 0; j < vectors; j++)
+                    Vector512.Store(inside ? Avx512F.MaskLoad(from + j * 16, masks[j], Vector512<float>.Zero) : Vector512<float>.Zero, row + j * 16);
             }
-            Zero(zeros, plane + (long)hp * wp);
         }
     }
 
-    /// <summary>[from, to) = 0: mostly a border of a few floats, where a library clear's fixed cost dominated.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Zero(float* from, float* to)
-    {
-        for (; from + 8 <= to; from += 8)
-            Vector256.Store(Vector256<float>.Zero, from);
-        for (; from < to; from++)
-            *from = 0f;
-    }
+    /// <summary>Floats <see cref="Bordered"/> may write past its last plane.</summary>
+    private const int BorderedSlack = 16;
 
     /// <summary><see cref="DirectTile{TV, TRows, TPrefetch}"/> for <paramref name="vectors"/> vectors of 16 output channels, over
     /// the tile's first 4 pixels only where <paramref name="fourRows"/> (a last tile with at most 4 pixels left: resnet's 2×2
