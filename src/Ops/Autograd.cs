@@ -182,8 +182,9 @@ public static class Autograd
         }
     }
 
-    /// <summary>True when recording is on and any of <paramref name="inputs"/> requires a gradient: the op should record.</summary>
-    public static bool ShouldRecord(params Tensor?[] inputs)
+    /// <summary>True when recording is on and any of <paramref name="inputs"/> requires a gradient: the op should record. The
+    /// inputs come as a span, which the compiler builds on the stack: as an array, every op of every inference run allocated one.</summary>
+    public static bool ShouldRecord(params ReadOnlySpan<Tensor?> inputs)
     {
         if (!IsEnabled)
             return false;

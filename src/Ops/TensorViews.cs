@@ -16,13 +16,15 @@ public static class TensorViews
         var resolved = ShapeUtil.ResolveReshape("reshape", shape, tensor.Length);
         if (!tensor.IsContiguous)
             throw new ShapeMismatchException("reshape", "tensor", "a contiguous tensor", $"a strided view {tensor.Describe()}; call Contiguous() first");
-        var sourceShape = tensor.ShapeArray();
-        return View(tensor, "reshape", resolved, ShapeUtil.ContiguousStrides(resolved), tensor.Offset, g =>
-        {
-            using var contiguous = g.IsContiguous ? null : Ops.CopyOf(g);
-            return (contiguous ?? g).Reshape(sourceShape);
-        });
+        var view = tensor.View("reshape", resolved, ShapeUtil.ContiguousStrides(resolved), tensor.Offset);
+        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "reshape", view, ReshapeBackward(tensor.ShapeArray())) : view;
     }
+
+    private static Func<Tensor, Tensor> ReshapeBackward(int[] sourceShape) => g =>
+    {
+        using var contiguous = g.IsContiguous ? null : Ops.CopyOf(g);
+        return (contiguous ?? g).Reshape(sourceShape);
+    };
 
     /// <summary>A view of <paramref name="length"/> entries of dimension <paramref name="dim"/> starting at <paramref name="start"/>.</summary>
     public static Tensor Slice(this Tensor tensor, int dim, int start, int length)
@@ -33,10 +35,12 @@ public static class TensorViews
             throw new ShapeMismatchException("slice", "range", $"0 ≤ start ≤ start+length ≤ {tensor.Shape[d]} on dimension {d}", $"start {start}, length {length}");
         var shape = tensor.ShapeArray();
         shape[d] = length;
-        var sourceShape = tensor.ShapeArray();
-        return View(tensor, "slice", shape, tensor.Strides.ToArray(), tensor.Offset + (long)start * tensor.Strides[d],
-            g => Scatter(g, sourceShape, full => full.Slice(d, start, length)));
+        var view = tensor.View("slice", shape, tensor.Strides.ToArray(), tensor.Offset + (long)start * tensor.Strides[d]);
+        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "slice", view, SliceBackward(tensor.ShapeArray(), d, start, length)) : view;
     }
+
+    private static Func<Tensor, Tensor> SliceBackward(int[] sourceShape, int d, int start, int length) =>
+        g => Scatter(g, sourceShape, full => full.Slice(d, start, length));
 
     /// <summary>PyTorch's <c>narrow</c>: <see cref="Slice"/> whose <paramref name="start"/> may count from the end
     /// (−size ≤ start ≤ size).</summary>
@@ -58,12 +62,17 @@ public static class TensorViews
         int d = ShapeUtil.NormalizeAxis("select", dim, tensor.Rank);
         if (index < 0 || index >= tensor.Shape[d])
             throw new ShapeMismatchException("select", "index", $"an index in [0, {tensor.Shape[d]}) on dimension {d}", index.ToString());
-        var shape = tensor.Shape.Where((_, i) => i != d).ToArray();
-        var strides = tensor.Strides.Where((_, i) => i != d).ToArray();
-        var sourceShape = tensor.ShapeArray();
-        return View(tensor, "select", shape, strides, tensor.Offset + (long)index * tensor.Strides[d],
-            g => Scatter(g, sourceShape, full => full.Select(d, index)));
+        var shape = new int[tensor.Rank - 1];
+        var strides = new int[tensor.Rank - 1];
+        for (int i = 0, j = 0; i < tensor.Rank; i++)
+            if (i != d)
+                (shape[j], strides[j++]) = (tensor.Shape[i], tensor.Strides[i]);
+        var view = tensor.View("select", shape, strides, tensor.Offset + (long)index * tensor.Strides[d]);
+        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "select", view, SelectBackward(tensor.ShapeArray(), d, index)) : view;
     }
+
+    private static Func<Tensor, Tensor> SelectBackward(int[] sourceShape, int d, int index) =>
+        g => Scatter(g, sourceShape, full => full.Select(d, index));
 
     /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
     public static Tensor Permute(this Tensor tensor, params int[] order)
@@ -86,8 +95,11 @@ public static class TensorViews
             strides[i] = tensor.Strides[a];
             inverse[a] = i;
         }
-        return View(tensor, "permute", shape, strides, tensor.Offset, g => g.Permute(inverse));
+        var view = tensor.View("permute", shape, strides, tensor.Offset);
+        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "permute", view, PermuteBackward(inverse)) : view;
     }
+
+    private static Func<Tensor, Tensor> PermuteBackward(int[] inverse) => g => g.Permute(inverse);
 
     /// <summary>A view with dimensions <paramref name="dim0"/> and <paramref name="dim1"/> swapped.</summary>
     public static Tensor Transpose(this Tensor tensor, int dim0 = -2, int dim1 = -1)
@@ -104,16 +116,18 @@ public static class TensorViews
     {
         Validate.DeviceOf("expand", "tensor", tensor);
         var strides = ShapeUtil.BroadcastStrides("expand", "tensor", tensor.ShapeArray(), tensor.Strides.ToArray(), shape);
-        var sourceShape = tensor.ShapeArray();
-        return View(tensor, "expand", shape.AsSpan().ToArray(), strides, tensor.Offset, g => Ops.SumToShape(g, sourceShape));
+        var view = tensor.View("expand", shape.AsSpan().ToArray(), strides, tensor.Offset);
+        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "expand", view, ExpandBackward(tensor.ShapeArray())) : view;
     }
 
-    /// <summary>A view; when the tape records, its backward maps the view's gradient to the source's shape.</summary>
-    private static Tensor View(Tensor source, string op, int[] shape, int[] strides, long offset, Func<Tensor, Tensor> backward)
+    private static Func<Tensor, Tensor> ExpandBackward(int[] sourceShape) => g => Ops.SumToShape(g, sourceShape);
+
+    /// <summary>Records <paramref name="view"/> of <paramref name="source"/> on the tape, its backward mapping the view's
+    /// gradient to the source's shape. The view ops build that backward (and the closure it captures) only when the tape
+    /// records: built on every call, closures and shape copies were a tenth of a TransformerEncoder run's allocations.</summary>
+    private static Tensor Recorded(Tensor source, string op, Tensor view, Func<Tensor, Tensor> backward)
     {
-        var view = source.View(op, shape, strides, offset);
-        if (Autograd.ShouldRecord(source))
-            Autograd.Record(op, view, new[] { source }, (g, _) => new[] { backward(g) });
+        Autograd.Record(op, view, new[] { source }, (g, _) => new[] { backward(g) });
         return view;
     }
 
