@@ -16,15 +16,16 @@ public static class TensorViews
         var resolved = ShapeUtil.ResolveReshape("reshape", shape, tensor.Length);
         if (!tensor.IsContiguous)
             throw new ShapeMismatchException("reshape", "tensor", "a contiguous tensor", $"a strided view {tensor.Describe()}; call Contiguous() first");
-        var view = tensor.View("reshape", resolved, ShapeUtil.ContiguousStrides(resolved), tensor.Offset);
-        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "reshape", view, ReshapeBackward(tensor.ShapeArray())) : view;
+        return View(tensor, "reshape", resolved, ShapeUtil.ContiguousStrides(resolved), tensor.Offset, tensor, static source =>
+        {
+            var sourceShape = source.ShapeArray();
+            return g =>
+            {
+                using var contiguous = g.IsContiguous ? null : Ops.CopyOf(g);
+                return (contiguous ?? g).Reshape(sourceShape);
+            };
+        });
     }
-
-    private static Func<Tensor, Tensor> ReshapeBackward(int[] sourceShape) => g =>
-    {
-        using var contiguous = g.IsContiguous ? null : Ops.CopyOf(g);
-        return (contiguous ?? g).Reshape(sourceShape);
-    };
 
     /// <summary>A view of <paramref name="length"/> entries of dimension <paramref name="dim"/> starting at <paramref name="start"/>.</summary>
     public static Tensor Slice(this Tensor tensor, int dim, int start, int length)
@@ -35,12 +36,9 @@ public static class TensorViews
             throw new ShapeMismatchException("slice", "range", $"0 ≤ start ≤ start+length ≤ {tensor.Shape[d]} on dimension {d}", $"start {start}, length {length}");
         var shape = tensor.ShapeArray();
         shape[d] = length;
-        var view = tensor.View("slice", shape, tensor.Strides.ToArray(), tensor.Offset + (long)start * tensor.Strides[d]);
-        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "slice", view, SliceBackward(tensor.ShapeArray(), d, start, length)) : view;
+        return View(tensor, "slice", shape, tensor.Strides.ToArray(), tensor.Offset + (long)start * tensor.Strides[d], (tensor, d, start, length),
+            static a => ScatterBack(a.tensor, full => full.Slice(a.d, a.start, a.length)));
     }
-
-    private static Func<Tensor, Tensor> SliceBackward(int[] sourceShape, int d, int start, int length) =>
-        g => Scatter(g, sourceShape, full => full.Slice(d, start, length));
 
     /// <summary>PyTorch's <c>narrow</c>: <see cref="Slice"/> whose <paramref name="start"/> may count from the end
     /// (−size ≤ start ≤ size).</summary>
@@ -67,12 +65,9 @@ public static class TensorViews
         for (int i = 0, j = 0; i < tensor.Rank; i++)
             if (i != d)
                 (shape[j], strides[j++]) = (tensor.Shape[i], tensor.Strides[i]);
-        var view = tensor.View("select", shape, strides, tensor.Offset + (long)index * tensor.Strides[d]);
-        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "select", view, SelectBackward(tensor.ShapeArray(), d, index)) : view;
+        return View(tensor, "select", shape, strides, tensor.Offset + (long)index * tensor.Strides[d], (tensor, d, index),
+            static a => ScatterBack(a.tensor, full => full.Select(a.d, a.index)));
     }
-
-    private static Func<Tensor, Tensor> SelectBackward(int[] sourceShape, int d, int index) =>
-        g => Scatter(g, sourceShape, full => full.Select(d, index));
 
     /// <summary>A view with the dimensions reordered: result dimension i is source dimension <paramref name="order"/>[i].</summary>
     public static Tensor Permute(this Tensor tensor, params int[] order)
@@ -95,11 +90,8 @@ public static class TensorViews
             strides[i] = tensor.Strides[a];
             inverse[a] = i;
         }
-        var view = tensor.View("permute", shape, strides, tensor.Offset);
-        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "permute", view, PermuteBackward(inverse)) : view;
+        return View(tensor, "permute", shape, strides, tensor.Offset, inverse, static inverse => g => g.Permute(inverse));
     }
-
-    private static Func<Tensor, Tensor> PermuteBackward(int[] inverse) => g => g.Permute(inverse);
 
     /// <summary>A view with dimensions <paramref name="dim0"/> and <paramref name="dim1"/> swapped.</summary>
     public static Tensor Transpose(this Tensor tensor, int dim0 = -2, int dim1 = -1)
@@ -116,19 +108,35 @@ public static class TensorViews
     {
         Validate.DeviceOf("expand", "tensor", tensor);
         var strides = ShapeUtil.BroadcastStrides("expand", "tensor", tensor.ShapeArray(), tensor.Strides.ToArray(), shape);
-        var view = tensor.View("expand", shape.AsSpan().ToArray(), strides, tensor.Offset);
-        return Autograd.ShouldRecord(tensor) ? Recorded(tensor, "expand", view, ExpandBackward(tensor.ShapeArray())) : view;
+        return View(tensor, "expand", shape.AsSpan().ToArray(), strides, tensor.Offset, tensor, static source =>
+        {
+            var sourceShape = source.ShapeArray();
+            return g => Ops.SumToShape(g, sourceShape);
+        });
     }
 
-    private static Func<Tensor, Tensor> ExpandBackward(int[] sourceShape) => g => Ops.SumToShape(g, sourceShape);
-
-    /// <summary>Records <paramref name="view"/> of <paramref name="source"/> on the tape, its backward mapping the view's
-    /// gradient to the source's shape. The view ops build that backward (and the closure it captures) only when the tape
-    /// records: built on every call, closures and shape copies were a tenth of a TransformerEncoder run's allocations.</summary>
-    private static Tensor Recorded(Tensor source, string op, Tensor view, Func<Tensor, Tensor> backward)
+    /// <summary>
+    /// A view; when the tape records, its backward — built by <paramref name="backward"/> from <paramref name="state"/> —
+    /// maps the view's gradient to the source's shape. The backward (and the closure and shape copies it captures) is built
+    /// only when the tape records: the view ops built it on every call, a tenth of a TransformerEncoder run's allocations.
+    /// </summary>
+    private static Tensor View<TState>(Tensor source, string op, int[] shape, int[] strides, long offset, TState state,
+        Func<TState, Func<Tensor, Tensor>> backward)
     {
-        Autograd.Record(op, view, new[] { source }, (g, _) => new[] { backward(g) });
+        var view = source.View(op, shape, strides, offset);
+        if (Autograd.ShouldRecord(source))
+        {
+            var map = backward(state);
+            Autograd.Record(op, view, new[] { source }, (g, _) => new[] { map(g) });
+        }
         return view;
+    }
+
+    /// <summary>The backward of a sub-view of <paramref name="source"/> (<see cref="Scatter"/>).</summary>
+    private static Func<Tensor, Tensor> ScatterBack(Tensor source, Func<Tensor, Tensor> part)
+    {
+        var sourceShape = source.ShapeArray();
+        return g => Scatter(g, sourceShape, part);
     }
 
     /// <summary>The gradient of a sub-view: zeros of the source shape with <paramref name="g"/> copied into the part the view saw.</summary>

@@ -1535,13 +1535,9 @@ internal static unsafe partial class HostConv
                     koff[k++] = c * plane + kh * ix.DilationH * rowStride + kw * ix.DilationW;
         // The bias padded to whole vectors per group (zeros past Kg), added to the accumulators as they are stored.
         float* biasPadded = (float*)(koff + kd + 16 - kd % 16);
-        for (int group = 0; group < groups; group++)
-            for (int o = 0; o < ldw; o++)
-                biasPadded[group * ldw + o] = bias != null && o < kg ? bias[group * kg + o] : 0f;
+        PadBias(bias, groups, kg, ldw, biasPadded);
         // ReLU, ReLU6 and SiLU are applied in the store; any other activation in one pass over the output after.
         var epilogue = Epilogue.For<TAct>();
-        bool inRegisters = epilogue.InRegisters;
-        bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
         int tiles = (pixels + TilePixels - 1) / TilePixels, blocks = (ldw + TileChannels - 1) / TileChannels;
         int runs = (tiles + RunTiles - 1) / RunTiles;
         HostParallel.For(g.N * groups * blocks * runs, (long)RunTiles * TilePixels * TileChannels * kd, (s, e) =>
@@ -1565,15 +1561,7 @@ internal static unsafe partial class HostConv
                 float* image = x + (long)n * g.C * g.H * g.W;
                 if (!inPlace)
                 {
-                    // Each core borders the image it works on into its own buffer: one copy written by the calling core
-                    // and read by the other cost more than both copies, its lines moving between the cores on every call
-                    // (64 × 16 × 16: 11.8 µs against 3.2).
-                    if (_borderedCall != call || _borderedImage != n)
-                    {
-                        Bordered(image, HostScratch.Get(ColumnSlot, (long)g.C * plane + BorderedSlack), g, hp, wp);
-                        (_borderedCall, _borderedImage) = (call, n);
-                    }
-                    image = HostScratch.Get(ColumnSlot, (long)g.C * plane + BorderedSlack);
+                    image = BorderedImage(image, g, hp, wp, call, n);
                 }
                 float* xb = image + (long)group * cg * plane, wb = wt + ((long)group * ldw + o0) * kd, bb = biasPadded + group * ldw + o0;
                 // K in slabs whose 64-channel weights (≤ 32 KiB) stay in L1 while every tile of the run passes over them.
@@ -1630,11 +1618,26 @@ internal static unsafe partial class HostConv
                 }
             }
         });
-        if (!identity && !inRegisters)
-        {
-            var all = new Span<float>(output, checked(g.N * g.K * pixels));
-            HostElementwise.ApplyUnary(all, all, act);
-        }
+        ActivateAfter(epilogue, output, g, act);
+    }
+
+    /// <summary>The bias of each of <paramref name="groups"/> groups of <paramref name="kg"/> channels (zeros where
+    /// <paramref name="bias"/> is null) padded by zeros to <paramref name="padded"/> floats a group, into <paramref name="dst"/>.</summary>
+    private static void PadBias(float* bias, int groups, int kg, int padded, float* dst)
+    {
+        for (int group = 0; group < groups; group++)
+            for (int o = 0; o < padded; o++)
+                dst[group * padded + o] = bias != null && o < kg ? bias[group * kg + o] : 0f;
+    }
+
+    /// <summary>The activation in one pass over the output of <paramref name="g"/>, where <paramref name="epilogue"/> did not
+    /// apply it in the stores (any but ReLU, ReLU6 and SiLU).</summary>
+    private static void ActivateAfter<TAct>(in Epilogue epilogue, float* output, Conv2dGeometry g, TAct act) where TAct : struct, IDifferentiableUnaryOp
+    {
+        if (typeof(TAct) == typeof(ElementwiseOps.Identity) || epilogue.InRegisters)
+            return;
+        var all = new Span<float>(output, checked(g.N * g.K * g.OH * g.OW));
+        HostElementwise.ApplyUnary(all, all, act);
     }
 
     /// <summary>
@@ -1707,6 +1710,24 @@ internal static unsafe partial class HostConv
 
     /// <summary>Floats <see cref="Bordered"/> may write past its last plane.</summary>
     private const int BorderedSlack = 16;
+
+    /// <summary>
+    /// Image <paramref name="n"/> bordered to hp × wp (<see cref="Bordered"/>) in this core's column slot, made once per
+    /// call (<paramref name="call"/>, numbered by <see cref="_directCalls"/>) of <see cref="Direct{TAct}"/> or
+    /// <see cref="Winograd{TAct}"/> and image. Each core borders the image it works on into its own buffer: one copy written by
+    /// the calling core and read by the other cost more than both copies, its lines moving between the cores on every call
+    /// (64 × 16 × 16: 11.8 µs against 3.2).
+    /// </summary>
+    private static float* BorderedImage(float* image, Conv2dGeometry g, int hp, int wp, long call, int n)
+    {
+        float* bordered = HostScratch.Get(ColumnSlot, (long)g.C * hp * wp + BorderedSlack);
+        if (_borderedCall != call || _borderedImage != n)
+        {
+            Bordered(image, bordered, g, hp, wp);
+            (_borderedCall, _borderedImage) = (call, n);
+        }
+        return bordered;
+    }
 
     /// <summary><see cref="DirectTile{TV, TRows, TPrefetch}"/> for <paramref name="vectors"/> vectors of 16 output channels, over
     /// the tile's first 4 pixels only where <paramref name="fourRows"/> (a last tile with at most 4 pixels left: resnet's 2×2

@@ -121,8 +121,7 @@ internal static unsafe partial class HostConv
         // The bias padded to whole blocks by zeros, added to each vector of 16 channels before it is transposed.
         float* biasPadded = HostScratch.Get(PhaseSlot, (long)blocks * TileChannels + TileChannels);
         float* zeros = biasPadded + blocks * TileChannels;
-        for (int o = 0; o < blocks * TileChannels; o++)
-            biasPadded[o] = bias != null && o < k ? bias[o] : 0f;
+        PadBias(bias, 1, k, blocks * TileChannels, biasPadded);
         new Span<float>(zeros, TileChannels).Clear();
         var epilogue = Epilogue.For<TAct>();
         int pixels = g.OH * g.OW;
@@ -134,7 +133,6 @@ internal static unsafe partial class HostConv
             // A 16 × 16 block whose rows 12–15 are zero (WinogradOutput).
             var staged = stackalloc Vector512<float>[16];
             new Span<Vector512<float>>(staged, 16).Clear();
-            float* bordered = HostScratch.Get(ColumnSlot, (long)c * hp * wp + BorderedSlack);
             int* koff = (int*)HostScratch.Get(WinogradOffsetSlot, c);
             for (int from = s; from < e;)
             {
@@ -151,11 +149,7 @@ internal static unsafe partial class HostConv
                 }
                 int firstTile = firstBand * bandTiles, lastTile = Math.Min(tiles, (lastBand + 1) * bandTiles) - 1;
                 int vector0 = TileColumn(firstTile, tw, rowTiles) / 16, vectors = TileColumn(lastTile, tw, rowTiles) / 16 - vector0 + 1, columns = vectors * 16;
-                if (_borderedCall != call || _borderedImage != n)
-                {
-                    Bordered(x + (long)n * c * g.H * g.W, bordered, g, hp, wp);
-                    (_borderedCall, _borderedImage) = (call, n);
-                }
+                float* bordered = BorderedImage(x + (long)n * c * g.H * g.W, g, hp, wp, call, n);
                 float* v = HostScratch.Get(WinogradInputSlot, (long)WinogradPoints * c * columns);
                 for (int i = 0; i < c; i++)
                 {
@@ -203,11 +197,7 @@ internal static unsafe partial class HostConv
         }, oneChunkPerCore: true);
         int UnitBand(int unit) => blockMajor ? unit % bands : unit / blocks;
         int UnitBlock(int unit) => blockMajor ? unit / bands : unit % blocks;
-        if (typeof(TAct) != typeof(ElementwiseOps.Identity) && !epilogue.InRegisters)
-        {
-            var all = new Span<float>(output, checked(g.N * g.K * pixels));
-            HostElementwise.ApplyUnary(all, all, act);
-        }
+        ActivateAfter(epilogue, output, g, act);
     }
 
     /// <summary>Tile <paramref name="tile"/>'s column in V: tiles numbered over tile rows of <paramref name="rowTiles"/>.</summary>
