@@ -143,7 +143,7 @@ public static class OnnxModelBench
     private static readonly long _processStart = Environment.TickCount64;
 
     /// <summary>The array kept in <paramref name="slot"/>, replaced by a new one when it does not hold <paramref name="length"/> elements.</summary>
-    private static float[] Kept(ref float[] slot, long length)
+    internal static float[] Kept(ref float[] slot, long length)
     {
         if (slot is null || slot.Length != length)
             slot = new float[length];

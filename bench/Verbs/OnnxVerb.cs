@@ -102,7 +102,7 @@ public static class OnnxVerb
         var times = new List<double>();
         var nodeTimes = new List<IReadOnlyList<OnnxNodeTime>>();
         Dictionary<string, OnnxTensor>? outputs = null;
-        var kept = new List<float[]>();
+        float[][]? kept = null;
         for (int r = 0; r <= runs; r++)
         {
             if (outputs is not null)
@@ -112,17 +112,14 @@ public static class OnnxVerb
             outputs = model.Run(inputs);
             // Include the copy back, as a user would see it, into arrays kept across runs (OnnxTensor.CopyTo): a new array a
             // run for a large output would time .NET's large-object-heap collections instead of the model.
+            kept ??= new float[outputs.Count][];
             int index = 0;
             foreach (var o in outputs.Values)
             {
-                if (index == kept.Count)
-                    kept.Add(new float[o.IsFloat ? o.Length : 0]);
-                if (!o.IsFloat)
-                    _ = o.ToInt64s().Length;
-                else if (kept[index].Length == o.Length)
-                    o.CopyTo(kept[index]);
+                if (o.IsFloat)
+                    o.CopyTo(OnnxModelBench.Kept(ref kept[index], o.Length));
                 else
-                    kept[index] = o.ToFloats();
+                    _ = o.ToInt64s().Length;
                 index++;
             }
             times.Add(clock.Elapsed.TotalMilliseconds);
