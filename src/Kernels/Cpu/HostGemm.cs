@@ -14,8 +14,9 @@ namespace GpuNet.Kernels.Cpu;
 /// AVX-512, 6×16 with AVX2: see <see cref="Panel512"/>, <see cref="Panel256"/>) then multiplies one A sliver with one B
 /// sliver, its 12 accumulators in registers. KC = 256 keeps a B sliver (16–32 KiB) in L1 and an A block
 /// (96×256 floats, 96 KiB) in L2; the packed B slab (≤ 256×4096 floats) sits in L3. Packing reads either operand
-/// along its contiguous dimension, so transposes cost nothing extra. Edge tiles run the same micro-kernel into a
-/// scratch tile and copy the valid part, so every M, N, K ≥ 1 is exact.</para>
+/// along its contiguous dimension, so transposes cost nothing extra; a small B with contiguous rows (≤ 256 KiB, a
+/// Linear layer's weights) is read in place instead. Tiles short of MR rows store only their rows; tiles narrower than
+/// NR run the same micro-kernel into a scratch tile and copy the valid part, so every M, N, K ≥ 1 is exact.</para>
 /// <para>Threads: (MC-row block × 256-column block) tiles of C are split across cores; batches of small matrices go
 /// one matrix per core instead. M = 1 (decode) skips packing: a GEMV over B's contiguous direction; so does N ≤ 64 with A
 /// contiguous in K (<see cref="Skinny"/>).</para>
@@ -23,6 +24,9 @@ namespace GpuNet.Kernels.Cpu;
 internal static unsafe class HostGemm
 {
     private const int MR = 6, KC = 256, MC = 96, NC = 4096, NB = 256;
+
+    /// <summary>Elements of B (K·N, 256 KiB) up to which a B with contiguous rows is read in place rather than packed.</summary>
+    private const long InPlaceB = 1 << 16;
 
     /// <summary>
     /// 512-bit micro-kernels where the CPU runs them at full width (measured on this project's Zen 5 VM: 1.7–1.9× the FMA
@@ -473,10 +477,15 @@ internal static unsafe class HostGemm
                 int kc = Math.Min(KC, k - pc);
                 float betaEff = pc == 0 ? p.Beta : 1f;
                 float* bp = HostScratch.Get(0, (long)slivers * TPanel.NR * kc);
-                if (parallel)
+                // A small B with contiguous rows is read in place (each k a row, NR floats of it), but for a last sliver
+                // narrower than NR, which is packed zero-padded: packing it all cost the TransformerEncoder export's
+                // Linear layers (16 rows by 64 × 192) as much time as their micro-kernels.
+                bool inPlace = p.StrideBn == 1 && (long)k * n <= InPlaceB;
+                int packFrom = inPlace ? nc / TPanel.NR : 0;
+                if (parallel && !inPlace)
                     HostParallel.For(slivers, TPanel.NR * kc, (s, e) => PackB<TPanel>(b, bp, p, pc, kc, jc, nc, s, e));
-                else
-                    PackB<TPanel>(b, bp, p, pc, kc, jc, nc, 0, slivers);
+                else if (packFrom < slivers)
+                    PackB<TPanel>(b, bp, p, pc, kc, jc, nc, packFrom, slivers);
 
                 var (mcTile, nbTile) = TileShape(m, nc, kc, parallel, TPanel.NR);
                 int mBlocks = (m + mcTile - 1) / mcTile, nBlocks = (nc + nbTile - 1) / nbTile;
@@ -500,15 +509,17 @@ internal static unsafe class HostGemm
                         for (int jr = jb * nbTile; jr < jEnd; jr += TPanel.NR)
                         {
                             int nr = Math.Min(TPanel.NR, nc - jr);
-                            float* bs = bp + (long)(jr / TPanel.NR) * TPanel.NR * kc;
+                            bool fromB = inPlace && nr == TPanel.NR;
+                            float* bs = fromB ? b + (long)pc * p.StrideBk + jc + jr : bp + (long)(jr / TPanel.NR) * TPanel.NR * kc;
+                            int ldb = fromB ? p.StrideBk : TPanel.NR;
                             for (int ir = 0; ir < mc; ir += MR)
                             {
                                 int mr = Math.Min(MR, mc - ir);
                                 float* ct = c + (long)(ic + ir) * n + jc + jr;
                                 float* at = direct ? a + (long)(ic + ir) * p.StrideAm + pc : ap + (long)ir * kc;
                                 int rowStride = direct ? p.StrideAm : 1, kStride = direct ? 1 : MR, rows = direct ? mr : MR;
-                                if (mr == MR && nr == TPanel.NR)
-                                    TPanel.Micro(kc, at, rowStride, kStride, rows, bs, ct, n, p.Alpha, betaEff);
+                                if (nr == TPanel.NR)
+                                    TPanel.Micro(kc, at, rowStride, kStride, rows, bs, ldb, ct, n, mr, p.Alpha, betaEff);
                                 else
                                     MicroEdge<TPanel>(kc, at, rowStride, kStride, rows, bs, ct, n, mr, nr, p.Alpha, betaEff);
                             }
@@ -670,12 +681,14 @@ internal static unsafe class HostGemm
         }
     }
 
-    /// <summary>A partial tile (mr ≤ 6 rows, nr ≤ NR columns): the full micro-kernel into a scratch tile, then the valid part.</summary>
+    /// <summary>A tile of fewer than NR columns (mr ≤ 6 rows, nr &lt; NR): the micro-kernel into a scratch tile, then the valid
+    /// part. (Fewer rows alone need no scratch: the micro-kernel stores only the rows asked for.)</summary>
+    [SkipLocalsInit] // the micro-kernel writes the rows read back
     private static void MicroEdge<TPanel>(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, int mr, int nr, float alpha, float beta)
         where TPanel : struct, IPanel
     {
         float* tile = stackalloc float[MR * TPanel.NR];
-        TPanel.Micro(kc, a, rowStride, kStride, rows, b, tile, TPanel.NR, 1f, 0f);
+        TPanel.Micro(kc, a, rowStride, kStride, rows, b, TPanel.NR, tile, TPanel.NR, mr, 1f, 0f);
         for (int i = 0; i < mr; i++)
             for (int j = 0; j < nr; j++)
             {
@@ -689,10 +702,11 @@ internal static unsafe class HostGemm
     {
         static abstract int NR { get; }
 
-        /// <summary>C[0..MR, 0..NR] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0). A's element (r, k) is at
-        /// a[r·rowStride + k·kStride] (packed: 1, MR; in place: the row stride, 1); rows past <paramref name="rows"/> repeat
-        /// the last valid row (their results are not stored), so an edge sliver never reads past A.</summary>
-        static abstract void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, float alpha, float beta);
+        /// <summary>C[0..storeRows, 0..NR] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0). A's element (r, k) is
+        /// at a[r·rowStride + k·kStride] (packed: 1, MR; in place: the row stride, 1); rows past <paramref name="rows"/> repeat
+        /// the last valid row (their results are not stored), so an edge sliver never reads past A. Row k of the B sliver is
+        /// NR floats at b + k·<paramref name="ldb"/> (packed: NR; read in place: B's row stride).</summary>
+        static abstract void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, int ldb, float* c, int ldc, int storeRows, float alpha, float beta);
 
         /// <summary>NR floats from src to dst.</summary>
         static abstract void CopyRow(float* src, float* dst);
@@ -712,13 +726,13 @@ internal static unsafe class HostGemm
 
         /// <summary>The 6×16 micro-kernel: C[0..6, 0..16] = alpha·(A sliver · B sliver) + beta·C (C not read when beta = 0).</summary>
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, float alpha, float beta)
+        public static void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, int ldb, float* c, int ldc, int storeRows, float alpha, float beta)
         {
             Vector256<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                 c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
             float* a0 = a, a1 = a + (long)Math.Min(1, rows - 1) * rowStride, a2 = a + (long)Math.Min(2, rows - 1) * rowStride,
                 a3 = a + (long)Math.Min(3, rows - 1) * rowStride, a4 = a + (long)Math.Min(4, rows - 1) * rowStride, a5 = a + (long)Math.Min(5, rows - 1) * rowStride;
-            for (int k = 0, at = 0; k < kc; k++, at += kStride, b += 16)
+            for (int k = 0, at = 0; k < kc; k++, at += kStride, b += ldb)
             {
                 var b0 = Vector256.Load(b);
                 var b1 = Vector256.Load(b + 8);
@@ -736,12 +750,12 @@ internal static unsafe class HostGemm
                 c50 = MulAdd(x, b0, c50); c51 = MulAdd(x, b1, c51);
             }
             var va = Vector256.Create(alpha);
-            Store(c, c00, c01, va, beta); c += ldc;
-            Store(c, c10, c11, va, beta); c += ldc;
-            Store(c, c20, c21, va, beta); c += ldc;
-            Store(c, c30, c31, va, beta); c += ldc;
-            Store(c, c40, c41, va, beta); c += ldc;
-            Store(c, c50, c51, va, beta);
+            Store(c, c00, c01, va, beta);
+            if (storeRows > 1) Store(c + ldc, c10, c11, va, beta);
+            if (storeRows > 2) Store(c + 2L * ldc, c20, c21, va, beta);
+            if (storeRows > 3) Store(c + 3L * ldc, c30, c31, va, beta);
+            if (storeRows > 4) Store(c + 4L * ldc, c40, c41, va, beta);
+            if (storeRows > 5) Store(c + 5L * ldc, c50, c51, va, beta);
         }
 
     }
@@ -759,13 +773,13 @@ internal static unsafe class HostGemm
         }
 
         [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-        public static void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, float* c, int ldc, float alpha, float beta)
+        public static void Micro(int kc, float* a, int rowStride, int kStride, int rows, float* b, int ldb, float* c, int ldc, int storeRows, float alpha, float beta)
         {
             Vector512<float> c00 = default, c01 = default, c10 = default, c11 = default, c20 = default, c21 = default,
                 c30 = default, c31 = default, c40 = default, c41 = default, c50 = default, c51 = default;
             float* a0 = a, a1 = a + (long)Math.Min(1, rows - 1) * rowStride, a2 = a + (long)Math.Min(2, rows - 1) * rowStride,
                 a3 = a + (long)Math.Min(3, rows - 1) * rowStride, a4 = a + (long)Math.Min(4, rows - 1) * rowStride, a5 = a + (long)Math.Min(5, rows - 1) * rowStride;
-            for (int k = 0, at = 0; k < kc; k++, at += kStride, b += 32)
+            for (int k = 0, at = 0; k < kc; k++, at += kStride, b += ldb)
             {
                 var b0 = Vector512.Load(b);
                 var b1 = Vector512.Load(b + 16);
@@ -783,12 +797,12 @@ internal static unsafe class HostGemm
                 c50 = Avx512F.FusedMultiplyAdd(x, b0, c50); c51 = Avx512F.FusedMultiplyAdd(x, b1, c51);
             }
             var va = Vector512.Create(alpha);
-            Store(c, c00, c01, va, beta); c += ldc;
-            Store(c, c10, c11, va, beta); c += ldc;
-            Store(c, c20, c21, va, beta); c += ldc;
-            Store(c, c30, c31, va, beta); c += ldc;
-            Store(c, c40, c41, va, beta); c += ldc;
-            Store(c, c50, c51, va, beta);
+            Store(c, c00, c01, va, beta);
+            if (storeRows > 1) Store(c + ldc, c10, c11, va, beta);
+            if (storeRows > 2) Store(c + 2L * ldc, c20, c21, va, beta);
+            if (storeRows > 3) Store(c + 3L * ldc, c30, c31, va, beta);
+            if (storeRows > 4) Store(c + 4L * ldc, c40, c41, va, beta);
+            if (storeRows > 5) Store(c + 5L * ldc, c50, c51, va, beta);
         }
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
