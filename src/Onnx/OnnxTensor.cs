@@ -178,6 +178,8 @@ public sealed class OnnxTensor : IDisposable
             kept.View.Dispose();
             _conv2dWeights = null;
         }
+        _transposedMatrix?.Dispose();
+        _transposedMatrix = null;
         if (_ownsDevice)
             _device?.Dispose();
         _device = null;
@@ -208,6 +210,26 @@ public sealed class OnnxTensor : IDisposable
             }
             _conv2dWeights = (view, packed, groups);
             return packed;
+        }
+    }
+
+    private Tensor? _transposedMatrix;
+
+    /// <summary>This constant matrix [R, C] as a contiguous [C, R] on <paramref name="device"/>, made on first use and kept
+    /// until this tensor is disposed: a Gemm with transB = 1 over constant weights then reads them row by row, which the
+    /// fast CPU's GEMM does in place where it packed the transposed layout on every call.</summary>
+    internal Tensor TransposedMatrix(Device device)
+    {
+        lock (_dims)
+        {
+            if (_transposedMatrix is { } kept && kept.Device == device)
+                return kept;
+            using var view = On(device).Permute(1, 0);
+            var transposed = view.Contiguous();
+            TensorScope.Escape(transposed);
+            _transposedMatrix?.Dispose();
+            _transposedMatrix = transposed;
+            return transposed;
         }
     }
 

@@ -120,6 +120,10 @@ internal static class LinearOperators
         if (a.Rank != 2 || b.Rank != 2)
             throw c.Shape("A, B", "matrices", $"{GpuNetException.FormatShape(i[0]!.Dims)} and {GpuNetException.FormatShape(i[1]!.Dims)}");
         int n = tb ? b.Size(0) : b.Size(1);
+        // Constant weights used transposed (a Linear layer's export) are read from a transposed copy kept with them, for
+        // products of more than one row (one row is a GEMV, which reads B along k anyway).
+        if (tb && i[1]!.IsConstant && (ta ? a.Size(1) : a.Size(0)) > 1)
+            (b, tb) = (i[1]!.TransposedMatrix(c.Device), false);
         var cIn = i.Length > 2 ? i[2] : null;
         if (cIn is not null && beta == 1f && cIn.Length == n && (cIn.Rank == 1 || cIn.Rank == 2 && cIn.Dims[0] == 1) && n > 1)
         {
