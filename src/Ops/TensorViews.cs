@@ -8,15 +8,19 @@ namespace GpuNet;
 /// </summary>
 public static class TensorViews
 {
-    /// <summary>A view with a new shape over the same elements; one dimension may be -1 (inferred).</summary>
-    /// <exception cref="ShapeMismatchException">The element count differs, or the tensor is not contiguous.</exception>
+    /// <summary>A view with a new shape over the same elements; one dimension may be -1 (inferred). A strided view takes the
+    /// new shape where its strides allow it without moving elements (PyTorch's <c>view</c>: splitting or merging dimensions
+    /// that are contiguous among themselves, as a slice of the last axis split into heads).</summary>
+    /// <exception cref="ShapeMismatchException">The element count differs, or the tensor is a strided view whose elements
+    /// cannot take the shape in place (call <see cref="Ops.Contiguous"/> first).</exception>
     public static Tensor Reshape(this Tensor tensor, params int[] shape)
     {
         Validate.DeviceOf("reshape", "tensor", tensor);
         var resolved = ShapeUtil.ResolveReshape("reshape", shape, tensor.Length);
-        if (!tensor.IsContiguous)
-            throw new ShapeMismatchException("reshape", "tensor", "a contiguous tensor", $"a strided view {tensor.Describe()}; call Contiguous() first");
-        return View(tensor, "reshape", resolved, ShapeUtil.ContiguousStrides(resolved), tensor.Offset, tensor, static source =>
+        var strides = tensor.IsContiguous ? ShapeUtil.ContiguousStrides(resolved) : ShapeUtil.ViewStrides(tensor.ShapeArray(), tensor.Strides.ToArray(), resolved)
+            ?? throw new ShapeMismatchException("reshape", "tensor", $"a tensor whose elements can take shape {GpuNetException.FormatShape(resolved)} in place",
+                $"a strided view {tensor.Describe()}; call Contiguous() first");
+        return View(tensor, "reshape", resolved, strides, tensor.Offset, tensor, static source =>
         {
             var sourceShape = source.ShapeArray();
             return g =>

@@ -97,6 +97,43 @@ public static class ShapeUtil
         return strides;
     }
 
+    /// <summary>
+    /// Strides under which the elements of a tensor of <paramref name="shape"/> and <paramref name="strides"/>, in row-major
+    /// order, take <paramref name="newShape"/> without moving (PyTorch's <c>view</c>): each run of dimensions that is contiguous
+    /// within itself may be split or merged, never two runs into one. Null when no such strides exist (a transposed matrix
+    /// read as a vector).
+    /// </summary>
+    public static int[]? ViewStrides(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides, ReadOnlySpan<int> newShape)
+    {
+        if (Product(shape) == 0 || shape.Length == 0)
+            return ContiguousStrides(newShape);
+        var result = new int[newShape.Length];
+        int view = newShape.Length - 1;
+        long chunkStride = strides[^1], tensorCount = 1, viewCount = 1;
+        for (int d = shape.Length - 1; d >= 0; d--)
+        {
+            tensorCount *= shape[d];
+            // A run ends where the next outer dimension does not continue it (size-1 dimensions always do).
+            if (d == 0 || (shape[d - 1] != 1 && strides[d - 1] != tensorCount * chunkStride))
+            {
+                while (view >= 0 && (viewCount < tensorCount || newShape[view] == 1))
+                {
+                    result[view] = (int)(viewCount * chunkStride);
+                    viewCount *= newShape[view];
+                    view--;
+                }
+                if (viewCount != tensorCount)
+                    return null;
+                if (d > 0)
+                {
+                    chunkStride = strides[d - 1];
+                    tensorCount = viewCount = 1;
+                }
+            }
+        }
+        return view == -1 ? result : null;
+    }
+
     /// <summary>True when <paramref name="strides"/> are row-major contiguous for <paramref name="shape"/> (size-1 dimensions may have any stride).</summary>
     public static bool IsContiguous(ReadOnlySpan<int> shape, ReadOnlySpan<int> strides)
     {

@@ -55,12 +55,44 @@ public sealed class TensorTests
     }
 
     [Fact]
-    public void ReshapeOfStridedViewIsRejected()
+    public void ReshapeOfStridedViewIsRejectedWhereItsElementsCannotTakeTheShape()
     {
         using var t = Tensor.FromArray(Cpu, new float[6], 2, 3);
         using var tt = t.Transpose(0, 1);
         var e = Assert.Throws<ShapeMismatchException>(() => tt.Reshape(6));
         Assert.Contains("Contiguous()", e.Message);
+        // A slice of the last axis cannot merge its rows: they are not one run of memory.
+        using var x = Tensor.FromArray(Cpu, new float[24], 2, 12);
+        using var part = x.Slice(1, 4, 8);
+        Assert.Throws<ShapeMismatchException>(() => part.Reshape(16));
+    }
+
+    [Fact]
+    public void ReshapeOfStridedViewSplitsAndMergesRunsInPlace()
+    {
+        // [tokens, 3·heads·d] sliced to K's columns and split into heads: the view reads the same elements as a copy would.
+        var data = Enumerable.Range(0, 5 * 24).Select(i => (float)i).ToArray();
+        using var qkv = Tensor.FromArray(Cpu, data, 5, 1, 24);
+        using var k = qkv.Slice(2, 8, 8);
+        using var heads = k.Reshape(5, 2, 4);
+        Assert.Equal(new[] { 24, 4, 1 }, heads.Strides.ToArray());
+        using var copy = k.Contiguous();
+        Assert.Equal(copy.ToArray(), heads.ToArray());
+        qkv.CopyFrom(data.Select(v => -v).ToArray());
+        Assert.Equal(copy.ToArray().Select(v => -v).ToArray(), heads.ToArray());   // a view, not a copy
+        // Merging the dimensions of one run of a permuted tensor ([2, 3, 4] → [4, 2, 3] → [4, 6]) is a view too.
+        using var t = Tensor.FromArray(Cpu, Enumerable.Range(0, 24).Select(i => (float)i).ToArray(), 2, 3, 4);
+        using var p = t.Permute(2, 0, 1);
+        using var merged = p.Reshape(4, 6);
+        Assert.Equal(new[] { 1, 4 }, merged.Strides.ToArray());
+        using var pc = p.Contiguous();
+        Assert.Equal(pc.ToArray(), merged.ToArray());
+        // Size-1 dimensions anywhere and an empty tensor take any shape.
+        using var ones = k.Reshape(5, 1, 2, 1, 4);
+        Assert.Equal(heads.ToArray(), ones.ToArray());
+        using var empty = Tensor.Zeros(Cpu, 0, 6);
+        using var emptyView = empty.Transpose(0, 1).Reshape(3, 0, 2);
+        Assert.Equal(0, emptyView.Length);
     }
 
     [Fact]

@@ -71,8 +71,6 @@ public sealed class ViewBoundsPropertyTests(ITestOutputHelper output)
                 positions.Add(Positions[Flat(source(i))]);
             return next with { Positions = positions.ToArray() };
         }
-
-        public bool Contiguous => Positions.Select((p, i) => p - i).Distinct().Count() <= 1;
     }
 
     [Theory]
@@ -249,19 +247,47 @@ public sealed class ViewBoundsPropertyTests(ITestOutputHelper output)
                 };
                 RefView? v = null;
                 int minusOnes = target.Count(x => x == -1);
-                if (r.Contiguous && minusOnes <= 1 && target.All(x => x >= -1))
+                if (minusOnes <= 1 && target.All(x => x >= -1))
                 {
                     long known = target.Where(x => x != -1).Aggregate(1L, (p, x) => p * x);
                     var resolved = (int[])target.Clone();
                     bool ok = minusOnes == 0 ? known == count : known != 0 && count % known == 0;
                     if (ok && minusOnes == 1)
                         resolved[Array.IndexOf(resolved, -1)] = (int)(count / known);
-                    if (ok)
+                    // A reshape is a view when the elements, in order, lie on a grid of the new shape.
+                    if (ok && OnGrid(resolved, r.Positions))
                         v = new RefView(resolved, r.Positions);
                 }
                 return ($"Reshape({string.Join(", ", target)})", t => t.Reshape(target), v);
             }
         }
+    }
+
+    /// <summary>Whether <paramref name="positions"/>, read in row-major order of <paramref name="shape"/>, are p₀ + Σ iₖ·stepₖ
+    /// for some steps (each taken from the element one step along its dimension): the elements can take the shape in place.</summary>
+    private static bool OnGrid(int[] shape, long[] positions)
+    {
+        if (positions.Length == 0)
+            return true;
+        var steps = new long[shape.Length];
+        long unit = 1;
+        for (int k = shape.Length - 1; k >= 0; k--)
+        {
+            steps[k] = shape[k] > 1 ? positions[unit] - positions[0] : 0;
+            unit *= shape[k];
+        }
+        var index = new int[shape.Length];
+        for (long n = 0; n < positions.Length; n++)
+        {
+            long at = positions[0];
+            for (int k = 0; k < shape.Length; k++)
+                at += index[k] * steps[k];
+            if (positions[n] != at)
+                return false;
+            for (int k = shape.Length - 1; k >= 0 && ++index[k] == shape[k]; k--)
+                index[k] = 0;
+        }
+        return true;
     }
 
     [Theory]
