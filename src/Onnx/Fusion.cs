@@ -41,6 +41,8 @@ internal sealed class Fusion
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.Attention(k);
         f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.AttentionOutputLayout(k);
+        f.Compact();
         for (int k = 0; k < plan.Count; k++) f.LinearBias(k);
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.BatchNormIntoConv(k);
@@ -255,9 +257,80 @@ internal sealed class Fusion
             }
         }
         var inputs = new List<string> { query, Node(transpose).Inputs[0], value };
+        string[] names = ["query", "key", "value"];
+        for (int o = 0; o < 3; o++)
+            if (Heads(inputs[o], names[o]) is var (source, extra, nodes))
+            {
+                inputs[o] = source;
+                attributes.AddRange(extra);
+                removed.AddRange(nodes);
+            }
         if (condition is not null)
             inputs.Add(condition);
         Replace(root, "GpuNet.Attention", inputs, removed, attributes.ToArray());
+    }
+
+    /// <summary>
+    /// An attention operand that is Reshape(Slice(x)) or Reshape(x) with a constant shape (allowzero 0) and a constant slice
+    /// of one axis with step 1 — nn.MultiheadAttention's export cuts Q, K and V out of one projection [N, B, 3·E] and splits
+    /// each into heads — as x with the attributes <c>{name}_slice</c> [axis, start, end] and <c>{name}_shape</c> (Reshape's
+    /// shape input): the op reads the slice and the split as views of x, where each Slice copied its columns out.
+    /// </summary>
+    private (string Input, List<AttributeProto> Attributes, List<int> Nodes)? Heads(string operand, string name)
+    {
+        if (Only(operand, "Reshape") is not int reshape)
+            return null;
+        var r = Node(reshape);
+        if (r.Inputs.Count != 2 || !_constants.TryGetValue(r.Inputs[1], out var shape) || shape.IsFloat
+            || (r.Attributes.TryGetValue("allowzero", out var allowZero) && allowZero.I != 0))
+            return null;
+        var attributes = new List<AttributeProto> { Ints(name + "_shape", shape.Ints) };
+        var nodes = new List<int> { reshape };
+        string input = r.Inputs[0];
+        if (Only(input, "Slice") is int slice && SliceWindow(Node(slice)) is { } window)
+        {
+            attributes.Add(Ints(name + "_slice", window));
+            nodes.Add(slice);
+            input = Node(slice).Inputs[0];
+        }
+        return (input, attributes, nodes);
+    }
+
+    /// <summary>A Slice of one axis with step 1 by constants (inputs from opset 10, attributes before): [axis, start, end].</summary>
+    private long[]? SliceWindow(NodeProto s)
+    {
+        bool Given(int index, string attribute) => _opset < 10 ? s.Attributes.ContainsKey(attribute) : index < s.Inputs.Count && s.Inputs[index].Length > 0;
+        long[]? Constant(int index, string attribute) => _opset < 10
+            ? s.Attributes.TryGetValue(attribute, out var a) ? a.Ints.ToArray() : null
+            : Given(index, attribute) && _constants.TryGetValue(s.Inputs[index], out var t) && !t.IsFloat ? t.Ints : null;
+        var (starts, ends, axes, steps) = (Constant(1, "starts"), Constant(2, "ends"), Constant(3, "axes"), _opset < 10 ? null : Constant(4, "steps"));
+        if (starts is not { Length: 1 } || ends is not { Length: 1 } || (Given(3, "axes") && axes is not { Length: 1 })
+            || (_opset >= 10 && Given(4, "steps") && steps is not [1]))
+            return null;
+        return [axes?[0] ?? 0, starts[0], ends[0]];
+    }
+
+    /// <summary>
+    /// Transpose(GpuNet.Attention(…)) that puts the heads back beside each other — [B·H, N, d] → [N, B·H, d] (perm 1, 0, 2;
+    /// nn.MultiheadAttention's export, one batch) or [B, H, N, d] → [B, N, H, d] (0, 2, 1, 3) — → the attention writing that
+    /// layout itself (output_perm): the kernel stores each head's rows at their place in [B, N, H, d], where the transpose
+    /// copied the output once more.
+    /// </summary>
+    private void AttentionOutputLayout(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Transpose" || Only(n.Inputs[0], "GpuNet.Attention") is not int k)
+            return;
+        var a = Node(k);
+        if (a.Attributes.ContainsKey("output_perm") || !a.Attributes.TryGetValue("key_perm", out var keyPerm) || Perm(root) is not { } p)
+            return;
+        long[] wanted = keyPerm.Ints.Count == 3 ? [1, 0, 2] : [0, 2, 1, 3];
+        if (!p.AsSpan().SequenceEqual(wanted))
+            return;
+        var moved = Rebuilt(a, a.Name, a.OpType, a.Inputs, n.Outputs[0], 0);
+        moved.Attributes["output_perm"] = Ints("output_perm", p);
+        _plan[root] = (moved, _plan[k].Index, _plan[k].Spec);
+        _removed[k] = true;
     }
 
     /// <summary>A value that is Div(x, c) or Mul(x, c) of a constant scalar c (and used only there): c's factor, x, the node.</summary>

@@ -144,6 +144,21 @@ public sealed class ModelTests
         Assert.Equal(2, encoder.PlannedOperators.Count(o => o == "GpuNet.Attention"));
         Assert.DoesNotContain("Softmax", encoder.PlannedOperators);
         Assert.Equal(0, encoder.PlannedOperators.Count(o => o == "MatMul"));
+        // Q, K and V sliced out of the in-projection and split into heads are read as views (no Slice, no Reshape before the
+        // attention), and the output is written with the heads beside each other (no transpose after it): the four
+        // transposes left only move the batch axis of size 1 in and out.
+        Assert.DoesNotContain("Slice", encoder.PlannedOperators);
+        Assert.Equal(4, encoder.PlannedOperators.Count(o => o == "Transpose"));
+        Assert.Equal(4, encoder.PlannedOperators.Count(o => o == "Reshape"));
+    }
+
+    [Fact]
+    public void SlicedHeadsOfOneProjectionAreReadInPlaceByTheAttention()
+    {
+        // Rank 4, as hand-written blocks export attention: slices of one [B, N, 3E] projection, reshaped to heads and permuted,
+        // K straight to [B, H, d, N], the output permuted back to [B, N, H, d] and merged. One attention node reads them all.
+        using var model = OnnxModel.Load(Model("pattern_sliced_heads_attention"), Cpu);
+        Assert.Equal(new[] { "GpuNet.Linear", "GpuNet.Attention", "Reshape", "GpuNet.Linear" }, model.PlannedOperators);
     }
 
     /// <summary>Every rewrite of the load-time optimizer is checked on every model of the set: the optimized graph's outputs

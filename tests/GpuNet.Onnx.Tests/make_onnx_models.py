@@ -174,6 +174,31 @@ class ReflectPadConv(nn.Module):
         return self.conv(F.pad(x, (1, 2, 2, 1), mode="reflect"))
 
 
+class SlicedHeadsAttention(nn.Module):
+    """Attention as hand-written blocks export it, rank 4: Q, K, V sliced out of one projection [B, N, 3E], each split into
+    heads [B, N, H, d] and moved to [B, H, N, d] (K straight to [B, H, d, N]), the output moved back and merged."""
+    def __init__(self, e=24, heads=3):
+        super().__init__()
+        self.e, self.h = e, heads
+        self.qkv = nn.Linear(e, 3 * e)
+        self.out = nn.Linear(e, e)
+
+    def forward(self, x):
+        b, n, e = x.shape
+        y = self.qkv(x)
+        d = e // self.h
+        q = y[:, :, :e].reshape(b, n, self.h, d).permute(0, 2, 1, 3)
+        k = y[:, :, e:2 * e].reshape(b, n, self.h, d).permute(0, 2, 3, 1)
+        v = y[:, :, 2 * e:].reshape(b, n, self.h, d).permute(0, 2, 1, 3)
+        a = torch.softmax(q @ k / math.sqrt(d), dim=-1) @ v
+        return self.out(a.permute(0, 2, 1, 3).reshape(b, n, e))
+
+
+def attention_pattern_cases():
+    torch.manual_seed(40)
+    export("pattern_sliced_heads_attention", SlicedHeadsAttention(), [torch.randn(2, 7, 24)])
+
+
 PHILOX_M0, PHILOX_M1, PHILOX_W0, PHILOX_W1 = 0xD2511F53, 0xCD9E8D57, 0x9E3779B9, 0xBB67AE85
 
 
@@ -511,6 +536,7 @@ if __name__ == "__main__":
     export("pattern_gather_expand_mul", GatherExpandMul(), [torch.randn(5, 6, 7), torch.randn(5, 2)])
     export("pattern_reflect_pad_conv", ReflectPadConv(), [torch.randn(1, 3, 7, 6)])
     expand_depthwise_cases()
+    attention_pattern_cases()
     index_map_cases()
     torch.manual_seed(39)
     real_models()

@@ -95,19 +95,36 @@ internal static class FusedOperators
     /// </summary>
     private static OnnxTensor[] Attention(OpContext c, OnnxTensor?[] i)
     {
-        // The fusion's permutations (transposes it absorbed) as strided views the kernel reads directly; rank 3 is [B·H, N, d].
-        Tensor Operand(int index, string perm)
+        // What the fusion absorbed before the operands — a slice of one axis, a reshape, a transpose — as strided views the
+        // kernel reads directly (a reshape the slice's strides cannot take copies the slice first); rank 3 is [B·H, N, d].
+        int queryRank = 0;
+        Tensor Operand(int index, string name)
         {
             var t = i[index]!.On(c.Device);
-            if (c.Ints(perm) is { } p && p.Length == t.Rank)
+            if (c.Ints(name + "_slice") is [var axisGiven, var start, var end])
+            {
+                int axis = Values.Axis(c, axisGiven, t.Rank, name + "_slice");
+                var (first, count) = ShapeOperators.SliceRange(start, end, 1, t.Size(axis));
+                t = t.Slice(axis, first, count);
+            }
+            if (c.Ints(name + "_shape") is { } shape)
+            {
+                var dims = ShapeOperators.ReshapeDims(c, shape, false, t.ShapeArray(), t.Length);
+                if (!t.IsContiguous && ShapeUtil.ViewStrides(t.ShapeArray(), t.Strides.ToArray(), dims) is null)
+                    t = t.Contiguous();
+                t = t.Reshape(dims);
+            }
+            if (c.Ints(name + "_perm") is { } p && p.Length == t.Rank)
                 t = t.Permute(Array.ConvertAll(p, a => (int)a));
+            if (index == 0)
+                queryRank = t.Rank;
             return t.Rank == 3 ? t.Expand([1, .. t.ShapeArray()]) : t;
         }
-        var (q, k, v) = (Operand(0, "query_perm"), Operand(1, "key_perm"), Operand(2, "value_perm"));
-        bool rank3 = i[0]!.Rank == 3;
+        var (q, k, v) = (Operand(0, "query"), Operand(1, "key"), Operand(2, "value"));
+        bool rank3 = queryRank == 3;
         float scale = c.Float("scale", 1f);
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
-            throw c.Shape("Q, K, V", "[B, H, N, d] or [B·H, N, d] tensors", $"{GpuNetException.FormatShape(i[0]!.Dims)}, {GpuNetException.FormatShape(i[1]!.Dims)}, {GpuNetException.FormatShape(i[2]!.Dims)}");
+            throw c.Shape("Q, K, V", "[B, H, N, d] or [B·H, N, d] tensors", $"{GpuNetException.FormatShape(q.ShapeArray())}, {GpuNetException.FormatShape(k.ShapeArray())}, {GpuNetException.FormatShape(v.ShapeArray())}");
         int nq = q.Size(2), nk = k.Size(2);
         bool causal = false;
         Tensor? mask = null;
@@ -129,9 +146,17 @@ internal static class FusedOperators
                 mask = Tensor.FromArray(c.Device, additive, dims);
             }
         }
+        var layout = AttentionLayout.BHND;
+        if (c.Has("output_perm"))
+        {
+            // The fused transpose after the attention (output_perm) asks for [B, N, H, d]: the kernels' BNHD layout, whose
+            // operands are the same views read through the swapped axes.
+            (q, k, v) = (q.Permute(0, 2, 1, 3), k.Permute(0, 2, 1, 3), v.Permute(0, 2, 1, 3));
+            layout = AttentionLayout.BNHD;
+        }
         var output = q.Size(3) <= 128
-            ? Ops.Attention(q, k, v, scale, causal, mask: mask).Output
-            : Ops.AttentionUnfused(q, k, v, scale, causal, mask: mask);
+            ? Ops.Attention(q, k, v, scale, causal, mask: mask, layout: layout).Output
+            : Ops.AttentionUnfused(q, k, v, scale, causal, mask: mask, layout: layout);
         return new[] { Values.Float(output, rank3 ? output.ShapeArray()[1..] : output.ShapeArray()) };
     }
 }

@@ -65,8 +65,14 @@ internal static class ShapeOperators
     private static OnnxTensor[] Reshape(OpContext c, OnnxTensor?[] i)
     {
         var x = i[0]!;
-        var target = Values.Longs(c, i[1], "shape");
-        bool allowZero = c.Int("allowzero", 0) != 0;
+        var dims = ReshapeDims(c, Values.Longs(c, i[1], "shape"), c.Int("allowzero", 0) != 0, x.Dims, x.Length);
+        return new[] { Values.Reshaped(c, x, dims) };
+    }
+
+    /// <summary>Reshape's target dimensions for an input of <paramref name="inputDims"/> (<paramref name="length"/> elements):
+    /// −1 inferred, 0 the input's dimension unless <paramref name="allowZero"/>.</summary>
+    internal static int[] ReshapeDims(OpContext c, long[] target, bool allowZero, ReadOnlySpan<int> inputDims, long length)
+    {
         var dims = new int[target.Length];
         int infer = -1;
         for (int d = 0; d < dims.Length; d++)
@@ -80,7 +86,7 @@ internal static class ShapeOperators
                 dims[d] = 1;
             }
             else if (t == 0 && !allowZero)
-                dims[d] = d < x.Rank ? x.Dims[d] : throw c.Shape("shape", $"0 only where the input has dimension {d}", "[" + string.Join(", ", target) + "]");
+                dims[d] = d < inputDims.Length ? inputDims[d] : throw c.Shape("shape", $"0 only where the input has dimension {d}", "[" + string.Join(", ", target) + "]");
             else if (t < 0)
                 throw c.Shape("shape", "dimensions ≥ −1", "[" + string.Join(", ", target) + "]");
             else
@@ -89,11 +95,11 @@ internal static class ShapeOperators
         if (infer >= 0)
         {
             long rest = OnnxTensor.Product(dims);
-            if (rest == 0 || x.Length % rest != 0)
-                throw c.Shape("shape", $"a shape for {x.Length} elements", "[" + string.Join(", ", target) + "]");
-            dims[infer] = (int)(x.Length / rest);
+            if (rest == 0 || length % rest != 0)
+                throw c.Shape("shape", $"a shape for {length} elements", "[" + string.Join(", ", target) + "]");
+            dims[infer] = (int)(length / rest);
         }
-        return new[] { Values.Reshaped(c, x, dims) };
+        return dims;
     }
 
     private static long[]? AxesOf(OpContext c, OnnxTensor?[] i, int inputIndex) =>
@@ -250,6 +256,26 @@ internal static class ShapeOperators
         return new[] { Values.Remap(c, x, Values.Map(dims, idx => { long s = 0; for (int d = 0; d < idx.Length; d++) s += (long)(first[d] + idx[d] * step[d]) * strides[d]; return s; }), dims) };
     }
 
+    /// <summary>The first index and count that Slice's start <paramref name="b"/>, end <paramref name="e"/> and nonzero step
+    /// <paramref name="st"/> select along a dimension of <paramref name="dim"/> (negative ends count from the end, both clamped).</summary>
+    internal static (int First, int Count) SliceRange(long b, long e, long st, long dim)
+    {
+        if (b < 0) b += dim;
+        if (e < 0) e += dim;
+        if (st > 0)
+        {
+            b = Math.Clamp(b, 0, dim);
+            e = Math.Clamp(e, 0, dim);
+        }
+        else
+        {
+            b = Math.Clamp(b, 0, dim - 1);
+            e = Math.Clamp(e, -1, dim - 1);
+        }
+        long count = st > 0 ? Math.Max(0, (e - b + st - 1) / st) : Math.Max(0, (b - e + (-st) - 1) / (-st));
+        return ((int)b, (int)count);
+    }
+
     /// <summary>The first index, step and count along every axis of x that Slice's starts, ends, axes and steps select.</summary>
     private static (int[] First, int[] Step, int[] Dims) SliceParameters(OpContext c, OnnxTensor x, OnnxTensor?[] i)
     {
@@ -276,23 +302,11 @@ internal static class ShapeOperators
         for (int k = 0; k < starts.Length; k++)
         {
             int axis = Values.Axis(c, axes[k], x.Rank, "axes");
-            long dim = x.Dims[axis], st = steps[k], b = starts[k], e = ends[k];
+            long dim = x.Dims[axis], st = steps[k];
             if (st == 0)
                 throw c.Shape("steps", "nonzero steps", "0");
-            if (b < 0) b += dim;
-            if (e < 0) e += dim;
-            if (st > 0)
-            {
-                b = Math.Clamp(b, 0, dim);
-                e = Math.Clamp(e, 0, dim);
-            }
-            else
-            {
-                b = Math.Clamp(b, 0, dim - 1);
-                e = Math.Clamp(e, -1, dim - 1);
-            }
-            long count = st > 0 ? Math.Max(0, (e - b + st - 1) / st) : Math.Max(0, (b - e + (-st) - 1) / (-st));
-            (first[axis], step[axis], dims[axis]) = ((int)b, (int)st, (int)count);
+            var (b0, count) = SliceRange(starts[k], ends[k], st, dim);
+            (first[axis], step[axis], dims[axis]) = (b0, (int)st, count);
         }
         return (first, step, dims);
     }
