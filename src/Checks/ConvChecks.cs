@@ -126,6 +126,10 @@ internal static class ConvChecks
             // 38×35 pixels and 37 outputs (9 groups of four and one); 5×5 over 4 channels in a batch of two with SiLU after.
             ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
             ("stem_5x5_4_channels_silu", 2, 4, 33, 32, 20, 5, 5, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }),
+            // Columns at stride 2 built from the rows' two column phases: dilation 2 along W, three columns of left padding
+            // (odd: the first input column lands in the odd phase), two of right padding, one row on top only; 14 × 12 outputs.
+            ("columns_stride2_dilation2_odd_padding", 1, 6, 15, 23, 20, 3, 3,
+                new Conv2dOptions { Stride = (1, 2), Dilation = (1, 2), Padding = (1, 0, 3, 2), Activation = FusedActivation.Relu }),
             // Direct tiles over many runs of a bordered image: stride 2 and dilation 2 along H, asymmetric padding, a batch of two.
             ("direct_many_runs_dilated", 2, 80, 29, 31, 40, 3, 3,
                 new Conv2dOptions { Stride = (2, 1), Dilation = (2, 1), Padding = (2, 1, 1, 2), Activation = FusedActivation.Relu }),

@@ -60,6 +60,11 @@ internal static unsafe partial class HostConv
             Im2ColPadded(x, dst, ix, c0, c1, r0, r1, ow);
             return;
         }
+        if (stride == 2)
+        {
+            Im2ColPhased(x, dst, ix, c0, c1, r0, r1, ow);
+            return;
+        }
         // At a column stride s the plane's rows are split into s phases first (column c to phase c mod s, index c / s), so each
         // tap's valid run of an output row is a contiguous copy from one phase: resnet18's 7×7 stride-2 stem gathered 75K
         // single floats per core instead.
@@ -142,6 +147,43 @@ internal static unsafe partial class HostConv
                     float* src = padded + (long)kh * ix.DilationH * width + kw * ix.DilationW;
                     for (int r = 0; r < r1 - r0; r++)
                         Copy(dst + r * ow, src + (long)r * ix.StrideH * width, ow);
+                }
+        }
+    }
+
+    /// <summary>
+    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at column stride 2: the input rows that output
+    /// rows r0 … r1 reach are laid zero-bordered in their two column phases (padded column a to phase a mod 2, index a / 2),
+    /// where every tap's output row is one contiguous, in-bounds run of ow floats, as in <see cref="Im2ColPadded"/>. The
+    /// bounded copy split whole planes on every core (resnet18's 7×7 stem: 64 rows of each plane where a core's 16 output
+    /// rows reach 37) and spent per-row bounds and zero fills on its 2,352 rows.
+    /// </summary>
+    private static void Im2ColPhased(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
+    {
+        int rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1;
+        // Output column j of tap kw reads padded column 2j + kw·DilationW: phase (kw·DilationW) mod 2, index j + (kw·DilationW) / 2.
+        int reach = (ix.KW - 1) * ix.DilationW, phaseWidth = ow + reach / 2 + 1;
+        float* phases = HostScratch.Get(PhaseSlot, 2L * rows * phaseWidth);
+        int pixels = (r1 - r0) * ow, columns = Math.Min(ix.W, 2 * phaseWidth - ix.PadLeft);
+        for (int c = c0; c < c1; c++)
+        {
+            float* plane = x + (long)c * ix.H * ix.W;
+            for (int y = 0; y < rows; y++)
+            {
+                float* even = phases + (long)y * phaseWidth, odd = phases + (long)(rows + y) * phaseWidth;
+                new Span<float>(even, phaseWidth).Clear();
+                new Span<float>(odd, phaseWidth).Clear();
+                int ih = r0 * ix.StrideH + y - ix.PadTop;
+                if (ih >= 0 && ih < ix.H && columns > 0)
+                    SplitPairs(plane + (long)ih * ix.W, 0, columns, ix.PadLeft, even, odd);
+            }
+            for (int kh = 0; kh < ix.KH; kh++)
+                for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
+                {
+                    int at = kw * ix.DilationW;
+                    float* src = phases + ((long)(at & 1) * rows + kh * ix.DilationH) * phaseWidth + (at >> 1);
+                    for (int r = 0; r < r1 - r0; r++)
+                        Copy(dst + r * ow, src + (long)r * ix.StrideH * phaseWidth, ow);
                 }
         }
     }
