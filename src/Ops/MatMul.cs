@@ -78,8 +78,12 @@ public static partial class Ops
         if (ka != kb)
             throw new ShapeMismatchException(op, "b", $"{(transposeB ? "[..., N, " + ka + "]" : "[..., " + ka + ", N]")} to match K = {ka} of a {GpuNetException.FormatShape(a.ShapeArray())}{(transposeA ? " (transposed)" : "")}",
                 GpuNetException.FormatShape(b.ShapeArray()) + (transposeB ? " (transposed)" : ""));
-        var batch = ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
-        return (m, n, ka, batch, batch.Append(m).Append(n).ToArray());
+        // Two matrices (every Linear layer) have no batch to broadcast: no shape copies for it.
+        var batch = a.Rank == 2 && b.Rank == 2 ? Array.Empty<int>() : ShapeUtil.BroadcastShapes(op, a.ShapeArray()[..^2], b.ShapeArray()[..^2]);
+        var outShape = new int[batch.Length + 2];
+        batch.CopyTo(outShape, 0);
+        (outShape[^2], outShape[^1]) = (m, n);
+        return (m, n, ka, batch, outShape);
     }
 
     /// <summary>

@@ -10,7 +10,8 @@ public sealed class TensorScope : IDisposable
     [ThreadStatic]
     private static List<TensorScope>? _stack;
 
-    private readonly OwnedTensors _owned = new();
+    // Null once disposed: the set goes back to this thread's pool (an ONNX run opens a scope per node and per op).
+    private OwnedTensors? _owned = OwnedTensors.Rent();
     private bool _disposed;
 
     private TensorScope(Device device) => Device = device;
@@ -19,7 +20,7 @@ public sealed class TensorScope : IDisposable
     public Device Device { get; }
 
     /// <summary>Number of live tensors the scope will dispose.</summary>
-    public int Count => _owned.Count;
+    public int Count => _owned?.Count ?? 0;
 
     internal static TensorScope Push(Device device)
     {
@@ -39,19 +40,19 @@ public sealed class TensorScope : IDisposable
         return null;
     }
 
-    internal static void Register(Tensor t) => Innermost(t.Device)?._owned.Add(t);
+    internal static void Register(Tensor t) => Innermost(t.Device)?._owned!.Add(t);
 
     /// <summary>Whether <paramref name="tensor"/> belongs to the innermost scope open on this thread for its device: a temporary
     /// of the block of work now running, which that scope disposes unless it is kept or escapes. (An importer can hand such
     /// a result on as it is, where a tensor it did not make needs a handle of its own.)</summary>
-    public static bool IsTemporary(Tensor tensor) => Innermost(tensor.Device) is { } scope && scope._owned.Contains(tensor);
+    public static bool IsTemporary(Tensor tensor) => Innermost(tensor.Device) is { } scope && scope._owned!.Contains(tensor);
 
     internal static void Unregister(Tensor t)
     {
         if (_stack is null)
             return;
         for (int i = _stack.Count - 1; i >= 0; i--)
-            if (_stack[i]._owned.Remove(t))
+            if (_stack[i]._owned!.Remove(t))
                 return;
     }
 
@@ -66,8 +67,8 @@ public sealed class TensorScope : IDisposable
     /// <summary>Moves <paramref name="tensor"/> out of this scope into the enclosing one (or none) and returns it.</summary>
     public Tensor Keep(Tensor tensor)
     {
-        if (_owned.Remove(tensor))
-            Innermost(Device, this)?._owned.Add(tensor);
+        if (_owned?.Remove(tensor) == true)
+            Innermost(Device, this)?._owned!.Add(tensor);
         return tensor;
     }
 
@@ -87,7 +88,10 @@ public sealed class TensorScope : IDisposable
                 _stack.RemoveAt(at);
             }
         }
-        _owned.DisposeAll();
+        var owned = _owned!;
+        _owned = null;
+        owned.DisposeAll();
+        OwnedTensors.Return(owned);
     }
 
     /// <summary>
@@ -100,6 +104,20 @@ public sealed class TensorScope : IDisposable
         private const int ListLimit = 32;
         private readonly List<Tensor> _list = new(4);
         private HashSet<Tensor>? _set;
+
+        /// <summary>Emptied sets of this thread's closed scopes, reused by the next ones.</summary>
+        [ThreadStatic]
+        private static Stack<OwnedTensors>? _pool;
+
+        public static OwnedTensors Rent() => _pool is { Count: > 0 } pool ? pool.Pop() : new OwnedTensors();
+
+        /// <summary>Keeps an emptied set for reuse (a few per thread: scopes nest only so deep).</summary>
+        public static void Return(OwnedTensors owned)
+        {
+            var pool = _pool ??= new Stack<OwnedTensors>();
+            if (pool.Count < 16 && owned._list.Capacity <= ListLimit)
+                pool.Push(owned);
+        }
 
         public int Count => _set?.Count ?? _list.Count;
 

@@ -130,11 +130,26 @@ internal static class ShapeOperators
         return new[] { Values.Reshaped(c, x, dims) };
     }
 
+    /// <summary>Whether <paramref name="perm"/> (axes already in [0, rank)) names each of <paramref name="rank"/> axes once.</summary>
+    private static bool IsPermutation(int[] perm, int rank)
+    {
+        if (perm.Length != rank)
+            return false;
+        Span<bool> seen = stackalloc bool[rank];
+        foreach (int axis in perm)
+        {
+            if (seen[axis])
+                return false;
+            seen[axis] = true;
+        }
+        return true;
+    }
+
     private static OnnxTensor[] Transpose(OpContext c, OnnxTensor?[] i)
     {
         var x = i[0]!;
         var perm = c.Ints("perm")?.Select(p => Values.Axis(c, p, x.Rank, "perm")).ToArray() ?? Enumerable.Range(0, x.Rank).Reverse().ToArray();
-        if (perm.Length != x.Rank || perm.Distinct().Count() != perm.Length)
+        if (!IsPermutation(perm, x.Rank))
             throw c.Shape("perm", $"a permutation of {x.Rank} axes", "[" + string.Join(", ", perm) + "]");
         var dims = perm.Select(p => x.Dims[p]).ToArray();
         if (x.IsFloat && x.Rank > 0)
