@@ -48,16 +48,27 @@ internal static unsafe class HostGemm
         where TAct : struct, IDifferentiableUnaryOp
     {
         long perMatrix = (long)p.M * p.N * Math.Max(p.K, 1);
-        void Batches(int start, int end, bool splitEach)
+        if (parallel && batches > 1 && perMatrix < SmallMatrix)
+        {
+            MatricesPerCore(a, b, c, bias, p, la, lb, batches, act, perMatrix);
+            return;
+        }
+        for (int z = 0; z < batches; z++)
+            One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, parallel);
+    }
+
+    // The split loops' closures live in methods of their own (here and below): a lambda over a method's parameters makes C#
+    // allocate its closure when the method is entered, on the single-threaded path too — a few hundred bytes a product,
+    // for every Linear layer of an ONNX run.
+
+    /// <summary>Small matrices of a batch, one per core at a time.</summary>
+    private static void MatricesPerCore<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, Layout6 la, Layout6 lb, int batches, TAct act, long perMatrix)
+        where TAct : struct, IDifferentiableUnaryOp =>
+        HostParallel.For(batches, perMatrix, (start, end) =>
         {
             for (int z = start; z < end; z++)
-                One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, splitEach);
-        }
-        if (parallel && batches > 1 && perMatrix < SmallMatrix)
-            HostParallel.For(batches, perMatrix, (start, end) => Batches(start, end, splitEach: false));
-        else
-            Batches(0, batches, splitEach: parallel);
-    }
+                One(a + la.Offset(z), b + lb.Offset(z), c + (long)z * p.M * p.N, bias, p, z, act, false);
+        });
 
     private static void One<TAct>(float* a, float* b, float* c, float* bias, GemmParams p, int z, TAct act, bool parallel)
         where TAct : struct, IDifferentiableUnaryOp
@@ -112,38 +123,43 @@ internal static unsafe class HostGemm
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
         if (p.HasBias == 0 && identity)
             return;
+        if (parallel)
+            EpilogueSplit(c, bias, p, z, act);
+        else
+            EpilogueRows(c, bias, p, z, act, 0, p.M);
+    }
+
+    private static void EpilogueSplit<TAct>(float* c, float* bias, GemmParams p, int z, TAct act) where TAct : struct, IDifferentiableUnaryOp =>
+        HostParallel.For(p.M, p.N, (start, end) => EpilogueRows(c, bias, p, z, act, start, end));
+
+    /// <summary>Rows [start, end) of <see cref="Epilogue"/>.</summary>
+    private static void EpilogueRows<TAct>(float* c, float* bias, GemmParams p, int z, TAct act, int start, int end) where TAct : struct, IDifferentiableUnaryOp
+    {
         int n = p.N;
         float* gate = bias + (long)z * p.M * n;
-        void Rows(int start, int end)
+        bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
+        for (int m = start; m < end; m++)
         {
-            for (int m = start; m < end; m++)
+            var row = new Span<float>(c + (long)m * n, n);
+            if (p.GateByDerivative != 0)
             {
-                var row = new Span<float>(c + (long)m * n, n);
-                if (p.GateByDerivative != 0)
-                {
-                    float* at = c + (long)m * n;
-                    HostElementwise.ApplyBinary(at, gate + (long)m * n, at, n, new Activation.Backward<TAct> { Op = act });
-                    continue;
-                }
-                if (p.HasBias == 1)
-                    TensorPrimitives.Add(row, new ReadOnlySpan<float>(bias, n), row);
-                else if (p.HasBias == 2)
-                    TensorPrimitives.Add(row, bias[z % Math.Max(p.BiasGroups, 1) * p.M + m], row);
-                if (!identity)
-                    HostElementwise.ApplyUnary(row, row, act);
+                float* at = c + (long)m * n;
+                HostElementwise.ApplyBinary(at, gate + (long)m * n, at, n, new Activation.Backward<TAct> { Op = act });
+                continue;
             }
+            if (p.HasBias == 1)
+                TensorPrimitives.Add(row, new ReadOnlySpan<float>(bias, n), row);
+            else if (p.HasBias == 2)
+                TensorPrimitives.Add(row, bias[z % Math.Max(p.BiasGroups, 1) * p.M + m], row);
+            if (!identity)
+                HostElementwise.ApplyUnary(row, row, act);
         }
-        if (parallel)
-            HostParallel.For(p.M, n, Rows);
-        else
-            Rows(0, p.M);
     }
 
     /// <summary>One row times B: along n with axpy updates when B's rows are contiguous, else a dot product per output.</summary>
     private static void Gemv(float* a, float* b, float* c, GemmParams p, bool parallel)
     {
         int k = p.K, n = p.N;
-        float alpha = p.Alpha, beta = p.Beta;
         float* x = a;
         if (p.StrideAk != 1)
         {
@@ -153,63 +169,74 @@ internal static unsafe class HostGemm
         }
         if (p.StrideBn == 1)
         {
-            void Columns(int start, int end)
-            {
-                var y = new Span<float>(c + start, end - start);
-                var acc = new Span<float>(HostScratch.Get(3, end - start), end - start);
-                acc.Clear();
-                for (int i = 0; i < k; i++)
-                    TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (long)i * p.StrideBk + start, end - start), x[i], acc, acc);
-                if (beta == 0)
-                    TensorPrimitives.Multiply(acc, alpha, y);
-                else
-                    for (int j = 0; j < y.Length; j++)
-                        y[j] = alpha * acc[j] + beta * y[j];
-            }
             // Chunks of whole cache lines, so the two cores never write one line.
-            int chunks = (n + 15) / 16;
             if (parallel)
-                HostParallel.For(chunks, 16L * k, (s, e) => Columns(s * 16, Math.Min(n, e * 16)));
+                GemvColumnsSplit(x, b, c, p);
             else
-                Columns(0, n);
+                GemvColumns(x, b, c, p, 0, n);
             return;
-        }
-        bool kContiguous = p.StrideBk == 1;
-        void Dots(int start, int end)
-        {
-            var xs = new ReadOnlySpan<float>(x, k);
-            int j0 = start;
-            if (kContiguous && Wide && k >= 64)
-                for (; j0 + 4 <= end; j0 += 4)
-                {
-                    var (d0, d1, d2, d3) = Dot4(x, b + (long)j0 * p.StrideBn, p.StrideBn, k);
-                    float* cj = c + j0;
-                    (cj[0], cj[1], cj[2], cj[3]) = beta == 0
-                        ? (alpha * d0, alpha * d1, alpha * d2, alpha * d3)
-                        : (alpha * d0 + beta * cj[0], alpha * d1 + beta * cj[1], alpha * d2 + beta * cj[2], alpha * d3 + beta * cj[3]);
-                }
-            for (int j = j0; j < end; j++)
-            {
-                float* col = b + (long)j * p.StrideBn;
-                float dot;
-                if (kContiguous)
-                    dot = TensorPrimitives.Dot(xs, new ReadOnlySpan<float>(col, k));
-                else
-                {
-                    dot = 0;
-                    for (int i = 0; i < k; i++)
-                        dot += x[i] * col[(long)i * p.StrideBk];
-                }
-                c[j] = beta == 0 ? alpha * dot : alpha * dot + beta * c[j];
-            }
         }
         // Split by groups of four outputs, so that every output is summed by the same routine however many cores share the
         // loop: split at output 125 (1,000 in eight chunks), outputs 125–127 were three single dot products on two cores and
         // part of a four-row group on one, and a model's result changed in its last bits with the thread count.
         if (parallel)
-            HostParallel.For((n + 3) / 4, 4L * k, (g0, g1) => Dots(4 * g0, Math.Min(n, 4 * g1)));
+            GemvDotsSplit(x, b, c, p);
         else
-            Dots(0, n);
+            GemvDots(x, b, c, p, 0, n);
+    }
+
+    private static void GemvColumnsSplit(float* x, float* b, float* c, GemmParams p) =>
+        HostParallel.For((p.N + 15) / 16, 16L * p.K, (s, e) => GemvColumns(x, b, c, p, s * 16, Math.Min(p.N, e * 16)));
+
+    /// <summary>Outputs [start, end) of a GEMV along B's rows (B's columns contiguous): one scaled row of B added per k.</summary>
+    private static void GemvColumns(float* x, float* b, float* c, GemmParams p, int start, int end)
+    {
+        var y = new Span<float>(c + start, end - start);
+        var acc = new Span<float>(HostScratch.Get(3, end - start), end - start);
+        acc.Clear();
+        for (int i = 0; i < p.K; i++)
+            TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(b + (long)i * p.StrideBk + start, end - start), x[i], acc, acc);
+        if (p.Beta == 0)
+            TensorPrimitives.Multiply(acc, p.Alpha, y);
+        else
+            for (int j = 0; j < y.Length; j++)
+                y[j] = p.Alpha * acc[j] + p.Beta * y[j];
+    }
+
+    private static void GemvDotsSplit(float* x, float* b, float* c, GemmParams p) =>
+        HostParallel.For((p.N + 3) / 4, 4L * p.K, (g0, g1) => GemvDots(x, b, c, p, 4 * g0, Math.Min(p.N, 4 * g1)));
+
+    /// <summary>Outputs [start, end) of a GEMV across B's rows: a dot product each, four at a time where B is contiguous in k.</summary>
+    private static void GemvDots(float* x, float* b, float* c, GemmParams p, int start, int end)
+    {
+        int k = p.K;
+        float alpha = p.Alpha, beta = p.Beta;
+        bool kContiguous = p.StrideBk == 1;
+        var xs = new ReadOnlySpan<float>(x, k);
+        int j0 = start;
+        if (kContiguous && Wide && k >= 64)
+            for (; j0 + 4 <= end; j0 += 4)
+            {
+                var (d0, d1, d2, d3) = Dot4(x, b + (long)j0 * p.StrideBn, p.StrideBn, k);
+                float* cj = c + j0;
+                (cj[0], cj[1], cj[2], cj[3]) = beta == 0
+                    ? (alpha * d0, alpha * d1, alpha * d2, alpha * d3)
+                    : (alpha * d0 + beta * cj[0], alpha * d1 + beta * cj[1], alpha * d2 + beta * cj[2], alpha * d3 + beta * cj[3]);
+            }
+        for (int j = j0; j < end; j++)
+        {
+            float* col = b + (long)j * p.StrideBn;
+            float dot;
+            if (kContiguous)
+                dot = TensorPrimitives.Dot(xs, new ReadOnlySpan<float>(col, k));
+            else
+            {
+                dot = 0;
+                for (int i = 0; i < k; i++)
+                    dot += x[i] * col[(long)i * p.StrideBk];
+            }
+            c[j] = beta == 0 ? alpha * dot : alpha * dot + beta * c[j];
+        }
     }
 
     /// <summary>
@@ -283,19 +310,24 @@ internal static unsafe class HostGemm
                 bt[(long)j * k + kk] = src[(long)j * p.StrideBn];
         }
         int blocks = (m + 3) / 4;
-        void Rows(int start, int end)
-        {
-            for (int blk = start; blk < end; blk++)
-            {
-                int i0 = blk * 4, rows = Math.Min(4, m - i0);
-                for (int j0 = 0; j0 < n; j0 += 4)
-                    SkinnyBlock(a, bt, c, p, i0, rows, j0, Math.Min(4, n - j0), e);
-            }
-        }
         if (parallel)
-            HostParallel.For(blocks, 4L * n * k, Rows);
+            SkinnySplit(a, bt, c, p, e, blocks);
         else
-            Rows(0, blocks);
+            SkinnyRows(a, bt, c, p, e, 0, blocks);
+    }
+
+    private static void SkinnySplit(float* a, float* bt, float* c, GemmParams p, SkinnyBias e, int blocks) =>
+        HostParallel.For(blocks, 4L * p.N * p.K, (start, end) => SkinnyRows(a, bt, c, p, e, start, end));
+
+    /// <summary>Row blocks [start, end) of 4 rows of <see cref="Skinny"/>.</summary>
+    private static void SkinnyRows(float* a, float* bt, float* c, GemmParams p, SkinnyBias e, int start, int end)
+    {
+        for (int blk = start; blk < end; blk++)
+        {
+            int i0 = blk * 4, rows = Math.Min(4, p.M - i0);
+            for (int j0 = 0; j0 < p.N; j0 += 4)
+                SkinnyBlock(a, bt, c, p, i0, rows, j0, Math.Min(4, p.N - j0), e);
+        }
     }
 
     /// <summary>
@@ -324,12 +356,14 @@ internal static unsafe class HostGemm
             }
         }
         int blocks = (m + 7) / 8;
-        void Rows(int start, int end) => SkinnyWideRows(a, bp, c, p, start, end, e);
         if (parallel)
-            HostParallel.For(blocks, 8L * np * k, Rows, oneChunkPerCore: true);
+            SkinnyWideSplit(a, bp, c, p, e, blocks, 8L * np * k);
         else
-            Rows(0, blocks);
+            SkinnyWideRows(a, bp, c, p, 0, blocks, e);
     }
+
+    private static void SkinnyWideSplit(float* a, float* bp, float* c, GemmParams p, SkinnyBias e, int blocks, long work) =>
+        HostParallel.For(blocks, work, (start, end) => SkinnyWideRows(a, bp, c, p, start, end, e), oneChunkPerCore: true);
 
     /// <summary>What the skinny products apply as they store C: the bias (per column, or per row of the batch's group); the
     /// activation follows over all of C in one vectorized pass.</summary>
@@ -458,15 +492,7 @@ internal static unsafe class HostGemm
         int workers = HostParallel.Workers;
         if (parallel && workers > 1 && n <= RowSplitColumns && m >= 4 * MR * workers && (long)m * n * k >= HostParallel.MinParallelWork)
         {
-            // Few columns (a convolution layer's pixels): one block of rows per core, each packing B itself and running every K
-            // slab alone — one hand-off in all, where sharing each slab's tiles took two per 256-deep slab (resnet18's
-            // 128×64×1152 layer spent more in ten hand-offs than in its arithmetic).
-            int block = RoundUp((m + workers - 1) / workers, MR);
-            HostParallel.For((m + block - 1) / block, (long)block * n * k, (s, e) =>
-            {
-                int row = s * block, rows = Math.Min(m, e * block) - row;
-                Packed<TPanel>(a + (long)row * p.StrideAm, b, c + (long)row * n, p with { M = rows }, parallel: false);
-            }, oneChunkPerCore: true);
+            RowBlocksPerCore<TPanel>(a, b, c, p, workers);
             return;
         }
         for (int jc = 0; jc < n; jc += NC)
@@ -475,7 +501,6 @@ internal static unsafe class HostGemm
             for (int pc = 0; pc < k; pc += KC)
             {
                 int kc = Math.Min(KC, k - pc);
-                float betaEff = pc == 0 ? p.Beta : 1f;
                 float* bp = HostScratch.Get(0, (long)slivers * TPanel.NR * kc);
                 // A small B with contiguous rows is read in place (each k a row, NR floats of it), but for a last sliver
                 // narrower than NR, which is packed zero-padded: packing it all cost the TransformerEncoder export's
@@ -483,53 +508,90 @@ internal static unsafe class HostGemm
                 bool inPlace = p.StrideBn == 1 && (long)k * n <= InPlaceB;
                 int packFrom = inPlace ? nc / TPanel.NR : 0;
                 if (parallel && !inPlace)
-                    HostParallel.For(slivers, TPanel.NR * kc, (s, e) => PackB<TPanel>(b, bp, p, pc, kc, jc, nc, s, e));
+                    PackBSplit<TPanel>(b, bp, p, pc, kc, jc, nc, slivers);
                 else if (packFrom < slivers)
                     PackB<TPanel>(b, bp, p, pc, kc, jc, nc, packFrom, slivers);
-
                 var (mcTile, nbTile) = TileShape(m, nc, kc, parallel, TPanel.NR);
-                int mBlocks = (m + mcTile - 1) / mcTile, nBlocks = (nc + nbTile - 1) / nbTile;
-                void Tiles(int start, int end)
-                {
-                    // A contiguous along k (every convolution's weights) is read in place: six row pointers instead of a
-                    // packed copy, which cost a transposing pass over the weights on every call.
-                    bool direct = p.StrideAk == 1;
-                    float* ap = direct ? null : HostScratch.Get(1, (long)MC * kc);
-                    int packed = -1;
-                    for (int t = start; t < end; t++)
-                    {
-                        int ib = t / nBlocks, jb = t % nBlocks;
-                        int ic = ib * mcTile, mc = Math.Min(mcTile, m - ic);
-                        if (!direct && ib != packed)
-                        {
-                            PackA(a, ap, p, ic, mc, pc, kc);
-                            packed = ib;
-                        }
-                        int jEnd = Math.Min(nc, (jb + 1) * nbTile);
-                        for (int jr = jb * nbTile; jr < jEnd; jr += TPanel.NR)
-                        {
-                            int nr = Math.Min(TPanel.NR, nc - jr);
-                            bool fromB = inPlace && nr == TPanel.NR;
-                            float* bs = fromB ? b + (long)pc * p.StrideBk + jc + jr : bp + (long)(jr / TPanel.NR) * TPanel.NR * kc;
-                            int ldb = fromB ? p.StrideBk : TPanel.NR;
-                            for (int ir = 0; ir < mc; ir += MR)
-                            {
-                                int mr = Math.Min(MR, mc - ir);
-                                float* ct = c + (long)(ic + ir) * n + jc + jr;
-                                float* at = direct ? a + (long)(ic + ir) * p.StrideAm + pc : ap + (long)ir * kc;
-                                int rowStride = direct ? p.StrideAm : 1, kStride = direct ? 1 : MR, rows = direct ? mr : MR;
-                                if (nr == TPanel.NR)
-                                    TPanel.Micro(kc, at, rowStride, kStride, rows, bs, ldb, ct, n, mr, p.Alpha, betaEff);
-                                else
-                                    MicroEdge<TPanel>(kc, at, rowStride, kStride, rows, bs, ct, n, mr, nr, p.Alpha, betaEff);
-                            }
-                        }
-                    }
-                }
+                var slab = new Slab(a, b, c, bp, p, jc, nc, pc, kc, inPlace, mcTile, nbTile);
                 if (parallel)
-                    HostParallel.For(mBlocks * nBlocks, (long)mcTile * nbTile * kc, Tiles);
+                    SlabTilesSplit<TPanel>(slab);
                 else
-                    Tiles(0, mBlocks * nBlocks);
+                    SlabTiles<TPanel>(slab, 0, slab.Tiles);
+            }
+        }
+    }
+
+    /// <summary>
+    /// Few columns (a convolution layer's pixels): one block of rows per core, each packing B itself and running every K slab
+    /// alone — one hand-off in all, where sharing each slab's tiles took two per 256-deep slab (resnet18's 128×64×1152 layer
+    /// spent more in ten hand-offs than in its arithmetic).
+    /// </summary>
+    private static void RowBlocksPerCore<TPanel>(float* a, float* b, float* c, GemmParams p, int workers) where TPanel : struct, IPanel
+    {
+        int block = RoundUp((p.M + workers - 1) / workers, MR);
+        HostParallel.For((p.M + block - 1) / block, (long)block * p.N * p.K, (s, e) =>
+        {
+            int row = s * block, rows = Math.Min(p.M, e * block) - row;
+            Packed<TPanel>(a + (long)row * p.StrideAm, b, c + (long)row * p.N, p with { M = rows }, parallel: false);
+        }, oneChunkPerCore: true);
+    }
+
+    private static void PackBSplit<TPanel>(float* b, float* bp, GemmParams p, int pc, int kc, int jc, int nc, int slivers) where TPanel : struct, IPanel =>
+        HostParallel.For(slivers, TPanel.NR * kc, (s, e) => PackB<TPanel>(b, bp, p, pc, kc, jc, nc, s, e));
+
+    /// <summary>One K slab of one column panel of <see cref="Packed{TPanel}"/>: its packed B (bp; read from b where in place) and
+    /// its C tiles of at most MC × NB.</summary>
+    private readonly struct Slab(float* a, float* b, float* c, float* bp, GemmParams p, int jc, int nc, int pc, int kc, bool inPlace, int mcTile, int nbTile)
+    {
+        public readonly float* A = a, B = b, C = c, Bp = bp;
+        public readonly GemmParams P = p;
+        public readonly int Jc = jc, Nc = nc, Pc = pc, Kc = kc, McTile = mcTile, NbTile = nbTile;
+        public readonly bool InPlace = inPlace;
+        public int NBlocks => (Nc + NbTile - 1) / NbTile;
+        public int Tiles => (P.M + McTile - 1) / McTile * NBlocks;
+    }
+
+    private static void SlabTilesSplit<TPanel>(Slab slab) where TPanel : struct, IPanel =>
+        HostParallel.For(slab.Tiles, (long)slab.McTile * slab.NbTile * slab.Kc, (start, end) => SlabTiles<TPanel>(slab, start, end));
+
+    /// <summary>Tiles [start, end) of a slab (row block major).</summary>
+    private static void SlabTiles<TPanel>(in Slab s, int start, int end) where TPanel : struct, IPanel
+    {
+        var p = s.P;
+        int n = p.N, kc = s.Kc, nBlocks = s.NBlocks;
+        float betaEff = s.Pc == 0 ? p.Beta : 1f;
+        // A contiguous along k (every convolution's weights) is read in place: six row pointers instead of a packed copy,
+        // which cost a transposing pass over the weights on every call.
+        bool direct = p.StrideAk == 1;
+        float* ap = direct ? null : HostScratch.Get(1, (long)MC * kc);
+        int packed = -1;
+        for (int t = start; t < end; t++)
+        {
+            int ib = t / nBlocks, jb = t % nBlocks;
+            int ic = ib * s.McTile, mc = Math.Min(s.McTile, p.M - ic);
+            if (!direct && ib != packed)
+            {
+                PackA(s.A, ap, p, ic, mc, s.Pc, kc);
+                packed = ib;
+            }
+            int jEnd = Math.Min(s.Nc, (jb + 1) * s.NbTile);
+            for (int jr = jb * s.NbTile; jr < jEnd; jr += TPanel.NR)
+            {
+                int nr = Math.Min(TPanel.NR, s.Nc - jr);
+                bool fromB = s.InPlace && nr == TPanel.NR;
+                float* bs = fromB ? s.B + (long)s.Pc * p.StrideBk + s.Jc + jr : s.Bp + (long)(jr / TPanel.NR) * TPanel.NR * kc;
+                int ldb = fromB ? p.StrideBk : TPanel.NR;
+                for (int ir = 0; ir < mc; ir += MR)
+                {
+                    int mr = Math.Min(MR, mc - ir);
+                    float* ct = s.C + (long)(ic + ir) * n + s.Jc + jr;
+                    float* at = direct ? s.A + (long)(ic + ir) * p.StrideAm + s.Pc : ap + (long)ir * kc;
+                    int rowStride = direct ? p.StrideAm : 1, kStride = direct ? 1 : MR, rows = direct ? mr : MR;
+                    if (nr == TPanel.NR)
+                        TPanel.Micro(kc, at, rowStride, kStride, rows, bs, ldb, ct, n, mr, p.Alpha, betaEff);
+                    else
+                        MicroEdge<TPanel>(kc, at, rowStride, kStride, rows, bs, ct, n, mr, nr, p.Alpha, betaEff);
+                }
             }
         }
     }
