@@ -48,7 +48,7 @@ internal static unsafe class HostGemm
         where TAct : struct, IDifferentiableUnaryOp
     {
         long perMatrix = (long)p.M * p.N * Math.Max(p.K, 1);
-        if (parallel && batches > 1 && perMatrix < SmallMatrix)
+        if (parallel && batches > 1 && perMatrix < SmallMatrix && HostParallel.Splits(batches, perMatrix))
         {
             MatricesPerCore(a, b, c, bias, p, la, lb, batches, act, perMatrix);
             return;
@@ -123,7 +123,7 @@ internal static unsafe class HostGemm
         bool identity = typeof(TAct) == typeof(ElementwiseOps.Identity);
         if (p.HasBias == 0 && identity)
             return;
-        if (parallel)
+        if (parallel && HostParallel.Splits(p.M, p.N))
             EpilogueSplit(c, bias, p, z, act);
         else
             EpilogueRows(c, bias, p, z, act, 0, p.M);
@@ -170,7 +170,7 @@ internal static unsafe class HostGemm
         if (p.StrideBn == 1)
         {
             // Chunks of whole cache lines, so the two cores never write one line.
-            if (parallel)
+            if (parallel && HostParallel.Splits((n + 15) / 16, 16L * k))
                 GemvColumnsSplit(x, b, c, p);
             else
                 GemvColumns(x, b, c, p, 0, n);
@@ -179,7 +179,7 @@ internal static unsafe class HostGemm
         // Split by groups of four outputs, so that every output is summed by the same routine however many cores share the
         // loop: split at output 125 (1,000 in eight chunks), outputs 125–127 were three single dot products on two cores and
         // part of a four-row group on one, and a model's result changed in its last bits with the thread count.
-        if (parallel)
+        if (parallel && HostParallel.Splits((n + 3) / 4, 4L * k))
             GemvDotsSplit(x, b, c, p);
         else
             GemvDots(x, b, c, p, 0, n);
@@ -310,7 +310,7 @@ internal static unsafe class HostGemm
                 bt[(long)j * k + kk] = src[(long)j * p.StrideBn];
         }
         int blocks = (m + 3) / 4;
-        if (parallel)
+        if (parallel && HostParallel.Splits(blocks, 4L * n * k))
             SkinnySplit(a, bt, c, p, e, blocks);
         else
             SkinnyRows(a, bt, c, p, e, 0, blocks);
@@ -356,7 +356,7 @@ internal static unsafe class HostGemm
             }
         }
         int blocks = (m + 7) / 8;
-        if (parallel)
+        if (parallel && HostParallel.Splits(blocks, 8L * np * k))
             SkinnyWideSplit(a, bp, c, p, e, blocks, 8L * np * k);
         else
             SkinnyWideRows(a, bp, c, p, 0, blocks, e);
@@ -507,13 +507,13 @@ internal static unsafe class HostGemm
                 // Linear layers (16 rows by 64 × 192) as much time as their micro-kernels.
                 bool inPlace = p.StrideBn == 1 && (long)k * n <= InPlaceB;
                 int packFrom = inPlace ? nc / TPanel.NR : 0;
-                if (parallel && !inPlace)
+                if (parallel && !inPlace && HostParallel.Splits(slivers, TPanel.NR * kc))
                     PackBSplit<TPanel>(b, bp, p, pc, kc, jc, nc, slivers);
                 else if (packFrom < slivers)
                     PackB<TPanel>(b, bp, p, pc, kc, jc, nc, packFrom, slivers);
                 var (mcTile, nbTile) = TileShape(m, nc, kc, parallel, TPanel.NR);
                 var slab = new Slab(a, b, c, bp, p, jc, nc, pc, kc, inPlace, mcTile, nbTile);
-                if (parallel)
+                if (parallel && HostParallel.Splits(slab.Tiles, (long)mcTile * nbTile * kc))
                     SlabTilesSplit<TPanel>(slab);
                 else
                     SlabTiles<TPanel>(slab, 0, slab.Tiles);

@@ -78,6 +78,11 @@ internal static class HostParallel
     /// <summary>Worker count: <see cref="Device.CpuThreads"/> (GPUNET_CPU_THREADS, else the processors this process may use).</summary>
     public static int Workers => Device.CpuThreads;
 
+    /// <summary>Whether <see cref="For"/> would split <paramref name="count"/> items of <paramref name="workPerItem"/> across the
+    /// cores (else it runs the body once on the calling thread): a caller can then skip building the body's closure.</summary>
+    public static bool Splits(int count, long workPerItem, long minWork = MinParallelWork) =>
+        count > 1 && Workers > 1 && (long)count * Math.Max(workPerItem, 1) >= minWork;
+
     /// <summary>
     /// Runs <paramref name="body"/>(start, end) over [0, <paramref name="count"/>) in contiguous chunks, one per core
     /// (a few more when the items are many, for balance), when <paramref name="count"/> · <paramref name="workPerItem"/>
@@ -95,7 +100,7 @@ internal static class HostParallel
         if (count <= 0)
             return;
         int workers = Workers;
-        if (count == 1 || workers == 1 || (long)count * Math.Max(workPerItem, 1) < minWork)
+        if (!Splits(count, workPerItem, minWork))
         {
             body(0, count);
             return;

@@ -88,6 +88,10 @@ internal static class FusedOperators
         return new[] { Values.Float(r.Output, x.Shape) };
     }
 
+    /// <summary>The attributes of Q, K and V that <see cref="Attention"/> reads (names the fusion writes).</summary>
+    private static readonly (string Slice, string Shape, string Perm)[] OperandAttributes =
+        [("query_slice", "query_shape", "query_perm"), ("key_slice", "key_shape", "key_perm"), ("value_slice", "value_shape", "value_perm")];
+
     /// <summary>
     /// Fused attention of Q [B, H, Nq, d], K, V [B, H, Nk, d]. A mask condition (true = masked) that is exactly the causal
     /// pattern for every batch and head becomes the kernel's causal flag; any other becomes an additive −inf mask.
@@ -98,29 +102,30 @@ internal static class FusedOperators
         // What the fusion absorbed before the operands — a slice of one axis, a reshape, a transpose — as strided views the
         // kernel reads directly (a reshape the slice's strides cannot take copies the slice first); rank 3 is [B·H, N, d].
         int queryRank = 0;
-        Tensor Operand(int index, string name)
+        Tensor Operand(int index)
         {
+            var (sliceName, shapeName, permName) = OperandAttributes[index];
             var t = i[index]!.On(c.Device);
-            if (c.Ints(name + "_slice") is [var axisGiven, var start, var end])
+            if (c.Ints(sliceName) is [var axisGiven, var start, var end])
             {
-                int axis = Values.Axis(c, axisGiven, t.Rank, name + "_slice");
+                int axis = Values.Axis(c, axisGiven, t.Rank, sliceName);
                 var (first, count) = ShapeOperators.SliceRange(start, end, 1, t.Size(axis));
                 t = t.Slice(axis, first, count);
             }
-            if (c.Ints(name + "_shape") is { } shape)
+            if (c.Ints(shapeName) is { } shape)
             {
                 var dims = ShapeOperators.ReshapeDims(c, shape, false, t.ShapeArray(), t.Length);
                 if (!t.IsContiguous && ShapeUtil.ViewStrides(t.ShapeArray(), t.Strides.ToArray(), dims) is null)
                     t = t.Contiguous();
                 t = t.Reshape(dims);
             }
-            if (c.Ints(name + "_perm") is { } p && p.Length == t.Rank)
+            if (c.Ints(permName) is { } p && p.Length == t.Rank)
                 t = t.Permute(Array.ConvertAll(p, a => (int)a));
             if (index == 0)
                 queryRank = t.Rank;
             return t.Rank == 3 ? t.Expand([1, .. t.ShapeArray()]) : t;
         }
-        var (q, k, v) = (Operand(0, "query"), Operand(1, "key"), Operand(2, "value"));
+        var (q, k, v) = (Operand(0), Operand(1), Operand(2));
         bool rank3 = queryRank == 3;
         float scale = c.Float("scale", 1f);
         if (q.Rank != 4 || k.Rank != 4 || v.Rank != 4)
