@@ -40,12 +40,17 @@ internal static unsafe class HostElementwise
         if (!IsArithmetic<TOp>() || !HostGemm.Wide || !Avx512F.IsSupported || dims.Length != 2 || !(dims[1] is 2 or 4 or 8 || dims[1] % 16 == 0))
             return false;
         int rows = dims[0], inner = dims[1];
-        bool Rows(int[] s) => s[1] == 1 && (s[0] == inner || rows == 1);
-        bool Gates(int[] s) => s[1] == 0 && (s[0] == 1 || rows == 1);
-        bool gateFirst = Gates(st[1]) && Rows(st[2]);
-        if (!Rows(st[0]) || !(gateFirst || Gates(st[2]) && Rows(st[1])))
+        static bool Rows(int[] s, int rows, int inner) => s[1] == 1 && (s[0] == inner || rows == 1);
+        static bool Gates(int[] s, int rows) => s[1] == 0 && (s[0] == 1 || rows == 1);
+        bool gateFirst = Gates(st[1], rows) && Rows(st[2], rows, inner);
+        if (!Rows(st[0], rows, inner) || !(gateFirst || Gates(st[2], rows) && Rows(st[1], rows, inner)))
             return false;
-        float* x = HostMemory.Ptr(gateFirst ? b : a), g = HostMemory.Ptr(gateFirst ? a : b), po = HostMemory.Ptr(o);
+        GatedGroups(HostMemory.Ptr(gateFirst ? b : a), HostMemory.Ptr(gateFirst ? a : b), HostMemory.Ptr(o), rows, inner, gateFirst, op);
+        return true;
+    }
+
+    /// <summary>The groups of 16 rows of <see cref="GatedRows{TOp}"/>: rows x, their gates g, into po.</summary>
+    private static void GatedGroups<TOp>(float* x, float* g, float* po, int rows, int inner, bool gateFirst, TOp op) where TOp : struct, IBinaryOp =>
         HostParallel.For((rows + 15) / 16, 16L * inner, (g0, g1) =>
         {
             // Lane i of the j-th vector of a group belongs to row (16j + i) / L.
@@ -90,8 +95,6 @@ internal static unsafe class HostElementwise
                 }
             }
         }, minWork: ParallelElements);
-        return true;
-    }
 
     /// <summary>Whether <typeparamref name="TOp"/> is one of the four arithmetic operators <see cref="Arithmetic{TOp}"/> computes.</summary>
     private static bool IsArithmetic<TOp>() where TOp : struct, IBinaryOp =>
@@ -146,6 +149,14 @@ internal static unsafe class HostElementwise
             rows.Row(pa, sa, pb, sb, po, 1, n);
             return;
         }
+        FlatSplit(pa, sa, pb, sb, po, n, rows);
+    }
+
+    // The split loops' closures live in methods of their own: a lambda over a method's parameters makes C# allocate its
+    // closure on entry, on the single-threaded path too (an allocation per elementwise op of an ONNX run).
+
+    private static void FlatSplit<TRow>(float* pa, int sa, float* pb, int sb, float* po, int n, TRow rows) where TRow : struct, IRowKernel
+    {
         int chunk = (n + 4 * HostParallel.Workers - 1) / (4 * HostParallel.Workers);
         chunk = (chunk + 15) & ~15;
         HostParallel.For((n + chunk - 1) / chunk, chunk, (s, e) =>
@@ -170,15 +181,33 @@ internal static unsafe class HostElementwise
             Flat(pa, sa, pb, sb, po, inner, rows);
             return;
         }
-        var lo = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[0].AsSpan(0, dims.Length - 1));
-        var la = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[1].AsSpan(0, dims.Length - 1));
-        var lb = Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[2].AsSpan(0, dims.Length - 1));
-        HostParallel.For(count, inner, (s, e) =>
+        var walk = new RowWalk(Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[0].AsSpan(0, dims.Length - 1)),
+            Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[1].AsSpan(0, dims.Length - 1)),
+            Layout6.Create(name, dims.AsSpan(0, dims.Length - 1), st[2].AsSpan(0, dims.Length - 1)), pa, sa, pb, sb, po, so, inner);
+        if (HostParallel.Splits(count, inner, ParallelElements))
+            WalkSplit(walk, count, rows);
+        else
+            walk.Rows(0, count, rows);
+    }
+
+    private static void WalkSplit<TRow>(RowWalk walk, int count, TRow rows) where TRow : struct, IRowKernel =>
+        HostParallel.For(count, walk.Inner, (s, e) => walk.Rows(s, e, rows), minWork: ParallelElements);
+
+    /// <summary>The rows of one elementwise walk: where each operand's rows are, and their length and steps.</summary>
+    private readonly struct RowWalk(Layout6 lo, Layout6 la, Layout6 lb, float* pa, int sa, float* pb, int sb, float* po, int so, int inner)
+    {
+        private readonly Layout6 _lo = lo, _la = la, _lb = lb;
+        private readonly float* _pa = pa, _pb = pb, _po = po;
+        private readonly int _sa = sa, _sb = sb, _so = so;
+        public readonly int Inner = inner;
+
+        /// <summary>Rows [start, end).</summary>
+        public void Rows<TRow>(int start, int end, TRow rows) where TRow : struct, IRowKernel
         {
-            var at = new RowCursor(lo, la, lb, s);
-            for (int r = s; r < e; r++, at.Next())
-                rows.Row(pa + at.A, sa, pb + at.B, sb, po + at.O, so, inner);
-        }, minWork: ParallelElements);
+            var at = new RowCursor(_lo, _la, _lb, start);
+            for (int r = start; r < end; r++, at.Next())
+                rows.Row(_pa + at.A, _sa, _pb + at.B, _sb, _po + at.O, _so, Inner);
+        }
     }
 
     /// <summary>
