@@ -1362,18 +1362,8 @@ internal static unsafe partial class HostConv
                 PointwiseDirect(x, g.N, cgkk, pixels, w, g.K, output, pixels, p.HasBias != 0 ? bias : null, residual, act, parallel: true);
                 return;
             }
-            float* b = p.HasBias != 0 ? bias : null;
             for (int n = 0; n < g.N; n++)
-            {
-                float* image = x + (long)n * g.C * g.H * g.W, result = output + (long)n * g.K * pixels;
-                HostParallel.For(g.OH, (long)g.OW * g.K * cgkk, (r0, r1) =>
-                {
-                    int count = (r1 - r0) * g.OW;
-                    float* columns = HostScratch.Get(ColumnSlot, (long)cgkk * count);
-                    Im2Col(image, columns, ix, 0, g.C, r0, r1, g.OW);
-                    PointwiseDirect(columns, 1, cgkk, count, w, g.K, result + (long)r0 * g.OW, pixels, b, null, act, parallel: false);
-                });
-            }
+                ColumnOuterProducts(x + (long)n * g.C * g.H * g.W, w, output + (long)n * g.K * pixels, p.HasBias != 0 ? bias : null, g, act);
             return;
         }
         if (direct)
@@ -1391,15 +1381,7 @@ internal static unsafe partial class HostConv
         long perImage = (long)g.K * pixels * cgkk;
         if (g.N > 1 && perImage < (1 << 22))
         {
-            HostParallel.For(g.N, perImage, (start, end) =>
-            {
-                float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * pixels);
-                for (int n = start; n < end; n++)
-                {
-                    Im2Col(x + (long)n * g.C * g.H * g.W, col, ix, g.C, g.OH, g.OW, parallel: false);
-                    HostGemm.Run(w, col, output + (long)n * g.K * pixels, bias, p, layoutA, layoutB, groups, act, parallel: false);
-                }
-            });
+            ImagesPerCore(x, w, output, bias, g, p, layoutA, layoutB, act);
             return;
         }
         // One image at a time, its output rows split across the cores: each core builds the columns of its rows and runs
@@ -1422,24 +1404,66 @@ internal static unsafe partial class HostConv
                 HostGemm.Run(w, columns, result, bias, p, layoutA, layoutB, groups, act, parallel: true);
                 continue;
             }
-            HostParallel.For(g.OH, (long)g.K * g.OW * cgkk, (r0, r1) =>
-            {
-                int cols = (r1 - r0) * g.OW;
-                float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * cols);
-                Im2Col(image, col, ix, 0, g.C, r0, r1, g.OW);
-                if (cols == pixels)
-                {
-                    HostGemm.Run(w, col, result, bias, p, layoutA, layoutB, groups, act, parallel: false);
-                    return;
-                }
-                var rows = p with { N = cols, StrideBk = cols };
-                var rowsB = Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * cols });
-                float* tile = HostScratch.Get(TileSlot, (long)g.K * cols);
-                HostGemm.Run(w, col, tile, bias, rows, layoutA, rowsB, groups, act, parallel: false);
-                for (int k = 0; k < g.K; k++)
-                    new ReadOnlySpan<float>(tile + (long)k * cols, cols).CopyTo(new Span<float>(result + (long)k * pixels + (long)r0 * g.OW, cols));
-            }, oneChunkPerCore: true);
+            RowsPerCore(image, w, result, bias, g, p, layoutA, act);
         }
+    }
+
+    // The split loops of Conv2d live in methods of their own: a lambda over Conv2d's parameters made C# allocate its closure
+    // on entry to every convolution, on the paths that never split too.
+
+    /// <summary>A stem's columns and their outer products, each core the rows of its own output rows (see Conv2d).</summary>
+    private static void ColumnOuterProducts<TAct>(float* image, float* w, float* result, float* bias, Conv2dGeometry g, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        int pixels = g.OH * g.OW, cgkk = g.Cg * g.KH * g.KW;
+        HostParallel.For(g.OH, (long)g.OW * g.K * cgkk, (r0, r1) =>
+        {
+            int count = (r1 - r0) * g.OW;
+            float* columns = HostScratch.Get(ColumnSlot, (long)cgkk * count);
+            Im2Col(image, columns, g.Index, 0, g.C, r0, r1, g.OW);
+            PointwiseDirect(columns, 1, cgkk, count, w, g.K, result + (long)r0 * g.OW, pixels, bias, null, act, parallel: false);
+        });
+    }
+
+    /// <summary>Small images of a batch, one per core at a time: each its columns and GEMM.</summary>
+    private static void ImagesPerCore<TAct>(float* x, float* w, float* output, float* bias, Conv2dGeometry g, GemmParams p, Layout6 layoutA, Layout6 layoutB, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        int pixels = g.OH * g.OW;
+        HostParallel.For(g.N, (long)g.K * pixels * g.Cg * g.KH * g.KW, (start, end) =>
+        {
+            float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * pixels);
+            for (int n = start; n < end; n++)
+            {
+                Im2Col(x + (long)n * g.C * g.H * g.W, col, g.Index, g.C, g.OH, g.OW, parallel: false);
+                HostGemm.Run(w, col, output + (long)n * g.K * pixels, bias, p, layoutA, layoutB, g.Options.Groups, act, parallel: false);
+            }
+        });
+    }
+
+    /// <summary>One image's output rows split across the cores, each core building the columns of its rows and running their
+    /// GEMM alone (see Conv2d).</summary>
+    private static void RowsPerCore<TAct>(float* image, float* w, float* result, float* bias, Conv2dGeometry g, GemmParams p, Layout6 layoutA, TAct act)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        int pixels = g.OH * g.OW, cgkk = g.Cg * g.KH * g.KW, groups = g.Options.Groups;
+        HostParallel.For(g.OH, (long)g.K * g.OW * cgkk, (r0, r1) =>
+        {
+            int cols = (r1 - r0) * g.OW;
+            float* col = HostScratch.Get(ColumnSlot, (long)g.C * g.KH * g.KW * cols);
+            Im2Col(image, col, g.Index, 0, g.C, r0, r1, g.OW);
+            if (cols == pixels)
+            {
+                HostGemm.Run(w, col, result, bias, p, layoutA, Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * pixels }), groups, act, parallel: false);
+                return;
+            }
+            var rows = p with { N = cols, StrideBk = cols };
+            var rowsB = Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * cols });
+            float* tile = HostScratch.Get(TileSlot, (long)g.K * cols);
+            HostGemm.Run(w, col, tile, bias, rows, layoutA, rowsB, groups, act, parallel: false);
+            for (int k = 0; k < g.K; k++)
+                new ReadOnlySpan<float>(tile + (long)k * cols, cols).CopyTo(new Span<float>(result + (long)k * pixels + (long)r0 * g.OW, cols));
+        }, oneChunkPerCore: true);
     }
 
     // ------------------------------------------------------------------ direct convolution over packed weights
