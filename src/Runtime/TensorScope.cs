@@ -10,7 +10,8 @@ public sealed class TensorScope : IDisposable
     [ThreadStatic]
     private static List<TensorScope>? _stack;
 
-    // Null once disposed: the set goes back to this thread's pool (an ONNX run opens a scope per node and per op).
+    // Null once disposed: the set goes back to this thread's pool (an ONNX run opens a scope per node and per op). A scope
+    // disposed on another thread than it was opened on stays on its opener's stack, so readers below allow null.
     private OwnedTensors? _owned = OwnedTensors.Rent();
     private bool _disposed;
 
@@ -40,19 +41,19 @@ public sealed class TensorScope : IDisposable
         return null;
     }
 
-    internal static void Register(Tensor t) => Innermost(t.Device)?._owned!.Add(t);
+    internal static void Register(Tensor t) => Innermost(t.Device)?._owned?.Add(t);
 
     /// <summary>Whether <paramref name="tensor"/> belongs to the innermost scope open on this thread for its device: a temporary
     /// of the block of work now running, which that scope disposes unless it is kept or escapes. (An importer can hand such
     /// a result on as it is, where a tensor it did not make needs a handle of its own.)</summary>
-    public static bool IsTemporary(Tensor tensor) => Innermost(tensor.Device) is { } scope && scope._owned!.Contains(tensor);
+    public static bool IsTemporary(Tensor tensor) => Innermost(tensor.Device) is { } scope && scope._owned?.Contains(tensor) == true;
 
     internal static void Unregister(Tensor t)
     {
         if (_stack is null)
             return;
         for (int i = _stack.Count - 1; i >= 0; i--)
-            if (_stack[i]._owned!.Remove(t))
+            if (_stack[i]._owned?.Remove(t) == true)
                 return;
     }
 
@@ -68,7 +69,7 @@ public sealed class TensorScope : IDisposable
     public Tensor Keep(Tensor tensor)
     {
         if (_owned?.Remove(tensor) == true)
-            Innermost(Device, this)?._owned!.Add(tensor);
+            Innermost(Device, this)?._owned?.Add(tensor);
         return tensor;
     }
 

@@ -83,4 +83,44 @@ public sealed class ScopeTests
         escaped.Dispose();
         Assert.Equal(0, d.Pool.Stats.BytesInUse);
     }
+
+    [Fact]
+    public void ClosedScopesLeaveNothingBehindForTheNextOnes()
+    {
+        // Closed scopes hand their (emptied) sets to the next scopes of the thread: a new scope starts empty and owns only
+        // what is made inside it; a closed scope counts nothing and keeps nothing.
+        using var d = Device.Open("cpu");
+        TensorScope first;
+        using (first = d.Scope())
+            Tensor.Zeros(d, 4);
+        Assert.Equal(0, first.Count);
+        var late = Tensor.Zeros(d, 2);
+        Assert.Same(late, first.Keep(late));
+        Assert.False(late.IsDisposed);
+        Tensor made;
+        using (var second = d.Scope())
+        {
+            Assert.Equal(0, second.Count);
+            made = Tensor.Zeros(d, 3);
+            Assert.Equal(1, second.Count);
+        }
+        Assert.True(made.IsDisposed);
+        late.Dispose();
+        Assert.Equal(0, d.Pool.Stats.BytesInUse);
+    }
+
+    [Fact]
+    public void AScopeClosedOnAnotherThreadDoesNotBreakItsOpener()
+    {
+        // An async caller may open a scope on one thread and close it on another: the opener's thread keeps making tensors
+        // (they are no longer collected by that scope, as before) without an exception.
+        using var d = Device.Open("cpu");
+        var scope = d.Scope();
+        var other = new Thread(scope.Dispose);
+        other.Start();
+        other.Join();
+        using var t = Tensor.Zeros(d, 5);
+        Assert.False(TensorScope.IsTemporary(t));
+        Assert.Equal(0, scope.Count);
+    }
 }
