@@ -55,14 +55,9 @@ internal static unsafe partial class HostConv
     {
         int pixels = (r1 - r0) * ow, stride = ix.StrideW;
         float* dst = col + (long)c0 * ix.KH * ix.KW * pixels;
-        if (stride == 1)
+        if (stride <= 2)
         {
-            Im2ColPadded(x, dst, ix, c0, c1, r0, r1, ow);
-            return;
-        }
-        if (stride == 2)
-        {
-            Im2ColPhased(x, dst, ix, c0, c1, r0, r1, ow);
+            Im2ColBordered(x, dst, ix, c0, c1, r0, r1, ow);
             return;
         }
         // At a column stride s the plane's rows are split into s phases first (column c to phase c mod s, index c / s), so each
@@ -111,26 +106,40 @@ internal static unsafe partial class HostConv
     }
 
     /// <summary>
-    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at column stride 1 (any row stride): the input
-    /// rows that output rows r0 … r1 reach are first laid in a zero-bordered plane, where every tap's output row is one
-    /// contiguous, in-bounds run of ow floats — no per-row bounds, no zero fills. A 3×3 layer unfolds 9·C·OH rows (9,216 in
-    /// each of resnet18's stages), and the per-row bookkeeping of the bounded copy was 3.4–5.8 ns a row.
+    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at column stride 1 or 2 (any row stride): the
+    /// input rows that output rows r0 … r1 reach are first laid zero-bordered — at stride 2 split into their two column
+    /// phases (padded column a to phase a mod 2, index a / 2) — where every tap's output row is one contiguous, in-bounds run
+    /// of ow floats: no per-row bounds, no zero fills. A 3×3 layer unfolds 9·C·OH rows (9,216 in each of resnet18's stages),
+    /// and the per-row bookkeeping of the bounded copy was 3.4–5.8 ns a row; at stride 2 it also split whole planes on every
+    /// core (resnet18's 7×7 stem: 64 rows of each plane where a core's 16 output rows reach 37).
     /// </summary>
-    private static void Im2ColPadded(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
+    private static void Im2ColBordered(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
     {
-        int rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1, width = ow + (ix.KW - 1) * ix.DilationW;
-        float* padded = HostScratch.Get(PhaseSlot, (long)rows * width);
+        int s = ix.StrideW, rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1;
+        // Output column j of tap kw reads padded column s·j + kw·DilationW: phase (kw·DilationW) mod s, index j + (kw·DilationW) / s.
+        int width = ow + (ix.KW - 1) * ix.DilationW / s;
+        float* padded = HostScratch.Get(PhaseSlot, (long)s * rows * width);
         int pixels = (r1 - r0) * ow;
+        // Stride 1: the input columns inside [0, width); stride 2: those that land in the two phases.
+        int colLo = Math.Min(width, ix.PadLeft), colHi = Math.Clamp(ix.PadLeft + ix.W, colLo, width), columns = Math.Min(ix.W, s * width - ix.PadLeft);
         for (int c = c0; c < c1; c++)
         {
             float* plane = x + (long)c * ix.H * ix.W;
-            // Padded row y is input row r0·StrideH + y − PadTop; padded column j is input column j − PadLeft.
-            int colLo = Math.Max(0, ix.PadLeft), colHi = Math.Min(width, ix.PadLeft + ix.W);
             for (int y = 0; y < rows; y++)
             {
                 float* line = padded + (long)y * width;
                 int ih = r0 * ix.StrideH + y - ix.PadTop;
-                if (ih < 0 || ih >= ix.H || colHi <= colLo)
+                bool inside = ih >= 0 && ih < ix.H;
+                if (s == 2)
+                {
+                    float* odd = padded + (long)(rows + y) * width;
+                    new Span<float>(line, width).Clear();
+                    new Span<float>(odd, width).Clear();
+                    if (inside && columns > 0)
+                        SplitPairs(plane + (long)ih * ix.W, 0, columns, ix.PadLeft, line, odd);
+                    continue;
+                }
+                if (!inside || colHi <= colLo)
                 {
                     new Span<float>(line, width).Clear();
                     continue;
@@ -144,46 +153,10 @@ internal static unsafe partial class HostConv
             for (int kh = 0; kh < ix.KH; kh++)
                 for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
                 {
-                    float* src = padded + (long)kh * ix.DilationH * width + kw * ix.DilationW;
+                    int at = kw * ix.DilationW;
+                    float* src = padded + ((long)(at % s) * rows + kh * ix.DilationH) * width + at / s;
                     for (int r = 0; r < r1 - r0; r++)
                         Copy(dst + r * ow, src + (long)r * ix.StrideH * width, ow);
-                }
-        }
-    }
-
-    /// <summary>
-    /// <see cref="Im2Col(float*, float*, ConvIndex, int, int, int, int, int)"/> at column stride 2: the input rows that output
-    /// rows r0 … r1 reach are laid zero-bordered in their two column phases (padded column a to phase a mod 2, index a / 2),
-    /// where every tap's output row is one contiguous, in-bounds run of ow floats, as in <see cref="Im2ColPadded"/>. The
-    /// bounded copy split whole planes on every core (resnet18's 7×7 stem: 64 rows of each plane where a core's 16 output
-    /// rows reach 37) and spent per-row bounds and zero fills on its 2,352 rows.
-    /// </summary>
-    private static void Im2ColPhased(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
-    {
-        int rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1;
-        // Output column j of tap kw reads padded column 2j + kw·DilationW: phase (kw·DilationW) mod 2, index j + (kw·DilationW) / 2.
-        int reach = (ix.KW - 1) * ix.DilationW, phaseWidth = ow + reach / 2 + 1;
-        float* phases = HostScratch.Get(PhaseSlot, 2L * rows * phaseWidth);
-        int pixels = (r1 - r0) * ow, columns = Math.Min(ix.W, 2 * phaseWidth - ix.PadLeft);
-        for (int c = c0; c < c1; c++)
-        {
-            float* plane = x + (long)c * ix.H * ix.W;
-            for (int y = 0; y < rows; y++)
-            {
-                float* even = phases + (long)y * phaseWidth, odd = phases + (long)(rows + y) * phaseWidth;
-                new Span<float>(even, phaseWidth).Clear();
-                new Span<float>(odd, phaseWidth).Clear();
-                int ih = r0 * ix.StrideH + y - ix.PadTop;
-                if (ih >= 0 && ih < ix.H && columns > 0)
-                    SplitPairs(plane + (long)ih * ix.W, 0, columns, ix.PadLeft, even, odd);
-            }
-            for (int kh = 0; kh < ix.KH; kh++)
-                for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
-                {
-                    int at = kw * ix.DilationW;
-                    float* src = phases + ((long)(at & 1) * rows + kh * ix.DilationH) * phaseWidth + (at >> 1);
-                    for (int r = 0; r < r1 - r0; r++)
-                        Copy(dst + r * ow, src + (long)r * ix.StrideH * phaseWidth, ow);
                 }
         }
     }
@@ -1404,7 +1377,7 @@ internal static unsafe partial class HostConv
                 HostGemm.Run(w, columns, result, bias, p, layoutA, layoutB, groups, act, parallel: true);
                 continue;
             }
-            RowsPerCore(image, w, result, bias, g, p, layoutA, act);
+            RowsPerCore(image, w, result, bias, g, p, layoutA, layoutB, act);
         }
     }
 
@@ -1443,7 +1416,7 @@ internal static unsafe partial class HostConv
 
     /// <summary>One image's output rows split across the cores, each core building the columns of its rows and running their
     /// GEMM alone (see Conv2d).</summary>
-    private static void RowsPerCore<TAct>(float* image, float* w, float* result, float* bias, Conv2dGeometry g, GemmParams p, Layout6 layoutA, TAct act)
+    private static void RowsPerCore<TAct>(float* image, float* w, float* result, float* bias, Conv2dGeometry g, GemmParams p, Layout6 layoutA, Layout6 layoutB, TAct act)
         where TAct : struct, IDifferentiableUnaryOp
     {
         int pixels = g.OH * g.OW, cgkk = g.Cg * g.KH * g.KW, groups = g.Options.Groups;
@@ -1454,7 +1427,7 @@ internal static unsafe partial class HostConv
             Im2Col(image, col, g.Index, 0, g.C, r0, r1, g.OW);
             if (cols == pixels)
             {
-                HostGemm.Run(w, col, result, bias, p, layoutA, Layout6.Create("conv2d", new[] { groups }, new[] { cgkk * pixels }), groups, act, parallel: false);
+                HostGemm.Run(w, col, result, bias, p, layoutA, layoutB, groups, act, parallel: false);
                 return;
             }
             var rows = p with { N = cols, StrideBk = cols };

@@ -170,8 +170,9 @@ internal static unsafe class HostGemm
         if (p.StrideBn == 1)
         {
             // Chunks of whole cache lines, so the two cores never write one line.
-            if (parallel && HostParallel.Splits((n + 15) / 16, 16L * k))
-                GemvColumnsSplit(x, b, c, p);
+            int chunks = (n + 15) / 16;
+            if (parallel && HostParallel.Splits(chunks, 16L * k))
+                GemvColumnsSplit(x, b, c, p, chunks);
             else
                 GemvColumns(x, b, c, p, 0, n);
             return;
@@ -179,14 +180,15 @@ internal static unsafe class HostGemm
         // Split by groups of four outputs, so that every output is summed by the same routine however many cores share the
         // loop: split at output 125 (1,000 in eight chunks), outputs 125–127 were three single dot products on two cores and
         // part of a four-row group on one, and a model's result changed in its last bits with the thread count.
-        if (parallel && HostParallel.Splits((n + 3) / 4, 4L * k))
-            GemvDotsSplit(x, b, c, p);
+        int groups = (n + 3) / 4;
+        if (parallel && HostParallel.Splits(groups, 4L * k))
+            GemvDotsSplit(x, b, c, p, groups);
         else
             GemvDots(x, b, c, p, 0, n);
     }
 
-    private static void GemvColumnsSplit(float* x, float* b, float* c, GemmParams p) =>
-        HostParallel.For((p.N + 15) / 16, 16L * p.K, (s, e) => GemvColumns(x, b, c, p, s * 16, Math.Min(p.N, e * 16)));
+    private static void GemvColumnsSplit(float* x, float* b, float* c, GemmParams p, int chunks) =>
+        HostParallel.For(chunks, 16L * p.K, (s, e) => GemvColumns(x, b, c, p, s * 16, Math.Min(p.N, e * 16)));
 
     /// <summary>Outputs [start, end) of a GEMV along B's rows (B's columns contiguous): one scaled row of B added per k.</summary>
     private static void GemvColumns(float* x, float* b, float* c, GemmParams p, int start, int end)
@@ -203,8 +205,8 @@ internal static unsafe class HostGemm
                 y[j] = p.Alpha * acc[j] + p.Beta * y[j];
     }
 
-    private static void GemvDotsSplit(float* x, float* b, float* c, GemmParams p) =>
-        HostParallel.For((p.N + 3) / 4, 4L * p.K, (g0, g1) => GemvDots(x, b, c, p, 4 * g0, Math.Min(p.N, 4 * g1)));
+    private static void GemvDotsSplit(float* x, float* b, float* c, GemmParams p, int groups) =>
+        HostParallel.For(groups, 4L * p.K, (g0, g1) => GemvDots(x, b, c, p, 4 * g0, Math.Min(p.N, 4 * g1)));
 
     /// <summary>Outputs [start, end) of a GEMV across B's rows: a dot product each, four at a time where B is contiguous in k.</summary>
     private static void GemvDots(float* x, float* b, float* c, GemmParams p, int start, int end)
@@ -310,14 +312,15 @@ internal static unsafe class HostGemm
                 bt[(long)j * k + kk] = src[(long)j * p.StrideBn];
         }
         int blocks = (m + 3) / 4;
-        if (parallel && HostParallel.Splits(blocks, 4L * n * k))
-            SkinnySplit(a, bt, c, p, e, blocks);
+        long work = 4L * n * k;
+        if (parallel && HostParallel.Splits(blocks, work))
+            SkinnySplit(a, bt, c, p, e, blocks, work);
         else
             SkinnyRows(a, bt, c, p, e, 0, blocks);
     }
 
-    private static void SkinnySplit(float* a, float* bt, float* c, GemmParams p, SkinnyBias e, int blocks) =>
-        HostParallel.For(blocks, 4L * p.N * p.K, (start, end) => SkinnyRows(a, bt, c, p, e, start, end));
+    private static void SkinnySplit(float* a, float* bt, float* c, GemmParams p, SkinnyBias e, int blocks, long work) =>
+        HostParallel.For(blocks, work, (start, end) => SkinnyRows(a, bt, c, p, e, start, end));
 
     /// <summary>Row blocks [start, end) of 4 rows of <see cref="Skinny"/>.</summary>
     private static void SkinnyRows(float* a, float* bt, float* c, GemmParams p, SkinnyBias e, int start, int end)
@@ -356,8 +359,9 @@ internal static unsafe class HostGemm
             }
         }
         int blocks = (m + 7) / 8;
-        if (parallel && HostParallel.Splits(blocks, 8L * np * k))
-            SkinnyWideSplit(a, bp, c, p, e, blocks, 8L * np * k);
+        long work = 8L * np * k;
+        if (parallel && HostParallel.Splits(blocks, work))
+            SkinnyWideSplit(a, bp, c, p, e, blocks, work);
         else
             SkinnyWideRows(a, bp, c, p, 0, blocks, e);
     }
@@ -513,8 +517,9 @@ internal static unsafe class HostGemm
                     PackB<TPanel>(b, bp, p, pc, kc, jc, nc, packFrom, slivers);
                 var (mcTile, nbTile) = TileShape(m, nc, kc, parallel, TPanel.NR);
                 var slab = new Slab(a, b, c, bp, p, jc, nc, pc, kc, inPlace, mcTile, nbTile);
-                if (parallel && HostParallel.Splits(slab.Tiles, (long)mcTile * nbTile * kc))
-                    SlabTilesSplit<TPanel>(slab);
+                long tileWork = (long)mcTile * nbTile * kc;
+                if (parallel && HostParallel.Splits(slab.Tiles, tileWork))
+                    SlabTilesSplit<TPanel>(slab, tileWork);
                 else
                     SlabTiles<TPanel>(slab, 0, slab.Tiles);
             }
@@ -551,8 +556,8 @@ internal static unsafe class HostGemm
         public int Tiles => (P.M + McTile - 1) / McTile * NBlocks;
     }
 
-    private static void SlabTilesSplit<TPanel>(Slab slab) where TPanel : struct, IPanel =>
-        HostParallel.For(slab.Tiles, (long)slab.McTile * slab.NbTile * slab.Kc, (start, end) => SlabTiles<TPanel>(slab, start, end));
+    private static void SlabTilesSplit<TPanel>(Slab slab, long tileWork) where TPanel : struct, IPanel =>
+        HostParallel.For(slab.Tiles, tileWork, (start, end) => SlabTiles<TPanel>(slab, start, end));
 
     /// <summary>Tiles [start, end) of a slab (row block major).</summary>
     private static void SlabTiles<TPanel>(in Slab s, int start, int end) where TPanel : struct, IPanel
