@@ -42,9 +42,16 @@ public sealed class PoolLimitTests
         Assert.Equal(settled, PoolAccounting.SettledBytesInUse(device));   // what was leaked no longer counts: no growth over 500 steps
         var end = device.Pool.Stats;
         Assert.True(end.LeaksReclaimed - at100.LeaksReclaimed >= 500, $"{end.LeaksReclaimed - at100.LeaksReclaimed} leaked predictions reclaimed over 500 steps");
-        // Taken back into the cache, the leaked buffers served the later steps: 9 new device allocations in 500 steps here (at
-        // the limit the pool gives other size classes' cached buffers back first), against one per step when a collected
-        // tensor's buffer was freed rather than reused.
-        Assert.True(end.DeviceAllocations - at100.DeviceAllocations <= 50, $"{end.DeviceAllocations - at100.DeviceAllocations} device allocations over 500 steps");
+        // Taken back into the cache, the leaked buffers serve the later steps. How many new device allocations that leaves
+        // follows the garbage collector's timing, not the pool: leaked predictions are new allocations only until a collection
+        // brings them back, and at the latest the limit forces one, so the pool grows past what it held at step 100 by at
+        // most the predictions that fit in the room left under the limit (9 allocations here when the collector runs often,
+        // 82 with DOTNET_GCgen0size=0x10000000, where it runs only when the limit calls it). A buffer freed when collected
+        // instead of reused made one allocation a step: 500.
+        long predictionBytes = MemoryPool.SizeClass(4096 * sizeof(float));
+        long roomAt100 = device.Pool.LimitBytes - at100.BytesReserved;
+        long allocations = end.DeviceAllocations - at100.DeviceAllocations;
+        Assert.True(allocations <= roomAt100 / predictionBytes,
+            $"{allocations} device allocations over 500 steps; room for {roomAt100 / predictionBytes} predictions under the limit at step 100 ({at100})");
     }
 }
