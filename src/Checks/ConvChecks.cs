@@ -126,6 +126,14 @@ internal static class ConvChecks
             // 38×35 pixels and 37 outputs (9 groups of four and one); 5×5 over 4 channels in a batch of two with SiLU after.
             ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
             ("stem_5x5_4_channels_silu", 2, 4, 33, 32, 20, 5, 5, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }),
+            // More stems the fast CPU runs as outer products of each core's columns: resnet's 7×7 stride-2 stem at 64×64 into 37
+            // channels; 3 × 3 at stride 2 to 31 rows of 48 (one core's pixels end in a part block of 64), a batch of two; and
+            // stride (1, 2) with dilation 2 along W, three columns of left padding (the first input column in the odd phase)
+            // and none on the right, 36 rows of 32.
+            ("stem_7x7_stride2_64x64_relu", 1, 3, 64, 64, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }),
+            ("stem_3x3_stride2_48_columns_relu6", 2, 3, 61, 96, 20, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu6 }),
+            ("stem_stride1x2_dilation2_odd_padding_gelu", 1, 5, 37, 64, 6, 3, 3,
+                new Conv2dOptions { Stride = (1, 2), Dilation = (1, 2), Padding = (1, 0, 3, 0), Activation = FusedActivation.Gelu }),
             // Columns at stride 2 built from the rows' two column phases: dilation 2 along W, three columns of left padding
             // (odd: the first input column lands in the odd phase), two of right padding, one row on top only; 14 × 12 outputs.
             ("columns_stride2_dilation2_odd_padding", 1, 6, 15, 23, 20, 3, 3,
@@ -220,6 +228,11 @@ internal static class ConvChecks
             ("depthwise_dilation2_stride2", 1, 4, 23, 21, 4, 3, 3, Conv2dOptions.Of(stride: 2, padding: 2, dilation: 2, groups: 4), true),
             // A stem the fast CPU runs as outer products of its columns, ReLU in their stores (the residual form above adds after).
             ("stem_7x7_stride2_1330_pixels_relu", 1, 3, 75, 69, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }, true),
+            // The stems above without a residual: their activation in the products' stores (ReLU, ReLU6) or after them (GELU).
+            ("stem_7x7_stride2_64x64_relu", 1, 3, 64, 64, 37, 7, 7, Conv2dOptions.Of(stride: 2, padding: 3) with { Activation = FusedActivation.Relu }, true),
+            ("stem_3x3_stride2_48_columns_relu6", 2, 3, 61, 96, 20, 3, 3, Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu6 }, true),
+            ("stem_stride1x2_dilation2_odd_padding_gelu", 1, 5, 37, 64, 6, 3, 3,
+                new Conv2dOptions { Stride = (1, 2), Dilation = (1, 2), Padding = (1, 0, 3, 0), Activation = FusedActivation.Gelu }, false),
             ("1x1_batched_bias", 3, 9, 5, 6, 11, 1, 1, Conv2dOptions.Of(), true),
             ("1x1_relu6", 2, 8, 7, 6, 9, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }, true),
             ("depthwise_relu6", 1, 12, 6, 6, 12, 3, 3, Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 }, true),
