@@ -224,21 +224,24 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>Whether <paramref name="device"/> fuses a 1×1 expansion into the depthwise convolution <paramref name="g"/>
+        /// with these activations (<see cref="RunExpandDepthwise"/>): the fast CPU, for the shapes and activations
+        /// <see cref="Cpu.HostConv.ExpandsDepthwise"/> takes.</summary>
+        internal static bool FusesExpandDepthwise(Device device, Conv2dGeometry g, FusedActivation expandActivation, FusedActivation activation) =>
+            device.IsHostCpu && Cpu.HostConv.ExpandsDepthwise(g, expandActivation, activation);
+
         /// <summary>
         /// A 1×1 expansion and the depthwise convolution <paramref name="g"/> that alone reads it, fused on the fast CPU
-        /// (<see cref="Cpu.HostConv.ExpandDepthwise"/>) from packed weights, when it takes the shapes and activations; returns
-        /// false (and does nothing) otherwise. Arguments are validated by the op.
+        /// (<see cref="Cpu.HostConv.ExpandDepthwise"/>) from packed weights; only where <see cref="FusesExpandDepthwise"/>.
+        /// Arguments are validated by the op.
         /// </summary>
-        internal static unsafe bool RunExpandDepthwise(Device device, Tensor x, Tensor expandPacked, Tensor? expandBias, FusedActivation expandActivation,
+        internal static unsafe void RunExpandDepthwise(Device device, Tensor x, Tensor expandPacked, Tensor? expandBias, FusedActivation expandActivation,
             Tensor packed, Tensor? bias, Tensor output, Conv2dGeometry g, FusedActivation activation)
         {
-            if (!device.IsHostCpu || !Cpu.HostConv.ExpandsDepthwise(g, expandActivation, activation))
-                return false;
             using (device.Profiler.Measure("conv2d"))
                 Cpu.HostConv.ExpandDepthwise(Cpu.HostMemory.Ptr(x.ContiguousView), x.Size(1), Cpu.HostMemory.Ptr(expandPacked.ContiguousView),
                     expandBias is null ? null : Cpu.HostMemory.Ptr(expandBias.ContiguousView), expandActivation, Cpu.HostMemory.Ptr(packed.ContiguousView),
                     bias is null ? null : Cpu.HostMemory.Ptr(bias.ContiguousView), Cpu.HostMemory.Ptr(output.ContiguousView), g, activation);
-            return true;
         }
 
         /// <summary>An activation applied in place over a tensor, launched under its op's name.</summary>

@@ -98,14 +98,15 @@ public static partial class Ops
                     throw new ShapeMismatchException(op, name, $"a contiguous vector [{g1.K}]", b.Describe());
             }
         bool fused = expand.Packed is not null && depthwise.Packed is not null && x.IsContiguous && depthwiseOptions.Mask == ConvMask.None
+            && ConvKernels.FusesExpandDepthwise(device, g, expandActivation, depthwiseOptions.Activation)
             && !Autograd.ShouldRecord(x, ew, depthwise.Weight, expandBias, depthwiseBias);
         if (fused)
         {
             var output = Tensor.Empty(device, g.N, g.K, g.OH, g.OW);
-            if (output.Length == 0 || ConvKernels.RunExpandDepthwise(device, x, expand.Packed!, expandBias, expandActivation, depthwise.Packed!, depthwiseBias,
-                    output, g, depthwiseOptions.Activation))
-                return output;
-            output.Dispose();
+            if (output.Length > 0)
+                ConvKernels.RunExpandDepthwise(device, x, expand.Packed!, expandBias, expandActivation, depthwise.Packed!, depthwiseBias,
+                    output, g, depthwiseOptions.Activation);
+            return output;
         }
         using var expanded = Conv2d(x, expand, expandBias, expandOptions);
         return Conv2d(expanded, depthwise, depthwiseBias, depthwiseOptions);
