@@ -98,7 +98,10 @@ internal static class ConvChecks
         // expanded channels 64 at a time (2×2 over 260: four 64s and a block of 4 lanes, in a batch of two, ReLU6 after both
         // as mobilenet's; 7×7 over 270: 49 pixels, twelve tiles of four and one alone), with fewer one block at a time (4×4
         // over 70 from 24 with SiLU and 5×5 taps as efficientnet's, no biases; 8×8 to 4×4 at stride 2 from 3 channels to 50;
-        // 7×7 over 16; 2×2 over 37); and 20×18 to 10×9 at stride 2 and 16×16, where the two run apart.
+        // 7×7 over 16; 2×2 over 37). Over more than 64 output pixels with 3×3 taps, four expanded planes at a time go through
+        // a scratch: 20×18 to 10×9 at stride 2 (70 channels: a last group of two); 16×16; 33×31 to 16×16 at stride 2 in a
+        // batch of two with no top padding, SiLU then ReLU6, 37 channels; 18×20 at stride 1 with no expansion activation and
+        // SiLU after, no biases. A 5×5 map of more than 64 pixels runs as two layers.
         yield return ExpandDepthwise("2x2_relu6", 2, 19, 2, 2, 260, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
         yield return ExpandDepthwise("2x2_37_channels", 1, 9, 2, 2, 37, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
         yield return ExpandDepthwise("4x4_k5_silu", 1, 24, 4, 4, 70, 5, 5, FusedActivation.Silu, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }, false);
@@ -106,7 +109,11 @@ internal static class ConvChecks
         yield return ExpandDepthwise("7x7_no_activation", 1, 9, 7, 7, 270, 3, 3, FusedActivation.None, Conv2dOptions.Of(padding: 1), true);
         yield return ExpandDepthwise("7x7_16_channels", 1, 9, 7, 7, 16, 3, 3, FusedActivation.Relu, Conv2dOptions.Of(padding: 1), true);
         yield return ExpandDepthwise("20x18_stride2_relu6", 1, 5, 20, 18, 70, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu6 }, true);
-        yield return ExpandDepthwise("16x16_apart", 1, 8, 16, 16, 24, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
+        yield return ExpandDepthwise("16x16", 1, 8, 16, 16, 24, 3, 3, FusedActivation.Relu6, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 }, true);
+        yield return ExpandDepthwise("33x31_stride2_silu_batch2", 2, 6, 33, 31, 37, 3, 3, FusedActivation.Silu,
+            new Conv2dOptions { Stride = (2, 2), Padding = (0, 1, 1, 0), Activation = FusedActivation.Relu6 }, true);
+        yield return ExpandDepthwise("18x20_no_expand_activation", 1, 10, 18, 20, 21, 3, 3, FusedActivation.None, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }, false);
+        yield return ExpandDepthwise("12x12_k5_apart", 1, 7, 12, 12, 20, 5, 5, FusedActivation.Relu, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Relu }, true);
 
         // The direct tiles' edges: 70 output channels (a block of 64 and one of 16 holding 6), pixels not a multiple of 6, a
         // batch; 37 channels (three vectors) with stride (2, 1), dilation (2, 1) and padding on two sides only; groups of 8

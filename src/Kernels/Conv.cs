@@ -232,15 +232,16 @@ namespace GpuNet.Kernels
 
         /// <summary>
         /// A 1×1 expansion and the depthwise convolution <paramref name="g"/> that alone reads it, fused on the fast CPU
-        /// (<see cref="Cpu.HostConv.ExpandDepthwise"/>) from packed weights; only where <see cref="FusesExpandDepthwise"/>.
-        /// Arguments are validated by the op.
+        /// (<see cref="Cpu.HostConv.ExpandDepthwise"/>) from the weights (contiguous) and their packed forms; only where
+        /// <see cref="FusesExpandDepthwise"/>. Arguments are validated by the op.
         /// </summary>
-        internal static unsafe void RunExpandDepthwise(Device device, Tensor x, Tensor expandPacked, Tensor? expandBias, FusedActivation expandActivation,
-            Tensor packed, Tensor? bias, Tensor output, Conv2dGeometry g, FusedActivation activation)
+        internal static unsafe void RunExpandDepthwise(Device device, Tensor x, Tensor expandWeight, Tensor expandPacked, Tensor? expandBias,
+            FusedActivation expandActivation, Tensor weight, Tensor packed, Tensor? bias, Tensor output, Conv2dGeometry g, FusedActivation activation)
         {
             using (device.Profiler.Measure("conv2d"))
-                Cpu.HostConv.ExpandDepthwise(Cpu.HostMemory.Ptr(x.ContiguousView), x.Size(1), Cpu.HostMemory.Ptr(expandPacked.ContiguousView),
-                    expandBias is null ? null : Cpu.HostMemory.Ptr(expandBias.ContiguousView), expandActivation, Cpu.HostMemory.Ptr(packed.ContiguousView),
+                Cpu.HostConv.ExpandDepthwise(Cpu.HostMemory.Ptr(x.ContiguousView), x.Size(1), Cpu.HostMemory.Ptr(expandWeight.ContiguousView),
+                    Cpu.HostMemory.Ptr(expandPacked.ContiguousView), expandBias is null ? null : Cpu.HostMemory.Ptr(expandBias.ContiguousView), expandActivation,
+                    Cpu.HostMemory.Ptr(weight.ContiguousView), Cpu.HostMemory.Ptr(packed.ContiguousView),
                     bias is null ? null : Cpu.HostMemory.Ptr(bias.ContiguousView), Cpu.HostMemory.Ptr(output.ContiguousView), g, activation);
         }
 

@@ -60,10 +60,11 @@ public static partial class Ops
     /// <summary>
     /// A 1×1 convolution and the depthwise convolution that alone reads its output, as MobileNet's and EfficientNet's
     /// inverted residual blocks begin: depthwise(act₁(conv1x1(x) + b₁)) with <paramref name="depthwiseOptions"/>. On the fast
-    /// CPU (AVX-512), for depthwise maps of up to 64 output pixels and activations it applies in registers (none, ReLU,
-    /// ReLU6, SiLU), each core computes blocks of 16 expanded channels straight into the depthwise convolution's
-    /// channels-last input and convolves them there — the expanded tensor is never written; elsewhere, or while autograd
-    /// records, the two convolutions run one after the other. Kernel <c>conv2d</c>.
+    /// CPU (AVX-512), with activations it applies in registers (none, ReLU, ReLU6, SiLU), each core expands the channels it
+    /// then convolves: for depthwise maps of up to 64 output pixels blocks of 16 channels straight into the depthwise
+    /// convolution's channels-last input, and for 3×3 kernels at stride 1 or 2 with one column of left padding four planes
+    /// at a time into a scratch the convolution reads while they are in L1 — the expanded tensor is never written;
+    /// elsewhere, or while autograd records, the two convolutions run one after the other. Kernel <c>conv2d</c>.
     /// </summary>
     /// <param name="x">Input [N, C_in, H, W].</param>
     /// <param name="expand">Packed 1×1 weights [E, C_in, 1, 1] (one group).</param>
@@ -97,15 +98,15 @@ public static partial class Ops
                 if (b.Rank != 1 || b.Length != g1.K || !b.IsContiguous)
                     throw new ShapeMismatchException(op, name, $"a contiguous vector [{g1.K}]", b.Describe());
             }
-        bool fused = expand.Packed is not null && depthwise.Packed is not null && x.IsContiguous && depthwiseOptions.Mask == ConvMask.None
-            && ConvKernels.FusesExpandDepthwise(device, g, expandActivation, depthwiseOptions.Activation)
+        bool fused = expand.Packed is not null && depthwise.Packed is not null && x.IsContiguous && ew.IsContiguous && depthwise.Weight.IsContiguous
+            && depthwiseOptions.Mask == ConvMask.None && ConvKernels.FusesExpandDepthwise(device, g, expandActivation, depthwiseOptions.Activation)
             && !Autograd.ShouldRecord(x, ew, depthwise.Weight, expandBias, depthwiseBias);
         if (fused)
         {
             var output = Tensor.Empty(device, g.N, g.K, g.OH, g.OW);
             if (output.Length > 0)
-                ConvKernels.RunExpandDepthwise(device, x, expand.Packed!, expandBias, expandActivation, depthwise.Packed!, depthwiseBias,
-                    output, g, depthwiseOptions.Activation);
+                ConvKernels.RunExpandDepthwise(device, x, ew, expand.Packed!, expandBias, expandActivation, depthwise.Weight, depthwise.Packed!,
+                    depthwiseBias, output, g, depthwiseOptions.Activation);
             return output;
         }
         using var expanded = Conv2d(x, expand, expandBias, expandOptions);

@@ -1283,24 +1283,89 @@ internal static unsafe partial class HostConv
     }
 
     /// <summary>Whether <see cref="ExpandDepthwise"/> computes a 1×1 expansion with <paramref name="expandActivation"/> into the
-    /// depthwise convolution <paramref name="g"/> with <paramref name="activation"/>: with 512-bit vectors, when the depthwise
-    /// layer runs channels-last (one output channel per group, ≤ 64 output pixels) and both activations apply in registers.</summary>
+    /// depthwise convolution <paramref name="g"/> with <paramref name="activation"/>: with 512-bit vectors, one output channel
+    /// per group, both activations applied in registers, and either ≤ 64 output pixels (the layer runs channels-last) or a
+    /// 3×3 kernel at stride 1 or 2 with one column of left padding (<see cref="Plane3x3{TStride}"/>'s layers).</summary>
     public static bool ExpandsDepthwise(Conv2dGeometry g, FusedActivation expandActivation, FusedActivation activation) =>
-        HostGemm.Wide && g.Kg == 1 && g.Cg == 1 && g.Options.Groups == g.C && g.OH * g.OW <= ChannelsLastPixels
-        && Epilogue.Of(expandActivation) is not null && Epilogue.Of(activation) is not null;
+        HostGemm.Wide && g.Kg == 1 && g.Cg == 1 && g.Options.Groups == g.C && Epilogue.Of(expandActivation) is not null
+        && Epilogue.Of(activation) is not null && (g.OH * g.OW <= ChannelsLastPixels || ExpandsPlanes(g));
+
+    /// <summary>A depthwise layer over more than 64 output pixels that <see cref="Plane3x3{TStride}"/> convolves.</summary>
+    private static bool ExpandsPlanes(Conv2dGeometry g) =>
+        g.OH * g.OW > ChannelsLastPixels && g.KH == 3 && g.KW == 3 && g.Options.Dilation == (1, 1) && g.Options.Padding.Left == 1
+        && g.Options.Stride is (1, 1) or (2, 2);
 
     /// <summary>
-    /// dw(act₁(W₁·x + b₁)) for a 1×1 expansion (x [N, <paramref name="channels"/>, H, W], weights packed by
-    /// <see cref="PackWeights"/>) read only by the depthwise convolution <paramref name="g"/> (weights packed too): each
-    /// block of 16 expanded channels is computed straight into the depthwise layer's channels-last bordered image
-    /// (<see cref="Expand"/>), so the expanded tensor is never written, read back or interleaved, and each core expands
-    /// the channels it then convolves. Requires <see cref="ExpandsDepthwise"/>.
+    /// dw(act₁(W₁·x + b₁)) for a 1×1 expansion (x [N, <paramref name="channels"/>, H, W]; weights [E, channels] and packed by
+    /// <see cref="PackWeights"/>) read only by the depthwise convolution <paramref name="g"/> (weights [E, 1, KH, KW] and
+    /// packed too). Up to 64 output pixels each block of 16 expanded channels is computed straight into the depthwise
+    /// layer's channels-last bordered image (<see cref="Expand"/>), so the expanded tensor is never written, read back or
+    /// interleaved; over more, four expanded planes at a time go to a scratch the depthwise convolution reads while they are
+    /// in L1 (<see cref="ExpandPlanes{TAct}"/>). Either way each core expands the channels it then convolves. Requires
+    /// <see cref="ExpandsDepthwise"/>.
     /// </summary>
-    public static void ExpandDepthwise(float* x, int channels, float* expandPacked, float* expandBias, FusedActivation expandActivation,
-        float* packed, float* bias, float* output, Conv2dGeometry g, FusedActivation activation)
+    public static void ExpandDepthwise(float* x, int channels, float* expandWeights, float* expandPacked, float* expandBias, FusedActivation expandActivation,
+        float* w, float* packed, float* bias, float* output, Conv2dGeometry g, FusedActivation activation)
     {
-        var expansion = new Expansion(expandPacked, expandBias, channels, g.C, Epilogue.Of(expandActivation)!.Value);
-        DepthwiseChannelsLast(x, null, packed, output, bias, g, Epilogue.Of(activation)!.Value, expansion);
+        var epilogue = Epilogue.Of(activation)!.Value;
+        if (g.OH * g.OW <= ChannelsLastPixels)
+        {
+            var expansion = new Expansion(expandPacked, expandBias, channels, g.C, Epilogue.Of(expandActivation)!.Value);
+            DepthwiseChannelsLast(x, null, packed, output, bias, g, epilogue, expansion);
+            return;
+        }
+        switch (expandActivation)
+        {
+            case FusedActivation.Relu:
+                ExpandPlanes<Activation.Relu>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
+                break;
+            case FusedActivation.Relu6:
+                ExpandPlanes<Activation.Relu6>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
+                break;
+            case FusedActivation.Silu:
+                ExpandPlanes<Activation.Silu>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
+                break;
+            default:
+                ExpandPlanes<ElementwiseOps.Identity>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// <see cref="ExpandDepthwise"/> over more than 64 output pixels, four expanded channels at a time: their planes by the
+    /// 1×1 layer's outer products (<see cref="PointwiseDirect{TAct}"/>, 16 KB at 32×32) into a scratch, then each plane
+    /// convolved from there (<see cref="Plane3x3{TStride}"/>) while it is in L1. As two layers, the expanded tensor (393 KB for
+    /// mobilenet_v2's 96 channels at 32×32) went out to L2 and back, with a second split across the cores: 16 → 96 at 32×32
+    /// then 3×3 at stride 2 ran 31–33 µs in sequence (26–28 for the two layers timed apart), 24–26 here; 24 → 144 at 16×16
+    /// at stride 1 18–19 against 14.4–14.9. Groups of four channels are split across the cores, each core a contiguous share.
+    /// </summary>
+    private static void ExpandPlanes<TAct>(float* x, int channels, float* expandWeights, float* expandBias, float* w, float* bias, float* output,
+        Conv2dGeometry g, Epilogue epilogue)
+        where TAct : struct, IDifferentiableUnaryOp
+    {
+        var ix = g.Index;
+        int inPixels = ix.H * ix.W, pixels = g.OH * g.OW, groups = (g.K + 3) / 4;
+        bool two = ix.StrideW == 2;
+        HostParallel.For(g.N * groups, 4L * (2L * inPixels * channels + 9L * pixels), (u0, u1) =>
+        {
+            float* planes = HostScratch.Get(ColumnSlot, 4L * inPixels);
+            for (int u = u0; u < u1; u++)
+            {
+                int n = u / groups, k0 = u % groups * 4, count = Math.Min(4, g.K - k0);
+                PointwiseDirect(x + (long)n * channels * inPixels, 1, channels, inPixels, expandWeights + (long)k0 * channels, count, planes, inPixels,
+                    expandBias == null ? null : expandBias + k0, null, default(TAct), parallel: false);
+                for (int j = 0; j < count; j++)
+                {
+                    int k = k0 + j;
+                    float* plane = planes + (long)j * inPixels, dst = output + ((long)n * g.K + k) * pixels, kernel = w + (long)k * 9;
+                    float start = bias == null ? 0f : bias[k];
+                    if (two)
+                        Plane3x3<StrideTwo>(plane, ix.H, ix.W, ix.PadTop, kernel, start, dst, g.OH, g.OW, epilogue);
+                    else
+                        Plane3x3<StrideOne>(plane, ix.H, ix.W, ix.PadTop, kernel, start, dst, g.OH, g.OW, epilogue);
+                }
+            }
+        }, oneChunkPerCore: true);
     }
 
     /// <summary>dst[0..count) = src[0..count): the column rows of a network's later layers are 4–32 floats, where a span copy's
