@@ -115,10 +115,8 @@ internal static unsafe partial class HostConv
     /// </summary>
     private static void Im2ColBordered(float* x, float* dst, ConvIndex ix, int c0, int c1, int r0, int r1, int ow)
     {
-        int s = ix.StrideW, rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1;
-        // Output column j of tap kw reads padded column s·j + kw·DilationW: phase (kw·DilationW) mod s, index j + (kw·DilationW) / s.
-        int width = ow + (ix.KW - 1) * ix.DilationW / s;
-        float* padded = HostScratch.Get(PhaseSlot, (long)s * rows * width);
+        var (rows, width) = BorderedExtent(ix, r1 - r0, ow);
+        float* padded = HostScratch.Get(PhaseSlot, (long)ix.StrideW * rows * width);
         int pixels = (r1 - r0) * ow;
         for (int c = c0; c < c1; c++)
         {
@@ -126,12 +124,25 @@ internal static unsafe partial class HostConv
             for (int kh = 0; kh < ix.KH; kh++)
                 for (int kw = 0; kw < ix.KW; kw++, dst += pixels)
                 {
-                    int at = kw * ix.DilationW;
-                    float* src = padded + ((long)(at % s) * rows + kh * ix.DilationH) * width + at / s;
+                    float* src = padded + BorderedTap(ix, kh, kw, rows, width);
                     for (int r = 0; r < r1 - r0; r++)
                         Copy(dst + r * ow, src + (long)r * ix.StrideH * width, ow);
                 }
         }
+    }
+
+    /// <summary>The input rows and the row width <see cref="BorderRows"/> lays out for <paramref name="outRows"/> output rows of
+    /// <paramref name="ow"/> pixels: output column j of tap kw reads padded column s·j + kw·DilationW, phase (kw·DilationW) mod s,
+    /// index j + (kw·DilationW) / s.</summary>
+    private static (int Rows, int Width) BorderedExtent(ConvIndex ix, int outRows, int ow) =>
+        ((outRows - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1, ow + (ix.KW - 1) * ix.DilationW / ix.StrideW);
+
+    /// <summary>Where tap (kh, kw) of an output row's first pixel lies in <see cref="BorderRows"/>' layout of
+    /// <paramref name="rows"/> rows of <paramref name="width"/>, in floats from its start: its phase, row and index.</summary>
+    private static long BorderedTap(ConvIndex ix, int kh, int kw, int rows, int width)
+    {
+        int at = kw * ix.DilationW;
+        return ((long)(at % ix.StrideW) * rows + kh * ix.DilationH) * width + at / ix.StrideW;
     }
 
     /// <summary>The <paramref name="rows"/> input rows of one plane from output row <paramref name="r0"/>'s first tap row on,
@@ -1314,21 +1325,15 @@ internal static unsafe partial class HostConv
             DepthwiseChannelsLast(x, null, packed, output, bias, g, epilogue, expansion);
             return;
         }
-        switch (expandActivation)
-        {
-            case FusedActivation.Relu:
-                ExpandPlanes<Activation.Relu>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
-                break;
-            case FusedActivation.Relu6:
-                ExpandPlanes<Activation.Relu6>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
-                break;
-            case FusedActivation.Silu:
-                ExpandPlanes<Activation.Silu>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
-                break;
-            default:
-                ExpandPlanes<ElementwiseOps.Identity>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
-                break;
-        }
+        ActivationDispatch.WithActivation(expandActivation, new ExpandPlanesLaunch(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue));
+    }
+
+    /// <summary><see cref="ExpandPlanes{TAct}"/> with the expansion's activation as a type argument.</summary>
+    private readonly struct ExpandPlanesLaunch(float* x, int channels, float* expandWeights, float* expandBias, float* w, float* bias, float* output,
+        Conv2dGeometry g, Epilogue epilogue) : IActivationVisitor
+    {
+        public void Visit<TAct>() where TAct : struct, IDifferentiableUnaryOp =>
+            ExpandPlanes<TAct>(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue);
     }
 
     /// <summary>
@@ -1544,9 +1549,9 @@ internal static unsafe partial class HostConv
         where TAct : struct, IDifferentiableUnaryOp
     {
         var ix = g.Index;
-        int s = ix.StrideW, cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW, count = (r1 - r0) * g.OW;
-        int rows = (r1 - r0 - 1) * ix.StrideH + (ix.KH - 1) * ix.DilationH + 1, width = g.OW + (ix.KW - 1) * ix.DilationW / s;
-        long plane = (long)s * rows * width;
+        int cgkk = g.Cg * g.KH * g.KW, pixels = g.OH * g.OW, count = (r1 - r0) * g.OW;
+        var (rows, width) = BorderedExtent(ix, r1 - r0, g.OW);
+        long plane = (long)ix.StrideW * rows * width;
         float* phases = HostScratch.Get(PhaseSlot, g.C * plane);
         for (int c = 0; c < g.C; c++)
             BorderRows(image + (long)c * ix.H * ix.W, phases + c * plane, ix, r0, rows, width);
@@ -1554,10 +1559,7 @@ internal static unsafe partial class HostConv
         for (int c = 0, k = 0; c < g.C; c++)
             for (int kh = 0; kh < g.KH; kh++)
                 for (int kw = 0; kw < g.KW; kw++)
-                {
-                    int at = kw * ix.DilationW;
-                    tap[k++] = (int)(c * plane + ((long)(at % s) * rows + kh * ix.DilationH) * width + at / s);
-                }
+                    tap[k++] = (int)(c * plane + BorderedTap(ix, kh, kw, rows, width));
         var epilogue = Epilogue.For<TAct>();
         float* tail = stackalloc float[64];
         float* sums = stackalloc float[4 * 64];
