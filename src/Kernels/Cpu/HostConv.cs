@@ -1762,10 +1762,7 @@ internal static unsafe partial class HostConv
         int rowStride = inPlace ? g.W : wp, plane = inPlace ? g.H * g.W : hp * wp;
         long call = Interlocked.Increment(ref _directCalls);
         int* koff = (int*)HostScratch.Get(PhaseSlot, kd + 16 + (long)groups * ldw);
-        for (int c = 0, k = 0; c < cg; c++)
-            for (int kh = 0; kh < g.KH; kh++)
-                for (int kw = 0; kw < g.KW; kw++)
-                    koff[k++] = c * plane + kh * ix.DilationH * rowStride + kw * ix.DilationW;
+        TapOffsets(koff, cg, g.KH, g.KW, ix.DilationH * rowStride, ix.DilationW, plane);
         // The bias padded to whole vectors per group (zeros past Kg), added to the accumulators as they are stored.
         float* biasPadded = (float*)(koff + kd + 16 - kd % 16);
         PadBias(bias, groups, kg, ldw, biasPadded);
@@ -1852,6 +1849,37 @@ internal static unsafe partial class HostConv
             }
         });
         ActivateAfter(epilogue, output, g, act);
+    }
+
+    /// <summary>
+    /// offsets[c·KH·KW + kh·KW + kw] = c·<paramref name="plane"/> + kh·<paramref name="rowStep"/> + kw·<paramref name="columnStep"/>:
+    /// where each tap of <see cref="Direct{TAct}"/>'s reduction reads in the image, 16 at a time. Writes up to 15 ints past
+    /// the table (the caller's scratch has room, and fills it after). Built one int at a time, the 4,608 offsets of resnet18's
+    /// 512-channel 3×3 layers were most of the 5.5–5.8 µs each call spent before its cores started (1.3–1.5 µs so).
+    /// </summary>
+    private static void TapOffsets(int* offsets, int channels, int kh, int kw, int rowStep, int columnStep, int plane)
+    {
+        int taps = kh * kw;
+        if (taps == 1)
+        {
+            var at = Vector512<int>.Indices * plane;
+            var step = Vector512.Create(16 * plane);
+            for (int c = 0; c < channels; c += 16, at += step)
+                Vector512.Store(at, offsets + c);
+            return;
+        }
+        for (int i = 0; i < kh; i++)
+            for (int j = 0; j < kw; j++)
+                offsets[i * kw + j] = i * rowStep + j * columnStep;
+        // Each channel's taps are the first channel's moved by c·plane; a channel's vector runs into the next channel's
+        // taps, which that channel then writes (in order), and the first channel's are never written again.
+        for (int c = 1; c < channels; c++)
+        {
+            var moved = Vector512.Create(c * plane);
+            int* row = offsets + (long)c * taps;
+            for (int t = 0; t < taps; t += 16)
+                Vector512.Store(Vector512.Load(offsets + t) + moved, row + t);
+        }
     }
 
     /// <summary>The bias of each of <paramref name="groups"/> groups of <paramref name="kg"/> channels (zeros where
