@@ -191,6 +191,11 @@ internal static class ConvChecks
             ("winograd_asymmetric_silu", 1, 17, 12, 21, 24, 3, 3, new Conv2dOptions { Padding = (0, 2, 1, 0), Activation = FusedActivation.Silu }),
             ("winograd_40_columns_gelu", 1, 16, 9, 40, 33, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Gelu }),
             ("winograd_5_columns", 1, 24, 31, 5, 20, 3, 3, Conv2dOptions.Of(padding: 1)),
+            // Direct tiles (packed) on small maps whose last 64-channel block is partial: 96 outputs (64 + 32) over 3 tiles, 1×1
+            // and 3×3 at 4×5 (the last tile of 2 pixels); three images of 80 outputs (64 + 16) at 4×4.
+            ("direct_96_channels_4x4", 1, 200, 4, 4, 96, 1, 1, Conv2dOptions.Of() with { Activation = FusedActivation.Relu6 }),
+            ("direct_96_channels_3x3_4x5", 1, 24, 4, 5, 96, 3, 3, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu }),
+            ("direct_batch3_80_channels", 3, 36, 4, 4, 80, 3, 3, Conv2dOptions.Of(padding: 1)),
         };
         foreach (var (name, n, c, h, w, k, kh, kw, o) in residual)
             foreach (bool packed in new[] { true, false })
