@@ -122,6 +122,7 @@ public sealed class Tensor : IDisposable
         _shape = shape;
         _strides = strides;
         Length = (int)ShapeUtil.Product(shape);
+        IsContiguous = ShapeUtil.IsContiguous(shape, strides);
         Offset = Length == 0 ? 0 : (int)offset;
         if (inScope)
             TensorScope.Register(this);
@@ -151,8 +152,9 @@ public sealed class Tensor : IDisposable
     /// <summary>True once disposed.</summary>
     public bool IsDisposed => _disposed;
 
-    /// <summary>True when the elements are laid out row-major without gaps (strides of a fresh tensor).</summary>
-    public bool IsContiguous => ShapeUtil.IsContiguous(_shape, _strides);
+    /// <summary>True when the elements are laid out row-major without gaps (strides of a fresh tensor). Fixed when the view
+    /// is made (its shape and strides never change), as <see cref="Length"/> is: every launcher asks it of every operand.</summary>
+    public bool IsContiguous { get; }
 
     /// <summary>The whole underlying buffer as floats (for kernels; index it with <see cref="Offset"/> and <see cref="Strides"/>).
     /// Never empty, even for a zero-length tensor, so it is always a valid kernel argument.</summary>
