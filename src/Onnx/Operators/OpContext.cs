@@ -19,8 +19,10 @@ internal sealed class OpContext(NodeProto node, int index, int opset, Device dev
     public int Opset => opset;
     public Device Device => device;
 
-    /// <summary>The node as messages name it.</summary>
-    public string Label => node.Label(index);
+    /// <summary>The node as messages name it (made once: the fused convolutions name their node in every run's geometry check).</summary>
+    public string Label => _label ??= node.Label(index);
+
+    private string? _label;
 
     public bool Has(string name) => node.Attributes.ContainsKey(name);
 
