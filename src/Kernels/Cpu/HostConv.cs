@@ -690,15 +690,22 @@ internal static unsafe partial class HostConv
         // whole output after.
         var epilogue = Epilogue.For<TAct>();
         bool inRegisters = epilogue.InRegisters;
-        // Split across the cores by output channels (groups of four, one contiguous share per core), every core over all
-        // pixel blocks: each core's writes are one contiguous part of the output. Split by pixel blocks, each wrote half of
-        // every plane, and lines next to its own (which the other core was writing) moved between the cores: two threads
-        // writing a 384 KB buffer in interleaved 2 KB runs took 9.8 µs, in two halves 1.4 (16 → 96 channels at 32×32:
-        // 20.7–21.5 → 17.6–20.4 µs; 24 → 144 at 16×16: 9.7–13.0 → 8.6–9.6).
+        // An expansion (fewer inputs than outputs) is split across the cores by output channels (groups of four, one
+        // contiguous share per core), every core over all pixel blocks: each core's writes are one contiguous part of the
+        // output. Split by pixel blocks, each wrote half of every plane, and lines next to its own (which the other core was
+        // writing) moved between the cores: two threads writing a 384 KB buffer in interleaved 2 KB runs took 9.8 µs, in
+        // two halves 1.4 (16 → 96 channels at 32×32: 20.7–21.5 → 17.6–20.4 µs; 24 → 144 at 16×16: 9.7–13.0 → 8.6–9.6).
+        // A projection (more inputs than outputs) is split by pixel blocks: its input, written by a depthwise layer split by
+        // channels, is what moves, and by output channels each core read every plane whole — half of them from the other
+        // core's cache — where by pixels it reads half of each. After a 3×3 depthwise layer: 32 → 16 at 32×32 5.29 → 3.95
+        // µs, 96 → 24 at 16×16 4.24 → 3.67, 144 → 24 5.81 → 4.94 (one pixel block at 8×8: the same either way).
         var rows = new PointwiseRows(x, channels, pixels, blocks, w, outChannels, output, outStride, bias, residual, epilogue);
-        long work = 4L * images * blocks * 64 * channels;
-        if (parallel && HostParallel.Splits((outChannels + 3) / 4, work))
-            SplitPointwise(rows, images * blocks, outChannels, work);
+        int groups = (outChannels + 3) / 4, pixelBlocks = images * blocks;
+        long groupWork = 4L * pixelBlocks * 64 * channels, blockWork = 64L * channels * 4 * groups;
+        if (parallel && channels > outChannels && HostParallel.Splits(pixelBlocks, blockWork))
+            SplitPointwise(rows, pixelBlocks, 0, outChannels, blockWork);
+        else if (parallel && HostParallel.Splits(groups, groupWork))
+            SplitPointwise(rows, pixelBlocks, groups, outChannels, groupWork);
         else
             rows.Run(0, images * blocks, 0, outChannels);
         if (!identity && !inRegisters && outStride != pixels)
@@ -715,10 +722,16 @@ internal static unsafe partial class HostConv
         }
     }
 
-    /// <summary><paramref name="rows"/> over every pixel block, its output channels in groups of four split across the cores (the
-    /// closure made here only).</summary>
-    private static void SplitPointwise(PointwiseRows rows, int blockCount, int outChannels, long work) =>
-        HostParallel.For((outChannels + 3) / 4, work, (q0, q1) => rows.Run(0, blockCount, 4 * q0, Math.Min(outChannels, 4 * q1)), oneChunkPerCore: true);
+    /// <summary><paramref name="rows"/> split across the cores (the closure made here only), one contiguous share a core: its
+    /// <paramref name="groups"/> groups of four output channels over every pixel block, or where <paramref name="groups"/> is 0
+    /// its <paramref name="pixelBlocks"/> pixel blocks with every output channel.</summary>
+    private static void SplitPointwise(PointwiseRows rows, int pixelBlocks, int groups, int outChannels, long workPerItem)
+    {
+        if (groups == 0)
+            HostParallel.For(pixelBlocks, workPerItem, (b0, b1) => rows.Run(b0, b1, 0, outChannels), oneChunkPerCore: true);
+        else
+            HostParallel.For(groups, workPerItem, (q0, q1) => rows.Run(0, pixelBlocks, 4 * q0, Math.Min(outChannels, 4 * q1)), oneChunkPerCore: true);
+    }
 
     /// <summary>
     /// <see cref="PointwiseDirect{TAct}"/>'s work on pixel blocks [b0, b1) (of all images) and output channels [kStart, kEnd):
