@@ -707,7 +707,7 @@ internal static unsafe partial class HostConv
         else if (parallel && HostParallel.Splits(groups, groupWork))
             SplitPointwise(rows, pixelBlocks, groups, outChannels, groupWork);
         else
-            rows.Run(0, images * blocks, 0, outChannels);
+            rows.Run(0, pixelBlocks, 0, outChannels);
         if (!identity && !inRegisters && outStride != pixels)
             for (int n = 0; n < images; n++)
                 for (int k = 0; k < outChannels; k++)
