@@ -66,16 +66,22 @@ internal static class ConvChecks
 
     /// <summary>
     /// depthwise(act₁(conv1x1(x) + b₁)) through <see cref="Ops.Conv2dExpandDepthwise"/> (on the fast CPU one fused pass: the
-    /// expansion computed straight into the depthwise layer's channels-last blocks), against the two reference convolutions.
+    /// expansion computed straight into the depthwise layer's channels-last blocks), against the two reference convolutions;
+    /// with <paramref name="project"/> output channels, the block whole through <see cref="Ops.Conv2dExpandDepthwiseProject"/>:
+    /// a 1×1 projection after, the block's input added where <paramref name="residual"/> (then the projection keeps x's
+    /// shape), <paramref name="projectActivation"/> last, against a third reference convolution.
     /// </summary>
-    private static CheckCase ExpandDepthwise(string name, int n, int c, int h, int w, int e, int kh, int kw, FusedActivation expandActivation, Conv2dOptions o, bool biases)
+    private static CheckCase ExpandDepthwise(string name, int n, int c, int h, int w, int e, int kh, int kw, FusedActivation expandActivation, Conv2dOptions o, bool biases,
+        int project = 0, FusedActivation projectActivation = FusedActivation.None, bool residual = false)
     {
         var xs = new[] { n, c, h, w };
         var ws1 = new[] { e, c, 1, 1 };
         var ws2 = new[] { e, 1, kh, kw };
+        var ws3 = new[] { project, e, 1, 1 };
         var options = o with { Groups = e };
-        return new CheckCase(FamilyName, "conv2d", $"{name}_expand_depthwise", $"{Shapes(xs, ws1)} → {Shapes(ws2)} s{o.Stride} p{o.Padding} d{o.Dilation} g{e}",
-            CheckCase.Fp32Tolerance, (d, seed) =>
+        string kernel = project == 0 ? "expand_depthwise" : residual ? "inverted_residual" : "expand_depthwise_project";
+        string shapes = $"{Shapes(xs, ws1)} → {Shapes(ws2)} s{o.Stride} p{o.Padding} d{o.Dilation} g{e}" + (project == 0 ? "" : $" → {Shapes(ws3)}{(residual ? " + x" : "")}");
+        return new CheckCase(FamilyName, "conv2d", $"{name}_{kernel}", shapes, CheckCase.Fp32Tolerance, (d, seed) =>
             {
                 using var x = Random(d, seed, 0, xs);
                 using var w1 = Random(d, seed, 1, ws1);
@@ -84,11 +90,25 @@ internal static class ConvChecks
                 using var b2 = biases ? Random(d, seed, 4, e) : null;
                 using var p1 = Ops.PackConv2dWeight(w1);
                 using var p2 = Ops.PackConv2dWeight(w2, e);
-                using var y = Ops.Conv2dExpandDepthwise(x, p1, b1, expandActivation, p2, b2, options);
                 Func<double, double>? Act(FusedActivation a) => a == FusedActivation.None ? null : ActivationReference.Of(MatMulChecks.ActivationKernel(a));
                 var expanded = ConvReference.Conv2d(Host(x), xs, Host(w1), ws1, b1 is null ? null : Host(b1), (1, 1), (0, 0, 0, 0), (1, 1), 1, Act(expandActivation));
-                return new(y.ToArray(), ConvReference.Conv2d(expanded, new[] { n, e, h, w }, Host(w2), ws2, b2 is null ? null : Host(b2),
-                    o.Stride, o.Padding, o.Dilation, e, Act(o.Activation)));
+                var hidden = ConvReference.Conv2d(expanded, new[] { n, e, h, w }, Host(w2), ws2, b2 is null ? null : Host(b2), o.Stride, o.Padding, o.Dilation, e, Act(o.Activation));
+                if (project == 0)
+                {
+                    using var y = Ops.Conv2dExpandDepthwise(x, p1, b1, expandActivation, p2, b2, options);
+                    return new(y.ToArray(), hidden);
+                }
+                int oh = (h + o.Padding.Top + o.Padding.Bottom - o.Dilation.H * (kh - 1) - 1) / o.Stride.H + 1, ow = (w + o.Padding.Left + o.Padding.Right - o.Dilation.W * (kw - 1) - 1) / o.Stride.W + 1;
+                using var w3 = Random(d, seed, 5, ws3);
+                using var b3 = biases ? Random(d, seed, 6, project) : null;
+                using var p3 = Ops.PackConv2dWeight(w3);
+                using var z = Ops.Conv2dExpandDepthwiseProject(x, p1, b1, expandActivation, p2, b2, options, p3, b3, projectActivation, residual ? x : null);
+                var projected = ConvReference.Conv2d(hidden, new[] { n, e, oh, ow }, Host(w3), ws3, b3 is null ? null : Host(b3), (1, 1), (0, 0, 0, 0), (1, 1), 1, null);
+                var hx = Host(x);
+                var last = Act(projectActivation) ?? (v => v);
+                for (int i = 0; i < projected.Length; i++)
+                    projected[i] = last(projected[i] + (residual ? hx[i] : 0));
+                return new(z.ToArray(), projected);
             });
     }
 
@@ -114,6 +134,24 @@ internal static class ConvChecks
             new Conv2dOptions { Stride = (2, 2), Padding = (0, 1, 1, 0), Activation = FusedActivation.Relu6 }, true);
         yield return ExpandDepthwise("18x20_no_expand_activation", 1, 10, 18, 20, 21, 3, 3, FusedActivation.None, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu }, false);
         yield return ExpandDepthwise("12x12_k5_apart", 1, 7, 12, 12, 20, 5, 5, FusedActivation.Relu, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Relu }, true);
+
+        // The block whole, projected as the depthwise loop leaves each block of 16 channels (≤ 64 output pixels): mobilenet_v2's
+        // 96 → 576 → 96 at 4×4 with its input added (a projection tile of 64 and one of 32); 260 expanded channels at 2×2 in a
+        // batch of two (a last block of 4) into 70 (a tile of 64, one of 16 holding 6); 8×8 to 4×4 at stride 2 into 24 with
+        // ReLU last; 7×7 (49 pixels: a last tile of one) over 270 into 37 plus the input, SiLU last, no biases; 5×3 in a batch
+        // of three with 5×5 taps into 100 (15 pixels: three left over, for a tile of 64 and one of three vectors); 960 into
+        // 320 at 2×2 (five tiles). Over more than 64 output pixels the projection runs after the fused pair (16×16 with the
+        // input added).
+        var relu6 = Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Relu6 };
+        yield return ExpandDepthwise("4x4_576_to_96", 1, 96, 4, 4, 576, 3, 3, FusedActivation.Relu6, relu6, true, 96, FusedActivation.None, residual: true);
+        yield return ExpandDepthwise("2x2_batch2_260_to_70", 2, 19, 2, 2, 260, 3, 3, FusedActivation.Relu6, relu6, true, 70);
+        yield return ExpandDepthwise("8x8_stride2_50_to_24_relu", 1, 3, 8, 8, 50, 3, 3, FusedActivation.Relu,
+            Conv2dOptions.Of(stride: 2, padding: 1) with { Activation = FusedActivation.Relu }, true, 24, FusedActivation.Relu);
+        yield return ExpandDepthwise("7x7_270_to_37_silu", 1, 37, 7, 7, 270, 3, 3, FusedActivation.Silu, Conv2dOptions.Of(padding: 1) with { Activation = FusedActivation.Silu },
+            false, 37, FusedActivation.Silu, residual: true);
+        yield return ExpandDepthwise("5x3_k5_batch3_70_to_100", 3, 24, 5, 3, 70, 5, 5, FusedActivation.Silu, Conv2dOptions.Of(padding: 2) with { Activation = FusedActivation.Silu }, true, 100);
+        yield return ExpandDepthwise("2x2_960_to_320", 1, 160, 2, 2, 960, 3, 3, FusedActivation.Relu6, relu6, true, 320);
+        yield return ExpandDepthwise("16x16_projection_apart", 1, 8, 16, 16, 24, 3, 3, FusedActivation.Relu6, relu6, true, 8, FusedActivation.None, residual: true);
 
         // The direct tiles' edges: 70 output channels (a block of 64 and one of 16 holding 6), pixels not a multiple of 6, a
         // batch; 37 channels (three vectors) with stride (2, 1), dilation (2, 1) and padding on two sides only; groups of 8

@@ -245,6 +245,29 @@ namespace GpuNet.Kernels
                     bias is null ? null : Cpu.HostMemory.Ptr(bias.ContiguousView), Cpu.HostMemory.Ptr(output.ContiguousView), g, activation);
         }
 
+        /// <summary>Whether <paramref name="device"/> fuses a 1×1 expansion, the depthwise convolution <paramref name="g"/> and a
+        /// 1×1 projection with these activations into one pass (<see cref="RunExpandDepthwiseProject"/>): the fast CPU, for
+        /// the shapes and activations <see cref="Cpu.HostConv.ProjectsDepthwise"/> takes.</summary>
+        internal static bool FusesExpandDepthwiseProject(Device device, Conv2dGeometry g, FusedActivation expandActivation, FusedActivation activation,
+            FusedActivation projectActivation) =>
+            device.IsHostCpu && Cpu.HostConv.ProjectsDepthwise(g, expandActivation, activation, projectActivation);
+
+        /// <summary>
+        /// A 1×1 expansion, the depthwise convolution <paramref name="g"/> and a 1×1 projection (<paramref name="projectPacked"/>
+        /// of <paramref name="projectChannels"/> outputs) fused on the fast CPU (<see cref="Cpu.HostConv.ExpandDepthwiseProject"/>),
+        /// the residual (or null) added before the projection's activation; only where <see cref="FusesExpandDepthwiseProject"/>.
+        /// Arguments are validated by the op.
+        /// </summary>
+        internal static unsafe void RunExpandDepthwiseProject(Device device, Tensor x, Tensor expandPacked, Tensor? expandBias, FusedActivation expandActivation,
+            Tensor packed, Tensor? bias, Conv2dGeometry g, FusedActivation activation, Tensor projectPacked, Tensor? projectBias, int projectChannels,
+            FusedActivation projectActivation, Tensor? residual, Tensor output)
+        {
+            static float* Ptr(Tensor? t) => t is null ? null : Cpu.HostMemory.Ptr(t.ContiguousView);
+            using (device.Profiler.Measure("conv2d"))
+                Cpu.HostConv.ExpandDepthwiseProject(Ptr(x), x.Size(1), Ptr(expandPacked), Ptr(expandBias), expandActivation, Ptr(packed), Ptr(bias), g, activation,
+                    Ptr(projectPacked), Ptr(projectBias), projectChannels, projectActivation, Ptr(residual), Ptr(output));
+        }
+
         /// <summary>An activation applied in place over a tensor, launched under its op's name.</summary>
         private readonly record struct InPlaceActivation(Tensor Output, string Name) : IActivationVisitor
         {

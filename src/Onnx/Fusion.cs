@@ -10,7 +10,8 @@ namespace GpuNet.Onnx;
 /// ReduceMean, Add ε, Sqrt, Div, Mul γ, Add β) → layernorm; Softmax(Q·Kᵀ·scale, masked) · V → fused attention; an
 /// inference BatchNormalization after a Conv with constant weights → folded into those weights and bias; Relu, Clip(0, 6)
 /// or x·Sigmoid(x) after a Conv (Clip(0, 6) after a Gemm too) → its activation epilogue; a residual Add (and the Relu or
-/// Clip after it) → the Conv's stores; a 1×1 Conv read only by a depthwise Conv → one node that never writes its output.
+/// Clip after it) → the Conv's stores; a 1×1 Conv read only by a depthwise Conv → one node that never writes its output,
+/// and the 1×1 Conv (with its residual) that alone reads that node → one node for the whole inverted residual block.
 /// Each match checks the constants it relies on (√2, 1, ½, the exponent 2, the reduced axis), so a look-alike subgraph
 /// computing something else is left alone.
 /// </summary>
@@ -54,6 +55,8 @@ internal sealed class Fusion
         for (int k = 0; k < plan.Count; k++) f.ResidualEpilogue(k);
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.ExpandDepthwise(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.InvertedResidual(k);
         f.Compact();
         return before - plan.Count;
     }
@@ -474,13 +477,8 @@ internal sealed class Fusion
         var e = Node(expand);
         if (!_constants.TryGetValue(n.Inputs[1], out var w2) || !_constants.TryGetValue(e.Inputs[1], out var w1) || w1.Rank != 4 || w2.Rank != 4)
             return;
-        long Attribute(NodeProto node, string name, long fallback) => node.Attributes.TryGetValue(name, out var a) ? a.I : fallback;
-        bool AllOnes(string name) => !e.Attributes.TryGetValue(name, out var a) || a.Ints.All(v => v == 1);
-        bool pointwise = w1.Dims[2] == 1 && w1.Dims[3] == 1 && Attribute(e, "group", 1) == 1 && AllOnes("strides") && AllOnes("dilations")
-            && (!e.Attributes.TryGetValue("pads", out var pads) || pads.Ints.All(v => v == 0))
-            && (!e.Attributes.TryGetValue("auto_pad", out var autoPad) || System.Text.Encoding.UTF8.GetString(autoPad.S.Span) is "NOTSET" or "VALID" or "");
         bool depthwise = w2.Dims[1] == 1 && Attribute(n, "group", 1) == w2.Dims[0] && w2.Dims[0] == w1.Dims[0];
-        if (!pointwise || !depthwise)
+        if (!IsPointwise(e, w1) || !depthwise)
             return;
         var inputs = new[] { e.Inputs[0], e.Inputs[1], e.Inputs.Count > 2 ? e.Inputs[2] : "", n.Inputs[1], n.Inputs.Count > 2 ? n.Inputs[2] : "" };
         var fused = Rebuilt(n, $"Conv+Conv ({e.Name}, {n.Name})", "GpuNet.ExpandDepthwise", inputs, n.Outputs[0], 0);
@@ -488,6 +486,48 @@ internal sealed class Fusion
             fused.Attributes["gpunet_expand_activation"] = Int("gpunet_expand_activation", activation.I);
         _plan[root] = (fused, _plan[root].Index, FusedOperators.All["GpuNet.ExpandDepthwise"]);
         _removed[expand] = true;
+    }
+
+    private static long Attribute(NodeProto node, string name, long fallback) => node.Attributes.TryGetValue(name, out var a) ? a.I : fallback;
+
+    /// <summary>Whether <paramref name="conv"/> with constant weights <paramref name="w"/> (rank 4) is a 1×1 convolution of one
+    /// group at stride and dilation 1 with no padding: a plain matrix product over the channels at every pixel.</summary>
+    private static bool IsPointwise(NodeProto conv, OnnxTensor w)
+    {
+        bool AllOnes(string name) => !conv.Attributes.TryGetValue(name, out var a) || a.Ints.All(v => v == 1);
+        return w.Dims[2] == 1 && w.Dims[3] == 1 && Attribute(conv, "group", 1) == 1 && AllOnes("strides") && AllOnes("dilations")
+            && (!conv.Attributes.TryGetValue("pads", out var pads) || pads.Ints.All(v => v == 0))
+            && (!conv.Attributes.TryGetValue("auto_pad", out var autoPad) || System.Text.Encoding.UTF8.GetString(autoPad.S.Span) is "NOTSET" or "VALID" or "");
+    }
+
+    /// <summary>
+    /// A 1×1 Conv (one group, strides and dilations 1, no padding, constant rank-4 weights), or a
+    /// <c>GpuNet.ConvResidual</c> of one, whose input is a <c>GpuNet.ExpandDepthwise</c>'s output read by it alone → one
+    /// <c>GpuNet.InvertedResidual</c> node: MobileNetV2's block whole (expansion, depthwise convolution, projection, and the
+    /// residual Add), which on the fast CPU never writes the depthwise output either. Inputs: the pair's five, then the
+    /// projection's weights, bias and residual ("" where absent); the depthwise activation moves to
+    /// <c>gpunet_depthwise_activation</c>, the projection's becomes the node's <c>gpunet_activation</c>.
+    /// </summary>
+    private void InvertedResidual(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType is not ("Conv" or "GpuNet.ConvResidual") || n.Inputs.Count < 2 || Only(n.Inputs[0], "GpuNet.ExpandDepthwise") is not int pair)
+            return;
+        if (!_constants.TryGetValue(n.Inputs[1], out var w3) || w3.Rank != 4 || !IsPointwise(n, w3))
+            return;
+        var p = Node(pair);
+        bool residual = n.OpType == "GpuNet.ConvResidual";
+        var inputs = p.Inputs.Concat(new[] { n.Inputs[1], n.Inputs.Count > 2 ? n.Inputs[2] : "", residual ? n.Inputs[3] : "" });
+        const string pairPrefix = "Conv+Conv (";
+        string blocks = p.Name.StartsWith(pairPrefix, StringComparison.Ordinal) ? p.Name[pairPrefix.Length..^1] : p.Name;
+        var fused = Rebuilt(p, $"Conv+Conv+Conv{(residual ? "+Add" : "")} ({blocks}, {n.Name})", "GpuNet.InvertedResidual", inputs, n.Outputs[0], 0);
+        fused.Attributes.Remove("gpunet_activation");
+        if (p.Attributes.TryGetValue("gpunet_activation", out var depthwiseActivation))
+            fused.Attributes["gpunet_depthwise_activation"] = Int("gpunet_depthwise_activation", depthwiseActivation.I);
+        if (n.Attributes.TryGetValue("gpunet_activation", out var activation))
+            fused.Attributes["gpunet_activation"] = Int("gpunet_activation", activation.I);
+        _plan[root] = (fused, _plan[root].Index, FusedOperators.All["GpuNet.InvertedResidual"]);
+        _removed[pair] = true;
     }
 
     /// <summary>Mul(z, Sigmoid(z)) (either order) with z a Conv's output used by those two nodes only → the Conv with the SiLU

@@ -77,27 +77,8 @@ public static partial class Ops
     public static Tensor Conv2dExpandDepthwise(Tensor x, PackedConv2dWeight expand, Tensor? expandBias, FusedActivation expandActivation,
         PackedConv2dWeight depthwise, Tensor? depthwiseBias, Conv2dOptions depthwiseOptions)
     {
-        const string op = "conv2d";
-        Validate.NotNull(op, "expand", expand).EnsureAlive(op);
-        Validate.NotNull(op, "depthwise", depthwise).EnsureAlive(op);
-        Validate.NotNull(op, "depthwiseOptions", depthwiseOptions);
-        var device = Validate.Input(op, "x", x);
+        var (device, g) = ExpandDepthwiseGeometry(x, expand, expandBias, depthwise, depthwiseBias, depthwiseOptions);
         var ew = expand.Weight;
-        if (expand.Groups != 1 || ew.Rank != 4 || ew.Size(2) != 1 || ew.Size(3) != 1)
-            throw new ShapeMismatchException(op, "expand", "1×1 weights [E, C_in, 1, 1] packed for one group", $"{ew.Describe()} packed for {expand.Groups} groups");
-        var expandOptions = new Conv2dOptions { Activation = expandActivation };
-        var g1 = Conv2dGeometry.Create(op, x.ShapeArray(), ew.ShapeArray(), expandOptions);
-        if (depthwiseOptions.Groups != g1.K || depthwise.Groups != g1.K)
-            throw new InvalidArgumentException(op, "depthwiseOptions.Groups", $"the expansion's output channels ({g1.K}), with weights packed so",
-                $"{depthwiseOptions.Groups} (weights packed for {depthwise.Groups})");
-        var g = Conv2dGeometry.Create(op, new[] { g1.N, g1.K, g1.OH, g1.OW }, depthwise.Weight.ShapeArray(), depthwiseOptions);
-        foreach (var (name, b) in new[] { ("expandBias", expandBias), ("depthwiseBias", depthwiseBias) })
-            if (b is not null)
-            {
-                Validate.Input(op, name, b, device);
-                if (b.Rank != 1 || b.Length != g1.K || !b.IsContiguous)
-                    throw new ShapeMismatchException(op, name, $"a contiguous vector [{g1.K}]", b.Describe());
-            }
         bool fused = expand.Packed is not null && depthwise.Packed is not null && x.IsContiguous && ew.IsContiguous && depthwise.Weight.IsContiguous
             && depthwiseOptions.Mask == ConvMask.None && ConvKernels.FusesExpandDepthwise(device, g, expandActivation, depthwiseOptions.Activation)
             && !Autograd.ShouldRecord(x, ew, depthwise.Weight, expandBias, depthwiseBias);
@@ -109,8 +90,102 @@ public static partial class Ops
                     depthwiseBias, output, g, depthwiseOptions.Activation);
             return output;
         }
-        using var expanded = Conv2d(x, expand, expandBias, expandOptions);
+        using var expanded = Conv2d(x, expand, expandBias, new Conv2dOptions { Activation = expandActivation });
         return Conv2d(expanded, depthwise, depthwiseBias, depthwiseOptions);
+    }
+
+    /// <summary>
+    /// An inverted residual block whole, as MobileNetV2 has them: projection(depthwise(act₁(conv1x1(x) + b₁))) + b₃ + residual,
+    /// then <paramref name="projectActivation"/>, with the projection a 1×1 convolution of one group. On the fast CPU (AVX-512),
+    /// where <see cref="Conv2dExpandDepthwise"/> runs the depthwise convolution channels-last (≤ 64 output pixels) and the
+    /// activations apply in registers, one pass: each core expands and convolves its share of the channels and sums their
+    /// part of every projected output as it goes, so neither the expanded nor the depthwise tensor is written; elsewhere,
+    /// or while autograd records, <see cref="Conv2dExpandDepthwise"/> then the projection. Kernel <c>conv2d</c>.
+    /// </summary>
+    /// <param name="x">Input [N, C_in, H, W].</param>
+    /// <param name="expand">Packed 1×1 weights [E, C_in, 1, 1] (one group).</param>
+    /// <param name="expandBias">Optional bias [E].</param>
+    /// <param name="expandActivation">The expansion's activation.</param>
+    /// <param name="depthwise">Packed depthwise weights [E, 1, KH, KW] (E groups).</param>
+    /// <param name="depthwiseBias">Optional bias [E].</param>
+    /// <param name="depthwiseOptions">The depthwise convolution's stride, padding, dilation, groups (E) and activation.</param>
+    /// <param name="project">Packed 1×1 weights [C_out, E, 1, 1] (one group).</param>
+    /// <param name="projectBias">Optional bias [C_out].</param>
+    /// <param name="projectActivation">The activation applied last, after the residual.</param>
+    /// <param name="residual">Optional tensor shaped like the output [N, C_out, OH, OW] (the block's input where the shapes
+    /// match), added before <paramref name="projectActivation"/>.</param>
+    /// <returns>[N, C_out, OH, OW].</returns>
+    public static Tensor Conv2dExpandDepthwiseProject(Tensor x, PackedConv2dWeight expand, Tensor? expandBias, FusedActivation expandActivation,
+        PackedConv2dWeight depthwise, Tensor? depthwiseBias, Conv2dOptions depthwiseOptions,
+        PackedConv2dWeight project, Tensor? projectBias = null, FusedActivation projectActivation = FusedActivation.None, Tensor? residual = null)
+    {
+        const string op = "conv2d";
+        var (device, g) = ExpandDepthwiseGeometry(x, expand, expandBias, depthwise, depthwiseBias, depthwiseOptions);
+        Validate.NotNull(op, "project", project).EnsureAlive(op);
+        var pw = project.Weight;
+        Validate.Input(op, "project", pw, device);
+        if (project.Groups != 1 || pw.Rank != 4 || pw.Size(1) != g.K || pw.Size(2) != 1 || pw.Size(3) != 1)
+            throw new ShapeMismatchException(op, "project", $"1×1 weights [C_out, {g.K}, 1, 1] packed for one group", $"{pw.Describe()} packed for {project.Groups} groups");
+        int k = pw.Size(0);
+        var shape = new[] { g.N, k, g.OH, g.OW };
+        if (projectBias is not null)
+        {
+            Validate.Input(op, "projectBias", projectBias, device);
+            if (projectBias.Rank != 1 || projectBias.Length != k || !projectBias.IsContiguous)
+                throw new ShapeMismatchException(op, "projectBias", $"a contiguous vector [{k}] (C_out)", projectBias.Describe());
+        }
+        if (residual is not null)
+        {
+            Validate.Input(op, "residual", residual, device);
+            if (!residual.Shape.SequenceEqual(shape))
+                throw new ShapeMismatchException(op, "residual", $"the output's shape {GpuNetException.FormatShape(shape)}", residual.Describe());
+        }
+        var ew = expand.Weight;
+        bool fused = expand.Packed is not null && depthwise.Packed is not null && project.Packed is not null && x.IsContiguous && ew.IsContiguous
+            && depthwise.Weight.IsContiguous && pw.IsContiguous && (residual is null || residual.IsContiguous) && depthwiseOptions.Mask == ConvMask.None
+            && ConvKernels.FusesExpandDepthwiseProject(device, g, expandActivation, depthwiseOptions.Activation, projectActivation)
+            && !Autograd.ShouldRecord(x, ew, depthwise.Weight, pw, expandBias, depthwiseBias, projectBias, residual);
+        if (fused)
+        {
+            var output = Tensor.Empty(device, shape);
+            if (output.Length > 0)
+                ConvKernels.RunExpandDepthwiseProject(device, x, expand.Packed!, expandBias, expandActivation, depthwise.Packed!, depthwiseBias, g,
+                    depthwiseOptions.Activation, project.Packed!, projectBias, k, projectActivation, residual, output);
+            return output;
+        }
+        using var hidden = Conv2dExpandDepthwise(x, expand, expandBias, expandActivation, depthwise, depthwiseBias, depthwiseOptions);
+        return Conv2d(hidden, project, projectBias, new Conv2dOptions { Activation = projectActivation }, residual);
+    }
+
+    /// <summary>The checks <see cref="Conv2dExpandDepthwise"/> and <see cref="Conv2dExpandDepthwiseProject"/> share: a 1×1
+    /// expansion of one group, a depthwise convolution over its channels, biases [E]; the device and the depthwise
+    /// convolution's geometry.</summary>
+    private static (Device Device, Conv2dGeometry G) ExpandDepthwiseGeometry(Tensor x, PackedConv2dWeight expand, Tensor? expandBias,
+        PackedConv2dWeight depthwise, Tensor? depthwiseBias, Conv2dOptions depthwiseOptions)
+    {
+        const string op = "conv2d";
+        Validate.NotNull(op, "expand", expand).EnsureAlive(op);
+        Validate.NotNull(op, "depthwise", depthwise).EnsureAlive(op);
+        Validate.NotNull(op, "depthwiseOptions", depthwiseOptions);
+        var device = Validate.Input(op, "x", x);
+        var ew = expand.Weight;
+        Validate.Input(op, "expand", ew, device);
+        Validate.Input(op, "depthwise", depthwise.Weight, device);
+        if (expand.Groups != 1 || ew.Rank != 4 || ew.Size(2) != 1 || ew.Size(3) != 1)
+            throw new ShapeMismatchException(op, "expand", "1×1 weights [E, C_in, 1, 1] packed for one group", $"{ew.Describe()} packed for {expand.Groups} groups");
+        var g1 = Conv2dGeometry.Create(op, x.ShapeArray(), ew.ShapeArray(), new Conv2dOptions());
+        if (depthwiseOptions.Groups != g1.K || depthwise.Groups != g1.K)
+            throw new InvalidArgumentException(op, "depthwiseOptions.Groups", $"the expansion's output channels ({g1.K}), with weights packed so",
+                $"{depthwiseOptions.Groups} (weights packed for {depthwise.Groups})");
+        var g = Conv2dGeometry.Create(op, new[] { g1.N, g1.K, g1.OH, g1.OW }, depthwise.Weight.ShapeArray(), depthwiseOptions);
+        foreach (var (name, b) in new[] { ("expandBias", expandBias), ("depthwiseBias", depthwiseBias) })
+            if (b is not null)
+            {
+                Validate.Input(op, name, b, device);
+                if (b.Rank != 1 || b.Length != g1.K || !b.IsContiguous)
+                    throw new ShapeMismatchException(op, name, $"a contiguous vector [{g1.K}]", b.Describe());
+            }
+        return (device, g);
     }
 
     /// <summary>

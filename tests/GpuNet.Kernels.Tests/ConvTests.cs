@@ -127,6 +127,72 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
     }
 
     [Fact]
+    public void InvertedResidualNamesWhatDoesNotFit()
+    {
+        using var x = Tensor.RandomNormal(Cpu, new[] { 1, 4, 5, 5 }, 1);
+        using var w1 = Tensor.RandomNormal(Cpu, new[] { 8, 4, 1, 1 }, 2);
+        using var w2 = Tensor.RandomNormal(Cpu, new[] { 8, 1, 3, 3 }, 3);
+        using var w3 = Tensor.RandomNormal(Cpu, new[] { 4, 8, 1, 1 }, 4);
+        using var w3x3 = Tensor.RandomNormal(Cpu, new[] { 4, 8, 3, 3 }, 5);
+        using var w7 = Tensor.RandomNormal(Cpu, new[] { 4, 7, 1, 1 }, 6);
+        using var expand = Ops.PackConv2dWeight(w1);
+        using var depthwise = Ops.PackConv2dWeight(w2, groups: 8);
+        using var project = Ops.PackConv2dWeight(w3);
+        using var notPointwise = Ops.PackConv2dWeight(w3x3);
+        using var otherChannels = Ops.PackConv2dWeight(w7);
+        var o = Conv2dOptions.Of(padding: 1, groups: 8);
+        Tensor Run(PackedConv2dWeight p, Tensor? bias = null, Tensor? residual = null) =>
+            Ops.Conv2dExpandDepthwiseProject(x, expand, null, FusedActivation.None, depthwise, null, o, p, bias, FusedActivation.None, residual);
+        var e1 = Assert.Throws<ShapeMismatchException>(() => Run(notPointwise));
+        Assert.Equal("project", e1.Argument);
+        Assert.Contains("[C_out, 8, 1, 1]", e1.Expected);
+        Assert.Equal("project", Assert.Throws<ShapeMismatchException>(() => Run(otherChannels)).Argument);
+        using var shortBias = Tensor.Zeros(Cpu, 3);
+        Assert.Equal("projectBias", Assert.Throws<ShapeMismatchException>(() => Run(project, shortBias)).Argument);
+        using var wrongResidual = Tensor.Zeros(Cpu, 1, 4, 3, 3);
+        var e2 = Assert.Throws<ShapeMismatchException>(() => Run(project, null, wrongResidual));
+        Assert.Equal("residual", e2.Argument);
+        Assert.Contains("[1, 4, 5, 5]", e2.Expected);
+        Assert.Equal("depthwiseOptions.Groups", Assert.Throws<InvalidArgumentException>(() =>
+            Ops.Conv2dExpandDepthwiseProject(x, expand, null, FusedActivation.None, depthwise, null, o with { Groups = 4 }, project)).Argument);
+        var disposed = Ops.PackConv2dWeight(w3);
+        disposed.Dispose();
+        Assert.Throws<TensorDisposedException>(() => Run(disposed));
+        using var y = Run(project, null, x);
+        Assert.Equal(new[] { 1, 4, 5, 5 }, y.ShapeArray());
+    }
+
+    /// <summary>While autograd records, the fused block runs as its three convolutions and the add: the same gradients as
+    /// those written out.</summary>
+    [Fact]
+    public void InvertedResidualRecordsTheComposedGradients()
+    {
+        var o = Conv2dOptions.Of(padding: 1, groups: 12) with { Activation = FusedActivation.Relu6 };
+        float[][] Grads(bool fused)
+        {
+            using var x = Tensor.RandomNormal(Cpu, new[] { 1, 5, 4, 4 }, 5);
+            using var w1 = Tensor.RandomNormal(Cpu, new[] { 12, 5, 1, 1 }, 6);
+            using var w2 = Tensor.RandomNormal(Cpu, new[] { 12, 1, 3, 3 }, 7);
+            using var w3 = Tensor.RandomNormal(Cpu, new[] { 5, 12, 1, 1 }, 8);
+            x.RequiresGrad = w1.RequiresGrad = w2.RequiresGrad = w3.RequiresGrad = true;
+            using var p1 = Ops.PackConv2dWeight(w1);
+            using var p2 = Ops.PackConv2dWeight(w2, groups: 12);
+            using var p3 = Ops.PackConv2dWeight(w3);
+            using (var scope = Cpu.Scope())
+            {
+                var y = fused ? Ops.Conv2dExpandDepthwiseProject(x, p1, null, FusedActivation.Relu6, p2, null, o, p3, null, FusedActivation.Relu, x)
+                    : Ops.Relu(Ops.Add(Ops.Conv2d(Ops.Conv2d(Ops.Conv2d(x, w1, null, new Conv2dOptions { Activation = FusedActivation.Relu6 }), w2, null, o), w3), x));
+                Ops.SumAll(Ops.Mul(y, y)).Backward();
+            }
+            return new[] { x.Grad!.ToArray(), w1.Grad!.ToArray(), w2.Grad!.ToArray(), w3.Grad!.ToArray() };
+        }
+        var fusedGrads = Grads(true);
+        var composed = Grads(false);
+        for (int i = 0; i < 4; i++)
+            Assert.Equal(composed[i], fusedGrads[i]);
+    }
+
+    [Fact]
     public void ResidualOfAnotherShapeNamesResidual()
     {
         using var x = Tensor.Zeros(Cpu, 1, 3, 5, 5);

@@ -108,13 +108,16 @@ public sealed class ModelTests
         using (var mobilenet = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu))
         {
             // ReLU6 is exported as Clip(0, 6): all 35 after a (batch-norm-folded) Conv go into its epilogue; the 16 inverted
-            // residual blocks with an expansion have it and their depthwise convolution as one node (32 of those 35), and the
-            // 10 blocks' Adds join their projection convolutions.
+            // residual blocks with an expansion are one node each — expansion, depthwise convolution (32 of those 35 ReLU6s),
+            // projection, and in 10 of them the residual Add. Left: the stem, the first block's depthwise convolution and
+            // projection, the last 1×1 convolution, the pooling, Flatten and the classifier.
             Assert.DoesNotContain("Clip", mobilenet.PlannedOperators);
             Assert.Equal(3, mobilenet.PlannedOperators.Count(o => o == "Conv+Relu6"));
-            Assert.Equal(16, mobilenet.PlannedOperators.Count(o => o == "GpuNet.ExpandDepthwise+Relu6"));
-            Assert.Equal(10, mobilenet.PlannedOperators.Count(o => o == "GpuNet.ConvResidual"));
+            Assert.Equal(16, mobilenet.PlannedOperators.Count(o => o == "GpuNet.InvertedResidual"));
+            Assert.DoesNotContain("GpuNet.ExpandDepthwise+Relu6", mobilenet.PlannedOperators);
+            Assert.DoesNotContain("GpuNet.ConvResidual", mobilenet.PlannedOperators);
             Assert.DoesNotContain("Add", mobilenet.PlannedOperators);
+            Assert.Equal(23, mobilenet.PlannedOperators.Count);
         }
         using var unoptimized = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu, optimize: false);
         Assert.Equal(52, unoptimized.PlannedOperators.Count(o => o == "BatchNormalization"));
@@ -130,6 +133,21 @@ public sealed class ModelTests
         Assert.Equal(new[] { "GpuNet.ExpandDepthwise+Relu6" }, model.PlannedOperators.Where(o => o.StartsWith("GpuNet.")));
         Assert.Equal(4, model.PlannedOperators.Count(o => o == "Conv"));
         Assert.Contains("Relu", model.PlannedOperators);
+    }
+
+    [Fact]
+    public void AnInvertedResidualBlockBecomesOneNode()
+    {
+        // Four blocks become one node each: with the input added, with ReLU after the projection, with a [1, C, 1, 1] constant
+        // added (after the fused kernel, with broadcasting) and over 10×10 pixels (where the fast CPU runs the projection
+        // after the fused pair). Two look-alikes keep their projection apart: the depthwise output is also a graph output,
+        // or the projection has stride 2. Values are checked against PyTorch and the unoptimized graph.
+        using var model = OnnxModel.Load(Model("pattern_inverted_residual"), Cpu);
+        Assert.Equal(new[] { "GpuNet.InvertedResidual", "GpuNet.InvertedResidual", "GpuNet.InvertedResidual+Relu", "GpuNet.InvertedResidual+Relu" },
+            model.PlannedOperators.Where(o => o.StartsWith("GpuNet.InvertedResidual")).Order());
+        Assert.Equal(2, model.PlannedOperators.Count(o => o == "GpuNet.ExpandDepthwise+Relu6"));
+        Assert.Equal(2, model.PlannedOperators.Count(o => o == "Conv"));
+        Assert.Equal(8, model.PlannedOperators.Count);
     }
 
     [Fact]

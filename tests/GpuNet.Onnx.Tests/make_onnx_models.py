@@ -453,6 +453,57 @@ def expand_depthwise_cases():
                {"y1": f32(y1), "y2": f32(y2), "y3": f32(y3), "y4": f32(y4)})
 
 
+def inverted_residual_cases():
+    """Inverted residual blocks (1×1 expansion, depthwise, 1×1 projection) fused into one node: with the block's input added
+    (5×5, ReLU6 after the expansion and the depthwise layer); with ReLU after all three and a strided 5×5 depthwise layer;
+    with a constant [1, C, 1, 1] added (a residual the fused stores do not take) and ReLU after; over 10×10 pixels. Beside
+    them two look-alikes whose projection must stay apart: the depthwise output read by the projection and as a graph output,
+    and a projection at stride 2. Expectations from PyTorch in float64."""
+    import numpy as np
+    from onnx import helper
+    g = torch.Generator().manual_seed(78)
+    r = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1
+    x = r(1, 16, 5, 5)
+    x2 = r(1, 8, 10, 10)
+    shapes = {"we": (72, 16, 1, 1), "be": (72,), "wd": (72, 1, 3, 3), "bd": (72,), "wp": (16, 72, 1, 1), "bp": (16,),
+              "we5": (40, 16, 1, 1), "wd5": (40, 1, 5, 5), "wp5": (24, 40, 1, 1), "bp5": (24,), "shift": (1, 16, 1, 1),
+              "we2": (24, 8, 1, 1), "wd2": (24, 1, 3, 3), "wp2": (8, 24, 1, 1)}
+    w = {name: r(*shape) for name, shape in shapes.items()}
+    clip6 = lambda t: t.clamp(0, 6)
+    hidden = clip6(F.conv2d(clip6(F.conv2d(x, w["we"], w["be"])), w["wd"], w["bd"], padding=1, groups=72))
+    y1 = F.conv2d(hidden, w["wp"], w["bp"]) + x
+    y2 = F.conv2d(F.conv2d(F.conv2d(x, w["we5"]).relu(), w["wd5"], stride=2, padding=2, groups=40).relu(), w["wp5"], w["bp5"]).relu()
+    y3 = (F.conv2d(hidden, w["wp"]) + w["shift"]).relu()
+    y4 = F.conv2d(F.conv2d(F.conv2d(x2, w["we2"]), w["wd2"], padding=1, groups=24), w["wp2"]) + x2
+    y5 = F.conv2d(hidden, w["wp"], stride=2)
+    def block(tag, expand_input, projection_inputs, output, **projection):
+        return [helper.make_node("Conv", [expand_input, "we", "be"], [f"e{tag}"], kernel_shape=[1, 1]),
+                helper.make_node("Clip", [f"e{tag}", "lo", "hi"], [f"a{tag}"]),
+                helper.make_node("Conv", [f"a{tag}", "wd", "bd"], [f"d{tag}"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=72),
+                helper.make_node("Clip", [f"d{tag}", "lo", "hi"], [f"h{tag}"]),
+                helper.make_node("Conv", [f"h{tag}"] + projection_inputs, [output], kernel_shape=[1, 1], **projection)]
+    nodes = block("1", "x", ["wp", "bp"], "p1") + [helper.make_node("Add", ["p1", "x"], ["y1"])]
+    nodes += [helper.make_node("Conv", ["x", "we5"], ["e2"], kernel_shape=[1, 1]),
+              helper.make_node("Relu", ["e2"], ["a2"]),
+              helper.make_node("Conv", ["a2", "wd5"], ["d2"], kernel_shape=[5, 5], strides=[2, 2], pads=[2, 2, 2, 2], group=40),
+              helper.make_node("Relu", ["d2"], ["h2"]),
+              helper.make_node("Conv", ["h2", "wp5", "bp5"], ["p2"], kernel_shape=[1, 1]),
+              helper.make_node("Relu", ["p2"], ["y2"])]
+    nodes += block("3", "x", ["wp"], "p3") + [helper.make_node("Add", ["shift", "p3"], ["s3"]), helper.make_node("Relu", ["s3"], ["y3"])]
+    nodes += [helper.make_node("Conv", ["x2", "we2"], ["e4"], kernel_shape=[1, 1]),
+              helper.make_node("Conv", ["e4", "wd2"], ["d4"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=24),
+              helper.make_node("Conv", ["d4", "wp2"], ["p4"], kernel_shape=[1, 1]),
+              helper.make_node("Add", ["x2", "p4"], ["y4"])]
+    # The look-alikes: the first's depthwise output is also a graph output; the second projects at stride 2.
+    nodes += block("5", "x", ["wp"], "y5", strides=[2, 2])
+    nodes += block("6", "x", ["wp", "bp"], "y6")
+    f32 = lambda t: t.float().numpy()
+    initializers = {k: f32(v) for k, v in w.items()}
+    initializers["lo"], initializers["hi"] = np.array(0, "float32"), np.array(6, "float32")
+    save_graph("pattern_inverted_residual", nodes, {"x": f32(x), "x2": f32(x2)}, initializers,
+               {"y1": f32(y1), "y2": f32(y2), "y3": f32(y3), "y4": f32(y4), "y5": f32(y5), "y6": f32(F.conv2d(hidden, w["wp"], w["bp"])), "h6": f32(hidden)})
+
+
 def node_case(name, op_type, xs, y, opset=12, **attributes):
     """One node over float32 (and int64) inputs with a numpy-computed expected output: for ops whose backend-suite cases
     are all float64 (Einsum, CumSum)."""
@@ -536,6 +587,7 @@ if __name__ == "__main__":
     export("pattern_gather_expand_mul", GatherExpandMul(), [torch.randn(5, 6, 7), torch.randn(5, 2)])
     export("pattern_reflect_pad_conv", ReflectPadConv(), [torch.randn(1, 3, 7, 6)])
     expand_depthwise_cases()
+    inverted_residual_cases()
     attention_pattern_cases()
     index_map_cases()
     torch.manual_seed(39)

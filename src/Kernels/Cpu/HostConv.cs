@@ -1019,6 +1019,10 @@ internal static unsafe partial class HostConv
     /// <summary>Output planes at or below which a depthwise convolution runs channels-last (see <see cref="DepthwiseChannelsLast"/>).</summary>
     private const int ChannelsLastPixels = 64;
 
+    /// <summary>Shares of each image's depthwise channels whose projections <see cref="DepthwiseChannelsLast"/> sums apart (one
+    /// per core of the project's 2-core machines; a batch's images give more cores work).</summary>
+    private const int ProjectionShares = 2;
+
     /// <summary>Blocks of 16 channels from which <see cref="DepthwiseChannelsLast"/> expands four blocks at a time.</summary>
     private const int ExpandUnitBlocks = 16;
 
@@ -1037,7 +1041,7 @@ internal static unsafe partial class HostConv
     /// whatever the buffers hold and are not stored.
     /// </summary>
     private static void DepthwiseChannelsLast(float* x, float* w, float* packed, float* output, float* bias, Conv2dGeometry g, Epilogue epilogue,
-        Expansion expansion = default)
+        Expansion expansion = default, Projection projection = default)
     {
         const int lanes = 16;
         var ix = g.Index;
@@ -1053,8 +1057,16 @@ internal static unsafe partial class HostConv
         // the cores unbalanced (mobilenet_v2's 192 channels: three units) and one-block units ran the model faster (two
         // threads, in-process: 687 → 671, 639 → 622, 640 → 615 µs; efficientnet_b0 within ±4%).
         int perUnit = expansion.Weights != null && blocks >= ExpandUnitBlocks ? TileChannels / lanes : 1, units = (blocks + perUnit - 1) / perUnit;
-        long work = perUnit * (4L * lanes * (pixels * taps + 2 * (inPixels + pixels)) + (long)lanes * inPixels * expansion.Channels);
-        HostParallel.For(g.N * units, work, (u0, u1) =>
+        long work = perUnit * (4L * lanes * (pixels * taps + 2 * (inPixels + pixels)) + (long)lanes * inPixels * expansion.Channels
+            + (long)lanes * pixels * projection.OutChannels);
+        // A projection's partial sums: each image's units in ProjectionShares contiguous shares, each share summing its
+        // channels' part of every output into a [pixels][packed output channels] set of its own, in unit order; the sets are
+        // added in share order at the end. The loop splits the shares, never a share, so no sum depends on the split (one
+        // thread computes the same bits as two).
+        bool projecting = projection.Weights != null;
+        int shares = Math.Min(ProjectionShares, units);
+        long partialImage = (long)pixels * PackedChannels(projection.OutChannels);
+        HostParallel.For(g.N * (projecting ? shares : units), projecting ? work * units / shares : work, (i0, i1) =>
         {
             float* images = HostScratch.Get(ColumnSlot, bordered * perUnit);
             float* yout = HostScratch.Get(TileSlot, (long)pixels * lanes);
@@ -1078,115 +1090,134 @@ internal static unsafe partial class HostConv
             for (int oh = 0; oh < g.OH; oh++)
                 for (int ow = 0; ow < g.OW; ow++)
                     pixelOffset[oh * g.OW + ow] = (oh * ix.StrideH * bw + ow * ix.StrideW) * lanes;
-            for (int unit = u0; unit < u1; unit++)
-            for (int n = unit / units, head = unit % units * perUnit, blk = head; blk < Math.Min(blocks, head + perUnit); blk++)
+            for (int item = i0; item < i1; item++)
             {
-                int k0 = blk * lanes, valid = Math.Min(lanes, g.K - k0);
-                float* planes = x + ((long)n * g.C + k0) * inPixels, xin = images + (blk - head) * bordered;
-                if (expansion.Weights != null)
+                int n = item / units, firstUnit = item % units, lastUnit = firstUnit + 1;
+                float* partials = null;
+                if (projecting)
                 {
-                    float* image = x + (long)n * expansion.Channels * inPixels;
-                    if (perUnit == 1)
-                        ExpandBlock(expansion, image, inPixels, k0, inOffset, xin);
-                    else if (blk == head)
-                        Expand(expansion, image, inPixels, k0, inOffset, images, bordered);
+                    (n, int share) = (item / shares, item % shares);
+                    (firstUnit, lastUnit) = (units * share / shares, units * (share + 1) / shares);
+                    partials = projection.Partials + item * partialImage;
+                    new Span<float>(partials, checked((int)partialImage)).Clear();
                 }
-                else if (valid == lanes && inPixels % 16 == 0 && Avx512F.IsSupported)
+                for (int unit = firstUnit; unit < lastUnit; unit++)
+                for (int head = unit * perUnit, blk = head; blk < Math.Min(blocks, head + perUnit); blk++)
                 {
-                    // 16 channels × 16 pixels at a time transposed in registers (the planes are consecutive in NCHW).
-                    for (int q0 = 0; q0 < inPixels; q0 += 16)
+                    int k0 = blk * lanes, valid = Math.Min(lanes, g.K - k0);
+                    float* planes = x + ((long)n * g.C + k0) * inPixels, xin = images + (blk - head) * bordered;
+                    if (expansion.Weights != null)
                     {
-                        for (int c = 0; c < lanes; c++)
-                            block[c] = Vector512.Load(planes + (long)c * inPixels + q0);
-                        HostMath.Transpose16(block);
-                        for (int i = 0; i < 16; i++)
-                            if (inOffset[q0 + i] >= 0)
-                                block[i].Store(xin + inOffset[q0 + i]);
+                        float* image = x + (long)n * expansion.Channels * inPixels;
+                        if (perUnit == 1)
+                            ExpandBlock(expansion, image, inPixels, k0, inOffset, xin);
+                        else if (blk == head)
+                            Expand(expansion, image, inPixels, k0, inOffset, images, bordered);
                     }
-                }
-                else if (valid == lanes && Avx2.IsSupported)
-                {
-                    for (int q = 0; q < inPixels; q++)
-                        if (inOffset[q] >= 0)
+                    else if (valid == lanes && inPixels % 16 == 0 && Avx512F.IsSupported)
+                    {
+                        // 16 channels × 16 pixels at a time transposed in registers (the planes are consecutive in NCHW).
+                        for (int q0 = 0; q0 < inPixels; q0 += 16)
                         {
-                            Vector256.Store(Avx2.GatherVector256(planes + q, down, 4), xin + inOffset[q]);
-                            Vector256.Store(Avx2.GatherVector256(planes + 8L * inPixels + q, down, 4), xin + inOffset[q] + 8);
+                            for (int c = 0; c < lanes; c++)
+                                block[c] = Vector512.Load(planes + (long)c * inPixels + q0);
+                            HostMath.Transpose16(block);
+                            for (int i = 0; i < 16; i++)
+                                if (inOffset[q0 + i] >= 0)
+                                    block[i].Store(xin + inOffset[q0 + i]);
                         }
-                }
-                else
-                    for (int c = 0; c < valid; c++)
+                    }
+                    else if (valid == lanes && Avx2.IsSupported)
+                    {
                         for (int q = 0; q < inPixels; q++)
                             if (inOffset[q] >= 0)
-                                xin[inOffset[q] + c] = planes[(long)c * inPixels + q];
-                float* weights = gathered;
-                if (packed != null)
-                    weights = packed + (long)(k0 / lanes) * taps * lanes;
-                else
-                    for (int t = 0; t < taps; t++)
-                        GatherRows(w + (long)k0 * taps, taps, valid, t, gathered + t * lanes);
-                for (int c = 0; c < lanes; c++)
-                    lane[c] = c < valid && bias != null ? bias[k0 + c] : 0f;
-                var start = Vector512.Load(lane);
-                int p = 0;
-                // Four pixels share each tap's weight vector: four independent FMA chains (a group may span output rows, so
-                // 2×2 and 4×4 maps fill it too).
-                for (; p + 4 <= pixels; p += 4)
-                {
-                    float* q0 = xin + pixelOffset[p], q1 = xin + pixelOffset[p + 1], q2 = xin + pixelOffset[p + 2], q3 = xin + pixelOffset[p + 3];
-                    Vector512<float> a0 = start, a1 = start, a2 = start, a3 = start;
-                    for (int t = 0; t < taps; t++)
-                    {
-                        var wt = Vector512.Load(weights + t * lanes);
-                        int at = tapOffset[t];
-                        a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q0 + at), wt, a0);
-                        a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q1 + at), wt, a1);
-                        a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q2 + at), wt, a2);
-                        a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q3 + at), wt, a3);
+                            {
+                                Vector256.Store(Avx2.GatherVector256(planes + q, down, 4), xin + inOffset[q]);
+                                Vector256.Store(Avx2.GatherVector256(planes + 8L * inPixels + q, down, 4), xin + inOffset[q] + 8);
+                            }
                     }
-                    (a0, a1, a2, a3) = (epilogue.Apply(a0), epilogue.Apply(a1), epilogue.Apply(a2), epilogue.Apply(a3));
-                    float* o = yout + p * lanes;
-                    a0.Store(o); a1.Store(o + lanes); a2.Store(o + 2 * lanes); a3.Store(o + 3 * lanes);
-                }
-                for (; p < pixels; p++)
-                {
-                    float* q = xin + pixelOffset[p];
-                    var a = start;
-                    for (int t = 0; t < taps; t++)
-                        a = Vector512.FusedMultiplyAdd(Vector512.Load(q + tapOffset[t]), Vector512.Load(weights + t * lanes), a);
-                    epilogue.Apply(a).Store(yout + p * lanes);
-                }
-                if (valid == lanes && pixels % 16 == 0 && Avx512F.IsSupported)
-                {
-                    float* first = output + ((long)n * g.K + k0) * pixels;
-                    for (int p0 = 0; p0 < pixels; p0 += 16)
+                    else
+                        for (int c = 0; c < valid; c++)
+                            for (int q = 0; q < inPixels; q++)
+                                if (inOffset[q] >= 0)
+                                    xin[inOffset[q] + c] = planes[(long)c * inPixels + q];
+                    float* weights = gathered;
+                    if (packed != null)
+                        weights = packed + (long)(k0 / lanes) * taps * lanes;
+                    else
+                        for (int t = 0; t < taps; t++)
+                            GatherRows(w + (long)k0 * taps, taps, valid, t, gathered + t * lanes);
+                    for (int c = 0; c < lanes; c++)
+                        lane[c] = c < valid && bias != null ? bias[k0 + c] : 0f;
+                    var start = Vector512.Load(lane);
+                    int p = 0;
+                    // Four pixels share each tap's weight vector: four independent FMA chains (a group may span output rows, so
+                    // 2×2 and 4×4 maps fill it too).
+                    for (; p + 4 <= pixels; p += 4)
                     {
-                        for (int i = 0; i < 16; i++)
-                            block[i] = Vector512.Load(yout + (p0 + i) * lanes);
-                        HostMath.Transpose16(block);
-                        for (int c = 0; c < lanes; c++)
-                            block[c].Store(first + (long)c * pixels + p0);
-                    }
-                    continue;
-                }
-                for (int c = 0; c < valid; c++)
-                {
-                    float* plane = output + ((long)n * g.K + k0 + c) * pixels, from = yout + c;
-                    int px = 0;
-                    if (Avx2.IsSupported)
-                    {
-                        for (; px + 8 <= pixels; px += 8)
-                            Vector256.Store(Avx2.GatherVector256(from + px * lanes, along, 4), plane + px);
-                        if (px + 4 <= pixels)
+                        float* q0 = xin + pixelOffset[p], q1 = xin + pixelOffset[p + 1], q2 = xin + pixelOffset[p + 2], q3 = xin + pixelOffset[p + 3];
+                        Vector512<float> a0 = start, a1 = start, a2 = start, a3 = start;
+                        for (int t = 0; t < taps; t++)
                         {
-                            Vector128.Store(Avx2.GatherVector128(from + px * lanes, along.GetLower(), 4), plane + px);
-                            px += 4;
+                            var wt = Vector512.Load(weights + t * lanes);
+                            int at = tapOffset[t];
+                            a0 = Vector512.FusedMultiplyAdd(Vector512.Load(q0 + at), wt, a0);
+                            a1 = Vector512.FusedMultiplyAdd(Vector512.Load(q1 + at), wt, a1);
+                            a2 = Vector512.FusedMultiplyAdd(Vector512.Load(q2 + at), wt, a2);
+                            a3 = Vector512.FusedMultiplyAdd(Vector512.Load(q3 + at), wt, a3);
                         }
+                        (a0, a1, a2, a3) = (epilogue.Apply(a0), epilogue.Apply(a1), epilogue.Apply(a2), epilogue.Apply(a3));
+                        float* o = yout + p * lanes;
+                        a0.Store(o); a1.Store(o + lanes); a2.Store(o + 2 * lanes); a3.Store(o + 3 * lanes);
                     }
-                    for (; px < pixels; px++)
-                        plane[px] = from[px * lanes];
+                    for (; p < pixels; p++)
+                    {
+                        float* q = xin + pixelOffset[p];
+                        var a = start;
+                        for (int t = 0; t < taps; t++)
+                            a = Vector512.FusedMultiplyAdd(Vector512.Load(q + tapOffset[t]), Vector512.Load(weights + t * lanes), a);
+                        epilogue.Apply(a).Store(yout + p * lanes);
+                    }
+                    if (partials != null)
+                    {
+                        Project(projection, yout, pixels, k0, valid, partials);
+                        continue;
+                    }
+                    if (valid == lanes && pixels % 16 == 0 && Avx512F.IsSupported)
+                    {
+                        float* first = output + ((long)n * g.K + k0) * pixels;
+                        for (int p0 = 0; p0 < pixels; p0 += 16)
+                        {
+                            for (int i = 0; i < 16; i++)
+                                block[i] = Vector512.Load(yout + (p0 + i) * lanes);
+                            HostMath.Transpose16(block);
+                            for (int c = 0; c < lanes; c++)
+                                block[c].Store(first + (long)c * pixels + p0);
+                        }
+                        continue;
+                    }
+                    for (int c = 0; c < valid; c++)
+                    {
+                        float* plane = output + ((long)n * g.K + k0 + c) * pixels, from = yout + c;
+                        int px = 0;
+                        if (Avx2.IsSupported)
+                        {
+                            for (; px + 8 <= pixels; px += 8)
+                                Vector256.Store(Avx2.GatherVector256(from + px * lanes, along, 4), plane + px);
+                            if (px + 4 <= pixels)
+                            {
+                                Vector128.Store(Avx2.GatherVector128(from + px * lanes, along.GetLower(), 4), plane + px);
+                                px += 4;
+                            }
+                        }
+                        for (; px < pixels; px++)
+                            plane[px] = from[px * lanes];
+                    }
                 }
             }
         });
+        if (projecting)
+            FinishProjection(projection, shares, g.N, pixels, output);
     }
 
     /// <summary>
@@ -1199,6 +1230,169 @@ internal static unsafe partial class HostConv
         public readonly float* Weights = weights, Bias = bias;
         public readonly int Channels = channels, OutChannels = outChannels;
         public readonly Epilogue Epilogue = epilogue;
+    }
+
+    /// <summary>
+    /// A 1×1 convolution (one group) that alone reads <see cref="DepthwiseChannelsLast"/>'s output, computed from each block
+    /// of 16 depthwise channels while the block is in registers' reach (<see cref="Project"/>): its weights packed by
+    /// <see cref="PackWeights"/> ([E] rows per 64-channel tile), its bias and residual (or null), its activation, the
+    /// depthwise channels E it reads and its output channels; and the scratch of partial sums, one set per chunk of the split
+    /// loop (split by depthwise channels, each core sums its channels' share of every output), summed by
+    /// <see cref="FinishProjection"/>.
+    /// </summary>
+    private readonly struct Projection(float* weights, float* bias, float* residual, int channels, int outChannels, Epilogue epilogue, float* partials)
+    {
+        public readonly float* Weights = weights, Bias = bias, Residual = residual, Partials = partials;
+        public readonly int Channels = channels, OutChannels = outChannels;
+        public readonly Epilogue Epilogue = epilogue;
+    }
+
+    /// <summary>
+    /// partials[p, o] += Σ_c yout[p, c]·W[o, k0 + c] over the block's <paramref name="valid"/> depthwise channels from
+    /// <paramref name="k0"/> (yout [pixels, 16] channels-last, as the depthwise loop leaves it; partials [pixels, packed output
+    /// channels]): four pixels × four vectors of outputs a register tile, each weight row's 64 floats read in order and each
+    /// pixel's channel broadcast, as <see cref="Expand"/> does; a tile narrower than 64 one vector of outputs × eight pixels.
+    /// </summary>
+    private static void Project(in Projection pr, float* yout, int pixels, int k0, int valid, float* partials)
+    {
+        const int lanes = 16;
+        int ldp = PackedChannels(pr.OutChannels);
+        for (int tile = 0; tile < ldp; tile += TileChannels)
+        {
+            int width = Math.Min(TileChannels, ldp - tile);
+            float* w = pr.Weights + (long)tile * pr.Channels + (long)k0 * width, acc = partials + tile;
+            if (width == TileChannels)
+            {
+                int p = 0;
+                for (; p + 4 <= pixels; p += 4)
+                {
+                    float* r0 = acc + (long)p * ldp, r1 = r0 + ldp, r2 = r1 + ldp, r3 = r2 + ldp;
+                    Vector512<float> a00 = Vector512.Load(r0), a01 = Vector512.Load(r0 + 16), a02 = Vector512.Load(r0 + 32), a03 = Vector512.Load(r0 + 48);
+                    Vector512<float> a10 = Vector512.Load(r1), a11 = Vector512.Load(r1 + 16), a12 = Vector512.Load(r1 + 32), a13 = Vector512.Load(r1 + 48);
+                    Vector512<float> a20 = Vector512.Load(r2), a21 = Vector512.Load(r2 + 16), a22 = Vector512.Load(r2 + 32), a23 = Vector512.Load(r2 + 48);
+                    Vector512<float> a30 = Vector512.Load(r3), a31 = Vector512.Load(r3 + 16), a32 = Vector512.Load(r3 + 32), a33 = Vector512.Load(r3 + 48);
+                    float* y = yout + p * lanes, wc = w;
+                    for (int c = 0; c < valid; c++, y++, wc += TileChannels)
+                    {
+                        Vector512<float> w0 = Vector512.Load(wc), w1 = Vector512.Load(wc + 16), w2 = Vector512.Load(wc + 32), w3 = Vector512.Load(wc + 48);
+                        var x0 = Vector512.Create(y[0]);
+                        a00 = Vector512.FusedMultiplyAdd(w0, x0, a00); a01 = Vector512.FusedMultiplyAdd(w1, x0, a01);
+                        a02 = Vector512.FusedMultiplyAdd(w2, x0, a02); a03 = Vector512.FusedMultiplyAdd(w3, x0, a03);
+                        var x1 = Vector512.Create(y[lanes]);
+                        a10 = Vector512.FusedMultiplyAdd(w0, x1, a10); a11 = Vector512.FusedMultiplyAdd(w1, x1, a11);
+                        a12 = Vector512.FusedMultiplyAdd(w2, x1, a12); a13 = Vector512.FusedMultiplyAdd(w3, x1, a13);
+                        var x2 = Vector512.Create(y[2 * lanes]);
+                        a20 = Vector512.FusedMultiplyAdd(w0, x2, a20); a21 = Vector512.FusedMultiplyAdd(w1, x2, a21);
+                        a22 = Vector512.FusedMultiplyAdd(w2, x2, a22); a23 = Vector512.FusedMultiplyAdd(w3, x2, a23);
+                        var x3 = Vector512.Create(y[3 * lanes]);
+                        a30 = Vector512.FusedMultiplyAdd(w0, x3, a30); a31 = Vector512.FusedMultiplyAdd(w1, x3, a31);
+                        a32 = Vector512.FusedMultiplyAdd(w2, x3, a32); a33 = Vector512.FusedMultiplyAdd(w3, x3, a33);
+                    }
+                    a00.Store(r0); a01.Store(r0 + 16); a02.Store(r0 + 32); a03.Store(r0 + 48);
+                    a10.Store(r1); a11.Store(r1 + 16); a12.Store(r1 + 32); a13.Store(r1 + 48);
+                    a20.Store(r2); a21.Store(r2 + 16); a22.Store(r2 + 32); a23.Store(r2 + 48);
+                    a30.Store(r3); a31.Store(r3 + 16); a32.Store(r3 + 32); a33.Store(r3 + 48);
+                }
+                for (; p < pixels; p++)
+                {
+                    float* r = acc + (long)p * ldp;
+                    Vector512<float> a0 = Vector512.Load(r), a1 = Vector512.Load(r + 16), a2 = Vector512.Load(r + 32), a3 = Vector512.Load(r + 48);
+                    float* y = yout + p * lanes, wc = w;
+                    for (int c = 0; c < valid; c++, wc += TileChannels)
+                    {
+                        var xv = Vector512.Create(y[c]);
+                        a0 = Vector512.FusedMultiplyAdd(Vector512.Load(wc), xv, a0);
+                        a1 = Vector512.FusedMultiplyAdd(Vector512.Load(wc + 16), xv, a1);
+                        a2 = Vector512.FusedMultiplyAdd(Vector512.Load(wc + 32), xv, a2);
+                        a3 = Vector512.FusedMultiplyAdd(Vector512.Load(wc + 48), xv, a3);
+                    }
+                    a0.Store(r); a1.Store(r + 16); a2.Store(r + 32); a3.Store(r + 48);
+                }
+                continue;
+            }
+            for (int v = 0; v < width; v += 16)
+            {
+                int p = 0;
+                for (; p + 8 <= pixels; p += 8)
+                {
+                    float* r = acc + (long)p * ldp + v;
+                    Vector512<float> a0 = Vector512.Load(r), a1 = Vector512.Load(r + ldp), a2 = Vector512.Load(r + 2 * ldp), a3 = Vector512.Load(r + 3 * ldp);
+                    Vector512<float> a4 = Vector512.Load(r + 4 * ldp), a5 = Vector512.Load(r + 5 * ldp), a6 = Vector512.Load(r + 6 * ldp), a7 = Vector512.Load(r + 7 * ldp);
+                    float* y = yout + p * lanes, wc = w + v;
+                    for (int c = 0; c < valid; c++, y++, wc += width)
+                    {
+                        var wv = Vector512.Load(wc);
+                        a0 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[0]), a0);
+                        a1 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[lanes]), a1);
+                        a2 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[2 * lanes]), a2);
+                        a3 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[3 * lanes]), a3);
+                        a4 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[4 * lanes]), a4);
+                        a5 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[5 * lanes]), a5);
+                        a6 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[6 * lanes]), a6);
+                        a7 = Vector512.FusedMultiplyAdd(wv, Vector512.Create(y[7 * lanes]), a7);
+                    }
+                    a0.Store(r); a1.Store(r + ldp); a2.Store(r + 2 * ldp); a3.Store(r + 3 * ldp);
+                    a4.Store(r + 4 * ldp); a5.Store(r + 5 * ldp); a6.Store(r + 6 * ldp); a7.Store(r + 7 * ldp);
+                }
+                for (; p < pixels; p++)
+                {
+                    float* r = acc + (long)p * ldp + v, y = yout + p * lanes, wc = w + v;
+                    var a = Vector512.Load(r);
+                    for (int c = 0; c < valid; c++, wc += width)
+                        a = Vector512.FusedMultiplyAdd(Vector512.Load(wc), Vector512.Create(y[c]), a);
+                    a.Store(r);
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// The projection's output [N, K, pixels] = act(b + Σ over the <paramref name="sets"/> partial sums + residual): 16 pixels ×
+    /// 16 output channels at a time summed channels-last, transposed in registers (<see cref="HostMath.Transpose16"/>), then
+    /// the residual added and the activation applied a row of 16 pixels (masked below 16) at a time.
+    /// </summary>
+    private static void FinishProjection(in Projection pr, int sets, int images, int pixels, float* output)
+    {
+        int k = pr.OutChannels, ldp = PackedChannels(k);
+        long perSet = (long)pixels * ldp;
+        var block = stackalloc Vector512<float>[16];
+        for (int n = 0; n < images; n++)
+            for (int k0 = 0; k0 < k; k0 += 16)
+            {
+                var bias = pr.Bias == null ? Vector512<float>.Zero : Part(pr.Bias + k0, k - k0, 0);
+                int rows = Math.Min(16, k - k0);
+                for (int p0 = 0; p0 < pixels; p0 += 16)
+                {
+                    int count = Math.Min(16, pixels - p0);
+                    for (int i = 0; i < 16; i++)
+                    {
+                        if (i >= count)
+                        {
+                            block[i] = default;
+                            continue;
+                        }
+                        float* at = pr.Partials + (long)n * sets * perSet + (long)(p0 + i) * ldp + k0;
+                        var v = bias + Vector512.Load(at);
+                        for (int s = 1; s < sets; s++)
+                            v += Vector512.Load(at + s * perSet);
+                        block[i] = v;
+                    }
+                    HostMath.Transpose16(block);
+                    var mask = HostMath.FirstLanes(count);
+                    for (int c = 0; c < rows; c++)
+                    {
+                        long at = ((long)n * k + k0 + c) * pixels + p0;
+                        var v = block[c];
+                        if (pr.Residual != null)
+                            v += count == 16 ? Vector512.Load(pr.Residual + at) : Avx512F.MaskLoad(pr.Residual + at, mask, Vector512<float>.Zero);
+                        v = pr.Epilogue.Apply(v);
+                        if (count == 16)
+                            v.Store(output + at);
+                        else
+                            Avx512F.MaskStore(output + at, mask, v);
+                    }
+                }
+            }
     }
 
     /// <summary>
@@ -1356,6 +1550,33 @@ internal static unsafe partial class HostConv
             return;
         }
         ActivationDispatch.WithActivation(expandActivation, new ExpandPlanesLaunch(x, channels, expandWeights, expandBias, w, bias, output, g, epilogue));
+    }
+
+    /// <summary>Whether <see cref="ExpandDepthwiseProject"/> takes the expansion and depthwise convolution <paramref name="g"/>
+    /// (<see cref="ExpandsDepthwise"/>) followed by a 1×1 projection with <paramref name="projectActivation"/>: where the
+    /// depthwise layer runs channels-last (≤ 64 output pixels) and the projection's activation applies in registers.</summary>
+    public static bool ProjectsDepthwise(Conv2dGeometry g, FusedActivation expandActivation, FusedActivation activation, FusedActivation projectActivation) =>
+        ExpandsDepthwise(g, expandActivation, activation) && g.OH * g.OW <= ChannelsLastPixels && Epilogue.Of(projectActivation) is not null;
+
+    /// <summary>
+    /// act₃(W₃·dw(act₁(W₁·x + b₁)) + b₃ + residual): an inverted residual block whole, its expansion and depthwise layer as
+    /// <see cref="ExpandDepthwise"/> computes them channels-last, and the 1×1 projection (weights [K, E] packed by
+    /// <see cref="PackWeights"/>) summed from each block of 16 depthwise channels as it leaves the depthwise loop, so neither
+    /// the expanded nor the depthwise tensor is ever written. The cores split the depthwise channels as before, each summing
+    /// its channels' share of every projected output; the shares are added once at the end. As two layers the projection
+    /// read the depthwise output across both cores' caches after a second hand-off, and a projection with one block of
+    /// work (576 → 96 at 4×4) ran on one core. <paramref name="residual"/> (or null) is shaped like the output [N, K, OH, OW].
+    /// Requires <see cref="ProjectsDepthwise"/>.
+    /// </summary>
+    public static void ExpandDepthwiseProject(float* x, int channels, float* expandPacked, float* expandBias, FusedActivation expandActivation,
+        float* packed, float* bias, Conv2dGeometry g, FusedActivation activation,
+        float* projectPacked, float* projectBias, int projectChannels, FusedActivation projectActivation, float* residual, float* output)
+    {
+        var expansion = new Expansion(expandPacked, expandBias, channels, g.C, Epilogue.Of(expandActivation)!.Value);
+        // Slot of the stem's phases, never live while a depthwise convolution runs.
+        float* partials = HostScratch.Get(PhaseSlot, (long)ProjectionShares * g.N * g.OH * g.OW * PackedChannels(projectChannels));
+        var projection = new Projection(projectPacked, projectBias, residual, g.K, projectChannels, Epilogue.Of(projectActivation)!.Value, partials);
+        DepthwiseChannelsLast(x, null, packed, output, bias, g, Epilogue.Of(activation)!.Value, expansion, projection);
     }
 
     /// <summary><see cref="ExpandPlanes{TAct}"/> with the expansion's activation as a type argument.</summary>

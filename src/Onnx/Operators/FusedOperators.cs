@@ -14,6 +14,7 @@ internal static class FusedOperators
         new("GpuNet.Attention", Attention),
         new("GpuNet.ConvResidual", ConvResidual),
         new("GpuNet.ExpandDepthwise", ExpandDepthwise),
+        new("GpuNet.InvertedResidual", InvertedResidual),
     }.ToDictionary(s => s.Name);
 
     /// <summary>
@@ -36,6 +37,31 @@ internal static class FusedOperators
     }
 
     /// <summary>
+    /// An inverted residual block: the inputs of <see cref="ExpandDepthwise"/> (X, W₁, B₁, W₂, B₂), then the 1×1 projection's
+    /// W₃, B₃ and a residual R (inputs 5–7; B₃ and R optional), the depthwise convolution's attributes with its activation as
+    /// <c>gpunet_depthwise_activation</c>, the expansion's as <c>gpunet_expand_activation</c> and the one after the projection
+    /// and R as <c>gpunet_activation</c>: <see cref="Ops.Conv2dExpandDepthwiseProject"/>. A residual of another shape than
+    /// the output is added with broadcasting after.
+    /// </summary>
+    private static OnnxTensor[] InvertedResidual(OpContext c, OnnxTensor?[] i)
+    {
+        var x = i[0]!.On(c.Device);
+        var w2 = i[3]!.On(c.Device);
+        if (x.Rank != 4 || w2.Rank != 4)
+            throw c.Shape("X", "a 2-D convolution's input [N, C, H, W] and kernel", $"{GpuNetException.FormatShape(i[0]!.Dims)}, {GpuNetException.FormatShape(i[3]!.Dims)}");
+        var options = LinearOperators.ConvOptions(c, x, w2, (FusedActivation)c.Int("gpunet_depthwise_activation", 0));
+        var expandActivation = (FusedActivation)c.Int("gpunet_expand_activation", 0);
+        var activation = Activation(c);
+        var r = i.Length > 7 ? i[7]?.On(c.Device) : null;
+        var g = Conv2dGeometry.Create(c.Label, new[] { x.Size(0), w2.Size(0), x.Size(2), x.Size(3) }, w2.ShapeArray(), options);
+        bool inStores = r is null || r.Rank == 4 && r.Size(0) == g.N && r.Size(1) == i[5]!.Dims[0] && r.Size(2) == g.OH && r.Size(3) == g.OW;
+        var y = Ops.Conv2dExpandDepthwiseProject(x, i[1]!.Conv2dWeights(c.Device, 1), i[2]?.On(c.Device), expandActivation,
+            i[3]!.Conv2dWeights(c.Device, options.Groups), i[4]?.On(c.Device), options, i[5]!.Conv2dWeights(c.Device, 1), i[6]?.On(c.Device),
+            inStores ? activation : FusedActivation.None, inStores ? r : null);
+        return new[] { inStores ? Values.Float(y, y.ShapeArray()) : AddActivated(c, y, y.ShapeArray(), r!, activation) };
+    }
+
+    /// <summary>
     /// activation(Conv(X, W, B) + R): the convolution adds the residual R (input 3) and applies the activation as it stores
     /// its output (<see cref="Ops.Conv2d(Tensor, PackedConv2dWeight, Tensor?, Conv2dOptions?, Tensor?)"/>), where the graph had
     /// an Add node and an activation node each writing a new tensor (resnet's blocks end so). A residual of another shape
@@ -50,15 +76,25 @@ internal static class FusedOperators
         var (conv, dims, added) = LinearOperators.ConvCore(c, i, activation, r);
         if (added)
             return new[] { Values.Float(conv, dims) };
-        var y = conv.Reshape(dims);
-        conv.Dispose();
-        using (var sum = y)
-            y = Ops.Add(sum, r);
+        return new[] { AddActivated(c, conv, dims, r, activation) };
+    }
+
+    /// <summary>activation(<paramref name="y"/> + <paramref name="r"/>) with broadcasting, for a residual the fused stores do
+    /// not take (another shape than the output), as ONNX shape <paramref name="dims"/>; disposes <paramref name="y"/>. The
+    /// fusions put only ReLU and ReLU6 after a residual Add.</summary>
+    private static OnnxTensor AddActivated(OpContext c, Tensor y, int[] dims, Tensor r, FusedActivation activation)
+    {
+        if (activation is not (FusedActivation.None or FusedActivation.Relu or FusedActivation.Relu6))
+            throw new OnnxRunException($"{c.Label}: no activation {activation} after a residual Add");
+        Tensor sum;
+        using (var shaped = y.Reshape(dims))
+            sum = Ops.Add(shaped, r);
+        y.Dispose();
         if (activation == FusedActivation.Relu)
-            Ops.Relu(y, y);
+            Ops.Relu(sum, sum);
         else if (activation == FusedActivation.Relu6)
-            Ops.Relu6(y, y);
-        return new[] { Values.Float(y, dims) };
+            Ops.Relu6(sum, sum);
+        return Values.Float(sum, dims);
     }
 
     /// <summary>The activation a fusion moved into a matmul's epilogue.</summary>
