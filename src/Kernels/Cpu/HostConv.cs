@@ -1097,7 +1097,11 @@ internal static unsafe partial class HostConv
                 if (projecting)
                 {
                     (n, int share) = (item / shares, item % shares);
-                    (firstUnit, lastUnit) = (units * share / shares, units * (share + 1) / shares);
+                    // Rounded up: the first share, which the calling thread runs (its chunk comes first) and which finds the
+                    // input in its cache (the previous layer's sums were added there), is the larger of two unequal shares
+                    // (576 channels: 5 | 4 units of 64). The other way round the calling thread waited 3–6 µs on each of
+                    // mobilenet_v2's 576- and 960-channel blocks; in-process A/B 241.4 → 239.1, 244.8 → 241.5 µs.
+                    (firstUnit, lastUnit) = ((units * share + shares - 1) / shares, (units * (share + 1) + shares - 1) / shares);
                     partials = projection.Partials + item * partialImage;
                     new Span<float>(partials, checked((int)partialImage)).Clear();
                 }
