@@ -112,8 +112,69 @@ internal static class ConvChecks
             });
     }
 
+    /// <summary>
+    /// x·σ(W₂·act(W₁·mean_hw(x) + b₁) + b₂) through <see cref="Ops.SqueezeExcite"/> (on the fast CPU one call from the packed
+    /// 1×1 weights), against the pooling, the two products, the sigmoid and the scaling in double.
+    /// </summary>
+    private static CheckCase SqueezeExcite(string name, int n, int c, int h, int w, int r, FusedActivation activation, bool biases) =>
+        new(FamilyName, "squeeze_excite", name, $"[{n}, {c}, {h}, {w}] → {r} {activation}{(biases ? "" : " no biases")}", CheckCase.Fp32Tolerance, (d, seed) =>
+        {
+            var xs = new[] { n, c, h, w };
+            using var x = Random(d, seed, 0, xs);
+            using var w1 = Random(d, seed, 1, r, c, 1, 1);
+            using var w2 = Random(d, seed, 2, c, r, 1, 1);
+            using var b1 = biases ? Random(d, seed, 3, r) : null;
+            using var b2 = biases ? Random(d, seed, 4, c) : null;
+            using var p1 = Ops.PackConv2dWeight(w1);
+            using var p2 = Ops.PackConv2dWeight(w2);
+            using var y = Ops.SqueezeExcite(x, p1, b1, activation, p2, b2);
+            double[] hx = Host(x), hw1 = Host(w1), hw2 = Host(w2);
+            double[]? hb1 = b1 is null ? null : Host(b1), hb2 = b2 is null ? null : Host(b2);
+            Func<double, double> act = activation == FusedActivation.None ? v => v : ActivationReference.Of(MatMulChecks.ActivationKernel(activation));
+            int pixels = h * w;
+            var expected = new double[hx.Length];
+            for (int img = 0; img < n; img++)
+            {
+                var mean = new double[c];
+                for (int k = 0; k < c; k++)
+                {
+                    for (int p = 0; p < pixels; p++)
+                        mean[k] += hx[((long)img * c + k) * pixels + p];
+                    mean[k] /= pixels;
+                }
+                var hidden = new double[r];
+                for (int j = 0; j < r; j++)
+                {
+                    double z = hb1?[j] ?? 0;
+                    for (int k = 0; k < c; k++)
+                        z += hw1[j * c + k] * mean[k];
+                    hidden[j] = act(z);
+                }
+                for (int k = 0; k < c; k++)
+                {
+                    double z = hb2?[k] ?? 0;
+                    for (int j = 0; j < r; j++)
+                        z += hw2[k * r + j] * hidden[j];
+                    double gate = 1 / (1 + Math.Exp(-z));
+                    for (int p = 0; p < pixels; p++)
+                        expected[((long)img * c + k) * pixels + p] = hx[((long)img * c + k) * pixels + p] * gate;
+                }
+            }
+            return new(y.ToArray(), expected);
+        });
+
     internal static IEnumerable<CheckCase> Cases()
     {
+        // Squeeze-and-excitation: efficientnet_b0's 96 channels at 4×4 into 4 with SiLU and its 1,152 at 2×2 into 48; 70
+        // channels (a tile of 64 and one of 16 holding 6) at 3×5 (a masked last vector a row) in a batch of two into 10 with
+        // ReLU, no biases; 131 channels (odd: the first product's last input alone) at 7×9 into 70 (two tiles of the first
+        // product) with ReLU6; 24 at 32×32 into 6 with no activation.
+        yield return SqueezeExcite("se_4x4_96_to_4_silu", 1, 96, 4, 4, 4, FusedActivation.Silu, true);
+        yield return SqueezeExcite("se_2x2_1152_to_48_silu", 1, 1152, 2, 2, 48, FusedActivation.Silu, true);
+        yield return SqueezeExcite("se_3x5_batch2_70_to_10_relu", 2, 70, 3, 5, 10, FusedActivation.Relu, false);
+        yield return SqueezeExcite("se_7x9_131_to_70_relu6", 1, 131, 7, 9, 70, FusedActivation.Relu6, true);
+        yield return SqueezeExcite("se_32x32_24_to_6", 1, 24, 32, 32, 6, FusedActivation.None, true);
+
         // Expansion then depthwise, fused on the fast CPU where the depthwise map has ≤ 64 output pixels: from 16 blocks of
         // expanded channels 64 at a time (2×2 over 260: four 64s and a block of 4 lanes, in a batch of two, ReLU6 after both
         // as mobilenet's; 7×7 over 270: 49 pixels, twelve tiles of four and one alone), with fewer one block at a time (4×4
@@ -510,6 +571,12 @@ internal static class ConvChecks
         }
         yield return new KernelVariant("im2col_backward", "col2im", Closed(typeof(ConvKernels), nameof(ConvKernels.Col2Im), id));
         yield return Method("col2im_backward", "im2col", typeof(ConvKernels), nameof(ConvKernels.Im2Col));
+        // Squeeze-and-excitation is one host call on the fast CPU; on a GPU it launches the pooling, the two 1×1 convolutions,
+        // the sigmoid and the broadcast product.
+        yield return new KernelVariant("squeeze_excite", "pool", Closed(typeof(ReduceKernels), nameof(ReduceKernels.Rows), typeof(float), typeof(ReduceOps.Mean)));
+        yield return Gemm("squeeze_excite", "conv1x1", typeof(MatMulTiles.Large), typeof(Im2ColB), typeof(ElementwiseOps.Identity));
+        yield return Flat("squeeze_excite", "sigmoid", Unary(typeof(Activation.Sigmoid)));
+        yield return Strided("squeeze_excite", "scale", typeof(ElementwiseOps.Mul));
     }
 
     private static IEnumerable<(string[] Presets, string Label, int N, int C, int H, int W, int K, int KH, int Stride, int Pad)> ConvShapes()

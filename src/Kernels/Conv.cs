@@ -268,6 +268,23 @@ namespace GpuNet.Kernels
                     Ptr(projectPacked), Ptr(projectBias), projectChannels, projectActivation, Ptr(residual), Ptr(output));
         }
 
+        /// <summary>Whether <paramref name="device"/> runs squeeze-and-excitation with <paramref name="activation"/> after its
+        /// first product as one call (<see cref="RunSqueezeExcite"/>): the fast CPU with 512-bit vectors, for the activations
+        /// <see cref="Cpu.HostConv.SqueezesAndExcites"/> takes.</summary>
+        internal static bool FusesSqueezeExcite(Device device, FusedActivation activation) => device.IsHostCpu && Cpu.HostConv.SqueezesAndExcites(activation);
+
+        /// <summary>Squeeze-and-excitation of x [N, C, H, W] (contiguous) on the fast CPU (<see cref="Cpu.HostConv.SqueezeExcite"/>)
+        /// from the two 1×1 convolutions' packed weights; only where <see cref="FusesSqueezeExcite"/>. Arguments are validated
+        /// by the op.</summary>
+        internal static unsafe void RunSqueezeExcite(Device device, Tensor x, Tensor reducePacked, Tensor? reduceBias, int reduced, FusedActivation activation,
+            Tensor expandPacked, Tensor? expandBias, Tensor output)
+        {
+            static float* Ptr(Tensor? t) => t is null ? null : Cpu.HostMemory.Ptr(t.ContiguousView);
+            using (device.Profiler.Measure("squeeze_excite"))
+                Cpu.HostConv.SqueezeExcite(Ptr(x), x.Size(0), x.Size(1), x.Size(2) * x.Size(3), Ptr(reducePacked), Ptr(reduceBias), reduced, activation,
+                    Ptr(expandPacked), Ptr(expandBias), Ptr(output));
+        }
+
         /// <summary>An activation applied in place over a tensor, launched under its op's name.</summary>
         private readonly record struct InPlaceActivation(Tensor Output, string Name) : IActivationVisitor
         {

@@ -11,7 +11,8 @@ namespace GpuNet.Onnx;
 /// inference BatchNormalization after a Conv with constant weights → folded into those weights and bias; Relu, Clip(0, 6)
 /// or x·Sigmoid(x) after a Conv (Clip(0, 6) after a Gemm too) → its activation epilogue; a residual Add (and the Relu or
 /// Clip after it) → the Conv's stores; a 1×1 Conv read only by a depthwise Conv → one node that never writes its output,
-/// and the 1×1 Conv (with its residual) that alone reads that node → one node for the whole inverted residual block.
+/// and the 1×1 Conv (with its residual) that alone reads that node → one node for the whole inverted residual block;
+/// GlobalAveragePool → 1×1 Conv → 1×1 Conv → Sigmoid → Mul with the pooled input → one squeeze-and-excitation node.
 /// Each match checks the constants it relies on (√2, 1, ½, the exponent 2, the reduced axis), so a look-alike subgraph
 /// computing something else is left alone.
 /// </summary>
@@ -57,6 +58,8 @@ internal sealed class Fusion
         for (int k = 0; k < plan.Count; k++) f.ExpandDepthwise(k);
         f.Compact();
         for (int k = 0; k < plan.Count; k++) f.InvertedResidual(k);
+        f.Compact();
+        for (int k = 0; k < plan.Count; k++) f.SqueezeExcite(k);
         f.Compact();
         return before - plan.Count;
     }
@@ -490,12 +493,12 @@ internal sealed class Fusion
 
     private static long Attribute(NodeProto node, string name, long fallback) => node.Attributes.TryGetValue(name, out var a) ? a.I : fallback;
 
-    /// <summary>Whether <paramref name="conv"/> with constant weights <paramref name="w"/> (rank 4) is a 1×1 convolution of one
-    /// group at stride and dilation 1 with no padding: a plain matrix product over the channels at every pixel.</summary>
+    /// <summary>Whether <paramref name="conv"/> with constant weights <paramref name="w"/> (rank 3 or 4) is a 1×1 convolution
+    /// of one group at stride and dilation 1 with no padding: a plain matrix product over the channels at every pixel.</summary>
     private static bool IsPointwise(NodeProto conv, OnnxTensor w)
     {
         bool AllOnes(string name) => !conv.Attributes.TryGetValue(name, out var a) || a.Ints.All(v => v == 1);
-        return w.Dims[2] == 1 && w.Dims[3] == 1 && Attribute(conv, "group", 1) == 1 && AllOnes("strides") && AllOnes("dilations")
+        return w.Rank is 3 or 4 && w.DimsArray.Skip(2).All(d => d == 1) && Attribute(conv, "group", 1) == 1 && AllOnes("strides") && AllOnes("dilations")
             && (!conv.Attributes.TryGetValue("pads", out var pads) || pads.Ints.All(v => v == 0))
             && (!conv.Attributes.TryGetValue("auto_pad", out var autoPad) || System.Text.Encoding.UTF8.GetString(autoPad.S.Span) is "NOTSET" or "VALID" or "");
     }
@@ -528,6 +531,42 @@ internal sealed class Fusion
             fused.Attributes["gpunet_activation"] = Int("gpunet_activation", activation.I);
         _plan[root] = (fused, _plan[root].Index, FusedOperators.All["GpuNet.InvertedResidual"]);
         _removed[pair] = true;
+    }
+
+    /// <summary>
+    /// Mul(x, Sigmoid(Conv₂(Conv₁(GlobalAveragePool(x))))) (either order) with both convolutions 1×1 (one group, stride and
+    /// dilation 1, no padding) over constant weights [R, C, 1, 1] and [C, R, 1, 1] (or 1-D), the second without an activation
+    /// (the first may carry one), each intermediate read by the next node only → one <c>GpuNet.SqueezeExcite</c> node
+    /// (inputs X, W₁, B₁, W₂, B₂; the first convolution's activation as <c>gpunet_squeeze_activation</c>): EfficientNet's
+    /// squeeze-and-excitation, five nodes a block.
+    /// </summary>
+    private void SqueezeExcite(int root)
+    {
+        var n = Node(root);
+        if (_removed[root] || n.OpType != "Mul" || n.Inputs.Count != 2 || n.Inputs[0] == n.Inputs[1])
+            return;
+        foreach (var gateName in n.Inputs)
+        {
+            string x = Other(n, gateName)!;
+            if (Only(gateName, "Sigmoid") is not int sigmoid || Only(Node(sigmoid).Inputs[0], "Conv") is not int expand
+                || Node(expand).Attributes.ContainsKey("gpunet_activation") || Only(Node(expand).Inputs[0], "Conv") is not int reduce
+                || Only(Node(reduce).Inputs[0], "GlobalAveragePool") is not int pool || Node(pool).Inputs[0] != x)
+                continue;
+            var (e, r) = (Node(expand), Node(reduce));
+            if (e.Inputs.Count < 2 || r.Inputs.Count < 2 || !_constants.TryGetValue(e.Inputs[1], out var w2) || !_constants.TryGetValue(r.Inputs[1], out var w1)
+                || w1.Rank != w2.Rank || !IsPointwise(r, w1) || !IsPointwise(e, w2) || w1.Dims[0] != w2.Dims[1] || w1.Dims[1] != w2.Dims[0])
+                continue;
+            string Bias(NodeProto conv) => conv.Inputs.Count > 2 ? conv.Inputs[2] : "";
+            var fused = new NodeProto { Name = n.Name.Length > 0 ? $"SqueezeExcite ({n.Name})" : "", OpType = "GpuNet.SqueezeExcite" };
+            fused.Inputs.AddRange(new[] { x, r.Inputs[1], Bias(r), e.Inputs[1], Bias(e) });
+            fused.Outputs.Add(n.Outputs[0]);
+            if (r.Attributes.TryGetValue("gpunet_activation", out var activation))
+                fused.Attributes["gpunet_squeeze_activation"] = Int("gpunet_squeeze_activation", activation.I);
+            _plan[root] = (fused, _plan[root].Index, FusedOperators.All["GpuNet.SqueezeExcite"]);
+            foreach (int k in new[] { pool, reduce, expand, sigmoid })
+                _removed[k] = true;
+            return;
+        }
     }
 
     /// <summary>Mul(z, Sigmoid(z)) (either order) with z a Conv's output used by those two nodes only → the Conv with the SiLU

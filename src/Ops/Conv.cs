@@ -157,6 +157,60 @@ public static partial class Ops
         return Conv2d(hidden, project, projectBias, new Conv2dOptions { Activation = projectActivation }, residual);
     }
 
+    /// <summary>
+    /// Squeeze-and-excitation as torchvision's <c>SqueezeExcitation</c> computes it (EfficientNet's and MobileNetV3's blocks):
+    /// x · σ(conv1x1₂(act(conv1x1₁(mean_hw(x)) + b₁)) + b₂), one gate per image and channel. On the fast CPU (AVX-512), with
+    /// an activation it applies in registers (none, ReLU, ReLU6, SiLU), one call: the means and the first product on the
+    /// calling thread, then the second product, its sigmoid and the scaling per 64 channels across the cores, from the
+    /// weights as <see cref="PackConv2dWeight"/> packs them; elsewhere, or while autograd records, the pooling, the two
+    /// 1×1 convolutions, the sigmoid and the product one after the other. Kernel <c>squeeze_excite</c>.
+    /// </summary>
+    /// <param name="x">Input [N, C, H, W].</param>
+    /// <param name="reduce">Packed 1×1 weights [R, C, 1, 1] (one group).</param>
+    /// <param name="reduceBias">Optional bias [R].</param>
+    /// <param name="activation">The activation after the first convolution.</param>
+    /// <param name="expand">Packed 1×1 weights [C, R, 1, 1] (one group).</param>
+    /// <param name="expandBias">Optional bias [C].</param>
+    /// <returns>[N, C, H, W].</returns>
+    public static Tensor SqueezeExcite(Tensor x, PackedConv2dWeight reduce, Tensor? reduceBias, FusedActivation activation, PackedConv2dWeight expand, Tensor? expandBias)
+    {
+        const string op = "squeeze_excite";
+        Validate.NotNull(op, "reduce", reduce).EnsureAlive(op);
+        Validate.NotNull(op, "expand", expand).EnsureAlive(op);
+        var device = Validate.Input(op, "x", x);
+        Validate.Rank(op, "x", x, 4);
+        int c = x.Size(1);
+        var (rw, ew) = (reduce.Weight, expand.Weight);
+        Validate.Input(op, "reduce", rw, device);
+        Validate.Input(op, "expand", ew, device);
+        if (reduce.Groups != 1 || rw.Rank != 4 || rw.Size(1) != c || rw.Size(2) != 1 || rw.Size(3) != 1)
+            throw new ShapeMismatchException(op, "reduce", $"1×1 weights [R, {c}, 1, 1] packed for one group", $"{rw.Describe()} packed for {reduce.Groups} groups");
+        int r = rw.Size(0);
+        if (expand.Groups != 1 || ew.Rank != 4 || ew.Size(0) != c || ew.Size(1) != r || ew.Size(2) != 1 || ew.Size(3) != 1)
+            throw new ShapeMismatchException(op, "expand", $"1×1 weights [{c}, {r}, 1, 1] packed for one group", $"{ew.Describe()} packed for {expand.Groups} groups");
+        foreach (var (name, b, length) in new[] { ("reduceBias", reduceBias, r), ("expandBias", expandBias, c) })
+            if (b is not null)
+            {
+                Validate.Input(op, name, b, device);
+                if (b.Rank != 1 || b.Length != length || !b.IsContiguous)
+                    throw new ShapeMismatchException(op, name, $"a contiguous vector [{length}]", b.Describe());
+            }
+        bool fused = reduce.Packed is not null && expand.Packed is not null && x.IsContiguous && ConvKernels.FusesSqueezeExcite(device, activation)
+            && !Autograd.ShouldRecord(x, rw, ew, reduceBias, expandBias);
+        if (fused)
+        {
+            var output = Tensor.Empty(device, x.ShapeArray());
+            if (output.Length > 0)
+                ConvKernels.RunSqueezeExcite(device, x, reduce.Packed!, reduceBias, r, activation, expand.Packed!, expandBias, output);
+            return output;
+        }
+        using var pooled = GlobalAvgPool(x);
+        using var hidden = Conv2d(pooled, reduce, reduceBias, new Conv2dOptions { Activation = activation });
+        using var logits = Conv2d(hidden, expand, expandBias);
+        using var gate = Sigmoid(logits);
+        return Mul(x, gate);
+    }
+
     /// <summary>The checks <see cref="Conv2dExpandDepthwise"/> and <see cref="Conv2dExpandDepthwiseProject"/> share: a 1×1
     /// expansion of one group, a depthwise convolution over its channels, biases [E]; the device and the depthwise
     /// convolution's geometry.</summary>

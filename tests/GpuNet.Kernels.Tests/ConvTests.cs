@@ -120,10 +120,7 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
             }
             return new[] { x.Grad!.ToArray(), w1.Grad!.ToArray(), w2.Grad!.ToArray() };
         }
-        var fusedGrads = Grads(true);
-        var composed = Grads(false);
-        for (int i = 0; i < 3; i++)
-            Assert.Equal(composed[i], fusedGrads[i]);
+        SameGradients(Grads);
     }
 
     [Fact]
@@ -186,10 +183,61 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
             }
             return new[] { x.Grad!.ToArray(), w1.Grad!.ToArray(), w2.Grad!.ToArray(), w3.Grad!.ToArray() };
         }
-        var fusedGrads = Grads(true);
-        var composed = Grads(false);
-        for (int i = 0; i < 4; i++)
-            Assert.Equal(composed[i], fusedGrads[i]);
+        SameGradients(Grads);
+    }
+
+    [Fact]
+    public void SqueezeExciteNamesWhatDoesNotFit()
+    {
+        using var x = Tensor.RandomNormal(Cpu, new[] { 2, 8, 3, 3 }, 1);
+        using var w1 = Tensor.RandomNormal(Cpu, new[] { 2, 8, 1, 1 }, 2);
+        using var w2 = Tensor.RandomNormal(Cpu, new[] { 8, 2, 1, 1 }, 3);
+        using var w3x3 = Tensor.RandomNormal(Cpu, new[] { 2, 8, 3, 3 }, 4);
+        using var w7 = Tensor.RandomNormal(Cpu, new[] { 7, 2, 1, 1 }, 5);
+        using var reduce = Ops.PackConv2dWeight(w1);
+        using var expand = Ops.PackConv2dWeight(w2);
+        using var notPointwise = Ops.PackConv2dWeight(w3x3);
+        using var otherChannels = Ops.PackConv2dWeight(w7);
+        var e1 = Assert.Throws<ShapeMismatchException>(() => Ops.SqueezeExcite(x, notPointwise, null, FusedActivation.Relu, expand, null));
+        Assert.Equal("reduce", e1.Argument);
+        Assert.Contains("[R, 8, 1, 1]", e1.Expected);
+        var e2 = Assert.Throws<ShapeMismatchException>(() => Ops.SqueezeExcite(x, reduce, null, FusedActivation.Relu, otherChannels, null));
+        Assert.Equal("expand", e2.Argument);
+        Assert.Contains("[8, 2, 1, 1]", e2.Expected);
+        using var shortBias = Tensor.Zeros(Cpu, 7);
+        Assert.Equal("expandBias", Assert.Throws<ShapeMismatchException>(() => Ops.SqueezeExcite(x, reduce, null, FusedActivation.Relu, expand, shortBias)).Argument);
+        Assert.Equal("reduceBias", Assert.Throws<ShapeMismatchException>(() => Ops.SqueezeExcite(x, reduce, shortBias, FusedActivation.Relu, expand, null)).Argument);
+        using var flat = Tensor.Zeros(Cpu, 2, 8);
+        Assert.Throws<ShapeMismatchException>(() => Ops.SqueezeExcite(flat, reduce, null, FusedActivation.Relu, expand, null));
+        var disposed = Ops.PackConv2dWeight(w2);
+        disposed.Dispose();
+        Assert.Throws<TensorDisposedException>(() => Ops.SqueezeExcite(x, reduce, null, FusedActivation.Relu, disposed, null));
+        using var y = Ops.SqueezeExcite(x, reduce, null, FusedActivation.Relu, expand, null);
+        Assert.Equal(x.ShapeArray(), y.ShapeArray());
+    }
+
+    /// <summary>While autograd records, squeeze-and-excitation runs as its pooling, convolutions, sigmoid and product: the
+    /// same gradients as those written out.</summary>
+    [Fact]
+    public void SqueezeExciteRecordsTheComposedGradients()
+    {
+        float[][] Grads(bool fused)
+        {
+            using var x = Tensor.RandomNormal(Cpu, new[] { 2, 6, 3, 4 }, 7);
+            using var w1 = Tensor.RandomNormal(Cpu, new[] { 3, 6, 1, 1 }, 8);
+            using var w2 = Tensor.RandomNormal(Cpu, new[] { 6, 3, 1, 1 }, 9);
+            x.RequiresGrad = w1.RequiresGrad = w2.RequiresGrad = true;
+            using var p1 = Ops.PackConv2dWeight(w1);
+            using var p2 = Ops.PackConv2dWeight(w2);
+            using (var scope = Cpu.Scope())
+            {
+                var y = fused ? Ops.SqueezeExcite(x, p1, null, FusedActivation.Silu, p2, null)
+                    : Ops.Mul(x, Ops.Sigmoid(Ops.Conv2d(Ops.Conv2d(Ops.GlobalAvgPool(x), w1, null, new Conv2dOptions { Activation = FusedActivation.Silu }), w2)));
+                Ops.SumAll(Ops.Mul(y, y)).Backward();
+            }
+            return new[] { x.Grad!.ToArray(), w1.Grad!.ToArray(), w2.Grad!.ToArray() };
+        }
+        SameGradients(Grads);
     }
 
     [Fact]
@@ -223,10 +271,7 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
             }
             return new[] { x.Grad!.ToArray(), w.Grad!.ToArray(), r.Grad!.ToArray() };
         }
-        var fusedGrads = Grads(true);
-        var composed = Grads(false);
-        for (int i = 0; i < 3; i++)
-            Assert.Equal(composed[i], fusedGrads[i]);
+        SameGradients(Grads);
     }
 
     [Fact]
@@ -240,6 +285,17 @@ public sealed class ConvTests(ITestOutputHelper output) : KernelFamilyTests<Conv
             using var y = Ops.Conv2d(x, w, null, Conv2dOptions.Of(padding: 1) with { ColumnBudgetBytes = budget });
             Assert.Equal(expectIm2Col, d.Profiler.CompileTimes.Keys.Any(k => k.StartsWith("ConvKernels.Im2Col")));
         }
+    }
+
+    /// <summary>The gradients a fused op records (<paramref name="grads"/>(true)) equal those of its composition written out
+    /// (<paramref name="grads"/>(false)), bit for bit.</summary>
+    private static void SameGradients(Func<bool, float[][]> grads)
+    {
+        var fused = grads(true);
+        var composed = grads(false);
+        Assert.Equal(composed.Length, fused.Length);
+        for (int i = 0; i < composed.Length; i++)
+            Assert.Equal(composed[i], fused[i]);
     }
 }
 

@@ -102,8 +102,13 @@ public sealed class ModelTests
         {
             Assert.DoesNotContain("BatchNormalization", efficientnet.PlannedOperators);
             Assert.Contains("Conv+Silu", efficientnet.PlannedOperators);
-            // The 15 MBConv blocks with an expansion: 1×1 (SiLU) then depthwise (SiLU), one node each.
+            // The 15 MBConv blocks with an expansion: 1×1 (SiLU) then depthwise (SiLU), one node each; all 16 blocks'
+            // squeeze-and-excitation (pooling, two 1×1 convolutions, SiLU, Sigmoid, Mul) one node each too.
             Assert.Equal(15, efficientnet.PlannedOperators.Count(o => o == "GpuNet.ExpandDepthwise+Silu"));
+            Assert.Equal(16, efficientnet.PlannedOperators.Count(o => o == "GpuNet.SqueezeExcite"));
+            Assert.DoesNotContain("Sigmoid", efficientnet.PlannedOperators);
+            Assert.DoesNotContain("Mul", efficientnet.PlannedOperators);
+            Assert.Equal(1, efficientnet.PlannedOperators.Count(o => o == "GlobalAveragePool"));
         }
         using (var mobilenet = OnnxModel.Load(Model("real_mobilenet_v2"), Cpu))
         {
@@ -148,6 +153,19 @@ public sealed class ModelTests
         Assert.Equal(2, model.PlannedOperators.Count(o => o == "GpuNet.ExpandDepthwise+Relu6"));
         Assert.Equal(2, model.PlannedOperators.Count(o => o == "Conv"));
         Assert.Equal(8, model.PlannedOperators.Count);
+    }
+
+    [Fact]
+    public void SqueezeAndExcitationBecomesOneNode()
+    {
+        // Three blocks become one node each (ReLU with biases; SiLU exported as x·Sigmoid(x), the Mul's operands swapped; a
+        // 1-D input); two look-alikes keep their five nodes: the gate scales another tensor than the one pooled, or the gate
+        // is a graph output. Values are checked against PyTorch and the unoptimized graph.
+        using var model = OnnxModel.Load(Model("pattern_squeeze_excite"), Cpu);
+        Assert.Equal(3, model.PlannedOperators.Count(o => o == "GpuNet.SqueezeExcite"));
+        Assert.Equal(2, model.PlannedOperators.Count(o => o == "GlobalAveragePool"));
+        Assert.Equal(2, model.PlannedOperators.Count(o => o == "Mul"));
+        Assert.Equal(13, model.PlannedOperators.Count);
     }
 
     [Fact]

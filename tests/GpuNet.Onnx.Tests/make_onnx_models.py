@@ -504,6 +504,47 @@ def inverted_residual_cases():
                {"y1": f32(y1), "y2": f32(y2), "y3": f32(y3), "y4": f32(y4), "y5": f32(y5), "y6": f32(F.conv2d(hidden, w["wp"], w["bp"])), "h6": f32(hidden)})
 
 
+def squeeze_excite_cases():
+    """Squeeze-and-excitation (GlobalAveragePool, 1×1 Conv, activation, 1×1 Conv, Sigmoid, Mul with the pooled input) fused
+    into one node: with ReLU and biases at 5×3; with x·Sigmoid(x) (SiLU) after the first convolution and no biases, the
+    Mul's operands swapped; over a 1-D input [N, C, L] with 1-D convolutions. Beside them two look-alikes that must not
+    fuse: the gate multiplies another tensor than the one pooled, and the gate is also a graph output. Expectations from
+    PyTorch in float64."""
+    import numpy as np
+    from onnx import helper
+    g = torch.Generator().manual_seed(79)
+    r = lambda *shape: torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1
+    x, x2, x1d = r(2, 40, 5, 3), r(2, 40, 5, 3), r(1, 24, 7)
+    shapes = {"w1": (10, 40, 1, 1), "b1": (10,), "w2": (40, 10, 1, 1), "b2": (40,), "v1": (6, 40, 1, 1), "v2": (40, 6, 1, 1),
+              "u1": (5, 24, 1), "u2": (24, 5, 1)}
+    w = {name: r(*shape) for name, shape in shapes.items()}
+    mean = lambda t: t.mean(dim=tuple(range(2, t.dim())), keepdim=True)
+    gate1 = torch.sigmoid(F.conv2d(F.conv2d(mean(x), w["w1"], w["b1"]).relu(), w["w2"], w["b2"]))
+    h2 = F.conv2d(mean(x), w["v1"])
+    gate2 = torch.sigmoid(F.conv2d(h2 * torch.sigmoid(h2), w["v2"]))
+    gate3 = torch.sigmoid(F.conv1d(F.conv1d(mean(x1d), w["u1"]).relu(), w["u2"]))
+    gate4 = torch.sigmoid(F.conv2d(F.conv2d(mean(x), w["w1"], w["b1"]).relu(), w["w2"], w["b2"]))
+    def se(tag, source, w1, w2, bias=True, activation="Relu", kernel=(1, 1)):
+        nodes = [helper.make_node("GlobalAveragePool", [source], [f"m{tag}"]),
+                 helper.make_node("Conv", [f"m{tag}", w1] + (["b1"] if bias else []), [f"z{tag}"], kernel_shape=list(kernel))]
+        if activation == "Relu":
+            nodes.append(helper.make_node("Relu", [f"z{tag}"], [f"h{tag}"]))
+        else:
+            nodes += [helper.make_node("Sigmoid", [f"z{tag}"], [f"s{tag}"]), helper.make_node("Mul", [f"z{tag}", f"s{tag}"], [f"h{tag}"])]
+        nodes += [helper.make_node("Conv", [f"h{tag}", w2] + (["b2"] if bias else []), [f"e{tag}"], kernel_shape=list(kernel)),
+                  helper.make_node("Sigmoid", [f"e{tag}"], [f"gate{tag}"])]
+        return nodes
+    nodes = se("1", "x", "w1", "w2") + [helper.make_node("Mul", ["x", "gate1"], ["y1"])]
+    nodes += se("2", "x", "v1", "v2", bias=False, activation="Silu") + [helper.make_node("Mul", ["gate2", "x"], ["y2"])]
+    nodes += se("3", "x1d", "u1", "u2", bias=False, kernel=(1,)) + [helper.make_node("Mul", ["x1d", "gate3"], ["y3"])]
+    # The look-alikes: the gate of x scales x2; the gate of another copy of the first block is also a graph output.
+    nodes += se("4", "x", "w1", "w2") + [helper.make_node("Mul", ["x2", "gate4"], ["y4"])]
+    nodes += se("5", "x", "w1", "w2") + [helper.make_node("Mul", ["x", "gate5"], ["y5"])]
+    f32 = lambda t: t.float().numpy()
+    save_graph("pattern_squeeze_excite", nodes, {"x": f32(x), "x2": f32(x2), "x1d": f32(x1d)}, {k: f32(v) for k, v in w.items()},
+               {"y1": f32(x * gate1), "y2": f32(gate2 * x), "y3": f32(x1d * gate3), "y4": f32(x2 * gate4), "y5": f32(x * gate1), "gate5": f32(gate1)})
+
+
 def node_case(name, op_type, xs, y, opset=12, **attributes):
     """One node over float32 (and int64) inputs with a numpy-computed expected output: for ops whose backend-suite cases
     are all float64 (Einsum, CumSum)."""
@@ -588,6 +629,7 @@ if __name__ == "__main__":
     export("pattern_reflect_pad_conv", ReflectPadConv(), [torch.randn(1, 3, 7, 6)])
     expand_depthwise_cases()
     inverted_residual_cases()
+    squeeze_excite_cases()
     attention_pattern_cases()
     index_map_cases()
     torch.manual_seed(39)

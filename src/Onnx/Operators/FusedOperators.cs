@@ -15,6 +15,7 @@ internal static class FusedOperators
         new("GpuNet.ConvResidual", ConvResidual),
         new("GpuNet.ExpandDepthwise", ExpandDepthwise),
         new("GpuNet.InvertedResidual", InvertedResidual),
+        new("GpuNet.SqueezeExcite", SqueezeExcite),
     }.ToDictionary(s => s.Name);
 
     /// <summary>
@@ -59,6 +60,22 @@ internal static class FusedOperators
             i[3]!.Conv2dWeights(c.Device, options.Groups), i[4]?.On(c.Device), options, i[5]!.Conv2dWeights(c.Device, 1), i[6]?.On(c.Device),
             inStores ? activation : FusedActivation.None, inStores ? r : null);
         return new[] { inStores ? Values.Float(y, y.ShapeArray()) : AddActivated(c, y, y.ShapeArray(), r!, activation) };
+    }
+
+    /// <summary>
+    /// X · Sigmoid(Conv(act(Conv(GlobalAveragePool(X), W₁, B₁)), W₂, B₂)) with 1×1 convolutions (inputs X, W₁, B₁, W₂, B₂; the
+    /// first convolution's activation as <c>gpunet_squeeze_activation</c>): <see cref="Ops.SqueezeExcite"/>. A 1-D input
+    /// [N, C, L] runs as [N, C, 1, L], as 1-D convolutions do.
+    /// </summary>
+    private static OnnxTensor[] SqueezeExcite(OpContext c, OnnxTensor?[] i)
+    {
+        var x = i[0]!.On(c.Device);
+        if (x.Rank is not (3 or 4))
+            throw c.Shape("X", "a 1-D or 2-D convolution's input [N, C, L] or [N, C, H, W]", GpuNetException.FormatShape(i[0]!.Dims));
+        using var line = x.Rank == 3 ? x.Reshape(x.Size(0), x.Size(1), 1, x.Size(2)) : null;
+        var y = Ops.SqueezeExcite(line ?? x, i[1]!.Conv2dWeights(c.Device, 1), i[2]?.On(c.Device), (FusedActivation)c.Int("gpunet_squeeze_activation", 0),
+            i[3]!.Conv2dWeights(c.Device, 1), i[4]?.On(c.Device));
+        return new[] { Values.Float(y, i[0]!.Shape) };
     }
 
     /// <summary>
