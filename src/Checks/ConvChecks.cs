@@ -629,6 +629,17 @@ internal static class ConvChecks
             yield return Step("conv_transpose2d_backward", S(nb, cin, h, h) + $" k2 s2 → {cout}", 6.0 * nb * cin * h * h * cout * 4,
                 12.0 * ((double)nb * cin * h * h + (double)cin * cout * 4 + (double)nb * cout * 4 * h * h) + 16.0 * nb * cout * 4 * h * h, presets, (d, s) =>
                 (new[] { R(d, s, nb, cin, h, h), R(d, s + 1, cin, cout, 2, 2) }, Trained(2), t => Ops.ConvTranspose2d(t[0], t[1], null, stride: 2)));
+        // Squeeze-and-excitation as efficientnet_b0 has it at 64×64 inputs (1,152 channels at 2×2 into 48, 672 at 4×4 into 28)
+        // and a batch at 14×14: the two products' weights and a read and a write of the input.
+        foreach (var (presets, nb, c, h, r) in new[] { (Small, 1, 1152, 2, 48), (CpuPreset, 1, 1152, 2, 48), (CpuPreset, 1, 672, 4, 28), (MediumLarge, 32, 672, 14, 28) })
+            yield return C("squeeze_excite", S(nb, c, h, h) + $" → {r} silu", 4.0 * nb * c * r + 2.0 * nb * c * h * h, 4.0 * (2.0 * c * r + 2.0 * nb * c * h * h), presets, (d, s) =>
+            {
+                var x = R(d, s, nb, c, h, h);
+                var (w1, w2) = (R(d, s + 1, r, c, 1, 1), R(d, s + 2, c, r, 1, 1));
+                var (b1, b2) = (R(d, s + 3, r), R(d, s + 4, c));
+                var (p1, p2) = (Ops.PackConv2dWeight(w1), Ops.PackConv2dWeight(w2));
+                return new(() => Ops.SqueezeExcite(x, p1, b1, FusedActivation.Silu, p2, b2).Dispose(), p1, p2, x, w1, w2, b1, b2);
+            });
         foreach (var (presets, nb, c, h) in new[] { (Small, 2, 16, 32), (MediumLarge, 32, 64, 112) })
         {
             double input = (double)nb * c * h * h;
