@@ -81,6 +81,9 @@ internal static class LayoutChecks
             ("axis1", new[] { new[] { 3, 5 }, new[] { 3, 2 } }, 1),
             ("middle_axis", new[] { new[] { 2, 3, 4 }, new[] { 2, 7, 4 }, new[] { 2, 1, 4 } }, 1),
             ("single", new[] { new[] { 6, 7 } }, -1),
+            // An ONNX LSTM's two directions [seq, 1, batch, hidden] side by side, and an input empty along the axis.
+            ("lstm_directions", new[] { new[] { 9, 1, 3, 12 }, new[] { 9, 1, 3, 12 } }, 1),
+            ("empty_input", new[] { new[] { 3, 0, 2 }, new[] { 3, 4, 2 }, new[] { 3, 1, 2 } }, 1),
         };
         foreach (var (name, shapes, axis) in concats)
             yield return new CheckCase("layout", "concat", name, Shapes(shapes) + $" axis {axis}", CheckCase.Fp32Tolerance, (d, seed) =>

@@ -58,6 +58,57 @@ internal static class RecurrentChecks
                 }
             });
         }
+        // From the sequence itself (Ops.RecurrenceOfInput, the ONNX nodes' form): on the fast CPU the input projections are
+        // computed in the call up to 16,384 input weights — a 12-wide LSTM from 24 features as the exported bidirectional one
+        // has, a GRU of 50 from 5, an RNN of 7 from 4 with no bias, an empty sequence — and by a matrix product first beyond
+        // (an LSTM of 70 from 80 features: 22,400 weights).
+        var ofInput = new (string Name, RecurrentCell Cell, int Seq, int Batch, int Input, int Hidden, bool Reverse, bool ResetAfter, bool Bias)[]
+        {
+            ("lstm_h12_of_input", RecurrentCell.Lstm, 9, 3, 24, 12, true, false, true),
+            ("gru_h50_of_input", RecurrentCell.Gru, 5, 2, 5, 50, false, true, true),
+            ("rnn_of_input_no_bias", RecurrentCell.Rnn, 5, 3, 4, 7, false, false, false),
+            ("lstm_of_input_empty", RecurrentCell.Lstm, 0, 2, 3, 4, false, false, true),
+            ("lstm_h70_of_input_by_product", RecurrentCell.Lstm, 4, 2, 80, 70, false, false, true),
+        };
+        foreach (var k in ofInput)
+        {
+            int gates = RecurrentKernels.Gates(k.Cell);
+            yield return new CheckCase("recurrent", "recurrence", k.Name, $"{k.Cell} seq {k.Seq} × [{k.Batch}, {k.Input}] → [{gates}·{k.Hidden}]", CheckCase.Fp32Tolerance, (d, seed) =>
+            {
+                using var x = Random(d, seed, 0, k.Seq, k.Batch, k.Input);
+                // Weights scaled by 1/√input keep the pre-activations about ±1, off the gates' saturation.
+                using var wRaw = Random(d, seed, 5, gates * k.Hidden, k.Input);
+                using var w = Ops.Scale(wRaw, 1f / MathF.Sqrt(k.Input));
+                using var wb = k.Bias ? Random(d, seed, 6, gates * k.Hidden) : null;
+                using var rRaw = Random(d, seed, 1, gates * k.Hidden, k.Hidden);
+                using var r = Ops.Scale(rRaw, 0.5f);
+                using var rb = k.Bias ? Random(d, seed, 2, gates * k.Hidden) : null;
+                using var h0 = Random(d, seed, 3, k.Batch, k.Hidden);
+                using var c0 = k.Cell == RecurrentCell.Lstm ? Random(d, seed, 4, k.Batch, k.Hidden) : null;
+                var (y, h, c) = Ops.RecurrenceOfInput(k.Cell, x, w, wb, r, rb, h0, c0, k.Reverse, k.ResetAfter);
+                using (y)
+                using (h)
+                using (c)
+                {
+                    double[] hx = Host(x), hw = Host(w), hwb = wb is null ? new double[gates * k.Hidden] : Host(wb);
+                    var xw = new double[k.Seq * k.Batch * gates * k.Hidden];
+                    for (int row = 0; row < k.Seq * k.Batch; row++)
+                        for (int o = 0; o < gates * k.Hidden; o++)
+                        {
+                            double sum = hwb[o];
+                            for (int i = 0; i < k.Input; i++)
+                                sum += hx[row * k.Input + i] * hw[o * k.Input + i];
+                            xw[row * gates * k.Hidden + o] = sum;
+                        }
+                    var (ey, eh, ec) = RecurrentReference.Run(k.Cell, xw, Host(r), rb is null ? null : Host(rb), Host(h0), c0 is null ? null : Host(c0),
+                        k.Seq, k.Batch, k.Hidden, k.Reverse, k.ResetAfter);
+                    var also = new List<(string, float[], double[])> { ("hidden", h.ToArray(), eh) };
+                    if (c is not null)
+                        also.Add(("cell", c.ToArray(), ec));
+                    return new(y.ToArray(), ey) { Also = also };
+                }
+            });
+        }
     }
 
     /// <summary>The family's descriptor (see <see cref="KernelFamily"/>): the recurrence's cell and GRU reset kernels.</summary>

@@ -110,6 +110,15 @@ namespace GpuNet.Kernels
             }
         }
 
+        /// <summary>Input weights (gates·hidden × input floats) up to which the fast CPU's recurrence computes the input
+        /// projections itself (<see cref="Cpu.HostRecurrent.Input"/>): they stay in L1 beside the recurrent weights, where
+        /// larger ones are better served by one matrix product over the whole sequence.</summary>
+        internal const int InlineProjectionFloats = 1 << 14;
+
+        /// <summary>Whether <paramref name="device"/> computes a recurrence's input projections inside the recurrence call
+        /// for input weights of <paramref name="weights"/> floats.</summary>
+        internal static bool ProjectsInline(Device device, long weights) => device.IsHostCpu && weights <= InlineProjectionFloats;
+
         /// <summary>Gates per cell.</summary>
         public static int Gates(RecurrentCell cell) => cell switch { RecurrentCell.Lstm => 4, RecurrentCell.Gru => 3, _ => 1 };
 
@@ -118,21 +127,25 @@ namespace GpuNet.Kernels
         /// holds it on entry and the last cell state on return); y's last row (first, when reversed) is the final state.
         /// Arguments are validated by the op.
         /// </summary>
-        internal static void RunSequence(Device device, RecurrentCell cell, Tensor xw, Tensor r, Tensor? rb, Tensor h0, Tensor c, Tensor y,
-            bool reverse, bool resetAfter)
+        internal static void RunSequence(Device device, RecurrentCell cell, Tensor? xw, Tensor? x, Tensor? w, Tensor? wb, Tensor r, Tensor? rb, Tensor h0,
+            Tensor c, Tensor y, bool reverse, bool resetAfter)
         {
             const string op = "recurrence";
-            int seq = xw.Size(0), batch = xw.Size(1), hidden = h0.Size(1), gates = Gates(cell);
+            var sequence = xw ?? x!;
+            int seq = sequence.Size(0), batch = sequence.Size(1), hidden = h0.Size(1), gates = Gates(cell);
             if (device.IsHostCpu)
             {
                 using (device.Profiler.Measure(op))
                     unsafe
                     {
-                        Cpu.HostRecurrent.Run(cell, Cpu.HostMemory.Ptr(xw), Cpu.HostMemory.Ptr(r), rb is null ? null : Cpu.HostMemory.Ptr(rb), Cpu.HostMemory.Ptr(h0),
-                            Cpu.HostMemory.Ptr(c), Cpu.HostMemory.Ptr(y), seq, batch, hidden, reverse, resetAfter);
+                        var input = x is null ? default : new Cpu.HostRecurrent.Input(Cpu.HostMemory.Ptr(x), Cpu.HostMemory.Ptr(w!), wb is null ? null : Cpu.HostMemory.Ptr(wb), x.Size(2));
+                        Cpu.HostRecurrent.Run(cell, xw is null ? null : Cpu.HostMemory.Ptr(xw), input, Cpu.HostMemory.Ptr(r), rb is null ? null : Cpu.HostMemory.Ptr(rb),
+                            Cpu.HostMemory.Ptr(h0), Cpu.HostMemory.Ptr(c), Cpu.HostMemory.Ptr(y), seq, batch, hidden, reverse, resetAfter);
                     }
                 return;
             }
+            if (xw is null)
+                throw new InvalidOperationException("recurrence: the input projection is computed in the kernel only on the fast CPU");
             // A GRU resetting before its candidate's product multiplies z and r's rows of R first, the candidate's after.
             bool split = cell == RecurrentCell.Gru && !resetAfter;
             int productWidth = split ? 2 * hidden : gates * hidden;

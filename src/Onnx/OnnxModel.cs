@@ -250,10 +250,11 @@ public sealed class OnnxModel : IDisposable
                 var results = Execute(step.Context, step.Spec, args);
                 Array.Clear(args);
                 ticks[k] = Stopwatch.GetTimestamp() - started;
-                shapes[k] = results.Length > 0 ? results[0].DimsArray : [];
+                shapes[k] = results.Length > 0 && results[0] is { } first ? first.DimsArray : [];
                 for (int i = 0; i < step.Outputs.Length; i++)
                 {
-                    if (step.Outputs[i] < 0)
+                    // An output nothing reads may come back null (OpContext.Uses).
+                    if (step.Outputs[i] < 0 || i >= results.Length || results[i] is null && !step.Context.Uses(i))
                         continue;
                     var value = results[i];
                     values[step.Outputs[i]] = value;
@@ -370,7 +371,11 @@ public sealed class OnnxModel : IDisposable
             var dead = node.Inputs.Where(n => n.Length > 0 && lastUse[n] == k).Select(n => slots[n])
                 .Concat(node.Outputs.Where(n => n.Length > 0 && !lastUse.ContainsKey(n)).Select(n => slots[n]))
                 .Where(s => s >= borrowed && !outputSlots.Contains(s)).Distinct().ToArray();
-            steps[k] = new ScheduleStep(node, spec, new OpContext(node, index, Opset, _device), node.Label(index), planned[k],
+            var context = new OpContext(node, index, Opset, _device)
+            {
+                Unread = node.Outputs.Select(n => n.Length == 0 || !lastUse.ContainsKey(n) && !outputSlots.Contains(slots[n])).ToArray(),
+            };
+            steps[k] = new ScheduleStep(node, spec, context, node.Label(index), planned[k],
                 node.Inputs.Select(n => n.Length == 0 ? -1 : slots[n]).ToArray(),
                 node.Outputs.Select(n => n.Length == 0 ? -1 : slots[n]).ToArray(),
                 node.Outputs.Select(n => n.Length > 0 && _assumedShapes.TryGetValue(n, out var a) ? a : null).ToArray(),
@@ -528,7 +533,7 @@ public sealed class OnnxModel : IDisposable
                 throw new OnnxRunException($"{c.Label}: {e.Message}", e);
             }
             foreach (var r in results)
-                if (r.DeviceTensor is { } t)
+                if (r?.DeviceTensor is { } t)
                     TensorScope.Escape(t);
         }
         int named = 0;
@@ -538,7 +543,7 @@ public sealed class OnnxModel : IDisposable
             throw new OnnxRunException($"{c.Label}: produced {results.Length} outputs, the node names {node.Outputs.Count}");
         for (int i = 0; i < results.Length; i++)
             if (i >= node.Outputs.Count || node.Outputs[i].Length == 0)
-                results[i].Dispose();
+                results[i]?.Dispose();
         return results;
     }
 

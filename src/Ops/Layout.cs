@@ -100,16 +100,15 @@ public static partial class Ops
         var outShape = (int[])first.Clone();
         outShape[a] = total;
         var o = Tensor.Empty(device, outShape);
-        int at = 0;
         var sizes = new int[tensors.Count];
         for (int i = 0; i < tensors.Count; i++)
-        {
-            var t = tensors[i];
-            sizes[i] = t.Size(a);
-            using var slot = o.Slice(a, at, t.Size(a));
-            ElementwiseKernels.MapUnary("concat", t, slot, new ElementwiseOps.Identity());
-            at += t.Size(a);
-        }
+            sizes[i] = tensors[i].Size(a);
+        if (o.Length > 0 && !LayoutKernels.TryConcatContiguous(tensors, o, a))
+            for (int i = 0, at = 0; i < tensors.Count; at += sizes[i], i++)
+            {
+                using var slot = o.Slice(a, at, sizes[i]);
+                ElementwiseKernels.MapUnary("concat", tensors[i], slot, new ElementwiseOps.Identity());
+            }
         if (Autograd.ShouldRecord(tensors.ToArray()))
             Autograd.Record("concat", o, tensors.ToArray(), (g, needs) =>
             {

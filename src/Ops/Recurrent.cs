@@ -19,16 +19,66 @@ public static partial class Ops
         bool reverse = false, bool linearBeforeReset = false)
     {
         const string op = "recurrence";
-        var device = Validate.Input(op, "xw", xw);
+        Validate.Input(op, "xw", xw);
+        Validate.Rank(op, "xw", xw, 3);
+        return RecurrenceCore(cell, xw, null, null, null, r, rb, h0, c0, reverse, linearBeforeReset);
+    }
+
+    /// <summary>
+    /// <see cref="Recurrence(RecurrentCell, Tensor, Tensor, Tensor?, Tensor, Tensor?, bool, bool)"/> over the sequence itself:
+    /// <paramref name="x"/> [seq, batch, input] with the input weights <paramref name="w"/> [gates·hidden, input] and their bias
+    /// <paramref name="wb"/> [gates·hidden], as ONNX's LSTM, GRU and RNN nodes hold them. On the fast CPU, with input weights
+    /// of at most <see cref="RecurrentKernels.InlineProjectionFloats"/> floats, the projections are computed inside the same
+    /// call (the weights transposed once, a row of products per step and sequence), without a matrix product of its own
+    /// (which packed its operands on every call: a 2-layer bidirectional LSTM of 12 spent a third of its time there);
+    /// elsewhere x·Wᵀ + b first, then the recurrence. Kernel <c>recurrence</c>.
+    /// </summary>
+    public static (Tensor Output, Tensor Hidden, Tensor? Cell) RecurrenceOfInput(RecurrentCell cell, Tensor x, Tensor w, Tensor? wb, Tensor r, Tensor? rb,
+        Tensor h0, Tensor? c0 = null, bool reverse = false, bool linearBeforeReset = false)
+    {
+        const string op = "recurrence";
+        var device = Validate.Input(op, "x", x);
+        Validate.Input(op, "w", w, device);
+        Validate.Rank(op, "x", x, 3);
+        int gates = RecurrentKernels.Gates(cell), input = x.Size(2);
+        if (w.Rank != 2 || w.Size(1) != input || w.Size(0) % gates != 0)
+            throw new ShapeMismatchException(op, "w", $"[{gates}·hidden, {input}] ({gates} gates, the input's {input} features)", GpuNetException.FormatShape(w.ShapeArray()));
+        if (wb is not null)
+        {
+            Validate.Input(op, "wb", wb, device);
+            if (wb.Rank != 1 || wb.Size(0) != w.Size(0))
+                throw new ShapeMismatchException(op, "wb", $"[{w.Size(0)}]", GpuNetException.FormatShape(wb.ShapeArray()));
+        }
+        if (RecurrentKernels.ProjectsInline(device, w.Length) && x.IsContiguous && w.IsContiguous && (wb is null || wb.IsContiguous))
+            return RecurrenceCore(cell, null, x, w, wb, r, rb, h0, c0, reverse, linearBeforeReset);
+        using var scope = device.Scope();
+        var xw = Linear(x.Contiguous().Reshape(x.Size(0) * x.Size(1), input), w, wb).Reshape(x.Size(0), x.Size(1), w.Size(0));
+        var result = RecurrenceCore(cell, xw, null, null, null, r, rb, h0, c0, reverse, linearBeforeReset);
+        TensorScope.Escape(result.Output);
+        TensorScope.Escape(result.Hidden);
+        if (result.Cell is { } kept)
+            TensorScope.Escape(kept);
+        return result;
+    }
+
+    /// <summary>The recurrence from precomputed projections <paramref name="xw"/>, or (xw null) from <paramref name="x"/>,
+    /// <paramref name="w"/> and <paramref name="wb"/> projected by the kernel.</summary>
+    private static (Tensor Output, Tensor Hidden, Tensor? Cell) RecurrenceCore(RecurrentCell cell, Tensor? xw, Tensor? x, Tensor? w, Tensor? wb, Tensor r, Tensor? rb,
+        Tensor h0, Tensor? c0, bool reverse, bool linearBeforeReset)
+    {
+        const string op = "recurrence";
+        var sequence = xw ?? x!;
+        var device = sequence.Device;
         Validate.Input(op, "r", r, device);
         Validate.Input(op, "h0", h0, device);
-        Validate.Rank(op, "xw", xw, 3);
         Validate.Rank(op, "h0", h0, 2);
-        int seq = xw.Size(0), batch = xw.Size(1), hidden = h0.Size(1), gates = RecurrentKernels.Gates(cell);
+        int seq = sequence.Size(0), batch = sequence.Size(1), hidden = h0.Size(1), gates = RecurrentKernels.Gates(cell);
         if (h0.Size(0) != batch)
-            throw new ShapeMismatchException(op, "h0", $"[{batch}, hidden] (batch of xw)", GpuNetException.FormatShape(h0.ShapeArray()));
-        if (xw.Size(2) != gates * hidden)
+            throw new ShapeMismatchException(op, "h0", $"[{batch}, hidden] (batch of {(xw is null ? "x" : "xw")})", GpuNetException.FormatShape(h0.ShapeArray()));
+        if (xw is not null && xw.Size(2) != gates * hidden)
             throw new ShapeMismatchException(op, "xw", $"[seq, {batch}, {gates * hidden}] ({gates} gates of {hidden})", GpuNetException.FormatShape(xw.ShapeArray()));
+        if (w is not null && w.Size(0) != gates * hidden)
+            throw new ShapeMismatchException(op, "w", $"[{gates * hidden}, {w.Size(1)}] ({gates} gates of {hidden})", GpuNetException.FormatShape(w.ShapeArray()));
         if (r.Rank != 2 || r.Size(0) != gates * hidden || r.Size(1) != hidden)
             throw new ShapeMismatchException(op, "r", $"[{gates * hidden}, {hidden}]", GpuNetException.FormatShape(r.ShapeArray()));
         if (rb is not null)
@@ -51,7 +101,7 @@ public static partial class Ops
         using (var scope = device.Scope())
         {
             if (y.Length > 0)
-                RecurrentKernels.RunSequence(device, cell, xw.Contiguous(), r.Contiguous(), rb?.Contiguous(), h0.Contiguous(), c, y, reverse, linearBeforeReset);
+                RecurrentKernels.RunSequence(device, cell, xw?.Contiguous(), x, w, wb, r.Contiguous(), rb?.Contiguous(), h0.Contiguous(), c, y, reverse, linearBeforeReset);
         }
         Tensor last;
         if (seq == 0)
@@ -59,7 +109,7 @@ public static partial class Ops
         else
             using (var final = y.Select(0, reverse ? 0 : seq - 1))
                 last = LayoutKernels.ContiguousCopy(final);
-        var inputs = new[] { xw, r, rb, h0, c0 };
+        var inputs = new[] { sequence, w, wb, r, rb, h0, c0 };
         Autograd.RecordNoGradient(op, y, inputs);
         Autograd.RecordNoGradient(op, last, inputs);
         if (cell != RecurrentCell.Lstm)

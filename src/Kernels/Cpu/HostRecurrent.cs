@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 
@@ -13,10 +14,33 @@ internal static unsafe class HostRecurrent
 {
     private const int ProductSlot = 5, CandidateSlot = 6, ResetSlot = 7, TransposedSlot = 11;
 
-    public static void Run(RecurrentCell cell, float* xw, float* r, float* rb, float* h0, float* c, float* y, int seq, int batch, int hidden, bool reverse,
+    /// <summary>Scratch slots of the transposed input weights and the input projections when the call computes them (the
+    /// convolutions' tile and phase slots: never live while a recurrence runs).</summary>
+    private const int InputTransposedSlot = 8, ProjectionSlot = 9;
+
+    /// <summary>The sequence x [seq, batch, <see cref="Size"/>] and its input weights W [gates·hidden, Size] and bias (or null),
+    /// for a call that computes x·Wᵀ + b itself (<see cref="RecurrentKernels.ProjectsInline"/>).</summary>
+    public readonly struct Input(float* x, float* w, float* bias, int size)
+    {
+        public readonly float* X = x, W = w, Bias = bias;
+        public readonly int Size = size;
+    }
+
+    public static void Run(RecurrentCell cell, float* xw, Input input, float* r, float* rb, float* h0, float* c, float* y, int seq, int batch, int hidden, bool reverse,
         bool resetAfter)
     {
         int gates = RecurrentKernels.Gates(cell);
+        if (xw == null)
+        {
+            // Every step's projection up front, as the matrix product would leave them: Wᵀ once, then a row of products per
+            // step and sequence (the same routine as the recurrent product's).
+            int columns = gates * hidden;
+            float* wt = HostScratch.Get(InputTransposedSlot, (long)input.Size * columns);
+            Transpose(input.W, wt, columns, input.Size);
+            xw = HostScratch.Get(ProjectionSlot, (long)seq * batch * columns);
+            for (long row = 0; row < (long)seq * batch; row++)
+                Product(input.X + row * input.Size, wt, columns, 0, columns, input.Size, input.Bias, xw + row * columns);
+        }
         bool split = cell == RecurrentCell.Gru && !resetAfter;
         int width = split ? 2 * hidden : gates * hidden, stateSize = batch * hidden;
         float* hr = HostScratch.Get(ProductSlot, (long)batch * width);
@@ -106,38 +130,61 @@ internal static unsafe class HostRecurrent
     /// <summary>
     /// The cell's gates 8 lanes at a time (<see cref="HostMath.Sigmoid(Vector256{float})"/>, <see cref="HostMath.Tanh"/>), the same formulas as
     /// <see cref="RecurrentKernels"/>' scalar cells: a 64-wide GRU step spent longer in 192 scalar exps than in its product.
-    /// Returns the columns done (a multiple of 8); the caller finishes the rest with the scalar cells.
+    /// The last columns (fewer than 8) go through the same vectors with masked loads and stores where AVX has them (a 12-wide
+    /// LSTM's 4 scalar columns of three sigmoids and two tanhs were a third of its step). Returns the columns done; the caller
+    /// finishes any rest with the scalar cells.
     /// </summary>
     private static int VectorGates(RecurrentCell cell, float* xr, float* pr, float* hn, float* h, float* output, float* c, int hidden, bool resetAfter)
     {
         int j = 0;
         for (; j + 8 <= hidden; j += 8)
+            Gates8(cell, xr + j, pr + j, hn == null ? null : hn + j, h + j, output + j, c == null ? null : c + j, hidden, resetAfter, default, full: true);
+        if (j < hidden && Avx.IsSupported)
         {
-            Vector256<float> Pre(int gate) => Vector256.Load(xr + gate * hidden + j) + Vector256.Load(pr + gate * hidden + j);
-            switch (cell)
-            {
-                case RecurrentCell.Lstm:
-                {
-                    var cell1 = HostMath.Sigmoid(Pre(2)) * Vector256.Load(c + j) + HostMath.Sigmoid(Pre(0)) * HostMath.Tanh(Pre(3));
-                    cell1.Store(c + j);
-                    (HostMath.Sigmoid(Pre(1)) * HostMath.Tanh(cell1)).Store(output + j);
-                    break;
-                }
-                case RecurrentCell.Gru:
-                {
-                    var recurrentN = hn != null ? Vector256.Load(hn + j) : Vector256.Load(pr + 2 * hidden + j);
-                    if (resetAfter)
-                        recurrentN *= HostMath.Sigmoid(Pre(1));
-                    var n = HostMath.Tanh(Vector256.Load(xr + 2 * hidden + j) + recurrentN);
-                    (n + HostMath.Sigmoid(Pre(0)) * (Vector256.Load(h + j) - n)).Store(output + j);
-                    break;
-                }
-                default:
-                    HostMath.Tanh(Pre(0)).Store(output + j);
-                    break;
-            }
+            var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(hidden - j)).AsSingle();
+            Gates8(cell, xr + j, pr + j, hn == null ? null : hn + j, h + j, output + j, c == null ? null : c + j, hidden, resetAfter, mask, full: false);
+            j = hidden;
         }
         return j;
+    }
+
+    /// <summary>8 columns of <see cref="VectorGates"/> from their first (the lanes of <paramref name="mask"/> unless
+    /// <paramref name="full"/>; lanes past it load as zeros and are not stored).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Gates8(RecurrentCell cell, float* xr, float* pr, float* hn, float* h, float* output, float* c, int hidden, bool resetAfter,
+        Vector256<float> mask, bool full)
+    {
+        Vector256<float> Load(float* p) => full ? Vector256.Load(p) : Avx.MaskLoad(p, mask);
+        void Store(float* p, Vector256<float> v)
+        {
+            if (full)
+                v.Store(p);
+            else
+                Avx.MaskStore(p, mask, v);
+        }
+        Vector256<float> Pre(int gate) => Load(xr + gate * hidden) + Load(pr + gate * hidden);
+        switch (cell)
+        {
+            case RecurrentCell.Lstm:
+            {
+                var cell1 = HostMath.Sigmoid(Pre(2)) * Load(c) + HostMath.Sigmoid(Pre(0)) * HostMath.Tanh(Pre(3));
+                Store(c, cell1);
+                Store(output, HostMath.Sigmoid(Pre(1)) * HostMath.Tanh(cell1));
+                break;
+            }
+            case RecurrentCell.Gru:
+            {
+                var recurrentN = hn != null ? Load(hn) : Load(pr + 2 * hidden);
+                if (resetAfter)
+                    recurrentN *= HostMath.Sigmoid(Pre(1));
+                var n = HostMath.Tanh(Load(xr + 2 * hidden) + recurrentN);
+                Store(output, n + HostMath.Sigmoid(Pre(0)) * (Load(h) - n));
+                break;
+            }
+            default:
+                Store(output, HostMath.Tanh(Pre(0)));
+                break;
+        }
     }
 
     /// <summary>
@@ -194,6 +241,15 @@ internal static unsafe class HostRecurrent
             a2.Store(output + j + 16);
             a3.Store(output + j + 24);
         }
+        // The last columns 8 at a time, then one masked vector (a 12-wide LSTM's 48 columns: 32, then 16 that were scalar).
+        for (; j + 8 <= count; j += 8)
+            Columns8(h, rt + j0 + j, rows, hidden, bias == null ? null : bias + j0 + j, output + j, default, full: true);
+        if (j < count && Avx.IsSupported)
+        {
+            var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count - j)).AsSingle();
+            Columns8(h, rt + j0 + j, rows, hidden, bias == null ? null : bias + j0 + j, output + j, mask, full: false);
+            j = count;
+        }
         for (; j < count; j++)
         {
             float sum = bias == null ? 0f : bias[j0 + j];
@@ -201,5 +257,18 @@ internal static unsafe class HostRecurrent
                 sum = MathF.FusedMultiplyAdd(h[k], rt[(long)k * rows + j0 + j], sum);
             output[j] = sum;
         }
+    }
+
+    /// <summary>8 columns of <see cref="Product"/> (the lanes of <paramref name="mask"/> unless <paramref name="full"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Columns8(float* h, float* col, int rows, int hidden, float* bias, float* output, Vector256<float> mask, bool full)
+    {
+        var a = bias == null ? Vector256<float>.Zero : full ? Vector256.Load(bias) : Avx.MaskLoad(bias, mask);
+        for (int k = 0; k < hidden; k++, col += rows)
+            a = Vector256.FusedMultiplyAdd(Vector256.Create(h[k]), full ? Vector256.Load(col) : Avx.MaskLoad(col, mask), a);
+        if (full)
+            a.Store(output);
+        else
+            Avx.MaskStore(output, mask, a);
     }
 }

@@ -26,6 +26,16 @@ internal sealed class OpContext(NodeProto node, int index, int opset, Device dev
 
     public bool Has(string name) => node.Attributes.ContainsKey(name);
 
+    /// <summary>Whether the graph reads output <paramref name="output"/> (a later node or a graph output): an op may skip
+    /// computing an output nothing reads and return null in its place (an LSTM's final states, which PyTorch's exports
+    /// list and drop). True unless the executor's plan said otherwise.</summary>
+    public bool Uses(int output) => _unread is null || output >= _unread.Length || !_unread[output];
+
+    /// <summary>Per output, whether nothing reads it (set once by the executor when it plans the run).</summary>
+    internal bool[]? Unread { set => _unread = value; }
+
+    private bool[]? _unread;
+
     /// <summary>What an op derived from this node's attributes for the input shapes it last saw (a convolution's options), kept
     /// between runs: the executor keeps one context per planned node. Ops check that it fits before they use it.</summary>
     public object? Memo { get; set; }

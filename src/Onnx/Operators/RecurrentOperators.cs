@@ -126,21 +126,22 @@ internal static class RecurrentOperators
             var bd = bias?.Select(0, d);
             Tensor? wb = bd is null ? null : Values.Dense(bd.Slice(0, 0, gates * hidden));
             Tensor? rb = bd is null ? null : Values.Dense(bd.Slice(0, gates * hidden, gates * hidden));
-            // Every step's input projection at once: [seq·batch, gates·hidden].
-            var xw = Ops.Linear(x.Reshape(seq * batch, inputSize), Values.Dense(wd), wb).Reshape(seq, batch, gates * hidden);
             var h = h0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Values.Dense(h0.Select(0, d));
             var cell = op == "LSTM" ? c0 is null ? Ops.Full(c.Device, 0f, batch, hidden) : Values.Dense(c0.Select(0, d)) : null;
             if (fused)
             {
-                // The common export: the whole direction in one recurrence kernel call (one GEMV and one gate pass per step).
+                // The common export: the whole direction, its input projections included, in one recurrence call (one GEMV
+                // and one gate pass per step).
                 var kind = op == "LSTM" ? Kernels.RecurrentCell.Lstm : op == "GRU" ? Kernels.RecurrentCell.Gru : Kernels.RecurrentCell.Rnn;
-                var (sequence, last, lastCell) = Ops.Recurrence(kind, xw, rd, rb, h, cell, reverse, linearBeforeReset);
+                var (sequence, last, lastCell) = Ops.RecurrenceOfInput(kind, x, Values.Dense(wd), wb, rd, rb, h, cell, reverse, linearBeforeReset);
                 ys.Add(sequence.Reshape(seq, 1, batch, hidden));
                 hs.Add(last.Reshape(1, batch, hidden));
                 if (lastCell is not null)
                     cs.Add(lastCell.Reshape(1, batch, hidden));
                 continue;
             }
+            // Every step's input projection at once: [seq·batch, gates·hidden].
+            var xw = Ops.Linear(x.Reshape(seq * batch, inputSize), Values.Dense(wd), wb).Reshape(seq, batch, gates * hidden);
             var f = acts![d * per];
             var g = per > 1 ? acts[d * per + 1] : f;
             var hAct = per > 2 ? acts[d * per + 2] : f;
@@ -202,18 +203,19 @@ internal static class RecurrentOperators
             if (cell is not null)
                 cs.Add(cell.Reshape(1, batch, hidden));
         }
+        // The final states only where the graph reads them (PyTorch's exports list Y_h and Y_c and mostly drop them).
         var y = dirs == 1 ? ys[0] : Ops.Concat(ys, 1);
-        var yh = dirs == 1 ? hs[0] : Ops.Concat(hs, 0);
-        var yc = cs.Count == 0 ? null : dirs == 1 ? cs[0] : Ops.Concat(cs, 0);
+        var yh = !c.Uses(1) ? null : dirs == 1 ? hs[0] : Ops.Concat(hs, 0);
+        var yc = cs.Count == 0 || !c.Uses(2) ? null : dirs == 1 ? cs[0] : Ops.Concat(cs, 0);
         if (batchFirst)
         {
             y = y.Permute(2, 0, 1, 3).Contiguous();
-            yh = yh.Permute(1, 0, 2).Contiguous();
+            yh = yh?.Permute(1, 0, 2).Contiguous();
             yc = yc?.Permute(1, 0, 2).Contiguous();
         }
-        var results = new List<OnnxTensor> { Values.Float(y, y.ShapeArray()), Values.Float(yh, yh.ShapeArray()) };
-        if (yc is not null)
-            results.Add(Values.Float(yc, yc.ShapeArray()));
+        var results = new List<OnnxTensor> { Values.Float(y, y.ShapeArray()), yh is null ? null! : Values.Float(yh, yh.ShapeArray()) };
+        if (cs.Count > 0)
+            results.Add(yc is null ? null! : Values.Float(yc, yc.ShapeArray()));
         return results.ToArray();
     }
 }
