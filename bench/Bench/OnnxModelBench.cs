@@ -37,6 +37,15 @@ public static class OnnxModelBench
         return differ == 0 ? 0 : 1;
     }
 
+    /// <summary>Writes the seeded weights.bin beside <paramref name="modelFile"/> when its directory has a weights.tsv and no
+    /// matching weights.bin (the repository's real models in a fresh checkout), saying so.</summary>
+    internal static void MaterializeSeededWeights(string modelFile)
+    {
+        string dir = Path.GetDirectoryName(Path.GetFullPath(modelFile))!;
+        if (SeededWeights.Materialize(dir))
+            Console.Error.WriteLine($"wrote {Path.Combine(dir, "weights.bin")} from weights.tsv (seeded weights)");
+    }
+
     private static bool One(Device device, string path, int runs, bool optimize, ProgressReporter progress)
     {
         string file = Directory.Exists(path) ? Path.Combine(path, "model.onnx") : path;
@@ -45,6 +54,7 @@ public static class OnnxModelBench
         string name = Directory.Exists(path) ? Path.GetFileName(path.TrimEnd('/'))
             : Path.GetFileName(file) == "model.onnx" ? Path.GetFileName(Path.GetDirectoryName(Path.GetFullPath(file)))!
             : Path.GetFileNameWithoutExtension(path);
+        MaterializeSeededWeights(file);
         using var model = GpuNet.Onnx.OnnxModel.Load(file, device, optimize);
         var inputs = Inputs(model, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(file))!, "test_data_set_0"));
         using var options = new SessionOptions { GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL, IntraOpNumThreads = Environment.ProcessorCount };

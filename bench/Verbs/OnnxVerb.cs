@@ -81,6 +81,7 @@ public static class OnnxVerb
         var paths = new[] { cli.Argument("MODEL") };
         using var device = Device.Open(cli.One("device"));
         int runs = cli.Int("runs", 10);
+        OnnxModelBench.MaterializeSeededWeights(paths[0]);
         var clock = Stopwatch.StartNew();
         using var model = OnnxModel.Load(paths[0], device);
         double loadMs = clock.Elapsed.TotalMilliseconds;

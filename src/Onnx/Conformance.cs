@@ -68,6 +68,8 @@ public static class Conformance
         double worstRel = 0, worstAbs = 0;
         try
         {
+            // A case whose weights are seeded (weights.tsv, no weights.bin in a fresh checkout) gets them written first.
+            SeededWeights.Materialize(caseDir);
             using var model = OnnxModel.Load(Path.Combine(caseDir, "model.onnx"), device);
             var sets = Directory.GetDirectories(caseDir, "test_data_set_*").OrderBy(d => d, StringComparer.Ordinal).ToList();
             if (sets.Count == 0)

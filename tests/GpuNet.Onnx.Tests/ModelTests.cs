@@ -141,6 +141,39 @@ public sealed class ModelTests
     }
 
     [Fact]
+    public void SeededWeightsAreWrittenOnceAndCheckedAgainstTheirHash()
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "gpunet-seeded-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dir);
+        try
+        {
+            var first = new float[10];
+            var second = new float[6];
+            Philox.FillUniform(first, 7, -1f, 1f);
+            Philox.FillUniform(second, 8, 0f, 2f);
+            var bytes = System.Runtime.InteropServices.MemoryMarshal.AsBytes(first.Concat(second).ToArray().AsSpan()).ToArray();
+            string hash = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(bytes)).ToLowerInvariant();
+            string Manifest(string h) => $"# sha256\t{h}\t64\na\t0\t10\t7\t-1\t1\nb\t40\t6\t8\t0\t2\n";
+            File.WriteAllText(Path.Combine(dir, "weights.tsv"), Manifest(hash));
+            Assert.True(SeededWeights.Materialize(dir));
+            Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(dir, "weights.bin")));
+            Assert.False(SeededWeights.Materialize(dir));
+            File.Delete(Path.Combine(dir, "weights.bin"));
+            File.WriteAllText(Path.Combine(dir, "weights.tsv"), Manifest(new string('0', 64)));
+            var e = Assert.Throws<InvalidDataException>(() => SeededWeights.Materialize(dir));
+            Assert.Contains("weights.tsv says", e.Message);
+            Assert.False(File.Exists(Path.Combine(dir, "weights.bin")));
+            File.WriteAllText(Path.Combine(dir, "weights.tsv"), "a\t0\t10\t7\t-1\t1\n");
+            Assert.Throws<InvalidDataException>(() => SeededWeights.Materialize(dir));
+            Assert.False(SeededWeights.Materialize(Path.Combine(dir, "no-such-model")));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
     public void AnInvertedResidualBlockBecomesOneNode()
     {
         // Four blocks become one node each: with the input added, with ReLU after the projection, with a [1, C, 1, 1] constant
