@@ -239,10 +239,8 @@ namespace GpuNet.Kernels
             FusedActivation expandActivation, Tensor weight, Tensor packed, Tensor? bias, Tensor output, Conv2dGeometry g, FusedActivation activation)
         {
             using (device.Profiler.Measure("conv2d"))
-                Cpu.HostConv.ExpandDepthwise(Cpu.HostMemory.Ptr(x.ContiguousView), x.Size(1), Cpu.HostMemory.Ptr(expandWeight.ContiguousView),
-                    Cpu.HostMemory.Ptr(expandPacked.ContiguousView), expandBias is null ? null : Cpu.HostMemory.Ptr(expandBias.ContiguousView), expandActivation,
-                    Cpu.HostMemory.Ptr(weight.ContiguousView), Cpu.HostMemory.Ptr(packed.ContiguousView),
-                    bias is null ? null : Cpu.HostMemory.Ptr(bias.ContiguousView), Cpu.HostMemory.Ptr(output.ContiguousView), g, activation);
+                Cpu.HostConv.ExpandDepthwise(Ptr(x), x.Size(1), Ptr(expandWeight), Ptr(expandPacked), Ptr(expandBias), expandActivation,
+                    Ptr(weight), Ptr(packed), Ptr(bias), Ptr(output), g, activation);
         }
 
         /// <summary>Whether <paramref name="device"/> fuses a 1×1 expansion, the depthwise convolution <paramref name="g"/> and a
@@ -262,7 +260,6 @@ namespace GpuNet.Kernels
             Tensor packed, Tensor? bias, Conv2dGeometry g, FusedActivation activation, Tensor projectPacked, Tensor? projectBias, int projectChannels,
             FusedActivation projectActivation, Tensor? residual, Tensor output)
         {
-            static float* Ptr(Tensor? t) => t is null ? null : Cpu.HostMemory.Ptr(t.ContiguousView);
             using (device.Profiler.Measure("conv2d"))
                 Cpu.HostConv.ExpandDepthwiseProject(Ptr(x), x.Size(1), Ptr(expandPacked), Ptr(expandBias), expandActivation, Ptr(packed), Ptr(bias), g, activation,
                     Ptr(projectPacked), Ptr(projectBias), projectChannels, projectActivation, Ptr(residual), Ptr(output));
@@ -279,11 +276,13 @@ namespace GpuNet.Kernels
         internal static unsafe void RunSqueezeExcite(Device device, Tensor x, Tensor reducePacked, Tensor? reduceBias, int reduced, FusedActivation activation,
             Tensor expandPacked, Tensor? expandBias, Tensor output)
         {
-            static float* Ptr(Tensor? t) => t is null ? null : Cpu.HostMemory.Ptr(t.ContiguousView);
             using (device.Profiler.Measure("squeeze_excite"))
                 Cpu.HostConv.SqueezeExcite(Ptr(x), x.Size(0), x.Size(1), x.Size(2) * x.Size(3), Ptr(reducePacked), Ptr(reduceBias), reduced, activation,
                     Ptr(expandPacked), Ptr(expandBias), Ptr(output));
         }
+
+        /// <summary>The first element of a contiguous tensor on the fast CPU, or null for an absent optional operand.</summary>
+        private static unsafe float* Ptr(Tensor? t) => t is null ? null : Cpu.HostMemory.Ptr(t.ContiguousView);
 
         /// <summary>An activation applied in place over a tensor, launched under its op's name.</summary>
         private readonly record struct InPlaceActivation(Tensor Output, string Name) : IActivationVisitor

@@ -837,7 +837,7 @@ internal static unsafe partial class HostConv
 
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public Vector512<float> Apply(Vector512<float> v) =>
-            _clamp ? Clamp(v, _high) : _silu ? v * Vector512.Create(HostMath.Sigmoid(v.GetLower()), HostMath.Sigmoid(v.GetUpper())) : v;
+            _clamp ? Clamp(v, _high) : _silu ? v * HostMath.Sigmoid(v) : v;
     }
 
     /// <summary>0 where x ≤ 0, high where x ≥ high, else x — NaN stays NaN, as in the ReLU structs.</summary>
@@ -1064,9 +1064,9 @@ internal static unsafe partial class HostConv
         // added in share order at the end. The loop splits the shares, never a share, so no sum depends on the split (one
         // thread computes the same bits as two).
         bool projecting = projection.Weights != null;
-        int shares = Math.Min(ProjectionShares, units);
+        int shares = Math.Min(ProjectionShares, units), parts = projecting ? shares : units;
         long partialImage = (long)pixels * PackedChannels(projection.OutChannels);
-        HostParallel.For(g.N * (projecting ? shares : units), projecting ? work * units / shares : work, (i0, i1) =>
+        HostParallel.For(g.N * parts, work * units / parts, (i0, i1) =>
         {
             float* images = HostScratch.Get(ColumnSlot, bordered * perUnit);
             float* yout = HostScratch.Get(TileSlot, (long)pixels * lanes);
@@ -1092,16 +1092,16 @@ internal static unsafe partial class HostConv
                     pixelOffset[oh * g.OW + ow] = (oh * ix.StrideH * bw + ow * ix.StrideW) * lanes;
             for (int item = i0; item < i1; item++)
             {
-                int n = item / units, firstUnit = item % units, lastUnit = firstUnit + 1;
+                // Item: an image's part — one unit, or with a projection one of its shares of units. Bounds rounded up: the
+                // first share, which the calling thread runs (its chunk comes first) and which finds the input in its cache (the
+                // previous layer's sums were added there), is the larger of two unequal shares (576 channels: 5 | 4 units of
+                // 64). The other way round the calling thread waited 3–6 µs on each of mobilenet_v2's 576- and 960-channel
+                // blocks; in-process A/B 241.4 → 239.1, 244.8 → 241.5 µs.
+                int n = item / parts, part = item % parts;
+                int firstUnit = (units * part + parts - 1) / parts, lastUnit = (units * (part + 1) + parts - 1) / parts;
                 float* partials = null;
                 if (projecting)
                 {
-                    (n, int share) = (item / shares, item % shares);
-                    // Rounded up: the first share, which the calling thread runs (its chunk comes first) and which finds the
-                    // input in its cache (the previous layer's sums were added there), is the larger of two unequal shares
-                    // (576 channels: 5 | 4 units of 64). The other way round the calling thread waited 3–6 µs on each of
-                    // mobilenet_v2's 576- and 960-channel blocks; in-process A/B 241.4 → 239.1, 244.8 → 241.5 µs.
-                    (firstUnit, lastUnit) = ((units * share + shares - 1) / shares, (units * (share + 1) + shares - 1) / shares);
                     partials = projection.Partials + item * partialImage;
                     new Span<float>(partials, checked((int)partialImage)).Clear();
                 }
@@ -1240,8 +1240,8 @@ internal static unsafe partial class HostConv
     /// A 1×1 convolution (one group) that alone reads <see cref="DepthwiseChannelsLast"/>'s output, computed from each block
     /// of 16 depthwise channels while the block is in registers' reach (<see cref="Project"/>): its weights packed by
     /// <see cref="PackWeights"/> ([E] rows per 64-channel tile), its bias and residual (or null), its activation, the
-    /// depthwise channels E it reads and its output channels; and the scratch of partial sums, one set per chunk of the split
-    /// loop (split by depthwise channels, each core sums its channels' share of every output), summed by
+    /// depthwise channels E it reads and its output channels; and the scratch of partial sums, one set per image and fixed
+    /// share of its depthwise channels (each share sums its channels' part of every output), summed by
     /// <see cref="FinishProjection"/>.
     /// </summary>
     private readonly struct Projection(float* weights, float* bias, float* residual, int channels, int outChannels, Epilogue epilogue, float* partials)

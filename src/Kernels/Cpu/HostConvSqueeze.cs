@@ -142,14 +142,11 @@ internal static unsafe partial class HostConv
             if (width > 32) a2 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 32), h, a2);
             if (width > 48) a3 = Vector512.FusedMultiplyAdd(Vector512.Load(w + 48), h, a3);
         }
-        Sigmoid(a0).Store(gate);
-        if (width > 16) Sigmoid(a1).Store(gate + 16);
-        if (width > 32) Sigmoid(a2).Store(gate + 32);
-        if (width > 48) Sigmoid(a3).Store(gate + 48);
+        HostMath.Sigmoid(a0).Store(gate);
+        if (width > 16) HostMath.Sigmoid(a1).Store(gate + 16);
+        if (width > 32) HostMath.Sigmoid(a2).Store(gate + 32);
+        if (width > 48) HostMath.Sigmoid(a3).Store(gate + 48);
     }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Sigmoid(Vector512<float> v) => Vector512.Create(HostMath.Sigmoid(v.GetLower()), HostMath.Sigmoid(v.GetUpper()));
 
     /// <summary>dst[0..count) = src[0..count)·<paramref name="factor"/>, the last vector masked.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

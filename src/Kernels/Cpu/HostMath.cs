@@ -45,6 +45,10 @@ internal static unsafe class HostMath
     public static Vector512<float> FirstLanes(int count) =>
         Vector512.LessThan(Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), Vector512.Create(count)).AsSingle();
 
+    /// <summary><see cref="FirstLanes"/> for 8-lane vectors (AVX's masked loads and stores read the lanes' sign bits).</summary>
+    public static Vector256<float> FirstLanes8(int count) =>
+        Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count)).AsSingle();
+
     /// <summary>The 16 × 16 matrix in rows <paramref name="a"/>[0..16) transposed in place, with AVX-512: four rounds in which
     /// rows i and i + 8 zip into rows 2i (their first halves) and 2i + 1 (their second halves) — 64 two-source permutes on
     /// rows held in registers (through a scratch array, every permute also loaded two rows and stored one: the depthwise
@@ -134,6 +138,10 @@ internal static unsafe class HostMath
         var p = Parts(Clamp(x, -Highest, -Lowest), negate: true, oneStep: true, out var scale);
         return Vector256<float>.One / Fma.MultiplyAdd(p, scale, Vector256<float>.One);
     }
+
+    /// <summary><see cref="Sigmoid(Vector256{float})"/> of a 16-lane vector, half by half.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Sigmoid(Vector512<float> x) => Vector512.Create(Sigmoid(x.GetLower()), Sigmoid(x.GetUpper()));
 
     /// <summary>
     /// tanh lane by lane, as <see cref="MathFn.Tanh"/>: the odd series to x⁹ below |x| = 0.25 (no cancellation near 0), else

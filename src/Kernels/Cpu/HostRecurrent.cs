@@ -141,7 +141,7 @@ internal static unsafe class HostRecurrent
             Gates8(cell, xr + j, pr + j, hn == null ? null : hn + j, h + j, output + j, c == null ? null : c + j, hidden, resetAfter, default, full: true);
         if (j < hidden && Avx.IsSupported)
         {
-            var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(hidden - j)).AsSingle();
+            var mask = HostMath.FirstLanes8(hidden - j);
             Gates8(cell, xr + j, pr + j, hn == null ? null : hn + j, h + j, output + j, c == null ? null : c + j, hidden, resetAfter, mask, full: false);
             j = hidden;
         }
@@ -246,7 +246,7 @@ internal static unsafe class HostRecurrent
             Columns8(h, rt + j0 + j, rows, hidden, bias == null ? null : bias + j0 + j, output + j, default, full: true);
         if (j < count && Avx.IsSupported)
         {
-            var mask = Vector256.LessThan(Vector256.Create(0, 1, 2, 3, 4, 5, 6, 7), Vector256.Create(count - j)).AsSingle();
+            var mask = HostMath.FirstLanes8(count - j);
             Columns8(h, rt + j0 + j, rows, hidden, bias == null ? null : bias + j0 + j, output + j, mask, full: false);
             j = count;
         }
